@@ -1,0 +1,75 @@
+//! `rosterd check`: is the config, the export and every rule file valid? Prints all errors and
+//! warnings at once, like a compiler.
+
+use std::fmt::Write as _;
+
+use super::{load_config, print, print_json, rules_context, CliError, Format, Global};
+use crate::directory;
+use crate::engine;
+use crate::rules::{self, Diagnostics, RulesError};
+
+pub fn check(global: &Global) -> Result<bool, CliError> {
+    let config = load_config(&global.config)?;
+    let as_of = global.as_of();
+    // The rules are checked against the schema even when the export cannot be read, so that a
+    // merge request sees its rule errors whatever the state of the HR data.
+    let schema = directory::Schema::from_config(&config.directory);
+    let loaded = directory::load(&config.directory);
+    let ctx = rules_context(&config, &schema);
+    let (sources, mut diagnostics, rule_set) = match rules::load(&config.rules.dir, &ctx) {
+        Ok(rule_set) => (
+            rule_set.sources().clone(),
+            Diagnostics::default(),
+            Some(rule_set),
+        ),
+        Err(RulesError::Invalid {
+            sources,
+            diagnostics,
+        }) => (*sources, diagnostics, None),
+        Err(e @ RulesError::Read { .. }) => return Err(CliError::Invalid(e.to_string())),
+    };
+    if let (Some(rule_set), Ok((snapshot, _))) = (&rule_set, &loaded) {
+        let evaluation = engine::evaluate(snapshot, rule_set, as_of);
+        diagnostics.extend(engine::lint(snapshot, rule_set, &evaluation));
+    }
+    let data_error = loaded.as_ref().err().map(ToString::to_string);
+    let ok = !diagnostics.has_errors() && data_error.is_none();
+    if global.format == Format::Json {
+        let report = loaded.as_ref().ok().map(|(_, r)| r);
+        print_json(&serde_json::json!({
+            "ok": ok,
+            "as_of": as_of.to_string(),
+            "errors": diagnostics.errors() + usize::from(data_error.is_some()),
+            "warnings": diagnostics.warnings(),
+            "diagnostics": diagnostics.sorted().iter().map(|d| d.to_json(&sources)).collect::<Vec<_>>(),
+            "directory": report,
+            "directory_error": data_error,
+        }))?;
+        return Ok(ok);
+    }
+    let mut out = String::new();
+    match &loaded {
+        Ok((_, report)) => {
+            let _ = write!(out, "{report}");
+        }
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+        }
+    }
+    out.push('\n');
+    out.push_str(&diagnostics.render(&sources));
+    if let Some(rule_set) = &rule_set {
+        let _ = writeln!(
+            out,
+            "{} groups in {} rule files",
+            rule_set.groups().len(),
+            sources
+                .files()
+                .iter()
+                .filter(|f| f.path.starts_with(&config.rules.dir))
+                .count()
+        );
+    }
+    print(&out)?;
+    Ok(ok)
+}

@@ -1,0 +1,185 @@
+//! The `rosterd` commands. `main.rs` parses arguments; each command here loads what it needs,
+//! prints, and returns the exit status: 0 ok, 1 the config, rules or data have errors,
+//! 2 usage (bad arguments, an unknown worker or group named on the command line).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+
+use crate::config::Config;
+use crate::directory::{self, LoadReport, Snapshot};
+use crate::engine::{self, Evaluation};
+use crate::rules::{self, RuleSet};
+
+mod check;
+mod explain;
+mod plan;
+
+pub use check::check;
+pub use explain::explain;
+pub use plan::plan;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub config: PathBuf,
+    /// The evaluation date; default today in UTC.
+    pub as_of: Option<NaiveDate>,
+    pub format: Format,
+}
+
+impl Global {
+    pub fn as_of(&self) -> NaiveDate {
+        self.as_of.unwrap_or_else(crate::clock::today_utc)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad arguments; exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The config, rules or data are wrong; exit 1. The message is ready to print.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Usage(_) => ExitCode::from(2),
+            CliError::Invalid(_) | CliError::Output(_) => ExitCode::from(1),
+        }
+    }
+}
+
+/// Config, directory and rules loaded, ready to evaluate.
+pub struct Workspace {
+    pub config: Config,
+    pub snapshot: Snapshot,
+    pub report: LoadReport,
+    pub rules: RuleSet,
+}
+
+impl Workspace {
+    pub fn load(global: &Global) -> Result<Self, CliError> {
+        let config = load_config(&global.config)?;
+        let (snapshot, report) =
+            directory::load(&config.directory).map_err(|e| CliError::Invalid(e.to_string()))?;
+        let rules = load_rules(&config, &snapshot)?;
+        Ok(Workspace {
+            config,
+            snapshot,
+            report,
+            rules,
+        })
+    }
+
+    pub fn evaluate(&self, as_of: NaiveDate) -> Evaluation {
+        engine::evaluate(&self.snapshot, &self.rules, as_of)
+    }
+
+    /// A worker named on the command line, by key or email.
+    pub fn worker(&self, key_or_email: &str) -> Result<usize, CliError> {
+        self.snapshot.find(key_or_email).ok_or_else(|| {
+            CliError::Usage(format!(
+                "no worker `{key_or_email}` in {}\nhelp: name a worker by key or by email",
+                self.report.source
+            ))
+        })
+    }
+
+    /// A group named on the command line.
+    pub fn group(&self, name: &str) -> Result<usize, CliError> {
+        self.rules.lookup(name).ok_or_else(|| {
+            let mut msg = format!("no group `{name}` in the rules");
+            if let Some(best) = rules::diagnostic::did_you_mean(name, self.rules.names()) {
+                msg.push_str(&format!("\nhelp: did you mean `{best}`?"));
+            }
+            CliError::Usage(msg)
+        })
+    }
+}
+
+pub fn load_config(path: &Path) -> Result<Config, CliError> {
+    Config::load(path).map_err(|e| match e {
+        crate::config::ConfigError::Read { .. }
+            if path == Path::new(crate::config::DEFAULT_PATH) =>
+        {
+            CliError::Usage(format!(
+                "{e}\nhelp: run rosterd where `rosterd.yaml` is, or pass `--config FILE`"
+            ))
+        }
+        e => CliError::Invalid(e.to_string()),
+    })
+}
+
+fn rules_context<'a>(
+    config: &'a Config,
+    schema: &'a crate::directory::Schema,
+) -> rules::Context<'a> {
+    rules::Context {
+        schema,
+        targets: config.targets.keys().cloned().collect(),
+        eligibility: config
+            .directory
+            .eligibility
+            .as_deref()
+            .map(|e| (e, config.path.as_path())),
+    }
+}
+
+fn load_rules(config: &Config, snapshot: &Snapshot) -> Result<RuleSet, CliError> {
+    rules::load(&config.rules.dir, &rules_context(config, snapshot.schema()))
+        .map_err(|e| CliError::Invalid(e.to_string()))
+}
+
+/// Writes `text` to stdout.
+pub(crate) fn print(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+pub(crate) fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| CliError::Output(e.into()))?;
+    text.push('\n');
+    print(&text)
+}
+
+/// Writes a synthetic export of `workers` workers.
+pub fn generate(
+    workers: usize,
+    seed: u64,
+    format: crate::config::SourceFormat,
+    output: Option<&Path>,
+) -> Result<(), CliError> {
+    if !(1..=10_000_000).contains(&workers) {
+        return Err(CliError::Usage(
+            "--workers must be from 1 to 10000000".into(),
+        ));
+    }
+    let people = directory::generate::generate(workers, seed);
+    let sink: Box<dyn std::io::Write> = match output {
+        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    match format {
+        crate::config::SourceFormat::Csv => directory::generate::write_csv(&people, sink)?,
+        crate::config::SourceFormat::WorkdayJson => {
+            directory::generate::write_workday_json(&people, sink)?
+        }
+    }
+    Ok(())
+}

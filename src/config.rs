@@ -1,0 +1,203 @@
+//! The daemon config: one YAML file, parsed once into validated types.
+//!
+//! Relative paths in the file are resolved against the file's own folder, so a config works
+//! the same from any working directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::directory::AttrType;
+
+/// The config file that `rosterd` reads when `--config` is not given.
+pub const DEFAULT_PATH: &str = "rosterd.yaml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub directory: DirectoryConfig,
+    pub rules: RulesConfig,
+    /// Push targets by name. Rule files may only push to names listed here.
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetConfig>,
+    /// Where the config was read from; set by [`Config::load`].
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    pub source: SourceConfig,
+    /// The attribute that identifies a worker (Workday's Employee_ID).
+    pub key: String,
+    /// The attribute that holds a worker's email; person entries may name workers by it.
+    pub email: String,
+    /// The attribute that holds the key of a worker's manager.
+    #[serde(default)]
+    pub manager: Option<String>,
+    /// Attribute name → where it comes from in the export and its type.
+    pub attributes: BTreeMap<String, AttributeConfig>,
+    /// Who counts as a worker at all, e.g. `status == "Active"`. Default: everyone.
+    #[serde(default)]
+    pub eligibility: Option<String>,
+    /// The load fails when more than this share of rows is bad or rejected.
+    #[serde(default = "default_max_bad_rows_percent")]
+    pub max_bad_rows_percent: f64,
+}
+
+fn default_max_bad_rows_percent() -> f64 {
+    5.0
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub file: PathBuf,
+    /// Default: from the file's extension (`.json` is Workday RaaS JSON, anything else CSV).
+    #[serde(default)]
+    pub format: Option<SourceFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFormat {
+    Csv,
+    WorkdayJson,
+}
+
+impl SourceConfig {
+    pub fn format(&self) -> SourceFormat {
+        self.format.unwrap_or_else(|| {
+            let is_json = self
+                .file
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+            if is_json {
+                SourceFormat::WorkdayJson
+            } else {
+                SourceFormat::Csv
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttributeConfig {
+    /// The column (CSV header, or Report_Entry field) the value comes from.
+    pub column: String,
+    #[serde(rename = "type")]
+    pub ty: AttrType,
+    /// For lists given as one text field: what separates the elements. Default `;`.
+    #[serde(default)]
+    pub separator: Option<String>,
+    /// For dates not in `YYYY-MM-DD` form: a chrono format, e.g. `%m/%d/%Y`.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// The folder of rule files, read recursively.
+    pub dir: PathBuf,
+}
+
+/// A downstream app. Connection details arrive with the push issue; for now a target is a name
+/// that rule files may push to.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_yaml(&text, path)
+    }
+
+    /// Parses and validates `text` as if read from `path` (which anchors relative paths).
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut config: Config = serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        config.path = path.to_path_buf();
+        let base = path.parent().unwrap_or(Path::new(""));
+        config.directory.source.file = base.join(&config.directory.source.file);
+        config.rules.dir = base.join(&config.rules.dir);
+        config.validate().map_err(invalid)?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let dir = &self.directory;
+        for (name, attr) in &dir.attributes {
+            if !crate::rules::is_identifier(name) {
+                return Err(format!(
+                    "directory.attributes: `{name}` is not a valid attribute name\nhelp: use lower case letters, digits and `_`, starting with a letter or `_`"
+                ));
+            }
+            if crate::rules::is_reserved_word(name) || name == crate::directory::IS_MANAGER {
+                return Err(format!(
+                    "directory.attributes: `{name}` is reserved by the rules language"
+                ));
+            }
+            if attr.separator.is_some() && attr.ty != AttrType::List {
+                return Err(format!(
+                    "directory.attributes.{name}: `separator` is only for attributes of type list"
+                ));
+            }
+            if attr.format.is_some() && attr.ty != AttrType::Date {
+                return Err(format!(
+                    "directory.attributes.{name}: `format` is only for attributes of type date"
+                ));
+            }
+        }
+        let string_attr = |role: &str, name: &str| match dir.attributes.get(name) {
+            None => Err(format!(
+                "directory.{role}: `{name}` is not one of directory.attributes"
+            )),
+            Some(a) if a.ty != AttrType::String => Err(format!(
+                "directory.{role}: attribute `{name}` must be of type string"
+            )),
+            Some(_) => Ok(()),
+        };
+        string_attr("key", &dir.key)?;
+        string_attr("email", &dir.email)?;
+        if let Some(manager) = &dir.manager {
+            string_attr("manager", manager)?;
+        }
+        if !(0.0..=100.0).contains(&dir.max_bad_rows_percent) {
+            return Err("directory.max_bad_rows_percent: must be between 0 and 100".into());
+        }
+        for name in self.targets.keys() {
+            if !crate::rules::is_group_name(name) {
+                return Err(format!("targets: `{name}` is not a valid target name"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,343 @@
+//! The HR directory: the typed schema of worker attributes, and a [`Snapshot`] of all workers
+//! as one export described them.
+//!
+//! - `load`: CSV / Workday RaaS JSON → snapshot, with a report of every bad value.
+//! - `generate`: a deterministic synthetic organisation for tests, the sample and benchmarks.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::config::DirectoryConfig;
+
+pub mod generate;
+mod load;
+
+pub use load::{load, load_from_str, DirectoryError, IssueKind, LoadIssue, LoadReport};
+
+/// The built-in bool attribute: the worker is named as manager by an eligible worker.
+pub const IS_MANAGER: &str = "is_manager";
+
+/// Index of an attribute in the [`Schema`].
+pub type AttrId = usize;
+/// Index of a worker in a [`Snapshot`].
+pub type WorkerId = usize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttrType {
+    String,
+    Number,
+    Bool,
+    Date,
+    /// A list of strings.
+    List,
+}
+
+impl fmt::Display for AttrType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AttrType::String => "string",
+            AttrType::Number => "number",
+            AttrType::Bool => "bool",
+            AttrType::Date => "date",
+            AttrType::List => "list",
+        })
+    }
+}
+
+/// A present attribute value. A missing value is `None` wherever values are stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(String),
+    Num(f64),
+    Bool(bool),
+    Date(NaiveDate),
+    List(Vec<String>),
+}
+
+impl fmt::Display for Value {
+    /// Renders the value as a literal of the rules language would write it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Str(s) => write!(f, "{s:?}"),
+            Value::Num(n) => write!(f, "{n}"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Date(d) => write!(f, "{d}"),
+            Value::List(items) => {
+                f.write_str("[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{item:?}")?;
+                }
+                f.write_str("]")
+            }
+        }
+    }
+}
+
+impl Value {
+    /// The value as JSON, for `--format json` output.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Str(s) => serde_json::Value::from(s.as_str()),
+            Value::Num(n) => serde_json::Value::from(*n),
+            Value::Bool(b) => serde_json::Value::from(*b),
+            Value::Date(d) => serde_json::Value::from(d.to_string()),
+            Value::List(items) => serde_json::Value::from(items.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Attribute {
+    pub name: String,
+    pub ty: AttrType,
+    /// The export column the value is read from.
+    pub column: String,
+    /// Separator of list elements inside one text field.
+    pub separator: String,
+    /// chrono format of dates that are not `YYYY-MM-DD`.
+    pub date_format: Option<String>,
+}
+
+/// The typed attributes a snapshot has, and which of them play the roles of key, email and
+/// manager reference.
+#[derive(Debug, Clone)]
+pub struct Schema {
+    attrs: Vec<Attribute>,
+    by_name: HashMap<String, AttrId>,
+    key: AttrId,
+    email: AttrId,
+    manager: Option<AttrId>,
+}
+
+impl Schema {
+    /// Builds the schema from a validated config (which guarantees the roles name attributes).
+    pub fn from_config(dir: &DirectoryConfig) -> Self {
+        let attrs: Vec<Attribute> = dir
+            .attributes
+            .iter()
+            .map(|(name, a)| Attribute {
+                name: name.clone(),
+                ty: a.ty,
+                column: a.column.clone(),
+                separator: a.separator.clone().unwrap_or_else(|| ";".to_string()),
+                date_format: a.format.clone(),
+            })
+            .collect();
+        Self::new(attrs, &dir.key, &dir.email, dir.manager.as_deref())
+            .unwrap_or_else(|| unreachable!("config validation checks the attribute roles"))
+    }
+
+    /// A schema over `attrs`; `None` when a role names an attribute that is not there.
+    pub fn new(
+        attrs: Vec<Attribute>,
+        key: &str,
+        email: &str,
+        manager: Option<&str>,
+    ) -> Option<Self> {
+        let by_name: HashMap<String, AttrId> = attrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.name.clone(), i))
+            .collect();
+        let key = *by_name.get(key)?;
+        let email = *by_name.get(email)?;
+        let manager = match manager {
+            Some(m) => Some(*by_name.get(m)?),
+            None => None,
+        };
+        Some(Schema {
+            attrs,
+            by_name,
+            key,
+            email,
+            manager,
+        })
+    }
+
+    pub fn attrs(&self) -> &[Attribute] {
+        &self.attrs
+    }
+
+    pub fn attr(&self, id: AttrId) -> &Attribute {
+        &self.attrs[id]
+    }
+
+    pub fn lookup(&self, name: &str) -> Option<AttrId> {
+        self.by_name.get(name).copied()
+    }
+
+    pub fn key(&self) -> AttrId {
+        self.key
+    }
+
+    pub fn email(&self) -> AttrId {
+        self.email
+    }
+
+    pub fn manager(&self) -> Option<AttrId> {
+        self.manager
+    }
+
+    /// Every name an expression may use as an attribute, for "did you mean".
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.attrs
+            .iter()
+            .map(|a| a.name.as_str())
+            .chain(std::iter::once(IS_MANAGER))
+    }
+}
+
+/// All workers of one export, typed. Values are stored column by column so that an evaluator
+/// can scan one attribute over all workers.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    schema: Arc<Schema>,
+    /// `columns[attr][worker]`; `None` is a missing (absent or empty) value.
+    columns: Vec<Vec<Option<Value>>>,
+    keys: Vec<String>,
+    by_key: HashMap<String, WorkerId>,
+    /// Lower-cased email → worker; emails held by several workers are left out.
+    by_email: HashMap<String, WorkerId>,
+    /// Each worker's manager, when the reference names a worker of this snapshot.
+    managers: Vec<Option<WorkerId>>,
+}
+
+impl Snapshot {
+    /// Builds a snapshot from rows of values in schema order. Rows must have distinct,
+    /// present keys (the loader rejects the others); manager references to unknown keys and
+    /// to the worker itself are dropped.
+    pub fn from_rows(schema: Arc<Schema>, rows: Vec<Vec<Option<Value>>>) -> Self {
+        let n_attrs = schema.attrs.len();
+        let mut columns: Vec<Vec<Option<Value>>> = (0..n_attrs)
+            .map(|_| Vec::with_capacity(rows.len()))
+            .collect();
+        for row in rows {
+            debug_assert_eq!(row.len(), n_attrs);
+            for (column, value) in columns.iter_mut().zip(row) {
+                column.push(value);
+            }
+        }
+        let keys: Vec<String> = columns[schema.key]
+            .iter()
+            .map(|v| match v {
+                Some(Value::Str(s)) => s.clone(),
+                _ => String::new(),
+            })
+            .collect();
+        let by_key: HashMap<String, WorkerId> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.clone(), i))
+            .collect();
+        let mut by_email: HashMap<String, WorkerId> = HashMap::new();
+        let mut shared_emails = Vec::new();
+        for (i, v) in columns[schema.email].iter().enumerate() {
+            if let Some(Value::Str(email)) = v {
+                let email = email.to_lowercase();
+                if by_email.insert(email.clone(), i).is_some() {
+                    shared_emails.push(email);
+                }
+            }
+        }
+        for email in shared_emails {
+            by_email.remove(&email);
+        }
+        let managers = match schema.manager {
+            Some(m) => columns[m]
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Some(Value::Str(k)) => by_key.get(k).copied().filter(|&mgr| mgr != i),
+                    _ => None,
+                })
+                .collect(),
+            None => vec![None; keys.len()],
+        };
+        Snapshot {
+            schema,
+            columns,
+            keys,
+            by_key,
+            by_email,
+            managers,
+        }
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    pub fn schema_arc(&self) -> Arc<Schema> {
+        Arc::clone(&self.schema)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn get(&self, attr: AttrId, worker: WorkerId) -> Option<&Value> {
+        self.columns[attr][worker].as_ref()
+    }
+
+    pub fn column(&self, attr: AttrId) -> &[Option<Value>] {
+        &self.columns[attr]
+    }
+
+    pub fn key(&self, worker: WorkerId) -> &str {
+        &self.keys[worker]
+    }
+
+    pub fn email(&self, worker: WorkerId) -> Option<&str> {
+        match self.get(self.schema.email, worker) {
+            Some(Value::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn by_key(&self, key: &str) -> Option<WorkerId> {
+        self.by_key.get(key).copied()
+    }
+
+    /// Case-insensitive; `None` also when several workers share the email.
+    pub fn by_email(&self, email: &str) -> Option<WorkerId> {
+        self.by_email.get(&email.to_lowercase()).copied()
+    }
+
+    /// A worker named by key, or else by email: how people name workers on the command line
+    /// and in bare-string person entries.
+    pub fn find(&self, key_or_email: &str) -> Option<WorkerId> {
+        self.by_key(key_or_email)
+            .or_else(|| self.by_email(key_or_email))
+    }
+
+    pub fn manager(&self, worker: WorkerId) -> Option<WorkerId> {
+        self.managers[worker]
+    }
+
+    pub fn managers(&self) -> &[Option<WorkerId>] {
+        &self.managers
+    }
+
+    /// A short human label: `E001234 (ada@example.com)`.
+    pub fn label(&self, worker: WorkerId) -> String {
+        match self.email(worker) {
+            Some(email) => format!("{} ({email})", self.key(worker)),
+            None => self.key(worker).to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

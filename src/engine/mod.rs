@@ -1,0 +1,143 @@
+//! Memberships: a snapshot, a rule set and an evaluation date in; every group's members out,
+//! exactly as RULES-LANGUAGE.md section 3 says. Pure: no clock, no I/O, no async.
+//!
+//! The unit of work is one rule over all workers at once ([`eval::rule_over_all`]), returning
+//! a bitset; the per-worker interpreter behind it can be replaced by a columnar evaluator
+//! without changing this module's interface.
+
+use chrono::NaiveDate;
+use fixedbitset::FixedBitSet;
+
+use crate::directory::{Snapshot, WorkerId};
+use crate::rules::{GroupId, GroupKind, PersonEntry, RuleSet, Who};
+
+pub mod eval;
+pub mod explain;
+pub mod lint;
+
+pub use explain::{explain, Explanation};
+pub use lint::lint;
+
+/// The result of evaluating a rule set over a snapshot on one date.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub as_of: NaiveDate,
+    eligible: FixedBitSet,
+    is_manager: FixedBitSet,
+    /// By [`GroupId`].
+    members: Vec<FixedBitSet>,
+}
+
+impl Evaluation {
+    pub fn members(&self, group: GroupId) -> &FixedBitSet {
+        &self.members[group]
+    }
+
+    pub fn is_member(&self, group: GroupId, worker: WorkerId) -> bool {
+        self.members[group].contains(worker)
+    }
+
+    pub fn eligible(&self) -> &FixedBitSet {
+        &self.eligible
+    }
+
+    pub fn is_manager(&self) -> &FixedBitSet {
+        &self.is_manager
+    }
+
+    /// Groups the worker is a final member of, in rule-set order.
+    pub fn groups_of(&self, worker: WorkerId) -> Vec<GroupId> {
+        (0..self.members.len())
+            .filter(|&g| self.members[g].contains(worker))
+            .collect()
+    }
+}
+
+/// Evaluates every group of `rules` over `snapshot` as of `as_of`.
+pub fn evaluate(snapshot: &Snapshot, rules: &RuleSet, as_of: NaiveDate) -> Evaluation {
+    let n = snapshot.len();
+    let mut ctx = eval::Context {
+        snapshot,
+        as_of,
+        is_manager: FixedBitSet::with_capacity(n),
+        members: vec![FixedBitSet::with_capacity(n); rules.groups().len()],
+    };
+    let eligible = match rules.eligibility() {
+        Some(expr) => eval::rule_over_all(expr, &ctx),
+        None => full(n),
+    };
+    ctx.is_manager = managers_of(snapshot, &eligible);
+    for &g in rules.evaluation_order() {
+        ctx.members[g] = group_members(rules, g, &eligible, &ctx);
+    }
+    Evaluation {
+        as_of,
+        eligible,
+        is_manager: ctx.is_manager,
+        members: ctx.members,
+    }
+}
+
+fn full(n: usize) -> FixedBitSet {
+    let mut all = FixedBitSet::with_capacity(n);
+    all.insert_range(..);
+    all
+}
+
+/// Workers whom at least one eligible worker names as manager.
+fn managers_of(snapshot: &Snapshot, eligible: &FixedBitSet) -> FixedBitSet {
+    let mut out = FixedBitSet::with_capacity(snapshot.len());
+    for w in eligible.ones() {
+        if let Some(m) = snapshot.manager(w) {
+            out.insert(m);
+        }
+    }
+    out
+}
+
+fn group_members(
+    rules: &RuleSet,
+    g: GroupId,
+    eligible: &FixedBitSet,
+    ctx: &eval::Context<'_>,
+) -> FixedBitSet {
+    let group = rules.group(g);
+    let n = ctx.snapshot.len();
+    let mut members = match group.kind {
+        GroupKind::Manual => entries_set(&group.members, ctx.snapshot, ctx.as_of),
+        GroupKind::Managed | GroupKind::Hybrid => match &group.rule {
+            Some(rule) => eval::rule_over_all(rule, ctx),
+            None => FixedBitSet::with_capacity(n),
+        },
+    };
+    if group.kind == GroupKind::Hybrid {
+        members.union_with(&entries_set(&group.include, ctx.snapshot, ctx.as_of));
+        members.difference_with(&entries_set(&group.exclude, ctx.snapshot, ctx.as_of));
+    }
+    members.intersect_with(eligible);
+    members
+}
+
+/// The workers that the entries active on `as_of` name.
+fn entries_set(entries: &[PersonEntry], snapshot: &Snapshot, as_of: NaiveDate) -> FixedBitSet {
+    let mut set = FixedBitSet::with_capacity(snapshot.len());
+    for entry in entries.iter().filter(|e| e.active_on(as_of)) {
+        if let Some(w) = resolve(&entry.who, snapshot) {
+            set.insert(w);
+        }
+    }
+    set
+}
+
+/// The worker a person entry names, if any: an email ignoring case; a bare string as a key
+/// first, then as an email.
+pub fn resolve(who: &Who, snapshot: &Snapshot) -> Option<WorkerId> {
+    match who {
+        Who::Key(k) => snapshot.by_key(k),
+        Who::Email(e) => snapshot.by_email(e),
+        Who::KeyOrEmail(s) => snapshot.find(s),
+    }
+}
+
+#[cfg(test)]
+mod tests;

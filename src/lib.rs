@@ -1,0 +1,22 @@
+//! rosterd keeps an organisation's groups right everywhere: it reads the HR system's worker
+//! export, evaluates the group rules that CorpSec keeps in git, and (later) pushes the resulting
+//! memberships to downstream apps over SCIM 2.0.
+//!
+//! The modules follow the data, each owning one step:
+//!
+//! - [`config`]: the daemon's YAML config, parsed once into validated types.
+//! - [`directory`]: HR export (CSV or Workday RaaS JSON) → typed [`directory::Snapshot`], with a
+//!   load report that names the row and column of every bad value; plus the synthetic generator.
+//! - [`rules`]: rule files → AST with source spans → checked [`rules::RuleSet`]; compiler-style
+//!   diagnostics. Pure: no I/O beyond reading the rule files.
+//! - [`engine`]: snapshot + rule set + evaluation date → memberships, and explanations of them.
+//!   Pure: no async, no clock, no database.
+//! - [`clock`]: the one place that reads the wall clock.
+//! - [`cli`]: the `rosterd` commands.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod directory;
+pub mod engine;
+pub mod rules;

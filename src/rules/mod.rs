@@ -1,0 +1,309 @@
+//! Rule files → a checked [`RuleSet`].
+//!
+//! The stages, each with its own module: `yaml` (file → nodes with spans), `load` (nodes →
+//! group definitions, expressions parsed by `parse` into the `ast`), `check` (names, types,
+//! cycles → compiled [`CExpr`]s). Every problem becomes a [`Diagnostic`]; all of a run's
+//! diagnostics are reported together. Warnings that need a directory are the engine's
+//! (`engine::lint`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::directory::Schema;
+
+pub mod ast;
+mod check;
+mod compiled;
+pub mod diagnostic;
+mod load;
+pub mod parse;
+pub mod source;
+pub mod yaml;
+
+pub use compiled::{CExpr, Op, Type};
+pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use source::{FileId, SourceMap, Span};
+
+/// Index of a group in [`RuleSet::groups`].
+pub type GroupId = usize;
+
+/// Words of the expression language that cannot name attributes.
+const RESERVED: &[&str] = &[
+    "and",
+    "or",
+    "not",
+    "in",
+    "contains",
+    "startswith",
+    "endswith",
+    "matches",
+    "true",
+    "false",
+];
+
+pub fn is_reserved_word(name: &str) -> bool {
+    RESERVED.contains(&name)
+}
+
+/// `[a-z_][a-z0-9_]*`: an attribute or function name.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// `[a-z0-9][a-z0-9._-]{0,127}`: a group or target name.
+pub fn is_group_name(name: &str) -> bool {
+    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let mut chars = name.chars();
+    name.len() <= 128
+        && chars.next().is_some_and(ok)
+        && chars.all(|c| ok(c) || matches!(c, '.' | '_' | '-'))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupKind {
+    /// Membership is the rule alone.
+    Managed,
+    /// The rule plus `include`, minus `exclude`.
+    Hybrid,
+    /// The `members` list alone.
+    Manual,
+}
+
+impl fmt::Display for GroupKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GroupKind::Managed => "managed",
+            GroupKind::Hybrid => "hybrid",
+            GroupKind::Manual => "manual",
+        })
+    }
+}
+
+/// How a person entry names its worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    Key(String),
+    Email(String),
+    /// A bare string: tried as a key first, then as an email.
+    KeyOrEmail(String),
+}
+
+impl fmt::Display for Who {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Who::Key(k) => write!(f, "id: {k}"),
+            Who::Email(e) => write!(f, "email: {e}"),
+            Who::KeyOrEmail(s) => f.write_str(s),
+        }
+    }
+}
+
+/// One `include`, `exclude` or `members` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonEntry {
+    pub who: Who,
+    pub reason: Option<String>,
+    pub ticket: Option<String>,
+    /// The last day the entry counts.
+    pub expires: Option<NaiveDate>,
+    pub added_by: Option<String>,
+    pub span: Span,
+}
+
+impl PersonEntry {
+    /// Whether the entry still counts on `as_of` (an entry counts on its `expires` day).
+    pub fn active_on(&self, as_of: NaiveDate) -> bool {
+        self.expires.is_none_or(|e| e >= as_of)
+    }
+
+    /// `reason: ..., ticket: ..., expires: ...` as far as given.
+    pub fn details(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(r) = &self.reason {
+            parts.push(format!("reason: {r}"));
+        }
+        if let Some(t) = &self.ticket {
+            parts.push(format!("ticket: {t}"));
+        }
+        if let Some(e) = &self.expires {
+            parts.push(format!("expires: {e}"));
+        }
+        if let Some(a) = &self.added_by {
+            parts.push(format!("added by: {a}"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// One target a group is pushed to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Push {
+    pub target: String,
+    /// The group's name in the target.
+    pub display_name: String,
+    /// Link to an existing target group with this displayName instead of creating one.
+    pub link: Option<String>,
+    /// An inactive push sends nothing and leaves the target group as it is.
+    pub active: bool,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// A group's overrides of the daemon's removal failsafe.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Failsafe {
+    pub max_remove_percent: Option<f64>,
+    pub max_remove_count: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub name: String,
+    pub kind: GroupKind,
+    pub description: Option<String>,
+    pub owners: Vec<String>,
+    pub rule: Option<CExpr>,
+    pub include: Vec<PersonEntry>,
+    pub exclude: Vec<PersonEntry>,
+    pub members: Vec<PersonEntry>,
+    pub push: Vec<Push>,
+    pub failsafe: Failsafe,
+    /// The group's `name` value in its file.
+    pub span: Span,
+}
+
+/// A checked set of groups, ready to evaluate. Only [`load`] makes one, so holding a
+/// `RuleSet` means the rules passed `check`.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    sources: SourceMap,
+    groups: Vec<Group>,
+    by_name: HashMap<String, GroupId>,
+    /// Every group after the groups its rule names in `member_of`.
+    order: Vec<GroupId>,
+    eligibility: Option<CExpr>,
+}
+
+impl RuleSet {
+    pub fn sources(&self) -> &SourceMap {
+        &self.sources
+    }
+
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    pub fn group(&self, id: GroupId) -> &Group {
+        &self.groups[id]
+    }
+
+    pub fn lookup(&self, name: &str) -> Option<GroupId> {
+        self.by_name.get(name).copied()
+    }
+
+    pub fn evaluation_order(&self) -> &[GroupId] {
+        &self.order
+    }
+
+    pub fn eligibility(&self) -> Option<&CExpr> {
+        self.eligibility.as_ref()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.groups.iter().map(|g| g.name.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("cannot read rules from `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", diagnostics.render(sources))]
+    Invalid {
+        sources: Box<SourceMap>,
+        diagnostics: Diagnostics,
+    },
+}
+
+/// What the rules may refer to outside themselves.
+pub struct Context<'a> {
+    pub schema: &'a Schema,
+    /// Names of the configured push targets.
+    pub targets: Vec<String>,
+    /// The eligibility expression, and the config file it came from.
+    pub eligibility: Option<(&'a str, &'a Path)>,
+}
+
+/// Reads every rule file under `dir` and checks the whole set. On success the diagnostics
+/// hold no errors (warnings from the engine's lint come separately).
+pub fn load(dir: &Path, ctx: &Context<'_>) -> Result<RuleSet, RulesError> {
+    let mut sources = SourceMap::default();
+    for path in rule_files(dir)? {
+        let text = std::fs::read_to_string(&path).map_err(|source| RulesError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        sources.add(path.display().to_string(), &path, text);
+    }
+    check_sources(sources, ctx)
+}
+
+/// Checks rule files already read into `sources` (tests and the daemon's reload use this).
+pub fn check_sources(mut sources: SourceMap, ctx: &Context<'_>) -> Result<RuleSet, RulesError> {
+    let mut diagnostics = Diagnostics::default();
+    let defs = load::groups(&sources, &mut diagnostics);
+    let eligibility = ctx
+        .eligibility
+        .and_then(|(text, config)| load::eligibility(text, config, &mut sources, &mut diagnostics));
+    let rules = check::check(defs, eligibility, ctx, sources.clone(), &mut diagnostics);
+    match rules {
+        Some(rules) if !diagnostics.has_errors() => Ok(rules),
+        _ => Err(RulesError::Invalid {
+            sources: Box::new(sources),
+            diagnostics,
+        }),
+    }
+}
+
+/// `*.yaml` and `*.yml` files under `dir`, recursively, sorted by path. Hidden files and
+/// folders (`.git`, `.gitlab-ci.yml`) are not rule files.
+fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, RulesError> {
+    let read_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RulesError::Read { path, source }
+    };
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).map_err(read_err(&folder))? {
+            let entry = entry.map_err(read_err(&folder))?;
+            let path = entry.path();
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if entry.file_type().map_err(read_err(&path))?.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;
