@@ -511,10 +511,12 @@ fn parse_json(attr: &Attribute, v: &serde_json::Value) -> Result<Option<Value>, 
                     J::String(s) if !s.trim().is_empty() => out.push(s.trim().to_string()),
                     J::String(_) | J::Null => {}
                     J::Number(n) => out.push(n.to_string()),
-                    other => return Err(format!(
+                    other => {
+                        return Err(format!(
                         "expected a list of strings, found an element {}: value treated as missing",
                         json_kind(other)
-                    )),
+                    ))
+                    }
                 }
             }
             Ok((!out.is_empty()).then_some(Value::List(out)))
@@ -605,7 +607,7 @@ fn check_managers(snapshot: &Snapshot, places: &[Place], issues: &mut Vec<LoadIs
         return;
     };
     let column = snapshot.schema().attr(manager_attr).column.clone();
-    for w in 0..snapshot.len() {
+    for (w, &place) in places.iter().enumerate() {
         let Some(Value::Str(reference)) = snapshot.get(manager_attr, w) else {
             continue;
         };
@@ -622,7 +624,7 @@ fn check_managers(snapshot: &Snapshot, places: &[Place], issues: &mut Vec<LoadIs
         };
         issues.push(LoadIssue {
             kind,
-            place: Some(places[w]),
+            place: Some(place),
             column: Some(column.clone()),
             message,
         });

@@ -338,6 +338,3 @@ impl Snapshot {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

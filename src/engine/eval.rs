@@ -119,6 +119,10 @@ pub fn reports_to(snapshot: &Snapshot, w: WorkerId, key: &str) -> bool {
     let Some(target) = snapshot.by_key(key) else {
         return false;
     };
+    if target == w {
+        // Not even when a cycle in the HR data leads back to the worker.
+        return false;
+    }
     let mut current = snapshot.manager(w);
     // A chain longer than the population has looped.
     for _ in 0..snapshot.len() {

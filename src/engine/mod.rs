@@ -138,6 +138,3 @@ pub fn resolve(who: &Who, snapshot: &Snapshot) -> Option<WorkerId> {
         Who::KeyOrEmail(s) => snapshot.find(s),
     }
 }
-
-#[cfg(test)]
-mod tests;

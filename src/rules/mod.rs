@@ -304,6 +304,3 @@ fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, RulesError> {
     out.sort();
     Ok(out)
 }
-
-#[cfg(test)]
-mod tests;

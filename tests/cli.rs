@@ -1,0 +1,347 @@
+//! The `rosterd` binary as users run it: output, exit codes, formats.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use assert_cmd::Command;
+
+fn rosterd() -> Command {
+    let mut cmd = Command::cargo_bin("rosterd").unwrap();
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+fn stdout(cmd: &mut Command) -> String {
+    String::from_utf8(cmd.output().unwrap().stdout).unwrap()
+}
+
+#[test]
+fn check_prints_all_five_mistakes_with_carets_and_exits_1() {
+    let out = rosterd()
+        .args([
+            "--config",
+            "tests/fixtures/five-mistakes/rosterd.yaml",
+            "check",
+        ])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(out.matches(": error: ").count(), 5, "{out}");
+    for expected in [
+        "mistakes.yaml:5:11: error: unknown attribute `divison`",
+        "help: did you mean `division`?",
+        "mistakes.yaml:9:17: error: `>=` cannot compare a number with a string",
+        "mistakes.yaml:13:5: error: `rule` is not allowed on a manual group",
+        "mistakes.yaml:19:12: error: unknown push target `slak`",
+        "mistakes.yaml:23:21: error: unknown group `engineering`",
+        "5 errors, 0 warnings",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.trim_start().starts_with('|') && l.contains('^'))
+            .count(),
+        5,
+        "{out}"
+    );
+}
+
+#[test]
+fn check_passes_on_the_bundled_sample() {
+    let out = stdout(rosterd().args(["--as-of", "2026-11-22", "check"]));
+    assert!(out.contains("0 errors"), "{out}");
+    rosterd()
+        .args(["--as-of", "2026-11-22", "check"])
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn check_json_is_machine_readable() {
+    let out = stdout(rosterd().args([
+        "--config",
+        "tests/fixtures/five-mistakes/rosterd.yaml",
+        "--format",
+        "json",
+        "check",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["errors"], 5);
+    assert_eq!(v["diagnostics"][0]["line"], 5);
+    assert_eq!(v["diagnostics"][0]["column"], 11);
+}
+
+#[test]
+fn plan_counts_members_per_group() {
+    let out = stdout(rosterd().args([
+        "--config",
+        "tests/fixtures/org/rosterd.yaml",
+        "--as-of",
+        "2026-11-22",
+        "--format",
+        "json",
+        "plan",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["workers"], 10);
+    assert_eq!(v["eligible"], 9);
+    let count = |name: &str| {
+        v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == name)
+            .unwrap()["members"]
+            .clone()
+    };
+    assert_eq!(count("security-division"), 3);
+    assert_eq!(count("security-slack"), 3); // W002, W004, EA (W003); W005 excluded
+    assert_eq!(count("cat-owners"), 2);
+}
+
+#[test]
+fn plan_lists_one_groups_members() {
+    let out = stdout(rosterd().args([
+        "--config",
+        "tests/fixtures/org/rosterd.yaml",
+        "--as-of",
+        "2026-11-22",
+        "plan",
+        "--group",
+        "security-slack",
+    ]));
+    assert!(
+        out.starts_with("security-slack (hybrid): 3 members as of 2026-11-22"),
+        "{out}"
+    );
+    for w in [
+        "W002 (ciso@example.com)",
+        "W003 (ea@example.com)",
+        "W004 (secops@example.com)",
+    ] {
+        assert!(out.contains(w), "{out}");
+    }
+    assert!(!out.contains("W005"), "{out}");
+    // After the include entry expires, the assistant leaves.
+    let later = stdout(rosterd().args([
+        "--config",
+        "tests/fixtures/org/rosterd.yaml",
+        "--as-of",
+        "2027-02-01",
+        "plan",
+        "--group",
+        "security-slack",
+    ]));
+    assert!(!later.contains("W003"), "{later}");
+}
+
+#[test]
+fn explain_shows_the_sub_expression_tree_and_the_deciding_entry() {
+    let out = stdout(rosterd().args([
+        "--config",
+        "tests/fixtures/org/rosterd.yaml",
+        "--as-of",
+        "2026-11-22",
+        "explain",
+        "ea@example.com",
+        "security-slack",
+    ]));
+    assert!(
+        out.contains("W003 (ea@example.com) in security-slack (hybrid"),
+        "{out}"
+    );
+    assert!(out.contains(": MEMBER"), "{out}");
+    assert!(
+        out.contains("decided by: included by `email: EA@example.com`"),
+        "{out}"
+    );
+    assert!(out.contains("✗ member_of(\"security-division\")"), "{out}");
+    assert!(out.contains("✓ status == \"Active\""), "{out}");
+    assert!(out.contains("· status = \"Active\""), "{out}");
+
+    let out = stdout(rosterd().args([
+        "--config",
+        "tests/fixtures/org/rosterd.yaml",
+        "--as-of",
+        "2026-11-22",
+        "explain",
+        "W005",
+        "security-slack",
+    ]));
+    assert!(
+        out.contains("NOT A MEMBER") && out.contains("excluded by `id: W005`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn explain_without_a_group_lists_every_group_of_the_worker() {
+    let out = stdout(rosterd().args([
+        "--config",
+        "tests/fixtures/org/rosterd.yaml",
+        "--as-of",
+        "2026-11-22",
+        "explain",
+        "W004",
+    ]));
+    assert!(
+        out.starts_with("W004 (secops@example.com) is in 3 of 3 groups"),
+        "{out}"
+    );
+    let json = stdout(rosterd().args([
+        "--config",
+        "tests/fixtures/org/rosterd.yaml",
+        "--as-of",
+        "2026-11-22",
+        "--format",
+        "json",
+        "explain",
+        "W004",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    assert_eq!(v[0]["rule"]["value"], true);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let org = ["--config", "tests/fixtures/org/rosterd.yaml"];
+    rosterd()
+        .args(org)
+        .args(["explain", "nobody@example.com"])
+        .assert()
+        .code(2);
+    rosterd()
+        .args(org)
+        .args(["plan", "--group", "security-slak"])
+        .assert()
+        .code(2)
+        .stderr(predicates_contains("did you mean `security-slack`?"));
+    rosterd()
+        .args(org)
+        .args(["--as-of", "2026-02-30", "plan"])
+        .assert()
+        .code(2);
+    rosterd().args(["plan", "--bogus"]).assert().code(2);
+    rosterd()
+        .current_dir("tests")
+        .args(["plan"])
+        .assert()
+        .code(2);
+}
+
+fn predicates_contains(needle: &'static str) -> impl predicates_core::Predicate<[u8]> {
+    Contains(needle)
+}
+
+struct Contains(&'static str);
+
+impl predicates_core::reflection::PredicateReflection for Contains {}
+
+impl std::fmt::Display for Contains {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "contains {:?}", self.0)
+    }
+}
+
+impl predicates_core::Predicate<[u8]> for Contains {
+    fn eval(&self, variable: &[u8]) -> bool {
+        String::from_utf8_lossy(variable).contains(self.0)
+    }
+}
+
+#[test]
+fn data_errors_exit_1_with_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rosterd.yaml");
+    let text = std::fs::read_to_string("tests/fixtures/org/rosterd.yaml")
+        .unwrap()
+        .replace(
+            "file: workers.csv",
+            &format!(
+                "file: {}",
+                std::path::Path::new("tests/fixtures/bad-export/workers.csv")
+                    .canonicalize()
+                    .unwrap()
+                    .display()
+            ),
+        )
+        .replace(
+            "rules:\n  dir: rules",
+            &format!(
+                "rules:\n  dir: {}",
+                std::path::Path::new("tests/fixtures/org/rules")
+                    .canonicalize()
+                    .unwrap()
+                    .display()
+            ),
+        );
+    std::fs::write(&config, text).unwrap();
+    let out = rosterd()
+        .args(["--config", config.to_str().unwrap(), "plan"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("missing columns `country`, `department`, `division`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("help: the file has the columns: `id`, `email`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn generate_is_deterministic_and_loads_as_workday_json() {
+    let a = stdout(rosterd().args(["generate", "--workers", "300", "--seed", "9"]));
+    let b = stdout(rosterd().args(["generate", "--workers", "300", "--seed", "9"]));
+    assert_eq!(a, b);
+    assert_eq!(a.lines().count(), 301);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("workers.json");
+    rosterd()
+        .args([
+            "generate",
+            "--workers",
+            "300",
+            "--seed",
+            "9",
+            "--export-format",
+            "workday-json",
+            "--output",
+            json.to_str().unwrap(),
+        ])
+        .assert()
+        .code(0);
+    let config = std::fs::read_to_string("rosterd.yaml")
+        .unwrap()
+        .replace("file: sample/workers.csv", "file: workers.json")
+        .replace(
+            "dir: rules",
+            &format!(
+                "dir: {}",
+                std::path::Path::new("rules")
+                    .canonicalize()
+                    .unwrap()
+                    .display()
+            ),
+        );
+    std::fs::write(dir.path().join("rosterd.yaml"), config).unwrap();
+    let out = stdout(rosterd().current_dir(dir.path()).args([
+        "--as-of",
+        "2026-11-22",
+        "--format",
+        "json",
+        "plan",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["workers"], 300);
+}

@@ -1,0 +1,648 @@
+//! Property test: the engine against a reference evaluator written straight from
+//! RULES-LANGUAGE.md, on random well-typed rules and random directories. The reference is
+//! deliberately naive and shares no code with the engine: it walks its own expression type
+//! over its own rows. `PROPTEST_CASES` sets the number of cases (CI runs 10,000).
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDate};
+use proptest::prelude::*;
+use rosterd::directory::{AttrType, Attribute, Schema, Snapshot, Value};
+use rosterd::engine;
+use rosterd::rules::{self, SourceMap};
+
+fn as_of() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
+}
+
+// ---------- the generated world ----------
+
+#[derive(Debug, Clone)]
+struct Row {
+    s: Option<String>,
+    t: Option<String>,
+    n: Option<f64>,
+    b: Option<bool>,
+    d: Option<NaiveDate>,
+    l: Option<Vec<String>>,
+    status: Option<String>,
+    /// An index into the rows; out of range is a reference to nobody.
+    mgr: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+enum Term {
+    Attr(&'static str),
+    Str(String),
+    Num(f64),
+    Date(NaiveDate),
+    List(Vec<String>),
+    Lower(Box<Term>),
+    DaysSince(Box<Term>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Contains,
+    Starts,
+    Ends,
+}
+
+#[derive(Debug, Clone)]
+enum B {
+    Cmp(Cmp, Term, Term),
+    In(Term, Vec<Term>, bool),
+    Matches(Term, &'static str),
+    Has(&'static str),
+    BoolAttr,
+    IsManager,
+    /// Refers to group `k`; rendered only when `k` is an earlier group.
+    MemberOf(usize),
+    ReportsTo(usize),
+    Not(Box<B>),
+    And(Box<B>, Box<B>),
+    Or(Box<B>, Box<B>),
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    worker: usize,
+    by_email: bool,
+    /// Days from the evaluation date to the expiry, if any.
+    expires: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+struct Group {
+    kind: u8,
+    rule: B,
+    include: Vec<Entry>,
+    exclude: Vec<Entry>,
+    members: Vec<Entry>,
+}
+
+#[derive(Debug, Clone)]
+struct World {
+    rows: Vec<Row>,
+    groups: Vec<Group>,
+    eligibility: u8,
+}
+
+const ELIGIBILITY: [Option<&str>; 4] = [
+    None,
+    Some(r#"status == "Active""#),
+    Some(r#"status != "Terminated""#),
+    Some("has(s)"),
+];
+const PATTERNS: [&str; 6] = ["a", "^a", "b$", "^$", "é", "(?i)b"];
+
+fn strings() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(""),
+        Just("a"),
+        Just("b"),
+        Just("ab"),
+        Just("B"),
+        Just("é"),
+        Just("a\"b"),
+        Just("É")
+    ]
+    .prop_map(str::to_string)
+}
+
+fn numbers() -> impl Strategy<Value = f64> {
+    prop_oneof![Just(-1.0), Just(0.0), Just(1.0), Just(2.5), Just(3.0)]
+}
+
+fn dates() -> impl Strategy<Value = NaiveDate> {
+    (-2i64..=2).prop_map(|d| as_of() + Duration::days(d))
+}
+
+fn row() -> impl Strategy<Value = Row> {
+    (
+        proptest::option::of(strings()),
+        proptest::option::of(strings()),
+        proptest::option::of(numbers()),
+        proptest::option::of(any::<bool>()),
+        proptest::option::of(dates()),
+        proptest::option::of(proptest::collection::vec(
+            prop_oneof![Just("x"), Just("y"), Just("z")].prop_map(str::to_string),
+            0..3,
+        )),
+        proptest::option::of(
+            prop_oneof![Just("Active"), Just("Terminated"), Just("Leave")].prop_map(str::to_string),
+        ),
+        proptest::option::of(0usize..18),
+    )
+        .prop_map(|(s, t, n, b, d, l, status, mgr)| Row {
+            s,
+            t,
+            n,
+            b,
+            d,
+            l,
+            status,
+            mgr,
+        })
+}
+
+fn str_term() -> impl Strategy<Value = Term> {
+    prop_oneof![
+        Just(Term::Attr("s")),
+        Just(Term::Attr("t")),
+        strings().prop_map(Term::Str),
+        prop_oneof![Just(Term::Attr("s")), Just(Term::Attr("t"))]
+            .prop_map(|t| Term::Lower(Box::new(t))),
+    ]
+}
+
+fn num_term() -> impl Strategy<Value = Term> {
+    prop_oneof![
+        Just(Term::Attr("n")),
+        numbers().prop_map(Term::Num),
+        prop_oneof![Just(Term::Attr("d")), dates().prop_map(Term::Date)]
+            .prop_map(|t| Term::DaysSince(Box::new(t))),
+    ]
+}
+
+fn date_term() -> impl Strategy<Value = Term> {
+    prop_oneof![Just(Term::Attr("d")), dates().prop_map(Term::Date)]
+}
+
+fn list_term() -> impl Strategy<Value = Term> {
+    prop_oneof![
+        Just(Term::Attr("l")),
+        proptest::collection::vec(
+            prop_oneof![Just("x"), Just("y")].prop_map(str::to_string),
+            0..3
+        )
+        .prop_map(Term::List),
+    ]
+}
+
+fn ordering() -> impl Strategy<Value = Cmp> {
+    prop_oneof![
+        Just(Cmp::Eq),
+        Just(Cmp::Ne),
+        Just(Cmp::Lt),
+        Just(Cmp::Le),
+        Just(Cmp::Gt),
+        Just(Cmp::Ge)
+    ]
+}
+
+fn leaf() -> impl Strategy<Value = B> {
+    prop_oneof![
+        (
+            str_term(),
+            prop_oneof![
+                ordering(),
+                Just(Cmp::Contains),
+                Just(Cmp::Starts),
+                Just(Cmp::Ends)
+            ],
+            str_term()
+        )
+            .prop_map(|(l, op, r)| B::Cmp(op, l, r)),
+        (num_term(), ordering(), num_term()).prop_map(|(l, op, r)| B::Cmp(op, l, r)),
+        (date_term(), ordering(), date_term()).prop_map(|(l, op, r)| B::Cmp(op, l, r)),
+        (
+            list_term(),
+            prop_oneof![Just(Cmp::Eq), Just(Cmp::Ne)],
+            list_term()
+        )
+            .prop_map(|(l, op, r)| B::Cmp(op, l, r)),
+        (prop_oneof![Just(Term::Attr("l"))], str_term()).prop_map(|(l, r)| B::Cmp(
+            Cmp::Contains,
+            l,
+            r
+        )),
+        (
+            str_term(),
+            proptest::collection::vec(strings().prop_map(Term::Str), 0..3),
+            any::<bool>()
+        )
+            .prop_map(|(l, xs, neg)| B::In(l, xs, neg)),
+        (
+            num_term(),
+            proptest::collection::vec(numbers().prop_map(Term::Num), 1..3),
+            any::<bool>()
+        )
+            .prop_map(|(l, xs, neg)| B::In(l, xs, neg)),
+        (
+            date_term(),
+            proptest::collection::vec(dates().prop_map(Term::Date), 1..3),
+            any::<bool>()
+        )
+            .prop_map(|(l, xs, neg)| B::In(l, xs, neg)),
+        (str_term(), proptest::sample::select(PATTERNS.to_vec()))
+            .prop_map(|(l, p)| B::Matches(l, p)),
+        proptest::sample::select(vec!["s", "t", "n", "b", "d", "l"]).prop_map(B::Has),
+        Just(B::BoolAttr),
+        Just(B::IsManager),
+        (0usize..4).prop_map(B::MemberOf),
+        (0usize..18).prop_map(B::ReportsTo),
+    ]
+}
+
+fn expr() -> impl Strategy<Value = B> {
+    leaf().prop_recursive(3, 24, 2, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|b| B::Not(Box::new(b))),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| B::And(Box::new(a), Box::new(b))),
+            (inner.clone(), inner).prop_map(|(a, b)| B::Or(Box::new(a), Box::new(b))),
+        ]
+    })
+}
+
+fn entry() -> impl Strategy<Value = Entry> {
+    (0usize..18, any::<bool>(), proptest::option::of(-2i64..=2)).prop_map(
+        |(worker, by_email, expires)| Entry {
+            worker,
+            by_email,
+            expires,
+        },
+    )
+}
+
+fn group() -> impl Strategy<Value = Group> {
+    let entries = || proptest::collection::vec(entry(), 0..4);
+    (0u8..3, expr(), entries(), entries(), entries()).prop_map(
+        |(kind, rule, include, exclude, members)| Group {
+            kind,
+            rule,
+            include,
+            exclude,
+            members,
+        },
+    )
+}
+
+fn world() -> impl Strategy<Value = World> {
+    (
+        proptest::collection::vec(row(), 0..16),
+        proptest::collection::vec(group(), 1..5),
+        0u8..4,
+    )
+        .prop_map(|(rows, groups, eligibility)| World {
+            rows,
+            groups,
+            eligibility,
+        })
+}
+
+// ---------- rendering the world for rosterd ----------
+
+fn render_term(t: &Term) -> String {
+    match t {
+        Term::Attr(a) => a.to_string(),
+        Term::Str(s) => format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
+        Term::Num(n) => format!("{n}"),
+        Term::Date(d) => d.to_string(),
+        Term::List(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(|i| format!("\"{i}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Term::Lower(t) => format!("lower({})", render_term(t)),
+        Term::DaysSince(t) => format!("days_since({})", render_term(t)),
+    }
+}
+
+fn render(b: &B, group: usize) -> String {
+    let op = |c: Cmp| match c {
+        Cmp::Eq => "==",
+        Cmp::Ne => "!=",
+        Cmp::Lt => "<",
+        Cmp::Le => "<=",
+        Cmp::Gt => ">",
+        Cmp::Ge => ">=",
+        Cmp::Contains => "contains",
+        Cmp::Starts => "startswith",
+        Cmp::Ends => "endswith",
+    };
+    match b {
+        B::Cmp(c, l, r) => format!("{} {} {}", render_term(l), op(*c), render_term(r)),
+        B::In(l, items, neg) => format!(
+            "{} {} [{}]",
+            render_term(l),
+            if *neg { "not in" } else { "in" },
+            items.iter().map(render_term).collect::<Vec<_>>().join(", ")
+        ),
+        B::Matches(l, p) => format!("{} matches \"{p}\"", render_term(l)),
+        B::Has(a) => format!("has({a})"),
+        B::BoolAttr => "b".into(),
+        B::IsManager => "is_manager".into(),
+        B::MemberOf(k) if *k < group => format!("member_of(\"g{k}\")"),
+        B::MemberOf(_) => "b".into(),
+        B::ReportsTo(k) => format!("reports_to(\"W{k}\")"),
+        B::Not(x) => format!("not ({})", render(x, group)),
+        B::And(x, y) => format!("({}) and ({})", render(x, group), render(y, group)),
+        B::Or(x, y) => format!("({})\n        or ({})", render(x, group), render(y, group)),
+    }
+}
+
+fn render_entries(key: &str, entries: &[Entry]) -> String {
+    let mut out = format!("    {key}:\n");
+    for e in entries {
+        let who = if e.by_email {
+            format!("email: W{}@Example.com", e.worker)
+        } else {
+            format!("id: W{}", e.worker)
+        };
+        out.push_str(&format!("      - {who}\n"));
+        if let Some(days) = e.expires {
+            out.push_str(&format!(
+                "        expires: {}\n",
+                as_of() + Duration::days(days)
+            ));
+        }
+    }
+    out
+}
+
+fn yaml(world: &World) -> String {
+    let mut out = String::from("groups:\n");
+    for (i, g) in world.groups.iter().enumerate() {
+        out.push_str(&format!("  - name: g{i}\n"));
+        match g.kind {
+            0 => out.push_str(&format!(
+                "    kind: managed\n    rule: |-\n      {}\n",
+                render(&g.rule, i)
+            )),
+            1 => {
+                out.push_str(&format!(
+                    "    kind: hybrid\n    rule: >-\n      {}\n",
+                    render(&g.rule, i)
+                ));
+                out.push_str(&render_entries("include", &g.include));
+                out.push_str(&render_entries("exclude", &g.exclude));
+            }
+            _ => {
+                out.push_str("    kind: manual\n");
+                out.push_str(&render_entries("members", &g.members));
+            }
+        }
+    }
+    out
+}
+
+fn schema() -> Arc<Schema> {
+    let attr = |name: &str, ty| Attribute {
+        name: name.into(),
+        ty,
+        column: name.into(),
+        separator: ";".into(),
+        date_format: None,
+    };
+    let attrs = vec![
+        attr("id", AttrType::String),
+        attr("email", AttrType::String),
+        attr("mgr", AttrType::String),
+        attr("s", AttrType::String),
+        attr("t", AttrType::String),
+        attr("n", AttrType::Number),
+        attr("b", AttrType::Bool),
+        attr("d", AttrType::Date),
+        attr("l", AttrType::List),
+        attr("status", AttrType::String),
+    ];
+    Arc::new(Schema::new(attrs, "id", "email", Some("mgr")).unwrap())
+}
+
+/// The rows as the loader would store them: empty strings and lists are missing.
+fn snapshot(rows: &[Row]) -> Snapshot {
+    let text = |v: &Option<String>| v.clone().filter(|s| !s.is_empty()).map(Value::Str);
+    let values = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            vec![
+                Some(Value::Str(format!("W{i}"))),
+                Some(Value::Str(format!("w{i}@example.com"))),
+                r.mgr.map(|m| Value::Str(format!("W{m}"))),
+                text(&r.s),
+                text(&r.t),
+                r.n.map(Value::Num),
+                r.b.map(Value::Bool),
+                r.d.map(Value::Date),
+                r.l.clone().filter(|l| !l.is_empty()).map(Value::List),
+                text(&r.status),
+            ]
+        })
+        .collect();
+    Snapshot::from_rows(schema(), values)
+}
+
+// ---------- the reference evaluator, from RULES-LANGUAGE.md ----------
+
+#[derive(Debug, Clone, PartialEq)]
+enum V {
+    S(String),
+    N(f64),
+    D(NaiveDate),
+    L(Vec<String>),
+}
+
+struct Reference<'a> {
+    rows: &'a [Row],
+    eligible: Vec<bool>,
+    is_manager: Vec<bool>,
+    members: Vec<Vec<bool>>,
+}
+
+/// The manager of worker `i`, when it is another worker of the export.
+fn manager(rows: &[Row], i: usize) -> Option<usize> {
+    rows[i].mgr.filter(|&m| m < rows.len() && m != i)
+}
+
+impl Reference<'_> {
+    /// "An attribute that is absent, or empty in the export, is missing."
+    fn term(&self, t: &Term, w: usize) -> Option<V> {
+        let r = &self.rows[w];
+        let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+        match t {
+            Term::Attr("s") => nonempty(&r.s).map(V::S),
+            Term::Attr("t") => nonempty(&r.t).map(V::S),
+            Term::Attr("n") => r.n.map(V::N),
+            Term::Attr("d") => r.d.map(V::D),
+            Term::Attr("l") => r.l.clone().filter(|l| !l.is_empty()).map(V::L),
+            Term::Attr(other) => panic!("no term attribute {other}"),
+            Term::Str(s) => Some(V::S(s.clone())),
+            Term::Num(n) => Some(V::N(*n)),
+            Term::Date(d) => Some(V::D(*d)),
+            Term::List(l) => Some(V::L(l.clone())),
+            Term::Lower(t) => match self.term(t, w) {
+                Some(V::S(s)) => Some(V::S(s.to_lowercase())),
+                _ => None,
+            },
+            Term::DaysSince(t) => match self.term(t, w) {
+                Some(V::D(d)) => Some(V::N((as_of() - d).num_days() as f64)),
+                _ => None,
+            },
+        }
+    }
+
+    fn holds(&self, b: &B, w: usize, group: usize) -> bool {
+        match b {
+            B::Cmp(op, l, r) => {
+                let (l, r) = (self.term(l, w), self.term(r, w));
+                let (Some(l), Some(r)) = (l, r) else {
+                    // Every comparison with a missing operand is false, except `!=`.
+                    return *op == Cmp::Ne;
+                };
+                match (op, &l, &r) {
+                    (Cmp::Eq, _, _) => l == r,
+                    (Cmp::Ne, _, _) => l != r,
+                    (Cmp::Contains, V::L(items), V::S(x)) => items.contains(x),
+                    (Cmp::Contains, V::S(hay), V::S(x)) => hay.contains(x.as_str()),
+                    (Cmp::Starts, V::S(a), V::S(x)) => a.starts_with(x.as_str()),
+                    (Cmp::Ends, V::S(a), V::S(x)) => a.ends_with(x.as_str()),
+                    (_, V::S(a), V::S(x)) => ordered(*op, a.as_bytes().cmp(x.as_bytes())),
+                    (_, V::N(a), V::N(x)) => ordered(*op, a.partial_cmp(x).unwrap()),
+                    (_, V::D(a), V::D(x)) => ordered(*op, a.cmp(x)),
+                    other => panic!("ill-typed comparison {other:?}"),
+                }
+            }
+            B::In(l, items, negated) => {
+                let found = match self.term(l, w) {
+                    None => false,
+                    Some(v) => items.iter().any(|i| self.term(i, w) == Some(v.clone())),
+                };
+                found != *negated
+            }
+            B::Matches(l, p) => match self.term(l, w) {
+                Some(V::S(s)) => regex::Regex::new(p).unwrap().is_match(&s),
+                _ => false,
+            },
+            B::Has(a) => match *a {
+                "b" => self.rows[w].b.is_some(),
+                other => self.term(&Term::Attr(other), w).is_some(),
+            },
+            B::BoolAttr => self.rows[w].b == Some(true),
+            B::IsManager => self.is_manager[w],
+            B::MemberOf(k) if *k < group => self.members[*k][w],
+            B::MemberOf(_) => self.rows[w].b == Some(true),
+            B::ReportsTo(k) => {
+                if *k >= self.rows.len() || *k == w {
+                    return false;
+                }
+                let mut seen = vec![false; self.rows.len()];
+                let mut cur = manager(self.rows, w);
+                while let Some(m) = cur {
+                    if m == *k {
+                        return true;
+                    }
+                    if seen[m] {
+                        return false;
+                    }
+                    seen[m] = true;
+                    cur = manager(self.rows, m);
+                }
+                false
+            }
+            B::Not(x) => !self.holds(x, w, group),
+            B::And(x, y) => self.holds(x, w, group) && self.holds(y, w, group),
+            B::Or(x, y) => self.holds(x, w, group) || self.holds(y, w, group),
+        }
+    }
+}
+
+fn ordered(op: Cmp, o: std::cmp::Ordering) -> bool {
+    use std::cmp::Ordering::*;
+    match op {
+        Cmp::Lt => o == Less,
+        Cmp::Le => o != Greater,
+        Cmp::Gt => o == Greater,
+        Cmp::Ge => o != Less,
+        _ => unreachable!(),
+    }
+}
+
+fn names(entries: &[Entry], w: usize) -> bool {
+    entries
+        .iter()
+        .any(|e| e.worker == w && e.expires.is_none_or(|d| d >= 0))
+}
+
+fn reference(world: &World) -> Vec<Vec<bool>> {
+    let rows = &world.rows;
+    let n = rows.len();
+    let eligible: Vec<bool> = (0..n)
+        .map(|w| match world.eligibility {
+            0 => true,
+            1 => rows[w].status.as_deref() == Some("Active"),
+            2 => rows[w].status.as_deref() != Some("Terminated"),
+            _ => rows[w].s.as_deref().is_some_and(|s| !s.is_empty()),
+        })
+        .collect();
+    let mut is_manager = vec![false; n];
+    for w in (0..n).filter(|&w| eligible[w]) {
+        if let Some(m) = manager(rows, w) {
+            is_manager[m] = true;
+        }
+    }
+    let mut r = Reference {
+        rows,
+        eligible,
+        is_manager,
+        members: Vec::new(),
+    };
+    for (gi, g) in world.groups.iter().enumerate() {
+        let set = (0..n)
+            .map(|w| {
+                r.eligible[w]
+                    && match g.kind {
+                        0 => r.holds(&g.rule, w, gi),
+                        1 => {
+                            (r.holds(&g.rule, w, gi) || names(&g.include, w))
+                                && !names(&g.exclude, w)
+                        }
+                        _ => names(&g.members, w),
+                    }
+            })
+            .collect();
+        r.members.push(set);
+    }
+    r.members
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_agrees_with_the_reference(world in world()) {
+        let snap = snapshot(&world.rows);
+        let text = yaml(&world);
+        let mut sources = SourceMap::default();
+        sources.add("rules/generated.yaml", Path::new("rules/generated.yaml"), text.clone());
+        let ctx = rules::Context {
+            schema: snap.schema(),
+            targets: vec![],
+            eligibility: ELIGIBILITY[world.eligibility as usize].map(|e| (e, Path::new("generated-config.yaml"))),
+        };
+        let rules = match rules::check_sources(sources, &ctx) {
+            Ok(r) => r,
+            Err(e) => panic!("a well-typed rule set was rejected:\n{text}\n{e}"),
+        };
+        let ev = engine::evaluate(&snap, &rules, as_of());
+        let expected = reference(&world);
+        for (gi, want) in expected.iter().enumerate() {
+            let g = rules.lookup(&format!("g{gi}")).unwrap();
+            let got: Vec<bool> = (0..snap.len()).map(|w| ev.is_member(g, w)).collect();
+            prop_assert_eq!(&got, want, "group g{} differs\n{}", gi, text);
+        }
+    }
+}

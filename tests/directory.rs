@@ -1,0 +1,217 @@
+//! Loading HR exports: every bad value named by row and column, rejected rows, manager
+//! problems, the bad-row threshold, and Workday JSON.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use std::sync::Arc;
+
+use rosterd::config::SourceFormat;
+use rosterd::directory::{self, AttrType, Attribute, DirectoryError, IssueKind, Schema, Value};
+
+fn schema() -> Arc<Schema> {
+    let attr = |name: &str, ty| Attribute {
+        name: name.into(),
+        ty,
+        column: name.into(),
+        separator: ";".into(),
+        date_format: None,
+    };
+    let attrs = vec![
+        attr("id", AttrType::String),
+        attr("email", AttrType::String),
+        attr("manager", AttrType::String),
+        attr("level", AttrType::Number),
+        attr("hire_date", AttrType::Date),
+        attr("remote", AttrType::Bool),
+        attr("tags", AttrType::List),
+    ];
+    Arc::new(Schema::new(attrs, "id", "email", Some("manager")).unwrap())
+}
+
+fn bad_export() -> String {
+    std::fs::read_to_string("tests/fixtures/bad-export/workers.csv").unwrap()
+}
+
+#[test]
+fn every_problem_is_reported_with_its_row_and_column() {
+    let (snap, report) = directory::load_from_str(
+        &bad_export(),
+        SourceFormat::Csv,
+        "workers.csv",
+        schema(),
+        100.0,
+    )
+    .unwrap();
+    let lines: Vec<String> = report.issues.iter().map(|i| i.to_string()).collect();
+    let expected = [
+        "line 3: column `level`: bad number `five`: value treated as missing",
+        "line 3: column `hire_date`: bad date `2020-13-01`: expected YYYY-MM-DD: value treated as missing",
+        "line 3: column `remote`: bad bool `maybe`: expected true/false, yes/no, y/n or 1/0: value treated as missing",
+        "line 4: column `id`: empty key: row rejected",
+        "line 5: column `id`: duplicate key `A1`, first seen at line 2: row rejected",
+        "line 10: has 4 fields where the header has 7: row rejected",
+        "line 8: column `manager`: manager `ZZ` is not a worker in this export",
+        "line 9: column `manager`: names the worker as their own manager: treated as no manager",
+        "line 6: column `manager`: manager cycle: A3 -> A4 -> A3",
+    ];
+    assert_eq!(lines, expected);
+    assert_eq!(report.rows, 9);
+    assert_eq!(snap.len(), 6, "A1, A2, A3, A4, A5, A6");
+    let a2 = snap.by_key("A2").unwrap();
+    assert_eq!(snap.get(snap.schema().lookup("level").unwrap(), a2), None);
+    let a1 = snap.by_key("A1").unwrap();
+    assert_eq!(
+        snap.email(a1),
+        Some("a1@example.com"),
+        "the first of duplicate keys is kept"
+    );
+    assert_eq!(
+        snap.get(snap.schema().lookup("tags").unwrap(), a1),
+        Some(&Value::List(vec!["x".into(), "y".into()]))
+    );
+    assert_eq!(snap.manager(snap.by_key("A6").unwrap()), None);
+    assert_eq!(report.count(IssueKind::ManagerCycle), 1);
+}
+
+#[test]
+fn too_many_bad_rows_fail_the_load_with_the_numbers() {
+    let err = directory::load_from_str(
+        &bad_export(),
+        SourceFormat::Csv,
+        "workers.csv",
+        schema(),
+        20.0,
+    )
+    .unwrap_err();
+    let DirectoryError::TooManyBadRows { bad, rows, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!((*bad, *rows), (4, 9));
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "workers.csv: 4 of 9 rows are bad or rejected (44.4%), more than the allowed 20%"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("line 3: column `level`: bad number `five`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn missing_columns_list_what_the_file_has() {
+    let err = directory::load_from_str(
+        "id,mail\nA,a@x\n",
+        SourceFormat::Csv,
+        "w.csv",
+        schema(),
+        5.0,
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "w.csv: missing columns `email`, `manager`, `level`, `hire_date`, `remote`, `tags`"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("help: the file has the columns: `id`, `mail`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unparsable_csv_names_the_line() {
+    let err = directory::load_from_str(
+        "id,email\n\"A,a@x\n",
+        SourceFormat::Csv,
+        "w.csv",
+        schema(),
+        5.0,
+    );
+    assert!(err.is_err());
+}
+
+#[test]
+fn workday_json_with_lists_numbers_and_workday_dates() {
+    let json = r#"{"Report_Entry": [
+        {"id": "A1", "email": "A1@Example.com", "level": 5, "hire_date": "2021-03-04-08:00", "remote": true, "tags": ["x", "y"]},
+        {"id": "A2", "email": "a2@example.com", "manager": "A1", "level": "6", "hire_date": "2022-01-01T09:00:00Z", "tags": "p;q"},
+        {"id": "A3", "email": "a3@example.com", "level": {"value": 1}}
+    ]}"#;
+    let (snap, report) = directory::load_from_str(
+        json,
+        SourceFormat::WorkdayJson,
+        "report.json",
+        schema(),
+        50.0,
+    )
+    .unwrap();
+    assert_eq!(snap.len(), 3);
+    assert_eq!(report.issues.len(), 1, "{report}");
+    assert_eq!(report.issues[0].to_string(), "Report_Entry[2]: column `level`: expected number, found an object: value treated as missing");
+    let s = snap.schema();
+    let a2 = snap.by_key("A2").unwrap();
+    assert_eq!(
+        snap.get(s.lookup("level").unwrap(), a2),
+        Some(&Value::Num(6.0))
+    );
+    assert_eq!(
+        snap.get(s.lookup("tags").unwrap(), a2),
+        Some(&Value::List(vec!["p".into(), "q".into()]))
+    );
+    assert_eq!(
+        snap.get(s.lookup("hire_date").unwrap(), 0)
+            .map(|v| v.to_string()),
+        Some("2021-03-04".into())
+    );
+    assert_eq!(snap.by_email("a1@example.COM"), Some(0));
+    assert_eq!(snap.manager(a2), Some(0));
+}
+
+#[test]
+fn json_that_is_not_a_workday_report_is_an_error_with_its_place() {
+    let err = directory::load_from_str(
+        "{\"Report_Entry\": [\n{]}",
+        SourceFormat::WorkdayJson,
+        "r.json",
+        schema(),
+        5.0,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("r.json: line 2 column 2: invalid JSON"),
+        "{err}"
+    );
+    let err =
+        directory::load_from_str("[1, 2]", SourceFormat::WorkdayJson, "r.json", schema(), 5.0)
+            .unwrap_err();
+    assert!(err.to_string().contains("`Report_Entry`"), "{err}");
+}
+
+#[test]
+fn a_byte_order_mark_and_blank_values_are_handled() {
+    let csv = "\u{feff}id,email,manager,level,hire_date,remote,tags\nA1, a1@x ,,  ,,,; ;\n";
+    let (snap, report) =
+        directory::load_from_str(csv, SourceFormat::Csv, "w.csv", schema(), 5.0).unwrap();
+    assert!(report.issues.is_empty(), "{report}");
+    assert_eq!(snap.email(0), Some("a1@x"));
+    assert_eq!(
+        snap.get(snap.schema().lookup("tags").unwrap(), 0),
+        None,
+        "an empty list is missing"
+    );
+}
+
+#[test]
+fn shared_emails_are_reported_and_match_nobody() {
+    let csv = "id,email,manager,level,hire_date,remote,tags\nA1,same@x,,,,,\nA2,SAME@x,,,,,\n";
+    let (snap, report) =
+        directory::load_from_str(csv, SourceFormat::Csv, "w.csv", schema(), 5.0).unwrap();
+    assert_eq!(report.count(IssueKind::DuplicateEmail), 1);
+    assert_eq!(snap.by_email("same@x"), None);
+}
