@@ -3,29 +3,25 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+mod common;
+
 use std::sync::Arc;
 
 use rosterd::config::SourceFormat;
-use rosterd::directory::{self, AttrType, Attribute, DirectoryError, IssueKind, Schema, Value};
+use rosterd::directory::{self, AttrType, DirectoryError, IssueKind, Schema, Value};
 
 fn schema() -> Arc<Schema> {
-    let attr = |name: &str, ty| Attribute {
-        name: name.into(),
-        ty,
-        column: name.into(),
-        separator: ";".into(),
-        date_format: None,
-    };
-    let attrs = vec![
-        attr("id", AttrType::String),
-        attr("email", AttrType::String),
-        attr("manager", AttrType::String),
-        attr("level", AttrType::Number),
-        attr("hire_date", AttrType::Date),
-        attr("remote", AttrType::Bool),
-        attr("tags", AttrType::List),
+    use AttrType::*;
+    let attrs = [
+        ("id", String),
+        ("email", String),
+        ("manager", String),
+        ("level", Number),
+        ("hire_date", Date),
+        ("remote", Bool),
+        ("tags", List),
     ];
-    Arc::new(Schema::new(attrs, "id", "email", Some("manager")).unwrap())
+    common::schema_of(&attrs, "id", "email", "manager")
 }
 
 fn bad_export() -> String {

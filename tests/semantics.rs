@@ -3,11 +3,13 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use rosterd::directory::{AttrType, Attribute, Schema, Snapshot, Value};
+use rosterd::directory::{Schema, Snapshot, Value};
 use rosterd::engine;
 use rosterd::rules::{self, RuleSet, SourceMap};
 
@@ -20,26 +22,7 @@ fn as_of() -> NaiveDate {
 }
 
 fn schema() -> Arc<Schema> {
-    let attr = |name: &str, ty| Attribute {
-        name: name.into(),
-        ty,
-        column: name.into(),
-        separator: ";".into(),
-        date_format: None,
-    };
-    let attrs = vec![
-        attr("id", AttrType::String),
-        attr("email", AttrType::String),
-        attr("mgr", AttrType::String),
-        attr("s", AttrType::String),
-        attr("t", AttrType::String),
-        attr("n", AttrType::Number),
-        attr("b", AttrType::Bool),
-        attr("d", AttrType::Date),
-        attr("l", AttrType::List),
-        attr("status", AttrType::String),
-    ];
-    Arc::new(Schema::new(attrs, "id", "email", Some("mgr")).unwrap())
+    common::letters_schema()
 }
 
 /// One worker's attributes; `None` is missing.

@@ -127,15 +127,7 @@ fn rules_context<'a>(
     config: &'a Config,
     schema: &'a crate::directory::Schema,
 ) -> rules::Context<'a> {
-    rules::Context {
-        schema,
-        targets: config.targets.keys().cloned().collect(),
-        eligibility: config
-            .directory
-            .eligibility
-            .as_deref()
-            .map(|e| (e, config.path.as_path())),
-    }
+    rules::Context::from_config(config, schema)
 }
 
 fn load_rules(config: &Config, snapshot: &Snapshot) -> Result<RuleSet, CliError> {

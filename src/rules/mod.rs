@@ -246,6 +246,21 @@ pub struct Context<'a> {
     pub eligibility: Option<(&'a str, &'a Path)>,
 }
 
+impl<'a> Context<'a> {
+    /// What the daemon config lets the rules refer to.
+    pub fn from_config(config: &'a crate::config::Config, schema: &'a Schema) -> Self {
+        Context {
+            schema,
+            targets: config.targets.keys().cloned().collect(),
+            eligibility: config
+                .directory
+                .eligibility
+                .as_deref()
+                .map(|e| (e, config.path.as_path())),
+        }
+    }
+}
+
 /// Reads every rule file under `dir` and checks the whole set. On success the diagnostics
 /// hold no errors (warnings from the engine's lint come separately).
 pub fn load(dir: &Path, ctx: &Context<'_>) -> Result<RuleSet, RulesError> {

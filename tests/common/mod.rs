@@ -3,10 +3,11 @@
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use rosterd::config::Config;
-use rosterd::directory::{self, Snapshot};
+use rosterd::directory::{self, AttrType, Attribute, Schema, Snapshot};
 use rosterd::rules::{self, RuleSet, RulesError, SourceMap};
 
 pub const ORG_CONFIG: &str = "tests/fixtures/org/rosterd.yaml";
@@ -24,15 +25,40 @@ pub fn org() -> (Config, Snapshot) {
 }
 
 pub fn context<'a>(config: &'a Config, snapshot: &'a Snapshot) -> rules::Context<'a> {
-    rules::Context {
-        schema: snapshot.schema(),
-        targets: config.targets.keys().cloned().collect(),
-        eligibility: config
-            .directory
-            .eligibility
-            .as_deref()
-            .map(|e| (e, config.path.as_path())),
-    }
+    rules::Context::from_config(config, snapshot.schema())
+}
+
+/// A schema of `(name, type)` attributes whose columns have the attributes' names.
+pub fn schema_of(attrs: &[(&str, AttrType)], key: &str, email: &str, manager: &str) -> Arc<Schema> {
+    let attrs = attrs
+        .iter()
+        .map(|(name, ty)| Attribute {
+            name: (*name).into(),
+            ty: *ty,
+            column: (*name).into(),
+            separator: ";".into(),
+            date_format: None,
+        })
+        .collect();
+    Arc::new(Schema::new(attrs, key, email, Some(manager)).unwrap())
+}
+
+/// The schema of the semantics and differential tests: one attribute of every type.
+pub fn letters_schema() -> Arc<Schema> {
+    use AttrType::*;
+    let attrs = [
+        ("id", String),
+        ("email", String),
+        ("mgr", String),
+        ("s", String),
+        ("t", String),
+        ("n", Number),
+        ("b", Bool),
+        ("d", Date),
+        ("l", List),
+        ("status", String),
+    ];
+    schema_of(&attrs, "id", "email", "mgr")
 }
 
 /// Checks one rule file given as text, shown as `name` in diagnostics.
