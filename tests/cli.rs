@@ -10,6 +10,18 @@ fn rosterd() -> Command {
     cmd
 }
 
+/// `rosterd` on the fixture organisation, as of the tests' date.
+fn org() -> Command {
+    let mut cmd = rosterd();
+    cmd.args([
+        "--config",
+        "tests/fixtures/org/rosterd.yaml",
+        "--as-of",
+        "2026-11-22",
+    ]);
+    cmd
+}
+
 fn stdout(cmd: &mut Command) -> String {
     String::from_utf8(cmd.output().unwrap().stdout).unwrap()
 }
@@ -77,15 +89,7 @@ fn check_json_is_machine_readable() {
 
 #[test]
 fn plan_counts_members_per_group() {
-    let out = stdout(rosterd().args([
-        "--config",
-        "tests/fixtures/org/rosterd.yaml",
-        "--as-of",
-        "2026-11-22",
-        "--format",
-        "json",
-        "plan",
-    ]));
+    let out = stdout(org().args(["--format", "json", "plan"]));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["workers"], 10);
     assert_eq!(v["eligible"], 9);
@@ -105,15 +109,7 @@ fn plan_counts_members_per_group() {
 
 #[test]
 fn plan_lists_one_groups_members() {
-    let out = stdout(rosterd().args([
-        "--config",
-        "tests/fixtures/org/rosterd.yaml",
-        "--as-of",
-        "2026-11-22",
-        "plan",
-        "--group",
-        "security-slack",
-    ]));
+    let out = stdout(org().args(["plan", "--group", "security-slack"]));
     assert!(
         out.starts_with("security-slack (hybrid): 3 members as of 2026-11-22"),
         "{out}"
@@ -141,15 +137,7 @@ fn plan_lists_one_groups_members() {
 
 #[test]
 fn explain_shows_the_sub_expression_tree_and_the_deciding_entry() {
-    let out = stdout(rosterd().args([
-        "--config",
-        "tests/fixtures/org/rosterd.yaml",
-        "--as-of",
-        "2026-11-22",
-        "explain",
-        "ea@example.com",
-        "security-slack",
-    ]));
+    let out = stdout(org().args(["explain", "ea@example.com", "security-slack"]));
     assert!(
         out.contains("W003 (ea@example.com) in security-slack (hybrid"),
         "{out}"
@@ -163,15 +151,7 @@ fn explain_shows_the_sub_expression_tree_and_the_deciding_entry() {
     assert!(out.contains("✓ status == \"Active\""), "{out}");
     assert!(out.contains("· status = \"Active\""), "{out}");
 
-    let out = stdout(rosterd().args([
-        "--config",
-        "tests/fixtures/org/rosterd.yaml",
-        "--as-of",
-        "2026-11-22",
-        "explain",
-        "W005",
-        "security-slack",
-    ]));
+    let out = stdout(org().args(["explain", "W005", "security-slack"]));
     assert!(
         out.contains("NOT A MEMBER") && out.contains("excluded by `id: W005`"),
         "{out}"
@@ -180,28 +160,12 @@ fn explain_shows_the_sub_expression_tree_and_the_deciding_entry() {
 
 #[test]
 fn explain_without_a_group_lists_every_group_of_the_worker() {
-    let out = stdout(rosterd().args([
-        "--config",
-        "tests/fixtures/org/rosterd.yaml",
-        "--as-of",
-        "2026-11-22",
-        "explain",
-        "W004",
-    ]));
+    let out = stdout(org().args(["explain", "W004"]));
     assert!(
         out.starts_with("W004 (secops@example.com) is in 3 of 3 groups"),
         "{out}"
     );
-    let json = stdout(rosterd().args([
-        "--config",
-        "tests/fixtures/org/rosterd.yaml",
-        "--as-of",
-        "2026-11-22",
-        "--format",
-        "json",
-        "explain",
-        "W004",
-    ]));
+    let json = stdout(org().args(["--format", "json", "explain", "W004"]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 3);
     assert_eq!(v[0]["rule"]["value"], true);
