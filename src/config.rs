@@ -29,6 +29,9 @@ pub enum ConfigError {
 pub struct Config {
     pub directory: DirectoryConfig,
     pub rules: RulesConfig,
+    /// `sqlite://FILE` (relative to this file's folder) or `postgres://...`.
+    #[serde(default = "default_database")]
+    pub database: String,
     /// Push targets by name. Rule files may only push to names listed here.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetConfig>,
@@ -48,6 +51,9 @@ pub struct DirectoryConfig {
     /// The attribute that holds the key of a worker's manager.
     #[serde(default)]
     pub manager: Option<String>,
+    /// Attributes that make up a worker's name in listings, e.g. `[first_name, last_name]`.
+    #[serde(default)]
+    pub name: Vec<String>,
     /// Attribute name → where it comes from in the export and its type.
     pub attributes: BTreeMap<String, AttributeConfig>,
     /// Who counts as a worker at all, e.g. `status == "Active"`. Default: everyone.
@@ -56,6 +62,36 @@ pub struct DirectoryConfig {
     /// The load fails when more than this share of rows is bad or rejected.
     #[serde(default = "default_max_bad_rows_percent")]
     pub max_bad_rows_percent: f64,
+    #[serde(default)]
+    pub failsafe: DirectoryFailsafe,
+}
+
+/// Guards against a broken export: a snapshot that trips it is held until approved.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryFailsafe {
+    /// Hold a snapshot whose eligible population is this much smaller than the current one's.
+    #[serde(default = "default_max_shrink_percent")]
+    pub max_shrink_percent: f64,
+}
+
+impl Default for DirectoryFailsafe {
+    fn default() -> Self {
+        DirectoryFailsafe {
+            max_shrink_percent: default_max_shrink_percent(),
+        }
+    }
+}
+
+fn default_max_shrink_percent() -> f64 {
+    10.0
+}
+
+/// The embedded default: a SQLite file beside the config.
+pub const DEFAULT_DATABASE: &str = "sqlite://rosterd.db";
+
+fn default_database() -> String {
+    DEFAULT_DATABASE.to_string()
 }
 
 fn default_max_bad_rows_percent() -> f64 {
@@ -145,6 +181,18 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new(""));
         config.directory.source.file = base.join(&config.directory.source.file);
         config.rules.dir = base.join(&config.rules.dir);
+        if let Some(file) = config.database.strip_prefix("sqlite://") {
+            let (file, query) = file
+                .split_once('?')
+                .map_or((file, None), |(f, q)| (f, Some(q)));
+            if !file.starts_with('/') && !file.is_empty() {
+                let joined = base.join(file).display().to_string();
+                config.database = match query {
+                    Some(q) => format!("sqlite://{joined}?{q}"),
+                    None => format!("sqlite://{joined}"),
+                };
+            }
+        }
         config.validate().map_err(invalid)?;
         Ok(config)
     }
@@ -186,6 +234,22 @@ impl Config {
         string_attr("email", &dir.email)?;
         if let Some(manager) = &dir.manager {
             string_attr("manager", manager)?;
+        }
+        for name in &dir.name {
+            if !dir.attributes.contains_key(name) {
+                return Err(format!(
+                    "directory.name: `{name}` is not one of directory.attributes"
+                ));
+            }
+        }
+        if !(0.0..=100.0).contains(&dir.failsafe.max_shrink_percent) {
+            return Err("directory.failsafe.max_shrink_percent: must be between 0 and 100".into());
+        }
+        if crate::store::Backend::of_url(&self.database).is_none() {
+            return Err(format!(
+                "database: `{}` is neither `sqlite://FILE` nor `postgres://...`",
+                crate::store::redact(&self.database)
+            ));
         }
         if !(0.0..=100.0).contains(&dir.max_bad_rows_percent) {
             return Err("directory.max_bad_rows_percent: must be between 0 and 100".into());

@@ -11,12 +11,16 @@
 //!   diagnostics. Pure: no I/O beyond reading the rule files.
 //! - [`engine`]: snapshot + rule set + evaluation date → memberships, and explanations of them.
 //!   Pure: no async, no clock, no database.
+//! - [`store`]: sqlx on SQLite or PostgreSQL: snapshots, runs, memberships and their audit.
+//! - [`cycle`]: one run: refresh the snapshot (failsafe), evaluate, record in one transaction.
 //! - [`clock`]: the one place that reads the wall clock.
 //! - [`cli`]: the `rosterd` commands.
 
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cycle;
 pub mod directory;
 pub mod engine;
 pub mod rules;
+pub mod store;

@@ -40,6 +40,33 @@ enum Command {
         /// The group; without it, every group the worker is in.
         group: Option<String>,
     },
+    /// Refresh the HR snapshot, evaluate the rules and record the run (exit 3: held by the
+    /// failsafe).
+    Evaluate,
+    /// The stored members of a group.
+    Members { group: String },
+    /// Who was in a group on a date, reconstructed from the audit; or one worker's timeline.
+    History {
+        group: String,
+        /// One worker's timeline in the group.
+        #[arg(long)]
+        worker: Option<String>,
+        /// The date (default: --as-of, or today).
+        #[arg(long, value_parser = parse_date)]
+        at: Option<NaiveDate>,
+    },
+    /// Recent runs, newest first.
+    Runs {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Release what the failsafe holds.
+    Approve {
+        #[command(subcommand)]
+        what: Approve,
+    },
+    /// Apply the database migrations.
+    Migrate,
     /// Write a synthetic HR export (deterministic for a seed).
     Generate {
         #[arg(long, default_value_t = 1000)]
@@ -52,6 +79,12 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum Approve {
+    /// A snapshot the directory failsafe held.
+    Snapshot { id: i64 },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -91,6 +124,16 @@ fn main() -> ExitCode {
         Command::Explain { worker, group } => {
             cli::explain(&global, worker, group.as_deref()).map(|()| ExitCode::SUCCESS)
         }
+        Command::Evaluate => cli::evaluate(&global).map(ExitCode::from),
+        Command::Members { group } => cli::members(&global, group).map(|()| ExitCode::SUCCESS),
+        Command::History { group, worker, at } => {
+            cli::history(&global, group, worker.as_deref(), *at).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Runs { limit } => cli::runs(&global, *limit).map(|()| ExitCode::SUCCESS),
+        Command::Approve {
+            what: Approve::Snapshot { id },
+        } => cli::approve_snapshot(&global, *id).map(|()| ExitCode::SUCCESS),
+        Command::Migrate => cli::migrate(&global).map(|()| ExitCode::SUCCESS),
         Command::Generate {
             workers,
             seed,

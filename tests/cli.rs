@@ -111,8 +111,17 @@ fn plan_counts_members_per_group() {
 fn plan_lists_one_groups_members() {
     let out = stdout(org().args(["plan", "--group", "security-slack"]));
     assert!(
-        out.starts_with("security-slack (hybrid): 3 members as of 2026-11-22"),
+        out.contains(
+            "
+security-slack (hybrid): 3 members as of 2026-11-22
+"
+        ),
         "{out}"
+    );
+    assert!(out.contains("compared with an empty store"), "{out}");
+    assert!(
+        !std::path::Path::new("tests/fixtures/org/rosterd.db").exists(),
+        "plan created a database"
     );
     for w in [
         "W002 (ciso@example.com)",
@@ -308,4 +317,116 @@ fn generate_is_deterministic_and_loads_as_workday_json() {
     ]));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["workers"], 300);
+}
+
+/// A copy of the fixture organisation with its own SQLite database.
+fn stateful_org() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = std::path::Path::new("tests/fixtures/org/rules")
+        .canonicalize()
+        .unwrap();
+    let config = std::fs::read_to_string("tests/fixtures/org/rosterd.yaml")
+        .unwrap()
+        .replace("dir: rules", &format!("dir: {}", rules.display()));
+    std::fs::write(dir.path().join("rosterd.yaml"), config).unwrap();
+    std::fs::copy(
+        "tests/fixtures/org/workers.csv",
+        dir.path().join("workers.csv"),
+    )
+    .unwrap();
+    dir
+}
+
+fn in_dir(dir: &tempfile::TempDir, date: &str) -> Command {
+    let mut cmd = rosterd();
+    cmd.current_dir(dir.path()).args(["--as-of", date]);
+    cmd
+}
+
+#[test]
+fn evaluate_records_runs_and_plan_diffs_against_them() {
+    let dir = stateful_org();
+    let out = stdout(in_dir(&dir, "2026-11-22").arg("evaluate"));
+    assert_eq!(
+        out,
+        "run 1: 8 joined, 0 left; 8 memberships in 3 groups (snapshot 1)\n"
+    );
+    assert!(
+        dir.path().join("rosterd.db").exists(),
+        "the embedded default is a SQLite file beside the config"
+    );
+    let plan = stdout(in_dir(&dir, "2026-11-22").arg("plan"));
+    assert!(
+        plan.contains("compared with the stored state after run 1 (as of 2026-11-22)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("Plan: 0 to join, 0 to leave, in 0 groups; 3 groups unchanged."),
+        "{plan}"
+    );
+    // After the EA's include entry expires, the plan shows exactly that.
+    let plan = stdout(in_dir(&dir, "2027-02-01").arg("plan"));
+    assert!(
+        plan.contains(
+            "~ security-slack (hybrid): 0 join, 1 leave\n    - W003 (ea@example.com)  [expired]"
+        ),
+        "{plan}"
+    );
+    let out = stdout(in_dir(&dir, "2027-02-01").arg("evaluate"));
+    assert!(out.starts_with("run 2: 0 joined, 1 left"), "{out}");
+    let members = stdout(in_dir(&dir, "2027-02-01").args(["members", "security-slack"]));
+    assert_eq!(
+        members,
+        "security-slack: 2 members\n  W002  rule  since run 1\n  W004  rule  since run 1\n"
+    );
+    let history = stdout(in_dir(&dir, "2027-02-01").args([
+        "history",
+        "security-slack",
+        "--worker",
+        "W003",
+        "--at",
+        "2026-12-01",
+    ]));
+    assert_eq!(history, "W003 was a member of security-slack on 2026-12-01\n  2026-11-22  run 1  joined  [include]\n  2027-02-01  run 2  left  [expired]\n");
+    let runs = stdout(in_dir(&dir, "2027-02-01").args(["--format", "json", "runs"]));
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    assert_eq!(runs[0]["id"], 2);
+    assert_eq!(runs[0]["removed"], 1);
+    assert_eq!(runs[1]["added"], 8);
+}
+
+#[test]
+fn a_held_snapshot_exits_3_until_approved() {
+    let dir = stateful_org();
+    in_dir(&dir, "2026-11-22").arg("evaluate").assert().code(0);
+    let text = std::fs::read_to_string(dir.path().join("workers.csv")).unwrap();
+    let truncated: Vec<&str> = text.lines().take(3).collect();
+    std::fs::write(dir.path().join("workers.csv"), truncated.join("\n") + "\n").unwrap();
+    let out = in_dir(&dir, "2026-11-22")
+        .arg("evaluate")
+        .assert()
+        .code(3)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.starts_with("run 2: held, nothing changed: the eligible population shrank from 9 to 2 workers (-77.8%)"), "{out}");
+    assert!(
+        out.contains("help: if the export is right, run `rosterd approve snapshot 2`"),
+        "{out}"
+    );
+    in_dir(&dir, "2026-11-22")
+        .args(["approve", "snapshot", "2"])
+        .assert()
+        .code(0);
+    in_dir(&dir, "2026-11-22")
+        .args(["approve", "snapshot", "2"])
+        .assert()
+        .code(2);
+    in_dir(&dir, "2026-11-22")
+        .args(["approve", "snapshot", "99"])
+        .assert()
+        .code(2);
+    let out = stdout(in_dir(&dir, "2026-11-22").arg("evaluate"));
+    assert!(out.starts_with("run 3: 0 joined, 6 left"), "{out}");
 }

@@ -15,10 +15,12 @@ use crate::rules::{self, RuleSet};
 mod check;
 mod explain;
 mod plan;
+mod state;
 
 pub use check::check;
 pub use explain::explain;
 pub use plan::plan;
+pub use state::{approve_snapshot, evaluate, history, members, migrate, runs, HELD};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -84,6 +86,15 @@ impl Workspace {
         })
     }
 
+    /// Config and rules, without reading the export (the cycle reads it itself).
+    pub fn load_rules_only(global: &Global) -> Result<RulesOnly, CliError> {
+        let config = load_config(&global.config)?;
+        let schema = crate::directory::Schema::from_config(&config.directory);
+        let rules = rules::load(&config.rules.dir, &rules_context(&config, &schema))
+            .map_err(|e| CliError::Invalid(e.to_string()))?;
+        Ok(RulesOnly { config, rules })
+    }
+
     pub fn evaluate(&self, as_of: NaiveDate) -> Evaluation {
         engine::evaluate(&self.snapshot, &self.rules, as_of)
     }
@@ -107,6 +118,35 @@ impl Workspace {
             }
             CliError::Usage(msg)
         })
+    }
+}
+
+/// Config and checked rules.
+pub struct RulesOnly {
+    pub config: Config,
+    pub rules: RuleSet,
+}
+
+/// Runs a future to completion on a runtime of its own: the CLI is synchronous around its
+/// few database calls.
+pub(crate) fn block_on<T>(
+    f: impl std::future::Future<Output = Result<T, CliError>>,
+) -> Result<T, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
+}
+
+pub(crate) async fn open_store(config: &Config) -> Result<crate::store::Store, CliError> {
+    crate::store::Store::open(&config.database)
+        .await
+        .map_err(|e| CliError::Invalid(e.to_string()))
+}
+
+impl From<crate::store::StoreError> for CliError {
+    fn from(e: crate::store::StoreError) -> Self {
+        CliError::Invalid(e.to_string())
     }
 }
 

@@ -196,6 +196,11 @@ pub fn load(config: &DirectoryConfig) -> Result<(Snapshot, LoadReport), Director
     )
 }
 
+/// The export's text, as the config's source gives it.
+pub fn read_export(config: &DirectoryConfig) -> Result<String, DirectoryError> {
+    read_text(&config.source.file)
+}
+
 fn read_text(path: &Path) -> Result<String, DirectoryError> {
     std::fs::read_to_string(path).map_err(|source| DirectoryError::Read {
         path: path.display().to_string(),

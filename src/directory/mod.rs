@@ -15,8 +15,12 @@ use crate::config::DirectoryConfig;
 
 pub mod generate;
 mod load;
+mod persist;
 
-pub use load::{load, load_from_str, DirectoryError, IssueKind, LoadIssue, LoadReport};
+pub use load::{
+    load, load_from_str, read_export, DirectoryError, IssueKind, LoadIssue, LoadReport,
+};
+pub use persist::{checksum, diff_rows, WorkerChange};
 
 /// The built-in bool attribute: the worker is named as manager by an eligible worker.
 pub const IS_MANAGER: &str = "is_manager";
@@ -115,6 +119,8 @@ pub struct Schema {
     key: AttrId,
     email: AttrId,
     manager: Option<AttrId>,
+    /// Attributes that make up a worker's name in listings, e.g. first and last name.
+    name: Vec<AttrId>,
 }
 
 impl Schema {
@@ -131,8 +137,10 @@ impl Schema {
                 date_format: a.format.clone(),
             })
             .collect();
-        Self::new(attrs, &dir.key, &dir.email, dir.manager.as_deref())
-            .unwrap_or_else(|| unreachable!("config validation checks the attribute roles"))
+        let mut schema = Self::new(attrs, &dir.key, &dir.email, dir.manager.as_deref())
+            .unwrap_or_else(|| unreachable!("config validation checks the attribute roles"));
+        schema.name = dir.name.iter().filter_map(|n| schema.lookup(n)).collect();
+        schema
     }
 
     /// A schema over `attrs`; `None` when a role names an attribute that is not there.
@@ -159,6 +167,7 @@ impl Schema {
             key,
             email,
             manager,
+            name: Vec::new(),
         })
     }
 
@@ -330,11 +339,29 @@ impl Snapshot {
         &self.managers
     }
 
-    /// A short human label: `E001234 (ada@example.com)`.
+    /// The worker's name from the `name` attributes, when the config names them.
+    pub fn name(&self, worker: WorkerId) -> Option<String> {
+        let parts: Vec<&str> = self
+            .schema
+            .name
+            .iter()
+            .filter_map(|&a| match self.get(a, worker) {
+                Some(Value::Str(s)) => Some(s.as_str()),
+                _ => None,
+            })
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+
+    /// A short human label: `E001234 (ada@example.com)`, or `E001234 Ada Lovelace
+    /// (ada@example.com)` when the config names the name attributes.
     pub fn label(&self, worker: WorkerId) -> String {
-        match self.email(worker) {
-            Some(email) => format!("{} ({email})", self.key(worker)),
-            None => self.key(worker).to_string(),
+        let key = self.key(worker);
+        match (self.name(worker), self.email(worker)) {
+            (Some(name), Some(email)) => format!("{key} {name} ({email})"),
+            (None, Some(email)) => format!("{key} ({email})"),
+            (Some(name), None) => format!("{key} {name}"),
+            (None, None) => key.to_string(),
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::rules::{GroupId, GroupKind, PersonEntry, RuleSet, Who};
 pub mod eval;
 pub mod explain;
 pub mod lint;
+pub mod reason;
 
 pub use explain::{explain, Explanation};
 pub use lint::lint;
@@ -26,6 +27,8 @@ pub struct Evaluation {
     is_manager: FixedBitSet,
     /// By [`GroupId`].
     members: Vec<FixedBitSet>,
+    /// Hybrid groups' rule matches before include and exclude, for the reason of a membership.
+    rule_sets: Vec<Option<FixedBitSet>>,
 }
 
 impl Evaluation {
@@ -67,14 +70,18 @@ pub fn evaluate(snapshot: &Snapshot, rules: &RuleSet, as_of: NaiveDate) -> Evalu
         None => full(n),
     };
     ctx.is_manager = managers_of(snapshot, &eligible);
+    let mut rule_sets = vec![None; rules.groups().len()];
     for &g in rules.evaluation_order() {
-        ctx.members[g] = group_members(rules, g, &eligible, &ctx);
+        let (members, rule_set) = group_members(rules, g, &eligible, &ctx);
+        ctx.members[g] = members;
+        rule_sets[g] = rule_set;
     }
     Evaluation {
         as_of,
         eligible,
         is_manager: ctx.is_manager,
         members: ctx.members,
+        rule_sets,
     }
 }
 
@@ -95,12 +102,13 @@ fn managers_of(snapshot: &Snapshot, eligible: &FixedBitSet) -> FixedBitSet {
     out
 }
 
+/// The group's final members, and for a hybrid group its rule's matches.
 fn group_members(
     rules: &RuleSet,
     g: GroupId,
     eligible: &FixedBitSet,
     ctx: &eval::Context<'_>,
-) -> FixedBitSet {
+) -> (FixedBitSet, Option<FixedBitSet>) {
     let group = rules.group(g);
     let n = ctx.snapshot.len();
     let mut members = match group.kind {
@@ -110,12 +118,14 @@ fn group_members(
             None => FixedBitSet::with_capacity(n),
         },
     };
+    let mut rule_set = None;
     if group.kind == GroupKind::Hybrid {
+        rule_set = Some(members.clone());
         members.union_with(&entries_set(&group.include, ctx.snapshot, ctx.as_of));
         members.difference_with(&entries_set(&group.exclude, ctx.snapshot, ctx.as_of));
     }
     members.intersect_with(eligible);
-    members
+    (members, rule_set)
 }
 
 /// The workers that the entries active on `as_of` name.

@@ -221,6 +221,43 @@ impl RuleSet {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.groups.iter().map(|g| g.name.as_str())
     }
+
+    /// SHA-256 over the rule files under `dir` (paths and contents, in path order): the
+    /// revision of the rules a run used, whether or not they are a git checkout.
+    pub fn digest(&self, dir: &Path) -> String {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        for file in self
+            .sources
+            .files()
+            .iter()
+            .filter(|f| f.path.starts_with(dir))
+        {
+            let relative = file.path.strip_prefix(dir).unwrap_or(&file.path);
+            hasher.update(relative.display().to_string().as_bytes());
+            hasher.update([0]);
+            hasher.update(file.text.as_bytes());
+            hasher.update([0]);
+        }
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// The commit checked out in `dir` when it is inside a git repository.
+pub fn git_commit(dir: &Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let commit = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !commit.is_empty()).then_some(commit)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -79,3 +79,161 @@ pub fn rules_from(
         Err(e) => panic!("{e}"),
     }
 }
+
+/// A fresh database for one test: a SQLite file in a temporary folder, or a new PostgreSQL
+/// database on the server that `ROSTERD_TEST_POSTGRES_URL` names.
+pub struct TestDb {
+    pub url: String,
+    /// Keeps the SQLite file's folder alive.
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn sqlite_db() -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("rosterd.db").display());
+    TestDb {
+        url,
+        _dir: Some(dir),
+    }
+}
+
+/// `None` (with a note) when no PostgreSQL is configured, except in CI, where the suite must
+/// run on both backends and a missing server fails the test.
+pub async fn postgres_db() -> Option<TestDb> {
+    let Ok(admin_url) = std::env::var("ROSTERD_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but ROSTERD_TEST_POSTGRES_URL is not set: run the suite with scripts/test"
+        );
+        eprintln!(
+            "ROSTERD_TEST_POSTGRES_URL is not set: skipping the PostgreSQL half of this test"
+        );
+        return None;
+    };
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "rosterd_test_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&admin_url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let base = admin_url.rsplit_once('/').unwrap().0;
+    Some(TestDb {
+        url: format!("{base}/{name}"),
+        _dir: None,
+    })
+}
+
+/// A rosterd installation in a temporary folder: config, export and rules that a test can
+/// change between runs.
+pub struct Install {
+    pub dir: tempfile::TempDir,
+    pub db: TestDb,
+}
+
+impl Install {
+    /// The fixture organisation and `rules` (file name → YAML), on database `db`.
+    pub fn new(db: TestDb, rules: &[(&str, &str)]) -> Install {
+        let dir = tempfile::tempdir().unwrap();
+        let config = std::fs::read_to_string(ORG_CONFIG).unwrap();
+        std::fs::write(
+            dir.path().join("rosterd.yaml"),
+            format!("database: {}\n{config}", db.url),
+        )
+        .unwrap();
+        std::fs::copy(
+            "tests/fixtures/org/workers.csv",
+            dir.path().join("workers.csv"),
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        let install = Install { dir, db };
+        for (name, yaml) in rules {
+            install.write_rule(name, yaml);
+        }
+        install
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write_rule(&self, name: &str, yaml: &str) {
+        std::fs::write(self.path("rules").join(name), yaml).unwrap();
+    }
+
+    /// Rewrites the export, line by line.
+    pub fn edit_export(&self, edit: impl Fn(&str) -> Option<String>) {
+        let path = self.path("workers.csv");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<String> = text.lines().filter_map(edit).collect();
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    }
+
+    pub fn config(&self) -> Config {
+        Config::load(&self.path("rosterd.yaml")).unwrap()
+    }
+
+    pub fn rules(&self, config: &Config) -> RuleSet {
+        let schema = directory::Schema::from_config(&config.directory);
+        rules::load(
+            &config.rules.dir,
+            &rules::Context::from_config(config, &schema),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// One evaluate cycle as of `date`.
+    pub async fn run(&self, store: &rosterd::store::Store, date: &str) -> rosterd::cycle::Outcome {
+        let config = self.config();
+        let rules = self.rules(&config);
+        let inputs = rosterd::cycle::Inputs {
+            config: &config,
+            rules: &rules,
+            as_of: NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap(),
+            now: rosterd::clock::now_utc(),
+            kind: "evaluate",
+        };
+        rosterd::cycle::run(&inputs, store)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn store(&self) -> rosterd::store::Store {
+        rosterd::store::Store::open(&self.db.url).await.unwrap()
+    }
+}
+
+/// Runs an async test body on SQLite and, where configured, on PostgreSQL: one suite, two
+/// backends, so their SQL cannot drift apart.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name($crate::common::sqlite_db()).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    if let Some(db) = $crate::common::postgres_db().await {
+                        super::$name(db).await;
+                    }
+                }
+            }
+        )*
+    };
+}

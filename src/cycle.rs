@@ -1,0 +1,392 @@
+//! One evaluation cycle: refresh the HR snapshot (with the failsafe), evaluate the rules, and
+//! record the run and every membership change in the store, in one transaction. `plan` uses
+//! the same difference without writing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::directory::{self, DirectoryError, Schema, Snapshot};
+use crate::engine::{self, reason, Evaluation};
+use crate::rules::RuleSet;
+use crate::store::{
+    Change, Membership, NewSnapshot, RunCommit, RunStatus, SnapshotChange, SnapshotStatus,
+    SnapshotUse, Store, StoreError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored snapshot {id} cannot be read: {message}")]
+    Corrupt { id: i64, message: String },
+}
+
+/// What a cycle did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Outcome {
+    Applied {
+        run_id: i64,
+        snapshot_id: Option<i64>,
+        added: usize,
+        removed: usize,
+        memberships: usize,
+        /// Set when the export could not be read and the last good snapshot was used.
+        warning: Option<String>,
+    },
+    /// The failsafe held the new snapshot; nothing changed.
+    Held {
+        run_id: i64,
+        snapshot_id: i64,
+        reason: String,
+    },
+}
+
+/// Everything a cycle needs besides the store.
+pub struct Inputs<'a> {
+    pub config: &'a Config,
+    pub rules: &'a RuleSet,
+    pub as_of: NaiveDate,
+    pub now: DateTime<Utc>,
+    pub kind: &'a str,
+}
+
+/// The membership changes that take the stored state to what the rules say now. Groups in
+/// rule-set order, then removed groups; workers by key.
+pub fn changes(
+    snapshot: &Snapshot,
+    rules: &RuleSet,
+    evaluation: &Evaluation,
+    stored: &BTreeMap<String, BTreeMap<String, Membership>>,
+) -> Vec<Change> {
+    let empty = BTreeMap::new();
+    let mut out = Vec::new();
+    for (g, group) in rules.groups().iter().enumerate() {
+        let before = stored.get(&group.name).unwrap_or(&empty);
+        let mut joins: Vec<(&str, usize)> = evaluation
+            .members(g)
+            .ones()
+            .map(|w| (snapshot.key(w), w))
+            .filter(|(k, _)| !before.contains_key(*k))
+            .collect();
+        joins.sort();
+        for (key, w) in joins {
+            out.push(Change {
+                group: group.name.clone(),
+                worker: key.to_string(),
+                added: true,
+                reason: reason::joined(rules, evaluation, g, w).to_string(),
+            });
+        }
+        for key in before.keys() {
+            let w = snapshot.by_key(key);
+            if w.is_some_and(|w| evaluation.is_member(g, w)) {
+                continue;
+            }
+            out.push(Change {
+                group: group.name.clone(),
+                worker: key.clone(),
+                added: false,
+                reason: reason::left(snapshot, rules, evaluation, g, w).to_string(),
+            });
+        }
+    }
+    for (name, members) in stored {
+        if rules.lookup(name).is_none() {
+            for key in members.keys() {
+                out.push(Change {
+                    group: name.clone(),
+                    worker: key.clone(),
+                    added: false,
+                    reason: "group_removed".to_string(),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn total_members(evaluation: &Evaluation, rules: &RuleSet) -> usize {
+    (0..rules.groups().len())
+        .map(|g| evaluation.members(g).count_ones(..))
+        .sum()
+}
+
+/// The snapshot the cycle evaluates, and how the run refers to it.
+struct Chosen {
+    snapshot: Snapshot,
+    usage: SnapshotUse,
+    warning: Option<String>,
+}
+
+/// Refreshes, evaluates and records one run.
+pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleError> {
+    let started = inputs
+        .now
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let chosen = match choose_snapshot(inputs, store).await {
+        Ok(Ok(chosen)) => chosen,
+        Ok(Err(held)) => return Ok(held),
+        Err(e) => {
+            record_failure(inputs, store, &started, &e).await?;
+            return Err(e);
+        }
+    };
+    let evaluation = engine::evaluate(&chosen.snapshot, inputs.rules, inputs.as_of);
+    let stored = store.memberships().await?;
+    let changes = changes(&chosen.snapshot, inputs.rules, &evaluation, &stored);
+    let memberships = total_members(&evaluation, inputs.rules);
+    let commit = RunCommit {
+        kind: inputs.kind.to_string(),
+        started_at: started,
+        finished_at: crate::clock::now_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        status: RunStatus::Succeeded,
+        as_of: inputs.as_of,
+        snapshot: chosen.usage,
+        rules_commit: crate::rules::git_commit(&inputs.config.rules.dir),
+        rules_digest: Some(inputs.rules.digest(&inputs.config.rules.dir)),
+        group_count: inputs.rules.groups().len() as i64,
+        membership_count: memberships as i64,
+        changes,
+        message: chosen.warning.clone(),
+    };
+    let (run_id, snapshot_id) = store.commit_run(&commit).await?;
+    let added = commit.changes.iter().filter(|c| c.added).count();
+    Ok(Outcome::Applied {
+        run_id,
+        snapshot_id,
+        added,
+        removed: commit.changes.len() - added,
+        memberships,
+        warning: chosen.warning,
+    })
+}
+
+/// `Ok(Err(outcome))` when the failsafe holds the export (the held run is recorded).
+async fn choose_snapshot(
+    inputs: &Inputs<'_>,
+    store: &Store,
+) -> Result<Result<Chosen, Outcome>, CycleError> {
+    let dir = &inputs.config.directory;
+    let schema = Arc::new(Schema::from_config(dir));
+    let text = match directory::read_export(dir) {
+        Ok(text) => text,
+        Err(e) => return keep_last_good(store, schema, e).await.map(Ok),
+    };
+    let sum = directory::checksum(text.as_bytes());
+    let source = dir.source.file.display().to_string();
+    let parse = |text: &str| {
+        directory::load_from_str(
+            text,
+            dir.source.format(),
+            &source,
+            Arc::clone(&schema),
+            dir.max_bad_rows_percent,
+        )
+    };
+    let known = store.snapshot_by_checksum(&sum).await?;
+    let usage = match &known {
+        Some(s) if s.status == SnapshotStatus::Held => {
+            let reason = format!(
+                "snapshot {} is held: {}\nhelp: if the export is right, run `rosterd approve snapshot {}`",
+                s.id,
+                s.hold_reason.as_deref().unwrap_or("held by the failsafe"),
+                s.id
+            );
+            let run_id = record_held(inputs, store, SnapshotUse::Existing(s.id), &reason).await?;
+            return Ok(Err(Outcome::Held {
+                run_id,
+                snapshot_id: s.id,
+                reason,
+            }));
+        }
+        Some(s) if s.status == SnapshotStatus::Current => Some(SnapshotUse::Existing(s.id)),
+        Some(s) if s.status == SnapshotStatus::Approved => Some(SnapshotUse::Promote(s.id)),
+        _ => None,
+    };
+    let (snapshot, report) = parse(&text)?;
+    if let Some(usage) = usage {
+        return Ok(Ok(Chosen {
+            snapshot,
+            usage,
+            warning: None,
+        }));
+    }
+    let eligible = engine::evaluate(&snapshot, inputs.rules, inputs.as_of)
+        .eligible()
+        .count_ones(..) as i64;
+    let current = store.current_snapshot().await?;
+    let hold_reason = failsafe(
+        eligible,
+        current.as_ref().map(|c| c.eligible),
+        dir.failsafe.max_shrink_percent,
+    );
+    let rows = snapshot.to_rows();
+    let changes = match &current {
+        Some(c) => directory::diff_rows(&store.snapshot_workers(c.id).await?, &rows),
+        None => Vec::new(),
+    };
+    let new = NewSnapshot {
+        source,
+        fetched_at: inputs
+            .now
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        checksum: sum,
+        rows: report.rows as i64,
+        workers: snapshot.len() as i64,
+        eligible,
+        issues: report.issues.len() as i64,
+        hold_reason: hold_reason.clone(),
+        worker_rows: rows,
+        changes: changes
+            .into_iter()
+            .map(|c| SnapshotChange {
+                worker_key: c.key,
+                change: c.change.to_string(),
+                attribute: c.attribute,
+                old_value: c.old_value,
+                new_value: c.new_value,
+            })
+            .collect(),
+    };
+    if let Some(reason) = hold_reason {
+        let run_id = record_held(inputs, store, SnapshotUse::New(Box::new(new)), &reason).await?;
+        let snapshot_id = store
+            .run(run_id)
+            .await?
+            .and_then(|r| r.snapshot_id)
+            .unwrap_or_default();
+        let reason = format!(
+            "{reason}\nhelp: if the export is right, run `rosterd approve snapshot {snapshot_id}`"
+        );
+        return Ok(Err(Outcome::Held {
+            run_id,
+            snapshot_id,
+            reason,
+        }));
+    }
+    Ok(Ok(Chosen {
+        snapshot,
+        usage: SnapshotUse::New(Box::new(new)),
+        warning: None,
+    }))
+}
+
+/// Why a snapshot with `eligible` workers must be held, given the current snapshot's count.
+pub fn failsafe(eligible: i64, current: Option<i64>, max_shrink_percent: f64) -> Option<String> {
+    if eligible == 0 {
+        return Some("the export has no eligible workers".to_string());
+    }
+    let current = current.filter(|&c| c > 0)?;
+    let shrink = (current - eligible) as f64 * 100.0 / current as f64;
+    (shrink > max_shrink_percent).then(|| {
+        format!(
+            "the eligible population shrank from {current} to {eligible} workers (-{shrink:.1}%), \
+             more than directory.failsafe.max_shrink_percent ({max_shrink_percent}%)"
+        )
+    })
+}
+
+/// The export could not be read: evaluate the last good snapshot instead.
+async fn keep_last_good(
+    store: &Store,
+    schema: Arc<Schema>,
+    error: DirectoryError,
+) -> Result<Chosen, CycleError> {
+    let Some(current) = store.current_snapshot().await? else {
+        return Err(error.into());
+    };
+    let rows = store.snapshot_workers(current.id).await?;
+    let snapshot =
+        Snapshot::from_rows_json(schema, &rows).map_err(|message| CycleError::Corrupt {
+            id: current.id,
+            message,
+        })?;
+    Ok(Chosen {
+        snapshot,
+        usage: SnapshotUse::Existing(current.id),
+        warning: Some(format!(
+            "{error}: evaluated the last good snapshot {}",
+            current.id
+        )),
+    })
+}
+
+async fn record_held(
+    inputs: &Inputs<'_>,
+    store: &Store,
+    snapshot: SnapshotUse,
+    reason: &str,
+) -> Result<i64, StoreError> {
+    let commit = bare_run(inputs, RunStatus::Held, snapshot, reason);
+    Ok(store.commit_run(&commit).await?.0)
+}
+
+async fn record_failure(
+    inputs: &Inputs<'_>,
+    store: &Store,
+    started: &str,
+    e: &CycleError,
+) -> Result<(), StoreError> {
+    let mut commit = bare_run(inputs, RunStatus::Failed, SnapshotUse::None, &e.to_string());
+    commit.started_at = started.to_string();
+    store.commit_run(&commit).await.map(|_| ())
+}
+
+fn bare_run(
+    inputs: &Inputs<'_>,
+    status: RunStatus,
+    snapshot: SnapshotUse,
+    message: &str,
+) -> RunCommit {
+    RunCommit {
+        kind: inputs.kind.to_string(),
+        started_at: inputs
+            .now
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        finished_at: crate::clock::now_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        status,
+        as_of: inputs.as_of,
+        snapshot,
+        rules_commit: crate::rules::git_commit(&inputs.config.rules.dir),
+        rules_digest: Some(inputs.rules.digest(&inputs.config.rules.dir)),
+        group_count: inputs.rules.groups().len() as i64,
+        membership_count: 0,
+        changes: Vec::new(),
+        message: Some(message.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failsafe;
+
+    #[test]
+    fn failsafe_holds_empty_and_shrinking_populations() {
+        assert!(failsafe(0, None, 10.0)
+            .unwrap()
+            .contains("no eligible workers"));
+        assert_eq!(
+            failsafe(50, None, 10.0),
+            None,
+            "a first snapshot has nothing to shrink from"
+        );
+        assert_eq!(
+            failsafe(90, Some(100), 10.0),
+            None,
+            "exactly the limit passes"
+        );
+        let held = failsafe(89, Some(100), 10.0).unwrap();
+        assert_eq!(
+            held,
+            "the eligible population shrank from 100 to 89 workers (-11.0%), more than directory.failsafe.max_shrink_percent (10%)"
+        );
+        assert_eq!(failsafe(150, Some(100), 10.0), None, "growth is never held");
+    }
+}

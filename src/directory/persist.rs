@@ -1,0 +1,200 @@
+//! A snapshot as stored rows (worker key → attributes as JSON), back again, and the diff
+//! between two snapshots (who joined, who left, which attributes changed).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::{AttrType, Schema, Snapshot, Value};
+
+/// What changed for one worker between two snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerChange {
+    pub key: String,
+    /// `joined`, `left` or `changed`.
+    pub change: &'static str,
+    /// For `changed`: the attribute, and its old and new values as JSON text.
+    pub attribute: Option<String>,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+}
+
+impl Snapshot {
+    /// Each worker's key and attributes as a JSON object (missing values left out), in the
+    /// snapshot's order.
+    pub fn to_rows(&self) -> Vec<(String, String)> {
+        (0..self.len())
+            .map(|w| {
+                let mut obj = serde_json::Map::new();
+                for (a, attr) in self.schema().attrs().iter().enumerate() {
+                    if let Some(v) = self.get(a, w) {
+                        obj.insert(attr.name.clone(), v.to_json());
+                    }
+                }
+                (
+                    self.key(w).to_string(),
+                    serde_json::Value::Object(obj).to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Rebuilds a snapshot from stored rows. Attributes the schema no longer has are ignored,
+    /// and new ones are missing; a stored value that no longer fits its type is an error.
+    pub fn from_rows_json(
+        schema: Arc<Schema>,
+        rows: &[(String, String)],
+    ) -> Result<Snapshot, String> {
+        let mut values = Vec::with_capacity(rows.len());
+        for (key, json) in rows {
+            let obj: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(json).map_err(|e| format!("stored worker `{key}`: {e}"))?;
+            let row = schema
+                .attrs()
+                .iter()
+                .map(|attr| match obj.get(&attr.name) {
+                    None | Some(serde_json::Value::Null) => Ok(None),
+                    Some(v) => from_json(attr.ty, v).map(Some).ok_or_else(|| {
+                        format!(
+                            "stored worker `{key}`: `{}` is not a {}",
+                            attr.name, attr.ty
+                        )
+                    }),
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            values.push(row);
+        }
+        Ok(Snapshot::from_rows(schema, values))
+    }
+}
+
+fn from_json(ty: AttrType, v: &serde_json::Value) -> Option<Value> {
+    match ty {
+        AttrType::String => v.as_str().map(|s| Value::Str(s.to_string())),
+        AttrType::Number => v.as_f64().map(Value::Num),
+        AttrType::Bool => v.as_bool().map(Value::Bool),
+        AttrType::Date => v
+            .as_str()
+            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            .map(Value::Date),
+        AttrType::List => v.as_array().map(|items| {
+            Value::List(
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_string))
+                    .collect(),
+            )
+        }),
+    }
+}
+
+/// The differences from `old` rows to `new` rows (both as [`Snapshot::to_rows`] makes them),
+/// ordered by worker key.
+pub fn diff_rows(old: &[(String, String)], new: &[(String, String)]) -> Vec<WorkerChange> {
+    let parse =
+        |rows: &[(String, String)]| -> BTreeMap<String, BTreeMap<String, serde_json::Value>> {
+            rows.iter()
+                .map(|(k, json)| (k.clone(), serde_json::from_str(json).unwrap_or_default()))
+                .collect()
+        };
+    let (old, new) = (parse(old), parse(new));
+    let mut out = Vec::new();
+    let change = |key: &str,
+                  change,
+                  attribute: Option<&str>,
+                  old: Option<&serde_json::Value>,
+                  new: Option<&serde_json::Value>| WorkerChange {
+        key: key.to_string(),
+        change,
+        attribute: attribute.map(str::to_string),
+        old_value: old.map(ToString::to_string),
+        new_value: new.map(ToString::to_string),
+    };
+    for (key, before) in &old {
+        match new.get(key) {
+            None => out.push(change(key, "left", None, None, None)),
+            Some(after) => {
+                let names: std::collections::BTreeSet<&String> =
+                    before.keys().chain(after.keys()).collect();
+                for name in names {
+                    let (b, a) = (before.get(name), after.get(name));
+                    if b != a {
+                        out.push(change(key, "changed", Some(name), b, a));
+                    }
+                }
+            }
+        }
+    }
+    for key in new.keys().filter(|k| !old.contains_key(*k)) {
+        out.push(change(key, "joined", None, None, None));
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}
+
+/// The SHA-256 of an export's bytes, in hex: identical exports have identical checksums.
+pub fn checksum(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::generate;
+
+    #[test]
+    fn rows_round_trip_through_json() {
+        let workers = generate::generate(300, 5);
+        let mut csv = Vec::new();
+        generate::write_csv(&workers, &mut csv).unwrap();
+        let schema = Arc::new(generate::schema());
+        let text = String::from_utf8(csv).unwrap();
+        let (snap, _) = crate::directory::load_from_str(
+            &text,
+            crate::config::SourceFormat::Csv,
+            "w.csv",
+            schema.clone(),
+            5.0,
+        )
+        .unwrap();
+        let rows = snap.to_rows();
+        let back = Snapshot::from_rows_json(schema, &rows).unwrap();
+        assert_eq!(back.to_rows(), rows);
+        assert_eq!(back.managers(), snap.managers());
+    }
+
+    #[test]
+    fn diff_names_joiners_leavers_and_changed_attributes() {
+        let old = vec![
+            ("A".to_string(), r#"{"d":"X","n":1}"#.to_string()),
+            ("B".to_string(), "{}".to_string()),
+        ];
+        let new = vec![
+            ("A".to_string(), r#"{"d":"Y","n":1,"t":"new"}"#.to_string()),
+            ("C".to_string(), "{}".to_string()),
+        ];
+        let d = diff_rows(&old, &new);
+        let shown: Vec<String> = d
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {:?} {:?} {:?}",
+                    c.key, c.change, c.attribute, c.old_value, c.new_value
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                r#"A changed Some("d") Some("\"X\"") Some("\"Y\"")"#,
+                r#"A changed Some("t") None Some("\"new\"")"#,
+                "B left None None None",
+                "C joined None None None",
+            ]
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! Why a worker holds or lost a membership, in the audit's words.
+
+use super::{resolve, Evaluation};
+use crate::directory::{Snapshot, WorkerId};
+use crate::rules::{GroupId, GroupKind, PersonEntry, RuleSet};
+
+/// Why a member is in the group: `rule`, `include` (a hybrid group's entry) or `member` (a
+/// manual group's entry).
+pub fn joined(
+    rules: &RuleSet,
+    evaluation: &Evaluation,
+    group: GroupId,
+    worker: WorkerId,
+) -> &'static str {
+    match rules.group(group).kind {
+        GroupKind::Managed => "rule",
+        GroupKind::Manual => "member",
+        GroupKind::Hybrid => match &evaluation.rule_sets[group] {
+            Some(set) if set.contains(worker) => "rule",
+            _ => "include",
+        },
+    }
+}
+
+/// Why a worker who was in the group is not any more. `worker` is `None` when the worker is
+/// no longer in the export at all.
+pub fn left(
+    snapshot: &Snapshot,
+    rules: &RuleSet,
+    evaluation: &Evaluation,
+    group: GroupId,
+    worker: Option<WorkerId>,
+) -> &'static str {
+    let Some(w) = worker else {
+        return "not_eligible";
+    };
+    if !evaluation.eligible().contains(w) {
+        return "not_eligible";
+    }
+    let g = rules.group(group);
+    let names = |entries: &[PersonEntry], active: bool| {
+        entries.iter().any(|e| {
+            e.active_on(evaluation.as_of) == active && resolve(&e.who, snapshot) == Some(w)
+        })
+    };
+    match g.kind {
+        GroupKind::Managed => "rule_no_longer_matches",
+        GroupKind::Hybrid if names(&g.exclude, true) => "exclude",
+        GroupKind::Hybrid if names(&g.include, false) => "expired",
+        GroupKind::Hybrid => "rule_no_longer_matches",
+        GroupKind::Manual if names(&g.members, false) => "expired",
+        GroupKind::Manual => "entry_removed",
+    }
+}
+
+/// Every reason word, with what it means, for listings and docs.
+pub const REASONS: &[(&str, &str)] = &[
+    ("rule", "the group's rule matches"),
+    ("include", "an include entry names the worker"),
+    ("member", "a members entry names the worker"),
+    ("rule_no_longer_matches", "the rule no longer matches"),
+    ("exclude", "an exclude entry names the worker"),
+    ("expired", "the entry that named the worker expired"),
+    (
+        "entry_removed",
+        "the entry that named the worker was removed",
+    ),
+    (
+        "not_eligible",
+        "the worker is not eligible or left the export",
+    ),
+    ("group_removed", "the group was removed from the rules"),
+];

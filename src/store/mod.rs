@@ -1,0 +1,251 @@
+//! Persistent state on sqlx: SQLite (a file, the embedded default) or PostgreSQL, chosen once
+//! from the URL scheme. Both run the same SQL through `sqlx::Any`; each has its own migrations
+//! folder with the same schema.
+//!
+//! A run's writes (its snapshot, the snapshot's diff, the run, the membership changes) are one
+//! transaction: a crash leaves the previous state or the new one, never half.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+mod runs;
+mod snapshots;
+
+pub use runs::{Change, HistoryEntry, Membership, RunCommit, RunInfo, RunStatus, SnapshotUse};
+pub use snapshots::{NewSnapshot, SnapshotChange, SnapshotInfo, SnapshotStatus};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "unsupported database URL `{0}`\nhelp: use `sqlite://FILE` or `postgres://USER@HOST/DB`"
+    )]
+    Url(String),
+    #[error("cannot open database `{url}`: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot migrate database `{url}`: {source}")]
+    Migrate {
+        url: String,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// rosterd's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects, creating a SQLite file when it does not exist, and applies the migrations.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let store = Self::connect(url).await?;
+        store.migrate(url).await?;
+        Ok(store)
+    }
+
+    /// Connects without migrating.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let shown = redact(url);
+        let backend = Backend::of_url(url).ok_or_else(|| StoreError::Url(shown.clone()))?;
+        let open_err = |source| StoreError::Open {
+            url: shown.clone(),
+            source,
+        };
+        let (url, options) = match backend {
+            Backend::Sqlite => {
+                // Create the file on first use; wait for a busy writer instead of failing.
+                let url = if url.contains('?') {
+                    url.to_string()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                let options = AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::query("PRAGMA busy_timeout = 10000")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA foreign_keys = ON")
+                                .execute(&mut *conn)
+                                .await?;
+                            sqlx::query("PRAGMA synchronous = NORMAL")
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(())
+                        })
+                    });
+                (url, options)
+            }
+            Backend::Postgres => (url.to_string(), AnyPoolOptions::new().max_connections(8)),
+        };
+        let pool = options
+            .acquire_timeout(Duration::from_secs(15))
+            .connect(&url)
+            .await
+            .map_err(open_err)?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers (the API, `history`) work while a run writes; it is a property
+            // of the file, so setting it once is enough.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(open_err)?;
+        }
+        Ok(Store { pool, backend })
+    }
+
+    pub async fn migrate(&self, url: &str) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                url: redact(url),
+                source,
+            })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The current memberships: group → worker → membership.
+    pub async fn memberships(
+        &self,
+    ) -> Result<BTreeMap<String, BTreeMap<String, Membership>>, StoreError> {
+        let rows = sqlx::query("SELECT group_name, worker_key, reason, since_run FROM memberships")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out: BTreeMap<String, BTreeMap<String, Membership>> = BTreeMap::new();
+        for row in rows {
+            let group: String = row.try_get(0)?;
+            let worker: String = row.try_get(1)?;
+            out.entry(group).or_default().insert(
+                worker,
+                Membership {
+                    reason: row.try_get(2)?,
+                    since_run: row.try_get(3)?,
+                },
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// A URL with its password replaced by `***`, for messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// `($1, $2, $3), ($4, $5, $6), ...` for `rows` rows of `columns` values: one placeholder
+/// style that both backends read.
+fn values_placeholders(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * columns + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// Rows per multi-row INSERT: well under both backends' limits on bound parameters.
+const BATCH_ROWS: usize = 500;
+
+fn get_i64(row: &AnyRow, column: &str) -> Result<i64, sqlx::Error> {
+    row.try_get::<i64, _>(column)
+}
+
+impl FromStr for Backend {
+    type Err = StoreError;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        Backend::of_url(url).ok_or_else(|| StoreError::Url(redact(url)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://rosterd:s3cret@db:5432/rosterd"),
+            "postgres://rosterd:***@db:5432/rosterd"
+        );
+        assert_eq!(
+            redact("postgres://rosterd@db/rosterd"),
+            "postgres://rosterd@db/rosterd"
+        );
+        assert_eq!(redact("sqlite://rosterd.db"), "sqlite://rosterd.db");
+    }
+
+    #[test]
+    fn placeholders_number_rows_and_columns() {
+        assert_eq!(values_placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
+}

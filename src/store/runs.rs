@@ -1,0 +1,304 @@
+//! Runs, the current memberships, and the append-only audit of every membership change, from
+//! which `history` reconstructs any past date.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use sqlx::any::AnyRow;
+// Dynamic SQL here is only constants and `$N` placeholders; values are always bound.
+use sqlx::AssertSqlSafe;
+use sqlx::Row;
+
+use super::snapshots::{self, NewSnapshot};
+use super::{get_i64, values_placeholders, Store, StoreError, BATCH_ROWS};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Succeeded,
+    /// The failsafe held the snapshot; nothing changed.
+    Held,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Held => "held",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Membership {
+    /// `rule`, `include` or `member`.
+    pub reason: String,
+    pub since_run: i64,
+}
+
+/// One membership change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub group: String,
+    pub worker: String,
+    pub added: bool,
+    pub reason: String,
+}
+
+/// Which snapshot a run used.
+#[derive(Debug, Clone)]
+pub enum SnapshotUse {
+    /// None (a failed run before any snapshot).
+    None,
+    /// A new snapshot, stored with the run.
+    New(Box<NewSnapshot>),
+    /// One already stored and current.
+    Existing(i64),
+    /// An approved snapshot that becomes current with this run.
+    Promote(i64),
+}
+
+/// Everything a run writes, committed at once.
+#[derive(Debug, Clone)]
+pub struct RunCommit {
+    pub kind: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub status: RunStatus,
+    pub as_of: NaiveDate,
+    pub snapshot: SnapshotUse,
+    pub rules_commit: Option<String>,
+    pub rules_digest: Option<String>,
+    pub group_count: i64,
+    pub membership_count: i64,
+    pub changes: Vec<Change>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    pub id: i64,
+    pub kind: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub status: String,
+    pub as_of: String,
+    pub snapshot_id: Option<i64>,
+    pub rules_commit: Option<String>,
+    pub rules_digest: Option<String>,
+    pub groups: i64,
+    pub memberships: i64,
+    pub added: i64,
+    pub removed: i64,
+    pub message: Option<String>,
+}
+
+/// One change of one worker in one group, for a worker's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    pub run_id: i64,
+    pub as_of: String,
+    pub added: bool,
+    pub reason: String,
+}
+
+const RUN_COLUMNS: &str =
+    "id, kind, started_at, finished_at, status, as_of, snapshot_id, rules_commit, \
+                           rules_digest, group_count, membership_count, added, removed, message";
+
+fn run_info(row: &AnyRow) -> Result<RunInfo, sqlx::Error> {
+    Ok(RunInfo {
+        id: get_i64(row, "id")?,
+        kind: row.try_get("kind")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        status: row.try_get("status")?,
+        as_of: row.try_get("as_of")?,
+        snapshot_id: row.try_get("snapshot_id")?,
+        rules_commit: row.try_get("rules_commit")?,
+        rules_digest: row.try_get("rules_digest")?,
+        groups: get_i64(row, "group_count")?,
+        memberships: get_i64(row, "membership_count")?,
+        added: get_i64(row, "added")?,
+        removed: get_i64(row, "removed")?,
+        message: row.try_get("message")?,
+    })
+}
+
+impl Store {
+    /// Writes the run, its snapshot and its membership changes in one transaction. Returns
+    /// the run's id and the id of the snapshot it used.
+    pub async fn commit_run(&self, run: &RunCommit) -> Result<(i64, Option<i64>), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let snapshot_id = match &run.snapshot {
+            SnapshotUse::None => None,
+            SnapshotUse::New(new) => Some(snapshots::insert(&mut tx, new).await?),
+            SnapshotUse::Existing(id) => Some(*id),
+            SnapshotUse::Promote(id) => {
+                snapshots::promote(&mut tx, *id).await?;
+                Some(*id)
+            }
+        };
+        let added = run.changes.iter().filter(|c| c.added).count() as i64;
+        let removed = run.changes.len() as i64 - added;
+        let row = sqlx::query(
+            "INSERT INTO runs (kind, started_at, finished_at, status, as_of, snapshot_id, rules_commit, \
+             rules_digest, group_count, membership_count, added, removed, message) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+        )
+        .bind(&run.kind)
+        .bind(&run.started_at)
+        .bind(&run.finished_at)
+        .bind(run.status.as_str())
+        .bind(run.as_of.to_string())
+        .bind(snapshot_id)
+        .bind(run.rules_commit.as_deref())
+        .bind(run.rules_digest.as_deref())
+        .bind(run.group_count)
+        .bind(run.membership_count)
+        .bind(added)
+        .bind(removed)
+        .bind(run.message.as_deref())
+        .fetch_one(&mut *tx)
+        .await?;
+        let run_id = get_i64(&row, "id")?;
+        for c in run.changes.iter().filter(|c| !c.added) {
+            sqlx::query("DELETE FROM memberships WHERE group_name = $1 AND worker_key = $2")
+                .bind(c.group.as_str())
+                .bind(c.worker.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let adds: Vec<&Change> = run.changes.iter().filter(|c| c.added).collect();
+        for chunk in adds.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO memberships (group_name, worker_key, reason, since_run) VALUES {}",
+                values_placeholders(chunk.len(), 4)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for c in chunk {
+                q = q
+                    .bind(c.group.as_str())
+                    .bind(c.worker.as_str())
+                    .bind(c.reason.as_str())
+                    .bind(run_id);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in run.changes.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO membership_changes (run_id, group_name, worker_key, action, reason) VALUES {}",
+                values_placeholders(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for c in chunk {
+                let action = if c.added { "added" } else { "removed" };
+                q = q
+                    .bind(run_id)
+                    .bind(c.group.as_str())
+                    .bind(c.worker.as_str())
+                    .bind(action)
+                    .bind(c.reason.as_str());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok((run_id, snapshot_id))
+    }
+
+    /// The newest runs first.
+    pub async fn runs(&self, limit: i64) -> Result<Vec<RunInfo>, StoreError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT $1");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(run_info).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn run(&self, id: i64) -> Result<Option<RunInfo>, StoreError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| run_info(&r)).transpose()?)
+    }
+
+    pub async fn run_changes(&self, run_id: i64) -> Result<Vec<Change>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT group_name, worker_key, action, reason FROM membership_changes WHERE run_id = $1 ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(Change {
+                    group: r.try_get(0)?,
+                    worker: r.try_get(1)?,
+                    added: r.try_get::<String, _>(2)? == "added",
+                    reason: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Who was in `group` after the last run evaluated on or before `at`, and why,
+    /// reconstructed from the audit alone.
+    pub async fn members_at(
+        &self,
+        group: &str,
+        at: NaiveDate,
+    ) -> Result<BTreeMap<String, String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.worker_key, c.action, c.reason FROM membership_changes c JOIN runs r ON r.id = c.run_id \
+             WHERE c.group_name = $1 AND r.as_of <= $2 ORDER BY c.id",
+        )
+        .bind(group)
+        .bind(at.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut members = BTreeMap::new();
+        for r in rows {
+            let worker: String = r.try_get(0)?;
+            if r.try_get::<String, _>(1)? == "added" {
+                members.insert(worker, r.try_get(2)?);
+            } else {
+                members.remove(&worker);
+            }
+        }
+        Ok(members)
+    }
+
+    /// Every change of `worker` in `group`, oldest first.
+    pub async fn worker_history(
+        &self,
+        group: &str,
+        worker: &str,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.run_id, r.as_of, c.action, c.reason FROM membership_changes c JOIN runs r ON r.id = c.run_id \
+             WHERE c.group_name = $1 AND c.worker_key = $2 ORDER BY c.id",
+        )
+        .bind(group)
+        .bind(worker)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(HistoryEntry {
+                    run_id: r.try_get(0)?,
+                    as_of: r.try_get(1)?,
+                    added: r.try_get::<String, _>(2)? == "added",
+                    reason: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+}

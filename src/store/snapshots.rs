@@ -1,0 +1,295 @@
+//! HR snapshots: every export that was loaded, its workers, its diff against the previous one,
+//! and the failsafe's holds.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+// Dynamic SQL here is only constants and `$N` placeholders; values are always bound.
+use sqlx::AssertSqlSafe;
+use sqlx::{Any, Row, Transaction};
+
+use super::{get_i64, values_placeholders, Store, StoreError, BATCH_ROWS};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotStatus {
+    /// The snapshot evaluations use.
+    Current,
+    /// Was current once.
+    Superseded,
+    /// Stopped by the failsafe; not used until approved.
+    Held,
+    /// Approved after a hold; becomes current at the next run.
+    Approved,
+}
+
+impl SnapshotStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotStatus::Current => "current",
+            SnapshotStatus::Superseded => "superseded",
+            SnapshotStatus::Held => "held",
+            SnapshotStatus::Approved => "approved",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, sqlx::Error> {
+        Ok(match s {
+            "current" => SnapshotStatus::Current,
+            "superseded" => SnapshotStatus::Superseded,
+            "held" => SnapshotStatus::Held,
+            "approved" => SnapshotStatus::Approved,
+            other => {
+                return Err(sqlx::Error::Decode(
+                    format!("unknown snapshot status `{other}`").into(),
+                ))
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotInfo {
+    pub id: i64,
+    pub source: String,
+    pub fetched_at: String,
+    pub checksum: String,
+    pub rows: i64,
+    pub workers: i64,
+    pub eligible: i64,
+    pub issues: i64,
+    pub status: SnapshotStatus,
+    pub hold_reason: Option<String>,
+    pub previous_id: Option<i64>,
+}
+
+/// A snapshot to store with a run.
+#[derive(Debug, Clone)]
+pub struct NewSnapshot {
+    pub source: String,
+    pub fetched_at: String,
+    pub checksum: String,
+    pub rows: i64,
+    pub workers: i64,
+    pub eligible: i64,
+    pub issues: i64,
+    /// Why the failsafe holds it; `None` makes it current.
+    pub hold_reason: Option<String>,
+    /// Worker key → attributes as a JSON object.
+    pub worker_rows: Vec<(String, String)>,
+    pub changes: Vec<SnapshotChange>,
+}
+
+/// One difference between a snapshot and the one before it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SnapshotChange {
+    pub worker_key: String,
+    /// `joined`, `left` or `changed`.
+    pub change: String,
+    pub attribute: Option<String>,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+}
+
+const COLUMNS: &str = "id, source, fetched_at, checksum, row_count, worker_count, eligible_count, \
+                       issue_count, status, hold_reason, previous_id";
+
+fn info(row: &AnyRow) -> Result<SnapshotInfo, sqlx::Error> {
+    Ok(SnapshotInfo {
+        id: get_i64(row, "id")?,
+        source: row.try_get("source")?,
+        fetched_at: row.try_get("fetched_at")?,
+        checksum: row.try_get("checksum")?,
+        rows: get_i64(row, "row_count")?,
+        workers: get_i64(row, "worker_count")?,
+        eligible: get_i64(row, "eligible_count")?,
+        issues: get_i64(row, "issue_count")?,
+        status: SnapshotStatus::parse(&row.try_get::<String, _>("status")?)?,
+        hold_reason: row.try_get("hold_reason")?,
+        previous_id: row.try_get("previous_id")?,
+    })
+}
+
+impl Store {
+    pub async fn snapshot(&self, id: i64) -> Result<Option<SnapshotInfo>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM snapshots WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| info(&r)).transpose()?)
+    }
+
+    /// The snapshot evaluations use, if any was ever accepted.
+    pub async fn current_snapshot(&self) -> Result<Option<SnapshotInfo>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM snapshots WHERE status = 'current' ORDER BY id DESC LIMIT 1"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| info(&r)).transpose()?)
+    }
+
+    /// The newest snapshot of an export with this checksum.
+    pub async fn snapshot_by_checksum(
+        &self,
+        checksum: &str,
+    ) -> Result<Option<SnapshotInfo>, StoreError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM snapshots WHERE checksum = $1 ORDER BY id DESC LIMIT 1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(checksum)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| info(&r)).transpose()?)
+    }
+
+    /// Newest first.
+    pub async fn snapshots(&self, limit: i64) -> Result<Vec<SnapshotInfo>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM snapshots ORDER BY id DESC LIMIT $1");
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(info).collect::<Result<_, _>>()?)
+    }
+
+    /// Worker key → attributes JSON, in key order.
+    pub async fn snapshot_workers(&self, id: i64) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT worker_key, attributes FROM snapshot_workers WHERE snapshot_id = $1 ORDER BY worker_key")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    pub async fn snapshot_changes(&self, id: i64) -> Result<Vec<SnapshotChange>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT worker_key, change, attribute, old_value, new_value FROM snapshot_changes \
+             WHERE snapshot_id = $1 ORDER BY worker_key, attribute",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(SnapshotChange {
+                    worker_key: r.try_get(0)?,
+                    change: r.try_get(1)?,
+                    attribute: r.try_get(2)?,
+                    old_value: r.try_get(3)?,
+                    new_value: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Releases a held snapshot; the next run makes it current.
+    pub async fn approve_snapshot(&self, id: i64, now: &str) -> Result<SnapshotInfo, StoreError> {
+        let snapshot = self
+            .snapshot(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no snapshot {id}")))?;
+        if snapshot.status != SnapshotStatus::Held {
+            return Err(StoreError::Conflict(format!(
+                "snapshot {id} is {}, not held: there is nothing to approve",
+                snapshot.status.as_str()
+            )));
+        }
+        sqlx::query("UPDATE snapshots SET status = 'approved', approved_at = $1 WHERE id = $2 AND status = 'held'")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(SnapshotInfo {
+            status: SnapshotStatus::Approved,
+            ..snapshot
+        })
+    }
+}
+
+/// Stores `new` inside the run's transaction; a snapshot that is not held becomes current.
+pub(super) async fn insert(
+    tx: &mut Transaction<'_, Any>,
+    new: &NewSnapshot,
+) -> Result<i64, StoreError> {
+    let previous: Option<i64> =
+        sqlx::query("SELECT id FROM snapshots WHERE status = 'current' ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| get_i64(&r, "id"))
+            .transpose()?;
+    let status = if new.hold_reason.is_some() {
+        "held"
+    } else {
+        "current"
+    };
+    if status == "current" {
+        sqlx::query("UPDATE snapshots SET status = 'superseded' WHERE status = 'current'")
+            .execute(&mut **tx)
+            .await?;
+    }
+    let row = sqlx::query(
+        "INSERT INTO snapshots (source, fetched_at, checksum, row_count, worker_count, eligible_count, \
+         issue_count, status, hold_reason, previous_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind(&new.source)
+    .bind(&new.fetched_at)
+    .bind(&new.checksum)
+    .bind(new.rows)
+    .bind(new.workers)
+    .bind(new.eligible)
+    .bind(new.issues)
+    .bind(status)
+    .bind(new.hold_reason.as_deref())
+    .bind(previous)
+    .fetch_one(&mut **tx)
+    .await?;
+    let id = get_i64(&row, "id")?;
+    for chunk in new.worker_rows.chunks(BATCH_ROWS) {
+        let sql = format!(
+            "INSERT INTO snapshot_workers (snapshot_id, worker_key, attributes) VALUES {}",
+            values_placeholders(chunk.len(), 3)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (key, attrs) in chunk {
+            q = q.bind(id).bind(key.as_str()).bind(attrs.as_str());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for chunk in new.changes.chunks(BATCH_ROWS) {
+        let sql = format!(
+            "INSERT INTO snapshot_changes (snapshot_id, worker_key, change, attribute, old_value, new_value) VALUES {}",
+            values_placeholders(chunk.len(), 6)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for c in chunk {
+            q = q
+                .bind(id)
+                .bind(c.worker_key.as_str())
+                .bind(c.change.as_str())
+                .bind(c.attribute.as_deref())
+                .bind(c.old_value.as_deref())
+                .bind(c.new_value.as_deref());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(id)
+}
+
+/// Makes an approved snapshot current inside the run's transaction.
+pub(super) async fn promote(tx: &mut Transaction<'_, Any>, id: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE snapshots SET status = 'superseded' WHERE status = 'current'")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE snapshots SET status = 'current' WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

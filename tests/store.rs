@@ -1,0 +1,405 @@
+//! The store and the evaluation cycle, one suite on both backends: snapshots and their diff,
+//! the directory failsafe, runs, the audit and history.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Install, TestDb};
+use rosterd::cycle::Outcome;
+use rosterd::store::{SnapshotStatus, Store};
+
+const SECURITY: &str = "groups:
+  - name: security
+    kind: hybrid
+    rule: division == \"Security\"
+    include:
+      - email: ea@example.com
+        reason: Executive assistant to the CISO
+        ticket: AR-1234
+        expires: 2026-03-31
+  - name: engineering
+    kind: managed
+    rule: division == \"Engineering\"
+";
+
+fn applied(outcome: &Outcome) -> (usize, usize) {
+    match outcome {
+        Outcome::Applied { added, removed, .. } => (*added, *removed),
+        Outcome::Held { reason, .. } => panic!("held: {reason}"),
+    }
+}
+
+async fn members(store: &Store, group: &str) -> Vec<String> {
+    store
+        .memberships()
+        .await
+        .unwrap()
+        .get(group)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Sets `column` of worker `key` in the export.
+fn set(install: &Install, key: &str, column: usize, value: &str) {
+    install.edit_export(|line| {
+        let mut fields: Vec<String> = line.split(',').map(str::to_string).collect();
+        if fields[0] == key {
+            fields[column] = value.to_string();
+        }
+        Some(fields.join(","))
+    });
+}
+
+const DIVISION: usize = 3;
+const STATUS: usize = 10;
+
+on_both_backends!(
+    migrations_apply_and_are_idempotent,
+    identical_export_costs_nothing,
+    snapshot_diff_is_recorded,
+    truncated_export_is_held_until_approved,
+    empty_export_is_held,
+    unreadable_export_keeps_the_last_good_snapshot,
+    history_answers_at_five_dates,
+    plan_after_one_rule_change_shows_exactly_that_groups_changes,
+    removed_group_members_leave_with_that_reason,
+);
+
+async fn migrations_apply_and_are_idempotent(db: TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    store.migrate(&db.url).await.unwrap();
+    let again = Store::open(&db.url).await.unwrap();
+    assert!(again.memberships().await.unwrap().is_empty());
+    assert!(again.runs(10).await.unwrap().is_empty());
+}
+
+async fn identical_export_costs_nothing(db: TestDb) {
+    let install = Install::new(db, &[("security.yaml", SECURITY)]);
+    let store = install.store().await;
+    assert_eq!(applied(&install.run(&store, "2026-01-10").await), (7, 0));
+    assert_eq!(applied(&install.run(&store, "2026-01-11").await), (0, 0));
+    let snapshots = store.snapshots(10).await.unwrap();
+    assert_eq!(snapshots.len(), 1, "the same export is stored once");
+    let runs = store.runs(10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r.snapshot_id == Some(snapshots[0].id)));
+    assert_eq!(runs[0].rules_digest, runs[1].rules_digest);
+    assert_eq!(runs[0].rules_digest.as_ref().map(String::len), Some(64));
+}
+
+async fn snapshot_diff_is_recorded(db: TestDb) {
+    let install = Install::new(db, &[("security.yaml", SECURITY)]);
+    let store = install.store().await;
+    install.run(&store, "2026-01-10").await;
+    set(&install, "W004", DIVISION, "Engineering");
+    install.edit_export(|l| (!l.starts_with("W010,")).then(|| l.to_string()));
+    let mut text = std::fs::read_to_string(install.path("workers.csv")).unwrap();
+    text.push_str("W011,new@example.com,W006,Engineering,Engineering Platform,US,Software Engineer,3,2026-01-05,,Active,no,\n");
+    std::fs::write(install.path("workers.csv"), text).unwrap();
+    let (added, removed) = applied(&install.run(&store, "2026-01-11").await);
+    assert_eq!(
+        (added, removed),
+        (2, 1),
+        "W004 and W011 join engineering, W004 leaves security"
+    );
+    let current = store.current_snapshot().await.unwrap().unwrap();
+    let changes: Vec<String> = store
+        .snapshot_changes(current.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} {:?} {:?} {:?}",
+                c.worker_key, c.change, c.attribute, c.old_value, c.new_value
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            r#"W004 changed Some("division") Some("\"Security\"") Some("\"Engineering\"")"#,
+            "W010 left None None None",
+            "W011 joined None None None",
+        ]
+    );
+    let previous = store
+        .snapshot(current.previous_id.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(previous.status, SnapshotStatus::Superseded);
+}
+
+async fn truncated_export_is_held_until_approved(db: TestDb) {
+    let install = Install::new(db, &[("security.yaml", SECURITY)]);
+    let store = install.store().await;
+    install.run(&store, "2026-01-10").await;
+    let before = store.memberships().await.unwrap();
+    // A truncated export: only the header and the first three workers.
+    let text = std::fs::read_to_string(install.path("workers.csv")).unwrap();
+    std::fs::write(
+        install.path("workers.csv"),
+        text.lines().take(4).collect::<Vec<_>>().join("\n") + "\n",
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let Outcome::Held {
+            snapshot_id,
+            reason,
+            ..
+        } = install.run(&store, "2026-01-11").await
+        else {
+            panic!("a truncated export must be held");
+        };
+        assert!(
+            reason.contains("the eligible population shrank from 9 to 3 workers (-66.7%)"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains(&format!("rosterd approve snapshot {snapshot_id}")),
+            "{reason}"
+        );
+        assert_eq!(
+            store.memberships().await.unwrap(),
+            before,
+            "nothing changes while held"
+        );
+        assert_eq!(store.current_snapshot().await.unwrap().unwrap().eligible, 9);
+    }
+    let held = store.snapshots(1).await.unwrap().remove(0);
+    assert_eq!(held.status, SnapshotStatus::Held);
+    assert_eq!(
+        store.snapshots(10).await.unwrap().len(),
+        2,
+        "a held export is stored once"
+    );
+    store
+        .approve_snapshot(held.id, "2026-01-11T10:00:00Z")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .approve_snapshot(held.id, "2026-01-11T10:00:00Z")
+            .await
+            .is_err(),
+        "approving twice is refused"
+    );
+    let (_, removed) = applied(&install.run(&store, "2026-01-11").await);
+    assert!(removed > 0);
+    assert_eq!(store.current_snapshot().await.unwrap().unwrap().id, held.id);
+    let runs = store.runs(10).await.unwrap();
+    let statuses: Vec<&str> = runs.iter().map(|r| r.status.as_str()).collect();
+    assert_eq!(statuses, ["succeeded", "held", "held", "succeeded"]);
+}
+
+async fn empty_export_is_held(db: TestDb) {
+    let install = Install::new(db, &[("security.yaml", SECURITY)]);
+    let store = install.store().await;
+    install.edit_export(|l| l.starts_with("id,").then(|| l.to_string()));
+    let Outcome::Held { reason, .. } = install.run(&store, "2026-01-10").await else {
+        panic!("an empty export must be held");
+    };
+    assert!(
+        reason.starts_with("the export has no eligible workers"),
+        "{reason}"
+    );
+    assert!(store.memberships().await.unwrap().is_empty());
+}
+
+async fn unreadable_export_keeps_the_last_good_snapshot(db: TestDb) {
+    let install = Install::new(db, &[("security.yaml", SECURITY)]);
+    let store = install.store().await;
+    install.run(&store, "2026-01-10").await;
+    std::fs::remove_file(install.path("workers.csv")).unwrap();
+    let outcome = install.run(&store, "2026-04-10").await;
+    let Outcome::Applied {
+        warning: Some(warning),
+        removed,
+        ..
+    } = &outcome
+    else {
+        panic!("expected a run on the last good snapshot: {outcome:?}");
+    };
+    assert!(
+        warning.contains("cannot read HR export")
+            && warning.contains("evaluated the last good snapshot"),
+        "{warning}"
+    );
+    assert_eq!(*removed, 1, "the EA's include entry expired on 2026-03-31");
+    assert!(store.runs(1).await.unwrap()[0]
+        .message
+        .as_deref()
+        .unwrap_or("")
+        .contains("last good snapshot"));
+}
+
+/// Joins, leaves, an expiry and a rejoin over five runs, then `history` at five dates.
+async fn history_answers_at_five_dates(db: TestDb) {
+    let install = Install::new(db, &[("security.yaml", SECURITY)]);
+    let store = install.store().await;
+    // 2026-01-10: the Security division (W002, W004, W005) plus the EA (W003).
+    install.run(&store, "2026-01-10").await;
+    // 2026-02-10: W004 moves to Engineering and leaves.
+    set(&install, "W004", DIVISION, "Engineering");
+    install.run(&store, "2026-02-10").await;
+    // 2026-04-10: the EA's include entry expired on 2026-03-31.
+    install.run(&store, "2026-04-10").await;
+    // 2026-05-10: W004 moves back and rejoins.
+    set(&install, "W004", DIVISION, "Security");
+    install.run(&store, "2026-05-10").await;
+    // 2026-06-10: W005 is terminated.
+    set(&install, "W005", STATUS, "Terminated");
+    install.run(&store, "2026-06-10").await;
+
+    let at = |date: &str| {
+        let store = store.clone();
+        let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
+        async move { store.members_at("security", date).await.unwrap() }
+    };
+    let expect = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, r)| (k.to_string(), r.to_string()))
+            .collect()
+    };
+    assert!(at("2026-01-09").await.is_empty(), "before the first run");
+    assert_eq!(
+        at("2026-01-10").await,
+        expect(&[
+            ("W002", "rule"),
+            ("W003", "include"),
+            ("W004", "rule"),
+            ("W005", "rule")
+        ])
+    );
+    assert_eq!(
+        at("2026-03-01").await,
+        expect(&[("W002", "rule"), ("W003", "include"), ("W005", "rule")])
+    );
+    assert_eq!(
+        at("2026-04-30").await,
+        expect(&[("W002", "rule"), ("W005", "rule")])
+    );
+    assert_eq!(
+        at("2026-05-10").await,
+        expect(&[("W002", "rule"), ("W004", "rule"), ("W005", "rule")])
+    );
+    assert_eq!(
+        at("2026-12-31").await,
+        expect(&[("W002", "rule"), ("W004", "rule")])
+    );
+
+    let timeline: Vec<String> = store
+        .worker_history("security", "W004")
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e.as_of,
+                if e.added { "joined" } else { "left" },
+                e.reason
+            )
+        })
+        .collect();
+    assert_eq!(
+        timeline,
+        [
+            "2026-01-10 joined rule",
+            "2026-02-10 left rule_no_longer_matches",
+            "2026-05-10 joined rule"
+        ]
+    );
+    let last_reason = |worker: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .worker_history("security", worker)
+                .await
+                .unwrap()
+                .last()
+                .unwrap()
+                .reason
+                .clone()
+        }
+    };
+    assert_eq!(last_reason("W003").await, "expired");
+    assert_eq!(last_reason("W005").await, "not_eligible");
+    // The current memberships equal the audit replayed to the end.
+    assert_eq!(members(&store, "security").await, ["W002", "W004"]);
+}
+
+async fn plan_after_one_rule_change_shows_exactly_that_groups_changes(db: TestDb) {
+    let install = Install::new(db, &[("security.yaml", SECURITY)]);
+    let store = install.store().await;
+    install.run(&store, "2026-01-10").await;
+    install.write_rule(
+        "security.yaml",
+        &SECURITY.replace(
+            "rule: division == \"Engineering\"",
+            "rule: division == \"Engineering\" and remote",
+        ),
+    );
+    let config = install.config();
+    let rules = install.rules(&config);
+    let (snapshot, _) = rosterd::directory::load(&config.directory).unwrap();
+    let evaluation = rosterd::engine::evaluate(
+        &snapshot,
+        &rules,
+        chrono::NaiveDate::from_ymd_opt(2026, 1, 10).unwrap(),
+    );
+    let changes = rosterd::cycle::changes(
+        &snapshot,
+        &rules,
+        &evaluation,
+        &store.memberships().await.unwrap(),
+    );
+    let shown: Vec<String> = changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}{} {}",
+                c.group,
+                if c.added { "+" } else { "-" },
+                c.worker,
+                c.reason
+            )
+        })
+        .collect();
+    // W006 and W007 are not remote; W009 is terminated and was never a member.
+    assert_eq!(
+        shown,
+        [
+            "engineering -W006 rule_no_longer_matches",
+            "engineering -W007 rule_no_longer_matches"
+        ]
+    );
+}
+
+async fn removed_group_members_leave_with_that_reason(db: TestDb) {
+    let install = Install::new(db, &[("security.yaml", SECURITY)]);
+    let store = install.store().await;
+    install.run(&store, "2026-01-10").await;
+    let without_engineering = SECURITY
+        .split("  - name: engineering")
+        .next()
+        .unwrap()
+        .to_string();
+    install.write_rule("security.yaml", &without_engineering);
+    let (added, removed) = applied(&install.run(&store, "2026-01-11").await);
+    assert_eq!((added, removed), (0, 3));
+    let run = store.runs(1).await.unwrap().remove(0);
+    let changes = store.run_changes(run.id).await.unwrap();
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.group == "engineering" && c.reason == "group_removed"),
+        "{changes:?}"
+    );
+    assert!(members(&store, "engineering").await.is_empty());
+}
