@@ -98,13 +98,57 @@ fn default_max_bad_rows_percent() -> f64 {
     5.0
 }
 
+/// Where the HR export comes from: a file, or a URL (a Workday RaaS report).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    pub file: PathBuf,
-    /// Default: from the file's extension (`.json` is Workday RaaS JSON, anything else CSV).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// `https://...`; plain `http://` only to a loopback address.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Default: `.json` files and URLs with `.json` or `format=json` are Workday RaaS JSON,
+    /// anything else CSV.
     #[serde(default)]
     pub format: Option<SourceFormat>,
+    /// `{ basic: { username, password_env } }` or `{ bearer: { token_env } }`.
+    #[serde(default, with = "serde_yaml::with::singleton_map")]
+    pub auth: Option<SourceAuth>,
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+    /// Further attempts after a failed fetch (network errors, timeouts, 429 and 5xx).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// The first retry's delay; each next one doubles, with jitter. 429 and 503 answers
+    /// with `Retry-After` wait as long as the server asks.
+    #[serde(default = "default_retry_backoff_ms")]
+    pub retry_backoff_ms: u64,
+}
+
+/// Credentials for the export URL. Secrets are never in the config: it names the
+/// environment variables that hold them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum SourceAuth {
+    Basic {
+        username: String,
+        password_env: String,
+    },
+    Bearer {
+        token_env: String,
+    },
+}
+
+fn default_timeout_seconds() -> u64 {
+    60
+}
+
+fn default_retries() -> u32 {
+    3
+}
+
+fn default_retry_backoff_ms() -> u64 {
+    500
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -117,11 +161,17 @@ pub enum SourceFormat {
 impl SourceConfig {
     pub fn format(&self) -> SourceFormat {
         self.format.unwrap_or_else(|| {
-            let is_json = self
+            let by_file = self
                 .file
-                .extension()
+                .as_ref()
+                .and_then(|f| f.extension())
                 .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-            if is_json {
+            let by_url = self.url.as_ref().is_some_and(|u| {
+                let lower = u.to_ascii_lowercase();
+                let path = lower.split('?').next().unwrap_or("");
+                path.ends_with(".json") || lower.contains("format=json")
+            });
+            if by_file || by_url {
                 SourceFormat::WorkdayJson
             } else {
                 SourceFormat::Csv
@@ -179,7 +229,9 @@ impl Config {
         let mut config: Config = serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         config.path = path.to_path_buf();
         let base = path.parent().unwrap_or(Path::new(""));
-        config.directory.source.file = base.join(&config.directory.source.file);
+        if let Some(file) = &config.directory.source.file {
+            config.directory.source.file = Some(base.join(file));
+        }
         config.rules.dir = base.join(&config.rules.dir);
         if let Some(file) = config.database.strip_prefix("sqlite://") {
             let (file, query) = file
@@ -199,6 +251,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         let dir = &self.directory;
+        validate_source(&dir.source)?;
         for (name, attr) in &dir.attributes {
             if !crate::rules::is_identifier(name) {
                 return Err(format!(
@@ -260,6 +313,34 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+fn validate_source(source: &SourceConfig) -> Result<(), String> {
+    match (&source.file, &source.url) {
+        (Some(_), Some(_)) => Err("directory.source: give `file` or `url`, not both".into()),
+        (None, None) => Err("directory.source: give the export's `file` or `url`".into()),
+        (Some(_), None) if source.auth.is_some() => {
+            Err("directory.source.auth: only a `url` source takes credentials".into())
+        }
+        (Some(_), None) => Ok(()),
+        (None, Some(url)) => {
+            let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+            let host = rest.split(['/', '?']).next().unwrap_or("");
+            let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+            let loopback = host.starts_with("127.")
+                || host.starts_with("localhost")
+                || host.starts_with("[::1]");
+            match scheme {
+                "https" => Ok(()),
+                "http" if loopback => Ok(()),
+                "http" => Err(format!(
+                    "directory.source.url: `{}` is plain http\nhelp: HR data travels over https; plain http is allowed only to a loopback address",
+                    crate::fetch::shown_url(url)
+                )),
+                _ => Err(format!("directory.source.url: `{}` is not an http(s) URL", crate::fetch::shown_url(url))),
+            }
+        }
     }
 }
 

@@ -22,6 +22,8 @@ pub enum CycleError {
     #[error(transparent)]
     Directory(#[from] DirectoryError),
     #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error("stored snapshot {id} cannot be read: {message}")]
     Corrupt { id: i64, message: String },
@@ -175,12 +177,12 @@ async fn choose_snapshot(
 ) -> Result<Result<Chosen, Outcome>, CycleError> {
     let dir = &inputs.config.directory;
     let schema = Arc::new(Schema::from_config(dir));
-    let text = match directory::read_export(dir) {
+    let text = match crate::fetch::export(&dir.source).await {
         Ok(text) => text,
         Err(e) => return keep_last_good(store, schema, e).await.map(Ok),
     };
     let sum = directory::checksum(text.as_bytes());
-    let source = dir.source.file.display().to_string();
+    let source = crate::fetch::source_name(&dir.source);
     let parse = |text: &str| {
         directory::load_from_str(
             text,
@@ -297,7 +299,7 @@ pub fn failsafe(eligible: i64, current: Option<i64>, max_shrink_percent: f64) ->
 async fn keep_last_good(
     store: &Store,
     schema: Arc<Schema>,
-    error: DirectoryError,
+    error: crate::fetch::FetchError,
 ) -> Result<Chosen, CycleError> {
     let Some(current) = store.current_snapshot().await? else {
         return Err(error.into());

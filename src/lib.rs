@@ -11,6 +11,8 @@
 //!   diagnostics. Pure: no I/O beyond reading the rule files.
 //! - [`engine`]: snapshot + rule set + evaluation date → memberships, and explanations of them.
 //!   Pure: no async, no clock, no database.
+//! - [`fetch`]: the export's text from a file or an HTTPS URL (auth, timeout, retries).
+//! - [`secret`]: secrets that print as `***`.
 //! - [`store`]: sqlx on SQLite or PostgreSQL: snapshots, runs, memberships and their audit.
 //! - [`cycle`]: one run: refresh the snapshot (failsafe), evaluate, record in one transaction.
 //! - [`clock`]: the one place that reads the wall clock.
@@ -22,5 +24,7 @@ pub mod config;
 pub mod cycle;
 pub mod directory;
 pub mod engine;
+pub mod fetch;
 pub mod rules;
+pub mod secret;
 pub mod store;

@@ -24,12 +24,16 @@ fn install(db: &TestDb) -> tempfile::TempDir {
     let config = std::fs::read_to_string("rosterd.yaml")
         .unwrap()
         .replace("dir: rules", &format!("dir: {}", rules.display()))
-        .replace("file: sample/workers.csv", "file: workers.csv");
-    std::fs::write(
-        dir.path().join("rosterd.yaml"),
-        format!("database: {}\n{config}", db.url),
-    )
-    .unwrap();
+        .replace("file: sample/workers.csv", "file: workers.csv")
+        .replace(
+            "database: sqlite://rosterd.db",
+            &format!("database: {}", db.url),
+        );
+    assert!(
+        config.contains(&db.url),
+        "the sample config names its database"
+    );
+    std::fs::write(dir.path().join("rosterd.yaml"), config).unwrap();
     write_export(dir.path(), 0);
     dir
 }
@@ -93,7 +97,7 @@ async fn replayed(store: &Store) -> State {
 async fn a_killed_run_leaves_the_previous_state_or_the_new_one(db: TestDb) {
     let dir = install(&db);
     let timer = Instant::now();
-    assert!(evaluate(dir.path()).status().unwrap().success());
+    evaluate_to_the_end(dir.path());
     // How long a run takes here; the kills aim at fractions of it, late ones at the commit.
     let mut estimate = timer.elapsed();
     let store = Store::open(&db.url).await.unwrap();
@@ -136,7 +140,7 @@ async fn a_killed_run_leaves_the_previous_state_or_the_new_one(db: TestDb) {
         // Finish the run, as the daemon's next cycle would.
         store.close().await;
         let timer = Instant::now();
-        assert!(evaluate(dir.path()).status().unwrap().success());
+        evaluate_to_the_end(dir.path());
         estimate = timer.elapsed();
         let store = Store::open(&db.url).await.unwrap();
         let after = state(&store).await;
@@ -149,5 +153,19 @@ async fn a_killed_run_leaves_the_previous_state_or_the_new_one(db: TestDb) {
     assert!(
         killed_mid_run >= 2,
         "only {killed_mid_run} kills landed while the run was in progress"
+    );
+}
+
+/// Runs `evaluate` to the end; a failure shows what rosterd said.
+#[track_caller]
+fn evaluate_to_the_end(dir: &Path) {
+    let out = evaluate(dir)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rosterd evaluate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -403,3 +403,54 @@ async fn removed_group_members_leave_with_that_reason(db: TestDb) {
     );
     assert!(members(&store, "engineering").await.is_empty());
 }
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode() {
+    let db = common::sqlite_db();
+    let store = Store::open(&db.url).await.unwrap();
+    let mode: String = sqlx::Row::get(
+        &sqlx::query("PRAGMA journal_mode")
+            .fetch_one(store.pool())
+            .await
+            .unwrap(),
+        0,
+    );
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn a_run_records_the_rules_git_commit_and_digest() {
+    let install = Install::new(common::sqlite_db(), &[("security.yaml", SECURITY)]);
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .current_dir(install.path("rules"))
+            .args(["-c", "user.email=ci@example.com", "-c", "user.name=CI"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "rules"]);
+    let head = git(&["rev-parse", "HEAD"]);
+    let store = install.store().await;
+    install.run(&store, "2026-01-10").await;
+    let first = store.runs(1).await.unwrap().remove(0);
+    assert_eq!(first.rules_commit.as_deref(), Some(head.as_str()));
+    install.write_rule(
+        "extra.yaml",
+        "groups:\n  - name: extra\n    kind: manual\n    members: [W001]\n",
+    );
+    install.run(&store, "2026-01-10").await;
+    let second = store.runs(1).await.unwrap().remove(0);
+    assert_ne!(
+        first.rules_digest, second.rules_digest,
+        "the digest covers uncommitted rule files"
+    );
+}

@@ -14,7 +14,7 @@ pub fn check(global: &Global) -> Result<bool, CliError> {
     // The rules are checked against the schema even when the export cannot be read, so that a
     // merge request sees its rule errors whatever the state of the HR data.
     let schema = directory::Schema::from_config(&config.directory);
-    let loaded = directory::load(&config.directory);
+    let loaded = super::block_on(async { Ok(crate::fetch::load(&config.directory).await) })?;
     let ctx = rules_context(&config, &schema);
     let (sources, mut diagnostics, rule_set) = match rules::load(&config.rules.dir, &ctx) {
         Ok(rule_set) => (

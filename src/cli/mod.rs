@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 
 use crate::config::Config;
 use crate::directory::{self, LoadReport, Snapshot};
+
 use crate::engine::{self, Evaluation};
 use crate::rules::{self, RuleSet};
 
@@ -75,8 +76,11 @@ pub struct Workspace {
 impl Workspace {
     pub fn load(global: &Global) -> Result<Self, CliError> {
         let config = load_config(&global.config)?;
-        let (snapshot, report) =
-            directory::load(&config.directory).map_err(|e| CliError::Invalid(e.to_string()))?;
+        let (snapshot, report) = block_on(async {
+            crate::fetch::load(&config.directory)
+                .await
+                .map_err(|e| CliError::Invalid(e.to_string()))
+        })?;
         let rules = load_rules(&config, &snapshot)?;
         Ok(Workspace {
             config,

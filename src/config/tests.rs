@@ -20,7 +20,10 @@ fn load(text: &str) -> Result<Config, String> {
 #[test]
 fn paths_are_relative_to_the_config_file_and_defaults_apply() {
     let c = load(MINIMAL).unwrap();
-    assert_eq!(c.directory.source.file, Path::new("conf/workers.csv"));
+    assert_eq!(
+        c.directory.source.file.as_deref(),
+        Some(Path::new("conf/workers.csv"))
+    );
     assert_eq!(c.rules.dir, Path::new("conf/rules"));
     assert_eq!(c.directory.source.format(), SourceFormat::Csv);
     assert_eq!(c.directory.max_bad_rows_percent, 5.0);
@@ -85,4 +88,40 @@ fn attribute_names_must_be_identifiers_and_not_reserved() {
 fn json_sources_are_recognised_by_extension() {
     let c = load(&MINIMAL.replace("workers.csv", "report.JSON")).unwrap();
     assert_eq!(c.directory.source.format(), SourceFormat::WorkdayJson);
+}
+
+#[test]
+fn a_url_source_takes_https_and_credentials_from_the_environment() {
+    let url = MINIMAL.replace(
+        "source: { file: workers.csv }",
+        "source:\n    url: https://wd5.example.com/ccx/service/customreport2/acme/Workers?format=json\n    auth: { bearer: { token_env: WORKDAY_TOKEN } }",
+    );
+    let c = load(&url).unwrap();
+    assert_eq!(c.directory.source.format(), SourceFormat::WorkdayJson);
+    assert!(
+        matches!(c.directory.source.auth, Some(SourceAuth::Bearer { ref token_env }) if token_env == "WORKDAY_TOKEN")
+    );
+    let e = load(&MINIMAL.replace(
+        "source: { file: workers.csv }",
+        "source: { url: \"http://hr.example.com/x\" }",
+    ))
+    .unwrap_err();
+    assert!(e.contains("is plain http"), "{e}");
+    assert!(load(&MINIMAL.replace(
+        "source: { file: workers.csv }",
+        "source: { url: \"http://127.0.0.1:8080/x\" }"
+    ))
+    .is_ok());
+    let e = load(&MINIMAL.replace(
+        "source: { file: workers.csv }",
+        "source: { file: a.csv, url: \"https://x/y\" }",
+    ))
+    .unwrap_err();
+    assert!(e.contains("not both"), "{e}");
+    let e = load(&MINIMAL.replace(
+        "source: { file: workers.csv }",
+        "source: { url: \"https://x/y\", auth: { basic: { username: u, password: p } } }",
+    ))
+    .unwrap_err();
+    assert!(e.contains("unknown field `password`"), "{e}");
 }

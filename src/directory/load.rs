@@ -182,9 +182,14 @@ impl fmt::Display for LoadReport {
     }
 }
 
-/// Loads the export that `config` names.
+/// Loads the export file that `config` names (`fetch::load` also reads URLs).
 pub fn load(config: &DirectoryConfig) -> Result<(Snapshot, LoadReport), DirectoryError> {
-    let path = &config.source.file;
+    let Some(path) = &config.source.file else {
+        return Err(DirectoryError::Malformed {
+            source_name: "directory.source".into(),
+            message: "not a file source".into(),
+        });
+    };
     let text = read_text(path)?;
     let schema = Arc::new(Schema::from_config(config));
     load_from_str(
@@ -194,11 +199,6 @@ pub fn load(config: &DirectoryConfig) -> Result<(Snapshot, LoadReport), Director
         schema,
         config.max_bad_rows_percent,
     )
-}
-
-/// The export's text, as the config's source gives it.
-pub fn read_export(config: &DirectoryConfig) -> Result<String, DirectoryError> {
-    read_text(&config.source.file)
 }
 
 fn read_text(path: &Path) -> Result<String, DirectoryError> {

@@ -17,9 +17,7 @@ pub mod generate;
 mod load;
 mod persist;
 
-pub use load::{
-    load, load_from_str, read_export, DirectoryError, IssueKind, LoadIssue, LoadReport,
-};
+pub use load::{load, load_from_str, DirectoryError, IssueKind, LoadIssue, LoadReport};
 pub use persist::{checksum, diff_rows, WorkerChange};
 
 /// The built-in bool attribute: the worker is named as manager by an eligible worker.

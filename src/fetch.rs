@@ -1,0 +1,272 @@
+//! Reading the HR export: a file, or a URL such as a Workday RaaS report, with basic or bearer
+//! auth from environment variables, a timeout, and retries with backoff. The directory itself
+//! only ever sees text.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+
+use crate::config::{DirectoryConfig, SourceAuth, SourceConfig};
+use crate::directory::{self, DirectoryError, LoadReport, Schema, Snapshot};
+use crate::secret::Secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("cannot read HR export `{path}`: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("environment variable `{var}` ({field}) is not set\nhelp: the config names the variable; set it in the daemon's environment")]
+    MissingSecret { var: String, field: &'static str },
+    #[error("HR export {url}: HTTP {status}{detail} after {attempts} attempt{}", plural(*attempts))]
+    Status {
+        url: String,
+        status: u16,
+        detail: String,
+        attempts: u32,
+    },
+    #[error("HR export {url}: {message} after {attempts} attempt{}", plural(*attempts))]
+    Network {
+        url: String,
+        message: String,
+        attempts: u32,
+    },
+    #[error("HR export {url}: the answer is not UTF-8 text")]
+    Encoding { url: String },
+}
+
+fn plural(n: u32) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// A fetch or a load failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+}
+
+/// How messages name the source: the file, or the URL without credentials or query.
+pub fn source_name(source: &SourceConfig) -> String {
+    match (&source.file, &source.url) {
+        (Some(file), _) => file.display().to_string(),
+        (None, Some(url)) => shown_url(url),
+        (None, None) => String::new(),
+    }
+}
+
+/// A URL as messages may show it: no user info, no query string (either may carry secrets).
+pub fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split('?').next().unwrap_or(rest);
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let query = if url.contains('?') { "?..." } else { "" };
+    if scheme.is_empty() {
+        format!("{host}/{path}{query}")
+    } else {
+        format!("{scheme}://{host}/{path}{query}")
+    }
+}
+
+/// The export's text.
+pub async fn export(source: &SourceConfig) -> Result<String, FetchError> {
+    match (&source.file, &source.url) {
+        (Some(path), _) => tokio::fs::read_to_string(path)
+            .await
+            .map_err(|e| FetchError::File {
+                path: path.display().to_string(),
+                source: e,
+            }),
+        (None, Some(url)) => fetch_url(url, source).await,
+        (None, None) => Err(FetchError::File {
+            path: String::new(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no source configured"),
+        }),
+    }
+}
+
+/// Fetches and parses the export.
+pub async fn load(config: &DirectoryConfig) -> Result<(Snapshot, LoadReport), LoadError> {
+    let text = export(&config.source).await?;
+    let schema = Arc::new(Schema::from_config(config));
+    Ok(directory::load_from_str(
+        &text,
+        config.source.format(),
+        &source_name(&config.source),
+        schema,
+        config.max_bad_rows_percent,
+    )?)
+}
+
+enum Credentials {
+    None,
+    Basic(String, Secret),
+    Bearer(Secret),
+}
+
+fn credentials(source: &SourceConfig) -> Result<Credentials, FetchError> {
+    let secret = |var: &str, field| {
+        Secret::from_env(var).ok_or_else(|| FetchError::MissingSecret {
+            var: var.to_string(),
+            field,
+        })
+    };
+    Ok(match &source.auth {
+        None => Credentials::None,
+        Some(SourceAuth::Basic {
+            username,
+            password_env,
+        }) => Credentials::Basic(
+            username.clone(),
+            secret(password_env, "directory.source.auth.basic.password_env")?,
+        ),
+        Some(SourceAuth::Bearer { token_env }) => {
+            Credentials::Bearer(secret(token_env, "directory.source.auth.bearer.token_env")?)
+        }
+    })
+}
+
+async fn fetch_url(url: &str, source: &SourceConfig) -> Result<String, FetchError> {
+    let shown = shown_url(url);
+    let credentials = credentials(source)?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(source.timeout_seconds))
+        .user_agent(concat!("rosterd/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| FetchError::Network {
+            url: shown.clone(),
+            message: describe(&e),
+            attempts: 0,
+        })?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(u64::from(std::process::id()));
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut request = client.get(url);
+        request = match &credentials {
+            Credentials::None => request,
+            Credentials::Basic(user, password) => request.basic_auth(user, Some(password.expose())),
+            Credentials::Bearer(token) => request.bearer_auth(token.expose()),
+        };
+        let (error, retry_after) = match request.send().await {
+            Ok(response) if response.status().is_success() => {
+                let bytes = response.bytes().await.map_err(|e| FetchError::Network {
+                    url: shown.clone(),
+                    message: describe(&e),
+                    attempts: attempt,
+                })?;
+                return String::from_utf8(bytes.to_vec())
+                    .map_err(|_| FetchError::Encoding { url: shown.clone() });
+            }
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let detail = match status {
+                    401 | 403 => ": the credentials were refused".to_string(),
+                    404 => ": no such report".to_string(),
+                    _ => String::new(),
+                };
+                let error = FetchError::Status {
+                    url: shown.clone(),
+                    status,
+                    detail,
+                    attempts: attempt,
+                };
+                if !(status == 429 || status >= 500) {
+                    return Err(error);
+                }
+                (error, retry_after)
+            }
+            Err(e) => (
+                FetchError::Network {
+                    url: shown.clone(),
+                    message: describe(&e),
+                    attempts: attempt,
+                },
+                None,
+            ),
+        };
+        if attempt > source.retries {
+            return Err(error);
+        }
+        let delay =
+            retry_after.unwrap_or_else(|| backoff(source.retry_backoff_ms, attempt, &mut rng));
+        tracing::warn!(url = %shown, attempt, delay_ms = delay.as_millis() as u64, "HR export fetch failed, retrying: {error}");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Exponential backoff with up to 25% jitter, capped at five minutes.
+fn backoff(base_ms: u64, attempt: u32, rng: &mut impl Rng) -> Duration {
+    let exp = base_ms.saturating_mul(1u64 << (attempt - 1).min(20));
+    let jitter = rng.random_range(0..=exp / 4 + 1);
+    Duration::from_millis(exp.saturating_add(jitter).min(300_000))
+}
+
+/// A reqwest error in words, without the URL it carries (which may hold a query secret).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "the answer broke off"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = None;
+    while let Some(s) = source {
+        detail = Some(s.to_string());
+        source = s.source();
+    }
+    match detail {
+        Some(d) => format!("{kind}: {d}"),
+        None => kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_in_messages_carry_no_credentials_or_query() {
+        assert_eq!(
+            shown_url("https://isu:pw@wd5.example.com/ccx/report/Workers?format=json&token=abc"),
+            "https://wd5.example.com/ccx/report/Workers?..."
+        );
+        assert_eq!(
+            shown_url("http://127.0.0.1:8080/x"),
+            "http://127.0.0.1:8080/x"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_with_bounded_jitter() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        for attempt in 1..6u32 {
+            let d = backoff(100, attempt, &mut rng).as_millis() as u64;
+            let base = 100 << (attempt - 1);
+            assert!(
+                d >= base && d <= base + base / 4 + 1,
+                "attempt {attempt}: {d}"
+            );
+        }
+        assert_eq!(backoff(1_000, 40, &mut rng), Duration::from_secs(300));
+    }
+}
