@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyPool, ConnectOptions, Row};
 
 mod runs;
 mod snapshots;
@@ -112,9 +112,14 @@ impl Store {
             }
             Backend::Postgres => (url.to_string(), AnyPoolOptions::new().max_connections(8)),
         };
+        // sqlx logs slow statements at WARN with their full text; a large run's batches are
+        // expected to take a while, so that belongs at DEBUG.
+        let connect_options = sqlx::any::AnyConnectOptions::from_str(&url)
+            .map_err(open_err)?
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let pool = options
             .acquire_timeout(Duration::from_secs(15))
-            .connect(&url)
+            .connect_with(connect_options)
             .await
             .map_err(open_err)?;
         if backend == Backend::Sqlite {
@@ -212,8 +217,10 @@ fn values_placeholders(rows: usize, columns: usize) -> String {
     out
 }
 
-/// Rows per multi-row INSERT: well under both backends' limits on bound parameters.
-const BATCH_ROWS: usize = 500;
+/// Rows per multi-row INSERT. Measured on SQLite with 100k workers x 17 groups (first run,
+/// release build): 20 rows 8.0 s, 50 rows 6.3 s, 100 rows 5.8 s, 500 rows 9.8 s, 5,000 rows
+/// 54 s. Larger statements cost more to prepare than they save.
+const BATCH_ROWS: usize = 100;
 
 fn get_i64(row: &AnyRow, column: &str) -> Result<i64, sqlx::Error> {
     row.try_get::<i64, _>(column)
