@@ -125,6 +125,8 @@ struct Chosen {
     snapshot: Snapshot,
     usage: SnapshotUse,
     warning: Option<String>,
+    /// Already made for the failsafe, when the snapshot is new.
+    evaluation: Option<Evaluation>,
 }
 
 /// Refreshes, evaluates and records one run.
@@ -140,7 +142,10 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
             return Err(e);
         }
     };
-    let evaluation = engine::evaluate(&chosen.snapshot, inputs.rules, inputs.as_of);
+    let evaluation = match chosen.evaluation {
+        Some(evaluation) => evaluation,
+        None => engine::evaluate(&chosen.snapshot, inputs.rules, inputs.as_of),
+    };
     let stored = store.memberships().await?;
     let changes = changes(&chosen.snapshot, inputs.rules, &evaluation, &stored);
     let memberships = total_members(&evaluation, inputs.rules);
@@ -218,11 +223,11 @@ async fn choose_snapshot(
             snapshot,
             usage,
             warning: None,
+            evaluation: None,
         }));
     }
-    let eligible = engine::evaluate(&snapshot, inputs.rules, inputs.as_of)
-        .eligible()
-        .count_ones(..) as i64;
+    let evaluation = engine::evaluate(&snapshot, inputs.rules, inputs.as_of);
+    let eligible = evaluation.eligible().count_ones(..) as i64;
     let current = store.current_snapshot().await?;
     let hold_reason = failsafe(
         eligible,
@@ -277,6 +282,7 @@ async fn choose_snapshot(
         snapshot,
         usage: SnapshotUse::New(Box::new(new)),
         warning: None,
+        evaluation: Some(evaluation),
     }))
 }
 
@@ -317,6 +323,7 @@ async fn keep_last_good(
             "{error}: evaluated the last good snapshot {}",
             current.id
         )),
+        evaluation: None,
     })
 }
 
