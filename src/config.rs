@@ -31,7 +31,7 @@ pub struct Config {
     pub rules: RulesConfig,
     /// `sqlite://FILE` (relative to this file's folder) or `postgres://...`.
     #[serde(default = "default_database")]
-    pub database: String,
+    pub database: DatabaseUrl,
     /// Push targets by name. Rule files may only push to names listed here.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetConfig>,
@@ -90,8 +90,36 @@ fn default_max_shrink_percent() -> f64 {
 /// The embedded default: a SQLite file beside the config.
 pub const DEFAULT_DATABASE: &str = "sqlite://rosterd.db";
 
-fn default_database() -> String {
-    DEFAULT_DATABASE.to_string()
+fn default_database() -> DatabaseUrl {
+    DatabaseUrl(DEFAULT_DATABASE.to_string())
+}
+
+/// The database URL. It may hold a password, so `Debug` and `Display` show it redacted.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+
+    /// The URL itself, for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", crate::store::redact(&self.0))
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::store::redact(&self.0))
+    }
 }
 
 fn default_max_bad_rows_percent() -> f64 {
@@ -233,16 +261,16 @@ impl Config {
             config.directory.source.file = Some(base.join(file));
         }
         config.rules.dir = base.join(&config.rules.dir);
-        if let Some(file) = config.database.strip_prefix("sqlite://") {
+        if let Some(file) = config.database.0.strip_prefix("sqlite://") {
             let (file, query) = file
                 .split_once('?')
                 .map_or((file, None), |(f, q)| (f, Some(q)));
             if !file.starts_with('/') && !file.is_empty() {
                 let joined = base.join(file).display().to_string();
-                config.database = match query {
+                config.database = DatabaseUrl(match query {
                     Some(q) => format!("sqlite://{joined}?{q}"),
                     None => format!("sqlite://{joined}"),
-                };
+                });
             }
         }
         config.validate().map_err(invalid)?;
@@ -298,10 +326,10 @@ impl Config {
         if !(0.0..=100.0).contains(&dir.failsafe.max_shrink_percent) {
             return Err("directory.failsafe.max_shrink_percent: must be between 0 and 100".into());
         }
-        if crate::store::Backend::of_url(&self.database).is_none() {
+        if crate::store::Backend::of_url(self.database.expose()).is_none() {
             return Err(format!(
                 "database: `{}` is neither `sqlite://FILE` nor `postgres://...`",
-                crate::store::redact(&self.database)
+                self.database
             ));
         }
         if !(0.0..=100.0).contains(&dir.max_bad_rows_percent) {

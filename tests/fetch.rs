@@ -289,7 +289,7 @@ async fn a_source_that_is_down_keeps_the_last_good_snapshot_and_is_recorded() {
         "    retries: 1\n",
     );
     let c = Config {
-        database: db.url.clone(),
+        database: rosterd::config::DatabaseUrl::new(db.url.clone()),
         ..c
     };
     let schema = rosterd::directory::Schema::from_config(&c.directory);

@@ -143,7 +143,7 @@ pub(crate) fn block_on<T>(
 }
 
 pub(crate) async fn open_store(config: &Config) -> Result<crate::store::Store, CliError> {
-    crate::store::Store::open(&config.database)
+    crate::store::Store::open(config.database.expose())
         .await
         .map_err(|e| CliError::Invalid(e.to_string()))
 }

@@ -17,7 +17,7 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
     let evaluation = ws.evaluate(as_of);
     let only = group.map(|name| ws.group(name)).transpose()?;
     let (stored, base_run) = block_on(async {
-        if !store_exists(&ws.config.database) {
+        if !store_exists(ws.config.database.expose()) {
             // A plan reads; it does not create a database where there is none.
             return Ok((BTreeMap::new(), None));
         }

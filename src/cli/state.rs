@@ -72,10 +72,7 @@ pub fn migrate(global: &Global) -> Result<(), CliError> {
         store.close().await;
         Ok::<_, CliError>(())
     })?;
-    print(&format!(
-        "database `{}` is migrated\n",
-        crate::store::redact(&config.database)
-    ))
+    print(&format!("database `{}` is migrated\n", config.database))
 }
 
 pub fn members(global: &Global, group: &str) -> Result<(), CliError> {

@@ -125,3 +125,22 @@ fn a_url_source_takes_https_and_credentials_from_the_environment() {
     .unwrap_err();
     assert!(e.contains("unknown field `password`"), "{e}");
 }
+
+#[test]
+fn a_database_password_never_prints() {
+    let c = load(&format!(
+        "database: postgres://rosterd:pa55word@db:5432/rosterd\n{MINIMAL}"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.database.expose(),
+        "postgres://rosterd:pa55word@db:5432/rosterd"
+    );
+    assert!(!format!("{c:?}").contains("pa55word"));
+    assert_eq!(
+        c.database.to_string(),
+        "postgres://rosterd:***@db:5432/rosterd"
+    );
+    let e = load(&format!("database: mysql://u:pa55word@db/x\n{MINIMAL}")).unwrap_err();
+    assert!(e.contains("is neither") && !e.contains("pa55word"), "{e}");
+}
