@@ -112,13 +112,13 @@ impl DatabaseUrl {
 
 impl std::fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", crate::store::redact(&self.0))
+        write!(f, "{:?}", crate::secret::redact_url(&self.0))
     }
 }
 
 impl std::fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&crate::store::redact(&self.0))
+        f.write_str(&crate::secret::redact_url(&self.0))
     }
 }
 
@@ -364,9 +364,9 @@ fn validate_source(source: &SourceConfig) -> Result<(), String> {
                 "http" if loopback => Ok(()),
                 "http" => Err(format!(
                     "directory.source.url: `{}` is plain http\nhelp: HR data travels over https; plain http is allowed only to a loopback address",
-                    crate::fetch::shown_url(url)
+                    crate::secret::shown_url(url)
                 )),
-                _ => Err(format!("directory.source.url: `{}` is not an http(s) URL", crate::fetch::shown_url(url))),
+                _ => Err(format!("directory.source.url: `{}` is not an http(s) URL", crate::secret::shown_url(url))),
             }
         }
     }

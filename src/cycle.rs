@@ -206,7 +206,8 @@ async fn choose_snapshot(
                 s.hold_reason.as_deref().unwrap_or("held by the failsafe"),
                 s.id
             );
-            let run_id = record_held(inputs, store, SnapshotUse::Existing(s.id), &reason).await?;
+            let (run_id, _) =
+                record_held(inputs, store, SnapshotUse::Existing(s.id), &reason).await?;
             return Ok(Err(Outcome::Held {
                 run_id,
                 snapshot_id: s.id,
@@ -263,12 +264,8 @@ async fn choose_snapshot(
             .collect(),
     };
     if let Some(reason) = hold_reason {
-        let run_id = record_held(inputs, store, SnapshotUse::New(Box::new(new)), &reason).await?;
-        let snapshot_id = store
-            .run(run_id)
-            .await?
-            .and_then(|r| r.snapshot_id)
-            .unwrap_or_default();
+        let (run_id, snapshot_id) =
+            record_held(inputs, store, SnapshotUse::New(Box::new(new)), &reason).await?;
         let reason = format!(
             "{reason}\nhelp: if the export is right, run `rosterd approve snapshot {snapshot_id}`"
         );
@@ -332,9 +329,11 @@ async fn record_held(
     store: &Store,
     snapshot: SnapshotUse,
     reason: &str,
-) -> Result<i64, StoreError> {
+) -> Result<(i64, i64), StoreError> {
     let commit = bare_run(inputs, RunStatus::Held, snapshot, reason);
-    Ok(store.commit_run(&commit).await?.0)
+    let (run_id, snapshot_id) = store.commit_run(&commit).await?;
+    // A held run always names the snapshot it holds.
+    Ok((run_id, snapshot_id.unwrap_or_default()))
 }
 
 async fn record_failure(

@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::config::{DirectoryConfig, SourceAuth, SourceConfig};
 use crate::directory::{self, DirectoryError, LoadReport, Schema, Snapshot};
-use crate::secret::Secret;
+use crate::secret::{shown_url, Secret};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -60,20 +60,6 @@ pub fn source_name(source: &SourceConfig) -> String {
         (Some(file), _) => file.display().to_string(),
         (None, Some(url)) => shown_url(url),
         (None, None) => String::new(),
-    }
-}
-
-/// A URL as messages may show it: no user info, no query string (either may carry secrets).
-pub fn shown_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let rest = rest.split('?').next().unwrap_or(rest);
-    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let query = if url.contains('?') { "?..." } else { "" };
-    if scheme.is_empty() {
-        format!("{host}/{path}{query}")
-    } else {
-        format!("{scheme}://{host}/{path}{query}")
     }
 }
 
@@ -243,18 +229,6 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_in_messages_carry_no_credentials_or_query() {
-        assert_eq!(
-            shown_url("https://isu:pw@wd5.example.com/ccx/report/Workers?format=json&token=abc"),
-            "https://wd5.example.com/ccx/report/Workers?..."
-        );
-        assert_eq!(
-            shown_url("http://127.0.0.1:8080/x"),
-            "http://127.0.0.1:8080/x"
-        );
-    }
 
     #[test]
     fn backoff_doubles_with_bounded_jitter() {

@@ -1,4 +1,5 @@
-//! Secrets: read from the environment, handed to the one call that needs them, never printed.
+//! Secrets: read from the environment, handed to the one call that needs them, never printed;
+//! and URLs scrubbed of the secrets they may carry before a message shows them.
 
 use std::fmt;
 
@@ -8,7 +9,7 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
-    /// Reads the environment variable `var`; `field` names the config option for messages.
+    /// Reads the environment variable `var`; unset or empty is `None`.
     pub fn from_env(var: &str) -> Option<Secret> {
         std::env::var(var)
             .ok()
@@ -38,9 +39,65 @@ impl fmt::Display for Secret {
     }
 }
 
+// URLs carry secrets too (a password in the user info, a token in the query); these are
+// the two ways messages show them.
+
+/// A URL with its password replaced by `***`, for messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// A URL as messages may show it: no user info, no query string (either may carry secrets).
+pub fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split('?').next().unwrap_or(rest);
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let query = if url.contains('?') { "?..." } else { "" };
+    if scheme.is_empty() {
+        format!("{host}/{path}{query}")
+    } else {
+        format!("{scheme}://{host}/{path}{query}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Secret;
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://rosterd:s3cret@db:5432/rosterd"),
+            "postgres://rosterd:***@db:5432/rosterd"
+        );
+        assert_eq!(
+            redact_url("postgres://rosterd@db/rosterd"),
+            "postgres://rosterd@db/rosterd"
+        );
+        assert_eq!(redact_url("sqlite://rosterd.db"), "sqlite://rosterd.db");
+    }
+
+    #[test]
+    fn urls_in_messages_carry_no_credentials_or_query() {
+        assert_eq!(
+            shown_url("https://isu:pw@wd5.example.com/ccx/report/Workers?format=json&token=abc"),
+            "https://wd5.example.com/ccx/report/Workers?..."
+        );
+        assert_eq!(
+            shown_url("http://127.0.0.1:8080/x"),
+            "http://127.0.0.1:8080/x"
+        );
+    }
 
     #[test]
     fn secrets_print_as_stars() {

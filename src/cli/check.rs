@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{load_config, print, print_json, rules_context, CliError, Format, Global};
+use super::{load_config, print, print_json, CliError, Format, Global};
 use crate::directory;
 use crate::engine;
 use crate::rules::{self, Diagnostics, RulesError};
@@ -15,7 +15,7 @@ pub fn check(global: &Global) -> Result<bool, CliError> {
     // merge request sees its rule errors whatever the state of the HR data.
     let schema = directory::Schema::from_config(&config.directory);
     let loaded = super::block_on(async { Ok(crate::fetch::load(&config.directory).await) })?;
-    let ctx = rules_context(&config, &schema);
+    let ctx = rules::Context::from_config(&config, &schema);
     let (sources, mut diagnostics, rule_set) = match rules::load(&config.rules.dir, &ctx) {
         Ok(rule_set) => (
             rule_set.sources().clone(),

@@ -75,13 +75,12 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn load(global: &Global) -> Result<Self, CliError> {
-        let config = load_config(&global.config)?;
+        let RulesOnly { config, rules } = Self::load_rules_only(global)?;
         let (snapshot, report) = block_on(async {
             crate::fetch::load(&config.directory)
                 .await
                 .map_err(|e| CliError::Invalid(e.to_string()))
         })?;
-        let rules = load_rules(&config, &snapshot)?;
         Ok(Workspace {
             config,
             snapshot,
@@ -94,8 +93,11 @@ impl Workspace {
     pub fn load_rules_only(global: &Global) -> Result<RulesOnly, CliError> {
         let config = load_config(&global.config)?;
         let schema = crate::directory::Schema::from_config(&config.directory);
-        let rules = rules::load(&config.rules.dir, &rules_context(&config, &schema))
-            .map_err(|e| CliError::Invalid(e.to_string()))?;
+        let rules = rules::load(
+            &config.rules.dir,
+            &rules::Context::from_config(&config, &schema),
+        )
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
         Ok(RulesOnly { config, rules })
     }
 
@@ -165,18 +167,6 @@ pub fn load_config(path: &Path) -> Result<Config, CliError> {
         }
         e => CliError::Invalid(e.to_string()),
     })
-}
-
-fn rules_context<'a>(
-    config: &'a Config,
-    schema: &'a crate::directory::Schema,
-) -> rules::Context<'a> {
-    rules::Context::from_config(config, schema)
-}
-
-fn load_rules(config: &Config, snapshot: &Snapshot) -> Result<RuleSet, CliError> {
-    rules::load(&config.rules.dir, &rules_context(config, snapshot.schema()))
-        .map_err(|e| CliError::Invalid(e.to_string()))
 }
 
 /// Writes `text` to stdout.

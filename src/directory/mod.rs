@@ -282,10 +282,6 @@ impl Snapshot {
         &self.schema
     }
 
-    pub fn schema_arc(&self) -> Arc<Schema> {
-        Arc::clone(&self.schema)
-    }
-
     pub fn len(&self) -> usize {
         self.keys.len()
     }
@@ -296,10 +292,6 @@ impl Snapshot {
 
     pub fn get(&self, attr: AttrId, worker: WorkerId) -> Option<&Value> {
         self.columns[attr][worker].as_ref()
-    }
-
-    pub fn column(&self, attr: AttrId) -> &[Option<Value>] {
-        &self.columns[attr]
     }
 
     pub fn key(&self, worker: WorkerId) -> &str {

@@ -14,9 +14,9 @@ use crate::rules::{CExpr, Op};
 pub struct Context<'a> {
     pub snapshot: &'a Snapshot,
     pub as_of: NaiveDate,
-    pub is_manager: FixedBitSet,
+    pub is_manager: &'a FixedBitSet,
     /// Final members of the groups evaluated so far, by group id.
-    pub members: Vec<FixedBitSet>,
+    pub members: &'a [FixedBitSet],
 }
 
 /// The workers for whom the bool expression `rule` is true.

@@ -64,12 +64,7 @@ pub fn explain(
     worker: WorkerId,
     group: GroupId,
 ) -> Explanation {
-    let ctx = Context {
-        snapshot,
-        as_of: evaluation.as_of,
-        is_manager: evaluation.is_manager.clone(),
-        members: evaluation.members.clone(),
-    };
+    let ctx = evaluation.context(snapshot);
     let sources = rules.sources();
     let g = rules.group(group);
     let eligibility = rules.eligibility().map(|e| tree(e, worker, &ctx, sources));

@@ -13,12 +13,7 @@ pub const EXPIRY_NOTICE_DAYS: i64 = 14;
 pub fn lint(snapshot: &Snapshot, rules: &RuleSet, evaluation: &Evaluation) -> Diagnostics {
     let mut out = Diagnostics::default();
     let as_of = evaluation.as_of;
-    let ctx = eval::Context {
-        snapshot,
-        as_of,
-        is_manager: evaluation.is_manager.clone(),
-        members: evaluation.members.clone(),
-    };
+    let ctx = evaluation.context(snapshot);
     for (g, group) in rules.groups().iter().enumerate() {
         let lists: [(&str, &[PersonEntry]); 3] = [
             ("include", &group.include),

@@ -48,6 +48,11 @@ impl Evaluation {
         &self.is_manager
     }
 
+    /// What expressions see when evaluated against this evaluation (for explain and lint).
+    pub fn context<'a>(&'a self, snapshot: &'a Snapshot) -> eval::Context<'a> {
+        context(snapshot, self.as_of, &self.is_manager, &self.members)
+    }
+
     /// Groups the worker is a final member of, in rule-set order.
     pub fn groups_of(&self, worker: WorkerId) -> Vec<GroupId> {
         (0..self.members.len())
@@ -59,29 +64,41 @@ impl Evaluation {
 /// Evaluates every group of `rules` over `snapshot` as of `as_of`.
 pub fn evaluate(snapshot: &Snapshot, rules: &RuleSet, as_of: NaiveDate) -> Evaluation {
     let n = snapshot.len();
-    let mut ctx = eval::Context {
-        snapshot,
-        as_of,
-        is_manager: FixedBitSet::with_capacity(n),
-        members: vec![FixedBitSet::with_capacity(n); rules.groups().len()],
-    };
+    let none = FixedBitSet::with_capacity(n);
+    let mut members = vec![FixedBitSet::with_capacity(n); rules.groups().len()];
     let eligible = match rules.eligibility() {
-        Some(expr) => eval::rule_over_all(expr, &ctx),
+        // The checker keeps `is_manager` and `member_of` out of the eligibility expression.
+        Some(expr) => eval::rule_over_all(expr, &context(snapshot, as_of, &none, &members)),
         None => full(n),
     };
-    ctx.is_manager = managers_of(snapshot, &eligible);
+    let is_manager = managers_of(snapshot, &eligible);
     let mut rule_sets = vec![None; rules.groups().len()];
     for &g in rules.evaluation_order() {
-        let (members, rule_set) = group_members(rules, g, &eligible, &ctx);
-        ctx.members[g] = members;
+        let ctx = context(snapshot, as_of, &is_manager, &members);
+        let (group, rule_set) = group_members(rules, g, &eligible, &ctx);
+        members[g] = group;
         rule_sets[g] = rule_set;
     }
     Evaluation {
         as_of,
         eligible,
-        is_manager: ctx.is_manager,
-        members: ctx.members,
+        is_manager,
+        members,
         rule_sets,
+    }
+}
+
+fn context<'a>(
+    snapshot: &'a Snapshot,
+    as_of: NaiveDate,
+    is_manager: &'a FixedBitSet,
+    members: &'a [FixedBitSet],
+) -> eval::Context<'a> {
+    eval::Context {
+        snapshot,
+        as_of,
+        is_manager,
+        members,
     }
 }
 

@@ -52,22 +52,3 @@ pub fn left(
         GroupKind::Manual => "entry_removed",
     }
 }
-
-/// Every reason word, with what it means, for listings and docs.
-pub const REASONS: &[(&str, &str)] = &[
-    ("rule", "the group's rule matches"),
-    ("include", "an include entry names the worker"),
-    ("member", "a members entry names the worker"),
-    ("rule_no_longer_matches", "the rule no longer matches"),
-    ("exclude", "an exclude entry names the worker"),
-    ("expired", "the entry that named the worker expired"),
-    (
-        "entry_removed",
-        "the entry that named the worker was removed",
-    ),
-    (
-        "not_eligible",
-        "the worker is not eligible or left the export",
-    ),
-    ("group_removed", "the group was removed from the rules"),
-];

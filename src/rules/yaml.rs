@@ -51,7 +51,6 @@ pub fn parse(text: &str, file: FileId) -> Result<Node, Diagnostic> {
     let mut builder = Builder {
         text,
         file,
-        offsets: &offsets,
         stack: Vec::new(),
         root: None,
     };
@@ -106,14 +105,12 @@ enum Open {
 struct Builder<'a> {
     text: &'a str,
     file: FileId,
-    offsets: &'a CharOffsets,
     stack: Vec<Open>,
     root: Option<Node>,
 }
 
 impl Builder<'_> {
     fn event(&mut self, event: Event<'_>, start: usize, end: usize) -> Result<(), Diagnostic> {
-        let _ = self.offsets;
         match event {
             Event::Scalar(value, style, _, _) => {
                 let node = self.scalar(&value, style, start, end);

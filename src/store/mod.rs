@@ -9,8 +9,10 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, ConnectOptions, Row};
+
+use crate::secret::redact_url;
 
 mod runs;
 mod snapshots;
@@ -78,7 +80,7 @@ impl Store {
     /// Connects without migrating.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let shown = redact(url);
+        let shown = redact_url(url);
         let backend = Backend::of_url(url).ok_or_else(|| StoreError::Url(shown.clone()))?;
         let open_err = |source| StoreError::Open {
             url: shown.clone(),
@@ -142,7 +144,7 @@ impl Store {
             .run(&self.pool)
             .await
             .map_err(|source| StoreError::Migrate {
-                url: redact(url),
+                url: redact_url(url),
                 source,
             })
     }
@@ -182,20 +184,6 @@ impl Store {
     }
 }
 
-/// A URL with its password replaced by `***`, for messages.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
-    }
-}
-
 /// `($1, $2, $3), ($4, $5, $6), ...` for `rows` rows of `columns` values: one placeholder
 /// style that both backends read.
 fn values_placeholders(rows: usize, columns: usize) -> String {
@@ -222,34 +210,9 @@ fn values_placeholders(rows: usize, columns: usize) -> String {
 /// 54 s. Larger statements cost more to prepare than they save.
 const BATCH_ROWS: usize = 100;
 
-fn get_i64(row: &AnyRow, column: &str) -> Result<i64, sqlx::Error> {
-    row.try_get::<i64, _>(column)
-}
-
-impl FromStr for Backend {
-    type Err = StoreError;
-
-    fn from_str(url: &str) -> Result<Self, Self::Err> {
-        Backend::of_url(url).ok_or_else(|| StoreError::Url(redact(url)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact("postgres://rosterd:s3cret@db:5432/rosterd"),
-            "postgres://rosterd:***@db:5432/rosterd"
-        );
-        assert_eq!(
-            redact("postgres://rosterd@db/rosterd"),
-            "postgres://rosterd@db/rosterd"
-        );
-        assert_eq!(redact("sqlite://rosterd.db"), "sqlite://rosterd.db");
-    }
 
     #[test]
     fn placeholders_number_rows_and_columns() {

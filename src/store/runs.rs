@@ -11,7 +11,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::Row;
 
 use super::snapshots::{self, NewSnapshot};
-use super::{get_i64, values_placeholders, Store, StoreError, BATCH_ROWS};
+use super::{values_placeholders, Store, StoreError, BATCH_ROWS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -111,7 +111,7 @@ const RUN_COLUMNS: &str =
 
 fn run_info(row: &AnyRow) -> Result<RunInfo, sqlx::Error> {
     Ok(RunInfo {
-        id: get_i64(row, "id")?,
+        id: row.try_get::<i64, _>("id")?,
         kind: row.try_get("kind")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
@@ -120,10 +120,10 @@ fn run_info(row: &AnyRow) -> Result<RunInfo, sqlx::Error> {
         snapshot_id: row.try_get("snapshot_id")?,
         rules_commit: row.try_get("rules_commit")?,
         rules_digest: row.try_get("rules_digest")?,
-        groups: get_i64(row, "group_count")?,
-        memberships: get_i64(row, "membership_count")?,
-        added: get_i64(row, "added")?,
-        removed: get_i64(row, "removed")?,
+        groups: row.try_get::<i64, _>("group_count")?,
+        memberships: row.try_get::<i64, _>("membership_count")?,
+        added: row.try_get::<i64, _>("added")?,
+        removed: row.try_get::<i64, _>("removed")?,
         message: row.try_get("message")?,
     })
 }
@@ -164,7 +164,7 @@ impl Store {
         .bind(run.message.as_deref())
         .fetch_one(&mut *tx)
         .await?;
-        let run_id = get_i64(&row, "id")?;
+        let run_id = row.try_get::<i64, _>("id")?;
         for c in run.changes.iter().filter(|c| !c.added) {
             sqlx::query("DELETE FROM memberships WHERE group_name = $1 AND worker_key = $2")
                 .bind(c.group.as_str())

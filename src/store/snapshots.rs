@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::AssertSqlSafe;
 use sqlx::{Any, Row, Transaction};
 
-use super::{get_i64, values_placeholders, Store, StoreError, BATCH_ROWS};
+use super::{values_placeholders, Store, StoreError, BATCH_ROWS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -95,14 +95,14 @@ const COLUMNS: &str = "id, source, fetched_at, checksum, row_count, worker_count
 
 fn info(row: &AnyRow) -> Result<SnapshotInfo, sqlx::Error> {
     Ok(SnapshotInfo {
-        id: get_i64(row, "id")?,
+        id: row.try_get::<i64, _>("id")?,
         source: row.try_get("source")?,
         fetched_at: row.try_get("fetched_at")?,
         checksum: row.try_get("checksum")?,
-        rows: get_i64(row, "row_count")?,
-        workers: get_i64(row, "worker_count")?,
-        eligible: get_i64(row, "eligible_count")?,
-        issues: get_i64(row, "issue_count")?,
+        rows: row.try_get::<i64, _>("row_count")?,
+        workers: row.try_get::<i64, _>("worker_count")?,
+        eligible: row.try_get::<i64, _>("eligible_count")?,
+        issues: row.try_get::<i64, _>("issue_count")?,
         status: SnapshotStatus::parse(&row.try_get::<String, _>("status")?)?,
         hold_reason: row.try_get("hold_reason")?,
         previous_id: row.try_get("previous_id")?,
@@ -221,7 +221,7 @@ pub(super) async fn insert(
         sqlx::query("SELECT id FROM snapshots WHERE status = 'current' ORDER BY id DESC LIMIT 1")
             .fetch_optional(&mut **tx)
             .await?
-            .map(|r| get_i64(&r, "id"))
+            .map(|r| r.try_get::<i64, _>("id"))
             .transpose()?;
     let status = if new.hold_reason.is_some() {
         "held"
@@ -250,7 +250,7 @@ pub(super) async fn insert(
     .bind(previous)
     .fetch_one(&mut **tx)
     .await?;
-    let id = get_i64(&row, "id")?;
+    let id = row.try_get::<i64, _>("id")?;
     for chunk in new.worker_rows.chunks(BATCH_ROWS) {
         let sql = format!(
             "INSERT INTO snapshot_workers (snapshot_id, worker_key, attributes) VALUES {}",
