@@ -10,6 +10,12 @@ use serde::Deserialize;
 
 use crate::directory::AttrType;
 
+mod target;
+pub use target::{
+    OnUnpush, PushFailsafe, RemoveDialect, TargetAuth, TargetConfig, TargetPatch, TargetTls,
+    UserLookup, UserMatch,
+};
+
 /// The config file that `rosterd` reads when `--config` is not given.
 pub const DEFAULT_PATH: &str = "rosterd.yaml";
 
@@ -230,15 +236,6 @@ pub struct RulesConfig {
     pub dir: PathBuf,
 }
 
-/// A downstream app. Connection details arrive with the push issue; for now a target is a name
-/// that rule files may push to.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetConfig {
-    #[serde(default)]
-    pub description: Option<String>,
-}
-
 impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -261,6 +258,11 @@ impl Config {
             config.directory.source.file = Some(base.join(file));
         }
         config.rules.dir = base.join(&config.rules.dir);
+        for target in config.targets.values_mut() {
+            if let Some(tls) = &mut target.tls {
+                tls.ca_file = base.join(&tls.ca_file);
+            }
+        }
         if let Some(file) = config.database.0.strip_prefix("sqlite://") {
             let (file, query) = file
                 .split_once('?')
@@ -335,12 +337,40 @@ impl Config {
         if !(0.0..=100.0).contains(&dir.max_bad_rows_percent) {
             return Err("directory.max_bad_rows_percent: must be between 0 and 100".into());
         }
-        for name in self.targets.keys() {
+        for (name, target) in &self.targets {
             if !crate::rules::is_group_name(name) {
                 return Err(format!("targets: `{name}` is not a valid target name"));
             }
+            target
+                .validate()
+                .map_err(|e| format!("targets.{name}.{e}"))?;
+            if let Some(attr) = &target.user_match.worker_attribute {
+                if !dir.attributes.contains_key(attr) {
+                    return Err(format!(
+                        "targets.{name}.user_match.worker_attribute: `{attr}` is not one of directory.attributes"
+                    ));
+                }
+            }
         }
         Ok(())
+    }
+}
+
+/// `https://...`, or plain `http://` to a loopback address only: `Err` says which.
+pub(crate) fn check_http_url(url: &str) -> Result<(), String> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let loopback =
+        host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
+    let shown = crate::secret::shown_url(url);
+    match scheme {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "`{shown}` is plain http\nhelp: plain http is allowed only to a loopback address; use https"
+        )),
+        _ => Err(format!("`{shown}` is not an http(s) URL")),
     }
 }
 
@@ -352,23 +382,7 @@ fn validate_source(source: &SourceConfig) -> Result<(), String> {
             Err("directory.source.auth: only a `url` source takes credentials".into())
         }
         (Some(_), None) => Ok(()),
-        (None, Some(url)) => {
-            let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-            let host = rest.split(['/', '?']).next().unwrap_or("");
-            let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-            let loopback = host.starts_with("127.")
-                || host.starts_with("localhost")
-                || host.starts_with("[::1]");
-            match scheme {
-                "https" => Ok(()),
-                "http" if loopback => Ok(()),
-                "http" => Err(format!(
-                    "directory.source.url: `{}` is plain http\nhelp: HR data travels over https; plain http is allowed only to a loopback address",
-                    crate::secret::shown_url(url)
-                )),
-                _ => Err(format!("directory.source.url: `{}` is not an http(s) URL", crate::secret::shown_url(url))),
-            }
-        }
+        (None, Some(url)) => check_http_url(url).map_err(|e| format!("directory.source.url: {e}")),
     }
 }
 

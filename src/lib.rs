@@ -25,6 +25,8 @@ pub mod cycle;
 pub mod directory;
 pub mod engine;
 pub mod fetch;
+pub mod push;
 pub mod rules;
+pub mod scim;
 pub mod secret;
 pub mod store;

@@ -43,6 +43,30 @@ enum Command {
     /// Refresh the HR snapshot, evaluate the rules and record the run (exit 3: held by the
     /// failsafe).
     Evaluate,
+    /// Push the stored memberships to the targets (exit 3: a push is held by the failsafe;
+    /// 4: some pushes failed).
+    Push {
+        #[command(flatten)]
+        push: PushFlags,
+    },
+    /// One full cycle: refresh the export, evaluate, record and push.
+    Sync {
+        #[command(flatten)]
+        push: PushFlags,
+    },
+    /// Per target: its groups, pending and failed changes, holds, workers without an account.
+    Status,
+    /// Serve a SCIM 2.0 emulator (for trying rosterd out and for tests).
+    Emulator {
+        #[arg(long, default_value = "127.0.0.1:8990")]
+        listen: std::net::SocketAddr,
+        /// Start every tenant with a user for each worker in the config's export.
+        #[arg(long)]
+        users_from_config: bool,
+        /// Require the bearer token held by this environment variable.
+        #[arg(long)]
+        token_env: Option<String>,
+    },
     /// The stored members of a group.
     Members { group: String },
     /// Who was in a group on a date, reconstructed from the audit; or one worker's timeline.
@@ -85,6 +109,35 @@ enum Command {
 enum Approve {
     /// A snapshot the directory failsafe held.
     Snapshot { id: i64 },
+    /// A push the removal failsafe held.
+    Push { id: i64 },
+}
+
+#[derive(clap::Args)]
+struct PushFlags {
+    /// Only this group.
+    #[arg(long)]
+    group: Option<String>,
+    /// Only this target.
+    #[arg(long)]
+    target: Option<String>,
+    /// Print the write requests instead of sending them; nothing is recorded.
+    #[arg(long)]
+    dry_run: bool,
+    /// Read every pushed group back from the target first and repair drift.
+    #[arg(long)]
+    reconcile: bool,
+}
+
+impl PushFlags {
+    fn args(&self) -> cli::PushArgs {
+        cli::PushArgs {
+            group: self.group.clone(),
+            target: self.target.clone(),
+            dry_run: self.dry_run,
+            reconcile: self.reconcile,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -125,6 +178,18 @@ fn main() -> ExitCode {
             cli::explain(&global, worker, group.as_deref()).map(|()| ExitCode::SUCCESS)
         }
         Command::Evaluate => cli::evaluate(&global).map(ExitCode::from),
+        Command::Push { push } => cli::push(&global, &push.args()).map(ExitCode::from),
+        Command::Sync { push } => cli::sync(&global, &push.args()).map(ExitCode::from),
+        Command::Status => cli::status(&global).map(|()| ExitCode::SUCCESS),
+        Command::Emulator {
+            listen,
+            users_from_config,
+            token_env,
+        } => cli::emulator(&global, *listen, *users_from_config, token_env.as_deref())
+            .map(|()| ExitCode::SUCCESS),
+        Command::Approve {
+            what: Approve::Push { id },
+        } => cli::approve_push(&global, *id).map(|()| ExitCode::SUCCESS),
         Command::Members { group } => cli::members(&global, group).map(|()| ExitCode::SUCCESS),
         Command::History { group, worker, at } => {
             cli::history(&global, group, worker.as_deref(), *at).map(|()| ExitCode::SUCCESS)

@@ -1,6 +1,7 @@
 //! The `rosterd` commands. `main.rs` parses arguments; each command here loads what it needs,
 //! prints, and returns the exit status: 0 ok, 1 the config, rules or data have errors,
-//! 2 usage (bad arguments, an unknown worker or group named on the command line).
+//! 2 usage (bad arguments, an unknown worker or group named on the command line), 3 held by a
+//! failsafe (waiting for `rosterd approve`), 4 some pushes failed (the report says which).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,11 +17,13 @@ use crate::rules::{self, RuleSet};
 mod check;
 mod explain;
 mod plan;
+mod push;
 mod state;
 
 pub use check::check;
 pub use explain::explain;
 pub use plan::plan;
+pub use push::{approve_push, emulator, push, status, sync, PushArgs, PUSH_FAILED};
 pub use state::{approve_snapshot, evaluate, history, members, migrate, runs, HELD};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -148,6 +151,17 @@ pub(crate) async fn open_store(config: &Config) -> Result<crate::store::Store, C
     crate::store::Store::open(config.database.expose())
         .await
         .map_err(|e| CliError::Invalid(e.to_string()))
+}
+
+/// A store error for a command that names a record: a missing or wrong-state record is the
+/// user's mistake (exit 2), anything else the installation's (exit 1).
+pub(crate) fn named_record_error(e: crate::store::StoreError) -> CliError {
+    match e {
+        crate::store::StoreError::NotFound(m) | crate::store::StoreError::Conflict(m) => {
+            CliError::Usage(m)
+        }
+        e => CliError::Invalid(e.to_string()),
+    }
 }
 
 impl From<crate::store::StoreError> for CliError {

@@ -202,12 +202,7 @@ pub fn approve_snapshot(global: &Global, id: i64) -> Result<(), CliError> {
             )
             .await;
         store.close().await;
-        approved.map_err(|e| match e {
-            crate::store::StoreError::NotFound(m) | crate::store::StoreError::Conflict(m) => {
-                CliError::Usage(m)
-            }
-            e => CliError::Invalid(e.to_string()),
-        })
+        approved.map_err(super::named_record_error)
     })?;
     print(&format!(
         "approved snapshot {} ({} workers, {} eligible, from {}): the next run uses it\n",

@@ -14,8 +14,14 @@ use sqlx::{AnyPool, ConnectOptions, Row};
 
 use crate::secret::redact_url;
 
+mod push;
 mod runs;
 mod snapshots;
+
+pub use push::{
+    CachedUser, Drift, OutboxAction, OutboxEntry, OutboxPayload, PushHold, TargetGroup,
+    TargetHealth, TargetMember, Unprovisioned,
+};
 
 pub use runs::{Change, HistoryEntry, Membership, RunCommit, RunInfo, RunStatus, SnapshotUse};
 pub use snapshots::{NewSnapshot, SnapshotChange, SnapshotInfo, SnapshotStatus};

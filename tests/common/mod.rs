@@ -10,6 +10,9 @@ use rosterd::config::Config;
 use rosterd::directory::{self, AttrType, Attribute, Schema, Snapshot};
 use rosterd::rules::{self, RuleSet, RulesError, SourceMap};
 
+pub mod scenarios;
+pub mod world;
+
 pub const ORG_CONFIG: &str = "tests/fixtures/org/rosterd.yaml";
 
 pub fn as_of() -> NaiveDate {

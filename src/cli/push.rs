@@ -1,0 +1,470 @@
+//! `push`, `sync`, `status`, `approve push` and `emulator`: getting groups into the targets
+//! and seeing what is stuck.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::{
+    block_on, load_config, open_store, print, print_json, CliError, Format, Global, Workspace, HELD,
+};
+use crate::cycle::{self, Outcome};
+use crate::push::{self, Desired, Report};
+use crate::store::Store;
+
+/// Exit status when some pushes failed (the report says which).
+pub const PUSH_FAILED: u8 = 4;
+
+/// What `push` and `sync` take from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct PushArgs {
+    pub group: Option<String>,
+    pub target: Option<String>,
+    pub dry_run: bool,
+    pub reconcile: bool,
+}
+
+/// Pushes the stored memberships (of the last `evaluate` or `sync`).
+pub fn push(global: &Global, args: &PushArgs) -> Result<u8, CliError> {
+    let ws = Workspace::load_rules_only(global)?;
+    check_names(&ws.config, &ws.rules, args)?;
+    let report = block_on(async {
+        let store = open_store(&ws.config).await?;
+        let desired = Desired::from_store(&store).await.map_err(invalid)?;
+        let report = push::run(&ws.config, &ws.rules, &desired, &store, &options(args)).await;
+        store.close().await;
+        report.map_err(invalid)
+    })?;
+    show(global, &report, None)?;
+    Ok(exit_status(&report, false))
+}
+
+/// Refreshes the snapshot, evaluates, records and pushes: one full cycle. With `--dry-run`
+/// nothing is recorded and no change is sent.
+pub fn sync(global: &Global, args: &PushArgs) -> Result<u8, CliError> {
+    if args.dry_run {
+        return sync_dry_run(global, args);
+    }
+    let ws = Workspace::load_rules_only(global)?;
+    check_names(&ws.config, &ws.rules, args)?;
+    let inputs = cycle::Inputs {
+        config: &ws.config,
+        rules: &ws.rules,
+        as_of: global.as_of(),
+        now: crate::clock::now_utc(),
+        kind: "sync",
+    };
+    let (outcome, report) = block_on(async {
+        let store = open_store(&ws.config).await?;
+        let result = sync_with(&inputs, &store, args).await;
+        store.close().await;
+        result
+    })?;
+    show(global, &report, Some(&outcome))?;
+    Ok(exit_status(
+        &report,
+        matches!(outcome, Outcome::Held { .. }),
+    ))
+}
+
+async fn sync_with(
+    inputs: &cycle::Inputs<'_>,
+    store: &Store,
+    args: &PushArgs,
+) -> Result<(Outcome, Report), CliError> {
+    let outcome = cycle::run(inputs, store).await.map_err(invalid)?;
+    // A held snapshot changes nothing; the stored state is still pushed, which repairs
+    // anything the targets lost.
+    let desired = Desired::from_store(store).await.map_err(invalid)?;
+    let report = push::run(inputs.config, inputs.rules, &desired, store, &options(args))
+        .await
+        .map_err(invalid)?;
+    Ok((outcome, report))
+}
+
+fn sync_dry_run(global: &Global, args: &PushArgs) -> Result<u8, CliError> {
+    let ws = Workspace::load(global)?;
+    check_names(&ws.config, &ws.rules, args)?;
+    let evaluation = ws.evaluate(global.as_of());
+    let mut desired = Desired::default();
+    for (g, group) in ws.rules.groups().iter().enumerate() {
+        let members = evaluation
+            .members(g)
+            .ones()
+            .map(|w| ws.snapshot.key(w).to_string());
+        desired
+            .members
+            .insert(group.name.clone(), members.collect());
+    }
+    for (key, json) in ws.snapshot.to_rows() {
+        if let Ok(attributes) = serde_json::from_str(&json) {
+            desired.workers.insert(key, attributes);
+        }
+    }
+    let report = block_on(async {
+        let store = open_store(&ws.config).await?;
+        let report = push::run(&ws.config, &ws.rules, &desired, &store, &options(args)).await;
+        store.close().await;
+        report.map_err(invalid)
+    })?;
+    show(global, &report, None)?;
+    Ok(exit_status(&report, false))
+}
+
+fn options(args: &PushArgs) -> push::Options {
+    push::Options {
+        dry_run: args.dry_run,
+        reconcile: args.reconcile,
+        group: args.group.clone(),
+        target: args.target.clone(),
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> CliError {
+    CliError::Invalid(e.to_string())
+}
+
+fn check_names(
+    config: &crate::config::Config,
+    rules: &crate::rules::RuleSet,
+    args: &PushArgs,
+) -> Result<(), CliError> {
+    if let Some(group) = &args.group {
+        if rules.lookup(group).is_none() {
+            let mut msg = format!("no group `{group}` in the rules");
+            if let Some(best) = crate::rules::diagnostic::did_you_mean(group, rules.names()) {
+                let _ = write!(msg, "\nhelp: did you mean `{best}`?");
+            }
+            return Err(CliError::Usage(msg));
+        }
+    }
+    if let Some(target) = &args.target {
+        if !config.targets.contains_key(target) {
+            let mut msg = format!("no target `{target}` in the config");
+            if let Some(best) = crate::rules::diagnostic::did_you_mean(
+                target,
+                config.targets.keys().map(String::as_str),
+            ) {
+                let _ = write!(msg, "\nhelp: did you mean `{best}`?");
+            }
+            return Err(CliError::Usage(msg));
+        }
+    }
+    Ok(())
+}
+
+fn exit_status(report: &Report, snapshot_held: bool) -> u8 {
+    if report.failed() > 0 {
+        PUSH_FAILED
+    } else if report.held() > 0 || snapshot_held {
+        HELD
+    } else {
+        0
+    }
+}
+
+fn show(global: &Global, report: &Report, outcome: Option<&Outcome>) -> Result<(), CliError> {
+    if global.format == Format::Json {
+        let value = serde_json::json!({ "evaluation": outcome, "push": report });
+        return print_json(&value);
+    }
+    let mut s = String::new();
+    match outcome {
+        Some(Outcome::Applied {
+            run_id,
+            added,
+            removed,
+            memberships,
+            warning,
+            ..
+        }) => {
+            let _ = writeln!(
+                s,
+                "run {run_id}: {added} joined, {removed} left; {memberships} memberships"
+            );
+            if let Some(w) = warning {
+                let _ = writeln!(s, "warning: {w}");
+            }
+        }
+        Some(Outcome::Held { run_id, reason, .. }) => {
+            let _ = writeln!(
+                s,
+                "run {run_id}: the snapshot is held, the stored memberships are pushed: {reason}"
+            );
+        }
+        None => {}
+    }
+    for t in &report.targets {
+        let (added, removed): (usize, usize) = t
+            .groups
+            .iter()
+            .fold((0, 0), |(a, r), p| (a + p.added, r + p.removed));
+        let _ = write!(
+            s,
+            "{}: {} groups, +{added} -{removed} members; {} requests ({} reads, {} writes, {} retries)",
+            t.target,
+            t.groups.len(),
+            t.reads + t.writes,
+            t.reads,
+            t.writes,
+            t.retries
+        );
+        if t.replayed > 0 {
+            let _ = write!(s, "; {} outbox entries replayed", t.replayed);
+        }
+        s.push('\n');
+        if let Some(e) = &t.error {
+            let _ = writeln!(s, "  error: {e}");
+        }
+        for p in &t.groups {
+            let quiet = p.added == 0
+                && p.removed == 0
+                && !p.renamed
+                && p.action.is_none()
+                && p.held.is_none()
+                && p.error.is_none()
+                && p.drift == 0
+                && p.requests.is_empty();
+            if quiet {
+                continue;
+            }
+            let _ = write!(s, "  {} → \"{}\"", p.group, p.display_name);
+            if let Some(a) = &p.action {
+                let _ = write!(s, " {a}");
+            }
+            if p.added + p.removed > 0 {
+                let _ = write!(s, " +{} -{}", p.added, p.removed);
+            }
+            if p.renamed {
+                s.push_str(" renamed");
+            }
+            if p.drift > 0 {
+                let _ = write!(s, " (repaired {} drifted members)", p.drift);
+            }
+            s.push('\n');
+            if let Some(h) = &p.held {
+                let _ = writeln!(s, "    held: {}", h.reason);
+                if h.hold_id > 0 {
+                    let _ = writeln!(
+                        s,
+                        "    help: if this is right, run `rosterd approve push {}`",
+                        h.hold_id
+                    );
+                }
+            }
+            if let Some(e) = &p.error {
+                let _ = writeln!(s, "    error: {e}");
+            }
+            for r in &p.requests {
+                for line in r.lines() {
+                    let _ = writeln!(s, "    {line}");
+                }
+            }
+        }
+        let unprovisioned: usize = t.groups.iter().map(|p| p.unprovisioned).sum();
+        if unprovisioned > 0 {
+            let _ = writeln!(
+                s,
+                "  {unprovisioned} members have no account in {} (`rosterd status` lists them)",
+                t.target
+            );
+        }
+    }
+    print(&s)
+}
+
+/// What each target holds, what is stuck, and why.
+pub fn status(global: &Global) -> Result<(), CliError> {
+    let config = load_config(&global.config)?;
+    let value = block_on(async {
+        let store = open_store(&config).await?;
+        let value = status_value(&config, &store).await;
+        store.close().await;
+        value
+    })?;
+    if global.format == Format::Json {
+        return print_json(&value);
+    }
+    let mut s = String::new();
+    for (name, t) in value.as_object().into_iter().flatten() {
+        let health = match (t["connected"].as_bool(), t["healthy"].as_bool()) {
+            (Some(false), _) => "not connected (no url)".to_string(),
+            (_, Some(false)) => format!("unhealthy: {}", t["reason"].as_str().unwrap_or("")),
+            (_, Some(true)) => "healthy".to_string(),
+            _ => "not pushed yet".to_string(),
+        };
+        let _ = writeln!(s, "{name}: {health}");
+        for g in t["groups"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "  {} → \"{}\" ({}): {} members in the target",
+                g["group"].as_str().unwrap_or(""),
+                g["display_name"].as_str().unwrap_or(""),
+                g["scim_id"].as_str().unwrap_or(""),
+                g["members"]
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  outbox: {} pending, {} failed",
+            t["pending"], t["failed"]
+        );
+        for e in t["failures"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "    failed {} {} for {}: HTTP {} {}: {}",
+                e["id"],
+                e["action"].as_str().unwrap_or(""),
+                e["group"].as_str().unwrap_or(""),
+                e["http_status"],
+                e["scim_type"].as_str().unwrap_or(""),
+                e["detail"].as_str().unwrap_or("")
+            );
+        }
+        for h in t["holds"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "  hold {} ({}) on {}: {}",
+                h["id"],
+                h["status"].as_str().unwrap_or(""),
+                h["group"].as_str().unwrap_or(""),
+                h["reason"].as_str().unwrap_or("")
+            );
+        }
+        for (group, workers) in t["unprovisioned"].as_object().into_iter().flatten() {
+            let list: Vec<String> = workers
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|w| match w["match_value"].as_str() {
+                    Some(v) => format!("{} ({v})", w["worker_key"].as_str().unwrap_or("")),
+                    None => format!(
+                        "{} (no value to match)",
+                        w["worker_key"].as_str().unwrap_or("")
+                    ),
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "  {group}: {} without an account: {}",
+                list.len(),
+                list.join(", ")
+            );
+        }
+    }
+    print(&s)
+}
+
+async fn status_value(
+    config: &crate::config::Config,
+    store: &Store,
+) -> Result<serde_json::Value, CliError> {
+    let health: BTreeMap<String, _> = store
+        .target_health()
+        .await?
+        .into_iter()
+        .map(|h| (h.target.clone(), h))
+        .collect();
+    let counts = store.outbox_counts().await?;
+    let failures = store.outbox(Some("failed"), 50).await?;
+    let holds = store.push_holds(None).await?;
+    let unprovisioned = store.unprovisioned().await?;
+    let mut out = serde_json::Map::new();
+    for (name, target) in &config.targets {
+        let members = store.target_members(name).await?;
+        let groups: Vec<serde_json::Value> = store
+            .target_groups(name)
+            .await?
+            .into_values()
+            .map(|g| {
+                let n = members.get(&g.group).map_or(0, BTreeMap::len);
+                let mut v = serde_json::to_value(&g).unwrap_or_default();
+                v["members"] = n.into();
+                v
+            })
+            .collect();
+        let mut by_group: BTreeMap<&str, Vec<&crate::store::Unprovisioned>> = BTreeMap::new();
+        for u in unprovisioned.iter().filter(|u| &u.target == name) {
+            by_group.entry(&u.group).or_default().push(u);
+        }
+        let h = health.get(name);
+        out.insert(
+            name.clone(),
+            serde_json::json!({
+                "connected": target.url.is_some(),
+                "healthy": h.map(|h| h.healthy),
+                "reason": h.and_then(|h| h.reason.clone()),
+                "groups": groups,
+                "pending": counts.get(&(name.clone(), "pending".into())).copied().unwrap_or(0),
+                "failed": counts.get(&(name.clone(), "failed".into())).copied().unwrap_or(0),
+                "failures": failures.iter().filter(|f| &f.target == name).collect::<Vec<_>>(),
+                "holds": holds.iter().filter(|h| &h.target == name && (h.status == "held" || h.status == "approved")).collect::<Vec<_>>(),
+                "unprovisioned": by_group,
+            }),
+        );
+    }
+    Ok(serde_json::Value::Object(out))
+}
+
+pub fn approve_push(global: &Global, id: i64) -> Result<(), CliError> {
+    let config = load_config(&global.config)?;
+    let hold = block_on(async {
+        let store = open_store(&config).await?;
+        let approved = store
+            .approve_push_hold(
+                id,
+                &crate::clock::now_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            )
+            .await;
+        store.close().await;
+        approved.map_err(super::named_record_error)
+    })?;
+    print(&format!(
+        "approved push hold {} ({} in {}: +{} -{}): the next push sends it\n",
+        hold.id, hold.group, hold.target, hold.to_add, hold.to_remove
+    ))
+}
+
+/// Serves the SCIM emulator until interrupted. With `users_from_config`, every tenant starts
+/// with one user per worker of the config's export who has an email.
+pub fn emulator(
+    global: &Global,
+    listen: std::net::SocketAddr,
+    users_from_config: bool,
+    token_env: Option<&str>,
+) -> Result<(), CliError> {
+    use crate::scim::emulator::{Emulator, Options};
+    let mut options = Options::default();
+    if let Some(var) = token_env {
+        let token = crate::secret::Secret::from_env(var)
+            .ok_or_else(|| CliError::Usage(format!("environment variable `{var}` is not set")))?;
+        options.token = Some(token.expose().to_string());
+    }
+    if users_from_config {
+        let ws = Workspace::load(global)?;
+        for w in 0..ws.snapshot.len() {
+            if let Some(email) = ws.snapshot.email(w) {
+                options.users.push(email.to_string());
+            }
+        }
+    }
+    let users = options.users.len();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let emulator = Emulator::start(listen, options).await?;
+            print(&format!(
+                "SCIM emulator on http://{}/TENANT ({users} users per tenant); Ctrl-C stops it\n",
+                emulator.addr()
+            ))?;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            drop(emulator);
+            Ok(())
+        })
+}

@@ -1,0 +1,232 @@
+//! A push target: a downstream app's SCIM 2.0 endpoint and how to talk to it.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// A downstream app. Without `url` a target is only a name that rule files may push to
+/// (enough for `check` and `plan`); `push` reports it as not connected.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The SCIM base URL; `/Users` and `/Groups` are appended.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `{ bearer: { token_env } }` or `{ oauth2: { token_url, client_id, client_secret_env,
+    /// scope } }`. Without it requests carry no credentials.
+    #[serde(default, with = "serde_yaml::with::singleton_map")]
+    pub auth: Option<TargetAuth>,
+    #[serde(default)]
+    pub user_match: UserMatch,
+    #[serde(default)]
+    pub patch: TargetPatch,
+    /// Requests started per second, at most (all kinds, retries included).
+    #[serde(default = "default_requests_per_second")]
+    pub requests_per_second: f64,
+    /// Requests in flight at once; also how many groups are pushed side by side.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+    /// Further attempts after a 429, 5xx, timeout or dropped connection.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// The first retry's delay; each next one doubles, with jitter.
+    #[serde(default = "default_retry_backoff_ms")]
+    pub retry_backoff_ms: u64,
+    #[serde(default)]
+    pub tls: Option<TargetTls>,
+    /// What happens to the target group when its group leaves the rules or stops pushing
+    /// here. Linked groups (which rosterd did not create) are never deleted.
+    #[serde(default)]
+    pub on_unpush: OnUnpush,
+    #[serde(default)]
+    pub failsafe: PushFailsafe,
+    /// How long a resolved user id is trusted before it is looked up again.
+    #[serde(default = "default_user_cache_seconds")]
+    pub user_cache_seconds: u64,
+    /// How long a worker found to have no account waits before it is looked up again.
+    #[serde(default)]
+    pub unresolved_retry_seconds: u64,
+    /// Results per page when listing users.
+    #[serde(default = "default_page_size")]
+    pub page_size: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum TargetAuth {
+    Bearer {
+        token_env: String,
+    },
+    /// OAuth 2.0 client credentials (RFC 6749 section 4.4).
+    Oauth2 {
+        token_url: String,
+        client_id: String,
+        client_secret_env: String,
+        #[serde(default)]
+        scope: Option<String>,
+    },
+}
+
+/// How a worker is matched to a target user: the target user whose `scim_attribute` equals
+/// the worker's `worker_attribute`, ignoring case.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserMatch {
+    #[serde(default = "default_scim_attribute")]
+    pub scim_attribute: String,
+    /// Default: the directory's `email` attribute.
+    #[serde(default)]
+    pub worker_attribute: Option<String>,
+    #[serde(default)]
+    pub lookup: UserLookup,
+}
+
+impl Default for UserMatch {
+    fn default() -> Self {
+        UserMatch {
+            scim_attribute: default_scim_attribute(),
+            worker_attribute: None,
+            lookup: UserLookup::default(),
+        }
+    }
+}
+
+/// How unresolved workers are looked up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserLookup {
+    /// A filter per worker when few are unresolved, the user list in pages when that takes
+    /// fewer requests.
+    #[default]
+    Auto,
+    Filter,
+    /// Always list; for targets whose filters compare case-sensitively.
+    List,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetPatch {
+    #[serde(default)]
+    pub remove: RemoveDialect,
+    /// Member changes per PATCH request (and members in a creating POST).
+    #[serde(default = "default_max_members")]
+    pub max_members_per_request: usize,
+}
+
+impl Default for TargetPatch {
+    fn default() -> Self {
+        TargetPatch {
+            remove: RemoveDialect::default(),
+            max_members_per_request: default_max_members(),
+        }
+    }
+}
+
+/// How a member is removed in a PATCH request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemoveDialect {
+    /// RFC 7644: `{"op": "remove", "path": "members[value eq \"ID\"]"}`, one per member.
+    #[default]
+    PathFilter,
+    /// Entra ID style: `{"op": "remove", "path": "members", "value": [{"value": "ID"}, ...]}`.
+    ValueList,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetTls {
+    /// A PEM file of CA certificates trusted besides the system's.
+    pub ca_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnpush {
+    #[default]
+    Keep,
+    Delete,
+}
+
+/// Guards against mass removals; a group's own `failsafe` overrides these.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushFailsafe {
+    #[serde(default = "default_max_remove_percent")]
+    pub max_remove_percent: f64,
+    #[serde(default)]
+    pub max_remove_count: Option<u64>,
+}
+
+impl Default for PushFailsafe {
+    fn default() -> Self {
+        PushFailsafe {
+            max_remove_percent: default_max_remove_percent(),
+            max_remove_count: None,
+        }
+    }
+}
+
+impl TargetConfig {
+    /// `Err` starts with the field's name, for `targets.NAME.` to be put in front.
+    pub(super) fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.url {
+            super::check_http_url(url).map_err(|e| format!("url: {e}"))?;
+        }
+        if let Some(TargetAuth::Oauth2 { token_url, .. }) = &self.auth {
+            super::check_http_url(token_url).map_err(|e| format!("auth.oauth2.token_url: {e}"))?;
+        }
+        if self.requests_per_second.is_nan() || self.requests_per_second <= 0.0 {
+            return Err("requests_per_second: must be more than 0".into());
+        }
+        if self.concurrency == 0 {
+            return Err("concurrency: must be at least 1".into());
+        }
+        if self.patch.max_members_per_request == 0 {
+            return Err("patch.max_members_per_request: must be at least 1".into());
+        }
+        if self.page_size == 0 {
+            return Err("page_size: must be at least 1".into());
+        }
+        if !(0.0..=100.0).contains(&self.failsafe.max_remove_percent) {
+            return Err("failsafe.max_remove_percent: must be between 0 and 100".into());
+        }
+        Ok(())
+    }
+}
+
+fn default_requests_per_second() -> f64 {
+    20.0
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_timeout_seconds() -> u64 {
+    30
+}
+fn default_retries() -> u32 {
+    6
+}
+fn default_retry_backoff_ms() -> u64 {
+    250
+}
+fn default_user_cache_seconds() -> u64 {
+    86_400
+}
+fn default_page_size() -> u64 {
+    100
+}
+fn default_scim_attribute() -> String {
+    "userName".into()
+}
+fn default_max_members() -> usize {
+    100
+}
+fn default_max_remove_percent() -> f64 {
+    20.0
+}

@@ -1,0 +1,343 @@
+//! Push: make each target's groups hold exactly the members the rules say, with the fewest
+//! requests, surviving errors, rate limits and crashes.
+//!
+//! Per target: replay the outbox (changes written before a crash was confirmed), resolve
+//! workers to target users (cached), then per (target, group) pair find or create the target
+//! group, optionally read it back (reconcile), compute the difference to what the target
+//! holds, check the failsafe, write the PATCH batches to the outbox and send them. The store
+//! learns a change only when the target confirms it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::config::{Config, TargetConfig};
+use crate::rules::RuleSet;
+use crate::scim::{Client, ScimError};
+use crate::store::{Store, StoreError};
+
+mod pair;
+mod resolve;
+mod send;
+
+pub use pair::failsafe_reason;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored snapshot {id} cannot be read: {message}")]
+    Corrupt { id: i64, message: String },
+}
+
+/// What to push and how.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Print the write requests instead of sending them; nothing is stored.
+    pub dry_run: bool,
+    /// Read every pushed group back first and repair drift.
+    pub reconcile: bool,
+    pub group: Option<String>,
+    pub target: Option<String>,
+}
+
+/// The desired state: group → member worker keys, and each worker's attributes (as the
+/// store keeps them) for matching workers to target users.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    pub members: BTreeMap<String, BTreeSet<String>>,
+    pub workers: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Desired {
+    /// The stored memberships and the current snapshot's workers.
+    pub async fn from_store(store: &Store) -> Result<Desired, PushError> {
+        let members = store
+            .memberships()
+            .await?
+            .into_iter()
+            .map(|(group, members)| (group, members.into_keys().collect()))
+            .collect();
+        let mut workers = BTreeMap::new();
+        if let Some(current) = store.current_snapshot().await? {
+            for (key, json) in store.snapshot_workers(current.id).await? {
+                let attributes = serde_json::from_str(&json).map_err(|e| PushError::Corrupt {
+                    id: current.id,
+                    message: format!("worker `{key}`: {e}"),
+                })?;
+                workers.insert(key, attributes);
+            }
+        }
+        Ok(Desired { members, workers })
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub targets: Vec<TargetReport>,
+}
+
+impl Report {
+    pub fn held(&self) -> usize {
+        self.pairs().filter(|p| p.held.is_some()).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.targets.iter().filter(|t| t.error.is_some()).count()
+            + self.pairs().filter(|p| p.error.is_some()).count()
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = &PairReport> {
+        self.targets.iter().flat_map(|t| t.groups.iter())
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TargetReport {
+    pub target: String,
+    /// Set when nothing (more) could be sent to this target.
+    pub error: Option<String>,
+    pub replayed: usize,
+    pub groups: Vec<PairReport>,
+    pub reads: u64,
+    pub writes: u64,
+    pub retries: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PairReport {
+    pub group: String,
+    pub display_name: String,
+    pub scim_id: Option<String>,
+    /// created | linked | adopted | unlinked | deleted | inactive
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    pub added: usize,
+    pub removed: usize,
+    pub renamed: bool,
+    pub members: usize,
+    pub unprovisioned: usize,
+    pub drift: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<Held>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `--dry-run`: the write requests, as they would be sent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Held {
+    /// 0 in a dry run, which stores nothing.
+    pub hold_id: i64,
+    pub reason: String,
+}
+
+/// Everything one target's push needs.
+pub(crate) struct TargetRun<'a> {
+    pub name: &'a str,
+    pub config: &'a TargetConfig,
+    pub client: Client,
+    pub store: &'a Store,
+    pub options: &'a Options,
+    /// The worker attribute users are matched by.
+    pub match_attribute: String,
+    pub now: String,
+    pub now_time: chrono::DateTime<chrono::Utc>,
+}
+
+/// Pushes every target (or the one in `options`).
+pub async fn run(
+    config: &Config,
+    rules: &RuleSet,
+    desired: &Desired,
+    store: &Store,
+    options: &Options,
+) -> Result<Report, PushError> {
+    let mut report = Report::default();
+    for (name, target) in &config.targets {
+        if options.target.as_ref().is_some_and(|t| t != name) {
+            continue;
+        }
+        report
+            .targets
+            .push(push_target(name, target, config, rules, desired, store, options).await?);
+    }
+    Ok(report)
+}
+
+async fn push_target(
+    name: &str,
+    target: &TargetConfig,
+    config: &Config,
+    rules: &RuleSet,
+    desired: &Desired,
+    store: &Store,
+    options: &Options,
+) -> Result<TargetReport, PushError> {
+    let mut report = TargetReport {
+        target: name.to_string(),
+        ..TargetReport::default()
+    };
+    let now_time = crate::clock::now_utc();
+    let client = match Client::new(name, target) {
+        Ok(client) => client,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            if target.url.is_some() && !options.dry_run {
+                store
+                    .set_target_health(name, false, Some(&e.to_string()), &stamp(now_time))
+                    .await?;
+            }
+            return Ok(report);
+        }
+    };
+    let run = TargetRun {
+        name,
+        config: target,
+        client,
+        store,
+        options,
+        match_attribute: target
+            .user_match
+            .worker_attribute
+            .clone()
+            .unwrap_or_else(|| config.directory.email.clone()),
+        now: stamp(now_time),
+        now_time,
+    };
+    let outcome = run.push(rules, desired, &mut report).await;
+    report.reads = run.client.stats.reads();
+    report.writes = run.client.stats.writes();
+    report.retries = run.client.stats.retries();
+    match outcome {
+        Ok(()) => {
+            if !options.dry_run {
+                store.set_target_health(name, true, None, &run.now).await?;
+            }
+        }
+        Err(Stop::Store(e)) => return Err(e.into()),
+        Err(Stop::Target(e)) => {
+            if e.is_auth() && !options.dry_run {
+                store
+                    .set_target_health(name, false, Some(&e.to_string()), &run.now)
+                    .await?;
+            }
+            report.error = Some(e.to_string());
+        }
+    }
+    Ok(report)
+}
+
+/// Why a target's push stopped early.
+pub(crate) enum Stop {
+    Store(StoreError),
+    /// The target refused our credentials or cannot be reached at all.
+    Target(ScimError),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Stop::Store(e)
+    }
+}
+
+fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl TargetRun<'_> {
+    async fn push(
+        &self,
+        rules: &RuleSet,
+        desired: &Desired,
+        report: &mut TargetReport,
+    ) -> Result<(), Stop> {
+        if !self.options.dry_run {
+            report.replayed = self.replay().await?;
+        }
+        let known = self.store.target_groups(self.name).await?;
+        let mut pairs = Vec::new();
+        let mut pushed_here = BTreeSet::new();
+        for group in rules.groups() {
+            if self
+                .options
+                .group
+                .as_ref()
+                .is_some_and(|g| *g != group.name)
+            {
+                continue;
+            }
+            for push in group.push.iter().filter(|p| p.target == self.name) {
+                pushed_here.insert(group.name.clone());
+                if push.active {
+                    pairs.push((group, push));
+                } else {
+                    report.groups.push(PairReport {
+                        group: group.name.clone(),
+                        display_name: push.display_name.clone(),
+                        scim_id: known.get(&group.name).map(|k| k.scim_id.clone()),
+                        action: Some("inactive".into()),
+                        ..PairReport::default()
+                    });
+                }
+            }
+        }
+        let mut wanted: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for (group, _) in &pairs {
+            for key in desired.members.get(&group.name).into_iter().flatten() {
+                wanted.insert(key.clone(), self.match_value(desired, key));
+            }
+        }
+        let users = self.resolve(&wanted).await?;
+        let members = self.store.target_members(self.name).await?;
+        let mut results = Vec::new();
+        {
+            use futures_util::StreamExt;
+            let concurrency = if self.options.dry_run {
+                1
+            } else {
+                self.config.concurrency
+            };
+            let mut stream = futures_util::stream::iter(pairs.iter().map(|(group, push)| {
+                self.push_pair(
+                    group,
+                    push,
+                    desired,
+                    &users,
+                    known.get(&group.name),
+                    members.get(&group.name),
+                )
+            }))
+            .buffered(concurrency);
+            while let Some(result) = stream.next().await {
+                results.push(result);
+            }
+        }
+        for result in results {
+            report.groups.push(result?);
+        }
+        for (group, state) in &known {
+            let filtered = self.options.group.as_ref().is_some_and(|g| g != group);
+            if filtered || pushed_here.contains(group) {
+                continue;
+            }
+            let overrides = rules.lookup(group).map(|g| rules.group(g).failsafe.clone());
+            report.groups.push(
+                self.unpush(state, members.get(group), overrides.unwrap_or_default())
+                    .await?,
+            );
+        }
+        Ok(())
+    }
+
+    fn match_value(&self, desired: &Desired, key: &str) -> Option<String> {
+        let value = desired.workers.get(key)?.get(&self.match_attribute)?;
+        match value {
+            serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+}

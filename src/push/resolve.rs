@@ -1,0 +1,160 @@
+//! Worker → target user, cached in the store. Few unresolved workers are looked up with a
+//! filter each; many with the user list in pages, when that takes fewer requests.
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures_util::StreamExt;
+
+use super::{Stop, TargetRun};
+use crate::config::UserLookup;
+use crate::scim::wire::user_values;
+use crate::store::CachedUser;
+
+/// At most this many lookups are made with filters before listing is considered.
+const FILTER_ALWAYS_BELOW: usize = 10;
+
+impl TargetRun<'_> {
+    /// Each wanted worker's user id in the target, `None` when it has no account (or no
+    /// value to match by).
+    pub(super) async fn resolve(
+        &self,
+        wanted: &BTreeMap<String, Option<String>>,
+    ) -> Result<HashMap<String, Option<String>>, Stop> {
+        let cache = self.store.target_users(self.name).await?;
+        let mut out = HashMap::with_capacity(wanted.len());
+        let mut todo: Vec<(&str, &str)> = Vec::new();
+        for (key, value) in wanted {
+            let Some(value) = value else {
+                out.insert(key.clone(), None);
+                continue;
+            };
+            match cache.get(key) {
+                Some(cached) if self.fresh(cached, value) => {
+                    out.insert(key.clone(), cached.user_id.clone());
+                }
+                _ => todo.push((key, value)),
+            }
+        }
+        if todo.is_empty() {
+            return Ok(out);
+        }
+        let found = self.look_up(&todo).await.map_err(Stop::Target)?;
+        let mut save = Vec::with_capacity(todo.len());
+        for (key, value) in todo {
+            let id = found.get(key).cloned().flatten();
+            save.push((key.to_string(), value.to_string(), id.clone()));
+            out.insert(key.to_string(), id);
+        }
+        if !self.options.dry_run {
+            self.store
+                .save_target_users(self.name, &save, &self.now)
+                .await?;
+        }
+        Ok(out)
+    }
+
+    fn fresh(&self, cached: &CachedUser, value: &str) -> bool {
+        if !cached.match_value.eq_ignore_ascii_case(value) {
+            return false;
+        }
+        let Ok(checked) = chrono::DateTime::parse_from_rfc3339(&cached.checked_at) else {
+            return false;
+        };
+        let age = (self.now_time - checked.with_timezone(&chrono::Utc)).num_seconds();
+        let ttl = if cached.user_id.is_some() {
+            self.config.user_cache_seconds
+        } else {
+            self.config.unresolved_retry_seconds
+        };
+        age >= 0 && (age as u64) < ttl
+    }
+
+    async fn look_up(
+        &self,
+        todo: &[(&str, &str)],
+    ) -> Result<HashMap<String, Option<String>>, crate::scim::ScimError> {
+        let attribute = &self.config.user_match.scim_attribute;
+        let page_size = self.config.page_size;
+        let list = match self.config.user_match.lookup {
+            UserLookup::Filter => false,
+            UserLookup::List => true,
+            UserLookup::Auto => todo.len() >= FILTER_ALWAYS_BELOW,
+        };
+        if list {
+            let first = self.client.list_users(1, page_size).await?;
+            let pages = first.total_results.div_ceil(page_size.max(1)) as usize;
+            // Listing costs `pages` requests (one made); filters cost one per worker.
+            if self.config.user_match.lookup == UserLookup::List || pages <= todo.len() {
+                let mut index: HashMap<String, Vec<String>> = HashMap::new();
+                let mut add = |users: &[serde_json::Value]| {
+                    for user in users {
+                        let Some(id) = user.get("id").and_then(|v| v.as_str()) else {
+                            continue;
+                        };
+                        for value in user_values(user, attribute) {
+                            index
+                                .entry(value.to_lowercase())
+                                .or_default()
+                                .push(id.to_string());
+                        }
+                    }
+                };
+                add(&first.resources);
+                let mut seen = first.resources.len() as u64;
+                let mut start = 1 + seen;
+                while seen < first.total_results {
+                    let page = self.client.list_users(start, page_size).await?;
+                    if page.resources.is_empty() {
+                        break;
+                    }
+                    add(&page.resources);
+                    seen += page.resources.len() as u64;
+                    start += page.resources.len() as u64;
+                }
+                return Ok(todo
+                    .iter()
+                    .map(|(key, value)| {
+                        let ids = index.get(&value.to_lowercase());
+                        (
+                            key.to_string(),
+                            unique(self.name, key, ids.map(Vec::as_slice)),
+                        )
+                    })
+                    .collect());
+            }
+        }
+        let lookups = futures_util::stream::iter(todo.iter().map(|(key, value)| async move {
+            let users = self.client.find_users(attribute, value).await?;
+            let ids: Vec<String> = users
+                .iter()
+                .filter(|u| {
+                    user_values(u, attribute)
+                        .iter()
+                        .any(|v| v.eq_ignore_ascii_case(value))
+                })
+                .filter_map(|u| u.get("id").and_then(|v| v.as_str()).map(str::to_string))
+                .collect();
+            Ok::<_, crate::scim::ScimError>((key.to_string(), unique(self.name, key, Some(&ids))))
+        }))
+        .buffer_unordered(self.config.concurrency);
+        let results: Vec<_> = lookups.collect().await;
+        results.into_iter().collect()
+    }
+}
+
+/// The one matching user; several are as bad as none, and say so in the log.
+fn unique(target: &str, key: &str, ids: Option<&[String]>) -> Option<String> {
+    match ids {
+        Some([id]) => Some(id.clone()),
+        Some(ids) if ids.len() > 1 => {
+            tracing::warn!(
+                target_name = target,
+                worker = key,
+                matches = ids.len(),
+                "several target users match the worker; none is used"
+            );
+            None
+        }
+        _ => None,
+    }
+}

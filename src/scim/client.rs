@@ -1,0 +1,613 @@
+//! The SCIM 2.0 client: one method per endpoint over one request helper that paces, limits
+//! concurrency, authenticates and retries. An HTTP error keeps its status, `scimType` and
+//! `detail`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use reqwest::Method;
+use serde_json::Value;
+use tokio::sync::{Mutex, Semaphore};
+use tokio::time::Instant;
+
+use super::wire::{self, ErrorResponse, Group, ListResponse, Member, PatchOperation, PatchRequest};
+use crate::config::{TargetAuth, TargetConfig};
+use crate::secret::{shown_url, Secret};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScimError {
+    #[error("target `{target}`: {method} {path}: HTTP {status}{}{}", scim_type.as_ref().map(|t| format!(" ({t})")).unwrap_or_default(), detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Status {
+        target: String,
+        method: String,
+        path: String,
+        status: u16,
+        scim_type: Option<String>,
+        detail: Option<String>,
+    },
+    #[error("target `{target}`: {method} {path}: {message} after {attempts} attempt(s)")]
+    Transport {
+        target: String,
+        method: String,
+        path: String,
+        message: String,
+        attempts: u32,
+    },
+    #[error("target `{target}`: {method} {path}: the answer is not SCIM JSON: {message}")]
+    Decode {
+        target: String,
+        method: String,
+        path: String,
+        message: String,
+    },
+    #[error("target `{target}`: {message}")]
+    Setup { target: String, message: String },
+}
+
+impl ScimError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ScimError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The target refused our credentials: nothing more should be sent to it this run.
+    pub fn is_auth(&self) -> bool {
+        matches!(self.status(), Some(401 | 403)) || matches!(self, ScimError::Setup { .. })
+    }
+
+    pub fn scim_type(&self) -> Option<&str> {
+        match self {
+            ScimError::Status { scim_type, .. } => scim_type.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            ScimError::Status { detail, .. } => detail.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// One request as it goes on the wire; `Display` prints it the way `--dry-run` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub method: Method,
+    /// Relative to the base URL, with its query string.
+    pub path: String,
+    pub body: Option<Value>,
+}
+
+impl Request {
+    pub fn is_write(&self) -> bool {
+        self.method != Method::GET
+    }
+}
+
+/// Requests sent (attempts, retries included), by kind.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+impl Stats {
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+}
+
+enum Auth {
+    None,
+    Bearer(Secret),
+    OAuth2 {
+        token_url: String,
+        client_id: String,
+        secret: Secret,
+        scope: Option<String>,
+        /// The current access token and when to fetch a new one.
+        token: Mutex<Option<(Secret, Instant)>>,
+    },
+}
+
+pub struct Client {
+    target: String,
+    base: String,
+    http: reqwest::Client,
+    auth: Auth,
+    gate: Semaphore,
+    /// When the next request may start.
+    next_slot: Mutex<Instant>,
+    interval: Duration,
+    retries: u32,
+    backoff_ms: u64,
+    rng: std::sync::Mutex<rand_chacha::ChaCha8Rng>,
+    pub stats: Arc<Stats>,
+}
+
+impl Client {
+    pub fn new(target: &str, config: &TargetConfig) -> Result<Client, ScimError> {
+        let setup = |message: String| ScimError::Setup {
+            target: target.to_string(),
+            message,
+        };
+        let base = config
+            .url
+            .as_deref()
+            .ok_or_else(|| setup("no `url` is configured\nhelp: set targets.NAME.url".into()))?
+            .trim_end_matches('/')
+            .to_string();
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_seconds))
+            .user_agent(concat!("rosterd/", env!("CARGO_PKG_VERSION")));
+        if let Some(tls) = &config.tls {
+            let pem = std::fs::read(&tls.ca_file).map_err(|e| {
+                setup(format!(
+                    "cannot read tls.ca_file `{}`: {e}",
+                    tls.ca_file.display()
+                ))
+            })?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| setup(format!("tls.ca_file `{}`: {e}", tls.ca_file.display())))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| setup(e.to_string()))?;
+        let secret = |var: &str| {
+            Secret::from_env(var).ok_or_else(|| {
+                setup(format!(
+                    "environment variable `{var}` is not set\nhelp: the config names the variable; set it in rosterd's environment"
+                ))
+            })
+        };
+        let auth = match &config.auth {
+            None => Auth::None,
+            Some(TargetAuth::Bearer { token_env }) => Auth::Bearer(secret(token_env)?),
+            Some(TargetAuth::Oauth2 {
+                token_url,
+                client_id,
+                client_secret_env,
+                scope,
+            }) => Auth::OAuth2 {
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                secret: secret(client_secret_env)?,
+                scope: scope.clone(),
+                token: Mutex::new(None),
+            },
+        };
+        Ok(Client {
+            target: target.to_string(),
+            base,
+            http,
+            auth,
+            gate: Semaphore::new(config.concurrency),
+            next_slot: Mutex::new(Instant::now()),
+            interval: Duration::from_secs_f64(1.0 / config.requests_per_second),
+            retries: config.retries,
+            backoff_ms: config.retry_backoff_ms,
+            rng: std::sync::Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(u64::from(
+                std::process::id(),
+            ))),
+            stats: Arc::new(Stats::default()),
+        })
+    }
+
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The request's full URL, as shown to people (no credentials, no query string secrets:
+    /// SCIM filters are not secret, so the query stays).
+    pub fn url_of(&self, request: &Request) -> String {
+        format!("{}{}", shown_url(&self.base), request.path)
+    }
+
+    /// `METHOD URL` and the JSON body, as `--dry-run` prints it.
+    pub fn show(&self, request: &Request) -> String {
+        let mut out = format!("{} {}", request.method, self.url_of(request));
+        if let Some(body) = &request.body {
+            out.push('\n');
+            out.push_str(&serde_json::to_string_pretty(body).unwrap_or_default());
+        }
+        out
+    }
+
+    // --- Endpoints -------------------------------------------------------------------------
+
+    /// `None` when the target says 404.
+    pub async fn get_group(&self, id: &str) -> Result<Option<Group>, ScimError> {
+        let request = Request {
+            method: Method::GET,
+            path: format!("/Groups/{}", encode(id)),
+            body: None,
+        };
+        match self.send(&request).await {
+            Ok(body) => self.decode(&request, body).map(Some),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn find_groups(&self, display_name: &str) -> Result<Vec<Group>, ScimError> {
+        let filter = wire::eq_filter("displayName", display_name);
+        let request = Request {
+            method: Method::GET,
+            path: format!("/Groups?filter={}", encode(&filter)),
+            body: None,
+        };
+        let list: ListResponse<Group> = self.decode(&request, self.send(&request).await?)?;
+        // Some targets compare loosely; only an exact name is the group.
+        Ok(list
+            .resources
+            .into_iter()
+            .filter(|g| g.display_name == display_name)
+            .collect())
+    }
+
+    pub fn create_group_request(&self, display_name: &str, members: &[String]) -> Request {
+        let members = members.iter().map(Member::id).collect();
+        Request {
+            method: Method::POST,
+            path: "/Groups".into(),
+            body: serde_json::to_value(Group::new(display_name, members)).ok(),
+        }
+    }
+
+    pub async fn create_group(&self, request: &Request) -> Result<Group, ScimError> {
+        let body = self.send(request).await?;
+        self.decode(request, body)
+    }
+
+    pub fn patch_request(&self, id: &str, operations: Vec<PatchOperation>) -> Request {
+        Request {
+            method: Method::PATCH,
+            path: format!("/Groups/{}", encode(id)),
+            body: serde_json::to_value(PatchRequest::new(operations)).ok(),
+        }
+    }
+
+    pub fn delete_request(&self, id: &str) -> Request {
+        Request {
+            method: Method::DELETE,
+            path: format!("/Groups/{}", encode(id)),
+            body: None,
+        }
+    }
+
+    /// Sends a write whose answer rosterd does not need.
+    pub async fn write(&self, request: &Request) -> Result<(), ScimError> {
+        self.send(request).await.map(|_| ())
+    }
+
+    pub async fn find_users(&self, attribute: &str, value: &str) -> Result<Vec<Value>, ScimError> {
+        let filter = wire::eq_filter(attribute, value);
+        let request = Request {
+            method: Method::GET,
+            path: format!("/Users?filter={}", encode(&filter)),
+            body: None,
+        };
+        let list: ListResponse<Value> = self.decode(&request, self.send(&request).await?)?;
+        Ok(list.resources)
+    }
+
+    /// One page of users; `start` counts from 1 (RFC 7644 section 3.4.2.4).
+    pub async fn list_users(
+        &self,
+        start: u64,
+        count: u64,
+    ) -> Result<ListResponse<Value>, ScimError> {
+        let request = Request {
+            method: Method::GET,
+            path: format!("/Users?startIndex={start}&count={count}"),
+            body: None,
+        };
+        self.decode(&request, self.send(&request).await?)
+    }
+
+    pub async fn create_user(&self, user: Value) -> Result<Value, ScimError> {
+        let request = Request {
+            method: Method::POST,
+            path: "/Users".into(),
+            body: Some(user),
+        };
+        let body = self.send(&request).await?;
+        self.decode(&request, body)
+    }
+
+    // --- The request helper ------------------------------------------------------------------
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        request: &Request,
+        body: Option<Value>,
+    ) -> Result<T, ScimError> {
+        serde_json::from_value(body.unwrap_or(Value::Null)).map_err(|e| ScimError::Decode {
+            target: self.target.clone(),
+            method: request.method.to_string(),
+            path: request.path.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Sends `request`, retrying 429, 5xx, timeouts and dropped connections with backoff
+    /// (or as long as `Retry-After` asks). The answer's JSON body, if it has one.
+    pub async fn send(&self, request: &Request) -> Result<Option<Value>, ScimError> {
+        let _permit = self.gate.acquire().await.map_err(|_| ScimError::Setup {
+            target: self.target.clone(),
+            message: "the client is shutting down".into(),
+        })?;
+        let mut attempt = 0;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            self.pace().await;
+            if request.is_write() {
+                self.stats.writes.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.stats.reads.fetch_add(1, Ordering::Relaxed);
+            }
+            let (error, retry_after) = match self.attempt(request).await? {
+                Attempt::Done(body) => return Ok(body),
+                Attempt::Failed(error, retry_after) => (error, retry_after),
+            };
+            if error.status() == Some(401) && !refreshed && matches!(self.auth, Auth::OAuth2 { .. })
+            {
+                // The access token may have expired early: fetch a new one, once.
+                refreshed = true;
+                self.forget_token().await;
+                continue;
+            }
+            let retryable = match &error {
+                ScimError::Status { status, .. } => *status == 429 || *status >= 500,
+                // A POST whose answer was lost may have created its resource: sending it
+                // again could make a second one. The caller looks before it tries again.
+                ScimError::Transport { .. } => request.method != Method::POST,
+                _ => false,
+            };
+            if !retryable || attempt > self.retries {
+                return Err(match error {
+                    ScimError::Transport {
+                        target,
+                        method,
+                        path,
+                        message,
+                        ..
+                    } => ScimError::Transport {
+                        target,
+                        method,
+                        path,
+                        message,
+                        attempts: attempt,
+                    },
+                    other => other,
+                });
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
+            tracing::debug!(target_name = %self.target, method = %request.method, path = %request.path, attempt, delay_ms = delay.as_millis() as u64, "retrying: {error}");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(&self, request: &Request) -> Result<Attempt, ScimError> {
+        let url = format!("{}{}", self.base, request.path);
+        let mut builder = self.http.request(request.method.clone(), &url).header(
+            reqwest::header::ACCEPT,
+            "application/scim+json, application/json",
+        );
+        if let Some(token) = self.token().await? {
+            builder = builder.bearer_auth(token.expose());
+        }
+        if let Some(body) = &request.body {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, "application/scim+json")
+                .body(serde_json::to_vec(body).unwrap_or_default());
+        }
+        let transport = |e: reqwest::Error| ScimError::Transport {
+            target: self.target.clone(),
+            method: request.method.to_string(),
+            path: request.path.clone(),
+            message: describe(&e),
+            attempts: 1,
+        };
+        let response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => return Ok(Attempt::Failed(transport(e), None)),
+        };
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Ok(Attempt::Failed(transport(e), None)),
+        };
+        let body: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            serde_json::from_slice(&bytes).ok()
+        };
+        if (200..300).contains(&status) {
+            return Ok(Attempt::Done(body));
+        }
+        let error: Option<ErrorResponse> = body.and_then(|b| serde_json::from_value(b).ok());
+        Ok(Attempt::Failed(
+            ScimError::Status {
+                target: self.target.clone(),
+                method: request.method.to_string(),
+                path: request.path.clone(),
+                status,
+                scim_type: error.as_ref().and_then(|e| e.scim_type.clone()),
+                detail: error.and_then(|e| e.detail),
+            },
+            retry_after.filter(|_| status == 429 || status == 503),
+        ))
+    }
+
+    async fn pace(&self) {
+        let start = {
+            let mut next = self.next_slot.lock().await;
+            let start = (*next).max(Instant::now());
+            *next = start + self.interval;
+            start
+        };
+        tokio::time::sleep_until(start).await;
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .backoff_ms
+            .saturating_mul(1u64 << (attempt - 1).min(16))
+            .min(60_000);
+        let jitter = match self.rng.lock() {
+            Ok(mut rng) => rng.random_range(0..=exp / 2 + 1),
+            Err(_) => 0,
+        };
+        Duration::from_millis(exp / 2 + jitter)
+    }
+
+    async fn token(&self) -> Result<Option<Secret>, ScimError> {
+        match &self.auth {
+            Auth::None => Ok(None),
+            Auth::Bearer(token) => Ok(Some(token.clone())),
+            Auth::OAuth2 {
+                token_url,
+                client_id,
+                secret,
+                scope,
+                token,
+            } => {
+                let mut cached = token.lock().await;
+                if let Some((value, until)) = cached.as_ref() {
+                    if Instant::now() < *until {
+                        return Ok(Some(value.clone()));
+                    }
+                }
+                let (value, lifetime) = self
+                    .fetch_token(token_url, client_id, secret, scope.as_deref())
+                    .await?;
+                // Renew a minute early (or at half-life for short tokens).
+                let renew = lifetime
+                    .saturating_sub(Duration::from_secs(60))
+                    .max(lifetime / 2);
+                *cached = Some((value.clone(), Instant::now() + renew));
+                Ok(Some(value))
+            }
+        }
+    }
+
+    async fn forget_token(&self) {
+        if let Auth::OAuth2 { token, .. } = &self.auth {
+            *token.lock().await = None;
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        token_url: &str,
+        client_id: &str,
+        secret: &Secret,
+        scope: Option<&str>,
+    ) -> Result<(Secret, Duration), ScimError> {
+        let fail = |message: String| ScimError::Setup {
+            target: self.target.clone(),
+            message: format!("OAuth2 token from {}: {message}", shown_url(token_url)),
+        };
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        let response = self
+            .http
+            .post(token_url)
+            .basic_auth(client_id, Some(secret.expose()))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| fail(describe(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(fail(format!("HTTP {}", status.as_u16())));
+        }
+        let bytes = response.bytes().await.map_err(|e| fail(describe(&e)))?;
+        let body: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| fail(format!("the answer is not JSON: {e}")))?;
+        let token = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| fail("the answer has no access_token".into()))?;
+        let lifetime = body
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(3600);
+        Ok((Secret::new(token), Duration::from_secs(lifetime)))
+    }
+}
+
+enum Attempt {
+    Done(Option<Value>),
+    Failed(ScimError, Option<Duration>),
+}
+
+/// `Retry-After` as seconds or an HTTP date (RFC 9110 section 10.2.3), at most five minutes.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            (at.with_timezone(&chrono::Utc) - crate::clock::now_utc())
+                .to_std()
+                .unwrap_or_default()
+        }
+    };
+    Some(wait.min(Duration::from_secs(300)))
+}
+
+/// Percent-encodes a path segment or query value.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "cannot connect".into()
+    } else if e.is_body() || e.is_decode() {
+        "the connection broke during the answer".into()
+    } else {
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            message = format!("{message}: {s}");
+            source = s.source();
+        }
+        // reqwest puts the URL in its messages; the caller already names the path.
+        message.replace(e.url().map(|u| u.as_str()).unwrap_or("\u{0}"), "")
+    }
+}

@@ -1,0 +1,875 @@
+//! Push state: the target groups rosterd manages, their members as the targets confirmed
+//! them, resolved users, the outbox, holds, target health and drift.
+//!
+//! Every write that follows a target's confirmation also marks its outbox entry done, in the
+//! same transaction: after a crash the store says either "sent and confirmed" or "pending".
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+// Dynamic SQL here is only constants and `$N` placeholders; values are always bound.
+use sqlx::AssertSqlSafe;
+use sqlx::{Any, Row, Transaction};
+
+use super::{values_placeholders, Store, StoreError, BATCH_ROWS};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetGroup {
+    pub group: String,
+    pub scim_id: String,
+    pub display_name: String,
+    pub linked: bool,
+    pub pushed_at: Option<String>,
+    pub reconciled_at: Option<String>,
+}
+
+/// A member as rosterd knows it: the target's user id and, when known, the worker.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+pub struct TargetMember {
+    pub user_id: String,
+    pub worker_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedUser {
+    pub match_value: String,
+    pub user_id: Option<String>,
+    pub checked_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxAction {
+    Create,
+    Add,
+    Remove,
+    Rename,
+    Delete,
+}
+
+impl OutboxAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxAction::Create => "create",
+            OutboxAction::Add => "add",
+            OutboxAction::Remove => "remove",
+            OutboxAction::Rename => "rename",
+            OutboxAction::Delete => "delete",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, sqlx::Error> {
+        Ok(match s {
+            "create" => OutboxAction::Create,
+            "add" => OutboxAction::Add,
+            "remove" => OutboxAction::Remove,
+            "rename" => OutboxAction::Rename,
+            "delete" => OutboxAction::Delete,
+            other => {
+                return Err(sqlx::Error::Decode(
+                    format!("unknown outbox action `{other}`").into(),
+                ))
+            }
+        })
+    }
+}
+
+/// What an outbox entry carries; the request is built from it when it is sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct OutboxPayload {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The target group's id; absent for `create`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scim_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<TargetMember>,
+    /// For `create`: link to an existing group instead (never create one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub link: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub target: String,
+    pub group: String,
+    pub action: OutboxAction,
+    pub payload: OutboxPayload,
+    pub status: String,
+    pub attempts: i64,
+    pub http_status: Option<i64>,
+    pub scim_type: Option<String>,
+    pub detail: Option<String>,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PushHold {
+    pub id: i64,
+    pub target: String,
+    pub group: String,
+    pub reason: String,
+    pub to_add: i64,
+    pub to_remove: i64,
+    pub members_in_target: i64,
+    pub status: String,
+    pub created_at: String,
+    pub approved_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Unprovisioned {
+    pub target: String,
+    pub group: String,
+    pub worker_key: String,
+    pub match_value: Option<String>,
+    pub since: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetHealth {
+    pub target: String,
+    pub healthy: bool,
+    pub reason: Option<String>,
+    pub since: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    pub kind: String,
+    pub user_id: Option<String>,
+    pub worker_key: Option<String>,
+}
+
+const OUTBOX_COLUMNS: &str = "id, target, group_name, action, payload, status, attempts, \
+     http_status, scim_type, detail, created_at, finished_at";
+
+fn outbox_entry(row: &sqlx::any::AnyRow) -> Result<OutboxEntry, sqlx::Error> {
+    let payload: String = row.try_get("payload")?;
+    Ok(OutboxEntry {
+        id: row.try_get("id")?,
+        target: row.try_get("target")?,
+        group: row.try_get("group_name")?,
+        action: OutboxAction::parse(&row.try_get::<String, _>("action")?)?,
+        payload: serde_json::from_str(&payload)
+            .map_err(|e| sqlx::Error::Decode(format!("outbox payload: {e}").into()))?,
+        status: row.try_get("status")?,
+        attempts: row.try_get("attempts")?,
+        http_status: row.try_get("http_status")?,
+        scim_type: row.try_get("scim_type")?,
+        detail: row.try_get("detail")?,
+        created_at: row.try_get("created_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+const HOLD_COLUMNS: &str = "id, target, group_name, reason, to_add, to_remove, \
+     members_in_target, status, created_at, approved_at";
+
+fn push_hold(row: &sqlx::any::AnyRow) -> Result<PushHold, sqlx::Error> {
+    Ok(PushHold {
+        id: row.try_get("id")?,
+        target: row.try_get("target")?,
+        group: row.try_get("group_name")?,
+        reason: row.try_get("reason")?,
+        to_add: row.try_get("to_add")?,
+        to_remove: row.try_get("to_remove")?,
+        members_in_target: row.try_get("members_in_target")?,
+        status: row.try_get("status")?,
+        created_at: row.try_get("created_at")?,
+        approved_at: row.try_get("approved_at")?,
+    })
+}
+
+impl Store {
+    // --- Target groups and members ---------------------------------------------------------
+
+    pub async fn target_groups(
+        &self,
+        target: &str,
+    ) -> Result<BTreeMap<String, TargetGroup>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT group_name, scim_id, display_name, linked, pushed_at, reconciled_at \
+             FROM target_groups WHERE target = $1",
+        )
+        .bind(target)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let group: String = row.try_get(0)?;
+            out.insert(
+                group.clone(),
+                TargetGroup {
+                    group,
+                    scim_id: row.try_get(1)?,
+                    display_name: row.try_get(2)?,
+                    linked: row.try_get::<i64, _>(3)? != 0,
+                    pushed_at: row.try_get(4)?,
+                    reconciled_at: row.try_get(5)?,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Every pushed group's confirmed members: group → user id → worker key.
+    pub async fn target_members(
+        &self,
+        target: &str,
+    ) -> Result<BTreeMap<String, BTreeMap<String, Option<String>>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT group_name, user_id, worker_key FROM target_members WHERE target = $1",
+        )
+        .bind(target)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: BTreeMap<String, BTreeMap<String, Option<String>>> = BTreeMap::new();
+        for row in rows {
+            out.entry(row.try_get(0)?)
+                .or_default()
+                .insert(row.try_get(1)?, row.try_get(2)?);
+        }
+        Ok(out)
+    }
+
+    /// Records the target group a pair is pushed to, with the members the target holds
+    /// (replacing what was known), and marks `done` finished.
+    pub async fn record_target_group(
+        &self,
+        target: &str,
+        group: &TargetGroup,
+        members: &[TargetMember],
+        done: Option<i64>,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO target_groups (target, group_name, scim_id, display_name, linked, pushed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (target, group_name) DO UPDATE SET \
+             scim_id = excluded.scim_id, display_name = excluded.display_name, \
+             linked = excluded.linked, pushed_at = excluded.pushed_at",
+        )
+        .bind(target)
+        .bind(group.group.as_str())
+        .bind(group.scim_id.as_str())
+        .bind(group.display_name.as_str())
+        .bind(i64::from(group.linked))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        replace_members(&mut tx, target, &group.group, members).await?;
+        if let Some(id) = done {
+            finish(&mut tx, id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets a pair: its target group, members and unprovisioned workers.
+    pub async fn forget_target_group(
+        &self,
+        target: &str,
+        group: &str,
+        done: Option<i64>,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for table in ["target_groups", "target_members", "push_unprovisioned"] {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE target = $1 AND group_name = $2"
+            )))
+            .bind(target)
+            .bind(group)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(id) = done {
+            finish(&mut tx, id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The target confirmed a PATCH: its member changes (and rename) become known, and its
+    /// outbox entry is done.
+    pub async fn confirm_patch(&self, entry: &OutboxEntry, now: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let (target, group) = (entry.target.as_str(), entry.group.as_str());
+        match entry.action {
+            OutboxAction::Add => {
+                for chunk in entry.payload.members.chunks(BATCH_ROWS) {
+                    let sql = format!(
+                        "INSERT INTO target_members (target, group_name, user_id, worker_key) VALUES {} \
+                         ON CONFLICT (target, group_name, user_id) DO UPDATE SET worker_key = excluded.worker_key",
+                        values_placeholders(chunk.len(), 4)
+                    );
+                    let mut q = sqlx::query(AssertSqlSafe(sql));
+                    for m in chunk {
+                        q = q
+                            .bind(target)
+                            .bind(group)
+                            .bind(m.user_id.as_str())
+                            .bind(m.worker_key.as_deref());
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+            }
+            OutboxAction::Remove => {
+                for m in &entry.payload.members {
+                    sqlx::query(
+                        "DELETE FROM target_members WHERE target = $1 AND group_name = $2 AND user_id = $3",
+                    )
+                    .bind(target)
+                    .bind(group)
+                    .bind(m.user_id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            OutboxAction::Rename => {
+                sqlx::query(
+                    "UPDATE target_groups SET display_name = $1 WHERE target = $2 AND group_name = $3",
+                )
+                .bind(entry.payload.display_name.as_deref().unwrap_or_default())
+                .bind(target)
+                .bind(group)
+                .execute(&mut *tx)
+                .await?;
+            }
+            OutboxAction::Create | OutboxAction::Delete => {}
+        }
+        sqlx::query(
+            "UPDATE target_groups SET pushed_at = $1 WHERE target = $2 AND group_name = $3",
+        )
+        .bind(now)
+        .bind(target)
+        .bind(group)
+        .execute(&mut *tx)
+        .await?;
+        finish(&mut tx, entry.id, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A reconcile read the group back: what it holds replaces what was known, and the
+    /// differences are recorded as drift.
+    pub async fn record_read_back(
+        &self,
+        target: &str,
+        group: &str,
+        members: &[TargetMember],
+        drift: &[Drift],
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        replace_members(&mut tx, target, group, members).await?;
+        insert_drift(&mut tx, target, group, drift, now).await?;
+        sqlx::query(
+            "UPDATE target_groups SET reconciled_at = $1 WHERE target = $2 AND group_name = $3",
+        )
+        .bind(now)
+        .bind(target)
+        .bind(group)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The target lost a group rosterd knew: forget it and record why.
+    pub async fn record_group_missing(
+        &self,
+        target: &str,
+        group: &str,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let drift = [Drift {
+            kind: "group_missing".into(),
+            user_id: None,
+            worker_key: None,
+        }];
+        let mut tx = self.pool().begin().await?;
+        insert_drift(&mut tx, target, group, &drift, now).await?;
+        for table in ["target_groups", "target_members"] {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE target = $1 AND group_name = $2"
+            )))
+            .bind(target)
+            .bind(group)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn drift(&self, target: &str, group: &str) -> Result<Vec<Drift>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, user_id, worker_key FROM push_drift WHERE target = $1 AND group_name = $2 ORDER BY id",
+        )
+        .bind(target)
+        .bind(group)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Drift {
+                    kind: r.try_get(0)?,
+                    user_id: r.try_get(1)?,
+                    worker_key: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    // --- Users -------------------------------------------------------------------------------
+
+    pub async fn target_users(
+        &self,
+        target: &str,
+    ) -> Result<HashMap<String, CachedUser>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT worker_key, match_value, user_id, checked_at FROM target_users WHERE target = $1",
+        )
+        .bind(target)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in rows {
+            out.insert(
+                row.try_get(0)?,
+                CachedUser {
+                    match_value: row.try_get(1)?,
+                    user_id: row.try_get(2)?,
+                    checked_at: row.try_get(3)?,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Caches lookups: (worker key, value looked up, user id or none).
+    pub async fn save_target_users(
+        &self,
+        target: &str,
+        users: &[(String, String, Option<String>)],
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for chunk in users.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO target_users (target, worker_key, match_value, user_id, checked_at) VALUES {} \
+                 ON CONFLICT (target, worker_key) DO UPDATE SET match_value = excluded.match_value, \
+                 user_id = excluded.user_id, checked_at = excluded.checked_at",
+                values_placeholders(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (key, value, id) in chunk {
+                q = q
+                    .bind(target)
+                    .bind(key.as_str())
+                    .bind(value.as_str())
+                    .bind(id.as_deref())
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces a pair's unprovisioned workers, keeping the `since` of those still listed.
+    pub async fn set_unprovisioned(
+        &self,
+        target: &str,
+        group: &str,
+        workers: &BTreeMap<String, Option<String>>,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let known: Vec<String> = sqlx::query(
+            "SELECT worker_key FROM push_unprovisioned WHERE target = $1 AND group_name = $2",
+        )
+        .bind(target)
+        .bind(group)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+        let gone: Vec<&String> = known.iter().filter(|k| !workers.contains_key(*k)).collect();
+        let new: Vec<(&String, &Option<String>)> =
+            workers.iter().filter(|(k, _)| !known.contains(k)).collect();
+        if gone.is_empty() && new.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await?;
+        for key in gone {
+            sqlx::query(
+                "DELETE FROM push_unprovisioned WHERE target = $1 AND group_name = $2 AND worker_key = $3",
+            )
+            .bind(target)
+            .bind(group)
+            .bind(key.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for chunk in new.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "INSERT INTO push_unprovisioned (target, group_name, worker_key, match_value, since) VALUES {}",
+                values_placeholders(chunk.len(), 5)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (key, value) in chunk {
+                q = q
+                    .bind(target)
+                    .bind(group)
+                    .bind(key.as_str())
+                    .bind(value.as_deref())
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn unprovisioned(&self) -> Result<Vec<Unprovisioned>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT target, group_name, worker_key, match_value, since FROM push_unprovisioned \
+             ORDER BY target, group_name, worker_key",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Unprovisioned {
+                    target: r.try_get(0)?,
+                    group: r.try_get(1)?,
+                    worker_key: r.try_get(2)?,
+                    match_value: r.try_get(3)?,
+                    since: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    // --- Outbox ------------------------------------------------------------------------------
+
+    /// Writes entries, all or none; their ids in order.
+    pub async fn enqueue(
+        &self,
+        target: &str,
+        group: &str,
+        entries: &[(OutboxAction, OutboxPayload)],
+        now: &str,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut ids = Vec::with_capacity(entries.len());
+        for (action, payload) in entries {
+            let row = sqlx::query(
+                "INSERT INTO outbox (target, group_name, action, payload, status, created_at) \
+                 VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING id",
+            )
+            .bind(target)
+            .bind(group)
+            .bind(action.as_str())
+            .bind(serde_json::to_string(payload).unwrap_or_default())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            ids.push(row.try_get::<i64, _>(0)?);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Pending entries of a target, oldest first.
+    pub async fn pending_outbox(&self, target: &str) -> Result<Vec<OutboxEntry>, StoreError> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE target = $1 AND status = 'pending' ORDER BY id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(target)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(outbox_entry).collect::<Result<_, _>>()?)
+    }
+
+    /// The newest entries, optionally of one status.
+    pub async fn outbox(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ($1 = '' OR status = $1) ORDER BY id DESC LIMIT $2"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(status.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(outbox_entry).collect::<Result<_, _>>()?)
+    }
+
+    /// Entries per target and status.
+    pub async fn outbox_counts(&self) -> Result<BTreeMap<(String, String), i64>, StoreError> {
+        let rows =
+            sqlx::query("SELECT target, status, COUNT(*) FROM outbox GROUP BY target, status")
+                .fetch_all(self.pool())
+                .await?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            out.insert(
+                (row.try_get(0)?, row.try_get(1)?),
+                row.try_get::<i64, _>(2)?,
+            );
+        }
+        Ok(out)
+    }
+
+    pub async fn outbox_attempted(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_done(&self, id: i64, now: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        finish(&mut tx, id, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The target refused the entry for good (a 4xx other than 429): it is not sent again.
+    pub async fn outbox_failed(
+        &self,
+        id: i64,
+        http_status: Option<u16>,
+        scim_type: Option<&str>,
+        detail: &str,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'failed', http_status = $1, scim_type = $2, detail = $3, \
+             finished_at = $4 WHERE id = $5",
+        )
+        .bind(http_status.map(i64::from))
+        .bind(scim_type)
+        .bind(detail)
+        .bind(now)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    // --- Holds -------------------------------------------------------------------------------
+
+    pub async fn push_holds(&self, status: Option<&str>) -> Result<Vec<PushHold>, StoreError> {
+        let sql = format!(
+            "SELECT {HOLD_COLUMNS} FROM push_holds WHERE ($1 = '' OR status = $1) ORDER BY id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(status.unwrap_or(""))
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(push_hold).collect::<Result<_, _>>()?)
+    }
+
+    /// The pair's hold that is still open (held or approved), if any.
+    pub async fn open_push_hold(
+        &self,
+        target: &str,
+        group: &str,
+    ) -> Result<Option<PushHold>, StoreError> {
+        let sql = format!(
+            "SELECT {HOLD_COLUMNS} FROM push_holds WHERE target = $1 AND group_name = $2 \
+             AND status IN ('held', 'approved') ORDER BY id DESC LIMIT 1"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(target)
+            .bind(group)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(push_hold).transpose()?)
+    }
+
+    /// Holds a pair's push: updates its open hold, or opens one. The hold's id.
+    pub async fn hold_push(&self, hold: &PushHold, now: &str) -> Result<i64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "UPDATE push_holds SET status = 'superseded' WHERE target = $1 AND group_name = $2 \
+             AND status IN ('held', 'approved')",
+        )
+        .bind(hold.target.as_str())
+        .bind(hold.group.as_str())
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "INSERT INTO push_holds (target, group_name, reason, to_add, to_remove, members_in_target, \
+             status, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'held', $7) RETURNING id",
+        )
+        .bind(hold.target.as_str())
+        .bind(hold.group.as_str())
+        .bind(hold.reason.as_str())
+        .bind(hold.to_add)
+        .bind(hold.to_remove)
+        .bind(hold.members_in_target)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = row.try_get::<i64, _>(0)?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Closes a pair's open hold: `released` when an approval was used, `superseded` when
+    /// the push no longer needs one.
+    pub async fn close_push_hold(&self, id: i64, status: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE push_holds SET status = $1 WHERE id = $2")
+            .bind(status)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn approve_push_hold(&self, id: i64, now: &str) -> Result<PushHold, StoreError> {
+        let sql = format!("SELECT {HOLD_COLUMNS} FROM push_holds WHERE id = $1");
+        let hold = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(push_hold)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("no push hold {id}")))?;
+        if hold.status != "held" {
+            return Err(StoreError::Conflict(format!(
+                "push hold {id} is {}, not held",
+                hold.status
+            )));
+        }
+        sqlx::query("UPDATE push_holds SET status = 'approved', approved_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(PushHold {
+            status: "approved".into(),
+            approved_at: Some(now.to_string()),
+            ..hold
+        })
+    }
+
+    // --- Health ------------------------------------------------------------------------------
+
+    pub async fn set_target_health(
+        &self,
+        target: &str,
+        healthy: bool,
+        reason: Option<&str>,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO target_health (target, healthy, reason, since) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (target) DO UPDATE SET healthy = excluded.healthy, reason = excluded.reason, \
+             since = CASE WHEN target_health.healthy = excluded.healthy THEN target_health.since ELSE excluded.since END",
+        )
+        .bind(target)
+        .bind(i64::from(healthy))
+        .bind(reason)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn target_health(&self) -> Result<Vec<TargetHealth>, StoreError> {
+        let rows =
+            sqlx::query("SELECT target, healthy, reason, since FROM target_health ORDER BY target")
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TargetHealth {
+                    target: r.try_get(0)?,
+                    healthy: r.try_get::<i64, _>(1)? != 0,
+                    reason: r.try_get(2)?,
+                    since: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+}
+
+async fn finish(tx: &mut Transaction<'_, Any>, id: i64, now: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE outbox SET status = 'done', finished_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn replace_members(
+    tx: &mut Transaction<'_, Any>,
+    target: &str,
+    group: &str,
+    members: &[TargetMember],
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM target_members WHERE target = $1 AND group_name = $2")
+        .bind(target)
+        .bind(group)
+        .execute(&mut **tx)
+        .await?;
+    for chunk in members.chunks(BATCH_ROWS) {
+        let sql = format!(
+            "INSERT INTO target_members (target, group_name, user_id, worker_key) VALUES {}",
+            values_placeholders(chunk.len(), 4)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for m in chunk {
+            q = q
+                .bind(target)
+                .bind(group)
+                .bind(m.user_id.as_str())
+                .bind(m.worker_key.as_deref());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_drift(
+    tx: &mut Transaction<'_, Any>,
+    target: &str,
+    group: &str,
+    drift: &[Drift],
+    now: &str,
+) -> Result<(), StoreError> {
+    for chunk in drift.chunks(BATCH_ROWS) {
+        let sql = format!(
+            "INSERT INTO push_drift (target, group_name, kind, user_id, worker_key, found_at) VALUES {}",
+            values_placeholders(chunk.len(), 6)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for d in chunk {
+            q = q
+                .bind(target)
+                .bind(group)
+                .bind(d.kind.as_str())
+                .bind(d.user_id.as_deref())
+                .bind(d.worker_key.as_deref())
+                .bind(now);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}

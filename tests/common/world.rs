@@ -1,0 +1,435 @@
+//! A small organisation pushed to a real SCIM peer: the project's emulator (in this process)
+//! or the third-party scim2-server (a process of its own). The push tests run their
+//! scenarios against a `World` and compare the peer's groups with what the rules say.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use rosterd::directory::generate::{self, Worker};
+use rosterd::push::{self, Desired, Report};
+use rosterd::scim::emulator::{Emulator, Options};
+use rosterd::store::Store;
+use serde_json::{json, Value};
+
+use super::TestDb;
+
+/// The tenant (emulator) or tenant path (scim2-server) each world pushes to.
+pub const TARGET: &str = "app";
+
+/// The rules of the push tests: groups of a few sizes, a renamed display name, all pushed to
+/// `app`.
+pub const RULES: &str = r#"
+groups:
+  - name: engineering
+    kind: managed
+    rule: division == "Engineering"
+    push: [app]
+  - name: managers
+    kind: managed
+    rule: is_manager
+    push:
+      - target: app
+        display_name: People Managers
+  - name: sales
+    kind: managed
+    rule: division == "Sales"
+    push: [app]
+  - name: everyone
+    kind: managed
+    rule: status == "Active"
+    push: [app]
+"#;
+
+/// The target options of the tests: fast retries, no pacing to speak of, small batches.
+pub const TARGET_OPTIONS: &str = "    requests_per_second: 5000
+    retries: 12
+    retry_backoff_ms: 2
+    unresolved_retry_seconds: 0
+    patch: { max_members_per_request: 10 }
+";
+
+pub enum Peer {
+    Emulator(Emulator),
+    Scim2 { base: String, token: String },
+}
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub db: TestDb,
+    pub peer: Peer,
+    pub workers: Vec<Worker>,
+    /// The tenant at the peer; scim2-server tests each get their own.
+    pub tenant: String,
+    pub http: reqwest::Client,
+}
+
+impl World {
+    /// `size` generated workers on `db`, pushed to an in-process emulator whose tenant has an
+    /// account for every worker but those in `without_account`.
+    pub async fn with_emulator(db: TestDb, size: usize, without_account: &[&str]) -> World {
+        World::with_emulator_options(db, size, without_account, Options::default()).await
+    }
+
+    /// As [`World::with_emulator`], with the emulator's auth and quirks from `options`.
+    pub async fn with_emulator_options(
+        db: TestDb,
+        size: usize,
+        without_account: &[&str],
+        options: Options,
+    ) -> World {
+        let workers = generate::generate(size, 3);
+        let users = workers
+            .iter()
+            .filter(|w| !without_account.contains(&w.email.as_str()))
+            .map(|w| w.email.clone())
+            .collect();
+        let emulator =
+            Emulator::start("127.0.0.1:0".parse().unwrap(), Options { users, ..options })
+                .await
+                .unwrap();
+        let world = World::build(db, workers, Peer::Emulator(emulator), TARGET.to_string());
+        world.write_config("", TARGET_OPTIONS);
+        world
+    }
+
+    /// `size` generated workers pushed to the scim2-server at `base` (one tenant per world),
+    /// with an account for each.
+    pub async fn with_scim2(db: TestDb, size: usize, base: &str, token: &str) -> World {
+        let workers = generate::generate(size, 3);
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let tenant = format!(
+            "t{}x{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let world = World::build(
+            db,
+            workers,
+            Peer::Scim2 {
+                base: base.trim_end_matches('/').to_string(),
+                token: token.to_string(),
+            },
+            tenant,
+        );
+        let emails: Vec<String> = world.workers.iter().map(|w| w.email.clone()).collect();
+        for email in emails {
+            world.add_account(&email).await;
+        }
+        world.write_config("", TARGET_OPTIONS);
+        world
+    }
+
+    fn build(db: TestDb, workers: Vec<Worker>, peer: Peer, tenant: String) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        std::fs::write(dir.path().join("rules/groups.yaml"), RULES).unwrap();
+        let world = World {
+            dir,
+            db,
+            peer,
+            workers,
+            tenant,
+            http: reqwest::Client::new(),
+        };
+        world.write_export();
+        world
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The SCIM base URL of this world's tenant.
+    pub fn url(&self) -> String {
+        match &self.peer {
+            Peer::Emulator(e) => e.url(&self.tenant),
+            Peer::Scim2 { base, .. } => format!("{base}/{}/v2", self.tenant),
+        }
+    }
+
+    pub fn emulator(&self) -> &Emulator {
+        match &self.peer {
+            Peer::Emulator(e) => e,
+            Peer::Scim2 { .. } => panic!("this test needs the emulator"),
+        }
+    }
+
+    /// Rewrites the config: `extra` goes at the top level, `target` under `targets.app`.
+    pub fn write_config(&self, extra: &str, target: &str) {
+        let sample =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rosterd.yaml"))
+                .unwrap();
+        let start = sample.find("directory:").unwrap();
+        let end = sample.find("rules:\n").unwrap();
+        let directory = sample[start..end].replace("file: sample/workers.csv", "file: workers.csv");
+        let auth = match &self.peer {
+            Peer::Scim2 { .. } => "    auth: { bearer: { token_env: ROSTERD_TEST_SCIM2_TOKEN } }\n    patch: { remove: path_filter, max_members_per_request: 10 }\n",
+            Peer::Emulator(_) => "",
+        };
+        let target = if auth.contains("patch:") {
+            target
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("patch:"))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        } else {
+            target.to_string()
+        };
+        let config = format!(
+            "database: {}\n{extra}\n{directory}rules:\n  dir: rules\ntargets:\n  {TARGET}:\n    url: {}\n{auth}{target}",
+            self.db.url,
+            self.url()
+        );
+        std::fs::write(self.path("rosterd.yaml"), config).unwrap();
+    }
+
+    pub fn write_export(&self) {
+        let file = std::fs::File::create(self.path("workers.csv")).unwrap();
+        generate::write_csv(&self.workers, file).unwrap();
+    }
+
+    /// Changes workers, then rewrites the export.
+    pub fn edit_workers(&mut self, edit: impl FnOnce(&mut Vec<Worker>)) {
+        edit(&mut self.workers);
+        self.write_export();
+    }
+
+    pub fn config(&self) -> rosterd::config::Config {
+        rosterd::config::Config::load(&self.path("rosterd.yaml")).unwrap()
+    }
+
+    pub fn rules(&self, config: &rosterd::config::Config) -> rosterd::rules::RuleSet {
+        let schema = rosterd::directory::Schema::from_config(&config.directory);
+        rosterd::rules::load(
+            &config.rules.dir,
+            &rosterd::rules::Context::from_config(config, &schema),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::open(&self.db.url).await.unwrap()
+    }
+
+    /// One full cycle, as `rosterd sync` runs it.
+    pub async fn sync(&self, options: push::Options) -> Report {
+        let config = self.config();
+        let rules = self.rules(&config);
+        let store = self.store().await;
+        let inputs = rosterd::cycle::Inputs {
+            config: &config,
+            rules: &rules,
+            as_of: super::as_of(),
+            now: rosterd::clock::now_utc(),
+            kind: "sync",
+        };
+        rosterd::cycle::run(&inputs, &store)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let desired = Desired::from_store(&store).await.unwrap();
+        let report = push::run(&config, &rules, &desired, &store, &options)
+            .await
+            .unwrap();
+        store.close().await;
+        report
+    }
+
+    /// What the peer should hold: display name → members' emails, from the stored
+    /// memberships, leaving out workers without an account.
+    pub async fn expected(&self, without_account: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
+        let store = self.store().await;
+        let memberships = store.memberships().await.unwrap();
+        store.close().await;
+        let email: BTreeMap<&str, &str> = self
+            .workers
+            .iter()
+            .map(|w| (w.id.as_str(), w.email.as_str()))
+            .collect();
+        let config = self.config();
+        let rules = self.rules(&config);
+        let mut out = BTreeMap::new();
+        for group in rules.groups() {
+            for push in group.push.iter().filter(|p| p.active && p.target == TARGET) {
+                let members = memberships
+                    .get(&group.name)
+                    .into_iter()
+                    .flat_map(|m| m.keys())
+                    .map(|k| email[k.as_str()].to_lowercase())
+                    .filter(|e| !without_account.contains(&e.as_str()))
+                    .collect();
+                out.insert(push.display_name.clone(), members);
+            }
+        }
+        out
+    }
+
+    /// What the peer holds: display name → members' userNames (lower case).
+    pub async fn actual(&self) -> BTreeMap<String, BTreeSet<String>> {
+        match &self.peer {
+            Peer::Emulator(e) => e
+                .groups(&self.tenant)
+                .into_iter()
+                .map(|(g, m)| (g, m.into_iter().map(|u| u.to_lowercase()).collect()))
+                .collect(),
+            Peer::Scim2 { .. } => {
+                let users: BTreeMap<String, String> = self
+                    .list("Users")
+                    .await
+                    .iter()
+                    .map(|u| {
+                        (
+                            u["id"].as_str().unwrap().to_string(),
+                            u["userName"].as_str().unwrap().to_lowercase(),
+                        )
+                    })
+                    .collect();
+                self.list("Groups")
+                    .await
+                    .iter()
+                    .map(|g| {
+                        let members = g["members"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|m| users[m["value"].as_str().unwrap()].clone())
+                            .collect();
+                        (g["displayName"].as_str().unwrap().to_string(), members)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Asserts that the peer holds exactly what the rules say, and no duplicate groups.
+    pub async fn assert_converged(&self, without_account: &[&str]) {
+        let expected = self.expected(without_account).await;
+        let actual = self.actual().await;
+        for (name, members) in &expected {
+            let got = actual
+                .get(name)
+                .unwrap_or_else(|| panic!("the peer has no group `{name}`"));
+            let missing: Vec<_> = members.difference(got).collect();
+            let extra: Vec<_> = got.difference(members).collect();
+            assert!(
+                missing.is_empty() && extra.is_empty(),
+                "group `{name}`: missing {missing:?}, extra {extra:?}"
+            );
+        }
+        if let Peer::Scim2 { .. } = &self.peer {
+            let names: Vec<String> = self
+                .list("Groups")
+                .await
+                .iter()
+                .map(|g| g["displayName"].as_str().unwrap().to_string())
+                .collect();
+            let unique: BTreeSet<&String> = names.iter().collect();
+            assert_eq!(unique.len(), names.len(), "duplicate groups: {names:?}");
+        } else {
+            for name in expected.keys() {
+                assert_eq!(
+                    self.emulator().group_count(&self.tenant, name),
+                    1,
+                    "duplicates of `{name}`"
+                );
+            }
+        }
+    }
+
+    /// Every resource of a kind at scim2-server, following its pages.
+    pub async fn list(&self, kind: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let url = format!(
+                "{}/{kind}?startIndex={}&count=100",
+                self.url(),
+                out.len() + 1
+            );
+            let page: Value = self
+                .scim2_request(reqwest::Method::GET, &url, None)
+                .await
+                .unwrap();
+            let resources = page["Resources"].as_array().cloned().unwrap_or_default();
+            let total = page["totalResults"].as_u64().unwrap() as usize;
+            let done = resources.is_empty();
+            out.extend(resources);
+            if done || out.len() >= total {
+                return out;
+            }
+        }
+    }
+
+    pub async fn add_account(&self, email: &str) {
+        match &self.peer {
+            Peer::Emulator(e) => {
+                e.add_user(&self.tenant, email);
+            }
+            Peer::Scim2 { .. } => {
+                let user =
+                    json!({"schemas": [rosterd::scim::wire::USER_SCHEMA], "userName": email});
+                self.scim2_request(
+                    reqwest::Method::POST,
+                    &format!("{}/Users", self.url()),
+                    Some(user),
+                )
+                .await
+                .unwrap();
+            }
+        }
+    }
+
+    /// Adds and removes members by hand, as a person in the target's console would.
+    pub async fn edit_by_hand(&self, group: &str, add: &[&str], remove: &[&str]) {
+        match &self.peer {
+            Peer::Emulator(e) => assert!(e.edit_by_hand(&self.tenant, group, add, remove)),
+            Peer::Scim2 { .. } => {
+                let users: BTreeMap<String, String> = self
+                    .list("Users")
+                    .await
+                    .iter()
+                    .map(|u| {
+                        (
+                            u["userName"].as_str().unwrap().to_lowercase(),
+                            u["id"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect();
+                let groups = self.list("Groups").await;
+                let g = groups.iter().find(|g| g["displayName"] == group).unwrap();
+                let mut ops = Vec::new();
+                for email in add {
+                    ops.push(json!({"op": "add", "path": "members", "value": [{"value": users[*email]}]}));
+                }
+                for email in remove {
+                    ops.push(json!({"op": "remove", "path": format!("members[value eq \"{}\"]", users[*email])}));
+                }
+                let body = json!({"schemas": [rosterd::scim::wire::PATCH_OP], "Operations": ops});
+                let url = format!("{}/Groups/{}", self.url(), g["id"].as_str().unwrap());
+                self.scim2_request(reqwest::Method::PATCH, &url, Some(body))
+                    .await;
+            }
+        }
+    }
+
+    async fn scim2_request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<Value>,
+    ) -> Option<Value> {
+        let Peer::Scim2 { token, .. } = &self.peer else {
+            panic!("only for scim2-server")
+        };
+        let mut request = self.http.request(method, url).bearer_auth(token);
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/scim+json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{url}: HTTP {status}: {text}");
+        serde_json::from_str(&text).ok()
+    }
+}

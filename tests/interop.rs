@@ -1,0 +1,70 @@
+//! The push scenarios against a SCIM implementation that is not ours: scim2-server from PyPI,
+//! which `scripts/test` installs into .venv and starts on 127.0.0.1. Each test gets its own
+//! tenant. With CI=true a missing server fails the run.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+mod common;
+
+use common::scenarios;
+use common::world::World;
+use common::TestDb;
+
+/// The server's base URL and token, or `None` (with a note) outside CI.
+fn scim2_server() -> Option<(String, String)> {
+    match (
+        std::env::var("ROSTERD_TEST_SCIM2_URL"),
+        std::env::var("ROSTERD_TEST_SCIM2_TOKEN"),
+    ) {
+        (Ok(url), Ok(token)) => {
+            std::env::set_var("ROSTERD_TEST_SCIM2_TOKEN", &token);
+            Some((url, token))
+        }
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but ROSTERD_TEST_SCIM2_URL is not set: run the suite with scripts/test"
+            );
+            eprintln!(
+                "ROSTERD_TEST_SCIM2_URL is not set: skipping the scim2-server interop scenarios"
+            );
+            None
+        }
+    }
+}
+
+async fn world(db: TestDb) -> Option<World> {
+    let (url, token) = scim2_server()?;
+    Some(World::with_scim2(db, 150, &url, &token).await)
+}
+
+on_both_backends!(
+    a_sync_with_nothing_changed_sends_no_write,
+    changes_are_pushed_as_deltas,
+    a_mass_removal_is_held_until_approved,
+    a_reconcile_repairs_drift,
+);
+
+async fn a_sync_with_nothing_changed_sends_no_write(db: TestDb) {
+    if let Some(world) = world(db).await {
+        scenarios::nothing_changed_sends_no_write(&world).await;
+    }
+}
+
+async fn changes_are_pushed_as_deltas(db: TestDb) {
+    if let Some(mut world) = world(db).await {
+        scenarios::changes_are_pushed_as_deltas(&mut world).await;
+    }
+}
+
+async fn a_mass_removal_is_held_until_approved(db: TestDb) {
+    if let Some(mut world) = world(db).await {
+        scenarios::a_mass_removal_is_held_until_approved(&mut world).await;
+    }
+}
+
+async fn a_reconcile_repairs_drift(db: TestDb) {
+    if let Some(world) = world(db).await {
+        scenarios::a_reconcile_repairs_drift(&world).await;
+    }
+}

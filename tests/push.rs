@@ -1,0 +1,569 @@
+//! Push scenarios against the project's SCIM emulator, over real HTTP: initial sync, no-op
+//! sync, incremental changes, faults, failsafe holds, drift, lost groups, refused
+//! credentials, target quirks, workers without accounts, dry runs and unpushing.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+mod common;
+
+use common::scenarios;
+use common::world::{World, TARGET, TARGET_OPTIONS};
+use common::TestDb;
+use rosterd::push::Options;
+use rosterd::scim::emulator::{FaultKind, Faults, Quirks};
+
+fn opts() -> Options {
+    Options::default()
+}
+
+on_both_backends!(
+    a_sync_with_nothing_changed_sends_no_write,
+    changes_are_pushed_as_deltas,
+    a_mass_removal_is_held_until_approved,
+    a_reconcile_repairs_drift,
+);
+
+async fn a_sync_with_nothing_changed_sends_no_write(db: TestDb) {
+    let world = World::with_emulator(db, 200, &[]).await;
+    scenarios::nothing_changed_sends_no_write(&world).await;
+    // The emulator's own counts agree with the client's.
+    let emu = world.emulator();
+    emu.reset_counters(TARGET);
+    world.sync(opts()).await;
+    let counters = emu.counters(TARGET);
+    assert_eq!((counters.reads, counters.writes), (0, 0), "{counters:?}");
+}
+
+async fn changes_are_pushed_as_deltas(db: TestDb) {
+    let mut world = World::with_emulator(db, 200, &[]).await;
+    scenarios::changes_are_pushed_as_deltas(&mut world).await;
+    // The initial sync removed nothing, so these are the change's.
+    let counters = world.emulator().counters(TARGET);
+    assert_eq!(counters.members_removed, 4);
+    assert_eq!(counters.member_list_replaces, 0);
+}
+
+async fn a_mass_removal_is_held_until_approved(db: TestDb) {
+    let mut world = World::with_emulator(db, 200, &[]).await;
+    scenarios::a_mass_removal_is_held_until_approved(&mut world).await;
+}
+
+async fn a_reconcile_repairs_drift(db: TestDb) {
+    let world = World::with_emulator(db, 200, &[]).await;
+    scenarios::a_reconcile_repairs_drift(&world).await;
+}
+
+#[tokio::test]
+async fn a_sync_converges_while_a_fifth_of_requests_fail() {
+    let mut world = World::with_emulator(common::sqlite_db(), 300, &[]).await;
+    // Like scim2-server, the target takes a second group of the same name: a POST whose
+    // answer was lost must not be sent again blindly.
+    world.emulator().set_quirks(
+        TARGET,
+        Quirks {
+            unique_display_names: false,
+            ..Quirks::default()
+        },
+    );
+    world.emulator().set_faults(
+        TARGET,
+        Faults {
+            rate: 0.2,
+            kinds: vec![
+                FaultKind::Status(429),
+                FaultKind::Status(500),
+                FaultKind::Status(503),
+                FaultKind::Drop,
+                FaultKind::DropAfterApply,
+            ],
+            retry_after_seconds: 0,
+            latency_ms: 0,
+            only_writes: false,
+        },
+    );
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    let counters = world.emulator().counters(TARGET);
+    assert!(counters.faults > 10, "faults were injected: {counters:?}");
+    assert!(report.targets[0].retries > 10);
+    world.edit_workers(|workers| {
+        for w in workers.iter_mut().filter(|w| w.division == "Sales").take(5) {
+            w.division = "Engineering".into();
+        }
+    });
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+}
+
+#[tokio::test]
+async fn a_group_lost_in_the_target_is_created_again() {
+    let mut world = World::with_emulator(common::sqlite_db(), 200, &[]).await;
+    world.sync(opts()).await;
+    world.emulator().delete_by_hand(TARGET, "sales");
+    world.edit_workers(|workers| {
+        let w = workers
+            .iter_mut()
+            .find(|w| w.division == "Engineering")
+            .unwrap();
+        w.division = "Sales".into();
+    });
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    let store = world.store().await;
+    let drift = store.drift(TARGET, "sales").await.unwrap();
+    assert_eq!(drift[0].kind, "group_missing");
+    let failed = store.outbox(Some("failed"), 10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].http_status, Some(404));
+}
+
+#[tokio::test]
+async fn refused_credentials_mark_the_target_unhealthy_and_others_go_on() {
+    let world = World::with_emulator(common::sqlite_db(), 100, &[]).await;
+    let emu = world.emulator();
+    // A second target on the same emulator that wants a token we do not have.
+    std::env::set_var("ROSTERD_TEST_WRONG_TOKEN", "not-the-token");
+    let guarded = rosterd::scim::emulator::Emulator::start(
+        "127.0.0.1:0".parse().unwrap(),
+        rosterd::scim::emulator::Options {
+            token: Some("the-token".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let extra = "    auth: { bearer: { token_env: ROSTERD_TEST_WRONG_TOKEN } }\n";
+    let config = std::fs::read_to_string(world.path("rosterd.yaml")).unwrap()
+        + &format!("  locked:\n    url: {}\n{extra}", guarded.url("locked"));
+    std::fs::write(world.path("rosterd.yaml"), config).unwrap();
+    std::fs::write(
+        world.path("rules/locked.yaml"),
+        "groups:\n  - name: locked-everyone\n    kind: managed\n    rule: status == \"Active\"\n    push: [locked]\n",
+    )
+    .unwrap();
+    let report = world.sync(opts()).await;
+    let locked = report
+        .targets
+        .iter()
+        .find(|t| t.target == "locked")
+        .unwrap();
+    let error = locked.error.as_deref().unwrap();
+    assert!(error.contains("HTTP 401"), "{error}");
+    assert!(
+        !error.contains("not-the-token"),
+        "no secret in messages: {error}"
+    );
+    assert_eq!(guarded.counters("locked").writes, 0);
+    world.assert_converged(&[]).await;
+    assert!(emu.counters(TARGET).applied_writes > 0);
+    let store = world.store().await;
+    let health = store.target_health().await.unwrap();
+    let locked = health.iter().find(|h| h.target == "locked").unwrap();
+    assert!(!locked.healthy);
+    assert!(health.iter().find(|h| h.target == TARGET).unwrap().healthy);
+}
+
+#[tokio::test]
+async fn target_quirks_are_respected() {
+    let mut world = World::with_emulator(common::sqlite_db(), 200, &[]).await;
+    // A target that takes one member change per request, removes by value list only, and
+    // compares userNames case-sensitively while the HR emails are mixed case.
+    world.emulator().set_quirks(
+        TARGET,
+        Quirks {
+            no_filtered_paths: true,
+            value_list_removal: true,
+            max_members_per_request: Some(3),
+            case_sensitive_user_name: true,
+            max_page_size: 50,
+            unique_display_names: true,
+        },
+    );
+    world.write_config(
+        "",
+        &TARGET_OPTIONS.replace(
+            "patch: { max_members_per_request: 10 }",
+            "patch: { remove: value_list, max_members_per_request: 3 }\n    user_match: { lookup: list }\n    page_size: 500",
+        ),
+    );
+    world.edit_workers(|workers| {
+        for w in workers.iter_mut().step_by(3) {
+            w.email = w.email.to_uppercase();
+        }
+    });
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    world.edit_workers(|workers| {
+        for w in workers
+            .iter_mut()
+            .filter(|w| w.division == "Engineering")
+            .take(4)
+        {
+            w.division = "Sales".into();
+        }
+    });
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    let counters = world.emulator().counters(TARGET);
+    assert_eq!(
+        counters.by_status.get(&400),
+        None,
+        "no request broke a quirk: {counters:?}"
+    );
+}
+
+#[tokio::test]
+async fn workers_without_an_account_are_listed_and_picked_up_later() {
+    let world = World::with_emulator(common::sqlite_db(), 100, &[]).await;
+    // Accounts for everyone but two engineers.
+    let config = world.config();
+    let missing: Vec<String> = world
+        .workers
+        .iter()
+        .filter(|w| w.division == "Engineering" && w.status == "Active")
+        .take(2)
+        .map(|w| w.email.clone())
+        .collect();
+    drop(config);
+    let without: Vec<&str> = missing.iter().map(String::as_str).collect();
+    let world = World::with_emulator(world.db, 100, &without).await;
+    let report = world.sync(opts()).await;
+    world.assert_converged(&without).await;
+    let engineering = report.targets[0]
+        .groups
+        .iter()
+        .find(|g| g.group == "engineering")
+        .unwrap();
+    assert_eq!(engineering.unprovisioned, 2);
+    let store = world.store().await;
+    let listed: Vec<String> = store
+        .unprovisioned()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|u| u.group == "engineering")
+        .filter_map(|u| u.match_value)
+        .collect();
+    assert_eq!(
+        listed.iter().collect::<std::collections::BTreeSet<_>>(),
+        missing.iter().collect()
+    );
+    store.close().await;
+    // The accounts appear: the next sync adds them.
+    for email in &missing {
+        world.add_account(email).await;
+    }
+    world.sync(opts()).await;
+    world.assert_converged(&[]).await;
+    let store = world.store().await;
+    assert!(store
+        .unprovisioned()
+        .await
+        .unwrap()
+        .iter()
+        .all(|u| u.group != "engineering"));
+}
+
+#[tokio::test]
+async fn a_dry_run_prints_the_requests_and_changes_nothing() {
+    let world = World::with_emulator(common::sqlite_db(), 100, &[]).await;
+    let report = world
+        .sync(Options {
+            dry_run: true,
+            ..opts()
+        })
+        .await;
+    let emu = world.emulator();
+    assert_eq!(emu.counters(TARGET).writes, 0);
+    assert!(emu.groups(TARGET).is_empty());
+    let sales = report.targets[0]
+        .groups
+        .iter()
+        .find(|g| g.group == "sales")
+        .unwrap();
+    assert!(
+        sales.requests[0].starts_with(&format!("POST {}/Groups\n", world.url())),
+        "{}",
+        sales.requests[0]
+    );
+    assert!(sales.requests[0].contains("\"displayName\": \"sales\""));
+    let store = world.store().await;
+    assert!(
+        store.target_groups(TARGET).await.unwrap().is_empty(),
+        "a dry run records nothing"
+    );
+    assert!(store.outbox(None, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn renames_inactive_pushes_and_unpushing_follow_the_rules() {
+    let world = World::with_emulator(common::sqlite_db(), 100, &[]).await;
+    world.write_config(
+        "",
+        &(TARGET_OPTIONS.to_string()
+            + "    on_unpush: delete\n    failsafe: { max_remove_percent: 100 }\n"),
+    );
+    world.sync(opts()).await;
+    let rules = common::world::RULES
+        .replace("display_name: People Managers", "display_name: Managers")
+        .replace("    rule: division == \"Sales\"\n    push: [app]", "    rule: division == \"Sales\"\n    push: [{ target: app, active: false }]")
+        .replace("  - name: everyone\n    kind: managed\n    rule: status == \"Active\"\n    push: [app]\n", "");
+    std::fs::write(world.path("rules/groups.yaml"), rules).unwrap();
+    let emu = world.emulator();
+    let before = emu.groups(TARGET);
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    let after = emu.groups(TARGET);
+    assert_eq!(
+        after.get("Managers"),
+        before.get("People Managers"),
+        "renamed, members kept"
+    );
+    assert!(!after.contains_key("People Managers"));
+    assert_eq!(
+        after.get("sales"),
+        before.get("sales"),
+        "an inactive push leaves the group alone"
+    );
+    assert!(
+        !after.contains_key("everyone"),
+        "unpushed with on_unpush: delete"
+    );
+    let actions: Vec<(String, Option<String>)> = report.targets[0]
+        .groups
+        .iter()
+        .map(|g| (g.group.clone(), g.action.clone()))
+        .collect();
+    assert!(
+        actions.contains(&("sales".into(), Some("inactive".into()))),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("everyone".into(), Some("deleted".into()))),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_change_is_recorded_with_the_targets_reason() {
+    let world = World::with_emulator(common::sqlite_db(), 100, &[]).await;
+    world.sync(opts()).await;
+    // The target now refuses filtered paths, but the config still uses them.
+    world.emulator().set_quirks(
+        TARGET,
+        Quirks {
+            no_filtered_paths: true,
+            ..Quirks::default()
+        },
+    );
+    let mut world = world;
+    world.edit_workers(|workers| {
+        let w = workers
+            .iter_mut()
+            .find(|w| w.division == "Sales" && w.status == "Active")
+            .unwrap();
+        w.division = "Marketing".into();
+    });
+    let report = world.sync(opts()).await;
+    let sales = report.targets[0]
+        .groups
+        .iter()
+        .find(|g| g.group == "sales")
+        .unwrap();
+    assert!(
+        sales
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("HTTP 400 (invalidPath)"),
+        "{sales:?}"
+    );
+    let store = world.store().await;
+    let failed = store.outbox(Some("failed"), 10).await.unwrap();
+    assert_eq!(failed[0].scim_type.as_deref(), Some("invalidPath"));
+    assert!(failed[0]
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("filtered paths are not supported"));
+}
+
+#[tokio::test]
+async fn oauth2_client_credentials_are_fetched_and_never_shown() {
+    let options = rosterd::scim::emulator::Options {
+        token: Some("a-static-token-rosterd-does-not-have".into()),
+        oauth_client: Some(("rosterd".into(), "client-s3cret-value".into())),
+        ..Default::default()
+    };
+    let world = World::with_emulator_options(common::sqlite_db(), 100, &[], options).await;
+    let auth = |var: &str| {
+        format!(
+            "    auth: {{ oauth2: {{ token_url: {}/oauth/token, client_id: rosterd, client_secret_env: {var} }} }}\n",
+            world.url()
+        )
+    };
+    std::env::set_var("ROSTERD_TEST_OAUTH_SECRET", "client-s3cret-value");
+    std::env::set_var("ROSTERD_TEST_OAUTH_WRONG", "wrong-s3cret-value");
+    world.write_config("", &(auth("ROSTERD_TEST_OAUTH_SECRET") + TARGET_OPTIONS));
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    world.write_config("", &(auth("ROSTERD_TEST_OAUTH_WRONG") + TARGET_OPTIONS));
+    let report = world
+        .sync(Options {
+            reconcile: true,
+            ..opts()
+        })
+        .await;
+    let error = report.targets[0].error.as_deref().unwrap();
+    assert!(
+        error.contains("OAuth2 token from") && error.contains("HTTP 401"),
+        "{error}"
+    );
+    let shown = format!("{report:?}");
+    assert!(!shown.contains("s3cret"), "a secret in the report: {shown}");
+}
+
+#[tokio::test]
+async fn requests_are_paced_to_the_targets_rate() {
+    let world = World::with_emulator(common::sqlite_db(), 100, &[]).await;
+    world.write_config(
+        "",
+        &TARGET_OPTIONS.replace("requests_per_second: 5000", "requests_per_second: 50"),
+    );
+    world.sync(opts()).await;
+    let arrivals = world.emulator().arrivals(TARGET);
+    assert!(arrivals.len() >= 10, "{} requests", arrivals.len());
+    // 50 per second: request starts are at least 20 ms apart, whatever the concurrency.
+    let span = *arrivals.last().unwrap() - arrivals[0];
+    let least = std::time::Duration::from_millis(20 * (arrivals.len() as u64 - 1) * 9 / 10);
+    assert!(
+        span >= least,
+        "{} requests in {span:?}, expected at least {least:?}",
+        arrivals.len()
+    );
+}
+
+/// The CLI end to end: dry run, sync, a held push (exit 3), status, approve, and a bearer
+/// token that never shows, not even in debug logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_pushes_holds_and_approves_without_showing_the_token() {
+    let token = "tok-9f3c2a7e51d4";
+    let options = rosterd::scim::emulator::Options {
+        token: Some(token.into()),
+        ..Default::default()
+    };
+    let mut world = World::with_emulator_options(common::sqlite_db(), 200, &[], options).await;
+    world.write_config(
+        "",
+        &("    auth: { bearer: { token_env: ROSTERD_TEST_CLI_TOKEN } }\n".to_string()
+            + TARGET_OPTIONS),
+    );
+    let config = world.path("rosterd.yaml");
+    let run = move |args: Vec<String>| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rosterd"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--as-of", "2026-11-22"])
+            .args(args)
+            .env("ROSTERD_TEST_CLI_TOKEN", token)
+            .env("RUST_LOG", "debug")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !stdout.contains(token) && !stderr.contains(token),
+            "the token was shown:\n{stdout}\n{stderr}"
+        );
+        (out.status.code().unwrap(), stdout, stderr)
+    };
+    let run = std::sync::Arc::new(run);
+    let cli = |args: &[&str]| {
+        let run = std::sync::Arc::clone(&run);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        async move {
+            tokio::task::spawn_blocking(move || run(args))
+                .await
+                .unwrap()
+        }
+    };
+    let (code, stdout, stderr) = cli(&["sync", "--dry-run"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("POST {}/Groups", world.url())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\"displayName\": \"People Managers\""),
+        "{stdout}"
+    );
+    assert_eq!(world.emulator().counters(TARGET).writes, 0);
+    let (code, _, stderr) = cli(&["sync"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    world.assert_converged(&[]).await;
+    world.edit_workers(|workers| {
+        for w in workers
+            .iter_mut()
+            .filter(|w| w.division == "Engineering")
+            .step_by(2)
+        {
+            w.division = "Operations".into();
+        }
+    });
+    let (code, stdout, _) = cli(&["sync"]).await;
+    assert_eq!(code, 3, "held: {stdout}");
+    assert!(stdout.contains("held: the push would remove"), "{stdout}");
+    let id: String = stdout
+        .split("rosterd approve push ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let (_, status, _) = cli(&["status"]).await;
+    assert!(
+        status.contains(&format!("hold {id} (held) on engineering")),
+        "{status}"
+    );
+    let (code, _, stderr) = cli(&["approve", "push", "999"]).await;
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no push hold 999"), "{stderr}");
+    let (code, stdout, _) = cli(&["approve", "push", &id]).await;
+    assert_eq!(code, 0, "{stdout}");
+    let (code, stdout, _) = cli(&["sync"]).await;
+    assert_eq!(code, 0, "{stdout}");
+    world.assert_converged(&[]).await;
+}
+
+#[tokio::test]
+async fn a_lost_answer_never_makes_a_second_group() {
+    let world = World::with_emulator(common::sqlite_db(), 100, &[]).await;
+    let emu = world.emulator();
+    emu.set_quirks(
+        TARGET,
+        Quirks {
+            unique_display_names: false,
+            ..Quirks::default()
+        },
+    );
+    // Half of the writes are applied and then their answer is lost.
+    emu.set_faults(
+        TARGET,
+        Faults {
+            rate: 0.5,
+            kinds: vec![FaultKind::DropAfterApply],
+            only_writes: true,
+            ..Faults::default()
+        },
+    );
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert!(emu.counters(TARGET).faults >= 2);
+    world.assert_converged(&[]).await;
+}

@@ -1,0 +1,111 @@
+//! Killing rosterd at any point of a push, then starting it again, ends with every target
+//! group exactly right: changes are in the outbox before they are sent, and the store learns
+//! them only when the target confirms. Real processes, SIGKILL, on both backends.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::world::{World, TARGET, TARGET_OPTIONS};
+use common::TestDb;
+use rosterd::scim::emulator::{FaultKind, Faults};
+
+on_both_backends!(a_push_killed_at_any_point_ends_exactly_right);
+
+fn rosterd(world: &World, command: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .args([
+            "--config",
+            world.path("rosterd.yaml").to_str().unwrap(),
+            command,
+        ])
+        .args(["--as-of", "2026-11-22"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+async fn a_push_killed_at_any_point_ends_exactly_right(db: TestDb) {
+    let mut world = World::with_emulator(db, 300, &[]).await;
+    // Two member changes per request and a little latency: a push is hundreds of requests
+    // long, and the kills land in the middle of it. The failsafe would hold the swings.
+    world.write_config(
+        "",
+        &(TARGET_OPTIONS.replace("max_members_per_request: 10", "max_members_per_request: 2")
+            + "    failsafe: { max_remove_percent: 100 }\n"),
+    );
+    let mut killed = 0;
+    for (round, kill_at) in [1u64, 2, 3, 8, 21, 44].into_iter().enumerate() {
+        // Every round has work: a batch of workers swings between Engineering and Sales.
+        let (from, to) = if round % 2 == 0 {
+            ("Engineering", "Sales")
+        } else {
+            ("Sales", "Engineering")
+        };
+        world.edit_workers(|workers| {
+            for w in workers.iter_mut().filter(|w| w.division == from).take(60) {
+                w.division = to.into();
+            }
+        });
+        // Every third round, some answers are lost after the change was applied.
+        let faults = if round % 3 == 2 {
+            Faults {
+                rate: 0.2,
+                kinds: vec![FaultKind::DropAfterApply],
+                latency_ms: 3,
+                ..Faults::default()
+            }
+        } else {
+            Faults {
+                latency_ms: 3,
+                ..Faults::default()
+            }
+        };
+        world.emulator().set_faults(TARGET, faults);
+        world.emulator().reset_counters(TARGET);
+        let mut child = rosterd(&world, "sync");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                eprintln!("round {round}: sync finished ({status}) before {kill_at} writes");
+                break;
+            }
+            if world.emulator().counters(TARGET).writes >= kill_at {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                killed += 1;
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "the sync hangs");
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        // Start again: the outbox is replayed and the push finishes.
+        world.emulator().set_faults(TARGET, Faults::default());
+        let out = tokio::task::spawn_blocking({
+            let child = rosterd(&world, "sync");
+            move || child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        world.assert_converged(&[]).await;
+        let store = world.store().await;
+        assert!(
+            store.pending_outbox(TARGET).await.unwrap().is_empty(),
+            "round {round}: outbox drained"
+        );
+        store.close().await;
+    }
+    assert!(
+        killed >= 5,
+        "only {killed} of 6 rounds were killed mid-push"
+    );
+}
