@@ -567,3 +567,64 @@ async fn a_lost_answer_never_makes_a_second_group() {
     assert!(emu.counters(TARGET).faults >= 2);
     world.assert_converged(&[]).await;
 }
+
+#[tokio::test]
+async fn a_link_takes_over_an_existing_group_and_is_never_deleted() {
+    let world = World::with_emulator(common::sqlite_db(), 100, &[]).await;
+    world.write_config(
+        "",
+        &(TARGET_OPTIONS.to_string() + "    on_unpush: delete\n"),
+    );
+    let sales: Vec<String> = world
+        .workers
+        .iter()
+        .filter(|w| w.division == "Sales" && w.status == "Active")
+        .map(|w| w.email.clone())
+        .collect();
+    let some: Vec<&str> = sales.iter().take(2).map(String::as_str).collect();
+    world
+        .emulator()
+        .create_by_hand(TARGET, "Sales Team (HR)", &some);
+    let rules = common::world::RULES.replace(
+        "    rule: division == \"Sales\"\n    push: [app]",
+        "    rule: division == \"Sales\"\n    push: [{ target: app, display_name: sales, link: Sales Team (HR) }]",
+    );
+    std::fs::write(world.path("rules/groups.yaml"), &rules).unwrap();
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    let sales_report = report.targets[0]
+        .groups
+        .iter()
+        .find(|g| g.group == "sales")
+        .unwrap();
+    assert_eq!(sales_report.action.as_deref(), Some("linked"));
+    let groups = world.emulator().groups(TARGET);
+    let want: std::collections::BTreeSet<String> = sales.iter().map(|e| e.to_lowercase()).collect();
+    assert_eq!(groups["Sales Team (HR)"], want);
+    assert!(
+        !groups.contains_key("sales"),
+        "a linked group is not created or renamed"
+    );
+    // The group leaves the rules: a linked group is only unlinked, even with on_unpush: delete.
+    std::fs::write(
+        world.path("rules/groups.yaml"),
+        rules
+            .replace("  - name: sales\n", "  - name: sales\n    description: x\n")
+            .replace(
+                "push: [{ target: app, display_name: sales, link: Sales Team (HR) }]",
+                "push: []",
+            ),
+    )
+    .unwrap();
+    let report = world.sync(opts()).await;
+    let sales_report = report.targets[0]
+        .groups
+        .iter()
+        .find(|g| g.group == "sales")
+        .unwrap();
+    assert_eq!(sales_report.action.as_deref(), Some("unlinked"));
+    assert!(world
+        .emulator()
+        .groups(TARGET)
+        .contains_key("Sales Team (HR)"));
+}

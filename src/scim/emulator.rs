@@ -250,6 +250,24 @@ impl Emulator {
         })
     }
 
+    /// Creates a group as a person in the target's console would, with members by userName.
+    pub fn create_by_hand(&self, tenant: &str, display_name: &str, members: &[&str]) {
+        self.with_tenant(tenant, |t| {
+            let members = t
+                .users
+                .iter()
+                .filter(|(_, u)| u["userName"].as_str().is_some_and(|n| members.contains(&n)))
+                .map(|(id, _)| id.clone())
+                .collect();
+            let id = t.new_id('g');
+            let group = EmuGroup {
+                display_name: display_name.to_string(),
+                members,
+            };
+            t.groups.insert(id, group);
+        });
+    }
+
     /// Deletes a group as a person in the target's console would.
     pub fn delete_by_hand(&self, tenant: &str, group: &str) {
         self.with_tenant(tenant, |t| t.groups.retain(|_, g| g.display_name != group));
