@@ -620,12 +620,16 @@ proptest! {
             Ok(r) => r,
             Err(e) => panic!("a well-typed rule set was rejected:\n{text}\n{e}"),
         };
+        // The columnar engine, the per-worker interpreter, and this file's reference.
         let ev = engine::evaluate(&snap, &rules, as_of());
+        let simple = engine::evaluate_simple(&snap, &rules, as_of());
         let expected = reference(&world);
         for (gi, want) in expected.iter().enumerate() {
             let g = rules.lookup(&format!("g{gi}")).unwrap();
             let got: Vec<bool> = (0..snap.len()).map(|w| ev.is_member(g, w)).collect();
-            prop_assert_eq!(&got, want, "group g{} differs\n{}", gi, text);
+            prop_assert_eq!(&got, want, "group g{} differs (columnar)\n{}", gi, text);
+            let got: Vec<bool> = (0..snap.len()).map(|w| simple.is_member(g, w)).collect();
+            prop_assert_eq!(&got, want, "group g{} differs (per worker)\n{}", gi, text);
         }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::{AttrType, Attribute, Schema, Snapshot, Value};
+use super::{AttrType, Attribute, Schema, Snapshot, SnapshotBuilder, Value};
 use crate::config::{DirectoryConfig, SourceFormat};
 
 #[derive(Debug, thiserror::Error)]
@@ -223,13 +223,13 @@ pub fn load_from_str(
         SourceFormat::WorkdayJson => read_workday_json(text, source_name, &schema, &mut rows)?,
     }
     let RowSink {
-        rows: values,
+        rows: builder,
         places,
         mut issues,
         read,
         ..
     } = rows;
-    let snapshot = Snapshot::from_rows(schema, values);
+    let snapshot = builder.finish();
     check_emails(&snapshot, &places, &mut issues);
     check_managers(&snapshot, &places, &mut issues);
     let report = LoadReport {
@@ -267,7 +267,7 @@ impl std::hash::Hash for Place {
 /// Collects typed rows, rejecting those without a usable key.
 struct RowSink {
     key: usize,
-    rows: Vec<Vec<Option<Value>>>,
+    rows: SnapshotBuilder,
     places: Vec<Place>,
     /// Key → the place of the row that has it.
     seen: HashMap<String, Place>,
@@ -276,10 +276,10 @@ struct RowSink {
 }
 
 impl RowSink {
-    fn new(schema: &Schema) -> Self {
+    fn new(schema: &Arc<Schema>) -> Self {
         RowSink {
             key: schema.key(),
-            rows: Vec::new(),
+            rows: SnapshotBuilder::new(Arc::clone(schema)),
             places: Vec::new(),
             seen: HashMap::new(),
             issues: Vec::new(),

@@ -13,10 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::DirectoryConfig;
 
+mod column;
 pub mod generate;
 mod load;
 mod persist;
 
+pub use column::{Column, ColumnBuilder, MISSING};
 pub use load::{load, load_from_str, DirectoryError, IssueKind, LoadIssue, LoadReport};
 pub use persist::{checksum, diff_rows, WorkerChange};
 
@@ -202,13 +204,13 @@ impl Schema {
     }
 }
 
-/// All workers of one export, typed. Values are stored column by column so that an evaluator
-/// can scan one attribute over all workers.
+/// All workers of one export, typed. Values are stored column by column, dictionary-encoded,
+/// so that an evaluator can scan one attribute over all workers.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     schema: Arc<Schema>,
-    /// `columns[attr][worker]`; `None` is a missing (absent or empty) value.
-    columns: Vec<Vec<Option<Value>>>,
+    /// One column per attribute.
+    columns: Vec<Column>,
     keys: Vec<String>,
     by_key: HashMap<String, WorkerId>,
     /// Lower-cased email → worker; emails held by several workers are left out.
@@ -217,24 +219,41 @@ pub struct Snapshot {
     managers: Vec<Option<WorkerId>>,
 }
 
-impl Snapshot {
-    /// Builds a snapshot from rows of values in schema order. Rows must have distinct,
-    /// present keys (the loader rejects the others); manager references to unknown keys and
-    /// to the worker itself are dropped.
-    pub fn from_rows(schema: Arc<Schema>, rows: Vec<Vec<Option<Value>>>) -> Self {
-        let n_attrs = schema.attrs.len();
-        let mut columns: Vec<Vec<Option<Value>>> = (0..n_attrs)
-            .map(|_| Vec::with_capacity(rows.len()))
+/// Builds a snapshot row by row, encoding each value into its column as it comes, so that a
+/// large export is never held as rows.
+pub struct SnapshotBuilder {
+    schema: Arc<Schema>,
+    columns: Vec<ColumnBuilder>,
+}
+
+impl SnapshotBuilder {
+    pub fn new(schema: Arc<Schema>) -> Self {
+        let columns = (0..schema.attrs.len())
+            .map(|_| ColumnBuilder::default())
             .collect();
-        for row in rows {
-            debug_assert_eq!(row.len(), n_attrs);
-            for (column, value) in columns.iter_mut().zip(row) {
-                column.push(value);
-            }
+        SnapshotBuilder { schema, columns }
+    }
+
+    /// A row of values in schema order. Rows must have distinct, present keys (the loader
+    /// rejects the others).
+    pub fn push(&mut self, row: Vec<Option<Value>>) {
+        debug_assert_eq!(row.len(), self.columns.len());
+        for (column, value) in self.columns.iter_mut().zip(row) {
+            column.push(value);
         }
-        let keys: Vec<String> = columns[schema.key]
-            .iter()
-            .map(|v| match v {
+    }
+
+    /// Manager references to unknown keys and to the worker itself are dropped.
+    pub fn finish(self) -> Snapshot {
+        let schema = self.schema;
+        let columns: Vec<Column> = self
+            .columns
+            .into_iter()
+            .map(ColumnBuilder::finish)
+            .collect();
+        let key_column = &columns[schema.key];
+        let keys: Vec<String> = (0..key_column.codes().len())
+            .map(|w| match key_column.get(w) {
                 Some(Value::Str(s)) => s.clone(),
                 _ => String::new(),
             })
@@ -246,8 +265,9 @@ impl Snapshot {
             .collect();
         let mut by_email: HashMap<String, WorkerId> = HashMap::new();
         let mut shared_emails = Vec::new();
-        for (i, v) in columns[schema.email].iter().enumerate() {
-            if let Some(Value::Str(email)) = v {
+        let emails = &columns[schema.email];
+        for i in 0..keys.len() {
+            if let Some(Value::Str(email)) = emails.get(i) {
                 let email = email.to_lowercase();
                 if by_email.insert(email.clone(), i).is_some() {
                     shared_emails.push(email);
@@ -258,10 +278,8 @@ impl Snapshot {
             by_email.remove(&email);
         }
         let managers = match schema.manager {
-            Some(m) => columns[m]
-                .iter()
-                .enumerate()
-                .map(|(i, v)| match v {
+            Some(m) => (0..keys.len())
+                .map(|i| match columns[m].get(i) {
                     Some(Value::Str(k)) => by_key.get(k).copied().filter(|&mgr| mgr != i),
                     _ => None,
                 })
@@ -277,6 +295,21 @@ impl Snapshot {
             managers,
         }
     }
+}
+
+impl Snapshot {
+    /// Builds a snapshot from rows of values in schema order; see [`SnapshotBuilder`].
+    pub fn from_rows(schema: Arc<Schema>, rows: Vec<Vec<Option<Value>>>) -> Self {
+        let mut builder = SnapshotBuilder::new(schema);
+        for row in rows {
+            builder.push(row);
+        }
+        builder.finish()
+    }
+
+    pub fn column(&self, attr: AttrId) -> &Column {
+        &self.columns[attr]
+    }
 
     pub fn schema(&self) -> &Schema {
         &self.schema
@@ -291,7 +324,7 @@ impl Snapshot {
     }
 
     pub fn get(&self, attr: AttrId, worker: WorkerId) -> Option<&Value> {
-        self.columns[attr][worker].as_ref()
+        self.columns[attr].get(worker)
     }
 
     pub fn key(&self, worker: WorkerId) -> &str {

@@ -1,9 +1,10 @@
 //! Memberships: a snapshot, a rule set and an evaluation date in; every group's members out,
 //! exactly as RULES-LANGUAGE.md section 3 says. Pure: no clock, no I/O, no async.
 //!
-//! The unit of work is one rule over all workers at once ([`eval::rule_over_all`]), returning
-//! a bitset; the per-worker interpreter behind it can be replaced by a columnar evaluator
-//! without changing this module's interface.
+//! The unit of work is one rule over all workers at once, returning a bitset: the columnar
+//! evaluator ([`columnar`]) does it, the groups of each `member_of` level split between two
+//! threads. [`evaluate_simple`] does the same with the per-worker interpreter ([`eval`]); it
+//! is the oracle the tests and the benchmark compare with.
 
 use chrono::NaiveDate;
 use fixedbitset::FixedBitSet;
@@ -11,6 +12,7 @@ use fixedbitset::FixedBitSet;
 use crate::directory::{Snapshot, WorkerId};
 use crate::rules::{GroupId, GroupKind, PersonEntry, RuleSet, Who};
 
+pub mod columnar;
 pub mod eval;
 pub mod explain;
 pub mod lint;
@@ -64,10 +66,79 @@ impl Evaluation {
 /// Evaluates every group of `rules` over `snapshot` as of `as_of`.
 pub fn evaluate(snapshot: &Snapshot, rules: &RuleSet, as_of: NaiveDate) -> Evaluation {
     let n = snapshot.len();
+    let groups = rules.groups().len();
+    let indexes = columnar::Indexes::new(snapshot);
+    let memo = columnar::Memo::default();
+    let none = FixedBitSet::with_capacity(n);
+    // Placeholders: each group's bitset is made by its level, and `member_of` only reads
+    // groups of earlier levels.
+    let mut members = vec![FixedBitSet::new(); groups];
+    let eligible = match rules.eligibility() {
+        // The checker keeps `is_manager` and `member_of` out of the eligibility expression.
+        Some(expr) => columnar::Columnar {
+            indexes: &indexes,
+            as_of,
+            is_manager: &none,
+            members: &members,
+            memo: &memo,
+        }
+        .truth(expr),
+        None => full(n),
+    };
+    let is_manager = managers_of(snapshot, &eligible);
+    let mut rule_sets = vec![None; groups];
+    for level in levels(rules) {
+        // Groups of one level name only groups of earlier levels: two threads share them.
+        let (left, right) = level.split_at(level.len().div_ceil(2));
+        let run = |part: &[GroupId]| {
+            let mut c = columnar::Columnar {
+                indexes: &indexes,
+                as_of,
+                is_manager: &is_manager,
+                members: &members,
+                memo: &memo,
+            };
+            part.iter()
+                .map(|&g| {
+                    let result =
+                        group_members(rules, g, &eligible, snapshot, as_of, |r| c.truth(r));
+                    (g, result)
+                })
+                .collect::<Vec<_>>()
+        };
+        let results = std::thread::scope(|scope| {
+            let other = (!right.is_empty()).then(|| scope.spawn(|| run(right)));
+            let mut results = run(left);
+            if let Some(other) = other {
+                // A panic in the other thread is a bug; carry it on here.
+                results.extend(
+                    other
+                        .join()
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                );
+            }
+            results
+        });
+        for (g, (group, rule_set)) in results {
+            members[g] = group;
+            rule_sets[g] = rule_set;
+        }
+    }
+    Evaluation {
+        as_of,
+        eligible,
+        is_manager,
+        members,
+        rule_sets,
+    }
+}
+
+/// The same evaluation with the per-worker interpreter: the oracle of the columnar one.
+pub fn evaluate_simple(snapshot: &Snapshot, rules: &RuleSet, as_of: NaiveDate) -> Evaluation {
+    let n = snapshot.len();
     let none = FixedBitSet::with_capacity(n);
     let mut members = vec![FixedBitSet::with_capacity(n); rules.groups().len()];
     let eligible = match rules.eligibility() {
-        // The checker keeps `is_manager` and `member_of` out of the eligibility expression.
         Some(expr) => eval::rule_over_all(expr, &context(snapshot, as_of, &none, &members)),
         None => full(n),
     };
@@ -75,7 +146,9 @@ pub fn evaluate(snapshot: &Snapshot, rules: &RuleSet, as_of: NaiveDate) -> Evalu
     let mut rule_sets = vec![None; rules.groups().len()];
     for &g in rules.evaluation_order() {
         let ctx = context(snapshot, as_of, &is_manager, &members);
-        let (group, rule_set) = group_members(rules, g, &eligible, &ctx);
+        let (group, rule_set) = group_members(rules, g, &eligible, snapshot, as_of, |r| {
+            eval::rule_over_all(r, &ctx)
+        });
         members[g] = group;
         rule_sets[g] = rule_set;
     }
@@ -86,6 +159,27 @@ pub fn evaluate(snapshot: &Snapshot, rules: &RuleSet, as_of: NaiveDate) -> Evalu
         members,
         rule_sets,
     }
+}
+
+/// Groups by `member_of` depth: a group's level is one more than the deepest group it names.
+fn levels(rules: &RuleSet) -> Vec<Vec<GroupId>> {
+    let mut depth = vec![0usize; rules.groups().len()];
+    let mut out: Vec<Vec<GroupId>> = Vec::new();
+    for &g in rules.evaluation_order() {
+        let d = rules.group(g).rule.as_ref().map_or(0, |r| {
+            r.member_of_groups()
+                .iter()
+                .map(|&m| depth[m] + 1)
+                .max()
+                .unwrap_or(0)
+        });
+        depth[g] = d;
+        if out.len() <= d {
+            out.resize_with(d + 1, Vec::new);
+        }
+        out[d].push(g);
+    }
+    out
 }
 
 fn context<'a>(
@@ -124,22 +218,24 @@ fn group_members(
     rules: &RuleSet,
     g: GroupId,
     eligible: &FixedBitSet,
-    ctx: &eval::Context<'_>,
+    snapshot: &Snapshot,
+    as_of: NaiveDate,
+    mut rule_over_all: impl FnMut(&crate::rules::CExpr) -> FixedBitSet,
 ) -> (FixedBitSet, Option<FixedBitSet>) {
     let group = rules.group(g);
-    let n = ctx.snapshot.len();
+    let n = snapshot.len();
     let mut members = match group.kind {
-        GroupKind::Manual => entries_set(&group.members, ctx.snapshot, ctx.as_of),
+        GroupKind::Manual => entries_set(&group.members, snapshot, as_of),
         GroupKind::Managed | GroupKind::Hybrid => match &group.rule {
-            Some(rule) => eval::rule_over_all(rule, ctx),
+            Some(rule) => rule_over_all(rule),
             None => FixedBitSet::with_capacity(n),
         },
     };
     let mut rule_set = None;
     if group.kind == GroupKind::Hybrid {
         rule_set = Some(members.clone());
-        members.union_with(&entries_set(&group.include, ctx.snapshot, ctx.as_of));
-        members.difference_with(&entries_set(&group.exclude, ctx.snapshot, ctx.as_of));
+        members.union_with(&entries_set(&group.include, snapshot, as_of));
+        members.difference_with(&entries_set(&group.exclude, snapshot, as_of));
     }
     members.intersect_with(eligible);
     (members, rule_set)

@@ -1,0 +1,357 @@
+//! The engine benchmark: `cargo bench --bench engine [-- --sizes 100000,1000000 --rules 2000]`.
+//!
+//! For each size it generates the organisation with the project's generator and a realistic
+//! rule mix (equality, conjunctions of 2-4 predicates, in-lists, or/not, a few
+//! startswith/contains/regex, some member_of and reports_to), then prints wall time and peak
+//! memory of every phase: load and type the export; check the rules; evaluate all groups; a
+//! second evaluation after 1% of workers change; the diff between the two; the whole plan
+//! (load + check + evaluate + diff); and the per-worker evaluator on the same rules, as a
+//! ratio. Peak memory is the process's high-water mark (VmHWM), reset before each phase.
+
+#![allow(
+    clippy::expect_used,
+    reason = "a benchmark program: a setup that fails should stop it loudly"
+)]
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use rand::{Rng, SeedableRng};
+use rosterd::config::{Config, SourceFormat};
+use rosterd::directory::generate::{self, Worker};
+use rosterd::directory::{self, Schema, Snapshot};
+use rosterd::engine::{self, Evaluation};
+use rosterd::rules::{self, RuleSet, SourceMap};
+
+fn main() {
+    let mut sizes = vec![100_000usize, 1_000_000];
+    let mut rule_count = 2000usize;
+    let mut simple_groups = 200usize;
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--sizes" => {
+                sizes = args[i + 1]
+                    .split(',')
+                    .map(|s| s.parse().expect("--sizes: numbers"))
+                    .collect();
+                i += 1;
+            }
+            "--rules" => {
+                rule_count = args[i + 1].parse().expect("--rules: a number");
+                i += 1;
+            }
+            "--simple-groups" => {
+                simple_groups = args[i + 1].parse().expect("--simple-groups: a number");
+                i += 1;
+            }
+            // `cargo bench` passes `--bench`.
+            _ => {}
+        }
+        i += 1;
+    }
+    let config = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rosterd.yaml"))
+        .expect("the sample config loads");
+    println!(
+        "rosterd engine benchmark: {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    for n in sizes {
+        bench(&config, n, rule_count, simple_groups);
+    }
+}
+
+fn bench(config: &Config, n: usize, rule_count: usize, simple_groups: usize) {
+    let as_of = NaiveDate::from_ymd_opt(2026, 11, 22).expect("a date");
+    println!("\n== {n} workers x {rule_count} rules");
+    // The generated data goes to files and is dropped, so that the memory measured is
+    // rosterd's: the export's text while it loads, the snapshot, the rules, the evaluations.
+    let dir = std::env::temp_dir().join(format!("rosterd-bench-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let (export, changed_export) = (dir.join("workers.csv"), dir.join("workers-changed.csv"));
+    let rules_text = {
+        let mut workers = generate::generate(n, 42);
+        write_csv(&workers, &export);
+        let rules_text = rule_mix(&workers, rule_count, 7);
+        change_one_percent(&mut workers);
+        write_csv(&workers, &changed_export);
+        rules_text
+    };
+    let schema = Arc::new(Schema::from_config(&config.directory));
+
+    let phase = Phase::start();
+    let snapshot = load(&export, &schema);
+    phase.report("load and type the export");
+
+    let phase = Phase::start();
+    let rules = check(&rules_text, config, &snapshot);
+    phase.report("check the rules");
+
+    let phase = Phase::start();
+    let before = engine::evaluate(&snapshot, &rules, as_of);
+    phase.report("evaluate all groups");
+    let phase = Phase::start();
+    let warm = engine::evaluate(&snapshot, &rules, as_of);
+    phase.report("evaluate all groups, again (the allocator warm)");
+    drop(warm);
+    let memberships: usize = (0..rules.groups().len())
+        .map(|g| before.members(g).count_ones(..))
+        .sum();
+    println!("   {memberships} memberships");
+
+    let changed = load(&changed_export, &schema);
+    let phase = Phase::start();
+    let after = engine::evaluate(&changed, &rules, as_of);
+    phase.report("re-evaluate after 1% of workers change (full; incremental is not built)");
+
+    let phase = Phase::start();
+    let changes = diff(&before, &after, rules.groups().len());
+    phase.report("diff against the previous evaluation");
+    println!("   {changes} membership changes");
+
+    drop((before, after, changed));
+    let phase = Phase::start();
+    let snapshot2 = load(&changed_export, &schema);
+    let rules2 = check(&rules_text, config, &snapshot2);
+    let again = engine::evaluate(&snapshot2, &rules2, as_of);
+    let previous = engine::evaluate(&snapshot, &rules, as_of);
+    let plan_changes = diff(&previous, &again, rules2.groups().len());
+    phase.report("whole plan: load + check + evaluate + diff (the previous evaluation included)");
+    assert_eq!(plan_changes, changes);
+    drop((again, previous, snapshot2, rules2));
+
+    // The per-worker evaluator on the first groups (member_of only names earlier ones).
+    let prefix = prefix_rules(&rules_text, simple_groups.min(rule_count));
+    let small = check(&prefix, config, &snapshot);
+    let t = Instant::now();
+    let columnar = engine::evaluate(&snapshot, &small, as_of);
+    let columnar_time = t.elapsed();
+    let t = Instant::now();
+    let simple = engine::evaluate_simple(&snapshot, &small, as_of);
+    let simple_time = t.elapsed();
+    for g in 0..small.groups().len() {
+        assert_eq!(
+            columnar.members(g),
+            simple.members(g),
+            "the evaluators disagree on group {g}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "   per-worker evaluator on the first {} groups: {:.1} ms, columnar {:.2} ms: {:.0}x faster (same memberships)",
+        small.groups().len(),
+        simple_time.as_secs_f64() * 1e3,
+        columnar_time.as_secs_f64() * 1e3,
+        simple_time.as_secs_f64() / columnar_time.as_secs_f64().max(1e-9)
+    );
+}
+
+fn write_csv(workers: &[Worker], path: &Path) {
+    let file = std::io::BufWriter::new(std::fs::File::create(path).expect("a temporary file"));
+    generate::write_csv(workers, file).expect("writing the export");
+}
+
+/// Reads and loads an export as `rosterd` does: the whole text, then the typed snapshot.
+fn load(path: &Path, schema: &Arc<Schema>) -> Snapshot {
+    let text = std::fs::read_to_string(path).expect("the export reads");
+    directory::load_from_str(
+        &text,
+        SourceFormat::Csv,
+        "bench.csv",
+        Arc::clone(schema),
+        5.0,
+    )
+    .expect("the generated export loads")
+    .0
+}
+
+/// 1% of workers change: a new department, or they leave.
+fn change_one_percent(workers: &mut [Worker]) {
+    let n = workers.len();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let departments: Vec<String> = distinct(workers, |w| w.department.clone());
+    for _ in 0..n / 100 {
+        let w = rng.random_range(0..n);
+        if rng.random_bool(0.2) {
+            workers[w].status = "Terminated".into();
+        } else {
+            workers[w].department = departments[rng.random_range(0..departments.len())].clone();
+        }
+    }
+}
+
+fn check(text: &str, config: &Config, snapshot: &Snapshot) -> RuleSet {
+    let mut sources = SourceMap::default();
+    sources.add(
+        "rules/bench.yaml",
+        Path::new("rules/bench.yaml"),
+        text.to_string(),
+    );
+    rules::check_sources(
+        sources,
+        &rules::Context::from_config(config, snapshot.schema()),
+    )
+    .unwrap_or_else(|e| panic!("the generated rules check: {e}"))
+}
+
+fn diff(a: &Evaluation, b: &Evaluation, groups: usize) -> usize {
+    (0..groups)
+        .map(|g| {
+            let mut x = a.members(g).clone();
+            x.symmetric_difference_with(b.members(g));
+            x.count_ones(..)
+        })
+        .sum()
+}
+
+fn distinct(workers: &[Worker], f: impl Fn(&Worker) -> String) -> Vec<String> {
+    workers
+        .iter()
+        .map(f)
+        .filter(|s| !s.is_empty())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The YAML of the first `k` groups of a generated rule file.
+fn prefix_rules(text: &str, k: usize) -> String {
+    let mut out = String::new();
+    let mut seen = 0;
+    for line in text.lines() {
+        if line.starts_with("  - name:") {
+            seen += 1;
+            if seen > k {
+                break;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// `count` groups of a realistic mix over the generated organisation's values.
+fn rule_mix(workers: &[Worker], count: usize, seed: u64) -> String {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let divisions = distinct(workers, |w| w.division.clone());
+    let departments = distinct(workers, |w| w.department.clone());
+    let countries = distinct(workers, |w| w.country.clone());
+    let locations = distinct(workers, |w| w.location.clone());
+    let types = distinct(workers, |w| w.worker_type.clone());
+    let levels = distinct(workers, |w| w.management_level.clone());
+    let managers: Vec<String> = {
+        let ids: BTreeSet<&str> = workers
+            .iter()
+            .filter_map(|w| w.manager_id.as_deref())
+            .collect();
+        ids.into_iter().map(str::to_string).collect()
+    };
+    let pick =
+        |rng: &mut rand_chacha::ChaCha8Rng, v: &[String]| v[rng.random_range(0..v.len())].clone();
+    let predicate = |rng: &mut rand_chacha::ChaCha8Rng| -> String {
+        match rng.random_range(0..8) {
+            0 => format!("division == \"{}\"", pick(rng, &divisions)),
+            1 => format!("department == \"{}\"", pick(rng, &departments)),
+            2 => format!("country == \"{}\"", pick(rng, &countries)),
+            3 => format!("location == \"{}\"", pick(rng, &locations)),
+            4 => format!("job_level >= {}", rng.random_range(2..9)),
+            5 => format!("worker_type == \"{}\"", pick(rng, &types)),
+            6 => format!("hire_date < {}-01-01", rng.random_range(2012..2026)),
+            _ => format!("management_level == \"{}\"", pick(rng, &levels)),
+        }
+    };
+    let mut out = String::from("groups:\n");
+    for g in 0..count {
+        let roll = rng.random_range(0..100);
+        let rule = match roll {
+            0..=29 => predicate(&mut rng),
+            30..=54 => {
+                let k = rng.random_range(2..=4);
+                (0..k)
+                    .map(|_| predicate(&mut rng))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            }
+            55..=69 => {
+                let k = rng.random_range(2..=5);
+                let items: Vec<String> = (0..k)
+                    .map(|_| format!("\"{}\"", pick(&mut rng, &countries)))
+                    .collect();
+                format!(
+                    "country in [{}] and {}",
+                    items.join(", "),
+                    predicate(&mut rng)
+                )
+            }
+            70..=79 => format!(
+                "({} or {}) and not {}",
+                predicate(&mut rng),
+                predicate(&mut rng),
+                predicate(&mut rng)
+            ),
+            80..=84 => format!(
+                "title startswith \"{}\"",
+                ["Senior", "Staff", "Principal", "VP", "Director"][rng.random_range(0..5)]
+            ),
+            85..=87 => format!(
+                "department contains \"{}\"",
+                ["Engineering", "Sales", "Success", "Platform"][rng.random_range(0..4)]
+            ),
+            88..=89 => format!(
+                "lower(title) matches \"^(senior|staff) .*engineer\" and {}",
+                predicate(&mut rng)
+            ),
+            90..=95 if g > 0 => {
+                let dep = rng.random_range(0..g);
+                format!("member_of(\"g{dep}\") and {}", predicate(&mut rng))
+            }
+            _ => format!("reports_to(\"{}\")", pick(&mut rng, &managers)),
+        };
+        let _ = writeln!(out, "  - name: g{g}\n    kind: managed\n    rule: '{rule}'");
+    }
+    out
+}
+
+/// A phase's wall time and the peak memory reached during it.
+struct Phase {
+    start: Instant,
+    /// Resident memory when the phase started.
+    before: f64,
+}
+
+impl Phase {
+    fn start() -> Phase {
+        // Writing 5 resets the peak resident set size (Linux 4.0+).
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        Phase {
+            start: Instant::now(),
+            before: status_mib("VmRSS:"),
+        }
+    }
+
+    fn report(self, what: &str) {
+        let elapsed = self.start.elapsed();
+        println!(
+            "{what:<74} {:>9.2} ms  peak {:>6.0} MiB (held before: {:>5.0} MiB)",
+            elapsed.as_secs_f64() * 1e3,
+            status_mib("VmHWM:"),
+            self.before
+        );
+    }
+}
+
+/// A memory figure of this process from /proc/self/status, in MiB.
+fn status_mib(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}

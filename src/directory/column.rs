@@ -1,0 +1,104 @@
+//! One attribute over all workers, dictionary-encoded: the distinct values once, and a code
+//! per worker. A million workers' departments are a few dozen strings and four bytes each;
+//! the columnar evaluator tests a predicate once per distinct value.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use super::Value;
+
+/// A worker's code when the value is missing.
+pub const MISSING: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Default)]
+pub struct Column {
+    dict: Vec<Value>,
+    codes: Vec<u32>,
+}
+
+impl Column {
+    /// The distinct values, in order of first appearance.
+    pub fn dict(&self) -> &[Value] {
+        &self.dict
+    }
+
+    /// Each worker's index into [`Column::dict`], or [`MISSING`].
+    pub fn codes(&self) -> &[u32] {
+        &self.codes
+    }
+
+    pub fn get(&self, worker: usize) -> Option<&Value> {
+        match self.codes[worker] {
+            MISSING => None,
+            code => Some(&self.dict[code as usize]),
+        }
+    }
+}
+
+/// Builds a column value by value, finding repeated values by hash.
+#[derive(Debug, Default)]
+pub struct ColumnBuilder {
+    column: Column,
+    /// Hash → the first code with it; `next` chains codes whose values share a hash.
+    first: HashMap<u64, u32>,
+    next: Vec<u32>,
+}
+
+impl ColumnBuilder {
+    pub fn push(&mut self, value: Option<Value>) {
+        let Some(value) = value else {
+            self.column.codes.push(MISSING);
+            return;
+        };
+        let h = hash(&value);
+        let mut code = self.first.get(&h).copied().unwrap_or(MISSING);
+        while code != MISSING {
+            if self.column.dict[code as usize] == value {
+                self.column.codes.push(code);
+                return;
+            }
+            code = self.next[code as usize];
+        }
+        let new = self.column.dict.len() as u32;
+        let chain = self.first.insert(h, new).unwrap_or(MISSING);
+        self.next.push(chain);
+        self.column.dict.push(value);
+        self.column.codes.push(new);
+    }
+
+    pub fn finish(self) -> Column {
+        self.column
+    }
+}
+
+fn hash(value: &Value) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match value {
+        Value::Str(s) => (0u8, s).hash(&mut h),
+        // Equal numbers other than 0.0 and -0.0 have equal bits; those two may end up as two
+        // entries of the dictionary, which only costs a duplicate.
+        Value::Num(n) => (1u8, n.to_bits()).hash(&mut h),
+        Value::Bool(b) => (2u8, b).hash(&mut h),
+        Value::Date(d) => (3u8, d).hash(&mut h),
+        Value::List(items) => (4u8, items).hash(&mut h),
+    }
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_values_share_a_code() {
+        let mut b = ColumnBuilder::default();
+        for v in [Some("a"), None, Some("b"), Some("a")] {
+            b.push(v.map(|s| Value::Str(s.into())));
+        }
+        let c = b.finish();
+        assert_eq!(c.dict().len(), 2);
+        assert_eq!(c.codes(), &[0, MISSING, 1, 0]);
+        assert_eq!(c.get(3), Some(&Value::Str("a".into())));
+        assert_eq!(c.get(1), None);
+    }
+}
