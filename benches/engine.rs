@@ -4,7 +4,7 @@
 //! rule mix (equality, conjunctions of 2-4 predicates, in-lists, or/not, a few
 //! startswith/contains/regex, some member_of and reports_to), then prints wall time and peak
 //! memory of every phase: load and type the export; check the rules; evaluate all groups; a
-//! second evaluation after 1% of workers change; the diff between the two; the whole plan
+//! second evaluation after 1% of workers change, full and incremental; the diff between them; the whole plan
 //! (load + check + evaluate + diff); and the per-worker evaluator on the same rules, as a
 //! ratio. Peak memory is the process's high-water mark (VmHWM), reset before each phase.
 
@@ -55,6 +55,13 @@ fn main() {
         }
         i += 1;
     }
+    // `cargo test --all-targets` runs this program too, without `--bench`: a small run then
+    // checks that it works without taking the suite's time.
+    if !args.iter().any(|a| a == "--bench") {
+        sizes = vec![2_000];
+        rule_count = 100;
+        simple_groups = 100;
+    }
     let config = Config::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rosterd.yaml"))
         .expect("the sample config loads");
     println!(
@@ -74,11 +81,12 @@ fn bench(config: &Config, n: usize, rule_count: usize, simple_groups: usize) {
     let dir = std::env::temp_dir().join(format!("rosterd-bench-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
     let (export, changed_export) = (dir.join("workers.csv"), dir.join("workers-changed.csv"));
+    let changed_workers;
     let rules_text = {
         let mut workers = generate::generate(n, 42);
         write_csv(&workers, &export);
         let rules_text = rule_mix(&workers, rule_count, 7);
-        change_one_percent(&mut workers);
+        changed_workers = change_one_percent(&mut workers);
         write_csv(&workers, &changed_export);
         rules_text
     };
@@ -107,7 +115,24 @@ fn bench(config: &Config, n: usize, rule_count: usize, simple_groups: usize) {
     let changed = load(&changed_export, &schema);
     let phase = Phase::start();
     let after = engine::evaluate(&changed, &rules, as_of);
-    phase.report("re-evaluate after 1% of workers change (full; incremental is not built)");
+    phase.report("re-evaluate after 1% of workers change (full)");
+
+    let prev = before.clone();
+    let phase = Phase::start();
+    let incremental =
+        engine::evaluate_incremental(prev, &snapshot, &changed, &changed_workers, &rules, as_of);
+    phase.report(&format!(
+        "re-evaluate after 1% of workers change (incremental: {} workers)",
+        changed_workers.len()
+    ));
+    for g in 0..rules.groups().len() {
+        assert_eq!(
+            incremental.members(g),
+            after.members(g),
+            "incremental differs on group {g}"
+        );
+    }
+    drop(incremental);
 
     let phase = Phase::start();
     let changes = diff(&before, &after, rules.groups().len());
@@ -170,11 +195,12 @@ fn load(path: &Path, schema: &Arc<Schema>) -> Snapshot {
     .0
 }
 
-/// 1% of workers change: a new department, or they leave.
-fn change_one_percent(workers: &mut [Worker]) {
+/// 1% of workers change: a new department, or they leave. Which ones, in order.
+fn change_one_percent(workers: &mut [Worker]) -> Vec<usize> {
     let n = workers.len();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
     let departments: Vec<String> = distinct(workers, |w| w.department.clone());
+    let mut changed = BTreeSet::new();
     for _ in 0..n / 100 {
         let w = rng.random_range(0..n);
         if rng.random_bool(0.2) {
@@ -182,7 +208,9 @@ fn change_one_percent(workers: &mut [Worker]) {
         } else {
             workers[w].department = departments[rng.random_range(0..departments.len())].clone();
         }
+        changed.insert(w);
     }
+    changed.into_iter().collect()
 }
 
 fn check(text: &str, config: &Config, snapshot: &Snapshot) -> RuleSet {

@@ -632,4 +632,43 @@ proptest! {
             prop_assert_eq!(&got, want, "group g{} differs (per worker)\n{}", gi, text);
         }
     }
+
+    /// Incremental evaluation after a few workers change (manager included) equals a full
+    /// evaluation of the changed snapshot.
+    #[test]
+    fn incremental_evaluation_equals_a_full_one(
+        world in world(),
+        changes in proptest::collection::vec((0usize..16, row()), 0..4),
+    ) {
+        let before = snapshot(&world.rows);
+        let mut rows = world.rows.clone();
+        let mut changed = Vec::new();
+        for (i, row) in changes {
+            if rows.is_empty() {
+                break;
+            }
+            let i = i % rows.len();
+            rows[i] = row;
+            changed.push(i);
+        }
+        // A manager reference beyond the population names nobody, as the loader would drop it.
+        let after = snapshot(&rows);
+        let text = yaml(&world);
+        let mut sources = SourceMap::default();
+        sources.add("rules/generated.yaml", Path::new("rules/generated.yaml"), text.clone());
+        let ctx = rules::Context {
+            schema: before.schema(),
+            targets: vec![],
+            eligibility: ELIGIBILITY[world.eligibility as usize].map(|e| (e, Path::new("generated-config.yaml"))),
+        };
+        let rules = rules::check_sources(sources, &ctx).unwrap();
+        let prev = engine::evaluate(&before, &rules, as_of());
+        let incremental = engine::evaluate_incremental(prev, &before, &after, &changed, &rules, as_of());
+        let full = engine::evaluate(&after, &rules, as_of());
+        for g in 0..rules.groups().len() {
+            prop_assert_eq!(incremental.members(g), full.members(g), "group {} differs after changing {:?}\n{}", g, changed, text);
+        }
+        prop_assert_eq!(incremental.eligible(), full.eligible());
+        prop_assert_eq!(incremental.is_manager(), full.is_manager());
+    }
 }

@@ -142,6 +142,9 @@ pub struct Columnar<'a> {
     pub is_manager: &'a FixedBitSet,
     pub members: &'a [FixedBitSet],
     pub memo: &'a Memo,
+    /// Set when the snapshot is a part of the organisation (incremental evaluation): the
+    /// chart is then the whole one's.
+    pub reports_to: Option<&'a dyn Fn(&str) -> FixedBitSet>,
 }
 
 /// How a value is derived from one attribute's value: `lower` and `days_since` applied in
@@ -396,7 +399,9 @@ impl<'a> Columnar<'a> {
             return bits;
         }
         let mut out = FixedBitSet::with_capacity(self.n());
-        if let Some(root) = self.snapshot().by_key(key) {
+        if let Some(chart) = self.reports_to {
+            out = chart(key);
+        } else if let Some(root) = self.snapshot().by_key(key) {
             let children = self.indexes.children();
             let mut stack: Vec<u32> = children[root].clone();
             while let Some(w) = stack.pop() {

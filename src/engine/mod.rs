@@ -15,10 +15,12 @@ use crate::rules::{GroupId, GroupKind, PersonEntry, RuleSet, Who};
 pub mod columnar;
 pub mod eval;
 pub mod explain;
+mod incremental;
 pub mod lint;
 pub mod reason;
 
 pub use explain::{explain, Explanation};
+pub use incremental::evaluate_incremental;
 pub use lint::lint;
 
 /// The result of evaluating a rule set over a snapshot on one date.
@@ -81,6 +83,7 @@ pub fn evaluate(snapshot: &Snapshot, rules: &RuleSet, as_of: NaiveDate) -> Evalu
             is_manager: &none,
             members: &members,
             memo: &memo,
+            reports_to: None,
         }
         .truth(expr),
         None => full(n),
@@ -97,6 +100,7 @@ pub fn evaluate(snapshot: &Snapshot, rules: &RuleSet, as_of: NaiveDate) -> Evalu
                 is_manager: &is_manager,
                 members: &members,
                 memo: &memo,
+                reports_to: None,
             };
             part.iter()
                 .map(|&g| {
