@@ -628,3 +628,33 @@ async fn a_link_takes_over_an_existing_group_and_is_never_deleted() {
         .groups(TARGET)
         .contains_key("Sales Team (HR)"));
 }
+
+#[tokio::test]
+async fn an_account_made_again_is_looked_up_again_after_the_target_refuses_its_old_id() {
+    let mut world = World::with_emulator(common::sqlite_db(), 100, &[]).await;
+    world.sync(opts()).await;
+    // A salesperson's account is deleted and made again: the cached user id is stale.
+    let (index, email) = world
+        .workers
+        .iter()
+        .enumerate()
+        .find(|(_, w)| w.division == "Sales" && w.status == "Active")
+        .map(|(i, w)| (i, w.email.clone()))
+        .unwrap();
+    world.emulator().recreate_user(TARGET, &email);
+    // They move to Engineering: adding the old id fails once, then the new id is found.
+    world.edit_workers(|workers| workers[index].division = "Engineering".into());
+    let first = world.sync(opts()).await;
+    let engineering = first.targets[0]
+        .groups
+        .iter()
+        .find(|g| g.group == "engineering")
+        .unwrap();
+    assert!(
+        engineering.error.as_deref().unwrap().contains("HTTP 400"),
+        "{engineering:?}"
+    );
+    let second = world.sync(opts()).await;
+    assert_eq!(second.failed(), 0, "{second:?}");
+    world.assert_converged(&[]).await;
+}

@@ -265,6 +265,17 @@ impl TargetRun<'_> {
         match e.status() {
             Some(status) if status != 429 && status < 500 => {
                 self.fail(entry, &e).await?;
+                if entry.action == OutboxAction::Add {
+                    // A user id the target no longer knows is the likely cause: look the
+                    // workers up again at the next push instead of trusting the cache.
+                    let keys: Vec<&str> = entry
+                        .payload
+                        .members
+                        .iter()
+                        .filter_map(|m| m.worker_key.as_deref())
+                        .collect();
+                    self.store.forget_target_users(self.name, &keys).await?;
+                }
                 tracing::warn!(target_name = self.name, group = %entry.group, entry = entry.id, "the target refused a change: {e}");
                 Ok(Exec::Failed(e.to_string()))
             }

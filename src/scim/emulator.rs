@@ -268,6 +268,19 @@ impl Emulator {
         });
     }
 
+    /// Deletes a user and creates it again under a new id, as a target does when an account
+    /// is deprovisioned and provisioned again; the new id.
+    pub fn recreate_user(&self, tenant: &str, user_name: &str) -> String {
+        self.with_tenant(tenant, |t| {
+            t.users
+                .retain(|_, u| u["userName"].as_str() != Some(user_name));
+            for g in t.groups.values_mut() {
+                g.members.retain(|m| t.users.contains_key(m));
+            }
+            t.insert_user(user_name)
+        })
+    }
+
     /// Deletes a group as a person in the target's console would.
     pub fn delete_by_hand(&self, tenant: &str, group: &str) {
         self.with_tenant(tenant, |t| t.groups.retain(|_, g| g.display_name != group));

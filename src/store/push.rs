@@ -481,6 +481,20 @@ impl Store {
         Ok(())
     }
 
+    /// Drops cached lookups, so that those workers are looked up again.
+    pub async fn forget_target_users(&self, target: &str, keys: &[&str]) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for key in keys {
+            sqlx::query("DELETE FROM target_users WHERE target = $1 AND worker_key = $2")
+                .bind(target)
+                .bind(*key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Replaces a pair's unprovisioned workers, keeping the `since` of those still listed.
     pub async fn set_unprovisioned(
         &self,
