@@ -1,6 +1,6 @@
 //! rosterd keeps an organisation's groups right everywhere: it reads the HR system's worker
-//! export, evaluates the group rules that CorpSec keeps in git, and (later) pushes the resulting
-//! memberships to downstream apps over SCIM 2.0.
+//! export, evaluates the group rules that CorpSec keeps in git, and pushes the resulting groups
+//! and members to downstream apps over SCIM 2.0, sending only the difference.
 //!
 //! The modules follow the data, each owning one step:
 //!
@@ -9,12 +9,18 @@
 //!   load report that names the row and column of every bad value; plus the synthetic generator.
 //! - [`rules`]: rule files → AST with source spans → checked [`rules::RuleSet`]; compiler-style
 //!   diagnostics. Pure: no I/O beyond reading the rule files.
-//! - [`engine`]: snapshot + rule set + evaluation date → memberships, and explanations of them.
-//!   Pure: no async, no clock, no database.
+//! - [`engine`]: snapshot + rule set + evaluation date → memberships (columnar, on two
+//!   threads; incrementally after small changes), and explanations of them. Pure: no async, no
+//!   clock, no database.
 //! - [`fetch`]: the export's text from a file or an HTTPS URL (auth, timeout, retries).
 //! - [`secret`]: secrets that print as `***`.
-//! - [`store`]: sqlx on SQLite or PostgreSQL: snapshots, runs, memberships and their audit.
+//! - [`store`]: sqlx on SQLite or PostgreSQL: snapshots, runs, memberships and their audit;
+//!   push state (target groups and members, users, outbox, holds, health, drift).
 //! - [`cycle`]: one run: refresh the snapshot (failsafe), evaluate, record in one transaction.
+//! - [`scim`]: SCIM 2.0 wire types, the client (pacing, retries, auth), and an emulator of a
+//!   target with faults and quirks, for tests and the quickstart.
+//! - [`push`]: per target and group: find or create, diff against what the target confirmed,
+//!   failsafe, outbox, send, reconcile.
 //! - [`clock`]: the one place that reads the wall clock.
 //! - [`cli`]: the `rosterd` commands.
 
