@@ -147,6 +147,19 @@ pub(crate) fn block_on<T>(
         .block_on(f)
 }
 
+/// Opens the store, runs `f` on it, and closes it whatever `f` returned.
+pub(crate) fn with_store<T>(
+    config: &Config,
+    f: impl AsyncFnOnce(&crate::store::Store) -> Result<T, CliError>,
+) -> Result<T, CliError> {
+    block_on(async {
+        let store = open_store(config).await?;
+        let result = f(&store).await;
+        store.close().await;
+        result
+    })
+}
+
 pub(crate) async fn open_store(config: &Config) -> Result<crate::store::Store, CliError> {
     crate::store::Store::open(config.database.expose())
         .await

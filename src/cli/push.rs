@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::{
-    block_on, load_config, open_store, print, print_json, CliError, Format, Global, Workspace, HELD,
+    load_config, print, print_json, with_store, CliError, Format, Global, Workspace, HELD,
 };
 use crate::cycle::{self, Outcome};
 use crate::push::{self, Desired, Report};
@@ -27,12 +27,11 @@ pub struct PushArgs {
 pub fn push(global: &Global, args: &PushArgs) -> Result<u8, CliError> {
     let ws = Workspace::load_rules_only(global)?;
     check_names(&ws.config, &ws.rules, args)?;
-    let report = block_on(async {
-        let store = open_store(&ws.config).await?;
-        let desired = Desired::from_store(&store).await.map_err(invalid)?;
-        let report = push::run(&ws.config, &ws.rules, &desired, &store, &options(args)).await;
-        store.close().await;
-        report.map_err(invalid)
+    let report = with_store(&ws.config, async |store| {
+        let desired = Desired::from_store(store).await.map_err(invalid)?;
+        push::run(&ws.config, &ws.rules, &desired, store, &options(args))
+            .await
+            .map_err(invalid)
     })?;
     show(global, &report, None)?;
     Ok(exit_status(&report, false))
@@ -53,11 +52,8 @@ pub fn sync(global: &Global, args: &PushArgs) -> Result<u8, CliError> {
         now: crate::clock::now_utc(),
         kind: "sync",
     };
-    let (outcome, report) = block_on(async {
-        let store = open_store(&ws.config).await?;
-        let result = sync_with(&inputs, &store, args).await;
-        store.close().await;
-        result
+    let (outcome, report) = with_store(&ws.config, async |store| {
+        sync_with(&inputs, store, args).await
     })?;
     show(global, &report, Some(&outcome))?;
     Ok(exit_status(
@@ -100,11 +96,10 @@ fn sync_dry_run(global: &Global, args: &PushArgs) -> Result<u8, CliError> {
             desired.workers.insert(key, attributes);
         }
     }
-    let report = block_on(async {
-        let store = open_store(&ws.config).await?;
-        let report = push::run(&ws.config, &ws.rules, &desired, &store, &options(args)).await;
-        store.close().await;
-        report.map_err(invalid)
+    let report = with_store(&ws.config, async |store| {
+        push::run(&ws.config, &ws.rules, &desired, store, &options(args))
+            .await
+            .map_err(invalid)
     })?;
     show(global, &report, None)?;
     Ok(exit_status(&report, false))
@@ -275,12 +270,7 @@ fn show(global: &Global, report: &Report, outcome: Option<&Outcome>) -> Result<(
 /// What each target holds, what is stuck, and why.
 pub fn status(global: &Global) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
-    let value = block_on(async {
-        let store = open_store(&config).await?;
-        let value = status_value(&config, &store).await;
-        store.close().await;
-        value
-    })?;
+    let value = with_store(&config, async |store| status_value(&config, store).await)?;
     if global.format == Format::Json {
         return print_json(&value);
     }
@@ -407,16 +397,14 @@ async fn status_value(
 
 pub fn approve_push(global: &Global, id: i64) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
-    let hold = block_on(async {
-        let store = open_store(&config).await?;
-        let approved = store
+    let hold = with_store(&config, async |store| {
+        store
             .approve_push_hold(
                 id,
                 &crate::clock::now_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             )
-            .await;
-        store.close().await;
-        approved.map_err(super::named_record_error)
+            .await
+            .map_err(super::named_record_error)
     })?;
     print(&format!(
         "approved push hold {} ({} in {}: +{} -{}): the next push sends it\n",

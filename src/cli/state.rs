@@ -5,9 +5,7 @@ use std::fmt::Write as _;
 
 use chrono::NaiveDate;
 
-use super::{
-    block_on, load_config, open_store, print, print_json, CliError, Format, Global, Workspace,
-};
+use super::{load_config, print, print_json, with_store, CliError, Format, Global, Workspace};
 use crate::cycle::{self, Outcome};
 
 /// Exit status of `evaluate` when the failsafe held the snapshot.
@@ -23,13 +21,10 @@ pub fn evaluate(global: &Global) -> Result<u8, CliError> {
         now: crate::clock::now_utc(),
         kind: "evaluate",
     };
-    let outcome = block_on(async {
-        let store = open_store(&ws.config).await?;
-        let outcome = cycle::run(&inputs, &store)
+    let outcome = with_store(&ws.config, async |store| {
+        cycle::run(&inputs, store)
             .await
-            .map_err(|e| CliError::Invalid(e.to_string()));
-        store.close().await;
-        outcome
+            .map_err(|e| CliError::Invalid(e.to_string()))
     })?;
     if global.format == Format::Json {
         print_json(&serde_json::to_value(&outcome).map_err(|e| CliError::Output(e.into()))?)?;
@@ -67,21 +62,14 @@ pub fn evaluate(global: &Global) -> Result<u8, CliError> {
 
 pub fn migrate(global: &Global) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
-    block_on(async {
-        let store = open_store(&config).await?;
-        store.close().await;
-        Ok::<_, CliError>(())
-    })?;
+    with_store(&config, async |_| Ok(()))?;
     print(&format!("database `{}` is migrated\n", config.database))
 }
 
 pub fn members(global: &Global, group: &str) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
-    let members = block_on(async {
-        let store = open_store(&config).await?;
-        let all = store.memberships().await?;
-        store.close().await;
-        Ok::<_, CliError>(all.get(group).cloned())
+    let members = with_store(&config, async |store| {
+        Ok(store.memberships().await?.get(group).cloned())
     })?
     .ok_or_else(|| CliError::Usage(format!("no stored members of `{group}`\nhelp: `rosterd evaluate` records a run; `rosterd plan --group {group}` shows what the rules say now")))?;
     if global.format == Format::Json {
@@ -104,15 +92,13 @@ pub fn history(
 ) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
     let at = at.unwrap_or_else(|| global.as_of());
-    let (members, timeline) = block_on(async {
-        let store = open_store(&config).await?;
+    let (members, timeline) = with_store(&config, async |store| {
         let members = store.members_at(group, at).await?;
         let timeline = match worker {
             Some(w) => Some(store.worker_history(group, w).await?),
             None => None,
         };
-        store.close().await;
-        Ok::<_, CliError>((members, timeline))
+        Ok((members, timeline))
     })?;
     if global.format == Format::Json {
         return print_json(&serde_json::json!({
@@ -154,12 +140,7 @@ pub fn history(
 
 pub fn runs(global: &Global, limit: i64) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
-    let runs = block_on(async {
-        let store = open_store(&config).await?;
-        let runs = store.runs(limit).await?;
-        store.close().await;
-        Ok::<_, CliError>(runs)
-    })?;
+    let runs = with_store(&config, async |store| Ok(store.runs(limit).await?))?;
     if global.format == Format::Json {
         return print_json(&serde_json::to_value(&runs).map_err(|e| CliError::Output(e.into()))?);
     }
@@ -193,16 +174,14 @@ pub fn runs(global: &Global, limit: i64) -> Result<(), CliError> {
 
 pub fn approve_snapshot(global: &Global, id: i64) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
-    let snapshot = block_on(async {
-        let store = open_store(&config).await?;
-        let approved = store
+    let snapshot = with_store(&config, async |store| {
+        store
             .approve_snapshot(
                 id,
                 &crate::clock::now_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             )
-            .await;
-        store.close().await;
-        approved.map_err(super::named_record_error)
+            .await
+            .map_err(super::named_record_error)
     })?;
     print(&format!(
         "approved snapshot {} ({} workers, {} eligible, from {}): the next run uses it\n",
