@@ -7,6 +7,11 @@ pub fn today_utc() -> NaiveDate {
     now_utc().date_naive()
 }
 
+/// An instant as the store keeps it: RFC 3339 in UTC, to the second.
+pub fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// The current instant in UTC.
 pub fn now_utc() -> DateTime<Utc> {
     let since_epoch = std::time::SystemTime::now()

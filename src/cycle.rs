@@ -131,9 +131,7 @@ struct Chosen {
 
 /// Refreshes, evaluates and records one run.
 pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleError> {
-    let started = inputs
-        .now
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let started = crate::clock::stamp(inputs.now);
     let chosen = match choose_snapshot(inputs, store).await {
         Ok(Ok(chosen)) => chosen,
         Ok(Err(held)) => return Ok(held),
@@ -152,7 +150,7 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
     let commit = RunCommit {
         kind: inputs.kind.to_string(),
         started_at: started,
-        finished_at: crate::clock::now_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        finished_at: crate::clock::stamp(crate::clock::now_utc()),
         status: RunStatus::Succeeded,
         as_of: inputs.as_of,
         snapshot: chosen.usage,
@@ -242,9 +240,7 @@ async fn choose_snapshot(
     };
     let new = NewSnapshot {
         source,
-        fetched_at: inputs
-            .now
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        fetched_at: crate::clock::stamp(inputs.now),
         checksum: sum,
         rows: report.rows as i64,
         workers: snapshot.len() as i64,
@@ -355,10 +351,8 @@ fn bare_run(
 ) -> RunCommit {
     RunCommit {
         kind: inputs.kind.to_string(),
-        started_at: inputs
-            .now
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        finished_at: crate::clock::now_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        started_at: crate::clock::stamp(inputs.now),
+        finished_at: crate::clock::stamp(crate::clock::now_utc()),
         status,
         as_of: inputs.as_of,
         snapshot,

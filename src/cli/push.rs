@@ -360,13 +360,13 @@ async fn status_value(
     let unprovisioned = store.unprovisioned().await?;
     let mut out = serde_json::Map::new();
     for (name, target) in &config.targets {
-        let members = store.target_members(name).await?;
+        let members = store.target_member_counts(name).await?;
         let groups: Vec<serde_json::Value> = store
             .target_groups(name)
             .await?
             .into_values()
             .map(|g| {
-                let n = members.get(&g.group).map_or(0, BTreeMap::len);
+                let n = members.get(&g.group).copied().unwrap_or(0);
                 let mut v = serde_json::to_value(&g).unwrap_or_default();
                 v["members"] = n.into();
                 v
@@ -399,10 +399,7 @@ pub fn approve_push(global: &Global, id: i64) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
     let hold = with_store(&config, async |store| {
         store
-            .approve_push_hold(
-                id,
-                &crate::clock::now_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            )
+            .approve_push_hold(id, &crate::clock::stamp(crate::clock::now_utc()))
             .await
             .map_err(super::named_record_error)
     })?;

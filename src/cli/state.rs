@@ -176,10 +176,7 @@ pub fn approve_snapshot(global: &Global, id: i64) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
     let snapshot = with_store(&config, async |store| {
         store
-            .approve_snapshot(
-                id,
-                &crate::clock::now_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            )
+            .approve_snapshot(id, &crate::clock::stamp(crate::clock::now_utc()))
             .await
             .map_err(super::named_record_error)
     })?;

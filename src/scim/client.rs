@@ -146,7 +146,11 @@ impl Client {
         let base = config
             .url
             .as_deref()
-            .ok_or_else(|| setup("no `url` is configured\nhelp: set targets.NAME.url".into()))?
+            .ok_or_else(|| {
+                setup(format!(
+                    "no `url` is configured\nhelp: set targets.{target}.url to the app's SCIM base URL"
+                ))
+            })?
             .trim_end_matches('/')
             .to_string();
         let mut builder = reqwest::Client::builder()
@@ -288,11 +292,6 @@ impl Client {
         }
     }
 
-    /// Sends a write whose answer rosterd does not need.
-    pub async fn write(&self, request: &Request) -> Result<(), ScimError> {
-        self.send(request).await.map(|_| ())
-    }
-
     pub async fn find_users(&self, attribute: &str, value: &str) -> Result<Vec<Value>, ScimError> {
         let filter = wire::eq_filter(attribute, value);
         let request = Request {
@@ -316,16 +315,6 @@ impl Client {
             body: None,
         };
         self.decode(&request, self.send(&request).await?)
-    }
-
-    pub async fn create_user(&self, user: Value) -> Result<Value, ScimError> {
-        let request = Request {
-            method: Method::POST,
-            path: "/Users".into(),
-            body: Some(user),
-        };
-        let body = self.send(&request).await?;
-        self.decode(&request, body)
     }
 
     // --- The request helper ------------------------------------------------------------------

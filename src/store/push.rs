@@ -235,6 +235,22 @@ impl Store {
         Ok(out)
     }
 
+    /// How many members each pushed group has in the target, as far as rosterd knows.
+    pub async fn target_member_counts(
+        &self,
+        target: &str,
+    ) -> Result<BTreeMap<String, i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT group_name, COUNT(*) FROM target_members WHERE target = $1 GROUP BY group_name",
+        )
+        .bind(target)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     /// Records the target group a pair is pushed to, with the members the target holds
     /// (replacing what was known), and marks `done` finished.
     pub async fn record_target_group(
@@ -650,13 +666,6 @@ impl Store {
             .bind(id)
             .execute(self.pool())
             .await?;
-        Ok(())
-    }
-
-    pub async fn outbox_done(&self, id: i64, now: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        finish(&mut tx, id, now).await?;
-        tx.commit().await?;
         Ok(())
     }
 

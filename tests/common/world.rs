@@ -273,17 +273,7 @@ impl World {
                 .map(|(g, m)| (g, m.into_iter().map(|u| u.to_lowercase()).collect()))
                 .collect(),
             Peer::Scim2 { .. } => {
-                let users: BTreeMap<String, String> = self
-                    .list("Users")
-                    .await
-                    .iter()
-                    .map(|u| {
-                        (
-                            u["id"].as_str().unwrap().to_string(),
-                            u["userName"].as_str().unwrap().to_lowercase(),
-                        )
-                    })
-                    .collect();
+                let users: BTreeMap<String, String> = self.accounts().await.into_iter().collect();
                 self.list("Groups")
                     .await
                     .iter()
@@ -359,6 +349,20 @@ impl World {
         }
     }
 
+    /// scim2-server's users: (id, lower-cased userName).
+    async fn accounts(&self) -> Vec<(String, String)> {
+        self.list("Users")
+            .await
+            .iter()
+            .map(|u| {
+                (
+                    u["id"].as_str().unwrap().to_string(),
+                    u["userName"].as_str().unwrap().to_lowercase(),
+                )
+            })
+            .collect()
+    }
+
     pub async fn add_account(&self, email: &str) {
         match &self.peer {
             Peer::Emulator(e) => {
@@ -384,15 +388,10 @@ impl World {
             Peer::Emulator(e) => assert!(e.edit_by_hand(&self.tenant, group, add, remove)),
             Peer::Scim2 { .. } => {
                 let users: BTreeMap<String, String> = self
-                    .list("Users")
+                    .accounts()
                     .await
-                    .iter()
-                    .map(|u| {
-                        (
-                            u["userName"].as_str().unwrap().to_lowercase(),
-                            u["id"].as_str().unwrap().to_string(),
-                        )
-                    })
+                    .into_iter()
+                    .map(|(id, name)| (name, id))
                     .collect();
                 let groups = self.list("Groups").await;
                 let g = groups.iter().find(|g| g["displayName"] == group).unwrap();
