@@ -70,6 +70,9 @@ enum B {
     /// Refers to group `k`; rendered only when `k` is an earlier group.
     MemberOf(usize),
     ReportsTo(usize),
+    /// Two bool atoms compared with `==` (or `!=`): no columnar leaf, so the per-worker
+    /// fallback evaluates it.
+    BoolCmp(Box<B>, Box<B>, bool),
     Not(Box<B>),
     And(Box<B>, Box<B>),
     Or(Box<B>, Box<B>),
@@ -256,8 +259,22 @@ fn leaf() -> impl Strategy<Value = B> {
     ]
 }
 
+fn bool_atom() -> impl Strategy<Value = B> {
+    prop_oneof![
+        Just(B::BoolAttr),
+        Just(B::IsManager),
+        (0usize..4).prop_map(B::MemberOf),
+        (0usize..18).prop_map(B::ReportsTo),
+    ]
+}
+
 fn expr() -> impl Strategy<Value = B> {
-    leaf().prop_recursive(3, 24, 2, |inner| {
+    let leaf = prop_oneof![
+        8 => leaf(),
+        1 => (bool_atom(), bool_atom(), any::<bool>())
+            .prop_map(|(l, r, ne)| B::BoolCmp(Box::new(l), Box::new(r), ne)),
+    ];
+    leaf.prop_recursive(3, 24, 2, |inner| {
         prop_oneof![
             inner.clone().prop_map(|b| B::Not(Box::new(b))),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| B::And(Box::new(a), Box::new(b))),
@@ -350,6 +367,12 @@ fn render(b: &B, group: usize) -> String {
         B::MemberOf(k) if *k < group => format!("member_of(\"g{k}\")"),
         B::MemberOf(_) => "b".into(),
         B::ReportsTo(k) => format!("reports_to(\"W{k}\")"),
+        B::BoolCmp(x, y, ne) => format!(
+            "{} {} {}",
+            render(x, group),
+            if *ne { "!=" } else { "==" },
+            render(y, group)
+        ),
         B::Not(x) => format!("not ({})", render(x, group)),
         B::And(x, y) => format!("({}) and ({})", render(x, group), render(y, group)),
         B::Or(x, y) => format!("({})\n        or ({})", render(x, group), render(y, group)),
@@ -535,6 +558,16 @@ impl Reference<'_> {
                     cur = manager(self.rows, m);
                 }
                 false
+            }
+            B::BoolCmp(x, y, ne) => {
+                // A missing bool attribute makes `==` false, and `!=` is its negation.
+                let value = |b: &B| match b {
+                    B::BoolAttr => self.rows[w].b,
+                    B::MemberOf(k) if *k >= group => self.rows[w].b,
+                    other => Some(self.holds(other, w, group)),
+                };
+                let equal = matches!((value(x), value(y)), (Some(a), Some(b)) if a == b);
+                equal != *ne
             }
             B::Not(x) => !self.holds(x, w, group),
             B::And(x, y) => self.holds(x, w, group) && self.holds(y, w, group),

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use super::Value;
 
@@ -12,12 +13,14 @@ pub const MISSING: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Default)]
 pub struct Column {
-    dict: Vec<Value>,
+    /// Shared by a column and its selections.
+    dict: Arc<Vec<Value>>,
     codes: Vec<u32>,
 }
 
 impl Column {
-    /// The distinct values, in order of first appearance.
+    /// The distinct values, in order of first appearance. A selection shares its column's,
+    /// so some of them may belong to no worker of it.
     pub fn dict(&self) -> &[Value] {
         &self.dict
     }
@@ -35,10 +38,21 @@ impl Column {
     }
 }
 
+impl Column {
+    /// The column of just these workers, in this order, sharing this one's dictionary.
+    pub fn select(&self, workers: &[usize]) -> Column {
+        Column {
+            dict: Arc::clone(&self.dict),
+            codes: workers.iter().map(|&w| self.codes[w]).collect(),
+        }
+    }
+}
+
 /// Builds a column value by value, finding repeated values by hash.
 #[derive(Debug, Default)]
 pub struct ColumnBuilder {
-    column: Column,
+    dict: Vec<Value>,
+    codes: Vec<u32>,
     /// Hash → the first code with it; `next` chains codes whose values share a hash.
     first: HashMap<u64, u32>,
     next: Vec<u32>,
@@ -47,27 +61,30 @@ pub struct ColumnBuilder {
 impl ColumnBuilder {
     pub fn push(&mut self, value: Option<Value>) {
         let Some(value) = value else {
-            self.column.codes.push(MISSING);
+            self.codes.push(MISSING);
             return;
         };
         let h = hash(&value);
         let mut code = self.first.get(&h).copied().unwrap_or(MISSING);
         while code != MISSING {
-            if self.column.dict[code as usize] == value {
-                self.column.codes.push(code);
+            if self.dict[code as usize] == value {
+                self.codes.push(code);
                 return;
             }
             code = self.next[code as usize];
         }
-        let new = self.column.dict.len() as u32;
+        let new = self.dict.len() as u32;
         let chain = self.first.insert(h, new).unwrap_or(MISSING);
         self.next.push(chain);
-        self.column.dict.push(value);
-        self.column.codes.push(new);
+        self.dict.push(value);
+        self.codes.push(new);
     }
 
     pub fn finish(self) -> Column {
-        self.column
+        Column {
+            dict: Arc::new(self.dict),
+            codes: self.codes,
+        }
     }
 }
 
@@ -100,5 +117,17 @@ mod tests {
         assert_eq!(c.codes(), &[0, MISSING, 1, 0]);
         assert_eq!(c.get(3), Some(&Value::Str("a".into())));
         assert_eq!(c.get(1), None);
+    }
+
+    #[test]
+    fn a_selection_shares_the_dictionary() {
+        let mut b = ColumnBuilder::default();
+        for v in [Some("a"), None, Some("b"), Some("a"), Some("c")] {
+            b.push(v.map(|s| Value::Str(s.into())));
+        }
+        let c = b.finish().select(&[4, 1, 3, 0]);
+        assert_eq!(c.dict().len(), 3);
+        assert_eq!(c.codes(), &[2, MISSING, 0, 0]);
+        assert_eq!(c.get(0), Some(&Value::Str("c".into())));
     }
 }

@@ -6,9 +6,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::NaiveDate;
+use fixedbitset::FixedBitSet;
 use serde::{Deserialize, Serialize};
 
 use crate::config::DirectoryConfig;
@@ -211,12 +212,13 @@ pub struct Snapshot {
     schema: Arc<Schema>,
     /// One column per attribute.
     columns: Vec<Column>,
-    keys: Vec<String>,
-    by_key: HashMap<String, WorkerId>,
+    len: usize,
+    /// The lookups and the chart are built on first use: a selection seldom needs them.
+    by_key: OnceLock<HashMap<String, WorkerId>>,
     /// Lower-cased email → worker; emails held by several workers are left out.
-    by_email: HashMap<String, WorkerId>,
+    by_email: OnceLock<HashMap<String, WorkerId>>,
     /// Each worker's manager, when the reference names a worker of this snapshot.
-    managers: Vec<Option<WorkerId>>,
+    managers: OnceLock<Vec<Option<WorkerId>>>,
 }
 
 /// Builds a snapshot row by row, encoding each value into its column as it comes, so that a
@@ -245,59 +247,83 @@ impl SnapshotBuilder {
 
     /// Manager references to unknown keys and to the worker itself are dropped.
     pub fn finish(self) -> Snapshot {
-        let schema = self.schema;
-        let columns: Vec<Column> = self
+        let columns = self
             .columns
             .into_iter()
             .map(ColumnBuilder::finish)
             .collect();
-        let key_column = &columns[schema.key];
-        let keys: Vec<String> = (0..key_column.codes().len())
-            .map(|w| match key_column.get(w) {
-                Some(Value::Str(s)) => s.clone(),
-                _ => String::new(),
-            })
-            .collect();
-        let by_key: HashMap<String, WorkerId> = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), i))
-            .collect();
-        let mut by_email: HashMap<String, WorkerId> = HashMap::new();
-        let mut shared_emails = Vec::new();
-        let emails = &columns[schema.email];
-        for i in 0..keys.len() {
-            if let Some(Value::Str(email)) = emails.get(i) {
-                let email = email.to_lowercase();
-                if by_email.insert(email.clone(), i).is_some() {
-                    shared_emails.push(email);
-                }
-            }
-        }
-        for email in shared_emails {
-            by_email.remove(&email);
-        }
-        let managers = match schema.manager {
-            Some(m) => (0..keys.len())
-                .map(|i| match columns[m].get(i) {
-                    Some(Value::Str(k)) => by_key.get(k).copied().filter(|&mgr| mgr != i),
-                    _ => None,
-                })
-                .collect(),
-            None => vec![None; keys.len()],
-        };
-        Snapshot {
-            schema,
-            columns,
-            keys,
-            by_key,
-            by_email,
-            managers,
-        }
+        Snapshot::from_columns(self.schema, columns)
     }
 }
 
 impl Snapshot {
+    /// The snapshot of these workers only, in this order (a part of the organisation, for
+    /// incremental evaluation). Manager references to workers left out are dropped.
+    pub fn select(&self, workers: &[WorkerId]) -> Snapshot {
+        let columns = self.columns.iter().map(|c| c.select(workers)).collect();
+        Snapshot::from_columns(Arc::clone(&self.schema), columns)
+    }
+
+    fn from_columns(schema: Arc<Schema>, columns: Vec<Column>) -> Snapshot {
+        Snapshot {
+            len: columns[schema.key].codes().len(),
+            schema,
+            columns,
+            by_key: OnceLock::new(),
+            by_email: OnceLock::new(),
+            managers: OnceLock::new(),
+        }
+    }
+
+    fn keys(&self) -> &HashMap<String, WorkerId> {
+        self.by_key.get_or_init(|| {
+            (0..self.len)
+                .map(|w| (self.key(w).to_string(), w))
+                .collect()
+        })
+    }
+
+    fn emails(&self) -> &HashMap<String, WorkerId> {
+        self.by_email.get_or_init(|| {
+            let mut by_email = HashMap::new();
+            let mut shared = Vec::new();
+            for w in 0..self.len {
+                if let Some(email) = self.email(w) {
+                    let email = email.to_lowercase();
+                    if by_email.insert(email.clone(), w).is_some() {
+                        shared.push(email);
+                    }
+                }
+            }
+            for email in shared {
+                by_email.remove(&email);
+            }
+            by_email
+        })
+    }
+
+    /// The workers whose values differ from `prev`'s, when both have the same workers in the
+    /// same order (what incremental evaluation needs); `None` when they do not.
+    pub fn changed_since(&self, prev: &Snapshot) -> Option<Vec<WorkerId>> {
+        let same = self.len == prev.len
+            && self.schema.attrs.len() == prev.schema.attrs.len()
+            && (self.schema.attrs.iter().zip(&prev.schema.attrs))
+                .all(|(a, b)| a.name == b.name && a.ty == b.ty)
+            && (0..self.len).all(|w| self.key(w) == prev.key(w));
+        if !same {
+            return None;
+        }
+        let mut changed = FixedBitSet::with_capacity(self.len);
+        for (now, then) in self.columns.iter().zip(&prev.columns) {
+            for w in 0..self.len {
+                if now.get(w) != then.get(w) {
+                    changed.insert(w);
+                }
+            }
+        }
+        Some(changed.ones().collect())
+    }
+
     /// Builds a snapshot from rows of values in schema order; see [`SnapshotBuilder`].
     pub fn from_rows(schema: Arc<Schema>, rows: Vec<Vec<Option<Value>>>) -> Self {
         let mut builder = SnapshotBuilder::new(schema);
@@ -316,11 +342,11 @@ impl Snapshot {
     }
 
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.len == 0
     }
 
     pub fn get(&self, attr: AttrId, worker: WorkerId) -> Option<&Value> {
@@ -328,7 +354,10 @@ impl Snapshot {
     }
 
     pub fn key(&self, worker: WorkerId) -> &str {
-        &self.keys[worker]
+        match self.get(self.schema.key, worker) {
+            Some(Value::Str(s)) => s,
+            _ => "",
+        }
     }
 
     pub fn email(&self, worker: WorkerId) -> Option<&str> {
@@ -339,12 +368,12 @@ impl Snapshot {
     }
 
     pub fn by_key(&self, key: &str) -> Option<WorkerId> {
-        self.by_key.get(key).copied()
+        self.keys().get(key).copied()
     }
 
     /// Case-insensitive; `None` also when several workers share the email.
     pub fn by_email(&self, email: &str) -> Option<WorkerId> {
-        self.by_email.get(&email.to_lowercase()).copied()
+        self.emails().get(&email.to_lowercase()).copied()
     }
 
     /// A worker named by key, or else by email: how people name workers on the command line
@@ -355,11 +384,20 @@ impl Snapshot {
     }
 
     pub fn manager(&self, worker: WorkerId) -> Option<WorkerId> {
-        self.managers[worker]
+        self.managers()[worker]
     }
 
+    /// Manager references to unknown keys and to the worker itself count as none.
     pub fn managers(&self) -> &[Option<WorkerId>] {
-        &self.managers
+        self.managers.get_or_init(|| match self.schema.manager {
+            Some(m) => (0..self.len)
+                .map(|w| match self.get(m, w) {
+                    Some(Value::Str(k)) => self.by_key(k).filter(|&mgr| mgr != w),
+                    _ => None,
+                })
+                .collect(),
+            None => vec![None; self.len],
+        })
     }
 
     /// The worker's name from the `name` attributes, when the config names them.

@@ -168,6 +168,36 @@ mod tests {
     }
 
     #[test]
+    fn changed_since_names_the_changed_workers_of_the_same_population() {
+        let schema = Arc::new(generate::schema());
+        let load = |workers: &[generate::Worker]| {
+            let mut csv = Vec::new();
+            generate::write_csv(workers, &mut csv).unwrap();
+            let text = String::from_utf8(csv).unwrap();
+            crate::directory::load_from_str(
+                &text,
+                crate::config::SourceFormat::Csv,
+                "w.csv",
+                schema.clone(),
+                5.0,
+            )
+            .unwrap()
+            .0
+        };
+        let mut workers = generate::generate(200, 5);
+        let before = load(&workers);
+        workers[7].department = "Somewhere Else".into();
+        workers[150].status = "Terminated".into();
+        let after = load(&workers);
+        assert_eq!(after.changed_since(&before), Some(vec![7, 150]));
+        assert_eq!(before.changed_since(&before), Some(vec![]));
+        workers.swap(3, 4);
+        assert_eq!(load(&workers).changed_since(&before), None);
+        workers.pop();
+        assert_eq!(load(&workers).changed_since(&before), None);
+    }
+
+    #[test]
     fn diff_names_joiners_leavers_and_changed_attributes() {
         let old = vec![
             ("A".to_string(), r#"{"d":"X","n":1}"#.to_string()),

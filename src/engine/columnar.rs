@@ -7,14 +7,17 @@
 //! hundred predicates. Anything else falls back to the per-worker interpreter
 //! ([`super::eval`]), which is also the oracle this evaluator is tested against.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use chrono::NaiveDate;
 use fixedbitset::FixedBitSet;
+use rustc_hash::FxHashMap;
 
 use super::eval;
 use crate::directory::{AttrId, Snapshot, Value, MISSING};
+use crate::rules::ast::CmpOp;
 use crate::rules::{CExpr, Op};
 
 /// Per-snapshot indexes, built on first use and shared by the threads of an evaluation.
@@ -116,35 +119,192 @@ impl<'a> Indexes<'a> {
 /// Memoised leaf predicates, shared by the threads of one evaluation (one snapshot, one
 /// date). Two threads may compute the same leaf at once; both get the same answer.
 #[derive(Default)]
-pub struct Memo {
-    leaves: Mutex<HashMap<String, Arc<FixedBitSet>>>,
+pub struct Memo<'r> {
+    leaves: RwLock<FxHashMap<Key<'r>, Arc<FixedBitSet>>>,
 }
 
-impl Memo {
-    fn get(&self, key: &str) -> Option<Arc<FixedBitSet>> {
-        self.lock().get(key).cloned()
-    }
-
-    fn put(&self, key: String, bits: &Arc<FixedBitSet>) {
-        self.lock().insert(key, Arc::clone(bits));
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<FixedBitSet>>> {
+impl<'r> Memo<'r> {
+    fn get(&self, key: &Key<'r>) -> Option<Arc<FixedBitSet>> {
         // The map holds finished results only; a panic elsewhere cannot leave it half-written.
-        self.leaves.lock().unwrap_or_else(|p| p.into_inner())
+        let leaves = self.leaves.read().unwrap_or_else(|p| p.into_inner());
+        leaves.get(key).cloned()
+    }
+
+    fn put(&self, key: Key<'r>, bits: &Arc<FixedBitSet>) {
+        let mut leaves = self.leaves.write().unwrap_or_else(|p| p.into_inner());
+        leaves.insert(key, Arc::clone(bits));
+    }
+}
+
+/// What a memoised result is the answer to: a predicate over one attribute (after the steps),
+/// or a `reports_to`. Thousands of rules repeat a few hundred of these; a key borrows from
+/// the rules, so that making one seldom allocates, and it decides values itself.
+#[derive(PartialEq, Eq, Hash)]
+enum Key<'r> {
+    Bool(AttrId),
+    Cmp {
+        attr: AttrId,
+        steps: Vec<Step>,
+        op: CmpOp,
+        literal: Exact<'r>,
+        /// `attr op literal`, or `literal op attr`.
+        attr_first: bool,
+    },
+    In {
+        attr: AttrId,
+        steps: Vec<Step>,
+        negated: bool,
+        items: ExactList<'r>,
+    },
+    Matches {
+        attr: AttrId,
+        steps: Vec<Step>,
+        regex: Pattern<'r>,
+    },
+    Has {
+        attr: AttrId,
+        steps: Vec<Step>,
+    },
+    ReportsTo(&'r str),
+}
+
+impl Key<'_> {
+    fn attr(&self) -> Option<AttrId> {
+        match self {
+            Key::Bool(attr)
+            | Key::Cmp { attr, .. }
+            | Key::In { attr, .. }
+            | Key::Matches { attr, .. }
+            | Key::Has { attr, .. } => Some(*attr),
+            Key::ReportsTo(_) => None,
+        }
+    }
+
+    /// The predicate for one value of the attribute (`None`: missing), as the interpreter
+    /// decides it.
+    fn decide(&self, v: Option<&Value>, as_of: NaiveDate) -> bool {
+        match self {
+            Key::Bool(_) => matches!(v, Some(Value::Bool(true))),
+            Key::Cmp {
+                steps,
+                op,
+                literal,
+                attr_first,
+                ..
+            } => {
+                let v = apply(v, steps, as_of);
+                let literal = literal.0.as_deref();
+                if *attr_first {
+                    eval::compare(*op, v.as_deref(), literal)
+                } else {
+                    eval::compare(*op, literal, v.as_deref())
+                }
+            }
+            Key::In {
+                steps,
+                negated,
+                items,
+                ..
+            } => apply(v, steps, as_of).is_some_and(|v| items.0.contains(&*v)) != *negated,
+            Key::Matches { steps, regex, .. } => {
+                matches!(apply(v, steps, as_of).as_deref(), Some(Value::Str(s)) if regex.0.is_match(s))
+            }
+            Key::Has { steps, .. } => apply(v, steps, as_of).is_some(),
+            Key::ReportsTo(_) => false,
+        }
+    }
+}
+
+/// A regular expression as a key, by its text.
+struct Pattern<'r>(&'r regex::Regex);
+
+impl PartialEq for Pattern<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for Pattern<'_> {}
+
+impl Hash for Pattern<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.as_str().hash(state);
+    }
+}
+
+/// A literal as a key: equal when identical, numbers by their bits.
+struct Exact<'r>(Option<Cow<'r, Value>>);
+
+/// An `in` list as a key, compared as [`Exact`] does.
+struct ExactList<'r>(&'r [Value]);
+
+/// The parts of a value that make it identical to another.
+#[derive(PartialEq, Eq, Hash)]
+enum Identity<'v> {
+    Str(&'v str),
+    Num(u64),
+    Bool(bool),
+    Date(NaiveDate),
+    List(&'v [String]),
+}
+
+fn identity(v: &Value) -> Identity<'_> {
+    match v {
+        Value::Str(s) => Identity::Str(s),
+        Value::Num(n) => Identity::Num(n.to_bits()),
+        Value::Bool(b) => Identity::Bool(*b),
+        Value::Date(d) => Identity::Date(*d),
+        Value::List(items) => Identity::List(items),
+    }
+}
+
+impl PartialEq for Exact<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_deref().map(identity) == other.0.as_deref().map(identity)
+    }
+}
+
+impl Eq for Exact<'_> {}
+
+impl Hash for Exact<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.as_deref().map(identity).hash(state);
+    }
+}
+
+impl PartialEq for ExactList<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(other.0)
+                .all(|(a, b)| identity(a) == identity(b))
+    }
+}
+
+impl Eq for ExactList<'_> {}
+
+impl Hash for ExactList<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.len().hash(state);
+        for v in self.0 {
+            identity(v).hash(state);
+        }
     }
 }
 
 /// What a rule sees: the snapshot's indexes, the date, managers and groups evaluated so far.
-pub struct Columnar<'a> {
+/// `'r` is the rules' lifetime, which the memo's keys borrow.
+pub struct Columnar<'a, 'r> {
     pub indexes: &'a Indexes<'a>,
     pub as_of: NaiveDate,
     pub is_manager: &'a FixedBitSet,
     pub members: &'a [FixedBitSet],
-    pub memo: &'a Memo,
+    pub memo: &'a Memo<'r>,
     /// Set when the snapshot is a part of the organisation (incremental evaluation): the
     /// chart is then the whole one's.
-    pub reports_to: Option<&'a dyn Fn(&str) -> FixedBitSet>,
+    pub part: Option<&'a eval::Part<'a>>,
 }
 
 /// How a value is derived from one attribute's value: `lower` and `days_since` applied in
@@ -155,7 +315,7 @@ enum Step {
     DaysSince,
 }
 
-impl<'a> Columnar<'a> {
+impl<'a, 'r> Columnar<'a, 'r> {
     fn snapshot(&self) -> &Snapshot {
         self.indexes.snapshot
     }
@@ -165,11 +325,11 @@ impl<'a> Columnar<'a> {
     }
 
     /// The workers for whom the bool expression is true.
-    pub fn truth(&mut self, e: &CExpr) -> FixedBitSet {
+    pub fn truth(&mut self, e: &'r CExpr) -> FixedBitSet {
         self.bits(e).into_owned()
     }
 
-    fn bits(&mut self, e: &CExpr) -> Bits<'a> {
+    fn bits(&mut self, e: &'r CExpr) -> Bits<'a> {
         match &e.op {
             Op::Or(items) => {
                 let mut iter = items.iter();
@@ -232,97 +392,98 @@ impl<'a> Columnar<'a> {
             as_of: self.as_of,
             is_manager: self.is_manager,
             members: self.members,
+            part: self.part,
         };
         eval::rule_over_all(e, &ctx)
     }
 
     /// A predicate over one attribute, decided per distinct value; `None` when `e` is not
     /// one.
-    fn leaf(&mut self, e: &CExpr) -> Option<Arc<FixedBitSet>> {
-        let (attr, decide, key) = self.leaf_predicate(e)?;
+    fn leaf(&mut self, e: &'r CExpr) -> Option<Arc<FixedBitSet>> {
+        let key = self.leaf_key(e)?;
         if let Some(bits) = self.memo.get(&key) {
             return Some(bits);
         }
+        let as_of = self.as_of;
+        let attr = key.attr()?;
         let column = self.snapshot().column(attr);
-        let table: Vec<bool> = column.dict().iter().map(|v| decide(Some(v))).collect();
-        let missing = decide(None);
-        let bits = Arc::new(self.gather(attr, &table, missing));
+        let missing = key.decide(None, as_of);
+        let bits = if column.dict().len() > self.n() {
+            // A part of the organisation sharing the whole's dictionary: decide only the
+            // values its workers have.
+            let mut decided: FxHashMap<u32, bool> = FxHashMap::default();
+            let mut out = FixedBitSet::with_capacity(self.n());
+            for (w, &code) in column.codes().iter().enumerate() {
+                let hit = match code {
+                    MISSING => missing,
+                    code => *decided
+                        .entry(code)
+                        .or_insert_with(|| key.decide(Some(&column.dict()[code as usize]), as_of)),
+                };
+                out.set(w, hit);
+            }
+            Arc::new(out)
+        } else {
+            let table: Vec<bool> = column
+                .dict()
+                .iter()
+                .map(|v| key.decide(Some(v), as_of))
+                .collect();
+            Arc::new(self.gather(attr, &table, missing))
+        };
         self.memo.put(key, &bits);
         Some(bits)
     }
 
-    /// The attribute, the decision per value (`None`: missing) and a memo key.
-    #[expect(
-        clippy::type_complexity,
-        reason = "a local triple, named by the doc comment"
-    )]
-    fn leaf_predicate<'e>(
-        &self,
-        e: &'e CExpr,
-    ) -> Option<(AttrId, Box<dyn Fn(Option<&Value>) -> bool + 'e>, String)> {
+    /// The leaf predicate `e` is, if it is one.
+    fn leaf_key(&self, e: &'r CExpr) -> Option<Key<'r>> {
         let as_of = self.as_of;
         match &e.op {
-            Op::Attr(a) => Some((
-                *a,
-                Box::new(|v| matches!(v, Some(Value::Bool(true)))),
-                format!("bool {a}"),
-            )),
+            Op::Attr(a) => Some(Key::Bool(*a)),
             Op::Cmp { op, lhs, rhs } => {
-                if let (Some((a, steps)), Some(lit)) = (derived(lhs), constant(rhs, as_of)) {
-                    let key = format!("{a} {steps:?} {op} {lit:?}");
-                    let op = *op;
-                    return Some((
-                        a,
-                        Box::new(move |v| {
-                            eval::compare(op, apply(v, &steps, as_of).as_ref(), lit.as_ref())
-                        }),
-                        key,
-                    ));
-                }
-                let (Some(lit), Some((a, steps))) = (constant(lhs, as_of), derived(rhs)) else {
-                    return None;
+                let (attr, steps, literal, attr_first) = match (derived(lhs), constant(rhs, as_of))
+                {
+                    (Some((a, steps)), Some(lit)) => (a, steps, lit, true),
+                    _ => {
+                        let (Some(lit), Some((a, steps))) = (constant(lhs, as_of), derived(rhs))
+                        else {
+                            return None;
+                        };
+                        (a, steps, lit, false)
+                    }
                 };
-                let key = format!("{lit:?} {op} {a} {steps:?}");
-                let op = *op;
-                Some((
-                    a,
-                    Box::new(move |v| {
-                        eval::compare(op, lit.as_ref(), apply(v, &steps, as_of).as_ref())
-                    }),
-                    key,
-                ))
+                Some(Key::Cmp {
+                    attr,
+                    steps,
+                    op: *op,
+                    literal: Exact(literal),
+                    attr_first,
+                })
             }
             Op::In {
                 negated,
                 lhs,
                 items,
             } => {
-                let (a, steps) = derived(lhs)?;
-                let key = format!("{a} {steps:?} in {negated} {items:?}");
-                let negated = *negated;
-                Some((
-                    a,
-                    Box::new(move |v| {
-                        apply(v, &steps, as_of).is_some_and(|v| items.contains(&v)) != negated
-                    }),
-                    key,
-                ))
+                let (attr, steps) = derived(lhs)?;
+                Some(Key::In {
+                    attr,
+                    steps,
+                    negated: *negated,
+                    items: ExactList(items),
+                })
             }
             Op::Matches { lhs, regex } => {
-                let (a, steps) = derived(lhs)?;
-                let key = format!("{a} {steps:?} matches {}", regex.as_str());
-                Some((
-                    a,
-                    Box::new(
-                        move |v| matches!(apply(v, &steps, as_of), Some(Value::Str(s)) if regex.is_match(&s)),
-                    ),
-                    key,
-                ))
+                let (attr, steps) = derived(lhs)?;
+                Some(Key::Matches {
+                    attr,
+                    steps,
+                    regex: Pattern(regex),
+                })
             }
             Op::Has(inner) => {
-                let (a, steps) = derived(inner)?;
-                let key = format!("has {a} {steps:?}");
-                Some((a, Box::new(move |v| apply(v, &steps, as_of).is_some()), key))
+                let (attr, steps) = derived(inner)?;
+                Some(Key::Has { attr, steps })
             }
             _ => None,
         }
@@ -393,14 +554,14 @@ impl<'a> Columnar<'a> {
     }
 
     /// Workers whose manager chain reaches the worker `key` (not that worker itself).
-    fn reports_to(&mut self, key: &str) -> Arc<FixedBitSet> {
-        let memo_key = format!("reports_to {key}");
+    fn reports_to(&mut self, key: &'r str) -> Arc<FixedBitSet> {
+        let memo_key = Key::ReportsTo(key);
         if let Some(bits) = self.memo.get(&memo_key) {
             return bits;
         }
         let mut out = FixedBitSet::with_capacity(self.n());
-        if let Some(chart) = self.reports_to {
-            out = chart(key);
+        if let Some(part) = self.part {
+            out = part.reports_to(key);
         } else if let Some(root) = self.snapshot().by_key(key) {
             let children = self.indexes.children();
             let mut stack: Vec<u32> = children[root].clone();
@@ -462,28 +623,28 @@ fn derived(e: &CExpr) -> Option<(AttrId, Vec<Step>)> {
 }
 
 /// The value of an expression that depends on no worker (`Some(None)`: missing).
-fn constant(e: &CExpr, as_of: NaiveDate) -> Option<Option<Value>> {
+fn constant(e: &CExpr, as_of: NaiveDate) -> Option<Option<Cow<'_, Value>>> {
     match &e.op {
-        Op::Lit(v) => Some(Some(v.clone())),
-        Op::Lower(inner) => {
-            constant(inner, as_of).map(|v| apply(v.as_ref(), &[Step::Lower], as_of))
-        }
-        Op::DaysSince(inner) => {
-            constant(inner, as_of).map(|v| apply(v.as_ref(), &[Step::DaysSince], as_of))
-        }
+        Op::Lit(v) => Some(Some(Cow::Borrowed(v))),
+        Op::Lower(inner) => constant(inner, as_of).map(|v| {
+            apply(v.as_deref(), &[Step::Lower], as_of).map(|v| Cow::Owned(v.into_owned()))
+        }),
+        Op::DaysSince(inner) => constant(inner, as_of).map(|v| {
+            apply(v.as_deref(), &[Step::DaysSince], as_of).map(|v| Cow::Owned(v.into_owned()))
+        }),
         _ => None,
     }
 }
 
 /// Applies the steps as the interpreter does: `lower` of a non-string and `days_since` of a
-/// non-date are missing.
-fn apply(v: Option<&Value>, steps: &[Step], as_of: NaiveDate) -> Option<Value> {
-    let mut v = v.cloned();
+/// non-date are missing. Without steps the value is borrowed.
+fn apply<'v>(v: Option<&'v Value>, steps: &[Step], as_of: NaiveDate) -> Option<Cow<'v, Value>> {
+    let mut v = v.map(Cow::Borrowed);
     for step in steps {
-        v = match (step, v) {
-            (Step::Lower, Some(Value::Str(s))) => Some(Value::Str(s.to_lowercase())),
+        v = match (step, v.as_deref()) {
+            (Step::Lower, Some(Value::Str(s))) => Some(Cow::Owned(Value::Str(s.to_lowercase()))),
             (Step::DaysSince, Some(Value::Date(d))) => {
-                Some(Value::Num((as_of - d).num_days() as f64))
+                Some(Cow::Owned(Value::Num((as_of - *d).num_days() as f64)))
             }
             _ => None,
         };
@@ -500,13 +661,13 @@ mod tests {
         let as_of = NaiveDate::from_ymd_opt(2026, 1, 11).unwrap();
         let d = Value::Date(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap());
         assert_eq!(
-            apply(Some(&d), &[Step::DaysSince], as_of),
-            Some(Value::Num(10.0))
+            apply(Some(&d), &[Step::DaysSince], as_of).as_deref(),
+            Some(&Value::Num(10.0))
         );
         assert_eq!(apply(Some(&d), &[Step::Lower], as_of), None);
         assert_eq!(
-            apply(Some(&Value::Str("AbC".into())), &[Step::Lower], as_of),
-            Some(Value::Str("abc".into()))
+            apply(Some(&Value::Str("AbC".into())), &[Step::Lower], as_of).as_deref(),
+            Some(&Value::Str("abc".into()))
         );
         assert_eq!(apply(None, &[], as_of), None);
     }

@@ -2,6 +2,7 @@
 //! time, written to be obviously right. Missing values are `None`.
 
 use std::cmp::Ordering;
+use std::collections::HashSet;
 
 use chrono::NaiveDate;
 use fixedbitset::FixedBitSet;
@@ -17,6 +18,71 @@ pub struct Context<'a> {
     pub is_manager: &'a FixedBitSet,
     /// Final members of the groups evaluated so far, by group id.
     pub members: &'a [FixedBitSet],
+    /// Set when `snapshot` is a part of the organisation.
+    pub part: Option<&'a Part<'a>>,
+}
+
+/// Some workers of a snapshot evaluated on their own (incremental evaluation): position `i`
+/// of the part's snapshot is worker `workers[i]` of the whole, and `reports_to` follows the
+/// whole's chart.
+pub struct Part<'a> {
+    pub whole: &'a Snapshot,
+    pub workers: &'a [WorkerId],
+    /// (manager, position) for every manager up every position's chain, sorted.
+    below: Vec<(u32, u32)>,
+}
+
+impl<'a> Part<'a> {
+    /// Walks each worker's chain once: the cost is the sum of their depths.
+    pub fn new(whole: &'a Snapshot, workers: &'a [WorkerId]) -> Self {
+        let mut below = Vec::new();
+        let mut chain: Vec<u32> = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, &w) in workers.iter().enumerate() {
+            chain.clear();
+            seen.clear();
+            let mut current = whole.manager(w);
+            // As in [`reports_to`]: the walk ends at the top, back at `w`, or in a cycle.
+            while let Some(m) = current {
+                let m32 = m as u32;
+                // Chains are short; a set is only worth it for a long one.
+                let repeated = if chain.len() < 32 {
+                    chain.contains(&m32)
+                } else {
+                    if seen.is_empty() {
+                        seen.extend(chain.iter().copied());
+                    }
+                    !seen.insert(m32)
+                };
+                if m == w || repeated {
+                    break;
+                }
+                chain.push(m32);
+                current = whole.manager(m);
+            }
+            below.extend(chain.iter().map(|&m| (m, i as u32)));
+        }
+        below.sort_unstable();
+        Part {
+            whole,
+            workers,
+            below,
+        }
+    }
+
+    /// The positions whose manager chain reaches the worker `key`, as [`reports_to`] decides.
+    pub fn reports_to(&self, key: &str) -> FixedBitSet {
+        let mut out = FixedBitSet::with_capacity(self.workers.len());
+        if let Some(m) = self.whole.by_key(key) {
+            let m = m as u32;
+            let start = self.below.partition_point(|&(x, _)| x < m);
+            let end = self.below.partition_point(|&(x, _)| x <= m);
+            for &(_, i) in &self.below[start..end] {
+                out.insert(i as usize);
+            }
+        }
+        out
+    }
 }
 
 /// The workers for whom the bool expression `rule` is true.
@@ -62,7 +128,10 @@ pub fn value(e: &CExpr, w: WorkerId, ctx: &Context<'_>) -> Option<Value> {
             b(matches!(value(lhs, w, ctx), Some(Value::Str(s)) if regex.is_match(&s)))
         }
         Op::MemberOf(g) => b(ctx.members[*g].contains(w)),
-        Op::ReportsTo(key) => b(reports_to(ctx.snapshot, w, key)),
+        Op::ReportsTo(key) => b(match ctx.part {
+            Some(part) => reports_to(part.whole, part.workers[w], key),
+            None => reports_to(ctx.snapshot, w, key),
+        }),
         Op::Has(inner) => b(value(inner, w, ctx).is_some()),
         Op::Lower(inner) => match value(inner, w, ctx) {
             Some(Value::Str(s)) => Some(Value::Str(s.to_lowercase())),

@@ -15,13 +15,14 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use fixedbitset::FixedBitSet;
 
-use super::{columnar, entries_set, eval, full, managers_of, Evaluation};
+use super::{columnar, eval, full, managers_of, resolve, Evaluation};
 use crate::directory::{Snapshot, WorkerId};
-use crate::rules::{GroupKind, RuleSet};
+use crate::rules::{GroupKind, PersonEntry, RuleSet};
 
-/// `prev` evaluated `prev_snapshot` with `rules` on `as_of`; `snapshot` differs from it only
-/// in the workers `changed` (same workers, same order). Anything else, such as workers who
-/// joined or left, or another date, gets a full evaluation.
+/// `prev` evaluated `prev_snapshot` with `rules` on `as_of`; `snapshot` has the same workers
+/// in the same order and differs from it only in the workers `changed`, as
+/// [`Snapshot::changed_since`] finds them (which is `None` otherwise: then evaluate fully).
+/// Another date or another number of workers or groups gets a full evaluation.
 pub fn evaluate_incremental(
     prev: Evaluation,
     prev_snapshot: &Snapshot,
@@ -33,8 +34,8 @@ pub fn evaluate_incremental(
     let n = snapshot.len();
     let same_workers = prev.as_of == as_of
         && prev_snapshot.len() == n
-        && prev.members.len() == rules.groups().len()
-        && (0..n).all(|w| prev_snapshot.key(w) == snapshot.key(w));
+        && prev.members.len() == rules.groups().len();
+    debug_assert!((0..n).all(|w| prev_snapshot.key(w) == snapshot.key(w)));
     if !same_workers {
         return super::evaluate(snapshot, rules, as_of);
     }
@@ -48,6 +49,7 @@ pub fn evaluate_incremental(
             as_of,
             is_manager: &none,
             members: &[],
+            part: None,
         };
         for &w in &changed {
             prev.eligible.set(w, eval::truth(expr, w, &ctx));
@@ -109,21 +111,26 @@ fn affected(
             }
         }
     }
+    // An entry names the same worker by key in both; by email, a changed email may move it.
     for group in rules.groups() {
         for entries in [&group.include, &group.exclude, &group.members] {
-            if entries.is_empty() {
-                continue;
+            for entry in entries.iter().filter(|e| e.active_on(as_of)) {
+                let (then, now) = (
+                    resolve(&entry.who, prev_snapshot),
+                    resolve(&entry.who, snapshot),
+                );
+                if then != now {
+                    out.extend(then);
+                    out.extend(now);
+                }
             }
-            let mut named = entries_set(entries, prev_snapshot, as_of);
-            named.symmetric_difference_with(&entries_set(entries, snapshot, as_of));
-            out.extend(named.ones());
         }
     }
     out.into_iter().collect()
 }
 
-/// Evaluates the affected workers over a snapshot of just them and writes their
-/// memberships into `prev`.
+/// Evaluates the affected workers over a snapshot of just them, on two threads as a full
+/// evaluation does, and writes their memberships into `prev`.
 fn update(
     mut prev: Evaluation,
     snapshot: &Snapshot,
@@ -132,12 +139,9 @@ fn update(
     as_of: NaiveDate,
 ) -> Evaluation {
     let k = affected.len();
-    let attrs = snapshot.schema().attrs().len();
-    let rows = affected
-        .iter()
-        .map(|&w| (0..attrs).map(|a| snapshot.get(a, w).cloned()).collect())
-        .collect();
-    let sub = Snapshot::from_rows(std::sync::Arc::new(snapshot.schema().clone()), rows);
+    let groups = rules.groups().len();
+    let sub = snapshot.select(affected);
+    let part = eval::Part::new(snapshot, affected);
     let restrict = |bits: &FixedBitSet| {
         let mut out = FixedBitSet::with_capacity(k);
         for (i, &w) in affected.iter().enumerate() {
@@ -147,49 +151,162 @@ fn update(
     };
     let eligible = restrict(&prev.eligible);
     let is_manager = restrict(&prev.is_manager);
-    let reports_to = |key: &str| {
-        let mut out = FixedBitSet::with_capacity(k);
-        for (i, &w) in affected.iter().enumerate() {
-            out.set(i, eval::reports_to(snapshot, w, key));
-        }
-        out
-    };
     let indexes = columnar::Indexes::new(&sub);
     let memo = columnar::Memo::default();
-    let mut members: Vec<FixedBitSet> = vec![FixedBitSet::new(); rules.groups().len()];
-    for &g in rules.evaluation_order() {
-        let group = rules.group(g);
-        let entries = |list| restrict(&entries_set(list, snapshot, as_of));
-        let rule = |members: &[FixedBitSet]| match &group.rule {
-            Some(rule) => columnar::Columnar {
-                indexes: &indexes,
-                as_of,
-                is_manager: &is_manager,
-                members,
-                memo: &memo,
-                reports_to: Some(&reports_to),
-            }
-            .truth(rule),
-            None => FixedBitSet::with_capacity(k),
+    let mut members = vec![FixedBitSet::new(); groups];
+    let mut rule_sets = vec![None; groups];
+    super::by_levels(rules, &mut members, &mut rule_sets, |members, level| {
+        let mut c = columnar::Columnar {
+            indexes: &indexes,
+            as_of,
+            is_manager: &is_manager,
+            members,
+            memo: &memo,
+            part: Some(&part),
         };
-        let mut result = match group.kind {
-            GroupKind::Manual => entries(&group.members),
-            GroupKind::Managed | GroupKind::Hybrid => rule(&members),
-        };
-        if group.kind == GroupKind::Hybrid {
-            if let Some(rule_set) = &mut prev.rule_sets[g] {
-                for (i, &w) in affected.iter().enumerate() {
-                    rule_set.set(w, result.contains(i));
+        // The positions of the workers that the active entries name.
+        let entries = |list: &[PersonEntry]| {
+            let mut out = FixedBitSet::with_capacity(k);
+            for entry in list.iter().filter(|e| e.active_on(as_of)) {
+                let position =
+                    resolve(&entry.who, snapshot).and_then(|w| affected.binary_search(&w).ok());
+                if let Some(i) = position {
+                    out.insert(i);
                 }
             }
-            result.union_with(&entries(&group.include));
-            result.difference_with(&entries(&group.exclude));
+            out
+        };
+        level
+            .iter()
+            .map(|&g| {
+                let group = rules.group(g);
+                let mut result = match (group.kind, &group.rule) {
+                    (GroupKind::Manual, _) => entries(&group.members),
+                    (_, Some(rule)) => c.truth(rule),
+                    (_, None) => FixedBitSet::with_capacity(k),
+                };
+                let mut rule_set = None;
+                if group.kind == GroupKind::Hybrid {
+                    rule_set = Some(result.clone());
+                    if !group.include.is_empty() {
+                        result.union_with(&entries(&group.include));
+                    }
+                    if !group.exclude.is_empty() {
+                        result.difference_with(&entries(&group.exclude));
+                    }
+                }
+                result.intersect_with(&eligible);
+                (g, (result, rule_set))
+            })
+            .collect()
+    });
+    // Writing a bit per affected worker touches most of every group's bitset: the two
+    // threads take half of the groups each.
+    let half = groups.div_ceil(2);
+    let (members_left, members_right) = prev.members.split_at_mut(half);
+    let (rules_left, rules_right) = prev.rule_sets.split_at_mut(half);
+    let words = Words::of(affected);
+    let write_back = |whole: &mut [FixedBitSet],
+                      whole_rules: &mut [Option<FixedBitSet>],
+                      parts: &[FixedBitSet],
+                      part_rules: &[Option<FixedBitSet>]| {
+        for (whole, part) in whole.iter_mut().zip(parts) {
+            words.write(whole, part);
         }
-        result.intersect_with(&eligible);
-        for (i, &w) in affected.iter().enumerate() {
-            prev.members[g].set(w, result.contains(i));
+        for (whole, part) in whole_rules.iter_mut().zip(part_rules) {
+            if let (Some(whole), Some(part)) = (whole, part) {
+                words.write(whole, part);
+            }
         }
-        members[g] = result;
-    }
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            write_back(
+                members_right,
+                rules_right,
+                &members[half..],
+                &rule_sets[half..],
+            )
+        });
+        write_back(
+            members_left,
+            rules_left,
+            &members[..half],
+            &rule_sets[..half],
+        );
+    });
     prev
+}
+
+/// The affected workers by the word of a bitset they fall in: writing a group's new bits
+/// then reads each word once and writes it only when it changes, so that most of the memory
+/// is only read.
+struct Words {
+    /// (word index, the affected workers' bits in it, their positions `start..end`).
+    runs: Vec<(usize, usize, usize, usize)>,
+    /// Each position's bit within its word.
+    bits: Vec<u32>,
+}
+
+impl Words {
+    /// `affected` is sorted.
+    fn of(affected: &[WorkerId]) -> Words {
+        let bits_per_word = usize::BITS as usize;
+        let mut runs: Vec<(usize, usize, usize, usize)> = Vec::new();
+        let mut bits = Vec::with_capacity(affected.len());
+        for (i, &w) in affected.iter().enumerate() {
+            let (word, bit) = (w / bits_per_word, w % bits_per_word);
+            bits.push(bit as u32);
+            match runs.last_mut() {
+                Some(run) if run.0 == word => {
+                    run.1 |= 1 << bit;
+                    run.3 = i + 1;
+                }
+                _ => runs.push((word, 1 << bit, i, i + 1)),
+            }
+        }
+        Words { runs, bits }
+    }
+
+    /// Sets each affected worker's bit in `whole` to its position's bit in `part`.
+    fn write(&self, whole: &mut FixedBitSet, part: &FixedBitSet) {
+        let blocks = whole.as_mut_slice();
+        for &(word, mask, start, end) in &self.runs {
+            let mut new = 0usize;
+            for i in start..end {
+                if part.contains(i) {
+                    new |= 1 << self.bits[i];
+                }
+            }
+            let old = blocks[word];
+            if old & mask != new {
+                blocks[word] = (old & !mask) | new;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writing_by_words_sets_exactly_the_affected_bits() {
+        let n = 300;
+        let affected: Vec<WorkerId> = vec![0, 1, 63, 64, 65, 127, 128, 200, 299];
+        let mut whole = FixedBitSet::with_capacity(n);
+        for w in (0..n).filter(|w| w % 3 == 0) {
+            whole.insert(w);
+        }
+        let mut part = FixedBitSet::with_capacity(affected.len());
+        for i in (0..affected.len()).filter(|i| i % 2 == 1) {
+            part.insert(i);
+        }
+        let mut expected = whole.clone();
+        for (i, &w) in affected.iter().enumerate() {
+            expected.set(w, part.contains(i));
+        }
+        Words::of(&affected).write(&mut whole, &part);
+        assert_eq!(whole, expected);
+    }
 }

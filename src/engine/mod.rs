@@ -83,36 +83,56 @@ pub fn evaluate(snapshot: &Snapshot, rules: &RuleSet, as_of: NaiveDate) -> Evalu
             is_manager: &none,
             members: &members,
             memo: &memo,
-            reports_to: None,
+            part: None,
         }
         .truth(expr),
         None => full(n),
     };
     let is_manager = managers_of(snapshot, &eligible);
     let mut rule_sets = vec![None; groups];
-    for level in levels(rules) {
-        // Groups of one level name only groups of earlier levels: two threads share them.
-        let (left, right) = level.split_at(level.len().div_ceil(2));
-        let run = |part: &[GroupId]| {
-            let mut c = columnar::Columnar {
-                indexes: &indexes,
-                as_of,
-                is_manager: &is_manager,
-                members: &members,
-                memo: &memo,
-                reports_to: None,
-            };
-            part.iter()
-                .map(|&g| {
-                    let result =
-                        group_members(rules, g, &eligible, snapshot, as_of, |r| c.truth(r));
-                    (g, result)
-                })
-                .collect::<Vec<_>>()
+    by_levels(rules, &mut members, &mut rule_sets, |members, part| {
+        let mut c = columnar::Columnar {
+            indexes: &indexes,
+            as_of,
+            is_manager: &is_manager,
+            members,
+            memo: &memo,
+            part: None,
         };
+        part.iter()
+            .map(|&g| {
+                let result = group_members(rules, g, &eligible, snapshot, as_of, |r| c.truth(r));
+                (g, result)
+            })
+            .collect()
+    });
+    Evaluation {
+        as_of,
+        eligible,
+        is_manager,
+        members,
+        rule_sets,
+    }
+}
+
+/// A group's final members, and for a hybrid group its rule's matches.
+type Members = (FixedBitSet, Option<FixedBitSet>);
+
+/// Evaluates the groups level by level: groups of one level name only groups of earlier
+/// levels, so two threads share a level, each running `run` on half of it with the members
+/// so far.
+fn by_levels(
+    rules: &RuleSet,
+    members: &mut [FixedBitSet],
+    rule_sets: &mut [Option<FixedBitSet>],
+    run: impl Fn(&[FixedBitSet], &[GroupId]) -> Vec<(GroupId, Members)> + Sync,
+) {
+    for level in rules.levels() {
+        let (left, right) = level.split_at(level.len().div_ceil(2));
+        let so_far: &[FixedBitSet] = members;
         let results = std::thread::scope(|scope| {
-            let other = (!right.is_empty()).then(|| scope.spawn(|| run(right)));
-            let mut results = run(left);
+            let other = (!right.is_empty()).then(|| scope.spawn(|| run(so_far, right)));
+            let mut results = run(so_far, left);
             if let Some(other) = other {
                 // A panic in the other thread is a bug; carry it on here.
                 results.extend(
@@ -127,13 +147,6 @@ pub fn evaluate(snapshot: &Snapshot, rules: &RuleSet, as_of: NaiveDate) -> Evalu
             members[g] = group;
             rule_sets[g] = rule_set;
         }
-    }
-    Evaluation {
-        as_of,
-        eligible,
-        is_manager,
-        members,
-        rule_sets,
     }
 }
 
@@ -165,27 +178,6 @@ pub fn evaluate_simple(snapshot: &Snapshot, rules: &RuleSet, as_of: NaiveDate) -
     }
 }
 
-/// Groups by `member_of` depth: a group's level is one more than the deepest group it names.
-fn levels(rules: &RuleSet) -> Vec<Vec<GroupId>> {
-    let mut depth = vec![0usize; rules.groups().len()];
-    let mut out: Vec<Vec<GroupId>> = Vec::new();
-    for &g in rules.evaluation_order() {
-        let d = rules.group(g).rule.as_ref().map_or(0, |r| {
-            r.member_of_groups()
-                .iter()
-                .map(|&m| depth[m] + 1)
-                .max()
-                .unwrap_or(0)
-        });
-        depth[g] = d;
-        if out.len() <= d {
-            out.resize_with(d + 1, Vec::new);
-        }
-        out[d].push(g);
-    }
-    out
-}
-
 fn context<'a>(
     snapshot: &'a Snapshot,
     as_of: NaiveDate,
@@ -197,6 +189,7 @@ fn context<'a>(
         as_of,
         is_manager,
         members,
+        part: None,
     }
 }
 
@@ -218,14 +211,14 @@ fn managers_of(snapshot: &Snapshot, eligible: &FixedBitSet) -> FixedBitSet {
 }
 
 /// The group's final members, and for a hybrid group its rule's matches.
-fn group_members(
-    rules: &RuleSet,
+fn group_members<'r>(
+    rules: &'r RuleSet,
     g: GroupId,
     eligible: &FixedBitSet,
     snapshot: &Snapshot,
     as_of: NaiveDate,
-    mut rule_over_all: impl FnMut(&crate::rules::CExpr) -> FixedBitSet,
-) -> (FixedBitSet, Option<FixedBitSet>) {
+    mut rule_over_all: impl FnMut(&'r crate::rules::CExpr) -> FixedBitSet,
+) -> Members {
     let group = rules.group(g);
     let n = snapshot.len();
     let mut members = match group.kind {

@@ -64,13 +64,37 @@ pub(super) fn check(
     compiler.in_eligibility = true;
     let eligibility = eligibility.and_then(|e| compiler.rule(&e, "the eligibility expression"));
     let order = evaluation_order(&groups, diags)?;
+    let levels = levels(&groups, &order);
     Some(RuleSet {
         sources,
         groups,
         by_name,
         order,
+        levels,
         eligibility,
     })
+}
+
+/// The groups by level: a group's level is one more than the highest level of the groups its
+/// rule names in `member_of` (0 when it names none).
+fn levels(groups: &[Group], order: &[GroupId]) -> Vec<Vec<GroupId>> {
+    let mut depth = vec![0usize; groups.len()];
+    let mut out: Vec<Vec<GroupId>> = Vec::new();
+    for &g in order {
+        let d = groups[g].rule.as_ref().map_or(0, |r| {
+            r.member_of_groups()
+                .iter()
+                .map(|&m| depth[m] + 1)
+                .max()
+                .unwrap_or(0)
+        });
+        depth[g] = d;
+        if out.len() <= d {
+            out.resize_with(d + 1, Vec::new);
+        }
+        out[d].push(g);
+    }
+    out
 }
 
 fn check_pushes(def: &GroupDef, targets: &[String], diags: &mut Diagnostics) -> Vec<super::Push> {

@@ -190,6 +190,8 @@ pub struct RuleSet {
     by_name: HashMap<String, GroupId>,
     /// Every group after the groups its rule names in `member_of`.
     order: Vec<GroupId>,
+    /// The groups in levels: those of one level name only groups of earlier levels.
+    levels: Vec<Vec<GroupId>>,
     eligibility: Option<CExpr>,
 }
 
@@ -212,6 +214,12 @@ impl RuleSet {
 
     pub fn evaluation_order(&self) -> &[GroupId] {
         &self.order
+    }
+
+    /// The groups in levels: a group's rule names in `member_of` only groups of earlier
+    /// levels, so the groups of one level can be evaluated at once.
+    pub fn levels(&self) -> &[Vec<GroupId>] {
+        &self.levels
     }
 
     pub fn eligibility(&self) -> Option<&CExpr> {
