@@ -13,16 +13,15 @@
     reason = "a benchmark program: a setup that fails should stop it loudly"
 )]
 
-use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod common;
+
 use chrono::NaiveDate;
-use rand::{Rng, SeedableRng};
 use rosterd::config::{Config, SourceFormat};
-use rosterd::directory::generate::{self, Worker};
+use rosterd::directory::generate;
 use rosterd::directory::{self, Schema, Snapshot};
 use rosterd::engine::{self, Evaluation};
 use rosterd::rules::{self, RuleSet, SourceMap};
@@ -81,13 +80,13 @@ fn bench(config: &Config, n: usize, rule_count: usize, simple_groups: usize) {
     let dir = std::env::temp_dir().join(format!("rosterd-bench-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
     let (export, changed_export) = (dir.join("workers.csv"), dir.join("workers-changed.csv"));
-    let changed_workers;
+    let edited;
     let rules_text = {
         let mut workers = generate::generate(n, 42);
-        write_csv(&workers, &export);
-        let rules_text = rule_mix(&workers, rule_count, 7);
-        changed_workers = change_one_percent(&mut workers);
-        write_csv(&workers, &changed_export);
+        common::write_csv(&workers, &export);
+        let rules_text = common::rule_mix(&workers, rule_count, 7);
+        edited = common::change_one_percent(&mut workers);
+        common::write_csv(&workers, &changed_export);
         rules_text
     };
     let schema = Arc::new(Schema::from_config(&config.directory));
@@ -101,12 +100,11 @@ fn bench(config: &Config, n: usize, rule_count: usize, simple_groups: usize) {
     phase.report("check the rules");
 
     let phase = Phase::start();
-    let before = engine::evaluate(&snapshot, &rules, as_of);
-    phase.report("evaluate all groups");
-    let phase = Phase::start();
-    let warm = engine::evaluate(&snapshot, &rules, as_of);
-    phase.report("evaluate all groups, again (the allocator warm)");
-    drop(warm);
+    drop(engine::evaluate(&snapshot, &rules, as_of));
+    phase.report("evaluate all groups (the first time)");
+    let before = repeated("evaluate all groups", || {
+        engine::evaluate(&snapshot, &rules, as_of)
+    });
     let memberships: usize = (0..rules.groups().len())
         .map(|g| before.members(g).count_ones(..))
         .sum();
@@ -114,17 +112,26 @@ fn bench(config: &Config, n: usize, rule_count: usize, simple_groups: usize) {
 
     let changed = load(&changed_export, &schema);
     let phase = Phase::start();
-    let after = engine::evaluate(&changed, &rules, as_of);
-    phase.report("re-evaluate after 1% of workers change (full)");
+    let changed_workers = changed
+        .changed_since(&snapshot)
+        .expect("the same workers, in the same order");
+    phase.report("find the workers that changed (each attribute compared)");
+    assert!(changed_workers.iter().all(|w| edited.contains(w)));
+    let after = repeated("re-evaluate after 1% of workers change (full)", || {
+        engine::evaluate(&changed, &rules, as_of)
+    });
 
-    let prev = before.clone();
-    let phase = Phase::start();
-    let incremental =
-        engine::evaluate_incremental(prev, &snapshot, &changed, &changed_workers, &rules, as_of);
-    phase.report(&format!(
-        "re-evaluate after 1% of workers change (incremental: {} workers)",
-        changed_workers.len()
-    ));
+    // Each run updates its own copy of the previous evaluation, made before the clock starts.
+    let incremental = repeated_with(
+        &format!(
+            "re-evaluate after 1% of workers change (incremental: {} workers)",
+            changed_workers.len()
+        ),
+        || before.clone(),
+        |prev| {
+            engine::evaluate_incremental(prev, &snapshot, &changed, &changed_workers, &rules, as_of)
+        },
+    );
     for g in 0..rules.groups().len() {
         assert_eq!(
             incremental.members(g),
@@ -134,9 +141,9 @@ fn bench(config: &Config, n: usize, rule_count: usize, simple_groups: usize) {
     }
     drop(incremental);
 
-    let phase = Phase::start();
-    let changes = diff(&before, &after, rules.groups().len());
-    phase.report("diff against the previous evaluation");
+    let changes = repeated("diff against the previous evaluation", || {
+        diff(&before, &after, rules.groups().len())
+    });
     println!("   {changes} membership changes");
 
     drop((before, after, changed));
@@ -176,11 +183,6 @@ fn bench(config: &Config, n: usize, rule_count: usize, simple_groups: usize) {
     );
 }
 
-fn write_csv(workers: &[Worker], path: &Path) {
-    let file = std::io::BufWriter::new(std::fs::File::create(path).expect("a temporary file"));
-    generate::write_csv(workers, file).expect("writing the export");
-}
-
 /// Reads and loads an export as `rosterd` does: the whole text, then the typed snapshot.
 fn load(path: &Path, schema: &Arc<Schema>) -> Snapshot {
     let text = std::fs::read_to_string(path).expect("the export reads");
@@ -193,24 +195,6 @@ fn load(path: &Path, schema: &Arc<Schema>) -> Snapshot {
     )
     .expect("the generated export loads")
     .0
-}
-
-/// 1% of workers change: a new department, or they leave. Which ones, in order.
-fn change_one_percent(workers: &mut [Worker]) -> Vec<usize> {
-    let n = workers.len();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
-    let departments: Vec<String> = distinct(workers, |w| w.department.clone());
-    let mut changed = BTreeSet::new();
-    for _ in 0..n / 100 {
-        let w = rng.random_range(0..n);
-        if rng.random_bool(0.2) {
-            workers[w].status = "Terminated".into();
-        } else {
-            workers[w].department = departments[rng.random_range(0..departments.len())].clone();
-        }
-        changed.insert(w);
-    }
-    changed.into_iter().collect()
 }
 
 fn check(text: &str, config: &Config, snapshot: &Snapshot) -> RuleSet {
@@ -237,16 +221,6 @@ fn diff(a: &Evaluation, b: &Evaluation, groups: usize) -> usize {
         .sum()
 }
 
-fn distinct(workers: &[Worker], f: impl Fn(&Worker) -> String) -> Vec<String> {
-    workers
-        .iter()
-        .map(f)
-        .filter(|s| !s.is_empty())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
-}
-
 /// The YAML of the first `k` groups of a generated rule file.
 fn prefix_rules(text: &str, k: usize) -> String {
     let mut out = String::new();
@@ -264,86 +238,42 @@ fn prefix_rules(text: &str, k: usize) -> String {
     out
 }
 
-/// `count` groups of a realistic mix over the generated organisation's values.
-fn rule_mix(workers: &[Worker], count: usize, seed: u64) -> String {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let divisions = distinct(workers, |w| w.division.clone());
-    let departments = distinct(workers, |w| w.department.clone());
-    let countries = distinct(workers, |w| w.country.clone());
-    let locations = distinct(workers, |w| w.location.clone());
-    let types = distinct(workers, |w| w.worker_type.clone());
-    let levels = distinct(workers, |w| w.management_level.clone());
-    let managers: Vec<String> = {
-        let ids: BTreeSet<&str> = workers
-            .iter()
-            .filter_map(|w| w.manager_id.as_deref())
-            .collect();
-        ids.into_iter().map(str::to_string).collect()
-    };
-    let pick =
-        |rng: &mut rand_chacha::ChaCha8Rng, v: &[String]| v[rng.random_range(0..v.len())].clone();
-    let predicate = |rng: &mut rand_chacha::ChaCha8Rng| -> String {
-        match rng.random_range(0..8) {
-            0 => format!("division == \"{}\"", pick(rng, &divisions)),
-            1 => format!("department == \"{}\"", pick(rng, &departments)),
-            2 => format!("country == \"{}\"", pick(rng, &countries)),
-            3 => format!("location == \"{}\"", pick(rng, &locations)),
-            4 => format!("job_level >= {}", rng.random_range(2..9)),
-            5 => format!("worker_type == \"{}\"", pick(rng, &types)),
-            6 => format!("hire_date < {}-01-01", rng.random_range(2012..2026)),
-            _ => format!("management_level == \"{}\"", pick(rng, &levels)),
+/// How many times the phases that take milliseconds run; they report the median, because
+/// one run on a shared machine varies by a third.
+const RUNS: usize = 9;
+
+/// Runs a phase [`RUNS`] times and reports the median wall time and the highest peak; the
+/// last run's result is returned (the others are dropped outside the clock).
+fn repeated<T>(what: &str, mut run: impl FnMut() -> T) -> T {
+    repeated_with(what, || (), |()| run())
+}
+
+/// As [`repeated`], with an input made by `setup` before each run's clock starts.
+fn repeated_with<S, T>(what: &str, mut setup: impl FnMut() -> S, mut run: impl FnMut(S) -> T) -> T {
+    let mut times = Vec::new();
+    let mut peak: f64 = 0.0;
+    let mut before = 0.0;
+    let mut result = None;
+    for i in 0..RUNS {
+        drop(result.take());
+        let input = setup();
+        let phase = Phase::start();
+        if i == 0 {
+            before = phase.before;
         }
-    };
-    let mut out = String::from("groups:\n");
-    for g in 0..count {
-        let roll = rng.random_range(0..100);
-        let rule = match roll {
-            0..=29 => predicate(&mut rng),
-            30..=54 => {
-                let k = rng.random_range(2..=4);
-                (0..k)
-                    .map(|_| predicate(&mut rng))
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            }
-            55..=69 => {
-                let k = rng.random_range(2..=5);
-                let items: Vec<String> = (0..k)
-                    .map(|_| format!("\"{}\"", pick(&mut rng, &countries)))
-                    .collect();
-                format!(
-                    "country in [{}] and {}",
-                    items.join(", "),
-                    predicate(&mut rng)
-                )
-            }
-            70..=79 => format!(
-                "({} or {}) and not {}",
-                predicate(&mut rng),
-                predicate(&mut rng),
-                predicate(&mut rng)
-            ),
-            80..=84 => format!(
-                "title startswith \"{}\"",
-                ["Senior", "Staff", "Principal", "VP", "Director"][rng.random_range(0..5)]
-            ),
-            85..=87 => format!(
-                "department contains \"{}\"",
-                ["Engineering", "Sales", "Success", "Platform"][rng.random_range(0..4)]
-            ),
-            88..=89 => format!(
-                "lower(title) matches \"^(senior|staff) .*engineer\" and {}",
-                predicate(&mut rng)
-            ),
-            90..=95 if g > 0 => {
-                let dep = rng.random_range(0..g);
-                format!("member_of(\"g{dep}\") and {}", predicate(&mut rng))
-            }
-            _ => format!("reports_to(\"{}\")", pick(&mut rng, &managers)),
-        };
-        let _ = writeln!(out, "  - name: g{g}\n    kind: managed\n    rule: '{rule}'");
+        result = Some(run(input));
+        times.push(phase.start.elapsed());
+        peak = peak.max(status_mib("VmHWM:"));
     }
-    out
+    times.sort();
+    println!(
+        "{:<74} {:>9.2} ms  peak {:>6.0} MiB (held before: {:>5.0} MiB)",
+        format!("{what} (median of {RUNS})"),
+        times[RUNS / 2].as_secs_f64() * 1e3,
+        peak,
+        before
+    );
+    result.expect("at least one run")
 }
 
 /// A phase's wall time and the peak memory reached during it.

@@ -709,13 +709,15 @@ fn list(t: &Tenant, query: &BTreeMap<String, String>, kind: Kind) -> Answer {
             })
         }
     };
+    // Groups are matched on their members-free form, and only the page is rendered whole: a
+    // lookup by name must not render every group's members.
     let all: Vec<Value> = match kind {
         Kind::Users => t.users.values().filter(|u| matches(u)).cloned().collect(),
         Kind::Groups => t
             .groups
             .iter()
-            .map(|(id, g)| t.group_json(id, g))
-            .filter(|g| matches(g))
+            .filter(|(id, g)| matches(&json!({"id": id, "displayName": g.display_name})))
+            .map(|(id, _)| Value::String(id.clone()))
             .collect(),
     };
     let start = query
@@ -732,7 +734,13 @@ fn list(t: &Tenant, query: &BTreeMap<String, String>, kind: Kind) -> Answer {
         .iter()
         .skip((start - 1) as usize)
         .take(count as usize)
-        .cloned()
+        .map(|item| match (kind, item.as_str()) {
+            (Kind::Groups, Some(id)) => t
+                .groups
+                .get(id)
+                .map_or(Value::Null, |g| t.group_json(id, g)),
+            _ => item.clone(),
+        })
         .collect();
     let list = ListResponse {
         schemas: vec![wire::LIST_RESPONSE.to_string()],

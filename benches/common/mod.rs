@@ -1,0 +1,130 @@
+//! What the benchmarks share: the rule mix over a generated organisation, the 1% change, and
+//! writing an export.
+
+#![allow(
+    clippy::expect_used,
+    dead_code,
+    reason = "a benchmark helper: a setup that fails should stop it loudly; each bench uses part"
+)]
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use rand::{Rng, SeedableRng};
+use rosterd::directory::generate::{self, Worker};
+
+pub fn write_csv(workers: &[Worker], path: &Path) {
+    let file = std::io::BufWriter::new(std::fs::File::create(path).expect("a temporary file"));
+    generate::write_csv(workers, file).expect("writing the export");
+}
+
+/// 1% of workers change: a new department, or they leave. Which ones, in order.
+pub fn change_one_percent(workers: &mut [Worker]) -> Vec<usize> {
+    let n = workers.len();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let departments: Vec<String> = distinct(workers, |w| w.department.clone());
+    let mut changed = BTreeSet::new();
+    for _ in 0..n / 100 {
+        let w = rng.random_range(0..n);
+        if rng.random_bool(0.2) {
+            workers[w].status = "Terminated".into();
+        } else {
+            workers[w].department = departments[rng.random_range(0..departments.len())].clone();
+        }
+        changed.insert(w);
+    }
+    changed.into_iter().collect()
+}
+
+pub fn distinct(workers: &[Worker], f: impl Fn(&Worker) -> String) -> Vec<String> {
+    workers
+        .iter()
+        .map(f)
+        .filter(|s| !s.is_empty())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// `count` groups of a realistic mix over the generated organisation's values.
+pub fn rule_mix(workers: &[Worker], count: usize, seed: u64) -> String {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let divisions = distinct(workers, |w| w.division.clone());
+    let departments = distinct(workers, |w| w.department.clone());
+    let countries = distinct(workers, |w| w.country.clone());
+    let locations = distinct(workers, |w| w.location.clone());
+    let types = distinct(workers, |w| w.worker_type.clone());
+    let levels = distinct(workers, |w| w.management_level.clone());
+    let managers: Vec<String> = {
+        let ids: BTreeSet<&str> = workers
+            .iter()
+            .filter_map(|w| w.manager_id.as_deref())
+            .collect();
+        ids.into_iter().map(str::to_string).collect()
+    };
+    let pick =
+        |rng: &mut rand_chacha::ChaCha8Rng, v: &[String]| v[rng.random_range(0..v.len())].clone();
+    let predicate = |rng: &mut rand_chacha::ChaCha8Rng| -> String {
+        match rng.random_range(0..8) {
+            0 => format!("division == \"{}\"", pick(rng, &divisions)),
+            1 => format!("department == \"{}\"", pick(rng, &departments)),
+            2 => format!("country == \"{}\"", pick(rng, &countries)),
+            3 => format!("location == \"{}\"", pick(rng, &locations)),
+            4 => format!("job_level >= {}", rng.random_range(2..9)),
+            5 => format!("worker_type == \"{}\"", pick(rng, &types)),
+            6 => format!("hire_date < {}-01-01", rng.random_range(2012..2026)),
+            _ => format!("management_level == \"{}\"", pick(rng, &levels)),
+        }
+    };
+    let mut out = String::from("groups:\n");
+    for g in 0..count {
+        let roll = rng.random_range(0..100);
+        let rule = match roll {
+            0..=29 => predicate(&mut rng),
+            30..=54 => {
+                let k = rng.random_range(2..=4);
+                (0..k)
+                    .map(|_| predicate(&mut rng))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            }
+            55..=69 => {
+                let k = rng.random_range(2..=5);
+                let items: Vec<String> = (0..k)
+                    .map(|_| format!("\"{}\"", pick(&mut rng, &countries)))
+                    .collect();
+                format!(
+                    "country in [{}] and {}",
+                    items.join(", "),
+                    predicate(&mut rng)
+                )
+            }
+            70..=79 => format!(
+                "({} or {}) and not {}",
+                predicate(&mut rng),
+                predicate(&mut rng),
+                predicate(&mut rng)
+            ),
+            80..=84 => format!(
+                "title startswith \"{}\"",
+                ["Senior", "Staff", "Principal", "VP", "Director"][rng.random_range(0..5)]
+            ),
+            85..=87 => format!(
+                "department contains \"{}\"",
+                ["Engineering", "Sales", "Success", "Platform"][rng.random_range(0..4)]
+            ),
+            88..=89 => format!(
+                "lower(title) matches \"^(senior|staff) .*engineer\" and {}",
+                predicate(&mut rng)
+            ),
+            90..=95 if g > 0 => {
+                let dep = rng.random_range(0..g);
+                format!("member_of(\"g{dep}\") and {}", predicate(&mut rng))
+            }
+            _ => format!("reports_to(\"{}\")", pick(&mut rng, &managers)),
+        };
+        let _ = writeln!(out, "  - name: g{g}\n    kind: managed\n    rule: '{rule}'");
+    }
+    out
+}

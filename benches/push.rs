@@ -1,0 +1,248 @@
+//! The push benchmark: `cargo bench --bench push [-- --size 100000 --rules 2000]`.
+//!
+//! It generates the organisation and the rule mix of the engine benchmark, pushes every group
+//! to the SCIM emulator (an account per worker, 100 members per request, pages of 100), then
+//! changes 1% of workers and syncs again. For each sync it prints the requests sent against
+//! the fewest the target's limits allow, and the wall time of evaluating and storing, and of
+//! pushing.
+//!
+//! The fewest requests: reads, one page per 100 users to resolve (or none when they are
+//! cached), plus one lookup per group that has to be found or created; writes, one per 100
+//! member changes of each group (the create carries the first batch, so an empty group still
+//! costs one).
+
+#![allow(
+    clippy::expect_used,
+    reason = "a benchmark program: a setup that fails should stop it loudly"
+)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rosterd::config::Config;
+use rosterd::directory::generate;
+use rosterd::push::{self, Desired};
+use rosterd::scim::emulator::{self, Emulator};
+use rosterd::store::Store;
+
+const TENANT: &str = "bench";
+const PER_REQUEST: usize = 100;
+const PAGE: usize = 100;
+
+fn main() {
+    let mut size = 100_000usize;
+    let mut rules = 2000usize;
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--size" => {
+                size = args[i + 1].parse().expect("--size: a number");
+                i += 1;
+            }
+            "--rules" => {
+                rules = args[i + 1].parse().expect("--rules: a number");
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    // Under `cargo test --all-targets` (no `--bench`), a small run checks that it works.
+    if !args.iter().any(|a| a == "--bench") {
+        size = 1_000;
+        rules = 40;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(bench(size, rules));
+}
+
+async fn bench(size: usize, rule_count: usize) {
+    println!("rosterd push benchmark: {size} workers x {rule_count} groups into the emulator");
+    let dir = std::env::temp_dir().join(format!("rosterd-push-bench-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("rules")).expect("a temporary folder");
+    let mut workers = generate::generate(size, 42);
+    common::write_csv(&workers, &dir.join("workers.csv"));
+    let mut rules_text = String::new();
+    for line in common::rule_mix(&workers, rule_count, 7).lines() {
+        rules_text.push_str(line);
+        rules_text.push('\n');
+        if line.starts_with("  - name:") {
+            rules_text.push_str("    push: [bench]\n");
+        }
+    }
+    std::fs::write(dir.join("rules/bench.yaml"), rules_text).expect("the rules are written");
+
+    let users = workers.iter().map(|w| w.email.clone()).collect();
+    let emulator = Emulator::start(
+        "127.0.0.1:0".parse().expect("an address"),
+        emulator::Options {
+            users,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("the emulator starts");
+    let config_path = write_config(&dir, &emulator.url(TENANT));
+    let config = Config::load(&config_path).expect("the config loads");
+    let schema = rosterd::directory::Schema::from_config(&config.directory);
+    let rules = rosterd::rules::load(
+        &config.rules.dir,
+        &rosterd::rules::Context::from_config(&config, &schema),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let before = sync(
+        &config,
+        &rules,
+        &emulator,
+        "initial sync",
+        &Desired::default(),
+    )
+    .await;
+    common::change_one_percent(&mut workers);
+    common::write_csv(&workers, &dir.join("workers.csv"));
+    sync(
+        &config,
+        &rules,
+        &emulator,
+        "sync after 1% of workers change",
+        &before,
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One `rosterd sync`: evaluate and store, then push; prints its requests and times.
+async fn sync(
+    config: &Config,
+    rules: &rosterd::rules::RuleSet,
+    emulator: &Emulator,
+    what: &str,
+    before: &Desired,
+) -> Desired {
+    emulator.reset_counters(TENANT);
+    let store = Store::open(config.database.expose())
+        .await
+        .expect("the store opens");
+    let started = Instant::now();
+    let inputs = rosterd::cycle::Inputs {
+        config,
+        rules,
+        as_of: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).expect("a date"),
+        now: rosterd::clock::now_utc(),
+        kind: "sync",
+    };
+    rosterd::cycle::run(&inputs, &store)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let evaluated = started.elapsed();
+    let desired = Desired::from_store(&store)
+        .await
+        .expect("the desired state");
+    let pushing = Instant::now();
+    let report = push::run(config, rules, &desired, &store, &push::Options::default())
+        .await
+        .expect("the push runs");
+    let pushed = pushing.elapsed();
+    store.close().await;
+    let counters = emulator.counters(TENANT);
+    let names: Vec<&str> = rules.groups().iter().map(|g| g.name.as_str()).collect();
+    let (reads, writes, separate) = fewest(&names, before, &desired);
+    let changed: usize = report
+        .targets
+        .iter()
+        .flat_map(|t| &t.groups)
+        .map(|p| p.added + p.removed)
+        .sum();
+    println!("\n== {what}");
+    println!(
+        "   evaluate and store {:>9.2} s; push {:>9.2} s; {changed} member changes applied",
+        evaluated.as_secs_f64(),
+        pushed.as_secs_f64()
+    );
+    println!(
+        "   reads  {:>8} (fewest {reads:>8})\n   writes {:>8} (fewest {writes:>8}; {separate} with adds and removes in separate requests)",
+        counters.reads, counters.writes
+    );
+    for target in &report.targets {
+        assert!(
+            target.error.is_none(),
+            "the push failed: {:?}",
+            target.error
+        );
+        let held: Vec<_> = target
+            .groups
+            .iter()
+            .filter_map(|g| g.held.as_ref())
+            .collect();
+        assert!(held.is_empty(), "nothing is held: {held:?}");
+    }
+    assert_eq!(
+        emulator.groups(TENANT).len(),
+        names.len(),
+        "every group reached the emulator"
+    );
+    desired
+}
+
+/// The fewest reads and writes that take the target from `before` to `after` for the groups
+/// `names` (empty ones too), with every user still to be found on the first sync and cached
+/// on later ones. The third number counts writes with adds and removes in separate requests,
+/// as rosterd sends them (one PATCH may carry both).
+fn fewest(names: &[&str], before: &Desired, after: &Desired) -> (usize, usize, usize) {
+    let none = BTreeSet::new();
+    let first = before.members.is_empty();
+    let (mut reads, mut writes, mut separate) = (0, 0, 0);
+    for name in names {
+        let members = after.members.get(*name).unwrap_or(&none);
+        if first {
+            // Found or created: one lookup, and the create carries the first batch.
+            reads += 1;
+            writes += members.len().div_ceil(PER_REQUEST).max(1);
+        } else {
+            let old = before.members.get(*name).unwrap_or(&none);
+            let adds = members.difference(old).count();
+            let removes = old.difference(members).count();
+            writes += (adds + removes).div_ceil(PER_REQUEST);
+            separate += adds.div_ceil(PER_REQUEST) + removes.div_ceil(PER_REQUEST);
+        }
+    }
+    let known: BTreeSet<&String> = before.members.values().flatten().collect();
+    let needed = after
+        .members
+        .values()
+        .flatten()
+        .filter(|w| !known.contains(w))
+        .collect::<BTreeSet<_>>()
+        .len();
+    // All users in pages the first time; later, one filter per worker never resolved.
+    reads += if first { needed.div_ceil(PAGE) } else { needed };
+    if first {
+        separate = writes;
+    }
+    (reads, writes, separate)
+}
+
+fn write_config(dir: &Path, url: &str) -> PathBuf {
+    let sample =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rosterd.yaml"))
+            .expect("the sample config");
+    let start = sample.find("directory:").expect("a directory section");
+    let end = sample.find("rules:\n").expect("a rules section");
+    let directory = sample[start..end].replace("file: sample/workers.csv", "file: workers.csv");
+    let config = format!(
+        "database: sqlite://{}\n{directory}rules:\n  dir: rules\ntargets:\n  bench:\n    url: {url}\n    requests_per_second: 1000000\n    concurrency: 4\n    patch: {{ max_members_per_request: {PER_REQUEST} }}\n    page_size: {PAGE}\n    failsafe: {{ max_remove_percent: 100 }}\n",
+        dir.join("rosterd.db").display()
+    );
+    let path = dir.join("rosterd.yaml");
+    std::fs::write(&path, config).expect("the config is written");
+    path
+}
