@@ -41,9 +41,100 @@ pub struct Config {
     /// Push targets by name. Rule files may only push to names listed here.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetConfig>,
+    /// How `rosterd run` schedules its work and serves its admin API.
+    #[serde(default)]
+    pub daemon: DaemonConfig,
     /// Where the config was read from; set by [`Config::load`].
     #[serde(skip)]
     pub path: PathBuf,
+}
+
+/// `rosterd run`: schedules (cron, in `time_zone`), the admin API, reloads and shutdown.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Refresh the export, evaluate and push: `*/15 * * * *` reaches every app within the
+    /// hour with room for a failed run. Five fields, or six/seven with seconds (and year).
+    #[serde(default = "default_sync_schedule")]
+    pub sync: String,
+    /// A sync that also reads every pushed group back and repairs drift.
+    #[serde(default = "default_reconcile_schedule")]
+    pub reconcile: String,
+    /// `UTC` or a fixed offset such as `+02:00`.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// The admin API's address; loopback unless you put it behind something.
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+    /// The environment variable that holds the API's bearer token.
+    #[serde(default = "default_api_token_env")]
+    pub api_token_env: String,
+    /// How often the rules folder is looked at for changes; a change is loaded once it has
+    /// stayed the same for one more look.
+    #[serde(default = "default_rules_poll_seconds")]
+    pub rules_poll_seconds: f64,
+    /// How long SIGTERM waits for a run in flight before exiting (its unsent changes stay
+    /// in the outbox).
+    #[serde(default = "default_shutdown_seconds")]
+    pub shutdown_timeout_seconds: f64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            sync: default_sync_schedule(),
+            reconcile: default_reconcile_schedule(),
+            time_zone: default_time_zone(),
+            listen: default_listen(),
+            api_token_env: default_api_token_env(),
+            rules_poll_seconds: default_rules_poll_seconds(),
+            shutdown_timeout_seconds: default_shutdown_seconds(),
+        }
+    }
+}
+
+fn default_sync_schedule() -> String {
+    "*/15 * * * *".into()
+}
+
+fn default_reconcile_schedule() -> String {
+    "30 3 * * *".into()
+}
+
+fn default_time_zone() -> String {
+    "UTC".into()
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+
+fn default_api_token_env() -> String {
+    "ROSTERD_API_TOKEN".into()
+}
+
+fn default_rules_poll_seconds() -> f64 {
+    2.0
+}
+
+fn default_shutdown_seconds() -> f64 {
+    30.0
+}
+
+impl DaemonConfig {
+    fn validate(&self) -> Result<(), String> {
+        crate::daemon::Schedule::parse(&self.sync, &self.time_zone)
+            .map_err(|e| format!("daemon.sync: {e}"))?;
+        crate::daemon::Schedule::parse(&self.reconcile, &self.time_zone)
+            .map_err(|e| format!("daemon.reconcile: {e}"))?;
+        if !(0.01..=3600.0).contains(&self.rules_poll_seconds) {
+            return Err("daemon.rules_poll_seconds: must be from 0.01 to 3600".into());
+        }
+        if !(0.0..=3600.0).contains(&self.shutdown_timeout_seconds) {
+            return Err("daemon.shutdown_timeout_seconds: must be from 0 to 3600".into());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -280,6 +371,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        self.daemon.validate()?;
         let dir = &self.directory;
         validate_source(&dir.source)?;
         for (name, attr) in &dir.attributes {

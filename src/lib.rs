@@ -21,6 +21,7 @@
 //!   target with faults and quirks, for tests and the quickstart.
 //! - [`push`]: per target and group: find or create, diff against what the target confirmed,
 //!   failsafe, outbox, send, reconcile.
+//! - [`daemon`]: `rosterd run`: schedules, rules reloads, the admin API, graceful shutdown.
 //! - [`clock`]: the one place that reads the wall clock.
 //! - [`cli`]: the `rosterd` commands.
 
@@ -28,6 +29,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod cycle;
+pub mod daemon;
 pub mod directory;
 pub mod engine;
 pub mod fetch;

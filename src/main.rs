@@ -25,6 +25,13 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon: sync on the config's schedule, reload rules when they change, serve
+    /// the admin API; stops on SIGTERM or SIGINT.
+    Run {
+        /// Log JSON lines instead of text.
+        #[arg(long)]
+        json_logs: bool,
+    },
     /// Check the config, the HR export and every rule file; print all errors and warnings.
     Check,
     /// Show what the rules make of the export: members per group, or one group's members.
@@ -152,20 +159,30 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
+    // The daemon tells what it does; one-shot commands only warn.
+    let (level, json) = match &args.command {
+        Command::Run { json_logs } => ("info", *json_logs),
+        _ => ("warn", false),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let global = Global {
         config: args.config,
         as_of: args.as_of,
         format: args.format,
     };
     let result = match &args.command {
+        Command::Run { .. } => cli::run(&global).map(|()| ExitCode::SUCCESS),
         Command::Check => cli::check(&global).map(|ok| {
             if ok {
                 ExitCode::SUCCESS

@@ -21,6 +21,18 @@ mod push;
 mod state;
 
 pub use check::check;
+
+/// `rosterd run`: the daemon, until SIGTERM or SIGINT.
+pub fn run(global: &Global) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(CliError::Output)?;
+    runtime
+        .block_on(crate::daemon::run(global.config.clone()))
+        .map_err(|e| CliError::Invalid(e.to_string()))
+}
 pub use explain::explain;
 pub use plan::plan;
 pub use push::{approve_push, emulator, push, status, sync, PushArgs, PUSH_FAILED};

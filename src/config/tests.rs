@@ -144,3 +144,25 @@ fn a_database_password_never_prints() {
     let e = load(&format!("database: mysql://u:pa55word@db/x\n{MINIMAL}")).unwrap_err();
     assert!(e.contains("is neither") && !e.contains("pa55word"), "{e}");
 }
+
+#[test]
+fn the_daemon_defaults_sync_within_the_hour_and_bad_options_name_their_field() {
+    let c = load(MINIMAL).unwrap();
+    assert_eq!(c.daemon.sync, "*/15 * * * *");
+    assert_eq!(c.daemon.listen.to_string(), "127.0.0.1:9464");
+    assert_eq!(c.daemon.shutdown_timeout_seconds, 30.0);
+    let e = load(&format!("{MINIMAL}daemon: {{ sync: \"*/15 * *\" }}\n")).unwrap_err();
+    assert!(e.contains("daemon.sync: `*/15 * *` has 3 fields"), "{e}");
+    let e = load(&format!("{MINIMAL}daemon: {{ time_zone: Mars/Olympus }}\n")).unwrap_err();
+    assert!(e.contains("daemon.sync: time zone `Mars/Olympus`"), "{e}");
+    let e = load(&format!(
+        "{MINIMAL}daemon: {{ shutdown_timeout_seconds: -1 }}\n"
+    ))
+    .unwrap_err();
+    assert!(e.contains("daemon.shutdown_timeout_seconds"), "{e}");
+    let c = load(&format!(
+        "{MINIMAL}daemon: {{ sync: \"*/5 * * * * *\", time_zone: \"+02:00\" }}\n"
+    ))
+    .unwrap();
+    assert_eq!(c.daemon.time_zone, "+02:00");
+}

@@ -1,0 +1,433 @@
+//! `rosterd run`: the daemon. One loop runs the scheduled work (sync, and a periodic
+//! reconcile) one job at a time: a job that falls due while another runs is coalesced into a
+//! single later run. The rules folder is polled and SIGHUP reloads the config and the rules;
+//! a reload swaps only a fully valid set, and a broken one keeps the last good rules in
+//! force (reported in the log, the API and the metrics). SIGTERM and SIGINT stop new work and
+//! wait a bounded time for the run in flight: changes it has not sent stay in the outbox and
+//! go first at the next start. The admin API (`api`) serves health, metrics and state.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::push::{self, Desired};
+use crate::rules::RuleSet;
+use crate::store::Store;
+
+mod api;
+mod metrics;
+mod schedule;
+
+pub use metrics::Metrics;
+pub use schedule::Schedule;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Rules(String),
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("the admin API cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Job {
+    Sync,
+    Reconcile,
+}
+
+impl Job {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Job::Sync => "sync",
+            Job::Reconcile => "reconcile",
+        }
+    }
+}
+
+/// The daemon's state, shared by the loop, the reloads and the API.
+pub struct Shared {
+    config_path: PathBuf,
+    config: RwLock<Arc<Config>>,
+    /// The last good rules.
+    rules: RwLock<Arc<RuleSet>>,
+    /// Why the newest rules or config on disk were not loaded, if they were not.
+    reload_error: RwLock<Option<String>>,
+    store: Store,
+    metrics: Metrics,
+    /// Jobs asked for and not yet started (a set: asking twice runs once).
+    pending: Mutex<BTreeSet<Job>>,
+    wake: tokio::sync::Notify,
+    /// The job running now, if any.
+    running: Mutex<Option<Job>>,
+    token: crate::secret::Secret,
+}
+
+impl Shared {
+    fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn rules(&self) -> Arc<RuleSet> {
+        Arc::clone(&self.rules.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn reload_error(&self) -> Option<String> {
+        self.reload_error
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Asks for a job; the loop starts it when nothing runs.
+    pub fn request(&self, job: Job) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(job);
+        self.wake.notify_one();
+    }
+
+    /// Loads the config (when `config` is set) and the rules, and swaps them in only when
+    /// both are good. Returns whether anything was swapped.
+    fn reload(&self, config: bool) -> bool {
+        let result = (|| {
+            let config = if config {
+                Arc::new(Config::load(&self.config_path).map_err(|e| e.to_string())?)
+            } else {
+                self.config()
+            };
+            let rules = load_rules(&config)?;
+            Ok::<_, String>((config, rules))
+        })();
+        match result {
+            Ok((config, rules)) => {
+                let groups = rules.groups().len();
+                *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+                *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+                *self.reload_error.write().unwrap_or_else(|p| p.into_inner()) = None;
+                self.metrics.rules_loaded(groups);
+                tracing::info!(groups, "rules loaded");
+                true
+            }
+            Err(e) => {
+                tracing::error!("the new rules or config were not loaded; the last good ones stay in force:\n{e}");
+                *self.reload_error.write().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                self.metrics.rules_load_failed();
+                false
+            }
+        }
+    }
+}
+
+fn load_rules(config: &Config) -> Result<RuleSet, String> {
+    let schema = crate::directory::Schema::from_config(&config.directory);
+    crate::rules::load(
+        &config.rules.dir,
+        &crate::rules::Context::from_config(config, &schema),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
+    let config = Config::load(&config_path).map_err(|e| DaemonError::Config(e.to_string()))?;
+    let token = match std::env::var(&config.daemon.api_token_env) {
+        Ok(t) if !t.is_empty() => crate::secret::Secret::new(t),
+        _ => {
+            return Err(DaemonError::Config(format!(
+                "{}: daemon.api_token_env: the environment variable `{}` is not set\nhelp: every API route but /healthz and /readyz needs this bearer token",
+                config_path.display(),
+                config.daemon.api_token_env
+            )))
+        }
+    };
+    let rules = load_rules(&config).map_err(DaemonError::Rules)?;
+    let store = Store::open(config.database.expose()).await?;
+    let listener = tokio::net::TcpListener::bind(config.daemon.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: config.daemon.listen,
+            source,
+        })?;
+    let shared = Arc::new(Shared {
+        config_path,
+        metrics: Metrics::default(),
+        config: RwLock::new(Arc::new(config)),
+        rules: RwLock::new(Arc::new(rules)),
+        reload_error: RwLock::new(None),
+        store,
+        pending: Mutex::new(BTreeSet::new()),
+        wake: tokio::sync::Notify::new(),
+        running: Mutex::new(None),
+        token,
+    });
+    shared.metrics.rules_loaded(shared.rules().groups().len());
+    tracing::info!(listen = %listener.local_addr().map_or(String::new(), |a| a.to_string()), "rosterd is running");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let api = tokio::spawn(api::serve(listener, Arc::clone(&shared), stop_rx.clone()));
+    let watcher = tokio::spawn(watch_rules(Arc::clone(&shared), stop_rx.clone()));
+    let hangups = tokio::spawn(reload_on_hangup(Arc::clone(&shared), stop_rx.clone()));
+    // The work loop runs on this task: a push borrows across awaits in ways that a spawned
+    // task could not.
+    let work = work_loop(Arc::clone(&shared), stop_rx.clone());
+    tokio::pin!(work);
+    tokio::select! {
+        () = &mut work => {}
+        () = shutdown_signal() => {
+            tracing::info!("stopping: no new work starts");
+            let _ = stop_tx.send(true);
+            let grace = Duration::from_secs_f64(shared.config().daemon.shutdown_timeout_seconds);
+            if tokio::time::timeout(grace, &mut work).await.is_err() {
+                tracing::warn!(
+                    seconds = grace.as_secs_f64(),
+                    "the run in flight did not finish in time; its unsent changes stay in the outbox"
+                );
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    watcher.abort();
+    hangups.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(2), api).await;
+    shared.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn reload_on_hangup(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the config and the rules");
+                    shared.reload(true);
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = stop.changed().await;
+        drop(shared);
+    }
+}
+
+/// Polls the rules folder; a change is loaded once it has held still for one more poll.
+async fn watch_rules(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut loaded = fingerprint(&shared.config().rules.dir);
+    let mut seen = loaded.clone();
+    loop {
+        let every = Duration::from_secs_f64(shared.config().daemon.rules_poll_seconds);
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let now = fingerprint(&shared.config().rules.dir);
+        if now != seen {
+            // Still changing (a checkout in progress): look again next time.
+            seen = now;
+            continue;
+        }
+        if now != loaded {
+            tracing::info!("the rules changed on disk");
+            shared.reload(false);
+            loaded = now;
+        }
+    }
+}
+
+/// Every file under the rules folder (following the symlinks git-sync swaps) with its size,
+/// modification time and a hash of its bytes.
+fn fingerprint(dir: &std::path::Path) -> Vec<(PathBuf, u64)> {
+    use std::hash::{Hash, Hasher};
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.file_name().is_some_and(|n| n == ".git") {
+                continue;
+            }
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_dir() => stack.push(path),
+                Ok(_) => {
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    std::fs::read(&path).unwrap_or_default().hash(&mut h);
+                    out.push((path, h.finish()));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs due and requested jobs one at a time until stopped.
+async fn work_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut next_sync = None;
+    let mut next_reconcile = None;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let config = shared.config();
+        let zone = &config.daemon.time_zone;
+        let now = crate::clock::now_utc();
+        // Schedules were validated with the config; a reload may change them.
+        let sync = Schedule::parse(&config.daemon.sync, zone).ok();
+        let reconcile = Schedule::parse(&config.daemon.reconcile, zone).ok();
+        let due = |next: &mut Option<DateTime<Utc>>, schedule: &Option<Schedule>| {
+            let first = next.get_or_insert_with(|| {
+                schedule
+                    .as_ref()
+                    .and_then(|s| s.next_after(now))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC)
+            });
+            if *first <= now {
+                // Fire times missed while a job ran collapse into this one run.
+                *next = schedule.as_ref().and_then(|s| s.next_after(now));
+                true
+            } else {
+                false
+            }
+        };
+        if due(&mut next_reconcile, &reconcile) {
+            shared.request(Job::Reconcile);
+        }
+        if due(&mut next_sync, &sync) {
+            shared.request(Job::Sync);
+        }
+        let job = {
+            let mut pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner());
+            // A reconcile does all that a sync does.
+            if pending.remove(&Job::Reconcile) {
+                pending.remove(&Job::Sync);
+                Some(Job::Reconcile)
+            } else {
+                pending.pop_first()
+            }
+        };
+        if let Some(job) = job {
+            run_job(&shared, job).await;
+            continue;
+        }
+        let wake_at = [next_sync, next_reconcile]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + chrono::Duration::hours(1));
+        let sleep = (wake_at - now).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = shared.wake.notified() => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// One job: refresh and evaluate into the store, then push; ends with one summary line.
+async fn run_job(shared: &Shared, job: Job) {
+    *shared.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(job);
+    let started = std::time::Instant::now();
+    let config = shared.config();
+    let rules = shared.rules();
+    let inputs = crate::cycle::Inputs {
+        config: &config,
+        rules: &rules,
+        as_of: crate::clock::today_utc(),
+        now: crate::clock::now_utc(),
+        kind: job.as_str(),
+    };
+    let outcome = crate::cycle::run(&inputs, &shared.store).await;
+    let result = match outcome {
+        Err(e) => Err(e.to_string()),
+        Ok(outcome) => {
+            let options = push::Options {
+                reconcile: job == Job::Reconcile,
+                ..push::Options::default()
+            };
+            match Desired::from_store(&shared.store).await {
+                Err(e) => Err(e.to_string()),
+                Ok(desired) => {
+                    match push::run(&config, &rules, &desired, &shared.store, &options).await {
+                        Err(e) => Err(e.to_string()),
+                        Ok(report) => Ok((outcome, report)),
+                    }
+                }
+            }
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    match result {
+        Ok((outcome, report)) => {
+            let summary = metrics::Summary::of(&outcome, &report);
+            shared
+                .metrics
+                .run_finished(job, summary.outcome(), seconds, &summary);
+            tracing::info!(
+                kind = job.as_str(),
+                outcome = summary.outcome(),
+                seconds,
+                membership_changes = summary.changes,
+                snapshot_held = summary.snapshot_held,
+                pushed_added = summary.added,
+                pushed_removed = summary.removed,
+                pushes_held = summary.pushes_held,
+                push_failures = summary.failures,
+                "run finished"
+            );
+        }
+        Err(e) => {
+            shared
+                .metrics
+                .run_finished(job, "failed", seconds, &metrics::Summary::default());
+            tracing::error!(kind = job.as_str(), seconds, "run failed: {e}");
+        }
+    }
+    *shared.running.lock().unwrap_or_else(|p| p.into_inner()) = None;
+}

@@ -1,0 +1,332 @@
+//! `rosterd run` as a real process against the emulator: HR and rule changes reach the
+//! target on the schedule, a broken rule file leaves the last good rules in force, the API
+//! wants its token (and never shows it), and SIGTERM stops the daemon cleanly.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::world::{World, TARGET_OPTIONS};
+
+const TOKEN: &str = "daemon-test-token-5b1e";
+
+/// A running `rosterd run`; killed if the test fails before stopping it.
+struct Daemon {
+    child: Option<Child>,
+    api: String,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(world: &World, port: u16) -> Daemon {
+        let log = world.path("daemon.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_rosterd"))
+            .args(["run", "--config"])
+            .arg(world.path("rosterd.yaml"))
+            .env("ROSTERD_API_TOKEN", TOKEN)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Daemon {
+            child: Some(child),
+            api: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(40),
+                "the daemon did not stop within 40 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Daemon {
+    /// Waits until `/readyz` answers 200: the database is migrated and the rules are loaded
+    /// (a store opened before that would race the daemon's migrations).
+    async fn ready(&self) {
+        let http = reqwest::Client::new();
+        let url = format!("{}/readyz", self.api);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = http.get(&url).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the daemon did not become ready:\n{}", self.log());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether the target holds every stored group exactly.
+async fn converged(world: &World) -> bool {
+    let expected = world.expected(&[]).await;
+    let actual = world.actual().await;
+    let ok = !expected.is_empty() && expected.iter().all(|(g, m)| actual.get(g) == Some(m));
+    if !ok && std::env::var("DEBUG_DAEMON").is_ok() {
+        for (g, m) in &expected {
+            let got = actual.get(g);
+            eprintln!("{g}: expected {} got {:?}", m.len(), got.map(|x| x.len()));
+        }
+    }
+    ok
+}
+
+/// Polls `check` until it holds or `seconds` pass; the message says what never happened.
+async fn eventually<F, Fut>(seconds: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{what} did not happen within {seconds} s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_follows_hr_and_rule_changes_and_keeps_the_last_good_rules() {
+    let mut world = World::with_emulator(common::sqlite_db(), 120, &[]).await;
+    let port = free_port();
+    world.write_config(
+        &format!(
+            "daemon:\n  sync: \"*/2 * * * * *\"\n  reconcile: \"0 0 3 * * *\"\n  listen: 127.0.0.1:{port}\n  rules_poll_seconds: 0.3\n  shutdown_timeout_seconds: 20\n"
+        ),
+        TARGET_OPTIONS,
+    );
+    let mut daemon = Daemon::start(&world, port);
+    daemon.ready().await;
+    let http = reqwest::Client::new();
+
+    // The first scheduled sync pushes every group.
+    eventually(60, "the first sync", || converged(&world)).await;
+    world.assert_converged(&[]).await;
+
+    // The API: open probes, everything else behind the token.
+    let get = |path: &str, token: Option<&str>| {
+        let mut request = http.get(format!("{}{path}", daemon.api));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        request.send()
+    };
+    assert_eq!(get("/healthz", None).await.unwrap().status(), 200);
+    assert_eq!(get("/readyz", None).await.unwrap().status(), 200);
+    for path in [
+        "/metrics",
+        "/api/v1/groups",
+        "/api/v1/runs",
+        "/api/v1/holds",
+    ] {
+        assert_eq!(get(path, None).await.unwrap().status(), 401, "{path}");
+        assert_eq!(
+            get(path, Some("wrong")).await.unwrap().status(),
+            401,
+            "{path}"
+        );
+        let ok = get(path, Some(TOKEN)).await.unwrap();
+        assert_eq!(ok.status(), 200, "{path}");
+        assert!(
+            !ok.text().await.unwrap().contains(TOKEN),
+            "{path} shows the token"
+        );
+    }
+    let groups: serde_json::Value = serde_json::from_str(
+        &get("/api/v1/groups", Some(TOKEN))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(groups["groups"].as_array().unwrap().len(), 4);
+
+    // An HR change reaches the target.
+    let (mover, email) = world
+        .workers
+        .iter()
+        .find(|w| w.division != "Sales" && w.status == "Active")
+        .map(|w| (w.id.clone(), w.email.to_lowercase()))
+        .unwrap();
+    world.edit_workers(|ws| {
+        let w = ws.iter_mut().find(|w| w.id == mover).unwrap();
+        w.division = "Sales".into();
+    });
+    eventually(30, "the HR change reaching the target", || async {
+        world
+            .actual()
+            .await
+            .get("sales")
+            .is_some_and(|m| m.contains(&email))
+    })
+    .await;
+
+    // A new rule reaches the target.
+    let rules = world.path("rules/groups.yaml");
+    let mut text = std::fs::read_to_string(&rules).unwrap();
+    text.push_str("  - name: sales-and-engineering\n    kind: managed\n    rule: division in [\"Sales\", \"Engineering\"]\n    push: [app]\n");
+    std::fs::write(&rules, &text).unwrap();
+    eventually(30, "the new group reaching the target", || async {
+        world.actual().await.contains_key("sales-and-engineering")
+    })
+    .await;
+
+    // A broken rule file is refused; the last good rules stay in force and are reported.
+    std::fs::write(
+        world.path("rules/broken.yaml"),
+        "groups:\n  - name: broken\n    kind: managed\n    rule: division ==\n    push: [app]\n",
+    )
+    .unwrap();
+    eventually(30, "the broken rules being reported", || async {
+        let text = get("/api/v1/rules", Some(TOKEN))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+        state["reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("broken.yaml"))
+    })
+    .await;
+    let metrics = get("/metrics", Some(TOKEN))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("rosterd_rules_load_ok 0"), "{metrics}");
+    // The syncs go on with the last good rules: another HR change still arrives.
+    world.edit_workers(|ws| {
+        let w = ws.iter_mut().find(|w| w.id == mover).unwrap();
+        w.division = "Engineering".into();
+    });
+    eventually(30, "an HR change under the last good rules", || async {
+        world
+            .actual()
+            .await
+            .get("engineering")
+            .is_some_and(|m| m.contains(&email))
+    })
+    .await;
+    assert!(world.actual().await.contains_key("sales-and-engineering"));
+    assert!(!world.actual().await.contains_key("broken"));
+
+    // SIGTERM: a clean exit, and the token never reached the log.
+    let status = daemon.terminate();
+    assert!(status.success(), "exit status {status:?}\n{}", daemon.log());
+    let log = daemon.log();
+    assert!(log.contains("run finished"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+    assert!(!log.contains(TOKEN), "the log shows the token");
+}
+
+#[test]
+fn the_daemon_refuses_to_start_without_its_api_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .args(["run", "--config"])
+        .arg(sample.join("rosterd.yaml"))
+        .env_remove("ROSTERD_API_TOKEN")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ROSTERD_API_TOKEN"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_push_loses_nothing() {
+    let world = World::with_emulator(common::sqlite_db(), 150, &[]).await;
+    let port = free_port();
+    world.write_config(
+        &format!(
+            "daemon:\n  sync: \"*/1 * * * * *\"\n  listen: 127.0.0.1:{port}\n  shutdown_timeout_seconds: 0.2\n"
+        ),
+        TARGET_OPTIONS,
+    );
+    // Slow requests, so that the push is still going when the signal comes.
+    world.emulator().set_faults(
+        common::world::TARGET,
+        rosterd::scim::emulator::Faults {
+            latency_ms: 150,
+            ..Default::default()
+        },
+    );
+    let mut daemon = Daemon::start(&world, port);
+    daemon.ready().await;
+    eventually(60, "the push starting", || async {
+        world
+            .emulator()
+            .counters(common::world::TARGET)
+            .applied_writes
+            > 2
+    })
+    .await;
+    let status = daemon.terminate();
+    assert!(status.success(), "exit status {status:?}\n{}", daemon.log());
+    let log = daemon.log();
+    assert!(
+        log.contains("stay in the outbox"),
+        "the push was cut short: {log}"
+    );
+    // The next start sends what was left; the target ends up exactly as the rules say.
+    world
+        .emulator()
+        .set_faults(common::world::TARGET, Default::default());
+    let mut daemon = Daemon::start(&world, port);
+    daemon.ready().await;
+    eventually(60, "the target converging after the restart", || {
+        converged(&world)
+    })
+    .await;
+    assert!(daemon.terminate().success());
+}
