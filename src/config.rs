@@ -77,6 +77,11 @@ pub struct DaemonConfig {
     /// in the outbox).
     #[serde(default = "default_shutdown_seconds")]
     pub shutdown_timeout_seconds: f64,
+    /// With PostgreSQL, how often a standby tries to take the leadership (and the leader
+    /// checks that it still holds it): the longest a failover waits once the old leader's
+    /// connection is gone.
+    #[serde(default = "default_leader_poll_seconds")]
+    pub leader_poll_seconds: f64,
 }
 
 impl Default for DaemonConfig {
@@ -89,6 +94,7 @@ impl Default for DaemonConfig {
             api_token_env: default_api_token_env(),
             rules_poll_seconds: default_rules_poll_seconds(),
             shutdown_timeout_seconds: default_shutdown_seconds(),
+            leader_poll_seconds: default_leader_poll_seconds(),
         }
     }
 }
@@ -121,6 +127,10 @@ fn default_shutdown_seconds() -> f64 {
     30.0
 }
 
+fn default_leader_poll_seconds() -> f64 {
+    2.0
+}
+
 impl DaemonConfig {
     fn validate(&self) -> Result<(), String> {
         crate::daemon::Schedule::parse(&self.sync, &self.time_zone)
@@ -132,6 +142,9 @@ impl DaemonConfig {
         }
         if !(0.0..=3600.0).contains(&self.shutdown_timeout_seconds) {
             return Err("daemon.shutdown_timeout_seconds: must be from 0 to 3600".into());
+        }
+        if !(0.1..=60.0).contains(&self.leader_poll_seconds) {
+            return Err("daemon.leader_poll_seconds: must be from 0.1 to 60".into());
         }
         Ok(())
     }

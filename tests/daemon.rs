@@ -22,10 +22,15 @@ struct Daemon {
 
 impl Daemon {
     fn start(world: &World, port: u16) -> Daemon {
-        let log = world.path("daemon.log");
+        Daemon::start_named(world, "rosterd", port)
+    }
+
+    /// Runs `NAME.yaml` from the world's folder, logging to `NAME.log`.
+    fn start_named(world: &World, name: &str, port: u16) -> Daemon {
+        let log = world.path(&format!("{name}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_rosterd"))
             .args(["run", "--config"])
-            .arg(world.path("rosterd.yaml"))
+            .arg(world.path(&format!("{name}.yaml")))
             .env("ROSTERD_API_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -37,6 +42,13 @@ impl Daemon {
             api: format!("http://127.0.0.1:{port}"),
             log,
         }
+    }
+
+    /// SIGKILL: the process dies without a word, as on a lost node.
+    fn kill(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     fn log(&self) -> String {
@@ -65,6 +77,16 @@ impl Daemon {
 impl Daemon {
     /// Waits until `/readyz` answers 200: the database is migrated and the rules are loaded
     /// (a store opened before that would race the daemon's migrations).
+    /// Whether `/readyz` says this process leads.
+    async fn leading(&self) -> bool {
+        let Ok(r) = reqwest::get(format!("{}/readyz", self.api)).await else {
+            return false;
+        };
+        let text = r.text().await.unwrap_or_default();
+        let state: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        state["leader"] == serde_json::Value::Bool(true)
+    }
+
     async fn ready(&self) {
         let http = reqwest::Client::new();
         let url = format!("{}/readyz", self.api);
@@ -329,4 +351,101 @@ async fn sigterm_during_a_push_loses_nothing() {
     })
     .await;
     assert!(daemon.terminate().success());
+}
+
+/// Two daemons on one PostgreSQL database: exactly one leads and syncs, the other serves the
+/// API on standby; when the leader is killed the standby takes over within seconds and HR
+/// changes keep reaching the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_when_the_leader_dies() {
+    let Some(db) = common::postgres_db().await else {
+        return;
+    };
+    let mut world = World::with_emulator(db, 80, &[]).await;
+    let ports = [free_port(), free_port()];
+    world.write_config(
+        &format!(
+            "daemon:\n  sync: \"*/1 * * * * *\"\n  listen: 127.0.0.1:{}\n  leader_poll_seconds: 0.5\n",
+            ports[0]
+        ),
+        TARGET_OPTIONS,
+    );
+    let config = std::fs::read_to_string(world.path("rosterd.yaml")).unwrap();
+    for (name, port) in [("a", ports[0]), ("b", ports[1])] {
+        let own = config.replace(
+            &format!("127.0.0.1:{}", ports[0]),
+            &format!("127.0.0.1:{port}"),
+        );
+        std::fs::write(world.path(&format!("{name}.yaml")), own).unwrap();
+    }
+    let a = Daemon::start_named(&world, "a", ports[0]);
+    a.ready().await;
+    let b = Daemon::start_named(&world, "b", ports[1]);
+    b.ready().await;
+    eventually(60, "the first sync", || converged(&world)).await;
+
+    // Exactly one leads; only it runs jobs, and the standby refuses to queue one.
+    let (leading_a, leading_b) = (a.leading().await, b.leading().await);
+    assert!(
+        leading_a != leading_b,
+        "a leads: {leading_a}, b leads: {leading_b}"
+    );
+    let (mut leader, standby) = if leading_a { (a, b) } else { (b, a) };
+    assert!(leader.log().contains("run finished"), "{}", leader.log());
+    assert!(!standby.log().contains("run finished"), "{}", standby.log());
+    let refused = reqwest::Client::new()
+        .post(format!("{}/api/v1/runs", standby.api))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", standby.api))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("rosterd_leader 0"), "{metrics}");
+
+    // The leader dies; the standby takes over within seconds.
+    leader.kill();
+    let died = Instant::now();
+    eventually(10, "the standby taking over", || standby.leading()).await;
+    let took = died.elapsed();
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    eprintln!("failover took {took:?}");
+
+    // And the syncs go on from the new leader.
+    let (mover, email) = world
+        .workers
+        .iter()
+        .find(|w| w.division != "Sales" && w.status == "Active")
+        .map(|w| (w.id.clone(), w.email.to_lowercase()))
+        .unwrap();
+    world.edit_workers(|ws| {
+        let w = ws.iter_mut().find(|w| w.id == mover).unwrap();
+        w.division = "Sales".into();
+    });
+    eventually(
+        30,
+        "the HR change reaching the target after the failover",
+        || async {
+            world
+                .actual()
+                .await
+                .get("sales")
+                .is_some_and(|m| m.contains(&email))
+        },
+    )
+    .await;
+    eventually(30, "convergence under the new leader", || converged(&world)).await;
+    let mut standby = standby;
+    assert!(standby.terminate().success(), "{}", standby.log());
+    assert!(standby
+        .log()
+        .contains("leading: this process now runs the scheduled work"));
 }

@@ -58,6 +58,7 @@ const STATUS: usize = 10;
 
 on_both_backends!(
     migrations_apply_and_are_idempotent,
+    fresh_database_opened_at_once_migrates_once,
     identical_export_costs_nothing,
     snapshot_diff_is_recorded,
     truncated_export_is_held_until_approved,
@@ -74,6 +75,19 @@ async fn migrations_apply_and_are_idempotent(db: TestDb) {
     let again = Store::open(&db.url).await.unwrap();
     assert!(again.memberships().await.unwrap().is_empty());
     assert!(again.runs(10).await.unwrap().is_empty());
+}
+
+/// Several processes starting on one fresh database (a daemon and a CLI, or two daemons in
+/// HA) must not apply a migration twice.
+async fn fresh_database_opened_at_once_migrates_once(db: TestDb) {
+    let (a, b, c) = tokio::join!(
+        Store::open(&db.url),
+        Store::open(&db.url),
+        Store::open(&db.url)
+    );
+    for store in [a, b, c] {
+        assert!(store.unwrap().runs(1).await.unwrap().is_empty());
+    }
 }
 
 async fn identical_export_costs_nothing(db: TestDb) {

@@ -120,7 +120,11 @@ async fn healthz() -> Response {
 
 async fn readyz(State(shared): State<Api>) -> Response {
     match shared.store.runs(1).await {
-        Ok(_) => ok(json!({ "status": "ready", "groups": shared.rules().groups().len() })),
+        Ok(_) => ok(json!({
+            "status": "ready",
+            "groups": shared.rules().groups().len(),
+            "leader": shared.leadership.leading(),
+        })),
         Err(e) => {
             tracing::warn!("not ready: database: {e}");
             (
@@ -154,7 +158,9 @@ async fn metrics(State(shared): State<Api>) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        shared.metrics.render(&sizes, &unprovisioned),
+        shared
+            .metrics
+            .render(&sizes, &unprovisioned, shared.leadership.leading()),
     )
         .into_response()
 }
@@ -254,7 +260,18 @@ async fn run(State(shared): State<Api>, Path(id): Path<i64>) -> Response {
     }
 }
 
+/// Jobs run on the leader only; a standby says so instead of queueing what it cannot run.
+fn standby() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "this instance is on standby; send the request to the leader (its /readyz shows \"leader\": true)",
+    )
+}
+
 async fn run_now(State(shared): State<Api>) -> Response {
+    if !shared.leadership.leading() {
+        return standby();
+    }
     shared.request(Job::Sync);
     (
         StatusCode::ACCEPTED,
@@ -266,6 +283,9 @@ async fn run_now(State(shared): State<Api>) -> Response {
 async fn push_now(State(shared): State<Api>, Path(name): Path<String>) -> Response {
     if shared.rules().lookup(&name).is_none() {
         return error(StatusCode::NOT_FOUND, "no such group");
+    }
+    if !shared.leadership.leading() {
+        return standby();
     }
     // The sync pushes every group, this one included, without overlapping a run.
     shared.request(Job::Sync);
@@ -288,8 +308,9 @@ async fn approve(State(shared): State<Api>, Path(id): Path<i64>) -> Response {
     match shared.store.approve_push_hold(id, &now).await {
         Ok(hold) => {
             tracing::info!(hold = hold.id, group = %hold.group, target = %hold.target, "push hold approved through the API");
+            // On a standby the leader's next scheduled sync sends it.
             shared.request(Job::Sync);
-            ok(json!({ "approved": hold }))
+            ok(json!({ "approved": hold, "leader": shared.leadership.leading() }))
         }
         Err(crate::store::StoreError::NotFound(m)) => error(StatusCode::NOT_FOUND, &m),
         Err(crate::store::StoreError::Conflict(m)) => error(StatusCode::CONFLICT, &m),

@@ -124,9 +124,17 @@ impl Metrics {
         &self,
         groups: &BTreeMap<String, usize>,
         unprovisioned: &BTreeMap<String, usize>,
+        leading: bool,
     ) -> String {
         let s = self.state();
         let mut out = String::new();
+        help(
+            &mut out,
+            "rosterd_leader",
+            "gauge",
+            "1 on the process that runs the scheduled work, 0 on a standby.",
+        );
+        let _ = writeln!(out, "rosterd_leader {}", u8::from(leading));
         help(
             &mut out,
             "rosterd_runs_total",

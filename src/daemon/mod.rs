@@ -19,9 +19,11 @@ use crate::rules::RuleSet;
 use crate::store::Store;
 
 mod api;
+mod leader;
 mod metrics;
 mod schedule;
 
+pub use leader::LOCK_KEY;
 pub use metrics::Metrics;
 pub use schedule::Schedule;
 
@@ -71,6 +73,7 @@ pub struct Shared {
     wake: tokio::sync::Notify,
     /// The job running now, if any.
     running: Mutex<Option<Job>>,
+    leadership: leader::Leadership,
     token: crate::secret::Secret,
 }
 
@@ -171,6 +174,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
         pending: Mutex::new(BTreeSet::new()),
         wake: tokio::sync::Notify::new(),
         running: Mutex::new(None),
+        leadership: leader::Leadership::default(),
         token,
     });
     shared.metrics.rules_loaded(shared.rules().groups().len());
@@ -180,6 +184,10 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
     let api = tokio::spawn(api::serve(listener, Arc::clone(&shared), stop_rx.clone()));
     let watcher = tokio::spawn(watch_rules(Arc::clone(&shared), stop_rx.clone()));
     let hangups = tokio::spawn(reload_on_hangup(Arc::clone(&shared), stop_rx.clone()));
+    // The leadership outlives the work loop: a standby must not take over while a run is
+    // still in flight here.
+    let (resign_tx, resign_rx) = tokio::sync::watch::channel(false);
+    let leadership = tokio::spawn(leader::keep(Arc::clone(&shared), resign_rx));
     // The work loop runs on this task: a push borrows across awaits in ways that a spawned
     // task could not.
     let work = work_loop(Arc::clone(&shared), stop_rx.clone());
@@ -199,6 +207,8 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
         }
     }
     let _ = stop_tx.send(true);
+    let _ = resign_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), leadership).await;
     watcher.abort();
     hangups.abort();
     let _ = tokio::time::timeout(Duration::from_secs(2), api).await;
@@ -314,6 +324,17 @@ async fn work_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<b
     loop {
         if *stop.borrow() {
             return;
+        }
+        if !shared.leadership.leading() {
+            // On standby: the leader runs the schedule. Look again when woken or soon.
+            next_sync = None;
+            next_reconcile = None;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shared.wake.notified() => {}
+                _ = stop.changed() => return,
+            }
+            continue;
         }
         let config = shared.config();
         let zone = &config.daemon.time_zone;

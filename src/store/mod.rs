@@ -146,6 +146,32 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
+        // sqlx locks PostgreSQL during migrations, but not SQLite: two processes opening a
+        // fresh file at once would both apply the first migration. A lock file beside the
+        // database lets one migrate while the other waits, then finds nothing to do.
+        let _lock = match sqlite_file(url) {
+            Some(file) if self.backend == Backend::Sqlite => {
+                let lock = std::path::PathBuf::from(format!("{file}.migrate-lock"));
+                let locked = tokio::task::spawn_blocking(move || {
+                    let f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&lock)?;
+                    f.lock()?;
+                    Ok::<_, std::io::Error>(f)
+                })
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
+                .map_err(|e| StoreError::Migrate {
+                    url: redact_url(url),
+                    source: sqlx::migrate::MigrateError::Execute(sqlx::Error::Io(e)),
+                })?;
+                Some(locked)
+            }
+            _ => None,
+        };
         migrator
             .run(&self.pool)
             .await
@@ -190,6 +216,14 @@ impl Store {
     }
 }
 
+/// The file a `sqlite:` URL names; `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let file = rest.split('?').next().unwrap_or(rest);
+    (!file.is_empty() && !file.contains(":memory:")).then_some(file)
+}
+
 /// `($1, $2, $3), ($4, $5, $6), ...` for `rows` rows of `columns` values: one placeholder
 /// style that both backends read.
 fn values_placeholders(rows: usize, columns: usize) -> String {
@@ -219,6 +253,17 @@ const BATCH_ROWS: usize = 100;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        assert_eq!(
+            sqlite_file("sqlite://data/r.db?mode=rwc"),
+            Some("data/r.db")
+        );
+        assert_eq!(sqlite_file("sqlite:r.db"), Some("r.db"));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://h/db"), None);
+    }
 
     #[test]
     fn placeholders_number_rows_and_columns() {
