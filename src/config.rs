@@ -60,7 +60,7 @@ pub struct DaemonConfig {
     /// A sync that also reads every pushed group back and repairs drift.
     #[serde(default = "default_reconcile_schedule")]
     pub reconcile: String,
-    /// `UTC` or a fixed offset such as `+02:00`.
+    /// `UTC`, a fixed offset such as `+02:00`, or an IANA zone name such as `Europe/Berlin`.
     #[serde(default = "default_time_zone")]
     pub time_zone: String,
     /// The admin API's address; loopback unless you put it behind something.

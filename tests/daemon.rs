@@ -208,6 +208,93 @@ async fn the_daemon_follows_hr_and_rule_changes_and_keeps_the_last_good_rules() 
     .unwrap();
     assert_eq!(groups["groups"].as_array().unwrap().len(), 4);
 
+    // A worker's groups, and why: by key or by email.
+    let seller = world
+        .workers
+        .iter()
+        .find(|w| w.division == "Sales" && w.status == "Active")
+        .unwrap()
+        .clone();
+    let json = |text: String| serde_json::from_str::<serde_json::Value>(&text).unwrap();
+    for who in [seller.id.clone(), seller.email.clone()] {
+        let r = get(&format!("/api/v1/workers/{who}/groups"), Some(TOKEN))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body = json(r.text().await.unwrap());
+        assert_eq!(body["worker"], seller.id.as_str(), "{body}");
+        let groups: Vec<&str> = body["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["group"].as_str().unwrap())
+            .collect();
+        assert!(groups.contains(&"sales"), "{body}");
+        assert!(!groups.contains(&"engineering"), "{body}");
+    }
+    let r = get(
+        &format!("/api/v1/explain?worker={}&group=sales", seller.id),
+        Some(TOKEN),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = json(r.text().await.unwrap());
+    let why = &body["explanations"][0];
+    assert_eq!(why["group"], "sales", "{body}");
+    assert_eq!(why["member"], true, "{body}");
+    let r = get(
+        &format!("/api/v1/explain?worker={}&group=engineering", seller.id),
+        Some(TOKEN),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        json(r.text().await.unwrap())["explanations"][0]["member"],
+        false
+    );
+    for (path, status) in [
+        ("/api/v1/explain?worker=nobody&group=sales", 404),
+        ("/api/v1/explain?worker=nobody", 404),
+        ("/api/v1/explain?group=sales", 400),
+        ("/api/v1/groups/nosuch", 404),
+        ("/api/v1/runs/abc", 400),
+        ("/api/v1/runs/99999", 404),
+        ("/api/v1/nosuch", 404),
+    ] {
+        let r = get(path, Some(TOKEN)).await.unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        let body = json(r.text().await.unwrap());
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+    assert_eq!(
+        get(&format!("/api/v1/explain?worker={}", seller.id), None)
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    // Push one group now: a push job, not a sync.
+    let r = http
+        .post(format!("{}/api/v1/groups/sales/push", daemon.api))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(json(r.text().await.unwrap())["queued"], "push");
+    eventually(30, "the group push running", || async {
+        get("/metrics", Some(TOKEN))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("rosterd_runs_total{kind=\"push\",outcome=\"succeeded\"} 1")
+    })
+    .await;
+
     // An HR change reaches the target.
     let (mover, email) = world
         .workers

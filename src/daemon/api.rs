@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -42,6 +42,8 @@ fn router(shared: Api) -> Router {
         .route("/api/v1/groups/{name}", get(group))
         .route("/api/v1/groups/{name}/members", get(members))
         .route("/api/v1/groups/{name}/push", post(push_now))
+        .route("/api/v1/workers/{key}/groups", get(worker_groups))
+        .route("/api/v1/explain", get(explain))
         .route("/api/v1/runs", get(runs).post(run_now))
         .route("/api/v1/runs/{id}", get(run))
         .route("/api/v1/holds", get(holds))
@@ -246,10 +248,21 @@ fn running(shared: &Shared) -> Option<&'static str> {
         .running
         .lock()
         .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
         .map(Job::as_str)
 }
 
-async fn run(State(shared): State<Api>, Path(id): Path<i64>) -> Response {
+/// A numeric id from the path, or a JSON 400.
+fn id(raw: &str) -> Result<i64, Response> {
+    raw.parse()
+        .map_err(|_| error(StatusCode::BAD_REQUEST, "ids are whole numbers"))
+}
+
+async fn run(State(shared): State<Api>, Path(raw): Path<String>) -> Response {
+    let id = match id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
     match shared.store.run(id).await {
         Ok(Some(run)) => match shared.store.run_changes(id).await {
             Ok(changes) => ok(json!({ "run": run, "changes": changes })),
@@ -287,13 +300,102 @@ async fn push_now(State(shared): State<Api>, Path(name): Path<String>) -> Respon
     if !shared.leadership.leading() {
         return standby();
     }
-    // The sync pushes every group, this one included, without overlapping a run.
-    shared.request(Job::Sync);
+    // Queued like any job, so it never overlaps a run; a sync queued too covers it.
+    shared.request(Job::Push(name.clone()));
     (
         StatusCode::ACCEPTED,
-        json_body(&json!({ "queued": "sync", "group": name })),
+        json_body(&json!({ "queued": "push", "group": name, "running": running(&shared) })),
     )
         .into_response()
+}
+
+/// A worker's groups as stored by the last run (what the targets are given), by key or by
+/// email.
+async fn worker_groups(State(shared): State<Api>, Path(key): Path<String>) -> Response {
+    let key = match super::evaluated(&shared).await {
+        Ok(Some(e)) => e
+            .snapshot
+            .find(&key)
+            .map_or(key, |w| e.snapshot.key(w).to_string()),
+        Ok(None) => key,
+        Err(e) => return internal(e),
+    };
+    let groups = match shared.store.worker_memberships(&key).await {
+        Ok(g) => g,
+        Err(e) => return internal(e),
+    };
+    let rules = shared.rules();
+    let list: Vec<Value> = groups
+        .into_iter()
+        .map(|(group, m)| {
+            let push: Vec<&str> = rules
+                .lookup(&group)
+                .map(|g| {
+                    rules
+                        .group(g)
+                        .push
+                        .iter()
+                        .map(|p| p.target.as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({ "group": group, "reason": m.reason, "since_run": m.since_run, "push": push })
+        })
+        .collect();
+    ok(json!({ "worker": key, "groups": list }))
+}
+
+#[derive(serde::Deserialize)]
+struct ExplainQuery {
+    worker: String,
+    group: Option<String>,
+}
+
+/// Why a worker is or is not in a group (or, without `group`, in each group it is in): the
+/// snapshot in force under the rules in force, as `rosterd explain` prints it.
+async fn explain(
+    State(shared): State<Api>,
+    q: Result<Query<ExplainQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = q else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "explain takes ?worker=KEY_OR_EMAIL and, optionally, &group=NAME",
+        );
+    };
+    let evaluated = match super::evaluated(&shared).await {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            return error(
+                StatusCode::CONFLICT,
+                "no run has stored a snapshot yet; explain answers after the first sync",
+            )
+        }
+        Err(e) => return internal(e),
+    };
+    let e = &*evaluated;
+    let Some(worker) = e.snapshot.find(&q.worker) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no such worker in the snapshot in force",
+        );
+    };
+    let groups = match &q.group {
+        Some(name) => match e.rules.lookup(name) {
+            Some(g) => vec![g],
+            None => return error(StatusCode::NOT_FOUND, "no such group"),
+        },
+        None => e.evaluation.groups_of(worker),
+    };
+    let explanations: Vec<crate::engine::Explanation> = groups
+        .into_iter()
+        .map(|g| crate::engine::explain(&e.snapshot, &e.rules, &e.evaluation, worker, g))
+        .collect();
+    ok(json!({
+        "snapshot": e.snapshot_id,
+        "as_of": e.evaluation.as_of.to_string(),
+        "explanations": explanations,
+    }))
 }
 
 async fn holds(State(shared): State<Api>) -> Response {
@@ -303,7 +405,11 @@ async fn holds(State(shared): State<Api>) -> Response {
     }
 }
 
-async fn approve(State(shared): State<Api>, Path(id): Path<i64>) -> Response {
+async fn approve(State(shared): State<Api>, Path(raw): Path<String>) -> Response {
+    let id = match id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
     let now = crate::clock::stamp(crate::clock::now_utc());
     match shared.store.approve_push_hold(id, &now).await {
         Ok(hold) => {

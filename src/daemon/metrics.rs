@@ -24,11 +24,13 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn of(outcome: &Outcome, report: &Report) -> Summary {
+    /// `outcome` is the cycle's, when the job ran one (a group push does not).
+    pub fn of(outcome: Option<&Outcome>, report: &Report) -> Summary {
         let mut s = Summary::default();
         match outcome {
-            Outcome::Applied { added, removed, .. } => s.changes = added + removed,
-            Outcome::Held { .. } => s.snapshot_held = true,
+            Some(Outcome::Applied { added, removed, .. }) => s.changes = added + removed,
+            Some(Outcome::Held { .. }) => s.snapshot_held = true,
+            None => {}
         }
         for target in &report.targets {
             let counts = s.by_target.entry(target.target.clone()).or_default();
@@ -101,7 +103,7 @@ impl Metrics {
         s.rules_ok = false;
     }
 
-    pub fn run_finished(&self, job: Job, outcome: &'static str, seconds: f64, summary: &Summary) {
+    pub fn run_finished(&self, job: &Job, outcome: &'static str, seconds: f64, summary: &Summary) {
         let mut s = self.state();
         *s.runs.entry((job.as_str(), outcome)).or_default() += 1;
         *s.run_seconds.entry((job.as_str(), outcome)).or_default() += seconds;

@@ -43,17 +43,22 @@ pub enum DaemonError {
 }
 
 /// What a job does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Job {
+    /// Refresh the export, evaluate, store, push every group.
     Sync,
+    /// A sync that reads every pushed group back and repairs drift.
     Reconcile,
+    /// Push one group's stored members now, without refreshing or evaluating.
+    Push(String),
 }
 
 impl Job {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             Job::Sync => "sync",
             Job::Reconcile => "reconcile",
+            Job::Push(_) => "push",
         }
     }
 }
@@ -74,7 +79,66 @@ pub struct Shared {
     /// The job running now, if any.
     running: Mutex<Option<Job>>,
     leadership: leader::Leadership,
+    /// The snapshot in force evaluated under the rules in force, for explain.
+    evaluated: Mutex<Option<Arc<Evaluated>>>,
     token: crate::secret::Secret,
+}
+
+/// The stored snapshot in force, evaluated under a rule set.
+pub struct Evaluated {
+    snapshot_id: i64,
+    rules: Arc<RuleSet>,
+    snapshot: crate::directory::Snapshot,
+    evaluation: crate::engine::Evaluation,
+}
+
+/// The current snapshot under the rules in force as of today; kept until either changes.
+/// `None` before the first run stored a snapshot.
+async fn evaluated(shared: &Shared) -> Result<Option<Arc<Evaluated>>, String> {
+    let Some(current) = shared
+        .store
+        .current_snapshot()
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let rules = shared.rules();
+    let as_of = crate::clock::today_utc();
+    {
+        let cached = shared.evaluated.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = cached.as_ref().filter(|e| {
+            e.snapshot_id == current.id
+                && Arc::ptr_eq(&e.rules, &rules)
+                && e.evaluation.as_of == as_of
+        }) {
+            return Ok(Some(Arc::clone(e)));
+        }
+    }
+    let rows = shared
+        .store
+        .snapshot_workers(current.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let schema = Arc::new(crate::directory::Schema::from_config(
+        &shared.config().directory,
+    ));
+    let evaluated = tokio::task::spawn_blocking(move || {
+        let snapshot = crate::directory::Snapshot::from_rows_json(schema, &rows)
+            .map_err(|e| format!("stored snapshot {}: {e}", current.id))?;
+        let evaluation = crate::engine::evaluate(&snapshot, &rules, as_of);
+        Ok::<_, String>(Evaluated {
+            snapshot_id: current.id,
+            rules,
+            snapshot,
+            evaluation,
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let evaluated = Arc::new(evaluated);
+    *shared.evaluated.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&evaluated));
+    Ok(Some(evaluated))
 }
 
 impl Shared {
@@ -175,6 +239,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
         wake: tokio::sync::Notify::new(),
         running: Mutex::new(None),
         leadership: leader::Leadership::default(),
+        evaluated: Mutex::new(None),
         token,
     });
     shared.metrics.rules_loaded(shared.rules().groups().len());
@@ -365,10 +430,13 @@ async fn work_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<b
         }
         let job = {
             let mut pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner());
-            // A reconcile does all that a sync does.
-            if pending.remove(&Job::Reconcile) {
-                pending.remove(&Job::Sync);
-                Some(Job::Reconcile)
+            // A reconcile does all that a sync does, and a sync all that a push does.
+            let whole = [Job::Reconcile, Job::Sync]
+                .into_iter()
+                .find(|j| pending.contains(j));
+            if let Some(job) = whole {
+                pending.clear();
+                Some(job)
             } else {
                 pending.pop_first()
             }
@@ -393,43 +461,52 @@ async fn work_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<b
 
 /// One job: refresh and evaluate into the store, then push; ends with one summary line.
 async fn run_job(shared: &Shared, job: Job) {
-    *shared.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(job);
+    *shared.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(job.clone());
     let started = std::time::Instant::now();
     let config = shared.config();
     let rules = shared.rules();
-    let inputs = crate::cycle::Inputs {
-        config: &config,
-        rules: &rules,
-        as_of: crate::clock::today_utc(),
-        now: crate::clock::now_utc(),
-        kind: job.as_str(),
-    };
-    let outcome = crate::cycle::run(&inputs, &shared.store).await;
-    let result = match outcome {
-        Err(e) => Err(e.to_string()),
-        Ok(outcome) => {
-            let options = push::Options {
-                reconcile: job == Job::Reconcile,
-                ..push::Options::default()
-            };
-            match Desired::from_store(&shared.store).await {
-                Err(e) => Err(e.to_string()),
-                Ok(desired) => {
-                    match push::run(&config, &rules, &desired, &shared.store, &options).await {
-                        Err(e) => Err(e.to_string()),
-                        Ok(report) => Ok((outcome, report)),
-                    }
-                }
+    let result = async {
+        let outcome = match &job {
+            Job::Push(_) => None,
+            Job::Sync | Job::Reconcile => {
+                let inputs = crate::cycle::Inputs {
+                    config: &config,
+                    rules: &rules,
+                    as_of: crate::clock::today_utc(),
+                    now: crate::clock::now_utc(),
+                    kind: job.as_str(),
+                };
+                Some(
+                    crate::cycle::run(&inputs, &shared.store)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                )
             }
-        }
-    };
+        };
+        let options = push::Options {
+            reconcile: job == Job::Reconcile,
+            group: match &job {
+                Job::Push(group) => Some(group.clone()),
+                _ => None,
+            },
+            ..push::Options::default()
+        };
+        let desired = Desired::from_store(&shared.store)
+            .await
+            .map_err(|e| e.to_string())?;
+        let report = push::run(&config, &rules, &desired, &shared.store, &options)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((outcome, report))
+    }
+    .await;
     let seconds = started.elapsed().as_secs_f64();
     match result {
         Ok((outcome, report)) => {
-            let summary = metrics::Summary::of(&outcome, &report);
+            let summary = metrics::Summary::of(outcome.as_ref(), &report);
             shared
                 .metrics
-                .run_finished(job, summary.outcome(), seconds, &summary);
+                .run_finished(&job, summary.outcome(), seconds, &summary);
             tracing::info!(
                 kind = job.as_str(),
                 outcome = summary.outcome(),
@@ -446,7 +523,7 @@ async fn run_job(shared: &Shared, job: Job) {
         Err(e) => {
             shared
                 .metrics
-                .run_finished(job, "failed", seconds, &metrics::Summary::default());
+                .run_finished(&job, "failed", seconds, &metrics::Summary::default());
             tracing::error!(kind = job.as_str(), seconds, "run failed: {e}");
         }
     }

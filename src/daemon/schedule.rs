@@ -3,17 +3,26 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 
 #[derive(Debug, Clone)]
 pub struct Schedule {
     cron: cron::Schedule,
-    zone: FixedOffset,
+    zone: Zone,
+}
+
+/// Where the schedule's wall clock hangs: a fixed offset, or a named zone whose offset
+/// follows daylight saving time (`30 3 * * *` in `Europe/Berlin` is 03:30 there all year).
+#[derive(Debug, Clone, Copy)]
+enum Zone {
+    Fixed(FixedOffset),
+    Named(chrono_tz::Tz),
 }
 
 impl Schedule {
     /// `expr` in five fields (`min hour dom month dow`) or six/seven (seconds first, year
-    /// last); `zone` is `UTC` or an offset such as `+02:00`.
+    /// last); `zone` is `UTC`, an offset such as `+02:00`, or an IANA name such as
+    /// `Europe/Berlin`.
     pub fn parse(expr: &str, zone: &str) -> Result<Schedule, String> {
         let fields = expr.split_whitespace().count();
         let full = match fields {
@@ -26,50 +35,65 @@ impl Schedule {
             }
         };
         let cron = cron::Schedule::from_str(&full).map_err(|e| format!("`{expr}`: {e}"))?;
-        let zone = parse_zone(zone)?;
-        if cron
-            .after(&Utc::now().with_timezone(&zone))
-            .next()
-            .is_none()
-        {
+        let schedule = Schedule {
+            cron,
+            zone: parse_zone(zone)?,
+        };
+        if schedule.next_after(Utc::now()).is_none() {
             return Err(format!("`{expr}` never fires again"));
         }
-        Ok(Schedule { cron, zone })
+        Ok(schedule)
     }
 
     /// The first time strictly after `now` that the schedule fires.
     pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron
-            .after(&now.with_timezone(&self.zone))
-            .next()
-            .map(|t| t.with_timezone(&Utc))
+        fn first<Z: TimeZone>(
+            cron: &cron::Schedule,
+            now: DateTime<Utc>,
+            zone: &Z,
+        ) -> Option<DateTime<Utc>> {
+            cron.after(&now.with_timezone(zone))
+                .next()
+                .map(|t| t.with_timezone(&Utc))
+        }
+        match &self.zone {
+            Zone::Fixed(z) => first(&self.cron, now, z),
+            Zone::Named(z) => first(&self.cron, now, z),
+        }
     }
 }
 
-fn parse_zone(zone: &str) -> Result<FixedOffset, String> {
+fn parse_zone(zone: &str) -> Result<Zone, String> {
     if zone.eq_ignore_ascii_case("utc") || zone == "Z" {
-        return FixedOffset::east_opt(0).ok_or_else(|| "no UTC offset".to_string());
+        return FixedOffset::east_opt(0)
+            .map(Zone::Fixed)
+            .ok_or_else(|| "no UTC offset".to_string());
     }
     let bad = || {
-        format!("time zone `{zone}`: use `UTC` or a fixed offset such as `+02:00` (named zones are not supported yet)")
+        format!("time zone `{zone}`: use `UTC`, a fixed offset such as `+02:00`, or an IANA zone name such as `Europe/Berlin`")
     };
     let (sign, rest) = match zone.as_bytes().first() {
         Some(b'+') => (1, &zone[1..]),
         Some(b'-') => (-1, &zone[1..]),
-        _ => return Err(bad()),
+        _ => {
+            return chrono_tz::Tz::from_str(zone)
+                .map(Zone::Named)
+                .map_err(|_| bad())
+        }
     };
     let (h, m) = rest.split_once(':').ok_or_else(bad)?;
     let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
     if !(0..=14).contains(&h) || !(0..60).contains(&m) {
         return Err(bad());
     }
-    FixedOffset::east_opt(sign * (h * 3600 + m * 60)).ok_or_else(bad)
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+        .map(Zone::Fixed)
+        .ok_or_else(bad)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 22, h, m, s).unwrap()
@@ -97,7 +121,21 @@ mod tests {
         assert!(e.contains("3 fields"), "{e}");
         let e = Schedule::parse("61 * * * *", "UTC").unwrap_err();
         assert!(e.contains("`61 * * * *`"), "{e}");
-        let e = Schedule::parse("* * * * *", "Europe/Paris").unwrap_err();
-        assert!(e.contains("fixed offset"), "{e}");
+        let e = Schedule::parse("* * * * *", "Europe/Pariss").unwrap_err();
+        assert!(e.contains("`Europe/Pariss`"), "{e}");
+        assert!(e.contains("IANA"), "{e}");
+    }
+
+    #[test]
+    fn named_zones_follow_daylight_saving_time() {
+        let s = Schedule::parse("30 3 * * *", "Europe/Berlin").unwrap();
+        // Summer (UTC+2): 03:30 in Berlin is 01:30 UTC.
+        let summer = Utc.with_ymd_and_hms(2026, 7, 1, 0, 0, 0).unwrap();
+        assert_eq!(
+            s.next_after(summer),
+            Some(Utc.with_ymd_and_hms(2026, 7, 1, 1, 30, 0).unwrap())
+        );
+        // Winter (UTC+1): 02:30 UTC.
+        assert_eq!(s.next_after(at(0, 0, 0)), Some(at(2, 30, 0)));
     }
 }

@@ -214,6 +214,30 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// The groups a worker is in now: group → membership.
+    pub async fn worker_memberships(
+        &self,
+        worker: &str,
+    ) -> Result<BTreeMap<String, Membership>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT group_name, reason, since_run FROM memberships WHERE worker_key = $1",
+        )
+        .bind(worker)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0)?,
+                    Membership {
+                        reason: row.try_get(1)?,
+                        since_run: row.try_get(2)?,
+                    },
+                ))
+            })
+            .collect()
+    }
 }
 
 /// The file a `sqlite:` URL names; `None` for an in-memory database.
