@@ -252,16 +252,18 @@ fn running(shared: &Shared) -> Option<&'static str> {
         .map(Job::as_str)
 }
 
-/// A numeric id from the path, or a JSON 400.
-fn id(raw: &str) -> Result<i64, Response> {
-    raw.parse()
-        .map_err(|_| error(StatusCode::BAD_REQUEST, "ids are whole numbers"))
+/// A numeric id from the path; `None` answers with [`bad_id`].
+fn id(raw: &str) -> Option<i64> {
+    raw.parse().ok()
+}
+
+fn bad_id() -> Response {
+    error(StatusCode::BAD_REQUEST, "ids are whole numbers")
 }
 
 async fn run(State(shared): State<Api>, Path(raw): Path<String>) -> Response {
-    let id = match id(&raw) {
-        Ok(id) => id,
-        Err(r) => return r,
+    let Some(id) = id(&raw) else {
+        return bad_id();
     };
     match shared.store.run(id).await {
         Ok(Some(run)) => match shared.store.run_changes(id).await {
@@ -406,9 +408,8 @@ async fn holds(State(shared): State<Api>) -> Response {
 }
 
 async fn approve(State(shared): State<Api>, Path(raw): Path<String>) -> Response {
-    let id = match id(&raw) {
-        Ok(id) => id,
-        Err(r) => return r,
+    let Some(id) = id(&raw) else {
+        return bad_id();
     };
     let now = crate::clock::stamp(crate::clock::now_utc());
     match shared.store.approve_push_hold(id, &now).await {
