@@ -38,6 +38,10 @@ pub struct Config {
     /// `sqlite://FILE` (relative to this file's folder) or `postgres://...`.
     #[serde(default = "default_database")]
     pub database: DatabaseUrl,
+    /// The environment variable that holds the database URL instead, for a URL with a
+    /// password in it (which has no place in a file kept in git). Overrides `database`.
+    #[serde(default)]
+    pub database_env: Option<String>,
     /// Push targets by name. Rule files may only push to names listed here.
     #[serde(default)]
     pub targets: BTreeMap<String, TargetConfig>,
@@ -357,6 +361,16 @@ impl Config {
         };
         let mut config: Config = serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         config.path = path.to_path_buf();
+        if let Some(var) = &config.database_env {
+            match std::env::var(var) {
+                Ok(url) if !url.is_empty() => config.database = DatabaseUrl(url),
+                _ => {
+                    return Err(invalid(format!(
+                        "database_env: the environment variable `{var}` is not set"
+                    )))
+                }
+            }
+        }
         let base = path.parent().unwrap_or(Path::new(""));
         if let Some(file) = &config.directory.source.file {
             config.directory.source.file = Some(base.join(file));

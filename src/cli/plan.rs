@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{block_on, open_store, print, print_json, CliError, Format, Global, Workspace};
+use super::{block_on, print, print_json, CliError, Format, Global, Workspace};
 use crate::cycle;
 use crate::store::Change;
 
@@ -21,7 +21,11 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
             // A plan reads; it does not create a database where there is none.
             return Ok((BTreeMap::new(), None));
         }
-        let store = open_store(&ws.config).await?;
+        // Read only: a plan neither migrates nor writes, so a CI job can run it with a
+        // role that may only read the database.
+        let store = crate::store::Store::connect(ws.config.database.expose())
+            .await
+            .map_err(|e| CliError::Invalid(e.to_string()))?;
         let stored = store.memberships().await?;
         let runs = store.runs(1).await?;
         store.close().await;

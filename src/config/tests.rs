@@ -166,3 +166,24 @@ fn the_daemon_defaults_sync_within_the_hour_and_bad_options_name_their_field() {
     .unwrap();
     assert_eq!(c.daemon.time_zone, "+02:00");
 }
+
+#[test]
+fn the_database_url_can_come_from_the_environment() {
+    // A name no other test reads; std serialises its own environment access.
+    std::env::set_var("ROSTERD_TEST_DB_URL_9c1d", "postgres://u:pw@db/rosterd");
+    let c = load(&format!(
+        "{MINIMAL}database_env: ROSTERD_TEST_DB_URL_9c1d\n"
+    ))
+    .unwrap();
+    assert_eq!(c.database.expose(), "postgres://u:pw@db/rosterd");
+    assert!(
+        !format!("{c:?}").contains("pw"),
+        "the password shows in Debug"
+    );
+    let e = load(&format!(
+        "{MINIMAL}database_env: ROSTERD_SURELY_UNSET_4f2a\n"
+    ))
+    .unwrap_err();
+    assert!(e.contains("database_env"), "{e}");
+    assert!(e.contains("ROSTERD_SURELY_UNSET_4f2a"), "{e}");
+}

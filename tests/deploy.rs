@@ -1,0 +1,121 @@
+//! `deploy/` stays true to the code: the example config loads with every option, the
+//! Kubernetes ConfigMap carries it word for word, every manifest parses, and the image and the
+//! manifests run rosterd as a non-root user with the probes the daemon serves.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize as _;
+
+fn deploy(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(name)
+}
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(deploy(name)).unwrap()
+}
+
+#[test]
+fn the_example_config_loads_and_sets_every_daemon_option() {
+    // Only this test in this binary touches the environment.
+    std::env::set_var(
+        "ROSTERD_DATABASE_URL",
+        "postgres://rosterd:secret@db.example.com/rosterd",
+    );
+    let config = rosterd::config::Config::load(&deploy("rosterd.example.yaml")).unwrap();
+    assert_eq!(
+        config.database.expose(),
+        "postgres://rosterd:secret@db.example.com/rosterd"
+    );
+    assert_eq!(config.daemon.time_zone, "Europe/Berlin");
+    assert_eq!(config.targets.len(), 2);
+    let text = read("rosterd.example.yaml");
+    for option in [
+        "sync:",
+        "reconcile:",
+        "time_zone:",
+        "listen:",
+        "api_token_env:",
+        "rules_poll_seconds:",
+        "shutdown_timeout_seconds:",
+        "leader_poll_seconds:",
+        "database_env:",
+        "max_shrink_percent:",
+        "max_remove_count:",
+        "unresolved_retry_seconds:",
+        "user_cache_seconds:",
+        "page_size:",
+        "oauth2:",
+        "tls:",
+    ] {
+        assert!(
+            text.contains(option),
+            "the example does not show `{option}`"
+        );
+    }
+}
+
+#[test]
+fn the_configmap_carries_the_example_config_word_for_word() {
+    let map: serde_yaml::Value = serde_yaml::from_str(&read("kubernetes/configmap.yaml")).unwrap();
+    let embedded = map["data"]["rosterd.yaml"].as_str().unwrap();
+    assert_eq!(embedded, read("rosterd.example.yaml"));
+}
+
+#[test]
+fn every_manifest_parses_and_the_pods_run_as_non_root_with_probes() {
+    let mut kinds = Vec::new();
+    for entry in std::fs::read_dir(deploy("kubernetes")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let v = serde_yaml::Value::deserialize(doc)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            kinds.push(v["kind"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    kinds.sort();
+    for kind in [
+        "ConfigMap",
+        "Deployment",
+        "Kustomization",
+        "Secret",
+        "Service",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
+    }
+    let deployment: serde_yaml::Value =
+        serde_yaml::from_str(&read("kubernetes/deployment.yaml")).unwrap();
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let rosterd = &pod["containers"][0];
+    assert_eq!(rosterd["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(rosterd["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(pod["containers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "git-sync"));
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(
+        grace > 30,
+        "the pod is killed before the daemon's 30 s shutdown"
+    );
+
+    let gitlab: serde_yaml::Value =
+        serde_yaml::from_str(&read("ci/rules-repository.gitlab-ci.yml")).unwrap();
+    let script = serde_yaml::to_string(&gitlab["rosterd"]["script"]).unwrap();
+    assert!(script.contains("rosterd check") && script.contains("rosterd plan"));
+
+    let dockerfile = read("Dockerfile");
+    assert!(
+        dockerfile.contains("\nUSER 10001"),
+        "the image runs as root"
+    );
+    let unit = read("rosterd.service");
+    assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+    assert!(unit.contains("NoNewPrivileges=yes"));
+}
