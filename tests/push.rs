@@ -658,3 +658,75 @@ async fn an_account_made_again_is_looked_up_again_after_the_target_refuses_its_o
     assert_eq!(second.failed(), 0, "{second:?}");
     world.assert_converged(&[]).await;
 }
+
+/// The emulator applies a PATCH whole or not at all (RFC 7644 section 3.5.2), and counts only
+/// the net change: the push tests' request counts rely on both.
+#[tokio::test]
+async fn the_emulator_applies_a_patch_whole_or_not_at_all() {
+    let world = World::with_emulator(common::sqlite_db(), 60, &[]).await;
+    world.sync(opts()).await;
+    let emu = world.emulator();
+    let before = emu.groups(TARGET);
+    let (name, members) = before.iter().find(|(_, m)| m.len() >= 2).unwrap();
+    let http = reqwest::Client::new();
+    let base = world.url();
+    let list: serde_json::Value = serde_json::from_str(
+        &http
+            .get(format!("{base}/Groups"))
+            .query(&[("filter", format!("displayName eq \"{name}\""))])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let id = list["Resources"][0]["id"].as_str().unwrap().to_string();
+    let group: serde_json::Value = serde_json::from_str(
+        &http
+            .get(format!("{base}/Groups/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let first = group["members"][0]["value"].as_str().unwrap().to_string();
+    let patch = |ops: serde_json::Value| {
+        http.patch(format!("{base}/Groups/{id}"))
+            .header("content-type", "application/scim+json")
+            .body(
+                serde_json::json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": ops,
+                })
+                .to_string(),
+            )
+            .send()
+    };
+    emu.reset_counters(TARGET);
+    // A removal, a rename, then an operation the emulator refuses: nothing may stick.
+    let refused = patch(serde_json::json!([
+        { "op": "remove", "path": format!("members[value eq \"{first}\"]") },
+        { "op": "replace", "path": "displayName", "value": "renamed" },
+        { "op": "replace", "path": "displayName", "value": 7 },
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 400);
+    assert_eq!(&emu.groups(TARGET), &before);
+    // Removing a member and adding it back is no change at all.
+    let applied = patch(serde_json::json!([
+        { "op": "remove", "path": format!("members[value eq \"{first}\"]") },
+        { "op": "add", "path": "members", "value": [{ "value": first }] },
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(applied.status(), 204);
+    assert_eq!(emu.groups(TARGET).get(name), Some(members));
+    let counters = emu.counters(TARGET);
+    assert_eq!((counters.members_added, counters.members_removed), (0, 0));
+}

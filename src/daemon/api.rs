@@ -141,8 +141,8 @@ async fn readyz(State(shared): State<Api>) -> Response {
 }
 
 async fn metrics(State(shared): State<Api>) -> Response {
-    let sizes = match shared.store.memberships().await {
-        Ok(m) => m.into_iter().map(|(g, w)| (g, w.len())).collect(),
+    let sizes = match shared.store.group_sizes().await {
+        Ok(sizes) => sizes,
         Err(e) => return internal(e),
     };
     let mut unprovisioned: BTreeMap<String, usize> = BTreeMap::new();
@@ -168,7 +168,7 @@ async fn metrics(State(shared): State<Api>) -> Response {
 }
 
 async fn groups(State(shared): State<Api>) -> Response {
-    let stored = match shared.store.memberships().await {
+    let sizes = match shared.store.group_sizes().await {
         Ok(m) => m,
         Err(e) => return internal(e),
     };
@@ -180,7 +180,7 @@ async fn groups(State(shared): State<Api>) -> Response {
             json!({
                 "name": g.name,
                 "kind": format!("{:?}", g.kind).to_lowercase(),
-                "members": stored.get(&g.name).map_or(0, BTreeMap::len),
+                "members": sizes.get(&g.name).copied().unwrap_or(0),
                 "push": g.push.iter().map(|p| p.target.clone()).collect::<Vec<_>>(),
             })
         })
@@ -194,8 +194,8 @@ async fn group(State(shared): State<Api>, Path(name): Path<String>) -> Response 
         return error(StatusCode::NOT_FOUND, "no such group");
     };
     let g = rules.group(id);
-    let members = match shared.store.memberships().await {
-        Ok(m) => m.get(&name).map_or(0, BTreeMap::len),
+    let members = match shared.store.group_sizes().await {
+        Ok(sizes) => sizes.get(&name).copied().unwrap_or(0),
         Err(e) => return internal(e),
     };
     let mut pushed = Vec::new();

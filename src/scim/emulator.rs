@@ -906,34 +906,96 @@ fn patch_group(t: &mut Tenant, id: &str, body: &[u8]) -> Answer {
         Ok(v) => v,
         Err(answer) => return answer,
     };
-    let Some(original) = t.groups.get(id).cloned() else {
+    // Taken out while the operations apply, which read the tenant's users.
+    let Some(mut group) = t.groups.remove(id) else {
         return not_found("Group", id);
     };
-    // All operations apply, or none (RFC 7644 section 3.5.2).
-    let mut group = original.clone();
+    // All operations apply, or none (RFC 7644 section 3.5.2): the edit journals what it
+    // changes, so a PATCH costs its own changes, not the group's size.
+    let mut edit = Edit::new(&mut group);
     let mut changes = 0usize;
     let mut replaces = 0u64;
+    let mut result = Ok(());
     for op in &patch.operations {
-        match apply(t, &mut group, op, &mut changes, &mut replaces) {
-            Ok(()) => {}
-            Err(answer) => return answer,
+        result = apply(t, &mut edit, op, &mut changes, &mut replaces);
+        if result.is_err() {
+            break;
         }
     }
-    if let Err(answer) = check_cap(t, changes) {
+    let result = result.and_then(|()| check_cap(t, changes));
+    let (added, removed) = (edit.added.len() as u64, edit.removed.len() as u64);
+    if result.is_err() {
+        edit.undo();
+    }
+    t.groups.insert(id.to_string(), group);
+    if let Err(answer) = result {
         return answer;
     }
-    let added = group.members.difference(&original.members).count() as u64;
-    let removed = original.members.difference(&group.members).count() as u64;
     t.counters.members_added += added;
     t.counters.members_removed += removed;
     t.counters.member_list_replaces += replaces;
-    t.groups.insert(id.to_string(), group);
     (StatusCode::NO_CONTENT, None)
+}
+
+/// A group being changed by one PATCH, with what it takes to undo the change.
+struct Edit<'g> {
+    group: &'g mut EmuGroup,
+    name: Option<String>,
+    /// Members that were not there before, and members that were and are gone.
+    added: BTreeSet<String>,
+    removed: BTreeSet<String>,
+}
+
+impl<'g> Edit<'g> {
+    fn new(group: &'g mut EmuGroup) -> Self {
+        Edit {
+            group,
+            name: None,
+            added: BTreeSet::new(),
+            removed: BTreeSet::new(),
+        }
+    }
+
+    fn rename(&mut self, name: &str) {
+        let old = std::mem::replace(&mut self.group.display_name, name.to_string());
+        self.name.get_or_insert(old);
+    }
+
+    fn add(&mut self, id: String) {
+        if self.group.members.insert(id.clone()) && !self.removed.remove(&id) {
+            self.added.insert(id);
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        if self.group.members.remove(id) && !self.added.remove(id) {
+            self.removed.insert(id.to_string());
+        }
+    }
+
+    fn clear(&mut self) {
+        for id in std::mem::take(&mut self.group.members) {
+            if !self.added.remove(&id) {
+                self.removed.insert(id);
+            }
+        }
+    }
+
+    /// Puts the group back as it was.
+    fn undo(&mut self) {
+        if let Some(name) = self.name.take() {
+            self.group.display_name = name;
+        }
+        for id in &self.added {
+            self.group.members.remove(id);
+        }
+        self.group.members.append(&mut self.removed);
+    }
 }
 
 fn apply(
     t: &Tenant,
-    group: &mut EmuGroup,
+    group: &mut Edit<'_>,
     op: &PatchOperation,
     changes: &mut usize,
     replaces: &mut u64,
@@ -946,20 +1008,20 @@ fn apply(
         ("add", Some(p)) if p.eq_ignore_ascii_case("members") => {
             let ids = member_ids(t, &value)?;
             *changes += ids.len();
-            group.members.extend(ids);
+            ids.into_iter().for_each(|id| group.add(id));
         }
         ("add" | "replace", None) => {
             if let Some(name) = value.get("displayName").and_then(Value::as_str) {
-                group.display_name = name.to_string();
+                group.rename(name);
             }
             if let Some(members) = value.get("members") {
                 let ids = member_ids(t, members)?;
                 *changes += ids.len();
                 if kind == "replace" {
                     *replaces += 1;
-                    group.members.clear();
+                    group.clear();
                 }
-                group.members.extend(ids);
+                ids.into_iter().for_each(|id| group.add(id));
             }
         }
         ("replace", Some(p)) if p.eq_ignore_ascii_case("displayName") => {
@@ -970,18 +1032,19 @@ fn apply(
                     "displayName must be a string",
                 ));
             };
-            group.display_name = name.to_string();
+            group.rename(name);
         }
         ("replace", Some(p)) if p.eq_ignore_ascii_case("members") => {
             let ids = member_ids(t, &value)?;
             *changes += ids.len();
             *replaces += 1;
-            group.members = ids.into_iter().collect();
+            group.clear();
+            ids.into_iter().for_each(|id| group.add(id));
         }
         ("remove", Some(p)) if p.eq_ignore_ascii_case("members") => {
             if value.is_null() {
                 *replaces += 1;
-                group.members.clear();
+                group.clear();
             } else if t.quirks.value_list_removal {
                 let members: Vec<Member> = serde_json::from_value(value).map_err(|e| {
                     error(
@@ -992,7 +1055,7 @@ fn apply(
                 })?;
                 *changes += members.len();
                 for m in members {
-                    group.members.remove(&m.value);
+                    group.remove(&m.value);
                 }
             } else {
                 return Err(error(
@@ -1019,7 +1082,7 @@ fn apply(
                 )));
             }
             *changes += 1;
-            group.members.remove(&id);
+            group.remove(&id);
         }
         _ => {
             return Err(invalid_path(format!(

@@ -261,7 +261,7 @@ impl Store {
         done: Option<i64>,
         now: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO target_groups (target, group_name, scim_id, display_name, linked, pushed_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (target, group_name) DO UPDATE SET \
@@ -292,7 +292,7 @@ impl Store {
         done: Option<i64>,
         now: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         for table in ["target_groups", "target_members", "push_unprovisioned"] {
             sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE target = $1 AND group_name = $2"
@@ -312,7 +312,7 @@ impl Store {
     /// The target confirmed a PATCH: its member changes (and rename) become known, and its
     /// outbox entry is done.
     pub async fn confirm_patch(&self, entry: &OutboxEntry, now: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let (target, group) = (entry.target.as_str(), entry.group.as_str());
         match entry.action {
             OutboxAction::Add => {
@@ -380,7 +380,7 @@ impl Store {
         drift: &[Drift],
         now: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         replace_members(&mut tx, target, group, members).await?;
         insert_drift(&mut tx, target, group, drift, now).await?;
         sqlx::query(
@@ -407,7 +407,7 @@ impl Store {
             user_id: None,
             worker_key: None,
         }];
-        let mut tx = self.pool().begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         insert_drift(&mut tx, target, group, &drift, now).await?;
         for table in ["target_groups", "target_members"] {
             sqlx::query(AssertSqlSafe(format!(
@@ -474,7 +474,7 @@ impl Store {
         users: &[(String, String, Option<String>)],
         now: &str,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         for chunk in users.chunks(BATCH_ROWS) {
             let sql = format!(
                 "INSERT INTO target_users (target, worker_key, match_value, user_id, checked_at) VALUES {} \
@@ -499,7 +499,7 @@ impl Store {
 
     /// Drops cached lookups, so that those workers are looked up again.
     pub async fn forget_target_users(&self, target: &str, keys: &[&str]) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         for key in keys {
             sqlx::query("DELETE FROM target_users WHERE target = $1 AND worker_key = $2")
                 .bind(target)
@@ -535,7 +535,7 @@ impl Store {
         if gone.is_empty() && new.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool().begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         for key in gone {
             sqlx::query(
                 "DELETE FROM push_unprovisioned WHERE target = $1 AND group_name = $2 AND worker_key = $3",
@@ -596,7 +596,7 @@ impl Store {
         entries: &[(OutboxAction, OutboxPayload)],
         now: &str,
     ) -> Result<Vec<i64>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let mut ids = Vec::with_capacity(entries.len());
         for (action, payload) in entries {
             let row = sqlx::query(
@@ -662,6 +662,7 @@ impl Store {
     }
 
     pub async fn outbox_attempted(&self, id: i64) -> Result<(), StoreError> {
+        let _writing = self.writing().await;
         sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = $1")
             .bind(id)
             .execute(self.pool())
@@ -678,6 +679,7 @@ impl Store {
         detail: &str,
         now: &str,
     ) -> Result<(), StoreError> {
+        let _writing = self.writing().await;
         sqlx::query(
             "UPDATE outbox SET status = 'failed', http_status = $1, scim_type = $2, detail = $3, \
              finished_at = $4 WHERE id = $5",
@@ -725,7 +727,7 @@ impl Store {
 
     /// Holds a pair's push: updates its open hold, or opens one. The hold's id.
     pub async fn hold_push(&self, hold: &PushHold, now: &str) -> Result<i64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         sqlx::query(
             "UPDATE push_holds SET status = 'superseded' WHERE target = $1 AND group_name = $2 \
              AND status IN ('held', 'approved')",
@@ -755,6 +757,7 @@ impl Store {
     /// Closes a pair's open hold: `released` when an approval was used, `superseded` when
     /// the push no longer needs one.
     pub async fn close_push_hold(&self, id: i64, status: &str) -> Result<(), StoreError> {
+        let _writing = self.writing().await;
         sqlx::query("UPDATE push_holds SET status = $1 WHERE id = $2")
             .bind(status)
             .bind(id)
@@ -764,6 +767,7 @@ impl Store {
     }
 
     pub async fn approve_push_hold(&self, id: i64, now: &str) -> Result<PushHold, StoreError> {
+        let _writing = self.writing().await;
         let sql = format!("SELECT {HOLD_COLUMNS} FROM push_holds WHERE id = $1");
         let hold = sqlx::query(AssertSqlSafe(sql))
             .bind(id)
@@ -800,6 +804,7 @@ impl Store {
         reason: Option<&str>,
         now: &str,
     ) -> Result<(), StoreError> {
+        let _writing = self.writing().await;
         sqlx::query(
             "INSERT INTO target_health (target, healthy, reason, since) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (target) DO UPDATE SET healthy = excluded.healthy, reason = excluded.reason, \

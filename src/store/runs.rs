@@ -132,7 +132,7 @@ impl Store {
     /// Writes the run, its snapshot and its membership changes in one transaction. Returns
     /// the run's id and the id of the snapshot it used.
     pub async fn commit_run(&self, run: &RunCommit) -> Result<(i64, Option<i64>), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let (_writing, mut tx) = self.begin_write().await?;
         let snapshot_id = match &run.snapshot {
             SnapshotUse::None => None,
             SnapshotUse::New(new) => Some(snapshots::insert(&mut tx, new).await?),

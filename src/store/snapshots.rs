@@ -190,6 +190,7 @@ impl Store {
 
     /// Releases a held snapshot; the next run makes it current.
     pub async fn approve_snapshot(&self, id: i64, now: &str) -> Result<SnapshotInfo, StoreError> {
+        let _writing = self.writing().await;
         let snapshot = self
             .snapshot(id)
             .await?
