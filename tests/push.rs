@@ -670,30 +670,16 @@ async fn the_emulator_applies_a_patch_whole_or_not_at_all() {
     let (name, members) = before.iter().find(|(_, m)| m.len() >= 2).unwrap();
     let http = reqwest::Client::new();
     let base = world.url();
-    let list: serde_json::Value = serde_json::from_str(
-        &http
-            .get(format!("{base}/Groups"))
-            .query(&[("filter", format!("displayName eq \"{name}\""))])
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let get = |request: reqwest::RequestBuilder| async move {
+        let text = request.send().await.unwrap().text().await.unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    let list = get(http
+        .get(format!("{base}/Groups"))
+        .query(&[("filter", format!("displayName eq \"{name}\""))]))
+    .await;
     let id = list["Resources"][0]["id"].as_str().unwrap().to_string();
-    let group: serde_json::Value = serde_json::from_str(
-        &http
-            .get(format!("{base}/Groups/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let group = get(http.get(format!("{base}/Groups/{id}"))).await;
     let first = group["members"][0]["value"].as_str().unwrap().to_string();
     let patch = |ops: serde_json::Value| {
         http.patch(format!("{base}/Groups/{id}"))
