@@ -87,6 +87,25 @@ impl Daemon {
         state["leader"] == serde_json::Value::Bool(true)
     }
 
+    /// `GET path`, with `token` as the bearer when given: the status and the body.
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut request = reqwest::Client::new().get(format!("{}{path}", self.api));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        answer(request).await
+    }
+
+    /// `POST path` with the token: the status and the body.
+    async fn post(&self, path: &str) -> (u16, String) {
+        answer(
+            reqwest::Client::new()
+                .post(format!("{}{path}", self.api))
+                .bearer_auth(TOKEN),
+        )
+        .await
+    }
+
     async fn ready(&self) {
         let http = reqwest::Client::new();
         let url = format!("{}/readyz", self.api);
@@ -110,6 +129,44 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
+}
+
+async fn answer(request: reqwest::RequestBuilder) -> (u16, String) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// An active worker outside `division`: their key and email.
+fn outside(world: &World, division: &str) -> (String, String) {
+    world
+        .workers
+        .iter()
+        .find(|w| w.division != division && w.status == "Active")
+        .map(|w| (w.id.clone(), w.email.to_lowercase()))
+        .unwrap()
+}
+
+/// Moves a worker to `division` in the export and waits until the target's `group` has them.
+async fn move_and_see(world: &mut World, worker: (&str, &str), division: &str, group: &str) {
+    let (key, email) = worker;
+    world.edit_workers(|ws| {
+        let w = ws.iter_mut().find(|w| w.id == key).unwrap();
+        w.division = division.into();
+    });
+    let what = format!("{key} reaching `{group}` in the target");
+    eventually(30, &what, || async {
+        world
+            .actual()
+            .await
+            .get(group)
+            .is_some_and(|m| m.contains(email))
+    })
+    .await;
 }
 
 fn free_port() -> u16 {
@@ -162,50 +219,27 @@ async fn the_daemon_follows_hr_and_rule_changes_and_keeps_the_last_good_rules() 
     );
     let mut daemon = Daemon::start(&world, port);
     daemon.ready().await;
-    let http = reqwest::Client::new();
 
     // The first scheduled sync pushes every group.
     eventually(60, "the first sync", || converged(&world)).await;
     world.assert_converged(&[]).await;
 
     // The API: open probes, everything else behind the token.
-    let get = |path: &str, token: Option<&str>| {
-        let mut request = http.get(format!("{}{path}", daemon.api));
-        if let Some(t) = token {
-            request = request.bearer_auth(t);
-        }
-        request.send()
-    };
-    assert_eq!(get("/healthz", None).await.unwrap().status(), 200);
-    assert_eq!(get("/readyz", None).await.unwrap().status(), 200);
+    assert_eq!(daemon.get("/healthz", None).await.0, 200);
+    assert_eq!(daemon.get("/readyz", None).await.0, 200);
     for path in [
         "/metrics",
         "/api/v1/groups",
         "/api/v1/runs",
         "/api/v1/holds",
     ] {
-        assert_eq!(get(path, None).await.unwrap().status(), 401, "{path}");
-        assert_eq!(
-            get(path, Some("wrong")).await.unwrap().status(),
-            401,
-            "{path}"
-        );
-        let ok = get(path, Some(TOKEN)).await.unwrap();
-        assert_eq!(ok.status(), 200, "{path}");
-        assert!(
-            !ok.text().await.unwrap().contains(TOKEN),
-            "{path} shows the token"
-        );
+        assert_eq!(daemon.get(path, None).await.0, 401, "{path}");
+        assert_eq!(daemon.get(path, Some("wrong")).await.0, 401, "{path}");
+        let (status, body) = daemon.get(path, Some(TOKEN)).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(!body.contains(TOKEN), "{path} shows the token");
     }
-    let groups: serde_json::Value = serde_json::from_str(
-        &get("/api/v1/groups", Some(TOKEN))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let groups = json(&daemon.get("/api/v1/groups", Some(TOKEN)).await.1);
     assert_eq!(groups["groups"].as_array().unwrap().len(), 4);
 
     // A worker's groups, and why: by key or by email.
@@ -215,13 +249,12 @@ async fn the_daemon_follows_hr_and_rule_changes_and_keeps_the_last_good_rules() 
         .find(|w| w.division == "Sales" && w.status == "Active")
         .unwrap()
         .clone();
-    let json = |text: String| serde_json::from_str::<serde_json::Value>(&text).unwrap();
     for who in [seller.id.clone(), seller.email.clone()] {
-        let r = get(&format!("/api/v1/workers/{who}/groups"), Some(TOKEN))
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let body = json(r.text().await.unwrap());
+        let (status, body) = daemon
+            .get(&format!("/api/v1/workers/{who}/groups"), Some(TOKEN))
+            .await;
+        assert_eq!(status, 200);
+        let body = json(&body);
         assert_eq!(body["worker"], seller.id.as_str(), "{body}");
         let groups: Vec<&str> = body["groups"]
             .as_array()
@@ -232,27 +265,24 @@ async fn the_daemon_follows_hr_and_rule_changes_and_keeps_the_last_good_rules() 
         assert!(groups.contains(&"sales"), "{body}");
         assert!(!groups.contains(&"engineering"), "{body}");
     }
-    let r = get(
-        &format!("/api/v1/explain?worker={}&group=sales", seller.id),
-        Some(TOKEN),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status(), 200);
-    let body = json(r.text().await.unwrap());
+    let (status, body) = daemon
+        .get(
+            &format!("/api/v1/explain?worker={}&group=sales", seller.id),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let body = json(&body);
     let why = &body["explanations"][0];
     assert_eq!(why["group"], "sales", "{body}");
     assert_eq!(why["member"], true, "{body}");
-    let r = get(
-        &format!("/api/v1/explain?worker={}&group=engineering", seller.id),
-        Some(TOKEN),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        json(r.text().await.unwrap())["explanations"][0]["member"],
-        false
-    );
+    let (_, body) = daemon
+        .get(
+            &format!("/api/v1/explain?worker={}&group=engineering", seller.id),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(json(&body)["explanations"][0]["member"], false);
     for (path, status) in [
         ("/api/v1/explain?worker=nobody&group=sales", 404),
         ("/api/v1/explain?worker=nobody", 404),
@@ -262,58 +292,29 @@ async fn the_daemon_follows_hr_and_rule_changes_and_keeps_the_last_good_rules() 
         ("/api/v1/runs/99999", 404),
         ("/api/v1/nosuch", 404),
     ] {
-        let r = get(path, Some(TOKEN)).await.unwrap();
-        assert_eq!(r.status(), status, "{path}");
-        let body = json(r.text().await.unwrap());
-        assert!(body["error"].is_string(), "{path}: {body}");
+        let (got, body) = daemon.get(path, Some(TOKEN)).await;
+        assert_eq!(got, status, "{path}");
+        assert!(json(&body)["error"].is_string(), "{path}: {body}");
     }
-    assert_eq!(
-        get(&format!("/api/v1/explain?worker={}", seller.id), None)
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    let explain = format!("/api/v1/explain?worker={}", seller.id);
+    assert_eq!(daemon.get(&explain, None).await.0, 401);
 
     // Push one group now: a push job, not a sync.
-    let r = http
-        .post(format!("{}/api/v1/groups/sales/push", daemon.api))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    assert_eq!(json(r.text().await.unwrap())["queued"], "push");
+    let (status, body) = daemon.post("/api/v1/groups/sales/push").await;
+    assert_eq!(status, 202);
+    assert_eq!(json(&body)["queued"], "push");
     eventually(30, "the group push running", || async {
-        get("/metrics", Some(TOKEN))
+        daemon
+            .get("/metrics", Some(TOKEN))
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+            .1
             .contains("rosterd_runs_total{kind=\"push\",outcome=\"succeeded\"} 1")
     })
     .await;
 
     // An HR change reaches the target.
-    let (mover, email) = world
-        .workers
-        .iter()
-        .find(|w| w.division != "Sales" && w.status == "Active")
-        .map(|w| (w.id.clone(), w.email.to_lowercase()))
-        .unwrap();
-    world.edit_workers(|ws| {
-        let w = ws.iter_mut().find(|w| w.id == mover).unwrap();
-        w.division = "Sales".into();
-    });
-    eventually(30, "the HR change reaching the target", || async {
-        world
-            .actual()
-            .await
-            .get("sales")
-            .is_some_and(|m| m.contains(&email))
-    })
-    .await;
+    let (mover, email) = outside(&world, "Sales");
+    move_and_see(&mut world, (&mover, &email), "Sales", "sales").await;
 
     // A new rule reaches the target.
     let rules = world.path("rules/groups.yaml");
@@ -332,38 +333,15 @@ async fn the_daemon_follows_hr_and_rule_changes_and_keeps_the_last_good_rules() 
     )
     .unwrap();
     eventually(30, "the broken rules being reported", || async {
-        let text = get("/api/v1/rules", Some(TOKEN))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let state: serde_json::Value = serde_json::from_str(&text).unwrap();
-        state["reload_error"]
+        json(&daemon.get("/api/v1/rules", Some(TOKEN)).await.1)["reload_error"]
             .as_str()
             .is_some_and(|e| e.contains("broken.yaml"))
     })
     .await;
-    let metrics = get("/metrics", Some(TOKEN))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = daemon.get("/metrics", Some(TOKEN)).await.1;
     assert!(metrics.contains("rosterd_rules_load_ok 0"), "{metrics}");
     // The syncs go on with the last good rules: another HR change still arrives.
-    world.edit_workers(|ws| {
-        let w = ws.iter_mut().find(|w| w.id == mover).unwrap();
-        w.division = "Engineering".into();
-    });
-    eventually(30, "an HR change under the last good rules", || async {
-        world
-            .actual()
-            .await
-            .get("engineering")
-            .is_some_and(|m| m.contains(&email))
-    })
-    .await;
+    move_and_see(&mut world, (&mover, &email), "Engineering", "engineering").await;
     assert!(world.actual().await.contains_key("sales-and-engineering"));
     assert!(!world.actual().await.contains_key("broken"));
 
@@ -480,22 +458,8 @@ async fn a_standby_takes_over_when_the_leader_dies() {
     let (mut leader, standby) = if leading_a { (a, b) } else { (b, a) };
     assert!(leader.log().contains("run finished"), "{}", leader.log());
     assert!(!standby.log().contains("run finished"), "{}", standby.log());
-    let refused = reqwest::Client::new()
-        .post(format!("{}/api/v1/runs", standby.api))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 503);
-    let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", standby.api))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert_eq!(standby.post("/api/v1/runs").await.0, 503);
+    let metrics = standby.get("/metrics", Some(TOKEN)).await.1;
     assert!(metrics.contains("rosterd_leader 0"), "{metrics}");
 
     // The leader dies; the standby takes over within seconds.
@@ -507,28 +471,8 @@ async fn a_standby_takes_over_when_the_leader_dies() {
     eprintln!("failover took {took:?}");
 
     // And the syncs go on from the new leader.
-    let (mover, email) = world
-        .workers
-        .iter()
-        .find(|w| w.division != "Sales" && w.status == "Active")
-        .map(|w| (w.id.clone(), w.email.to_lowercase()))
-        .unwrap();
-    world.edit_workers(|ws| {
-        let w = ws.iter_mut().find(|w| w.id == mover).unwrap();
-        w.division = "Sales".into();
-    });
-    eventually(
-        30,
-        "the HR change reaching the target after the failover",
-        || async {
-            world
-                .actual()
-                .await
-                .get("sales")
-                .is_some_and(|m| m.contains(&email))
-        },
-    )
-    .await;
+    let (mover, email) = outside(&world, "Sales");
+    move_and_see(&mut world, (&mover, &email), "Sales", "sales").await;
     eventually(30, "convergence under the new leader", || converged(&world)).await;
     let mut standby = standby;
     assert!(standby.terminate().success(), "{}", standby.log());

@@ -69,7 +69,8 @@ pub fn migrate(global: &Global) -> Result<(), CliError> {
 pub fn members(global: &Global, group: &str) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
     let members = with_store(&config, async |store| {
-        Ok(store.memberships().await?.get(group).cloned())
+        let members = store.group_memberships(group).await?;
+        Ok((!members.is_empty()).then_some(members))
     })?
     .ok_or_else(|| CliError::Usage(format!("no stored members of `{group}`\nhelp: `rosterd evaluate` records a run; `rosterd plan --group {group}` shows what the rules say now")))?;
     if global.format == Format::Json {

@@ -222,11 +222,9 @@ async fn members(State(shared): State<Api>, Path(name): Path<String>) -> Respons
     if shared.rules().lookup(&name).is_none() {
         return error(StatusCode::NOT_FOUND, "no such group");
     }
-    match shared.store.memberships().await {
-        Ok(mut m) => {
+    match shared.store.group_memberships(&name).await {
+        Ok(m) => {
             let members: Vec<Value> = m
-                .remove(&name)
-                .unwrap_or_default()
                 .into_iter()
                 .map(|(key, membership)| json!({ "worker": key, "reason": membership.reason, "since_run": membership.since_run }))
                 .collect();
@@ -314,18 +312,27 @@ async fn push_now(State(shared): State<Api>, Path(name): Path<String>) -> Respon
 /// A worker's groups as stored by the last run (what the targets are given), by key or by
 /// email.
 async fn worker_groups(State(shared): State<Api>, Path(key): Path<String>) -> Response {
-    let key = match super::evaluated(&shared).await {
-        Ok(Some(e)) => e
-            .snapshot
-            .find(&key)
-            .map_or(key, |w| e.snapshot.key(w).to_string()),
-        Ok(None) => key,
-        Err(e) => return internal(e),
-    };
-    let groups = match shared.store.worker_memberships(&key).await {
+    let mut groups = match shared.store.worker_memberships(&key).await {
         Ok(g) => g,
         Err(e) => return internal(e),
     };
+    let mut key = key;
+    if groups.is_empty() {
+        // Not a key with memberships: perhaps an email, which only the snapshot knows.
+        match super::evaluated(&shared).await {
+            Ok(Some(e)) => {
+                if let Some(w) = e.snapshot.find(&key) {
+                    key = e.snapshot.key(w).to_string();
+                    groups = match shared.store.worker_memberships(&key).await {
+                        Ok(g) => g,
+                        Err(e) => return internal(e),
+                    };
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return internal(e),
+        }
+    }
     let rules = shared.rules();
     let list: Vec<Value> = groups
         .into_iter()

@@ -130,134 +130,133 @@ impl Metrics {
     ) -> String {
         let s = self.state();
         let mut out = String::new();
-        help(
+        metric(
             &mut out,
             "rosterd_leader",
             "gauge",
             "1 on the process that runs the scheduled work, 0 on a standby.",
+            [(String::new(), u8::from(leading).to_string())],
         );
-        let _ = writeln!(out, "rosterd_leader {}", u8::from(leading));
-        help(
+        metric(
             &mut out,
             "rosterd_runs_total",
             "counter",
             "Runs by kind and outcome.",
+            s.runs.iter().map(|((kind, outcome), n)| {
+                (
+                    format!("{{kind=\"{kind}\",outcome=\"{outcome}\"}}"),
+                    n.to_string(),
+                )
+            }),
         );
-        for ((kind, outcome), n) in &s.runs {
-            let _ = writeln!(
-                out,
-                "rosterd_runs_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}"
-            );
-        }
-        help(
+        metric(
             &mut out,
             "rosterd_run_duration_seconds_sum",
             "counter",
             "Seconds spent in runs by kind and outcome.",
+            s.run_seconds.iter().map(|((kind, outcome), secs)| {
+                (
+                    format!("{{kind=\"{kind}\",outcome=\"{outcome}\"}}"),
+                    secs.to_string(),
+                )
+            }),
         );
-        for ((kind, outcome), secs) in &s.run_seconds {
-            let _ = writeln!(
-                out,
-                "rosterd_run_duration_seconds_sum{{kind=\"{kind}\",outcome=\"{outcome}\"}} {secs}"
-            );
-        }
-        help(
+        metric(
             &mut out,
             "rosterd_membership_changes_total",
             "counter",
             "Membership changes recorded by runs.",
+            [(String::new(), s.changes.to_string())],
         );
-        let _ = writeln!(out, "rosterd_membership_changes_total {}", s.changes);
-        help(
+        metric(
             &mut out,
             "rosterd_pushes_total",
             "counter",
             "Group pushes by target and outcome.",
+            s.pushed.iter().map(|((target, kind), n)| {
+                (
+                    format!("{{target=\"{}\",outcome=\"{kind}\"}}", label(target)),
+                    n.to_string(),
+                )
+            }),
         );
-        for ((target, kind), n) in &s.pushed {
-            let _ = writeln!(
-                out,
-                "rosterd_pushes_total{{target=\"{}\",outcome=\"{kind}\"}} {n}",
-                label(target)
-            );
-        }
-        help(
+        metric(
             &mut out,
             "rosterd_held_pushes",
             "gauge",
             "Pushes held by the failsafe in the last run.",
+            [(String::new(), s.held.to_string())],
         );
-        let _ = writeln!(out, "rosterd_held_pushes {}", s.held);
-        help(
+        metric(
             &mut out,
             "rosterd_last_successful_push_timestamp_seconds",
             "gauge",
             "When each target last took every change it was sent.",
+            per_target(&s.last_success),
         );
-        for (target, at) in &s.last_success {
-            let _ = writeln!(
-                out,
-                "rosterd_last_successful_push_timestamp_seconds{{target=\"{}\"}} {at}",
-                label(target)
-            );
-        }
-        help(
+        metric(
             &mut out,
             "rosterd_unprovisioned_users",
             "gauge",
             "Workers without an account, per target.",
+            per_target(unprovisioned),
         );
-        for (target, n) in unprovisioned {
-            let _ = writeln!(
-                out,
-                "rosterd_unprovisioned_users{{target=\"{}\"}} {n}",
-                label(target)
-            );
-        }
-        help(
+        metric(
             &mut out,
             "rosterd_group_members",
             "gauge",
             "Members of each group after the last run.",
+            groups
+                .iter()
+                .map(|(g, n)| (format!("{{group=\"{}\"}}", label(g)), n.to_string())),
         );
-        for (group, n) in groups {
-            let _ = writeln!(
-                out,
-                "rosterd_group_members{{group=\"{}\"}} {n}",
-                label(group)
-            );
-        }
-        help(
+        metric(
             &mut out,
             "rosterd_rules_groups",
             "gauge",
             "Groups in the rules in force.",
+            [(String::new(), s.rules_groups.to_string())],
         );
-        let _ = writeln!(out, "rosterd_rules_groups {}", s.rules_groups);
-        help(
+        metric(
             &mut out,
             "rosterd_rules_load_ok",
             "gauge",
             "1 when the newest rules on disk are the ones in force.",
+            [(String::new(), u8::from(s.rules_ok).to_string())],
         );
-        let _ = writeln!(out, "rosterd_rules_load_ok {}", u8::from(s.rules_ok));
-        help(
+        metric(
             &mut out,
             "rosterd_rules_load_errors_total",
             "counter",
             "Reloads refused because the rules or config had errors.",
-        );
-        let _ = writeln!(
-            out,
-            "rosterd_rules_load_errors_total {}",
-            s.rules_load_errors
+            [(String::new(), s.rules_load_errors.to_string())],
         );
         out
     }
 }
 
-fn help(out: &mut String, name: &str, kind: &str, text: &str) {
+/// One metric: its HELP and TYPE lines, then a sample per `(labels, value)`; `labels` is
+/// `{name="value",...}` or empty.
+fn metric(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    text: &str,
+    samples: impl IntoIterator<Item = (String, String)>,
+) {
     let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+/// Samples labelled by target.
+fn per_target<V: ToString>(
+    values: &BTreeMap<String, V>,
+) -> impl Iterator<Item = (String, String)> + '_ {
+    values
+        .iter()
+        .map(|(t, v)| (format!("{{target=\"{}\"}}", label(t)), v.to_string()))
 }
 
 /// A label value with `\`, `"` and newlines escaped.

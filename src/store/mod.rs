@@ -267,18 +267,39 @@ impl Store {
         .bind(worker)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get(0)?,
-                    Membership {
-                        reason: row.try_get(1)?,
-                        since_run: row.try_get(2)?,
-                    },
-                ))
-            })
-            .collect()
+        keyed_memberships(&rows)
     }
+
+    /// A group's members now: worker → membership (empty for an unknown group).
+    pub async fn group_memberships(
+        &self,
+        group: &str,
+    ) -> Result<BTreeMap<String, Membership>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT worker_key, reason, since_run FROM memberships WHERE group_name = $1",
+        )
+        .bind(group)
+        .fetch_all(&self.pool)
+        .await?;
+        keyed_memberships(&rows)
+    }
+}
+
+/// Rows of `(key, reason, since_run)`, by key.
+fn keyed_memberships(
+    rows: &[sqlx::any::AnyRow],
+) -> Result<BTreeMap<String, Membership>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get(0)?,
+                Membership {
+                    reason: row.try_get(1)?,
+                    since_run: row.try_get(2)?,
+                },
+            ))
+        })
+        .collect()
 }
 
 /// The file a `sqlite:` URL names; `None` for an in-memory database.
