@@ -18,7 +18,7 @@ use super::{Job, Shared};
 use crate::store::Backend;
 
 /// The advisory lock's key: "rosterd" in ASCII, so that it is recognisable in `pg_locks`.
-pub const LOCK_KEY: i64 = 0x0072_6f73_7465_7264;
+const LOCK_KEY: i64 = 0x0072_6f73_7465_7264;
 
 /// Whether this process leads; read by the work loop and the API.
 #[derive(Debug, Default)]

@@ -23,7 +23,6 @@ mod leader;
 mod metrics;
 mod schedule;
 
-pub use leader::LOCK_KEY;
 pub use metrics::Metrics;
 pub use schedule::Schedule;
 
@@ -85,7 +84,7 @@ pub struct Shared {
 }
 
 /// The stored snapshot in force, evaluated under a rule set.
-pub struct Evaluated {
+struct Evaluated {
     snapshot_id: i64,
     rules: Arc<RuleSet>,
     snapshot: crate::directory::Snapshot,
