@@ -2,7 +2,7 @@
 //! record the run and every membership change in the store, in one transaction. `plan` uses
 //! the same difference without writing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -13,8 +13,8 @@ use crate::directory::{self, DirectoryError, Schema, Snapshot};
 use crate::engine::{self, reason, Evaluation};
 use crate::rules::RuleSet;
 use crate::store::{
-    Change, Membership, NewSnapshot, RunCommit, RunStatus, SnapshotChange, SnapshotStatus,
-    SnapshotUse, Store, StoreError,
+    Change, NewSnapshot, RunCommit, RunStatus, SnapshotChange, SnapshotStatus, SnapshotUse, Store,
+    StoreError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -65,9 +65,9 @@ pub fn changes(
     snapshot: &Snapshot,
     rules: &RuleSet,
     evaluation: &Evaluation,
-    stored: &BTreeMap<String, BTreeMap<String, Membership>>,
+    stored: &BTreeMap<String, BTreeSet<String>>,
 ) -> Vec<Change> {
-    let empty = BTreeMap::new();
+    let empty = BTreeSet::new();
     let mut out = Vec::new();
     for (g, group) in rules.groups().iter().enumerate() {
         let before = stored.get(&group.name).unwrap_or(&empty);
@@ -75,7 +75,7 @@ pub fn changes(
             .members(g)
             .ones()
             .map(|w| (snapshot.key(w), w))
-            .filter(|(k, _)| !before.contains_key(*k))
+            .filter(|(k, _)| !before.contains(*k))
             .collect();
         joins.sort();
         for (key, w) in joins {
@@ -86,7 +86,7 @@ pub fn changes(
                 reason: reason::joined(rules, evaluation, g, w).to_string(),
             });
         }
-        for key in before.keys() {
+        for key in before {
             let w = snapshot.by_key(key);
             if w.is_some_and(|w| evaluation.is_member(g, w)) {
                 continue;
@@ -101,7 +101,7 @@ pub fn changes(
     }
     for (name, members) in stored {
         if rules.lookup(name).is_none() {
-            for key in members.keys() {
+            for key in members {
                 out.push(Change {
                     group: name.clone(),
                     worker: key.clone(),
@@ -144,7 +144,7 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
         Some(evaluation) => evaluation,
         None => engine::evaluate(&chosen.snapshot, inputs.rules, inputs.as_of),
     };
-    let stored = store.memberships().await?;
+    let stored = store.member_keys().await?;
     let changes = changes(&chosen.snapshot, inputs.rules, &evaluation, &stored);
     let memberships = total_members(&evaluation, inputs.rules);
     let commit = RunCommit {

@@ -32,14 +32,28 @@ fn applied(outcome: &Outcome) -> (usize, usize) {
     }
 }
 
+/// A group's members, read both ways the store offers (row by row, and aggregated per
+/// group), which must agree.
 async fn members(store: &Store, group: &str) -> Vec<String> {
-    store
+    let rows: Vec<String> = store
         .memberships()
         .await
         .unwrap()
         .get(group)
         .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let aggregated: Vec<String> = store
+        .member_keys()
+        .await
+        .unwrap()
+        .get(group)
+        .map(|m| m.iter().cloned().collect())
+        .unwrap_or_default();
+    assert_eq!(
+        rows, aggregated,
+        "group `{group}`: member_keys agrees with memberships"
+    );
+    rows
 }
 
 /// Sets `column` of worker `key` in the export.
@@ -371,7 +385,7 @@ async fn plan_after_one_rule_change_shows_exactly_that_groups_changes(db: TestDb
         &snapshot,
         &rules,
         &evaluation,
-        &store.memberships().await.unwrap(),
+        &store.member_keys().await.unwrap(),
     );
     let shown: Vec<String> = changes
         .iter()

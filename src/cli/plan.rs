@@ -26,7 +26,7 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
         let store = crate::store::Store::connect(ws.config.database.expose())
             .await
             .map_err(|e| CliError::Invalid(e.to_string()))?;
-        let stored = store.memberships().await?;
+        let stored = store.member_keys().await?;
         let runs = store.runs(1).await?;
         store.close().await;
         Ok::<_, CliError>((stored, runs.into_iter().next()))

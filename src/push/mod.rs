@@ -52,12 +52,7 @@ pub struct Desired {
 impl Desired {
     /// The stored memberships and the current snapshot's workers.
     pub async fn from_store(store: &Store) -> Result<Desired, PushError> {
-        let members = store
-            .memberships()
-            .await?
-            .into_iter()
-            .map(|(group, members)| (group, members.into_keys().collect()))
-            .collect();
+        let members = store.member_keys().await?;
         let mut workers = BTreeMap::new();
         if let Some(current) = store.current_snapshot().await? {
             for (key, json) in store.snapshot_workers(current.id).await? {

@@ -709,17 +709,6 @@ fn list(t: &Tenant, query: &BTreeMap<String, String>, kind: Kind) -> Answer {
             })
         }
     };
-    // Groups are matched on their members-free form, and only the page is rendered whole: a
-    // lookup by name must not render every group's members.
-    let all: Vec<Value> = match kind {
-        Kind::Users => t.users.values().filter(|u| matches(u)).cloned().collect(),
-        Kind::Groups => t
-            .groups
-            .iter()
-            .filter(|(id, g)| matches(&json!({"id": id, "displayName": g.display_name})))
-            .map(|(id, _)| Value::String(id.clone()))
-            .collect(),
-    };
     let start = query
         .get("startIndex")
         .and_then(|s| s.parse::<u64>().ok())
@@ -730,21 +719,36 @@ fn list(t: &Tenant, query: &BTreeMap<String, String>, kind: Kind) -> Answer {
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(t.quirks.max_page_size)
         .min(t.quirks.max_page_size);
-    let page: Vec<Value> = all
-        .iter()
-        .skip((start - 1) as usize)
-        .take(count as usize)
-        .map(|item| match (kind, item.as_str()) {
-            (Kind::Groups, Some(id)) => t
+    let (skip, take) = ((start - 1) as usize, count as usize);
+    // Resources are matched where they are and only the page is copied or rendered: paging
+    // through 100k users must not copy all of them for every page, nor a lookup by name
+    // render every group's members.
+    let (total, page): (usize, Vec<Value>) = match kind {
+        Kind::Users => {
+            let all: Vec<&Value> = t.users.values().filter(|u| matches(u)).collect();
+            let page = all.iter().skip(skip).take(take);
+            (all.len(), page.map(|u| (*u).clone()).collect())
+        }
+        Kind::Groups => {
+            let group_matches = |id: &String, g: &EmuGroup| match &filter {
+                Some((attr, value)) if attr.eq_ignore_ascii_case("displayName") => {
+                    g.display_name.eq_ignore_ascii_case(value)
+                }
+                Some((attr, value)) if attr.eq_ignore_ascii_case("id") => id == value,
+                _ => matches(&json!({"id": id, "displayName": g.display_name})),
+            };
+            let all: Vec<(&String, &EmuGroup)> = t
                 .groups
-                .get(id)
-                .map_or(Value::Null, |g| t.group_json(id, g)),
-            _ => item.clone(),
-        })
-        .collect();
+                .iter()
+                .filter(|(id, g)| group_matches(id, g))
+                .collect();
+            let page = all.iter().skip(skip).take(take);
+            (all.len(), page.map(|(id, g)| t.group_json(id, g)).collect())
+        }
+    };
     let list = ListResponse {
         schemas: vec![wire::LIST_RESPONSE.to_string()],
-        total_results: all.len() as u64,
+        total_results: total as u64,
         start_index: Some(start),
         items_per_page: Some(page.len() as u64),
         resources: page,

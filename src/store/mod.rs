@@ -5,13 +5,17 @@
 //! A run's writes (its snapshot, the snapshot's diff, the run, the membership changes) are one
 //! transaction: a crash leaves the previous state or the new one, never half.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, ConnectOptions, Row};
+// Dynamic SQL here is only constants and `$N` placeholders; values are always bound.
+use sqlx::AssertSqlSafe;
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Row};
 
 use crate::secret::redact_url;
 
@@ -26,6 +30,9 @@ pub use push::{
 
 pub use runs::{Change, HistoryEntry, Membership, RunCommit, RunInfo, RunStatus, SnapshotUse};
 pub use snapshots::{NewSnapshot, SnapshotChange, SnapshotInfo, SnapshotStatus};
+
+/// SQLite's page cache per connection, in KiB (it grows only as it is used).
+const SQLITE_CACHE_KIB: u32 = 256 * 1024;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -122,6 +129,16 @@ impl Store {
                             sqlx::query("PRAGMA synchronous = NORMAL")
                                 .execute(&mut *conn)
                                 .await?;
+                            // SQLite's default page cache is 2 MiB. A first run at 100k
+                            // workers x 2,000 groups writes 20M memberships in one
+                            // transaction; with 2 MiB, pages spilled to the WAL mid-transaction
+                            // and were read back through its index for every insert. The cache
+                            // grows only as it is used.
+                            sqlx::query(AssertSqlSafe(format!(
+                                "PRAGMA cache_size = -{SQLITE_CACHE_KIB}"
+                            )))
+                            .execute(&mut *conn)
+                            .await?;
                             Ok(())
                         })
                     });
@@ -244,6 +261,17 @@ impl Store {
         Ok(out)
     }
 
+    /// Every group's current members, by worker key. The database sends one row per group
+    /// with its keys as a JSON array, not one row per membership: at 20M memberships, rows
+    /// cost far more in the driver than the JSON costs to parse.
+    pub async fn member_keys(&self) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {
+        let sql = format!(
+            "SELECT group_name, {} FROM memberships GROUP BY group_name",
+            json_agg(self.backend, "worker_key")
+        );
+        grouped_json(&self.pool, &sql, None).await
+    }
+
     /// Members per group, counted by the database (for metrics and listings: a scrape must
     /// not read every membership).
     pub async fn group_sizes(&self) -> Result<BTreeMap<String, usize>, StoreError> {
@@ -285,6 +313,120 @@ impl Store {
     }
 }
 
+/// The SQL that aggregates `expr` over a group's rows into one JSON array text.
+pub(crate) fn json_agg(backend: Backend, expr: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("json_group_array({expr})"),
+        Backend::Postgres => format!("json_agg({expr})::text"),
+    }
+}
+
+/// The SQL for a JSON array of `exprs`, per row (to aggregate pairs with [`json_agg`]).
+pub(crate) fn json_row(backend: Backend, exprs: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("json_array({exprs})"),
+        Backend::Postgres => format!("json_build_array({exprs})"),
+    }
+}
+
+/// Runs `sql` (with `bind` as `$1` when given), whose rows are a group name and a JSON
+/// array, and parses each array into a collection of `T`.
+pub(crate) async fn grouped_json<C, T>(
+    pool: &AnyPool,
+    sql: &str,
+    bind: Option<&str>,
+) -> Result<BTreeMap<String, C>, StoreError>
+where
+    C: FromIterator<T>,
+    T: DeserializeOwned,
+{
+    let mut query = sqlx::query(AssertSqlSafe(sql.to_string()));
+    if let Some(value) = bind {
+        query = query.bind(value);
+    }
+    let rows = query.fetch_all(pool).await?;
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let group: String = row.try_get(0)?;
+        let json: String = row.try_get(1)?;
+        let items: Vec<T> = serde_json::from_str(&json).map_err(|e| {
+            StoreError::Query(sqlx::Error::Decode(
+                format!("the members of group `{group}`: {e}").into(),
+            ))
+        })?;
+        out.insert(group, items.into_iter().collect());
+    }
+    Ok(out)
+}
+
+/// A column of [`insert_rows`]: the next field of every row, or one value for all rows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Col<'a> {
+    Text,
+    SameText(&'a str),
+    SameInt(i64),
+}
+
+/// Rows per statement of [`insert_rows`].
+const JSON_ROWS: usize = 10_000;
+
+/// Inserts `rows` into `into` (`table (a, b, c)`), then `tail` (an `ON CONFLICT` clause, or
+/// nothing). Each row serializes to a JSON array of its fields (a tuple does), one per
+/// [`Col::Text`] column in order.
+///
+/// The rows travel as one JSON text per statement, unpacked by the database (`json_each` on
+/// SQLite, `jsonb_array_elements` on PostgreSQL), so a statement has a handful of
+/// parameters however many rows it carries. With one placeholder per value, SQLite looked
+/// every parameter up by name (quadratic in a statement's size) and the driver copied and
+/// sent every value on its own: at 20M rows, that was most of a first run.
+pub(crate) async fn insert_rows<R: Serialize>(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    into: &str,
+    columns: &[Col<'_>],
+    tail: &str,
+    rows: &[R],
+) -> Result<(), StoreError> {
+    let mut select = Vec::with_capacity(columns.len());
+    let (mut field, mut param) = (0, 1);
+    for column in columns {
+        select.push(match (column, backend) {
+            (Col::Text, Backend::Sqlite) => format!("r.value ->> {field}"),
+            (Col::Text, Backend::Postgres) => format!("r ->> {field}"),
+            (Col::SameText(_) | Col::SameInt(_), _) => {
+                param += 1;
+                format!("${param}")
+            }
+        });
+        if matches!(column, Col::Text) {
+            field += 1;
+        }
+    }
+    let from = match backend {
+        Backend::Sqlite => "json_each($1) AS r",
+        Backend::Postgres => "jsonb_array_elements($1::jsonb) AS r",
+    };
+    // `WHERE true` keeps SQLite from reading an upsert's ON as a join's.
+    let sql = format!(
+        "INSERT INTO {into} SELECT {} FROM {from} WHERE true {tail}",
+        select.join(", ")
+    );
+    for chunk in rows.chunks(JSON_ROWS) {
+        let json = serde_json::to_string(chunk)
+            .map_err(|e| StoreError::Query(sqlx::Error::Encode(e.into())))?;
+        let mut query = sqlx::query(AssertSqlSafe(sql.clone())).bind(json);
+        for column in columns {
+            query = match *column {
+                Col::SameText(value) => query.bind(value),
+                Col::SameInt(value) => query.bind(value),
+                Col::Text => query,
+            };
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Rows of `(key, reason, since_run)`, by key.
 fn keyed_memberships(
     rows: &[sqlx::any::AnyRow],
@@ -310,32 +452,6 @@ fn sqlite_file(url: &str) -> Option<&str> {
     (!file.is_empty() && !file.contains(":memory:")).then_some(file)
 }
 
-/// `($1, $2, $3), ($4, $5, $6), ...` for `rows` rows of `columns` values: one placeholder
-/// style that both backends read.
-fn values_placeholders(rows: usize, columns: usize) -> String {
-    let mut out = String::with_capacity(rows * columns * 5);
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        for c in 0..columns {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push('$');
-            out.push_str(&(r * columns + c + 1).to_string());
-        }
-        out.push(')');
-    }
-    out
-}
-
-/// Rows per multi-row INSERT. Measured on SQLite with 100k workers x 17 groups (first run,
-/// release build): 20 rows 8.0 s, 50 rows 6.3 s, 100 rows 5.8 s, 500 rows 9.8 s, 5,000 rows
-/// 54 s. Larger statements cost more to prepare than they save.
-const BATCH_ROWS: usize = 100;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,10 +465,5 @@ mod tests {
         assert_eq!(sqlite_file("sqlite:r.db"), Some("r.db"));
         assert_eq!(sqlite_file("sqlite::memory:"), None);
         assert_eq!(sqlite_file("postgres://h/db"), None);
-    }
-
-    #[test]
-    fn placeholders_number_rows_and_columns() {
-        assert_eq!(values_placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
     }
 }

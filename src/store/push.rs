@@ -11,7 +11,7 @@ use serde::Serialize;
 use sqlx::AssertSqlSafe;
 use sqlx::{Any, Row, Transaction};
 
-use super::{values_placeholders, Store, StoreError, BATCH_ROWS};
+use super::{grouped_json, insert_rows, json_agg, json_row, Backend, Col, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetGroup {
@@ -220,19 +220,15 @@ impl Store {
         &self,
         target: &str,
     ) -> Result<BTreeMap<String, BTreeMap<String, Option<String>>>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT group_name, user_id, worker_key FROM target_members WHERE target = $1",
-        )
-        .bind(target)
-        .fetch_all(self.pool())
-        .await?;
-        let mut out: BTreeMap<String, BTreeMap<String, Option<String>>> = BTreeMap::new();
-        for row in rows {
-            out.entry(row.try_get(0)?)
-                .or_default()
-                .insert(row.try_get(1)?, row.try_get(2)?);
-        }
-        Ok(out)
+        // One row per group, its members as JSON pairs (see `Store::member_keys`).
+        let sql = format!(
+            "SELECT group_name, {} FROM target_members WHERE target = $1 GROUP BY group_name",
+            json_agg(
+                self.backend(),
+                &json_row(self.backend(), "user_id, worker_key")
+            )
+        );
+        grouped_json(self.pool(), &sql, Some(target)).await
     }
 
     /// How many members each pushed group has in the target, as far as rosterd knows.
@@ -276,7 +272,7 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        replace_members(&mut tx, target, &group.group, members).await?;
+        replace_members(&mut tx, self.backend(), target, &group.group, members).await?;
         if let Some(id) = done {
             finish(&mut tx, id, now).await?;
         }
@@ -316,22 +312,15 @@ impl Store {
         let (target, group) = (entry.target.as_str(), entry.group.as_str());
         match entry.action {
             OutboxAction::Add => {
-                for chunk in entry.payload.members.chunks(BATCH_ROWS) {
-                    let sql = format!(
-                        "INSERT INTO target_members (target, group_name, user_id, worker_key) VALUES {} \
-                         ON CONFLICT (target, group_name, user_id) DO UPDATE SET worker_key = excluded.worker_key",
-                        values_placeholders(chunk.len(), 4)
-                    );
-                    let mut q = sqlx::query(AssertSqlSafe(sql));
-                    for m in chunk {
-                        q = q
-                            .bind(target)
-                            .bind(group)
-                            .bind(m.user_id.as_str())
-                            .bind(m.worker_key.as_deref());
-                    }
-                    q.execute(&mut *tx).await?;
-                }
+                insert_members(
+                    &mut tx,
+                    self.backend(),
+                    target,
+                    group,
+                    &entry.payload.members,
+                    "ON CONFLICT (target, group_name, user_id) DO UPDATE SET worker_key = excluded.worker_key",
+                )
+                .await?;
             }
             OutboxAction::Remove => {
                 for m in &entry.payload.members {
@@ -381,8 +370,8 @@ impl Store {
         now: &str,
     ) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
-        replace_members(&mut tx, target, group, members).await?;
-        insert_drift(&mut tx, target, group, drift, now).await?;
+        replace_members(&mut tx, self.backend(), target, group, members).await?;
+        insert_drift(&mut tx, self.backend(), target, group, drift, now).await?;
         sqlx::query(
             "UPDATE target_groups SET reconciled_at = $1 WHERE target = $2 AND group_name = $3",
         )
@@ -408,7 +397,7 @@ impl Store {
             worker_key: None,
         }];
         let (_writing, mut tx) = self.begin_write().await?;
-        insert_drift(&mut tx, target, group, &drift, now).await?;
+        insert_drift(&mut tx, self.backend(), target, group, &drift, now).await?;
         for table in ["target_groups", "target_members"] {
             sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE target = $1 AND group_name = $2"
@@ -475,24 +464,22 @@ impl Store {
         now: &str,
     ) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
-        for chunk in users.chunks(BATCH_ROWS) {
-            let sql = format!(
-                "INSERT INTO target_users (target, worker_key, match_value, user_id, checked_at) VALUES {} \
-                 ON CONFLICT (target, worker_key) DO UPDATE SET match_value = excluded.match_value, \
-                 user_id = excluded.user_id, checked_at = excluded.checked_at",
-                values_placeholders(chunk.len(), 5)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (key, value, id) in chunk {
-                q = q
-                    .bind(target)
-                    .bind(key.as_str())
-                    .bind(value.as_str())
-                    .bind(id.as_deref())
-                    .bind(now);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        insert_rows(
+            &mut tx,
+            self.backend(),
+            "target_users (target, worker_key, match_value, user_id, checked_at)",
+            &[
+                Col::SameText(target),
+                Col::Text,
+                Col::Text,
+                Col::Text,
+                Col::SameText(now),
+            ],
+            "ON CONFLICT (target, worker_key) DO UPDATE SET match_value = excluded.match_value, \
+             user_id = excluded.user_id, checked_at = excluded.checked_at",
+            users,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -546,22 +533,21 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for chunk in new.chunks(BATCH_ROWS) {
-            let sql = format!(
-                "INSERT INTO push_unprovisioned (target, group_name, worker_key, match_value, since) VALUES {}",
-                values_placeholders(chunk.len(), 5)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (key, value) in chunk {
-                q = q
-                    .bind(target)
-                    .bind(group)
-                    .bind(key.as_str())
-                    .bind(value.as_deref())
-                    .bind(now);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        insert_rows(
+            &mut tx,
+            self.backend(),
+            "push_unprovisioned (target, group_name, worker_key, match_value, since)",
+            &[
+                Col::SameText(target),
+                Col::SameText(group),
+                Col::Text,
+                Col::Text,
+                Col::SameText(now),
+            ],
+            "",
+            &new,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -848,6 +834,7 @@ async fn finish(tx: &mut Transaction<'_, Any>, id: i64, now: &str) -> Result<(),
 
 async fn replace_members(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     target: &str,
     group: &str,
     members: &[TargetMember],
@@ -857,47 +844,64 @@ async fn replace_members(
         .bind(group)
         .execute(&mut **tx)
         .await?;
-    for chunk in members.chunks(BATCH_ROWS) {
-        let sql = format!(
-            "INSERT INTO target_members (target, group_name, user_id, worker_key) VALUES {}",
-            values_placeholders(chunk.len(), 4)
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for m in chunk {
-            q = q
-                .bind(target)
-                .bind(group)
-                .bind(m.user_id.as_str())
-                .bind(m.worker_key.as_deref());
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
+    insert_members(tx, backend, target, group, members, "").await
+}
+
+/// Inserts a group's known members in the target, then `tail` (an `ON CONFLICT` clause).
+async fn insert_members(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    target: &str,
+    group: &str,
+    members: &[TargetMember],
+    tail: &str,
+) -> Result<(), StoreError> {
+    let rows: Vec<_> = members
+        .iter()
+        .map(|m| (&m.user_id, &m.worker_key))
+        .collect();
+    insert_rows(
+        tx,
+        backend,
+        "target_members (target, group_name, user_id, worker_key)",
+        &[
+            Col::SameText(target),
+            Col::SameText(group),
+            Col::Text,
+            Col::Text,
+        ],
+        tail,
+        &rows,
+    )
+    .await
 }
 
 async fn insert_drift(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     target: &str,
     group: &str,
     drift: &[Drift],
     now: &str,
 ) -> Result<(), StoreError> {
-    for chunk in drift.chunks(BATCH_ROWS) {
-        let sql = format!(
-            "INSERT INTO push_drift (target, group_name, kind, user_id, worker_key, found_at) VALUES {}",
-            values_placeholders(chunk.len(), 6)
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for d in chunk {
-            q = q
-                .bind(target)
-                .bind(group)
-                .bind(d.kind.as_str())
-                .bind(d.user_id.as_deref())
-                .bind(d.worker_key.as_deref())
-                .bind(now);
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
+    let rows: Vec<_> = drift
+        .iter()
+        .map(|d| (&d.kind, &d.user_id, &d.worker_key))
+        .collect();
+    insert_rows(
+        tx,
+        backend,
+        "push_drift (target, group_name, kind, user_id, worker_key, found_at)",
+        &[
+            Col::SameText(target),
+            Col::SameText(group),
+            Col::Text,
+            Col::Text,
+            Col::Text,
+            Col::SameText(now),
+        ],
+        "",
+        &rows,
+    )
+    .await
 }

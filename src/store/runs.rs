@@ -11,7 +11,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::Row;
 
 use super::snapshots::{self, NewSnapshot};
-use super::{values_placeholders, Store, StoreError, BATCH_ROWS};
+use super::{insert_rows, Col, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -135,7 +135,7 @@ impl Store {
         let (_writing, mut tx) = self.begin_write().await?;
         let snapshot_id = match &run.snapshot {
             SnapshotUse::None => None,
-            SnapshotUse::New(new) => Some(snapshots::insert(&mut tx, new).await?),
+            SnapshotUse::New(new) => Some(snapshots::insert(&mut tx, self.backend, new).await?),
             SnapshotUse::Existing(id) => Some(*id),
             SnapshotUse::Promote(id) => {
                 snapshots::promote(&mut tx, *id).await?;
@@ -172,39 +172,44 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let adds: Vec<&Change> = run.changes.iter().filter(|c| c.added).collect();
-        for chunk in adds.chunks(BATCH_ROWS) {
-            let sql = format!(
-                "INSERT INTO memberships (group_name, worker_key, reason, since_run) VALUES {}",
-                values_placeholders(chunk.len(), 4)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for c in chunk {
-                q = q
-                    .bind(c.group.as_str())
-                    .bind(c.worker.as_str())
-                    .bind(c.reason.as_str())
-                    .bind(run_id);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        for chunk in run.changes.chunks(BATCH_ROWS) {
-            let sql = format!(
-                "INSERT INTO membership_changes (run_id, group_name, worker_key, action, reason) VALUES {}",
-                values_placeholders(chunk.len(), 5)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for c in chunk {
+        let adds: Vec<_> = run
+            .changes
+            .iter()
+            .filter(|c| c.added)
+            .map(|c| (&c.group, &c.worker, &c.reason))
+            .collect();
+        insert_rows(
+            &mut tx,
+            self.backend,
+            "memberships (group_name, worker_key, reason, since_run)",
+            &[Col::Text, Col::Text, Col::Text, Col::SameInt(run_id)],
+            "",
+            &adds,
+        )
+        .await?;
+        let audit: Vec<_> = run
+            .changes
+            .iter()
+            .map(|c| {
                 let action = if c.added { "added" } else { "removed" };
-                q = q
-                    .bind(run_id)
-                    .bind(c.group.as_str())
-                    .bind(c.worker.as_str())
-                    .bind(action)
-                    .bind(c.reason.as_str());
-            }
-            q.execute(&mut *tx).await?;
-        }
+                (&c.group, &c.worker, action, &c.reason)
+            })
+            .collect();
+        insert_rows(
+            &mut tx,
+            self.backend,
+            "membership_changes (run_id, group_name, worker_key, action, reason)",
+            &[
+                Col::SameInt(run_id),
+                Col::Text,
+                Col::Text,
+                Col::Text,
+                Col::Text,
+            ],
+            "",
+            &audit,
+        )
+        .await?;
         tx.commit().await?;
         Ok((run_id, snapshot_id))
     }

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::AssertSqlSafe;
 use sqlx::{Any, Row, Transaction};
 
-use super::{values_placeholders, Store, StoreError, BATCH_ROWS};
+use super::{insert_rows, Backend, Col, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -216,6 +216,7 @@ impl Store {
 /// Stores `new` inside the run's transaction; a snapshot that is not held becomes current.
 pub(super) async fn insert(
     tx: &mut Transaction<'_, Any>,
+    backend: Backend,
     new: &NewSnapshot,
 ) -> Result<i64, StoreError> {
     let previous: Option<i64> =
@@ -252,34 +253,44 @@ pub(super) async fn insert(
     .fetch_one(&mut **tx)
     .await?;
     let id = row.try_get::<i64, _>("id")?;
-    for chunk in new.worker_rows.chunks(BATCH_ROWS) {
-        let sql = format!(
-            "INSERT INTO snapshot_workers (snapshot_id, worker_key, attributes) VALUES {}",
-            values_placeholders(chunk.len(), 3)
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for (key, attrs) in chunk {
-            q = q.bind(id).bind(key.as_str()).bind(attrs.as_str());
-        }
-        q.execute(&mut **tx).await?;
-    }
-    for chunk in new.changes.chunks(BATCH_ROWS) {
-        let sql = format!(
-            "INSERT INTO snapshot_changes (snapshot_id, worker_key, change, attribute, old_value, new_value) VALUES {}",
-            values_placeholders(chunk.len(), 6)
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for c in chunk {
-            q = q
-                .bind(id)
-                .bind(c.worker_key.as_str())
-                .bind(c.change.as_str())
-                .bind(c.attribute.as_deref())
-                .bind(c.old_value.as_deref())
-                .bind(c.new_value.as_deref());
-        }
-        q.execute(&mut **tx).await?;
-    }
+    insert_rows(
+        tx,
+        backend,
+        "snapshot_workers (snapshot_id, worker_key, attributes)",
+        &[Col::SameInt(id), Col::Text, Col::Text],
+        "",
+        &new.worker_rows,
+    )
+    .await?;
+    let changes: Vec<_> = new
+        .changes
+        .iter()
+        .map(|c| {
+            (
+                &c.worker_key,
+                &c.change,
+                &c.attribute,
+                &c.old_value,
+                &c.new_value,
+            )
+        })
+        .collect();
+    insert_rows(
+        tx,
+        backend,
+        "snapshot_changes (snapshot_id, worker_key, change, attribute, old_value, new_value)",
+        &[
+            Col::SameInt(id),
+            Col::Text,
+            Col::Text,
+            Col::Text,
+            Col::Text,
+            Col::Text,
+        ],
+        "",
+        &changes,
+    )
+    .await?;
     Ok(id)
 }
 
