@@ -482,3 +482,58 @@ async fn a_run_records_the_rules_git_commit_and_digest() {
         "the digest covers uncommitted rule files"
     );
 }
+
+/// Migration 4 rebuilds SQLite's two per-membership tables as WITHOUT ROWID tables: a
+/// database written before it keeps every row, and the tables are clustered afterwards.
+#[tokio::test]
+async fn sqlite_migration_4_keeps_the_membership_rows() {
+    let db = common::sqlite_db();
+    // The database as migrations 1-3 left it.
+    let earlier = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let name = entry.unwrap().file_name();
+        if name.to_string_lossy().as_ref() < "0004" {
+            std::fs::copy(source.join(&name), earlier.path().join(&name)).unwrap();
+        }
+    }
+    let store = Store::connect(&db.url).await.unwrap();
+    let migrator = sqlx::migrate::Migrator::new(earlier.path()).await.unwrap();
+    migrator.run(store.pool()).await.unwrap();
+    for sql in [
+        "INSERT INTO memberships VALUES ('eng', 'W1', 'rule', 1), ('eng', 'W2', 'include', 2)",
+        "INSERT INTO target_members VALUES ('okta', 'eng', 'u-1', 'W1'), ('okta', 'eng', 'u-9', NULL)",
+    ] {
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
+    store.close().await;
+
+    let store = Store::open(&db.url).await.unwrap();
+    let eng = store.group_memberships("eng").await.unwrap();
+    assert_eq!(
+        eng.iter()
+            .map(|(k, m)| (k.as_str(), m.reason.as_str(), m.since_run))
+            .collect::<Vec<_>>(),
+        [("W1", "rule", 1), ("W2", "include", 2)]
+    );
+    assert_eq!(store.worker_memberships("W2").await.unwrap().len(), 1);
+    let known = store.target_members("okta").await.unwrap();
+    assert_eq!(
+        known["eng"],
+        BTreeMap::from([
+            ("u-1".to_string(), Some("W1".to_string())),
+            ("u-9".to_string(), None)
+        ])
+    );
+    for table in ["memberships", "target_members"] {
+        let sql: String = sqlx::Row::get(
+            &sqlx::query("SELECT sql FROM sqlite_schema WHERE name = $1")
+                .bind(table)
+                .fetch_one(store.pool())
+                .await
+                .unwrap(),
+            0,
+        );
+        assert!(sql.ends_with("WITHOUT ROWID"), "{table}: {sql}");
+    }
+}
