@@ -180,6 +180,7 @@ async fn target_quirks_are_respected() {
             case_sensitive_user_name: true,
             max_page_size: 50,
             unique_display_names: true,
+            strict_removal: false,
         },
     );
     world.write_config(
@@ -715,4 +716,59 @@ async fn the_emulator_applies_a_patch_whole_or_not_at_all() {
     assert_eq!(emu.groups(TARGET).get(name), Some(members));
     let counters = emu.counters(TARGET);
     assert_eq!((counters.members_added, counters.members_removed), (0, 0));
+}
+
+/// Adds and removes share a PATCH where they meet. When a target refuses such a PATCH
+/// because one of its removals is gone already (400 noTarget, the whole request undone),
+/// the additions and the removals are sent apart, and the group still converges.
+#[tokio::test]
+async fn a_shared_patch_refused_for_a_member_gone_by_hand_is_sent_apart() {
+    let mut world = World::with_emulator(common::sqlite_db(), 200, &[]).await;
+    world.emulator().set_quirks(
+        TARGET,
+        Quirks {
+            strict_removal: true,
+            ..Quirks::default()
+        },
+    );
+    world.sync(opts()).await;
+    let engineer = |w: &rosterd::directory::generate::Worker| {
+        w.division == "Engineering" && w.status == "Active"
+    };
+    let leaver = world.workers.iter().find(|w| engineer(w)).unwrap().clone();
+    // Someone removes the leaver in the target by hand before rosterd does.
+    world
+        .edit_by_hand("engineering", &[], &[&leaver.email])
+        .await;
+    world.edit_workers(|workers| {
+        let joiner = workers
+            .iter_mut()
+            .find(|w| w.division == "Sales" && w.status == "Active")
+            .unwrap();
+        joiner.division = "Engineering".into();
+        let leaver = workers.iter_mut().find(|w| w.id == leaver.id).unwrap();
+        leaver.division = "Sales".into();
+    });
+    world.emulator().reset_counters(TARGET);
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    let counters = world.emulator().counters(TARGET);
+    // Sales: one shared PATCH (the leaver in, the joiner out), 204. Engineering: the shared
+    // PATCH, 400; then the addition alone, 204, and the removal alone, 400 noTarget, which
+    // leaves the group as wanted.
+    assert_eq!(
+        counters.by_status,
+        std::collections::BTreeMap::from([(204, 2), (400, 2)]),
+        "{counters:?}"
+    );
+    let store = world.store().await;
+    let done = store.outbox(Some("done"), 1000).await.unwrap();
+    let update = done
+        .iter()
+        .find(|e| e.group == "engineering" && e.action == rosterd::store::OutboxAction::Update)
+        .expect("engineering's add and remove shared one entry");
+    assert_eq!(update.payload.members.len(), 1);
+    assert_eq!(update.payload.remove.len(), 1);
+    assert!(store.outbox(Some("pending"), 10).await.unwrap().is_empty());
 }

@@ -39,6 +39,42 @@ pub fn failsafe_reason(
     })
 }
 
+/// The PATCH entries that make `adds` and `removes`, each carrying up to `per_request`
+/// member changes: additions first, then removals, with the batch where they meet carrying
+/// both (an `update`), so that a group costs `ceil((adds + removes) / per_request)` requests.
+pub(super) fn batches(
+    adds: &[TargetMember],
+    removes: &[TargetMember],
+    per_request: usize,
+    scim_id: &str,
+) -> Vec<(OutboxAction, OutboxPayload)> {
+    let per_request = per_request.max(1);
+    let total = adds.len() + removes.len();
+    let mut out = Vec::with_capacity(total.div_ceil(per_request));
+    let mut start = 0;
+    while start < total {
+        let end = (start + per_request).min(total);
+        let added = &adds[start.min(adds.len())..end.min(adds.len())];
+        let removed = &removes[start.saturating_sub(adds.len())..end.saturating_sub(adds.len())];
+        let (action, members, remove) = match (added.is_empty(), removed.is_empty()) {
+            (false, true) => (OutboxAction::Add, added.to_vec(), Vec::new()),
+            (true, false) => (OutboxAction::Remove, removed.to_vec(), Vec::new()),
+            _ => (OutboxAction::Update, added.to_vec(), removed.to_vec()),
+        };
+        out.push((
+            action,
+            OutboxPayload {
+                scim_id: Some(scim_id.to_string()),
+                members,
+                remove,
+                ..OutboxPayload::default()
+            },
+        ));
+        start = end;
+    }
+    out
+}
+
 /// How a pair's push ended early.
 pub(super) enum PairStop {
     /// The target lost the group: find or create it again.
@@ -193,19 +229,12 @@ impl TargetRun<'_> {
                 },
             ));
         }
-        let batch = self.config.patch.max_members_per_request;
-        for (action, list) in [(OutboxAction::Add, &adds), (OutboxAction::Remove, &removes)] {
-            for chunk in list.chunks(batch) {
-                entries.push((
-                    action,
-                    OutboxPayload {
-                        scim_id: Some(state.scim_id.clone()),
-                        members: chunk.to_vec(),
-                        ..OutboxPayload::default()
-                    },
-                ));
-            }
-        }
+        entries.extend(batches(
+            &adds,
+            &removes,
+            self.config.patch.max_members_per_request,
+            &state.scim_id,
+        ));
         report.added += adds.len();
         report.removed += removes.len();
         self.send_all(&group.name, entries, report).await?;
@@ -276,6 +305,7 @@ impl TargetRun<'_> {
             scim_id: None,
             members: first.clone(),
             link: push.link.is_some(),
+            ..OutboxPayload::default()
         };
         if self.options.dry_run {
             return self.dry_find_or_create(group, payload, want, report).await;
@@ -561,5 +591,71 @@ impl TargetRun<'_> {
         } else {
             PairStop::Failed(e.to_string())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batches;
+    use crate::store::{OutboxAction, TargetMember};
+
+    fn members(prefix: &str, n: usize) -> Vec<TargetMember> {
+        (0..n)
+            .map(|i| TargetMember {
+                user_id: format!("{prefix}{i}"),
+                worker_key: None,
+            })
+            .collect()
+    }
+
+    /// (action, members added, members removed) of each batch.
+    fn shape(adds: usize, removes: usize, per: usize) -> Vec<(OutboxAction, usize, usize)> {
+        let (a, r) = (members("a", adds), members("r", removes));
+        let out = batches(&a, &r, per, "g1");
+        // Every change is in exactly one batch, in order: adds first, then removes.
+        let sent_adds: Vec<_> = out
+            .iter()
+            .flat_map(|(act, p)| p.member_changes(*act).0)
+            .cloned()
+            .collect();
+        let sent_removes: Vec<_> = out
+            .iter()
+            .flat_map(|(act, p)| p.member_changes(*act).1)
+            .cloned()
+            .collect();
+        assert_eq!((sent_adds, sent_removes), (a, r));
+        assert_eq!(
+            out.len(),
+            (adds + removes).div_ceil(per.max(1)),
+            "the fewest requests"
+        );
+        assert!(out.iter().all(|(_, p)| p.scim_id.as_deref() == Some("g1")));
+        out.iter()
+            .map(|(act, p)| {
+                let (x, y) = p.member_changes(*act);
+                (*act, x.len(), y.len())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_are_full_and_adds_and_removes_share_the_one_where_they_meet() {
+        use OutboxAction::{Add, Remove, Update};
+        assert_eq!(shape(0, 0, 100), []);
+        assert_eq!(
+            shape(250, 30, 100),
+            [(Add, 100, 0), (Add, 100, 0), (Update, 50, 30)]
+        );
+        assert_eq!(shape(0, 150, 100), [(Remove, 0, 100), (Remove, 0, 50)]);
+        assert_eq!(
+            shape(30, 250, 100),
+            [(Update, 30, 70), (Remove, 0, 100), (Remove, 0, 80)]
+        );
+        assert_eq!(
+            shape(200, 100, 100),
+            [(Add, 100, 0), (Add, 100, 0), (Remove, 0, 100)]
+        );
+        assert_eq!(shape(3, 4, 1).len(), 7);
+        assert_eq!(shape(1, 1, 2), [(Update, 1, 1)]);
     }
 }

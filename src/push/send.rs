@@ -74,12 +74,12 @@ impl TargetRun<'_> {
     /// The request an entry stands for.
     pub(super) fn request_for(&self, action: OutboxAction, payload: &OutboxPayload) -> Request {
         let id = payload.scim_id.as_deref().unwrap_or("(new)");
-        let members = || -> Vec<Member> {
-            payload
-                .members
+        let values = |members: &[TargetMember]| {
+            let list: Vec<Member> = members
                 .iter()
                 .map(|m| Member::id(m.user_id.clone()))
-                .collect()
+                .collect();
+            serde_json::to_value(list).ok()
         };
         match action {
             OutboxAction::Create => {
@@ -87,34 +87,36 @@ impl TargetRun<'_> {
                 self.client
                     .create_group_request(payload.display_name.as_deref().unwrap_or_default(), &ids)
             }
-            OutboxAction::Add => self.client.patch_request(
-                id,
-                vec![PatchOperation {
-                    op: "add".into(),
-                    path: Some("members".into()),
-                    value: serde_json::to_value(members()).ok(),
-                }],
-            ),
-            OutboxAction::Remove => {
-                let operations = match self.config.patch.remove {
-                    RemoveDialect::PathFilter => payload
-                        .members
-                        .iter()
-                        .map(|m| PatchOperation {
-                            op: "remove".into(),
-                            path: Some(format!(
-                                "members[{}]",
-                                wire::eq_filter("value", &m.user_id)
-                            )),
-                            value: None,
-                        })
-                        .collect(),
-                    RemoveDialect::ValueList => vec![PatchOperation {
-                        op: "remove".into(),
+            OutboxAction::Add | OutboxAction::Remove | OutboxAction::Update => {
+                // All operations of one PATCH apply, or none (RFC 7644 section 3.5.2).
+                let (added, removed) = payload.member_changes(action);
+                let mut operations = Vec::new();
+                if !added.is_empty() {
+                    operations.push(PatchOperation {
+                        op: "add".into(),
                         path: Some("members".into()),
-                        value: serde_json::to_value(members()).ok(),
-                    }],
-                };
+                        value: values(added),
+                    });
+                }
+                if !removed.is_empty() {
+                    match self.config.patch.remove {
+                        RemoveDialect::PathFilter => {
+                            operations.extend(removed.iter().map(|m| PatchOperation {
+                                op: "remove".into(),
+                                path: Some(format!(
+                                    "members[{}]",
+                                    wire::eq_filter("value", &m.user_id)
+                                )),
+                                value: None,
+                            }));
+                        }
+                        RemoveDialect::ValueList => operations.push(PatchOperation {
+                            op: "remove".into(),
+                            path: Some("members".into()),
+                            value: values(removed),
+                        }),
+                    }
+                }
                 self.client.patch_request(id, operations)
             }
             OutboxAction::Rename => self.client.patch_request(
@@ -155,6 +157,11 @@ impl TargetRun<'_> {
             // Removing a member who is already gone leaves the group as wanted.
             Err(e) if entry.action == OutboxAction::Remove && e.scim_type() == Some("noTarget") => {
             }
+            // A member to remove was gone already, and the whole PATCH failed with it: send
+            // the additions and the removals apart, as when they do not share a request.
+            Err(e) if entry.action == OutboxAction::Update && e.scim_type() == Some("noTarget") => {
+                return self.execute_apart(entry).await;
+            }
             Err(e) => return Err(self.refused(entry, e).await?),
         }
         if entry.action == OutboxAction::Delete {
@@ -163,6 +170,26 @@ impl TargetRun<'_> {
                 .await?;
         } else {
             self.store.confirm_patch(entry, &self.now).await?;
+        }
+        Ok(None)
+    }
+
+    /// Sends an `update` entry's additions and removals as two requests.
+    async fn execute_apart(&self, entry: &OutboxEntry) -> Result<Created, Exec> {
+        for (action, members) in [
+            (OutboxAction::Add, &entry.payload.members),
+            (OutboxAction::Remove, &entry.payload.remove),
+        ] {
+            let half = OutboxEntry {
+                action,
+                payload: OutboxPayload {
+                    members: members.clone(),
+                    remove: Vec::new(),
+                    ..entry.payload.clone()
+                },
+                ..entry.clone()
+            };
+            Box::pin(self.execute(&half)).await?;
         }
         Ok(None)
     }
@@ -265,12 +292,11 @@ impl TargetRun<'_> {
         match e.status() {
             Some(status) if status != 429 && status < 500 => {
                 self.fail(entry, &e).await?;
-                if entry.action == OutboxAction::Add {
+                let (added, _) = entry.payload.member_changes(entry.action);
+                if entry.action != OutboxAction::Create && !added.is_empty() {
                     // A user id the target no longer knows is the likely cause: look the
                     // workers up again at the next push instead of trusting the cache.
-                    let keys: Vec<&str> = entry
-                        .payload
-                        .members
+                    let keys: Vec<&str> = added
                         .iter()
                         .filter_map(|m| m.worker_key.as_deref())
                         .collect();

@@ -62,6 +62,9 @@ pub struct Quirks {
     pub max_page_size: u64,
     /// Refuse a second group with the same displayName (409 uniqueness).
     pub unique_display_names: bool,
+    /// Refuse to remove a member the group does not have (400 noTarget, failing the whole
+    /// PATCH), as RFC 7644's error table allows; the default ignores such a removal.
+    pub strict_removal: bool,
 }
 
 impl Default for Quirks {
@@ -73,6 +76,7 @@ impl Default for Quirks {
             case_sensitive_user_name: false,
             max_page_size: 100,
             unique_display_names: true,
+            strict_removal: false,
         }
     }
 }
@@ -997,6 +1001,19 @@ impl<'g> Edit<'g> {
     }
 }
 
+/// Removes a member; with [`Quirks::strict_removal`], one the group lacks is an error.
+fn strict_remove(t: &Tenant, group: &mut Edit<'_>, id: &str) -> Result<(), Answer> {
+    if t.quirks.strict_removal && !group.group.members.contains(id) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            Some("noTarget"),
+            format!("`{id}` is not a member"),
+        ));
+    }
+    group.remove(id);
+    Ok(())
+}
+
 fn apply(
     t: &Tenant,
     group: &mut Edit<'_>,
@@ -1059,7 +1076,7 @@ fn apply(
                 })?;
                 *changes += members.len();
                 for m in members {
-                    group.remove(&m.value);
+                    strict_remove(t, group, &m.value)?;
                 }
             } else {
                 return Err(error(
@@ -1086,7 +1103,7 @@ fn apply(
                 )));
             }
             *changes += 1;
-            group.remove(&id);
+            strict_remove(t, group, &id)?;
         }
         _ => {
             return Err(invalid_path(format!(

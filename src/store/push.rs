@@ -43,6 +43,9 @@ pub enum OutboxAction {
     Create,
     Add,
     Remove,
+    /// Adds and removes in one PATCH: a group's last batch of additions shares its request
+    /// with the first removals.
+    Update,
     Rename,
     Delete,
 }
@@ -53,6 +56,7 @@ impl OutboxAction {
             OutboxAction::Create => "create",
             OutboxAction::Add => "add",
             OutboxAction::Remove => "remove",
+            OutboxAction::Update => "update",
             OutboxAction::Rename => "rename",
             OutboxAction::Delete => "delete",
         }
@@ -63,6 +67,7 @@ impl OutboxAction {
             "create" => OutboxAction::Create,
             "add" => OutboxAction::Add,
             "remove" => OutboxAction::Remove,
+            "update" => OutboxAction::Update,
             "rename" => OutboxAction::Rename,
             "delete" => OutboxAction::Delete,
             other => {
@@ -82,11 +87,27 @@ pub struct OutboxPayload {
     /// The target group's id; absent for `create`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scim_id: Option<String>,
+    /// The members created with the group, added, or (for `remove`) removed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<TargetMember>,
+    /// For `update`: the members removed (`members` are those added).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<TargetMember>,
     /// For `create`: link to an existing group instead (never create one).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub link: bool,
+}
+
+impl OutboxPayload {
+    /// The members an entry of `action` adds, and those it removes.
+    pub fn member_changes(&self, action: OutboxAction) -> (&[TargetMember], &[TargetMember]) {
+        match action {
+            OutboxAction::Create | OutboxAction::Add => (&self.members, &[]),
+            OutboxAction::Remove => (&[], &self.members),
+            OutboxAction::Update => (&self.members, &self.remove),
+            OutboxAction::Rename | OutboxAction::Delete => (&[], &[]),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -310,41 +331,35 @@ impl Store {
     pub async fn confirm_patch(&self, entry: &OutboxEntry, now: &str) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
         let (target, group) = (entry.target.as_str(), entry.group.as_str());
-        match entry.action {
-            OutboxAction::Add => {
-                insert_members(
-                    &mut tx,
-                    self.backend(),
-                    target,
-                    group,
-                    &entry.payload.members,
-                    "ON CONFLICT (target, group_name, user_id) DO UPDATE SET worker_key = excluded.worker_key",
-                )
-                .await?;
-            }
-            OutboxAction::Remove => {
-                for m in &entry.payload.members {
-                    sqlx::query(
-                        "DELETE FROM target_members WHERE target = $1 AND group_name = $2 AND user_id = $3",
-                    )
-                    .bind(target)
-                    .bind(group)
-                    .bind(m.user_id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-            OutboxAction::Rename => {
-                sqlx::query(
-                    "UPDATE target_groups SET display_name = $1 WHERE target = $2 AND group_name = $3",
-                )
-                .bind(entry.payload.display_name.as_deref().unwrap_or_default())
-                .bind(target)
-                .bind(group)
-                .execute(&mut *tx)
-                .await?;
-            }
-            OutboxAction::Create | OutboxAction::Delete => {}
+        let (added, removed) = entry.payload.member_changes(entry.action);
+        insert_members(
+            &mut tx,
+            self.backend(),
+            target,
+            group,
+            added,
+            "ON CONFLICT (target, group_name, user_id) DO UPDATE SET worker_key = excluded.worker_key",
+        )
+        .await?;
+        for m in removed {
+            sqlx::query(
+                "DELETE FROM target_members WHERE target = $1 AND group_name = $2 AND user_id = $3",
+            )
+            .bind(target)
+            .bind(group)
+            .bind(m.user_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if entry.action == OutboxAction::Rename {
+            sqlx::query(
+                "UPDATE target_groups SET display_name = $1 WHERE target = $2 AND group_name = $3",
+            )
+            .bind(entry.payload.display_name.as_deref().unwrap_or_default())
+            .bind(target)
+            .bind(group)
+            .execute(&mut *tx)
+            .await?;
         }
         sqlx::query(
             "UPDATE target_groups SET pushed_at = $1 WHERE target = $2 AND group_name = $3",

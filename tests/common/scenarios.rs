@@ -74,8 +74,9 @@ pub async fn changes_are_pushed_as_deltas(world: &mut World) {
             ("everyone".to_string(), 0, 1)
         ],
     );
-    // engineering: 1 remove PATCH; sales: 1 add + 1 remove; everyone: 1 remove.
-    assert_eq!(report.targets[0].writes, 4);
+    // engineering: 1 remove PATCH; sales: one PATCH with its 2 adds and 1 remove;
+    // everyone: 1 remove.
+    assert_eq!(report.targets[0].writes, 3);
 }
 
 /// Removing more than the failsafe allows is held, stays held, and goes through once
