@@ -770,5 +770,16 @@ async fn a_shared_patch_refused_for_a_member_gone_by_hand_is_sent_apart() {
         .expect("engineering's add and remove shared one entry");
     assert_eq!(update.payload.members.len(), 1);
     assert_eq!(update.payload.remove.len(), 1);
+    // `attempts` counts the requests sent for an entry: the shared one and its two halves.
+    assert_eq!(update.attempts, 3);
+    let others: Vec<_> = done
+        .iter()
+        .filter(|e| e.id != update.id)
+        .map(|e| e.attempts)
+        .collect();
+    assert!(
+        others.iter().all(|&a| a == 1),
+        "one request each: {others:?}"
+    );
     assert!(store.outbox(Some("pending"), 10).await.unwrap().is_empty());
 }

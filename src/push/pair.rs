@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::send::Exec;
+use super::send::{Exec, Next};
 use super::{Desired, Held, PairReport, Stop, TargetRun};
 use crate::config::{OnUnpush, PushFailsafe};
 use crate::rules::{Failsafe, Group, Push};
@@ -264,7 +264,14 @@ impl TargetRun<'_> {
             .enqueue(self.name, group, &entries, &self.now)
             .await?;
         let mut last = None;
-        for (id, (action, payload)) in ids.into_iter().zip(entries) {
+        let mut counted = false;
+        let following: Vec<Option<i64>> = ids
+            .iter()
+            .skip(1)
+            .map(|&id| Some(id))
+            .chain([None])
+            .collect();
+        for ((id, (action, payload)), following) in ids.into_iter().zip(entries).zip(following) {
             let entry = OutboxEntry {
                 id,
                 target: self.name.to_string(),
@@ -279,7 +286,12 @@ impl TargetRun<'_> {
                 created_at: self.now.clone(),
                 finished_at: None,
             };
-            last = self.execute(&entry).await?;
+            let next = Next {
+                counted,
+                id: following.filter(|_| action.counts_next()),
+            };
+            last = self.execute(&entry, next).await?;
+            counted = next.id.is_some();
         }
         Ok(last)
     }

@@ -42,6 +42,23 @@ impl From<PairStop> for Exec {
 
 type Created = Option<(TargetGroup, Vec<TargetMember>)>;
 
+/// Where an entry stands in a run of entries sent one after the other.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Next {
+    /// The entry was already counted as attempted, by the confirmation of the one before.
+    pub counted: bool,
+    /// The entry sent right after this one, to count as attempted when this one is
+    /// confirmed.
+    pub id: Option<i64>,
+}
+
+impl OutboxAction {
+    /// Whether a confirmation of this action counts the next entry as attempted.
+    pub(super) fn counts_next(self) -> bool {
+        !matches!(self, OutboxAction::Create | OutboxAction::Delete)
+    }
+}
+
 impl TargetRun<'_> {
     /// Sends what a crash or an outage left pending, oldest first. How many were sent.
     pub(super) async fn replay(&self) -> Result<usize, Stop> {
@@ -55,7 +72,7 @@ impl TargetRun<'_> {
         }
         let mut sent = 0;
         for entry in &pending {
-            match self.execute(entry).await {
+            match self.execute(entry, Next::default()).await {
                 Ok(_) => sent += 1,
                 // The pair is planned afresh right after.
                 Err(Exec::GroupMissing | Exec::Failed(_)) => {}
@@ -133,8 +150,10 @@ impl TargetRun<'_> {
 
     /// Sends one entry and records the outcome. A `create` returns the group it made or
     /// adopted, with its members.
-    pub(super) async fn execute(&self, entry: &OutboxEntry) -> Result<Created, Exec> {
-        self.store.outbox_attempted(entry.id).await?;
+    pub(super) async fn execute(&self, entry: &OutboxEntry, next: Next) -> Result<Created, Exec> {
+        if !next.counted {
+            self.store.outbox_attempted(entry.id).await?;
+        }
         if entry.action == OutboxAction::Create {
             return self.execute_create(entry).await;
         }
@@ -160,7 +179,7 @@ impl TargetRun<'_> {
             // A member to remove was gone already, and the whole PATCH failed with it: send
             // the additions and the removals apart, as when they do not share a request.
             Err(e) if entry.action == OutboxAction::Update && e.scim_type() == Some("noTarget") => {
-                return self.execute_apart(entry).await;
+                return self.execute_apart(entry, next).await;
             }
             Err(e) => return Err(self.refused(entry, e).await?),
         }
@@ -169,16 +188,21 @@ impl TargetRun<'_> {
                 .forget_target_group(self.name, &entry.group, Some(entry.id), &self.now)
                 .await?;
         } else {
-            self.store.confirm_patch(entry, &self.now).await?;
+            self.store.confirm_patch(entry, &self.now, next.id).await?;
         }
         Ok(None)
     }
 
     /// Sends an `update` entry's additions and removals as two requests.
-    async fn execute_apart(&self, entry: &OutboxEntry) -> Result<Created, Exec> {
-        for (action, members) in [
-            (OutboxAction::Add, &entry.payload.members),
-            (OutboxAction::Remove, &entry.payload.remove),
+    /// Each half counts as an attempt of the entry: `attempts` is the requests sent for it.
+    async fn execute_apart(&self, entry: &OutboxEntry, next: Next) -> Result<Created, Exec> {
+        let last = Next {
+            counted: false,
+            id: next.id,
+        };
+        for (action, members, next) in [
+            (OutboxAction::Add, &entry.payload.members, Next::default()),
+            (OutboxAction::Remove, &entry.payload.remove, last),
         ] {
             let half = OutboxEntry {
                 action,
@@ -189,7 +213,7 @@ impl TargetRun<'_> {
                 },
                 ..entry.clone()
             };
-            Box::pin(self.execute(&half)).await?;
+            Box::pin(self.execute(&half, next)).await?;
         }
         Ok(None)
     }

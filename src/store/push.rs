@@ -327,8 +327,14 @@ impl Store {
     }
 
     /// The target confirmed a PATCH: its member changes (and rename) become known, and its
-    /// outbox entry is done.
-    pub async fn confirm_patch(&self, entry: &OutboxEntry, now: &str) -> Result<(), StoreError> {
+    /// outbox entry is done. `next`, the entry to be sent right after, is counted as
+    /// attempted in the same transaction (one commit per request instead of two).
+    pub async fn confirm_patch(
+        &self,
+        entry: &OutboxEntry,
+        now: &str,
+        next: Option<i64>,
+    ) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
         let (target, group) = (entry.target.as_str(), entry.group.as_str());
         let (added, removed) = entry.payload.member_changes(entry.action);
@@ -370,6 +376,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         finish(&mut tx, entry.id, now).await?;
+        if let Some(next) = next {
+            attempted(&mut tx, next).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -662,12 +671,11 @@ impl Store {
         Ok(out)
     }
 
+    /// An entry's request is about to leave.
     pub async fn outbox_attempted(&self, id: i64) -> Result<(), StoreError> {
-        let _writing = self.writing().await;
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = $1")
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        let (_writing, mut tx) = self.begin_write().await?;
+        attempted(&mut tx, id).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -841,6 +849,14 @@ impl Store {
 async fn finish(tx: &mut Transaction<'_, Any>, id: i64, now: &str) -> Result<(), StoreError> {
     sqlx::query("UPDATE outbox SET status = 'done', finished_at = $1 WHERE id = $2")
         .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn attempted(tx: &mut Transaction<'_, Any>, id: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = $1")
         .bind(id)
         .execute(&mut **tx)
         .await?;
