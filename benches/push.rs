@@ -6,10 +6,11 @@
 //! the fewest the target's limits allow, and the wall time of evaluating and storing, and of
 //! pushing.
 //!
-//! The fewest requests: reads, one page per 100 users to resolve (or none when they are
-//! cached), plus one lookup per group that has to be found or created; writes, one per 100
-//! member changes of each group (the create carries the first batch, so an empty group still
-//! costs one; a PATCH may carry adds and removes together, as rosterd's do where they meet).
+//! The fewest requests: reads, one filter per user to resolve or one page per 100 of the
+//! target's accounts, whichever is fewer (none when they are cached), plus one lookup per
+//! group that has to be found or created; writes, one per 100 member changes of each group
+//! (the create carries the first batch, so an empty group still costs one; a PATCH may carry
+//! adds and removes together, as rosterd's do where they meet).
 
 #![allow(
     clippy::expect_used,
@@ -80,7 +81,8 @@ async fn bench(size: usize, rule_count: usize) {
     }
     std::fs::write(dir.join("rules/bench.yaml"), rules_text).expect("the rules are written");
 
-    let users = workers.iter().map(|w| w.email.clone()).collect();
+    let users: Vec<String> = workers.iter().map(|w| w.email.clone()).collect();
+    let accounts = users.len();
     let emulator = Emulator::start(
         "127.0.0.1:0".parse().expect("an address"),
         emulator::Options {
@@ -105,6 +107,7 @@ async fn bench(size: usize, rule_count: usize) {
         &emulator,
         "initial sync",
         &Desired::default(),
+        accounts,
     )
     .await;
     common::change_one_percent(&mut workers);
@@ -115,6 +118,7 @@ async fn bench(size: usize, rule_count: usize) {
         &emulator,
         "sync after 1% of workers change",
         &before,
+        accounts,
     )
     .await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -127,6 +131,7 @@ async fn sync(
     emulator: &Emulator,
     what: &str,
     before: &Desired,
+    accounts: usize,
 ) -> Desired {
     emulator.reset_counters(TENANT);
     let store = Store::open(config.database.expose())
@@ -155,7 +160,7 @@ async fn sync(
     store.close().await;
     let counters = emulator.counters(TENANT);
     let names: Vec<&str> = rules.groups().iter().map(|g| g.name.as_str()).collect();
-    let (reads, writes, separate) = fewest(&names, before, &desired);
+    let (reads, writes, separate) = fewest(&names, before, &desired, accounts);
     let changed: usize = report
         .targets
         .iter()
@@ -195,9 +200,14 @@ async fn sync(
 
 /// The fewest reads and writes that take the target from `before` to `after` for the groups
 /// `names` (empty ones too), with every user still to be found on the first sync and cached
-/// on later ones. The third number counts writes were adds and removes never to share a
-/// request.
-fn fewest(names: &[&str], before: &Desired, after: &Desired) -> (usize, usize, usize) {
+/// on later ones, on a target holding `accounts` users. The third number counts writes were
+/// adds and removes never to share a request.
+fn fewest(
+    names: &[&str],
+    before: &Desired,
+    after: &Desired,
+    accounts: usize,
+) -> (usize, usize, usize) {
     let none = BTreeSet::new();
     let first = before.members.is_empty();
     let (mut reads, mut writes, mut separate) = (0, 0, 0);
@@ -223,8 +233,9 @@ fn fewest(names: &[&str], before: &Desired, after: &Desired) -> (usize, usize, u
         .filter(|w| !known.contains(w))
         .collect::<BTreeSet<_>>()
         .len();
-    // All users in pages the first time; later, one filter per worker never resolved.
-    reads += if first { needed.div_ceil(PAGE) } else { needed };
+    // A filter per user never resolved, or every account in pages if that is fewer: a page
+    // cannot be asked for only the users wanted.
+    reads += needed.min(accounts.div_ceil(PAGE));
     if first {
         separate = writes;
     }

@@ -7,7 +7,7 @@
 //! holds, check the failsafe, write the PATCH batches to the outbox and send them. The store
 //! learns a change only when the target confirms it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::Serialize;
 
@@ -279,14 +279,19 @@ impl TargetRun<'_> {
                 }
             }
         }
+        // Each worker once, however many groups hold them (a worker is in hundreds).
+        let mut seen: HashSet<&str> = HashSet::new();
         let mut wanted: BTreeMap<String, Option<String>> = BTreeMap::new();
         for (group, _) in &pairs {
             for key in desired.members.get(&group.name).into_iter().flatten() {
-                wanted.insert(key.clone(), self.match_value(desired, key));
+                if seen.insert(key) {
+                    wanted.insert(key.clone(), self.match_value(desired, key));
+                }
             }
         }
         let users = self.resolve(&wanted).await?;
         let members = self.store.target_members(self.name).await?;
+        let unprovisioned = self.store.unprovisioned_keys(self.name).await?;
         let mut results = Vec::new();
         {
             use futures_util::StreamExt;
@@ -301,8 +306,11 @@ impl TargetRun<'_> {
                     push,
                     desired,
                     &users,
-                    known.get(&group.name),
-                    members.get(&group.name),
+                    pair::Stored {
+                        group: known.get(&group.name),
+                        members: members.get(&group.name),
+                        unprovisioned: unprovisioned.get(&group.name),
+                    },
                 )
             }))
             .buffered(concurrency);

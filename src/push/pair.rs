@@ -1,7 +1,8 @@
 //! One (target, group) pair: find or create the target group, read it back when
 //! reconciling, compute the difference, check the failsafe, send the batches.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::send::{Exec, Next};
 use super::{Desired, Held, PairReport, Stop, TargetRun};
@@ -107,6 +108,51 @@ impl From<Exec> for PairStop {
 }
 
 type Members = BTreeMap<String, Option<String>>;
+/// The members a group should hold: user id to worker key, borrowed from the resolved users
+/// and the desired state (a group holds thousands; copying them costs more than the diff).
+type Want<'a> = BTreeMap<&'a str, &'a str>;
+
+/// The members to add (wanted, not held) and to remove (held, not wanted), by user id: one
+/// walk over both sorted maps.
+fn difference(want: &Want<'_>, current: &Members) -> (Vec<TargetMember>, Vec<TargetMember>) {
+    use std::cmp::Ordering;
+    let (mut adds, mut removes) = (Vec::new(), Vec::new());
+    let add = |(id, key): (&&str, &&str)| TargetMember {
+        user_id: id.to_string(),
+        worker_key: Some(key.to_string()),
+    };
+    let remove = |(id, key): (&String, &Option<String>)| TargetMember {
+        user_id: id.clone(),
+        worker_key: key.clone(),
+    };
+    let (mut w, mut c) = (want.iter().peekable(), current.iter().peekable());
+    loop {
+        match (w.peek(), c.peek()) {
+            (Some(a), Some(b)) => match (*a.0).cmp(b.0.as_str()) {
+                Ordering::Less => adds.extend(w.next().map(add)),
+                Ordering::Greater => removes.extend(c.next().map(remove)),
+                Ordering::Equal => {
+                    w.next();
+                    c.next();
+                }
+            },
+            (Some(_), None) => adds.extend(w.by_ref().map(add)),
+            (None, Some(_)) => removes.extend(c.by_ref().map(remove)),
+            (None, None) => break,
+        }
+    }
+    (adds, removes)
+}
+
+/// What the store knows of a pair before it is pushed.
+pub(super) struct Stored<'a> {
+    /// The target group, once found or created.
+    pub group: Option<&'a TargetGroup>,
+    /// The members the target confirmed.
+    pub members: Option<&'a Members>,
+    /// The workers listed as having no account on the target.
+    pub unprovisioned: Option<&'a BTreeSet<String>>,
+}
 
 impl TargetRun<'_> {
     pub(super) async fn push_pair(
@@ -115,20 +161,19 @@ impl TargetRun<'_> {
         push: &Push,
         desired: &Desired,
         users: &HashMap<String, Option<String>>,
-        known: Option<&TargetGroup>,
-        members: Option<&Members>,
+        stored: Stored<'_>,
     ) -> Result<PairReport, Stop> {
         let mut report = PairReport {
             group: group.name.clone(),
             display_name: push.display_name.clone(),
             ..PairReport::default()
         };
-        let mut want: BTreeMap<String, String> = BTreeMap::new();
+        let mut want = Want::new();
         let mut unprovisioned = BTreeMap::new();
         for key in desired.members.get(&group.name).into_iter().flatten() {
             match users.get(key) {
                 Some(Some(id)) => {
-                    want.insert(id.clone(), key.clone());
+                    want.insert(id, key);
                 }
                 _ => {
                     unprovisioned.insert(key.clone(), self.match_value(desired, key));
@@ -139,10 +184,19 @@ impl TargetRun<'_> {
         report.unprovisioned = unprovisioned.len();
         if !self.options.dry_run {
             self.store
-                .set_unprovisioned(self.name, &group.name, &unprovisioned, &self.now)
+                .set_unprovisioned(
+                    self.name,
+                    &group.name,
+                    &unprovisioned,
+                    stored.unprovisioned.unwrap_or(&BTreeSet::new()),
+                    &self.now,
+                )
                 .await?;
         }
-        let mut known = known.map(|k| (k.clone(), members.cloned().unwrap_or_default()));
+        let none = Members::new();
+        let mut known = stored
+            .group
+            .map(|k| (k.clone(), Cow::Borrowed(stored.members.unwrap_or(&none))));
         for round in 0..3 {
             match self
                 .sync_pair(group, push, &want, known.take(), &mut report)
@@ -169,35 +223,23 @@ impl TargetRun<'_> {
         &self,
         group: &Group,
         push: &Push,
-        want: &BTreeMap<String, String>,
-        known: Option<(TargetGroup, Members)>,
+        want: &Want<'_>,
+        known: Option<(TargetGroup, Cow<'_, Members>)>,
         report: &mut PairReport,
     ) -> Result<(), PairStop> {
         let (state, current) = match known {
             Some((state, stored)) if self.options.reconcile => {
                 let current = self.read_back(&state, &stored, want, report).await?;
-                (state, current)
+                (state, Cow::Owned(current))
             }
             Some(known) => known,
-            None => self.find_or_create(group, push, want, report).await?,
+            None => {
+                let (state, members) = self.find_or_create(group, push, want, report).await?;
+                (state, Cow::Owned(members))
+            }
         };
         report.scim_id = Some(state.scim_id.clone());
-        let adds: Vec<TargetMember> = want
-            .iter()
-            .filter(|(id, _)| !current.contains_key(*id))
-            .map(|(id, key)| TargetMember {
-                user_id: id.clone(),
-                worker_key: Some(key.clone()),
-            })
-            .collect();
-        let removes: Vec<TargetMember> = current
-            .iter()
-            .filter(|(id, _)| !want.contains_key(*id))
-            .map(|(id, key)| TargetMember {
-                user_id: id.clone(),
-                worker_key: key.clone(),
-            })
-            .collect();
+        let (adds, removes) = difference(want, &current);
         let reason = failsafe_reason(
             removes.len(),
             current.len(),
@@ -300,7 +342,7 @@ impl TargetRun<'_> {
         &self,
         group: &Group,
         push: &Push,
-        want: &BTreeMap<String, String>,
+        want: &Want<'_>,
         report: &mut PairReport,
     ) -> Result<(TargetGroup, Members), PairStop> {
         let name = push.link.as_deref().unwrap_or(&push.display_name);
@@ -308,8 +350,8 @@ impl TargetRun<'_> {
             .iter()
             .take(self.config.patch.max_members_per_request)
             .map(|(id, key)| TargetMember {
-                user_id: id.clone(),
-                worker_key: Some(key.clone()),
+                user_id: id.to_string(),
+                worker_key: Some(key.to_string()),
             })
             .collect();
         let payload = OutboxPayload {
@@ -335,7 +377,9 @@ impl TargetRun<'_> {
         let members = members
             .into_iter()
             .map(|m| {
-                let key = m.worker_key.or_else(|| want.get(&m.user_id).cloned());
+                let key = m
+                    .worker_key
+                    .or_else(|| want.get(m.user_id.as_str()).map(|k| k.to_string()));
                 (m.user_id, key)
             })
             .collect();
@@ -346,7 +390,7 @@ impl TargetRun<'_> {
         &self,
         group: &Group,
         payload: OutboxPayload,
-        want: &BTreeMap<String, String>,
+        want: &Want<'_>,
         report: &mut PairReport,
     ) -> Result<(TargetGroup, Members), PairStop> {
         let name = payload.display_name.clone().unwrap_or_default();
@@ -373,7 +417,7 @@ impl TargetRun<'_> {
             let members = members
                 .into_iter()
                 .map(|m| {
-                    let key = want.get(&m.value).cloned();
+                    let key = want.get(m.value.as_str()).map(|k| k.to_string());
                     (m.value, key)
                 })
                 .collect();
@@ -416,7 +460,7 @@ impl TargetRun<'_> {
         &self,
         state: &TargetGroup,
         stored: &Members,
-        want: &BTreeMap<String, String>,
+        want: &Want<'_>,
         report: &mut PairReport,
     ) -> Result<Members, PairStop> {
         let members = match self.read_members(&state.scim_id).await {
@@ -437,7 +481,7 @@ impl TargetRun<'_> {
                     .get(&m.value)
                     .cloned()
                     .flatten()
-                    .or_else(|| want.get(&m.value).cloned());
+                    .or_else(|| want.get(m.value.as_str()).map(|k| k.to_string()));
                 (m.value, key)
             })
             .collect();
@@ -608,8 +652,47 @@ impl TargetRun<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::batches;
+    use proptest::prelude::*;
+
+    use super::{batches, difference, Members, Want};
     use crate::store::{OutboxAction, TargetMember};
+
+    proptest! {
+        /// The merge walk gives what set difference gives, in user id order.
+        #[test]
+        fn difference_is_set_difference(
+            want in prop::collection::btree_map("u[0-9]{1,2}", "w[0-9]", 0..40),
+            current in prop::collection::btree_map("u[0-9]{1,2}", prop::option::of("w[0-9]"), 0..40),
+        ) {
+            let borrowed: Want<'_> = want.iter().map(|(u, w)| (u.as_str(), w.as_str())).collect();
+            let (adds, removes) = difference(&borrowed, &current);
+            let expected_adds: Vec<TargetMember> = want
+                .iter()
+                .filter(|(id, _)| !current.contains_key(*id))
+                .map(|(id, key)| TargetMember { user_id: id.clone(), worker_key: Some(key.clone()) })
+                .collect();
+            let expected_removes: Vec<TargetMember> = current
+                .iter()
+                .filter(|(id, _)| !want.contains_key(*id))
+                .map(|(id, key)| TargetMember { user_id: id.clone(), worker_key: key.clone() })
+                .collect();
+            prop_assert_eq!(adds, expected_adds);
+            prop_assert_eq!(removes, expected_removes);
+        }
+    }
+
+    #[test]
+    fn difference_of_overlapping_groups() {
+        let want: Want<'_> = [("u1", "a"), ("u2", "b"), ("u4", "d")].into();
+        let current: Members = [("u2", None), ("u3", Some("c".to_string()))]
+            .map(|(u, w)| (u.to_string(), w))
+            .into();
+        let (adds, removes) = difference(&want, &current);
+        let ids = |v: &[TargetMember]| v.iter().map(|m| m.user_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&adds), ["u1", "u4"]);
+        assert_eq!(ids(&removes), ["u3"]);
+        assert_eq!(removes[0].worker_key.as_deref(), Some("c"));
+    }
 
     fn members(prefix: &str, n: usize) -> Vec<TargetMember> {
         (0..n)

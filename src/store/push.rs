@@ -4,7 +4,7 @@
 //! Every write that follows a target's confirmation also marks its outbox entry done, in the
 //! same transaction: after a crash the store says either "sent and confirmed" or "pending".
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 // Dynamic SQL here is only constants and `$N` placeholders; values are always bound.
@@ -522,27 +522,40 @@ impl Store {
         Ok(())
     }
 
+    /// The workers listed as unprovisioned for a target, by group.
+    pub async fn unprovisioned_keys(
+        &self,
+        target: &str,
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {
+        let rows =
+            sqlx::query("SELECT group_name, worker_key FROM push_unprovisioned WHERE target = $1")
+                .bind(target)
+                .fetch_all(self.pool())
+                .await?;
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for row in &rows {
+            out.entry(row.try_get(0)?)
+                .or_default()
+                .insert(row.try_get(1)?);
+        }
+        Ok(out)
+    }
+
     /// Replaces a pair's unprovisioned workers, keeping the `since` of those still listed.
+    /// `known` is what [`Store::unprovisioned_keys`] listed for the pair.
     pub async fn set_unprovisioned(
         &self,
         target: &str,
         group: &str,
         workers: &BTreeMap<String, Option<String>>,
+        known: &BTreeSet<String>,
         now: &str,
     ) -> Result<(), StoreError> {
-        let known: Vec<String> = sqlx::query(
-            "SELECT worker_key FROM push_unprovisioned WHERE target = $1 AND group_name = $2",
-        )
-        .bind(target)
-        .bind(group)
-        .fetch_all(self.pool())
-        .await?
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
         let gone: Vec<&String> = known.iter().filter(|k| !workers.contains_key(*k)).collect();
-        let new: Vec<(&String, &Option<String>)> =
-            workers.iter().filter(|(k, _)| !known.contains(k)).collect();
+        let new: Vec<(&String, &Option<String>)> = workers
+            .iter()
+            .filter(|(k, _)| !known.contains(*k))
+            .collect();
         if gone.is_empty() && new.is_empty() {
             return Ok(());
         }
