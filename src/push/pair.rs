@@ -307,15 +307,9 @@ impl TargetRun<'_> {
             .await?;
         let mut last = None;
         let mut counted = false;
-        let following: Vec<Option<i64>> = ids
-            .iter()
-            .skip(1)
-            .map(|&id| Some(id))
-            .chain([None])
-            .collect();
-        for ((id, (action, payload)), following) in ids.into_iter().zip(entries).zip(following) {
+        for (i, (action, payload)) in entries.into_iter().enumerate() {
             let entry = OutboxEntry {
-                id,
+                id: ids[i],
                 target: self.name.to_string(),
                 group: group.to_string(),
                 action,
@@ -330,7 +324,7 @@ impl TargetRun<'_> {
             };
             let next = Next {
                 counted,
-                id: following.filter(|_| action.counts_next()),
+                id: ids.get(i + 1).copied().filter(|_| action.counts_next()),
             };
             last = self.execute(&entry, next).await?;
             counted = next.id.is_some();

@@ -367,7 +367,7 @@ pub(crate) enum Col<'a> {
     SameInt(i64),
 }
 
-/// Rows per statement of [`insert_rows`].
+/// Rows per statement of [`insert_rows`] and [`delete_rows`].
 const JSON_ROWS: usize = 10_000;
 
 /// Inserts `rows` into `into` (`table (a, b, c)`), then `tail` (an `ON CONFLICT` clause, or
@@ -387,6 +387,30 @@ pub(crate) async fn insert_rows<R: Serialize>(
     tail: &str,
     rows: &[R],
 ) -> Result<(), StoreError> {
+    let (select, from) = json_rows(backend, columns);
+    // `WHERE true` keeps SQLite from reading an upsert's ON as a join's.
+    let sql = format!("INSERT INTO {into} SELECT {select} FROM {from} WHERE true {tail}");
+    execute_json_rows(conn, &sql, columns, rows).await
+}
+
+/// Deletes the rows of `table` whose `key` (`a, b, c`) is one of `rows`, given as for
+/// [`insert_rows`]: one statement per 10,000 rows instead of one per row.
+pub(crate) async fn delete_rows<R: Serialize>(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    table: &str,
+    key: &str,
+    columns: &[Col<'_>],
+    rows: &[R],
+) -> Result<(), StoreError> {
+    let (select, from) = json_rows(backend, columns);
+    let sql = format!("DELETE FROM {table} WHERE ({key}) IN (SELECT {select} FROM {from})");
+    execute_json_rows(conn, &sql, columns, rows).await
+}
+
+/// The select list and the `FROM` of the rows a statement of [`insert_rows`] or
+/// [`delete_rows`] carries: `$1` is the JSON rows, then one parameter per same-value column.
+fn json_rows(backend: Backend, columns: &[Col<'_>]) -> (String, &'static str) {
     let mut select = Vec::with_capacity(columns.len());
     let (mut field, mut param) = (0, 1);
     for column in columns {
@@ -406,15 +430,20 @@ pub(crate) async fn insert_rows<R: Serialize>(
         Backend::Sqlite => "json_each($1) AS r",
         Backend::Postgres => "jsonb_array_elements($1::jsonb) AS r",
     };
-    // `WHERE true` keeps SQLite from reading an upsert's ON as a join's.
-    let sql = format!(
-        "INSERT INTO {into} SELECT {} FROM {from} WHERE true {tail}",
-        select.join(", ")
-    );
+    (select.join(", "), from)
+}
+
+/// Runs `sql` once per [`JSON_ROWS`] rows, binding them as [`json_rows`] reads them.
+async fn execute_json_rows<R: Serialize>(
+    conn: &mut AnyConnection,
+    sql: &str,
+    columns: &[Col<'_>],
+    rows: &[R],
+) -> Result<(), StoreError> {
     for chunk in rows.chunks(JSON_ROWS) {
         let json = serde_json::to_string(chunk)
             .map_err(|e| StoreError::Query(sqlx::Error::Encode(e.into())))?;
-        let mut query = sqlx::query(AssertSqlSafe(sql.clone())).bind(json);
+        let mut query = sqlx::query(AssertSqlSafe(sql.to_string())).bind(json);
         for column in columns {
             query = match *column {
                 Col::SameText(value) => query.bind(value),

@@ -11,7 +11,9 @@ use serde::Serialize;
 use sqlx::AssertSqlSafe;
 use sqlx::{Any, Row, Transaction};
 
-use super::{grouped_json, insert_rows, json_agg, json_row, Backend, Col, Store, StoreError};
+use super::{
+    delete_rows, grouped_json, insert_rows, json_agg, json_row, Backend, Col, Store, StoreError,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetGroup {
@@ -347,16 +349,16 @@ impl Store {
             "ON CONFLICT (target, group_name, user_id) DO UPDATE SET worker_key = excluded.worker_key",
         )
         .await?;
-        for m in removed {
-            sqlx::query(
-                "DELETE FROM target_members WHERE target = $1 AND group_name = $2 AND user_id = $3",
-            )
-            .bind(target)
-            .bind(group)
-            .bind(m.user_id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
+        let ids: Vec<_> = removed.iter().map(|m| (&m.user_id,)).collect();
+        delete_rows(
+            &mut tx,
+            self.backend(),
+            "target_members",
+            "target, group_name, user_id",
+            &[Col::SameText(target), Col::SameText(group), Col::Text],
+            &ids,
+        )
+        .await?;
         if entry.action == OutboxAction::Rename {
             sqlx::query(
                 "UPDATE target_groups SET display_name = $1 WHERE target = $2 AND group_name = $3",
@@ -511,13 +513,16 @@ impl Store {
     /// Drops cached lookups, so that those workers are looked up again.
     pub async fn forget_target_users(&self, target: &str, keys: &[&str]) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
-        for key in keys {
-            sqlx::query("DELETE FROM target_users WHERE target = $1 AND worker_key = $2")
-                .bind(target)
-                .bind(*key)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let keys: Vec<_> = keys.iter().map(|k| (k,)).collect();
+        delete_rows(
+            &mut tx,
+            self.backend(),
+            "target_users",
+            "target, worker_key",
+            &[Col::SameText(target), Col::Text],
+            &keys,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -527,18 +532,11 @@ impl Store {
         &self,
         target: &str,
     ) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {
-        let rows =
-            sqlx::query("SELECT group_name, worker_key FROM push_unprovisioned WHERE target = $1")
-                .bind(target)
-                .fetch_all(self.pool())
-                .await?;
-        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for row in &rows {
-            out.entry(row.try_get(0)?)
-                .or_default()
-                .insert(row.try_get(1)?);
-        }
-        Ok(out)
+        let sql = format!(
+            "SELECT group_name, {} FROM push_unprovisioned WHERE target = $1 GROUP BY group_name",
+            json_agg(self.backend(), "worker_key")
+        );
+        grouped_json(self.pool(), &sql, Some(target)).await
     }
 
     /// Replaces a pair's unprovisioned workers, keeping the `since` of those still listed.
@@ -560,16 +558,16 @@ impl Store {
             return Ok(());
         }
         let (_writing, mut tx) = self.begin_write().await?;
-        for key in gone {
-            sqlx::query(
-                "DELETE FROM push_unprovisioned WHERE target = $1 AND group_name = $2 AND worker_key = $3",
-            )
-            .bind(target)
-            .bind(group)
-            .bind(key.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
+        let gone: Vec<_> = gone.iter().map(|k| (k,)).collect();
+        delete_rows(
+            &mut tx,
+            self.backend(),
+            "push_unprovisioned",
+            "target, group_name, worker_key",
+            &[Col::SameText(target), Col::SameText(group), Col::Text],
+            &gone,
+        )
+        .await?;
         insert_rows(
             &mut tx,
             self.backend(),

@@ -11,7 +11,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::Row;
 
 use super::snapshots::{self, NewSnapshot};
-use super::{insert_rows, Col, Store, StoreError};
+use super::{delete_rows, insert_rows, Col, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -165,13 +165,21 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let run_id = row.try_get::<i64, _>("id")?;
-        for c in run.changes.iter().filter(|c| !c.added) {
-            sqlx::query("DELETE FROM memberships WHERE group_name = $1 AND worker_key = $2")
-                .bind(c.group.as_str())
-                .bind(c.worker.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
+        let removed: Vec<_> = run
+            .changes
+            .iter()
+            .filter(|c| !c.added)
+            .map(|c| (&c.group, &c.worker))
+            .collect();
+        delete_rows(
+            &mut tx,
+            self.backend,
+            "memberships",
+            "group_name, worker_key",
+            &[Col::Text, Col::Text],
+            &removed,
+        )
+        .await?;
         let adds: Vec<_> = run
             .changes
             .iter()
