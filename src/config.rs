@@ -265,6 +265,15 @@ pub struct SourceConfig {
     /// with `Retry-After` wait as long as the server asks.
     #[serde(default = "default_retry_backoff_ms")]
     pub retry_backoff_ms: u64,
+    /// The longest wait a `Retry-After` answer can ask for; a longer one waits this long.
+    #[serde(default = "default_max_retry_after_seconds")]
+    pub max_retry_after_seconds: u64,
+    /// One fetch, its retries and waits included, fails after this long.
+    #[serde(default = "default_deadline_seconds")]
+    pub deadline_seconds: u64,
+    /// The largest export accepted, in bytes (a file's size, or a URL's answer).
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
 }
 
 /// Credentials for the export URL. Secrets are never in the config: it names the
@@ -283,6 +292,18 @@ pub enum SourceAuth {
 
 fn default_timeout_seconds() -> u64 {
     60
+}
+
+pub(crate) fn default_max_retry_after_seconds() -> u64 {
+    60
+}
+
+fn default_deadline_seconds() -> u64 {
+    900
+}
+
+fn default_max_bytes() -> u64 {
+    2 << 30
 }
 
 fn default_retries() -> u32 {
@@ -475,25 +496,66 @@ impl Config {
     }
 }
 
-/// `https://...`, or plain `http://` to a loopback address only: `Err` says which.
+/// `https://...`, or plain `http://` to a loopback address only: `Err` says which. Loopback
+/// means the URL's host, parsed, is a loopback IP address or exactly `localhost`; a name
+/// that only begins like one (`localhost.example.com`, `127.0.0.1.nip.io`) is not.
 pub(crate) fn check_http_url(url: &str) -> Result<(), String> {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let host = rest.split(['/', '?']).next().unwrap_or("");
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    let loopback =
-        host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
     let shown = crate::secret::shown_url(url);
-    match scheme {
-        "https" => Ok(()),
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| format!("`{shown}` is not a valid URL: {e}"))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => Ok(()),
         "http" if loopback => Ok(()),
         "http" => Err(format!(
-            "`{shown}` is plain http\nhelp: plain http is allowed only to a loopback address; use https"
+            "`{shown}` is plain http\nhelp: plain http is allowed only to a loopback address (127.0.0.0/8, ::1 or `localhost`); use https"
         )),
         _ => Err(format!("`{shown}` is not an http(s) URL")),
     }
 }
 
+/// `Err` names the field when `value` is outside `range`.
+pub(crate) fn in_range<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), String> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field}: must be from {} to {}, not {value}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
 fn validate_source(source: &SourceConfig) -> Result<(), String> {
+    let field = |name: &str| format!("directory.source.{name}");
+    in_range(&field("timeout_seconds"), source.timeout_seconds, 1..=3_600)?;
+    in_range(&field("retries"), source.retries, 0..=20)?;
+    in_range(
+        &field("retry_backoff_ms"),
+        source.retry_backoff_ms,
+        0..=600_000,
+    )?;
+    in_range(
+        &field("max_retry_after_seconds"),
+        source.max_retry_after_seconds,
+        0..=3_600,
+    )?;
+    in_range(
+        &field("deadline_seconds"),
+        source.deadline_seconds,
+        1..=86_400,
+    )?;
+    in_range(&field("max_bytes"), source.max_bytes, 1..=(64 << 30))?;
     match (&source.file, &source.url) {
         (Some(_), Some(_)) => Err("directory.source: give `file` or `url`, not both".into()),
         (None, None) => Err("directory.source: give the export's `file` or `url`".into()),

@@ -182,6 +182,8 @@ async fn choose_snapshot(
     let schema = Arc::new(Schema::from_config(dir));
     let text = match crate::fetch::export(&dir.source).await {
         Ok(text) => text,
+        // It answered with what is not an export: the run fails, and says so.
+        Err(e) if e.is_bad_answer() => return Err(e.into()),
         Err(e) => return keep_last_good(store, schema, e).await.map(Ok),
     };
     let sum = directory::checksum(text.as_bytes());

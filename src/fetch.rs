@@ -33,8 +33,51 @@ pub enum FetchError {
         message: String,
         attempts: u32,
     },
-    #[error("HR export {url}: the answer is not UTF-8 text")]
-    Encoding { url: String },
+    #[error("HR export {source_name}: not UTF-8 text: the first bad byte is at line {line}, column {column}\nhelp: export the report as UTF-8")]
+    Encoding {
+        source_name: String,
+        line: usize,
+        column: usize,
+    },
+    #[error("HR export {source_name}: larger than directory.source.max_bytes ({max} bytes)")]
+    TooLarge { source_name: String, max: u64 },
+    #[error("HR export {url}: no answer within directory.source.deadline_seconds ({seconds} s), retries included")]
+    Deadline { url: String, seconds: u64 },
+}
+
+impl FetchError {
+    /// The source answered, but with something that is not an export: such a run fails.
+    /// Otherwise (it could not be reached or refused to answer) the last good snapshot may
+    /// stand in for it.
+    pub fn is_bad_answer(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Encoding { .. } | FetchError::TooLarge { .. }
+        )
+    }
+}
+
+/// `bytes` as text, or where its first byte that is not UTF-8 sits.
+pub fn decode(bytes: Vec<u8>, source_name: &str) -> Result<String, FetchError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let before = &bytes[..at];
+        let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        // Characters before the bad byte on its line (the part before is valid UTF-8).
+        let column = 1 + String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count();
+        FetchError::Encoding {
+            source_name: source_name.to_string(),
+            line,
+            column,
+        }
+    })
 }
 
 fn plural(n: u32) -> &'static str {
@@ -65,19 +108,41 @@ pub fn source_name(source: &SourceConfig) -> String {
 
 /// The export's text.
 pub async fn export(source: &SourceConfig) -> Result<String, FetchError> {
-    match (&source.file, &source.url) {
-        (Some(path), _) => tokio::fs::read_to_string(path)
-            .await
-            .map_err(|e| FetchError::File {
-                path: path.display().to_string(),
-                source: e,
-            }),
-        (None, Some(url)) => fetch_url(url, source).await,
-        (None, None) => Err(FetchError::File {
-            path: String::new(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no source configured"),
-        }),
+    let name = source_name(source);
+    let bytes = match (&source.file, &source.url) {
+        (Some(path), _) => read_file(path, source.max_bytes, &name).await?,
+        (None, Some(url)) => {
+            let deadline = Duration::from_secs(source.deadline_seconds);
+            tokio::time::timeout(deadline, fetch_url(url, source))
+                .await
+                .map_err(|_| FetchError::Deadline {
+                    url: shown_url(url),
+                    seconds: source.deadline_seconds,
+                })??
+        }
+        (None, None) => {
+            return Err(FetchError::File {
+                path: String::new(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no source configured"),
+            })
+        }
+    };
+    decode(bytes, &name)
+}
+
+async fn read_file(path: &std::path::Path, max: u64, name: &str) -> Result<Vec<u8>, FetchError> {
+    let file_err = |source| FetchError::File {
+        path: path.display().to_string(),
+        source,
+    };
+    let size = tokio::fs::metadata(path).await.map_err(file_err)?.len();
+    if size > max {
+        return Err(FetchError::TooLarge {
+            source_name: name.to_string(),
+            max,
+        });
     }
+    tokio::fs::read(path).await.map_err(file_err)
 }
 
 /// Fetches and parses the export.
@@ -121,12 +186,13 @@ fn credentials(source: &SourceConfig) -> Result<Credentials, FetchError> {
     })
 }
 
-async fn fetch_url(url: &str, source: &SourceConfig) -> Result<String, FetchError> {
+async fn fetch_url(url: &str, source: &SourceConfig) -> Result<Vec<u8>, FetchError> {
     let shown = shown_url(url);
     let credentials = credentials(source)?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(source.timeout_seconds))
         .user_agent(concat!("rosterd/", env!("CARGO_PKG_VERSION")))
+        .redirect(crate::http::same_origin_redirects())
         .build()
         .map_err(|e| FetchError::Network {
             url: shown.clone(),
@@ -145,22 +211,26 @@ async fn fetch_url(url: &str, source: &SourceConfig) -> Result<String, FetchErro
         };
         let (error, retry_after) = match request.send().await {
             Ok(response) if response.status().is_success() => {
-                let bytes = response.bytes().await.map_err(|e| FetchError::Network {
-                    url: shown.clone(),
-                    message: describe(&e),
-                    attempts: attempt,
-                })?;
-                return String::from_utf8(bytes.to_vec())
-                    .map_err(|_| FetchError::Encoding { url: shown.clone() });
+                return crate::http::read_body(response, source.max_bytes)
+                    .await
+                    .map_err(|e| match e {
+                        crate::http::BodyError::TooLarge => FetchError::TooLarge {
+                            source_name: shown.clone(),
+                            max: source.max_bytes,
+                        },
+                        crate::http::BodyError::Network(e) => FetchError::Network {
+                            url: shown.clone(),
+                            message: describe(&e),
+                            attempts: attempt,
+                        },
+                    });
             }
             Ok(response) => {
                 let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                let retry_after = crate::http::retry_after(
+                    response.headers(),
+                    Duration::from_secs(source.max_retry_after_seconds),
+                );
                 let detail = match status {
                     401 | 403 => ": the credentials were refused".to_string(),
                     404 => ": no such report".to_string(),

@@ -13,6 +13,8 @@
 //!   threads; incrementally after small changes), and explanations of them. Pure: no async, no
 //!   clock, no database.
 //! - [`fetch`]: the export's text from a file or an HTTPS URL (auth, timeout, retries).
+//! - [`http`]: what every HTTP client shares: bounded bodies, same-origin redirects, capped
+//!   `Retry-After`.
 //! - [`secret`]: secrets that print as `***`.
 //! - [`store`]: sqlx on SQLite or PostgreSQL: snapshots, runs, memberships and their audit;
 //!   push state (target groups and members, users, outbox, holds, health, drift).
@@ -33,6 +35,7 @@ pub mod daemon;
 pub mod directory;
 pub mod engine;
 pub mod fetch;
+pub mod http;
 pub mod push;
 pub mod rules;
 pub mod scim;

@@ -26,7 +26,9 @@ pub fn check(global: &Global) -> Result<bool, CliError> {
             sources,
             diagnostics,
         }) => (*sources, diagnostics, None),
-        Err(e @ RulesError::Read { .. }) => return Err(CliError::Invalid(e.to_string())),
+        Err(e @ (RulesError::Read { .. } | RulesError::Internal(_))) => {
+            return Err(CliError::Invalid(e.to_string()))
+        }
     };
     if let (Some(rule_set), Ok((snapshot, _))) = (&rule_set, &loaded) {
         let evaluation = engine::evaluate(snapshot, rule_set, as_of);

@@ -36,6 +36,23 @@ pub struct TargetConfig {
     /// The first retry's delay; each next one doubles, with jitter.
     #[serde(default = "default_retry_backoff_ms")]
     pub retry_backoff_ms: u64,
+    /// The longest wait a `Retry-After` answer can ask for; a longer one waits this long.
+    #[serde(default = "super::default_max_retry_after_seconds")]
+    pub max_retry_after_seconds: u64,
+    /// One request, its retries and waits included, gives up after this long.
+    #[serde(default = "default_request_deadline_seconds")]
+    pub request_deadline_seconds: u64,
+    /// One push of this target gives up after this long; what is unsent stays in the outbox
+    /// for the next run, and the run is reported failed.
+    #[serde(default = "default_push_deadline_seconds")]
+    pub push_deadline_seconds: u64,
+    /// The largest answer accepted, in bytes.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+    /// The most users a listing reads; a target whose `totalResults` promises more is read
+    /// this far, and the log says so.
+    #[serde(default = "default_max_listed_users")]
+    pub max_listed_users: u64,
     #[serde(default)]
     pub tls: Option<TargetTls>,
     /// What happens to the target group when its group leaves the rules or stops pushing
@@ -181,18 +198,54 @@ impl TargetConfig {
         if let Some(TargetAuth::Oauth2 { token_url, .. }) = &self.auth {
             super::check_http_url(token_url).map_err(|e| format!("auth.oauth2.token_url: {e}"))?;
         }
-        if self.requests_per_second.is_nan() || self.requests_per_second <= 0.0 {
-            return Err("requests_per_second: must be more than 0".into());
+        use super::in_range;
+        if !(0.001..=100_000.0).contains(&self.requests_per_second) {
+            return Err(format!(
+                "requests_per_second: must be from 0.001 to 100000, not {}",
+                self.requests_per_second
+            ));
         }
-        if self.concurrency == 0 {
-            return Err("concurrency: must be at least 1".into());
-        }
-        if self.patch.max_members_per_request == 0 {
-            return Err("patch.max_members_per_request: must be at least 1".into());
-        }
-        if self.page_size == 0 {
-            return Err("page_size: must be at least 1".into());
-        }
+        in_range("concurrency", self.concurrency, 1..=256)?;
+        in_range("timeout_seconds", self.timeout_seconds, 1..=3_600)?;
+        in_range("retries", self.retries, 0..=20)?;
+        in_range("retry_backoff_ms", self.retry_backoff_ms, 0..=600_000)?;
+        in_range(
+            "max_retry_after_seconds",
+            self.max_retry_after_seconds,
+            0..=3_600,
+        )?;
+        in_range(
+            "request_deadline_seconds",
+            self.request_deadline_seconds,
+            1..=86_400,
+        )?;
+        in_range(
+            "push_deadline_seconds",
+            self.push_deadline_seconds,
+            1..=7 * 86_400,
+        )?;
+        in_range(
+            "max_response_bytes",
+            self.max_response_bytes,
+            1_024..=(1 << 30),
+        )?;
+        in_range("max_listed_users", self.max_listed_users, 1..=100_000_000)?;
+        in_range(
+            "patch.max_members_per_request",
+            self.patch.max_members_per_request,
+            1..=10_000,
+        )?;
+        in_range("page_size", self.page_size, 1..=10_000)?;
+        in_range(
+            "user_cache_seconds",
+            self.user_cache_seconds,
+            0..=366 * 86_400,
+        )?;
+        in_range(
+            "unresolved_retry_seconds",
+            self.unresolved_retry_seconds,
+            0..=366 * 86_400,
+        )?;
         if !(0.0..=100.0).contains(&self.failsafe.max_remove_percent) {
             return Err("failsafe.max_remove_percent: must be between 0 and 100".into());
         }
@@ -214,6 +267,18 @@ fn default_retries() -> u32 {
 }
 fn default_retry_backoff_ms() -> u64 {
     250
+}
+fn default_request_deadline_seconds() -> u64 {
+    300
+}
+fn default_push_deadline_seconds() -> u64 {
+    6 * 3_600
+}
+fn default_max_response_bytes() -> u64 {
+    32 << 20
+}
+fn default_max_listed_users() -> u64 {
+    10_000_000
 }
 fn default_user_cache_seconds() -> u64 {
     86_400

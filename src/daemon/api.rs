@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
@@ -18,21 +19,90 @@ use super::{Job, Shared};
 
 type Api = Arc<Shared>;
 
+/// How long a client may take to send a request's headers before its connection is closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may stay open with no request in flight.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Open files kept free of connections, for the database, the rule files and the logs.
+const FILES_KEPT: u64 = 256;
+/// Connections served at once, at most; more are closed as soon as they are accepted.
+const MAX_CONNECTIONS: u64 = 4_096;
+
+/// Serves the API until `stop`. Each connection gets [`HEADER_READ_TIMEOUT`] to send its
+/// headers, and at most [`connection_limit`] are open at once, so half-sent requests can
+/// neither hold the probes off nor take the files that the rules reload needs.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Api,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let app = router(shared);
-    let stopped = async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stopped)
-        .await
-    {
-        tracing::error!("the admin API stopped: {e}");
+    let limit = connection_limit();
+    let open = Arc::new(tokio::sync::Semaphore::new(limit));
+    let mut refused_logged = false;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of files, most likely: wait for connections to close.
+                tracing::warn!("admin API: cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            if !refused_logged {
+                tracing::warn!(
+                    limit,
+                    "admin API: too many open connections; closing new ones"
+                );
+                refused_logged = true;
+            }
+            drop(stream);
+            continue;
+        };
+        refused_logged = false;
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let idle = tokio::time::sleep(IDLE_TIMEOUT);
+            tokio::pin!(idle);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stop.wait_for(|s| *s) => {}
+                () = &mut idle => {}
+            }
+            // Stopping, or open too long: finish the request in flight, then close.
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+        });
     }
+}
+
+/// Connections at once: [`MAX_CONNECTIONS`], or fewer when the process may not open that
+/// many files. The soft limit on open files is raised to the hard one first (containers often
+/// start with 1,024).
+fn connection_limit() -> usize {
+    let files = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!("cannot read the open files limit: {e}");
+            1_024
+        }
+    };
+    let limit = files.saturating_sub(FILES_KEPT).clamp(16, MAX_CONNECTIONS);
+    usize::try_from(limit).unwrap_or(16)
 }
 
 fn router(shared: Api) -> Router {
@@ -309,9 +379,29 @@ async fn push_now(State(shared): State<Api>, Path(name): Path<String>) -> Respon
         .into_response()
 }
 
+/// The longest worker key or email the API takes.
+const MAX_WORKER_INPUT: usize = 1_024;
+
+/// A worker key or email as the API takes it: printable text of a bounded length. Keys with
+/// control characters never enter the store (the HR loader rejects them), and NUL cannot even
+/// be sent to PostgreSQL, so such input is a bad request, not a failed query.
+fn worker_input(text: &str) -> Option<Response> {
+    let bad =
+        text.is_empty() || text.len() > MAX_WORKER_INPUT || text.chars().any(char::is_control);
+    bad.then(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "a worker is named by a key or an email: printable text of 1 to 1,024 bytes",
+        )
+    })
+}
+
 /// A worker's groups as stored by the last run (what the targets are given), by key or by
 /// email.
 async fn worker_groups(State(shared): State<Api>, Path(key): Path<String>) -> Response {
+    if let Some(refused) = worker_input(&key) {
+        return refused;
+    }
     let mut groups = match shared.store.worker_memberships(&key).await {
         Ok(g) => g,
         Err(e) => return internal(e),
@@ -372,6 +462,9 @@ async fn explain(
             "explain takes ?worker=KEY_OR_EMAIL and, optionally, &group=NAME",
         );
     };
+    if let Some(refused) = worker_input(&q.worker) {
+        return refused;
+    }
     let evaluated = match super::evaluated(&shared).await {
         Ok(Some(e)) => e,
         Ok(None) => {

@@ -35,6 +35,9 @@ impl Summary {
         for target in &report.targets {
             let counts = s.by_target.entry(target.target.clone()).or_default();
             let mut failed = target.error.is_some();
+            if failed {
+                s.failures += 1;
+            }
             for pair in &target.groups {
                 s.added += pair.added;
                 s.removed += pair.removed;
@@ -50,7 +53,9 @@ impl Summary {
                 };
                 *counts.entry(kind).or_default() += 1;
             }
-            if !failed {
+            // A success is a push whose requests the target answered: one that sent none
+            // (nothing to do there) says nothing about the target.
+            if !failed && target.answered > 0 {
                 s.healthy_targets.push(target.target.clone());
             }
         }

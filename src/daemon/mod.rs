@@ -197,6 +197,15 @@ impl Shared {
     }
 }
 
+/// Reloads on a blocking thread: checking a large rule set takes its time, and the API's
+/// probes must answer meanwhile.
+async fn reload_off_the_runtime(shared: &Arc<Shared>, config: bool) -> bool {
+    let shared = Arc::clone(shared);
+    tokio::task::spawn_blocking(move || shared.reload(config))
+        .await
+        .unwrap_or(false)
+}
+
 fn load_rules(config: &Config) -> Result<RuleSet, String> {
     let schema = crate::directory::Schema::from_config(&config.directory);
     crate::rules::load(
@@ -314,7 +323,7 @@ async fn reload_on_hangup(shared: Arc<Shared>, mut stop: tokio::sync::watch::Rec
             tokio::select! {
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading the config and the rules");
-                    shared.reload(true);
+                    reload_off_the_runtime(&shared, true).await;
                 }
                 _ = stop.changed() => return,
             }
@@ -345,7 +354,7 @@ async fn watch_rules(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver
         }
         if now != loaded {
             tracing::info!("the rules changed on disk");
-            shared.reload(false);
+            reload_off_the_runtime(&shared, false).await;
             loaded = now;
         }
     }

@@ -45,12 +45,32 @@ pub enum DirectoryError {
     },
 }
 
+/// The longest value a field may hold, in bytes. Longer ones are bad values: no attribute
+/// a rule reads is that long, and quoting or copying it costs memory out of proportion.
+pub const MAX_FIELD_BYTES: usize = 64 << 10;
+
+/// At most this many characters of a value are quoted in a message.
+const QUOTED_CHARS: usize = 60;
+
+/// The first characters of `text`, for a message; marked with `…` where cut.
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        None => text.to_string(),
+        Some((at, _)) => format!("{}…", &text[..at]),
+    }
+}
+
 fn backticked(names: &[String]) -> String {
-    names
+    const SHOWN: usize = 40;
+    let mut out: Vec<String> = names
         .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .take(SHOWN)
+        .map(|n| format!("`{}`", excerpt(n)))
+        .collect();
+    if names.len() > SHOWN {
+        out.push(format!("and {} more", names.len() - SHOWN));
+    }
+    out.join(", ")
 }
 
 fn percent(part: usize, whole: usize) -> f64 {
@@ -103,6 +123,8 @@ pub enum IssueKind {
     MalformedRow,
     /// A row with an empty key; rejected.
     EmptyKey,
+    /// A row whose key holds a control character; rejected.
+    BadKey,
     /// A row whose key an earlier row already had; rejected, the earlier row is kept.
     DuplicateKey,
     /// Two or more workers share an email; entries cannot name them by it.
@@ -123,6 +145,7 @@ impl IssueKind {
             IssueKind::BadValue
                 | IssueKind::MalformedRow
                 | IssueKind::EmptyKey
+                | IssueKind::BadKey
                 | IssueKind::DuplicateKey
         )
     }
@@ -267,6 +290,8 @@ impl std::hash::Hash for Place {
 /// Collects typed rows, rejecting those without a usable key.
 struct RowSink {
     key: usize,
+    /// Each attribute's column, for issues.
+    columns: Vec<String>,
     rows: SnapshotBuilder,
     places: Vec<Place>,
     /// Key → the place of the row that has it.
@@ -279,6 +304,7 @@ impl RowSink {
     fn new(schema: &Arc<Schema>) -> Self {
         RowSink {
             key: schema.key(),
+            columns: schema.attrs().iter().map(|a| a.column.clone()).collect(),
             rows: SnapshotBuilder::new(Arc::clone(schema)),
             places: Vec::new(),
             seen: HashMap::new(),
@@ -296,7 +322,26 @@ impl RowSink {
         });
     }
 
-    fn push(&mut self, place: Place, row: Vec<Option<Value>>, key_column: &str) {
+    /// A NUL character cannot be stored (PostgreSQL's text cannot hold it) nor shown: a value
+    /// with one is a bad value, on both backends alike. The key is checked on its own.
+    fn without_nul(&mut self, place: Place, row: &mut [Option<Value>]) {
+        for (i, value) in row.iter_mut().enumerate() {
+            let has_nul = match value {
+                Some(Value::Str(s)) => i != self.key && s.contains('\0'),
+                Some(Value::List(items)) => items.iter().any(|s| s.contains('\0')),
+                _ => false,
+            };
+            if has_nul {
+                *value = None;
+                let column = self.columns[i].clone();
+                let msg = "the value holds a NUL character: value treated as missing".to_string();
+                self.issue(IssueKind::BadValue, place, Some(&column), msg);
+            }
+        }
+    }
+
+    fn push(&mut self, place: Place, mut row: Vec<Option<Value>>, key_column: &str) {
+        self.without_nul(place, &mut row);
         let key = match &row[self.key] {
             Some(Value::Str(k)) => k.clone(),
             _ => {
@@ -305,8 +350,21 @@ impl RowSink {
                 return;
             }
         };
+        if let Some(c) = key.chars().find(|c| c.is_control()) {
+            // Keys name workers in URLs, logs and both databases (PostgreSQL text cannot
+            // hold NUL at all): a key is printable or not a key.
+            let msg = format!(
+                "the key holds a control character (U+{:04X}): row rejected",
+                u32::from(c)
+            );
+            self.issue(IssueKind::BadKey, place, Some(key_column), msg);
+            return;
+        }
         if let Some(first) = self.seen.get(&key) {
-            let msg = format!("duplicate key `{key}`, first seen at {first}: row rejected");
+            let msg = format!(
+                "duplicate key `{}`, first seen at {first}: row rejected",
+                excerpt(&key)
+            );
             self.issue(IssueKind::DuplicateKey, place, Some(key_column), msg);
             return;
         }
@@ -472,6 +530,12 @@ fn read_workday_json(
 
 /// Parses one text field; `Ok(None)` is an empty (missing) value, `Err` says why it is bad.
 pub(crate) fn parse_text(attr: &Attribute, raw: &str) -> Result<Option<Value>, String> {
+    if raw.len() > MAX_FIELD_BYTES {
+        return Err(format!(
+            "the value is {} bytes, more than the limit of {MAX_FIELD_BYTES}: value treated as missing",
+            raw.len()
+        ));
+    }
     let text = raw.trim();
     if text.is_empty() {
         return Ok(None);
@@ -513,6 +577,9 @@ fn parse_json(attr: &Attribute, v: &serde_json::Value) -> Result<Option<Value>, 
             let mut out = Vec::with_capacity(items.len());
             for item in items {
                 match item {
+                    J::String(s) if s.len() > MAX_FIELD_BYTES => {
+                        return parse_text(attr, s);
+                    }
                     J::String(s) if !s.trim().is_empty() => out.push(s.trim().to_string()),
                     J::String(_) | J::Null => {}
                     J::Number(n) => out.push(n.to_string()),
@@ -548,7 +615,7 @@ fn parse_number(text: &str) -> Result<f64, String> {
     text.parse::<f64>()
         .ok()
         .filter(|n| n.is_finite())
-        .ok_or_else(|| format!("bad number `{text}`: value treated as missing"))
+        .ok_or_else(|| format!("bad number `{}`: value treated as missing", excerpt(text)))
 }
 
 fn parse_bool(text: &str) -> Result<bool, String> {
@@ -556,7 +623,8 @@ fn parse_bool(text: &str) -> Result<bool, String> {
         "true" | "yes" | "y" | "1" => Ok(true),
         "false" | "no" | "n" | "0" => Ok(false),
         _ => Err(format!(
-            "bad bool `{text}`: expected true/false, yes/no, y/n or 1/0: value treated as missing"
+            "bad bool `{}`: expected true/false, yes/no, y/n or 1/0: value treated as missing",
+            excerpt(text)
         )),
     }
 }
@@ -577,7 +645,10 @@ fn parse_date(text: &str, format: Option<&str>) -> Result<NaiveDate, String> {
     };
     parsed.ok_or_else(|| {
         let expected = format.unwrap_or("YYYY-MM-DD");
-        format!("bad date `{text}`: expected {expected}: value treated as missing")
+        format!(
+            "bad date `{}`: expected {expected}: value treated as missing",
+            excerpt(text)
+        )
     })
 }
 
@@ -619,7 +690,10 @@ fn check_managers(snapshot: &Snapshot, places: &[Place], issues: &mut Vec<LoadIs
         let (kind, message) = match snapshot.by_key(reference) {
             None => (
                 IssueKind::UnknownManager,
-                format!("manager `{reference}` is not a worker in this export"),
+                format!(
+                    "manager `{}` is not a worker in this export",
+                    excerpt(reference)
+                ),
             ),
             Some(m) if m == w => (
                 IssueKind::SelfManager,

@@ -20,7 +20,9 @@ mod load;
 mod persist;
 
 pub use column::{Column, ColumnBuilder, MISSING};
-pub use load::{load, load_from_str, DirectoryError, IssueKind, LoadIssue, LoadReport};
+pub use load::{
+    load, load_from_str, DirectoryError, IssueKind, LoadIssue, LoadReport, MAX_FIELD_BYTES,
+};
 pub use persist::{checksum, diff_rows, WorkerChange};
 
 /// The built-in bool attribute: the worker is named as manager by an eligible worker.

@@ -97,6 +97,8 @@ pub struct TargetReport {
     pub reads: u64,
     pub writes: u64,
     pub retries: u64,
+    /// Requests the target answered (any status).
+    pub answered: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -150,14 +152,36 @@ pub async fn run(
     store: &Store,
     options: &Options,
 ) -> Result<Report, PushError> {
+    // A one-group push concerns only the targets that group is pushed to.
+    let group_targets: Option<BTreeSet<&str>> = options.group.as_ref().map(|g| {
+        rules
+            .lookup(g)
+            .map(|id| {
+                rules
+                    .group(id)
+                    .push
+                    .iter()
+                    .map(|p| p.target.as_str())
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    let pushes = config
+        .targets
+        .iter()
+        .filter(|(name, _)| options.target.as_ref().is_none_or(|t| t == *name))
+        .filter(|(name, _)| {
+            group_targets
+                .as_ref()
+                .is_none_or(|t| t.contains(name.as_str()))
+        })
+        .map(|(name, target)| push_target(name, target, config, rules, desired, store, options));
+    // Side by side: one slow or unreachable target does not hold back the others (each
+    // within its own `concurrency`).
+    let reports = futures_util::future::join_all(pushes).await;
     let mut report = Report::default();
-    for (name, target) in &config.targets {
-        if options.target.as_ref().is_some_and(|t| t != name) {
-            continue;
-        }
-        report
-            .targets
-            .push(push_target(name, target, config, rules, desired, store, options).await?);
+    for target in reports {
+        report.targets.push(target?);
     }
     Ok(report)
 }
@@ -202,24 +226,44 @@ async fn push_target(
         now: stamp(now_time),
         now_time,
     };
-    let outcome = run.push(rules, desired, &mut report).await;
+    let deadline = std::time::Duration::from_secs(target.push_deadline_seconds);
+    let outcome = tokio::time::timeout(deadline, run.push(rules, desired, &mut report)).await;
     report.reads = run.client.stats.reads();
     report.writes = run.client.stats.writes();
     report.retries = run.client.stats.retries();
+    report.answered = run.client.stats.answered();
     match outcome {
-        Ok(()) => {
-            if !options.dry_run {
+        // Health is what requests to this target showed: a push that sent none (nothing to
+        // do here) says nothing about it.
+        Ok(Ok(())) => {
+            let unanswered = report.groups.iter().find_map(|g| g.error.clone());
+            if options.dry_run {
+            } else if report.answered > 0 {
                 store.set_target_health(name, true, None, &run.now).await?;
-            }
-        }
-        Err(Stop::Store(e)) => return Err(e.into()),
-        Err(Stop::Target(e)) => {
-            if e.is_auth() && !options.dry_run {
+            } else if let Some(message) = unanswered {
+                // Every request failed without an answer: it cannot be reached.
                 store
-                    .set_target_health(name, false, Some(&e.to_string()), &run.now)
+                    .set_target_health(name, false, Some(&message), &run.now)
                     .await?;
             }
-            report.error = Some(e.to_string());
+        }
+        Ok(Err(Stop::Store(e))) => return Err(e.into()),
+        // Refused credentials, or no answer at all: the target is unhealthy until a request
+        // succeeds again.
+        Ok(Err(Stop::Target(e))) => {
+            let message = e.to_string();
+            if !options.dry_run {
+                store
+                    .set_target_health(name, false, Some(&message), &run.now)
+                    .await?;
+            }
+            report.error = Some(message);
+        }
+        Err(_) => {
+            report.error = Some(format!(
+                "target `{name}`: the push did not finish within push_deadline_seconds ({} s); what is unsent stays in the outbox for the next run",
+                target.push_deadline_seconds
+            ));
         }
     }
     Ok(report)

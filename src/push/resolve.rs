@@ -1,7 +1,7 @@
 //! Worker → target user, cached in the store. Few unresolved workers are looked up with a
 //! filter each; many with the user list in pages, when that takes fewer requests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::StreamExt;
 
@@ -86,11 +86,20 @@ impl TargetRun<'_> {
             // Listing costs `pages` requests (one made); filters cost one per worker.
             if self.config.user_match.lookup == UserLookup::List || pages <= todo.len() {
                 let mut index: HashMap<String, Vec<String>> = HashMap::new();
+                // Whether a page brought any user not seen before: a target that serves the
+                // same page again and again is read no further.
+                let mut ids_seen: HashSet<String> = HashSet::new();
                 let mut add = |users: &[serde_json::Value]| {
+                    let mut new = false;
                     for user in users {
-                        let Some(id) = user.get("id").and_then(|v| v.as_str()) else {
+                        let Some(id) = user
+                            .get("id")
+                            .and_then(|v| v.as_str())
+                            .filter(|id| crate::scim::wire::is_valid_id(id))
+                        else {
                             continue;
                         };
+                        new |= ids_seen.insert(id.to_string());
                         for value in user_values(user, attribute) {
                             index
                                 .entry(value.to_lowercase())
@@ -98,29 +107,56 @@ impl TargetRun<'_> {
                                 .push(id.to_string());
                         }
                     }
+                    new
                 };
                 add(&first.resources);
                 let mut seen = first.resources.len() as u64;
                 let mut start = 1 + seen;
+                // Read until the promised total, an empty page, a page of users already seen,
+                // or the configured most: a target whose `totalResults` lies is not read
+                // forever.
+                let most = self.config.max_listed_users;
+                let mut complete = true;
                 while seen < first.total_results {
+                    if seen >= most {
+                        complete = false;
+                        tracing::warn!(
+                            target_name = self.name,
+                            total_results = first.total_results,
+                            read = seen,
+                            "stopped listing users at max_listed_users; the rest are looked up one by one"
+                        );
+                        break;
+                    }
                     let page = self.client.list_users(start, page_size).await?;
                     if page.resources.is_empty() {
                         break;
                     }
-                    add(&page.resources);
+                    if !add(&page.resources) {
+                        complete = false;
+                        tracing::warn!(
+                            target_name = self.name,
+                            start,
+                            total_results = first.total_results,
+                            "the target served a page of users already listed; stopped listing, the workers are looked up one by one"
+                        );
+                        break;
+                    }
                     seen += page.resources.len() as u64;
                     start += page.resources.len() as u64;
                 }
-                return Ok(todo
-                    .iter()
-                    .map(|(key, value)| {
-                        let ids = index.get(&value.to_lowercase());
-                        (
-                            key.to_string(),
-                            unique(self.name, key, ids.map(Vec::as_slice)),
-                        )
-                    })
-                    .collect());
+                if complete {
+                    return Ok(todo
+                        .iter()
+                        .map(|(key, value)| {
+                            let ids = index.get(&value.to_lowercase());
+                            (
+                                key.to_string(),
+                                unique(self.name, key, ids.map(Vec::as_slice)),
+                            )
+                        })
+                        .collect());
+                }
             }
         }
         let lookups = futures_util::stream::iter(todo.iter().map(|(key, value)| async move {

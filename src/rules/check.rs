@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 use regex::Regex;
 
+use super::limits;
+
 use super::ast::{CmpOp, Expr, ExprKind, Literal};
 use super::compiled::{CExpr, Op, Scalar, Type};
 use super::diagnostic::{Diagnostic, Diagnostics};
@@ -42,6 +44,7 @@ pub(super) fn check(
         groups: &by_name,
         diags,
         in_eligibility: false,
+        regex_bytes: 0,
     };
     let mut groups = Vec::with_capacity(kept.len());
     for def in kept {
@@ -212,6 +215,9 @@ struct Compiler<'a> {
     /// The eligibility expression decides who is a worker at all, so it cannot use what is
     /// computed from eligible workers (`is_manager`, `member_of`).
     in_eligibility: bool,
+    /// The compiled size of the `matches` regexes so far, against
+    /// [`limits::MAX_REGEX_TOTAL_BYTES`].
+    regex_bytes: usize,
 }
 
 impl Compiler<'_> {
@@ -495,7 +501,7 @@ impl Compiler<'_> {
                 .with_help("e.g. `title matches \"^(Senior|Staff) \"`"),
             );
         };
-        match Regex::new(pattern) {
+        match self.regex(pattern) {
             Ok(regex) => Some(CExpr {
                 op: Op::Matches {
                     lhs: Box::new(l),
@@ -504,10 +510,49 @@ impl Compiler<'_> {
                 ty: Type::Bool,
                 span,
             }),
-            Err(e) => self.error(
-                Diagnostic::error(rhs.span, "invalid regex").with_help(regex_error_text(&e)),
+            Err(help) => self.error(
+                Diagnostic::error(rhs.span, "invalid regex")
+                    .with_label("this pattern")
+                    .with_help(help),
             ),
         }
+    }
+
+    /// Compiles a `matches` pattern within the size limits: one regex may not exceed
+    /// [`limits::MAX_REGEX_BYTES`], and all of them together not
+    /// [`limits::MAX_REGEX_TOTAL_BYTES`]. The regex crate's own default allows 10 MiB each,
+    /// so a few hundred `x{65000}` would take gigabytes.
+    fn regex(&mut self, pattern: &str) -> Result<Regex, String> {
+        use regex_automata::meta;
+        let one = limits::MAX_REGEX_BYTES;
+        // The meta regex is what `regex::Regex` wraps; only it reports its memory.
+        let measured = meta::Regex::builder()
+            .configure(meta::Config::new().nfa_size_limit(Some(one)).dfa(false))
+            .build(pattern)
+            .map(|r| r.memory_usage());
+        let compiled = regex::RegexBuilder::new(pattern)
+            .size_limit(one)
+            .dfa_size_limit(one)
+            .build();
+        let too_big = format!(
+            "the compiled regex is larger than the limit of {} KiB for one pattern; \
+             use a shorter pattern or smaller repetition counts",
+            one >> 10
+        );
+        let regex = match (compiled, measured) {
+            (Ok(regex), Ok(bytes)) => (regex, bytes),
+            (Err(regex::Error::CompiledTooBig(_)), _) | (Ok(_), Err(_)) => return Err(too_big),
+            (Err(e), _) => return Err(regex_error_text(&e)),
+        };
+        self.regex_bytes += regex.1;
+        if self.regex_bytes > limits::MAX_REGEX_TOTAL_BYTES {
+            return Err(format!(
+                "the `matches` regexes of the rules together compile to more than the limit of \
+                 {} MiB; share patterns between groups with `member_of`, or simplify them",
+                limits::MAX_REGEX_TOTAL_BYTES >> 20
+            ));
+        }
+        Ok(regex.0)
     }
 
     fn call(&mut self, name: &str, name_span: Span, args: &[Expr], span: Span) -> Option<CExpr> {

@@ -48,7 +48,7 @@ impl Diagnostic {
         Diagnostic {
             severity,
             span,
-            message,
+            message: shorten(message, 400),
             label: None,
             help: None,
             notes: Vec::new(),
@@ -61,7 +61,7 @@ impl Diagnostic {
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(shorten(help.into(), 2_000));
         self
     }
 
@@ -124,6 +124,19 @@ impl Diagnostic {
     }
 }
 
+/// `text` cut to at most `max` characters, marked with `…` where cut: messages quote what
+/// they complain about, and what they complain about can be megabytes long.
+pub fn shorten(text: String, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text,
+        Some((at, _)) => format!("{}…", &text[..at]),
+    }
+}
+
+/// The longest source line an excerpt shows whole; a longer one is shown as a window of this
+/// many characters around the span, so a one-line file of megabytes prints a short message.
+const EXCERPT_CHARS: usize = 120;
+
 /// The source line of the span's start with a `^^^` underline (to the end of that line when
 /// the span runs on).
 fn excerpt(out: &mut String, sources: &SourceMap, span: Span, label: Option<&str>) {
@@ -131,20 +144,33 @@ fn excerpt(out: &mut String, sources: &SourceMap, span: Span, label: Option<&str
     let (line, col) = file.line_col(span.start as usize);
     let (end_line, end_col) = file.line_col(span.end as usize);
     let text = file.line_text(line);
+    let chars = text.chars().count();
     let width = if end_line == line {
         end_col.saturating_sub(col).max(1)
     } else {
-        (text.chars().count() + 1).saturating_sub(col).max(1)
+        (chars + 1).saturating_sub(col).max(1)
     };
+    // The window of the line shown: all of it, or EXCERPT_CHARS around the column.
+    let (from, to) = if chars <= EXCERPT_CHARS {
+        (0, chars)
+    } else {
+        let from = (col - 1).saturating_sub(EXCERPT_CHARS / 2);
+        let from = from.min(chars.saturating_sub(EXCERPT_CHARS));
+        (from, from + EXCERPT_CHARS)
+    };
+    let lead = if from > 0 { "…" } else { "" };
+    let tail = if to < chars { "…" } else { "" };
+    let shown: String = text.chars().skip(from).take(to - from).collect();
+    let width = width.min(to + 1 - (col - 1).min(to)).max(1);
     let gutter = line.to_string().len();
     let pad = " ".repeat(gutter);
-    let indent: String = text
+    let indent: String = lead
         .chars()
-        .take(col - 1)
+        .chain(text.chars().skip(from).take((col - 1).saturating_sub(from)))
         .map(|c| if c == '\t' { '\t' } else { ' ' })
         .collect();
     let _ = writeln!(out, "{pad} |");
-    let _ = writeln!(out, "{line} | {text}");
+    let _ = writeln!(out, "{line} | {lead}{shown}{tail}");
     let label = label.map(|l| format!(" {l}")).unwrap_or_default();
     let _ = writeln!(out, "{pad} | {indent}{}{label}", "^".repeat(width));
 }

@@ -19,6 +19,7 @@ pub mod ast;
 mod check;
 mod compiled;
 pub mod diagnostic;
+pub mod limits;
 mod load;
 pub mod parse;
 pub mod source;
@@ -280,6 +281,8 @@ pub enum RulesError {
         sources: Box<SourceMap>,
         diagnostics: Diagnostics,
     },
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// What the rules may refer to outside themselves.
@@ -310,20 +313,100 @@ impl<'a> Context<'a> {
 /// hold no errors (warnings from the engine's lint come separately).
 pub fn load(dir: &Path, ctx: &Context<'_>) -> Result<RuleSet, RulesError> {
     let mut sources = SourceMap::default();
+    let mut refused = Diagnostics::default();
+    let mut total = 0usize;
     for path in rule_files(dir)? {
-        let text = std::fs::read_to_string(&path).map_err(|source| RulesError::Read {
+        let read_err = |source| RulesError::Read {
             path: path.clone(),
             source,
-        })?;
+        };
+        let size = std::fs::metadata(&path).map_err(read_err)?.len();
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        total = total.saturating_add(size);
+        let over = if size > limits::MAX_FILE_BYTES {
+            Some(format!(
+                "the rule file is {size} bytes, more than the limit of {} MiB for one file",
+                limits::MAX_FILE_BYTES >> 20
+            ))
+        } else if total > limits::MAX_TOTAL_BYTES {
+            Some(format!(
+                "the rule files together are more than the limit of {} MiB",
+                limits::MAX_TOTAL_BYTES >> 20
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = over {
+            // Named, not read: the diagnostic points at the file's start.
+            let id = sources.add(path.display().to_string(), &path, String::new());
+            refused.push(
+                Diagnostic::error(Span::new(id, 0, 0), message)
+                    .with_help("split the rules into smaller files, or fewer groups"),
+            );
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(read_err)?;
         sources.add(path.display().to_string(), &path, text);
+    }
+    if refused.has_errors() {
+        return Err(RulesError::Invalid {
+            sources: Box::new(sources),
+            diagnostics: refused,
+        });
     }
     check_sources(sources, ctx)
 }
 
+/// The stack of the thread that checks rules. Expression nesting is bounded
+/// ([`limits::MAX_NESTING`]), so this is a margin, not a requirement: whatever thread asks
+/// (a tokio worker has 2 MiB), checking runs with the same room.
+const CHECK_STACK_BYTES: usize = 64 << 20;
+
 /// Checks rule files already read into `sources` (tests and the daemon's reload use this).
-pub fn check_sources(mut sources: SourceMap, ctx: &Context<'_>) -> Result<RuleSet, RulesError> {
+///
+/// The work runs on a thread of its own with a known stack, and a panic in it is an error
+/// like any other: a rule file must never take the process down.
+pub fn check_sources(sources: SourceMap, ctx: &Context<'_>) -> Result<RuleSet, RulesError> {
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("rules-check".into())
+            .stack_size(CHECK_STACK_BYTES)
+            .spawn_scoped(scope, || check_on_this_thread(sources, ctx));
+        match worker.map(|w| w.join()) {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => Err(RulesError::Internal(panic_text(&panic))),
+            Err(e) => Err(RulesError::Internal(format!(
+                "cannot start the rules checker: {e}"
+            ))),
+        }
+    })
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string());
+    format!("internal error while checking the rules: {text}")
+}
+
+fn check_on_this_thread(mut sources: SourceMap, ctx: &Context<'_>) -> Result<RuleSet, RulesError> {
     let mut diagnostics = Diagnostics::default();
-    let defs = load::groups(&sources, &mut diagnostics);
+    let mut defs = load::groups(&sources, &mut diagnostics);
+    if let Some(first_over) = defs.get(limits::MAX_GROUPS) {
+        diagnostics.push(
+            Diagnostic::error(
+                first_over.span,
+                format!(
+                    "more than the limit of {} groups in the rules",
+                    limits::MAX_GROUPS
+                ),
+            )
+            .with_label("this group is one too many"),
+        );
+        defs.truncate(limits::MAX_GROUPS);
+    }
     let eligibility = ctx
         .eligibility
         .and_then(|(text, config)| load::eligibility(text, config, &mut sources, &mut diagnostics));

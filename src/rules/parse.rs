@@ -34,6 +34,17 @@ impl Origin<'_> {
 
 /// Parses one expression; the first syntax error is returned as a diagnostic.
 pub fn parse_expr(text: &str, origin: &Origin<'_>) -> Result<Expr, Diagnostic> {
+    if let Some(at) = super::limits::too_deep(text) {
+        return Err(Diagnostic::error(
+            origin.span(text, at, at + 1),
+            format!(
+                "expression nested too deeply: more than {} levels",
+                super::limits::MAX_NESTING
+            ),
+        )
+        .with_label("this level is one too many")
+        .with_help("split the rule: name a part as a group of its own and use `member_of`"));
+    }
     let mut pairs =
         RulesParser::parse(Rule::expression, text).map_err(|e| syntax_error(text, origin, e))?;
     let expression = pairs

@@ -5,6 +5,7 @@
 use saphyr_parser::{Event, Parser, ScalarStyle};
 
 use super::diagnostic::Diagnostic;
+use super::limits::MAX_YAML_NESTING;
 use super::source::{FileId, Span};
 
 #[derive(Debug, Clone)]
@@ -98,8 +99,14 @@ impl CharOffsets {
 
 enum Open {
     Seq(usize, Vec<Node>),
-    /// Entries, and a key waiting for its value.
-    Map(usize, Vec<(Node, Node)>, Option<Node>),
+    /// Entries, a key waiting for its value, and each key's entry index (so that a duplicate
+    /// is found in constant time, whatever the number of keys).
+    Map(
+        usize,
+        Vec<(Node, Node)>,
+        Option<Node>,
+        rustc_hash::FxHashMap<String, usize>,
+    ),
 }
 
 struct Builder<'a> {
@@ -117,11 +124,14 @@ impl Builder<'_> {
                 self.add(node)
             }
             Event::SequenceStart(..) => {
+                self.open(start)?;
                 self.stack.push(Open::Seq(start, Vec::new()));
                 Ok(())
             }
             Event::MappingStart(..) => {
-                self.stack.push(Open::Map(start, Vec::new(), None));
+                self.open(start)?;
+                self.stack
+                    .push(Open::Map(start, Vec::new(), None, Default::default()));
                 Ok(())
             }
             Event::SequenceEnd | Event::MappingEnd => {
@@ -130,7 +140,7 @@ impl Builder<'_> {
                         span: Span::new(self.file, s, end_of(&items, s)),
                         kind: NodeKind::Seq(items),
                     },
-                    Some(Open::Map(s, entries, _)) => {
+                    Some(Open::Map(s, entries, _, _)) => {
                         let last = entries.last().map_or(s, |(_, v)| v.span.end as usize);
                         Node {
                             span: Span::new(self.file, s, last.max(s)),
@@ -154,7 +164,31 @@ impl Builder<'_> {
         }
     }
 
+    /// A list or mapping opens: refused past [`MAX_YAML_NESTING`] levels, since the nodes'
+    /// readers (and their drop) recurse on them.
+    fn open(&self, start: usize) -> Result<(), Diagnostic> {
+        if self.stack.len() < MAX_YAML_NESTING {
+            return Ok(());
+        }
+        Err(Diagnostic::error(
+            Span::new(self.file, start, start + 1),
+            format!("YAML nested too deeply: more than {MAX_YAML_NESTING} levels"),
+        ))
+    }
+
     fn add(&mut self, node: Node) -> Result<(), Diagnostic> {
+        if let NodeKind::Scalar(s) = &node.kind {
+            if let Some(at) = s.value.find('\0') {
+                let pos = s
+                    .positions
+                    .get(at)
+                    .map_or(node.span.start as usize, |&p| p as usize);
+                return Err(Diagnostic::error(
+                    Span::new(self.file, pos, pos + 1),
+                    "a NUL character cannot be part of a rule file's value",
+                ));
+            }
+        }
         match self.stack.last_mut() {
             None => {
                 self.root = Some(node);
@@ -164,18 +198,21 @@ impl Builder<'_> {
                 items.push(node);
                 Ok(())
             }
-            Some(Open::Map(_, entries, pending)) => match pending.take() {
+            Some(Open::Map(_, entries, pending, keys)) => match pending.take() {
                 None => {
-                    if !matches!(node.kind, NodeKind::Scalar(_)) {
+                    let NodeKind::Scalar(key) = &node.kind else {
                         return Err(Diagnostic::error(
                             node.span,
                             "mapping keys must be plain names",
                         ));
-                    }
-                    if let Some((first, _)) = entries.iter().find(|(k, _)| same_key(k, &node)) {
+                    };
+                    if let Some(&first) = keys.get(&key.value) {
+                        // The key of entry `first`, or the key still waiting for its value.
+                        let first_span = entries.get(first).map_or(node.span, |(k, _)| k.span);
                         return Err(Diagnostic::error(node.span, "duplicate key in mapping")
-                            .with_note(first.span, "first given"));
+                            .with_note(first_span, "first given"));
                     }
+                    keys.insert(key.value.clone(), entries.len());
                     *pending = Some(node);
                     Ok(())
                 }
@@ -210,13 +247,6 @@ impl Builder<'_> {
 
 fn end_of(items: &[Node], start: usize) -> usize {
     items.last().map_or(start, |n| n.span.end as usize)
-}
-
-fn same_key(a: &Node, b: &Node) -> bool {
-    match (&a.kind, &b.kind) {
-        (NodeKind::Scalar(x), NodeKind::Scalar(y)) => x.value == y.value,
-        _ => false,
-    }
 }
 
 /// Maps each byte of a decoded scalar `value` to a file offset by walking the raw source text

@@ -95,6 +95,8 @@ pub struct Stats {
     pub reads: AtomicU64,
     pub writes: AtomicU64,
     pub retries: AtomicU64,
+    /// Requests the target answered, with any status: what shows it can be reached.
+    pub answered: AtomicU64,
 }
 
 impl Stats {
@@ -106,6 +108,9 @@ impl Stats {
     }
     pub fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
+    }
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
     }
 }
 
@@ -133,6 +138,9 @@ pub struct Client {
     interval: Duration,
     retries: u32,
     backoff_ms: u64,
+    max_retry_after: Duration,
+    deadline: Duration,
+    max_body: u64,
     rng: std::sync::Mutex<rand_chacha::ChaCha8Rng>,
     pub stats: Arc<Stats>,
 }
@@ -155,7 +163,8 @@ impl Client {
             .to_string();
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_seconds))
-            .user_agent(concat!("rosterd/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("rosterd/", env!("CARGO_PKG_VERSION")))
+            .redirect(crate::http::same_origin_redirects());
         if let Some(tls) = &config.tls {
             let pem = std::fs::read(&tls.ca_file).map_err(|e| {
                 setup(format!(
@@ -203,6 +212,9 @@ impl Client {
             interval: Duration::from_secs_f64(1.0 / config.requests_per_second),
             retries: config.retries,
             backoff_ms: config.retry_backoff_ms,
+            max_retry_after: Duration::from_secs(config.max_retry_after_seconds),
+            deadline: Duration::from_secs(config.request_deadline_seconds),
+            max_body: config.max_response_bytes,
             rng: std::sync::Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(u64::from(
                 std::process::id(),
             ))),
@@ -240,7 +252,7 @@ impl Client {
             body: None,
         };
         match self.send(&request).await {
-            Ok(body) => self.decode(&request, body).map(Some),
+            Ok(body) => self.decode_group(&request, body).map(Some),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
@@ -255,11 +267,11 @@ impl Client {
         };
         let list: ListResponse<Group> = self.decode(&request, self.send(&request).await?)?;
         // Some targets compare loosely; only an exact name is the group.
-        Ok(list
-            .resources
+        list.resources
             .into_iter()
             .filter(|g| g.display_name == display_name)
-            .collect())
+            .map(|g| self.checked_group(&request, g))
+            .collect()
     }
 
     pub fn create_group_request(&self, display_name: &str, members: &[String]) -> Request {
@@ -273,7 +285,7 @@ impl Client {
 
     pub async fn create_group(&self, request: &Request) -> Result<Group, ScimError> {
         let body = self.send(request).await?;
-        self.decode(request, body)
+        self.decode_group(request, body)
     }
 
     pub fn patch_request(&self, id: &str, operations: Vec<PatchOperation>) -> Request {
@@ -332,6 +344,46 @@ impl Client {
         })
     }
 
+    fn decode_group(&self, request: &Request, body: Option<Value>) -> Result<Group, ScimError> {
+        let group: Group = self.decode(request, body)?;
+        self.checked_group(request, group)
+    }
+
+    /// A group as the protocol requires it: an `id` (RFC 7643 section 3.1), and member
+    /// values that are ids too. What is missing is an error, never a default: a group stored
+    /// with an empty id would send every later PATCH to `/Groups/`.
+    fn checked_group(&self, request: &Request, group: Group) -> Result<Group, ScimError> {
+        let bad = |message: String| ScimError::Decode {
+            target: self.target.clone(),
+            method: request.method.to_string(),
+            path: request.path.clone(),
+            message,
+        };
+        match group.id.as_deref() {
+            None | Some("") => {
+                return Err(bad(
+                    "the group has no `id`, which RFC 7643 section 3.1 requires".into(),
+                ))
+            }
+            Some(id) if !wire::is_valid_id(id) => {
+                return Err(bad("the group's `id` is not a usable id".into()))
+            }
+            Some(_) => {}
+        }
+        if let Some(m) = group
+            .members
+            .iter()
+            .flatten()
+            .find(|m| !wire::is_valid_id(&m.value))
+        {
+            let shown: String = m.value.chars().take(40).collect();
+            return Err(bad(format!(
+                "a member's `value` is not a usable id: {shown:?}"
+            )));
+        }
+        Ok(group)
+    }
+
     /// Sends `request`, retrying 429, 5xx, timeouts and dropped connections with backoff
     /// (or as long as `Retry-After` asks). The answer's JSON body, if it has one.
     pub async fn send(&self, request: &Request) -> Result<Option<Value>, ScimError> {
@@ -339,6 +391,7 @@ impl Client {
             target: self.target.clone(),
             message: "the client is shutting down".into(),
         })?;
+        let started = Instant::now();
         let mut attempt = 0;
         let mut refreshed = false;
         loop {
@@ -385,8 +438,20 @@ impl Client {
                     other => other,
                 });
             }
-            self.stats.retries.fetch_add(1, Ordering::Relaxed);
             let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
+            if started.elapsed() + delay > self.deadline {
+                return Err(ScimError::Transport {
+                    target: self.target.clone(),
+                    method: request.method.to_string(),
+                    path: request.path.clone(),
+                    message: format!(
+                        "gave up: request_deadline_seconds ({} s) would pass before the next attempt; last: {error}",
+                        self.deadline.as_secs()
+                    ),
+                    attempts: attempt,
+                });
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(target_name = %self.target, method = %request.method, path = %request.path, attempt, delay_ms = delay.as_millis() as u64, "retrying: {error}");
             tokio::time::sleep(delay).await;
         }
@@ -417,11 +482,25 @@ impl Client {
             Ok(r) => r,
             Err(e) => return Ok(Attempt::Failed(transport(e), None)),
         };
+        self.stats.answered.fetch_add(1, Ordering::Relaxed);
         let status = response.status().as_u16();
-        let retry_after = retry_after(response.headers());
-        let bytes = match response.bytes().await {
+        let retry_after = crate::http::retry_after(response.headers(), self.max_retry_after);
+        let bytes = match crate::http::read_body(response, self.max_body).await {
             Ok(b) => b,
-            Err(e) => return Ok(Attempt::Failed(transport(e), None)),
+            Err(crate::http::BodyError::Network(e)) => {
+                return Ok(Attempt::Failed(transport(e), None))
+            }
+            Err(crate::http::BodyError::TooLarge) => {
+                return Err(ScimError::Decode {
+                    target: self.target.clone(),
+                    method: request.method.to_string(),
+                    path: request.path.clone(),
+                    message: format!(
+                        "the answer is larger than max_response_bytes ({} bytes)",
+                        self.max_body
+                    ),
+                })
+            }
         };
         let body: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
             None
@@ -548,25 +627,6 @@ impl Client {
 enum Attempt {
     Done(Option<Value>),
     Failed(ScimError, Option<Duration>),
-}
-
-/// `Retry-After` as seconds or an HTTP date (RFC 9110 section 10.2.3), at most five minutes.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim();
-    let wait = match value.parse::<u64>() {
-        Ok(seconds) => Duration::from_secs(seconds),
-        Err(_) => {
-            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-            (at.with_timezone(&chrono::Utc) - crate::clock::now_utc())
-                .to_std()
-                .unwrap_or_default()
-        }
-    };
-    Some(wait.min(Duration::from_secs(300)))
 }
 
 /// Percent-encodes a path segment or query value.

@@ -165,5 +165,12 @@ pub fn user_values<'a>(user: &'a Value, path: &str) -> Vec<&'a str> {
     }
 }
 
+/// Whether a target's resource id can be stored and sent back: not empty, at most 1,024
+/// bytes, no control characters (PostgreSQL's text cannot hold NUL, and a path with a
+/// line break is not a path).
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 1_024 && !id.chars().any(char::is_control)
+}
+
 #[cfg(test)]
 mod tests;

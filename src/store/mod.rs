@@ -28,7 +28,10 @@ pub use push::{
     TargetHealth, TargetMember, Unprovisioned,
 };
 
-pub use runs::{Change, HistoryEntry, Membership, RunCommit, RunInfo, RunStatus, SnapshotUse};
+pub use runs::{
+    bounded_message, Change, HistoryEntry, Membership, RunCommit, RunInfo, RunStatus, SnapshotUse,
+    MAX_RUN_MESSAGE_CHARS,
+};
 pub use snapshots::{NewSnapshot, SnapshotChange, SnapshotInfo, SnapshotStatus};
 
 /// SQLite's page cache per connection, in KiB (it grows only as it is used).
@@ -110,6 +113,10 @@ impl Store {
         };
         let (url, options) = match backend {
             Backend::Sqlite => {
+                let creates = !url.contains('?') || url.contains("mode=rwc");
+                if let Some(file) = sqlite_file(url).filter(|_| creates) {
+                    create_private(std::path::Path::new(&file)).map_err(|e| open_err(e.into()))?;
+                }
                 // Create the file on first use; wait for a busy writer instead of failing.
                 let url = if url.contains('?') {
                     url.to_string()
@@ -183,11 +190,11 @@ impl Store {
             Some(file) if self.backend == Backend::Sqlite => {
                 let lock = std::path::PathBuf::from(format!("{file}.migrate-lock"));
                 let locked = tokio::task::spawn_blocking(move || {
-                    let f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(&lock)?;
+                    let mut options = std::fs::OpenOptions::new();
+                    options.create(true).truncate(false).write(true);
+                    #[cfg(unix)]
+                    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                    let f = options.open(&lock)?;
                     f.lock()?;
                     Ok::<_, std::io::Error>(f)
                 })
@@ -479,6 +486,25 @@ fn sqlite_file(url: &str) -> Option<&str> {
     let rest = rest.strip_prefix("//").unwrap_or(rest);
     let file = rest.split('?').next().unwrap_or(rest);
     (!file.is_empty() && !file.contains(":memory:")).then_some(file)
+}
+
+/// Creates an empty database file readable by its owner alone (0600) when there is none:
+/// SQLite would create it with the process's umask, and a container often has none (0644).
+/// SQLite gives the `-wal` and `-shm` files the database file's permissions.
+fn create_private(file: &std::path::Path) -> std::io::Result<()> {
+    if file.as_os_str().is_empty() || file.to_str() == Some(":memory:") || file.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        Ok(_) => Ok(()),
+        // Another process made it meanwhile.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

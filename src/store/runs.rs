@@ -161,7 +161,7 @@ impl Store {
         .bind(run.membership_count)
         .bind(added)
         .bind(removed)
-        .bind(run.message.as_deref())
+        .bind(run.message.as_deref().map(bounded_message))
         .fetch_one(&mut *tx)
         .await?;
         let run_id = row.try_get::<i64, _>("id")?;
@@ -314,4 +314,22 @@ impl Store {
             })
             .collect::<Result<_, sqlx::Error>>()?)
     }
+}
+
+/// The longest run message stored, in characters. A message quotes what went wrong, and
+/// what went wrong can be an export of hundreds of megabytes: the row stays small.
+pub const MAX_RUN_MESSAGE_CHARS: usize = 8_000;
+
+/// `message` as stored: at most [`MAX_RUN_MESSAGE_CHARS`], and without NUL characters
+/// (which PostgreSQL's text cannot hold), the same on both backends.
+pub fn bounded_message(message: &str) -> String {
+    let cut = message
+        .char_indices()
+        .nth(MAX_RUN_MESSAGE_CHARS)
+        .map_or(message.len(), |(at, _)| at);
+    let mut out = message[..cut].replace('\0', "\u{FFFD}");
+    if cut < message.len() {
+        out.push_str(&format!("… ({} more bytes)", message.len() - cut));
+    }
+    out
 }

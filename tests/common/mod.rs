@@ -15,6 +15,18 @@ pub mod world;
 
 pub const ORG_CONFIG: &str = "tests/fixtures/org/rosterd.yaml";
 
+/// The fixture organisation's rules, as text.
+pub fn org_rules() -> String {
+    std::fs::read_to_string("tests/fixtures/org/rules/groups.yaml").unwrap()
+}
+
+/// A fresh SQLite database and, where configured, a fresh PostgreSQL one.
+pub async fn all_dbs() -> Vec<TestDb> {
+    let mut dbs = vec![sqlite_db()];
+    dbs.extend(postgres_db().await);
+    dbs
+}
+
 pub fn as_of() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
 }
