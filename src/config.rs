@@ -86,6 +86,14 @@ pub struct DaemonConfig {
     /// connection is gone.
     #[serde(default = "default_leader_poll_seconds")]
     pub leader_poll_seconds: f64,
+    /// How long an API client may take to send a request's headers; a connection that
+    /// takes longer is closed.
+    #[serde(default = "default_api_header_timeout_seconds")]
+    pub api_header_timeout_seconds: f64,
+    /// API connections open at once, at most (fewer if the process may not open that many
+    /// files); more are closed as soon as they are accepted.
+    #[serde(default = "default_api_max_connections")]
+    pub api_max_connections: u64,
 }
 
 impl Default for DaemonConfig {
@@ -99,6 +107,8 @@ impl Default for DaemonConfig {
             rules_poll_seconds: default_rules_poll_seconds(),
             shutdown_timeout_seconds: default_shutdown_seconds(),
             leader_poll_seconds: default_leader_poll_seconds(),
+            api_header_timeout_seconds: default_api_header_timeout_seconds(),
+            api_max_connections: default_api_max_connections(),
         }
     }
 }
@@ -135,6 +145,14 @@ fn default_leader_poll_seconds() -> f64 {
     2.0
 }
 
+fn default_api_header_timeout_seconds() -> f64 {
+    10.0
+}
+
+fn default_api_max_connections() -> u64 {
+    4_096
+}
+
 impl DaemonConfig {
     fn validate(&self) -> Result<(), String> {
         crate::daemon::Schedule::parse(&self.sync, &self.time_zone)
@@ -150,6 +168,14 @@ impl DaemonConfig {
         if !(0.1..=60.0).contains(&self.leader_poll_seconds) {
             return Err("daemon.leader_poll_seconds: must be from 0.1 to 60".into());
         }
+        if !(0.1..=600.0).contains(&self.api_header_timeout_seconds) {
+            return Err("daemon.api_header_timeout_seconds: must be from 0.1 to 600".into());
+        }
+        in_range(
+            "daemon.api_max_connections",
+            self.api_max_connections,
+            16..=100_000,
+        )?;
         Ok(())
     }
 }

@@ -480,3 +480,139 @@ async fn a_standby_takes_over_when_the_leader_dies() {
         .log()
         .contains("leading: this process now runs the scheduled work"));
 }
+
+/// A rule file nested past any stack, requests that name no worker a database can hold, and a
+/// thousand connections that never finish their headers: the daemon keeps serving, keeps the
+/// last good rules, and says what it refused. It starts with the soft limit of open files
+/// that containers often have (1,024), which it raises.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_rules_and_connections_do_not_stop_the_daemon() {
+    let world = World::with_emulator(common::sqlite_db(), 40, &[]).await;
+    let port = free_port();
+    world.write_config(
+        &format!(
+            "daemon:\n  sync: \"0 0 3 * * *\"\n  listen: 127.0.0.1:{port}\n  rules_poll_seconds: 0.3\n  api_header_timeout_seconds: 1\n"
+        ),
+        TARGET_OPTIONS,
+    );
+    let log = world.path("rosterd.log");
+    let child = Command::new("sh")
+        .args(["-c", "ulimit -Sn 1024 && exec \"$0\" run --config \"$1\""])
+        .arg(env!("CARGO_BIN_EXE_rosterd"))
+        .arg(world.path("rosterd.yaml"))
+        .env("ROSTERD_API_TOKEN", TOKEN)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut daemon = Daemon {
+        child: Some(child),
+        api: format!("http://127.0.0.1:{port}"),
+        log,
+    };
+    daemon.ready().await;
+
+    // 100,000 nested parentheses: refused with a diagnostic, the last good rules stay.
+    let deep = "(".repeat(100_000) + "remote" + &")".repeat(100_000);
+    std::fs::write(
+        world.path("rules/deep.yaml"),
+        format!("groups:\n  - name: deep\n    kind: managed\n    rule: '{deep}'\n"),
+    )
+    .unwrap();
+    eventually(30, "the nested rules being refused", || async {
+        json(&daemon.get("/api/v1/rules", Some(TOKEN)).await.1)["reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("deep.yaml:4:") && e.contains("nested too deeply"))
+    })
+    .await;
+    assert_eq!(daemon.get("/healthz", None).await.0, 200);
+    let groups = json(&daemon.get("/api/v1/groups", Some(TOKEN)).await.1);
+    assert_eq!(groups["groups"].as_array().unwrap().len(), 4, "{groups}");
+    let metrics = daemon.get("/metrics", Some(TOKEN)).await.1;
+    assert!(metrics.contains("rosterd_rules_load_ok 0"), "{metrics}");
+
+    // Worker names that cannot be keys are bad requests, not failed queries.
+    for path in [
+        "/api/v1/workers/%00/groups",
+        "/api/v1/workers/a%0Ab/groups",
+        "/api/v1/explain?worker=%00",
+    ] {
+        let (status, body) = daemon.get(path, Some(TOKEN)).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(json(&body)["error"].is_string(), "{path}: {body}");
+    }
+
+    // A thousand connections that never finish their headers.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut idle = Vec::new();
+    for _ in 0..1_000 {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        idle.push(s);
+    }
+    let (status, _) = daemon.get("/readyz", None).await;
+    assert_eq!(status, 200, "{}", daemon.log());
+    // The header timeout closes them (a 408 or a bare close, then end of stream).
+    let mut closed = 0;
+    for s in &mut idle {
+        let mut rest = Vec::new();
+        if let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await
+        {
+            closed += 1;
+        }
+    }
+    assert_eq!(
+        closed,
+        idle.len(),
+        "connections left open past the header timeout"
+    );
+    drop(idle);
+    let status = daemon.terminate();
+    assert!(status.success(), "exit status {status:?}\n{}", daemon.log());
+    assert!(
+        !daemon.log().contains("Too many open files"),
+        "{}",
+        daemon.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_refuses_to_start_on_rules_it_cannot_load() {
+    let world = World::with_emulator(common::sqlite_db(), 10, &[]).await;
+    let deep = "not ".repeat(5_000) + "remote";
+    std::fs::write(
+        world.path("rules/deep.yaml"),
+        format!("groups:\n  - name: deep\n    kind: managed\n    rule: '{deep}'\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .args(["run", "--config"])
+        .arg(world.path("rosterd.yaml"))
+        .env("ROSTERD_API_TOKEN", TOKEN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the daemon started on rules it could not load");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{status:?}: {stderr}");
+    assert!(stderr.contains("deep.yaml:4:"), "{stderr}");
+    assert!(stderr.contains("expression nested too deeply"), "{stderr}");
+}

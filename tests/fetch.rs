@@ -62,6 +62,38 @@ impl Server {
         Server { port, requests }
     }
 
+    /// Answers every request with `body` as bytes, each `from` byte replaced by `to` (so a
+    /// test can send what is not UTF-8).
+    fn start_bytes(body: Vec<u8>, from: u8, to: u8) -> Server {
+        let body: Vec<u8> = body
+            .into_iter()
+            .map(|b| if b == from { to } else { b })
+            .collect();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let mut reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                reply.extend_from_slice(&body);
+                let _ = stream.write_all(&reply);
+            }
+        });
+        Server {
+            port,
+            requests: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
@@ -332,4 +364,115 @@ async fn a_source_that_is_down_keeps_the_last_good_snapshot_and_is_recorded() {
     let recorded = run.message.unwrap();
     assert!(recorded.contains("HTTP 503"), "{recorded}");
     assert!(!recorded.contains("s3cret"), "{recorded}");
+}
+
+#[tokio::test]
+async fn a_retry_after_of_days_waits_only_the_configured_most() {
+    let server = Server::start(vec![
+        Reply::Status(429, "Retry-After: 999999\r\n", String::new()),
+        ok(export()),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(
+        dir.path(),
+        &server.url("/r"),
+        "",
+        "    max_retry_after_seconds: 1\n",
+    );
+    // Uncapped, this waited 11.6 days; the bound here only keeps a regression from hanging.
+    let loaded = tokio::time::timeout(Duration::from_secs(60), fetch::load(&c.directory))
+        .await
+        .expect("the Retry-After was not capped");
+    assert_eq!(loaded.unwrap().0.len(), 10);
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_fetch_gives_up_at_its_deadline_whatever_the_retries() {
+    let server = Server::start(vec![Reply::Status(
+        503,
+        "Retry-After: 1\r\n",
+        String::new(),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(
+        dir.path(),
+        &server.url("/r"),
+        "",
+        "    retries: 20\n    deadline_seconds: 2\n",
+    );
+    let err = tokio::time::timeout(Duration::from_secs(60), fetch::load(&c.directory))
+        .await
+        .expect("the deadline did not hold")
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no answer within directory.source.deadline_seconds (2 s)"),
+        "{err}"
+    );
+    assert!(server.requests().len() <= 4, "{}", server.requests().len());
+}
+
+#[tokio::test]
+async fn an_answer_over_max_bytes_is_refused_without_reading_it_whole() {
+    let server = Server::start(vec![ok(export())]);
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(dir.path(), &server.url("/r"), "", "    max_bytes: 100\n");
+    let err = fetch::export(&c.directory.source).await.unwrap_err();
+    assert!(
+        matches!(err, FetchError::TooLarge { max: 100, .. }),
+        "{err}"
+    );
+    assert!(err.is_bad_answer());
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_origin_is_refused_and_one_within_it_followed() {
+    let elsewhere = Server::start(vec![ok(export())]);
+    let to_elsewhere = format!("Location: {}\r\n", elsewhere.url("/stolen"));
+    let leaving: &'static str = Box::leak(to_elsewhere.into_boxed_str());
+    let server = Server::start(vec![Reply::Status(307, leaving, String::new())]);
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(
+        dir.path(),
+        &server.url("/r"),
+        "    auth: { bearer: { token_env: ROSTERD_TEST_TOKEN_R } }\n",
+        "    retries: 0\n",
+    );
+    std::env::set_var("ROSTERD_TEST_TOKEN_R", "tok-r-s3cret");
+    let err = fetch::load(&c.directory).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("refused a redirect to another origin"),
+        "{err}"
+    );
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the other origin was asked"
+    );
+
+    let server = Server::start(vec![
+        Reply::Status(307, "Location: /moved\r\n", String::new()),
+        ok(export()),
+    ]);
+    let c = config(dir.path(), &server.url("/r"), "", "");
+    assert_eq!(fetch::load(&c.directory).await.unwrap().0.len(), 10);
+    assert!(server.requests()[1].starts_with("GET /moved "));
+}
+
+#[tokio::test]
+async fn an_answer_that_is_not_utf8_is_a_bad_answer_with_its_place() {
+    let mut body = export();
+    body.insert(body.find("W003").unwrap() + 2, '\u{FFFD}');
+    // Raw Latin-1: the server sends the bytes as they are, after replacing U+FFFD with 0xE9.
+    let server = Server::start_bytes(body.replace('\u{FFFD}', "\u{1}").into_bytes(), 0x01, 0xE9);
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(dir.path(), &server.url("/r"), "", "");
+    let err = fetch::export(&c.directory.source).await.unwrap_err();
+    assert!(err.is_bad_answer(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("not UTF-8 text: the first bad byte is at line 4, column 3"),
+        "{err}"
+    );
 }

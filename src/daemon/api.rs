@@ -19,25 +19,22 @@ use super::{Job, Shared};
 
 type Api = Arc<Shared>;
 
-/// How long a client may take to send a request's headers before its connection is closed.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection may stay open with no request in flight.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Open files kept free of connections, for the database, the rule files and the logs.
 const FILES_KEPT: u64 = 256;
-/// Connections served at once, at most; more are closed as soon as they are accepted.
-const MAX_CONNECTIONS: u64 = 4_096;
-
-/// Serves the API until `stop`. Each connection gets [`HEADER_READ_TIMEOUT`] to send its
-/// headers, and at most [`connection_limit`] are open at once, so half-sent requests can
-/// neither hold the probes off nor take the files that the rules reload needs.
+/// Serves the API until `stop`. Each connection gets `daemon.api_header_timeout_seconds` to
+/// send its headers, and at most [`connection_limit`] are open at once, so half-sent
+/// requests can neither hold the probes off nor take the files that the rules reload needs.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Api,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let daemon = shared.config().daemon.clone();
+    let header_timeout = Duration::from_secs_f64(daemon.api_header_timeout_seconds);
     let app = router(shared);
-    let limit = connection_limit();
+    let limit = connection_limit(daemon.api_max_connections);
     let open = Arc::new(tokio::sync::Semaphore::new(limit));
     let mut refused_logged = false;
     loop {
@@ -73,7 +70,7 @@ pub async fn serve(
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
+                .header_read_timeout(header_timeout);
             let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             tokio::pin!(conn);
             let idle = tokio::time::sleep(IDLE_TIMEOUT);
@@ -90,10 +87,10 @@ pub async fn serve(
     }
 }
 
-/// Connections at once: [`MAX_CONNECTIONS`], or fewer when the process may not open that
-/// many files. The soft limit on open files is raised to the hard one first (containers often
-/// start with 1,024).
-fn connection_limit() -> usize {
+/// Connections at once: `most`, or fewer when the process may not open that many files. The
+/// soft limit on open files is raised to the hard one first (containers often start with
+/// 1,024).
+fn connection_limit(most: u64) -> usize {
     let files = match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => n,
         Err(e) => {
@@ -101,7 +98,12 @@ fn connection_limit() -> usize {
             1_024
         }
     };
-    let limit = files.saturating_sub(FILES_KEPT).clamp(16, MAX_CONNECTIONS);
+    let limit = files.saturating_sub(FILES_KEPT).clamp(16, most);
+    tracing::debug!(
+        open_files = files,
+        connections = limit,
+        "admin API connection limit"
+    );
     usize::try_from(limit).unwrap_or(16)
 }
 
