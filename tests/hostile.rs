@@ -491,3 +491,426 @@ async fn keys_with_control_characters_are_rejected_on_both_backends() {
         store.close().await;
     }
 }
+
+// --- Hostile targets -------------------------------------------------------------------------
+
+use std::sync::{Arc, Mutex};
+
+use common::world::{World, TARGET_OPTIONS};
+use serde_json::{json, Value};
+
+/// What a scripted target answers: status, headers, body.
+type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+type Script = dyn Fn(&str, &str, &[u8]) -> Answer + Send + Sync;
+
+/// A SCIM target that answers as its script says, over real HTTP on 127.0.0.1, and keeps
+/// each request's `METHOD path?query`.
+struct Scripted {
+    url: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Scripted {
+    async fn start(
+        script: impl Fn(&str, &str, &[u8]) -> Answer + Send + Sync + 'static,
+    ) -> Scripted {
+        let script: Arc<Script> = Arc::new(script);
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let script = Arc::clone(&script);
+            let seen = Arc::clone(&seen);
+            async move {
+                let method = request.method().to_string();
+                let path = request
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+                    .await
+                    .unwrap_or_default();
+                seen.lock().unwrap().push(format!("{method} {path}"));
+                let script = Arc::clone(&script);
+                // A script may block (to hold a request open): off the runtime's threads.
+                let (status, headers, body) =
+                    tokio::task::spawn_blocking(move || script(&method, &path, &body))
+                        .await
+                        .unwrap();
+                let mut response = axum::response::Response::new(axum::body::Body::from(body));
+                *response.status_mut() = axum::http::StatusCode::from_u16(status).unwrap();
+                for (name, value) in headers {
+                    response.headers_mut().insert(
+                        axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                        value.parse().unwrap(),
+                    );
+                }
+                response
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/scim", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Scripted { url, requests }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn scim_json(status: u16, body: Value) -> Answer {
+    (
+        status,
+        vec![("content-type".into(), "application/scim+json".into())],
+        serde_json::to_vec(&body).unwrap(),
+    )
+}
+
+fn list(resources: Vec<Value>, total: u64) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": total,
+        "Resources": resources,
+    })
+}
+
+/// `GET /Users?filter=userName eq "x"` answered with one user whose id is `u-x`.
+fn user_by_filter(path: &str) -> Option<Answer> {
+    let query = path.split_once("filter=")?.1;
+    let decoded = percent_decode(query);
+    let value = decoded.split('"').nth(1)?.to_string();
+    Some(scim_json(
+        200,
+        list(
+            vec![json!({"id": format!("u-{value}"), "userName": value})],
+            1,
+        ),
+    ))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// A world whose target `app` is the scripted server, with `extra` target options.
+async fn world_against(target: &Scripted, extra: &str) -> World {
+    let world = World::with_emulator(common::sqlite_db(), 30, &[]).await;
+    world.write_config("", &format!("{TARGET_OPTIONS}    retries: 2\n{extra}"));
+    let config = std::fs::read_to_string(world.path("rosterd.yaml")).unwrap();
+    let config = config
+        .replace(&world.url(), &target.url)
+        .replace("    retries: 12\n", "");
+    std::fs::write(world.path("rosterd.yaml"), config).unwrap();
+    world
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_created_without_an_id_is_an_error_not_a_default() {
+    let target = Scripted::start(|method, path, _| {
+        if let Some(found) = path.starts_with("/scim/Users?filter").then(|| user_by_filter(path)).flatten() {
+            return found;
+        }
+        match (method, path) {
+            ("GET", p) if p.starts_with("/scim/Groups?") => scim_json(200, list(vec![], 0)),
+            // 201, but no id: RFC 7643 requires one.
+            ("POST", "/scim/Groups") => scim_json(
+                201,
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "x"}),
+            ),
+            _ => scim_json(500, json!({"detail": "unexpected"})),
+        }
+    })
+    .await;
+    let world = world_against(&target, "    user_match: { lookup: filter }\n").await;
+    let report = world.sync(Default::default()).await;
+    let errors: Vec<&str> = report.targets[0]
+        .groups
+        .iter()
+        .filter_map(|g| g.error.as_deref())
+        .collect();
+    assert!(!errors.is_empty(), "{report:?}");
+    assert!(
+        errors.iter().all(|e| e.contains("the group has no `id`")),
+        "{errors:?}"
+    );
+    let store = world.store().await;
+    let groups = store.target_groups("app").await.unwrap();
+    assert!(groups.is_empty(), "stored as created: {groups:?}");
+    assert!(
+        !target
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("PATCH /scim/Groups/ ") || r == "PATCH /scim/Groups/"),
+        "{:?}",
+        target.requests()
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_whose_total_lies_is_not_listed_forever() {
+    let pages = Arc::new(Mutex::new(0u32));
+    let counted = Arc::clone(&pages);
+    let target = Scripted::start(move |method, path, _| {
+        if path.starts_with("/scim/Users?startIndex") {
+            // The same page, again and again, with a billion promised.
+            *counted.lock().unwrap() += 1;
+            let users = (0..5).map(|i| json!({"id": format!("x{i}"), "userName": format!("nobody{i}@example.com")})).collect();
+            return scim_json(200, list(users, 1_000_000_000));
+        }
+        if let Some(found) = path.starts_with("/scim/Users?filter").then(|| user_by_filter(path)).flatten() {
+            return found;
+        }
+        match (method, path) {
+            ("GET", p) if p.starts_with("/scim/Groups?") => scim_json(200, list(vec![], 0)),
+            ("POST", "/scim/Groups") => scim_json(201, json!({"id": "g1", "displayName": "x", "members": []})),
+            ("PATCH", _) => (204, vec![], vec![]),
+            _ => scim_json(500, json!({"detail": "unexpected"})),
+        }
+    })
+    .await;
+    let world = world_against(
+        &target,
+        "    user_match: { lookup: list }\n    page_size: 5\n",
+    )
+    .await;
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        world.sync(Default::default()),
+    )
+    .await
+    .expect("the listing went on");
+    assert_eq!(
+        *pages.lock().unwrap(),
+        2,
+        "a repeated page ends the listing"
+    );
+    // The workers were then looked up one by one, and found.
+    assert!(report.targets[0].error.is_none(), "{report:?}");
+    assert!(
+        report.targets[0]
+            .groups
+            .iter()
+            .all(|g| g.unprovisioned == 0),
+        "{report:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_answers_slow_retries_and_foreign_redirects_are_refused() {
+    // Elsewhere: must never be asked.
+    let elsewhere = Scripted::start(|_, _, _| scim_json(200, list(vec![], 0))).await;
+    let foreign = format!("{}/Groups", elsewhere.url);
+    let first = Arc::new(Mutex::new(true));
+    let target = Scripted::start(move |method, path, _| {
+        if let Some(found) = path
+            .starts_with("/scim/Users?filter")
+            .then(|| user_by_filter(path))
+            .flatten()
+        {
+            // The first lookup is told to come back in eleven days.
+            let mut first = first.lock().unwrap();
+            if *first {
+                *first = false;
+                return (429, vec![("retry-after".into(), "999999".into())], vec![]);
+            }
+            return found;
+        }
+        match (method, path) {
+            ("GET", p) if p.contains("engineering") || p.contains("Engineering") => {
+                // 2 MiB of JSON, over the 1 MiB allowed.
+                let padding = "x".repeat(2 << 20);
+                scim_json(
+                    200,
+                    json!({"Resources": [], "totalResults": 0, "padding": padding}),
+                )
+            }
+            ("GET", p) if p.starts_with("/scim/Groups?") => {
+                (307, vec![("location".into(), foreign.clone())], vec![])
+            }
+            _ => scim_json(500, json!({"detail": "unexpected"})),
+        }
+    })
+    .await;
+    let world = world_against(
+        &target,
+        "    user_match: { lookup: filter }\n    max_retry_after_seconds: 1\n    max_response_bytes: 1048576\n",
+    )
+    .await;
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        world.sync(Default::default()),
+    )
+    .await
+    .expect("a Retry-After of eleven days was waited out");
+    let errors: Vec<String> = report.targets[0]
+        .groups
+        .iter()
+        .filter_map(|g| g.error.clone())
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("larger than max_response_bytes (1048576 bytes)")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("refused a redirect to another origin")),
+        "{errors:?}"
+    );
+    assert!(
+        elsewhere.requests().is_empty(),
+        "{:?}",
+        elsewhere.requests()
+    );
+}
+
+/// Two targets: one holds every request open until the other has received its writes. Pushed
+/// one after the other (the slow one first, by name), the second would never be reached in
+/// time; pushed side by side, it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_slow_target_does_not_hold_back_the_others() {
+    let world = World::with_emulator(common::sqlite_db(), 30, &[]).await;
+    // Whether the emulator holds any group yet, asked over plain HTTP from the script's
+    // blocking thread.
+    let groups_url = format!("{}/Groups", world.url());
+    let emulator_writes = move || {
+        let rest = groups_url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        let Ok(mut s) = std::net::TcpStream::connect(host) else {
+            return 0;
+        };
+        use std::io::{Read, Write};
+        let _ = write!(
+            s,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        );
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        usize::from(!answer.contains("\"totalResults\":0") && answer.contains("totalResults"))
+    };
+    let saw_the_other_push = Arc::new(Mutex::new(false));
+    let saw = Arc::clone(&saw_the_other_push);
+    let slow = Scripted::start(move |_, _, _| {
+        // Wait (up to 20 s) for the other target's writes, then refuse.
+        for _ in 0..200 {
+            if emulator_writes() > 0 {
+                *saw.lock().unwrap() = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        scim_json(503, json!({"detail": "busy"}))
+    })
+    .await;
+    world.write_config("", TARGET_OPTIONS);
+    let config = std::fs::read_to_string(world.path("rosterd.yaml")).unwrap();
+    let config = config.replace(
+        "targets:\n",
+        &format!(
+            "targets:\n  aaa-slow:\n    url: {}\n    retries: 0\n    user_match: {{ lookup: filter }}\n    timeout_seconds: 60\n",
+            slow.url
+        ),
+    );
+    std::fs::write(world.path("rosterd.yaml"), config).unwrap();
+    let rules = std::fs::read_to_string(world.path("rules/groups.yaml")).unwrap();
+    std::fs::write(
+        world.path("rules/groups.yaml"),
+        rules.replace("push: [app]", "push: [aaa-slow, app]"),
+    )
+    .unwrap();
+    let report = world.sync(Default::default()).await;
+    assert!(
+        *saw_the_other_push.lock().unwrap(),
+        "the targets were pushed one after the other"
+    );
+    let app = report.targets.iter().find(|t| t.target == "app").unwrap();
+    assert!(app.error.is_none(), "{app:?}");
+    assert!(app.groups.iter().all(|g| g.error.is_none()), "{app:?}");
+    let slow_report = report
+        .targets
+        .iter()
+        .find(|t| t.target == "aaa-slow")
+        .unwrap();
+    assert!(slow_report.error.is_some(), "{slow_report:?}");
+}
+
+/// A target that cannot be reached is unhealthy, and a one-group push touches the health of
+/// no target that group is not pushed to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_comes_only_from_requests_to_that_target() {
+    let world = World::with_emulator(common::sqlite_db(), 30, &[]).await;
+    // A second target that nothing listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}/scim", dead.local_addr().unwrap());
+    drop(dead);
+    world.write_config("", TARGET_OPTIONS);
+    let config = std::fs::read_to_string(world.path("rosterd.yaml")).unwrap();
+    let config = config.replace(
+        "targets:\n",
+        &format!(
+            "targets:\n  dead:\n    url: {dead_url}\n    retries: 0\n    retry_backoff_ms: 1\n"
+        ),
+    );
+    std::fs::write(world.path("rosterd.yaml"), config).unwrap();
+    let rules = std::fs::read_to_string(world.path("rules/groups.yaml")).unwrap();
+    // Only `sales` goes to the dead target.
+    let rules = rules.replacen(
+        "rule: division == \"Sales\"\n    push: [app]",
+        "rule: division == \"Sales\"\n    push: [app, dead]",
+        1,
+    );
+    std::fs::write(world.path("rules/groups.yaml"), rules).unwrap();
+
+    let report = world.sync(Default::default()).await;
+    let dead_report = report.targets.iter().find(|t| t.target == "dead").unwrap();
+    assert!(dead_report.error.is_some(), "{dead_report:?}");
+    assert!(report.failed() > 0);
+    let store = world.store().await;
+    let health = store.target_health().await.unwrap();
+    let of = |name: &str| health.iter().find(|h| h.target == name).map(|h| h.healthy);
+    assert_eq!(of("dead"), Some(false), "{health:?}");
+    assert_eq!(of("app"), Some(true), "{health:?}");
+
+    // A push of `engineering` (app only) leaves the dead target's health alone.
+    let since = health
+        .iter()
+        .find(|h| h.target == "dead")
+        .unwrap()
+        .since
+        .clone();
+    store.close().await;
+    let report = world
+        .sync(rosterd::push::Options {
+            group: Some("engineering".into()),
+            ..Default::default()
+        })
+        .await;
+    assert!(
+        report.targets.iter().all(|t| t.target != "dead"),
+        "{report:?}"
+    );
+    let store = world.store().await;
+    let health = store.target_health().await.unwrap();
+    let dead_now = health.iter().find(|h| h.target == "dead").unwrap();
+    assert!(!dead_now.healthy);
+    assert_eq!(dead_now.since, since);
+    store.close().await;
+}

@@ -270,3 +270,37 @@ fn label(v: &str) -> String {
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::push::{PairReport, TargetReport};
+
+    fn target(name: &str, error: Option<&str>, answered: u64) -> TargetReport {
+        TargetReport {
+            target: name.into(),
+            error: error.map(str::to_string),
+            answered,
+            groups: vec![PairReport {
+                group: "g".into(),
+                ..PairReport::default()
+            }],
+            ..TargetReport::default()
+        }
+    }
+
+    #[test]
+    fn an_unreachable_target_fails_the_run_and_a_silent_one_is_no_success() {
+        let report = Report {
+            targets: vec![
+                target("down", Some("target `down`: cannot connect"), 0),
+                target("quiet", None, 0),
+                target("up", None, 3),
+            ],
+        };
+        let summary = Summary::of(None, &report);
+        assert_eq!(summary.failures, 1);
+        assert_eq!(summary.outcome(), "failed");
+        assert_eq!(summary.healthy_targets, vec!["up".to_string()]);
+    }
+}
