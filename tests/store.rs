@@ -537,3 +537,40 @@ async fn sqlite_migration_4_keeps_the_membership_rows() {
         assert!(sql.ends_with("WITHOUT ROWID"), "{table}: {sql}");
     }
 }
+
+/// PostgreSQL over TLS, the server's certificate verified against the CA the test script
+/// made (`sslmode=verify-full&sslrootcert=...`, as the ops guide shows); without that CA the
+/// same server is refused.
+#[tokio::test]
+async fn postgres_over_tls_verifies_the_server() {
+    let Some(db) = common::postgres_db().await else {
+        return;
+    };
+    let Ok(ca) = std::env::var("ROSTERD_TEST_POSTGRES_CA") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but ROSTERD_TEST_POSTGRES_CA is not set: run the suite with scripts/test"
+        );
+        eprintln!("ROSTERD_TEST_POSTGRES_CA is not set: skipping the TLS test");
+        return;
+    };
+    let url = db.url.replace("@127.0.0.1:", "@localhost:");
+    let verified = format!("{url}?sslmode=verify-full&sslrootcert={ca}");
+    let store = Store::open(&verified).await.unwrap();
+    store.close().await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&verified).await.unwrap();
+    let row: (bool,) = sqlx::query_as("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(row.0, "the session is not encrypted");
+    pool.close().await;
+    // The same server, without its CA: the certificate is not trusted.
+    let err = Store::open(&format!("{url}?sslmode=verify-full"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cert") || err.contains("TLS") || err.contains("tls"), "{err}");
+    assert!(!err.contains("sslrootcert="), "{err}");
+}
