@@ -571,6 +571,9 @@ async fn postgres_over_tls_verifies_the_server() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("cert") || err.contains("TLS") || err.contains("tls"), "{err}");
+    assert!(
+        err.contains("cert") || err.contains("TLS") || err.contains("tls"),
+        "{err}"
+    );
     assert!(!err.contains("sslrootcert="), "{err}");
 }
