@@ -610,12 +610,19 @@ fn percent_decode(s: &str) -> String {
 /// A world whose target `app` is the scripted server, with `extra` target options.
 async fn world_against(target: &Scripted, extra: &str) -> World {
     let world = World::with_emulator(common::sqlite_db(), 30, &[]).await;
-    world.write_config("", &format!("{TARGET_OPTIONS}    retries: 2\n{extra}"));
+    let retries = if extra.contains("retries:") {
+        ""
+    } else {
+        "    retries: 2\n"
+    };
+    let options = TARGET_OPTIONS.replace("    retries: 12\n", retries);
+    world.write_config("", &format!("{options}{extra}"));
     let config = std::fs::read_to_string(world.path("rosterd.yaml")).unwrap();
-    let config = config
-        .replace(&world.url(), &target.url)
-        .replace("    retries: 12\n", "");
-    std::fs::write(world.path("rosterd.yaml"), config).unwrap();
+    std::fs::write(
+        world.path("rosterd.yaml"),
+        config.replace(&world.url(), &target.url),
+    )
+    .unwrap();
     world
 }
 
@@ -913,4 +920,69 @@ async fn health_comes_only_from_requests_to_that_target() {
     assert!(!dead_now.healthy);
     assert_eq!(dead_now.since, since);
     store.close().await;
+}
+
+/// A target that is always busy: one request gives up at `request_deadline_seconds`, however
+/// many retries are allowed; a target that answers too slowly gives up the whole push at
+/// `push_deadline_seconds`, and the run says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_and_pushes_give_up_at_their_deadlines() {
+    let busy =
+        Scripted::start(|_, _, _| (503, vec![("retry-after".into(), "1".into())], vec![])).await;
+    let world = world_against(
+        &busy,
+        "    retries: 20\n    request_deadline_seconds: 1\n    user_match: { lookup: filter }\n",
+    )
+    .await;
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        world.sync(Default::default()),
+    )
+    .await
+    .expect("a request outlived its deadline");
+    let error = report.targets[0].error.clone().unwrap_or_default();
+    assert!(
+        error.contains("request_deadline_seconds (1 s)"),
+        "{report:?}"
+    );
+    // Each request was tried until its deadline, not 21 times.
+    let mut tries: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in busy.requests() {
+        *tries.entry(r).or_default() += 1;
+    }
+    assert!(tries.values().all(|&n| n <= 3), "{tries:?}");
+
+    let slow = Scripted::start(|method, path, _| {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        if let Some(found) = path
+            .starts_with("/scim/Users?filter")
+            .then(|| user_by_filter(path))
+            .flatten()
+        {
+            return found;
+        }
+        match method {
+            "GET" => scim_json(200, list(vec![], 0)),
+            "POST" => scim_json(201, json!({"id": "g", "displayName": "x", "members": []})),
+            _ => (204, vec![], vec![]),
+        }
+    })
+    .await;
+    let world = world_against(
+        &slow,
+        "    push_deadline_seconds: 2\n    user_match: { lookup: filter }\n",
+    )
+    .await;
+    let report = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        world.sync(Default::default()),
+    )
+    .await
+    .expect("a push outlived its deadline");
+    let error = report.targets[0].error.clone().unwrap_or_default();
+    assert!(
+        error.contains("did not finish within push_deadline_seconds (2 s)"),
+        "{report:?}"
+    );
+    assert!(report.failed() > 0);
 }
