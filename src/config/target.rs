@@ -199,9 +199,9 @@ impl TargetConfig {
             super::check_http_url(token_url).map_err(|e| format!("auth.oauth2.token_url: {e}"))?;
         }
         use super::in_range;
-        if !(0.001..=100_000.0).contains(&self.requests_per_second) {
+        if !(0.001..=1_000_000.0).contains(&self.requests_per_second) {
             return Err(format!(
-                "requests_per_second: must be from 0.001 to 100000, not {}",
+                "requests_per_second: must be from 0.001 to 1000000, not {}",
                 self.requests_per_second
             ));
         }

@@ -338,7 +338,7 @@ async fn reload_on_hangup(shared: Arc<Shared>, mut stop: tokio::sync::watch::Rec
 
 /// Polls the rules folder; a change is loaded once it has held still for one more poll.
 async fn watch_rules(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut loaded = fingerprint(&shared.config().rules.dir);
+    let mut loaded = fingerprint_off_the_runtime(&shared).await;
     let mut seen = loaded.clone();
     loop {
         let every = Duration::from_secs_f64(shared.config().daemon.rules_poll_seconds);
@@ -346,7 +346,7 @@ async fn watch_rules(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
-        let now = fingerprint(&shared.config().rules.dir);
+        let now = fingerprint_off_the_runtime(&shared).await;
         if now != seen {
             // Still changing (a checkout in progress): look again next time.
             seen = now;
@@ -362,6 +362,14 @@ async fn watch_rules(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver
 
 /// Every file under the rules folder (following the symlinks git-sync swaps) with its size,
 /// modification time and a hash of its bytes.
+/// [`fingerprint`] on a blocking thread: it reads and hashes every rule file.
+async fn fingerprint_off_the_runtime(shared: &Shared) -> Vec<(PathBuf, u64)> {
+    let dir = shared.config().rules.dir.clone();
+    tokio::task::spawn_blocking(move || fingerprint(&dir))
+        .await
+        .unwrap_or_default()
+}
+
 fn fingerprint(dir: &std::path::Path) -> Vec<(PathBuf, u64)> {
     use std::hash::{Hash, Hasher};
     let mut out = Vec::new();

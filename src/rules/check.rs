@@ -510,11 +510,7 @@ impl Compiler<'_> {
                 ty: Type::Bool,
                 span,
             }),
-            Err(help) => self.error(
-                Diagnostic::error(rhs.span, "invalid regex")
-                    .with_label("this pattern")
-                    .with_help(help),
-            ),
+            Err(help) => self.error(Diagnostic::error(rhs.span, "invalid regex").with_help(help)),
         }
     }
 
