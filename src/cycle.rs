@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::directory::{self, DirectoryError, Schema, Snapshot};
 use crate::engine::{self, reason, Evaluation};
-use crate::rules::RuleSet;
+use crate::rules::{GroupId, RuleSet};
 use crate::store::{
     Change, NewSnapshot, RunCommit, RunStatus, SnapshotChange, SnapshotStatus, SnapshotUse, Store,
     StoreError,
@@ -67,51 +67,74 @@ pub fn changes(
     evaluation: &Evaluation,
     stored: &BTreeMap<String, BTreeSet<String>>,
 ) -> Vec<Change> {
-    let empty = BTreeSet::new();
     let mut out = Vec::new();
-    for (g, group) in rules.groups().iter().enumerate() {
-        let before = stored.get(&group.name).unwrap_or(&empty);
-        let mut joins: Vec<(&str, usize)> = evaluation
-            .members(g)
-            .ones()
-            .map(|w| (snapshot.key(w), w))
-            .filter(|(k, _)| !before.contains(*k))
-            .collect();
-        joins.sort();
-        for (key, w) in joins {
-            out.push(Change {
-                group: group.name.clone(),
-                worker: key.to_string(),
-                added: true,
-                reason: reason::joined(rules, evaluation, g, w).to_string(),
-            });
-        }
-        for key in before {
-            let w = snapshot.by_key(key);
-            if w.is_some_and(|w| evaluation.is_member(g, w)) {
-                continue;
-            }
-            out.push(Change {
-                group: group.name.clone(),
-                worker: key.clone(),
-                added: false,
-                reason: reason::left(snapshot, rules, evaluation, g, w).to_string(),
-            });
-        }
+    for g in 0..rules.groups().len() {
+        let before = stored.get(&rules.group(g).name);
+        out.extend(group_changes(snapshot, rules, evaluation, g, before));
     }
     for (name, members) in stored {
         if rules.lookup(name).is_none() {
-            for key in members {
-                out.push(Change {
-                    group: name.clone(),
-                    worker: key.clone(),
-                    added: false,
-                    reason: "group_removed".to_string(),
-                });
-            }
+            out.extend(removed_group_changes(name, members));
         }
     }
     out
+}
+
+/// One group's changes against its stored members `before`: joins, then leaves, each by
+/// worker key. A plan works through the groups one at a time with this, so its memory is
+/// that of one group's changes, not of all of them.
+pub fn group_changes(
+    snapshot: &Snapshot,
+    rules: &RuleSet,
+    evaluation: &Evaluation,
+    g: GroupId,
+    before: Option<&BTreeSet<String>>,
+) -> Vec<Change> {
+    let empty = BTreeSet::new();
+    let before = before.unwrap_or(&empty);
+    let group = rules.group(g);
+    let mut joins: Vec<(&str, usize)> = evaluation
+        .members(g)
+        .ones()
+        .map(|w| (snapshot.key(w), w))
+        .filter(|(k, _)| !before.contains(*k))
+        .collect();
+    joins.sort();
+    let mut out = Vec::with_capacity(joins.len());
+    for (key, w) in joins {
+        out.push(Change {
+            group: group.name.clone(),
+            worker: key.to_string(),
+            added: true,
+            reason: reason::joined(rules, evaluation, g, w).to_string(),
+        });
+    }
+    for key in before {
+        let w = snapshot.by_key(key);
+        if w.is_some_and(|w| evaluation.is_member(g, w)) {
+            continue;
+        }
+        out.push(Change {
+            group: group.name.clone(),
+            worker: key.clone(),
+            added: false,
+            reason: reason::left(snapshot, rules, evaluation, g, w).to_string(),
+        });
+    }
+    out
+}
+
+/// The leaves of a stored group that the rules no longer define.
+pub fn removed_group_changes(name: &str, members: &BTreeSet<String>) -> Vec<Change> {
+    members
+        .iter()
+        .map(|key| Change {
+            group: name.to_string(),
+            worker: key.clone(),
+            added: false,
+            reason: "group_removed".to_string(),
+        })
+        .collect()
 }
 
 fn total_members(evaluation: &Evaluation, rules: &RuleSet) -> usize {

@@ -1,11 +1,19 @@
 //! `rosterd plan`: what the rules would change, against the stored state, like a terraform
 //! plan: per group, who joins and who leaves, and why.
+//!
+//! The plan streams: each group's changes are made, written and dropped before the next
+//! group's, so its memory is that of the largest group's changes, whatever their total. JSON
+//! stays one valid document, written as it goes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::io::Write as _;
 
-use super::{block_on, print, print_json, CliError, Format, Global, Workspace};
+use serde::Serialize;
+
+use super::{block_on, CliError, Format, Global, Workspace};
 use crate::cycle;
+use crate::engine::Evaluation;
 use crate::store::Change;
 
 /// Changes listed per group in text; JSON lists them all.
@@ -31,145 +39,275 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
         store.close().await;
         Ok::<_, CliError>((stored, runs.into_iter().next()))
     })?;
-    let mut changes = cycle::changes(&ws.snapshot, &ws.rules, &evaluation, &stored);
-    if let Some(g) = only {
-        changes.retain(|c| c.group == ws.rules.group(g).name);
-    }
-    let mut by_group: BTreeMap<&str, Vec<&Change>> = BTreeMap::new();
-    for c in &changes {
-        by_group.entry(c.group.as_str()).or_default().push(c);
-    }
-    let label = |key: &str| {
-        ws.snapshot
-            .by_key(key)
-            .map_or_else(|| key.to_string(), |w| ws.snapshot.label(w))
-    };
-    let groups: Vec<usize> = match only {
+    // Rule-set groups by name, and the stored groups the rules no longer define.
+    let mut groups: Vec<usize> = match only {
         Some(g) => vec![g],
         None => (0..ws.rules.groups().len()).collect(),
     };
-    let joins = changes.iter().filter(|c| c.added).count();
-    if global.format == Format::Json {
-        let change_json = |c: &&Change| serde_json::json!({"key": c.worker, "label": label(&c.worker), "reason": c.reason});
-        let rows: Vec<serde_json::Value> = groups
-            .iter()
-            .map(|&g| {
-                let group = ws.rules.group(g);
-                let mine = by_group
-                    .get(group.name.as_str())
-                    .cloned()
-                    .unwrap_or_default();
-                serde_json::json!({
-                    "name": group.name,
-                    "kind": group.kind,
-                    "members": evaluation.members(g).count_ones(..),
-                    "new": !stored.contains_key(&group.name),
-                    "joins": mine.iter().filter(|c| c.added).map(change_json).collect::<Vec<_>>(),
-                    "leaves": mine.iter().filter(|c| !c.added).map(change_json).collect::<Vec<_>>(),
-                    "push": group.push,
-                })
-            })
-            .collect();
-        let removed: Vec<&str> = stored
+    groups.sort_by(|&a, &b| ws.rules.group(a).name.cmp(&ws.rules.group(b).name));
+    let removed: Vec<&str> = match only {
+        Some(_) => Vec::new(),
+        None => stored
             .keys()
             .filter(|n| ws.rules.lookup(n).is_none())
             .map(String::as_str)
-            .collect();
-        return print_json(&serde_json::json!({
-            "as_of": as_of.to_string(),
-            "source": ws.report.source,
-            "workers": ws.snapshot.len(),
-            "eligible": evaluation.eligible().count_ones(..),
-            "base_run": base_run.as_ref().map(|r| r.id),
-            "join": joins,
-            "leave": changes.len() - joins,
-            "groups": rows,
-            "removed_groups": removed,
-        }));
-    }
-    let mut out = format!(
-        "{} workers ({} eligible) from {}; {} groups; as of {as_of}\n",
-        ws.snapshot.len(),
-        evaluation.eligible().count_ones(..),
-        ws.report.source,
-        ws.rules.groups().len()
-    );
-    let _ = match &base_run {
-        Some(run) => writeln!(
-            out,
-            "compared with the stored state after run {} (as of {})\n",
-            run.id, run.as_of
-        ),
-        None => writeln!(out, "compared with an empty store: every member joins\n"),
+            .collect(),
     };
-    for (name, items) in &by_group {
-        let (mark, note) = match ws.rules.lookup(name) {
-            None => ("-", " (removed from the rules)".to_string()),
-            Some(g) if !stored.contains_key(*name) => {
-                ("+", format!(" ({}, new)", ws.rules.group(g).kind))
-            }
-            Some(g) => ("~", format!(" ({})", ws.rules.group(g).kind)),
+    let plan = Plan {
+        ws: &ws,
+        evaluation: &evaluation,
+        stored: &stored,
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let header = Header {
+        as_of: as_of.to_string(),
+        source: &ws.report.source,
+        workers: ws.snapshot.len(),
+        eligible: evaluation.eligible().count_ones(..),
+        base_run: base_run.as_ref().map(|r| r.id),
+    };
+    if global.format == Format::Json {
+        plan.json(&mut out, &header, &groups, &removed)?;
+    } else {
+        let compared = match &base_run {
+            Some(run) => format!(
+                "compared with the stored state after run {} (as of {})",
+                run.id, run.as_of
+            ),
+            None => "compared with an empty store: every member joins".to_string(),
         };
-        let j = items.iter().filter(|c| c.added).count();
-        let _ = writeln!(
+        plan.text(&mut out, &header, &compared, &groups, &removed, only)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Header<'a> {
+    as_of: String,
+    source: &'a str,
+    workers: usize,
+    eligible: usize,
+    base_run: Option<i64>,
+}
+
+/// One change as JSON lists it.
+#[derive(Serialize)]
+struct ChangeJson<'a> {
+    key: &'a str,
+    label: String,
+    reason: &'a str,
+}
+
+struct Plan<'a> {
+    ws: &'a Workspace,
+    evaluation: &'a Evaluation,
+    stored: &'a BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Joins and leaves counted so far.
+#[derive(Default)]
+struct Totals {
+    joins: usize,
+    leaves: usize,
+    changed_groups: usize,
+}
+
+impl Totals {
+    fn add(&mut self, changes: &[Change]) {
+        let joins = changes.iter().filter(|c| c.added).count();
+        self.joins += joins;
+        self.leaves += changes.len() - joins;
+        self.changed_groups += usize::from(!changes.is_empty());
+    }
+}
+
+impl Plan<'_> {
+    fn changes_of(&self, g: usize) -> Vec<Change> {
+        let name = &self.ws.rules.group(g).name;
+        cycle::group_changes(
+            &self.ws.snapshot,
+            &self.ws.rules,
+            self.evaluation,
+            g,
+            self.stored.get(name),
+        )
+    }
+
+    fn removed_changes(&self, name: &str) -> Vec<Change> {
+        self.stored
+            .get(name)
+            .map(|members| cycle::removed_group_changes(name, members))
+            .unwrap_or_default()
+    }
+
+    fn label(&self, key: &str) -> String {
+        self.ws
+            .snapshot
+            .by_key(key)
+            .map_or_else(|| key.to_string(), |w| self.ws.snapshot.label(w))
+    }
+
+    /// `{header..., "groups": [...], "removed_groups": [...], "join": N, "leave": N}`, one
+    /// group per line, each written as soon as it is made.
+    fn json(
+        &self,
+        out: &mut impl std::io::Write,
+        header: &Header<'_>,
+        groups: &[usize],
+        removed: &[&str],
+    ) -> Result<(), CliError> {
+        let json_err = |e: serde_json::Error| CliError::Output(e.into());
+        let mut head = serde_json::to_string(header).map_err(json_err)?;
+        head.pop(); // the closing brace: the document goes on
+        write!(out, "{head},\"groups\":[")?;
+        let mut totals = Totals::default();
+        for (i, &g) in groups.iter().enumerate() {
+            let group = self.ws.rules.group(g);
+            let changes = self.changes_of(g);
+            totals.add(&changes);
+            let list = |added: bool| -> Vec<ChangeJson<'_>> {
+                changes
+                    .iter()
+                    .filter(|c| c.added == added)
+                    .map(|c| ChangeJson {
+                        key: &c.worker,
+                        label: self.label(&c.worker),
+                        reason: &c.reason,
+                    })
+                    .collect()
+            };
+            let row = serde_json::json!({
+                "name": group.name,
+                "kind": group.kind,
+                "members": self.evaluation.members(g).count_ones(..),
+                "new": !self.stored.contains_key(&group.name),
+                "joins": list(true),
+                "leaves": list(false),
+                "push": group.push,
+            });
+            out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+            serde_json::to_writer(&mut *out, &row).map_err(json_err)?;
+        }
+        let mut removed_leaves = 0;
+        for name in removed {
+            removed_leaves += self.removed_changes(name).len();
+        }
+        write!(
             out,
-            "{mark} {name}{note}: {j} join, {} leave",
-            items.len() - j
-        );
-        for c in items.iter().take(SHOWN_PER_GROUP) {
-            let _ = writeln!(
-                out,
-                "    {} {}  [{}]",
-                if c.added { "+" } else { "-" },
-                label(&c.worker),
-                c.reason
-            );
-        }
-        if items.len() > SHOWN_PER_GROUP {
-            let _ = writeln!(
-                out,
-                "    ... and {} more (`--format json` lists all)",
-                items.len() - SHOWN_PER_GROUP
-            );
-        }
+            "\n],\"removed_groups\":{},\"join\":{},\"leave\":{}}}\n",
+            serde_json::to_string(removed).map_err(json_err)?,
+            totals.joins,
+            totals.leaves + removed_leaves
+        )?;
+        Ok(())
     }
-    if !by_group.is_empty() {
-        out.push('\n');
-    }
-    members_table(&mut out, &ws, &evaluation, &groups);
-    let _ = writeln!(
-        out,
-        "\nPlan: {joins} to join, {} to leave, in {} groups; {} groups unchanged.",
-        changes.len() - joins,
-        by_group.len(),
-        groups
+
+    fn text(
+        &self,
+        out: &mut impl std::io::Write,
+        header: &Header<'_>,
+        compared: &str,
+        groups: &[usize],
+        removed: &[&str],
+        only: Option<usize>,
+    ) -> Result<(), CliError> {
+        let ws = self.ws;
+        writeln!(
+            out,
+            "{} workers ({} eligible) from {}; {} groups; as of {}\n{compared}\n",
+            header.workers,
+            header.eligible,
+            header.source,
+            ws.rules.groups().len(),
+            header.as_of
+        )?;
+        // Rule-set groups and removed ones, merged by name.
+        let mut names: Vec<(&str, Option<usize>)> = groups
             .iter()
-            .filter(|&&g| !by_group.contains_key(ws.rules.group(g).name.as_str()))
-            .count()
-    );
-    if let Some(g) = only {
-        let group = ws.rules.group(g);
-        let mut members: Vec<usize> = evaluation.members(g).ones().collect();
-        members.sort_by(|&a, &b| ws.snapshot.key(a).cmp(ws.snapshot.key(b)));
-        let _ = writeln!(
-            out,
-            "\n{} ({}): {} members as of {as_of}",
-            group.name,
-            group.kind,
-            members.len()
-        );
-        for w in members {
-            let _ = writeln!(out, "  {}", ws.snapshot.label(w));
+            .map(|&g| (ws.rules.group(g).name.as_str(), Some(g)))
+            .chain(removed.iter().map(|&n| (n, None)))
+            .collect();
+        names.sort();
+        let mut totals = Totals::default();
+        for (name, g) in names {
+            let changes = match g {
+                Some(g) => self.changes_of(g),
+                None => self.removed_changes(name),
+            };
+            totals.add(&changes);
+            if changes.is_empty() {
+                continue;
+            }
+            let (mark, note) = match g {
+                None => ("-", " (removed from the rules)".to_string()),
+                Some(g) if !self.stored.contains_key(name) => {
+                    ("+", format!(" ({}, new)", ws.rules.group(g).kind))
+                }
+                Some(g) => ("~", format!(" ({})", ws.rules.group(g).kind)),
+            };
+            let j = changes.iter().filter(|c| c.added).count();
+            writeln!(
+                out,
+                "{mark} {name}{note}: {j} join, {} leave",
+                changes.len() - j
+            )?;
+            for c in changes.iter().take(SHOWN_PER_GROUP) {
+                writeln!(
+                    out,
+                    "    {} {}  [{}]",
+                    if c.added { "+" } else { "-" },
+                    self.label(&c.worker),
+                    c.reason
+                )?;
+            }
+            if changes.len() > SHOWN_PER_GROUP {
+                writeln!(
+                    out,
+                    "    ... and {} more (`--format json` lists all)",
+                    changes.len() - SHOWN_PER_GROUP
+                )?;
+            }
         }
-    }
-    if !ws.report.issues.is_empty() {
-        let _ = writeln!(
+        if totals.changed_groups > 0 {
+            writeln!(out)?;
+        }
+        let mut table = String::new();
+        members_table(&mut table, ws, self.evaluation, groups);
+        out.write_all(table.as_bytes())?;
+        writeln!(
             out,
-            "{} issues in the export: run `rosterd check` to see them",
-            ws.report.issues.len()
-        );
+            "\nPlan: {} to join, {} to leave, in {} groups; {} groups unchanged.",
+            totals.joins,
+            totals.leaves,
+            totals.changed_groups,
+            (groups.len() + removed.len()).saturating_sub(totals.changed_groups)
+        )?;
+        if let Some(g) = only {
+            let group = ws.rules.group(g);
+            let mut members: Vec<usize> = self.evaluation.members(g).ones().collect();
+            members.sort_by(|&a, &b| ws.snapshot.key(a).cmp(ws.snapshot.key(b)));
+            writeln!(
+                out,
+                "\n{} ({}): {} members as of {}",
+                group.name,
+                group.kind,
+                members.len(),
+                header.as_of
+            )?;
+            for w in members {
+                writeln!(out, "  {}", ws.snapshot.label(w))?;
+            }
+        }
+        if !ws.report.issues.is_empty() {
+            writeln!(
+                out,
+                "{} issues in the export: run `rosterd check` to see them",
+                ws.report.issues.len()
+            )?;
+        }
+        Ok(())
     }
-    print(&out)
 }
 
 /// Whether the database may hold state: a SQLite file that exists, or any server.
