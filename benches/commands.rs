@@ -1,0 +1,196 @@
+//! The commands users type, timed whole: `cargo bench --bench commands [-- --size 100000
+//! --rules 2000 --backend sqlite|postgres]`.
+//!
+//! It generates the organisation and rule mix of the other benchmarks into a temporary folder,
+//! then runs the release `rosterd` binary as a user would and prints each command's wall time
+//! and peak memory (maximum resident set size, from `/usr/bin/time -v`), and the database's
+//! size after each run that writes:
+//!
+//! - `plan` (text) and `plan --format json` on an empty store;
+//! - the first `evaluate`;
+//! - `evaluate` with the export unchanged;
+//! - `evaluate` after 1% of workers change;
+//! - `plan` with nothing changed.
+//!
+//! With `--backend postgres` the store is a fresh database on the server that
+//! `ROSTERD_TEST_POSTGRES_URL` names (as scripts/test starts it).
+
+#![allow(
+    clippy::expect_used,
+    reason = "a benchmark program: a setup that fails should stop it loudly"
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use rosterd::directory::generate;
+
+fn main() {
+    let mut size = 100_000usize;
+    let mut rules = 2000usize;
+    let mut backend = "sqlite".to_string();
+    let args: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--size" => {
+                size = args[i + 1].parse().expect("--size: a number");
+                i += 1;
+            }
+            "--rules" => {
+                rules = args[i + 1].parse().expect("--rules: a number");
+                i += 1;
+            }
+            "--backend" => {
+                backend = args[i + 1].clone();
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    // Under `cargo test --all-targets` (no `--bench`), a small run checks that it works.
+    if !args.iter().any(|a| a == "--bench") {
+        size = 500;
+        rules = 20;
+    }
+    let dir = std::env::temp_dir().join(format!("rosterd-commands-bench-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("rules")).expect("a temporary folder");
+    let database = match backend.as_str() {
+        "sqlite" => format!("sqlite://{}", dir.join("rosterd.db").display()),
+        "postgres" => postgres_database(),
+        other => panic!("--backend: sqlite or postgres, not {other}"),
+    };
+    println!(
+        "rosterd commands benchmark: {size} workers x {rules} groups on {backend}, {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let mut workers = generate::generate(size, 42);
+    common::write_csv(&workers, &dir.join("workers.csv"));
+    std::fs::write(
+        dir.join("rules/bench.yaml"),
+        common::rule_mix(&workers, rules, 7),
+    )
+    .expect("the rules are written");
+    let config = write_config(&dir, &database);
+    let db_size = || {
+        (backend == "sqlite").then(|| {
+            ["rosterd.db", "rosterd.db-wal"]
+                .iter()
+                .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+                .map(|m| m.len())
+                .sum::<u64>()
+        })
+    };
+
+    let rosterd = |args: &[&str], what: &str| {
+        let measured = run(&config, args);
+        let size = if args.contains(&"evaluate") {
+            db_size().map_or(String::new(), |b| {
+                format!("  database {:>8.1} MB", b as f64 / 1e6)
+            })
+        } else {
+            String::new()
+        };
+        println!(
+            "{what:<48} {:>9.2} s  peak {:>7.0} MiB{size}",
+            measured.seconds,
+            measured.peak_kib as f64 / 1024.0
+        );
+    };
+    rosterd(&["plan"], "plan (text), empty store");
+    rosterd(
+        &["--format", "json", "plan"],
+        "plan --format json, empty store",
+    );
+    rosterd(&["evaluate"], "evaluate, first run");
+    rosterd(&["evaluate"], "evaluate, identical export");
+    common::change_one_percent(&mut workers);
+    common::write_csv(&workers, &dir.join("workers.csv"));
+    rosterd(&["evaluate"], "evaluate after 1% of workers change");
+    rosterd(&["plan"], "plan, nothing changed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+struct Measured {
+    seconds: f64,
+    peak_kib: u64,
+}
+
+/// Runs `rosterd --config CONFIG ARGS` under `/usr/bin/time -v`, output to /dev/null.
+fn run(config: &Path, args: &[&str]) -> Measured {
+    let started = std::time::Instant::now();
+    let output = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(env!("CARGO_BIN_EXE_rosterd"))
+        .arg("--config")
+        .arg(config)
+        .args(["--as-of", "2026-11-22"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("/usr/bin/time runs (Debian package `time`)");
+    let seconds = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "rosterd {args:?} failed: {}",
+        stderr.lines().rev().take(30).collect::<Vec<_>>().join("\n")
+    );
+    let peak_kib = stderr
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .expect("/usr/bin/time -v reports the maximum resident set size");
+    Measured { seconds, peak_kib }
+}
+
+fn write_config(dir: &Path, database: &str) -> PathBuf {
+    let sample =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rosterd.yaml"))
+            .expect("the sample config");
+    let start = sample.find("directory:").expect("a directory section");
+    let end = sample.find("rules:\n").expect("a rules section");
+    let directory = sample[start..end]
+        .replace("file: sample/workers.csv", "file: workers.csv")
+        // A generated 1% change is not a failsafe matter.
+        .replace("max_shrink_percent: 10", "max_shrink_percent: 100");
+    let config = format!("database: {database}\n{directory}rules:\n  dir: rules\n");
+    let path = dir.join("rosterd.yaml");
+    std::fs::write(&path, config).expect("the config is written");
+    path
+}
+
+/// A fresh database on the server `ROSTERD_TEST_POSTGRES_URL` names.
+fn postgres_database() -> String {
+    let admin = std::env::var("ROSTERD_TEST_POSTGRES_URL")
+        .expect("--backend postgres needs ROSTERD_TEST_POSTGRES_URL (scripts/test starts one)");
+    let name = format!("rosterd_bench_{}", std::process::id());
+    let base = admin
+        .rsplit_once('/')
+        .expect("a database URL")
+        .0
+        .to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&admin)
+            .await
+            .expect("PostgreSQL answers");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await
+            .expect("a database is created");
+        pool.close().await;
+    });
+    format!("{base}/{name}")
+}
