@@ -417,17 +417,26 @@ async fn an_export_over_max_bytes_fails_the_run() {
 
 #[tokio::test]
 async fn a_huge_line_or_field_is_quoted_in_a_few_characters() {
-    // 2 MB without a newline: the header is one enormous column name.
-    let one_line = "x".repeat(2_000_000);
-    let (install, store) = evaluated_then_export(common::sqlite_db(), one_line.as_bytes()).await;
-    let out = rosterd(&install, &["evaluate"]);
-    let shown = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{shown:.2000}");
-    assert!(shown.contains("missing columns"), "{shown:.2000}");
-    assert!(shown.len() < 3_000, "{} bytes of message", shown.len());
-    let run = store.runs(1).await.unwrap().remove(0);
-    assert_eq!(run.status, "failed");
-    assert!(run.message.unwrap().len() < 3_000);
+    let (install, store) = evaluated_then_export(common::sqlite_db(), b"").await;
+    for (bytes, expected) in [
+        // 2 MB without a newline: not read as a header at all.
+        (
+            2_000_000,
+            "line 1: the header line is 2000000 bytes, more than the limit of 1048576",
+        ),
+        // Half a megabyte: one enormous column name, quoted in a few characters.
+        (500_000, "missing columns"),
+    ] {
+        std::fs::write(install.path("workers.csv"), "x".repeat(bytes)).unwrap();
+        let out = rosterd(&install, &["evaluate"]);
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{shown:.2000}");
+        assert!(shown.contains(expected), "{shown:.2000}");
+        assert!(shown.len() < 3_000, "{} bytes of message", shown.len());
+        let run = store.runs(1).await.unwrap().remove(0);
+        assert_eq!(run.status, "failed");
+        assert!(run.message.unwrap().len() < 3_000);
+    }
 
     // A field longer than the limit is a bad value, not a copy of it in the message.
     let export = std::fs::read_to_string("tests/fixtures/org/workers.csv").unwrap();

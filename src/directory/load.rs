@@ -49,6 +49,9 @@ pub enum DirectoryError {
 /// a rule reads is that long, and quoting or copying it costs memory out of proportion.
 pub const MAX_FIELD_BYTES: usize = 64 << 10;
 
+/// The longest CSV header line, in bytes.
+const MAX_HEADER_BYTES: usize = 1 << 20;
+
 /// At most this many characters of a value are quoted in a message.
 const QUOTED_CHARS: usize = 60;
 
@@ -384,6 +387,14 @@ fn read_csv(
         source_name: source_name.to_string(),
         message,
     };
+    // The header names columns: a megabyte of it is not a CSV export, and reading it as one
+    // would copy it several times over.
+    let header_bytes = text.find('\n').unwrap_or(text.len());
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err(malformed(format!(
+            "line 1: the header line is {header_bytes} bytes, more than the limit of {MAX_HEADER_BYTES}; is this a CSV export?"
+        )));
+    }
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(text.as_bytes());
