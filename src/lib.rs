@@ -25,6 +25,7 @@
 //!   failsafe, outbox, send, reconcile.
 //! - [`daemon`]: `rosterd run`: schedules, rules reloads, the admin API, graceful shutdown.
 //! - [`clock`]: the one place that reads the wall clock.
+//! - [`text`]: text as messages quote it (cut short).
 //! - [`cli`]: the `rosterd` commands.
 
 pub mod cli;
@@ -41,3 +42,4 @@ pub mod rules;
 pub mod scim;
 pub mod secret;
 pub mod store;
+pub mod text;

@@ -164,6 +164,11 @@ fn regexes_have_a_size_limit_each_and_together() {
         )),
         "{shown:.3000}"
     );
+    assert_eq!(
+        shown.matches("invalid regex").count(),
+        1,
+        "one mistake, one error"
+    );
 }
 
 #[test]

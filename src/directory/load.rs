@@ -57,10 +57,7 @@ const QUOTED_CHARS: usize = 60;
 
 /// The first characters of `text`, for a message; marked with `…` where cut.
 fn excerpt(text: &str) -> String {
-    match text.char_indices().nth(QUOTED_CHARS) {
-        None => text.to_string(),
-        Some((at, _)) => format!("{}…", &text[..at]),
-    }
+    crate::text::shorten(text, QUOTED_CHARS)
 }
 
 fn backticked(names: &[String]) -> String {

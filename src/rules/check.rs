@@ -510,7 +510,11 @@ impl Compiler<'_> {
                 ty: Type::Bool,
                 span,
             }),
-            Err(help) => self.error(Diagnostic::error(rhs.span, "invalid regex").with_help(help)),
+            Err(Some(help)) => {
+                self.error(Diagnostic::error(rhs.span, "invalid regex").with_help(help))
+            }
+            // Past the budget, which one diagnostic already said.
+            Err(None) => None,
         }
     }
 
@@ -518,8 +522,13 @@ impl Compiler<'_> {
     /// [`limits::MAX_REGEX_BYTES`], and all of them together not
     /// [`limits::MAX_REGEX_TOTAL_BYTES`]. The regex crate's own default allows 10 MiB each,
     /// so a few hundred `x{65000}` would take gigabytes.
-    fn regex(&mut self, pattern: &str) -> Result<Regex, String> {
+    ///
+    /// `Err(None)`: the budget was spent before this pattern, and that was reported once.
+    fn regex(&mut self, pattern: &str) -> Result<Regex, Option<String>> {
         use regex_automata::meta;
+        if self.regex_bytes > limits::MAX_REGEX_TOTAL_BYTES {
+            return Err(None);
+        }
         let one = limits::MAX_REGEX_BYTES;
         // The meta regex is what `regex::Regex` wraps; only it reports its memory.
         let measured = meta::Regex::builder()
@@ -537,16 +546,19 @@ impl Compiler<'_> {
         );
         let regex = match (compiled, measured) {
             (Ok(regex), Ok(bytes)) => (regex, bytes),
-            (Err(regex::Error::CompiledTooBig(_)), _) | (Ok(_), Err(_)) => return Err(too_big),
-            (Err(e), _) => return Err(regex_error_text(&e)),
+            (Err(regex::Error::CompiledTooBig(_)), _) | (Ok(_), Err(_)) => {
+                return Err(Some(too_big))
+            }
+            (Err(e), _) => return Err(Some(regex_error_text(&e))),
         };
         self.regex_bytes += regex.1;
         if self.regex_bytes > limits::MAX_REGEX_TOTAL_BYTES {
-            return Err(format!(
+            return Err(Some(format!(
                 "the `matches` regexes of the rules together compile to more than the limit of \
-                 {} MiB; share patterns between groups with `member_of`, or simplify them",
+                 {} MiB (from here on they are not compiled); share patterns between groups \
+                 with `member_of`, or simplify them",
                 limits::MAX_REGEX_TOTAL_BYTES >> 20
-            ));
+            )));
         }
         Ok(regex.0)
     }

@@ -6,6 +6,7 @@ use std::fmt::{self, Write as _};
 use serde::Serialize;
 
 use super::source::{SourceMap, Span};
+use crate::text::shorten;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,7 +49,7 @@ impl Diagnostic {
         Diagnostic {
             severity,
             span,
-            message: shorten(message, 400),
+            message: shorten(&message, 400),
             label: None,
             help: None,
             notes: Vec::new(),
@@ -61,7 +62,7 @@ impl Diagnostic {
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(shorten(help.into(), 2_000));
+        self.help = Some(shorten(&help.into(), 2_000));
         self
     }
 
@@ -121,15 +122,6 @@ impl Diagnostic {
             "help": self.help,
             "rendered": self.render(sources),
         })
-    }
-}
-
-/// `text` cut to at most `max` characters, marked with `…` where cut: messages quote what
-/// they complain about, and what they complain about can be megabytes long.
-pub fn shorten(text: String, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text,
-        Some((at, _)) => format!("{}…", &text[..at]),
     }
 }
 

@@ -517,8 +517,14 @@ impl Client {
                 method: request.method.to_string(),
                 path: request.path.clone(),
                 status,
-                scim_type: error.as_ref().and_then(|e| e.scim_type.clone()),
-                detail: error.and_then(|e| e.detail),
+                // What a target says is quoted, not copied: a few hundred characters.
+                scim_type: error
+                    .as_ref()
+                    .and_then(|e| e.scim_type.clone())
+                    .map(|t| crate::text::shorten(&t, 100)),
+                detail: error
+                    .and_then(|e| e.detail)
+                    .map(|d| crate::text::shorten(&d, 500)),
             },
             retry_after.filter(|_| status == 429 || status == 503),
         ))
