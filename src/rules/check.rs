@@ -537,7 +537,9 @@ impl Compiler<'_> {
             .map(|r| r.memory_usage());
         let compiled = regex::RegexBuilder::new(pattern)
             .size_limit(one)
-            .dfa_size_limit(one)
+            // The lazy DFA's cache, per regex and per thread that matches: small, since
+            // thousands of regexes may each have one on both evaluation threads.
+            .dfa_size_limit(limits::MAX_REGEX_CACHE_BYTES)
             .build();
         let too_big = format!(
             "the compiled regex is larger than the limit of {} KiB for one pattern; \

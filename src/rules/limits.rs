@@ -17,6 +17,9 @@ pub const MAX_GROUPS: usize = 50_000;
 pub const MAX_YAML_NESTING: usize = 64;
 /// Compiled size of one `matches` regex.
 pub const MAX_REGEX_BYTES: usize = 1 << 20;
+/// The lazy DFA cache of one `matches` regex on one thread; past it the cache is cleared
+/// and rebuilt (or the regex falls back to a slower search), never grown.
+pub const MAX_REGEX_CACHE_BYTES: usize = 256 << 10;
 /// Compiled size of all `matches` regexes together.
 pub const MAX_REGEX_TOTAL_BYTES: usize = 32 << 20;
 
