@@ -155,9 +155,11 @@ struct Chosen {
 /// Refreshes, evaluates and records one run.
 pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleError> {
     let started = crate::clock::stamp(inputs.now);
-    let chosen = match choose_snapshot(inputs, store).await {
+    let digest = inputs_digest(inputs);
+    let chosen = match choose_snapshot(inputs, store, digest.as_deref()).await {
         Ok(Ok(chosen)) => chosen,
-        Ok(Err(held)) => return Ok(held),
+        // Held, or nothing to evaluate: the run is recorded already.
+        Ok(Err(done)) => return Ok(done),
         Err(e) => {
             record_failure(inputs, store, &started, &e).await?;
             return Err(e);
@@ -179,6 +181,7 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
         snapshot: chosen.usage,
         rules_commit: crate::rules::git_commit(&inputs.config.rules.dir),
         rules_digest: Some(inputs.rules.digest(&inputs.config.rules.dir)),
+        inputs_digest: digest,
         group_count: inputs.rules.groups().len() as i64,
         membership_count: memberships as i64,
         changes,
@@ -196,10 +199,12 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
     })
 }
 
-/// `Ok(Err(outcome))` when the failsafe holds the export (the held run is recorded).
+/// `Ok(Err(outcome))` when the run is over before any evaluation, and recorded: the failsafe
+/// holds the export, or nothing changed since the last run.
 async fn choose_snapshot(
     inputs: &Inputs<'_>,
     store: &Store,
+    digest: Option<&str>,
 ) -> Result<Result<Chosen, Outcome>, CycleError> {
     let dir = &inputs.config.directory;
     let schema = Arc::new(Schema::from_config(dir));
@@ -237,7 +242,12 @@ async fn choose_snapshot(
                 reason,
             }));
         }
-        Some(s) if s.status == SnapshotStatus::Current => Some(SnapshotUse::Existing(s.id)),
+        Some(s) if s.status == SnapshotStatus::Current => {
+            if let Some(done) = unchanged(inputs, store, s.id, digest).await? {
+                return Ok(Err(done));
+            }
+            Some(SnapshotUse::Existing(s.id))
+        }
         Some(s) if s.status == SnapshotStatus::Approved => Some(SnapshotUse::Promote(s.id)),
         _ => None,
     };
@@ -301,6 +311,72 @@ async fn choose_snapshot(
         usage: SnapshotUse::New(Box::new(new)),
         warning: None,
         evaluation: Some(evaluation),
+    }))
+}
+
+/// SHA-256 over everything an evaluation reads besides the export: the rule files, the config
+/// file, the evaluation date and rosterd's version. `None` when the config file cannot be
+/// read (the run is then never taken for unchanged).
+fn inputs_digest(inputs: &Inputs<'_>) -> Option<String> {
+    use sha2::Digest;
+    let config = std::fs::read(&inputs.config.path).ok()?;
+    let mut hasher = sha2::Sha256::new();
+    for part in [
+        inputs.rules.digest(&inputs.config.rules.dir).as_bytes(),
+        &config,
+        inputs.as_of.to_string().as_bytes(),
+        env!("CARGO_PKG_VERSION").as_bytes(),
+    ] {
+        hasher.update(part);
+        hasher.update([0]);
+    }
+    Some(
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
+/// When the last succeeded run evaluated this same snapshot with the same inputs, the store
+/// already holds what an evaluation would give: the run is recorded as such, and nothing is
+/// loaded, evaluated or compared. An unchanged export costs its read and its checksum.
+async fn unchanged(
+    inputs: &Inputs<'_>,
+    store: &Store,
+    snapshot_id: i64,
+    digest: Option<&str>,
+) -> Result<Option<Outcome>, StoreError> {
+    let Some(digest) = digest else {
+        return Ok(None);
+    };
+    let Some(last) = store.last_succeeded_run().await? else {
+        return Ok(None);
+    };
+    if last.snapshot_id != Some(snapshot_id) || last.inputs_digest.as_deref() != Some(digest) {
+        return Ok(None);
+    }
+    let message = format!(
+        "unchanged: the export, the rules, the config and the date are those of run {}; nothing was evaluated",
+        last.id
+    );
+    let mut commit = bare_run(
+        inputs,
+        RunStatus::Succeeded,
+        SnapshotUse::Existing(snapshot_id),
+        &message,
+    );
+    commit.membership_count = last.memberships;
+    commit.inputs_digest = Some(digest.to_string());
+    let (run_id, _) = store.commit_run(&commit).await?;
+    Ok(Some(Outcome::Applied {
+        run_id,
+        snapshot_id: Some(snapshot_id),
+        added: 0,
+        removed: 0,
+        memberships: usize::try_from(last.memberships).unwrap_or(0),
+        warning: None,
     }))
 }
 
@@ -383,6 +459,7 @@ fn bare_run(
         snapshot,
         rules_commit: crate::rules::git_commit(&inputs.config.rules.dir),
         rules_digest: Some(inputs.rules.digest(&inputs.config.rules.dir)),
+        inputs_digest: None,
         group_count: inputs.rules.groups().len() as i64,
         membership_count: 0,
         changes: Vec::new(),

@@ -74,6 +74,7 @@ on_both_backends!(
     migrations_apply_and_are_idempotent,
     fresh_database_opened_at_once_migrates_once,
     identical_export_costs_nothing,
+    unchanged_inputs_are_not_evaluated_again,
     snapshot_diff_is_recorded,
     truncated_export_is_held_until_approved,
     empty_export_is_held,
@@ -89,6 +90,54 @@ async fn migrations_apply_and_are_idempotent(db: TestDb) {
     let again = Store::open(&db.url).await.unwrap();
     assert!(again.memberships().await.unwrap().is_empty());
     assert!(again.runs(10).await.unwrap().is_empty());
+}
+
+/// Same export, rules, config and date as the last succeeded run: the run is recorded and
+/// nothing is evaluated. A change to any of them evaluates again.
+async fn unchanged_inputs_are_not_evaluated_again(db: TestDb) {
+    let install = Install::new(db, &[("security.yaml", SECURITY)]);
+    let store = install.store().await;
+    let evaluated = |r: &rosterd::store::RunInfo| {
+        !r.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("nothing was evaluated")
+    };
+    assert_eq!(applied(&install.run(&store, "2026-01-10").await), (7, 0));
+    let before = members(&store, "security").await;
+    assert_eq!(applied(&install.run(&store, "2026-01-10").await), (0, 0));
+    let runs = store.runs(1).await.unwrap();
+    assert!(!evaluated(&runs[0]), "{:?}", runs[0]);
+    assert_eq!(runs[0].status, "succeeded");
+    assert_eq!(
+        runs[0].memberships, 7,
+        "it carries the memberships it stands for"
+    );
+    assert_eq!(members(&store, "security").await, before);
+
+    // Another date, another rule file, another config: each is evaluated.
+    install.run(&store, "2026-01-11").await;
+    assert!(evaluated(&store.runs(1).await.unwrap()[0]));
+    install.run(&store, "2026-01-11").await;
+    assert!(!evaluated(&store.runs(1).await.unwrap()[0]));
+    install.write_rule(
+        "security.yaml",
+        &format!("{SECURITY}\n# a comment changes the file\n"),
+    );
+    install.run(&store, "2026-01-11").await;
+    assert!(evaluated(&store.runs(1).await.unwrap()[0]));
+    let config = std::fs::read_to_string(install.path("rosterd.yaml")).unwrap();
+    std::fs::write(
+        install.path("rosterd.yaml"),
+        format!("{config}\n# edited\n"),
+    )
+    .unwrap();
+    install.run(&store, "2026-01-11").await;
+    assert!(evaluated(&store.runs(1).await.unwrap()[0]));
+    // A new export is a new snapshot, evaluated.
+    install.edit_export(|line| Some(line.replace("Security Engineer", "Security Lead")));
+    install.run(&store, "2026-01-11").await;
+    assert!(evaluated(&store.runs(1).await.unwrap()[0]));
 }
 
 /// Several processes starting on one fresh database (a daemon and a CLI, or two daemons in

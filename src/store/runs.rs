@@ -72,6 +72,8 @@ pub struct RunCommit {
     pub snapshot: SnapshotUse,
     pub rules_commit: Option<String>,
     pub rules_digest: Option<String>,
+    /// The rule files, the config file and the evaluation date, digested together.
+    pub inputs_digest: Option<String>,
     pub group_count: i64,
     pub membership_count: i64,
     pub changes: Vec<Change>,
@@ -94,6 +96,8 @@ pub struct RunInfo {
     pub added: i64,
     pub removed: i64,
     pub message: Option<String>,
+    #[serde(skip)]
+    pub inputs_digest: Option<String>,
 }
 
 /// One change of one worker in one group, for a worker's timeline.
@@ -107,7 +111,7 @@ pub struct HistoryEntry {
 
 const RUN_COLUMNS: &str =
     "id, kind, started_at, finished_at, status, as_of, snapshot_id, rules_commit, \
-                           rules_digest, group_count, membership_count, added, removed, message";
+                           rules_digest, group_count, membership_count, added, removed, message, inputs_digest";
 
 fn run_info(row: &AnyRow) -> Result<RunInfo, sqlx::Error> {
     Ok(RunInfo {
@@ -125,6 +129,7 @@ fn run_info(row: &AnyRow) -> Result<RunInfo, sqlx::Error> {
         added: row.try_get::<i64, _>("added")?,
         removed: row.try_get::<i64, _>("removed")?,
         message: row.try_get("message")?,
+        inputs_digest: row.try_get("inputs_digest")?,
     })
 }
 
@@ -146,8 +151,8 @@ impl Store {
         let removed = run.changes.len() as i64 - added;
         let row = sqlx::query(
             "INSERT INTO runs (kind, started_at, finished_at, status, as_of, snapshot_id, rules_commit, \
-             rules_digest, group_count, membership_count, added, removed, message) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+             rules_digest, group_count, membership_count, added, removed, message, inputs_digest) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
         )
         .bind(&run.kind)
         .bind(&run.started_at)
@@ -162,6 +167,7 @@ impl Store {
         .bind(added)
         .bind(removed)
         .bind(run.message.as_deref().map(bounded_message))
+        .bind(run.inputs_digest.as_deref())
         .fetch_one(&mut *tx)
         .await?;
         let run_id = row.try_get::<i64, _>("id")?;
@@ -230,6 +236,17 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(run_info).collect::<Result<_, _>>()?)
+    }
+
+    /// The newest run that succeeded: the one whose memberships the store holds.
+    pub async fn last_succeeded_run(&self) -> Result<Option<RunInfo>, StoreError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'succeeded' ORDER BY id DESC LIMIT 1"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| run_info(&r)).transpose()?)
     }
 
     pub async fn run(&self, id: i64) -> Result<Option<RunInfo>, StoreError> {
