@@ -155,7 +155,7 @@ struct Chosen {
 /// Refreshes, evaluates and records one run.
 pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleError> {
     let started = crate::clock::stamp(inputs.now);
-    let digest = inputs_digest(inputs);
+    let digest = inputs_digest(inputs.config, inputs.rules, inputs.as_of);
     let chosen = match choose_snapshot(inputs, store, digest.as_deref()).await {
         Ok(Ok(chosen)) => chosen,
         // Held, or nothing to evaluate: the run is recorded already.
@@ -317,14 +317,14 @@ async fn choose_snapshot(
 /// SHA-256 over everything an evaluation reads besides the export: the rule files, the config
 /// file, the evaluation date and rosterd's version. `None` when the config file cannot be
 /// read (the run is then never taken for unchanged).
-fn inputs_digest(inputs: &Inputs<'_>) -> Option<String> {
+pub fn inputs_digest(config: &Config, rules: &RuleSet, as_of: NaiveDate) -> Option<String> {
     use sha2::Digest;
-    let config = std::fs::read(&inputs.config.path).ok()?;
+    let config_text = std::fs::read(&config.path).ok()?;
     let mut hasher = sha2::Sha256::new();
     for part in [
-        inputs.rules.digest(&inputs.config.rules.dir).as_bytes(),
-        &config,
-        inputs.as_of.to_string().as_bytes(),
+        rules.digest(&config.rules.dir).as_bytes(),
+        &config_text,
+        as_of.to_string().as_bytes(),
         env!("CARGO_PKG_VERSION").as_bytes(),
     ] {
         hasher.update(part);
@@ -339,24 +339,36 @@ fn inputs_digest(inputs: &Inputs<'_>) -> Option<String> {
     )
 }
 
-/// When the last succeeded run evaluated this same snapshot with the same inputs, the store
-/// already holds what an evaluation would give: the run is recorded as such, and nothing is
-/// loaded, evaluated or compared. An unchanged export costs its read and its checksum.
+/// The last succeeded run, when it evaluated the snapshot `snapshot_id` with inputs of
+/// digest `digest`: the store then holds exactly what an evaluation would give.
+pub async fn same_as_last_run(
+    store: &Store,
+    snapshot_id: i64,
+    digest: Option<&str>,
+) -> Result<Option<crate::store::RunInfo>, StoreError> {
+    let Some(digest) = digest else {
+        return Ok(None);
+    };
+    Ok(store.last_succeeded_run().await?.filter(|last| {
+        last.snapshot_id == Some(snapshot_id) && last.inputs_digest.as_deref() == Some(digest)
+    }))
+}
+
+/// When the last succeeded run evaluated this same snapshot with the same inputs, the run is
+/// recorded as such, and nothing is loaded, evaluated or compared: an unchanged export costs
+/// its read and its checksum.
 async fn unchanged(
     inputs: &Inputs<'_>,
     store: &Store,
     snapshot_id: i64,
     digest: Option<&str>,
 ) -> Result<Option<Outcome>, StoreError> {
+    let Some(last) = same_as_last_run(store, snapshot_id, digest).await? else {
+        return Ok(None);
+    };
     let Some(digest) = digest else {
         return Ok(None);
     };
-    let Some(last) = store.last_succeeded_run().await? else {
-        return Ok(None);
-    };
-    if last.snapshot_id != Some(snapshot_id) || last.inputs_digest.as_deref() != Some(digest) {
-        return Ok(None);
-    }
     let message = format!(
         "unchanged: the export, the rules, the config and the date are those of run {}; nothing was evaluated",
         last.id

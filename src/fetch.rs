@@ -147,15 +147,26 @@ async fn read_file(path: &std::path::Path, max: u64, name: &str) -> Result<Vec<u
 
 /// Fetches and parses the export.
 pub async fn load(config: &DirectoryConfig) -> Result<(Snapshot, LoadReport), LoadError> {
+    load_with_checksum(config)
+        .await
+        .map(|(snapshot, report, _)| (snapshot, report))
+}
+
+/// Fetches and parses the export; also its checksum, by which the store knows a snapshot.
+pub async fn load_with_checksum(
+    config: &DirectoryConfig,
+) -> Result<(Snapshot, LoadReport, String), LoadError> {
     let text = export(&config.source).await?;
+    let checksum = directory::checksum(text.as_bytes());
     let schema = Arc::new(Schema::from_config(config));
-    Ok(directory::load_from_str(
+    let (snapshot, report) = directory::load_from_str(
         &text,
         config.source.format(),
         &source_name(&config.source),
         schema,
         config.max_bad_rows_percent,
-    )?)
+    )?;
+    Ok((snapshot, report, checksum))
 }
 
 enum Credentials {

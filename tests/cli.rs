@@ -364,6 +364,18 @@ fn evaluate_records_runs_and_plan_diffs_against_them() {
         plan.contains("Plan: 0 to join, 0 to leave, in 0 groups; 3 groups unchanged."),
         "{plan}"
     );
+    // Same export, rules, config and date as run 1: nothing is read from the store.
+    assert!(
+        plan.contains(
+            "the export, the rules, the config and the date are those of run 1: nothing changes"
+        ),
+        "{plan}"
+    );
+    let out = stdout(in_dir(&dir, "2026-11-22").arg("evaluate"));
+    assert_eq!(
+        out,
+        "run 2: 0 joined, 0 left; 8 memberships in 3 groups (snapshot 1)\n"
+    );
     // After the EA's include entry expires, the plan shows exactly that.
     let plan = stdout(in_dir(&dir, "2027-02-01").arg("plan"));
     assert!(
@@ -373,7 +385,7 @@ fn evaluate_records_runs_and_plan_diffs_against_them() {
         "{plan}"
     );
     let out = stdout(in_dir(&dir, "2027-02-01").arg("evaluate"));
-    assert!(out.starts_with("run 2: 0 joined, 1 left"), "{out}");
+    assert!(out.starts_with("run 3: 0 joined, 1 left"), "{out}");
     let members = stdout(in_dir(&dir, "2027-02-01").args(["members", "security-slack"]));
     assert_eq!(
         members,
@@ -387,12 +399,14 @@ fn evaluate_records_runs_and_plan_diffs_against_them() {
         "--at",
         "2026-12-01",
     ]));
-    assert_eq!(history, "W003 was a member of security-slack on 2026-12-01\n  2026-11-22  run 1  joined  [include]\n  2027-02-01  run 2  left  [expired]\n");
+    assert_eq!(history, "W003 was a member of security-slack on 2026-12-01\n  2026-11-22  run 1  joined  [include]\n  2027-02-01  run 3  left  [expired]\n");
     let runs = stdout(in_dir(&dir, "2027-02-01").args(["--format", "json", "runs"]));
     let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
-    assert_eq!(runs[0]["id"], 2);
+    assert_eq!(runs[0]["id"], 3);
     assert_eq!(runs[0]["removed"], 1);
-    assert_eq!(runs[1]["added"], 8);
+    assert_eq!(runs[1]["added"], 0, "run 2 had nothing to evaluate");
+    assert_eq!(runs[1]["memberships"], 8);
+    assert_eq!(runs[2]["added"], 8);
 }
 
 #[test]

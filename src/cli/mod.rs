@@ -86,13 +86,15 @@ pub struct Workspace {
     pub snapshot: Snapshot,
     pub report: LoadReport,
     pub rules: RuleSet,
+    /// The export's checksum, by which the store knows a snapshot.
+    pub checksum: String,
 }
 
 impl Workspace {
     pub fn load(global: &Global) -> Result<Self, CliError> {
         let RulesOnly { config, rules } = Self::load_rules_only(global)?;
-        let (snapshot, report) = block_on(async {
-            crate::fetch::load(&config.directory)
+        let (snapshot, report, checksum) = block_on(async {
+            crate::fetch::load_with_checksum(&config.directory)
                 .await
                 .map_err(|e| CliError::Invalid(e.to_string()))
         })?;
@@ -101,6 +103,7 @@ impl Workspace {
             snapshot,
             report,
             rules,
+            checksum,
         })
     }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::{block_on, CliError, Format, Global, Workspace};
 use crate::cycle;
 use crate::engine::Evaluation;
-use crate::store::Change;
+use crate::store::{Change, SnapshotStatus};
 
 /// Changes listed per group in text; JSON lists them all.
 const SHOWN_PER_GROUP: usize = 50;
@@ -27,15 +27,31 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
     let (stored, base_run) = block_on(async {
         if !store_exists(ws.config.database.expose()) {
             // A plan reads; it does not create a database where there is none.
-            return Ok((BTreeMap::new(), None));
+            return Ok((Stored::Members(BTreeMap::new()), None));
         }
         // Read only: a plan neither migrates nor writes, so a CI job can run it with a
         // role that may only read the database.
         let store = crate::store::Store::connect(ws.config.database.expose())
             .await
             .map_err(|e| CliError::Invalid(e.to_string()))?;
-        let stored = store.member_keys().await?;
         let runs = store.runs(1).await?;
+        // The same export, rules, config and date as the last succeeded run: the store holds
+        // the evaluation, so there is nothing to read or compare. (A database a newer rosterd
+        // has not migrated yet cannot say; it is compared in full.)
+        let digest = cycle::inputs_digest(&ws.config, &ws.rules, as_of);
+        let same = match store.snapshot_by_checksum(&ws.checksum).await? {
+            Some(s) if s.status == SnapshotStatus::Current => {
+                cycle::same_as_last_run(&store, s.id, digest.as_deref())
+                    .await
+                    .ok()
+                    .flatten()
+            }
+            _ => None,
+        };
+        let stored = match same {
+            Some(run) => Stored::AsEvaluatedBy(run.id),
+            None => Stored::Members(store.member_keys().await?),
+        };
         store.close().await;
         Ok::<_, CliError>((stored, runs.into_iter().next()))
     })?;
@@ -45,13 +61,13 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
         None => (0..ws.rules.groups().len()).collect(),
     };
     groups.sort_by(|&a, &b| ws.rules.group(a).name.cmp(&ws.rules.group(b).name));
-    let removed: Vec<&str> = match only {
-        Some(_) => Vec::new(),
-        None => stored
+    let removed: Vec<&str> = match (only, &stored) {
+        (None, Stored::Members(stored)) => stored
             .keys()
             .filter(|n| ws.rules.lookup(n).is_none())
             .map(String::as_str)
             .collect(),
+        _ => Vec::new(),
     };
     let plan = Plan {
         ws: &ws,
@@ -69,13 +85,18 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
     if global.format == Format::Json {
         plan.json(&mut out, &header, &groups, &removed)?;
     } else {
-        let compared = match &base_run {
+        let mut compared = match &base_run {
             Some(run) => format!(
                 "compared with the stored state after run {} (as of {})",
                 run.id, run.as_of
             ),
             None => "compared with an empty store: every member joins".to_string(),
         };
+        if let Stored::AsEvaluatedBy(run) = stored {
+            compared.push_str(&format!(
+                "\nthe export, the rules, the config and the date are those of run {run}: nothing changes"
+            ));
+        }
         plan.text(&mut out, &header, &compared, &groups, &removed, only)?;
     }
     out.flush()?;
@@ -99,10 +120,18 @@ struct ChangeJson<'a> {
     reason: &'a str,
 }
 
+/// What the store holds, as far as the plan needs it.
+enum Stored {
+    /// Each group's members.
+    Members(BTreeMap<String, BTreeSet<String>>),
+    /// Exactly this evaluation, stored by the run with this id: nothing to compare.
+    AsEvaluatedBy(i64),
+}
+
 struct Plan<'a> {
     ws: &'a Workspace,
     evaluation: &'a Evaluation,
-    stored: &'a BTreeMap<String, BTreeSet<String>>,
+    stored: &'a Stored,
 }
 
 /// Joins and leaves counted so far.
@@ -124,21 +153,35 @@ impl Totals {
 
 impl Plan<'_> {
     fn changes_of(&self, g: usize) -> Vec<Change> {
+        let Stored::Members(stored) = self.stored else {
+            return Vec::new();
+        };
         let name = &self.ws.rules.group(g).name;
         cycle::group_changes(
             &self.ws.snapshot,
             &self.ws.rules,
             self.evaluation,
             g,
-            self.stored.get(name),
+            stored.get(name),
         )
     }
 
     fn removed_changes(&self, name: &str) -> Vec<Change> {
-        self.stored
-            .get(name)
-            .map(|members| cycle::removed_group_changes(name, members))
-            .unwrap_or_default()
+        match self.stored {
+            Stored::Members(stored) => stored
+                .get(name)
+                .map(|members| cycle::removed_group_changes(name, members))
+                .unwrap_or_default(),
+            Stored::AsEvaluatedBy(_) => Vec::new(),
+        }
+    }
+
+    /// Whether the store has never held the group.
+    fn is_new(&self, name: &str) -> bool {
+        match self.stored {
+            Stored::Members(stored) => !stored.contains_key(name),
+            Stored::AsEvaluatedBy(_) => false,
+        }
     }
 
     fn label(&self, key: &str) -> String {
@@ -181,7 +224,7 @@ impl Plan<'_> {
                 "name": group.name,
                 "kind": group.kind,
                 "members": self.evaluation.members(g).count_ones(..),
-                "new": !self.stored.contains_key(&group.name),
+                "new": self.is_new(&group.name),
                 "joins": list(true),
                 "leaves": list(false),
                 "push": group.push,
@@ -241,7 +284,7 @@ impl Plan<'_> {
             }
             let (mark, note) = match g {
                 None => ("-", " (removed from the rules)".to_string()),
-                Some(g) if !self.stored.contains_key(name) => {
+                Some(g) if self.is_new(name) => {
                     ("+", format!(" ({}, new)", ws.rules.group(g).kind))
                 }
                 Some(g) => ("~", format!(" ({})", ws.rules.group(g).kind)),

@@ -111,7 +111,7 @@ pub struct HistoryEntry {
 
 const RUN_COLUMNS: &str =
     "id, kind, started_at, finished_at, status, as_of, snapshot_id, rules_commit, \
-                           rules_digest, group_count, membership_count, added, removed, message, inputs_digest";
+                           rules_digest, group_count, membership_count, added, removed, message";
 
 fn run_info(row: &AnyRow) -> Result<RunInfo, sqlx::Error> {
     Ok(RunInfo {
@@ -129,7 +129,9 @@ fn run_info(row: &AnyRow) -> Result<RunInfo, sqlx::Error> {
         added: row.try_get::<i64, _>("added")?,
         removed: row.try_get::<i64, _>("removed")?,
         message: row.try_get("message")?,
-        inputs_digest: row.try_get("inputs_digest")?,
+        // Read where selected (`last_succeeded_run`): `runs` leaves it out, so that a `plan`
+        // by a newer rosterd can still list the runs of a database not yet migrated.
+        inputs_digest: row.try_get("inputs_digest").ok().flatten(),
     })
 }
 
@@ -241,7 +243,7 @@ impl Store {
     /// The newest run that succeeded: the one whose memberships the store holds.
     pub async fn last_succeeded_run(&self) -> Result<Option<RunInfo>, StoreError> {
         let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'succeeded' ORDER BY id DESC LIMIT 1"
+            "SELECT {RUN_COLUMNS}, inputs_digest FROM runs WHERE status = 'succeeded' ORDER BY id DESC LIMIT 1"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
             .fetch_optional(&self.pool)
