@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::directory::{self, DirectoryError, Schema, Snapshot};
+use crate::directory::{self, DirectoryError, Schema, Snapshot, WorkerId};
 use crate::engine::{self, reason, Evaluation};
 use crate::rules::{GroupId, RuleSet};
 use crate::store::{
@@ -67,10 +67,15 @@ pub fn changes(
     evaluation: &Evaluation,
     stored: &BTreeMap<String, BTreeSet<String>>,
 ) -> Vec<Change> {
+    let order = KeyOrder::new(snapshot);
     let mut out = Vec::new();
-    for g in 0..rules.groups().len() {
-        let before = stored.get(&rules.group(g).name);
-        out.extend(group_changes(snapshot, rules, evaluation, g, before));
+    for (g, group) in rules.groups().iter().enumerate() {
+        let before = stored.get(&group.name);
+        out.extend(
+            planned_changes(snapshot, &order, rules, evaluation, g, before)
+                .into_iter()
+                .map(|c| c.owned(&group.name)),
+        );
     }
     for (name, members) in stored {
         if rules.lookup(name).is_none() {
@@ -80,45 +85,87 @@ pub fn changes(
     out
 }
 
+/// The workers in key order: `order[r]` is the worker at place `r`, `ranks[w]` the place of
+/// worker `w`. Sorting a group's changes by key is then sorting integers.
+pub struct KeyOrder {
+    order: Vec<WorkerId>,
+    ranks: Vec<u32>,
+}
+
+impl KeyOrder {
+    pub fn new(snapshot: &Snapshot) -> Self {
+        let mut order: Vec<WorkerId> = (0..snapshot.len()).collect();
+        order.sort_unstable_by(|&a, &b| snapshot.key(a).cmp(snapshot.key(b)));
+        let mut ranks = vec![0u32; order.len()];
+        for (r, &w) in order.iter().enumerate() {
+            ranks[w] = u32::try_from(r).unwrap_or(u32::MAX);
+        }
+        KeyOrder { order, ranks }
+    }
+}
+
+/// One membership change, borrowed from the snapshot and the stored state: what a plan lists,
+/// at the cost of a few words each (a plan may list millions).
+#[derive(Debug, Clone, Copy)]
+pub struct PlannedChange<'a> {
+    pub key: &'a str,
+    /// `None` for a worker no longer in the export.
+    pub worker: Option<WorkerId>,
+    pub added: bool,
+    pub reason: &'static str,
+}
+
+impl PlannedChange<'_> {
+    pub fn owned(&self, group: &str) -> Change {
+        Change {
+            group: group.to_string(),
+            worker: self.key.to_string(),
+            added: self.added,
+            reason: self.reason.to_string(),
+        }
+    }
+}
+
 /// One group's changes against its stored members `before`: joins, then leaves, each by
 /// worker key. A plan works through the groups one at a time with this, so its memory is
 /// that of one group's changes, not of all of them.
-pub fn group_changes(
-    snapshot: &Snapshot,
+pub fn planned_changes<'a>(
+    snapshot: &'a Snapshot,
+    order: &KeyOrder,
     rules: &RuleSet,
     evaluation: &Evaluation,
     g: GroupId,
-    before: Option<&BTreeSet<String>>,
-) -> Vec<Change> {
-    let empty = BTreeSet::new();
-    let before = before.unwrap_or(&empty);
-    let group = rules.group(g);
-    let mut joins: Vec<(&str, usize)> = evaluation
+    before: Option<&'a BTreeSet<String>>,
+) -> Vec<PlannedChange<'a>> {
+    let mut joins: Vec<u32> = evaluation
         .members(g)
         .ones()
-        .map(|w| (snapshot.key(w), w))
-        .filter(|(k, _)| !before.contains(*k))
+        .filter(|&w| before.is_none_or(|b| !b.contains(snapshot.key(w))))
+        .map(|w| order.ranks[w])
         .collect();
-    joins.sort();
-    let mut out = Vec::with_capacity(joins.len());
-    for (key, w) in joins {
-        out.push(Change {
-            group: group.name.clone(),
-            worker: key.to_string(),
-            added: true,
-            reason: reason::joined(rules, evaluation, g, w).to_string(),
-        });
-    }
-    for key in before {
+    joins.sort_unstable();
+    let mut out: Vec<PlannedChange<'a>> = joins
+        .into_iter()
+        .map(|r| {
+            let w = order.order[r as usize];
+            PlannedChange {
+                key: snapshot.key(w),
+                worker: Some(w),
+                added: true,
+                reason: reason::joined(rules, evaluation, g, w),
+            }
+        })
+        .collect();
+    for key in before.into_iter().flatten() {
         let w = snapshot.by_key(key);
         if w.is_some_and(|w| evaluation.is_member(g, w)) {
             continue;
         }
-        out.push(Change {
-            group: group.name.clone(),
-            worker: key.clone(),
+        out.push(PlannedChange {
+            key,
+            worker: w,
             added: false,
-            reason: reason::left(snapshot, rules, evaluation, g, w).to_string(),
+            reason: reason::left(snapshot, rules, evaluation, g, w),
         });
     }
     out

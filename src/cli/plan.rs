@@ -13,8 +13,9 @@ use serde::Serialize;
 
 use super::{block_on, CliError, Format, Global, Workspace};
 use crate::cycle;
+use crate::cycle::{KeyOrder, PlannedChange};
 use crate::engine::Evaluation;
-use crate::store::{Change, SnapshotStatus};
+use crate::store::SnapshotStatus;
 
 /// Changes listed per group in text; JSON lists them all.
 const SHOWN_PER_GROUP: usize = 50;
@@ -73,6 +74,7 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
         ws: &ws,
         evaluation: &evaluation,
         stored: &stored,
+        order: KeyOrder::new(&ws.snapshot),
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let header = Header {
@@ -112,14 +114,6 @@ struct Header<'a> {
     base_run: Option<i64>,
 }
 
-/// One change as JSON lists it.
-#[derive(Serialize)]
-struct ChangeJson<'a> {
-    key: &'a str,
-    label: String,
-    reason: &'a str,
-}
-
 /// What the store holds, as far as the plan needs it.
 enum Stored {
     /// Each group's members.
@@ -132,6 +126,7 @@ struct Plan<'a> {
     ws: &'a Workspace,
     evaluation: &'a Evaluation,
     stored: &'a Stored,
+    order: KeyOrder,
 }
 
 /// Joins and leaves counted so far.
@@ -143,7 +138,7 @@ struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, changes: &[Change]) {
+    fn add(&mut self, changes: &[PlannedChange<'_>]) {
         let joins = changes.iter().filter(|c| c.added).count();
         self.joins += joins;
         self.leaves += changes.len() - joins;
@@ -152,28 +147,65 @@ impl Totals {
 }
 
 impl Plan<'_> {
-    fn changes_of(&self, g: usize) -> Vec<Change> {
-        let Stored::Members(stored) = self.stored else {
-            return Vec::new();
+    fn changes_of(&self, g: usize) -> Vec<PlannedChange<'_>> {
+        let before = match self.stored {
+            Stored::Members(stored) => stored.get(&self.ws.rules.group(g).name),
+            Stored::AsEvaluatedBy(_) => return Vec::new(),
         };
-        let name = &self.ws.rules.group(g).name;
-        cycle::group_changes(
+        cycle::planned_changes(
             &self.ws.snapshot,
+            &self.order,
             &self.ws.rules,
             self.evaluation,
             g,
-            stored.get(name),
+            before,
         )
     }
 
-    fn removed_changes(&self, name: &str) -> Vec<Change> {
-        match self.stored {
-            Stored::Members(stored) => stored
-                .get(name)
-                .map(|members| cycle::removed_group_changes(name, members))
-                .unwrap_or_default(),
-            Stored::AsEvaluatedBy(_) => Vec::new(),
+    fn removed_changes(&self, name: &str) -> Vec<PlannedChange<'_>> {
+        let Stored::Members(stored) = self.stored else {
+            return Vec::new();
+        };
+        stored
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(|key| PlannedChange {
+                key,
+                worker: self.ws.snapshot.by_key(key),
+                added: false,
+                reason: "group_removed",
+            })
+            .collect()
+    }
+
+    /// A worker's label (`KEY Name (email)`), or the bare key of one no longer in the export.
+    fn label_into(&self, c: &PlannedChange<'_>, out: &mut String) {
+        out.clear();
+        match c.worker {
+            Some(w) => self.ws.snapshot.write_label(w, out),
+            None => out.push_str(c.key),
         }
+    }
+
+    /// `{"key":...,"label":...,"reason":...}`, written straight out: a plan may hold
+    /// millions, so none is built as a JSON value first.
+    fn write_change(
+        &self,
+        out: &mut impl std::io::Write,
+        c: &PlannedChange<'_>,
+        label: &mut String,
+    ) -> Result<(), CliError> {
+        let json_err = |e: serde_json::Error| CliError::Output(e.into());
+        self.label_into(c, label);
+        out.write_all(b"{\"key\":")?;
+        serde_json::to_writer(&mut *out, c.key).map_err(json_err)?;
+        out.write_all(b",\"label\":")?;
+        serde_json::to_writer(&mut *out, label.as_str()).map_err(json_err)?;
+        out.write_all(b",\"reason\":\"")?;
+        out.write_all(c.reason.as_bytes())?;
+        out.write_all(b"\"}")?;
+        Ok(())
     }
 
     /// Whether the store has never held the group.
@@ -182,13 +214,6 @@ impl Plan<'_> {
             Stored::Members(stored) => !stored.contains_key(name),
             Stored::AsEvaluatedBy(_) => false,
         }
-    }
-
-    fn label(&self, key: &str) -> String {
-        self.ws
-            .snapshot
-            .by_key(key)
-            .map_or_else(|| key.to_string(), |w| self.ws.snapshot.label(w))
     }
 
     /// `{header..., "groups": [...], "removed_groups": [...], "join": N, "leave": N}`, one
@@ -205,32 +230,32 @@ impl Plan<'_> {
         head.pop(); // the closing brace: the document goes on
         write!(out, "{head},\"groups\":[")?;
         let mut totals = Totals::default();
+        let mut label = String::new();
         for (i, &g) in groups.iter().enumerate() {
             let group = self.ws.rules.group(g);
             let changes = self.changes_of(g);
             totals.add(&changes);
-            let list = |added: bool| -> Vec<ChangeJson<'_>> {
-                changes
-                    .iter()
-                    .filter(|c| c.added == added)
-                    .map(|c| ChangeJson {
-                        key: &c.worker,
-                        label: self.label(&c.worker),
-                        reason: &c.reason,
-                    })
-                    .collect()
-            };
-            let row = serde_json::json!({
+            let mut head = serde_json::to_string(&serde_json::json!({
                 "name": group.name,
                 "kind": group.kind,
                 "members": self.evaluation.members(g).count_ones(..),
                 "new": self.is_new(&group.name),
-                "joins": list(true),
-                "leaves": list(false),
                 "push": group.push,
-            });
+            }))
+            .map_err(json_err)?;
+            head.pop(); // the closing brace: the lists follow
             out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
-            serde_json::to_writer(&mut *out, &row).map_err(json_err)?;
+            out.write_all(head.as_bytes())?;
+            for (list, added) in [(",\"joins\":[", true), ("],\"leaves\":[", false)] {
+                out.write_all(list.as_bytes())?;
+                for (n, c) in changes.iter().filter(|c| c.added == added).enumerate() {
+                    if n > 0 {
+                        out.write_all(b",")?;
+                    }
+                    self.write_change(out, c, &mut label)?;
+                }
+            }
+            out.write_all(b"]}")?;
         }
         let mut removed_leaves = 0;
         for name in removed {
@@ -295,12 +320,13 @@ impl Plan<'_> {
                 "{mark} {name}{note}: {j} join, {} leave",
                 changes.len() - j
             )?;
+            let mut label = String::new();
             for c in changes.iter().take(SHOWN_PER_GROUP) {
+                self.label_into(c, &mut label);
                 writeln!(
                     out,
-                    "    {} {}  [{}]",
+                    "    {} {label}  [{}]",
                     if c.added { "+" } else { "-" },
-                    self.label(&c.worker),
                     c.reason
                 )?;
             }

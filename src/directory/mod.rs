@@ -419,12 +419,20 @@ impl Snapshot {
     /// A short human label: `E001234 (ada@example.com)`, or `E001234 Ada Lovelace
     /// (ada@example.com)` when the config names the name attributes.
     pub fn label(&self, worker: WorkerId) -> String {
+        let mut out = String::new();
+        self.write_label(worker, &mut out);
+        out
+    }
+
+    /// [`Snapshot::label`] into `out`, for callers that write millions and reuse a buffer.
+    pub fn write_label(&self, worker: WorkerId, out: &mut String) {
+        use std::fmt::Write as _;
         let key = self.key(worker);
-        match (self.name(worker), self.email(worker)) {
-            (Some(name), Some(email)) => format!("{key} {name} ({email})"),
-            (None, Some(email)) => format!("{key} ({email})"),
-            (Some(name), None) => format!("{key} {name}"),
-            (None, None) => key.to_string(),
-        }
+        let _ = match (self.name(worker), self.email(worker)) {
+            (Some(name), Some(email)) => write!(out, "{key} {name} ({email})"),
+            (None, Some(email)) => write!(out, "{key} ({email})"),
+            (Some(name), None) => write!(out, "{key} {name}"),
+            (None, None) => write!(out, "{key}"),
+        };
     }
 }
