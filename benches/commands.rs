@@ -28,34 +28,17 @@ use std::process::{Command, Stdio};
 use rosterd::directory::generate;
 
 fn main() {
-    let mut size = 100_000usize;
-    let mut rules = 2000usize;
-    let mut backend = "sqlite".to_string();
-    let args: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--size" => {
-                size = args[i + 1].parse().expect("--size: a number");
-                i += 1;
-            }
-            "--rules" => {
-                rules = args[i + 1].parse().expect("--rules: a number");
-                i += 1;
-            }
-            "--backend" => {
-                backend = args[i + 1].clone();
-                i += 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    // Under `cargo test --all-targets` (no `--bench`), a small run checks that it works.
-    if !args.iter().any(|a| a == "--bench") {
-        size = 500;
-        rules = 20;
-    }
+    let args = common::Args::new();
+    let (size, rules) = if args.benchmarking() {
+        (
+            args.value("--size", 100_000usize),
+            args.value("--rules", 2000usize),
+        )
+    } else {
+        // A small run under `cargo test --all-targets` checks that it works.
+        (500, 20)
+    };
+    let backend: String = args.value("--backend", "sqlite".to_string());
     let dir = std::env::temp_dir().join(format!("rosterd-commands-bench-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("rules")).expect("a temporary folder");
     let database = match backend.as_str() {

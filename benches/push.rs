@@ -34,29 +34,16 @@ const PER_REQUEST: usize = 100;
 const PAGE: usize = 100;
 
 fn main() {
-    let mut size = 100_000usize;
-    let mut rules = 2000usize;
-    let args: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--size" => {
-                size = args[i + 1].parse().expect("--size: a number");
-                i += 1;
-            }
-            "--rules" => {
-                rules = args[i + 1].parse().expect("--rules: a number");
-                i += 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    // Under `cargo test --all-targets` (no `--bench`), a small run checks that it works.
-    if !args.iter().any(|a| a == "--bench") {
-        size = 1_000;
-        rules = 40;
-    }
+    let args = common::Args::new();
+    let (size, rules) = if args.benchmarking() {
+        (
+            args.value("--size", 100_000usize),
+            args.value("--rules", 2000usize),
+        )
+    } else {
+        // Under `cargo test --all-targets` (no `--bench`), a small run checks that it works.
+        (1_000, 40)
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -27,10 +27,17 @@ impl Daemon {
 
     /// Runs `NAME.yaml` from the world's folder, logging to `NAME.log`.
     fn start_named(world: &World, name: &str, port: u16) -> Daemon {
-        let log = world.path(&format!("{name}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rosterd"));
+        command
             .args(["run", "--config"])
-            .arg(world.path(&format!("{name}.yaml")))
+            .arg(world.path(&format!("{name}.yaml")));
+        Daemon::spawn(world, name, port, command)
+    }
+
+    /// Runs `command` (which starts `rosterd run`) with the token, logging to `NAME.log`.
+    fn spawn(world: &World, name: &str, port: u16, mut command: Command) -> Daemon {
+        let log = world.path(&format!("{name}.log"));
+        let child = command
             .env("ROSTERD_API_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -495,22 +502,12 @@ async fn hostile_rules_and_connections_do_not_stop_the_daemon() {
         ),
         TARGET_OPTIONS,
     );
-    let log = world.path("rosterd.log");
-    let child = Command::new("sh")
+    let mut command = Command::new("sh");
+    command
         .args(["-c", "ulimit -Sn 1024 && exec \"$0\" run --config \"$1\""])
         .arg(env!("CARGO_BIN_EXE_rosterd"))
-        .arg(world.path("rosterd.yaml"))
-        .env("ROSTERD_API_TOKEN", TOKEN)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut daemon = Daemon {
-        child: Some(child),
-        api: format!("http://127.0.0.1:{port}"),
-        log,
-    };
+        .arg(world.path("rosterd.yaml"));
+    let mut daemon = Daemon::spawn(&world, "rosterd", port, command);
     daemon.ready().await;
 
     // 100,000 nested parentheses: refused with a diagnostic, the last good rules stay.

@@ -128,3 +128,35 @@ pub fn rule_mix(workers: &[Worker], count: usize, seed: u64) -> String {
     }
     out
 }
+
+/// The benchmark's command line: `--name value` options, and whether `cargo bench` started
+/// it (`cargo test --all-targets` runs each benchmark too, without `--bench`, as a smoke test).
+pub struct Args {
+    args: Vec<String>,
+}
+
+impl Args {
+    pub fn new() -> Args {
+        Args {
+            args: std::env::args().collect(),
+        }
+    }
+
+    /// The value after `--name`, parsed; `default` when it is not given.
+    pub fn value<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
+        self.args
+            .iter()
+            .position(|a| a == name)
+            .and_then(|i| self.args.get(i + 1))
+            .map(|v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("{name}: cannot read `{v}`"))
+            })
+            .unwrap_or(default)
+    }
+
+    /// Started by `cargo bench`, not as a smoke test.
+    pub fn benchmarking(&self) -> bool {
+        self.args.iter().any(|a| a == "--bench")
+    }
+}
