@@ -879,9 +879,9 @@ async fn one_slow_target_does_not_hold_back_the_others() {
 async fn health_comes_only_from_requests_to_that_target() {
     let world = World::with_emulator(common::sqlite_db(), 30, &[]).await;
     // A second target that nothing listens on.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_url = format!("http://{}/scim", dead.local_addr().unwrap());
-    drop(dead);
+    // Port 1 on loopback: nothing listens there, and no test binds it. (A port taken and
+    // let go again can be handed to a server of another test running meanwhile.)
+    let dead_url = "http://127.0.0.1:1/scim";
     world.write_config("", TARGET_OPTIONS);
     let config = std::fs::read_to_string(world.path("rosterd.yaml")).unwrap();
     let config = config.replace(
