@@ -237,14 +237,15 @@ async fn push_target(
         // do here) says nothing about it.
         Ok(Ok(())) => {
             let unanswered = report.groups.iter().find_map(|g| g.error.clone());
-            if options.dry_run {
-            } else if report.answered > 0 {
-                store.set_target_health(name, true, None, &run.now).await?;
-            } else if let Some(message) = unanswered {
-                // Every request failed without an answer: it cannot be reached.
-                store
-                    .set_target_health(name, false, Some(&message), &run.now)
-                    .await?;
+            if !options.dry_run {
+                if report.answered > 0 {
+                    store.set_target_health(name, true, None, &run.now).await?;
+                } else if let Some(message) = unanswered {
+                    // Every request failed without an answer: it cannot be reached.
+                    store
+                        .set_target_health(name, false, Some(&message), &run.now)
+                        .await?;
+                }
             }
         }
         Ok(Err(Stop::Store(e))) => return Err(e.into()),
