@@ -75,6 +75,7 @@ on_both_backends!(
     fresh_database_opened_at_once_migrates_once,
     identical_export_costs_nothing,
     unchanged_inputs_are_not_evaluated_again,
+    plan_treats_an_unmigrated_database_as_empty,
     snapshot_diff_is_recorded,
     truncated_export_is_held_until_approved,
     empty_export_is_held,
@@ -138,6 +139,33 @@ async fn unchanged_inputs_are_not_evaluated_again(db: TestDb) {
     install.edit_export(|line| Some(line.replace("Security Engineer", "Security Lead")));
     install.run(&store, "2026-01-11").await;
     assert!(evaluated(&store.runs(1).await.unwrap()[0]));
+}
+
+/// `plan` neither migrates nor writes; against a database that exists but holds no tables
+/// (a new PostgreSQL database, an empty SQLite file) it plans from an empty store.
+async fn plan_treats_an_unmigrated_database_as_empty(db: TestDb) {
+    if let Some(file) = db.url.strip_prefix("sqlite://") {
+        std::fs::write(file, b"").unwrap();
+    }
+    let install = Install::new(db, &[("security.yaml", SECURITY)]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .arg("--config")
+        .arg(install.path("rosterd.yaml"))
+        .args(["--as-of", "2026-01-10", "plan"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("compared with an empty store: every member joins"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Plan: 7 to join, 0 to leave"), "{stdout}");
+    // And it is still unmigrated: a plan writes nothing.
+    let store = Store::connect(&install.db.url).await.unwrap();
+    assert!(!store.has_schema().await.unwrap());
+    store.close().await;
 }
 
 /// Several processes starting on one fresh database (a daemon and a CLI, or two daemons in

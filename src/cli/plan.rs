@@ -35,6 +35,11 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
         let store = crate::store::Store::connect(ws.config.database.expose())
             .await
             .map_err(|e| CliError::Invalid(e.to_string()))?;
+        if !store.has_schema().await? {
+            // A database that exists but was never migrated holds nothing either.
+            store.close().await;
+            return Ok((Stored::Members(BTreeMap::new()), None));
+        }
         let runs = store.runs(1).await?;
         // The same export, rules, config and date as the last succeeded run: the store holds
         // the evaluation, so there is nothing to read or compare. (A database a newer rosterd

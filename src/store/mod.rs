@@ -242,6 +242,22 @@ impl Store {
         &self.pool
     }
 
+    /// Whether the database holds rosterd's tables: a database that exists but was never
+    /// migrated holds no state, and a read-only command (`plan`) treats it as empty.
+    pub async fn has_schema(&self) -> Result<bool, StoreError> {
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'runs'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) AS n FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = 'runs'"
+            }
+        };
+        let row = sqlx::query(sql).fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
