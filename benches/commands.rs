@@ -67,6 +67,7 @@ fn main() {
                 .sum::<u64>()
         })
     };
+    // (On PostgreSQL: `SELECT pg_database_size('rosterd_bench_PID')` while it runs.)
 
     let rosterd = |args: &[&str], what: &str| {
         let measured = run(&config, args);
@@ -95,6 +96,9 @@ fn main() {
     rosterd(&["evaluate"], "evaluate after 1% of workers change");
     rosterd(&["plan"], "plan, nothing changed");
     let _ = std::fs::remove_dir_all(&dir);
+    if backend == "postgres" {
+        drop_postgres_database(&database);
+    }
 }
 
 struct Measured {
@@ -150,16 +154,16 @@ fn write_config(dir: &Path, database: &str) -> PathBuf {
     path
 }
 
-/// A fresh database on the server `ROSTERD_TEST_POSTGRES_URL` names.
-fn postgres_database() -> String {
+/// Drops the benchmark's database (gigabytes at 100k x 2,000).
+fn drop_postgres_database(url: &str) {
+    let (_, name) = url.rsplit_once('/').expect("a database URL");
+    run_on_admin(&format!("DROP DATABASE {name}"));
+}
+
+/// Runs one statement on the server's admin database, `ROSTERD_TEST_POSTGRES_URL`.
+fn run_on_admin(sql: &str) {
     let admin = std::env::var("ROSTERD_TEST_POSTGRES_URL")
         .expect("--backend postgres needs ROSTERD_TEST_POSTGRES_URL (scripts/test starts one)");
-    let name = format!("rosterd_bench_{}", std::process::id());
-    let base = admin
-        .rsplit_once('/')
-        .expect("a database URL")
-        .0
-        .to_string();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -169,11 +173,24 @@ fn postgres_database() -> String {
         let pool = sqlx::AnyPool::connect(&admin)
             .await
             .expect("PostgreSQL answers");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
             .execute(&pool)
             .await
-            .expect("a database is created");
+            .expect("the statement runs");
         pool.close().await;
     });
+}
+
+/// A fresh database on the server `ROSTERD_TEST_POSTGRES_URL` names.
+fn postgres_database() -> String {
+    let admin = std::env::var("ROSTERD_TEST_POSTGRES_URL")
+        .expect("--backend postgres needs ROSTERD_TEST_POSTGRES_URL (scripts/test starts one)");
+    let name = format!("rosterd_bench_{}", std::process::id());
+    run_on_admin(&format!("CREATE DATABASE {name}"));
+    let base = admin
+        .rsplit_once('/')
+        .expect("a database URL")
+        .0
+        .to_string();
     format!("{base}/{name}")
 }
