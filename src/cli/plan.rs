@@ -119,6 +119,38 @@ struct Header<'a> {
     base_run: Option<i64>,
 }
 
+/// Each worker's `{"key":KEY,"label":LABEL,"reason":"`, JSON-escaped once, end to end.
+struct ChangeHeads {
+    bytes: Vec<u8>,
+    /// Where each worker's head ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl ChangeHeads {
+    fn new(snapshot: &crate::directory::Snapshot) -> Result<Self, CliError> {
+        let json_err = |e: serde_json::Error| CliError::Output(e.into());
+        let mut bytes = Vec::new();
+        let mut ends = Vec::with_capacity(snapshot.len());
+        let mut label = String::new();
+        for w in 0..snapshot.len() {
+            label.clear();
+            snapshot.write_label(w, &mut label);
+            bytes.extend_from_slice(b"{\"key\":");
+            serde_json::to_writer(&mut bytes, snapshot.key(w)).map_err(json_err)?;
+            bytes.extend_from_slice(b",\"label\":");
+            serde_json::to_writer(&mut bytes, label.as_str()).map_err(json_err)?;
+            bytes.extend_from_slice(b",\"reason\":\"");
+            ends.push(bytes.len());
+        }
+        Ok(ChangeHeads { bytes, ends })
+    }
+
+    fn of(&self, w: usize) -> &[u8] {
+        let start = if w == 0 { 0 } else { self.ends[w - 1] };
+        &self.bytes[start..self.ends[w]]
+    }
+}
+
 /// What the store holds, as far as the plan needs it.
 enum Stored {
     /// Each group's members.
@@ -194,20 +226,28 @@ impl Plan<'_> {
     }
 
     /// `{"key":...,"label":...,"reason":...}`, written straight out: a plan may hold
-    /// millions, so none is built as a JSON value first.
+    /// millions, so none is built as a JSON value first, and a worker's key and label are
+    /// escaped once (`heads`), not once per group they join.
     fn write_change(
         &self,
         out: &mut impl std::io::Write,
         c: &PlannedChange<'_>,
+        heads: &ChangeHeads,
         label: &mut String,
     ) -> Result<(), CliError> {
-        let json_err = |e: serde_json::Error| CliError::Output(e.into());
-        self.label_into(c, label);
-        out.write_all(b"{\"key\":")?;
-        serde_json::to_writer(&mut *out, c.key).map_err(json_err)?;
-        out.write_all(b",\"label\":")?;
-        serde_json::to_writer(&mut *out, label.as_str()).map_err(json_err)?;
-        out.write_all(b",\"reason\":\"")?;
+        match c.worker {
+            Some(w) => out.write_all(heads.of(w))?,
+            // No longer in the export: its key is all there is.
+            None => {
+                let json_err = |e: serde_json::Error| CliError::Output(e.into());
+                self.label_into(c, label);
+                out.write_all(b"{\"key\":")?;
+                serde_json::to_writer(&mut *out, c.key).map_err(json_err)?;
+                out.write_all(b",\"label\":")?;
+                serde_json::to_writer(&mut *out, label.as_str()).map_err(json_err)?;
+                out.write_all(b",\"reason\":\"")?;
+            }
+        }
         out.write_all(c.reason.as_bytes())?;
         out.write_all(b"\"}")?;
         Ok(())
@@ -236,6 +276,7 @@ impl Plan<'_> {
         write!(out, "{head},\"groups\":[")?;
         let mut totals = Totals::default();
         let mut label = String::new();
+        let heads = ChangeHeads::new(&self.ws.snapshot)?;
         for (i, &g) in groups.iter().enumerate() {
             let group = self.ws.rules.group(g);
             let changes = self.changes_of(g);
@@ -257,7 +298,7 @@ impl Plan<'_> {
                     if n > 0 {
                         out.write_all(b",")?;
                     }
-                    self.write_change(out, c, &mut label)?;
+                    self.write_change(out, c, &heads, &mut label)?;
                 }
             }
             out.write_all(b"]}")?;
