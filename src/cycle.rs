@@ -79,7 +79,11 @@ pub fn changes(
     }
     for (name, members) in stored {
         if rules.lookup(name).is_none() {
-            out.extend(removed_group_changes(name, members));
+            out.extend(
+                removed_group_changes(snapshot, members)
+                    .into_iter()
+                    .map(|c| c.owned(name)),
+            );
         }
     }
     out
@@ -171,15 +175,18 @@ pub fn planned_changes<'a>(
     out
 }
 
-/// The leaves of a stored group that the rules no longer define.
-pub fn removed_group_changes(name: &str, members: &BTreeSet<String>) -> Vec<Change> {
+/// The leaves of a stored group that the rules no longer define: its stored `members`.
+pub fn removed_group_changes<'a>(
+    snapshot: &Snapshot,
+    members: &'a BTreeSet<String>,
+) -> Vec<PlannedChange<'a>> {
     members
         .iter()
-        .map(|key| Change {
-            group: name.to_string(),
-            worker: key.clone(),
+        .map(|key| PlannedChange {
+            key,
+            worker: snapshot.by_key(key),
             added: false,
-            reason: "group_removed".to_string(),
+            reason: "group_removed",
         })
         .collect()
 }
@@ -202,7 +209,8 @@ struct Chosen {
 /// Refreshes, evaluates and records one run.
 pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleError> {
     let started = crate::clock::stamp(inputs.now);
-    let digest = inputs_digest(inputs.config, inputs.rules, inputs.as_of);
+    let rules_digest = inputs.rules.digest(&inputs.config.rules.dir);
+    let digest = inputs_digest(inputs.config, &rules_digest, inputs.as_of);
     let chosen = match choose_snapshot(inputs, store, digest.as_deref()).await {
         Ok(Ok(chosen)) => chosen,
         // Held, or nothing to evaluate: the run is recorded already.
@@ -227,7 +235,7 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
         as_of: inputs.as_of,
         snapshot: chosen.usage,
         rules_commit: crate::rules::git_commit(&inputs.config.rules.dir),
-        rules_digest: Some(inputs.rules.digest(&inputs.config.rules.dir)),
+        rules_digest: Some(rules_digest),
         inputs_digest: digest,
         group_count: inputs.rules.groups().len() as i64,
         membership_count: memberships as i64,
@@ -361,15 +369,15 @@ async fn choose_snapshot(
     }))
 }
 
-/// SHA-256 over everything an evaluation reads besides the export: the rule files, the config
-/// file, the evaluation date and rosterd's version. `None` when the config file cannot be
-/// read (the run is then never taken for unchanged).
-pub fn inputs_digest(config: &Config, rules: &RuleSet, as_of: NaiveDate) -> Option<String> {
+/// SHA-256 over everything an evaluation reads besides the export: the rule files (by their
+/// digest, [`RuleSet::digest`]), the config file, the evaluation date and rosterd's version.
+/// `None` when the config file cannot be read (the run is then never taken for unchanged).
+pub fn inputs_digest(config: &Config, rules_digest: &str, as_of: NaiveDate) -> Option<String> {
     use sha2::Digest;
     let config_text = std::fs::read(&config.path).ok()?;
     let mut hasher = sha2::Sha256::new();
     for part in [
-        rules.digest(&config.rules.dir).as_bytes(),
+        rules_digest.as_bytes(),
         &config_text,
         as_of.to_string().as_bytes(),
         env!("CARGO_PKG_VERSION").as_bytes(),
@@ -413,9 +421,6 @@ async fn unchanged(
     let Some(last) = same_as_last_run(store, snapshot_id, digest).await? else {
         return Ok(None);
     };
-    let Some(digest) = digest else {
-        return Ok(None);
-    };
     let message = format!(
         "unchanged: the export, the rules, the config and the date are those of run {}; nothing was evaluated",
         last.id
@@ -427,7 +432,7 @@ async fn unchanged(
         &message,
     );
     commit.membership_count = last.memberships;
-    commit.inputs_digest = Some(digest.to_string());
+    commit.inputs_digest = last.inputs_digest.clone();
     let (run_id, _) = store.commit_run(&commit).await?;
     Ok(Some(Outcome::Applied {
         run_id,

@@ -3,10 +3,19 @@
 /// `text` cut to at most `max` characters, marked with `…` where cut: messages quote what
 /// they complain about, and what they complain about can be megabytes long.
 pub fn shorten(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text.to_string(),
-        Some((at, _)) => format!("{}…", &text[..at]),
+    let kept = prefix(text, max);
+    if kept.len() == text.len() {
+        kept.to_string()
+    } else {
+        format!("{kept}…")
     }
+}
+
+/// The first `max` characters of `text` (all of it when shorter).
+pub fn prefix(text: &str, max: usize) -> &str {
+    text.char_indices()
+        .nth(max)
+        .map_or(text, |(at, _)| &text[..at])
 }
 
 #[cfg(test)]

@@ -44,7 +44,8 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
         // The same export, rules, config and date as the last succeeded run: the store holds
         // the evaluation, so there is nothing to read or compare. (A database a newer rosterd
         // has not migrated yet cannot say; it is compared in full.)
-        let digest = cycle::inputs_digest(&ws.config, &ws.rules, as_of);
+        let rules_digest = ws.rules.digest(&ws.config.rules.dir);
+        let digest = cycle::inputs_digest(&ws.config, &rules_digest, as_of);
         let same = match store.snapshot_by_checksum(&ws.checksum).await? {
             Some(s) if s.status == SnapshotStatus::Current => {
                 cycle::same_as_last_run(&store, s.id, digest.as_deref())
@@ -200,20 +201,21 @@ impl Plan<'_> {
     }
 
     fn removed_changes(&self, name: &str) -> Vec<PlannedChange<'_>> {
-        let Stored::Members(stored) = self.stored else {
-            return Vec::new();
-        };
-        stored
-            .get(name)
-            .into_iter()
-            .flatten()
-            .map(|key| PlannedChange {
-                key,
-                worker: self.ws.snapshot.by_key(key),
-                added: false,
-                reason: "group_removed",
-            })
-            .collect()
+        match self.stored {
+            Stored::Members(stored) => stored
+                .get(name)
+                .map(|members| cycle::removed_group_changes(&self.ws.snapshot, members))
+                .unwrap_or_default(),
+            Stored::AsEvaluatedBy(_) => Vec::new(),
+        }
+    }
+
+    /// How many stored members the removed group `name` has: each of them leaves.
+    fn removed_count(&self, name: &str) -> usize {
+        match self.stored {
+            Stored::Members(stored) => stored.get(name).map_or(0, BTreeSet::len),
+            Stored::AsEvaluatedBy(_) => 0,
+        }
     }
 
     /// A worker's label (`KEY Name (email)`), or the bare key of one no longer in the export.
@@ -303,10 +305,7 @@ impl Plan<'_> {
             }
             out.write_all(b"]}")?;
         }
-        let mut removed_leaves = 0;
-        for name in removed {
-            removed_leaves += self.removed_changes(name).len();
-        }
+        let removed_leaves: usize = removed.iter().map(|name| self.removed_count(name)).sum();
         write!(
             out,
             "\n],\"removed_groups\":{},\"join\":{},\"leave\":{}}}\n",

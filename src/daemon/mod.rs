@@ -360,8 +360,6 @@ async fn watch_rules(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver
     }
 }
 
-/// Every file under the rules folder (following the symlinks git-sync swaps) with its size,
-/// modification time and a hash of its bytes.
 /// [`fingerprint`] on a blocking thread: it reads and hashes every rule file.
 async fn fingerprint_off_the_runtime(shared: &Shared) -> Vec<(PathBuf, u64)> {
     let dir = shared.config().rules.dir.clone();
@@ -370,6 +368,8 @@ async fn fingerprint_off_the_runtime(shared: &Shared) -> Vec<(PathBuf, u64)> {
         .unwrap_or_default()
 }
 
+/// Every file under the rules folder (following the symlinks git-sync swaps) with its size,
+/// modification time and a hash of its bytes.
 fn fingerprint(dir: &std::path::Path) -> Vec<(PathBuf, u64)> {
     use std::hash::{Hash, Hasher};
     let mut out = Vec::new();

@@ -536,14 +536,20 @@ fn read_workday_json(
     Ok(())
 }
 
-/// Parses one text field; `Ok(None)` is an empty (missing) value, `Err` says why it is bad.
-pub(crate) fn parse_text(attr: &Attribute, raw: &str) -> Result<Option<Value>, String> {
+/// `Err` when `raw` is longer than [`MAX_FIELD_BYTES`].
+fn within_field_limit(raw: &str) -> Result<(), String> {
     if raw.len() > MAX_FIELD_BYTES {
         return Err(format!(
             "the value is {} bytes, more than the limit of {MAX_FIELD_BYTES}: value treated as missing",
             raw.len()
         ));
     }
+    Ok(())
+}
+
+/// Parses one text field; `Ok(None)` is an empty (missing) value, `Err` says why it is bad.
+pub(crate) fn parse_text(attr: &Attribute, raw: &str) -> Result<Option<Value>, String> {
+    within_field_limit(raw)?;
     let text = raw.trim();
     if text.is_empty() {
         return Ok(None);
@@ -585,11 +591,13 @@ fn parse_json(attr: &Attribute, v: &serde_json::Value) -> Result<Option<Value>, 
             let mut out = Vec::with_capacity(items.len());
             for item in items {
                 match item {
-                    J::String(s) if s.len() > MAX_FIELD_BYTES => {
-                        return parse_text(attr, s);
+                    J::String(s) => {
+                        within_field_limit(s)?;
+                        if !s.trim().is_empty() {
+                            out.push(s.trim().to_string());
+                        }
                     }
-                    J::String(s) if !s.trim().is_empty() => out.push(s.trim().to_string()),
-                    J::String(_) | J::Null => {}
+                    J::Null => {}
                     J::Number(n) => out.push(n.to_string()),
                     other => {
                         return Err(format!(

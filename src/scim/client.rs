@@ -35,7 +35,7 @@ pub enum ScimError {
         message: String,
         attempts: u32,
     },
-    #[error("target `{target}`: {method} {path}: the answer is not SCIM JSON: {message}")]
+    #[error("target `{target}`: {method} {path}: the answer cannot be used: {message}")]
     Decode {
         target: String,
         method: String,
@@ -336,12 +336,18 @@ impl Client {
         request: &Request,
         body: Option<Value>,
     ) -> Result<T, ScimError> {
-        serde_json::from_value(body.unwrap_or(Value::Null)).map_err(|e| ScimError::Decode {
+        serde_json::from_value(body.unwrap_or(Value::Null))
+            .map_err(|e| self.unusable(request, format!("not SCIM JSON: {e}")))
+    }
+
+    /// The target answered `request` with what rosterd cannot use, and `message` says why.
+    fn unusable(&self, request: &Request, message: String) -> ScimError {
+        ScimError::Decode {
             target: self.target.clone(),
             method: request.method.to_string(),
             path: request.path.clone(),
-            message: e.to_string(),
-        })
+            message,
+        }
     }
 
     fn decode_group(&self, request: &Request, body: Option<Value>) -> Result<Group, ScimError> {
@@ -353,12 +359,7 @@ impl Client {
     /// values that are ids too. What is missing is an error, never a default: a group stored
     /// with an empty id would send every later PATCH to `/Groups/`.
     fn checked_group(&self, request: &Request, group: Group) -> Result<Group, ScimError> {
-        let bad = |message: String| ScimError::Decode {
-            target: self.target.clone(),
-            method: request.method.to_string(),
-            path: request.path.clone(),
-            message,
-        };
+        let bad = |message: String| self.unusable(request, message);
         match group.id.as_deref() {
             None | Some("") => {
                 return Err(bad(
@@ -376,7 +377,7 @@ impl Client {
             .flatten()
             .find(|m| !wire::is_valid_id(&m.value))
         {
-            let shown: String = m.value.chars().take(40).collect();
+            let shown = crate::text::prefix(&m.value, 40);
             return Err(bad(format!(
                 "a member's `value` is not a usable id: {shown:?}"
             )));
@@ -491,15 +492,13 @@ impl Client {
                 return Ok(Attempt::Failed(transport(e), None))
             }
             Err(crate::http::BodyError::TooLarge) => {
-                return Err(ScimError::Decode {
-                    target: self.target.clone(),
-                    method: request.method.to_string(),
-                    path: request.path.clone(),
-                    message: format!(
-                        "the answer is larger than max_response_bytes ({} bytes)",
-                        self.max_body
+                return Err(self.unusable(
+                    request,
+                    format!(
+                        "larger than max_response_bytes ({} bytes); raise targets.{}.max_response_bytes if its answers are that large",
+                        self.max_body, self.target
                     ),
-                })
+                ))
             }
         };
         let body: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {

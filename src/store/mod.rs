@@ -508,7 +508,8 @@ fn sqlite_file(url: &str) -> Option<&str> {
 /// SQLite would create it with the process's umask, and a container often has none (0644).
 /// SQLite gives the `-wal` and `-shm` files the database file's permissions.
 fn create_private(file: &std::path::Path) -> std::io::Result<()> {
-    if file.as_os_str().is_empty() || file.to_str() == Some(":memory:") || file.exists() {
+    // `sqlite_file` gives no file for `:memory:` or an empty path.
+    if file.exists() {
         return Ok(());
     }
     let mut options = std::fs::OpenOptions::new();

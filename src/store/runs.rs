@@ -342,10 +342,7 @@ pub const MAX_RUN_MESSAGE_CHARS: usize = 8_000;
 /// `message` as stored: at most [`MAX_RUN_MESSAGE_CHARS`], and without NUL characters
 /// (which PostgreSQL's text cannot hold), the same on both backends.
 pub fn bounded_message(message: &str) -> String {
-    let cut = message
-        .char_indices()
-        .nth(MAX_RUN_MESSAGE_CHARS)
-        .map_or(message.len(), |(at, _)| at);
+    let cut = crate::text::prefix(message, MAX_RUN_MESSAGE_CHARS).len();
     let mut out = message[..cut].replace('\0', "\u{FFFD}");
     if cut < message.len() {
         out.push_str(&format!("… ({} more bytes)", message.len() - cut));
