@@ -2,7 +2,6 @@
 //! record the run and every membership change in the store, in one transaction. `plan` uses
 //! the same difference without writing.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -13,9 +12,10 @@ use crate::directory::{self, DirectoryError, Schema, Snapshot, WorkerId};
 use crate::engine::{self, reason, Evaluation};
 use crate::rules::{GroupId, RuleSet};
 use crate::store::{
-    Change, NewSnapshot, RunCommit, RunStatus, SnapshotChange, SnapshotStatus, SnapshotUse, Store,
-    StoreError,
+    Change, GroupDelta, MemberState, NewSnapshot, RunChanges, RunCommit, RunStatus, SnapshotChange,
+    SnapshotStatus, SnapshotUse, Store, StoreError, WorkerIds, CHECKPOINT_EVERY,
 };
+use roaring::RoaringBitmap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CycleError {
@@ -59,34 +59,92 @@ pub struct Inputs<'a> {
     pub kind: &'a str,
 }
 
-/// The membership changes that take the stored state to what the rules say now. Groups in
-/// rule-set order, then removed groups; workers by key.
+/// The membership changes that take the stored state to what the rules say now, by worker
+/// key: groups in rule-set order, then removed groups; joins, then leaves, each by key.
 pub fn changes(
     snapshot: &Snapshot,
     rules: &RuleSet,
     evaluation: &Evaluation,
-    stored: &BTreeMap<String, BTreeSet<String>>,
+    stored: &MemberState,
 ) -> Vec<Change> {
     let order = KeyOrder::new(snapshot);
+    let numbering = Numbering::new(snapshot, &stored.workers);
+    let side = StoredSide {
+        state: stored,
+        numbering: &numbering,
+    };
     let mut out = Vec::new();
     for (g, group) in rules.groups().iter().enumerate() {
-        let before = stored.get(&group.name);
         out.extend(
-            planned_changes(snapshot, &order, rules, evaluation, g, before)
+            planned_changes(snapshot, &order, rules, evaluation, g, &side)
                 .into_iter()
                 .map(|c| c.owned(&group.name)),
         );
     }
-    for (name, members) in stored {
+    for name in stored.groups.keys() {
         if rules.lookup(name).is_none() {
             out.extend(
-                removed_group_changes(snapshot, members)
+                removed_group_changes(&side, name)
                     .into_iter()
                     .map(|c| c.owned(name)),
             );
         }
     }
     out
+}
+
+/// The snapshot's workers in the store's numbering, both ways.
+pub struct Numbering {
+    /// By [`WorkerId`]: the stored id, when the worker has one.
+    ids: Vec<Option<u32>>,
+    /// By stored id: the worker in this snapshot, or `u32::MAX`.
+    workers: Vec<u32>,
+}
+
+impl Numbering {
+    /// The ids the store has; workers it never saw have none (a plan writes nothing).
+    pub fn new(snapshot: &Snapshot, stored: &WorkerIds) -> Self {
+        let ids = (0..snapshot.len())
+            .map(|w| stored.id(snapshot.key(w)))
+            .collect();
+        Self::of(ids, stored.len())
+    }
+
+    /// Numbers every worker the store never saw; [`WorkerIds::since`] then lists them.
+    pub fn assign(snapshot: &Snapshot, stored: &mut WorkerIds) -> Self {
+        let ids = (0..snapshot.len())
+            .map(|w| Some(stored.number(snapshot.key(w))))
+            .collect();
+        Self::of(ids, stored.len())
+    }
+
+    fn of(ids: Vec<Option<u32>>, stored: usize) -> Self {
+        let mut workers = vec![u32::MAX; stored];
+        for (w, id) in ids.iter().enumerate() {
+            if let Some(id) = id {
+                workers[*id as usize] = w as u32;
+            }
+        }
+        Numbering { ids, workers }
+    }
+
+    pub fn id(&self, w: WorkerId) -> Option<u32> {
+        self.ids[w]
+    }
+
+    /// The worker with stored id `id` in this snapshot, if it is in it.
+    pub fn worker(&self, id: u32) -> Option<WorkerId> {
+        match self.workers.get(id as usize) {
+            Some(&w) if w != u32::MAX => Some(w as WorkerId),
+            _ => None,
+        }
+    }
+}
+
+/// The stored state and the snapshot's workers in its numbering.
+pub struct StoredSide<'a> {
+    pub state: &'a MemberState,
+    pub numbering: &'a Numbering,
 }
 
 /// The workers in key order: `order[r]` is the worker at place `r`, `ranks[w]` the place of
@@ -130,21 +188,26 @@ impl PlannedChange<'_> {
     }
 }
 
-/// One group's changes against its stored members `before`: joins, then leaves, each by
-/// worker key. A plan works through the groups one at a time with this, so its memory is
-/// that of one group's changes, not of all of them.
+/// One group's changes against its stored members: joins, then leaves, each by worker key.
+/// A plan works through the groups one at a time with this, so its memory is that of one
+/// group's changes, not of all of them.
 pub fn planned_changes<'a>(
     snapshot: &'a Snapshot,
     order: &KeyOrder,
     rules: &RuleSet,
     evaluation: &Evaluation,
     g: GroupId,
-    before: Option<&'a BTreeSet<String>>,
+    stored: &StoredSide<'a>,
 ) -> Vec<PlannedChange<'a>> {
+    let before = stored.state.group(&rules.group(g).name);
+    let numbering = stored.numbering;
     let mut joins: Vec<u32> = evaluation
         .members(g)
         .ones()
-        .filter(|&w| before.is_none_or(|b| !b.contains(snapshot.key(w))))
+        .filter(|&w| match (before, numbering.id(w)) {
+            (Some(b), Some(id)) => !b.members.contains(id),
+            _ => true,
+        })
         .map(|w| order.ranks[w])
         .collect();
     joins.sort_unstable();
@@ -160,35 +223,116 @@ pub fn planned_changes<'a>(
             }
         })
         .collect();
-    for key in before.into_iter().flatten() {
-        let w = snapshot.by_key(key);
-        if w.is_some_and(|w| evaluation.is_member(g, w)) {
-            continue;
-        }
-        out.push(PlannedChange {
-            key,
-            worker: w,
-            added: false,
-            reason: reason::left(snapshot, rules, evaluation, g, w),
-        });
-    }
+    let Some(before) = before else {
+        return out;
+    };
+    let mut leaves: Vec<PlannedChange<'a>> = before
+        .members
+        .iter()
+        .filter_map(|id| {
+            let w = numbering.worker(id);
+            if w.is_some_and(|w| evaluation.is_member(g, w)) {
+                return None;
+            }
+            Some(PlannedChange {
+                key: stored.state.workers.key(id)?,
+                worker: w,
+                added: false,
+                reason: reason::left(snapshot, rules, evaluation, g, w),
+            })
+        })
+        .collect();
+    leaves.sort_unstable_by(|a, b| a.key.cmp(b.key));
+    out.extend(leaves);
     out
 }
 
-/// The leaves of a stored group that the rules no longer define: its stored `members`.
-pub fn removed_group_changes<'a>(
-    snapshot: &Snapshot,
-    members: &'a BTreeSet<String>,
-) -> Vec<PlannedChange<'a>> {
-    members
+/// The leaves of a stored group that the rules no longer define, by key.
+pub fn removed_group_changes<'a>(stored: &StoredSide<'a>, group: &str) -> Vec<PlannedChange<'a>> {
+    let Some(members) = stored.state.group(group) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PlannedChange<'a>> = members
+        .members
         .iter()
-        .map(|key| PlannedChange {
-            key,
-            worker: snapshot.by_key(key),
-            added: false,
-            reason: "group_removed",
+        .filter_map(|id| {
+            Some(PlannedChange {
+                key: stored.state.workers.key(id)?,
+                worker: stored.numbering.worker(id),
+                added: false,
+                reason: "group_removed",
+            })
         })
-        .collect()
+        .collect();
+    out.sort_unstable_by(|a, b| a.key.cmp(b.key));
+    out
+}
+
+/// What a run stores: each changed group's delta against `state`, by group name, with the
+/// workers it numbered and the checkpoints due. Every worker of the snapshot is numbered.
+pub fn run_changes(
+    snapshot: &Snapshot,
+    rules: &RuleSet,
+    evaluation: &Evaluation,
+    mut state: MemberState,
+) -> RunChanges {
+    let known = state.workers.len();
+    let numbering = Numbering::assign(snapshot, &mut state.workers);
+    let mut deltas = Vec::new();
+    for (g, group) in rules.groups().iter().enumerate() {
+        let wanted: RoaringBitmap = evaluation
+            .members(g)
+            .ones()
+            .filter_map(|w| numbering.id(w))
+            .collect();
+        let before = state.group(&group.name).map(|s| &s.members);
+        let (added, removed) = match before {
+            Some(before) => (&wanted - before, before - &wanted),
+            None => (wanted.clone(), RoaringBitmap::new()),
+        };
+        if added.is_empty() && removed.is_empty() {
+            continue;
+        }
+        let joins = added.iter().filter_map(|id| {
+            let w = numbering.worker(id)?;
+            Some((id, true, reason::joined(rules, evaluation, g, w)))
+        });
+        let leaves = removed.iter().map(|id| {
+            let w = numbering.worker(id);
+            (id, false, reason::left(snapshot, rules, evaluation, g, w))
+        });
+        let mut delta = GroupDelta::from_changes(&group.name, joins.chain(leaves));
+        delta.member_count = wanted.len();
+        deltas.push(delta);
+    }
+    for (name, members) in &state.groups {
+        if rules.lookup(name).is_none() {
+            let leaves = members
+                .members
+                .iter()
+                .map(|id| (id, false, "group_removed"));
+            deltas.push(GroupDelta::from_changes(name, leaves));
+        }
+    }
+    deltas.sort_by(|a, b| a.group.cmp(&b.group));
+    let due: Vec<String> = deltas
+        .iter()
+        .filter(|d| state.group(&d.group).map_or(0, |s| s.since_checkpoint) + 1 >= CHECKPOINT_EVERY)
+        .map(|d| d.group.clone())
+        .collect();
+    let checkpoints = due
+        .into_iter()
+        .map(|name| {
+            let before = state.groups.remove(&name).unwrap_or_default();
+            (name, before)
+        })
+        .collect();
+    RunChanges {
+        base_run: state.last_run,
+        new_workers: state.workers.since(known),
+        deltas,
+        checkpoints,
+    }
 }
 
 fn total_members(evaluation: &Evaluation, rules: &RuleSet) -> usize {
@@ -224,8 +368,8 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
         Some(evaluation) => evaluation,
         None => engine::evaluate(&chosen.snapshot, inputs.rules, inputs.as_of),
     };
-    let stored = store.member_keys().await?;
-    let changes = changes(&chosen.snapshot, inputs.rules, &evaluation, &stored);
+    let stored = store.member_state().await?;
+    let changes = run_changes(&chosen.snapshot, inputs.rules, &evaluation, stored);
     let memberships = total_members(&evaluation, inputs.rules);
     let commit = RunCommit {
         kind: inputs.kind.to_string(),
@@ -243,12 +387,11 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
         message: chosen.warning.clone(),
     };
     let (run_id, snapshot_id) = store.commit_run(&commit).await?;
-    let added = commit.changes.iter().filter(|c| c.added).count();
     Ok(Outcome::Applied {
         run_id,
         snapshot_id,
-        added,
-        removed: commit.changes.len() - added,
+        added: commit.changes.added() as usize,
+        removed: commit.changes.removed() as usize,
         memberships,
         warning: chosen.warning,
     })
@@ -526,7 +669,7 @@ fn bare_run(
         inputs_digest: None,
         group_count: inputs.rules.groups().len() as i64,
         membership_count: 0,
-        changes: Vec::new(),
+        changes: RunChanges::default(),
         message: Some(message.to_string()),
     }
 }

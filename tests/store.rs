@@ -83,6 +83,7 @@ on_both_backends!(
     history_answers_at_five_dates,
     plan_after_one_rule_change_shows_exactly_that_groups_changes,
     removed_group_members_leave_with_that_reason,
+    migration_6_carries_every_membership_and_audit_row,
 );
 
 async fn migrations_apply_and_are_idempotent(db: TestDb) {
@@ -462,7 +463,7 @@ async fn plan_after_one_rule_change_shows_exactly_that_groups_changes(db: TestDb
         &snapshot,
         &rules,
         &evaluation,
-        &store.member_keys().await.unwrap(),
+        &store.member_state().await.unwrap(),
     );
     let shown: Vec<String> = changes
         .iter()
@@ -560,59 +561,217 @@ async fn a_run_records_the_rules_git_commit_and_digest() {
     );
 }
 
-/// Migration 4 rebuilds SQLite's two per-membership tables as WITHOUT ROWID tables: a
-/// database written before it keeps every row, and the tables are clustered afterwards.
-#[tokio::test]
-async fn sqlite_migration_4_keeps_the_membership_rows() {
-    let db = common::sqlite_db();
-    // The database as migrations 1-3 left it.
+/// Migration 6 replaces the row per membership (`memberships`, `membership_changes`) with
+/// compact sets; rosterd carries a database written by migrations 1 to 5 over when it opens
+/// it. Every membership (reason, run joined in), every audit row, what `history` answers at
+/// each date, and the targets' state come through; a plan reads the old tables the same.
+async fn migration_6_carries_every_membership_and_audit_row(db: TestDb) {
+    let backend = if db.url.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
     let earlier = tempfile::tempdir().unwrap();
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
     for entry in std::fs::read_dir(&source).unwrap() {
         let name = entry.unwrap().file_name();
-        if name.to_string_lossy().as_ref() < "0004" {
+        if name.to_string_lossy().as_ref() < "0006" {
             std::fs::copy(source.join(&name), earlier.path().join(&name)).unwrap();
         }
     }
     let store = Store::connect(&db.url).await.unwrap();
     let migrator = sqlx::migrate::Migrator::new(earlier.path()).await.unwrap();
     migrator.run(store.pool()).await.unwrap();
-    for sql in [
-        "INSERT INTO memberships VALUES ('eng', 'W1', 'rule', 1), ('eng', 'W2', 'include', 2)",
-        "INSERT INTO target_members VALUES ('okta', 'eng', 'u-1', 'W1'), ('okta', 'eng', 'u-9', NULL)",
-    ] {
-        sqlx::query(sql).execute(store.pool()).await.unwrap();
+
+    // Five runs over four groups and 60 workers, changes chosen by a fixed sequence, replayed
+    // here into the state and the audit the old schema held.
+    let mut seed: u64 = 7;
+    let mut next = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let reasons_in = ["rule", "rule", "include", "member"];
+    let reasons_out = [
+        "rule_no_longer_matches",
+        "not_eligible",
+        "expired",
+        "exclude",
+    ];
+    let mut state: BTreeMap<(String, String), (String, i64)> = BTreeMap::new();
+    let mut audit: BTreeMap<i64, Vec<(String, String, bool, String)>> = BTreeMap::new();
+    // After each run: its date, and each group's members with their reasons.
+    type Members = BTreeMap<String, BTreeMap<String, String>>;
+    let mut at_dates: Vec<(String, Members)> = Vec::new();
+    for run in 1..=5i64 {
+        let as_of = format!("2026-01-{:02}", run * 3);
+        sqlx::query(
+            "INSERT INTO runs (id, kind, started_at, finished_at, status, as_of, group_count, \
+             membership_count, added, removed) VALUES ($1, 'evaluate', 't', 't', 'succeeded', $2, 4, 0, 0, 0)",
+        )
+        .bind(run)
+        .bind(&as_of)
+        .execute(store.pool())
+        .await
+        .unwrap();
+        for _ in 0..(if run == 1 { 150 } else { 25 }) {
+            let group = format!("g{}", next(4));
+            let worker = format!("W{:02}", next(60));
+            // One change per worker and group in a run, as the cycle makes them.
+            if audit
+                .get(&run)
+                .is_some_and(|c| c.iter().any(|o| o.0 == group && o.1 == worker))
+            {
+                continue;
+            }
+            let key = (group.clone(), worker.clone());
+            let change = if state.remove(&key).is_some() {
+                (
+                    group,
+                    worker,
+                    false,
+                    reasons_out[next(4) as usize].to_string(),
+                )
+            } else {
+                let reason = reasons_in[next(4) as usize].to_string();
+                state.insert(key, (reason.clone(), run));
+                (group, worker, true, reason)
+            };
+            audit.entry(run).or_default().push(change);
+        }
+        let mut by_group: Members = BTreeMap::new();
+        for ((g, w), (reason, _)) in &state {
+            by_group
+                .entry(g.clone())
+                .or_default()
+                .insert(w.clone(), reason.clone());
+        }
+        at_dates.push((as_of, by_group));
     }
+    for (run, changes) in &audit {
+        for (g, w, added, reason) in changes {
+            sqlx::query(
+                "INSERT INTO membership_changes (run_id, group_name, worker_key, action, reason) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(run)
+            .bind(g)
+            .bind(w)
+            .bind(if *added { "added" } else { "removed" })
+            .bind(reason)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+    }
+    for ((g, w), (reason, since)) in &state {
+        sqlx::query("INSERT INTO memberships VALUES ($1, $2, $3, $4)")
+            .bind(g)
+            .bind(w)
+            .bind(reason)
+            .bind(since)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO target_members VALUES ('okta', 'g1', 'u-1', 'W01'), ('okta', 'g1', 'u-9', NULL)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let expected: BTreeMap<String, BTreeMap<String, (String, i64)>> =
+        state.iter().fold(BTreeMap::new(), |mut out, ((g, w), m)| {
+            out.entry(g.clone())
+                .or_default()
+                .insert(w.clone(), m.clone());
+            out
+        });
+    let as_read = |m: BTreeMap<String, BTreeMap<String, rosterd::store::Membership>>| {
+        m.into_iter()
+            .map(|(g, ms)| {
+                let ms = ms
+                    .into_iter()
+                    .map(|(w, m)| (w, (m.reason, m.since_run)))
+                    .collect();
+                (g, ms)
+            })
+            .collect::<BTreeMap<String, BTreeMap<String, (String, i64)>>>()
+    };
+    // A plan does not migrate: it reads the old tables as they are.
+    let before_carry = store.member_state_for_reading().await.unwrap();
+    let total: u64 = before_carry.groups.values().map(|g| g.members.len()).sum();
+    assert_eq!(total as usize, state.len());
     store.close().await;
 
     let store = Store::open(&db.url).await.unwrap();
-    let eng = store.group_memberships("eng").await.unwrap();
+    assert_eq!(as_read(store.memberships().await.unwrap()), expected);
+    for (run, changes) in &audit {
+        let mut want: Vec<_> = changes.clone();
+        want.sort();
+        let mut got: Vec<_> = store
+            .run_changes(*run)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.group, c.worker, c.added, c.reason))
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "run {run}");
+    }
+    for (date, by_group) in &at_dates {
+        let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
+        for g in ["g0", "g1", "g2", "g3"] {
+            let want = by_group.get(g).cloned().unwrap_or_default();
+            assert_eq!(
+                store.members_at(g, date).await.unwrap(),
+                want,
+                "{g} at {date}"
+            );
+        }
+    }
+    let (g, w) = (audit[&1][0].0.clone(), audit[&1][0].1.clone());
+    let history: Vec<(i64, bool, String)> = audit
+        .iter()
+        .flat_map(|(run, cs)| {
+            cs.iter()
+                .filter(|c| c.0 == g && c.1 == w)
+                .map(move |c| (*run, c.2, c.3.clone()))
+        })
+        .collect();
     assert_eq!(
-        eng.iter()
-            .map(|(k, m)| (k.as_str(), m.reason.as_str(), m.since_run))
+        store
+            .worker_history(&g, &w)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.run_id, h.added, h.reason))
             .collect::<Vec<_>>(),
-        [("W1", "rule", 1), ("W2", "include", 2)]
+        history
     );
-    assert_eq!(store.worker_memberships("W2").await.unwrap().len(), 1);
     let known = store.target_members("okta").await.unwrap();
     assert_eq!(
-        known["eng"],
+        known["g1"],
         BTreeMap::from([
-            ("u-1".to_string(), Some("W1".to_string())),
+            ("u-1".to_string(), Some("W01".to_string())),
             ("u-9".to_string(), None)
         ])
     );
-    for table in ["memberships", "target_members"] {
-        let sql: String = sqlx::Row::get(
-            &sqlx::query("SELECT sql FROM sqlite_schema WHERE name = $1")
-                .bind(table)
-                .fetch_one(store.pool())
-                .await
-                .unwrap(),
-            0,
-        );
-        assert!(sql.ends_with("WITHOUT ROWID"), "{table}: {sql}");
+    let sizes = store.group_sizes().await.unwrap();
+    for (g, members) in &expected {
+        assert_eq!(sizes.get(g), Some(&members.len()), "{g}");
     }
+    // The old tables are gone, and opening again carries nothing twice.
+    assert!(sqlx::query("SELECT 1 FROM memberships")
+        .fetch_all(store.pool())
+        .await
+        .is_err());
+    store.close().await;
+    let store = Store::open(&db.url).await.unwrap();
+    assert_eq!(as_read(store.memberships().await.unwrap()), expected);
 }
 
 /// PostgreSQL over TLS, the server's certificate verified against the CA the test script

@@ -5,7 +5,6 @@
 //! group's, so its memory is that of the largest group's changes, whatever their total. JSON
 //! stays one valid document, written as it goes.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -15,7 +14,7 @@ use super::{block_on, CliError, Format, Global, Workspace};
 use crate::cycle;
 use crate::cycle::{KeyOrder, PlannedChange};
 use crate::engine::Evaluation;
-use crate::store::SnapshotStatus;
+use crate::store::{MemberState, SnapshotStatus};
 
 /// Changes listed per group in text; JSON lists them all.
 const SHOWN_PER_GROUP: usize = 50;
@@ -28,7 +27,7 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
     let (stored, base_run) = block_on(async {
         if !store_exists(ws.config.database.expose()) {
             // A plan reads; it does not create a database where there is none.
-            return Ok((Stored::Members(BTreeMap::new()), None));
+            return Ok((Stored::Members(MemberState::default()), None));
         }
         // Read only: a plan neither migrates nor writes, so a CI job can run it with a
         // role that may only read the database.
@@ -38,7 +37,7 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
         if !store.has_schema().await? {
             // A database that exists but was never migrated holds nothing either.
             store.close().await;
-            return Ok((Stored::Members(BTreeMap::new()), None));
+            return Ok((Stored::Members(MemberState::default()), None));
         }
         let runs = store.runs(1).await?;
         // The same export, rules, config and date as the last succeeded run: the store holds
@@ -57,7 +56,7 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
         };
         let stored = match same {
             Some(run) => Stored::AsEvaluatedBy(run.id),
-            None => Stored::Members(store.member_keys().await?),
+            None => Stored::Members(store.member_state_for_reading().await?),
         };
         store.close().await;
         Ok::<_, CliError>((stored, runs.into_iter().next()))
@@ -70,16 +69,27 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
     groups.sort_by(|&a, &b| ws.rules.group(a).name.cmp(&ws.rules.group(b).name));
     let removed: Vec<&str> = match (only, &stored) {
         (None, Stored::Members(stored)) => stored
+            .groups
             .keys()
             .filter(|n| ws.rules.lookup(n).is_none())
             .map(String::as_str)
             .collect(),
         _ => Vec::new(),
     };
+    let empty = MemberState::default();
+    let state = match &stored {
+        Stored::Members(state) => state,
+        Stored::AsEvaluatedBy(_) => &empty,
+    };
+    let numbering = cycle::Numbering::new(&ws.snapshot, &state.workers);
     let plan = Plan {
         ws: &ws,
         evaluation: &evaluation,
         stored: &stored,
+        side: cycle::StoredSide {
+            state,
+            numbering: &numbering,
+        },
         order: KeyOrder::new(&ws.snapshot),
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
@@ -155,7 +165,7 @@ impl ChangeHeads {
 /// What the store holds, as far as the plan needs it.
 enum Stored {
     /// Each group's members.
-    Members(BTreeMap<String, BTreeSet<String>>),
+    Members(MemberState),
     /// Exactly this evaluation, stored by the run with this id: nothing to compare.
     AsEvaluatedBy(i64),
 }
@@ -164,6 +174,7 @@ struct Plan<'a> {
     ws: &'a Workspace,
     evaluation: &'a Evaluation,
     stored: &'a Stored,
+    side: cycle::StoredSide<'a>,
     order: KeyOrder,
 }
 
@@ -186,34 +197,27 @@ impl Totals {
 
 impl Plan<'_> {
     fn changes_of(&self, g: usize) -> Vec<PlannedChange<'_>> {
-        let before = match self.stored {
-            Stored::Members(stored) => stored.get(&self.ws.rules.group(g).name),
-            Stored::AsEvaluatedBy(_) => return Vec::new(),
-        };
+        if let Stored::AsEvaluatedBy(_) = self.stored {
+            return Vec::new();
+        }
         cycle::planned_changes(
             &self.ws.snapshot,
             &self.order,
             &self.ws.rules,
             self.evaluation,
             g,
-            before,
+            &self.side,
         )
     }
 
     fn removed_changes(&self, name: &str) -> Vec<PlannedChange<'_>> {
-        match self.stored {
-            Stored::Members(stored) => stored
-                .get(name)
-                .map(|members| cycle::removed_group_changes(&self.ws.snapshot, members))
-                .unwrap_or_default(),
-            Stored::AsEvaluatedBy(_) => Vec::new(),
-        }
+        cycle::removed_group_changes(&self.side, name)
     }
 
     /// How many stored members the removed group `name` has: each of them leaves.
     fn removed_count(&self, name: &str) -> usize {
         match self.stored {
-            Stored::Members(stored) => stored.get(name).map_or(0, BTreeSet::len),
+            Stored::Members(stored) => stored.group(name).map_or(0, |g| g.members.len() as usize),
             Stored::AsEvaluatedBy(_) => 0,
         }
     }
@@ -258,7 +262,7 @@ impl Plan<'_> {
     /// Whether the store has never held the group.
     fn is_new(&self, name: &str) -> bool {
         match self.stored {
-            Stored::Members(stored) => !stored.contains_key(name),
+            Stored::Members(stored) => stored.group(name).is_none(),
             Stored::AsEvaluatedBy(_) => false,
         }
     }

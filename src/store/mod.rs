@@ -19,6 +19,8 @@ use sqlx::{AnyConnection, AnyPool, ConnectOptions, Row};
 
 use crate::secret::redact_url;
 
+mod carry;
+mod members;
 mod push;
 mod runs;
 mod snapshots;
@@ -28,9 +30,10 @@ pub use push::{
     TargetHealth, TargetMember, Unprovisioned,
 };
 
+pub use members::{GroupDelta, GroupState, MemberState, WorkerIds, CHECKPOINT_EVERY, RULE};
 pub use runs::{
-    bounded_message, Change, HistoryEntry, Membership, RunCommit, RunInfo, RunStatus, SnapshotUse,
-    MAX_RUN_MESSAGE_CHARS,
+    bounded_message, Change, HistoryEntry, Membership, RunChanges, RunCommit, RunInfo, RunStatus,
+    SnapshotUse, MAX_RUN_MESSAGE_CHARS,
 };
 pub use snapshots::{NewSnapshot, SnapshotChange, SnapshotInfo, SnapshotStatus};
 
@@ -166,10 +169,7 @@ impl Store {
         if backend == Backend::Sqlite {
             // WAL lets readers (the API, `history`) work while a run writes; it is a property
             // of the file, so setting it once is enough.
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await
-                .map_err(open_err)?;
+            set_wal(&pool).await.map_err(open_err)?;
         }
         Ok(Store {
             pool,
@@ -215,7 +215,9 @@ impl Store {
             .map_err(|source| StoreError::Migrate {
                 url: redact_url(url),
                 source,
-            })
+            })?;
+        // Still under the lock: what SQL cannot carry over, rosterd does.
+        self.carry_over().await
     }
 
     /// Waits for this process's turn to write to SQLite (nothing to wait for on PostgreSQL).
@@ -245,17 +247,12 @@ impl Store {
     /// Whether the database holds rosterd's tables: a database that exists but was never
     /// migrated holds no state, and a read-only command (`plan`) treats it as empty.
     pub async fn has_schema(&self) -> Result<bool, StoreError> {
-        let sql = match self.backend {
-            Backend::Sqlite => {
-                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'runs'"
-            }
-            Backend::Postgres => {
-                "SELECT COUNT(*) AS n FROM information_schema.tables \
-                 WHERE table_schema = current_schema() AND table_name = 'runs'"
-            }
-        };
-        let row = sqlx::query(sql).fetch_one(&self.pool).await?;
-        Ok(row.try_get::<i64, _>("n")? > 0)
+        self.has_table("runs").await
+    }
+
+    /// Whether the database has a table of this name.
+    pub(crate) async fn has_table(&self, name: &str) -> Result<bool, StoreError> {
+        has_table(&mut *self.pool.acquire().await?, self.backend, name).await
     }
 
     pub async fn close(&self) {
@@ -266,44 +263,28 @@ impl Store {
     pub async fn memberships(
         &self,
     ) -> Result<BTreeMap<String, BTreeMap<String, Membership>>, StoreError> {
-        let rows = sqlx::query("SELECT group_name, worker_key, reason, since_run FROM memberships")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out: BTreeMap<String, BTreeMap<String, Membership>> = BTreeMap::new();
-        for row in rows {
-            let group: String = row.try_get(0)?;
-            let worker: String = row.try_get(1)?;
-            out.entry(group).or_default().insert(
-                worker,
-                Membership {
-                    reason: row.try_get(2)?,
-                    since_run: row.try_get(3)?,
-                },
-            );
-        }
-        Ok(out)
+        let state = self.member_state().await?;
+        state
+            .groups
+            .iter()
+            .map(|(group, members)| Ok((group.clone(), keyed(&state.workers, members)?)))
+            .collect()
     }
 
-    /// Every group's current members, by worker key. The database sends one row per group
-    /// with its keys as a JSON array, not one row per membership: at 20M memberships, rows
-    /// cost far more in the driver than the JSON costs to parse.
+    /// Every group's current members, by worker key.
     pub async fn member_keys(&self) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {
-        let sql = format!(
-            "SELECT group_name, {} FROM memberships GROUP BY group_name",
-            json_agg(self.backend, "worker_key")
-        );
-        grouped_json(&self.pool, &sql, None).await
-    }
-
-    /// Members per group, counted by the database (for metrics and listings: a scrape must
-    /// not read every membership).
-    pub async fn group_sizes(&self) -> Result<BTreeMap<String, usize>, StoreError> {
-        let rows =
-            sqlx::query("SELECT group_name, COUNT(*) AS n FROM memberships GROUP BY group_name")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get::<i64, _>(1)? as usize)))
+        let state = self.member_state().await?;
+        state
+            .groups
+            .iter()
+            .map(|(group, members)| {
+                let keys = members
+                    .members
+                    .iter()
+                    .map(|id| key_of(&state.workers, id).map(str::to_string))
+                    .collect::<Result<_, _>>()?;
+                Ok((group.clone(), keys))
+            })
             .collect()
     }
 
@@ -312,13 +293,19 @@ impl Store {
         &self,
         worker: &str,
     ) -> Result<BTreeMap<String, Membership>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT group_name, reason, since_run FROM memberships WHERE worker_key = $1",
-        )
-        .bind(worker)
-        .fetch_all(&self.pool)
-        .await?;
-        keyed_memberships(&rows)
+        let state = self.member_state().await?;
+        let Some(id) = state.workers.id(worker) else {
+            return Ok(BTreeMap::new());
+        };
+        Ok(state
+            .groups
+            .iter()
+            .filter_map(|(group, members)| {
+                let since_run = members.since(id)?;
+                let reason = members.reason(id).to_string();
+                Some((group.clone(), Membership { reason, since_run }))
+            })
+            .collect())
     }
 
     /// A group's members now: worker → membership (empty for an unknown group).
@@ -326,14 +313,59 @@ impl Store {
         &self,
         group: &str,
     ) -> Result<BTreeMap<String, Membership>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT worker_key, reason, since_run FROM memberships WHERE group_name = $1",
-        )
-        .bind(group)
-        .fetch_all(&self.pool)
-        .await?;
-        keyed_memberships(&rows)
+        let members = self.group_state(group).await?;
+        if members.members.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        keyed(&self.worker_ids().await?, &members)
     }
+}
+
+/// A stored worker id's key; an id the numbering does not hold is a corrupt store.
+pub(crate) fn key_of(workers: &WorkerIds, id: u32) -> Result<&str, StoreError> {
+    workers.key(id).ok_or_else(|| {
+        StoreError::Query(sqlx::Error::Decode(
+            format!("worker id {id} is not in the worker numbering").into(),
+        ))
+    })
+}
+
+/// A group's members by key.
+fn keyed(
+    workers: &WorkerIds,
+    members: &GroupState,
+) -> Result<BTreeMap<String, Membership>, StoreError> {
+    members
+        .entries()
+        .into_iter()
+        .map(|(id, reason, since_run)| {
+            Ok((
+                key_of(workers, id)?.to_string(),
+                Membership {
+                    reason: reason.to_string(),
+                    since_run,
+                },
+            ))
+        })
+        .collect()
+}
+
+pub(crate) async fn has_table(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    name: &str,
+) -> Result<bool, StoreError> {
+    let sql = match backend {
+        Backend::Sqlite => {
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = $1"
+        }
+        Backend::Postgres => {
+            "SELECT COUNT(*) AS n FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = $1"
+        }
+    };
+    let row = sqlx::query(sql).bind(name).fetch_one(conn).await?;
+    Ok(row.try_get::<i64, _>("n")? > 0)
 }
 
 /// The SQL that aggregates `expr` over a group's rows into one JSON array text.
@@ -386,6 +418,8 @@ where
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Col<'a> {
     Text,
+    /// The next field of every row, an integer.
+    Int,
     SameText(&'a str),
     SameInt(i64),
 }
@@ -440,12 +474,14 @@ fn json_rows(backend: Backend, columns: &[Col<'_>]) -> (String, &'static str) {
         select.push(match (column, backend) {
             (Col::Text, Backend::Sqlite) => format!("r.value ->> {field}"),
             (Col::Text, Backend::Postgres) => format!("r ->> {field}"),
+            (Col::Int, Backend::Sqlite) => format!("r.value ->> {field}"),
+            (Col::Int, Backend::Postgres) => format!("(r ->> {field})::bigint"),
             (Col::SameText(_) | Col::SameInt(_), _) => {
                 param += 1;
                 format!("${param}")
             }
         });
-        if matches!(column, Col::Text) {
+        if matches!(column, Col::Text | Col::Int) {
             field += 1;
         }
     }
@@ -471,7 +507,7 @@ async fn execute_json_rows<R: Serialize>(
             query = match *column {
                 Col::SameText(value) => query.bind(value),
                 Col::SameInt(value) => query.bind(value),
-                Col::Text => query,
+                Col::Text | Col::Int => query,
             };
         }
         query.execute(&mut *conn).await?;
@@ -479,21 +515,29 @@ async fn execute_json_rows<R: Serialize>(
     Ok(())
 }
 
-/// Rows of `(key, reason, since_run)`, by key.
-fn keyed_memberships(
-    rows: &[sqlx::any::AnyRow],
-) -> Result<BTreeMap<String, Membership>, StoreError> {
-    rows.iter()
-        .map(|row| {
-            Ok((
-                row.try_get(0)?,
-                Membership {
-                    reason: row.try_get(1)?,
-                    since_run: row.try_get(2)?,
-                },
-            ))
-        })
-        .collect()
+/// Puts a SQLite database in WAL mode, unless it is already. Setting the mode takes the
+/// database for itself, and another process migrating it may hold it: SQLite does not wait
+/// for that, so this does, for as long as the busy timeout.
+async fn set_wal(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mode: String = sqlx::query("PRAGMA journal_mode")
+            .fetch_one(pool)
+            .await?
+            .try_get(0)?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        match sqlx::query("PRAGMA journal_mode = WAL").execute(pool).await {
+            Ok(_) => return Ok(()),
+            Err(sqlx::Error::Database(e))
+                if e.message().contains("locked") && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The file a `sqlite:` URL names; `None` for an in-memory database.

@@ -10,8 +10,9 @@ use sqlx::any::AnyRow;
 use sqlx::AssertSqlSafe;
 use sqlx::Row;
 
+use super::members::{self, GroupDelta, GroupState};
 use super::snapshots::{self, NewSnapshot};
-use super::{delete_rows, insert_rows, Col, Store, StoreError};
+use super::{key_of, Backend, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -76,8 +77,34 @@ pub struct RunCommit {
     pub inputs_digest: Option<String>,
     pub group_count: i64,
     pub membership_count: i64,
-    pub changes: Vec<Change>,
+    /// The changes, made against the state after run `base_run`.
+    pub changes: RunChanges,
     pub message: Option<String>,
+}
+
+/// A run's membership changes, as [`super::members`] stores them.
+#[derive(Debug, Clone, Default)]
+pub struct RunChanges {
+    /// The newest run in the state the changes were made against ([`super::MemberState::last_run`]):
+    /// if another run was stored since, these changes are refused.
+    pub base_run: i64,
+    /// Workers numbered by this run.
+    pub new_workers: Vec<(u32, String)>,
+    /// Per group changed, by group name.
+    pub deltas: Vec<GroupDelta>,
+    /// The groups due a checkpoint, with their state before the run (the run's changes are
+    /// folded in when the run has its id).
+    pub checkpoints: Vec<(String, GroupState)>,
+}
+
+impl RunChanges {
+    pub fn added(&self) -> u64 {
+        self.deltas.iter().map(|d| d.added.len()).sum()
+    }
+
+    pub fn removed(&self) -> u64 {
+        self.deltas.iter().map(|d| d.removed.len()).sum()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -149,8 +176,32 @@ impl Store {
                 Some(*id)
             }
         };
-        let added = run.changes.iter().filter(|c| c.added).count() as i64;
-        let removed = run.changes.len() as i64 - added;
+        let changes = &run.changes;
+        if !changes.deltas.is_empty() || !changes.new_workers.is_empty() {
+            if self.backend == Backend::Postgres {
+                // Run commits take turns (SQLite's writers always do).
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(RUN_COMMIT_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let newest: i64 = sqlx::query(
+                "SELECT COALESCE(MAX(m), 0) FROM (SELECT MAX(run_id) AS m FROM group_changes \
+                 UNION ALL SELECT MAX(run_id) AS m FROM group_checkpoints) n",
+            )
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            if newest != changes.base_run {
+                return Err(StoreError::Conflict(format!(
+                    "run {newest} changed the memberships after this run read them (after run {}): \
+                     nothing was stored; run again",
+                    changes.base_run
+                )));
+            }
+        }
+        let added = changes.added() as i64;
+        let removed = changes.removed() as i64;
         let row = sqlx::query(
             "INSERT INTO runs (kind, started_at, finished_at, status, as_of, snapshot_id, rules_commit, \
              rules_digest, group_count, membership_count, added, removed, message, inputs_digest) \
@@ -173,57 +224,30 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let run_id = row.try_get::<i64, _>("id")?;
-        let removed: Vec<_> = run
-            .changes
+        let after: Vec<(&str, GroupState)> = changes
+            .checkpoints
             .iter()
-            .filter(|c| !c.added)
-            .map(|c| (&c.group, &c.worker))
-            .collect();
-        delete_rows(
-            &mut tx,
-            self.backend,
-            "memberships",
-            "group_name, worker_key",
-            &[Col::Text, Col::Text],
-            &removed,
-        )
-        .await?;
-        let adds: Vec<_> = run
-            .changes
-            .iter()
-            .filter(|c| c.added)
-            .map(|c| (&c.group, &c.worker, &c.reason))
-            .collect();
-        insert_rows(
-            &mut tx,
-            self.backend,
-            "memberships (group_name, worker_key, reason, since_run)",
-            &[Col::Text, Col::Text, Col::Text, Col::SameInt(run_id)],
-            "",
-            &adds,
-        )
-        .await?;
-        let audit: Vec<_> = run
-            .changes
-            .iter()
-            .map(|c| {
-                let action = if c.added { "added" } else { "removed" };
-                (&c.group, &c.worker, action, &c.reason)
+            .map(|(group, before)| {
+                let mut state = before.clone();
+                // The deltas are by group name.
+                if let Ok(at) = changes
+                    .deltas
+                    .binary_search_by(|d| d.group.as_str().cmp(group.as_str()))
+                {
+                    state.apply(run_id, &changes.deltas[at]);
+                }
+                (group.as_str(), state)
             })
             .collect();
-        insert_rows(
+        let checkpoints: Vec<(&str, &GroupState)> =
+            after.iter().map(|(group, state)| (*group, state)).collect();
+        members::write_changes(
             &mut tx,
             self.backend,
-            "membership_changes (run_id, group_name, worker_key, action, reason)",
-            &[
-                Col::SameInt(run_id),
-                Col::Text,
-                Col::Text,
-                Col::Text,
-                Col::Text,
-            ],
-            "",
-            &audit,
+            run_id,
+            &changes.new_workers,
+            &changes.deltas,
+            &checkpoints,
         )
         .await?;
         tx.commit().await?;
@@ -260,24 +284,25 @@ impl Store {
         Ok(row.map(|r| run_info(&r)).transpose()?)
     }
 
+    /// A run's changes: by group name, then additions before removals, each by worker id.
     pub async fn run_changes(&self, run_id: i64) -> Result<Vec<Change>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT group_name, worker_key, action, reason FROM membership_changes WHERE run_id = $1 ORDER BY id",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                Ok(Change {
-                    group: r.try_get(0)?,
-                    worker: r.try_get(1)?,
-                    added: r.try_get::<String, _>(2)? == "added",
-                    reason: r.try_get(3)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?)
+        let deltas = self.run_deltas(run_id).await?;
+        if deltas.is_empty() {
+            return Ok(Vec::new());
+        }
+        let workers = self.worker_ids().await?;
+        let mut out = Vec::new();
+        for delta in &deltas {
+            for (id, added, reason) in delta.changes() {
+                out.push(Change {
+                    group: delta.group.clone(),
+                    worker: key_of(&workers, id)?.to_string(),
+                    added,
+                    reason: reason.to_string(),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Who was in `group` after the last run evaluated on or before `at`, and why,
@@ -287,24 +312,25 @@ impl Store {
         group: &str,
         at: NaiveDate,
     ) -> Result<BTreeMap<String, String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT c.worker_key, c.action, c.reason FROM membership_changes c JOIN runs r ON r.id = c.run_id \
-             WHERE c.group_name = $1 AND r.as_of <= $2 ORDER BY c.id",
-        )
-        .bind(group)
-        .bind(at.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        let mut members = BTreeMap::new();
-        for r in rows {
-            let worker: String = r.try_get(0)?;
-            if r.try_get::<String, _>(1)? == "added" {
-                members.insert(worker, r.try_get(2)?);
-            } else {
-                members.remove(&worker);
-            }
+        let deltas = self.group_deltas(group, Some(&at.to_string())).await?;
+        let mut state = members::GroupState::default();
+        for (run, _, delta) in &deltas {
+            state.apply(*run, delta);
         }
-        Ok(members)
+        if state.members.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let workers = self.worker_ids().await?;
+        state
+            .members
+            .iter()
+            .map(|id| {
+                Ok((
+                    key_of(&workers, id)?.to_string(),
+                    state.reason(id).to_string(),
+                ))
+            })
+            .collect()
     }
 
     /// Every change of `worker` in `group`, oldest first.
@@ -313,27 +339,34 @@ impl Store {
         group: &str,
         worker: &str,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT c.run_id, r.as_of, c.action, c.reason FROM membership_changes c JOIN runs r ON r.id = c.run_id \
-             WHERE c.group_name = $1 AND c.worker_key = $2 ORDER BY c.id",
-        )
-        .bind(group)
-        .bind(worker)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                Ok(HistoryEntry {
-                    run_id: r.try_get(0)?,
-                    as_of: r.try_get(1)?,
-                    added: r.try_get::<String, _>(2)? == "added",
-                    reason: r.try_get(3)?,
+        let Some(id) = self.worker_ids().await?.id(worker) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .group_deltas(group, None)
+            .await?
+            .into_iter()
+            .filter_map(|(run_id, as_of, delta)| {
+                let added = if delta.added.contains(id) {
+                    true
+                } else if delta.removed.contains(id) {
+                    false
+                } else {
+                    return None;
+                };
+                Some(HistoryEntry {
+                    run_id,
+                    as_of,
+                    added,
+                    reason: delta.reason_of(id, added).to_string(),
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()?)
+            .collect())
     }
 }
+
+/// Serializes run commits on PostgreSQL.
+const RUN_COMMIT_LOCK: i64 = 0x726f_7374_6572_0001;
 
 /// The longest run message stored, in characters. A message quotes what went wrong, and
 /// what went wrong can be an export of hundreds of megabytes: the row stays small.

@@ -1,0 +1,656 @@
+//! Membership state in proportion to groups and runs, not to memberships.
+//!
+//! - Workers are numbered once, in `workers` (key <-> id, append-only), and a set of workers
+//!   is a roaring bitmap of their ids.
+//! - The audit is one `group_changes` row per run and group that changed: the sets of workers
+//!   added and removed, each direction's most common reason, and the reasons that differ
+//!   from it. It is never pruned.
+//! - The audit is also the state: a group's members now are its last checkpoint
+//!   (`group_checkpoints`, written every [`CHECKPOINT_EVERY`] changes) with the changes since
+//!   folded in. A run writes one small row per changed group, whatever the size of the
+//!   groups.
+//! - A member's reason is kept only when it is not `rule`, and the run a member joined in
+//!   comes from the checkpoint's layers: one set per run, of the members it added who are
+//!   still members.
+
+use std::collections::{BTreeMap, HashMap};
+
+use roaring::RoaringBitmap;
+use sqlx::any::AnyRow;
+// Dynamic SQL here is only constants and `$N` placeholders; values are always bound.
+use sqlx::AssertSqlSafe;
+use sqlx::{AnyConnection, Row};
+
+use super::{Backend, Store, StoreError};
+
+/// A group's changes since its checkpoint that make the next run write a new checkpoint: the
+/// state is then read from at most this many rows per group.
+pub const CHECKPOINT_EVERY: usize = 32;
+
+/// The reason of a membership nobody named: the group's rule matched.
+pub const RULE: &str = "rule";
+
+/// The worker numbering: a worker's key and its id in every stored set.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerIds {
+    /// By id; ids are dense from 0, so a key is one index away.
+    keys: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl WorkerIds {
+    pub fn key(&self, id: u32) -> Option<&str> {
+        self.keys.get(id as usize).map(String::as_str)
+    }
+
+    pub fn id(&self, key: &str) -> Option<u32> {
+        self.ids.get(key).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The id of `key`, numbering it when it is new; new keys are what
+    /// [`WorkerIds::since`] returns, for the run to store.
+    pub fn number(&mut self, key: &str) -> u32 {
+        if let Some(&id) = self.ids.get(key) {
+            return id;
+        }
+        let id = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
+        self.keys.push(key.to_string());
+        self.ids.insert(key.to_string(), id);
+        id
+    }
+
+    /// The workers numbered from id `from` on, with their ids.
+    pub fn since(&self, from: usize) -> Vec<(u32, String)> {
+        self.keys
+            .iter()
+            .enumerate()
+            .skip(from)
+            .map(|(id, key)| (id as u32, key.clone()))
+            .collect()
+    }
+}
+
+/// One run's changes to one group: what the audit keeps, and what moves the state on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupDelta {
+    pub group: String,
+    pub added: RoaringBitmap,
+    pub removed: RoaringBitmap,
+    /// The reason of each added worker not in `reasons`.
+    pub added_reason: String,
+    /// The reason of each removed worker not in `reasons`.
+    pub removed_reason: String,
+    /// The changes whose reason is not their direction's, by worker id.
+    pub reasons: Vec<(u32, String)>,
+    /// The group's size after the change.
+    pub member_count: u64,
+}
+
+impl GroupDelta {
+    /// The delta of `changes` (worker id, added, reason), each direction's reason being the
+    /// one most of its changes have. `member_count` is left for the caller.
+    pub fn from_changes<'a>(
+        group: &str,
+        changes: impl IntoIterator<Item = (u32, bool, &'a str)>,
+    ) -> GroupDelta {
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        for (id, add, reason) in changes {
+            if add {
+                added.push((id, reason));
+            } else {
+                removed.push((id, reason));
+            }
+        }
+        let mut reasons = Vec::new();
+        let mut side = |list: &mut Vec<(u32, &str)>| {
+            list.sort_unstable_by_key(|&(id, _)| id);
+            let common = most_common(list.iter().map(|&(_, r)| r)).unwrap_or(RULE);
+            reasons.extend(
+                list.iter()
+                    .filter(|&&(_, r)| r != common)
+                    .map(|&(id, r)| (id, r.to_string())),
+            );
+            let set = RoaringBitmap::from_sorted_iter(list.iter().map(|&(id, _)| id))
+                .unwrap_or_else(|_| list.iter().map(|&(id, _)| id).collect());
+            (set, common.to_string())
+        };
+        let (added, added_reason) = side(&mut added);
+        let (removed, removed_reason) = side(&mut removed);
+        reasons.sort_unstable_by_key(|&(id, _)| id);
+        GroupDelta {
+            group: group.to_string(),
+            added,
+            removed,
+            added_reason,
+            removed_reason,
+            reasons,
+            member_count: 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+
+    /// Why worker `id` was added (`added`) or removed.
+    pub fn reason_of(&self, id: u32, added: bool) -> &str {
+        match self.reasons.binary_search_by_key(&id, |&(i, _)| i) {
+            Ok(at) => &self.reasons[at].1,
+            Err(_) if added => &self.added_reason,
+            Err(_) => &self.removed_reason,
+        }
+    }
+
+    /// Every change: worker id, added, reason; additions first, each by id.
+    pub fn changes(&self) -> impl Iterator<Item = (u32, bool, &str)> + '_ {
+        let adds = self.added.iter().map(|id| (id, true));
+        let removes = self.removed.iter().map(|id| (id, false));
+        adds.chain(removes)
+            .map(|(id, added)| (id, added, self.reason_of(id, added)))
+    }
+}
+
+fn most_common<'a>(reasons: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for r in reasons {
+        match counts.iter_mut().find(|(c, _)| *c == r) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((r, 1)),
+        }
+    }
+    // Ties go to the first seen, so the same changes always give the same row.
+    let mut best: Option<(&str, usize)> = None;
+    for (r, n) in counts {
+        if best.is_none_or(|(_, b)| n > b) {
+            best = Some((r, n));
+        }
+    }
+    best.map(|(r, _)| r)
+}
+
+/// A group's members now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupState {
+    pub members: RoaringBitmap,
+    /// The members each run added who are members still, oldest run first.
+    pub layers: Vec<(i64, RoaringBitmap)>,
+    /// Members whose reason is not `rule`.
+    pub reasons: HashMap<u32, String>,
+    /// Changes folded in since the checkpoint.
+    pub since_checkpoint: usize,
+    /// The run of the last change folded in.
+    pub last_run: i64,
+}
+
+impl GroupState {
+    pub fn apply(&mut self, run_id: i64, delta: &GroupDelta) {
+        if !delta.removed.is_empty() {
+            self.members -= &delta.removed;
+            for (_, layer) in &mut self.layers {
+                *layer -= &delta.removed;
+            }
+            self.layers.retain(|(_, layer)| !layer.is_empty());
+            self.reasons.retain(|id, _| !delta.removed.contains(*id));
+        }
+        if !delta.added.is_empty() {
+            self.members |= &delta.added;
+            if delta.added_reason != RULE {
+                for id in &delta.added {
+                    self.reasons.insert(id, delta.added_reason.clone());
+                }
+            }
+            for (id, reason) in &delta.reasons {
+                if delta.added.contains(*id) {
+                    if reason == RULE {
+                        self.reasons.remove(id);
+                    } else {
+                        self.reasons.insert(*id, reason.clone());
+                    }
+                }
+            }
+            self.layers.push((run_id, delta.added.clone()));
+        }
+        self.since_checkpoint += 1;
+        self.last_run = run_id;
+    }
+
+    pub fn reason(&self, id: u32) -> &str {
+        self.reasons.get(&id).map_or(RULE, String::as_str)
+    }
+
+    /// The run worker `id` joined in, if a member.
+    pub fn since(&self, id: u32) -> Option<i64> {
+        self.layers
+            .iter()
+            .rev()
+            .find(|(_, layer)| layer.contains(id))
+            .map(|&(run, _)| run)
+    }
+
+    /// Every member: id, reason, the run they joined in; by id.
+    pub fn entries(&self) -> Vec<(u32, &str, i64)> {
+        let mut out: Vec<(u32, &str, i64)> = self
+            .layers
+            .iter()
+            .flat_map(|(run, layer)| layer.iter().map(move |id| (id, *run)))
+            .map(|(id, run)| (id, self.reason(id), run))
+            .collect();
+        out.sort_unstable_by_key(|&(id, _, _)| id);
+        out
+    }
+
+    /// The checkpoint row's `members`: each layer as its run id, its length and its bytes.
+    fn encode_layers(&self) -> Result<Vec<u8>, StoreError> {
+        let mut out = Vec::new();
+        for (run, layer) in &self.layers {
+            out.extend_from_slice(&run.to_le_bytes());
+            out.extend_from_slice(&(layer.serialized_size() as u64).to_le_bytes());
+            layer.serialize_into(&mut out).map_err(encode_error)?;
+        }
+        Ok(out)
+    }
+
+    fn decode_layers(bytes: &[u8]) -> Result<Vec<(i64, RoaringBitmap)>, String> {
+        let mut layers = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (head, tail) = rest.split_at_checked(16).ok_or("a layer is cut short")?;
+            let run = i64::from_le_bytes(head[..8].try_into().map_err(|_| "bad run")?);
+            let len = u64::from_le_bytes(head[8..].try_into().map_err(|_| "bad length")?);
+            let len = usize::try_from(len).map_err(|_| "bad length")?;
+            let (set, tail) = tail.split_at_checked(len).ok_or("a layer is cut short")?;
+            layers.push((run, decode_set(set)?));
+            rest = tail;
+        }
+        Ok(layers)
+    }
+}
+
+/// Every group's members now, and the numbering their sets use.
+#[derive(Debug, Clone, Default)]
+pub struct MemberState {
+    pub workers: WorkerIds,
+    pub groups: BTreeMap<String, GroupState>,
+    /// The newest run whose changes are folded in (0 for none): a run's changes made
+    /// against this state may be stored only while it is still the newest.
+    pub last_run: i64,
+}
+
+impl MemberState {
+    pub fn group(&self, name: &str) -> Option<&GroupState> {
+        self.groups.get(name)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.groups.values().map(|g| g.members.len()).sum()
+    }
+}
+
+pub(crate) fn encode_set(set: &RoaringBitmap) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(set.serialized_size());
+    set.serialize_into(&mut out).map_err(encode_error)?;
+    Ok(out)
+}
+
+pub(crate) fn decode_set(bytes: &[u8]) -> Result<RoaringBitmap, String> {
+    RoaringBitmap::deserialize_from(bytes).map_err(|e| format!("a stored set is corrupt: {e}"))
+}
+
+fn encode_error(e: std::io::Error) -> StoreError {
+    StoreError::Query(sqlx::Error::Encode(e.into()))
+}
+
+fn corrupt(what: &str, message: impl std::fmt::Display) -> StoreError {
+    StoreError::Query(sqlx::Error::Decode(format!("{what}: {message}").into()))
+}
+
+const DELTA_COLUMNS: &str = "c.run_id, c.group_name, c.added, c.removed, c.added_reason, \
+                             c.removed_reason, c.reasons, c.member_count";
+
+/// A `group_changes` row selected with [`DELTA_COLUMNS`]: its run and the delta.
+fn delta_of(row: &AnyRow) -> Result<(i64, GroupDelta), StoreError> {
+    let run: i64 = row.try_get(0)?;
+    let group: String = row.try_get(1)?;
+    let what = || format!("the changes of group `{group}` in run {run}");
+    let set = |i: usize| -> Result<RoaringBitmap, StoreError> {
+        let bytes: Vec<u8> = row.try_get(i)?;
+        decode_set(&bytes).map_err(|e| corrupt(&what(), e))
+    };
+    let reasons: String = row.try_get(6)?;
+    Ok((
+        run,
+        GroupDelta {
+            added: set(2)?,
+            removed: set(3)?,
+            added_reason: row.try_get(4)?,
+            removed_reason: row.try_get(5)?,
+            reasons: serde_json::from_str(&reasons).map_err(|e| corrupt(&what(), e))?,
+            member_count: row.try_get::<i64, _>(7)?.max(0) as u64,
+            group,
+        },
+    ))
+}
+
+/// A `group_checkpoints` row: the group's state as of its run.
+fn checkpoint_of(row: &AnyRow) -> Result<(String, GroupState), StoreError> {
+    let group: String = row.try_get("group_name")?;
+    let what = format!("the checkpoint of group `{group}`");
+    let bytes: Vec<u8> = row.try_get("members")?;
+    let layers = GroupState::decode_layers(&bytes).map_err(|e| corrupt(&what, e))?;
+    let reasons: String = row.try_get("reasons")?;
+    let reasons: Vec<(u32, String)> =
+        serde_json::from_str(&reasons).map_err(|e| corrupt(&what, e))?;
+    let mut members = RoaringBitmap::new();
+    for (_, layer) in &layers {
+        members |= layer;
+    }
+    let state = GroupState {
+        members,
+        layers,
+        reasons: reasons.into_iter().collect(),
+        since_checkpoint: 0,
+        last_run: row.try_get("run_id")?,
+    };
+    Ok((group, state))
+}
+
+impl Store {
+    /// The worker numbering.
+    pub async fn worker_ids(&self) -> Result<WorkerIds, StoreError> {
+        let rows = sqlx::query("SELECT id, worker_key FROM workers ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut ids = WorkerIds::default();
+        for row in rows {
+            let id: i64 = row.try_get(0)?;
+            let key: String = row.try_get(1)?;
+            if id != ids.len() as i64 {
+                return Err(corrupt(
+                    "the worker numbering",
+                    format!("id {id} is out of order"),
+                ));
+            }
+            ids.number(&key);
+        }
+        Ok(ids)
+    }
+
+    /// Every group's members now (groups that have none are left out).
+    pub async fn member_state(&self) -> Result<MemberState, StoreError> {
+        let workers = self.worker_ids().await?;
+        let (groups, last_run) = self.group_states(None).await?;
+        Ok(MemberState {
+            workers,
+            groups,
+            last_run,
+        })
+    }
+
+    /// One group's members now; empty for a group never stored.
+    pub async fn group_state(&self, group: &str) -> Result<GroupState, StoreError> {
+        Ok(self
+            .group_states(Some(group))
+            .await?
+            .0
+            .remove(group)
+            .unwrap_or_default())
+    }
+
+    /// Checkpoints with the changes since folded in, every group or `only`, and the newest
+    /// run folded in.
+    async fn group_states(
+        &self,
+        only: Option<&str>,
+    ) -> Result<(BTreeMap<String, GroupState>, i64), StoreError> {
+        let filter = if only.is_some() {
+            "WHERE group_name = $1"
+        } else {
+            ""
+        };
+        let sql =
+            format!("SELECT group_name, run_id, members, reasons FROM group_checkpoints {filter}");
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(group) = only {
+            query = query.bind(group);
+        }
+        let mut states = BTreeMap::new();
+        for row in query.fetch_all(&self.pool).await? {
+            let (group, state) = checkpoint_of(&row)?;
+            states.insert(group, state);
+        }
+        let filter = if only.is_some() {
+            "AND c.group_name = $1"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {DELTA_COLUMNS} FROM group_changes c \
+             LEFT JOIN group_checkpoints k ON k.group_name = c.group_name \
+             WHERE (k.run_id IS NULL OR c.run_id > k.run_id) {filter} \
+             ORDER BY c.group_name, c.run_id"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(group) = only {
+            query = query.bind(group);
+        }
+        // Streamed: a first run's rows hold every membership.
+        use futures_util::TryStreamExt;
+        let mut rows = query.fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            let (run, delta) = delta_of(&row)?;
+            states
+                .entry(delta.group.clone())
+                .or_insert_with(GroupState::default)
+                .apply(run, &delta);
+        }
+        drop(rows);
+        let last_run = states.values().map(|s| s.last_run).max().unwrap_or(0);
+        // A group emptied (removed from the rules) is not a group with members.
+        states.retain(|_, s| !s.members.is_empty());
+        Ok((states, last_run))
+    }
+
+    /// Members per group now, from each group's newest change (for metrics and listings).
+    pub async fn group_sizes(&self) -> Result<BTreeMap<String, usize>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.group_name, c.member_count FROM group_changes c \
+             JOIN (SELECT group_name, MAX(run_id) AS run_id FROM group_changes GROUP BY group_name) n \
+             ON n.group_name = c.group_name AND n.run_id = c.run_id WHERE c.member_count > 0",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get::<i64, _>(1)? as usize)))
+            .collect()
+    }
+
+    /// The changes of a run, by group name.
+    pub async fn run_deltas(&self, run_id: i64) -> Result<Vec<GroupDelta>, StoreError> {
+        let sql = format!(
+            "SELECT {DELTA_COLUMNS} FROM group_changes c WHERE c.run_id = $1 ORDER BY c.group_name"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| delta_of(r).map(|(_, d)| d)).collect()
+    }
+
+    /// Every change of one group, oldest first, with the run and its evaluation date; only
+    /// those of runs evaluated on or before `until` when given.
+    pub async fn group_deltas(
+        &self,
+        group: &str,
+        until: Option<&str>,
+    ) -> Result<Vec<(i64, String, GroupDelta)>, StoreError> {
+        let sql = format!(
+            "SELECT {DELTA_COLUMNS}, r.as_of FROM group_changes c JOIN runs r ON r.id = c.run_id \
+             WHERE c.group_name = $1 AND r.as_of <= $2 ORDER BY c.run_id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(group)
+            .bind(until.unwrap_or("9999-12-31"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let (run, delta) = delta_of(r)?;
+                Ok((run, r.try_get::<String, _>(8)?, delta))
+            })
+            .collect()
+    }
+}
+
+/// Writes a run's numbering of new workers and its changes, with checkpoints for the groups
+/// that are due one (`states`: each changed group's state after the run).
+pub(crate) async fn write_changes(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    run_id: i64,
+    new_workers: &[(u32, String)],
+    deltas: &[GroupDelta],
+    checkpoints: &[(&str, &GroupState)],
+) -> Result<(), StoreError> {
+    super::insert_rows(
+        conn,
+        backend,
+        "workers (id, worker_key)",
+        &[super::Col::Int, super::Col::Text],
+        "",
+        new_workers,
+    )
+    .await?;
+    for delta in deltas.iter().filter(|d| !d.is_empty()) {
+        let reasons = serde_json::to_string(&delta.reasons)
+            .map_err(|e| StoreError::Query(sqlx::Error::Encode(e.into())))?;
+        sqlx::query(
+            "INSERT INTO group_changes (run_id, group_name, added_count, removed_count, added, \
+             removed, added_reason, removed_reason, reasons, member_count) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(run_id)
+        .bind(&delta.group)
+        .bind(delta.added.len() as i64)
+        .bind(delta.removed.len() as i64)
+        .bind(encode_set(&delta.added)?)
+        .bind(encode_set(&delta.removed)?)
+        .bind(&delta.added_reason)
+        .bind(&delta.removed_reason)
+        .bind(reasons)
+        .bind(delta.member_count as i64)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for (group, state) in checkpoints {
+        write_checkpoint(conn, group, run_id, state).await?;
+    }
+    Ok(())
+}
+
+async fn write_checkpoint(
+    conn: &mut AnyConnection,
+    group: &str,
+    run_id: i64,
+    state: &GroupState,
+) -> Result<(), StoreError> {
+    let mut reasons: Vec<(u32, &str)> = state
+        .reasons
+        .iter()
+        .map(|(&id, r)| (id, r.as_str()))
+        .collect();
+    reasons.sort_unstable();
+    let reasons = serde_json::to_string(&reasons)
+        .map_err(|e| StoreError::Query(sqlx::Error::Encode(e.into())))?;
+    sqlx::query("DELETE FROM group_checkpoints WHERE group_name = $1")
+        .bind(group)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO group_checkpoints (group_name, run_id, member_count, members, reasons) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(group)
+    .bind(run_id)
+    .bind(state.members.len() as i64)
+    .bind(state.encode_layers()?)
+    .bind(reasons)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delta_keeps_each_directions_common_reason_and_the_exceptions() {
+        let d = GroupDelta::from_changes(
+            "g",
+            [
+                (5, true, "rule"),
+                (2, true, "include"),
+                (9, true, "rule"),
+                (7, false, "not_eligible"),
+                (3, false, "rule_no_longer_matches"),
+                (4, false, "not_eligible"),
+            ],
+        );
+        assert_eq!(d.added.iter().collect::<Vec<_>>(), [2, 5, 9]);
+        assert_eq!(d.removed.iter().collect::<Vec<_>>(), [3, 4, 7]);
+        assert_eq!(
+            (d.added_reason.as_str(), d.removed_reason.as_str()),
+            ("rule", "not_eligible")
+        );
+        assert_eq!(
+            d.reasons,
+            [
+                (2, "include".to_string()),
+                (3, "rule_no_longer_matches".to_string())
+            ]
+        );
+        let all: Vec<_> = d.changes().collect();
+        assert_eq!(
+            all,
+            [
+                (2, true, "include"),
+                (5, true, "rule"),
+                (9, true, "rule"),
+                (3, false, "rule_no_longer_matches"),
+                (4, false, "not_eligible"),
+                (7, false, "not_eligible"),
+            ]
+        );
+    }
+
+    #[test]
+    fn folding_deltas_keeps_members_reasons_and_the_run_each_joined_in() {
+        let mut state = GroupState::default();
+        state.apply(
+            1,
+            &GroupDelta::from_changes("g", [(1, true, "rule"), (2, true, "include")]),
+        );
+        state.apply(
+            2,
+            &GroupDelta::from_changes("g", [(3, true, "include"), (1, false, "x")]),
+        );
+        state.apply(
+            3,
+            &GroupDelta::from_changes("g", [(1, true, "rule"), (2, false, "expired")]),
+        );
+        assert_eq!(state.entries(), [(1, "rule", 3), (3, "include", 2)]);
+        assert_eq!(state.layers.len(), 2, "run 1's layer is empty and gone");
+        let bytes = state.encode_layers().unwrap();
+        assert_eq!(GroupState::decode_layers(&bytes).unwrap(), state.layers);
+        assert!(GroupState::decode_layers(&bytes[..bytes.len() - 1]).is_err());
+    }
+}
