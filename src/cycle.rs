@@ -13,7 +13,7 @@ use crate::engine::{self, reason, Evaluation};
 use crate::rules::{GroupId, RuleSet};
 use crate::store::{
     Change, GroupDelta, MemberState, NewSnapshot, RunChanges, RunCommit, RunStatus, SnapshotChange,
-    SnapshotStatus, SnapshotUse, Store, StoreError, WorkerIds, CHECKPOINT_EVERY,
+    SnapshotStatus, SnapshotUse, Store, StoreError, WorkerIds, CHECKPOINT_EVERY, SNAPSHOT_CHAIN,
 };
 use roaring::RoaringBitmap;
 
@@ -467,10 +467,25 @@ async fn choose_snapshot(
         dir.failsafe.max_shrink_percent,
     );
     let rows = snapshot.to_rows();
-    let changes = match &current {
-        Some(c) => directory::diff_rows(&store.snapshot_workers(c.id).await?, &rows),
+    let before = match &current {
+        Some(c) => store.snapshot_workers(c.id).await?,
         None => Vec::new(),
     };
+    let changes = directory::diff_rows(&before, &rows);
+    // Stored as its difference from the current snapshot, unless the chain of differences
+    // is long or the difference is most of the export.
+    let (worker_rows, base) = match &current {
+        Some(c) if c.depth + 1 < SNAPSHOT_CHAIN => {
+            let changed = directory::changed_rows(&before, &rows);
+            if changed.len() * 2 <= rows.len() {
+                (changed, Some((c.id, c.depth + 1)))
+            } else {
+                (rows, None)
+            }
+        }
+        _ => (rows, None),
+    };
+    drop(before);
     let new = NewSnapshot {
         source,
         fetched_at: crate::clock::stamp(inputs.now),
@@ -480,7 +495,8 @@ async fn choose_snapshot(
         eligible,
         issues: report.issues.len() as i64,
         hold_reason: hold_reason.clone(),
-        worker_rows: rows,
+        worker_rows,
+        base,
         changes: changes
             .into_iter()
             .map(|c| SnapshotChange {

@@ -84,6 +84,7 @@ on_both_backends!(
     plan_after_one_rule_change_shows_exactly_that_groups_changes,
     removed_group_members_leave_with_that_reason,
     migration_6_carries_every_membership_and_audit_row,
+    forty_runs_read_back_through_checkpoints_and_snapshot_differences,
 );
 
 async fn migrations_apply_and_are_idempotent(db: TestDb) {
@@ -559,6 +560,96 @@ async fn a_run_records_the_rules_git_commit_and_digest() {
         first.rules_digest, second.rules_digest,
         "the digest covers uncommitted rule files"
     );
+}
+
+/// Forty runs, each changing a few workers: past the membership checkpoint interval and two
+/// snapshot chains. After every run the stored members are exactly what the export
+/// evaluates to, the current snapshot reads back exactly as loaded, and at the end `history`
+/// answers for every run's date.
+async fn forty_runs_read_back_through_checkpoints_and_snapshot_differences(db: TestDb) {
+    let install = Install::new(db, &[("security.yaml", SECURITY)]);
+    let store = install.store().await;
+    let original = std::fs::read_to_string(install.path("workers.csv")).unwrap();
+    let mut expected_at = Vec::new();
+    for run in 0..40u32 {
+        std::fs::write(install.path("workers.csv"), &original).unwrap();
+        for (bit, key) in ["W004", "W006", "W007", "W008"].iter().enumerate() {
+            if (run >> bit) & 1 == 1 {
+                set(&install, key, DIVISION, if bit == 0 { "Engineering" } else { "Security" });
+            }
+        }
+        set(&install, "W005", 12, &format!("nick{run}"));
+        if run % 3 == 1 {
+            let extra = "W011,new@example.com,W006,Security,Security Operations,US,Engineer,3,2024-01-01,,Active,no,";
+            let mut text = std::fs::read_to_string(install.path("workers.csv")).unwrap();
+            text.push_str(extra);
+            text.push('\n');
+            std::fs::write(install.path("workers.csv"), text).unwrap();
+        }
+        let date = format!("2026-{:02}-{:02}", 1 + run / 28, 1 + run % 28);
+        let outcome = install.run(&store, &date).await;
+        applied(&outcome);
+
+        let config = install.config();
+        let rules = install.rules(&config);
+        let (snapshot, _) = rosterd::directory::load(&config.directory).unwrap();
+        let as_of = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d").unwrap();
+        let evaluation = rosterd::engine::evaluate(&snapshot, &rules, as_of);
+        let mut want: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (g, group) in rules.groups().iter().enumerate() {
+            let mut keys: Vec<String> = evaluation
+                .members(g)
+                .ones()
+                .map(|w| snapshot.key(w).to_string())
+                .collect();
+            keys.sort();
+            if !keys.is_empty() {
+                want.insert(group.name.clone(), keys);
+            }
+        }
+        let got: BTreeMap<String, Vec<String>> = store
+            .member_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(g, keys)| (g, keys.into_iter().collect()))
+            .collect();
+        assert_eq!(got, want, "run {run}");
+        let current = store.current_snapshot().await.unwrap().unwrap();
+        let mut rows = snapshot.to_rows();
+        rows.sort();
+        assert_eq!(store.snapshot_workers(current.id).await.unwrap(), rows, "run {run}");
+        expected_at.push((as_of, want));
+    }
+    let depths: Vec<i64> = store
+        .snapshots(100)
+        .await
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|s| s.depth)
+        .collect();
+    assert_eq!(depths.iter().filter(|&&d| d == 0).count(), 3, "{depths:?}");
+    assert!(depths.iter().all(|&d| d < rosterd::store::SNAPSHOT_CHAIN), "{depths:?}");
+    let checkpoints: i64 = sqlx::Row::get(
+        &sqlx::query("SELECT COUNT(*) FROM group_checkpoints")
+            .fetch_one(store.pool())
+            .await
+            .unwrap(),
+        0,
+    );
+    assert!(checkpoints > 0, "32 changes to a group make a checkpoint");
+    for (as_of, want) in &expected_at {
+        for group in ["security", "engineering"] {
+            let got: Vec<String> = store
+                .members_at(group, *as_of)
+                .await
+                .unwrap()
+                .into_keys()
+                .collect();
+            assert_eq!(&got, want.get(group).unwrap_or(&Vec::new()), "{group} at {as_of}");
+        }
+    }
 }
 
 /// Migration 6 replaces the row per membership (`memberships`, `membership_changes`) with

@@ -93,13 +93,14 @@ fn from_json(ty: AttrType, v: &serde_json::Value) -> Option<Value> {
 /// The differences from `old` rows to `new` rows (both as [`Snapshot::to_rows`] makes them),
 /// ordered by worker key.
 pub fn diff_rows(old: &[(String, String)], new: &[(String, String)]) -> Vec<WorkerChange> {
-    let parse =
-        |rows: &[(String, String)]| -> BTreeMap<String, BTreeMap<String, serde_json::Value>> {
-            rows.iter()
-                .map(|(k, json)| (k.clone(), serde_json::from_str(json).unwrap_or_default()))
-                .collect()
-        };
-    let (old, new) = (parse(old), parse(new));
+    // Rows are compared as text first; only a worker whose row differs is parsed. Most
+    // workers are the same from one export to the next.
+    let old_rows: std::collections::HashMap<&str, &str> =
+        old.iter().map(|(k, j)| (k.as_str(), j.as_str())).collect();
+    let new_keys: std::collections::HashSet<&str> = new.iter().map(|(k, _)| k.as_str()).collect();
+    let parse = |json: &str| -> BTreeMap<String, serde_json::Value> {
+        serde_json::from_str(json).unwrap_or_default()
+    };
     let mut out = Vec::new();
     let change = |key: &str,
                   change,
@@ -112,10 +113,15 @@ pub fn diff_rows(old: &[(String, String)], new: &[(String, String)]) -> Vec<Work
         old_value: old.map(ToString::to_string),
         new_value: new.map(ToString::to_string),
     };
-    for (key, before) in &old {
-        match new.get(key) {
-            None => out.push(change(key, "left", None, None, None)),
-            Some(after) => {
+    for (key, _) in old.iter().filter(|(k, _)| !new_keys.contains(k.as_str())) {
+        out.push(change(key, "left", None, None, None));
+    }
+    for (key, json) in new {
+        match old_rows.get(key.as_str()) {
+            None => out.push(change(key, "joined", None, None, None)),
+            Some(before) if *before == json.as_str() => {}
+            Some(before) => {
+                let (before, after) = (parse(before), parse(json));
                 let names: std::collections::BTreeSet<&String> =
                     before.keys().chain(after.keys()).collect();
                 for name in names {
@@ -127,11 +133,19 @@ pub fn diff_rows(old: &[(String, String)], new: &[(String, String)]) -> Vec<Work
             }
         }
     }
-    for key in new.keys().filter(|k| !old.contains_key(*k)) {
-        out.push(change(key, "joined", None, None, None));
-    }
-    out.sort_by(|a, b| a.key.cmp(&b.key));
+    // By key, then attribute, as before: a worker's changes stay together.
+    out.sort_by(|a, b| (&a.key, &a.attribute).cmp(&(&b.key, &b.attribute)));
     out
+}
+
+/// The rows of `new` that are not in `old` as they are: the workers who joined or changed.
+pub fn changed_rows(old: &[(String, String)], new: &[(String, String)]) -> Vec<(String, String)> {
+    let old_rows: std::collections::HashMap<&str, &str> =
+        old.iter().map(|(k, j)| (k.as_str(), j.as_str())).collect();
+    new.iter()
+        .filter(|(k, j)| old_rows.get(k.as_str()) != Some(&j.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// The SHA-256 of an export's bytes, in hex: identical exports have identical checksums.

@@ -1,6 +1,8 @@
 //! HR snapshots: every export that was loaded, its workers, its diff against the previous one,
 //! and the failsafe's holds.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use sqlx::any::AnyRow;
 // Dynamic SQL here is only constants and `$N` placeholders; values are always bound.
@@ -60,6 +62,10 @@ pub struct SnapshotInfo {
     pub status: SnapshotStatus,
     pub hold_reason: Option<String>,
     pub previous_id: Option<i64>,
+    /// Differences since the last snapshot stored whole; 0 when this one is.
+    pub depth: i64,
+    /// When retention removed its workers.
+    pub pruned_at: Option<String>,
 }
 
 /// A snapshot to store with a run.
@@ -74,8 +80,11 @@ pub struct NewSnapshot {
     pub issues: i64,
     /// Why the failsafe holds it; `None` makes it current.
     pub hold_reason: Option<String>,
-    /// Worker key → attributes as a JSON object.
+    /// Worker key → attributes as a JSON object: every worker when `base` is `None`, else
+    /// only those who joined or changed since `base` (those who left are in `changes`).
     pub worker_rows: Vec<(String, String)>,
+    /// The snapshot this one is stored as a difference from, and that difference's depth.
+    pub base: Option<(i64, i64)>,
     pub changes: Vec<SnapshotChange>,
 }
 
@@ -91,7 +100,11 @@ pub struct SnapshotChange {
 }
 
 const COLUMNS: &str = "id, source, fetched_at, checksum, row_count, worker_count, eligible_count, \
-                       issue_count, status, hold_reason, previous_id";
+                       issue_count, status, hold_reason, previous_id, depth, pruned_at";
+
+/// Differences stored one after another before a snapshot is stored whole again: reading a
+/// snapshot reads one whole snapshot and at most this many differences.
+pub const SNAPSHOT_CHAIN: i64 = 16;
 
 fn info(row: &AnyRow) -> Result<SnapshotInfo, sqlx::Error> {
     Ok(SnapshotInfo {
@@ -106,6 +119,8 @@ fn info(row: &AnyRow) -> Result<SnapshotInfo, sqlx::Error> {
         status: SnapshotStatus::parse(&row.try_get::<String, _>("status")?)?,
         hold_reason: row.try_get("hold_reason")?,
         previous_id: row.try_get("previous_id")?,
+        depth: row.try_get::<i64, _>("depth")?,
+        pruned_at: row.try_get("pruned_at")?,
     })
 }
 
@@ -154,16 +169,52 @@ impl Store {
         Ok(rows.iter().map(info).collect::<Result<_, _>>()?)
     }
 
-    /// Worker key → attributes JSON, in key order.
+    /// Worker key → attributes JSON, in key order: the last snapshot stored whole before it,
+    /// with the differences since applied.
     pub async fn snapshot_workers(&self, id: i64) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query("SELECT worker_key, attributes FROM snapshot_workers WHERE snapshot_id = $1 ORDER BY worker_key")
-            .bind(id)
+        let mut chain = Vec::new();
+        let mut at = id;
+        loop {
+            let info = self
+                .snapshot(at)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("no snapshot {at}")))?;
+            if let Some(when) = &info.pruned_at {
+                return Err(StoreError::NotFound(format!(
+                    "the workers of snapshot {at} were removed by retention on {when}"
+                )));
+            }
+            let (depth, previous) = (info.depth, info.previous_id);
+            chain.push(info);
+            match previous {
+                Some(previous) if depth > 0 => at = previous,
+                _ => break,
+            }
+        }
+        let mut rows: BTreeMap<String, String> = BTreeMap::new();
+        for info in chain.iter().rev() {
+            if info.depth > 0 {
+                let left = sqlx::query(
+                    "SELECT worker_key FROM snapshot_changes WHERE snapshot_id = $1 AND change = 'left'",
+                )
+                .bind(info.id)
+                .fetch_all(&self.pool)
+                .await?;
+                for row in left {
+                    rows.remove(&row.try_get::<String, _>(0)?);
+                }
+            }
+            let own = sqlx::query(
+                "SELECT worker_key, attributes FROM snapshot_workers WHERE snapshot_id = $1",
+            )
+            .bind(info.id)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, sqlx::Error>>()?)
+            for row in own {
+                rows.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+        }
+        Ok(rows.into_iter().collect())
     }
 
     pub async fn snapshot_changes(&self, id: i64) -> Result<Vec<SnapshotChange>, StoreError> {
@@ -219,12 +270,18 @@ pub(super) async fn insert(
     backend: Backend,
     new: &NewSnapshot,
 ) -> Result<i64, StoreError> {
-    let previous: Option<i64> =
+    let current: Option<i64> =
         sqlx::query("SELECT id FROM snapshots WHERE status = 'current' ORDER BY id DESC LIMIT 1")
             .fetch_optional(&mut **tx)
             .await?
             .map(|r| r.try_get::<i64, _>("id"))
             .transpose()?;
+    // A difference is from the snapshot it was made against; a whole snapshot names the
+    // current one before it.
+    let (previous, depth) = match new.base {
+        Some((base, depth)) => (Some(base), depth),
+        None => (current, 0),
+    };
     let status = if new.hold_reason.is_some() {
         "held"
     } else {
@@ -237,8 +294,8 @@ pub(super) async fn insert(
     }
     let row = sqlx::query(
         "INSERT INTO snapshots (source, fetched_at, checksum, row_count, worker_count, eligible_count, \
-         issue_count, status, hold_reason, previous_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+         issue_count, status, hold_reason, previous_id, depth) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(&new.source)
     .bind(&new.fetched_at)
@@ -250,6 +307,7 @@ pub(super) async fn insert(
     .bind(status)
     .bind(new.hold_reason.as_deref())
     .bind(previous)
+    .bind(depth)
     .fetch_one(&mut **tx)
     .await?;
     let id = row.try_get::<i64, _>("id")?;
