@@ -1,5 +1,6 @@
 //! The commands users type, timed whole: `cargo bench --bench commands [-- --size 100000
-//! --rules 2000 --backend sqlite|postgres]`.
+//! --rules 2000 --backend sqlite|postgres --keep]` (`--keep` leaves the folder and database
+//! for a closer look).
 //!
 //! It generates the organisation and rule mix of the other benchmarks into a temporary folder,
 //! then runs the release `rosterd` binary as a user would and prints each command's wall time
@@ -95,6 +96,10 @@ fn main() {
     common::write_csv(&workers, &dir.join("workers.csv"));
     rosterd(&["evaluate"], "evaluate after 1% of workers change");
     rosterd(&["plan"], "plan, nothing changed");
+    if args.flag("--keep") {
+        println!("kept: {}", dir.display());
+        return;
+    }
     let _ = std::fs::remove_dir_all(&dir);
     if backend == "postgres" {
         drop_postgres_database(&database);

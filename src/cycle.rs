@@ -364,12 +364,18 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
             return Err(e);
         }
     };
+    let phase = Phase::start();
     let evaluation = match chosen.evaluation {
         Some(evaluation) => evaluation,
         None => engine::evaluate(&chosen.snapshot, inputs.rules, inputs.as_of),
     };
+    phase.done("evaluate");
+    let phase = Phase::start();
     let stored = store.member_state().await?;
+    phase.done("read the stored memberships");
+    let phase = Phase::start();
     let changes = run_changes(&chosen.snapshot, inputs.rules, &evaluation, stored);
+    phase.done("compare");
     let memberships = total_members(&evaluation, inputs.rules);
     let commit = RunCommit {
         kind: inputs.kind.to_string(),
@@ -386,7 +392,9 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
         changes,
         message: chosen.warning.clone(),
     };
+    let phase = Phase::start();
     let (run_id, snapshot_id) = store.commit_run(&commit).await?;
+    phase.done("store the run");
     Ok(Outcome::Applied {
         run_id,
         snapshot_id,
@@ -406,6 +414,7 @@ async fn choose_snapshot(
 ) -> Result<Result<Chosen, Outcome>, CycleError> {
     let dir = &inputs.config.directory;
     let schema = Arc::new(Schema::from_config(dir));
+    let phase = Phase::start();
     let text = match crate::fetch::export(&dir.source).await {
         Ok(text) => text,
         // It answered with what is not an export: the run fails, and says so.
@@ -413,6 +422,7 @@ async fn choose_snapshot(
         Err(e) => return keep_last_good(store, schema, e).await.map(Ok),
     };
     let sum = directory::checksum(text.as_bytes());
+    phase.done("read the export");
     let source = crate::fetch::source_name(&dir.source);
     let parse = |text: &str| {
         directory::load_from_str(
@@ -449,7 +459,9 @@ async fn choose_snapshot(
         Some(s) if s.status == SnapshotStatus::Approved => Some(SnapshotUse::Promote(s.id)),
         _ => None,
     };
+    let phase = Phase::start();
     let (snapshot, report) = parse(&text)?;
+    phase.done("load the export");
     if let Some(usage) = usage {
         return Ok(Ok(Chosen {
             snapshot,
@@ -458,7 +470,10 @@ async fn choose_snapshot(
             evaluation: None,
         }));
     }
+    let phase = Phase::start();
     let evaluation = engine::evaluate(&snapshot, inputs.rules, inputs.as_of);
+    phase.done("evaluate");
+    let phase = Phase::start();
     let eligible = evaluation.eligible().count_ones(..) as i64;
     let current = store.current_snapshot().await?;
     let hold_reason = failsafe(
@@ -467,10 +482,14 @@ async fn choose_snapshot(
         dir.failsafe.max_shrink_percent,
     );
     let rows = snapshot.to_rows();
+    phase.done("to_rows");
+    let phase = Phase::start();
     let before = match &current {
         Some(c) => store.snapshot_workers(c.id).await?,
         None => Vec::new(),
     };
+    phase.done("snapshot_workers");
+    let phase = Phase::start();
     let changes = directory::diff_rows(&before, &rows);
     // Stored as its difference from the current snapshot, unless the chain of differences
     // is long or the difference is most of the export.
@@ -486,6 +505,7 @@ async fn choose_snapshot(
         _ => (rows, None),
     };
     drop(before);
+    phase.done("compare with the current snapshot");
     let new = NewSnapshot {
         source,
         fetched_at: crate::clock::stamp(inputs.now),
@@ -526,6 +546,24 @@ async fn choose_snapshot(
         warning: None,
         evaluation: Some(evaluation),
     }))
+}
+
+/// A part of a run, timed for `-v` (a run's cost should follow its change; this shows where
+/// it goes).
+struct Phase(std::time::Instant);
+
+impl Phase {
+    fn start() -> Self {
+        Phase(std::time::Instant::now())
+    }
+
+    fn done(self, what: &str) {
+        tracing::debug!(
+            phase = what,
+            ms = self.0.elapsed().as_secs_f64() * 1e3,
+            "run phase done"
+        );
+    }
 }
 
 /// SHA-256 over everything an evaluation reads besides the export: the rule files (by their

@@ -774,6 +774,26 @@ async fn migration_6_carries_every_membership_and_audit_row(db: TestDb) {
     .execute(store.pool())
     .await
     .unwrap();
+    // A snapshot's workers, one row each before migration 7; chunks of lines after.
+    sqlx::query(
+        "INSERT INTO snapshots (id, source, fetched_at, checksum, row_count, worker_count, \
+         eligible_count, issue_count, status) VALUES (1, 'w.csv', 't', 'c', 2, 2, 2, 0, 'current')",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let workers = [
+        ("W01".to_string(), r#"{"division":"Security","name":"Ann \"A\" Lee"}"#.to_string()),
+        ("W02".to_string(), r#"{"division":"Sales"}"#.to_string()),
+    ];
+    for (key, json) in &workers {
+        sqlx::query("INSERT INTO snapshot_workers VALUES (1, $1, $2)")
+            .bind(key)
+            .bind(json)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
     let expected: BTreeMap<String, BTreeMap<String, (String, i64)>> =
         state.iter().fold(BTreeMap::new(), |mut out, ((g, w), m)| {
             out.entry(g.clone())
@@ -800,6 +820,7 @@ async fn migration_6_carries_every_membership_and_audit_row(db: TestDb) {
 
     let store = Store::open(&db.url).await.unwrap();
     assert_eq!(as_read(store.memberships().await.unwrap()), expected);
+    assert_eq!(store.snapshot_workers(1).await.unwrap(), workers);
     for (run, changes) in &audit {
         let mut want: Vec<_> = changes.clone();
         want.sort();

@@ -156,6 +156,11 @@ impl Args {
     }
 
     /// Started by `cargo bench`, not as a smoke test.
+    /// Whether `name` was given.
+    pub fn flag(&self, name: &str) -> bool {
+        self.args.iter().any(|a| a == name)
+    }
+
     pub fn benchmarking(&self) -> bool {
         self.args.iter().any(|a| a == "--bench")
     }

@@ -106,6 +106,9 @@ const COLUMNS: &str = "id, source, fetched_at, checksum, row_count, worker_count
 /// snapshot reads one whole snapshot and at most this many differences.
 pub const SNAPSHOT_CHAIN: i64 = 16;
 
+/// Workers per `snapshot_rows` row.
+const ROWS_PER_CHUNK: usize = 10_000;
+
 fn info(row: &AnyRow) -> Result<SnapshotInfo, sqlx::Error> {
     Ok(SnapshotInfo {
         id: row.try_get::<i64, _>("id")?,
@@ -204,14 +207,20 @@ impl Store {
                     rows.remove(&row.try_get::<String, _>(0)?);
                 }
             }
-            let own = sqlx::query(
-                "SELECT worker_key, attributes FROM snapshot_workers WHERE snapshot_id = $1",
-            )
-            .bind(info.id)
-            .fetch_all(&self.pool)
-            .await?;
-            for row in own {
-                rows.insert(row.try_get(0)?, row.try_get(1)?);
+            let chunks = sqlx::query("SELECT rows FROM snapshot_rows WHERE snapshot_id = $1")
+                .bind(info.id)
+                .fetch_all(&self.pool)
+                .await?;
+            for chunk in chunks {
+                let text: String = chunk.try_get(0)?;
+                for line in text.lines() {
+                    let (key, json) = line.split_once('\t').ok_or_else(|| {
+                        StoreError::Query(sqlx::Error::Decode(
+                            format!("snapshot {}: a stored row has no key", info.id).into(),
+                        ))
+                    })?;
+                    rows.insert(key.to_string(), json.to_string());
+                }
             }
         }
         Ok(rows.into_iter().collect())
@@ -311,15 +320,21 @@ pub(super) async fn insert(
     .fetch_one(&mut **tx)
     .await?;
     let id = row.try_get::<i64, _>("id")?;
-    insert_rows(
-        tx,
-        backend,
-        "snapshot_workers (snapshot_id, worker_key, attributes)",
-        &[Col::SameInt(id), Col::Text, Col::Text],
-        "",
-        &new.worker_rows,
-    )
-    .await?;
+    for (chunk, rows) in new.worker_rows.chunks(ROWS_PER_CHUNK).enumerate() {
+        let mut text = String::with_capacity(rows.iter().map(|(k, j)| k.len() + j.len() + 2).sum());
+        for (key, json) in rows {
+            text.push_str(key);
+            text.push('\t');
+            text.push_str(json);
+            text.push('\n');
+        }
+        sqlx::query("INSERT INTO snapshot_rows (snapshot_id, chunk, rows) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(chunk as i64)
+            .bind(text)
+            .execute(&mut **tx)
+            .await?;
+    }
     let changes: Vec<_> = new
         .changes
         .iter()
