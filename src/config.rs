@@ -48,6 +48,10 @@ pub struct Config {
     /// How `rosterd run` schedules its work and serves its admin API.
     #[serde(default)]
     pub daemon: DaemonConfig,
+    /// How long old snapshots and runs are kept. The audit of membership changes is kept
+    /// whatever this says.
+    #[serde(default)]
+    pub retention: RetentionConfig,
     /// Where the config was read from; set by [`Config::load`].
     #[serde(skip)]
     pub path: PathBuf,
@@ -94,6 +98,38 @@ pub struct DaemonConfig {
     /// files); more are closed as soon as they are accepted.
     #[serde(default = "default_api_max_connections")]
     pub api_max_connections: u64,
+}
+
+/// What is removed with age, after each run that succeeds. Never the audit: every
+/// membership change, with its reason and run, stays for as long as the database does.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days a superseded snapshot keeps its workers. After that only its summary (source,
+    /// checksum, counts) and its list of HR changes remain.
+    #[serde(default = "default_snapshot_days")]
+    pub snapshot_days: u32,
+    /// Days a run that changed no membership (unchanged, held, failed) is listed. Runs that
+    /// changed memberships are the audit and are kept.
+    #[serde(default = "default_run_days")]
+    pub run_days: u32,
+}
+
+fn default_snapshot_days() -> u32 {
+    90
+}
+
+fn default_run_days() -> u32 {
+    400
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            snapshot_days: default_snapshot_days(),
+            run_days: default_run_days(),
+        }
+    }
 }
 
 impl Default for DaemonConfig {
@@ -446,6 +482,12 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         self.daemon.validate()?;
+        in_range(
+            "retention.snapshot_days",
+            self.retention.snapshot_days,
+            1..=36_500,
+        )?;
+        in_range("retention.run_days", self.retention.run_days, 1..=36_500)?;
         let dir = &self.directory;
         validate_source(&dir.source)?;
         for (name, attr) in &dir.attributes {

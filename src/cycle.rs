@@ -395,6 +395,7 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
     let phase = Phase::start();
     let (run_id, snapshot_id) = store.commit_run(&commit).await?;
     phase.done("store the run");
+    prune(inputs, store).await;
     Ok(Outcome::Applied {
         run_id,
         snapshot_id,
@@ -546,6 +547,30 @@ async fn choose_snapshot(
         warning: None,
         evaluation: Some(evaluation),
     }))
+}
+
+/// Applies `retention` after a run that succeeded. A failure is logged, not the run's: the
+/// run is stored, and the next one tries again.
+async fn prune(inputs: &Inputs<'_>, store: &Store) {
+    let retention = &inputs.config.retention;
+    let before = |days: u32| crate::clock::stamp(inputs.now - chrono::Duration::days(days.into()));
+    let now = crate::clock::stamp(inputs.now);
+    match store
+        .prune(
+            &before(retention.snapshot_days),
+            &before(retention.run_days),
+            &now,
+        )
+        .await
+    {
+        Ok(pruned) if pruned.snapshots + pruned.runs > 0 => tracing::info!(
+            snapshots = pruned.snapshots,
+            runs = pruned.runs,
+            "retention: removed the workers of old snapshots and old runs that changed nothing"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("retention: {e}"),
+    }
 }
 
 /// A part of a run, timed for `-v` (a run's cost should follow its change; this shows where

@@ -575,7 +575,12 @@ async fn forty_runs_read_back_through_checkpoints_and_snapshot_differences(db: T
         std::fs::write(install.path("workers.csv"), &original).unwrap();
         for (bit, key) in ["W004", "W006", "W007", "W008"].iter().enumerate() {
             if (run >> bit) & 1 == 1 {
-                set(&install, key, DIVISION, if bit == 0 { "Engineering" } else { "Security" });
+                set(
+                    &install,
+                    key,
+                    DIVISION,
+                    if bit == 0 { "Engineering" } else { "Security" },
+                );
             }
         }
         set(&install, "W005", 12, &format!("nick{run}"));
@@ -618,7 +623,11 @@ async fn forty_runs_read_back_through_checkpoints_and_snapshot_differences(db: T
         let current = store.current_snapshot().await.unwrap().unwrap();
         let mut rows = snapshot.to_rows();
         rows.sort();
-        assert_eq!(store.snapshot_workers(current.id).await.unwrap(), rows, "run {run}");
+        assert_eq!(
+            store.snapshot_workers(current.id).await.unwrap(),
+            rows,
+            "run {run}"
+        );
         expected_at.push((as_of, want));
     }
     let depths: Vec<i64> = store
@@ -630,7 +639,10 @@ async fn forty_runs_read_back_through_checkpoints_and_snapshot_differences(db: T
         .map(|s| s.depth)
         .collect();
     assert_eq!(depths.iter().filter(|&&d| d == 0).count(), 3, "{depths:?}");
-    assert!(depths.iter().all(|&d| d < rosterd::store::SNAPSHOT_CHAIN), "{depths:?}");
+    assert!(
+        depths.iter().all(|&d| d < rosterd::store::SNAPSHOT_CHAIN),
+        "{depths:?}"
+    );
     let checkpoints: i64 = sqlx::Row::get(
         &sqlx::query("SELECT COUNT(*) FROM group_checkpoints")
             .fetch_one(store.pool())
@@ -639,6 +651,32 @@ async fn forty_runs_read_back_through_checkpoints_and_snapshot_differences(db: T
         0,
     );
     assert!(checkpoints > 0, "32 changes to a group make a checkpoint");
+    // Retention with every snapshot and run old: the current snapshot and the chain it is
+    // read through stay, the audit stays, the rest goes.
+    let now = rosterd::clock::stamp(rosterd::clock::now_utc());
+    let pruned = store.prune("9999-12-31", "9999-12-31", &now).await.unwrap();
+    assert_eq!(
+        pruned.snapshots, 32,
+        "snapshots before the current chain's base (32)"
+    );
+    let current = store.current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.depth, 7);
+    assert_eq!(
+        store.snapshot_workers(current.id).await.unwrap().len(),
+        10,
+        "W011 is out"
+    );
+    let err = store.snapshot_workers(1).await.unwrap_err().to_string();
+    assert!(err.contains("removed by retention"), "{err}");
+    let runs = store.runs(100).await.unwrap();
+    assert_eq!(runs.len() as u64, 40 - pruned.runs);
+    for run in &runs[1..] {
+        assert!(
+            run.added + run.removed > 0,
+            "run {} changed nothing and is kept",
+            run.id
+        );
+    }
     for (as_of, want) in &expected_at {
         for group in ["security", "engineering"] {
             let got: Vec<String> = store
@@ -647,7 +685,11 @@ async fn forty_runs_read_back_through_checkpoints_and_snapshot_differences(db: T
                 .unwrap()
                 .into_keys()
                 .collect();
-            assert_eq!(&got, want.get(group).unwrap_or(&Vec::new()), "{group} at {as_of}");
+            assert_eq!(
+                &got,
+                want.get(group).unwrap_or(&Vec::new()),
+                "{group} at {as_of}"
+            );
         }
     }
 }
@@ -783,7 +825,10 @@ async fn migration_6_carries_every_membership_and_audit_row(db: TestDb) {
     .await
     .unwrap();
     let workers = [
-        ("W01".to_string(), r#"{"division":"Security","name":"Ann \"A\" Lee"}"#.to_string()),
+        (
+            "W01".to_string(),
+            r#"{"division":"Security","name":"Ann \"A\" Lee"}"#.to_string(),
+        ),
         ("W02".to_string(), r#"{"division":"Sales"}"#.to_string()),
     ];
     for (key, json) in &workers {

@@ -35,7 +35,9 @@ pub use runs::{
     bounded_message, Change, HistoryEntry, Membership, RunChanges, RunCommit, RunInfo, RunStatus,
     SnapshotUse, MAX_RUN_MESSAGE_CHARS,
 };
-pub use snapshots::{NewSnapshot, SnapshotChange, SnapshotInfo, SnapshotStatus, SNAPSHOT_CHAIN};
+pub use snapshots::{
+    NewSnapshot, Pruned, SnapshotChange, SnapshotInfo, SnapshotStatus, SNAPSHOT_CHAIN,
+};
 
 /// SQLite's page cache per connection, in KiB (it grows only as it is used).
 const SQLITE_CACHE_KIB: u32 = 256 * 1024;

@@ -378,3 +378,83 @@ pub(super) async fn promote(tx: &mut Transaction<'_, Any>, id: i64) -> Result<()
         .await?;
     Ok(())
 }
+
+/// What [`Store::prune`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    pub snapshots: u64,
+    pub runs: u64,
+}
+
+impl Store {
+    /// Removes the workers of superseded snapshots fetched before `snapshots_before`, and the
+    /// runs started before `runs_before` that changed no membership. Kept whatever their age:
+    /// the current, held and approved snapshots and every snapshot their differences are
+    /// read through; the newest run and the newest that succeeded; every run with membership changes (the audit).
+    pub async fn prune(
+        &self,
+        snapshots_before: &str,
+        runs_before: &str,
+        now: &str,
+    ) -> Result<Pruned, StoreError> {
+        let (_writing, mut tx) = self.begin_write().await?;
+        // Every snapshot's place in its chain, read once (a row per export that changed).
+        let rows = sqlx::query(
+            "SELECT id, depth, previous_id, status, fetched_at FROM snapshots WHERE pruned_at IS NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut links: BTreeMap<i64, (i64, Option<i64>)> = BTreeMap::new();
+        let mut kept = Vec::new();
+        let mut old = Vec::new();
+        for row in &rows {
+            let id: i64 = row.try_get(0)?;
+            links.insert(id, (row.try_get(1)?, row.try_get(2)?));
+            let status: String = row.try_get(3)?;
+            let fetched_at: String = row.try_get(4)?;
+            if status != "superseded" || fetched_at.as_str() >= snapshots_before {
+                kept.push(id);
+            } else {
+                old.push(id);
+            }
+        }
+        // The oldest snapshot a kept one is read through: the base of its chain.
+        let mut floor = i64::MAX;
+        for id in kept {
+            let mut at = id;
+            while let Some(&(depth, Some(previous))) = links.get(&at) {
+                if depth == 0 {
+                    break;
+                }
+                at = previous;
+            }
+            floor = floor.min(at);
+        }
+        let old: Vec<i64> = old.into_iter().filter(|&id| id < floor).collect();
+        let mut pruned = Pruned::default();
+        for id in old {
+            sqlx::query("DELETE FROM snapshot_rows WHERE snapshot_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE snapshots SET pruned_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            pruned.snapshots += 1;
+        }
+        let runs = sqlx::query(
+            "DELETE FROM runs WHERE started_at < $1 \
+             AND id < (SELECT MAX(id) FROM runs) \
+             AND id <> (SELECT COALESCE(MAX(id), 0) FROM runs WHERE status = 'succeeded') \
+             AND NOT EXISTS (SELECT 1 FROM group_changes c WHERE c.run_id = runs.id)",
+        )
+        .bind(runs_before)
+        .execute(&mut *tx)
+        .await?;
+        pruned.runs = runs.rows_affected();
+        tx.commit().await?;
+        Ok(pruned)
+    }
+}
