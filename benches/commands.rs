@@ -59,16 +59,21 @@ fn main() {
     )
     .expect("the rules are written");
     let config = write_config(&dir, &database);
-    let db_size = || {
-        (backend == "sqlite").then(|| {
-            ["rosterd.db", "rosterd.db-wal"]
-                .iter()
-                .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
-                .map(|m| m.len())
-                .sum::<u64>()
-        })
+    let db_size = || -> Option<u64> {
+        match backend.as_str() {
+            "sqlite" => Some(
+                ["rosterd.db", "rosterd.db-wal"]
+                    .iter()
+                    .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+                    .map(|m| m.len())
+                    .sum::<u64>(),
+            ),
+            _ => {
+                let (_, name) = database.rsplit_once('/')?;
+                query_admin(&format!("SELECT pg_database_size('{name}')"))
+            }
+        }
     };
-    // (On PostgreSQL: `SELECT pg_database_size('rosterd_bench_PID')` while it runs.)
 
     let rosterd = |args: &[&str], what: &str| {
         let measured = run(&config, args);
@@ -167,6 +172,11 @@ fn drop_postgres_database(url: &str) {
 
 /// Runs one statement on the server's admin database, `ROSTERD_TEST_POSTGRES_URL`.
 fn run_on_admin(sql: &str) {
+    query_admin(sql);
+}
+
+/// Runs one statement on the admin database; the first column of its first row, if a number.
+fn query_admin(sql: &str) -> Option<u64> {
     let admin = std::env::var("ROSTERD_TEST_POSTGRES_URL")
         .expect("--backend postgres needs ROSTERD_TEST_POSTGRES_URL (scripts/test starts one)");
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -178,12 +188,14 @@ fn run_on_admin(sql: &str) {
         let pool = sqlx::AnyPool::connect(&admin)
             .await
             .expect("PostgreSQL answers");
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-            .execute(&pool)
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_optional(&pool)
             .await
             .expect("the statement runs");
         pool.close().await;
-    });
+        row.and_then(|r| sqlx::Row::try_get::<i64, _>(&r, 0).ok())
+            .map(|n| n as u64)
+    })
 }
 
 /// A fresh database on the server `ROSTERD_TEST_POSTGRES_URL` names.

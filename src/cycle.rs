@@ -278,33 +278,38 @@ pub fn run_changes(
 ) -> RunChanges {
     let known = state.workers.len();
     let numbering = Numbering::assign(snapshot, &mut state.workers);
-    let mut deltas = Vec::new();
-    for (g, group) in rules.groups().iter().enumerate() {
-        let wanted: RoaringBitmap = evaluation
-            .members(g)
-            .ones()
-            .filter_map(|w| numbering.id(w))
-            .collect();
-        let before = state.group(&group.name).map(|s| &s.members);
-        let (added, removed) = match before {
-            Some(before) => (&wanted - before, before - &wanted),
-            None => (wanted.clone(), RoaringBitmap::new()),
-        };
-        if added.is_empty() && removed.is_empty() {
-            continue;
-        }
-        let joins = added.iter().filter_map(|id| {
-            let w = numbering.worker(id)?;
-            Some((id, true, reason::joined(rules, evaluation, g, w)))
-        });
-        let leaves = removed.iter().map(|id| {
-            let w = numbering.worker(id);
-            (id, false, reason::left(snapshot, rules, evaluation, g, w))
-        });
-        let mut delta = GroupDelta::from_changes(&group.name, joins.chain(leaves));
-        delta.member_count = wanted.len();
-        deltas.push(delta);
-    }
+    let groups = rules.groups();
+    let mut deltas: Vec<GroupDelta> = crate::halves::map_halves(groups.len(), |range| {
+        range
+            .filter_map(|g| {
+                let name = &groups[g].name;
+                let wanted: RoaringBitmap = evaluation
+                    .members(g)
+                    .ones()
+                    .filter_map(|w| numbering.id(w))
+                    .collect();
+                let before = state.group(name).map(|s| &s.members);
+                let (added, removed) = match before {
+                    Some(before) => (&wanted - before, before - &wanted),
+                    None => (wanted.clone(), RoaringBitmap::new()),
+                };
+                if added.is_empty() && removed.is_empty() {
+                    return None;
+                }
+                let joins = added.iter().filter_map(|id| {
+                    let w = numbering.worker(id)?;
+                    Some((id, true, reason::joined(rules, evaluation, g, w)))
+                });
+                let leaves = removed.iter().map(|id| {
+                    let w = numbering.worker(id);
+                    (id, false, reason::left(snapshot, rules, evaluation, g, w))
+                });
+                let mut delta = GroupDelta::from_changes(name, joins.chain(leaves));
+                delta.member_count = wanted.len();
+                Some(delta)
+            })
+            .collect()
+    });
     for (name, members) in &state.groups {
         if rules.lookup(name).is_none() {
             let leaves = members
@@ -483,20 +488,30 @@ async fn choose_snapshot(
         dir.failsafe.max_shrink_percent,
     );
     let rows = snapshot.to_rows();
-    phase.done("to_rows");
+    phase.done("serialize the snapshot");
     let phase = Phase::start();
     let before = match &current {
         Some(c) => store.snapshot_workers(c.id).await?,
         None => Vec::new(),
     };
-    phase.done("snapshot_workers");
+    phase.done("read the current snapshot");
     let phase = Phase::start();
     let changes = directory::diff_rows(&before, &rows);
     // Stored as its difference from the current snapshot, unless the chain of differences
     // is long or the difference is most of the export.
     let (worker_rows, base) = match &current {
         Some(c) if c.depth + 1 < SNAPSHOT_CHAIN => {
-            let changed = directory::changed_rows(&before, &rows);
+            // The workers who joined or changed, from the diff just made.
+            let touched: std::collections::HashSet<&str> = changes
+                .iter()
+                .filter(|c| c.change != "left")
+                .map(|c| c.key.as_str())
+                .collect();
+            let changed: Vec<(String, String)> = rows
+                .iter()
+                .filter(|(key, _)| touched.contains(key.as_str()))
+                .cloned()
+                .collect();
             if changed.len() * 2 <= rows.len() {
                 (changed, Some((c.id, c.depth + 1)))
             } else {

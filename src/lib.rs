@@ -36,6 +36,7 @@ pub mod daemon;
 pub mod directory;
 pub mod engine;
 pub mod fetch;
+pub mod halves;
 pub mod http;
 pub mod push;
 pub mod rules;

@@ -23,7 +23,7 @@ pub use column::{Column, ColumnBuilder, MISSING};
 pub use load::{
     load, load_from_str, DirectoryError, IssueKind, LoadIssue, LoadReport, MAX_FIELD_BYTES,
 };
-pub use persist::{changed_rows, checksum, diff_rows, WorkerChange};
+pub use persist::{checksum, diff_rows, WorkerChange};
 
 /// The built-in bool attribute: the worker is named as manager by an eligible worker.
 pub const IS_MANAGER: &str = "is_manager";

@@ -34,23 +34,25 @@ impl Snapshot {
             .iter()
             .map(|&a| serde_json::Value::from(attrs[a].name.as_str()).to_string())
             .collect();
-        (0..self.len())
-            .map(|w| {
-                let mut json = String::from("{");
-                for (name, &a) in names.iter().zip(&order) {
-                    if let Some(v) = self.get(a, w) {
-                        if json.len() > 1 {
-                            json.push(',');
+        crate::halves::map_halves(self.len(), |workers| {
+            workers
+                .map(|w| {
+                    let mut json = String::from("{");
+                    for (name, &a) in names.iter().zip(&order) {
+                        if let Some(v) = self.get(a, w) {
+                            if json.len() > 1 {
+                                json.push(',');
+                            }
+                            json.push_str(name);
+                            json.push(':');
+                            json.push_str(&v.to_json().to_string());
                         }
-                        json.push_str(name);
-                        json.push(':');
-                        json.push_str(&v.to_json().to_string());
                     }
-                }
-                json.push('}');
-                (self.key(w).to_string(), json)
-            })
-            .collect()
+                    json.push('}');
+                    (self.key(w).to_string(), json)
+                })
+                .collect()
+        })
     }
 
     /// Rebuilds a snapshot from stored rows. Attributes the schema no longer has are ignored,
@@ -148,16 +150,6 @@ pub fn diff_rows(old: &[(String, String)], new: &[(String, String)]) -> Vec<Work
     // By key, then attribute, as before: a worker's changes stay together.
     out.sort_by(|a, b| (&a.key, &a.attribute).cmp(&(&b.key, &b.attribute)));
     out
-}
-
-/// The rows of `new` that are not in `old` as they are: the workers who joined or changed.
-pub fn changed_rows(old: &[(String, String)], new: &[(String, String)]) -> Vec<(String, String)> {
-    let old_rows: std::collections::HashMap<&str, &str> =
-        old.iter().map(|(k, j)| (k.as_str(), j.as_str())).collect();
-    new.iter()
-        .filter(|(k, j)| old_rows.get(k.as_str()) != Some(&j.as_str()))
-        .cloned()
-        .collect()
 }
 
 /// The SHA-256 of an export's bytes, in hex: identical exports have identical checksums.
