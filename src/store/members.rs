@@ -305,6 +305,17 @@ pub(crate) fn decode_set(bytes: &[u8]) -> Result<RoaringBitmap, String> {
     RoaringBitmap::deserialize_from(bytes).map_err(|e| format!("a stored set is corrupt: {e}"))
 }
 
+/// Bytes as lower-case hex, the form [`super::Col::Hex`] carries them in.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}
+
 fn encode_error(e: std::io::Error) -> StoreError {
     StoreError::Query(sqlx::Error::Encode(e.into()))
 }
@@ -529,27 +540,46 @@ pub(crate) async fn write_changes(
         new_workers,
     )
     .await?;
+    // All of a run's rows in a few statements: one statement per group cost a round trip
+    // each, and on PostgreSQL a large parameter's round trip can wait on a delayed ACK.
+    let mut rows = Vec::new();
     for delta in deltas.iter().filter(|d| !d.is_empty()) {
         let reasons = serde_json::to_string(&delta.reasons)
             .map_err(|e| StoreError::Query(sqlx::Error::Encode(e.into())))?;
-        sqlx::query(
-            "INSERT INTO group_changes (run_id, group_name, added_count, removed_count, added, \
-             removed, added_reason, removed_reason, reasons, member_count) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(run_id)
-        .bind(&delta.group)
-        .bind(delta.added.len() as i64)
-        .bind(delta.removed.len() as i64)
-        .bind(encode_set(&delta.added)?)
-        .bind(encode_set(&delta.removed)?)
-        .bind(&delta.added_reason)
-        .bind(&delta.removed_reason)
-        .bind(reasons)
-        .bind(delta.member_count as i64)
-        .execute(&mut *conn)
-        .await?;
+        rows.push((
+            &delta.group,
+            delta.added.len(),
+            delta.removed.len(),
+            hex(&encode_set(&delta.added)?),
+            hex(&encode_set(&delta.removed)?),
+            &delta.added_reason,
+            &delta.removed_reason,
+            reasons,
+            delta.member_count,
+        ));
     }
+    use super::Col;
+    super::insert_rows(
+        conn,
+        backend,
+        "group_changes (run_id, group_name, added_count, removed_count, added, removed, \
+         added_reason, removed_reason, reasons, member_count)",
+        &[
+            Col::SameInt(run_id),
+            Col::Text,
+            Col::Int,
+            Col::Int,
+            Col::Hex,
+            Col::Hex,
+            Col::Text,
+            Col::Text,
+            Col::Text,
+            Col::Int,
+        ],
+        "",
+        &rows,
+    )
+    .await?;
     for (group, state) in checkpoints {
         write_checkpoint(conn, group, run_id, state).await?;
     }

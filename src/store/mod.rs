@@ -422,6 +422,8 @@ pub(crate) enum Col<'a> {
     Text,
     /// The next field of every row, an integer.
     Int,
+    /// The next field of every row, bytes given as hex text.
+    Hex,
     SameText(&'a str),
     SameInt(i64),
 }
@@ -478,12 +480,14 @@ fn json_rows(backend: Backend, columns: &[Col<'_>]) -> (String, &'static str) {
             (Col::Text, Backend::Postgres) => format!("r ->> {field}"),
             (Col::Int, Backend::Sqlite) => format!("r.value ->> {field}"),
             (Col::Int, Backend::Postgres) => format!("(r ->> {field})::bigint"),
+            (Col::Hex, Backend::Sqlite) => format!("unhex(r.value ->> {field})"),
+            (Col::Hex, Backend::Postgres) => format!("decode(r ->> {field}, 'hex')"),
             (Col::SameText(_) | Col::SameInt(_), _) => {
                 param += 1;
                 format!("${param}")
             }
         });
-        if matches!(column, Col::Text | Col::Int) {
+        if matches!(column, Col::Text | Col::Int | Col::Hex) {
             field += 1;
         }
     }
@@ -509,7 +513,7 @@ async fn execute_json_rows<R: Serialize>(
             query = match *column {
                 Col::SameText(value) => query.bind(value),
                 Col::SameInt(value) => query.bind(value),
-                Col::Text | Col::Int => query,
+                Col::Text | Col::Int | Col::Hex => query,
             };
         }
         query.execute(&mut *conn).await?;
