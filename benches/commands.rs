@@ -30,15 +30,7 @@ use rosterd::directory::generate;
 
 fn main() {
     let args = common::Args::new();
-    let (size, rules) = if args.benchmarking() {
-        (
-            args.value("--size", 100_000usize),
-            args.value("--rules", 2000usize),
-        )
-    } else {
-        // A small run under `cargo test --all-targets` checks that it works.
-        (500, 20)
-    };
+    let (size, rules) = args.size_and_rules((500, 20));
     let backend: String = args.value("--backend", "sqlite".to_string());
     let dir = std::env::temp_dir().join(format!("rosterd-commands-bench-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("rules")).expect("a temporary folder");

@@ -35,15 +35,7 @@ const PAGE: usize = 100;
 
 fn main() {
     let args = common::Args::new();
-    let (size, rules) = if args.benchmarking() {
-        (
-            args.value("--size", 100_000usize),
-            args.value("--rules", 2000usize),
-        )
-    } else {
-        // Under `cargo test --all-targets` (no `--bench`), a small run checks that it works.
-        (1_000, 40)
-    };
+    let (size, rules) = args.size_and_rules((1_000, 40));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -358,14 +358,18 @@ struct Chosen {
 /// Refreshes, evaluates and records one run.
 pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleError> {
     let started = crate::clock::stamp(inputs.now);
-    let rules_digest = inputs.rules.digest(&inputs.config.rules.dir);
-    let digest = inputs_digest(inputs.config, &rules_digest, inputs.as_of);
-    let chosen = match choose_snapshot(inputs, store, digest.as_deref()).await {
+    let digests = Digests::of(inputs);
+    let chosen = match choose_snapshot(inputs, store, &digests).await {
         Ok(Ok(chosen)) => chosen,
         // Held, or nothing to evaluate: the run is recorded already.
-        Ok(Err(done)) => return Ok(done),
+        Ok(Err(done)) => {
+            if let Outcome::Applied { .. } = done {
+                prune(inputs, store).await;
+            }
+            return Ok(done);
+        }
         Err(e) => {
-            record_failure(inputs, store, &started, &e).await?;
+            record_failure(inputs, store, &digests, &started, &e).await?;
             return Err(e);
         }
     };
@@ -390,8 +394,8 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
         as_of: inputs.as_of,
         snapshot: chosen.usage,
         rules_commit: crate::rules::git_commit(&inputs.config.rules.dir),
-        rules_digest: Some(rules_digest),
-        inputs_digest: digest,
+        rules_digest: Some(digests.rules),
+        inputs_digest: digests.inputs,
         group_count: inputs.rules.groups().len() as i64,
         membership_count: memberships as i64,
         changes,
@@ -416,7 +420,7 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
 async fn choose_snapshot(
     inputs: &Inputs<'_>,
     store: &Store,
-    digest: Option<&str>,
+    digests: &Digests,
 ) -> Result<Result<Chosen, Outcome>, CycleError> {
     let dir = &inputs.config.directory;
     let schema = Arc::new(Schema::from_config(dir));
@@ -449,7 +453,7 @@ async fn choose_snapshot(
                 s.id
             );
             let (run_id, _) =
-                record_held(inputs, store, SnapshotUse::Existing(s.id), &reason).await?;
+                record_held(inputs, store, digests, SnapshotUse::Existing(s.id), &reason).await?;
             return Ok(Err(Outcome::Held {
                 run_id,
                 snapshot_id: s.id,
@@ -457,7 +461,7 @@ async fn choose_snapshot(
             }));
         }
         Some(s) if s.status == SnapshotStatus::Current => {
-            if let Some(done) = unchanged(inputs, store, s.id, digest).await? {
+            if let Some(done) = unchanged(inputs, store, digests, s.id).await? {
                 return Ok(Err(done));
             }
             Some(SnapshotUse::Existing(s.id))
@@ -545,8 +549,14 @@ async fn choose_snapshot(
             .collect(),
     };
     if let Some(reason) = hold_reason {
-        let (run_id, snapshot_id) =
-            record_held(inputs, store, SnapshotUse::New(Box::new(new)), &reason).await?;
+        let (run_id, snapshot_id) = record_held(
+            inputs,
+            store,
+            digests,
+            SnapshotUse::New(Box::new(new)),
+            &reason,
+        )
+        .await?;
         let reason = format!(
             "{reason}\nhelp: if the export is right, run `rosterd approve snapshot {snapshot_id}`"
         );
@@ -606,6 +616,23 @@ impl Phase {
     }
 }
 
+/// The digests a run records, made once per run: reading and hashing every rule file is not
+/// free.
+struct Digests {
+    /// [`RuleSet::digest`].
+    rules: String,
+    /// [`inputs_digest`].
+    inputs: Option<String>,
+}
+
+impl Digests {
+    fn of(inputs: &Inputs<'_>) -> Self {
+        let rules = inputs.rules.digest(&inputs.config.rules.dir);
+        let inputs = inputs_digest(inputs.config, &rules, inputs.as_of);
+        Digests { rules, inputs }
+    }
+}
+
 /// SHA-256 over everything an evaluation reads besides the export: the rule files (by their
 /// digest, [`RuleSet::digest`]), the config file, the evaluation date and rosterd's version.
 /// `None` when the config file cannot be read (the run is then never taken for unchanged).
@@ -652,10 +679,10 @@ pub async fn same_as_last_run(
 async fn unchanged(
     inputs: &Inputs<'_>,
     store: &Store,
+    digests: &Digests,
     snapshot_id: i64,
-    digest: Option<&str>,
 ) -> Result<Option<Outcome>, StoreError> {
-    let Some(last) = same_as_last_run(store, snapshot_id, digest).await? else {
+    let Some(last) = same_as_last_run(store, snapshot_id, digests.inputs.as_deref()).await? else {
         return Ok(None);
     };
     let message = format!(
@@ -664,12 +691,13 @@ async fn unchanged(
     );
     let mut commit = bare_run(
         inputs,
+        digests,
         RunStatus::Succeeded,
         SnapshotUse::Existing(snapshot_id),
         &message,
     );
     commit.membership_count = last.memberships;
-    commit.inputs_digest = last.inputs_digest.clone();
+    commit.inputs_digest = digests.inputs.clone();
     let (run_id, _) = store.commit_run(&commit).await?;
     Ok(Some(Outcome::Applied {
         run_id,
@@ -725,10 +753,11 @@ async fn keep_last_good(
 async fn record_held(
     inputs: &Inputs<'_>,
     store: &Store,
+    digests: &Digests,
     snapshot: SnapshotUse,
     reason: &str,
 ) -> Result<(i64, i64), StoreError> {
-    let commit = bare_run(inputs, RunStatus::Held, snapshot, reason);
+    let commit = bare_run(inputs, digests, RunStatus::Held, snapshot, reason);
     let (run_id, snapshot_id) = store.commit_run(&commit).await?;
     // A held run always names the snapshot it holds.
     Ok((run_id, snapshot_id.unwrap_or_default()))
@@ -737,16 +766,24 @@ async fn record_held(
 async fn record_failure(
     inputs: &Inputs<'_>,
     store: &Store,
+    digests: &Digests,
     started: &str,
     e: &CycleError,
 ) -> Result<(), StoreError> {
-    let mut commit = bare_run(inputs, RunStatus::Failed, SnapshotUse::None, &e.to_string());
+    let mut commit = bare_run(
+        inputs,
+        digests,
+        RunStatus::Failed,
+        SnapshotUse::None,
+        &e.to_string(),
+    );
     commit.started_at = started.to_string();
     store.commit_run(&commit).await.map(|_| ())
 }
 
 fn bare_run(
     inputs: &Inputs<'_>,
+    digests: &Digests,
     status: RunStatus,
     snapshot: SnapshotUse,
     message: &str,
@@ -759,7 +796,7 @@ fn bare_run(
         as_of: inputs.as_of,
         snapshot,
         rules_commit: crate::rules::git_commit(&inputs.config.rules.dir),
-        rules_digest: Some(inputs.rules.digest(&inputs.config.rules.dir)),
+        rules_digest: Some(digests.rules.clone()),
         inputs_digest: None,
         group_count: inputs.rules.groups().len() as i64,
         membership_count: 0,

@@ -1,6 +1,6 @@
-//! Work split in two, one half on another thread: what the engine does per rule level, for
-//! the other whole-population steps of a run (serializing the snapshot, comparing every
-//! group with the store). Two, because rosterd is sized for two cores.
+//! Work split in two, one half on another thread: the engine's groups of one rule level,
+//! and a run's other whole-population steps (serializing the snapshot, comparing every group
+//! with the store). Two, because rosterd is sized for two cores.
 
 /// `f` over the first and second halves of `0..n` at once; the results in order.
 pub fn map_halves<R: Send>(

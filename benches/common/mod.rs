@@ -156,6 +156,19 @@ impl Args {
     }
 
     /// Started by `cargo bench`, not as a smoke test.
+    /// `--size` and `--rules` (100,000 x 2,000 by default) when benchmarking; `small` under
+    /// `cargo test --all-targets` (no `--bench`), where a small run checks that it works.
+    pub fn size_and_rules(&self, small: (usize, usize)) -> (usize, usize) {
+        if self.benchmarking() {
+            (
+                self.value("--size", 100_000usize),
+                self.value("--rules", 2000usize),
+            )
+        } else {
+            small
+        }
+    }
+
     /// Whether `name` was given.
     pub fn flag(&self, name: &str) -> bool {
         self.args.iter().any(|a| a == name)

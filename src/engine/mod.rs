@@ -128,21 +128,8 @@ fn by_levels(
     run: impl Fn(&[FixedBitSet], &[GroupId]) -> Vec<(GroupId, Members)> + Sync,
 ) {
     for level in rules.levels() {
-        let (left, right) = level.split_at(level.len().div_ceil(2));
         let so_far: &[FixedBitSet] = members;
-        let results = std::thread::scope(|scope| {
-            let other = (!right.is_empty()).then(|| scope.spawn(|| run(so_far, right)));
-            let mut results = run(so_far, left);
-            if let Some(other) = other {
-                // A panic in the other thread is a bug; carry it on here.
-                results.extend(
-                    other
-                        .join()
-                        .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-                );
-            }
-            results
-        });
+        let results = crate::halves::map_halves(level.len(), |half| run(so_far, &level[half]));
         for (g, (group, rule_set)) in results {
             members[g] = group;
             rule_sets[g] = rule_set;

@@ -22,8 +22,6 @@ pub(crate) struct Legacy {
     pub state: MemberState,
     /// By run, then group name.
     pub deltas: Vec<(i64, GroupDelta)>,
-    /// The run the memberships table is the state after.
-    pub last_run: i64,
 }
 
 impl Store {
@@ -51,28 +49,11 @@ impl Store {
             audit_rows = legacy.deltas.len(),
             "carrying memberships into the compact state (migration 6)"
         );
-        members::write_changes(&mut tx, self.backend, 0, &workers, &[], &[]).await?;
-        for (run, delta) in &legacy.deltas {
-            members::write_changes(
-                &mut tx,
-                self.backend,
-                *run,
-                &[],
-                std::slice::from_ref(delta),
-                &[],
-            )
-            .await?;
-        }
+        members::insert_workers(&mut tx, self.backend, &workers).await?;
+        let deltas: Vec<(i64, &GroupDelta)> = legacy.deltas.iter().map(|(r, d)| (*r, d)).collect();
+        members::insert_deltas(&mut tx, self.backend, &deltas).await?;
         for (group, state) in &legacy.state.groups {
-            members::write_changes(
-                &mut tx,
-                self.backend,
-                legacy.last_run,
-                &[],
-                &[],
-                &[(group.as_str(), state)],
-            )
-            .await?;
+            members::write_checkpoint(&mut tx, group, legacy.state.last_run, state).await?;
         }
         sqlx::query("DROP TABLE membership_changes")
             .execute(&mut *tx)
@@ -87,14 +68,14 @@ impl Store {
     /// The state, for a read-only command (`plan`), which does not migrate: from the old
     /// tables when the database has not been carried over yet.
     pub async fn member_state_for_reading(&self) -> Result<MemberState, StoreError> {
-        if self.has_table("workers").await? && !self.has_table("memberships").await? {
+        if self.has_table("memberships").await? {
+            let mut conn = self.pool.acquire().await?;
+            return Ok(read_legacy(&mut conn).await?.state);
+        }
+        if self.has_table("workers").await? {
             return self.member_state().await;
         }
-        if !self.has_table("memberships").await? {
-            return Ok(MemberState::default());
-        }
-        let mut conn = self.pool.acquire().await?;
-        Ok(read_legacy(&mut conn).await?.state)
+        Ok(MemberState::default())
     }
 }
 
@@ -103,6 +84,8 @@ type OldChange = (u32, bool, String);
 
 /// Reads `memberships` and `membership_changes`, numbering their workers by key.
 pub(crate) async fn read_legacy(conn: &mut AnyConnection) -> Result<Legacy, StoreError> {
+    // Numbered in key order, so that a carried database is numbered alike wherever it is
+    // carried.
     let mut workers = WorkerIds::default();
     let keys: Vec<String> = sqlx::query(
         "SELECT worker_key FROM memberships UNION SELECT worker_key FROM membership_changes \
@@ -127,8 +110,7 @@ pub(crate) async fn read_legacy(conn: &mut AnyConnection) -> Result<Legacy, Stor
         )
         .fetch(&mut *conn);
         while let Some(row) = rows.try_next().await? {
-            let key: String = row.try_get(2)?;
-            let id = workers.id(&key).unwrap_or_default();
+            let id = workers.number(&row.try_get::<String, _>(2)?);
             let added = row.try_get::<String, _>(3)? == "added";
             pending
                 .entry((row.try_get(0)?, row.try_get(1)?))
@@ -136,20 +118,21 @@ pub(crate) async fn read_legacy(conn: &mut AnyConnection) -> Result<Legacy, Stor
                 .push((id, added, row.try_get(4)?));
         }
         drop(rows);
-        let mut sizes: BTreeMap<String, GroupState> = BTreeMap::new();
+        // Each group's members as the audit goes, for its size after each change. The map
+        // is by run, then group: the order the deltas are stored and folded in.
+        let mut so_far: BTreeMap<String, roaring::RoaringBitmap> = BTreeMap::new();
         for ((run, group), changes) in pending {
             let mut delta = GroupDelta::from_changes(
                 &group,
                 changes.iter().map(|(id, a, r)| (*id, *a, r.as_str())),
             );
-            let state = sizes.entry(group).or_default();
-            state.members -= &delta.removed;
-            state.members |= &delta.added;
-            delta.member_count = state.members.len();
+            let now = so_far.entry(group).or_default();
+            *now -= &delta.removed;
+            *now |= &delta.added;
+            delta.member_count = now.len();
             deltas.push((run, delta));
         }
     }
-    deltas.sort_by(|(a, da), (b, db)| (a, &da.group).cmp(&(b, &db.group)));
 
     // The state: each group's members by the run they joined in.
     let mut groups: BTreeMap<String, GroupState> = BTreeMap::new();
@@ -160,8 +143,7 @@ pub(crate) async fn read_legacy(conn: &mut AnyConnection) -> Result<Legacy, Stor
                 .fetch(&mut *conn);
         while let Some(row) = rows.try_next().await? {
             let group: String = row.try_get(0)?;
-            let key: String = row.try_get(1)?;
-            let id = workers.id(&key).unwrap_or_default();
+            let id = workers.number(&row.try_get::<String, _>(1)?);
             let reason: String = row.try_get(2)?;
             let since: i64 = row.try_get(3)?;
             let state = groups.entry(group.clone()).or_default();
@@ -200,6 +182,5 @@ pub(crate) async fn read_legacy(conn: &mut AnyConnection) -> Result<Legacy, Stor
             last_run,
         },
         deltas,
-        last_run,
     })
 }

@@ -21,7 +21,7 @@ use sqlx::any::AnyRow;
 use sqlx::AssertSqlSafe;
 use sqlx::{AnyConnection, Row};
 
-use super::{Backend, Store, StoreError};
+use super::{Backend, Col, Store, StoreError};
 
 /// A group's changes since its checkpoint that make the next run write a new checkpoint: the
 /// state is then read from at most this many rows per group.
@@ -45,6 +45,16 @@ impl WorkerIds {
 
     pub fn id(&self, key: &str) -> Option<u32> {
         self.ids.get(key).copied()
+    }
+
+    /// The key of an id read from a stored set: one the numbering lacks is a damaged store.
+    pub fn stored_key(&self, id: u32) -> Result<&str, StoreError> {
+        self.key(id).ok_or_else(|| {
+            corrupt(
+                "the worker numbering",
+                format!("worker id {id} is in a stored set but not numbered"),
+            )
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -289,10 +299,6 @@ impl MemberState {
     pub fn group(&self, name: &str) -> Option<&GroupState> {
         self.groups.get(name)
     }
-
-    pub fn total(&self) -> u64 {
-        self.groups.values().map(|g| g.members.len()).sum()
-    }
 }
 
 pub(crate) fn encode_set(set: &RoaringBitmap) -> Result<Vec<u8>, StoreError> {
@@ -316,12 +322,19 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-fn encode_error(e: std::io::Error) -> StoreError {
-    StoreError::Query(sqlx::Error::Encode(e.into()))
+fn encode_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Query(sqlx::Error::Encode(Box::new(e)))
 }
 
-fn corrupt(what: &str, message: impl std::fmt::Display) -> StoreError {
-    StoreError::Query(sqlx::Error::Decode(format!("{what}: {message}").into()))
+/// Stored state that cannot be read back: nothing rosterd wrote reads so.
+pub(super) fn corrupt(what: &str, message: impl std::fmt::Display) -> StoreError {
+    StoreError::Query(sqlx::Error::Decode(
+        format!(
+            "{what}: {message}\nhelp: the database is damaged; restore it from a backup \
+             (the rules and the HR export are enough to evaluate again, but not the audit)"
+        )
+        .into(),
+    ))
 }
 
 const DELTA_COLUMNS: &str = "c.run_id, c.group_name, c.added, c.removed, c.added_reason, \
@@ -375,6 +388,18 @@ fn checkpoint_of(row: &AnyRow) -> Result<(String, GroupState), StoreError> {
 }
 
 impl Store {
+    /// One worker's id, if ever numbered (without reading the whole numbering).
+    pub async fn worker_id(&self, key: &str) -> Result<Option<u32>, StoreError> {
+        let row = sqlx::query("SELECT id FROM workers WHERE worker_key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()?
+            .and_then(|id| u32::try_from(id).ok()))
+    }
+
     /// The worker numbering.
     pub async fn worker_ids(&self) -> Result<WorkerIds, StoreError> {
         let rows = sqlx::query("SELECT id, worker_key FROM workers ORDER BY id")
@@ -521,32 +546,35 @@ impl Store {
     }
 }
 
-/// Writes a run's numbering of new workers and its changes, with checkpoints for the groups
-/// that are due one (`states`: each changed group's state after the run).
-pub(crate) async fn write_changes(
+/// Stores workers newly numbered.
+pub(crate) async fn insert_workers(
     conn: &mut AnyConnection,
     backend: Backend,
-    run_id: i64,
-    new_workers: &[(u32, String)],
-    deltas: &[GroupDelta],
-    checkpoints: &[(&str, &GroupState)],
+    workers: &[(u32, String)],
 ) -> Result<(), StoreError> {
     super::insert_rows(
         conn,
         backend,
         "workers (id, worker_key)",
-        &[super::Col::Int, super::Col::Text],
+        &[Col::Int, Col::Text],
         "",
-        new_workers,
+        workers,
     )
-    .await?;
-    // All of a run's rows in a few statements: one statement per group cost a round trip
-    // each, and on PostgreSQL a large parameter's round trip can wait on a delayed ACK.
+    .await
+}
+
+/// Stores changes, each with its run, in a few statements: one statement per group cost a
+/// round trip each, and on PostgreSQL a large parameter's round trip can wait on a delayed
+/// ACK.
+pub(crate) async fn insert_deltas(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    deltas: &[(i64, &GroupDelta)],
+) -> Result<(), StoreError> {
     let mut rows = Vec::new();
-    for delta in deltas.iter().filter(|d| !d.is_empty()) {
-        let reasons = serde_json::to_string(&delta.reasons)
-            .map_err(|e| StoreError::Query(sqlx::Error::Encode(e.into())))?;
+    for (run, delta) in deltas.iter().filter(|(_, d)| !d.is_empty()) {
         rows.push((
+            run,
             &delta.group,
             delta.added.len(),
             delta.removed.len(),
@@ -554,18 +582,17 @@ pub(crate) async fn write_changes(
             hex(&encode_set(&delta.removed)?),
             &delta.added_reason,
             &delta.removed_reason,
-            reasons,
+            serde_json::to_string(&delta.reasons).map_err(encode_error)?,
             delta.member_count,
         ));
     }
-    use super::Col;
     super::insert_rows(
         conn,
         backend,
         "group_changes (run_id, group_name, added_count, removed_count, added, removed, \
          added_reason, removed_reason, reasons, member_count)",
         &[
-            Col::SameInt(run_id),
+            Col::Int,
             Col::Text,
             Col::Int,
             Col::Int,
@@ -579,14 +606,11 @@ pub(crate) async fn write_changes(
         "",
         &rows,
     )
-    .await?;
-    for (group, state) in checkpoints {
-        write_checkpoint(conn, group, run_id, state).await?;
-    }
-    Ok(())
+    .await
 }
 
-async fn write_checkpoint(
+/// Replaces `group`'s checkpoint with `state`, its state after run `run_id`.
+pub(crate) async fn write_checkpoint(
     conn: &mut AnyConnection,
     group: &str,
     run_id: i64,
@@ -598,8 +622,7 @@ async fn write_checkpoint(
         .map(|(&id, r)| (id, r.as_str()))
         .collect();
     reasons.sort_unstable();
-    let reasons = serde_json::to_string(&reasons)
-        .map_err(|e| StoreError::Query(sqlx::Error::Encode(e.into())))?;
+    let reasons = serde_json::to_string(&reasons).map_err(encode_error)?;
     sqlx::query("DELETE FROM group_checkpoints WHERE group_name = $1")
         .bind(group)
         .execute(&mut *conn)

@@ -283,7 +283,7 @@ impl Store {
                 let keys = members
                     .members
                     .iter()
-                    .map(|id| key_of(&state.workers, id).map(str::to_string))
+                    .map(|id| state.workers.stored_key(id).map(str::to_string))
                     .collect::<Result<_, _>>()?;
                 Ok((group.clone(), keys))
             })
@@ -323,15 +323,6 @@ impl Store {
     }
 }
 
-/// A stored worker id's key; an id the numbering does not hold is a corrupt store.
-pub(crate) fn key_of(workers: &WorkerIds, id: u32) -> Result<&str, StoreError> {
-    workers.key(id).ok_or_else(|| {
-        StoreError::Query(sqlx::Error::Decode(
-            format!("worker id {id} is not in the worker numbering").into(),
-        ))
-    })
-}
-
 /// A group's members by key.
 fn keyed(
     workers: &WorkerIds,
@@ -342,7 +333,7 @@ fn keyed(
         .into_iter()
         .map(|(id, reason, since_run)| {
             Ok((
-                key_of(workers, id)?.to_string(),
+                workers.stored_key(id)?.to_string(),
                 Membership {
                     reason: reason.to_string(),
                     since_run,

@@ -12,7 +12,7 @@ use sqlx::Row;
 
 use super::members::{self, GroupDelta, GroupState};
 use super::snapshots::{self, NewSnapshot};
-use super::{key_of, Backend, Store, StoreError};
+use super::{Backend, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -224,32 +224,20 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let run_id = row.try_get::<i64, _>("id")?;
-        let after: Vec<(&str, GroupState)> = changes
-            .checkpoints
-            .iter()
-            .map(|(group, before)| {
-                let mut state = before.clone();
-                // The deltas are by group name.
-                if let Ok(at) = changes
-                    .deltas
-                    .binary_search_by(|d| d.group.as_str().cmp(group.as_str()))
-                {
-                    state.apply(run_id, &changes.deltas[at]);
-                }
-                (group.as_str(), state)
-            })
-            .collect();
-        let checkpoints: Vec<(&str, &GroupState)> =
-            after.iter().map(|(group, state)| (*group, state)).collect();
-        members::write_changes(
-            &mut tx,
-            self.backend,
-            run_id,
-            &changes.new_workers,
-            &changes.deltas,
-            &checkpoints,
-        )
-        .await?;
+        members::insert_workers(&mut tx, self.backend, &changes.new_workers).await?;
+        let deltas: Vec<(i64, &GroupDelta)> = changes.deltas.iter().map(|d| (run_id, d)).collect();
+        members::insert_deltas(&mut tx, self.backend, &deltas).await?;
+        for (group, before) in &changes.checkpoints {
+            let mut state = before.clone();
+            // The deltas are by group name.
+            if let Ok(at) = changes
+                .deltas
+                .binary_search_by(|d| d.group.as_str().cmp(group.as_str()))
+            {
+                state.apply(run_id, &changes.deltas[at]);
+            }
+            members::write_checkpoint(&mut tx, group, run_id, &state).await?;
+        }
         tx.commit().await?;
         Ok((run_id, snapshot_id))
     }
@@ -296,7 +284,7 @@ impl Store {
             for (id, added, reason) in delta.changes() {
                 out.push(Change {
                     group: delta.group.clone(),
-                    worker: key_of(&workers, id)?.to_string(),
+                    worker: workers.stored_key(id)?.to_string(),
                     added,
                     reason: reason.to_string(),
                 });
@@ -326,7 +314,7 @@ impl Store {
             .iter()
             .map(|id| {
                 Ok((
-                    key_of(&workers, id)?.to_string(),
+                    workers.stored_key(id)?.to_string(),
                     state.reason(id).to_string(),
                 ))
             })
@@ -339,7 +327,7 @@ impl Store {
         group: &str,
         worker: &str,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        let Some(id) = self.worker_ids().await?.id(worker) else {
+        let Some(id) = self.worker_id(worker).await? else {
             return Ok(Vec::new());
         };
         Ok(self

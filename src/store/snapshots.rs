@@ -215,9 +215,10 @@ impl Store {
                 let text: String = chunk.try_get(0)?;
                 for line in text.lines() {
                     let (key, json) = line.split_once('\t').ok_or_else(|| {
-                        StoreError::Query(sqlx::Error::Decode(
-                            format!("snapshot {}: a stored row has no key", info.id).into(),
-                        ))
+                        super::members::corrupt(
+                            &format!("snapshot {}", info.id),
+                            "a stored row has no key",
+                        )
                     })?;
                     rows.insert(key.to_string(), json.to_string());
                 }
