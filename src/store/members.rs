@@ -565,27 +565,64 @@ pub(crate) async fn insert_workers(
 
 /// Stores changes, each with its run, in a few statements: one statement per group cost a
 /// round trip each, and on PostgreSQL a large parameter's round trip can wait on a delayed
-/// ACK.
+/// ACK. A statement carries about [`DELTA_BYTES_PER_STATEMENT`] of sets, so that a first
+/// run's (every membership) is not held twice over in hex and JSON at once.
 pub(crate) async fn insert_deltas(
     conn: &mut AnyConnection,
     backend: Backend,
     deltas: &[(i64, &GroupDelta)],
 ) -> Result<(), StoreError> {
     let mut rows = Vec::new();
+    let mut bytes = 0;
     for (run, delta) in deltas.iter().filter(|(_, d)| !d.is_empty()) {
+        let (added, removed) = (
+            hex(&encode_set(&delta.added)?),
+            hex(&encode_set(&delta.removed)?),
+        );
+        bytes += added.len() + removed.len();
         rows.push((
             run,
             &delta.group,
             delta.added.len(),
             delta.removed.len(),
-            hex(&encode_set(&delta.added)?),
-            hex(&encode_set(&delta.removed)?),
+            added,
+            removed,
             &delta.added_reason,
             &delta.removed_reason,
             serde_json::to_string(&delta.reasons).map_err(encode_error)?,
             delta.member_count,
         ));
+        if bytes >= DELTA_BYTES_PER_STATEMENT {
+            insert_delta_rows(conn, backend, &rows).await?;
+            rows.clear();
+            bytes = 0;
+        }
     }
+    insert_delta_rows(conn, backend, &rows).await
+}
+
+/// The hex of the sets one statement of [`insert_deltas`] carries, about.
+const DELTA_BYTES_PER_STATEMENT: usize = 16 << 20;
+
+/// `group_changes` rows as [`insert_deltas`] makes them.
+type DeltaRow<'a> = (
+    &'a i64,
+    &'a String,
+    u64,
+    u64,
+    String,
+    String,
+    &'a String,
+    &'a String,
+    String,
+    u64,
+);
+
+async fn insert_delta_rows(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    rows: &[DeltaRow<'_>],
+) -> Result<(), StoreError> {
     super::insert_rows(
         conn,
         backend,
@@ -604,7 +641,7 @@ pub(crate) async fn insert_deltas(
             Col::Int,
         ],
         "",
-        &rows,
+        rows,
     )
     .await
 }
