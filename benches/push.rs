@@ -19,10 +19,10 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use roaring::RoaringBitmap;
 use rosterd::config::Config;
 use rosterd::directory::generate;
 use rosterd::push::{self, Desired};
@@ -128,9 +128,23 @@ async fn sync(
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let evaluated = started.elapsed();
-    let desired = Desired::from_store(&store)
+    let planning = Instant::now();
+    let desired = Desired::from_store(&store, config)
         .await
         .expect("the desired state");
+    // Planning alone, after the first sync: a dry run plans every pair and sends no write
+    // (the users are cached by then, so it reads nothing either).
+    let dry = push::Options {
+        dry_run: true,
+        ..push::Options::default()
+    };
+    if !before.members.is_empty() {
+        push::run(config, rules, &desired, &store, &dry)
+            .await
+            .expect("the dry run");
+    }
+    let planned = planning.elapsed();
+    emulator.reset_counters(TENANT);
     let pushing = Instant::now();
     let report = push::run(config, rules, &desired, &store, &push::Options::default())
         .await
@@ -148,9 +162,14 @@ async fn sync(
         .sum();
     println!("\n== {what}");
     println!(
-        "   evaluate and store {:>9.2} s; push {:>9.2} s; {changed} member changes applied",
+        "   evaluate and store {:>9.2} s; plan (dry run) {:>7.2} s; push {:>9.2} s; {changed} member changes applied",
         evaluated.as_secs_f64(),
+        planned.as_secs_f64(),
         pushed.as_secs_f64()
+    );
+    println!(
+        "   {:.0} writes a second during the push",
+        counters.writes as f64 / pushed.as_secs_f64().max(1e-9)
     );
     println!(
         "   reads  {:>8} (fewest {reads:>8})\n   writes {:>8} (fewest {writes:>8}; {separate} if adds and removes never shared a request)",
@@ -187,7 +206,8 @@ fn fewest(
     after: &Desired,
     accounts: usize,
 ) -> (usize, usize, usize) {
-    let none = BTreeSet::new();
+    // Both states number workers the same way: they come from the same store.
+    let none = RoaringBitmap::new();
     let first = before.members.is_empty();
     let (mut reads, mut writes, mut separate) = (0, 0, 0);
     for name in names {
@@ -195,23 +215,18 @@ fn fewest(
         if first {
             // Found or created: one lookup, and the create carries the first batch.
             reads += 1;
-            writes += members.len().div_ceil(PER_REQUEST).max(1);
+            writes += (members.len() as usize).div_ceil(PER_REQUEST).max(1);
         } else {
             let old = before.members.get(*name).unwrap_or(&none);
-            let adds = members.difference(old).count();
-            let removes = old.difference(members).count();
+            let adds = (members - old).len() as usize;
+            let removes = (old - members).len() as usize;
             writes += (adds + removes).div_ceil(PER_REQUEST);
             separate += adds.div_ceil(PER_REQUEST) + removes.div_ceil(PER_REQUEST);
         }
     }
-    let known: BTreeSet<&String> = before.members.values().flatten().collect();
-    let needed = after
-        .members
-        .values()
-        .flatten()
-        .filter(|w| !known.contains(w))
-        .collect::<BTreeSet<_>>()
-        .len();
+    let known: RoaringBitmap = before.members.values().fold(RoaringBitmap::new(), |a, b| a | b);
+    let wanted: RoaringBitmap = after.members.values().fold(RoaringBitmap::new(), |a, b| a | b);
+    let needed = (wanted - known).len() as usize;
     // A filter per user never resolved, or every account in pages if that is fewer: a page
     // cannot be asked for only the users wanted.
     reads += needed.min(accounts.div_ceil(PAGE));

@@ -28,7 +28,9 @@ pub fn push(global: &Global, args: &PushArgs) -> Result<u8, CliError> {
     let ws = Workspace::load_rules_only(global)?;
     check_names(&ws.config, &ws.rules, args)?;
     let report = with_store(&ws.config, async |store| {
-        let desired = Desired::from_store(store).await.map_err(invalid)?;
+        let desired = Desired::from_store(store, &ws.config)
+            .await
+            .map_err(invalid)?;
         push::run(&ws.config, &ws.rules, &desired, store, &options(args))
             .await
             .map_err(invalid)
@@ -70,7 +72,9 @@ async fn sync_with(
     let outcome = cycle::run(inputs, store).await.map_err(invalid)?;
     // A held snapshot changes nothing; the stored state is still pushed, which repairs
     // anything the targets lost.
-    let desired = Desired::from_store(store).await.map_err(invalid)?;
+    let desired = Desired::from_store(store, inputs.config)
+        .await
+        .map_err(invalid)?;
     let report = push::run(inputs.config, inputs.rules, &desired, store, &options(args))
         .await
         .map_err(invalid)?;
@@ -81,22 +85,24 @@ fn sync_dry_run(global: &Global, args: &PushArgs) -> Result<u8, CliError> {
     let ws = Workspace::load(global)?;
     check_names(&ws.config, &ws.rules, args)?;
     let evaluation = ws.evaluate(global.as_of());
-    let mut desired = Desired::default();
-    for (g, group) in ws.rules.groups().iter().enumerate() {
-        let members = evaluation
-            .members(g)
-            .ones()
-            .map(|w| ws.snapshot.key(w).to_string());
-        desired
-            .members
-            .insert(group.name.clone(), members.collect());
-    }
-    for (key, json) in ws.snapshot.to_rows() {
-        if let Ok(attributes) = serde_json::from_str(&json) {
-            desired.workers.insert(key, attributes);
-        }
-    }
+    let rows = ws.snapshot.to_rows();
+    let attributes = push::match_attributes(&ws.config);
     let report = with_store(&ws.config, async |store| {
+        // The stored numbering, and new workers numbered in memory: nothing is stored.
+        let mut desired = Desired::new(store.worker_ids().await?);
+        for (g, group) in ws.rules.groups().iter().enumerate() {
+            let members = evaluation
+                .members(g)
+                .ones()
+                .map(|w| desired.number(ws.snapshot.key(w)))
+                .collect();
+            desired.members.insert(group.name.clone(), members);
+        }
+        for (key, json) in &rows {
+            let id = desired.number(key);
+            // A snapshot's rows are rosterd's own JSON.
+            let _ = desired.set_values(id, json, &attributes);
+        }
         push::run(&ws.config, &ws.rules, &desired, store, &options(args))
             .await
             .map_err(invalid)

@@ -507,7 +507,7 @@ async fn run_job(shared: &Shared, job: Job) {
             },
             ..push::Options::default()
         };
-        let desired = Desired::from_store(&shared.store)
+        let desired = Desired::from_store(&shared.store, &config)
             .await
             .map_err(|e| e.to_string())?;
         let report = push::run(&config, &rules, &desired, &shared.store, &options)

@@ -7,14 +7,15 @@
 //! holds, check the failsafe, write the PATCH batches to the outbox and send them. The store
 //! learns a change only when the target confirms it.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use roaring::RoaringBitmap;
 use serde::Serialize;
 
 use crate::config::{Config, TargetConfig};
 use crate::rules::RuleSet;
 use crate::scim::{Client, ScimError};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, TargetGroup, WorkerIds};
 
 mod pair;
 mod resolve;
@@ -41,30 +42,138 @@ pub struct Options {
     pub target: Option<String>,
 }
 
-/// The desired state: group → member worker keys, and each worker's attributes (as the
-/// store keeps them) for matching workers to target users.
+/// The desired state, on the worker numbering: each group's members as a set of worker
+/// ids, and the values users are matched by (only the attributes the targets match on).
 #[derive(Debug, Clone, Default)]
 pub struct Desired {
-    pub members: BTreeMap<String, BTreeSet<String>>,
-    pub workers: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    /// The store's numbering; a dry run numbers workers not stored yet here, in memory.
+    pub workers: WorkerIds,
+    pub members: BTreeMap<String, RoaringBitmap>,
+    /// Attribute → worker id → value.
+    values: HashMap<String, HashMap<u32, String>>,
 }
 
 impl Desired {
-    /// The stored memberships and the current snapshot's workers.
-    pub async fn from_store(store: &Store) -> Result<Desired, PushError> {
-        let members = store.member_keys().await?;
-        let mut workers = BTreeMap::new();
+    /// The stored memberships, and the match values of the current snapshot's workers.
+    pub async fn from_store(store: &Store, config: &Config) -> Result<Desired, PushError> {
+        let state = store.member_state().await?;
+        let mut desired = Desired {
+            workers: state.workers,
+            members: state
+                .groups
+                .into_iter()
+                .map(|(name, group)| (name, group.members))
+                .collect(),
+            values: HashMap::new(),
+        };
         if let Some(current) = store.current_snapshot().await? {
+            let attributes = match_attributes(config);
             for (key, json) in store.snapshot_workers(current.id).await? {
-                let attributes = serde_json::from_str(&json).map_err(|e| PushError::Corrupt {
-                    id: current.id,
-                    message: format!("worker `{key}`: {e}"),
-                })?;
-                workers.insert(key, attributes);
+                let Some(id) = desired.workers.id(&key) else {
+                    continue;
+                };
+                desired
+                    .set_values(id, &json, &attributes)
+                    .map_err(|e| PushError::Corrupt {
+                        id: current.id,
+                        message: format!("worker `{key}`: {e}"),
+                    })?;
             }
         }
-        Ok(Desired { members, workers })
+        Ok(desired)
     }
+
+    /// A desired state on `workers`, the numbering to extend with [`Desired::number`].
+    pub fn new(workers: WorkerIds) -> Desired {
+        Desired {
+            workers,
+            ..Desired::default()
+        }
+    }
+
+    /// The id of `key`, numbering it (in memory) when it is new.
+    pub fn number(&mut self, key: &str) -> u32 {
+        self.workers.number(key)
+    }
+
+    /// Keeps the match values of worker `id` from its attributes as stored (JSON).
+    pub fn set_values(
+        &mut self,
+        id: u32,
+        json: &str,
+        attributes: &BTreeSet<String>,
+    ) -> Result<(), serde_json::Error> {
+        let found = wanted_values(json, attributes)?;
+        for (attribute, value) in found {
+            self.values.entry(attribute).or_default().insert(id, value);
+        }
+        Ok(())
+    }
+
+    pub fn match_value(&self, attribute: &str, id: u32) -> Option<&str> {
+        self.values.get(attribute)?.get(&id).map(String::as_str)
+    }
+
+    /// A group's members by worker key.
+    pub fn keys(&self, group: &str) -> BTreeSet<&str> {
+        self.members
+            .get(group)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.workers.key(id))
+            .collect()
+    }
+}
+
+/// The worker attributes the targets match users by.
+pub fn match_attributes(config: &Config) -> BTreeSet<String> {
+    config
+        .targets
+        .values()
+        .map(|t| {
+            t.user_match
+                .worker_attribute
+                .clone()
+                .unwrap_or_else(|| config.directory.email.clone())
+        })
+        .collect()
+}
+
+/// The values of `attributes` in a worker's JSON object (a non-empty string, or a number as
+/// text), reading past every other attribute without building it.
+fn wanted_values(
+    json: &str,
+    attributes: &BTreeSet<String>,
+) -> Result<Vec<(String, String)>, serde_json::Error> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Wanted<'a>(&'a BTreeSet<String>);
+    impl<'de> Visitor<'de> for Wanted<'_> {
+        type Value = Vec<(String, String)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a worker's attributes")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if !self.0.contains(key.as_ref()) {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                match map.next_value::<serde_json::Value>()? {
+                    serde_json::Value::String(s) if !s.is_empty() => {
+                        out.push((key.into_owned(), s));
+                    }
+                    serde_json::Value::Number(n) => out.push((key.into_owned(), n.to_string())),
+                    _ => {}
+                }
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    let out = (&mut de).deserialize_map(Wanted(attributes))?;
+    de.end()?;
+    Ok(out)
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -142,6 +251,12 @@ pub(crate) struct TargetRun<'a> {
     pub match_attribute: String,
     pub now: String,
     pub now_time: chrono::DateTime<chrono::Utc>,
+    pub desired: &'a Desired,
+    /// Confirmations of requests in flight share a commit.
+    pub confirmer: send::Confirmer<'a>,
+    /// Groups a stopped push left with requests whose outcome is unknown: read back before
+    /// they are planned.
+    pub unsure: std::sync::Mutex<BTreeSet<String>>,
 }
 
 /// Pushes every target (or the one in `options`).
@@ -225,9 +340,12 @@ async fn push_target(
             .unwrap_or_else(|| config.directory.email.clone()),
         now: stamp(now_time),
         now_time,
+        desired,
+        confirmer: send::Confirmer::new(store),
+        unsure: std::sync::Mutex::default(),
     };
     let deadline = std::time::Duration::from_secs(target.push_deadline_seconds);
-    let outcome = tokio::time::timeout(deadline, run.push(rules, desired, &mut report)).await;
+    let outcome = tokio::time::timeout(deadline, run.push(rules, &mut report)).await;
     report.reads = run.client.stats.reads();
     report.writes = run.client.stats.writes();
     report.retries = run.client.stats.retries();
@@ -288,15 +406,7 @@ fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 impl TargetRun<'_> {
-    async fn push(
-        &self,
-        rules: &RuleSet,
-        desired: &Desired,
-        report: &mut TargetReport,
-    ) -> Result<(), Stop> {
-        if !self.options.dry_run {
-            report.replayed = self.replay().await?;
-        }
+    async fn push(&self, rules: &RuleSet, report: &mut TargetReport) -> Result<(), Stop> {
         let known = self.store.target_groups(self.name).await?;
         let mut pairs = Vec::new();
         let mut pushed_here = BTreeSet::new();
@@ -324,18 +434,40 @@ impl TargetRun<'_> {
                 }
             }
         }
+        let unpushed: Vec<&TargetGroup> = known
+            .values()
+            .filter(|k| {
+                !pushed_here.contains(&k.group)
+                    && self.options.group.as_ref().is_none_or(|g| *g == k.group)
+            })
+            .collect();
+        if !self.options.dry_run {
+            let handled: BTreeSet<&str> = pairs
+                .iter()
+                .map(|(g, _)| g.name.as_str())
+                .chain(unpushed.iter().map(|k| k.group.as_str()))
+                .collect();
+            report.replayed = self.replay(&handled).await?;
+        }
         // Each worker once, however many groups hold them (a worker is in hundreds).
-        let mut seen: HashSet<&str> = HashSet::new();
-        let mut wanted: BTreeMap<String, Option<String>> = BTreeMap::new();
+        let mut wanted = RoaringBitmap::new();
         for (group, _) in &pairs {
-            for key in desired.members.get(&group.name).into_iter().flatten() {
-                if seen.insert(key) {
-                    wanted.insert(key.clone(), self.match_value(desired, key));
-                }
+            if let Some(members) = self.desired.members.get(&group.name) {
+                wanted |= members;
             }
         }
         let users = self.resolve(&wanted).await?;
-        let members = self.store.target_members(self.name).await?;
+        let mut sets = self.store.target_sets(self.name).await?;
+        if self.options.dry_run {
+            // A real push stored this move with the lookups (see `store::confirmed`).
+            for (worker, key, old) in &users.moved {
+                for set in sets.values_mut() {
+                    if set.workers.remove(*worker) {
+                        set.foreign.insert(old.clone(), Some(key.clone()));
+                    }
+                }
+            }
+        }
         let unprovisioned = self.store.unprovisioned_keys(self.name).await?;
         let mut results = Vec::new();
         {
@@ -349,11 +481,10 @@ impl TargetRun<'_> {
                 self.push_pair(
                     group,
                     push,
-                    desired,
                     &users,
                     pair::Stored {
                         group: known.get(&group.name),
-                        members: members.get(&group.name),
+                        members: sets.get(&group.name),
                         unprovisioned: unprovisioned.get(&group.name),
                     },
                 )
@@ -366,26 +497,23 @@ impl TargetRun<'_> {
         for result in results {
             report.groups.push(result?);
         }
-        for (group, state) in &known {
-            let filtered = self.options.group.as_ref().is_some_and(|g| g != group);
-            if filtered || pushed_here.contains(group) {
-                continue;
-            }
-            let overrides = rules.lookup(group).map(|g| rules.group(g).failsafe.clone());
+        for state in unpushed {
+            let overrides = rules
+                .lookup(&state.group)
+                .map(|g| rules.group(g).failsafe.clone());
             report.groups.push(
-                self.unpush(state, members.get(group), overrides.unwrap_or_default())
-                    .await?,
+                self.unpush(
+                    state,
+                    sets.get(&state.group),
+                    overrides.unwrap_or_default(),
+                )
+                .await?,
             );
         }
         Ok(())
     }
 
-    fn match_value(&self, desired: &Desired, key: &str) -> Option<String> {
-        let value = desired.workers.get(key)?.get(&self.match_attribute)?;
-        match value {
-            serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
-            serde_json::Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        }
+    fn match_value(&self, id: u32) -> Option<&str> {
+        self.desired.match_value(&self.match_attribute, id)
     }
 }

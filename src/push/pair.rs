@@ -1,15 +1,18 @@
 //! One (target, group) pair: find or create the target group, read it back when
 //! reconciling, compute the difference, check the failsafe, send the batches.
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::send::{Exec, Next};
-use super::{Desired, Held, PairReport, Stop, TargetRun};
+use roaring::RoaringBitmap;
+
+use super::resolve::Users;
+use super::send::{Created, Exec};
+use super::{Held, PairReport, Stop, TargetRun};
 use crate::config::{OnUnpush, PushFailsafe};
 use crate::rules::{Failsafe, Group, Push};
 use crate::store::{
-    Drift, OutboxAction, OutboxEntry, OutboxPayload, PushHold, TargetGroup, TargetMember,
+    Confirmed, Drift, OutboxAction, OutboxEntry, OutboxPayload, PushHold, TargetGroup,
+    TargetMember, WorkerIds,
 };
 
 /// Why a push that removes `remove` of the `current` members in the target must be held.
@@ -82,6 +85,10 @@ pub(super) enum PairStop {
     GroupMissing,
     /// This pair could not be pushed; the others go on.
     Failed(String),
+    /// A request's outcome is unknown (its answer was lost).
+    Unknown,
+    /// So read the group back, with what was known before that request.
+    Reread(TargetGroup, Confirmed),
     Stop(Stop),
 }
 
@@ -101,47 +108,86 @@ impl From<Exec> for PairStop {
     fn from(e: Exec) -> Self {
         match e {
             Exec::GroupMissing => PairStop::GroupMissing,
+            Exec::Unknown => PairStop::Unknown,
             Exec::Failed(message) | Exec::Pending(message) => PairStop::Failed(message),
             Exec::Stop(s) => PairStop::Stop(s),
         }
     }
 }
 
-type Members = BTreeMap<String, Option<String>>;
-/// The members a group should hold: user id to worker key, borrowed from the resolved users
-/// and the desired state (a group holds thousands; copying them costs more than the diff).
-type Want<'a> = BTreeMap<&'a str, &'a str>;
-
-/// The members to add (wanted, not held) and to remove (held, not wanted), by user id: one
-/// walk over both sorted maps.
-fn difference(want: &Want<'_>, current: &Members) -> (Vec<TargetMember>, Vec<TargetMember>) {
-    use std::cmp::Ordering;
-    let (mut adds, mut removes) = (Vec::new(), Vec::new());
-    let add = |(id, key): (&&str, &&str)| TargetMember {
-        user_id: id.to_string(),
-        worker_key: Some(key.to_string()),
+/// What the target should hold and does hold, as members to add and to remove: set
+/// differences on the worker numbering, then the user ids of only those that differ.
+fn difference(
+    want: &RoaringBitmap,
+    current: &Confirmed,
+    users: &Users,
+    workers: &WorkerIds,
+) -> (Vec<TargetMember>, Vec<TargetMember>) {
+    let member = |id: u32| -> Option<TargetMember> {
+        Some(TargetMember {
+            user_id: users.ids.get(&id)?.clone(),
+            worker_key: workers.key(id).map(str::to_string),
+            worker: Some(id),
+        })
     };
-    let remove = |(id, key): (&String, &Option<String>)| TargetMember {
-        user_id: id.clone(),
+    let adds = (want - &current.workers).iter().filter_map(member).collect();
+    let mut removes: Vec<TargetMember> = (&current.workers - want)
+        .iter()
+        .filter_map(member)
+        .collect();
+    removes.extend(current.foreign.iter().map(|(user, key)| TargetMember {
+        user_id: user.clone(),
         worker_key: key.clone(),
-    };
-    let (mut w, mut c) = (want.iter().peekable(), current.iter().peekable());
-    loop {
-        match (w.peek(), c.peek()) {
-            (Some(a), Some(b)) => match (*a.0).cmp(b.0.as_str()) {
-                Ordering::Less => adds.extend(w.next().map(add)),
-                Ordering::Greater => removes.extend(c.next().map(remove)),
-                Ordering::Equal => {
-                    w.next();
-                    c.next();
-                }
-            },
-            (Some(_), None) => adds.extend(w.by_ref().map(add)),
-            (None, Some(_)) => removes.extend(c.by_ref().map(remove)),
-            (None, None) => break,
+        worker: None,
+    }));
+    (adds, removes)
+}
+
+/// Entries the target holds, by user id, as [`Confirmed`]: a user id that is a worker's
+/// (as far as `users` knows) goes into the set; any other into the foreign entries, with
+/// the worker `known` names for it.
+fn confirmed_of<'a>(
+    held: impl IntoIterator<Item = &'a str>,
+    users: &Users,
+    known: Option<&Confirmed>,
+) -> Confirmed {
+    let mut out = Confirmed::default();
+    for user in held {
+        match users.workers.get(user) {
+            Some(&id) => {
+                out.workers.insert(id);
+            }
+            None => {
+                let key = known.and_then(|k| k.foreign.get(user).cloned().flatten());
+                out.foreign.insert(user.to_string(), key);
+            }
         }
     }
-    (adds, removes)
+    out
+}
+
+/// Applies a confirmed request's member changes to what the pair holds.
+pub(super) fn apply(set: &mut Confirmed, added: &[TargetMember], removed: &[TargetMember]) {
+    for m in added {
+        match m.worker {
+            Some(id) => {
+                set.workers.insert(id);
+            }
+            None => {
+                set.foreign.insert(m.user_id.clone(), m.worker_key.clone());
+            }
+        }
+    }
+    for m in removed {
+        match m.worker {
+            Some(id) => {
+                set.workers.remove(id);
+            }
+            None => {
+                set.foreign.remove(&m.user_id);
+            }
+        }
+    }
 }
 
 /// What the store knows of a pair before it is pushed.
@@ -149,9 +195,17 @@ pub(super) struct Stored<'a> {
     /// The target group, once found or created.
     pub group: Option<&'a TargetGroup>,
     /// The members the target confirmed.
-    pub members: Option<&'a Members>,
+    pub members: Option<&'a Confirmed>,
     /// The workers listed as having no account on the target.
     pub unprovisioned: Option<&'a BTreeSet<String>>,
+}
+
+/// Where a pair's push starts: nothing known (find or create the group), the group and
+/// what it holds as stored, or the group to read back first.
+enum Start {
+    Unknown,
+    Known(TargetGroup, Confirmed),
+    ReadBack(TargetGroup, Confirmed),
 }
 
 impl TargetRun<'_> {
@@ -159,8 +213,7 @@ impl TargetRun<'_> {
         &self,
         group: &Group,
         push: &Push,
-        desired: &Desired,
-        users: &HashMap<String, Option<String>>,
+        users: &Users,
         stored: Stored<'_>,
     ) -> Result<PairReport, Stop> {
         let mut report = PairReport {
@@ -168,19 +221,17 @@ impl TargetRun<'_> {
             display_name: push.display_name.clone(),
             ..PairReport::default()
         };
-        let mut want = Want::new();
-        let mut unprovisioned = BTreeMap::new();
-        for key in desired.members.get(&group.name).into_iter().flatten() {
-            match users.get(key) {
-                Some(Some(id)) => {
-                    want.insert(id, key);
-                }
-                _ => {
-                    unprovisioned.insert(key.clone(), self.match_value(desired, key));
-                }
-            }
-        }
-        report.members = want.len();
+        let none = RoaringBitmap::new();
+        let desired = self.desired.members.get(&group.name).unwrap_or(&none);
+        let want = desired & &users.accounts;
+        report.members = want.len() as usize;
+        let unprovisioned: BTreeMap<String, Option<String>> = (desired - &users.accounts)
+            .iter()
+            .filter_map(|id| {
+                let key = self.desired.workers.key(id)?;
+                Some((key.to_string(), self.match_value(id).map(str::to_string)))
+            })
+            .collect();
         report.unprovisioned = unprovisioned.len();
         if !self.options.dry_run {
             self.store
@@ -193,53 +244,94 @@ impl TargetRun<'_> {
                 )
                 .await?;
         }
-        let none = Members::new();
-        let mut known = stored
-            .group
-            .map(|k| (k.clone(), Cow::Borrowed(stored.members.unwrap_or(&none))));
-        for round in 0..3 {
+        let unsure = self
+            .unsure
+            .lock()
+            .map(|u| u.contains(&group.name))
+            .unwrap_or(true);
+        let mut start = match stored.group {
+            None => Start::Unknown,
+            Some(state) => {
+                let set = stored.members.cloned().unwrap_or_default();
+                if self.options.reconcile || unsure {
+                    Start::ReadBack(state.clone(), set)
+                } else {
+                    Start::Known(state.clone(), set)
+                }
+            }
+        };
+        // Rounds: the group lost (find or create it again, at most 3 times), or an answer
+        // lost (read back and go on; `retries` times in a row without progress at most).
+        let (mut lost, mut stalls) = (0, 0);
+        loop {
             match self
-                .sync_pair(group, push, &want, known.take(), &mut report)
+                .sync_pair(group, push, &want, users, start, &mut stalls, &mut report)
                 .await
             {
                 Ok(()) => return Ok(report),
-                Err(PairStop::GroupMissing) if round < 2 => {
+                Err(PairStop::GroupMissing) if lost < 3 => {
+                    lost += 1;
                     tracing::warn!(target_name = self.name, group = %group.name, "the target lost the group; finding or creating it again");
+                    start = Start::Unknown;
                 }
-                Err(PairStop::GroupMissing) => {
-                    report.error = Some("the target keeps losing the group".into());
+                Err(PairStop::Reread(state, set)) if stalls <= self.config.retries => {
+                    // A request's outcome is unknown: read what the target holds, then
+                    // send only what is still missing.
+                    start = Start::ReadBack(state, set);
                 }
-                Err(PairStop::Failed(message)) => report.error = Some(message),
+                Err(PairStop::GroupMissing | PairStop::Unknown | PairStop::Reread(..)) => {
+                    report.error = Some(
+                        "the target kept losing the group or the answers to its requests".into(),
+                    );
+                    break;
+                }
+                Err(PairStop::Failed(message)) => {
+                    report.error = Some(message);
+                    break;
+                }
                 Err(PairStop::Stop(stop)) => return Err(stop),
-            }
-            if report.error.is_some() {
-                break;
             }
         }
         Ok(report)
     }
 
+    #[allow(clippy::too_many_arguments, reason = "one pair's inputs, each of them used")]
     async fn sync_pair(
         &self,
         group: &Group,
         push: &Push,
-        want: &Want<'_>,
-        known: Option<(TargetGroup, Cow<'_, Members>)>,
+        want: &RoaringBitmap,
+        users: &Users,
+        start: Start,
+        stalls: &mut u32,
         report: &mut PairReport,
     ) -> Result<(), PairStop> {
-        let (state, current) = match known {
-            Some((state, stored)) if self.options.reconcile => {
-                let current = self.read_back(&state, &stored, want, report).await?;
-                (state, Cow::Owned(current))
+        let (state, mut current) = match start {
+            Start::ReadBack(state, stored) => {
+                let current = self.read_back(&state, &stored, users, report).await?;
+                // Whether the group moved since what was known: progress.
+                *stalls = if current == stored { *stalls + 1 } else { 0 };
+                (state, current)
             }
-            Some(known) => known,
-            None => {
-                let (state, members) = self.find_or_create(group, push, want, report).await?;
-                (state, Cow::Owned(members))
+            Start::Known(state, mut stored) => {
+                // An entry added by hand (or carried over) that is a worker's user now.
+                let foreign = std::mem::take(&mut stored.foreign);
+                for (user, key) in foreign {
+                    match users.workers.get(&user) {
+                        Some(&id) => {
+                            stored.workers.insert(id);
+                        }
+                        None => {
+                            stored.foreign.insert(user, key);
+                        }
+                    }
+                }
+                (state, stored)
             }
+            Start::Unknown => self.find_or_create(group, push, want, users, report).await?,
         };
         report.scim_id = Some(state.scim_id.clone());
-        let (adds, removes) = difference(want, &current);
+        let (adds, removes) = difference(want, &current, users, &self.desired.workers);
         let reason = failsafe_reason(
             removes.len(),
             current.len(),
@@ -277,21 +369,30 @@ impl TargetRun<'_> {
             self.config.patch.max_members_per_request,
             &state.scim_id,
         ));
-        report.added += adds.len();
-        report.removed += removes.len();
-        self.send_all(&group.name, entries, report).await?;
-        Ok(())
+        match self
+            .send_all(&group.name, entries, &mut current, report)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(PairStop::Unknown) => Err(PairStop::Reread(state, current)),
+            Err(e) => Err(e),
+        }
     }
 
-    /// Sends (or, in a dry run, shows) entries in order.
+    /// Sends (or, in a dry run, shows) entries in order; each confirmed one is applied to
+    /// `current` and stored with it.
     async fn send_all(
         &self,
         group: &str,
         entries: Vec<(OutboxAction, OutboxPayload)>,
+        current: &mut Confirmed,
         report: &mut PairReport,
-    ) -> Result<Option<(TargetGroup, Vec<TargetMember>)>, PairStop> {
+    ) -> Result<Option<Created>, PairStop> {
         if self.options.dry_run {
             for (action, payload) in &entries {
+                let (added, removed) = payload.member_changes(*action);
+                report.added += added.len();
+                report.removed += removed.len();
                 report
                     .requests
                     .push(self.client.show(&self.request_for(*action, payload)));
@@ -306,7 +407,6 @@ impl TargetRun<'_> {
             .enqueue(self.name, group, &entries, &self.now)
             .await?;
         let mut last = None;
-        let mut counted = false;
         for (i, (action, payload)) in entries.into_iter().enumerate() {
             let entry = OutboxEntry {
                 id: ids[i],
@@ -322,12 +422,7 @@ impl TargetRun<'_> {
                 created_at: self.now.clone(),
                 finished_at: None,
             };
-            let next = Next {
-                counted,
-                id: ids.get(i + 1).copied().filter(|_| action.counts_next()),
-            };
-            last = self.execute(&entry, next).await?;
-            counted = next.id.is_some();
+            last = self.execute(&entry, current, 0, report).await?;
         }
         Ok(last)
     }
@@ -336,57 +431,67 @@ impl TargetRun<'_> {
         &self,
         group: &Group,
         push: &Push,
-        want: &Want<'_>,
+        want: &RoaringBitmap,
+        users: &Users,
         report: &mut PairReport,
-    ) -> Result<(TargetGroup, Members), PairStop> {
+    ) -> Result<(TargetGroup, Confirmed), PairStop> {
         let name = push.link.as_deref().unwrap_or(&push.display_name);
         let first: Vec<TargetMember> = want
             .iter()
             .take(self.config.patch.max_members_per_request)
-            .map(|(id, key)| TargetMember {
-                user_id: id.to_string(),
-                worker_key: Some(key.to_string()),
+            .filter_map(|id| {
+                Some(TargetMember {
+                    user_id: users.ids.get(&id)?.clone(),
+                    worker_key: self.desired.workers.key(id).map(str::to_string),
+                    worker: Some(id),
+                })
             })
             .collect();
         let payload = OutboxPayload {
             display_name: Some(name.to_string()),
             scim_id: None,
-            members: first.clone(),
+            members: first,
             link: push.link.is_some(),
             ..OutboxPayload::default()
         };
         if self.options.dry_run {
-            return self.dry_find_or_create(group, payload, want, report).await;
+            return self.dry_find_or_create(group, payload, users, report).await;
         }
+        let mut none = Confirmed::default();
         let created = self
-            .send_all(&group.name, vec![(OutboxAction::Create, payload)], report)
+            .send_all(
+                &group.name,
+                vec![(OutboxAction::Create, payload)],
+                &mut none,
+                report,
+            )
             .await?;
-        let Some((state, members)) = created else {
+        let Some(created) = created else {
             return Err(PairStop::Failed("the group was not created".into()));
         };
-        report.action = Some(if state.linked { "linked" } else { "created" }.into());
-        if !state.linked {
-            report.added += members.len();
+        report.action = Some(
+            if created.state.linked {
+                "linked"
+            } else if created.made {
+                "created"
+            } else {
+                "adopted"
+            }
+            .into(),
+        );
+        if created.made {
+            report.added += created.members.len();
         }
-        let members = members
-            .into_iter()
-            .map(|m| {
-                let key = m
-                    .worker_key
-                    .or_else(|| want.get(m.user_id.as_str()).map(|k| k.to_string()));
-                (m.user_id, key)
-            })
-            .collect();
-        Ok((state, members))
+        Ok((created.state, created.members))
     }
 
     async fn dry_find_or_create(
         &self,
         group: &Group,
         payload: OutboxPayload,
-        want: &Want<'_>,
+        users: &Users,
         report: &mut PairReport,
-    ) -> Result<(TargetGroup, Members), PairStop> {
+    ) -> Result<(TargetGroup, Confirmed), PairStop> {
         let name = payload.display_name.clone().unwrap_or_default();
         let found = self
             .client
@@ -408,14 +513,8 @@ impl TargetRun<'_> {
                 None => self.read_members(&state.scim_id).await?,
             };
             report.action = Some(if payload.link { "linked" } else { "adopted" }.into());
-            let members = members
-                .into_iter()
-                .map(|m| {
-                    let key = want.get(m.value.as_str()).map(|k| k.to_string());
-                    (m.value, key)
-                })
-                .collect();
-            return Ok((state, members));
+            let held = confirmed_of(members.iter().map(|m| m.value.as_str()), users, None);
+            return Ok((state, held));
         }
         if payload.link {
             return Err(PairStop::Failed(format!(
@@ -429,12 +528,9 @@ impl TargetRun<'_> {
             self.client
                 .show(&self.request_for(OutboxAction::Create, &payload)),
         );
-        let members = payload
-            .members
-            .into_iter()
-            .map(|m| (m.user_id, m.worker_key))
-            .collect();
-        Ok((state, members))
+        let mut held = Confirmed::default();
+        apply(&mut held, &payload.members, &[]);
+        Ok((state, held))
     }
 
     pub(super) async fn read_members(
@@ -448,15 +544,16 @@ impl TargetRun<'_> {
         }
     }
 
-    /// Reads the group back; what it holds becomes the known state, and differences from
-    /// what rosterd knew are recorded as drift.
+    /// Reads the group back: what it holds becomes the known state. On a reconcile, the
+    /// differences from what rosterd knew are recorded as drift; after a request whose
+    /// outcome is unknown they are rosterd's own changes, and are not.
     async fn read_back(
         &self,
         state: &TargetGroup,
-        stored: &Members,
-        want: &Want<'_>,
+        stored: &Confirmed,
+        users: &Users,
         report: &mut PairReport,
-    ) -> Result<Members, PairStop> {
+    ) -> Result<Confirmed, PairStop> {
         let members = match self.read_members(&state.scim_id).await {
             Err(PairStop::GroupMissing) => {
                 if !self.options.dry_run {
@@ -468,34 +565,27 @@ impl TargetRun<'_> {
             }
             other => other?,
         };
-        let actual: Members = members
-            .into_iter()
-            .map(|m| {
-                let key = stored
-                    .get(&m.value)
-                    .cloned()
-                    .flatten()
-                    .or_else(|| want.get(m.value.as_str()).map(|k| k.to_string()));
-                (m.value, key)
-            })
-            .collect();
+        let actual = confirmed_of(members.iter().map(|m| m.value.as_str()), users, Some(stored));
         let mut drift = Vec::new();
-        for (id, key) in &actual {
-            if !stored.contains_key(id) {
-                drift.push(Drift {
-                    kind: "extra".into(),
-                    user_id: Some(id.clone()),
-                    worker_key: key.clone(),
-                });
+        if self.options.reconcile {
+            let entry = |kind: &str, user: &str, key: Option<String>| Drift {
+                kind: kind.into(),
+                user_id: Some(user.to_string()),
+                worker_key: key,
+            };
+            let key = |id: u32| self.desired.workers.key(id).map(str::to_string);
+            let user = |id: u32| users.ids.get(&id).map(String::as_str).unwrap_or_default();
+            for id in &actual.workers - &stored.workers {
+                drift.push(entry("extra", user(id), key(id)));
             }
-        }
-        for (id, key) in stored {
-            if !actual.contains_key(id) {
-                drift.push(Drift {
-                    kind: "missing".into(),
-                    user_id: Some(id.clone()),
-                    worker_key: key.clone(),
-                });
+            for (u, k) in actual.foreign.iter().filter(|(u, _)| !stored.foreign.contains_key(*u)) {
+                drift.push(entry("extra", u, k.clone()));
+            }
+            for id in &stored.workers - &actual.workers {
+                drift.push(entry("missing", user(id), key(id)));
+            }
+            for (u, k) in stored.foreign.iter().filter(|(u, _)| !actual.foreign.contains_key(*u)) {
+                drift.push(entry("missing", u, k.clone()));
             }
         }
         report.drift = drift.len();
@@ -503,15 +593,8 @@ impl TargetRun<'_> {
             tracing::info!(target_name = self.name, group = %state.group, drift = drift.len(), "the target group changed outside rosterd");
         }
         if !self.options.dry_run {
-            let list: Vec<TargetMember> = actual
-                .iter()
-                .map(|(id, key)| TargetMember {
-                    user_id: id.clone(),
-                    worker_key: key.clone(),
-                })
-                .collect();
             self.store
-                .record_read_back(self.name, &state.group, &list, &drift, &self.now)
+                .record_read_back(self.name, &state.group, &actual, &drift, &self.now)
                 .await?;
         }
         Ok(actual)
@@ -582,7 +665,7 @@ impl TargetRun<'_> {
     pub(super) async fn unpush(
         &self,
         state: &TargetGroup,
-        members: Option<&Members>,
+        members: Option<&Confirmed>,
         overrides: Failsafe,
     ) -> Result<PairReport, Stop> {
         let mut report = PairReport {
@@ -600,7 +683,7 @@ impl TargetRun<'_> {
             }
             return Ok(report);
         }
-        let current = members.map_or(0, BTreeMap::len);
+        let current = members.map_or(0, Confirmed::len);
         let reason = failsafe_reason(current, current, &self.config.failsafe, &overrides);
         let outcome = async {
             if !self
@@ -619,6 +702,7 @@ impl TargetRun<'_> {
             self.send_all(
                 &state.group,
                 vec![(OutboxAction::Delete, payload)],
+                &mut Confirmed::default(),
                 &mut report,
             )
             .await
@@ -629,6 +713,10 @@ impl TargetRun<'_> {
             Ok(()) | Err(PairStop::GroupMissing) => Ok(report),
             Err(PairStop::Failed(message)) => {
                 report.error = Some(message);
+                Ok(report)
+            }
+            Err(PairStop::Unknown | PairStop::Reread(..)) => {
+                report.error = Some("the answer to the delete was lost; the next push sends it again".into());
                 Ok(report)
             }
             Err(PairStop::Stop(stop)) => Err(stop),
@@ -646,46 +734,73 @@ impl TargetRun<'_> {
 
 #[cfg(test)]
 mod tests {
-    use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
-    use super::{batches, difference, Members, Want};
-    use crate::store::{OutboxAction, TargetMember};
+    use proptest::prelude::*;
+    use roaring::RoaringBitmap;
+
+    use super::{apply, batches, confirmed_of, difference};
+    use crate::push::resolve::Users;
+    use crate::store::{Confirmed, OutboxAction, TargetMember, WorkerIds};
+
+    /// Workers 0..n, each with user id `u{i}`.
+    fn world(n: u32) -> (WorkerIds, Users) {
+        let mut workers = WorkerIds::default();
+        let mut users = Users::default();
+        for i in 0..n {
+            let id = workers.number(&format!("w{i}"));
+            users.ids.insert(id, format!("u{i}"));
+            users.workers.insert(format!("u{i}"), id);
+        }
+        (workers, users)
+    }
 
     proptest! {
-        /// The merge walk gives what set difference gives, in user id order.
+        /// Planning on sets gives what set difference on user ids gives, and applying the
+        /// plan to what is held yields exactly what is wanted.
         #[test]
-        fn difference_is_set_difference(
-            want in prop::collection::btree_map("u[0-9]{1,2}", "w[0-9]", 0..40),
-            current in prop::collection::btree_map("u[0-9]{1,2}", prop::option::of("w[0-9]"), 0..40),
+        fn difference_is_set_difference_and_applying_it_converges(
+            want in prop::collection::btree_set(0u32..60, 0..40),
+            held in prop::collection::btree_set(0u32..60, 0..40),
+            foreign in prop::collection::btree_set("x[0-9]{1,2}", 0..5),
         ) {
-            let borrowed: Want<'_> = want.iter().map(|(u, w)| (u.as_str(), w.as_str())).collect();
-            let (adds, removes) = difference(&borrowed, &current);
-            let expected_adds: Vec<TargetMember> = want
-                .iter()
-                .filter(|(id, _)| !current.contains_key(*id))
-                .map(|(id, key)| TargetMember { user_id: id.clone(), worker_key: Some(key.clone()) })
-                .collect();
-            let expected_removes: Vec<TargetMember> = current
-                .iter()
-                .filter(|(id, _)| !want.contains_key(*id))
-                .map(|(id, key)| TargetMember { user_id: id.clone(), worker_key: key.clone() })
-                .collect();
-            prop_assert_eq!(adds, expected_adds);
-            prop_assert_eq!(removes, expected_removes);
+            let (workers, users) = world(60);
+            let want: RoaringBitmap = want.into_iter().collect();
+            let mut current = Confirmed {
+                workers: held.iter().copied().collect(),
+                foreign: foreign.iter().map(|f| (f.clone(), None)).collect(),
+            };
+            let (adds, removes) = difference(&want, &current, &users, &workers);
+            let ids = |v: &[TargetMember]| v.iter().map(|m| m.user_id.clone()).collect::<std::collections::BTreeSet<_>>();
+            let expected_adds: std::collections::BTreeSet<String> =
+                want.iter().filter(|w| !held.contains(w)).map(|w| format!("u{w}")).collect();
+            let mut expected_removes: std::collections::BTreeSet<String> =
+                held.iter().filter(|w| !want.contains(**w)).map(|w| format!("u{w}")).collect();
+            expected_removes.extend(foreign.iter().cloned());
+            prop_assert_eq!(ids(&adds), expected_adds);
+            prop_assert_eq!(ids(&removes), expected_removes);
+            apply(&mut current, &adds, &removes);
+            prop_assert_eq!(current, Confirmed { workers: want, foreign: BTreeMap::new() });
         }
     }
 
     #[test]
-    fn difference_of_overlapping_groups() {
-        let want: Want<'_> = [("u1", "a"), ("u2", "b"), ("u4", "d")].into();
-        let current: Members = [("u2", None), ("u3", Some("c".to_string()))]
-            .map(|(u, w)| (u.to_string(), w))
-            .into();
-        let (adds, removes) = difference(&want, &current);
-        let ids = |v: &[TargetMember]| v.iter().map(|m| m.user_id.clone()).collect::<Vec<_>>();
-        assert_eq!(ids(&adds), ["u1", "u4"]);
-        assert_eq!(ids(&removes), ["u3"]);
-        assert_eq!(removes[0].worker_key.as_deref(), Some("c"));
+    fn entries_read_back_are_workers_or_foreign_ids_with_the_key_known_for_them() {
+        let (_, users) = world(3);
+        let known = Confirmed {
+            workers: RoaringBitmap::new(),
+            foreign: [("old-1".to_string(), Some("w1".to_string()))].into(),
+        };
+        let held = confirmed_of(["u0", "old-1", "u2", "stranger"], &users, Some(&known));
+        assert_eq!(held.workers.iter().collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(
+            held.foreign,
+            BTreeMap::from([
+                ("old-1".to_string(), Some("w1".to_string())),
+                ("stranger".to_string(), None)
+            ])
+        );
+        assert_eq!(held.len(), 4);
     }
 
     fn members(prefix: &str, n: usize) -> Vec<TargetMember> {
@@ -693,6 +808,7 @@ mod tests {
             .map(|i| TargetMember {
                 user_id: format!("{prefix}{i}"),
                 worker_key: None,
+                worker: None,
             })
             .collect()
     }

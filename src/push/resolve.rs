@@ -1,9 +1,10 @@
 //! Worker → target user, cached in the store. Few unresolved workers are looked up with a
 //! filter each; many with the user list in pages, when that takes fewer requests.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use futures_util::StreamExt;
+use roaring::RoaringBitmap;
 
 use super::{Stop, TargetRun};
 use crate::config::UserLookup;
@@ -13,44 +14,84 @@ use crate::store::CachedUser;
 /// At most this many lookups are made with filters before listing is considered.
 const FILTER_ALWAYS_BELOW: usize = 10;
 
+/// A target's users as this push knows them.
+#[derive(Debug, Default)]
+pub(super) struct Users {
+    /// Worker id → the user id the cache holds (for every cached worker: a worker who left
+    /// is removed by it).
+    pub ids: HashMap<u32, String>,
+    /// User id → worker id.
+    pub workers: HashMap<String, u32>,
+    /// The wanted workers who have an account, looked up or freshly cached.
+    pub accounts: RoaringBitmap,
+    /// Workers whose user id this push replaced: (worker id, key, old user id).
+    pub moved: Vec<(u32, String, String)>,
+}
+
+impl Users {
+    fn set(&mut self, worker: u32, user: Option<String>) {
+        if let Some(old) = self.ids.remove(&worker) {
+            self.workers.remove(&old);
+        }
+        if let Some(user) = user {
+            self.workers.insert(user.clone(), worker);
+            self.ids.insert(worker, user);
+        }
+    }
+}
+
 impl TargetRun<'_> {
-    /// Each wanted worker's user id in the target, `None` when it has no account (or no
-    /// value to match by).
-    pub(super) async fn resolve(
-        &self,
-        wanted: &BTreeMap<String, Option<String>>,
-    ) -> Result<HashMap<String, Option<String>>, Stop> {
+    /// Each wanted worker's user id in the target, from the cache while it is fresh, else
+    /// looked up; a worker without an account (or without a value to match by) is not in
+    /// `accounts`.
+    pub(super) async fn resolve(&self, wanted: &RoaringBitmap) -> Result<Users, Stop> {
         let cache = self.store.target_users(self.name).await?;
-        let mut out = HashMap::with_capacity(wanted.len());
-        let mut todo: Vec<(&str, &str)> = Vec::new();
-        for (key, value) in wanted {
-            let Some(value) = value else {
-                out.insert(key.clone(), None);
+        let numbering = &self.desired.workers;
+        let mut users = Users::default();
+        for (key, cached) in &cache {
+            if let (Some(user), Some(id)) = (&cached.user_id, numbering.id(key)) {
+                users.set(id, Some(user.clone()));
+            }
+        }
+        let mut todo: Vec<(u32, &str, &str)> = Vec::new();
+        for id in wanted {
+            let (Some(key), Some(value)) = (numbering.key(id), self.match_value(id)) else {
                 continue;
             };
             match cache.get(key) {
                 Some(cached) if self.fresh(cached, value) => {
-                    out.insert(key.clone(), cached.user_id.clone());
+                    if cached.user_id.is_some() {
+                        users.accounts.insert(id);
+                    }
                 }
-                _ => todo.push((key, value)),
+                _ => todo.push((id, key, value)),
             }
         }
         if todo.is_empty() {
-            return Ok(out);
+            return Ok(users);
         }
-        let found = self.look_up(&todo).await.map_err(Stop::Target)?;
+        let pairs: Vec<(&str, &str)> = todo.iter().map(|(_, k, v)| (*k, *v)).collect();
+        let found = self.look_up(&pairs).await.map_err(Stop::Target)?;
         let mut save = Vec::with_capacity(todo.len());
-        for (key, value) in todo {
-            let id = found.get(key).cloned().flatten();
-            save.push((key.to_string(), value.to_string(), id.clone()));
-            out.insert(key.to_string(), id);
+        for (id, key, value) in todo {
+            let user = found.get(key).cloned().flatten();
+            if let Some(old) = users.ids.get(&id) {
+                if user.as_ref() != Some(old) {
+                    users.moved.push((id, key.to_string(), old.clone()));
+                }
+            }
+            if user.is_some() {
+                users.accounts.insert(id);
+            }
+            save.push((key.to_string(), value.to_string(), user.clone()));
+            users.set(id, user);
         }
         if !self.options.dry_run {
             self.store
-                .save_target_users(self.name, &save, &self.now)
+                .save_target_users(self.name, &save, &users.moved, &self.now)
                 .await?;
         }
-        Ok(out)
+        Ok(users)
     }
 
     fn fresh(&self, cached: &CachedUser, value: &str) -> bool {

@@ -1,22 +1,33 @@
 //! Sending outbox entries. An entry is in the store before its request leaves; the store
-//! learns the change (and marks the entry done) only once the target confirms it. Entries
-//! left pending by a crash are replayed first at the next push; replaying one that had
-//! reached the target is harmless, because adding a member twice or removing an absent one
-//! leaves the group the same.
+//! learns the change (and marks the entry done) only once the target confirms it, and
+//! confirmations of requests in flight together share one commit ([`Confirmer`]).
+//!
+//! An entry left pending (a crash, a push cut short) is never sent again as it was: adding
+//! a member twice is not harmless on targets that store duplicates. Its group is read back
+//! and planned afresh ([`TargetRun::replay`]). A request whose answer was lost is treated the
+//! same way within the run: the pair reads the group back and sends only what is missing.
+
+use std::sync::Mutex;
 
 use serde_json::json;
+use tokio::sync::oneshot;
 
-use super::pair::PairStop;
-use super::{Stop, TargetRun};
+use super::pair::{apply, PairStop};
+use super::{PairReport, Stop, TargetRun};
 use crate::config::RemoveDialect;
 use crate::scim::wire::{self, Member, PatchOperation};
 use crate::scim::{Request, ScimError};
-use crate::store::{OutboxAction, OutboxEntry, OutboxPayload, TargetGroup, TargetMember};
+use crate::store::{
+    Confirmation, Confirmed, OutboxAction, OutboxEntry, OutboxPayload, Store, StoreError,
+    TargetGroup, TargetMember,
+};
 
 /// How sending an entry went wrong.
 pub(super) enum Exec {
     /// 404: the target lost the group.
     GroupMissing,
+    /// The request may or may not have been applied: its answer was lost.
+    Unknown,
     /// The target refused the entry for good (recorded on the entry).
     Failed(String),
     /// Retries ran out; the entry stays pending for the next push.
@@ -24,8 +35,8 @@ pub(super) enum Exec {
     Stop(Stop),
 }
 
-impl From<crate::store::StoreError> for Exec {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<StoreError> for Exec {
+    fn from(e: StoreError) -> Self {
         Exec::Stop(Stop::Store(e))
     }
 }
@@ -34,58 +45,123 @@ impl From<PairStop> for Exec {
     fn from(e: PairStop) -> Self {
         match e {
             PairStop::GroupMissing => Exec::GroupMissing,
+            PairStop::Unknown | PairStop::Reread(..) => Exec::Unknown,
             PairStop::Failed(message) => Exec::Failed(message),
             PairStop::Stop(stop) => Exec::Stop(stop),
         }
     }
 }
 
-type Created = Option<(TargetGroup, Vec<TargetMember>)>;
-
-/// Where an entry stands in a run of entries sent one after the other.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Next {
-    /// The entry was already counted as attempted, by the confirmation of the one before.
-    pub counted: bool,
-    /// The entry sent right after this one, to count as attempted when this one is
-    /// confirmed.
-    pub id: Option<i64>,
+/// A group a `create` entry made or found, with what it holds.
+pub(super) struct Created {
+    pub state: TargetGroup,
+    pub members: Confirmed,
+    /// Made by this entry; found (adopted) otherwise.
+    pub made: bool,
 }
 
-impl OutboxAction {
-    /// Whether a confirmation of this action counts the next entry as attempted.
-    pub(super) fn counts_next(self) -> bool {
-        !matches!(self, OutboxAction::Create | OutboxAction::Delete)
+/// Commits confirmations: whoever confirms while no commit is running commits every
+/// confirmation queued by then, its own and those of the requests that finished meanwhile;
+/// the others wait for that commit. With four requests in flight, a commit carries up to
+/// four confirmations, and each request still waits for its own before the next is sent.
+pub(crate) struct Confirmer<'a> {
+    store: &'a Store,
+    queue: Mutex<Vec<(Confirmation, oneshot::Sender<Result<(), String>>)>>,
+    committing: tokio::sync::Mutex<()>,
+}
+
+impl<'a> Confirmer<'a> {
+    pub(super) fn new(store: &'a Store) -> Self {
+        Confirmer {
+            store,
+            queue: Mutex::default(),
+            committing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    async fn confirm(&self, confirmation: Confirmation, now: &str) -> Result<(), StoreError> {
+        let (tell, told) = oneshot::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((confirmation, tell));
+        {
+            let _turn = self.committing.lock().await;
+            let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+            if !batch.is_empty() {
+                let (list, tells): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                let outcome = self
+                    .store
+                    .confirm(&list, now)
+                    .await
+                    .map_err(|e| e.to_string());
+                for tell in tells {
+                    let _ = tell.send(outcome.clone());
+                }
+            }
+        }
+        match told.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(StoreError::Query(sqlx::Error::Protocol(format!(
+                "storing confirmations failed: {message}"
+            )))),
+            Err(_) => Err(StoreError::Query(sqlx::Error::Protocol(
+                "a confirmation was dropped before it was stored".into(),
+            ))),
+        }
     }
 }
 
 impl TargetRun<'_> {
-    /// Sends what a crash or an outage left pending, oldest first. How many were sent.
-    pub(super) async fn replay(&self) -> Result<usize, Stop> {
-        let pending = self.store.pending_outbox(self.name).await?;
-        if !pending.is_empty() {
-            tracing::info!(
-                target_name = self.name,
-                entries = pending.len(),
-                "replaying the outbox"
-            );
+    /// Settles what a stopped push left pending for the groups this push handles, oldest
+    /// first: a delete is sent again (deleting twice leaves the group as gone); any other
+    /// entry is not, its group is read back before it is planned. How many were settled.
+    pub(super) async fn replay(
+        &self,
+        handled: &std::collections::BTreeSet<&str>,
+    ) -> Result<usize, Stop> {
+        let pending: Vec<OutboxEntry> = self
+            .store
+            .pending_outbox(self.name)
+            .await?
+            .into_iter()
+            .filter(|e| handled.contains(e.group.as_str()))
+            .collect();
+        if pending.is_empty() {
+            return Ok(0);
         }
-        let mut sent = 0;
+        tracing::info!(
+            target_name = self.name,
+            entries = pending.len(),
+            "settling what the last push left unconfirmed"
+        );
+        let mut settle = Vec::new();
         for entry in &pending {
-            match self.execute(entry, Next::default()).await {
-                Ok(_) => sent += 1,
-                // The pair is planned afresh right after.
-                Err(Exec::GroupMissing | Exec::Failed(_)) => {}
-                Err(Exec::Pending(message)) => {
-                    return Err(Stop::Target(ScimError::Setup {
-                        target: self.name.to_string(),
-                        message: format!("the outbox could not be replayed: {message}"),
-                    }))
+            if entry.action == OutboxAction::Delete {
+                let mut report = PairReport::default();
+                match self
+                    .execute(entry, &mut Confirmed::default(), 0, &mut report)
+                    .await
+                {
+                    Ok(_) | Err(Exec::GroupMissing | Exec::Failed(_) | Exec::Unknown) => {}
+                    Err(Exec::Pending(message)) => {
+                        return Err(Stop::Target(ScimError::Setup {
+                            target: self.name.to_string(),
+                            message: format!("a pending delete could not be sent: {message}"),
+                        }))
+                    }
+                    Err(Exec::Stop(stop)) => return Err(stop),
                 }
-                Err(Exec::Stop(stop)) => return Err(stop),
+            } else {
+                self.unsure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(entry.group.clone());
+                settle.push(entry.id);
             }
         }
-        Ok(sent)
+        self.store.outbox_superseded(&settle, &self.now).await?;
+        Ok(pending.len())
     }
 
     /// The request an entry stands for.
@@ -148,26 +224,31 @@ impl TargetRun<'_> {
         }
     }
 
-    /// Sends one entry and records the outcome. A `create` returns the group it made or
-    /// adopted, with its members.
-    pub(super) async fn execute(&self, entry: &OutboxEntry, next: Next) -> Result<Created, Exec> {
-        if !next.counted {
-            self.store.outbox_attempted(entry.id).await?;
-        }
+    /// Sends one entry and records the outcome: a confirmed change is applied to `current`
+    /// (what the pair holds) and stored with it. `sent` requests were already sent for the
+    /// entry. A `create` returns the group it made or adopted.
+    pub(super) async fn execute(
+        &self,
+        entry: &OutboxEntry,
+        current: &mut Confirmed,
+        sent: i64,
+        report: &mut PairReport,
+    ) -> Result<Option<Created>, Exec> {
         if entry.action == OutboxAction::Create {
-            return self.execute_create(entry).await;
+            return self.execute_create(entry).await.map(Some);
         }
+        let sent = sent + 1;
         let request = self.request_for(entry.action, &entry.payload);
         match self.client.send(&request).await {
             Ok(_) => {}
             Err(e) if e.status() == Some(404) => {
                 if entry.action == OutboxAction::Delete {
                     self.store
-                        .forget_target_group(self.name, &entry.group, Some(entry.id), &self.now)
+                        .forget_target_group(self.name, &entry.group, Some((entry.id, sent)), &self.now)
                         .await?;
                     return Ok(None);
                 }
-                self.fail(entry, &e).await?;
+                self.fail(entry, sent, &e).await?;
                 self.store
                     .record_group_missing(self.name, &entry.group, &self.now)
                     .await?;
@@ -179,30 +260,59 @@ impl TargetRun<'_> {
             // A member to remove was gone already, and the whole PATCH failed with it: send
             // the additions and the removals apart, as when they do not share a request.
             Err(e) if entry.action == OutboxAction::Update && e.scim_type() == Some("noTarget") => {
-                return self.execute_apart(entry, next).await;
+                return self.execute_apart(entry, current, sent, report).await;
             }
-            Err(e) => return Err(self.refused(entry, e).await?),
+            Err(e) if e.outcome_unknown() => {
+                tracing::info!(target_name = self.name, group = %entry.group, entry = entry.id, "the answer was lost; reading the group back: {e}");
+                self.store
+                    .outbox_superseded(&[entry.id], &self.now)
+                    .await?;
+                return Err(Exec::Unknown);
+            }
+            Err(e) => return Err(self.refused(entry, sent, e).await?),
         }
         if entry.action == OutboxAction::Delete {
             self.store
-                .forget_target_group(self.name, &entry.group, Some(entry.id), &self.now)
+                .forget_target_group(self.name, &entry.group, Some((entry.id, sent)), &self.now)
                 .await?;
-        } else {
-            self.store.confirm_patch(entry, &self.now, next.id).await?;
+            return Ok(None);
         }
+        let (added, removed) = entry.payload.member_changes(entry.action);
+        report.added += added.len();
+        report.removed += removed.len();
+        let set = if added.is_empty() && removed.is_empty() {
+            None
+        } else {
+            apply(current, added, removed);
+            Some(current.encode()?)
+        };
+        let confirmation = Confirmation {
+            target: self.name.to_string(),
+            group: entry.group.clone(),
+            entry: entry.id,
+            attempts: sent,
+            set,
+            display_name: (entry.action == OutboxAction::Rename)
+                .then(|| entry.payload.display_name.clone())
+                .flatten(),
+        };
+        self.confirmer.confirm(confirmation, &self.now).await?;
         Ok(None)
     }
 
-    /// Sends an `update` entry's additions and removals as two requests.
-    /// Each half counts as an attempt of the entry: `attempts` is the requests sent for it.
-    async fn execute_apart(&self, entry: &OutboxEntry, next: Next) -> Result<Created, Exec> {
-        let last = Next {
-            counted: false,
-            id: next.id,
-        };
-        for (action, members, next) in [
-            (OutboxAction::Add, &entry.payload.members, Next::default()),
-            (OutboxAction::Remove, &entry.payload.remove, last),
+    /// Sends an `update` entry's additions and removals as two requests. `attempts` counts
+    /// the requests sent for the entry: the shared one and its two halves.
+    async fn execute_apart(
+        &self,
+        entry: &OutboxEntry,
+        current: &mut Confirmed,
+        sent: i64,
+        report: &mut PairReport,
+    ) -> Result<Option<Created>, Exec> {
+        let mut sent = sent;
+        for (action, members) in [
+            (OutboxAction::Add, &entry.payload.members),
+            (OutboxAction::Remove, &entry.payload.remove),
         ] {
             let half = OutboxEntry {
                 action,
@@ -213,7 +323,8 @@ impl TargetRun<'_> {
                 },
                 ..entry.clone()
             };
-            Box::pin(self.execute(&half, next)).await?;
+            Box::pin(self.execute(&half, current, sent, report)).await?;
+            sent = 0;
         }
         Ok(None)
     }
@@ -223,29 +334,31 @@ impl TargetRun<'_> {
     async fn execute_create(&self, entry: &OutboxEntry) -> Result<Created, Exec> {
         let name = entry.payload.display_name.clone().unwrap_or_default();
         let mut last_error = String::new();
+        let mut sent = 0;
         for attempt in 0..=self.config.retries {
             let found = match self.client.find_groups(&name).await {
                 Ok(found) => found,
-                Err(e) => return Err(self.refused(entry, e).await?),
+                Err(e) => return Err(self.refused(entry, sent, e).await?),
             };
-            let (id, members) = if let Some(g) = found.first() {
+            let (id, members, made) = if let Some(g) = found.first() {
                 let id = g.id.clone().unwrap_or_default();
                 let members = match &g.members {
                     Some(m) => m.clone(),
                     None => self.read_members(&id).await?,
                 };
-                (id, members)
+                (id, members, false)
             } else if entry.payload.link {
                 let message = format!(
                     "no group named `{name}` in target `{}` to link to",
                     self.name
                 );
                 self.store
-                    .outbox_failed(entry.id, Some(404), None, &message, &self.now)
+                    .outbox_failed(entry.id, sent, Some(404), None, &message, &self.now)
                     .await?;
                 return Err(Exec::Failed(message));
             } else {
                 let request = self.request_for(OutboxAction::Create, &entry.payload);
+                sent += 1;
                 match self.client.create_group(&request).await {
                     Ok(g) => {
                         let members = g.members.clone().unwrap_or_else(|| {
@@ -256,7 +369,7 @@ impl TargetRun<'_> {
                                 .map(|m| Member::id(m.user_id.clone()))
                                 .collect()
                         });
-                        (g.id.unwrap_or_default(), members)
+                        (g.id.unwrap_or_default(), members, true)
                     }
                     // Made meanwhile (or by an attempt whose answer was lost): adopt it.
                     Err(e) if e.status() == Some(409) => continue,
@@ -270,7 +383,7 @@ impl TargetRun<'_> {
                         tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
                         continue;
                     }
-                    Err(e) => return Err(self.refused(entry, e).await?),
+                    Err(e) => return Err(self.refused(entry, sent, e).await?),
                 }
             };
             let state = TargetGroup {
@@ -281,22 +394,24 @@ impl TargetRun<'_> {
                 pushed_at: Some(self.now.clone()),
                 reconciled_at: None,
             };
-            let members: Vec<TargetMember> = members
-                .into_iter()
-                .map(|m| TargetMember {
-                    worker_key: entry
-                        .payload
-                        .members
-                        .iter()
-                        .find(|p| p.user_id == m.value)
-                        .and_then(|p| p.worker_key.clone()),
-                    user_id: m.value,
-                })
-                .collect();
+            // What the target answered it holds; the members sent are known by worker.
+            let mut held = Confirmed::default();
+            for m in members {
+                match entry.payload.members.iter().find(|p| p.user_id == m.value) {
+                    Some(sent) => apply(&mut held, std::slice::from_ref(sent), &[]),
+                    None => {
+                        held.foreign.insert(m.value, None);
+                    }
+                }
+            }
             self.store
-                .record_target_group(self.name, &state, &members, Some(entry.id), &self.now)
+                .record_target_group(self.name, &state, &held, Some((entry.id, sent.max(1))), &self.now)
                 .await?;
-            return Ok(Some((state, members)));
+            return Ok(Created {
+                state,
+                members: held,
+                made,
+            });
         }
         Err(Exec::Pending(format!(
             "group `{name}` could not be created or found: {last_error}"
@@ -308,6 +423,7 @@ impl TargetRun<'_> {
     async fn refused(
         &self,
         entry: &OutboxEntry,
+        sent: i64,
         e: ScimError,
     ) -> Result<Exec, crate::store::StoreError> {
         if e.is_auth() {
@@ -315,7 +431,7 @@ impl TargetRun<'_> {
         }
         match e.status() {
             Some(status) if status != 429 && status < 500 => {
-                self.fail(entry, &e).await?;
+                self.fail(entry, sent, &e).await?;
                 let (added, _) = entry.payload.member_changes(entry.action);
                 if entry.action != OutboxAction::Create && !added.is_empty() {
                     // A user id the target no longer knows is the likely cause: look the
@@ -336,11 +452,13 @@ impl TargetRun<'_> {
     async fn fail(
         &self,
         entry: &OutboxEntry,
+        sent: i64,
         e: &ScimError,
     ) -> Result<(), crate::store::StoreError> {
         self.store
             .outbox_failed(
                 entry.id,
+                sent,
                 e.status(),
                 e.scim_type(),
                 e.detail().unwrap_or(&e.to_string()),

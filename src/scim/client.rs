@@ -34,6 +34,9 @@ pub enum ScimError {
         path: String,
         message: String,
         attempts: u32,
+        /// The request may have reached the target (it was not a failure to connect).
+        #[doc(hidden)]
+        maybe_sent: bool,
     },
     #[error("target `{target}`: {method} {path}: the answer cannot be used: {message}")]
     Decode {
@@ -64,6 +67,12 @@ impl ScimError {
             ScimError::Status { scim_type, .. } => scim_type.as_deref(),
             _ => None,
         }
+    }
+
+    /// A write whose answer was lost after it may have reached the target: it may or may
+    /// not have been applied.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, ScimError::Transport { method, maybe_sent: true, .. } if method != "GET")
     }
 
     pub fn detail(&self) -> Option<&str> {
@@ -416,9 +425,15 @@ impl Client {
             }
             let retryable = match &error {
                 ScimError::Status { status, .. } => *status == 429 || *status >= 500,
-                // A POST whose answer was lost may have created its resource: sending it
-                // again could make a second one. The caller looks before it tries again.
-                ScimError::Transport { .. } => request.method != Method::POST,
+                // A POST whose answer was lost may have created its resource, and a PATCH
+                // applied its change (adding a member twice makes two entries on some
+                // targets): neither is sent again blindly. The caller looks first. Reads,
+                // deletes and requests that never connected are safe to repeat.
+                ScimError::Transport { maybe_sent, .. } => {
+                    request.method == Method::GET
+                        || request.method == Method::DELETE
+                        || !maybe_sent
+                }
                 _ => false,
             };
             if !retryable || attempt > self.retries {
@@ -428,6 +443,7 @@ impl Client {
                         method,
                         path,
                         message,
+                        maybe_sent,
                         ..
                     } => ScimError::Transport {
                         target,
@@ -435,6 +451,7 @@ impl Client {
                         path,
                         message,
                         attempts: attempt,
+                        maybe_sent,
                     },
                     other => other,
                 });
@@ -450,6 +467,7 @@ impl Client {
                         self.deadline.as_secs()
                     ),
                     attempts: attempt,
+                    maybe_sent: error.outcome_unknown(),
                 });
             }
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -478,6 +496,7 @@ impl Client {
             path: request.path.clone(),
             message: describe(&e),
             attempts: 1,
+            maybe_sent: !e.is_connect(),
         };
         let response = match builder.send().await {
             Ok(r) => r,

@@ -27,6 +27,39 @@ pub(crate) struct Legacy {
 impl Store {
     /// Carries the old tables over when the database has them.
     pub(crate) async fn carry_over(&self) -> Result<(), StoreError> {
+        self.carry_memberships().await?;
+        self.carry_target_members().await
+    }
+
+    /// Migration 8: `target_members` rows into one set per (target, group).
+    async fn carry_target_members(&self) -> Result<(), StoreError> {
+        if !self.has_table("target_members").await? {
+            return Ok(());
+        }
+        let (_writing, mut tx) = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(CARRY_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !has_table(&mut tx, self.backend, "target_members").await? {
+            return Ok(());
+        }
+        let rows = super::confirmed::carry_target_members(&mut tx).await?;
+        tracing::info!(
+            rows,
+            "carried what the targets confirmed into one set per group (migration 8)"
+        );
+        sqlx::query("DROP TABLE target_members")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Migration 6: `memberships` and `membership_changes` into the compact state.
+    async fn carry_memberships(&self) -> Result<(), StoreError> {
         if !self.has_table("memberships").await? {
             return Ok(());
         }

@@ -20,13 +20,15 @@ use sqlx::{AnyConnection, AnyPool, ConnectOptions, Row};
 use crate::secret::redact_url;
 
 mod carry;
+mod confirmed;
 mod members;
 mod push;
 mod runs;
 mod snapshots;
 
+pub use confirmed::{Confirmed, EncodedSet};
 pub use push::{
-    CachedUser, Drift, OutboxAction, OutboxEntry, OutboxPayload, PushHold, TargetGroup,
+    CachedUser, Confirmation, Drift, OutboxAction, OutboxEntry, OutboxPayload, PushHold, TargetGroup,
     TargetHealth, TargetMember, Unprovisioned,
 };
 
@@ -366,14 +368,6 @@ pub(crate) fn json_agg(backend: Backend, expr: &str) -> String {
     match backend {
         Backend::Sqlite => format!("json_group_array({expr})"),
         Backend::Postgres => format!("json_agg({expr})::text"),
-    }
-}
-
-/// The SQL for a JSON array of `exprs`, per row (to aggregate pairs with [`json_agg`]).
-pub(crate) fn json_row(backend: Backend, exprs: &str) -> String {
-    match backend {
-        Backend::Sqlite => format!("json_array({exprs})"),
-        Backend::Postgres => format!("json_build_array({exprs})"),
     }
 }
 

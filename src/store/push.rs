@@ -11,9 +11,22 @@ use serde::Serialize;
 use sqlx::AssertSqlSafe;
 use sqlx::{Any, Row, Transaction};
 
-use super::{
-    delete_rows, grouped_json, insert_rows, json_agg, json_row, Backend, Col, Store, StoreError,
-};
+use super::confirmed::{move_old_ids, write_set, Confirmed, EncodedSet, Moved};
+use super::{delete_rows, grouped_json, insert_rows, json_agg, Backend, Col, Store, StoreError};
+
+/// A request the target confirmed, for [`Store::confirm`].
+#[derive(Debug, Clone)]
+pub struct Confirmation {
+    pub target: String,
+    pub group: String,
+    /// The outbox entry, done now, and the requests sent for it.
+    pub entry: i64,
+    pub attempts: i64,
+    /// What the pair holds after it; `None` when its members did not change (a rename).
+    pub set: Option<EncodedSet>,
+    /// A rename's new display name.
+    pub display_name: Option<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TargetGroup {
@@ -30,6 +43,9 @@ pub struct TargetGroup {
 pub struct TargetMember {
     pub user_id: String,
     pub worker_key: Option<String>,
+    /// The worker's id in the numbering, when the member is a worker rosterd pushes.
+    #[serde(skip)]
+    pub worker: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,18 +105,42 @@ pub struct OutboxPayload {
     /// The target group's id; absent for `create`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scim_id: Option<String>,
-    /// The members created with the group, added, or (for `remove`) removed.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// The members created with the group, added, or (for `remove`) removed. Not stored:
+    /// an entry left pending is never sent again as it was (its group is read back and
+    /// planned afresh), so the store keeps only the counts.
+    #[serde(skip)]
     pub members: Vec<TargetMember>,
-    /// For `update`: the members removed (`members` are those added).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// For `update`: the members removed (`members` are those added). Not stored.
+    #[serde(skip)]
     pub remove: Vec<TargetMember>,
+    /// How many members the entry adds, and removes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub added: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub removed: usize,
     /// For `create`: link to an existing group instead (never create one).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub link: bool,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 impl OutboxPayload {
+    /// The payload as stored: the counts of its member changes.
+    fn stored(&self, action: OutboxAction) -> String {
+        let (added, removed) = self.member_changes(action);
+        let counted = OutboxPayload {
+            added: added.len().max(self.added),
+            removed: removed.len().max(self.removed),
+            members: Vec::new(),
+            remove: Vec::new(),
+            ..self.clone()
+        };
+        serde_json::to_string(&counted).unwrap_or_default()
+    }
+
     /// The members an entry of `action` adds, and those it removes.
     pub fn member_changes(&self, action: OutboxAction) -> (&[TargetMember], &[TargetMember]) {
         match action {
@@ -238,46 +278,15 @@ impl Store {
         Ok(out)
     }
 
-    /// Every pushed group's confirmed members: group → user id → worker key.
-    pub async fn target_members(
-        &self,
-        target: &str,
-    ) -> Result<BTreeMap<String, BTreeMap<String, Option<String>>>, StoreError> {
-        // One row per group, its members as JSON pairs (see `Store::member_keys`).
-        let sql = format!(
-            "SELECT group_name, {} FROM target_members WHERE target = $1 GROUP BY group_name",
-            json_agg(
-                self.backend(),
-                &json_row(self.backend(), "user_id, worker_key")
-            )
-        );
-        grouped_json(self.pool(), &sql, Some(target)).await
-    }
-
-    /// How many members each pushed group has in the target, as far as rosterd knows.
-    pub async fn target_member_counts(
-        &self,
-        target: &str,
-    ) -> Result<BTreeMap<String, i64>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT group_name, COUNT(*) FROM target_members WHERE target = $1 GROUP BY group_name",
-        )
-        .bind(target)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
-    }
-
-    /// Records the target group a pair is pushed to, with the members the target holds
-    /// (replacing what was known), and marks `done` finished.
+    /// Records the target group a pair is pushed to, with the entries the target holds
+    /// (replacing what was known), and marks `done` (an entry, the requests sent for it)
+    /// finished.
     pub async fn record_target_group(
         &self,
         target: &str,
         group: &TargetGroup,
-        members: &[TargetMember],
-        done: Option<i64>,
+        members: &Confirmed,
+        done: Option<(i64, i64)>,
         now: &str,
     ) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
@@ -295,9 +304,9 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        replace_members(&mut tx, self.backend(), target, &group.group, members).await?;
-        if let Some(id) = done {
-            finish(&mut tx, id, now).await?;
+        write_set(&mut tx, target, &group.group, &members.encode()?).await?;
+        if let Some((id, attempts)) = done {
+            finish(&mut tx, id, attempts, now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -308,11 +317,11 @@ impl Store {
         &self,
         target: &str,
         group: &str,
-        done: Option<i64>,
+        done: Option<(i64, i64)>,
         now: &str,
     ) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
-        for table in ["target_groups", "target_members", "push_unprovisioned"] {
+        for table in ["target_groups", "target_member_sets", "push_unprovisioned"] {
             sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE target = $1 AND group_name = $2"
             )))
@@ -321,65 +330,37 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        if let Some(id) = done {
-            finish(&mut tx, id, now).await?;
+        if let Some((id, attempts)) = done {
+            finish(&mut tx, id, attempts, now).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    /// The target confirmed a PATCH: its member changes (and rename) become known, and its
-    /// outbox entry is done. `next`, the entry to be sent right after, is counted as
-    /// attempted in the same transaction (one commit per request instead of two).
-    pub async fn confirm_patch(
-        &self,
-        entry: &OutboxEntry,
-        now: &str,
-        next: Option<i64>,
-    ) -> Result<(), StoreError> {
+    /// The targets confirmed requests: each one's pair now holds its `set`, its rename
+    /// takes effect, and its outbox entry is done. Confirmations of requests in flight at
+    /// the same time share this one transaction (one commit, not one per request).
+    pub async fn confirm(&self, batch: &[Confirmation], now: &str) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         let (_writing, mut tx) = self.begin_write().await?;
-        let (target, group) = (entry.target.as_str(), entry.group.as_str());
-        let (added, removed) = entry.payload.member_changes(entry.action);
-        insert_members(
-            &mut tx,
-            self.backend(),
-            target,
-            group,
-            added,
-            "ON CONFLICT (target, group_name, user_id) DO UPDATE SET worker_key = excluded.worker_key",
-        )
-        .await?;
-        let ids: Vec<_> = removed.iter().map(|m| (&m.user_id,)).collect();
-        delete_rows(
-            &mut tx,
-            self.backend(),
-            "target_members",
-            "target, group_name, user_id",
-            &[Col::SameText(target), Col::SameText(group), Col::Text],
-            &ids,
-        )
-        .await?;
-        if entry.action == OutboxAction::Rename {
+        for c in batch {
+            let (target, group) = (c.target.as_str(), c.group.as_str());
+            if let Some(set) = &c.set {
+                write_set(&mut tx, target, group, set).await?;
+            }
             sqlx::query(
-                "UPDATE target_groups SET display_name = $1 WHERE target = $2 AND group_name = $3",
+                "UPDATE target_groups SET pushed_at = $1, display_name = COALESCE($2, display_name) \
+                 WHERE target = $3 AND group_name = $4",
             )
-            .bind(entry.payload.display_name.as_deref().unwrap_or_default())
+            .bind(now)
+            .bind(c.display_name.as_deref())
             .bind(target)
             .bind(group)
             .execute(&mut *tx)
             .await?;
-        }
-        sqlx::query(
-            "UPDATE target_groups SET pushed_at = $1 WHERE target = $2 AND group_name = $3",
-        )
-        .bind(now)
-        .bind(target)
-        .bind(group)
-        .execute(&mut *tx)
-        .await?;
-        finish(&mut tx, entry.id, now).await?;
-        if let Some(next) = next {
-            attempted(&mut tx, next).await?;
+            finish(&mut tx, c.entry, c.attempts, now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -391,12 +372,12 @@ impl Store {
         &self,
         target: &str,
         group: &str,
-        members: &[TargetMember],
+        members: &Confirmed,
         drift: &[Drift],
         now: &str,
     ) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
-        replace_members(&mut tx, self.backend(), target, group, members).await?;
+        write_set(&mut tx, target, group, &members.encode()?).await?;
         insert_drift(&mut tx, self.backend(), target, group, drift, now).await?;
         sqlx::query(
             "UPDATE target_groups SET reconciled_at = $1 WHERE target = $2 AND group_name = $3",
@@ -424,7 +405,7 @@ impl Store {
         }];
         let (_writing, mut tx) = self.begin_write().await?;
         insert_drift(&mut tx, self.backend(), target, group, &drift, now).await?;
-        for table in ["target_groups", "target_members"] {
+        for table in ["target_groups", "target_member_sets"] {
             sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE target = $1 AND group_name = $2"
             )))
@@ -482,14 +463,26 @@ impl Store {
         Ok(out)
     }
 
-    /// Caches lookups: (worker key, value looked up, user id or none).
+    /// Caches lookups: (worker key, value looked up, user id or none). `moved` are the
+    /// workers whose cached user id this replaces: (worker id, key, the old user id), which
+    /// may still be in the target's groups (see [`super::confirmed`]).
     pub async fn save_target_users(
         &self,
         target: &str,
         users: &[(String, String, Option<String>)],
+        moved: &[(u32, String, String)],
         now: &str,
     ) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
+        let moved: Vec<Moved<'_>> = moved
+            .iter()
+            .map(|(worker, key, old)| Moved {
+                worker: *worker,
+                key,
+                old,
+            })
+            .collect();
+        move_old_ids(&mut tx, target, &moved).await?;
         insert_rows(
             &mut tx,
             self.backend(),
@@ -510,19 +503,17 @@ impl Store {
         Ok(())
     }
 
-    /// Drops cached lookups, so that those workers are looked up again.
+    /// Makes cached lookups stale, so that those workers are looked up again. The user ids
+    /// stay: they are what the target's groups may hold.
     pub async fn forget_target_users(&self, target: &str, keys: &[&str]) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
-        let keys: Vec<_> = keys.iter().map(|k| (k,)).collect();
-        delete_rows(
-            &mut tx,
-            self.backend(),
-            "target_users",
-            "target, worker_key",
-            &[Col::SameText(target), Col::Text],
-            &keys,
-        )
-        .await?;
+        for key in keys {
+            sqlx::query("UPDATE target_users SET checked_at = '' WHERE target = $1 AND worker_key = $2")
+                .bind(target)
+                .bind(*key)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -627,7 +618,7 @@ impl Store {
             .bind(target)
             .bind(group)
             .bind(action.as_str())
-            .bind(serde_json::to_string(payload).unwrap_or_default())
+            .bind(payload.stored(*action))
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
@@ -682,10 +673,21 @@ impl Store {
         Ok(out)
     }
 
-    /// An entry's request is about to leave.
-    pub async fn outbox_attempted(&self, id: i64) -> Result<(), StoreError> {
+    /// Entries a stopped push left pending, settled without being sent again: their
+    /// group is read back and planned afresh instead (`superseded`).
+    pub async fn outbox_superseded(&self, ids: &[i64], now: &str) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
-        attempted(&mut tx, id).await?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE outbox SET status = 'superseded', finished_at = $1, \
+                 detail = 'not confirmed when the push stopped; the group was read back and planned again' \
+                 WHERE id = $2 AND status = 'pending'",
+            )
+            .bind(now)
+            .bind(*id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -694,6 +696,7 @@ impl Store {
     pub async fn outbox_failed(
         &self,
         id: i64,
+        attempts: i64,
         http_status: Option<u16>,
         scim_type: Option<&str>,
         detail: &str,
@@ -702,13 +705,14 @@ impl Store {
         let _writing = self.writing().await;
         sqlx::query(
             "UPDATE outbox SET status = 'failed', http_status = $1, scim_type = $2, detail = $3, \
-             finished_at = $4 WHERE id = $5",
+             finished_at = $4, attempts = attempts + $6 WHERE id = $5",
         )
         .bind(http_status.map(i64::from))
         .bind(scim_type)
         .bind(detail)
         .bind(now)
         .bind(id)
+        .bind(attempts)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -857,65 +861,21 @@ impl Store {
     }
 }
 
-async fn finish(tx: &mut Transaction<'_, Any>, id: i64, now: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE outbox SET status = 'done', finished_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-async fn attempted(tx: &mut Transaction<'_, Any>, id: i64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE outbox SET attempts = attempts + 1 WHERE id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-async fn replace_members(
+async fn finish(
     tx: &mut Transaction<'_, Any>,
-    backend: Backend,
-    target: &str,
-    group: &str,
-    members: &[TargetMember],
+    id: i64,
+    attempts: i64,
+    now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM target_members WHERE target = $1 AND group_name = $2")
-        .bind(target)
-        .bind(group)
-        .execute(&mut **tx)
-        .await?;
-    insert_members(tx, backend, target, group, members, "").await
-}
-
-/// Inserts a group's known members in the target, then `tail` (an `ON CONFLICT` clause).
-async fn insert_members(
-    tx: &mut Transaction<'_, Any>,
-    backend: Backend,
-    target: &str,
-    group: &str,
-    members: &[TargetMember],
-    tail: &str,
-) -> Result<(), StoreError> {
-    let rows: Vec<_> = members
-        .iter()
-        .map(|m| (&m.user_id, &m.worker_key))
-        .collect();
-    insert_rows(
-        tx,
-        backend,
-        "target_members (target, group_name, user_id, worker_key)",
-        &[
-            Col::SameText(target),
-            Col::SameText(group),
-            Col::Text,
-            Col::Text,
-        ],
-        tail,
-        &rows,
+    sqlx::query(
+        "UPDATE outbox SET status = 'done', finished_at = $1, attempts = attempts + $3 WHERE id = $2",
     )
-    .await
+    .bind(now)
+    .bind(id)
+    .bind(attempts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn insert_drift(

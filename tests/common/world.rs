@@ -227,7 +227,7 @@ impl World {
         rosterd::cycle::run(&inputs, &store)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let desired = Desired::from_store(&store).await.unwrap();
+        let desired = Desired::from_store(&store, &config).await.unwrap();
         let report = push::run(&config, &rules, &desired, &store, &options)
             .await
             .unwrap();
