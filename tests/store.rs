@@ -810,8 +810,18 @@ async fn migration_6_carries_every_membership_and_audit_row(db: TestDb) {
             .await
             .unwrap();
     }
+    // What a target confirmed, a row per member before migration 8: W01 is cached with the
+    // id the group holds; W02 with another (the target re-created them), so the id held is
+    // an old one; u-9 is no worker's.
     sqlx::query(
-        "INSERT INTO target_members VALUES ('okta', 'g1', 'u-1', 'W01'), ('okta', 'g1', 'u-9', NULL)",
+        "INSERT INTO target_members VALUES ('okta', 'g1', 'u-1', 'W01'), ('okta', 'g1', 'u-9', NULL), \
+         ('okta', 'g1', 'u-2-old', 'W02')",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO target_users VALUES ('okta', 'W01', 'a@x', 'u-1', 't'), ('okta', 'W02', 'b@x', 'u-2', 't')",
     )
     .execute(store.pool())
     .await
@@ -914,9 +924,19 @@ async fn migration_6_carries_every_membership_and_audit_row(db: TestDb) {
         known["g1"],
         BTreeMap::from([
             ("u-1".to_string(), Some("W01".to_string())),
+            ("u-2-old".to_string(), Some("W02".to_string())),
             ("u-9".to_string(), None)
         ])
     );
+    // One row for the pair: W01 by worker id; the old id and the stranger as foreign entries.
+    let sets = store.target_sets("okta").await.unwrap();
+    let w01 = store.worker_id("W01").await.unwrap().unwrap();
+    assert_eq!(sets["g1"].workers.iter().collect::<Vec<_>>(), [w01]);
+    assert_eq!(
+        sets["g1"].foreign.keys().collect::<Vec<_>>(),
+        ["u-2-old", "u-9"]
+    );
+    assert_eq!(store.target_member_counts("okta").await.unwrap()["g1"], 3);
     let sizes = store.group_sizes().await.unwrap();
     for (g, members) in &expected {
         assert_eq!(sizes.get(g), Some(&members.len()), "{g}");
