@@ -555,7 +555,11 @@ impl Client {
             *next = start + self.interval;
             start
         };
-        tokio::time::sleep_until(start).await;
+        // A timer rounds up to the next millisecond tick: one for a slot that is already
+        // here cost every request a millisecond, most of a fast target's time.
+        if start > Instant::now() {
+            tokio::time::sleep_until(start).await;
+        }
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
