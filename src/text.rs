@@ -26,3 +26,12 @@ mod tests {
         assert_eq!(super::shorten("héllo", 5), "héllo");
     }
 }
+
+/// `n` and the noun, plural unless `n` is 1: "1 join", "3 joins".
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

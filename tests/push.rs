@@ -102,17 +102,33 @@ async fn a_group_lost_in_the_target_is_created_again() {
     let mut world = World::with_emulator(common::sqlite_db(), 200, &[]).await;
     world.sync(opts()).await;
     world.emulator().delete_by_hand(TARGET, "sales");
+    // Engineering loses as many: the failsafe would hold it.
+    world.write_config(
+        "",
+        &(TARGET_OPTIONS.to_string() + "    failsafe: { max_remove_percent: 100 }\n"),
+    );
+    // Enough joins for several PATCHes (10 members each): the 404 comes in the middle of a
+    // batch, and the rest of it is planned again in the same run, not left pending.
     world.edit_workers(|workers| {
-        let w = workers
+        for w in workers
             .iter_mut()
-            .find(|w| w.division == "Engineering")
-            .unwrap();
-        w.division = "Sales".into();
+            .filter(|w| w.division == "Engineering")
+            .take(25)
+        {
+            w.division = "Sales".into();
+        }
     });
+    world.emulator().reset_counters(TARGET);
     let report = world.sync(opts()).await;
     assert_eq!(report.failed(), 0, "{report:?}");
     world.assert_converged(&[]).await;
+    assert_eq!(
+        world.emulator().counters(TARGET).by_status.get(&404),
+        Some(&1),
+        "one 404, then the group is made again"
+    );
     let store = world.store().await;
+    assert!(store.pending_outbox(TARGET).await.unwrap().is_empty());
     let drift = store.drift(TARGET, "sales").await.unwrap();
     assert_eq!(drift[0].kind, "group_missing");
     let failed = store.outbox(Some("failed"), 10).await.unwrap();
@@ -782,4 +798,73 @@ async fn a_shared_patch_refused_for_a_member_gone_by_hand_is_sent_apart() {
         "one request each: {others:?}"
     );
     assert!(store.outbox(Some("pending"), 10).await.unwrap().is_empty());
+}
+
+/// `rosterd` with the world's config; (exit code, stdout, stderr).
+fn run_cli(world: &World, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .arg("--config")
+        .arg(world.path("rosterd.yaml"))
+        .args(args)
+        .args(["--as-of", "2026-11-22"])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[tokio::test]
+async fn status_shows_a_target_that_cannot_be_reached_and_what_it_has_not_confirmed() {
+    let mut world = World::with_emulator(common::sqlite_db(), 120, &[]).await;
+    world.sync(opts()).await;
+    let movers: Vec<String> = world
+        .workers
+        .iter()
+        .filter(|w| w.division == "Engineering" && w.status == "Active")
+        .take(3)
+        .map(|w| w.id.clone())
+        .collect();
+    world.edit_workers(|workers| {
+        for w in workers.iter_mut().filter(|w| movers.contains(&w.id)) {
+            w.division = "Sales".into();
+        }
+    });
+    // The target moves away: nothing listens where the config points now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    world.write_config("", &TARGET_OPTIONS.replace("retries: 12", "retries: 1"));
+    let config = std::fs::read_to_string(world.path("rosterd.yaml"))
+        .unwrap()
+        .replace(&world.url(), &format!("http://127.0.0.1:{port}/app"));
+    std::fs::write(world.path("rosterd.yaml"), config).unwrap();
+    // Nothing here needs the emulator any more: blocking on the commands is fine.
+    let (code, stdout, stderr) = run_cli(&world, &["sync"]);
+    assert_eq!(code, 4, "the push failed: {stdout}\n{stderr}");
+    let (code, json, stderr) = run_cli(&world, &["status", "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let app = &status[TARGET];
+    assert_eq!(app["healthy"], false, "{app}");
+    // The movers' joins to sales and leaves from engineering are stored, not confirmed.
+    assert_eq!(app["unsent"]["sales"]["joins"], 3, "{app}");
+    assert_eq!(app["unsent"]["engineering"]["leaves"], 3, "{app}");
+    let first: Vec<&str> = app["unsent"]["sales"]["first"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k.as_str())
+        .collect();
+    assert!(first.iter().all(|k| movers.iter().any(|m| m == k)), "{first:?}");
+    let (_, text, _) = run_cli(&world, &["status"]);
+    assert!(text.contains("app: unhealthy"), "{text}");
+    assert!(
+        text.contains("sales: 3 joins and 0 leaves stored but not confirmed by the target"),
+        "{text}"
+    );
 }

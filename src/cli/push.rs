@@ -276,7 +276,12 @@ fn show(global: &Global, report: &Report, outcome: Option<&Outcome>) -> Result<(
 /// What each target holds, what is stuck, and why.
 pub fn status(global: &Global) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
-    let value = with_store(&config, async |store| status_value(&config, store).await)?;
+    // The rules say which groups are pushed where, including those never created in a
+    // target yet; rules that do not load leave what the store knows.
+    let rules = Workspace::load_rules_only(global).ok().map(|ws| ws.rules);
+    let value = with_store(&config, async |store| {
+        status_value(&config, rules.as_ref(), store).await
+    })?;
     if global.format == Format::Json {
         return print_json(&value);
     }
@@ -297,6 +302,25 @@ pub fn status(global: &Global) -> Result<(), CliError> {
                 g["display_name"].as_str().unwrap_or(""),
                 g["scim_id"].as_str().unwrap_or(""),
                 g["members"]
+            );
+        }
+        for (group, u) in t["unsent"].as_object().into_iter().flatten() {
+            let first: Vec<&str> = u["first"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|k| k.as_str())
+                .collect();
+            let _ = writeln!(
+                s,
+                "  {group}: {} and {} stored but not confirmed by the target{}",
+                crate::text::count(u["joins"].as_u64().unwrap_or(0), "join"),
+                crate::text::count(u["leaves"].as_u64().unwrap_or(0), "leave"),
+                if first.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (joining: {})", first.join(", "))
+                }
             );
         }
         let _ = writeln!(
@@ -350,10 +374,59 @@ pub fn status(global: &Global) -> Result<(), CliError> {
     print(&s)
 }
 
+/// Per pushed group of `target`: the joins and leaves the store holds that the target has
+/// not confirmed (workers without an account there are listed apart), from the sets.
+async fn unsent(
+    target: &str,
+    rules: Option<&crate::rules::RuleSet>,
+    state: &crate::store::MemberState,
+    store: &Store,
+    unprovisioned: &[crate::store::Unprovisioned],
+) -> Result<serde_json::Map<String, serde_json::Value>, CliError> {
+    let sets = store.target_sets(target).await?;
+    let mut groups: std::collections::BTreeSet<String> = sets.keys().cloned().collect();
+    for group in rules.map(|r| r.groups()).into_iter().flatten() {
+        if group.push.iter().any(|p| p.target == target && p.active) {
+            groups.insert(group.name.clone());
+        }
+    }
+    let none = crate::store::Confirmed::default();
+    let mut out = serde_json::Map::new();
+    for group in groups {
+        let members = state
+            .group(&group)
+            .map(|g| g.members.clone())
+            .unwrap_or_default();
+        let held = sets.get(&group).unwrap_or(&none);
+        let without: roaring::RoaringBitmap = unprovisioned
+            .iter()
+            .filter(|u| u.target == target && u.group == group)
+            .filter_map(|u| state.workers.id(&u.worker_key))
+            .collect();
+        let joins = &(&members - &held.workers) - &without;
+        let leaves = (&held.workers - &members).len() + held.foreign.len() as u64;
+        if joins.is_empty() && leaves == 0 {
+            continue;
+        }
+        let first: Vec<&str> = joins
+            .iter()
+            .take(5)
+            .filter_map(|id| state.workers.key(id))
+            .collect();
+        out.insert(
+            group,
+            serde_json::json!({ "joins": joins.len(), "leaves": leaves, "first": first }),
+        );
+    }
+    Ok(out)
+}
+
 async fn status_value(
     config: &crate::config::Config,
+    rules: Option<&crate::rules::RuleSet>,
     store: &Store,
 ) -> Result<serde_json::Value, CliError> {
+    let state = store.member_state().await?;
     let health: BTreeMap<String, _> = store
         .target_health()
         .await?
@@ -383,6 +456,7 @@ async fn status_value(
             by_group.entry(&u.group).or_default().push(u);
         }
         let h = health.get(name);
+        let unsent = unsent(name, rules, &state, store, &unprovisioned).await?;
         out.insert(
             name.clone(),
             serde_json::json!({
@@ -395,6 +469,7 @@ async fn status_value(
                 "failures": failures.iter().filter(|f| &f.target == name).collect::<Vec<_>>(),
                 "holds": holds.iter().filter(|h| &h.target == name && (h.status == "held" || h.status == "approved")).collect::<Vec<_>>(),
                 "unprovisioned": by_group,
+                "unsent": unsent,
             }),
         );
     }

@@ -422,7 +422,19 @@ impl TargetRun<'_> {
                 created_at: self.now.clone(),
                 finished_at: None,
             };
-            last = self.execute(&entry, current, 0, report).await?;
+            match self.execute(&entry, current, 0, report).await {
+                Ok(created) => last = created,
+                Err(e) => {
+                    // The rest of the batch is planned again (in this run, when the pair
+                    // goes on) from what the target holds; none of it stays pending.
+                    if !matches!(e, Exec::Stop(_) | Exec::Pending(_)) {
+                        self.store
+                            .outbox_superseded(&ids[i + 1..], &self.now)
+                            .await?;
+                    }
+                    return Err(e.into());
+                }
+            }
         }
         Ok(last)
     }
