@@ -197,6 +197,7 @@ async fn target_quirks_are_respected() {
             max_page_size: 50,
             unique_display_names: true,
             strict_removal: false,
+            ..Quirks::default()
         },
     );
     world.write_config(
@@ -867,4 +868,109 @@ async fn status_shows_a_target_that_cannot_be_reached_and_what_it_has_not_confir
         text.contains("sales: 3 joins and 0 leaves stored but not confirmed by the target"),
         "{text}"
     );
+}
+
+/// Every group in the emulator holds each member once, and no entry that is no user's.
+fn assert_one_entry_each(world: &World) {
+    let (groups, unknown) = world.emulator().entries(TARGET);
+    for (name, ids) in &groups {
+        let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "group `{name}` holds a member twice");
+    }
+    assert_eq!(unknown, 0, "entries that are no user's remain");
+}
+
+fn quirks(accept_unknown_members: bool, duplicate_on_add: bool) -> Quirks {
+    Quirks {
+        accept_unknown_members,
+        duplicate_on_add,
+        ..Quirks::default()
+    }
+}
+
+#[tokio::test]
+async fn a_lost_answer_to_an_add_is_read_back_not_sent_again_on_a_target_that_duplicates() {
+    let world = World::with_emulator(common::sqlite_db(), 150, &[]).await;
+    let emu = world.emulator();
+    emu.set_quirks(TARGET, quirks(true, true));
+    // A third of the writes are applied and their answer is lost: resending one would add
+    // its members a second time.
+    emu.set_faults(
+        TARGET,
+        Faults {
+            rate: 0.33,
+            kinds: vec![FaultKind::DropAfterApply],
+            only_writes: true,
+            ..Faults::default()
+        },
+    );
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert!(emu.counters(TARGET).faults >= 2);
+    world.assert_converged(&[]).await;
+    assert_one_entry_each(&world);
+    let store = world.store().await;
+    assert!(store.pending_outbox(TARGET).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn one_reconcile_heals_a_target_whose_users_were_all_created_again() {
+    let world = World::with_emulator(common::sqlite_db(), 150, &[]).await;
+    world.emulator().set_quirks(TARGET, quirks(true, false));
+    world.sync(opts()).await;
+    world.assert_converged(&[]).await;
+    // A restore: every user has a new id, and the groups hold only the old ones.
+    world.emulator().recreate_all_users(TARGET);
+    let (_, stale) = world.emulator().entries(TARGET);
+    assert!(stale > 100, "the groups hold {stale} stale ids");
+    let report = world
+        .sync(Options {
+            reconcile: true,
+            ..opts()
+        })
+        .await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert_eq!(report.held(), 0, "no approval needed: {report:?}");
+    world.assert_converged(&[]).await;
+    assert_one_entry_each(&world);
+    // It says what it found: the stale ids, as entries that are no user's.
+    let store = world.store().await;
+    let drift = store.drift(TARGET, "everyone").await.unwrap();
+    assert!(
+        drift.iter().any(|d| d.kind == "not_a_user"),
+        "{drift:?}"
+    );
+    assert!(report.targets[0].groups.iter().all(|g| g.drift > 0 || g.members == 0));
+    // And the next sync has nothing to do.
+    world.emulator().reset_counters(TARGET);
+    world.sync(opts()).await;
+    assert_eq!(world.emulator().counters(TARGET).writes, 0);
+}
+
+#[tokio::test]
+async fn a_reconcile_removes_duplicates_and_ids_that_are_no_users() {
+    let world = World::with_emulator(common::sqlite_db(), 150, &[]).await;
+    world.emulator().set_quirks(TARGET, quirks(true, true));
+    world.sync(opts()).await;
+    let (groups, _) = world.emulator().entries(TARGET);
+    let held: Vec<String> = groups["everyone"].iter().take(3).cloned().collect();
+    let mut by_hand: Vec<&str> = held.iter().map(String::as_str).collect();
+    by_hand.extend(["no-such-user-1", "no-such-user-2"]);
+    world
+        .emulator()
+        .add_entries_by_hand(TARGET, "everyone", &by_hand);
+    let report = world
+        .sync(Options {
+            reconcile: true,
+            ..opts()
+        })
+        .await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    assert_one_entry_each(&world);
+    let store = world.store().await;
+    let drift = store.drift(TARGET, "everyone").await.unwrap();
+    let kinds = |kind: &str| drift.iter().filter(|d| d.kind == kind).count();
+    assert_eq!(kinds("duplicate"), 3, "{drift:?}");
+    assert_eq!(kinds("not_a_user"), 2, "{drift:?}");
 }

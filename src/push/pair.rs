@@ -306,11 +306,17 @@ impl TargetRun<'_> {
         stalls: &mut u32,
         report: &mut PairReport,
     ) -> Result<(), PairStop> {
+        let mut duplicates = BTreeSet::new();
         let (state, mut current) = match start {
             Start::ReadBack(state, stored) => {
-                let current = self.read_back(&state, &stored, users, report).await?;
+                let (current, twice) = self.read_back(&state, &stored, users, report).await?;
                 // Whether the group moved since what was known: progress.
-                *stalls = if current == stored { *stalls + 1 } else { 0 };
+                *stalls = if current == stored && twice.is_empty() {
+                    *stalls + 1
+                } else {
+                    0
+                };
+                duplicates = twice;
                 (state, current)
             }
             Start::Known(state, mut stored) => {
@@ -331,9 +337,39 @@ impl TargetRun<'_> {
             Start::Unknown => self.find_or_create(group, push, want, users, report).await?,
         };
         report.scim_id = Some(state.scim_id.clone());
+        // A member held twice is removed (every entry of them goes) and, when wanted, added
+        // back once: first the removals, then the plan as if they were not held.
+        let mut dedupe = Vec::new();
+        for user in &duplicates {
+            let worker = users.workers.get(user).copied();
+            match worker {
+                Some(id) => {
+                    current.workers.remove(id);
+                }
+                None => {
+                    current.foreign.remove(user);
+                }
+            }
+            dedupe.push(TargetMember {
+                user_id: user.clone(),
+                worker_key: worker
+                    .and_then(|id| self.desired.workers.key(id))
+                    .map(str::to_string),
+                worker,
+            });
+        }
         let (adds, removes) = difference(want, &current, users, &self.desired.workers);
+        // Entries that are no user's of the target are not people: removing them does not
+        // count against the failsafe (a reconcile knows them, having listed every user).
+        let people = match &users.all {
+            Some(all) => removes
+                .iter()
+                .filter(|m| m.worker.is_some() || all.contains(&m.user_id))
+                .count(),
+            None => removes.len(),
+        };
         let reason = failsafe_reason(
-            removes.len(),
+            people,
             current.len(),
             &self.config.failsafe,
             &group.failsafe,
@@ -343,7 +379,7 @@ impl TargetRun<'_> {
                 &group.name,
                 reason,
                 adds.len(),
-                removes.len(),
+                people,
                 current.len(),
                 report,
             )
@@ -352,6 +388,14 @@ impl TargetRun<'_> {
             return Ok(());
         }
         let mut entries = Vec::new();
+        if !dedupe.is_empty() {
+            entries.extend(batches(
+                &[],
+                &dedupe,
+                self.config.patch.max_members_per_request,
+                &state.scim_id,
+            ));
+        }
         if !state.linked && state.display_name != push.display_name {
             report.renamed = true;
             entries.push((
@@ -565,7 +609,7 @@ impl TargetRun<'_> {
         stored: &Confirmed,
         users: &Users,
         report: &mut PairReport,
-    ) -> Result<Confirmed, PairStop> {
+    ) -> Result<(Confirmed, BTreeSet<String>), PairStop> {
         let members = match self.read_members(&state.scim_id).await {
             Err(PairStop::GroupMissing) => {
                 if !self.options.dry_run {
@@ -578,8 +622,36 @@ impl TargetRun<'_> {
             other => other?,
         };
         let actual = confirmed_of(members.iter().map(|m| m.value.as_str()), users, Some(stored));
+        // Entry by entry: a member held more than once is drift, whatever the set says.
+        let mut seen = std::collections::HashSet::new();
+        let duplicates: BTreeSet<String> = members
+            .iter()
+            .filter(|m| !seen.insert(m.value.as_str()))
+            .map(|m| m.value.clone())
+            .collect();
         let mut drift = Vec::new();
         if self.options.reconcile {
+            for user in &duplicates {
+                let key = users
+                    .workers
+                    .get(user)
+                    .and_then(|&id| self.desired.workers.key(id))
+                    .map(str::to_string);
+                drift.push(Drift {
+                    kind: "duplicate".into(),
+                    user_id: Some(user.clone()),
+                    worker_key: key,
+                });
+            }
+            if let Some(all) = &users.all {
+                for (user, key) in actual.foreign.iter().filter(|(u, _)| !all.contains(*u)) {
+                    drift.push(Drift {
+                        kind: "not_a_user".into(),
+                        user_id: Some(user.clone()),
+                        worker_key: key.clone(),
+                    });
+                }
+            }
             let entry = |kind: &str, user: &str, key: Option<String>| Drift {
                 kind: kind.into(),
                 user_id: Some(user.to_string()),
@@ -609,7 +681,7 @@ impl TargetRun<'_> {
                 .record_read_back(self.name, &state.group, &actual, &drift, &self.now)
                 .await?;
         }
-        Ok(actual)
+        Ok((actual, duplicates))
     }
 
     /// `Ok(true)`: go ahead. `Ok(false)`: held (recorded in the report).

@@ -11,6 +11,9 @@ use crate::config::UserLookup;
 use crate::scim::wire::user_values;
 use crate::store::CachedUser;
 
+/// Each worker's user id, and every user id when the users were listed whole.
+type Found = (HashMap<String, Option<String>>, Option<HashSet<String>>);
+
 /// At most this many lookups are made with filters before listing is considered.
 const FILTER_ALWAYS_BELOW: usize = 10;
 
@@ -26,6 +29,9 @@ pub(super) struct Users {
     pub accounts: RoaringBitmap,
     /// Workers whose user id this push replaced: (worker id, key, old user id).
     pub moved: Vec<(u32, String, String)>,
+    /// Every user id of the target, when this push listed them all (a reconcile does):
+    /// an entry not among them is no user's.
+    pub all: Option<HashSet<String>>,
 }
 
 impl Users {
@@ -59,7 +65,8 @@ impl TargetRun<'_> {
                 continue;
             };
             match cache.get(key) {
-                Some(cached) if self.fresh(cached, value) => {
+                // A reconcile checks every user id: the target may have re-created them.
+                Some(cached) if self.fresh(cached, value) && !self.options.reconcile => {
                     if cached.user_id.is_some() {
                         users.accounts.insert(id);
                     }
@@ -71,7 +78,8 @@ impl TargetRun<'_> {
             return Ok(users);
         }
         let pairs: Vec<(&str, &str)> = todo.iter().map(|(_, k, v)| (*k, *v)).collect();
-        let found = self.look_up(&pairs).await.map_err(Stop::Target)?;
+        let (found, all) = self.look_up(&pairs).await.map_err(Stop::Target)?;
+        users.all = all;
         let mut save = Vec::with_capacity(todo.len());
         for (id, key, value) in todo {
             let user = found.get(key).cloned().flatten();
@@ -113,19 +121,22 @@ impl TargetRun<'_> {
     async fn look_up(
         &self,
         todo: &[(&str, &str)],
-    ) -> Result<HashMap<String, Option<String>>, crate::scim::ScimError> {
+    ) -> Result<Found, crate::scim::ScimError> {
         let attribute = &self.config.user_match.scim_attribute;
         let page_size = self.config.page_size;
         let list = match self.config.user_match.lookup {
             UserLookup::Filter => false,
             UserLookup::List => true,
-            UserLookup::Auto => todo.len() >= FILTER_ALWAYS_BELOW,
+            UserLookup::Auto => todo.len() >= FILTER_ALWAYS_BELOW || self.options.reconcile,
         };
         if list {
             let first = self.client.list_users(1, page_size).await?;
             let pages = first.total_results.div_ceil(page_size.max(1)) as usize;
             // Listing costs `pages` requests (one made); filters cost one per worker.
-            if self.config.user_match.lookup == UserLookup::List || pages <= todo.len() {
+            if self.config.user_match.lookup == UserLookup::List
+                || pages <= todo.len()
+                || self.options.reconcile
+            {
                 let mut index: HashMap<String, Vec<String>> = HashMap::new();
                 // Whether a page brought any user not seen before: a target that serves the
                 // same page again and again is read no further.
@@ -187,7 +198,7 @@ impl TargetRun<'_> {
                     start += page.resources.len() as u64;
                 }
                 if complete {
-                    return Ok(todo
+                    let found = todo
                         .iter()
                         .map(|(key, value)| {
                             let ids = index.get(&value.to_lowercase());
@@ -196,7 +207,8 @@ impl TargetRun<'_> {
                                 unique(self.name, key, ids.map(Vec::as_slice)),
                             )
                         })
-                        .collect());
+                        .collect();
+                    return Ok((found, Some(ids_seen)));
                 }
             }
         }
@@ -215,7 +227,7 @@ impl TargetRun<'_> {
         }))
         .buffer_unordered(self.config.concurrency);
         let results: Vec<_> = lookups.collect().await;
-        results.into_iter().collect()
+        Ok((results.into_iter().collect::<Result<_, _>>()?, None))
     }
 }
 

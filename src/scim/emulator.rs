@@ -65,6 +65,11 @@ pub struct Quirks {
     /// Refuse to remove a member the group does not have (400 noTarget, failing the whole
     /// PATCH), as RFC 7644's error table allows; the default ignores such a removal.
     pub strict_removal: bool,
+    /// Accept member ids that are no user's, and keep a deleted user's id in its groups
+    /// (both third-party servers tried do).
+    pub accept_unknown_members: bool,
+    /// Adding a member the group has adds a second entry (several real servers do).
+    pub duplicate_on_add: bool,
 }
 
 impl Default for Quirks {
@@ -77,6 +82,8 @@ impl Default for Quirks {
             max_page_size: 100,
             unique_display_names: true,
             strict_removal: false,
+            accept_unknown_members: false,
+            duplicate_on_add: false,
         }
     }
 }
@@ -112,6 +119,8 @@ pub struct Options {
 struct EmuGroup {
     display_name: String,
     members: BTreeSet<String>,
+    /// Entries beyond the first of a member, with [`Quirks::duplicate_on_add`].
+    extra: BTreeMap<String, usize>,
 }
 
 struct Tenant {
@@ -267,6 +276,7 @@ impl Emulator {
             let group = EmuGroup {
                 display_name: display_name.to_string(),
                 members,
+                extra: BTreeMap::new(),
             };
             t.groups.insert(id, group);
         });
@@ -282,6 +292,68 @@ impl Emulator {
                 g.members.retain(|m| t.users.contains_key(m));
             }
             t.insert_user(user_name)
+        })
+    }
+
+    /// Deletes every user and creates each again under a new id, as a restore, a re-import
+    /// or a tenant reset does. Groups keep the old ids with
+    /// [`Quirks::accept_unknown_members`], and lose them otherwise.
+    pub fn recreate_all_users(&self, tenant: &str) {
+        self.with_tenant(tenant, |t| {
+            let names: Vec<String> = t
+                .users
+                .values()
+                .filter_map(|u| u["userName"].as_str().map(str::to_string))
+                .collect();
+            t.users.clear();
+            for name in &names {
+                t.insert_user(name);
+            }
+            if !t.quirks.accept_unknown_members {
+                for g in t.groups.values_mut() {
+                    g.members.clear();
+                    g.extra.clear();
+                }
+            }
+        });
+    }
+
+    /// Adds entries to a group by raw member id, as a person or another tool might: ids
+    /// that are no user's, or (with [`Quirks::duplicate_on_add`]) members it has already.
+    pub fn add_entries_by_hand(&self, tenant: &str, group: &str, ids: &[&str]) {
+        self.with_tenant(tenant, |t| {
+            let duplicates = t.quirks.duplicate_on_add;
+            if let Some(g) = t.groups.values_mut().find(|g| g.display_name == group) {
+                for id in ids {
+                    if !g.members.insert(id.to_string()) && duplicates {
+                        *g.extra.entry(id.to_string()).or_default() += 1;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Every group's entries by member id, a member held twice listed twice; and how many
+    /// entries are no user's.
+    pub fn entries(&self, tenant: &str) -> (BTreeMap<String, Vec<String>>, usize) {
+        self.with_tenant(tenant, |t| {
+            let mut unknown = 0;
+            let groups = t
+                .groups
+                .values()
+                .map(|g| {
+                    let mut ids = Vec::new();
+                    for m in &g.members {
+                        let n = 1 + g.extra.get(m).copied().unwrap_or(0);
+                        if !t.users.contains_key(m) {
+                            unknown += n;
+                        }
+                        ids.extend(std::iter::repeat_n(m.clone(), n));
+                    }
+                    (g.display_name.clone(), ids)
+                })
+                .collect();
+            (groups, unknown)
         })
     }
 
@@ -368,6 +440,7 @@ impl Tenant {
         let members: Vec<Member> = g
             .members
             .iter()
+            .flat_map(|m| std::iter::repeat_n(m, 1 + g.extra.get(m).copied().unwrap_or(0)))
             .map(|m| Member {
                 value: m.clone(),
                 display: self
@@ -821,7 +894,7 @@ fn member_ids(t: &Tenant, value: &Value) -> Result<Vec<String>, Answer> {
     members
         .into_iter()
         .map(|m| {
-            if t.users.contains_key(&m.value) {
+            if t.users.contains_key(&m.value) || t.quirks.accept_unknown_members {
                 Ok(m.value)
             } else {
                 Err(error(
@@ -880,6 +953,7 @@ fn create_group(t: &mut Tenant, body: &[u8]) -> Answer {
     let g = EmuGroup {
         display_name: group.display_name,
         members: members.into_iter().collect(),
+        extra: BTreeMap::new(),
     };
     let answer = (StatusCode::CREATED, Some(t.group_json(&id, &g)));
     t.groups.insert(id, g);
@@ -976,12 +1050,14 @@ impl<'g> Edit<'g> {
     }
 
     fn remove(&mut self, id: &str) {
+        self.group.extra.remove(id);
         if self.group.members.remove(id) && !self.added.remove(id) {
             self.removed.insert(id.to_string());
         }
     }
 
     fn clear(&mut self) {
+        self.group.extra.clear();
         for id in std::mem::take(&mut self.group.members) {
             if !self.added.remove(&id) {
                 self.removed.insert(id);
@@ -1029,7 +1105,15 @@ fn apply(
         ("add", Some(p)) if p.eq_ignore_ascii_case("members") => {
             let ids = member_ids(t, &value)?;
             *changes += ids.len();
-            ids.into_iter().for_each(|id| group.add(id));
+            for id in ids {
+                if t.quirks.duplicate_on_add && group.group.members.contains(&id) {
+                    // Not undone with the rest of a failed PATCH: such servers are not
+                    // careful either.
+                    *group.group.extra.entry(id).or_default() += 1;
+                } else {
+                    group.add(id);
+                }
+            }
         }
         ("add" | "replace", None) => {
             if let Some(name) = value.get("displayName").and_then(Value::as_str) {
