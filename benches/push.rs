@@ -224,8 +224,14 @@ fn fewest(
             separate += adds.div_ceil(PER_REQUEST) + removes.div_ceil(PER_REQUEST);
         }
     }
-    let known: RoaringBitmap = before.members.values().fold(RoaringBitmap::new(), |a, b| a | b);
-    let wanted: RoaringBitmap = after.members.values().fold(RoaringBitmap::new(), |a, b| a | b);
+    let known: RoaringBitmap = before
+        .members
+        .values()
+        .fold(RoaringBitmap::new(), |a, b| a | b);
+    let wanted: RoaringBitmap = after
+        .members
+        .values()
+        .fold(RoaringBitmap::new(), |a, b| a | b);
     let needed = (wanted - known).len() as usize;
     // A filter per user never resolved, or every account in pages if that is fewer: a page
     // cannot be asked for only the users wanted.

@@ -18,20 +18,20 @@ pub fn prefix(text: &str, max: usize) -> &str {
         .map_or(text, |(at, _)| &text[..at])
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn long_text_is_cut_at_a_character_boundary() {
-        assert_eq!(super::shorten("héllo", 2), "hé…");
-        assert_eq!(super::shorten("héllo", 5), "héllo");
-    }
-}
-
 /// `n` and the noun, plural unless `n` is 1: "1 join", "3 joins".
 pub fn count(n: u64, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
         format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_text_is_cut_at_a_character_boundary() {
+        assert_eq!(super::shorten("héllo", 2), "hé…");
+        assert_eq!(super::shorten("héllo", 5), "héllo");
     }
 }

@@ -861,7 +861,10 @@ async fn status_shows_a_target_that_cannot_be_reached_and_what_it_has_not_confir
         .iter()
         .filter_map(|k| k.as_str())
         .collect();
-    assert!(first.iter().all(|k| movers.iter().any(|m| m == k)), "{first:?}");
+    assert!(
+        first.iter().all(|k| movers.iter().any(|m| m == k)),
+        "{first:?}"
+    );
     let (_, text, _) = run_cli(&world, &["status"]);
     assert!(text.contains("app: unhealthy"), "{text}");
     assert!(
@@ -875,7 +878,11 @@ fn assert_one_entry_each(world: &World) {
     let (groups, unknown) = world.emulator().entries(TARGET);
     for (name, ids) in &groups {
         let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
-        assert_eq!(unique.len(), ids.len(), "group `{name}` holds a member twice");
+        assert_eq!(
+            unique.len(),
+            ids.len(),
+            "group `{name}` holds a member twice"
+        );
     }
     assert_eq!(unknown, 0, "entries that are no user's remain");
 }
@@ -936,11 +943,11 @@ async fn one_reconcile_heals_a_target_whose_users_were_all_created_again() {
     // It says what it found: the stale ids, as entries that are no user's.
     let store = world.store().await;
     let drift = store.drift(TARGET, "everyone").await.unwrap();
-    assert!(
-        drift.iter().any(|d| d.kind == "not_a_user"),
-        "{drift:?}"
-    );
-    assert!(report.targets[0].groups.iter().all(|g| g.drift > 0 || g.members == 0));
+    assert!(drift.iter().any(|d| d.kind == "not_a_user"), "{drift:?}");
+    assert!(report.targets[0]
+        .groups
+        .iter()
+        .all(|g| g.drift > 0 || g.members == 0));
     // And the next sync has nothing to do.
     world.emulator().reset_counters(TARGET);
     world.sync(opts()).await;

@@ -502,12 +502,8 @@ impl TargetRun<'_> {
                 .lookup(&state.group)
                 .map(|g| rules.group(g).failsafe.clone());
             report.groups.push(
-                self.unpush(
-                    state,
-                    sets.get(&state.group),
-                    overrides.unwrap_or_default(),
-                )
-                .await?,
+                self.unpush(state, sets.get(&state.group), overrides.unwrap_or_default())
+                    .await?,
             );
         }
         Ok(())

@@ -130,7 +130,10 @@ fn difference(
             worker: Some(id),
         })
     };
-    let adds = (want - &current.workers).iter().filter_map(member).collect();
+    let adds = (want - &current.workers)
+        .iter()
+        .filter_map(member)
+        .collect();
     let mut removes: Vec<TargetMember> = (&current.workers - want)
         .iter()
         .filter_map(member)
@@ -295,7 +298,10 @@ impl TargetRun<'_> {
         Ok(report)
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one pair's inputs, each of them used")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one pair's inputs, each of them used"
+    )]
     async fn sync_pair(
         &self,
         group: &Group,
@@ -334,7 +340,10 @@ impl TargetRun<'_> {
                 }
                 (state, stored)
             }
-            Start::Unknown => self.find_or_create(group, push, want, users, report).await?,
+            Start::Unknown => {
+                self.find_or_create(group, push, want, users, report)
+                    .await?
+            }
         };
         report.scim_id = Some(state.scim_id.clone());
         // A member held twice is removed (every entry of them goes) and, when wanted, added
@@ -621,7 +630,11 @@ impl TargetRun<'_> {
             }
             other => other?,
         };
-        let actual = confirmed_of(members.iter().map(|m| m.value.as_str()), users, Some(stored));
+        let actual = confirmed_of(
+            members.iter().map(|m| m.value.as_str()),
+            users,
+            Some(stored),
+        );
         // Entry by entry: a member held more than once is drift, whatever the set says.
         let mut seen = std::collections::HashSet::new();
         let duplicates: BTreeSet<String> = members
@@ -662,13 +675,21 @@ impl TargetRun<'_> {
             for id in &actual.workers - &stored.workers {
                 drift.push(entry("extra", user(id), key(id)));
             }
-            for (u, k) in actual.foreign.iter().filter(|(u, _)| !stored.foreign.contains_key(*u)) {
+            for (u, k) in actual
+                .foreign
+                .iter()
+                .filter(|(u, _)| !stored.foreign.contains_key(*u))
+            {
                 drift.push(entry("extra", u, k.clone()));
             }
             for id in &stored.workers - &actual.workers {
                 drift.push(entry("missing", user(id), key(id)));
             }
-            for (u, k) in stored.foreign.iter().filter(|(u, _)| !actual.foreign.contains_key(*u)) {
+            for (u, k) in stored
+                .foreign
+                .iter()
+                .filter(|(u, _)| !actual.foreign.contains_key(*u))
+            {
                 drift.push(entry("missing", u, k.clone()));
             }
         }
@@ -800,7 +821,8 @@ impl TargetRun<'_> {
                 Ok(report)
             }
             Err(PairStop::Unknown | PairStop::Reread(..)) => {
-                report.error = Some("the answer to the delete was lost; the next push sends it again".into());
+                report.error =
+                    Some("the answer to the delete was lost; the next push sends it again".into());
                 Ok(report)
             }
             Err(PairStop::Stop(stop)) => Err(stop),

@@ -118,10 +118,7 @@ impl TargetRun<'_> {
         age >= 0 && (age as u64) < ttl
     }
 
-    async fn look_up(
-        &self,
-        todo: &[(&str, &str)],
-    ) -> Result<Found, crate::scim::ScimError> {
+    async fn look_up(&self, todo: &[(&str, &str)]) -> Result<Found, crate::scim::ScimError> {
         let attribute = &self.config.user_match.scim_attribute;
         let page_size = self.config.page_size;
         let list = match self.config.user_match.lookup {

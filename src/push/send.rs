@@ -60,13 +60,16 @@ pub(super) struct Created {
     pub made: bool,
 }
 
+/// A confirmation waiting for a commit, and where to tell how it went.
+type Queued = (Confirmation, oneshot::Sender<Result<(), String>>);
+
 /// Commits confirmations: whoever confirms while no commit is running commits every
 /// confirmation queued by then, its own and those of the requests that finished meanwhile;
 /// the others wait for that commit. With four requests in flight, a commit carries up to
 /// four confirmations, and each request still waits for its own before the next is sent.
 pub(crate) struct Confirmer<'a> {
     store: &'a Store,
-    queue: Mutex<Vec<(Confirmation, oneshot::Sender<Result<(), String>>)>>,
+    queue: Mutex<Vec<Queued>>,
     committing: tokio::sync::Mutex<()>,
 }
 
@@ -244,7 +247,12 @@ impl TargetRun<'_> {
             Err(e) if e.status() == Some(404) => {
                 if entry.action == OutboxAction::Delete {
                     self.store
-                        .forget_target_group(self.name, &entry.group, Some((entry.id, sent)), &self.now)
+                        .forget_target_group(
+                            self.name,
+                            &entry.group,
+                            Some((entry.id, sent)),
+                            &self.now,
+                        )
                         .await?;
                     return Ok(None);
                 }
@@ -264,9 +272,7 @@ impl TargetRun<'_> {
             }
             Err(e) if e.outcome_unknown() => {
                 tracing::info!(target_name = self.name, group = %entry.group, entry = entry.id, "the answer was lost; reading the group back: {e}");
-                self.store
-                    .outbox_superseded(&[entry.id], &self.now)
-                    .await?;
+                self.store.outbox_superseded(&[entry.id], &self.now).await?;
                 return Err(Exec::Unknown);
             }
             Err(e) => return Err(self.refused(entry, sent, e).await?),
@@ -405,7 +411,13 @@ impl TargetRun<'_> {
                 }
             }
             self.store
-                .record_target_group(self.name, &state, &held, Some((entry.id, sent.max(1))), &self.now)
+                .record_target_group(
+                    self.name,
+                    &state,
+                    &held,
+                    Some((entry.id, sent.max(1))),
+                    &self.now,
+                )
                 .await?;
             return Ok(Created {
                 state,

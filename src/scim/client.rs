@@ -430,9 +430,7 @@ impl Client {
                 // targets): neither is sent again blindly. The caller looks first. Reads,
                 // deletes and requests that never connected are safe to repeat.
                 ScimError::Transport { maybe_sent, .. } => {
-                    request.method == Method::GET
-                        || request.method == Method::DELETE
-                        || !maybe_sent
+                    request.method == Method::GET || request.method == Method::DELETE || !maybe_sent
                 }
                 _ => false,
             };

@@ -132,7 +132,8 @@ pub(super) async fn move_old_ids(
         }
         for m in moved {
             if set.workers.remove(m.worker) {
-                set.foreign.insert(m.old.to_string(), Some(m.key.to_string()));
+                set.foreign
+                    .insert(m.old.to_string(), Some(m.key.to_string()));
             }
         }
         write_set(conn, target, &group, &set.encode()?).await?;
@@ -246,4 +247,3 @@ pub(super) async fn carry_target_members(conn: &mut AnyConnection) -> Result<usi
     }
     Ok(rows.len())
 }
-

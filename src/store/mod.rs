@@ -28,8 +28,8 @@ mod snapshots;
 
 pub use confirmed::{Confirmed, EncodedSet};
 pub use push::{
-    CachedUser, Confirmation, Drift, OutboxAction, OutboxEntry, OutboxPayload, PushHold, TargetGroup,
-    TargetHealth, TargetMember, Unprovisioned,
+    CachedUser, Confirmation, Drift, OutboxAction, OutboxEntry, OutboxPayload, PushHold,
+    TargetGroup, TargetHealth, TargetMember, Unprovisioned,
 };
 
 pub use members::{GroupDelta, GroupState, MemberState, WorkerIds, CHECKPOINT_EVERY, RULE};

@@ -508,11 +508,13 @@ impl Store {
     pub async fn forget_target_users(&self, target: &str, keys: &[&str]) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
         for key in keys {
-            sqlx::query("UPDATE target_users SET checked_at = '' WHERE target = $1 AND worker_key = $2")
-                .bind(target)
-                .bind(*key)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE target_users SET checked_at = '' WHERE target = $1 AND worker_key = $2",
+            )
+            .bind(target)
+            .bind(*key)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
