@@ -31,21 +31,34 @@ impl Store {
         self.carry_target_members().await
     }
 
-    /// Migration 8: `target_members` rows into one set per (target, group).
-    async fn carry_target_members(&self) -> Result<(), StoreError> {
-        if !self.has_table("target_members").await? {
-            return Ok(());
+    /// The carry's transaction, when the database still has `table`: carries take turns
+    /// (the write lock; on PostgreSQL also an advisory lock between processes), and another
+    /// process may have carried it while this one waited.
+    async fn begin_carry(
+        &self,
+        table: &str,
+    ) -> Result<Option<(super::Writing, sqlx::Transaction<'static, sqlx::Any>)>, StoreError> {
+        if !self.has_table(table).await? {
+            return Ok(None);
         }
-        let (_writing, mut tx) = self.begin_write().await?;
+        let (writing, mut tx) = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(CARRY_LOCK)
                 .execute(&mut *tx)
                 .await?;
         }
-        if !has_table(&mut tx, self.backend, "target_members").await? {
-            return Ok(());
+        if !has_table(&mut tx, self.backend, table).await? {
+            return Ok(None);
         }
+        Ok(Some((writing, tx)))
+    }
+
+    /// Migration 8: `target_members` rows into one set per (target, group).
+    async fn carry_target_members(&self) -> Result<(), StoreError> {
+        let Some((_writing, mut tx)) = self.begin_carry("target_members").await? else {
+            return Ok(());
+        };
         let rows = super::confirmed::carry_target_members(&mut tx).await?;
         tracing::info!(
             rows,
@@ -60,20 +73,9 @@ impl Store {
 
     /// Migration 6: `memberships` and `membership_changes` into the compact state.
     async fn carry_memberships(&self) -> Result<(), StoreError> {
-        if !self.has_table("memberships").await? {
+        let Some((_writing, mut tx)) = self.begin_carry("memberships").await? else {
             return Ok(());
-        }
-        let (_writing, mut tx) = self.begin_write().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(CARRY_LOCK)
-                .execute(&mut *tx)
-                .await?;
-        }
-        // Another process may have carried them while this one waited.
-        if !has_table(&mut tx, self.backend, "memberships").await? {
-            return Ok(());
-        }
+        };
         let legacy = read_legacy(&mut tx).await?;
         let workers = legacy.state.workers.since(0);
         tracing::info!(
