@@ -1,6 +1,7 @@
 //! The commands users type, timed whole: `cargo bench --bench commands [-- --size 100000
-//! --rules 2000 --backend sqlite|postgres --keep]` (`--keep` leaves the folder and database
-//! for a closer look).
+//! --rules 2000 --backend sqlite|postgres --keep --push]` (`--keep` leaves the folder and database
+//! for a closer look; `--push` times `rosterd sync` into a `rosterd emulator` process instead:
+//! the first sync, one with the export unchanged, one after 1% of workers change).
 //!
 //! It generates the organisation and rule mix of the other benchmarks into a temporary folder,
 //! then runs the release `rosterd` binary as a user would and prints each command's wall time
@@ -45,11 +46,16 @@ fn main() {
     );
     let mut workers = generate::generate(size, 42);
     common::write_csv(&workers, &dir.join("workers.csv"));
-    std::fs::write(
-        dir.join("rules/bench.yaml"),
-        common::rule_mix(&workers, rules, 7),
-    )
-    .expect("the rules are written");
+    let push = args.flag("--push");
+    let mut rules_text = String::new();
+    for line in common::rule_mix(&workers, rules, 7).lines() {
+        rules_text.push_str(line);
+        rules_text.push('\n');
+        if push && line.starts_with("  - name:") {
+            rules_text.push_str("    push: [bench]\n");
+        }
+    }
+    std::fs::write(dir.join("rules/bench.yaml"), rules_text).expect("the rules are written");
     let config = write_config(&dir, &database);
     let db_size = || -> Option<u64> {
         match backend.as_str() {
@@ -82,6 +88,45 @@ fn main() {
             measured.peak_kib as f64 / 1024.0
         );
     };
+    if push {
+        // `rosterd sync` into a `rosterd emulator` of its own process (an account per
+        // worker), so that the peak is rosterd's alone. The emulator reads the same config
+        // (for the export), so the target goes in first.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let text = std::fs::read_to_string(&config).expect("the config");
+        std::fs::write(
+            &config,
+            format!(
+                "{text}targets:\n  bench:\n    url: http://127.0.0.1:{port}/bench\n    requests_per_second: 1000000\n    concurrency: 4\n    patch: {{ max_members_per_request: 100 }}\n    page_size: 100\n    failsafe: {{ max_remove_percent: 100 }}\n"
+            ),
+        )
+        .expect("the config is written");
+        let mut emulator = Command::new(env!("CARGO_BIN_EXE_rosterd"))
+            .arg("--config")
+            .arg(&config)
+            .args(["emulator", "--users-from-config", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the emulator starts");
+        if let Some(out) = emulator.stdout.take() {
+            use std::io::BufRead;
+            let mut first = String::new();
+            let _ = std::io::BufReader::new(out).read_line(&mut first);
+        }
+        rosterd(&["sync"], "sync, first (creates and fills every group)");
+        rosterd(&["sync"], "sync, identical export");
+        common::change_one_percent(&mut workers);
+        common::write_csv(&workers, &dir.join("workers.csv"));
+        rosterd(&["sync"], "sync after 1% of workers change");
+        let _ = emulator.kill();
+        let _ = emulator.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     rosterd(&["plan"], "plan (text), empty store");
     rosterd(
         &["--format", "json", "plan"],
