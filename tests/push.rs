@@ -599,7 +599,9 @@ async fn a_link_takes_over_an_existing_group_and_is_never_deleted() {
         .filter(|w| w.division == "Sales" && w.status == "Active")
         .map(|w| w.email.clone())
         .collect();
-    let some: Vec<&str> = sales.iter().take(2).map(String::as_str).collect();
+    // Members the rules want, past the create's first batch: they are the target's already
+    // and stay, one entry each.
+    let some: Vec<&str> = sales.iter().rev().take(2).map(String::as_str).collect();
     world
         .emulator()
         .create_by_hand(TARGET, "Sales Team (HR)", &some);

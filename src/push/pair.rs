@@ -169,6 +169,27 @@ fn confirmed_of<'a>(
     out
 }
 
+/// `set` with every foreign entry that is a worker's user (as far as `users` knows) moved
+/// into the worker set: an entry added by hand or carried over, or a member of a group found
+/// in the target, is then planned as the member it is, not removed and added again.
+fn settled(set: Confirmed, users: &Users) -> Confirmed {
+    let Confirmed {
+        mut workers,
+        foreign,
+    } = set;
+    let foreign = foreign
+        .into_iter()
+        .filter(|(user, _)| match users.workers.get(user) {
+            Some(&id) => {
+                workers.insert(id);
+                false
+            }
+            None => true,
+        })
+        .collect();
+    Confirmed { workers, foreign }
+}
+
 /// Applies a confirmed request's member changes to what the pair holds.
 pub(super) fn apply(set: &mut Confirmed, added: &[TargetMember], removed: &[TargetMember]) {
     for m in added {
@@ -325,24 +346,12 @@ impl TargetRun<'_> {
                 duplicates = twice;
                 (state, current)
             }
-            Start::Known(state, mut stored) => {
-                // An entry added by hand (or carried over) that is a worker's user now.
-                let foreign = std::mem::take(&mut stored.foreign);
-                for (user, key) in foreign {
-                    match users.workers.get(&user) {
-                        Some(&id) => {
-                            stored.workers.insert(id);
-                        }
-                        None => {
-                            stored.foreign.insert(user, key);
-                        }
-                    }
-                }
-                (state, stored)
-            }
+            Start::Known(state, stored) => (state, settled(stored, users)),
             Start::Unknown => {
-                self.find_or_create(group, push, want, users, report)
-                    .await?
+                let (state, found) = self
+                    .find_or_create(group, push, want, users, report)
+                    .await?;
+                (state, settled(found, users))
             }
         };
         report.scim_id = Some(state.scim_id.clone());

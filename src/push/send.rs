@@ -400,11 +400,18 @@ impl TargetRun<'_> {
                 pushed_at: Some(self.now.clone()),
                 reconciled_at: None,
             };
-            // What the target answered it holds; the members sent are known by worker.
+            // What the target answered it holds: the members sent by worker, any other entry
+            // by id (the pair settles those that are workers' users).
+            let sent_ids: std::collections::HashMap<&str, &TargetMember> = entry
+                .payload
+                .members
+                .iter()
+                .map(|m| (m.user_id.as_str(), m))
+                .collect();
             let mut held = Confirmed::default();
             for m in members {
-                match entry.payload.members.iter().find(|p| p.user_id == m.value) {
-                    Some(sent) => apply(&mut held, std::slice::from_ref(sent), &[]),
+                match sent_ids.get(m.value.as_str()) {
+                    Some(&member) => apply(&mut held, std::slice::from_ref(member), &[]),
                     None => {
                         held.foreign.insert(m.value, None);
                     }
