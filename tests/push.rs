@@ -571,15 +571,7 @@ async fn a_lost_answer_never_makes_a_second_group() {
         },
     );
     // Half of the writes are applied and then their answer is lost.
-    emu.set_faults(
-        TARGET,
-        Faults {
-            rate: 0.5,
-            kinds: vec![FaultKind::DropAfterApply],
-            only_writes: true,
-            ..Faults::default()
-        },
-    );
+    emu.set_faults(TARGET, answers_lost(0.5));
     let report = world.sync(opts()).await;
     assert_eq!(report.failed(), 0, "{report:?}");
     assert!(emu.counters(TARGET).faults >= 2);
@@ -889,6 +881,16 @@ fn assert_one_entry_each(world: &World) {
     assert_eq!(unknown, 0, "entries that are no user's remain");
 }
 
+/// A share of the writes applied, and their answers lost.
+fn answers_lost(rate: f64) -> Faults {
+    Faults {
+        rate,
+        kinds: vec![FaultKind::DropAfterApply],
+        only_writes: true,
+        ..Faults::default()
+    }
+}
+
 fn quirks(accept_unknown_members: bool, duplicate_on_add: bool) -> Quirks {
     Quirks {
         accept_unknown_members,
@@ -904,15 +906,7 @@ async fn a_lost_answer_to_an_add_is_read_back_not_sent_again_on_a_target_that_du
     emu.set_quirks(TARGET, quirks(true, true));
     // A third of the writes are applied and their answer is lost: resending one would add
     // its members a second time.
-    emu.set_faults(
-        TARGET,
-        Faults {
-            rate: 0.33,
-            kinds: vec![FaultKind::DropAfterApply],
-            only_writes: true,
-            ..Faults::default()
-        },
-    );
+    emu.set_faults(TARGET, answers_lost(0.33));
     let report = world.sync(opts()).await;
     assert_eq!(report.failed(), 0, "{report:?}");
     assert!(emu.counters(TARGET).faults >= 2);

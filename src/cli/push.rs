@@ -375,13 +375,14 @@ pub fn status(global: &Global) -> Result<(), CliError> {
 }
 
 /// Per pushed group of `target`: the joins and leaves the store holds that the target has
-/// not confirmed (workers without an account there are listed apart), from the sets.
+/// not confirmed (workers without an account there, `unprovisioned` by group, are listed
+/// apart), from the sets.
 async fn unsent(
     target: &str,
     rules: Option<&crate::rules::RuleSet>,
     state: &crate::store::MemberState,
     store: &Store,
-    unprovisioned: &[crate::store::Unprovisioned],
+    unprovisioned: &BTreeMap<&str, Vec<&crate::store::Unprovisioned>>,
 ) -> Result<serde_json::Map<String, serde_json::Value>, CliError> {
     let sets = store.target_sets(target).await?;
     let mut groups: std::collections::BTreeSet<String> = sets.keys().cloned().collect();
@@ -399,8 +400,9 @@ async fn unsent(
             .unwrap_or_default();
         let held = sets.get(&group).unwrap_or(&none);
         let without: roaring::RoaringBitmap = unprovisioned
-            .iter()
-            .filter(|u| u.target == target && u.group == group)
+            .get(group.as_str())
+            .into_iter()
+            .flatten()
             .filter_map(|u| state.workers.id(&u.worker_key))
             .collect();
         let joins = &(&members - &held.workers) - &without;
@@ -456,7 +458,7 @@ async fn status_value(
             by_group.entry(&u.group).or_default().push(u);
         }
         let h = health.get(name);
-        let unsent = unsent(name, rules, &state, store, &unprovisioned).await?;
+        let unsent = unsent(name, rules, &state, store, &by_group).await?;
         out.insert(
             name.clone(),
             serde_json::json!({

@@ -130,13 +130,17 @@ pub fn match_attributes(config: &Config) -> BTreeSet<String> {
     config
         .targets
         .values()
-        .map(|t| {
-            t.user_match
-                .worker_attribute
-                .clone()
-                .unwrap_or_else(|| config.directory.email.clone())
-        })
+        .map(|t| match_attribute(config, t))
         .collect()
+}
+
+/// The worker attribute `target` matches users by: its own, or the directory's email.
+fn match_attribute(config: &Config, target: &TargetConfig) -> String {
+    target
+        .user_match
+        .worker_attribute
+        .clone()
+        .unwrap_or_else(|| config.directory.email.clone())
 }
 
 /// The values of `attributes` in a worker's JSON object (a non-empty string, or a number as
@@ -254,9 +258,6 @@ pub(crate) struct TargetRun<'a> {
     pub desired: &'a Desired,
     /// Confirmations of requests in flight share a commit.
     pub confirmer: send::Confirmer<'a>,
-    /// Groups a stopped push left with requests whose outcome is unknown: read back before
-    /// they are planned.
-    pub unsure: std::sync::Mutex<BTreeSet<String>>,
 }
 
 /// Pushes every target (or the one in `options`).
@@ -333,16 +334,11 @@ async fn push_target(
         client,
         store,
         options,
-        match_attribute: target
-            .user_match
-            .worker_attribute
-            .clone()
-            .unwrap_or_else(|| config.directory.email.clone()),
+        match_attribute: match_attribute(config, target),
         now: stamp(now_time),
         now_time,
         desired,
         confirmer: send::Confirmer::new(store),
-        unsure: std::sync::Mutex::default(),
     };
     let deadline = std::time::Duration::from_secs(target.push_deadline_seconds);
     let outcome = tokio::time::timeout(deadline, run.push(rules, &mut report)).await;
@@ -441,13 +437,16 @@ impl TargetRun<'_> {
                     && self.options.group.as_ref().is_none_or(|g| *g == k.group)
             })
             .collect();
+        // Groups a stopped push left with requests whose outcome is unknown: read back
+        // before they are planned.
+        let mut unsure = BTreeSet::new();
         if !self.options.dry_run {
             let handled: BTreeSet<&str> = pairs
                 .iter()
                 .map(|(g, _)| g.name.as_str())
                 .chain(unpushed.iter().map(|k| k.group.as_str()))
                 .collect();
-            report.replayed = self.replay(&handled).await?;
+            (report.replayed, unsure) = self.replay(&handled).await?;
         }
         // Each worker once, however many groups hold them (a worker is in hundreds).
         let mut wanted = RoaringBitmap::new();
@@ -486,6 +485,7 @@ impl TargetRun<'_> {
                         group: known.get(&group.name),
                         members: sets.get(&group.name),
                         unprovisioned: unprovisioned.get(&group.name),
+                        unsure: unsure.contains(&group.name),
                     },
                 )
             }))

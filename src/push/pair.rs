@@ -222,6 +222,8 @@ pub(super) struct Stored<'a> {
     pub members: Option<&'a Confirmed>,
     /// The workers listed as having no account on the target.
     pub unprovisioned: Option<&'a BTreeSet<String>>,
+    /// A stopped push left requests of the pair unconfirmed: read the group back first.
+    pub unsure: bool,
 }
 
 /// Where a pair's push starts: nothing known (find or create the group), the group and
@@ -268,16 +270,11 @@ impl TargetRun<'_> {
                 )
                 .await?;
         }
-        let unsure = self
-            .unsure
-            .lock()
-            .map(|u| u.contains(&group.name))
-            .unwrap_or(true);
         let mut start = match stored.group {
             None => Start::Unknown,
             Some(state) => {
                 let set = stored.members.cloned().unwrap_or_default();
-                if self.options.reconcile || unsure {
+                if self.options.reconcile || stored.unsure {
                     Start::ReadBack(state.clone(), set)
                 } else {
                     Start::Known(state.clone(), set)

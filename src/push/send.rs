@@ -7,6 +7,7 @@
 //! and planned afresh ([`TargetRun::replay`]). A request whose answer was lost is treated the
 //! same way within the run: the pair reads the group back and sends only what is missing.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use serde_json::json;
@@ -118,11 +119,12 @@ impl<'a> Confirmer<'a> {
 impl TargetRun<'_> {
     /// Settles what a stopped push left pending for the groups this push handles, oldest
     /// first: a delete is sent again (deleting twice leaves the group as gone); any other
-    /// entry is not, its group is read back before it is planned. How many were settled.
+    /// entry is not, its group is read back before it is planned. How many were settled,
+    /// and the groups to read back.
     pub(super) async fn replay(
         &self,
-        handled: &std::collections::BTreeSet<&str>,
-    ) -> Result<usize, Stop> {
+        handled: &BTreeSet<&str>,
+    ) -> Result<(usize, BTreeSet<String>), Stop> {
         let pending: Vec<OutboxEntry> = self
             .store
             .pending_outbox(self.name)
@@ -130,8 +132,9 @@ impl TargetRun<'_> {
             .into_iter()
             .filter(|e| handled.contains(e.group.as_str()))
             .collect();
+        let mut unsure = BTreeSet::new();
         if pending.is_empty() {
-            return Ok(0);
+            return Ok((0, unsure));
         }
         tracing::info!(
             target_name = self.name,
@@ -156,15 +159,12 @@ impl TargetRun<'_> {
                     Err(Exec::Stop(stop)) => return Err(stop),
                 }
             } else {
-                self.unsure
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(entry.group.clone());
+                unsure.insert(entry.group.clone());
                 settle.push(entry.id);
             }
         }
         self.store.outbox_superseded(&settle, &self.now).await?;
-        Ok(pending.len())
+        Ok((pending.len(), unsure))
     }
 
     /// The request an entry stands for.
@@ -244,18 +244,9 @@ impl TargetRun<'_> {
         let request = self.request_for(entry.action, &entry.payload);
         match self.client.send(&request).await {
             Ok(_) => {}
+            // Deleting a group that is gone already leaves it as wanted.
+            Err(e) if e.status() == Some(404) && entry.action == OutboxAction::Delete => {}
             Err(e) if e.status() == Some(404) => {
-                if entry.action == OutboxAction::Delete {
-                    self.store
-                        .forget_target_group(
-                            self.name,
-                            &entry.group,
-                            Some((entry.id, sent)),
-                            &self.now,
-                        )
-                        .await?;
-                    return Ok(None);
-                }
                 self.fail(entry, sent, &e).await?;
                 self.store
                     .record_group_missing(self.name, &entry.group, &self.now)
@@ -402,7 +393,7 @@ impl TargetRun<'_> {
             };
             // What the target answered it holds: the members sent by worker, any other entry
             // by id (the pair settles those that are workers' users).
-            let sent_ids: std::collections::HashMap<&str, &TargetMember> = entry
+            let sent_ids: HashMap<&str, &TargetMember> = entry
                 .payload
                 .members
                 .iter()

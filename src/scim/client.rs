@@ -35,7 +35,6 @@ pub enum ScimError {
         message: String,
         attempts: u32,
         /// The request may have reached the target (it was not a failure to connect).
-        #[doc(hidden)]
         maybe_sent: bool,
     },
     #[error("target `{target}`: {method} {path}: the answer cannot be used: {message}")]

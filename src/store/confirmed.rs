@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use roaring::RoaringBitmap;
 use sqlx::{AnyConnection, Row};
 
-use super::members::{corrupt, decode_set, encode_set, WorkerIds};
+use super::members::{corrupt, decode_set, encode_set, read_worker_ids};
 use super::{Store, StoreError};
 
 /// The entries a target holds in one group, as far as rosterd knows.
@@ -108,32 +108,24 @@ pub(super) async fn read_sets(
     Ok(out)
 }
 
-/// A worker whose cached user id changed: `old` may still be in the target's groups.
-pub(super) struct Moved<'a> {
-    pub worker: u32,
-    pub key: &'a str,
-    pub old: &'a str,
-}
-
 /// Moves each changed worker's old user id out of the target's sets into their foreign
-/// entries (see the module's invariant).
+/// entries (see the module's invariant). `moved`: (worker id, key, the old user id).
 pub(super) async fn move_old_ids(
     conn: &mut AnyConnection,
     target: &str,
-    moved: &[Moved<'_>],
+    moved: &[(u32, String, String)],
 ) -> Result<(), StoreError> {
     if moved.is_empty() {
         return Ok(());
     }
-    let changed: RoaringBitmap = moved.iter().map(|m| m.worker).collect();
+    let changed: RoaringBitmap = moved.iter().map(|(worker, _, _)| *worker).collect();
     for (group, mut set) in read_sets(conn, target).await? {
         if set.workers.is_disjoint(&changed) {
             continue;
         }
-        for m in moved {
-            if set.workers.remove(m.worker) {
-                set.foreign
-                    .insert(m.old.to_string(), Some(m.key.to_string()));
+        for (worker, key, old) in moved {
+            if set.workers.remove(*worker) {
+                set.foreign.insert(old.clone(), Some(key.clone()));
             }
         }
         write_set(conn, target, &group, &set.encode()?).await?;
@@ -198,16 +190,7 @@ impl Store {
 /// worker is numbered and whose cached user id is the one held goes into the set, every
 /// other one into the foreign entries, so that nothing the target holds is forgotten.
 pub(super) async fn carry_target_members(conn: &mut AnyConnection) -> Result<usize, StoreError> {
-    let workers: WorkerIds = {
-        let rows = sqlx::query("SELECT id, worker_key FROM workers ORDER BY id")
-            .fetch_all(&mut *conn)
-            .await?;
-        let mut ids = WorkerIds::default();
-        for row in rows {
-            ids.number(&row.try_get::<String, _>(1)?);
-        }
-        ids
-    };
+    let workers = read_worker_ids(conn).await?;
     let cached: HashMap<(String, String), String> = sqlx::query(
         "SELECT target, worker_key, user_id FROM target_users WHERE user_id IS NOT NULL",
     )

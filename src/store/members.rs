@@ -301,6 +301,26 @@ impl MemberState {
     }
 }
 
+/// The worker numbering, read on `conn` (within a transaction, for the carry-over).
+pub(super) async fn read_worker_ids(conn: &mut AnyConnection) -> Result<WorkerIds, StoreError> {
+    let rows = sqlx::query("SELECT id, worker_key FROM workers ORDER BY id")
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut ids = WorkerIds::default();
+    for row in rows {
+        let id: i64 = row.try_get(0)?;
+        let key: String = row.try_get(1)?;
+        if id != ids.len() as i64 {
+            return Err(corrupt(
+                "the worker numbering",
+                format!("id {id} is out of order"),
+            ));
+        }
+        ids.number(&key);
+    }
+    Ok(ids)
+}
+
 pub(crate) fn encode_set(set: &RoaringBitmap) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::with_capacity(set.serialized_size());
     set.serialize_into(&mut out).map_err(encode_error)?;
@@ -402,22 +422,7 @@ impl Store {
 
     /// The worker numbering.
     pub async fn worker_ids(&self) -> Result<WorkerIds, StoreError> {
-        let rows = sqlx::query("SELECT id, worker_key FROM workers ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut ids = WorkerIds::default();
-        for row in rows {
-            let id: i64 = row.try_get(0)?;
-            let key: String = row.try_get(1)?;
-            if id != ids.len() as i64 {
-                return Err(corrupt(
-                    "the worker numbering",
-                    format!("id {id} is out of order"),
-                ));
-            }
-            ids.number(&key);
-        }
-        Ok(ids)
+        read_worker_ids(&mut *self.pool.acquire().await?).await
     }
 
     /// Every group's members now (groups that have none are left out).

@@ -11,7 +11,7 @@ use serde::Serialize;
 use sqlx::AssertSqlSafe;
 use sqlx::{Any, Row, Transaction};
 
-use super::confirmed::{move_old_ids, write_set, Confirmed, EncodedSet, Moved};
+use super::confirmed::{move_old_ids, write_set, Confirmed, EncodedSet};
 use super::{delete_rows, grouped_json, insert_rows, json_agg, Backend, Col, Store, StoreError};
 
 /// A request the target confirmed, for [`Store::confirm`].
@@ -474,15 +474,7 @@ impl Store {
         now: &str,
     ) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
-        let moved: Vec<Moved<'_>> = moved
-            .iter()
-            .map(|(worker, key, old)| Moved {
-                worker: *worker,
-                key,
-                old,
-            })
-            .collect();
-        move_old_ids(&mut tx, target, &moved).await?;
+        move_old_ids(&mut tx, target, moved).await?;
         insert_rows(
             &mut tx,
             self.backend(),
@@ -675,14 +667,15 @@ impl Store {
         Ok(out)
     }
 
-    /// Entries a stopped push left pending, settled without being sent again: their
-    /// group is read back and planned afresh instead (`superseded`).
+    /// Pending entries settled without being sent (again): left by a stopped push, after a
+    /// lost answer, or after a 404 earlier in their batch. Their group's changes are planned
+    /// afresh from what the target holds (`superseded`).
     pub async fn outbox_superseded(&self, ids: &[i64], now: &str) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
         for id in ids {
             sqlx::query(
                 "UPDATE outbox SET status = 'superseded', finished_at = $1, \
-                 detail = 'not confirmed when the push stopped; the group was read back and planned again' \
+                 detail = 'not confirmed; the group''s changes were planned again from what the target holds' \
                  WHERE id = $2 AND status = 'pending'",
             )
             .bind(now)
