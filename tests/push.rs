@@ -976,4 +976,6 @@ async fn a_reconcile_removes_duplicates_and_ids_that_are_no_users() {
     let kinds = |kind: &str| drift.iter().filter(|d| d.kind == kind).count();
     assert_eq!(kinds("duplicate"), 3, "{drift:?}");
     assert_eq!(kinds("not_a_user"), 2, "{drift:?}");
+    // Each entry is drift of one kind: the ids that are no user's are not also `extra`.
+    assert_eq!(kinds("extra"), 0, "{drift:?}");
 }

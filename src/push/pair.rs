@@ -662,14 +662,14 @@ impl TargetRun<'_> {
                     worker_key: key,
                 });
             }
-            if let Some(all) = &users.all {
-                for (user, key) in actual.foreign.iter().filter(|(u, _)| !all.contains(*u)) {
-                    drift.push(Drift {
-                        kind: "not_a_user".into(),
-                        user_id: Some(user.clone()),
-                        worker_key: key.clone(),
-                    });
-                }
+            // Each entry is drift of one kind: one that is no user's is that, not also `extra`.
+            let no_user = |u: &str| users.all.as_ref().is_some_and(|all| !all.contains(u));
+            for (user, key) in actual.foreign.iter().filter(|(u, _)| no_user(u)) {
+                drift.push(Drift {
+                    kind: "not_a_user".into(),
+                    user_id: Some(user.clone()),
+                    worker_key: key.clone(),
+                });
             }
             let entry = |kind: &str, user: &str, key: Option<String>| Drift {
                 kind: kind.into(),
@@ -684,7 +684,7 @@ impl TargetRun<'_> {
             for (u, k) in actual
                 .foreign
                 .iter()
-                .filter(|(u, _)| !stored.foreign.contains_key(*u))
+                .filter(|(u, _)| !stored.foreign.contains_key(*u) && !no_user(u))
             {
                 drift.push(entry("extra", u, k.clone()));
             }
