@@ -275,10 +275,12 @@ fn show(global: &Global, report: &Report, outcome: Option<&Outcome>) -> Result<(
 
 /// What each target holds, what is stuck, and why.
 pub fn status(global: &Global) -> Result<(), CliError> {
-    let config = load_config(&global.config)?;
     // The rules say which groups are pushed where, including those never created in a
     // target yet; rules that do not load leave what the store knows.
-    let rules = Workspace::load_rules_only(global).ok().map(|ws| ws.rules);
+    let (config, rules) = match Workspace::load_rules_only(global) {
+        Ok(ws) => (ws.config, Some(ws.rules)),
+        Err(_) => (load_config(&global.config)?, None),
+    };
     let value = with_store(&config, async |store| {
         status_value(&config, rules.as_ref(), store).await
     })?;
