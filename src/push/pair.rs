@@ -300,10 +300,17 @@ impl TargetRun<'_> {
                     // send only what is still missing.
                     start = Start::ReadBack(state, set);
                 }
-                Err(PairStop::GroupMissing | PairStop::Unknown | PairStop::Reread(..)) => {
-                    report.error = Some(
-                        "the target kept losing the group or the answers to its requests".into(),
-                    );
+                Err(PairStop::GroupMissing) => {
+                    report.error = Some(format!(
+                        "the target lost the group {lost} times in this push; check who deletes it there (the next push finds or creates it again)"
+                    ));
+                    break;
+                }
+                Err(PairStop::Unknown | PairStop::Reread(..)) => {
+                    report.error = Some(format!(
+                        "the answers to {} requests in a row were lost and reading the group back showed no progress (targets.{}.retries); check the target's health, the next push reads the group back and goes on",
+                        stalls, self.name
+                    ));
                     break;
                 }
                 Err(PairStop::Failed(message)) => {
