@@ -17,9 +17,15 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use super::wire::{self, ErrorResponse, Group, ListResponse, Member, PatchOperation, PatchRequest};
+use super::wire::{self, ErrorResponse, ListResponse, Member, PatchOperation, PatchRequest};
+
+mod resource;
+mod schema;
+
+use resource::Projection;
+use schema::Kind;
 
 /// What goes wrong, how often.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -70,6 +76,12 @@ pub struct Quirks {
     pub accept_unknown_members: bool,
     /// Adding a member the group has adds a second entry (several real servers do).
     pub duplicate_on_add: bool,
+    /// Every Nth PATCH to a group is applied and then answered only after
+    /// `slow_answer_ms`: a client with a shorter timeout never learns that it was (0: none).
+    pub slow_patch_every: u32,
+    pub slow_answer_ms: u64,
+    /// Pages of `GET /Users` and `GET /Groups` are answered after this many milliseconds.
+    pub slow_pages_ms: u64,
 }
 
 impl Default for Quirks {
@@ -84,6 +96,9 @@ impl Default for Quirks {
             strict_removal: false,
             accept_unknown_members: false,
             duplicate_on_add: false,
+            slow_patch_every: 0,
+            slow_answer_ms: 0,
+            slow_pages_ms: 0,
         }
     }
 }
@@ -118,18 +133,59 @@ pub struct Options {
 #[derive(Debug, Clone)]
 struct EmuGroup {
     display_name: String,
+    /// Its other attributes (`externalId`), as the schema names them.
+    attrs: Map<String, Value>,
     members: BTreeSet<String>,
     /// Entries beyond the first of a member, with [`Quirks::duplicate_on_add`].
     extra: BTreeMap<String, usize>,
+    meta: Meta,
+}
+
+impl EmuGroup {
+    fn new(display_name: String, members: BTreeSet<String>, meta: Meta) -> EmuGroup {
+        EmuGroup {
+            display_name,
+            attrs: Map::new(),
+            members,
+            extra: BTreeMap::new(),
+            meta,
+        }
+    }
+}
+
+/// When a resource was made and last changed, and its version (RFC 7643 section 3.1).
+#[derive(Debug, Clone)]
+struct Meta {
+    created: String,
+    modified: String,
+    version: u64,
+}
+
+impl Meta {
+    fn json(&self, kind: Kind, location: String) -> Value {
+        json!({
+            "resourceType": kind.resource_type(),
+            "created": self.created,
+            "lastModified": self.modified,
+            "version": format!("W/\"{}\"", self.version),
+            "location": location,
+        })
+    }
 }
 
 struct Tenant {
+    /// `http://host:port/tenant`, for `meta.location`.
+    base: String,
     users: BTreeMap<String, Value>,
     groups: BTreeMap<String, EmuGroup>,
     next_id: u64,
     faults: Faults,
     quirks: Quirks,
     counters: Counters,
+    /// PATCH requests to groups so far, for [`Quirks::slow_patch_every`].
+    group_patches: u64,
+    /// Gives each change a new `meta.version`.
+    version: u64,
     tokens: BTreeSet<String>,
     /// When the latest requests arrived (at most `ARRIVALS_KEPT`), to check pacing.
     arrivals: std::collections::VecDeque<std::time::Instant>,
@@ -138,6 +194,7 @@ struct Tenant {
 const ARRIVALS_KEPT: usize = 10_000;
 
 struct Shared {
+    addr: SocketAddr,
     options: Options,
     tenants: Mutex<BTreeMap<String, Tenant>>,
     rng: Mutex<rand_chacha::ChaCha8Rng>,
@@ -156,6 +213,7 @@ impl Emulator {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            addr,
             options,
             tenants: Mutex::new(BTreeMap::new()),
             rng: Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(7)),
@@ -273,12 +331,9 @@ impl Emulator {
                 .map(|(id, _)| id.clone())
                 .collect();
             let id = t.new_id('g');
-            let group = EmuGroup {
-                display_name: display_name.to_string(),
-                members,
-                extra: BTreeMap::new(),
-            };
-            t.groups.insert(id, group);
+            let meta = t.touch(None);
+            t.groups
+                .insert(id, EmuGroup::new(display_name.to_string(), members, meta));
         });
     }
 
@@ -364,7 +419,7 @@ impl Emulator {
 
     fn with_tenant<T>(&self, tenant: &str, f: impl FnOnce(&mut Tenant) -> T) -> T {
         let mut tenants = lock(&self.shared.tenants);
-        f(tenant_mut(&mut tenants, &self.shared.options, tenant))
+        f(tenant_mut(&mut tenants, &self.shared, tenant))
     }
 }
 
@@ -383,17 +438,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn tenant_mut<'a>(
     tenants: &'a mut BTreeMap<String, Tenant>,
-    options: &Options,
+    shared: &Shared,
     name: &str,
 ) -> &'a mut Tenant {
+    let options = &shared.options;
     tenants.entry(name.to_string()).or_insert_with(|| {
         let mut t = Tenant {
+            base: format!("http://{}/{name}", shared.addr),
             users: BTreeMap::new(),
             groups: BTreeMap::new(),
             next_id: 0,
             faults: Faults::default(),
             quirks: options.quirks.clone(),
             counters: Counters::default(),
+            group_patches: 0,
+            version: 0,
             tokens: options.token.iter().cloned().collect(),
             arrivals: std::collections::VecDeque::new(),
         };
@@ -411,17 +470,71 @@ impl Tenant {
         format!("{prefix}{:08x}", self.next_id)
     }
 
+    /// The `meta` of a resource made or changed now.
+    fn touch(&mut self, created: Option<&str>) -> Meta {
+        self.version += 1;
+        let now = crate::clock::stamp(crate::clock::now_utc());
+        Meta {
+            created: created.map_or_else(|| now.clone(), str::to_string),
+            modified: now,
+            version: self.version,
+        }
+    }
+
+    fn location(&self, kind: Kind, id: &str) -> String {
+        format!("{}/{}/{id}", self.base, kind.endpoint())
+    }
+
     fn insert_user(&mut self, user_name: &str) -> String {
+        let mut attrs = Map::new();
+        attrs.insert("userName".into(), json!(user_name));
+        attrs.insert("active".into(), json!(true));
         let id = self.new_id('u');
-        let user = json!({
-            "schemas": [wire::USER_SCHEMA],
-            "id": id,
-            "userName": user_name,
-            "active": true,
-            "meta": {"resourceType": "User"},
-        });
-        self.users.insert(id.clone(), user);
+        self.put_user(&id, attrs, None);
         id
+    }
+
+    /// Stores a user's attributes under `id`, with its `meta` made or changed now.
+    fn put_user(&mut self, id: &str, attrs: Map<String, Value>, created: Option<&str>) {
+        let meta = self.touch(created);
+        let mut user = Map::new();
+        user.insert("schemas".into(), json!([wire::USER_SCHEMA]));
+        user.insert("id".into(), json!(id));
+        user.extend(attrs);
+        user.insert(
+            "meta".into(),
+            meta.json(Kind::Users, self.location(Kind::Users, id)),
+        );
+        self.users.insert(id.to_string(), Value::Object(user));
+    }
+
+    /// A user's own attributes (without `schemas`, `id` and `meta`) and when it was made.
+    fn user_attrs(&self, id: &str) -> Option<(Map<String, Value>, String)> {
+        let mut user = self.users.get(id)?.as_object()?.clone();
+        let created = user
+            .get("meta")
+            .and_then(|m| m["created"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        for k in ["schemas", "id", "meta"] {
+            user.remove(k);
+        }
+        Some((user, created))
+    }
+
+    /// The id of the user with this userName (compared as the tenant compares it), other
+    /// than `except`.
+    fn user_named(&self, name: &str, except: Option<&str>) -> Option<&String> {
+        self.users
+            .iter()
+            .filter(|(id, _)| Some(id.as_str()) != except)
+            .find(|(_, u)| {
+                u["userName"].as_str().is_some_and(|n| {
+                    n == name
+                        || (!self.quirks.case_sensitive_user_name && n.eq_ignore_ascii_case(name))
+                })
+            })
+            .map(|(id, _)| id)
     }
 
     fn user_names(&self, ids: &BTreeSet<String>) -> BTreeSet<String> {
@@ -436,28 +549,38 @@ impl Tenant {
             .collect()
     }
 
-    fn group_json(&self, id: &str, g: &EmuGroup) -> Value {
-        let members: Vec<Member> = g
-            .members
-            .iter()
-            .flat_map(|m| std::iter::repeat_n(m, 1 + g.extra.get(m).copied().unwrap_or(0)))
-            .map(|m| Member {
-                value: m.clone(),
-                display: self
-                    .users
-                    .get(m)
-                    .and_then(|u| u["userName"].as_str())
-                    .map(str::to_string),
-                kind: Some("User".into()),
-            })
-            .collect();
-        json!({
-            "schemas": [wire::GROUP_SCHEMA],
-            "id": id,
-            "displayName": g.display_name,
-            "members": members,
-            "meta": {"resourceType": "Group"},
-        })
+    /// A group as JSON; its members are rendered only when the answer carries them.
+    fn group_json(&self, id: &str, g: &EmuGroup, projection: &Projection) -> Value {
+        let mut o = Map::new();
+        o.insert("schemas".into(), json!([wire::GROUP_SCHEMA]));
+        o.insert("id".into(), json!(id));
+        o.insert("displayName".into(), json!(g.display_name));
+        o.extend(g.attrs.clone());
+        if !projection.omits("members") {
+            let members: Vec<Value> = g
+                .members
+                .iter()
+                .flat_map(|m| std::iter::repeat_n(m, 1 + g.extra.get(m).copied().unwrap_or(0)))
+                .map(|m| {
+                    // No `display`: it is optional, and answering with a member as it was
+                    // added is what scim2-tester checks.
+                    let mut member = Map::new();
+                    member.insert("value".into(), json!(m));
+                    if self.users.contains_key(m) {
+                        member.insert("$ref".into(), json!(self.location(Kind::Users, m)));
+                    }
+                    member.insert("type".into(), json!("User"));
+                    Value::Object(member)
+                })
+                .collect();
+            // An empty list rather than none: RFC 7643 section 2.5 makes them the same.
+            o.insert("members".into(), Value::Array(members));
+        }
+        o.insert(
+            "meta".into(),
+            g.meta.json(Kind::Groups, self.location(Kind::Groups, id)),
+        );
+        projection.apply(Value::Object(o))
     }
 }
 
@@ -489,10 +612,11 @@ async fn handle(
     if rest == ["oauth", "token"] && method == Method::POST {
         return respond(issue_token(&shared, tenant, &headers), None);
     }
-    let is_write = method != Method::GET;
+    // A search is a POST that changes nothing.
+    let is_write = method != Method::GET && rest.last() != Some(&".search");
     let (faults, fault) = {
         let mut tenants = lock(&shared.tenants);
-        let t = tenant_mut(&mut tenants, &shared.options, tenant);
+        let t = tenant_mut(&mut tenants, &shared, tenant);
         if is_write {
             t.counters.writes += 1;
         } else {
@@ -530,11 +654,11 @@ async fn handle(
         Some(FaultKind::Drop) => return broken(),
         _ => {}
     }
-    let answer = {
+    let (answer, delay) = {
         let mut tenants = lock(&shared.tenants);
-        let t = tenant_mut(&mut tenants, &shared.options, tenant);
+        let t = tenant_mut(&mut tenants, &shared, tenant);
         let answer = if authorised(t, &headers) {
-            serve(t, &method, rest, &query, &body)
+            serve(t, &method, rest, &query, &body).unwrap_or_else(|refused| refused)
         } else {
             error(
                 StatusCode::UNAUTHORIZED,
@@ -546,17 +670,40 @@ async fn handle(
         if is_write && answer.0.is_success() {
             t.counters.applied_writes += 1;
         }
-        answer
+        (answer, quirk_delay(t, &method, rest))
     };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     if fault == Some(FaultKind::DropAfterApply) {
         return broken();
     }
     respond(answer, None)
 }
 
+/// How long the tenant's quirks hold this answer back: a page of a listing with
+/// [`Quirks::slow_pages_ms`], every Nth group PATCH with [`Quirks::slow_patch_every`].
+fn quirk_delay(t: &mut Tenant, method: &Method, rest: &[&str]) -> Duration {
+    let q = &t.quirks;
+    match (method.as_str(), rest) {
+        ("GET", ["Users" | "Groups"]) => Duration::from_millis(q.slow_pages_ms),
+        ("PATCH", ["Groups", _]) if q.slow_patch_every > 0 => {
+            t.group_patches += 1;
+            if t.group_patches
+                .is_multiple_of(u64::from(q.slow_patch_every))
+            {
+                Duration::from_millis(q.slow_answer_ms)
+            } else {
+                Duration::ZERO
+            }
+        }
+        _ => Duration::ZERO,
+    }
+}
+
 fn count_status(shared: &Shared, tenant: &str, code: u16) {
     let mut tenants = lock(&shared.tenants);
-    let t = tenant_mut(&mut tenants, &shared.options, tenant);
+    let t = tenant_mut(&mut tenants, shared, tenant);
     *t.counters.by_status.entry(code).or_default() += 1;
 }
 
@@ -592,7 +739,7 @@ fn issue_token(shared: &Shared, tenant: &str, headers: &HeaderMap) -> Answer {
         );
     }
     let mut tenants = lock(&shared.tenants);
-    let t = tenant_mut(&mut tenants, &shared.options, tenant);
+    let t = tenant_mut(&mut tenants, shared, tenant);
     let token = format!("emu-{tenant}-{}", t.tokens.len() + 1);
     t.tokens.insert(token.clone());
     (
@@ -634,6 +781,11 @@ fn respond((status, body): Answer, retry_after: Option<u64>) -> Response {
     if let Some(seconds) = retry_after {
         builder = builder.header(header::RETRY_AFTER, seconds.to_string());
     }
+    if status == StatusCode::CREATED {
+        if let Some(location) = body.as_ref().and_then(|b| b["meta"]["location"].as_str()) {
+            builder = builder.header(header::LOCATION, location);
+        }
+    }
     let response = match body {
         Some(body) => builder
             .header(header::CONTENT_TYPE, "application/scim+json")
@@ -667,7 +819,7 @@ fn admin(shared: &Shared, method: &Method, rest: &[&str], body: &[u8]) -> Answer
         );
     };
     let mut tenants = lock(&shared.tenants);
-    let t = tenant_mut(&mut tenants, &shared.options, tenant);
+    let t = tenant_mut(&mut tenants, shared, tenant);
     let bad = |e: serde_json::Error| {
         error(
             StatusCode::BAD_REQUEST,
@@ -703,34 +855,107 @@ fn admin(shared: &Shared, method: &Method, rest: &[&str], body: &[u8]) -> Answer
     }
 }
 
+/// What a request's handler answers: an answer, or the error that refused the request.
+type Served = Result<Answer, Answer>;
+
 fn serve(
     t: &mut Tenant,
     method: &Method,
     rest: &[&str],
     query: &BTreeMap<String, String>,
     body: &[u8],
-) -> Answer {
+) -> Served {
+    let kind = |segment: &str| match segment {
+        "Users" => Some(Kind::Users),
+        "Groups" => Some(Kind::Groups),
+        _ => None,
+    };
+    let projection = |kind| {
+        Projection::new(
+            kind,
+            query.get("attributes").map(String::as_str),
+            query.get("excludedAttributes").map(String::as_str),
+        )
+    };
+    let ok = |v: Value| Ok((StatusCode::OK, Some(v)));
     match (method.as_str(), rest) {
-        ("GET", ["ServiceProviderConfig"]) => (StatusCode::OK, Some(service_provider_config(t))),
-        ("GET", ["Users"]) => list(t, query, Kind::Users),
-        ("GET", ["Users", id]) => match t.users.get(*id) {
-            Some(u) => (StatusCode::OK, Some(u.clone())),
-            None => not_found("User", id),
+        ("GET", ["ServiceProviderConfig"]) => {
+            ok(schema::service_provider_config(&t.base, &t.quirks))
+        }
+        ("GET", ["Schemas"]) => ok(listed(schema::schemas(&t.base, &t.quirks))),
+        ("GET", ["Schemas", id]) => schema::schemas(&t.base, &t.quirks)
+            .into_iter()
+            .find(|s| s["id"] == *id)
+            .map_or_else(|| Err(not_found("Schema", id)), ok),
+        ("GET", ["ResourceTypes"]) => ok(listed(schema::resource_types(&t.base))),
+        ("GET", ["ResourceTypes", id]) => schema::resource_types(&t.base)
+            .into_iter()
+            .find(|s| s["id"] == *id)
+            .map_or_else(|| Err(not_found("ResourceType", id)), ok),
+        (_, ["ServiceProviderConfig" | "Schemas" | "ResourceTypes", ..]) => Err(error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+            format!("the discovery endpoints are read-only; {method} is not allowed"),
+        )),
+        ("POST", [".search"]) => search(t, &[Kind::Users, Kind::Groups], body),
+        _ => {
+            let Some((k, tail)) = rest
+                .split_first()
+                .and_then(|(k, tail)| Some((kind(k)?, tail)))
+            else {
+                return Err(error(StatusCode::NOT_FOUND, None, "no such endpoint"));
+            };
+            resources(t, method, k, tail, query, body, projection(k))
+        }
+    }
+}
+
+/// A request to `/Users` or `/Groups`.
+fn resources(
+    t: &mut Tenant,
+    method: &Method,
+    kind: Kind,
+    tail: &[&str],
+    query: &BTreeMap<String, String>,
+    body: &[u8],
+    projection: Projection,
+) -> Served {
+    match (method.as_str(), kind, tail) {
+        ("POST", _, [".search"]) => search(t, &[kind], body),
+        ("GET", _, []) => {
+            let page = Page::new(
+                query.get("filter").cloned(),
+                query.get("startIndex").and_then(|s| s.parse().ok()),
+                query.get("count").and_then(|s| s.parse().ok()),
+                projection,
+            );
+            list(t, &[kind], &page)
+        }
+        ("GET", Kind::Users, [id]) => match t.users.get(*id) {
+            Some(u) => Ok((StatusCode::OK, Some(projection.apply(u.clone())))),
+            None => Err(not_found("User", id)),
         },
-        ("POST", ["Users"]) => create_user(t, body),
-        ("GET", ["Groups"]) => list(t, query, Kind::Groups),
-        ("GET", ["Groups", id]) => match t.groups.get(*id) {
-            Some(g) => (StatusCode::OK, Some(t.group_json(id, g))),
-            None => not_found("Group", id),
+        ("POST", Kind::Users, []) => create_user(t, body),
+        ("PUT", Kind::Users, [id]) => put_user(t, id, body),
+        ("PATCH", Kind::Users, [id]) => patch_user(t, id, body),
+        ("DELETE", Kind::Users, [id]) => delete_user(t, id),
+        ("GET", Kind::Groups, [id]) => match t.groups.get(*id) {
+            Some(g) => Ok((StatusCode::OK, Some(t.group_json(id, g, &projection)))),
+            None => Err(not_found("Group", id)),
         },
-        ("POST", ["Groups"]) => create_group(t, body),
-        ("PATCH", ["Groups", id]) => patch_group(t, id, body),
-        ("PUT", ["Groups", id]) => put_group(t, id, body),
-        ("DELETE", ["Groups", id]) => match t.groups.remove(*id) {
-            Some(_) => (StatusCode::NO_CONTENT, None),
-            None => not_found("Group", id),
+        ("POST", Kind::Groups, []) => create_group(t, body),
+        ("PATCH", Kind::Groups, [id]) => patch_group(t, id, body),
+        ("PUT", Kind::Groups, [id]) => put_group(t, id, body),
+        ("DELETE", Kind::Groups, [id]) => match t.groups.remove(*id) {
+            Some(_) => Ok((StatusCode::NO_CONTENT, None)),
+            None => Err(not_found("Group", id)),
         },
-        _ => error(StatusCode::NOT_FOUND, None, "no such endpoint"),
+        (_, _, [] | [_]) => Err(error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+            format!("{method} is not allowed here"),
+        )),
+        _ => Err(error(StatusCode::NOT_FOUND, None, "no such endpoint")),
     }
 }
 
@@ -742,40 +967,92 @@ fn not_found(kind: &str, id: &str) -> Answer {
     )
 }
 
-fn service_provider_config(t: &Tenant) -> Value {
-    json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-        "patch": {"supported": true},
-        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
-        "filter": {"supported": true, "maxResults": t.quirks.max_page_size},
-        "changePassword": {"supported": false},
-        "sort": {"supported": false},
-        "etag": {"supported": false},
-        "authenticationSchemes": [],
-    })
-}
-
-#[derive(Clone, Copy)]
-enum Kind {
-    Users,
-    Groups,
-}
-
-fn list(t: &Tenant, query: &BTreeMap<String, String>, kind: Kind) -> Answer {
-    let filter = match query.get("filter").map(|f| parse_filter(f)).transpose() {
-        Ok(f) => f,
-        Err(e) => return error(StatusCode::BAD_REQUEST, Some("invalidFilter"), e),
+/// Every item of a discovery endpoint, as one page.
+fn listed(items: Vec<Value>) -> Value {
+    let list = ListResponse {
+        schemas: vec![wire::LIST_RESPONSE.to_string()],
+        total_results: items.len() as u64,
+        start_index: Some(1),
+        items_per_page: Some(items.len() as u64),
+        resources: items,
     };
-    let matches = |resource: &Value| match &filter {
+    serde_json::to_value(list).unwrap_or_default()
+}
+
+/// What a query asks for: which resources, which page of them, which attributes.
+struct Page {
+    filter: Option<String>,
+    start: Option<u64>,
+    count: Option<u64>,
+    projection: Projection,
+}
+
+impl Page {
+    fn new(
+        filter: Option<String>,
+        start: Option<u64>,
+        count: Option<u64>,
+        projection: Projection,
+    ) -> Page {
+        Page {
+            filter,
+            start,
+            count,
+            projection,
+        }
+    }
+}
+
+/// RFC 7644 section 3.4.3: a query in a POST body, at the root or at a resource type.
+fn search(t: &Tenant, kinds: &[Kind], body: &[u8]) -> Served {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct SearchRequest {
+        #[serde(default)]
+        attributes: Vec<String>,
+        #[serde(default)]
+        excluded_attributes: Vec<String>,
+        filter: Option<String>,
+        start_index: Option<u64>,
+        count: Option<u64>,
+    }
+    let request: SearchRequest = parse_body(body)?;
+    let joined = |names: &[String]| (!names.is_empty()).then(|| names.join(","));
+    let (only, without) = (
+        joined(&request.attributes),
+        joined(&request.excluded_attributes),
+    );
+    // With both resource types, the names are read against each in turn.
+    let projection = Projection::new(kinds[0], only.as_deref(), without.as_deref());
+    let page = Page::new(
+        request.filter,
+        request.start_index,
+        request.count,
+        projection,
+    );
+    list(t, kinds, &page)
+}
+
+fn list(t: &Tenant, kinds: &[Kind], page: &Page) -> Served {
+    let filter = page
+        .filter
+        .as_deref()
+        .map(parse_filter)
+        .transpose()
+        .map_err(|e| error(StatusCode::BAD_REQUEST, Some("invalidFilter"), e))?;
+    let matches = |kind: Kind, resource: &Value| match &filter {
         None => true,
         Some((attr, value)) => {
+            let attr = schema::strip_urn(kind, attr);
             let exact = match kind {
                 Kind::Users => {
                     attr.eq_ignore_ascii_case("username") && t.quirks.case_sensitive_user_name
                         || attr.eq_ignore_ascii_case("id")
                         || attr.eq_ignore_ascii_case("externalId")
                 }
-                Kind::Groups => attr.eq_ignore_ascii_case("id"),
+                Kind::Groups => {
+                    attr.eq_ignore_ascii_case("id") || attr.eq_ignore_ascii_case("externalId")
+                }
             };
             wire::user_values(resource, attr).iter().any(|v| {
                 if exact {
@@ -786,51 +1063,59 @@ fn list(t: &Tenant, query: &BTreeMap<String, String>, kind: Kind) -> Answer {
             })
         }
     };
-    let start = query
-        .get("startIndex")
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(1)
-        .max(1);
-    let count = query
-        .get("count")
-        .and_then(|s| s.parse::<u64>().ok())
+    let start = page.start.unwrap_or(1).max(1);
+    let count = page
+        .count
         .unwrap_or(t.quirks.max_page_size)
         .min(t.quirks.max_page_size);
     let (skip, take) = ((start - 1) as usize, count as usize);
     // Resources are matched where they are and only the page is copied or rendered: paging
     // through 100k users must not copy all of them for every page, nor a lookup by name
     // render every group's members.
-    let (total, page): (usize, Vec<Value>) = match kind {
-        Kind::Users => {
-            let all: Vec<&Value> = t.users.values().filter(|u| matches(u)).collect();
-            let page = all.iter().skip(skip).take(take);
-            (all.len(), page.map(|u| (*u).clone()).collect())
-        }
-        Kind::Groups => {
-            let group_matches = |id: &String, g: &EmuGroup| match &filter {
-                Some((attr, value)) if attr.eq_ignore_ascii_case("displayName") => {
-                    g.display_name.eq_ignore_ascii_case(value)
-                }
-                Some((attr, value)) if attr.eq_ignore_ascii_case("id") => id == value,
-                _ => matches(&json!({"id": id, "displayName": g.display_name})),
-            };
-            let all: Vec<(&String, &EmuGroup)> = t
+    let mut total = 0;
+    let mut resources = Vec::new();
+    for &kind in kinds {
+        let found: Vec<Found<'_>> = match kind {
+            Kind::Users => t
+                .users
+                .values()
+                .filter(|u| matches(kind, u))
+                .map(Found::User)
+                .collect(),
+            Kind::Groups => t
                 .groups
                 .iter()
-                .filter(|(id, g)| group_matches(id, g))
-                .collect();
-            let page = all.iter().skip(skip).take(take);
-            (all.len(), page.map(|(id, g)| t.group_json(id, g)).collect())
-        }
-    };
+                .filter(|(id, g)| {
+                    let mut head = g.attrs.clone();
+                    head.insert("id".into(), json!(id));
+                    head.insert("displayName".into(), json!(g.display_name));
+                    matches(kind, &Value::Object(head))
+                })
+                .map(|(id, g)| Found::Group(id, g))
+                .collect(),
+        };
+        let before = total;
+        total += found.len();
+        let from = skip.saturating_sub(before);
+        let room = take.saturating_sub(resources.len());
+        resources.extend(found.iter().skip(from).take(room).map(|f| match f {
+            Found::User(u) => page.projection.apply((*u).clone()),
+            Found::Group(id, g) => t.group_json(id, g, &page.projection),
+        }));
+    }
     let list = ListResponse {
         schemas: vec![wire::LIST_RESPONSE.to_string()],
         total_results: total as u64,
         start_index: Some(start),
-        items_per_page: Some(page.len() as u64),
-        resources: page,
+        items_per_page: Some(resources.len() as u64),
+        resources,
     };
-    (StatusCode::OK, serde_json::to_value(list).ok())
+    Ok((StatusCode::OK, serde_json::to_value(list).ok()))
+}
+
+enum Found<'t> {
+    User(&'t Value),
+    Group(&'t String, &'t EmuGroup),
 }
 
 /// `attr eq "value"`: the one filter form rosterd sends.
@@ -856,31 +1141,71 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Answer> 
     })
 }
 
-fn create_user(t: &mut Tenant, body: &[u8]) -> Answer {
-    let user: Value = match parse_body(body) {
-        Ok(v) => v,
-        Err(answer) => return answer,
-    };
-    let Some(name) = user["userName"].as_str() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            Some("invalidValue"),
-            "userName is required",
-        );
-    };
-    if t.users.values().any(|u| {
-        u["userName"]
-            .as_str()
-            .is_some_and(|n| n.eq_ignore_ascii_case(name))
-    }) {
-        return error(
+/// Refuses a userName another user has (compared as the tenant compares userNames).
+fn check_user_name(
+    t: &Tenant,
+    attrs: &Map<String, Value>,
+    except: Option<&str>,
+) -> Result<(), Answer> {
+    let name = attrs["userName"].as_str().unwrap_or_default();
+    match t.user_named(name, except) {
+        Some(_) => Err(error(
             StatusCode::CONFLICT,
             Some("uniqueness"),
             format!("userName `{name}` is taken"),
-        );
+        )),
+        None => Ok(()),
     }
-    let id = t.insert_user(name);
-    (StatusCode::CREATED, t.users.get(&id).cloned())
+}
+
+fn user_answer(t: &Tenant, status: StatusCode, id: &str) -> Served {
+    Ok((status, t.users.get(id).cloned()))
+}
+
+fn create_user(t: &mut Tenant, body: &[u8]) -> Served {
+    let attrs = resource::normalise(Kind::Users, &parse_body(body)?, true)?;
+    check_user_name(t, &attrs, None)?;
+    let id = t.new_id('u');
+    t.put_user(&id, attrs, None);
+    user_answer(t, StatusCode::CREATED, &id)
+}
+
+fn put_user(t: &mut Tenant, id: &str, body: &[u8]) -> Served {
+    let attrs = resource::normalise(Kind::Users, &parse_body(body)?, true)?;
+    let (_, created) = t.user_attrs(id).ok_or_else(|| not_found("User", id))?;
+    check_user_name(t, &attrs, Some(id))?;
+    t.put_user(id, attrs, Some(&created));
+    user_answer(t, StatusCode::OK, id)
+}
+
+fn patch_user(t: &mut Tenant, id: &str, body: &[u8]) -> Served {
+    let patch: PatchRequest = parse_body(body)?;
+    let (mut attrs, created) = t.user_attrs(id).ok_or_else(|| not_found("User", id))?;
+    for op in &patch.operations {
+        resource::patch(
+            Kind::Users,
+            &mut attrs,
+            &op.op,
+            op.path.as_deref(),
+            op.value.as_ref(),
+        )?;
+    }
+    check_user_name(t, &attrs, Some(id))?;
+    t.put_user(id, attrs, Some(&created));
+    user_answer(t, StatusCode::OK, id)
+}
+
+/// Deletes a user. Its groups lose it, unless [`Quirks::accept_unknown_members`] keeps its
+/// id in them as the servers that accept unknown ids do.
+fn delete_user(t: &mut Tenant, id: &str) -> Served {
+    t.users.remove(id).ok_or_else(|| not_found("User", id))?;
+    if !t.quirks.accept_unknown_members {
+        for g in t.groups.values_mut() {
+            g.members.remove(id);
+            g.extra.remove(id);
+        }
+    }
+    Ok((StatusCode::NO_CONTENT, None))
 }
 
 fn member_ids(t: &Tenant, value: &Value) -> Result<Vec<String>, Answer> {
@@ -918,80 +1243,77 @@ fn check_cap(t: &Tenant, changes: usize) -> Result<(), Answer> {
     }
 }
 
-fn create_group(t: &mut Tenant, body: &[u8]) -> Answer {
-    let group: Group = match parse_body(body) {
-        Ok(v) => v,
-        Err(answer) => return answer,
-    };
-    if t.quirks.unique_display_names
-        && t.groups
-            .values()
-            .any(|g| g.display_name == group.display_name)
-    {
-        return error(
-            StatusCode::CONFLICT,
-            Some("uniqueness"),
-            format!("a group named `{}` exists", group.display_name),
-        );
-    }
-    let members = match group
-        .members
-        .as_ref()
-        .map(|m| serde_json::to_value(m).unwrap_or_default())
-    {
-        Some(v) => match member_ids(t, &v) {
-            Ok(ids) => ids,
-            Err(answer) => return answer,
-        },
+/// A group's body: its displayName, its other attributes and its members' ids.
+struct GroupBody {
+    name: String,
+    attrs: Map<String, Value>,
+    members: Vec<String>,
+}
+
+fn group_body(t: &Tenant, body: &[u8]) -> Result<GroupBody, Answer> {
+    let mut attrs = resource::normalise(Kind::Groups, &parse_body(body)?, true)?;
+    let members = match attrs.remove("members") {
+        Some(members) => member_ids(t, &members)?,
         None => Vec::new(),
     };
-    if let Err(answer) = check_cap(t, members.len()) {
-        return answer;
+    let name = match attrs.remove("displayName") {
+        Some(Value::String(name)) => name,
+        _ => unreachable!("normalise requires a string displayName"),
+    };
+    Ok(GroupBody {
+        name,
+        attrs,
+        members,
+    })
+}
+
+fn create_group(t: &mut Tenant, body: &[u8]) -> Served {
+    let GroupBody {
+        name,
+        attrs,
+        members,
+    } = group_body(t, body)?;
+    if t.quirks.unique_display_names && t.groups.values().any(|g| g.display_name == name) {
+        return Err(error(
+            StatusCode::CONFLICT,
+            Some("uniqueness"),
+            format!("a group named `{name}` exists"),
+        ));
     }
+    check_cap(t, members.len())?;
     t.counters.members_added += members.len() as u64;
     let id = t.new_id('g');
-    let g = EmuGroup {
-        display_name: group.display_name,
-        members: members.into_iter().collect(),
-        extra: BTreeMap::new(),
-    };
-    let answer = (StatusCode::CREATED, Some(t.group_json(&id, &g)));
+    let meta = t.touch(None);
+    let mut g = EmuGroup::new(name, members.into_iter().collect(), meta);
+    g.attrs = attrs;
+    let answer = t.group_json(&id, &g, &Projection::default());
     t.groups.insert(id, g);
-    answer
+    Ok((StatusCode::CREATED, Some(answer)))
 }
 
-fn put_group(t: &mut Tenant, id: &str, body: &[u8]) -> Answer {
-    let group: Group = match parse_body(body) {
-        Ok(v) => v,
-        Err(answer) => return answer,
+fn put_group(t: &mut Tenant, id: &str, body: &[u8]) -> Served {
+    let GroupBody {
+        name,
+        attrs,
+        members,
+    } = group_body(t, body)?;
+    let created = match t.groups.get(id) {
+        Some(g) => g.meta.created.clone(),
+        None => return Err(not_found("Group", id)),
     };
-    let members = match member_ids(
-        t,
-        &serde_json::to_value(group.members.unwrap_or_default()).unwrap_or_default(),
-    ) {
-        Ok(ids) => ids,
-        Err(answer) => return answer,
-    };
+    let meta = t.touch(Some(&created));
     t.counters.member_list_replaces += 1;
-    match t.groups.get_mut(id) {
-        Some(g) => {
-            g.display_name = group.display_name;
-            g.members = members.into_iter().collect();
-            (StatusCode::NO_CONTENT, None)
-        }
-        None => not_found("Group", id),
-    }
+    let mut g = EmuGroup::new(name, members.into_iter().collect(), meta);
+    g.attrs = attrs;
+    let answer = t.group_json(id, &g, &Projection::default());
+    t.groups.insert(id.to_string(), g);
+    Ok((StatusCode::OK, Some(answer)))
 }
 
-fn patch_group(t: &mut Tenant, id: &str, body: &[u8]) -> Answer {
-    let patch: PatchRequest = match parse_body(body) {
-        Ok(v) => v,
-        Err(answer) => return answer,
-    };
+fn patch_group(t: &mut Tenant, id: &str, body: &[u8]) -> Served {
+    let patch: PatchRequest = parse_body(body)?;
     // Taken out while the operations apply, which read the tenant's users.
-    let Some(mut group) = t.groups.remove(id) else {
-        return not_found("Group", id);
-    };
+    let mut group = t.groups.remove(id).ok_or_else(|| not_found("Group", id))?;
     // All operations apply, or none (RFC 7644 section 3.5.2): the edit journals what it
     // changes, so a PATCH costs its own changes, not the group's size.
     let mut edit = Edit::new(&mut group);
@@ -1008,21 +1330,22 @@ fn patch_group(t: &mut Tenant, id: &str, body: &[u8]) -> Answer {
     let (added, removed) = (edit.added.len() as u64, edit.removed.len() as u64);
     if result.is_err() {
         edit.undo();
+    } else {
+        group.meta = t.touch(Some(&group.meta.created));
     }
     t.groups.insert(id.to_string(), group);
-    if let Err(answer) = result {
-        return answer;
-    }
+    result?;
     t.counters.members_added += added;
     t.counters.members_removed += removed;
     t.counters.member_list_replaces += replaces;
-    (StatusCode::NO_CONTENT, None)
+    Ok((StatusCode::NO_CONTENT, None))
 }
 
 /// A group being changed by one PATCH, with what it takes to undo the change.
 struct Edit<'g> {
     group: &'g mut EmuGroup,
-    name: Option<String>,
+    /// The displayName and other attributes before the first change to them.
+    attrs: Option<(String, Map<String, Value>)>,
     /// Members that were not there before, and members that were and are gone.
     added: BTreeSet<String>,
     removed: BTreeSet<String>,
@@ -1032,15 +1355,30 @@ impl<'g> Edit<'g> {
     fn new(group: &'g mut EmuGroup) -> Self {
         Edit {
             group,
-            name: None,
+            attrs: None,
             added: BTreeSet::new(),
             removed: BTreeSet::new(),
         }
     }
 
-    fn rename(&mut self, name: &str) {
-        let old = std::mem::replace(&mut self.group.display_name, name.to_string());
-        self.name.get_or_insert(old);
+    /// Applies an operation to the attributes other than `members`.
+    fn patch_attrs(
+        &mut self,
+        op: &str,
+        path: Option<&str>,
+        value: Option<&Value>,
+    ) -> Result<(), Answer> {
+        let g = &mut *self.group;
+        self.attrs
+            .get_or_insert_with(|| (g.display_name.clone(), g.attrs.clone()));
+        let mut doc = g.attrs.clone();
+        doc.insert("displayName".into(), json!(g.display_name));
+        resource::patch(Kind::Groups, &mut doc, op, path, value)?;
+        if let Some(Value::String(name)) = doc.remove("displayName") {
+            g.display_name = name;
+        }
+        g.attrs = doc;
+        Ok(())
     }
 
     fn add(&mut self, id: String) {
@@ -1067,8 +1405,9 @@ impl<'g> Edit<'g> {
 
     /// Puts the group back as it was.
     fn undo(&mut self) {
-        if let Some(name) = self.name.take() {
+        if let Some((name, attrs)) = self.attrs.take() {
             self.group.display_name = name;
+            self.group.attrs = attrs;
         }
         for id in &self.added {
             self.group.members.remove(id);
@@ -1099,7 +1438,11 @@ fn apply(
 ) -> Result<(), Answer> {
     let invalid_path = |detail: String| error(StatusCode::BAD_REQUEST, Some("invalidPath"), detail);
     let kind = op.op.to_ascii_lowercase();
-    let path = op.path.as_deref().map(str::trim);
+    let path = op
+        .path
+        .as_deref()
+        .map(|p| schema::strip_urn(Kind::Groups, p.trim()))
+        .filter(|p| !p.is_empty());
     let value = op.value.clone().unwrap_or(Value::Null);
     match (kind.as_str(), path) {
         ("add", Some(p)) if p.eq_ignore_ascii_case("members") => {
@@ -1116,11 +1459,14 @@ fn apply(
             }
         }
         ("add" | "replace", None) => {
-            if let Some(name) = value.get("displayName").and_then(Value::as_str) {
-                group.rename(name);
-            }
-            if let Some(members) = value.get("members") {
-                let ids = member_ids(t, members)?;
+            let mut rest = value.as_object().cloned().unwrap_or_default();
+            let members = rest
+                .keys()
+                .find(|k| k.eq_ignore_ascii_case("members"))
+                .cloned()
+                .and_then(|k| rest.remove(&k));
+            if let Some(members) = members {
+                let ids = member_ids(t, &members)?;
                 *changes += ids.len();
                 if kind == "replace" {
                     *replaces += 1;
@@ -1128,16 +1474,9 @@ fn apply(
                 }
                 ids.into_iter().for_each(|id| group.add(id));
             }
-        }
-        ("replace", Some(p)) if p.eq_ignore_ascii_case("displayName") => {
-            let Some(name) = value.as_str() else {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    Some("invalidValue"),
-                    "displayName must be a string",
-                ));
-            };
-            group.rename(name);
+            if !rest.is_empty() || !value.is_object() {
+                group.patch_attrs(&kind, None, Some(&Value::Object(rest)))?;
+            }
         }
         ("replace", Some(p)) if p.eq_ignore_ascii_case("members") => {
             let ids = member_ids(t, &value)?;
@@ -1189,13 +1528,13 @@ fn apply(
             *changes += 1;
             strict_remove(t, group, &id)?;
         }
-        _ => {
+        (_, Some(p)) if p.to_ascii_lowercase().starts_with("members") => {
             return Err(invalid_path(format!(
-                "unsupported operation `{}` on `{}`",
-                op.op,
-                path.unwrap_or("(no path)")
+                "unsupported operation `{}` on `{p}`",
+                op.op
             )))
         }
+        _ => group.patch_attrs(&kind, path, op.value.as_ref())?,
     }
     Ok(())
 }
