@@ -979,3 +979,99 @@ async fn a_reconcile_removes_duplicates_and_ids_that_are_no_users() {
     // Each entry is drift of one kind: the ids that are no user's are not also `extra`.
     assert_eq!(kinds("extra"), 0, "{drift:?}");
 }
+
+/// Scenario 5: HR emails that differ from the target's userNames in case only, the default
+/// `lookup: auto`, and so few workers to look up that filters would be used. A target whose
+/// filters compare userName case-sensitively would answer them with nothing; rosterd learns
+/// that from its /Schemas (or, when it publishes none, by probing once), lists its users
+/// instead and finds every account. A target that compares case-insensitively keeps filters.
+#[tokio::test]
+async fn case_variant_user_names_are_found_with_the_default_lookup() {
+    // (case-sensitive filters, no /Schemas) → what is learned: (case_exact, source)
+    let cases = [
+        ((true, false), (true, "schemas")),
+        ((true, true), (true, "probe")),
+        ((false, false), (false, "schemas")),
+        ((false, true), (false, "probe")),
+    ];
+    for ((case_sensitive, no_discovery), (case_exact, source)) in cases {
+        let what = format!("case-sensitive {case_sensitive}, no /Schemas {no_discovery}");
+        let mut world = World::with_emulator(common::sqlite_db(), 120, &[]).await;
+        world.emulator().set_quirks(
+            TARGET,
+            Quirks {
+                case_sensitive_user_name: case_sensitive,
+                no_discovery,
+                ..Quirks::default()
+            },
+        );
+        // Three engineers are in no pushed group at first, so the first sync (which lists
+        // everyone) does not cache their accounts.
+        let managers: std::collections::BTreeSet<String> = world
+            .workers
+            .iter()
+            .filter_map(|w| w.manager_id.clone())
+            .collect();
+        let joiners: Vec<String> = world
+            .workers
+            .iter()
+            .filter(|w| w.division == "Engineering" && w.status == "Active")
+            .filter(|w| !managers.contains(&w.id))
+            .take(3)
+            .map(|w| w.id.clone())
+            .collect();
+        assert_eq!(joiners.len(), 3);
+        world.edit_workers(|workers| {
+            for w in workers.iter_mut().filter(|w| joiners.contains(&w.id)) {
+                w.status = "Terminated".into();
+                w.division = "Legal".into();
+            }
+        });
+        let report = world.sync(opts()).await;
+        assert_eq!(report.failed(), 0, "{what}: {report:?}");
+        // They come back, with their HR emails in another case than their userNames.
+        world.edit_workers(|workers| {
+            for w in workers.iter_mut().filter(|w| joiners.contains(&w.id)) {
+                w.status = "Active".into();
+                w.division = "Engineering".into();
+                w.email = w.email.to_uppercase();
+            }
+        });
+        let report = world.sync(opts()).await;
+        assert_eq!(report.failed(), 0, "{what}: {report:?}");
+        let unprovisioned: usize = report.targets[0]
+            .groups
+            .iter()
+            .map(|g| g.unprovisioned)
+            .sum();
+        assert_eq!(
+            unprovisioned, 0,
+            "{what}: every account is found: {report:?}"
+        );
+        world.assert_converged(&[]).await;
+        assert_one_entry_each(&world);
+
+        let store = world.store().await;
+        let learned = store
+            .target_lookups()
+            .await
+            .unwrap()
+            .remove(TARGET)
+            .unwrap();
+        store.close().await;
+        assert_eq!(
+            (learned.case_exact, learned.source.as_str()),
+            (case_exact, source),
+            "{what}"
+        );
+        assert_eq!(learned.attribute, "userName");
+        if case_sensitive && !no_discovery {
+            let (code, text, stderr) = run_cli(&world, &["status"]);
+            assert_eq!(code, 0, "{stderr}");
+            assert!(
+                text.contains("user lookup: auto: lists the users (userName compares case-sensitively in its filters: the target's /Schemas says so"),
+                "{text}"
+            );
+        }
+    }
+}

@@ -296,6 +296,9 @@ pub fn status(global: &Global) -> Result<(), CliError> {
             _ => "not pushed yet".to_string(),
         };
         let _ = writeln!(s, "{name}: {health}");
+        if t["connected"].as_bool() == Some(true) {
+            let _ = writeln!(s, "  user lookup: {}", lookup_text(&t["lookup"]));
+        }
         for g in t["groups"].as_array().into_iter().flatten() {
             let _ = writeln!(
                 s,
@@ -376,6 +379,54 @@ pub fn status(global: &Global) -> Result<(), CliError> {
     print(&s)
 }
 
+/// How the target's users are looked up: the configured mode, and with `auto` what was
+/// learned about its filters and hence whether its users are listed or filtered.
+fn lookup_value(
+    target: &crate::config::TargetConfig,
+    learned: Option<&crate::store::TargetLookup>,
+) -> serde_json::Value {
+    use crate::config::UserLookup;
+    let attribute = &target.user_match.scim_attribute;
+    let (mode, by) = match target.user_match.lookup {
+        UserLookup::Auto => ("auto", None),
+        UserLookup::Filter => ("filter", Some("filter")),
+        UserLookup::List => ("list", Some("list")),
+    };
+    let learned = learned.filter(|l| &l.attribute == attribute && mode == "auto");
+    let by = by.or_else(|| learned.map(|l| if l.case_exact { "list" } else { "filter" }));
+    serde_json::json!({
+        "mode": mode,
+        "attribute": attribute,
+        "by": by,
+        "case_exact": learned.map(|l| l.case_exact),
+        "source": learned.map(|l| l.source.clone()),
+        "checked_at": learned.map(|l| l.checked_at.clone()),
+    })
+}
+
+/// `lookup` of `status` in words.
+fn lookup_text(l: &serde_json::Value) -> String {
+    let attribute = l["attribute"].as_str().unwrap_or("");
+    match (l["mode"].as_str(), l["case_exact"].as_bool()) {
+        (Some("auto"), Some(exact)) => {
+            let source = match l["source"].as_str() {
+                Some("schemas") => "the target's /Schemas says so",
+                _ => "found by probing",
+            };
+            format!(
+                "auto: {} ({attribute} compares case-{}sensitively in its filters: {source}, {})",
+                if exact { "lists the users" } else { "filters" },
+                if exact { "" } else { "in" },
+                l["checked_at"].as_str().unwrap_or("")
+            )
+        }
+        (Some("auto"), None) => format!(
+            "auto: not learned yet (how filters compare {attribute} is learned at the first lookup)"
+        ),
+        (mode, _) => format!("{} by {attribute} (configured)", mode.unwrap_or("")),
+    }
+}
+
 /// Per pushed group of `target`: the joins and leaves the store holds that the target has
 /// not confirmed (workers without an account there, `unprovisioned` by group, are listed
 /// apart), from the sets.
@@ -441,6 +492,7 @@ async fn status_value(
     let failures = store.outbox(Some("failed"), 50).await?;
     let holds = store.push_holds(None).await?;
     let unprovisioned = store.unprovisioned().await?;
+    let lookups = store.target_lookups().await?;
     let mut out = serde_json::Map::new();
     for (name, target) in &config.targets {
         let members = store.target_member_counts(name).await?;
@@ -474,6 +526,7 @@ async fn status_value(
                 "holds": holds.iter().filter(|h| &h.target == name && (h.status == "held" || h.status == "approved")).collect::<Vec<_>>(),
                 "unprovisioned": by_group,
                 "unsent": unsent,
+                "lookup": lookup_value(target, lookups.get(name)),
             }),
         );
     }

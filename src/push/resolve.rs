@@ -9,7 +9,8 @@ use roaring::RoaringBitmap;
 use super::{Stop, TargetRun};
 use crate::config::UserLookup;
 use crate::scim::wire::user_values;
-use crate::store::CachedUser;
+use crate::scim::ScimError;
+use crate::store::{CachedUser, TargetLookup};
 
 /// Each worker's user id, and every user id when the users were listed whole.
 type Found = (HashMap<String, Option<String>>, Option<HashSet<String>>);
@@ -78,7 +79,11 @@ impl TargetRun<'_> {
             return Ok(users);
         }
         let pairs: Vec<(&str, &str)> = todo.iter().map(|(_, k, v)| (*k, *v)).collect();
-        let (found, all) = self.look_up(&pairs).await.map_err(Stop::Target)?;
+        // A reconcile lists the users whatever the filters do.
+        let exact = self.config.user_match.lookup == UserLookup::Auto
+            && !self.options.reconcile
+            && self.filters_case_exact().await?;
+        let (found, all) = self.look_up(&pairs, exact).await.map_err(Stop::Target)?;
         users.all = all;
         let mut save = Vec::with_capacity(todo.len());
         for (id, key, value) in todo {
@@ -118,22 +123,91 @@ impl TargetRun<'_> {
         age >= 0 && (age as u64) < ttl
     }
 
-    async fn look_up(&self, todo: &[(&str, &str)]) -> Result<Found, crate::scim::ScimError> {
+    /// Whether the target's filters compare the match attribute case-sensitively, for
+    /// `lookup: auto`: what was learned before while it is fresh (`user_cache_seconds`), else
+    /// learned now and stored. A target that cannot tell (no user to probe with) is taken
+    /// to be case-sensitive, which only costs listing its users.
+    async fn filters_case_exact(&self) -> Result<bool, Stop> {
+        let attribute = &self.config.user_match.scim_attribute;
+        let known = self.store.target_lookups().await?.remove(self.name);
+        if let Some(known) = known.filter(|k| &k.attribute == attribute) {
+            let age = chrono::DateTime::parse_from_rfc3339(&known.checked_at)
+                .map(|t| (self.now_time - t.with_timezone(&chrono::Utc)).num_seconds());
+            if age.is_ok_and(|age| age >= 0 && (age as u64) < self.config.user_cache_seconds) {
+                return Ok(known.case_exact);
+            }
+        }
+        let Some((case_exact, source)) = self.learn_case().await.map_err(Stop::Target)? else {
+            return Ok(true);
+        };
+        tracing::info!(
+            target_name = self.name,
+            attribute = attribute.as_str(),
+            case_exact,
+            source,
+            "learned how the target's filters compare the match attribute"
+        );
+        if !self.options.dry_run {
+            let lookup = TargetLookup {
+                target: self.name.to_string(),
+                attribute: attribute.clone(),
+                case_exact,
+                source: source.to_string(),
+                checked_at: self.now.clone(),
+            };
+            self.store.set_target_lookup(&lookup).await?;
+        }
+        Ok(case_exact)
+    }
+
+    /// How the target compares the match attribute: its /Schemas' `caseExact`, else one
+    /// probe (a user's value in another case, looked up with a filter); `None` when the
+    /// target describes nothing and has no value to probe with.
+    async fn learn_case(&self) -> Result<Option<(bool, &'static str)>, ScimError> {
+        let attribute = &self.config.user_match.scim_attribute;
+        if let Some(schema) = self.client.user_schema().await? {
+            if let Some(exact) = case_exact_in(&schema, attribute) {
+                return Ok(Some((exact, "schemas")));
+            }
+        }
+        let page = self.client.list_users(1, self.config.page_size).await?;
+        for user in &page.resources {
+            let Some(id) = user.get("id").and_then(|v| v.as_str()) else {
+                continue;
+            };
+            for value in user_values(user, attribute) {
+                let other = swap_case(value);
+                if other == value {
+                    continue;
+                }
+                let found = self.client.find_users(attribute, &other).await?;
+                let exact = !found
+                    .iter()
+                    .any(|u| u.get("id").and_then(|v| v.as_str()) == Some(id));
+                return Ok(Some((exact, "probe")));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn look_up(&self, todo: &[(&str, &str)], exact: bool) -> Result<Found, ScimError> {
         let attribute = &self.config.user_match.scim_attribute;
         let page_size = self.config.page_size;
+        // Filters that compare case-sensitively would miss a user whose value differs from
+        // the worker's in case only: such a target's users are listed and matched here.
+        let always_list = self.config.user_match.lookup == UserLookup::List || exact;
         let list = match self.config.user_match.lookup {
             UserLookup::Filter => false,
             UserLookup::List => true,
-            UserLookup::Auto => todo.len() >= FILTER_ALWAYS_BELOW || self.options.reconcile,
+            UserLookup::Auto => {
+                exact || todo.len() >= FILTER_ALWAYS_BELOW || self.options.reconcile
+            }
         };
         if list {
             let first = self.client.list_users(1, page_size).await?;
             let pages = first.total_results.div_ceil(page_size.max(1)) as usize;
             // Listing costs `pages` requests (one made); filters cost one per worker.
-            if self.config.user_match.lookup == UserLookup::List
-                || pages <= todo.len()
-                || self.options.reconcile
-            {
+            if always_list || pages <= todo.len() || self.options.reconcile {
                 let mut index: HashMap<String, Vec<String>> = HashMap::new();
                 // Whether a page brought any user not seen before: a target that serves the
                 // same page again and again is read no further.
@@ -220,7 +294,7 @@ impl TargetRun<'_> {
                 })
                 .filter_map(|u| u.get("id").and_then(|v| v.as_str()).map(str::to_string))
                 .collect();
-            Ok::<_, crate::scim::ScimError>((key.to_string(), unique(self.name, key, Some(&ids))))
+            Ok::<_, ScimError>((key.to_string(), unique(self.name, key, Some(&ids))))
         }))
         .buffer_unordered(self.config.concurrency);
         let results: Vec<_> = lookups.collect().await;
@@ -242,5 +316,80 @@ fn unique(target: &str, key: &str, ids: Option<&[String]>) -> Option<String> {
             None
         }
         _ => None,
+    }
+}
+
+/// The `caseExact` a User schema gives the attribute at `path` (`userName`, `emails.value`;
+/// a complex attribute's `value` when no sub-attribute is named); `None` when it says
+/// nothing.
+fn case_exact_in(schema: &serde_json::Value, path: &str) -> Option<bool> {
+    let named = |attrs: &serde_json::Value, name: &str| {
+        attrs
+            .as_array()?
+            .iter()
+            .find(|a| {
+                a["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .cloned()
+    };
+    let (head, sub) = match path.split_once('.') {
+        Some((head, sub)) => (head, Some(sub)),
+        None => (path, None),
+    };
+    let attr = named(&schema["attributes"], head)?;
+    let attr = match (sub, attr["subAttributes"].is_array()) {
+        (Some(sub), _) => named(&attr["subAttributes"], sub)?,
+        (None, true) => named(&attr["subAttributes"], "value")?,
+        (None, false) => attr,
+    };
+    attr["caseExact"].as_bool()
+}
+
+/// `Ada@Example.com` → `aDA@eXAMPLE.COM`.
+fn swap_case(value: &str) -> String {
+    value
+        .chars()
+        .flat_map(|c| {
+            let swapped: Vec<char> = if c.is_lowercase() {
+                c.to_uppercase().collect()
+            } else {
+                c.to_lowercase().collect()
+            };
+            swapped
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn case_exact_is_read_for_simple_and_sub_attributes() {
+        let schema = json!({"attributes": [
+            {"name": "userName", "type": "string", "caseExact": true},
+            {"name": "emails", "type": "complex", "subAttributes": [
+                {"name": "value", "caseExact": false}, {"name": "type"}
+            ]},
+            {"name": "externalId"}
+        ]});
+        assert_eq!(case_exact_in(&schema, "USERNAME"), Some(true));
+        assert_eq!(case_exact_in(&schema, "emails.value"), Some(false));
+        assert_eq!(case_exact_in(&schema, "emails"), Some(false));
+        assert_eq!(case_exact_in(&schema, "emails.type"), None, "not said");
+        assert_eq!(case_exact_in(&schema, "externalId"), None);
+        assert_eq!(case_exact_in(&schema, "nickName"), None);
+    }
+
+    #[test]
+    fn swapping_case_changes_every_letter() {
+        assert_eq!(
+            swap_case("Ada.Lovelace@Example.com"),
+            "aDA.lOVELACE@eXAMPLE.COM"
+        );
+        assert_eq!(swap_case("1234"), "1234");
     }
 }

@@ -323,6 +323,43 @@ impl Client {
         Ok(list.resources)
     }
 
+    /// The target's description of its User resource (RFC 7643 section 7): from
+    /// `/Schemas/{urn}`, else from the `/Schemas` list; `None` when it publishes none.
+    pub async fn user_schema(&self) -> Result<Option<Value>, ScimError> {
+        // A refusal other than of our credentials, or an answer that is no schema, means
+        // only that the target does not describe itself.
+        let described = |answer: Result<Option<Value>, ScimError>| match answer {
+            Ok(body) => Ok(body),
+            Err(e @ ScimError::Status { .. }) if !e.is_auth() => Ok(None),
+            Err(ScimError::Decode { .. }) => Ok(None),
+            Err(e) => Err(e),
+        };
+        let one = Request {
+            method: Method::GET,
+            // The URN's colons are allowed in a path segment (RFC 3986 pchar).
+            path: format!("/Schemas/{}", wire::USER_SCHEMA),
+            body: None,
+        };
+        if let Some(schema) = described(self.send(&one).await)? {
+            if schema["id"] == wire::USER_SCHEMA && schema["attributes"].is_array() {
+                return Ok(Some(schema));
+            }
+        }
+        let all = Request {
+            method: Method::GET,
+            path: "/Schemas".into(),
+            body: None,
+        };
+        let list = described(self.send(&all).await)?;
+        Ok(list.and_then(|list| {
+            list["Resources"]
+                .as_array()?
+                .iter()
+                .find(|s| s["id"] == wire::USER_SCHEMA)
+                .cloned()
+        }))
+    }
+
     /// One page of users; `start` counts from 1 (RFC 7644 section 3.4.2.4).
     pub async fn list_users(
         &self,

@@ -29,7 +29,7 @@ mod snapshots;
 pub use confirmed::{Confirmed, EncodedSet};
 pub use push::{
     CachedUser, Confirmation, Drift, OutboxAction, OutboxEntry, OutboxPayload, PushHold,
-    TargetGroup, TargetHealth, TargetMember, Unprovisioned,
+    TargetGroup, TargetHealth, TargetLookup, TargetMember, Unprovisioned,
 };
 
 pub use members::{GroupDelta, GroupState, MemberState, WorkerIds, CHECKPOINT_EVERY, RULE};

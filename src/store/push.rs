@@ -199,6 +199,19 @@ pub struct TargetHealth {
     pub since: String,
 }
 
+/// How a target's filters compare the attribute workers are matched by (`lookup: auto`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetLookup {
+    pub target: String,
+    /// The SCIM attribute this was learned for (`userName`, `emails.value`).
+    pub attribute: String,
+    pub case_exact: bool,
+    /// `schemas` (the target's /Schemas said so) or `probe` (a known value in another case
+    /// found its user, or did not).
+    pub source: String,
+    pub checked_at: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Drift {
     pub kind: String,
@@ -851,6 +864,49 @@ impl Store {
                     reason: r.try_get(2)?,
                     since: r.try_get(3)?,
                 })
+            })
+            .collect()
+    }
+}
+
+impl Store {
+    // --- Lookup ------------------------------------------------------------------------------
+
+    pub async fn set_target_lookup(&self, lookup: &TargetLookup) -> Result<(), StoreError> {
+        let _writing = self.writing().await;
+        sqlx::query(
+            "INSERT INTO target_lookup (target, attribute, case_exact, source, checked_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (target) DO UPDATE SET attribute = excluded.attribute, \
+             case_exact = excluded.case_exact, source = excluded.source, checked_at = excluded.checked_at",
+        )
+        .bind(&lookup.target)
+        .bind(&lookup.attribute)
+        .bind(i64::from(lookup.case_exact))
+        .bind(&lookup.source)
+        .bind(&lookup.checked_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// What was learned about each target's filters, by target.
+    pub async fn target_lookups(&self) -> Result<BTreeMap<String, TargetLookup>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT target, attribute, case_exact, source, checked_at FROM target_lookup",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let lookup = TargetLookup {
+                    target: r.try_get(0)?,
+                    attribute: r.try_get(1)?,
+                    case_exact: r.try_get::<i64, _>(2)? != 0,
+                    source: r.try_get(3)?,
+                    checked_at: r.try_get(4)?,
+                };
+                Ok((lookup.target.clone(), lookup))
             })
             .collect()
     }

@@ -82,6 +82,8 @@ pub struct Quirks {
     pub slow_answer_ms: u64,
     /// Pages of `GET /Users` and `GET /Groups` are answered after this many milliseconds.
     pub slow_pages_ms: u64,
+    /// Serve no `/Schemas` and `/ResourceTypes` (404), as some targets do.
+    pub no_discovery: bool,
 }
 
 impl Default for Quirks {
@@ -99,6 +101,7 @@ impl Default for Quirks {
             slow_patch_every: 0,
             slow_answer_ms: 0,
             slow_pages_ms: 0,
+            no_discovery: false,
         }
     }
 }
@@ -878,6 +881,9 @@ fn serve(
         )
     };
     let ok = |v: Value| Ok((StatusCode::OK, Some(v)));
+    if t.quirks.no_discovery && matches!(rest.first(), Some(&("Schemas" | "ResourceTypes"))) {
+        return Err(error(StatusCode::NOT_FOUND, None, "no such endpoint"));
+    }
     match (method.as_str(), rest) {
         ("GET", ["ServiceProviderConfig"]) => {
             ok(schema::service_provider_config(&t.base, &t.quirks))
