@@ -641,36 +641,6 @@ async fn a_link_takes_over_an_existing_group_and_is_never_deleted() {
         .contains_key("Sales Team (HR)"));
 }
 
-#[tokio::test]
-async fn an_account_made_again_is_looked_up_again_after_the_target_refuses_its_old_id() {
-    let mut world = World::with_emulator(common::sqlite_db(), 100, &[]).await;
-    world.sync(opts()).await;
-    // A salesperson's account is deleted and made again: the cached user id is stale.
-    let (index, email) = world
-        .workers
-        .iter()
-        .enumerate()
-        .find(|(_, w)| w.division == "Sales" && w.status == "Active")
-        .map(|(i, w)| (i, w.email.clone()))
-        .unwrap();
-    world.emulator().recreate_user(TARGET, &email);
-    // They move to Engineering: adding the old id fails once, then the new id is found.
-    world.edit_workers(|workers| workers[index].division = "Engineering".into());
-    let first = world.sync(opts()).await;
-    let engineering = first.targets[0]
-        .groups
-        .iter()
-        .find(|g| g.group == "engineering")
-        .unwrap();
-    assert!(
-        engineering.error.as_deref().unwrap().contains("HTTP 400"),
-        "{engineering:?}"
-    );
-    let second = world.sync(opts()).await;
-    assert_eq!(second.failed(), 0, "{second:?}");
-    world.assert_converged(&[]).await;
-}
-
 /// The emulator applies a PATCH whole or not at all (RFC 7644 section 3.5.2), and counts only
 /// the net change: the push tests' request counts rely on both.
 #[tokio::test]
@@ -1074,4 +1044,58 @@ async fn case_variant_user_names_are_found_with_the_default_lookup() {
             );
         }
     }
+}
+
+/// A target that deleted two users and created them again under new ids, and refuses the
+/// old ids (as the emulator does by default): the sync that moves them into another group
+/// has its PATCH refused, looks the two up again, and adds them by their new ids in the same
+/// run, with nothing recorded as failed. Their old ids leave the other groups' confirmed
+/// sets, so the next sync puts them back where the target dropped them.
+#[tokio::test]
+async fn a_refused_user_id_is_looked_up_again_in_the_same_run() {
+    let mut world = World::with_emulator(common::sqlite_db(), 120, &[]).await;
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    let movers: Vec<(String, String)> = world
+        .workers
+        .iter()
+        .filter(|w| w.division == "Engineering" && w.status == "Active")
+        .take(2)
+        .map(|w| (w.id.clone(), w.email.clone()))
+        .collect();
+    for (_, email) in &movers {
+        world.emulator().recreate_user(TARGET, email);
+    }
+    world.edit_workers(|workers| {
+        for w in workers
+            .iter_mut()
+            .filter(|w| movers.iter().any(|(id, _)| id == &w.id))
+        {
+            w.division = "Sales".into();
+        }
+    });
+    world.emulator().reset_counters(TARGET);
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    let counters = world.emulator().counters(TARGET);
+    assert_eq!(
+        counters.by_status.get(&400),
+        Some(&1),
+        "one refusal, then the new ids: {counters:?}"
+    );
+    let expected = world.expected(&[]).await;
+    let actual = world.actual().await;
+    assert_eq!(
+        actual["sales"], expected["sales"],
+        "sales is right in the same run"
+    );
+    let store = world.store().await;
+    assert!(store.outbox(Some("failed"), 10).await.unwrap().is_empty());
+    assert!(store.outbox(Some("pending"), 10).await.unwrap().is_empty());
+    store.close().await;
+
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    assert_one_entry_each(&world);
 }

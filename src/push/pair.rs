@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use roaring::RoaringBitmap;
 
 use super::resolve::Users;
-use super::send::{Created, Exec};
+use super::send::{Created, Exec, Refusal};
 use super::{Held, PairReport, Stop, TargetRun};
 use crate::config::{OnUnpush, PushFailsafe};
 use crate::rules::{Failsafe, Group, Push};
@@ -89,6 +89,9 @@ pub(super) enum PairStop {
     Unknown,
     /// So read the group back, with what was known before that request.
     Reread(TargetGroup, Confirmed),
+    /// The target refused a request that added members; with the group and what it held
+    /// when the refusal came after the group was known.
+    Refused(Box<Refusal>, Option<(TargetGroup, Confirmed)>),
     Stop(Stop),
 }
 
@@ -110,6 +113,7 @@ impl From<Exec> for PairStop {
             Exec::GroupMissing => PairStop::GroupMissing,
             Exec::Unknown => PairStop::Unknown,
             Exec::Failed(message) | Exec::Pending(message) => PairStop::Failed(message),
+            Exec::Refused(refusal) => PairStop::Refused(refusal, None),
             Exec::Stop(s) => PairStop::Stop(s),
         }
     }
@@ -247,29 +251,12 @@ impl TargetRun<'_> {
             display_name: push.display_name.clone(),
             ..PairReport::default()
         };
-        let none = RoaringBitmap::new();
-        let desired = self.desired.members.get(&group.name).unwrap_or(&none);
-        let want = desired & &users.accounts;
-        report.members = want.len() as usize;
-        let unprovisioned: BTreeMap<String, Option<String>> = (desired - &users.accounts)
-            .iter()
-            .filter_map(|id| {
-                let key = self.desired.workers.key(id)?;
-                Some((key.to_string(), self.match_value(id).map(str::to_string)))
-            })
-            .collect();
-        report.unprovisioned = unprovisioned.len();
-        if !self.options.dry_run {
-            self.store
-                .set_unprovisioned(
-                    self.name,
-                    &group.name,
-                    &unprovisioned,
-                    stored.unprovisioned.unwrap_or(&BTreeSet::new()),
-                    &self.now,
-                )
-                .await?;
-        }
+        let before = stored.unprovisioned.cloned().unwrap_or_default();
+        let (mut want, mut unprovisioned) = self
+            .wanted(&group.name, users, &before, &mut report)
+            .await?;
+        // Workers looked up again after the target refused their ids: this pair's own view.
+        let mut rechecked: Option<Users> = None;
         let mut start = match stored.group {
             None => Start::Unknown,
             Some(state) => {
@@ -285,11 +272,43 @@ impl TargetRun<'_> {
         // lost (read back and go on; `retries` times in a row without progress at most).
         let (mut lost, mut stalls) = (0, 0);
         loop {
+            let users_now = rechecked.as_ref().unwrap_or(users);
             match self
-                .sync_pair(group, push, &want, users, start, &mut stalls, &mut report)
+                .sync_pair(
+                    group,
+                    push,
+                    &want,
+                    users_now,
+                    start,
+                    &mut stalls,
+                    &mut report,
+                )
                 .await
             {
                 Ok(()) => return Ok(report),
+                // Perhaps for user ids the target no longer knows: look those workers up
+                // again (once) and, when their ids changed, plan again in this run.
+                Err(PairStop::Refused(refusal, at)) if rechecked.is_none() => {
+                    let Some(fresh) = self.recheck(users, &refusal.workers).await? else {
+                        report.error = Some(self.refusal_stands(&group.name, &refusal).await?);
+                        break;
+                    };
+                    self.store
+                        .outbox_superseded(&[refusal.entry], &self.now)
+                        .await?;
+                    (want, unprovisioned) = self
+                        .wanted(&group.name, &fresh, &unprovisioned, &mut report)
+                        .await?;
+                    rechecked = Some(fresh);
+                    start = match at {
+                        Some((state, set)) => Start::ReadBack(state, set),
+                        None => Start::Unknown,
+                    };
+                }
+                Err(PairStop::Refused(refusal, _)) => {
+                    report.error = Some(self.refusal_stands(&group.name, &refusal).await?);
+                    break;
+                }
                 Err(PairStop::GroupMissing) if lost < 3 => {
                     lost += 1;
                     tracing::warn!(target_name = self.name, group = %group.name, "the target lost the group; finding or creating it again");
@@ -321,6 +340,36 @@ impl TargetRun<'_> {
             }
         }
         Ok(report)
+    }
+
+    /// The group's wanted members who have an account in the target; those without one are
+    /// stored as unprovisioned (replacing `before`) and counted in the report. Also the keys
+    /// of those without one.
+    async fn wanted(
+        &self,
+        group: &str,
+        users: &Users,
+        before: &BTreeSet<String>,
+        report: &mut PairReport,
+    ) -> Result<(RoaringBitmap, BTreeSet<String>), Stop> {
+        let none = RoaringBitmap::new();
+        let desired = self.desired.members.get(group).unwrap_or(&none);
+        let want = desired & &users.accounts;
+        report.members = want.len() as usize;
+        let unprovisioned: BTreeMap<String, Option<String>> = (desired - &users.accounts)
+            .iter()
+            .filter_map(|id| {
+                let key = self.desired.workers.key(id)?;
+                Some((key.to_string(), self.match_value(id).map(str::to_string)))
+            })
+            .collect();
+        report.unprovisioned = unprovisioned.len();
+        if !self.options.dry_run {
+            self.store
+                .set_unprovisioned(self.name, group, &unprovisioned, before, &self.now)
+                .await?;
+        }
+        Ok((want, unprovisioned.into_keys().collect()))
     }
 
     #[allow(
@@ -441,6 +490,9 @@ impl TargetRun<'_> {
         {
             Ok(_) => Ok(()),
             Err(PairStop::Unknown) => Err(PairStop::Reread(state, current)),
+            Err(PairStop::Refused(refusal, None)) => {
+                Err(PairStop::Refused(refusal, Some((state, current))))
+            }
             Err(e) => Err(e),
         }
     }
@@ -836,6 +888,11 @@ impl TargetRun<'_> {
             Err(PairStop::Unknown | PairStop::Reread(..)) => {
                 report.error =
                     Some("the answer to the delete was lost; the next push sends it again".into());
+                Ok(report)
+            }
+            // A delete adds no one; a refusal of it is recorded as any other.
+            Err(PairStop::Refused(refusal, _)) => {
+                report.error = Some(self.refusal_stands(&state.group, &refusal).await?);
                 Ok(report)
             }
             Err(PairStop::Stop(stop)) => Err(stop),

@@ -19,7 +19,7 @@ type Found = (HashMap<String, Option<String>>, Option<HashSet<String>>);
 const FILTER_ALWAYS_BELOW: usize = 10;
 
 /// A target's users as this push knows them.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Users {
     /// Worker id → the user id the cache holds (for every cached worker: a worker who left
     /// is removed by it).
@@ -105,6 +105,64 @@ impl TargetRun<'_> {
                 .await?;
         }
         Ok(users)
+    }
+
+    /// Looks `workers` up again, whatever the cache says, after the target refused a request
+    /// that added them: the users as they are now when any of their ids changed (or is
+    /// gone), stored with the old ids moved out of the sets; `None` when none did, and the
+    /// refusal was about something else.
+    pub(super) async fn recheck(
+        &self,
+        users: &Users,
+        workers: &[u32],
+    ) -> Result<Option<Users>, Stop> {
+        let numbering = &self.desired.workers;
+        let todo: Vec<(u32, &str, &str)> = workers
+            .iter()
+            .filter_map(|&id| Some((id, numbering.key(id)?, self.match_value(id)?)))
+            .collect();
+        if todo.is_empty() {
+            return Ok(None);
+        }
+        let pairs: Vec<(&str, &str)> = todo.iter().map(|(_, k, v)| (*k, *v)).collect();
+        let exact =
+            self.config.user_match.lookup == UserLookup::Auto && self.filters_case_exact().await?;
+        let (found, _) = self.look_up(&pairs, exact).await.map_err(Stop::Target)?;
+        let mut fresh: Option<Users> = None;
+        let mut save = Vec::new();
+        for (id, key, value) in todo {
+            let user = found.get(key).cloned().flatten();
+            if user.as_ref() == users.ids.get(&id) {
+                continue;
+            }
+            let fresh = fresh.get_or_insert_with(|| Users {
+                moved: Vec::new(),
+                ..users.clone()
+            });
+            if let Some(old) = fresh.ids.get(&id) {
+                fresh.moved.push((id, key.to_string(), old.clone()));
+            }
+            if user.is_some() {
+                fresh.accounts.insert(id);
+            } else {
+                fresh.accounts.remove(id);
+            }
+            save.push((key.to_string(), value.to_string(), user.clone()));
+            fresh.set(id, user);
+        }
+        if let Some(fresh) = &fresh {
+            tracing::info!(
+                target_name = self.name,
+                workers = save.len(),
+                "the target refused user ids it no longer knows; looked the workers up again"
+            );
+            if !self.options.dry_run {
+                self.store
+                    .save_target_users(self.name, &save, &fresh.moved, &self.now)
+                    .await?;
+            }
+        }
+        Ok(fresh)
     }
 
     fn fresh(&self, cached: &CachedUser, value: &str) -> bool {

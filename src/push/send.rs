@@ -33,7 +33,19 @@ pub(super) enum Exec {
     Failed(String),
     /// Retries ran out; the entry stays pending for the next push.
     Pending(String),
+    /// The target refused a request that added members, perhaps for a user id it no longer
+    /// knows: not recorded yet, the pair looks those workers up again first.
+    Refused(Box<Refusal>),
     Stop(Stop),
+}
+
+/// A refused request that added members: the entry, its attempts, the answer, and the
+/// workers it added.
+pub(super) struct Refusal {
+    pub entry: i64,
+    pub sent: i64,
+    pub error: ScimError,
+    pub workers: Vec<u32>,
 }
 
 impl From<StoreError> for Exec {
@@ -48,6 +60,7 @@ impl From<PairStop> for Exec {
             PairStop::GroupMissing => Exec::GroupMissing,
             PairStop::Unknown | PairStop::Reread(..) => Exec::Unknown,
             PairStop::Failed(message) => Exec::Failed(message),
+            PairStop::Refused(refusal, _) => Exec::Refused(refusal),
             PairStop::Stop(stop) => Exec::Stop(stop),
         }
     }
@@ -149,7 +162,10 @@ impl TargetRun<'_> {
                     .execute(entry, &mut Confirmed::default(), 0, &mut report)
                     .await
                 {
-                    Ok(_) | Err(Exec::GroupMissing | Exec::Failed(_) | Exec::Unknown) => {}
+                    Ok(_)
+                    | Err(
+                        Exec::GroupMissing | Exec::Failed(_) | Exec::Unknown | Exec::Refused(_),
+                    ) => {}
                     Err(Exec::Pending(message)) => {
                         return Err(Stop::Target(ScimError::Setup {
                             target: self.name.to_string(),
@@ -266,7 +282,7 @@ impl TargetRun<'_> {
                 self.store.outbox_superseded(&[entry.id], &self.now).await?;
                 return Err(Exec::Unknown);
             }
-            Err(e) => return Err(self.refused(entry, sent, e).await?),
+            Err(e) => return Err(self.refused(entry, sent, e, true).await?),
         }
         if entry.action == OutboxAction::Delete {
             self.store
@@ -335,7 +351,7 @@ impl TargetRun<'_> {
         for attempt in 0..=self.config.retries {
             let found = match self.client.find_groups(&name).await {
                 Ok(found) => found,
-                Err(e) => return Err(self.refused(entry, sent, e).await?),
+                Err(e) => return Err(self.refused(entry, sent, e, false).await?),
             };
             let (id, members, made) = if let Some(g) = found.first() {
                 let id = g.id.clone().unwrap_or_default();
@@ -380,7 +396,7 @@ impl TargetRun<'_> {
                         tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
                         continue;
                     }
-                    Err(e) => return Err(self.refused(entry, sent, e).await?),
+                    Err(e) => return Err(self.refused(entry, sent, e, true).await?),
                 }
             };
             let state = TargetGroup {
@@ -429,34 +445,71 @@ impl TargetRun<'_> {
     }
 
     /// Sorts a failed request: credentials refused stop the target; retries exhausted leave
-    /// the entry pending; any other refusal is recorded on the entry for good.
+    /// the entry pending; a refusal of a request that added members (`carried_members`)
+    /// goes back to the pair, which looks those workers up again; any other refusal is
+    /// recorded on the entry for good.
     async fn refused(
         &self,
         entry: &OutboxEntry,
         sent: i64,
         e: ScimError,
+        carried_members: bool,
     ) -> Result<Exec, crate::store::StoreError> {
         if e.is_auth() {
             return Ok(Exec::Stop(Stop::Target(e)));
         }
         match e.status() {
             Some(status) if status != 429 && status < 500 => {
-                self.fail(entry, sent, &e).await?;
                 let (added, _) = entry.payload.member_changes(entry.action);
-                if entry.action != OutboxAction::Create && !added.is_empty() {
-                    // A user id the target no longer knows is the likely cause: look the
-                    // workers up again at the next push instead of trusting the cache.
-                    let keys: Vec<&str> = added
-                        .iter()
-                        .filter_map(|m| m.worker_key.as_deref())
-                        .collect();
-                    self.store.forget_target_users(self.name, &keys).await?;
+                let workers: Vec<u32> = added.iter().filter_map(|m| m.worker).collect();
+                if carried_members && !workers.is_empty() {
+                    return Ok(Exec::Refused(Box::new(Refusal {
+                        entry: entry.id,
+                        sent,
+                        error: e,
+                        workers,
+                    })));
                 }
+                self.fail(entry, sent, &e).await?;
                 tracing::warn!(target_name = self.name, group = %entry.group, entry = entry.id, "the target refused a change: {e}");
                 Ok(Exec::Failed(e.to_string()))
             }
             _ => Ok(Exec::Pending(e.to_string())),
         }
+    }
+
+    /// A refusal that looking the workers up again did not explain: recorded on the entry
+    /// for good, and the workers' cached ids are looked up again at the next push. Its
+    /// message.
+    pub(super) async fn refusal_stands(
+        &self,
+        group: &str,
+        refusal: &Refusal,
+    ) -> Result<String, crate::store::StoreError> {
+        let e = &refusal.error;
+        self.store
+            .outbox_failed(
+                refusal.entry,
+                refusal.sent,
+                e.status(),
+                e.scim_type(),
+                e.detail().unwrap_or(&e.to_string()),
+                &self.now,
+            )
+            .await?;
+        let keys: Vec<&str> = refusal
+            .workers
+            .iter()
+            .filter_map(|&id| self.desired.workers.key(id))
+            .collect();
+        self.store.forget_target_users(self.name, &keys).await?;
+        tracing::warn!(
+            target_name = self.name,
+            group,
+            entry = refusal.entry,
+            "the target refused a change: {e}"
+        );
+        Ok(e.to_string())
     }
 
     async fn fail(
