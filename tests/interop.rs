@@ -43,6 +43,8 @@ on_both_backends!(
     changes_are_pushed_as_deltas,
     a_mass_removal_is_held_until_approved,
     a_reconcile_repairs_drift,
+    one_reconcile_heals_a_target_whose_users_were_all_created_again,
+    a_reconcile_removes_duplicates_and_ids_that_are_no_users,
 );
 
 async fn a_sync_with_nothing_changed_sends_no_write(db: TestDb) {
@@ -66,5 +68,20 @@ async fn a_mass_removal_is_held_until_approved(db: TestDb) {
 async fn a_reconcile_repairs_drift(db: TestDb) {
     if let Some(world) = world(db).await {
         scenarios::a_reconcile_repairs_drift(&world).await;
+    }
+}
+
+/// Scenario 2: scim2-server keeps a deleted user's id in its groups.
+async fn one_reconcile_heals_a_target_whose_users_were_all_created_again(db: TestDb) {
+    if let Some(world) = world(db).await {
+        scenarios::one_reconcile_heals_recreated_users(&world).await;
+    }
+}
+
+/// Scenario 3: scim2-server accepts ids that are no user's, and keeps a member twice when a
+/// member list is replaced with one.
+async fn a_reconcile_removes_duplicates_and_ids_that_are_no_users(db: TestDb) {
+    if let Some(world) = world(db).await {
+        scenarios::a_reconcile_removes_duplicates_and_unknown_ids(&world).await;
     }
 }

@@ -262,8 +262,11 @@ impl TargetRun<'_> {
             Ok(_) => {}
             // Deleting a group that is gone already leaves it as wanted.
             Err(e) if e.status() == Some(404) && entry.action == OutboxAction::Delete => {}
+            // Not a failure: the pair finds or creates the group again and plans afresh, and
+            // the drift record says what happened.
             Err(e) if e.status() == Some(404) => {
-                self.fail(entry, sent, &e).await?;
+                tracing::info!(target_name = self.name, group = %entry.group, entry = entry.id, "the target lost the group: {e}");
+                self.store.outbox_superseded(&[entry.id], &self.now).await?;
                 self.store
                     .record_group_missing(self.name, &entry.group, &self.now)
                     .await?;

@@ -173,3 +173,64 @@ pub async fn a_reconcile_repairs_drift(world: &World) {
     assert_eq!(kinds, ["extra", "missing"]);
     store.close().await;
 }
+
+/// Scenario 2: the target deleted every user and created each again under a new id (a
+/// restore, a re-import), its groups still holding the old ids. One `sync --reconcile`
+/// heals it with no approval needed, says what it found, and leaves nothing to do.
+pub async fn one_reconcile_heals_recreated_users(world: &World) {
+    world.sync(opts()).await;
+    world.assert_converged(&[]).await;
+    world.recreate_all_users().await;
+    let (_, stale) = world.entries().await;
+    assert!(stale > 100, "the groups hold {stale} stale ids");
+    let report = world
+        .sync(Options {
+            reconcile: true,
+            ..opts()
+        })
+        .await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert_eq!(report.held(), 0, "no approval needed: {report:?}");
+    world.assert_converged(&[]).await;
+    world.assert_one_entry_each().await;
+    // It says what it found: the stale ids, as entries that are no user's.
+    let store = world.store().await;
+    let drift = store.drift(TARGET, "everyone").await.unwrap();
+    store.close().await;
+    assert!(drift.iter().any(|d| d.kind == "not_a_user"), "{drift:?}");
+    assert!(report.targets[0]
+        .groups
+        .iter()
+        .all(|g| g.drift > 0 || g.members == 0));
+    // And the next sync has nothing to do.
+    let next = world.sync(opts()).await;
+    assert_eq!(next.targets[0].writes, 0, "{next:?}");
+}
+
+/// Scenario 3: members held twice and ids that are no user's, added by hand. A reconcile
+/// reports each by kind and repairs the group to one entry per rightful member.
+pub async fn a_reconcile_removes_duplicates_and_unknown_ids(world: &World) {
+    world.sync(opts()).await;
+    let (groups, _) = world.entries().await;
+    let held: Vec<String> = groups["everyone"].iter().take(3).cloned().collect();
+    let mut by_hand: Vec<&str> = held.iter().map(String::as_str).collect();
+    by_hand.extend(["no-such-user-1", "no-such-user-2"]);
+    world.add_entries_by_hand("everyone", &by_hand).await;
+    let report = world
+        .sync(Options {
+            reconcile: true,
+            ..opts()
+        })
+        .await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    world.assert_one_entry_each().await;
+    let store = world.store().await;
+    let drift = store.drift(TARGET, "everyone").await.unwrap();
+    store.close().await;
+    let kinds = |kind: &str| drift.iter().filter(|d| d.kind == kind).count();
+    assert_eq!(kinds("duplicate"), 3, "{drift:?}");
+    assert_eq!(kinds("not_a_user"), 2, "{drift:?}");
+    // Each entry is drift of one kind: the ids that are no user's are not also `extra`.
+    assert_eq!(kinds("extra"), 0, "{drift:?}");
+}

@@ -278,11 +278,12 @@ impl World {
                     .await
                     .iter()
                     .map(|g| {
+                        // Entries that are no user's are not members; `entries` counts them.
                         let members = g["members"]
                             .as_array()
                             .into_iter()
                             .flatten()
-                            .map(|m| users[m["value"].as_str().unwrap()].clone())
+                            .filter_map(|m| users.get(m["value"].as_str().unwrap()).cloned())
                             .collect();
                         (g["displayName"].as_str().unwrap().to_string(), members)
                     })
@@ -322,6 +323,93 @@ impl World {
                     1,
                     "duplicates of `{name}`"
                 );
+            }
+        }
+    }
+
+    /// Every group's entries by member id (a member held twice listed twice), and how many
+    /// entries are no user's, as the peer holds them.
+    pub async fn entries(&self) -> (BTreeMap<String, Vec<String>>, usize) {
+        match &self.peer {
+            Peer::Emulator(e) => e.entries(&self.tenant),
+            Peer::Scim2 { .. } => {
+                let users: BTreeSet<String> = self
+                    .accounts()
+                    .await
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect();
+                let mut unknown = 0;
+                let groups = self
+                    .list("Groups")
+                    .await
+                    .iter()
+                    .map(|g| {
+                        let ids: Vec<String> = g["members"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|m| m["value"].as_str().unwrap().to_string())
+                            .collect();
+                        unknown += ids.iter().filter(|id| !users.contains(*id)).count();
+                        (g["displayName"].as_str().unwrap().to_string(), ids)
+                    })
+                    .collect();
+                (groups, unknown)
+            }
+        }
+    }
+
+    /// Asserts that every group holds each member once, and no entry that is no user's.
+    pub async fn assert_one_entry_each(&self) {
+        let (groups, unknown) = self.entries().await;
+        for (name, ids) in &groups {
+            let unique: BTreeSet<&String> = ids.iter().collect();
+            assert_eq!(
+                unique.len(),
+                ids.len(),
+                "group `{name}` holds a member twice"
+            );
+        }
+        assert_eq!(unknown, 0, "entries that are no user's are left");
+    }
+
+    /// Deletes every user and creates each again under a new id, as a restore or a
+    /// re-import does. The emulator keeps the old ids in its groups only with
+    /// `accept_unknown_members`; scim2-server keeps them.
+    pub async fn recreate_all_users(&self) {
+        match &self.peer {
+            Peer::Emulator(e) => e.recreate_all_users(&self.tenant),
+            Peer::Scim2 { .. } => {
+                for u in self.list("Users").await {
+                    let url = format!("{}/Users/{}", self.url(), u["id"].as_str().unwrap());
+                    self.scim2_request(reqwest::Method::DELETE, &url, None)
+                        .await;
+                    self.add_account(u["userName"].as_str().unwrap()).await;
+                }
+            }
+        }
+    }
+
+    /// Adds entries to a group by raw member id, as another tool might: ids that are no
+    /// user's, or ids it holds already (held twice: the emulator with `duplicate_on_add`,
+    /// scim2-server when its member list is replaced with them).
+    pub async fn add_entries_by_hand(&self, group: &str, ids: &[&str]) {
+        match &self.peer {
+            Peer::Emulator(e) => e.add_entries_by_hand(&self.tenant, group, ids),
+            Peer::Scim2 { .. } => {
+                let groups = self.list("Groups").await;
+                let g = groups.iter().find(|g| g["displayName"] == group).unwrap();
+                let mut members = g["members"].as_array().cloned().unwrap_or_default();
+                members.extend(ids.iter().map(|id| json!({"value": id})));
+                let body = json!({
+                    "schemas": [rosterd::scim::wire::GROUP_SCHEMA],
+                    "displayName": group,
+                    "members": members,
+                });
+                let url = format!("{}/Groups/{}", self.url(), g["id"].as_str().unwrap());
+                self.scim2_request(reqwest::Method::PUT, &url, Some(body))
+                    .await;
             }
         }
     }
