@@ -912,11 +912,18 @@ async fn a_lost_answer_to_an_add_is_read_back_not_sent_again_on_a_target_that_du
     assert!(store.pending_outbox(TARGET).await.unwrap().is_empty());
 }
 
-/// Scenario 2 against the emulator acting out a target that keeps deleted users' ids.
+/// Scenario 2 against the emulator acting out a target that keeps deleted users' ids, and
+/// answers each page of a listing slowly (the reconcile lists every user).
 #[tokio::test]
 async fn one_reconcile_heals_a_target_whose_users_were_all_created_again() {
     let world = World::with_emulator(common::sqlite_db(), 150, &[]).await;
-    world.emulator().set_quirks(TARGET, quirks(true, false));
+    world.emulator().set_quirks(
+        TARGET,
+        Quirks {
+            slow_pages_ms: 150,
+            ..quirks(true, false)
+        },
+    );
     scenarios::one_reconcile_heals_recreated_users(&world).await;
 }
 

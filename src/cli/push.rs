@@ -291,8 +291,12 @@ pub fn status(global: &Global) -> Result<(), CliError> {
     for (name, t) in value.as_object().into_iter().flatten() {
         let health = match (t["connected"].as_bool(), t["healthy"].as_bool()) {
             (Some(false), _) => "not connected (no url)".to_string(),
-            (_, Some(false)) => format!("unhealthy: {}", t["reason"].as_str().unwrap_or("")),
-            (_, Some(true)) => "healthy".to_string(),
+            (_, Some(false)) => format!(
+                "unhealthy since {}: {}",
+                t["since"].as_str().unwrap_or(""),
+                t["reason"].as_str().unwrap_or("")
+            ),
+            (_, Some(true)) => format!("healthy since {}", t["since"].as_str().unwrap_or("")),
             _ => "not pushed yet".to_string(),
         };
         let _ = writeln!(s, "{name}: {health}");
@@ -300,13 +304,17 @@ pub fn status(global: &Global) -> Result<(), CliError> {
             let _ = writeln!(s, "  user lookup: {}", lookup_text(&t["lookup"]));
         }
         for g in t["groups"].as_array().into_iter().flatten() {
+            let pushed = match g["pushed_at"].as_str() {
+                Some(at) => format!(", last pushed {at}"),
+                None => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "  {} → \"{}\" ({}): {} members in the target",
+                "  {} → \"{}\" ({}): {} in the target{pushed}",
                 g["group"].as_str().unwrap_or(""),
                 g["display_name"].as_str().unwrap_or(""),
                 g["scim_id"].as_str().unwrap_or(""),
-                g["members"]
+                crate::text::count(g["members"].as_u64().unwrap_or(0), "member"),
             );
         }
         for (group, u) in t["unsent"].as_object().into_iter().flatten() {
@@ -519,6 +527,7 @@ async fn status_value(
                 "connected": target.url.is_some(),
                 "healthy": h.map(|h| h.healthy),
                 "reason": h.and_then(|h| h.reason.clone()),
+                "since": h.map(|h| h.since.clone()),
                 "groups": groups,
                 "pending": counts.get(&(name.clone(), "pending".into())).copied().unwrap_or(0),
                 "failed": counts.get(&(name.clone(), "failed".into())).copied().unwrap_or(0),
