@@ -81,6 +81,11 @@ pub struct DaemonConfig {
     /// stayed the same for one more look.
     #[serde(default = "default_rules_poll_seconds")]
     pub rules_poll_seconds: f64,
+    /// A rules change that loads is followed by a sync this many seconds later (unless a
+    /// run starts before), so a merged change reaches the apps without waiting for the
+    /// schedule; 0 leaves it to the schedule.
+    #[serde(default = "default_sync_after_rules_change_seconds")]
+    pub sync_after_rules_change_seconds: f64,
     /// How long SIGTERM waits for a run in flight before exiting (its unsent changes stay
     /// in the outbox).
     #[serde(default = "default_shutdown_seconds")]
@@ -141,6 +146,7 @@ impl Default for DaemonConfig {
             listen: default_listen(),
             api_token_env: default_api_token_env(),
             rules_poll_seconds: default_rules_poll_seconds(),
+            sync_after_rules_change_seconds: default_sync_after_rules_change_seconds(),
             shutdown_timeout_seconds: default_shutdown_seconds(),
             leader_poll_seconds: default_leader_poll_seconds(),
             api_header_timeout_seconds: default_api_header_timeout_seconds(),
@@ -177,6 +183,10 @@ fn default_shutdown_seconds() -> f64 {
     30.0
 }
 
+fn default_sync_after_rules_change_seconds() -> f64 {
+    60.0
+}
+
 fn default_leader_poll_seconds() -> f64 {
     2.0
 }
@@ -200,6 +210,11 @@ impl DaemonConfig {
         }
         if !(0.0..=3600.0).contains(&self.shutdown_timeout_seconds) {
             return Err("daemon.shutdown_timeout_seconds: must be from 0 to 3600".into());
+        }
+        if !(0.0..=86_400.0).contains(&self.sync_after_rules_change_seconds) {
+            return Err(
+                "daemon.sync_after_rules_change_seconds: must be from 0 (off) to 86400".into(),
+            );
         }
         if !(0.1..=60.0).contains(&self.leader_poll_seconds) {
             return Err("daemon.leader_poll_seconds: must be from 0.1 to 60".into());

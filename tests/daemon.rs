@@ -51,6 +51,12 @@ impl Daemon {
         }
     }
 
+    /// SIGHUP: reload the config and the rules.
+    fn hang_up(&self) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    }
+
     /// SIGKILL: the process dies without a word, as on a lost node.
     fn kill(&mut self) {
         let mut child = self.child.take().unwrap();
@@ -340,7 +346,7 @@ async fn the_daemon_follows_hr_and_rule_changes_and_keeps_the_last_good_rules() 
     )
     .unwrap();
     eventually(30, "the broken rules being reported", || async {
-        json(&daemon.get("/api/v1/rules", Some(TOKEN)).await.1)["reload_error"]
+        json(&daemon.get("/api/v1/rules", Some(TOKEN)).await.1)["refused"]["diagnostics"]
             .as_str()
             .is_some_and(|e| e.contains("broken.yaml"))
     })
@@ -518,7 +524,7 @@ async fn hostile_rules_and_connections_do_not_stop_the_daemon() {
     )
     .unwrap();
     eventually(30, "the nested rules being refused", || async {
-        json(&daemon.get("/api/v1/rules", Some(TOKEN)).await.1)["reload_error"]
+        json(&daemon.get("/api/v1/rules", Some(TOKEN)).await.1)["refused"]["diagnostics"]
             .as_str()
             .is_some_and(|e| e.contains("deep.yaml:4:") && e.contains("nested too deeply"))
     })
@@ -612,4 +618,119 @@ async fn the_daemon_refuses_to_start_on_rules_it_cannot_load() {
     assert_eq!(status.code(), Some(1), "{status:?}: {stderr}");
     assert!(stderr.contains("deep.yaml:4:"), "{stderr}");
     assert!(stderr.contains("expression nested too deeply"), "{stderr}");
+}
+
+/// How many runs of `kind` the daemon's metrics count, whatever their outcome.
+async fn runs_of(daemon: &Daemon, kind: &str) -> u64 {
+    let metrics = daemon.get("/metrics", Some(TOKEN)).await.1;
+    let prefix = format!("rosterd_runs_total{{kind=\"{kind}\",");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The daemon's config with `daemon:` settings `extra` (indented by two spaces).
+fn daemon_config(world: &World, port: u16, extra: &str) {
+    world.write_config(
+        &format!(
+            "daemon:\n  reconcile: \"0 0 3 * * *\"\n  listen: 127.0.0.1:{port}\n  shutdown_timeout_seconds: 20\n{extra}"
+        ),
+        TARGET_OPTIONS,
+    );
+}
+
+/// A SIGHUP that changes `daemon.sync` takes effect at the new schedule's next time, not
+/// after the old schedule fires: from once a day to every two seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_changed_by_sighup_takes_effect_at_its_next_time() {
+    let world = World::with_emulator(common::sqlite_db(), 60, &[]).await;
+    let port = free_port();
+    daemon_config(&world, port, "  sync: \"0 0 4 * * *\"\n");
+    let mut daemon = Daemon::start(&world, port);
+    daemon.ready().await;
+    // The leader syncs once when it takes over; then the schedule says tomorrow.
+    eventually(60, "the first sync", || async {
+        runs_of(&daemon, "sync").await == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        runs_of(&daemon, "sync").await,
+        1,
+        "nothing else is due today"
+    );
+
+    daemon_config(&world, port, "  sync: \"*/2 * * * * *\"\n");
+    daemon.hang_up();
+    eventually(15, "two syncs on the new schedule", || async {
+        runs_of(&daemon, "sync").await >= 3
+    })
+    .await;
+    assert!(daemon.terminate().success(), "{}", daemon.log());
+}
+
+/// A rules change that loads is followed by a sync within
+/// `daemon.sync_after_rules_change_seconds`, though the schedule says tomorrow; the API
+/// shows the revision in force, when it loaded, and a refused one with its diagnostics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rules_change_is_followed_by_a_sync_and_the_api_shows_the_revision() {
+    let world = World::with_emulator(common::sqlite_db(), 60, &[]).await;
+    let port = free_port();
+    daemon_config(
+        &world,
+        port,
+        "  sync: \"0 0 4 * * *\"\n  rules_poll_seconds: 0.2\n  sync_after_rules_change_seconds: 1\n",
+    );
+    let mut daemon = Daemon::start(&world, port);
+    daemon.ready().await;
+    eventually(60, "the first sync", || async {
+        runs_of(&daemon, "sync").await == 1
+    })
+    .await;
+    let before = json(&daemon.get("/api/v1/rules", Some(TOKEN)).await.1);
+    let digest = before["in_force"]["digest"].as_str().unwrap().to_string();
+    assert_eq!(digest.len(), 64, "{before}");
+    assert!(before["in_force"]["loaded_at"].is_string(), "{before}");
+    assert_eq!(before["in_force"]["groups"], 4, "{before}");
+    assert!(before["refused"].is_null(), "{before}");
+
+    let rules = world.path("rules/groups.yaml");
+    let mut text = std::fs::read_to_string(&rules).unwrap();
+    text.push_str("  - name: sales-and-engineering\n    kind: managed\n    rule: division in [\"Sales\", \"Engineering\"]\n    push: [app]\n");
+    std::fs::write(&rules, &text).unwrap();
+    eventually(20, "the new group reaching the target", || async {
+        world.actual().await.contains_key("sales-and-engineering")
+    })
+    .await;
+    assert_eq!(runs_of(&daemon, "sync").await, 2, "one sync for the change");
+    let after = json(&daemon.get("/api/v1/rules", Some(TOKEN)).await.1);
+    assert_ne!(after["in_force"]["digest"], digest.as_str(), "{after}");
+    assert_eq!(after["in_force"]["groups"], 5, "{after}");
+    assert!(after["sync_due_at"].is_null(), "{after}");
+
+    // A broken file: refused with its diagnostics, the revision in force unchanged, and no
+    // sync for it.
+    std::fs::write(
+        world.path("rules/broken.yaml"),
+        "groups:\n  - name: broken\n    kind: managed\n    rule: division ==\n    push: [app]\n",
+    )
+    .unwrap();
+    eventually(20, "the broken rules being reported", || async {
+        json(&daemon.get("/api/v1/rules", Some(TOKEN)).await.1)["refused"]["diagnostics"]
+            .as_str()
+            .is_some_and(|e| e.contains("broken.yaml"))
+    })
+    .await;
+    let refused = json(&daemon.get("/api/v1/rules", Some(TOKEN)).await.1);
+    assert_eq!(refused["in_force"]["digest"], after["in_force"]["digest"]);
+    assert!(refused["refused"]["at"].is_string(), "{refused}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        runs_of(&daemon, "sync").await,
+        2,
+        "no sync for refused rules"
+    );
+    assert!(daemon.terminate().success(), "{}", daemon.log());
 }

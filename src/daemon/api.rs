@@ -528,9 +528,14 @@ async fn approve(State(shared): State<Api>, Path(raw): Path<String>) -> Response
 }
 
 async fn rules_state(State(shared): State<Api>) -> Response {
+    let due = *shared
+        .rules_sync_at
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     ok(json!({
-        "groups": shared.rules().groups().len(),
-        "reload_error": shared.reload_error(),
+        "in_force": shared.revision(),
+        "refused": shared.refused(),
+        "sync_due_at": due.map(crate::clock::stamp),
     }))
 }
 

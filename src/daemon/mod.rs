@@ -68,8 +68,15 @@ pub struct Shared {
     config: RwLock<Arc<Config>>,
     /// The last good rules.
     rules: RwLock<Arc<RuleSet>>,
-    /// Why the newest rules or config on disk were not loaded, if they were not.
-    reload_error: RwLock<Option<String>>,
+    /// The revision of the rules in force.
+    revision: RwLock<Revision>,
+    /// The newest rules or config on disk when they were refused, with why.
+    refused: RwLock<Option<Refused>>,
+    /// Counts the config reloads that took: the work loop recomputes its schedules when it
+    /// changes.
+    reloads: std::sync::atomic::AtomicU64,
+    /// When the sync that follows a rules change is due, if one is.
+    rules_sync_at: Mutex<Option<DateTime<Utc>>>,
     store: Store,
     metrics: Metrics,
     /// Jobs asked for and not yet started (a set: asking twice runs once).
@@ -81,6 +88,36 @@ pub struct Shared {
     /// The snapshot in force evaluated under the rules in force, for explain.
     evaluated: Mutex<Option<Arc<Evaluated>>>,
     token: crate::secret::Secret,
+}
+
+/// Which rules are in force: the git commit of the rules folder (when it is a checkout), the
+/// digest of the rule files ([`RuleSet::digest`]), and when they were loaded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Revision {
+    pub commit: Option<String>,
+    pub digest: String,
+    pub loaded_at: String,
+    pub groups: usize,
+}
+
+impl Revision {
+    fn of(config: &Config, rules: &RuleSet) -> Revision {
+        Revision {
+            commit: crate::rules::git_commit(&config.rules.dir),
+            digest: rules.digest(&config.rules.dir),
+            loaded_at: crate::clock::stamp(crate::clock::now_utc()),
+            groups: rules.groups().len(),
+        }
+    }
+}
+
+/// A revision of the rules (or the config) that was not loaded, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Refused {
+    pub commit: Option<String>,
+    pub at: String,
+    /// The diagnostics, as `rosterd check` prints them.
+    pub diagnostics: String,
 }
 
 /// The stored snapshot in force, evaluated under a rule set.
@@ -149,8 +186,15 @@ impl Shared {
         Arc::clone(&self.rules.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn reload_error(&self) -> Option<String> {
-        self.reload_error
+    fn revision(&self) -> Revision {
+        self.revision
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn refused(&self) -> Option<Refused> {
+        self.refused
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -166,8 +210,11 @@ impl Shared {
     }
 
     /// Loads the config (when `config` is set) and the rules, and swaps them in only when
-    /// both are good. Returns whether anything was swapped.
+    /// both are good. A config that took has the work loop recompute its schedules; rules
+    /// that differ from those in force have a sync follow within
+    /// `daemon.sync_after_rules_change_seconds`. Returns whether anything was swapped.
     fn reload(&self, config: bool) -> bool {
+        let config_reloaded = config;
         let result = (|| {
             let config = if config {
                 Arc::new(Config::load(&self.config_path).map_err(|e| e.to_string())?)
@@ -179,17 +226,44 @@ impl Shared {
         })();
         match result {
             Ok((config, rules)) => {
-                let groups = rules.groups().len();
+                let revision = Revision::of(&config, &rules);
+                let changed = revision.digest != self.revision().digest;
+                let after = config.daemon.sync_after_rules_change_seconds;
                 *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
                 *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
-                *self.reload_error.write().unwrap_or_else(|p| p.into_inner()) = None;
-                self.metrics.rules_loaded(groups);
-                tracing::info!(groups, "rules loaded");
+                *self.refused.write().unwrap_or_else(|p| p.into_inner()) = None;
+                self.metrics.rules_loaded(revision.groups);
+                tracing::info!(
+                    groups = revision.groups,
+                    commit = revision.commit.as_deref().unwrap_or(""),
+                    digest = %revision.digest,
+                    changed,
+                    "rules loaded"
+                );
+                *self.revision.write().unwrap_or_else(|p| p.into_inner()) = revision;
+                if changed && after > 0.0 {
+                    let at = crate::clock::now_utc()
+                        + chrono::Duration::milliseconds((after * 1e3) as i64);
+                    let mut due = self.rules_sync_at.lock().unwrap_or_else(|p| p.into_inner());
+                    // A second change before the sync does not put it off.
+                    let at = *due.get_or_insert(at);
+                    tracing::info!(at = %crate::clock::stamp(at), "a sync follows the rules change");
+                }
+                if config_reloaded {
+                    self.reloads
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                self.wake.notify_one();
                 true
             }
             Err(e) => {
                 tracing::error!("the new rules or config were not loaded; the last good ones stay in force:\n{e}");
-                *self.reload_error.write().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                let dir = self.config().rules.dir.clone();
+                *self.refused.write().unwrap_or_else(|p| p.into_inner()) = Some(Refused {
+                    commit: crate::rules::git_commit(&dir),
+                    at: crate::clock::stamp(crate::clock::now_utc()),
+                    diagnostics: e,
+                });
                 self.metrics.rules_load_failed();
                 false
             }
@@ -239,9 +313,12 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
     let shared = Arc::new(Shared {
         config_path,
         metrics: Metrics::default(),
-        config: RwLock::new(Arc::new(config)),
+        revision: RwLock::new(Revision::of(&config, &rules)),
         rules: RwLock::new(Arc::new(rules)),
-        reload_error: RwLock::new(None),
+        refused: RwLock::new(None),
+        reloads: std::sync::atomic::AtomicU64::new(0),
+        rules_sync_at: Mutex::new(None),
+        config: RwLock::new(Arc::new(config)),
         store,
         pending: Mutex::new(BTreeSet::new()),
         wake: tokio::sync::Notify::new(),
@@ -402,9 +479,18 @@ fn fingerprint(dir: &std::path::Path) -> Vec<(PathBuf, u64)> {
 async fn work_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut next_sync = None;
     let mut next_reconcile = None;
+    let mut reloads_seen = 0;
     loop {
         if *stop.borrow() {
             return;
+        }
+        // A reloaded config may bring other schedules: their next times are computed anew
+        // instead of waiting for the old ones to fire.
+        let reloads = shared.reloads.load(std::sync::atomic::Ordering::SeqCst);
+        if reloads != reloads_seen {
+            reloads_seen = reloads;
+            next_sync = None;
+            next_reconcile = None;
         }
         if !shared.leadership.leading() {
             // On standby: the leader runs the schedule. Look again when woken or soon.
@@ -444,6 +530,14 @@ async fn work_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<b
         if due(&mut next_sync, &sync) {
             shared.request(Job::Sync);
         }
+        let rules_sync_at = *shared
+            .rules_sync_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if rules_sync_at.is_some_and(|at| at <= now) {
+            tracing::info!("syncing after the rules change");
+            shared.request(Job::Sync);
+        }
         let job = {
             let mut pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner());
             // A reconcile does all that a sync does, and a sync all that a push does.
@@ -461,7 +555,7 @@ async fn work_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<b
             run_job(&shared, job).await;
             continue;
         }
-        let wake_at = [next_sync, next_reconcile]
+        let wake_at = [next_sync, next_reconcile, rules_sync_at]
             .into_iter()
             .flatten()
             .min()
@@ -478,6 +572,13 @@ async fn work_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<b
 /// One job: refresh and evaluate into the store, then push; ends with one summary line.
 async fn run_job(shared: &Shared, job: Job) {
     *shared.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(job.clone());
+    if !matches!(job, Job::Push(_)) {
+        // This run uses the rules in force: the sync a rules change asked for is done.
+        *shared
+            .rules_sync_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+    }
     let started = std::time::Instant::now();
     let config = shared.config();
     let rules = shared.rules();
