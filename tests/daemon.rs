@@ -254,6 +254,14 @@ async fn the_daemon_follows_hr_and_rule_changes_and_keeps_the_last_good_rules() 
     }
     let groups = json(&daemon.get("/api/v1/groups", Some(TOKEN)).await.1);
     assert_eq!(groups["groups"].as_array().unwrap().len(), 4);
+    // One group: its YAML as written, and where.
+    let sales = json(&daemon.get("/api/v1/groups/sales", Some(TOKEN)).await.1);
+    assert_eq!(
+        sales["definition"], "name: sales\nkind: managed\nrule: division == \"Sales\"\npush: [app]",
+        "{sales}"
+    );
+    let location = sales["location"].as_str().unwrap();
+    assert!(location.ends_with("groups.yaml:13:5"), "{location}");
 
     // A worker's groups, and why: by key or by email.
     let seller = world

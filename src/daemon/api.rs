@@ -280,11 +280,12 @@ async fn group(State(shared): State<Api>, Path(name): Path<String>) -> Response 
             Err(e) => return internal(e),
         }
     }
-    let source = rules.sources().slice(g.span);
+    let (location, definition) = rules.definition(id);
     ok(json!({
         "name": g.name,
         "kind": format!("{:?}", g.kind).to_lowercase(),
-        "definition": source,
+        "location": location,
+        "definition": definition,
         "members": members,
         "push": pushed,
     }))

@@ -17,6 +17,9 @@ pub struct Summary {
     pub removed: usize,
     pub pushes_held: usize,
     pub failures: usize,
+    /// Outbox entries an earlier run left unconfirmed and this one settled (their groups
+    /// read back; what was still missing is in `added` and `removed`).
+    pub outbox_settled: usize,
     /// Per target: pushes by outcome (ok, held, failed).
     pub by_target: BTreeMap<String, BTreeMap<&'static str, u64>>,
     /// Targets that took every change they were sent.
@@ -33,6 +36,7 @@ impl Summary {
             None => {}
         }
         for target in &report.targets {
+            s.outbox_settled += target.replayed;
             let counts = s.by_target.entry(target.target.clone()).or_default();
             let mut failed = target.error.is_some();
             if failed {

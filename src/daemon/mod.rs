@@ -633,6 +633,7 @@ async fn run_job(shared: &Shared, job: Job) {
                 pushed_added = summary.added,
                 pushed_removed = summary.removed,
                 pushes_held = summary.pushes_held,
+                outbox_settled = summary.outbox_settled,
                 push_failures = summary.failures,
                 "run finished"
             );

@@ -62,6 +62,7 @@ pub(super) fn check(
             push,
             failsafe: def.failsafe,
             span: def.span,
+            definition: def.definition,
         });
     }
     compiler.in_eligibility = true;

@@ -16,6 +16,8 @@ use super::{is_group_name, Failsafe, GroupKind, PersonEntry, Push, Who};
 pub(super) struct GroupDef {
     pub name: String,
     pub span: Span,
+    /// The whole entry.
+    pub definition: Span,
     pub kind: GroupKind,
     pub description: Option<String>,
     pub owners: Vec<String>,
@@ -290,6 +292,7 @@ impl Reader<'_> {
         let mut def = GroupDef {
             name,
             span: name_node.span,
+            definition: node.span,
             kind,
             description: f
                 .get("description")

@@ -180,6 +180,8 @@ pub struct Group {
     pub failsafe: Failsafe,
     /// The group's `name` value in its file.
     pub span: Span,
+    /// The group's whole entry in its file.
+    pub definition: Span,
 }
 
 /// A checked set of groups, ready to evaluate. Only [`load`] makes one, so holding a
@@ -229,6 +231,34 @@ impl RuleSet {
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.groups.iter().map(|g| g.name.as_str())
+    }
+
+    /// A group's entry as written: `file:line:col` where it starts, and its YAML, the lines
+    /// it spans with the indentation of its first key taken off (a list item's `- ` too).
+    pub fn definition(&self, id: GroupId) -> (String, String) {
+        let span = self.groups[id].definition;
+        let file = self.sources.file(span.file);
+        let (first, col) = file.line_col(span.start as usize);
+        let (last, _) = file.line_col((span.end as usize).saturating_sub(1));
+        let indent = col - 1;
+        let text: Vec<String> = (first..=last)
+            .map(|line| {
+                let text = file.line_text(line);
+                let cut = text
+                    .char_indices()
+                    .nth(indent)
+                    .map_or(text.len(), |(i, _)| i);
+                let (head, rest) = text.split_at(cut);
+                // The first line's head is `  - `; the others' is indentation only.
+                if line == first || head.trim().is_empty() {
+                    rest.to_string()
+                } else {
+                    text.trim_start().to_string()
+                }
+            })
+            .collect();
+        let text = text.join("\n").trim_end().to_string();
+        (self.sources.location(span), text)
     }
 
     /// SHA-256 over the rule files under `dir` (paths and contents, in path order): the
