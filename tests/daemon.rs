@@ -742,3 +742,107 @@ async fn a_rules_change_is_followed_by_a_sync_and_the_api_shows_the_revision() {
     );
     assert!(daemon.terminate().success(), "{}", daemon.log());
 }
+
+/// Fencing: two daemons on PostgreSQL, a slow push to a target that stores a member twice
+/// when it is added twice, and the leader's lock session terminated in the middle of the
+/// push (as a dropped connection or `pg_terminate_backend` does) while its process lives on.
+/// The old leader stops before its next request and its writes to the store are refused;
+/// whoever leads next completes the push from what the target holds. The target saw one
+/// writer at a time, and ends exactly right with one entry per member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_loses_its_lock_stops_and_nothing_is_sent_twice() {
+    let Some(db) = common::postgres_db().await else {
+        return;
+    };
+    let url = db.url.clone();
+    let world = World::with_emulator(db, 200, &[]).await;
+    let emulator = world.emulator();
+    emulator.set_quirks(
+        common::world::TARGET,
+        rosterd::scim::emulator::Quirks {
+            duplicate_on_add: true,
+            ..Default::default()
+        },
+    );
+    emulator.set_faults(
+        common::world::TARGET,
+        rosterd::scim::emulator::Faults {
+            latency_ms: 60,
+            ..Default::default()
+        },
+    );
+    let ports = [free_port(), free_port()];
+    world.write_config(
+        &format!(
+            "daemon:\n  sync: \"0 0 4 * * *\"\n  reconcile: \"0 0 3 * * *\"\n  listen: 127.0.0.1:{}\n  leader_poll_seconds: 0.2\n  shutdown_timeout_seconds: 5\n",
+            ports[0]
+        ),
+        &TARGET_OPTIONS.replace(
+            "patch: { max_members_per_request: 10 }",
+            "patch: { max_members_per_request: 4 }\n    concurrency: 2",
+        ),
+    );
+    let config = std::fs::read_to_string(world.path("rosterd.yaml")).unwrap();
+    for (name, port) in [("a", ports[0]), ("b", ports[1])] {
+        let own = config.replace(
+            &format!("127.0.0.1:{}", ports[0]),
+            &format!("127.0.0.1:{port}"),
+        );
+        std::fs::write(world.path(&format!("{name}.yaml")), own).unwrap();
+    }
+    let mut a = Daemon::start_named(&world, "a", ports[0]);
+    a.ready().await;
+    eventually(10, "a leading", || a.leading()).await;
+    let mut b = Daemon::start_named(&world, "b", ports[1]);
+    b.ready().await;
+    eventually(60, "the push under way", || async {
+        emulator.counters(common::world::TARGET).applied_writes > 12
+    })
+    .await;
+
+    // The leader's lock session ends; its process goes on.
+    let admin = sqlx::AnyPool::connect(&url).await.unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a \
+         JOIN pg_locks l ON l.pid = a.pid \
+         WHERE a.application_name = 'rosterd-leadership' AND a.datname = current_database() \
+         AND l.locktype = 'advisory' AND l.granted",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+    assert_eq!(ended, [true], "one lock session ended");
+    let writes_then = emulator.counters(common::world::TARGET).applied_writes;
+
+    eventually(90, "the push completed by the next leader", || {
+        converged(&world)
+    })
+    .await;
+    world.assert_converged(&[]).await;
+    world.assert_one_entry_each().await;
+
+    // One writer at a time: each process's writes form one stretch.
+    let agents = emulator.write_agents(common::world::TARGET);
+    let mut stretches: Vec<&String> = Vec::new();
+    for agent in &agents {
+        if stretches.last() != Some(&agent) {
+            stretches.push(agent);
+        }
+    }
+    let distinct: std::collections::BTreeSet<&&String> = stretches.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        stretches.len(),
+        "writers interleaved: {stretches:?}"
+    );
+    let total = emulator.counters(common::world::TARGET).applied_writes;
+    eprintln!(
+        "{writes_then} writes before the lock session ended, {total} in all; writers in turn: {stretches:?}"
+    );
+    let log_a = a.log();
+    assert!(log_a.contains("stepping down"), "{log_a}");
+    assert!(log_a.contains("no longer leads"), "{log_a}");
+    assert!(a.terminate().success(), "{}", a.log());
+    assert!(b.terminate().success(), "{}", b.log());
+}

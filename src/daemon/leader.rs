@@ -36,8 +36,13 @@ impl Leadership {
     }
 }
 
-/// Takes and keeps the leadership until `stop`; a process that takes it asks for a sync at
+/// Takes and keeps the leadership until `stop`; a process that takes it records a new
+/// leadership epoch (which fences off every earlier leader's writes) and asks for a sync at
 /// once, so that whatever the previous leader left in the outbox goes out.
+///
+/// While it leads, the lock's session waits in `pg_sleep` on the server, so a session that
+/// ends (the server terminated it, the connection dropped) is noticed at once, not at the
+/// next poll: the process steps down and its run in flight stops before its next request.
 pub async fn keep(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
     if shared.store.backend() == Backend::Sqlite {
         shared.leadership.set(true);
@@ -45,24 +50,46 @@ pub async fn keep(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bo
         shared.request(Job::Sync);
         return;
     }
+    let holder = format!(
+        "{} pid {}",
+        hostname().unwrap_or_else(|| "?".into()),
+        std::process::id()
+    );
     let mut session: Option<Session> = None;
     loop {
         let config = shared.config();
-        match try_lead(&mut session, config.database.expose()).await {
-            Ok(true) => {
-                if !shared.leadership.set(true) {
-                    tracing::info!("leading: this process now runs the scheduled work");
+        let every = Duration::from_secs_f64(config.daemon.leader_poll_seconds);
+        let looked = tokio::select! {
+            looked = try_lead(&mut session, config.database.expose(), every) => looked,
+            _ = stop.changed() => break,
+        };
+        let holds = matches!(looked, Ok(Look::Holds));
+        match looked {
+            Ok(Look::Took) => match shared.store.take_leadership(&holder, &now()).await {
+                Ok(epoch) => {
+                    shared.leadership.set(true);
+                    tracing::info!(epoch, "leading: this process now runs the scheduled work");
                     shared.request(Job::Sync);
                 }
-            }
-            Ok(false) => {
+                Err(e) => {
+                    // Leading without an epoch would write unfenced: let go of the lock.
+                    tracing::error!(
+                        "took the leadership lock but cannot record the epoch; letting go: {e}"
+                    );
+                    session = None;
+                }
+            },
+            Ok(Look::Holds) => {}
+            Ok(Look::Other) => {
                 if shared.leadership.set(false) {
+                    shared.store.lose_leadership();
                     tracing::warn!("no longer leading");
                 }
             }
             Err(e) => {
                 session = None;
                 if shared.leadership.set(false) {
+                    shared.store.lose_leadership();
                     tracing::error!(
                         "stepping down: the connection that holds the leadership failed: {e}"
                     );
@@ -71,17 +98,30 @@ pub async fn keep(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bo
                 }
             }
         }
-        let every = Duration::from_secs_f64(config.daemon.leader_poll_seconds);
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => break,
+        // While it holds the lock the look itself waited one poll, on the server.
+        if !holds {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => break,
+            }
         }
     }
-    if let Some(s) = session {
-        // Closing the session releases the lock for a standby at once.
-        let _ = s.conn.close().await;
-    }
+    // Dropping the session closes its connection, which releases the lock for a standby at
+    // once (closing it politely could wait on a query cut short).
+    drop(session);
+    shared.store.lose_leadership();
     shared.leadership.set(false);
+}
+
+fn now() -> String {
+    crate::clock::stamp(crate::clock::now_utc())
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }
 
 /// A connection of this process's own, and whether its session holds the lock.
@@ -90,23 +130,46 @@ struct Session {
     holds: bool,
 }
 
-/// One look: takes the lock when it is free, or checks that the session holding it is alive.
-async fn try_lead(session: &mut Option<Session>, url: &str) -> Result<bool, sqlx::Error> {
+/// What one look at the lock found.
+enum Look {
+    /// This session took it just now.
+    Took,
+    /// This session holds it and is alive (after waiting one poll on the server).
+    Holds,
+    /// Another session holds it.
+    Other,
+}
+
+/// One look: takes the lock when it is free; when this session holds it, waits one poll
+/// inside the server, which fails at once if the session ends.
+async fn try_lead(
+    session: &mut Option<Session>,
+    url: &str,
+    every: Duration,
+) -> Result<Look, sqlx::Error> {
     let s = match session {
         Some(s) => s,
-        None => session.insert(Session {
-            conn: sqlx::PgConnection::connect(url).await?,
-            holds: false,
-        }),
+        None => {
+            use std::str::FromStr;
+            let options = sqlx::postgres::PgConnectOptions::from_str(url)?
+                .application_name("rosterd-leadership");
+            session.insert(Session {
+                conn: sqlx::PgConnection::connect_with(&options).await?,
+                holds: false,
+            })
+        }
     };
     if s.holds {
         // The lock lives as long as the session: a live session still holds it.
-        sqlx::query("SELECT 1").execute(&mut s.conn).await?;
-        return Ok(true);
+        sqlx::query("SELECT pg_sleep($1)")
+            .bind(every.as_secs_f64())
+            .execute(&mut s.conn)
+            .await?;
+        return Ok(Look::Holds);
     }
     s.holds = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(LOCK_KEY)
         .fetch_one(&mut s.conn)
         .await?;
-    Ok(s.holds)
+    Ok(if s.holds { Look::Took } else { Look::Other })
 }

@@ -572,6 +572,8 @@ async fn work_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<b
 /// One job: refresh and evaluate into the store, then push; ends with one summary line.
 async fn run_job(shared: &Shared, job: Job) {
     *shared.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(job.clone());
+    // Every write of this run is fenced with the leadership this process holds now.
+    let store = shared.store.fenced();
     if !matches!(job, Job::Push(_)) {
         // This run uses the rules in force: the sync a rules change asked for is done.
         *shared
@@ -594,7 +596,7 @@ async fn run_job(shared: &Shared, job: Job) {
                     kind: job.as_str(),
                 };
                 Some(
-                    crate::cycle::run(&inputs, &shared.store)
+                    crate::cycle::run(&inputs, &store)
                         .await
                         .map_err(|e| e.to_string())?,
                 )
@@ -608,10 +610,10 @@ async fn run_job(shared: &Shared, job: Job) {
             },
             ..push::Options::default()
         };
-        let desired = Desired::from_store(&shared.store, &config)
+        let desired = Desired::from_store(&store, &config)
             .await
             .map_err(|e| e.to_string())?;
-        let report = push::run(&config, &rules, &desired, &shared.store, &options)
+        let report = push::run(&config, &rules, &desired, &store, &options)
             .await
             .map_err(|e| e.to_string())?;
         Ok::<_, String>((outcome, report))

@@ -253,6 +253,8 @@ impl TargetRun<'_> {
         sent: i64,
         report: &mut PairReport,
     ) -> Result<Option<Created>, Exec> {
+        // A process that lost the leadership sends nothing more.
+        self.store.check_fence()?;
         if entry.action == OutboxAction::Create {
             return self.execute_create(entry).await.map(Some);
         }
@@ -374,6 +376,7 @@ impl TargetRun<'_> {
                 return Err(Exec::Failed(message));
             } else {
                 let request = self.request_for(OutboxAction::Create, &entry.payload);
+                self.store.check_fence()?;
                 sent += 1;
                 match self.client.create_group(&request).await {
                     Ok(g) => {

@@ -171,7 +171,13 @@ impl Client {
             .to_string();
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.timeout_seconds))
-            .user_agent(concat!("rosterd/", env!("CARGO_PKG_VERSION")))
+            // The process id tells a target's log which of several rosterd processes sent
+            // a request.
+            .user_agent(format!(
+                "rosterd/{} (pid {})",
+                env!("CARGO_PKG_VERSION"),
+                std::process::id()
+            ))
             .redirect(crate::http::same_origin_redirects());
         if let Some(tls) = &config.tls {
             let pem = std::fs::read(&tls.ca_file).map_err(|e| {

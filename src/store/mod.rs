@@ -66,6 +66,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("this process no longer leads: it ran as leadership epoch {mine}, and {now}; its writes are refused")]
+    Fenced { mine: i64, now: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +98,15 @@ pub struct Store {
     /// was most of a push's time. Queueing in the process costs nothing; PostgreSQL locks
     /// rows, so there each writer passes straight through.
     writer: Arc<tokio::sync::Mutex<()>>,
+    fence: Fence,
+}
+
+/// Fencing (PostgreSQL, several daemons): the leadership epoch a run writes under, and the
+/// one this process holds now (shared by every clone; 0 when it does not lead).
+#[derive(Debug, Clone, Default)]
+struct Fence {
+    run: Option<i64>,
+    held: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// Held while writing; see [`Store::writing`].
@@ -179,6 +190,7 @@ impl Store {
             pool,
             backend,
             writer: Arc::new(tokio::sync::Mutex::new(())),
+            fence: Fence::default(),
         })
     }
 
@@ -232,12 +244,95 @@ impl Store {
         }
     }
 
-    /// A write transaction, begun in this process's turn to write.
+    /// A write transaction, begun in this process's turn to write. A fenced store (a run of
+    /// a leading daemon, [`Store::fenced`]) checks in the transaction that its leadership
+    /// epoch is still the database's; on PostgreSQL the row stays locked until the commit, so
+    /// a new leader's epoch comes either before (and the write is refused) or after it.
     pub(crate) async fn begin_write(
         &self,
     ) -> Result<(Writing, sqlx::Transaction<'static, sqlx::Any>), StoreError> {
+        self.check_fence()?;
         let writing = self.writing().await;
-        Ok((writing, self.pool.begin().await?))
+        let mut tx = self.pool.begin().await?;
+        if let Some(mine) = self.fence.run {
+            let sql = match self.backend {
+                Backend::Postgres => "SELECT epoch FROM leadership WHERE id = 1 FOR SHARE",
+                Backend::Sqlite => "SELECT epoch FROM leadership WHERE id = 1",
+            };
+            let now: Option<i64> = sqlx::query_scalar(sql).fetch_optional(&mut *tx).await?;
+            if now != Some(mine) {
+                return Err(StoreError::Fenced {
+                    mine,
+                    now: match now {
+                        Some(now) => format!("the database is at epoch {now}"),
+                        None => "the database has no leader".into(),
+                    },
+                });
+            }
+        }
+        Ok((writing, tx))
+    }
+
+    /// Records that this process leads, under a new epoch: every earlier leader's runs are
+    /// fenced off from then on. The new epoch.
+    pub async fn take_leadership(&self, holder: &str, now: &str) -> Result<i64, StoreError> {
+        let _writing = self.writing().await;
+        let epoch: i64 = sqlx::query_scalar(
+            "INSERT INTO leadership (id, epoch, holder, since) VALUES (1, 1, $1, $2) \
+             ON CONFLICT (id) DO UPDATE SET epoch = leadership.epoch + 1, holder = excluded.holder, \
+             since = excluded.since RETURNING epoch",
+        )
+        .bind(holder)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        self.fence
+            .held
+            .store(epoch, std::sync::atomic::Ordering::SeqCst);
+        Ok(epoch)
+    }
+
+    /// This process no longer leads (or cannot know that it does): its runs stop at their
+    /// next request or write.
+    pub fn lose_leadership(&self) {
+        self.fence
+            .held
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The store a run of a leading process writes with: its writes are refused once this
+    /// process no longer holds the epoch it holds now. Unfenced when it holds none (SQLite,
+    /// the CLI).
+    pub fn fenced(&self) -> Store {
+        let held = self.fence.held.load(std::sync::atomic::Ordering::SeqCst);
+        Store {
+            fence: Fence {
+                run: (held > 0).then_some(held),
+                held: Arc::clone(&self.fence.held),
+            },
+            ..self.clone()
+        }
+    }
+
+    /// Fails when this store is fenced and the process no longer holds its epoch: checked
+    /// before every request a push sends, so a process that lost the leadership stops
+    /// within one request.
+    pub fn check_fence(&self) -> Result<(), StoreError> {
+        let Some(mine) = self.fence.run else {
+            return Ok(());
+        };
+        let held = self.fence.held.load(std::sync::atomic::Ordering::SeqCst);
+        if held == mine {
+            return Ok(());
+        }
+        Err(StoreError::Fenced {
+            mine,
+            now: if held == 0 {
+                "it has lost the leadership".into()
+            } else {
+                format!("it leads again as epoch {held}")
+            },
+        })
     }
 
     pub fn backend(&self) -> Backend {

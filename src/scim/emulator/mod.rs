@@ -192,6 +192,9 @@ struct Tenant {
     tokens: BTreeSet<String>,
     /// When the latest requests arrived (at most `ARRIVALS_KEPT`), to check pacing.
     arrivals: std::collections::VecDeque<std::time::Instant>,
+    /// The `User-Agent` of the latest writes (at most `ARRIVALS_KEPT`), in order: which
+    /// process wrote when.
+    write_agents: std::collections::VecDeque<String>,
 }
 
 const ARRIVALS_KEPT: usize = 10_000;
@@ -265,12 +268,18 @@ impl Emulator {
         self.with_tenant(tenant, |t| {
             t.counters = Counters::default();
             t.arrivals.clear();
+            t.write_agents.clear();
         });
     }
 
     /// When the latest requests (of any kind) arrived, oldest first.
     pub fn arrivals(&self, tenant: &str) -> Vec<std::time::Instant> {
         self.with_tenant(tenant, |t| t.arrivals.iter().copied().collect())
+    }
+
+    /// The `User-Agent` of each write request received, oldest first.
+    pub fn write_agents(&self, tenant: &str) -> Vec<String> {
+        self.with_tenant(tenant, |t| t.write_agents.iter().cloned().collect())
     }
 
     /// Adds a user; its id.
@@ -458,6 +467,7 @@ fn tenant_mut<'a>(
             version: 0,
             tokens: options.token.iter().cloned().collect(),
             arrivals: std::collections::VecDeque::new(),
+            write_agents: std::collections::VecDeque::new(),
         };
         for user in &options.users {
             t.insert_user(user);
@@ -629,6 +639,17 @@ async fn handle(
             t.arrivals.pop_front();
         }
         t.arrivals.push_back(std::time::Instant::now());
+        if is_write {
+            if t.write_agents.len() == ARRIVALS_KEPT {
+                t.write_agents.pop_front();
+            }
+            let agent = headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            t.write_agents.push_back(agent);
+        }
         let faults = t.faults.clone();
         let applies =
             faults.rate > 0.0 && !faults.kinds.is_empty() && (is_write || !faults.only_writes);
