@@ -800,6 +800,18 @@ async fn a_leader_that_loses_its_lock_stops_and_nothing_is_sent_twice() {
     })
     .await;
 
+    // The API shows how far the push is.
+    let runs = json(&a.get("/api/v1/runs", Some(TOKEN)).await.1);
+    let progress = &runs["progress"][0];
+    assert_eq!(progress["target"], "app", "{runs}");
+    assert!(progress["sent"].as_u64().unwrap() > 0, "{runs}");
+    assert!(progress["to_send"].as_u64().unwrap() > 0, "{runs}");
+    let metrics = a.get("/metrics", Some(TOKEN)).await.1;
+    assert!(
+        metrics.contains("rosterd_push_requests_remaining{target=\"app\"}"),
+        "{metrics}"
+    );
+
     // The leader's lock session ends; its process goes on.
     let admin = sqlx::AnyPool::connect(&url).await.unwrap();
     let ended: Vec<bool> = sqlx::query_scalar(

@@ -1084,3 +1084,42 @@ async fn a_refused_user_id_is_looked_up_again_in_the_same_run() {
     world.assert_converged(&[]).await;
     world.assert_one_entry_each().await;
 }
+
+/// A long `rosterd sync` says how far it is: on a terminal as bars, otherwise (as here) as
+/// a line per target once the push has run a second, then every ten seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_sync_shows_its_progress() {
+    let world = World::with_emulator(common::sqlite_db(), 120, &[]).await;
+    world.emulator().set_faults(
+        TARGET,
+        Faults {
+            latency_ms: 150,
+            ..Faults::default()
+        },
+    );
+    let config = world.path("rosterd.yaml");
+    let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rosterd"))
+            .arg("--config")
+            .arg(config)
+            .args(["sync", "--as-of", "2026-11-22"])
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("progress: app: "))
+        .unwrap_or_else(|| panic!("no progress line: {stderr}"));
+    assert!(line.contains(" requests sent, "), "{line}");
+    assert!(line.contains(" members changed"), "{line}");
+    eprintln!("{line}");
+    world.assert_converged(&[]).await;
+}

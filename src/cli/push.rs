@@ -31,9 +31,11 @@ pub fn push(global: &Global, args: &PushArgs) -> Result<u8, CliError> {
         let desired = Desired::from_store(store, &ws.config)
             .await
             .map_err(invalid)?;
-        push::run(&ws.config, &ws.rules, &desired, store, &options(args))
-            .await
-            .map_err(invalid)
+        watched(args, async |options| {
+            push::run(&ws.config, &ws.rules, &desired, store, options).await
+        })
+        .await
+        .map_err(invalid)
     })?;
     show(global, &report, None)?;
     Ok(exit_status(&report, false))
@@ -75,9 +77,11 @@ async fn sync_with(
     let desired = Desired::from_store(store, inputs.config)
         .await
         .map_err(invalid)?;
-    let report = push::run(inputs.config, inputs.rules, &desired, store, &options(args))
-        .await
-        .map_err(invalid)?;
+    let report = watched(args, async |options| {
+        push::run(inputs.config, inputs.rules, &desired, store, options).await
+    })
+    .await
+    .map_err(invalid)?;
     Ok((outcome, report))
 }
 
@@ -103,9 +107,11 @@ fn sync_dry_run(global: &Global, args: &PushArgs) -> Result<u8, CliError> {
             // A snapshot's rows are rosterd's own JSON.
             let _ = desired.set_values(id, json, &attributes);
         }
-        push::run(&ws.config, &ws.rules, &desired, store, &options(args))
-            .await
-            .map_err(invalid)
+        watched(args, async |options| {
+            push::run(&ws.config, &ws.rules, &desired, store, options).await
+        })
+        .await
+        .map_err(invalid)
     })?;
     show(global, &report, None)?;
     Ok(exit_status(&report, false))
@@ -117,7 +123,21 @@ fn options(args: &PushArgs) -> push::Options {
         reconcile: args.reconcile,
         group: args.group.clone(),
         target: args.target.clone(),
+        progress: (!args.dry_run).then(|| std::sync::Arc::new(push::Progress::default())),
     }
+}
+
+/// Runs a push with its progress on stderr while it lasts (see [`push::progress::Display`]).
+async fn watched<F>(args: &PushArgs, push: F) -> Result<Report, push::PushError>
+where
+    F: AsyncFnOnce(&push::Options) -> Result<Report, push::PushError>,
+{
+    let options = options(args);
+    let _display = options
+        .progress
+        .clone()
+        .map(|p| push::progress::Display::start(p, std::time::Duration::from_secs(10)));
+    push(&options).await
 }
 
 fn invalid(e: impl std::fmt::Display) -> CliError {

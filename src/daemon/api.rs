@@ -232,9 +232,12 @@ async fn metrics(State(shared): State<Api>) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        shared
-            .metrics
-            .render(&sizes, &unprovisioned, shared.leadership.leading()),
+        shared.metrics.render(
+            &sizes,
+            &unprovisioned,
+            &progress(&shared),
+            shared.leadership.leading(),
+        ),
     )
         .into_response()
 }
@@ -309,7 +312,11 @@ async fn members(State(shared): State<Api>, Path(name): Path<String>) -> Respons
 
 async fn runs(State(shared): State<Api>) -> Response {
     match shared.store.runs(50).await {
-        Ok(runs) => ok(json!({ "runs": runs, "running": running(&shared) })),
+        Ok(runs) => ok(json!({
+            "runs": runs,
+            "running": running(&shared),
+            "progress": progress(&shared),
+        })),
         Err(e) => internal(e),
     }
 }
@@ -321,6 +328,17 @@ fn running(shared: &Shared) -> Option<&'static str> {
         .unwrap_or_else(|p| p.into_inner())
         .as_ref()
         .map(Job::as_str)
+}
+
+/// How far the running job's push is, per target.
+fn progress(shared: &Shared) -> Vec<crate::push::progress::Numbers> {
+    shared
+        .progress
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|p| p.numbers())
+        .unwrap_or_default()
 }
 
 /// A numeric id from the path; `None` answers with [`bad_id`].

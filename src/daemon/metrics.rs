@@ -135,10 +135,22 @@ impl Metrics {
         &self,
         groups: &BTreeMap<String, usize>,
         unprovisioned: &BTreeMap<String, usize>,
+        progress: &[crate::push::progress::Numbers],
         leading: bool,
     ) -> String {
         let s = self.state();
         let mut out = String::new();
+        let remaining: BTreeMap<String, u64> = progress
+            .iter()
+            .map(|n| (n.target.clone(), n.to_send))
+            .collect();
+        metric(
+            &mut out,
+            "rosterd_push_requests_remaining",
+            "gauge",
+            "Requests the running push still has to send to the target (estimated; none when no push runs).",
+            per_target(&remaining),
+        );
         metric(
             &mut out,
             "rosterd_leader",

@@ -84,6 +84,8 @@ pub struct Shared {
     wake: tokio::sync::Notify,
     /// The job running now, if any.
     running: Mutex<Option<Job>>,
+    /// How far the running job's push is.
+    progress: Mutex<Option<Arc<push::Progress>>>,
     leadership: leader::Leadership,
     /// The snapshot in force evaluated under the rules in force, for explain.
     evaluated: Mutex<Option<Arc<Evaluated>>>,
@@ -323,6 +325,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
         pending: Mutex::new(BTreeSet::new()),
         wake: tokio::sync::Notify::new(),
         running: Mutex::new(None),
+        progress: Mutex::new(None),
         leadership: leader::Leadership::default(),
         evaluated: Mutex::new(None),
         token,
@@ -574,6 +577,8 @@ async fn run_job(shared: &Shared, job: Job) {
     *shared.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(job.clone());
     // Every write of this run is fenced with the leadership this process holds now.
     let store = shared.store.fenced();
+    let progress = Arc::new(push::Progress::default());
+    *shared.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&progress));
     if !matches!(job, Job::Push(_)) {
         // This run uses the rules in force: the sync a rules change asked for is done.
         *shared
@@ -608,6 +613,7 @@ async fn run_job(shared: &Shared, job: Job) {
                 Job::Push(group) => Some(group.clone()),
                 _ => None,
             },
+            progress: Some(Arc::clone(&progress)),
             ..push::Options::default()
         };
         let desired = Desired::from_store(&store, &config)
@@ -648,4 +654,5 @@ async fn run_job(shared: &Shared, job: Job) {
         }
     }
     *shared.running.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    *shared.progress.lock().unwrap_or_else(|p| p.into_inner()) = None;
 }

@@ -8,6 +8,7 @@
 //! learns a change only when the target confirms it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 use serde::Serialize;
@@ -18,8 +19,11 @@ use crate::scim::{Client, ScimError};
 use crate::store::{Store, StoreError, TargetGroup, WorkerIds};
 
 mod pair;
+pub mod progress;
 mod resolve;
 mod send;
+
+pub use progress::Progress;
 
 pub use pair::failsafe_reason;
 
@@ -40,6 +44,8 @@ pub struct Options {
     pub reconcile: bool,
     pub group: Option<String>,
     pub target: Option<String>,
+    /// Counted into as the push goes (for a terminal, the API and the metrics).
+    pub progress: Option<Arc<Progress>>,
 }
 
 /// The desired state, on the worker numbering: each group's members as a set of worker
@@ -258,6 +264,8 @@ pub(crate) struct TargetRun<'a> {
     pub desired: &'a Desired,
     /// Confirmations of requests in flight share a commit.
     pub confirmer: send::Confirmer<'a>,
+    /// Counted into as requests are answered, when the push is watched.
+    pub progress: Option<Arc<progress::TargetProgress>>,
 }
 
 /// Pushes every target (or the one in `options`).
@@ -339,6 +347,11 @@ async fn push_target(
         now_time,
         desired,
         confirmer: send::Confirmer::new(store),
+        progress: options
+            .progress
+            .as_ref()
+            .filter(|_| !options.dry_run)
+            .map(|p| p.target(name)),
     };
     let deadline = std::time::Duration::from_secs(target.push_deadline_seconds);
     let outcome = tokio::time::timeout(deadline, run.push(rules, &mut report)).await;
@@ -468,6 +481,9 @@ impl TargetRun<'_> {
             }
         }
         let unprovisioned = self.store.unprovisioned_keys(self.name).await?;
+        if let Some(progress) = &self.progress {
+            progress.estimate(self.estimate(&pairs, &users, &sets, &known));
+        }
         let mut results = Vec::new();
         {
             use futures_util::StreamExt;
@@ -511,5 +527,35 @@ impl TargetRun<'_> {
 
     fn match_value(&self, id: u32) -> Option<&str> {
         self.desired.match_value(&self.match_attribute, id)
+    }
+
+    /// The requests the pairs' plans will take: their member changes in requests of
+    /// `max_members_per_request` (a group the target does not have yet takes at least its
+    /// creating POST).
+    fn estimate(
+        &self,
+        pairs: &[(&crate::rules::Group, &crate::rules::Push)],
+        users: &resolve::Users,
+        sets: &BTreeMap<String, crate::store::Confirmed>,
+        known: &BTreeMap<String, TargetGroup>,
+    ) -> u64 {
+        let per = self.config.patch.max_members_per_request.max(1) as u64;
+        let none = RoaringBitmap::new();
+        pairs
+            .iter()
+            .map(|(group, _)| {
+                let want = self.desired.members.get(&group.name).unwrap_or(&none) & &users.accounts;
+                let (held, foreign) = sets
+                    .get(&group.name)
+                    .map_or((&none, 0), |s| (&s.workers, s.foreign.len() as u64));
+                let changes = (&want - held).len() + (held - &want).len() + foreign;
+                // A group made here takes its first batch in the creating POST.
+                if known.contains_key(&group.name) {
+                    changes.div_ceil(per)
+                } else {
+                    changes.div_ceil(per).max(1)
+                }
+            })
+            .sum()
     }
 }

@@ -524,6 +524,9 @@ impl TargetRun<'_> {
             .store
             .enqueue(self.name, group, &entries, &self.now)
             .await?;
+        if let Some(progress) = &self.progress {
+            progress.planned(entries.len() as u64);
+        }
         let mut last = None;
         for (i, (action, payload)) in entries.into_iter().enumerate() {
             let entry = OutboxEntry {

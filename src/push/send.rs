@@ -298,6 +298,9 @@ impl TargetRun<'_> {
         let (added, removed) = entry.payload.member_changes(entry.action);
         report.added += added.len();
         report.removed += removed.len();
+        if let Some(progress) = &self.progress {
+            progress.sent((added.len() + removed.len()) as u64);
+        }
         let set = if added.is_empty() && removed.is_empty() {
             None
         } else {
@@ -439,6 +442,9 @@ impl TargetRun<'_> {
                     &self.now,
                 )
                 .await?;
+            if let Some(progress) = &self.progress {
+                progress.sent(if made { held.len() as u64 } else { 0 });
+            }
             return Ok(Created {
                 state,
                 members: held,
