@@ -34,6 +34,9 @@ enum Command {
     },
     /// Check the config, the HR export and every rule file; print all errors and warnings.
     Check,
+    /// Run the rule tests written beside the rules (exit 1: a test failed); `--format junit`
+    /// for CI systems.
+    Test,
     /// Show what the rules make of the export: members per group, or one group's members.
     Plan {
         /// List this group's members.
@@ -181,8 +184,19 @@ fn main() -> ExitCode {
         as_of: args.as_of,
         format: args.format,
     };
+    if global.format == Format::Junit && !matches!(args.command, Command::Test) {
+        eprintln!("error: `--format junit` is for `rosterd test` only");
+        return ExitCode::from(2);
+    }
     let result = match &args.command {
         Command::Run { .. } => cli::run(&global).map(|()| ExitCode::SUCCESS),
+        Command::Test => cli::test(&global).map(|ok| {
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }),
         Command::Check => cli::check(&global).map(|ok| {
             if ok {
                 ExitCode::SUCCESS

@@ -444,3 +444,180 @@ fn a_held_snapshot_exits_3_until_approved() {
     let out = stdout(in_dir(&dir, "2026-11-22").arg("evaluate"));
     assert!(out.starts_with("run 3: 0 joined, 6 left"), "{out}");
 }
+
+/// A copy of the repository's sample (config, export, rules and rule tests) to break.
+fn sample_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(root.join("rosterd.yaml"), dir.path().join("rosterd.yaml")).unwrap();
+    for folder in ["rules", "sample"] {
+        copy_dir(&root.join(folder), &dir.path().join(folder));
+    }
+    dir
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_sample_rule_tests_pass() {
+    let out = rosterd()
+        .args(["test"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("5 tests, 0 failed (11 expectations)"), "{out}");
+    assert!(
+        out.lines().filter(|l| l.starts_with("ok ")).count() == 5,
+        "{out}"
+    );
+}
+
+/// A rule broken in the sample: the test that pins its intent fails, with the expectation,
+/// where it is written, and the explain tree of the worker and group; exit 1.
+#[test]
+fn a_broken_rule_fails_its_test_with_the_explain_tree() {
+    let dir = sample_copy();
+    let github = dir.path().join("rules/apps/github.yaml");
+    let text = std::fs::read_to_string(&github).unwrap();
+    std::fs::write(
+        &github,
+        text.replace("worker_type != \"Intern\"", "worker_type != \"Interns\""),
+    )
+    .unwrap();
+    let out = rosterd()
+        .args(["test"])
+        .current_dir(dir.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    for expected in [
+        "FAIL interns are never on call, engineers with the tag are (rules/tests/intent.yaml:22:11)",
+        "expected: T2 not in engineering-oncall",
+        "got:      a member (rule)",
+        "at rules/tests/intent.yaml:29:9",
+        "T2 (t2@example.com) in engineering-oncall (managed, rules/apps/github.yaml:8:11)",
+        "✓ worker_type != \"Interns\"",
+        "· worker_type = \"Intern\"",
+        "5 tests, 1 failed (11 expectations)",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+
+    // The same as JUnit XML: well-formed, one suite, a case per test, the failure with its
+    // message and the explain tree.
+    let xml = rosterd()
+        .args(["test", "--format", "junit"])
+        .current_dir(dir.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let xml = String::from_utf8(xml).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    assert_eq!(root.attribute("tests"), Some("5"));
+    assert_eq!(root.attribute("failures"), Some("1"));
+    let suites: Vec<_> = root
+        .children()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    assert_eq!(suites.len(), 1);
+    let suite = suites[0];
+    for attribute in ["name", "tests", "failures", "errors", "skipped", "time"] {
+        assert!(
+            suite.attribute(attribute).is_some(),
+            "testsuite lacks `{attribute}`"
+        );
+    }
+    assert!(suite.attribute("time").unwrap().parse::<f64>().is_ok());
+    let cases: Vec<_> = suite
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 5);
+    for case in &cases {
+        assert!(case.attribute("name").is_some() && case.attribute("classname").is_some());
+    }
+    let failed: Vec<_> = cases
+        .iter()
+        .filter_map(|c| c.children().find(|n| n.has_tag_name("failure")))
+        .collect();
+    assert_eq!(failed.len(), 1);
+    let failure = failed[0];
+    assert!(failure
+        .attribute("message")
+        .unwrap()
+        .contains("expected T2 not in engineering-oncall, got a member (rule)"));
+    assert!(failure.text().unwrap().contains("worker_type = \"Intern\""));
+}
+
+/// Tests are checked like rules: an unknown attribute, group or reason in a test is a
+/// diagnostic with its file, line, column and caret, and `rosterd check` reports it too.
+#[test]
+fn mistakes_in_rule_tests_are_diagnostics_with_their_place() {
+    let dir = sample_copy();
+    let tests = dir.path().join("rules/tests/intent.yaml");
+    let text = std::fs::read_to_string(&tests).unwrap();
+    let text = text
+        .replace(
+            "{ worker: M1, in: eng-managers-us }",
+            "{ worker: M1, in: eng-manager-us }",
+        )
+        .replace(
+            "{ worker_id: R1, email: r1@example.com, department",
+            "{ worker_id: R1, email: r1@example.com, departement",
+        )
+        .replace("reason: no_match }", "reason: nomatch }");
+    std::fs::write(&tests, text).unwrap();
+    for command in ["test", "check"] {
+        let out = rosterd()
+            .args([command])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command}");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for expected in [
+            "rules/tests/intent.yaml:37:27: error: unknown group `eng-manager-us`",
+            "help: did you mean `eng-managers-us`?",
+            "rules/tests/intent.yaml:35:49: error: unknown attribute `departement`",
+            "help: did you mean `department`?",
+            "rules/tests/intent.yaml:30:59: error: `nomatch` is not a reason for `not_in`",
+            "help: did you mean `no_match`?",
+        ] {
+            assert!(
+                text.contains(expected),
+                "{command}: missing `{expected}` in:\n{text}"
+            );
+        }
+        assert_eq!(
+            text.matches(": error: ").count(),
+            3,
+            "{command}: one error each:\n{text}"
+        );
+    }
+}

@@ -109,6 +109,12 @@ fn every_manifest_parses_and_the_pods_run_as_non_root_with_probes() {
         serde_yaml::from_str(&read("ci/rules-repository.gitlab-ci.yml")).unwrap();
     let script = serde_yaml::to_string(&gitlab["rosterd"]["script"]).unwrap();
     assert!(script.contains("rosterd check") && script.contains("rosterd plan"));
+    assert!(script.contains("rosterd test --config rosterd.ci.yaml --format junit"));
+    assert_eq!(
+        gitlab["rosterd"]["artifacts"]["reports"]["junit"],
+        "rule-tests.xml"
+    );
+    assert!(!script.contains("| tee"), "a pipe hides the exit status");
 
     let dockerfile = read("Dockerfile");
     assert!(

@@ -18,6 +18,7 @@ mod check;
 mod explain;
 mod plan;
 mod push;
+mod rule_tests;
 mod state;
 
 pub use check::check;
@@ -36,12 +37,15 @@ pub fn run(global: &Global) -> Result<(), CliError> {
 pub use explain::explain;
 pub use plan::plan;
 pub use push::{approve_push, emulator, push, status, sync, PushArgs, PUSH_FAILED};
+pub use rule_tests::test;
 pub use state::{approve_snapshot, evaluate, history, members, migrate, runs, HELD};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Text,
     Json,
+    /// JUnit XML, for CI systems: `rosterd test` only.
+    Junit,
 }
 
 /// Options every command takes.

@@ -18,6 +18,7 @@ pub mod explain;
 mod incremental;
 pub mod lint;
 pub mod reason;
+pub mod rule_tests;
 
 pub use explain::{explain, Explanation};
 pub use incremental::evaluate_incremental;

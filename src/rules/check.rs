@@ -70,6 +70,7 @@ pub(super) fn check(
     let order = evaluation_order(&groups, diags)?;
     let levels = levels(&groups, &order);
     Some(RuleSet {
+        tests: Vec::new(),
         sources,
         groups,
         by_name,

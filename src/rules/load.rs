@@ -30,6 +30,35 @@ pub(super) struct GroupDef {
     pub failsafe: Failsafe,
 }
 
+/// A rule test as written (see `rules::rule_tests`).
+pub(super) struct TestDef {
+    pub name: String,
+    pub span: Span,
+    pub as_of: Option<NaiveDate>,
+    pub workers: Vec<FixtureDef>,
+    pub expect: Vec<ExpectDef>,
+}
+
+/// A made-up worker: attribute name (with its span) → value as written.
+pub(super) struct FixtureDef {
+    pub span: Span,
+    pub values: Vec<(String, Span, Node)>,
+}
+
+/// `{ worker: W, in: GROUP }` or `{ worker: W, not_in: GROUP }`, perhaps with a reason.
+pub(super) struct ExpectDef {
+    pub span: Span,
+    pub worker: (String, Span),
+    pub group: (String, Span),
+    pub member: bool,
+    pub reason: Option<(String, Span)>,
+    pub ticket: Option<String>,
+}
+
+const FILE_KEYS: &[&str] = &["groups", "tests"];
+const TEST_KEYS: &[&str] = &["name", "as_of", "workers", "expect"];
+const EXPECT_KEYS: &[&str] = &["worker", "in", "not_in", "reason", "ticket"];
+
 const GROUP_KEYS: &[&str] = &[
     "name",
     "kind",
@@ -47,8 +76,13 @@ const PUSH_KEYS: &[&str] = &["target", "display_name", "link", "active"];
 const FAILSAFE_KEYS: &[&str] = &["max_remove_percent", "max_remove_count"];
 const KINDS: &[&str] = &["managed", "hybrid", "manual"];
 
-/// Every group of every file, in file order; problems go to `diags`.
-pub(super) fn groups(sources: &SourceMap, diags: &mut Diagnostics) -> Vec<GroupDef> {
+/// Every group of every file, in file order, and every rule test into `tests`; problems go
+/// to `diags`.
+pub(super) fn groups(
+    sources: &SourceMap,
+    diags: &mut Diagnostics,
+    tests: &mut Vec<TestDef>,
+) -> Vec<GroupDef> {
     let mut out = Vec::new();
     for (id, file) in sources.files().iter().enumerate() {
         let id = FileId::try_from(id).unwrap_or(FileId::MAX);
@@ -60,14 +94,21 @@ pub(super) fn groups(sources: &SourceMap, diags: &mut Diagnostics) -> Vec<GroupD
             }
         };
         let mut r = Reader { diags };
-        let Some(fields) = r.fields(&root, &["groups"], "a rule file") else {
+        let Some(fields) = r.fields(&root, FILE_KEYS, "a rule file") else {
             continue;
         };
+        if let Some(list) = fields.get("tests") {
+            for node in r.seq(list, "`tests`") {
+                if let Some(def) = r.test(node) {
+                    tests.push(def);
+                }
+            }
+        }
         let Some(list) = fields.get("groups") else {
-            if !root.is_null() {
+            if !root.is_null() && fields.get("tests").is_none() {
                 r.diags.push(
                     Diagnostic::error(root.span, "a rule file needs a `groups` list")
-                        .with_help("start the file with `groups:` and list the groups under it"),
+                        .with_help("start the file with `groups:` and list the groups under it (or `tests:`, for a file of rule tests)"),
                 );
             }
             continue;
@@ -273,6 +314,105 @@ impl Reader<'_> {
             .iter()
             .filter_map(|n| self.string(n, "a string"))
             .collect()
+    }
+
+    fn test(&mut self, node: &Node) -> Option<TestDef> {
+        let f = self.fields(node, TEST_KEYS, "a test")?;
+        let Some(name_node) = f.get("name") else {
+            self.error(node.span, "a test needs a `name`");
+            return None;
+        };
+        let name = self.string(name_node, "a test name")?;
+        let as_of = f.get("as_of").and_then(|n| self.date(n, "a date"));
+        let mut workers = Vec::new();
+        if let Some(list) = f.get("workers") {
+            for w in self.seq(list, "`workers`") {
+                match &w.kind {
+                    NodeKind::Map(entries) => {
+                        let values = entries
+                            .iter()
+                            .filter_map(|(k, v)| match &k.kind {
+                                NodeKind::Scalar(key) => {
+                                    Some((key.value.clone(), k.span, v.clone()))
+                                }
+                                _ => None,
+                            })
+                            .collect();
+                        workers.push(FixtureDef {
+                            span: w.span,
+                            values,
+                        });
+                    }
+                    _ => self.error(
+                        w.span,
+                        format!(
+                            "expected a worker (a mapping of attributes), found {}",
+                            w.describe()
+                        ),
+                    ),
+                }
+            }
+        }
+        let mut expect = Vec::new();
+        if let Some(list) = f.get("expect") {
+            for e in self.seq(list, "`expect`") {
+                if let Some(e) = self.expectation(e) {
+                    expect.push(e);
+                }
+            }
+        }
+        if expect.is_empty() && f.get("expect").is_none() {
+            self.diags.push(
+                Diagnostic::error(name_node.span, "a test needs an `expect` list")
+                    .with_help("for example `expect: [{ worker: W1, in: some-group }]`"),
+            );
+        }
+        Some(TestDef {
+            name,
+            span: name_node.span,
+            as_of,
+            workers,
+            expect,
+        })
+    }
+
+    fn expectation(&mut self, node: &Node) -> Option<ExpectDef> {
+        let f = self.fields(node, EXPECT_KEYS, "an expectation")?;
+        let Some(worker_node) = f.get("worker") else {
+            self.error(node.span, "an expectation needs a `worker`");
+            return None;
+        };
+        let worker = (
+            self.string(worker_node, "a worker's key")?,
+            worker_node.span,
+        );
+        let (member, group_node) = match (f.get("in"), f.get("not_in")) {
+            (Some(g), None) => (true, g),
+            (None, Some(g)) => (false, g),
+            _ => {
+                self.diags.push(
+                    Diagnostic::error(node.span, "an expectation needs one of `in` and `not_in`")
+                        .with_help(
+                            "`in: GROUP` expects the worker in the group, `not_in: GROUP` not",
+                        ),
+                );
+                return None;
+            }
+        };
+        let group = (self.string(group_node, "a group name")?, group_node.span);
+        let reason = match f.get("reason") {
+            Some(n) => Some((self.string(n, "a reason")?, n.span)),
+            None => None,
+        };
+        let ticket = f.get("ticket").and_then(|n| self.string(n, "a ticket"));
+        Some(ExpectDef {
+            span: node.span,
+            worker,
+            group,
+            member,
+            reason,
+            ticket,
+        })
     }
 
     fn group(&mut self, node: &Node) -> Option<GroupDef> {

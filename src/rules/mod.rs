@@ -22,6 +22,7 @@ pub mod diagnostic;
 pub mod limits;
 mod load;
 pub mod parse;
+pub mod rule_tests;
 pub mod source;
 pub mod yaml;
 
@@ -196,6 +197,8 @@ pub struct RuleSet {
     /// The groups in levels: those of one level name only groups of earlier levels.
     levels: Vec<Vec<GroupId>>,
     eligibility: Option<CExpr>,
+    /// The rule tests written beside the rules.
+    tests: Vec<rule_tests::RuleTest>,
 }
 
 impl RuleSet {
@@ -227,6 +230,11 @@ impl RuleSet {
 
     pub fn eligibility(&self) -> Option<&CExpr> {
         self.eligibility.as_ref()
+    }
+
+    /// The rule tests (`tests:` lists in the rule files), checked.
+    pub fn tests(&self) -> &[rule_tests::RuleTest] {
+        &self.tests
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -423,7 +431,8 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 
 fn check_on_this_thread(mut sources: SourceMap, ctx: &Context<'_>) -> Result<RuleSet, RulesError> {
     let mut diagnostics = Diagnostics::default();
-    let mut defs = load::groups(&sources, &mut diagnostics);
+    let mut test_defs = Vec::new();
+    let mut defs = load::groups(&sources, &mut diagnostics, &mut test_defs);
     if let Some(first_over) = defs.get(limits::MAX_GROUPS) {
         diagnostics.push(
             Diagnostic::error(
@@ -440,7 +449,10 @@ fn check_on_this_thread(mut sources: SourceMap, ctx: &Context<'_>) -> Result<Rul
     let eligibility = ctx
         .eligibility
         .and_then(|(text, config)| load::eligibility(text, config, &mut sources, &mut diagnostics));
-    let rules = check::check(defs, eligibility, ctx, sources.clone(), &mut diagnostics);
+    let mut rules = check::check(defs, eligibility, ctx, sources.clone(), &mut diagnostics);
+    if let Some(rules) = &mut rules {
+        rules.tests = rule_tests::check(test_defs, &rules.by_name, ctx.schema, &mut diagnostics);
+    }
     match rules {
         Some(rules) if !diagnostics.has_errors() => Ok(rules),
         _ => Err(RulesError::Invalid {
