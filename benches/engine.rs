@@ -110,6 +110,38 @@ fn bench(config: &Config, n: usize, rule_count: usize, simple_groups: usize) {
         .sum();
     println!("   {memberships} memberships");
 
+    // 50 guardrails over the same groups: 20 `never` over two groups, 20 `requires`, 10 sizes.
+    let names: Vec<&str> = rules.groups().iter().map(|g| g.name.as_str()).collect();
+    let mut guarded = format!("{rules_text}\nguardrails:\n");
+    for i in 0..50 {
+        let (a, b) = (
+            names[(i * 37) % names.len()],
+            names[(i * 53 + 11) % names.len()],
+        );
+        let check = match i % 5 {
+            0 | 1 => {
+                format!("never: member_of(\"{a}\") and member_of(\"{b}\") and status != \"Active\"")
+            }
+            2 | 3 => format!("group: {a}\n    requires: member_of(\"{b}\") or job_level >= 0"),
+            _ => format!("group: {a}\n    max_members: {n}"),
+        };
+        guarded.push_str(&format!(
+            "  - name: guard-{i}\n    on_violation: warn\n    {check}\n"
+        ));
+    }
+    let with_guardrails = check(&guarded, config, &snapshot);
+    assert_eq!(with_guardrails.guardrails().len(), 50);
+    let evaluate_ms = median_ms(|| engine::evaluate(&snapshot, &rules, as_of));
+    let guardrails_ms =
+        median_ms(|| engine::guardrails::check(&snapshot, &with_guardrails, &before));
+    println!(
+        "{:<74} {:>9.2} ms  {:.1}% of evaluating all groups ({:.2} ms)",
+        format!("check 50 guardrails on the evaluation (median of {RUNS})"),
+        guardrails_ms,
+        guardrails_ms / evaluate_ms * 100.0,
+        evaluate_ms
+    );
+
     let changed = load(&changed_export, &schema);
     let phase = Phase::start();
     let changed_workers = changed
@@ -241,6 +273,19 @@ fn prefix_rules(text: &str, k: usize) -> String {
 /// How many times the phases that take milliseconds run; they report the median, because
 /// one run on a shared machine varies by a third.
 const RUNS: usize = 9;
+
+/// The median wall time of [`RUNS`] runs, in milliseconds.
+fn median_ms<T>(mut run: impl FnMut() -> T) -> f64 {
+    let mut times: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let t = Instant::now();
+            drop(run());
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[RUNS / 2]
+}
 
 /// Runs a phase [`RUNS`] times and reports the median wall time and the highest peak; the
 /// last run's result is returned (the others are dropped outside the clock).

@@ -41,6 +41,8 @@ pub enum Outcome {
         memberships: usize,
         /// Set when the export could not be read and the last good snapshot was used.
         warning: Option<String>,
+        /// The guardrails the memberships break.
+        violations: Vec<engine::guardrails::Violation>,
     },
     /// The failsafe held the new snapshot; nothing changed.
     Held {
@@ -380,6 +382,18 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
     };
     phase.done("evaluate");
     let phase = Phase::start();
+    let violations = engine::guardrails::check(&chosen.snapshot, inputs.rules, &evaluation);
+    for v in &violations {
+        tracing::warn!(
+            guardrail = %v.guardrail,
+            hold = v.hold,
+            workers = v.count,
+            "guardrail violated: {}",
+            v.message
+        );
+    }
+    phase.done("check the guardrails");
+    let phase = Phase::start();
     let stored = store.member_state().await?;
     phase.done("read the stored memberships");
     let phase = Phase::start();
@@ -400,6 +414,7 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
         membership_count: memberships as i64,
         changes,
         message: chosen.warning.clone(),
+        violations: serde_json::to_string(&violations).ok(),
     };
     let phase = Phase::start();
     let (run_id, snapshot_id) = store.commit_run(&commit).await?;
@@ -412,6 +427,7 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
         removed: commit.changes.removed() as usize,
         memberships,
         warning: chosen.warning,
+        violations,
     })
 }
 
@@ -698,6 +714,12 @@ async fn unchanged(
     );
     commit.membership_count = last.memberships;
     commit.inputs_digest = digests.inputs.clone();
+    // The same inputs break the same guardrails as the run they repeat.
+    let violations = store
+        .current_violations()
+        .await?
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default();
     let (run_id, _) = store.commit_run(&commit).await?;
     Ok(Some(Outcome::Applied {
         run_id,
@@ -706,6 +728,7 @@ async fn unchanged(
         removed: 0,
         memberships: usize::try_from(last.memberships).unwrap_or(0),
         warning: None,
+        violations,
     }))
 }
 
@@ -802,6 +825,7 @@ fn bare_run(
         membership_count: 0,
         changes: RunChanges::default(),
         message: Some(message.to_string()),
+        violations: None,
     }
 }
 

@@ -621,3 +621,36 @@ fn mistakes_in_rule_tests_are_diagnostics_with_their_place() {
         );
     }
 }
+
+/// `rosterd check` reports broken guardrails against the export: a `hold` one as an error at
+/// the guardrail (exit 1), a `warn` one as a warning, each with the workers involved.
+#[test]
+fn check_reports_broken_guardrails_with_the_workers_involved() {
+    let dir = sample_copy();
+    let path = dir.path().join("rules/guardrails.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace("max_members: 200", "max_members: 3").replace(
+        r#"never: member_of("engineering-oncall") and worker_type == "Intern""#,
+        r#"never: member_of("engineering-oncall") and country == "US""#,
+    );
+    std::fs::write(&path, text).unwrap();
+    let out = rosterd()
+        .args(["check", "--as-of", "2026-11-22"])
+        .current_dir(dir.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    for expected in [
+        "rules/guardrails.yaml:5:11: error: guardrail `no-intern-on-call` is violated: ",
+        " make `member_of(\"engineering-oncall\") and country == \"US\"` true",
+        "help: workers: E",
+        "rules/guardrails.yaml:14:11: warning: guardrail `security-slack-size` is violated: `security-slack` has ",
+        "more than 3",
+        "1 error, 1 warning",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+}

@@ -1123,3 +1123,96 @@ async fn a_long_sync_shows_its_progress() {
     eprintln!("{line}");
     world.assert_converged(&[]).await;
 }
+
+on_both_backends!(a_broken_guardrail_holds_the_groups_involved_until_approved);
+
+/// Guardrails against an HR change: two engineers move to Sales, which breaks a `hold` size
+/// guardrail on `sales` and a `warn` one on `engineering`. The run's push holds `sales` (the
+/// group involved) and pushes `engineering` (which only warns); the violations show in the
+/// run's outcome and in `rosterd status`. Approving the hold releases it: the next sync sends
+/// the two joins, and a sync after that has nothing to hold.
+async fn a_broken_guardrail_holds_the_groups_involved_until_approved(db: TestDb) {
+    let mut world = World::with_emulator(db, 150, &[]).await;
+    let report = world.sync(opts()).await;
+    assert_eq!(report.held(), 0, "{report:?}");
+    let expected = world.expected(&[]).await;
+    let (sales, engineering) = (expected["sales"].len(), expected["engineering"].len());
+    std::fs::write(
+        world.path("rules/guardrails.yaml"),
+        format!(
+            "guardrails:\n  - name: sales-size\n    group: sales\n    max_members: {sales}\n  - name: engineering-size\n    group: engineering\n    min_members: {engineering}\n    on_violation: warn\n"
+        ),
+    )
+    .unwrap();
+    let movers: Vec<String> = world
+        .workers
+        .iter()
+        .filter(|w| w.division == "Engineering" && w.status == "Active")
+        .take(2)
+        .map(|w| w.id.clone())
+        .collect();
+    world.edit_workers(|workers| {
+        for w in workers.iter_mut().filter(|w| movers.contains(&w.id)) {
+            w.division = "Sales".into();
+        }
+    });
+    let before = world.actual().await;
+    let report = world.sync(opts()).await;
+    assert_eq!(report.held(), 1, "{report:?}");
+    let pair = |report: &rosterd::push::Report, group: &str| {
+        report.targets[0]
+            .groups
+            .iter()
+            .find(|g| g.group == group)
+            .cloned()
+            .unwrap()
+    };
+    let held = pair(&report, "sales").held.unwrap();
+    assert!(
+        held.reason.contains(&format!(
+            "guardrail `sales-size` is violated: `sales` has {} members, more than {sales}",
+            sales + 2
+        )),
+        "{}",
+        held.reason
+    );
+    // The group involved is held; the one that only warns is pushed.
+    let expected = world.expected(&[]).await;
+    let actual = world.actual().await;
+    assert_eq!(actual["sales"], before["sales"], "sales is held");
+    assert_eq!(
+        actual["engineering"], expected["engineering"],
+        "engineering is pushed"
+    );
+
+    let (code, text, stderr) = run_cli(&world, &["status"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        text.contains("guardrail `sales-size` is violated (holds changes to sales)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("guardrail `engineering-size` is violated (warns about engineering)"),
+        "{text}"
+    );
+
+    let store = world.store().await;
+    let holds = store.push_holds(Some("held")).await.unwrap();
+    assert_eq!(holds.len(), 1, "{holds:?}");
+    store
+        .approve_push_hold(
+            holds[0].id,
+            &rosterd::clock::stamp(rosterd::clock::now_utc()),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    let report = world.sync(opts()).await;
+    assert_eq!(report.held(), 0, "{report:?}");
+    assert_eq!(pair(&report, "sales").added, 2, "{report:?}");
+    world.assert_converged(&[]).await;
+    // The guardrail is still broken, but nothing is left to hold.
+    let report = world.sync(opts()).await;
+    assert_eq!(report.held(), 0, "{report:?}");
+    assert_eq!(report.targets[0].writes, 0, "{report:?}");
+}

@@ -33,6 +33,9 @@ pub fn check(global: &Global) -> Result<bool, CliError> {
     if let (Some(rule_set), Ok((snapshot, _))) = (&rule_set, &loaded) {
         let evaluation = engine::evaluate(snapshot, rule_set, as_of);
         diagnostics.extend(engine::lint(snapshot, rule_set, &evaluation));
+        for v in engine::guardrails::check(snapshot, rule_set, &evaluation) {
+            diagnostics.push(v.diagnostic());
+        }
     }
     let data_error = loaded.as_ref().err().map(ToString::to_string);
     let ok = !diagnostics.has_errors() && data_error.is_none();
@@ -63,8 +66,10 @@ pub fn check(global: &Global) -> Result<bool, CliError> {
     if let Some(rule_set) = &rule_set {
         let _ = writeln!(
             out,
-            "{} groups in {} rule files",
+            "{} groups, {}, {} in {} rule files",
             rule_set.groups().len(),
+            crate::text::count(rule_set.guardrails().len() as u64, "guardrail"),
+            crate::text::count(rule_set.tests().len() as u64, "rule test"),
             sources
                 .files()
                 .iter()

@@ -99,6 +99,7 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
         workers: ws.snapshot.len(),
         eligible: evaluation.eligible().count_ones(..),
         base_run: base_run.as_ref().map(|r| r.id),
+        guardrails: crate::engine::guardrails::check(&ws.snapshot, &ws.rules, &evaluation),
     };
     if global.format == Format::Json {
         plan.json(&mut out, &header, &groups, &removed)?;
@@ -116,6 +117,10 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
             ));
         }
         plan.text(&mut out, &header, &compared, &groups, &removed, only)?;
+        if !header.guardrails.is_empty() {
+            writeln!(out)?;
+            out.write_all(crate::engine::guardrails::render(&header.guardrails).as_bytes())?;
+        }
     }
     out.flush()?;
     Ok(())
@@ -128,6 +133,8 @@ struct Header<'a> {
     workers: usize,
     eligible: usize,
     base_run: Option<i64>,
+    /// The guardrails the planned memberships would break.
+    guardrails: Vec<crate::engine::guardrails::Violation>,
 }
 
 /// Each worker's `{"key":KEY,"label":LABEL,"reason":"`, JSON-escaped once, end to end.

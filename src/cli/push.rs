@@ -62,7 +62,10 @@ pub fn sync(global: &Global, args: &PushArgs) -> Result<u8, CliError> {
     show(global, &report, Some(&outcome))?;
     Ok(exit_status(
         &report,
-        matches!(outcome, Outcome::Held { .. }),
+        match &outcome {
+            Outcome::Held { .. } => true,
+            Outcome::Applied { violations, .. } => crate::engine::guardrails::any_holds(violations),
+        },
     ))
 }
 
@@ -196,6 +199,7 @@ fn show(global: &Global, report: &Report, outcome: Option<&Outcome>) -> Result<(
             removed,
             memberships,
             warning,
+            violations,
             ..
         }) => {
             let _ = writeln!(
@@ -205,6 +209,7 @@ fn show(global: &Global, report: &Report, outcome: Option<&Outcome>) -> Result<(
             if let Some(w) = warning {
                 let _ = writeln!(s, "warning: {w}");
             }
+            s.push_str(&crate::engine::guardrails::render(violations));
         }
         Some(Outcome::Held { run_id, reason, .. }) => {
             let _ = writeln!(
@@ -373,6 +378,26 @@ pub fn status(global: &Global) -> Result<(), CliError> {
                 e["detail"].as_str().unwrap_or("")
             );
         }
+        for v in t["guardrails"].as_array().into_iter().flatten() {
+            let effect = if v["hold"].as_bool() == Some(true) {
+                "holds changes to"
+            } else {
+                "warns about"
+            };
+            let groups: Vec<&str> = v["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|g| g.as_str())
+                .collect();
+            let _ = writeln!(
+                s,
+                "  guardrail `{}` is violated ({effect} {}): {}",
+                v["guardrail"].as_str().unwrap_or(""),
+                groups.join(", "),
+                v["message"].as_str().unwrap_or("")
+            );
+        }
         for h in t["holds"].as_array().into_iter().flatten() {
             let _ = writeln!(
                 s,
@@ -405,6 +430,18 @@ pub fn status(global: &Global) -> Result<(), CliError> {
         }
     }
     print(&s)
+}
+
+/// Whether any of `groups` is pushed to `target` (any, when the rules are not known).
+fn pushed_here(rules: Option<&crate::rules::RuleSet>, target: &str, groups: &[String]) -> bool {
+    let Some(rules) = rules else {
+        return true;
+    };
+    groups.iter().any(|g| {
+        rules
+            .lookup(g)
+            .is_some_and(|id| rules.group(id).push.iter().any(|p| p.target == target))
+    })
 }
 
 /// How the target's users are looked up: the configured mode, and with `auto` what was
@@ -521,6 +558,11 @@ async fn status_value(
     let holds = store.push_holds(None).await?;
     let unprovisioned = store.unprovisioned().await?;
     let lookups = store.target_lookups().await?;
+    let violations: Vec<crate::engine::guardrails::Violation> = store
+        .current_violations()
+        .await?
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default();
     let mut out = serde_json::Map::new();
     for (name, target) in &config.targets {
         let members = store.target_member_counts(name).await?;
@@ -556,6 +598,10 @@ async fn status_value(
                 "unprovisioned": by_group,
                 "unsent": unsent,
                 "lookup": lookup_value(target, lookups.get(name)),
+                "guardrails": violations
+                    .iter()
+                    .filter(|v| pushed_here(rules, name, &v.groups))
+                    .collect::<Vec<_>>(),
             }),
         );
     }

@@ -37,6 +37,7 @@ pub fn evaluate(global: &Global) -> Result<u8, CliError> {
                 removed,
                 memberships,
                 warning,
+                violations,
             } => {
                 let mut s = format!(
                     "run {run_id}: {added} joined, {removed} left; {memberships} memberships in {} groups (snapshot {})\n",
@@ -46,6 +47,7 @@ pub fn evaluate(global: &Global) -> Result<u8, CliError> {
                 if let Some(w) = warning {
                     let _ = writeln!(s, "warning: {w}");
                 }
+                s.push_str(&crate::engine::guardrails::render(violations));
                 s
             }
             Outcome::Held { run_id, reason, .. } => {
@@ -55,6 +57,12 @@ pub fn evaluate(global: &Global) -> Result<u8, CliError> {
         print(&text)?;
     }
     Ok(match outcome {
+        // A guardrail that holds is broken: the next push holds the groups involved.
+        Outcome::Applied { violations, .. }
+            if crate::engine::guardrails::any_holds(&violations) =>
+        {
+            HELD
+        }
         Outcome::Applied { .. } => 0,
         Outcome::Held { .. } => HELD,
     })

@@ -121,6 +121,7 @@ fn router(shared: Api) -> Router {
         .route("/api/v1/holds", get(holds))
         .route("/api/v1/holds/{id}/approve", post(approve))
         .route("/api/v1/rules", get(rules_state))
+        .route("/api/v1/guardrails", get(guardrails))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
             authorize,
@@ -229,6 +230,10 @@ async fn metrics(State(shared): State<Api>) -> Response {
         }
         Err(e) => return internal(e),
     }
+    let violations = match current_violations(&shared).await {
+        Ok(v) => v,
+        Err(e) => return internal(e),
+    };
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -236,6 +241,7 @@ async fn metrics(State(shared): State<Api>) -> Response {
             &sizes,
             &unprovisioned,
             &progress(&shared),
+            &violations,
             shared.leadership.leading(),
         ),
     )
@@ -328,6 +334,42 @@ fn running(shared: &Shared) -> Option<&'static str> {
         .unwrap_or_else(|p| p.into_inner())
         .as_ref()
         .map(Job::as_str)
+}
+
+/// The guardrails the memberships in force break.
+async fn current_violations(
+    shared: &Shared,
+) -> Result<Vec<crate::engine::guardrails::Violation>, crate::store::StoreError> {
+    Ok(shared
+        .store
+        .current_violations()
+        .await?
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default())
+}
+
+/// The guardrails in force, and which the memberships in force break.
+async fn guardrails(State(shared): State<Api>) -> Response {
+    let violations = match current_violations(&shared).await {
+        Ok(v) => v,
+        Err(e) => return internal(e),
+    };
+    let rules = shared.rules();
+    let defined: Vec<Value> = rules
+        .guardrails()
+        .iter()
+        .map(|g| {
+            json!({
+                "name": g.name,
+                "description": g.description,
+                "location": rules.sources().location(g.span),
+                "on_violation": if g.hold { "hold" } else { "warn" },
+                "groups": g.groups.iter().map(|&id| rules.group(id).name.clone()).collect::<Vec<_>>(),
+                "violated": violations.iter().any(|v| v.guardrail == g.name),
+            })
+        })
+        .collect();
+    ok(json!({ "guardrails": defined, "violations": violations }))
 }
 
 /// How far the running job's push is, per target.

@@ -136,10 +136,27 @@ impl Metrics {
         groups: &BTreeMap<String, usize>,
         unprovisioned: &BTreeMap<String, usize>,
         progress: &[crate::push::progress::Numbers],
+        violations: &[crate::engine::guardrails::Violation],
         leading: bool,
     ) -> String {
         let s = self.state();
         let mut out = String::new();
+        metric(
+            &mut out,
+            "rosterd_guardrail_violated",
+            "gauge",
+            "Guardrails the memberships in force break: the workers who break it (1 for a size guardrail), by guardrail and on_violation (hold or warn).",
+            violations.iter().map(|v| {
+                (
+                    format!(
+                        "{{guardrail=\"{}\",on_violation=\"{}\"}}",
+                        label(&v.guardrail),
+                        if v.hold { "hold" } else { "warn" }
+                    ),
+                    v.count.max(1).to_string(),
+                )
+            }),
+        );
         let remaining: BTreeMap<String, u64> = progress
             .iter()
             .map(|n| (n.target.clone(), n.to_send))

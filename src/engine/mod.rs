@@ -15,6 +15,7 @@ use crate::rules::{GroupId, GroupKind, PersonEntry, RuleSet, Who};
 pub mod columnar;
 pub mod eval;
 pub mod explain;
+pub mod guardrails;
 mod incremental;
 pub mod lint;
 pub mod reason;

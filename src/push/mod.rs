@@ -266,6 +266,8 @@ pub(crate) struct TargetRun<'a> {
     pub confirmer: send::Confirmer<'a>,
     /// Counted into as requests are answered, when the push is watched.
     pub progress: Option<Arc<progress::TargetProgress>>,
+    /// Groups a broken guardrail holds, with why.
+    pub guarded: &'a BTreeMap<String, String>,
 }
 
 /// Pushes every target (or the one in `options`).
@@ -290,6 +292,7 @@ pub async fn run(
             })
             .unwrap_or_default()
     });
+    let guarded = guarded_groups(store).await?;
     let pushes = config
         .targets
         .iter()
@@ -299,7 +302,11 @@ pub async fn run(
                 .as_ref()
                 .is_none_or(|t| t.contains(name.as_str()))
         })
-        .map(|(name, target)| push_target(name, target, config, rules, desired, store, options));
+        .map(|(name, target)| {
+            push_target(
+                name, target, config, rules, desired, store, options, &guarded,
+            )
+        });
     // Side by side: one slow or unreachable target does not hold back the others (each
     // within its own `concurrency`).
     let reports = futures_util::future::join_all(pushes).await;
@@ -310,6 +317,10 @@ pub async fn run(
     Ok(report)
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one target's push: its inputs, each of them used"
+)]
 async fn push_target(
     name: &str,
     target: &TargetConfig,
@@ -318,6 +329,7 @@ async fn push_target(
     desired: &Desired,
     store: &Store,
     options: &Options,
+    guarded: &BTreeMap<String, String>,
 ) -> Result<TargetReport, PushError> {
     let mut report = TargetReport {
         target: name.to_string(),
@@ -352,6 +364,7 @@ async fn push_target(
             .as_ref()
             .filter(|_| !options.dry_run)
             .map(|p| p.target(name)),
+        guarded,
     };
     let deadline = std::time::Duration::from_secs(target.push_deadline_seconds);
     let outcome = tokio::time::timeout(deadline, run.push(rules, &mut report)).await;
@@ -395,6 +408,29 @@ async fn push_target(
         }
     }
     Ok(report)
+}
+
+/// The groups the guardrails that hold (and that the memberships in force break) concern,
+/// each with why.
+async fn guarded_groups(store: &Store) -> Result<BTreeMap<String, String>, PushError> {
+    let violations: Vec<crate::engine::guardrails::Violation> = store
+        .current_violations()
+        .await?
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default();
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for v in violations.iter().filter(|v| v.hold) {
+        let why = format!("guardrail `{}` is violated: {}", v.guardrail, v.message);
+        for group in &v.groups {
+            out.entry(group.clone())
+                .and_modify(|r| {
+                    r.push_str("; ");
+                    r.push_str(&why);
+                })
+                .or_insert_with(|| why.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Why a target's push stopped early.

@@ -445,6 +445,13 @@ impl TargetRun<'_> {
             &self.config.failsafe,
             &group.failsafe,
         );
+        // A guardrail the memberships break holds any change to the groups it concerns.
+        let changes = !adds.is_empty() || !removes.is_empty() || !dedupe.is_empty();
+        let reason = match (reason, self.guarded.get(&group.name)) {
+            (Some(r), Some(g)) if changes => Some(format!("{r}; {g}")),
+            (None, Some(g)) if changes => Some(g.clone()),
+            (r, _) => r,
+        };
         if !self
             .failsafe(
                 &group.name,

@@ -71,6 +71,7 @@ pub(super) fn check(
     let levels = levels(&groups, &order);
     Some(RuleSet {
         tests: Vec::new(),
+        guardrails: Vec::new(),
         sources,
         groups,
         by_name,
@@ -78,6 +79,105 @@ pub(super) fn check(
         levels,
         eligibility,
     })
+}
+
+/// Checks the guardrails against the groups and the schema.
+pub(super) fn guardrails(
+    defs: Vec<super::load::GuardrailDef>,
+    groups: &HashMap<String, GroupId>,
+    schema: &Schema,
+    diags: &mut Diagnostics,
+) -> Vec<super::Guardrail> {
+    use super::GuardCheck;
+    let mut names: HashMap<String, Span> = HashMap::new();
+    let mut out = Vec::new();
+    let mut compiler = Compiler {
+        schema,
+        groups,
+        diags,
+        in_eligibility: false,
+        regex_bytes: 0,
+    };
+    for def in defs {
+        if let Some(first) = names.get(&def.name) {
+            compiler.diags.push(
+                Diagnostic::error(def.span, format!("duplicate guardrail name `{}`", def.name))
+                    .with_note(*first, "first defined"),
+            );
+            continue;
+        }
+        names.insert(def.name.clone(), def.span);
+        let group = match &def.group {
+            Some((name, span)) => match groups.get(name) {
+                Some(&g) => Some(g),
+                None => {
+                    compiler.diags.push(
+                        Diagnostic::error(*span, format!("unknown group `{name}`"))
+                            .with_suggestion(name, groups.keys().map(String::as_str)),
+                    );
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let (check, involved) = match (def.never, group) {
+            (Some((expr, span)), _) => {
+                let Some(expr) = compiler.rule(&expr, "a `never` guardrail") else {
+                    continue;
+                };
+                let mut involved = expr.member_of_groups();
+                involved.sort_unstable();
+                involved.dedup();
+                if involved.is_empty() {
+                    compiler.diags.push(
+                        Diagnostic::error(span, "a `never` guardrail names no group")
+                            .with_help("name the groups it concerns with member_of(\"...\"): their pushes are what a violation holds"),
+                    );
+                    continue;
+                }
+                (GuardCheck::Never(expr), involved)
+            }
+            (None, Some(group)) => {
+                let check = match &def.requires {
+                    Some(expr) => {
+                        let Some(expr) = compiler.rule(expr, "a `requires` guardrail") else {
+                            continue;
+                        };
+                        if def.min_members.is_some() || def.max_members.is_some() {
+                            compiler.diags.push(
+                                Diagnostic::error(
+                                    def.span,
+                                    format!(
+                                        "guardrail `{}` has both `requires` and a size",
+                                        def.name
+                                    ),
+                                )
+                                .with_help("write the size check as a guardrail of its own"),
+                            );
+                            continue;
+                        }
+                        GuardCheck::Requires { group, expr }
+                    }
+                    None => GuardCheck::Size {
+                        group,
+                        min: def.min_members,
+                        max: def.max_members,
+                    },
+                };
+                (check, vec![group])
+            }
+            (None, None) => continue,
+        };
+        out.push(super::Guardrail {
+            name: def.name,
+            span: def.span,
+            description: def.description,
+            check,
+            hold: def.hold,
+            groups: involved,
+        });
+    }
+    out
 }
 
 /// The groups by level: a group's level is one more than the highest level of the groups its

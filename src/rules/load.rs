@@ -55,7 +55,38 @@ pub(super) struct ExpectDef {
     pub ticket: Option<String>,
 }
 
-const FILE_KEYS: &[&str] = &["groups", "tests"];
+/// A guardrail as written (see `rules::Guardrail`).
+pub(super) struct GuardrailDef {
+    pub name: String,
+    pub span: Span,
+    pub description: Option<String>,
+    pub never: Option<(Expr, Span)>,
+    pub group: Option<(String, Span)>,
+    pub requires: Option<Expr>,
+    pub min_members: Option<u64>,
+    pub max_members: Option<u64>,
+    /// `on_violation: hold` (the default) or `warn`.
+    pub hold: bool,
+}
+
+/// What a rule file holds besides groups.
+#[derive(Default)]
+pub(super) struct Extras {
+    pub tests: Vec<TestDef>,
+    pub guardrails: Vec<GuardrailDef>,
+}
+
+const FILE_KEYS: &[&str] = &["groups", "tests", "guardrails"];
+const GUARDRAIL_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "never",
+    "group",
+    "requires",
+    "min_members",
+    "max_members",
+    "on_violation",
+];
 const TEST_KEYS: &[&str] = &["name", "as_of", "workers", "expect"];
 const EXPECT_KEYS: &[&str] = &["worker", "in", "not_in", "reason", "ticket"];
 
@@ -76,12 +107,12 @@ const PUSH_KEYS: &[&str] = &["target", "display_name", "link", "active"];
 const FAILSAFE_KEYS: &[&str] = &["max_remove_percent", "max_remove_count"];
 const KINDS: &[&str] = &["managed", "hybrid", "manual"];
 
-/// Every group of every file, in file order, and every rule test into `tests`; problems go
-/// to `diags`.
+/// Every group of every file, in file order, and the rule tests and guardrails into
+/// `extras`; problems go to `diags`.
 pub(super) fn groups(
     sources: &SourceMap,
     diags: &mut Diagnostics,
-    tests: &mut Vec<TestDef>,
+    extras: &mut Extras,
 ) -> Vec<GroupDef> {
     let mut out = Vec::new();
     for (id, file) in sources.files().iter().enumerate() {
@@ -100,12 +131,22 @@ pub(super) fn groups(
         if let Some(list) = fields.get("tests") {
             for node in r.seq(list, "`tests`") {
                 if let Some(def) = r.test(node) {
-                    tests.push(def);
+                    extras.tests.push(def);
+                }
+            }
+        }
+        if let Some(list) = fields.get("guardrails") {
+            for node in r.seq(list, "`guardrails`") {
+                if let Some(def) = r.guardrail(node) {
+                    extras.guardrails.push(def);
                 }
             }
         }
         let Some(list) = fields.get("groups") else {
-            if !root.is_null() && fields.get("tests").is_none() {
+            if !root.is_null()
+                && fields.get("tests").is_none()
+                && fields.get("guardrails").is_none()
+            {
                 r.diags.push(
                     Diagnostic::error(root.span, "a rule file needs a `groups` list")
                         .with_help("start the file with `groups:` and list the groups under it (or `tests:`, for a file of rule tests)"),
@@ -373,6 +414,90 @@ impl Reader<'_> {
             as_of,
             workers,
             expect,
+        })
+    }
+
+    fn guardrail(&mut self, node: &Node) -> Option<GuardrailDef> {
+        let f = self.fields(node, GUARDRAIL_KEYS, "a guardrail")?;
+        let Some(name_node) = f.get("name") else {
+            self.error(node.span, "a guardrail needs a `name`");
+            return None;
+        };
+        let name = self.string(name_node, "a guardrail name")?;
+        let never = match f.get("never") {
+            Some(n) => Some((self.rule(n)?, n.span)),
+            None => None,
+        };
+        let group = match f.get("group") {
+            Some(n) => Some((self.string(n, "a group name")?, n.span)),
+            None => None,
+        };
+        let requires = match f.get("requires") {
+            Some(n) => Some(self.rule(n)?),
+            None => None,
+        };
+        let count = |r: &mut Self, key: &str| {
+            f.get(key)
+                .and_then(|n| r.number(n, "a number of members"))
+                .map(|n| n as u64)
+        };
+        let min_members = count(self, "min_members");
+        let max_members = count(self, "max_members");
+        let hold = match f.get("on_violation") {
+            None => true,
+            Some(n) => match self.string(n, "`hold` or `warn`")?.as_str() {
+                "hold" => true,
+                "warn" => false,
+                other => {
+                    self.diags.push(
+                        Diagnostic::error(n.span, format!("unknown `on_violation` `{other}`"))
+                            .with_suggestion(other, ["hold", "warn"])
+                            .with_label("`hold` holds the pushes of the groups involved; `warn` only reports"),
+                    );
+                    return None;
+                }
+            },
+        };
+        let on_group = requires.is_some() || min_members.is_some() || max_members.is_some();
+        match (&never, &group, on_group) {
+            (Some(_), None, false) | (None, Some(_), true) => {}
+            (Some(_), _, _) => {
+                self.diags.push(
+                    Diagnostic::error(name_node.span, format!("guardrail `{name}` mixes `never` with a group's checks"))
+                        .with_help("`never: EXPR` stands alone; `group` goes with `requires`, `min_members` and `max_members`"),
+                );
+                return None;
+            }
+            (None, Some(_), false) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        name_node.span,
+                        format!("guardrail `{name}` names a group but checks nothing"),
+                    )
+                    .with_help("add `requires: EXPR`, `min_members: N` or `max_members: N`"),
+                );
+                return None;
+            }
+            (None, None, _) => {
+                self.diags.push(
+                    Diagnostic::error(name_node.span, format!("guardrail `{name}` checks nothing"))
+                        .with_help("use `never: EXPR` (no worker may make it true), or `group: G` with `requires`, `min_members` or `max_members`"),
+                );
+                return None;
+            }
+        }
+        Some(GuardrailDef {
+            name,
+            span: name_node.span,
+            description: f
+                .get("description")
+                .and_then(|n| self.string(n, "a description")),
+            never,
+            group,
+            requires,
+            min_members,
+            max_members,
+            hold,
         })
     }
 

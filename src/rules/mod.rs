@@ -199,6 +199,36 @@ pub struct RuleSet {
     eligibility: Option<CExpr>,
     /// The rule tests written beside the rules.
     tests: Vec<rule_tests::RuleTest>,
+    guardrails: Vec<Guardrail>,
+}
+
+/// An invariant over the evaluated memberships, declared in the rules.
+#[derive(Debug, Clone)]
+pub struct Guardrail {
+    pub name: String,
+    /// The guardrail's `name` in its file.
+    pub span: Span,
+    pub description: Option<String>,
+    pub check: GuardCheck,
+    /// A violation holds the pushes of the groups involved (`on_violation: hold`, the
+    /// default); otherwise it is only reported (`warn`).
+    pub hold: bool,
+    /// The groups a violation concerns: those `never` names in `member_of`, or the group.
+    pub groups: Vec<GroupId>,
+}
+
+#[derive(Debug, Clone)]
+pub enum GuardCheck {
+    /// No worker may make the expression true.
+    Never(CExpr),
+    /// Every member of the group makes the expression true.
+    Requires { group: GroupId, expr: CExpr },
+    /// The group's size stays within bounds.
+    Size {
+        group: GroupId,
+        min: Option<u64>,
+        max: Option<u64>,
+    },
 }
 
 impl RuleSet {
@@ -235,6 +265,11 @@ impl RuleSet {
     /// The rule tests (`tests:` lists in the rule files), checked.
     pub fn tests(&self) -> &[rule_tests::RuleTest] {
         &self.tests
+    }
+
+    /// The guardrails (`guardrails:` lists in the rule files), checked.
+    pub fn guardrails(&self) -> &[Guardrail] {
+        &self.guardrails
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -431,8 +466,8 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 
 fn check_on_this_thread(mut sources: SourceMap, ctx: &Context<'_>) -> Result<RuleSet, RulesError> {
     let mut diagnostics = Diagnostics::default();
-    let mut test_defs = Vec::new();
-    let mut defs = load::groups(&sources, &mut diagnostics, &mut test_defs);
+    let mut extras = load::Extras::default();
+    let mut defs = load::groups(&sources, &mut diagnostics, &mut extras);
     if let Some(first_over) = defs.get(limits::MAX_GROUPS) {
         diagnostics.push(
             Diagnostic::error(
@@ -451,7 +486,13 @@ fn check_on_this_thread(mut sources: SourceMap, ctx: &Context<'_>) -> Result<Rul
         .and_then(|(text, config)| load::eligibility(text, config, &mut sources, &mut diagnostics));
     let mut rules = check::check(defs, eligibility, ctx, sources.clone(), &mut diagnostics);
     if let Some(rules) = &mut rules {
-        rules.tests = rule_tests::check(test_defs, &rules.by_name, ctx.schema, &mut diagnostics);
+        rules.tests = rule_tests::check(extras.tests, &rules.by_name, ctx.schema, &mut diagnostics);
+        rules.guardrails = check::guardrails(
+            extras.guardrails,
+            &rules.by_name,
+            ctx.schema,
+            &mut diagnostics,
+        );
     }
     match rules {
         Some(rules) if !diagnostics.has_errors() => Ok(rules),

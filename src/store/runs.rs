@@ -80,6 +80,8 @@ pub struct RunCommit {
     /// The changes, made against the state after run `base_run`.
     pub changes: RunChanges,
     pub message: Option<String>,
+    /// The guardrails the evaluation broke, as JSON; `None` for a run that did not evaluate.
+    pub violations: Option<String>,
 }
 
 /// A run's membership changes, as [`super::members`] stores them.
@@ -163,6 +165,21 @@ fn run_info(row: &AnyRow) -> Result<RunInfo, sqlx::Error> {
 }
 
 impl Store {
+    /// The guardrail violations (JSON) of the newest succeeded run that evaluated: the state
+    /// in force. `None` when no run evaluated yet (or the database predates guardrails).
+    pub async fn current_violations(&self) -> Result<Option<String>, StoreError> {
+        if !self.has_table("runs").await? {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT violations FROM runs WHERE status = 'succeeded' AND violations IS NOT NULL \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
+    }
+
     /// Writes the run, its snapshot and its membership changes in one transaction. Returns
     /// the run's id and the id of the snapshot it used.
     pub async fn commit_run(&self, run: &RunCommit) -> Result<(i64, Option<i64>), StoreError> {
@@ -204,8 +221,8 @@ impl Store {
         let removed = changes.removed() as i64;
         let row = sqlx::query(
             "INSERT INTO runs (kind, started_at, finished_at, status, as_of, snapshot_id, rules_commit, \
-             rules_digest, group_count, membership_count, added, removed, message, inputs_digest) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+             rules_digest, group_count, membership_count, added, removed, message, inputs_digest, violations) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
         )
         .bind(&run.kind)
         .bind(&run.started_at)
@@ -221,6 +238,7 @@ impl Store {
         .bind(removed)
         .bind(run.message.as_deref().map(bounded_message))
         .bind(run.inputs_digest.as_deref())
+        .bind(run.violations.as_deref())
         .fetch_one(&mut *tx)
         .await?;
         let run_id = row.try_get::<i64, _>("id")?;
