@@ -244,7 +244,7 @@ fn main() -> ExitCode {
         }
     };
     result.unwrap_or_else(|e: CliError| {
-        eprintln!("error: {e}");
+        eprintln!("{}", e.render());
         e.exit_code()
     })
 }

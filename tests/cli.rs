@@ -654,3 +654,94 @@ fn check_reports_broken_guardrails_with_the_workers_involved() {
         assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
     }
 }
+
+/// A broken rule file: `plan` and `sync` print its diagnostics as `check` does, each once
+/// with its own `error:` (not `error: rules/x.yaml:8:52: error: ...`).
+#[test]
+fn rule_errors_are_printed_once_compiler_style_by_every_command() {
+    let dir = sample_copy();
+    let file = dir.path().join("rules/comms/security-slack.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace(
+            r#"rule: division == "Security""#,
+            r#"rule: division == "Security" and title matches "(""#,
+        ),
+    )
+    .unwrap();
+    for command in ["plan", "sync", "test", "evaluate"] {
+        let out = rosterd()
+            .arg(command)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.starts_with("rules/comms/security-slack.yaml:8:52: error: invalid regex"),
+            "{command}: {err}"
+        );
+        assert!(!err.contains("error: rules/"), "{command}: {err}");
+    }
+}
+
+/// A group name that neither the rules nor the audit know is a usage error (exit 2) with a
+/// suggestion, for `members` and `history` alike; a known group's members show with names.
+#[test]
+fn unknown_groups_are_usage_errors_and_members_have_names() {
+    let dir = sample_copy();
+    for args in [
+        &["history", "security-slak"][..],
+        &["members", "security-slak"][..],
+    ] {
+        let out = rosterd()
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains("error: no group `security-slak` in the rules or the audit"),
+            "{err}"
+        );
+        assert!(
+            err.contains("help: did you mean `security-slack`?"),
+            "{err}"
+        );
+    }
+    // Defined but never stored: members says how to get some, exit 0.
+    let out = rosterd()
+        .args(["members", "security-slack"])
+        .current_dir(dir.path())
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    assert!(String::from_utf8(out)
+        .unwrap()
+        .contains("security-slack: 0 members"));
+    rosterd()
+        .args(["evaluate", "--as-of", "2026-11-22"])
+        .current_dir(dir.path())
+        .assert()
+        .code(0);
+    for args in [
+        &["members", "security-slack"][..],
+        &["history", "security-slack", "--at", "2026-11-22"][..],
+    ] {
+        let out = rosterd()
+            .args(args)
+            .current_dir(dir.path())
+            .assert()
+            .code(0)
+            .get_output()
+            .stdout
+            .clone();
+        let out = String::from_utf8(out).unwrap();
+        // E000008 is Lara Moreno in the sample.
+        assert!(out.contains("  E000008  Lara Moreno  "), "{args:?}: {out}");
+    }
+}

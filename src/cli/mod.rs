@@ -76,6 +76,21 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// The message as printed: prefixed with `error: ` unless it is compiler-style
+    /// diagnostics, which carry their own (`rules/x.yaml:3:5: error: ...`).
+    pub fn render(&self) -> String {
+        let text = self.to_string();
+        let diagnostics = text
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains(": error: ") || l.contains(": warning: "));
+        if diagnostics {
+            text
+        } else {
+            format!("error: {text}")
+        }
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         match self {
             CliError::Usage(_) => ExitCode::from(2),

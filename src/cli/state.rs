@@ -74,21 +74,87 @@ pub fn migrate(global: &Global) -> Result<(), CliError> {
     print(&format!("database `{}` is migrated\n", config.database))
 }
 
+/// A group named on the command line must be one the rules define or the audit holds (a
+/// group the rules no longer define keeps its history); whether the rules define it.
+async fn known_group(
+    global: &Global,
+    store: &crate::store::Store,
+    group: &str,
+) -> Result<bool, CliError> {
+    let rules = Workspace::load_rules_only(global).ok().map(|ws| ws.rules);
+    let in_rules = rules.as_ref().is_some_and(|r| r.lookup(group).is_some());
+    let audited = store.group_sizes().await?;
+    if in_rules || audited.contains_key(group) {
+        return Ok(in_rules);
+    }
+    let mut names: std::collections::BTreeSet<&str> = audited.keys().map(String::as_str).collect();
+    if let Some(rules) = &rules {
+        names.extend(rules.names());
+    }
+    let mut message = format!("no group `{group}` in the rules or the audit");
+    if let Some(best) = crate::rules::diagnostic::did_you_mean(group, names.iter().copied()) {
+        let _ = write!(message, "\nhelp: did you mean `{best}`?");
+    }
+    Err(CliError::Usage(message))
+}
+
+/// The workers of the snapshot in force, for their names; `None` before the first run.
+async fn stored_snapshot(
+    config: &crate::config::Config,
+    store: &crate::store::Store,
+) -> Result<Option<crate::directory::Snapshot>, CliError> {
+    let Some(current) = store.current_snapshot().await? else {
+        return Ok(None);
+    };
+    let rows = store.snapshot_workers(current.id).await?;
+    let schema = std::sync::Arc::new(crate::directory::Schema::from_config(&config.directory));
+    Ok(crate::directory::Snapshot::from_rows_json(schema, &rows).ok())
+}
+
+/// `KEY  Name Surname` when the snapshot in force knows the worker; the key otherwise (a
+/// worker who left).
+fn who(snapshot: Option<&crate::directory::Snapshot>, key: &str) -> String {
+    let name = snapshot
+        .and_then(|s| Some((s, s.by_key(key)?)))
+        .and_then(|(s, w)| s.name(w));
+    match name {
+        Some(name) => format!("{key}  {name}"),
+        None => key.to_string(),
+    }
+}
+
 pub fn members(global: &Global, group: &str) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
-    let members = with_store(&config, async |store| {
+    let (members, in_rules, snapshot) = with_store(&config, async |store| {
+        let in_rules = known_group(global, store, group).await?;
         let members = store.group_memberships(group).await?;
-        Ok((!members.is_empty()).then_some(members))
-    })?
-    .ok_or_else(|| CliError::Usage(format!("no stored members of `{group}`\nhelp: `rosterd evaluate` records a run; `rosterd plan --group {group}` shows what the rules say now")))?;
+        let snapshot = stored_snapshot(&config, store).await?;
+        Ok((members, in_rules, snapshot))
+    })?;
     if global.format == Format::Json {
         return print_json(
             &serde_json::json!({ "group": group, "count": members.len(), "members": members }),
         );
     }
-    let mut out = format!("{group}: {} members\n", members.len());
+    let mut out = format!(
+        "{group}: {}\n",
+        crate::text::count(members.len() as u64, "member")
+    );
     for (key, m) in &members {
-        let _ = writeln!(out, "  {key}  {}  since run {}", m.reason, m.since_run);
+        let _ = writeln!(
+            out,
+            "  {}  {}  since run {}",
+            who(snapshot.as_ref(), key),
+            m.reason,
+            m.since_run
+        );
+    }
+    if members.is_empty() {
+        out.push_str(if in_rules {
+            "no run has stored members of it: `rosterd evaluate` records one; `rosterd plan --group GROUP` shows what the rules say now\n"
+        } else {
+            "the rules no longer define it; `rosterd history` shows who was in it\n"
+        });
     }
     print(&out)
 }
@@ -101,13 +167,15 @@ pub fn history(
 ) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
     let at = at.unwrap_or_else(|| global.as_of());
-    let (members, timeline) = with_store(&config, async |store| {
+    let (members, timeline, snapshot) = with_store(&config, async |store| {
+        known_group(global, store, group).await?;
         let members = store.members_at(group, at).await?;
         let timeline = match worker {
             Some(w) => Some(store.worker_history(group, w).await?),
             None => None,
         };
-        Ok((members, timeline))
+        let snapshot = stored_snapshot(&config, store).await?;
+        Ok((members, timeline, snapshot))
     })?;
     if global.format == Format::Json {
         return print_json(&serde_json::json!({
@@ -127,7 +195,11 @@ pub fn history(
             } else {
                 "not a member"
             };
-            let _ = writeln!(out, "{w} was {state} of {group} on {at}");
+            let _ = writeln!(
+                out,
+                "{} was {state} of {group} on {at}",
+                who(snapshot.as_ref(), w)
+            );
             for e in timeline {
                 let verb = if e.added { "joined" } else { "left" };
                 let _ = writeln!(
@@ -138,9 +210,13 @@ pub fn history(
             }
         }
         _ => {
-            let _ = writeln!(out, "{group} on {at}: {} members", members.len());
+            let _ = writeln!(
+                out,
+                "{group} on {at}: {}",
+                crate::text::count(members.len() as u64, "member")
+            );
             for (key, reason) in &members {
-                let _ = writeln!(out, "  {key}  [{reason}]");
+                let _ = writeln!(out, "  {}  [{reason}]", who(snapshot.as_ref(), key));
             }
         }
     }

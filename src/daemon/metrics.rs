@@ -20,6 +20,8 @@ pub struct Summary {
     /// Outbox entries an earlier run left unconfirmed and this one settled (their groups
     /// read back; what was still missing is in `added` and `removed`).
     pub outbox_settled: usize,
+    /// Guardrails the run's memberships break.
+    pub guardrails_violated: usize,
     /// Per target: pushes by outcome (ok, held, failed).
     pub by_target: BTreeMap<String, BTreeMap<&'static str, u64>>,
     /// Targets that took every change they were sent.
@@ -31,7 +33,15 @@ impl Summary {
     pub fn of(outcome: Option<&Outcome>, report: &Report) -> Summary {
         let mut s = Summary::default();
         match outcome {
-            Some(Outcome::Applied { added, removed, .. }) => s.changes = added + removed,
+            Some(Outcome::Applied {
+                added,
+                removed,
+                violations,
+                ..
+            }) => {
+                s.changes = added + removed;
+                s.guardrails_violated = violations.len();
+            }
             Some(Outcome::Held { .. }) => s.snapshot_held = true,
             None => {}
         }

@@ -642,6 +642,7 @@ async fn run_job(shared: &Shared, job: Job) {
                 pushed_removed = summary.removed,
                 pushes_held = summary.pushes_held,
                 outbox_settled = summary.outbox_settled,
+                guardrails_violated = summary.guardrails_violated,
                 push_failures = summary.failures,
                 "run finished"
             );

@@ -45,6 +45,8 @@ pub struct Explanation {
     pub kind: GroupKind,
     pub group_location: String,
     pub worker: String,
+    /// As the config's `directory.name` attributes give it.
+    pub name: Option<String>,
     pub email: Option<String>,
     pub as_of: String,
     pub member: bool,
@@ -92,6 +94,7 @@ pub fn explain(
     Explanation {
         group: g.name.clone(),
         kind: g.kind,
+        name: snapshot.name(worker),
         group_location: sources.location(g.span),
         worker: snapshot.key(worker).to_string(),
         email: snapshot.email(worker).map(str::to_string),
@@ -190,10 +193,14 @@ impl Explanation {
     /// The explanation as `rosterd explain` prints it.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let who = match &self.email {
-            Some(e) => format!("{} ({e})", self.worker),
-            None => self.worker.clone(),
-        };
+        let mut who = self.worker.clone();
+        if let Some(name) = &self.name {
+            who.push(' ');
+            who.push_str(name);
+        }
+        if let Some(e) = &self.email {
+            who.push_str(&format!(" ({e})"));
+        }
         let verdict = if self.member {
             "MEMBER"
         } else {
