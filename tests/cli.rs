@@ -270,6 +270,67 @@ fn data_errors_exit_1_with_the_place() {
         out.contains("help: the file has the columns: `id`, `email`"),
         "{out}"
     );
+    // `check` counts the export's error in its summary (it said `0 errors` under it).
+    let out = rosterd()
+        .args(["--config", config.to_str().unwrap(), "check"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("1 error, 0 warnings"), "{out}");
+}
+
+/// A dry run says so, and counts the write requests it would send rather than `0 requests`.
+#[test]
+fn a_dry_run_says_it_is_one() {
+    let dir = sample_copy();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("rosterd.yaml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("127.0.0.1:8990", &format!("127.0.0.1:{port}"));
+    std::fs::write(&config, text).unwrap();
+    let mut emulator = std::process::Command::new(assert_cmd::cargo::cargo_bin("rosterd"))
+        .args(["emulator", "--users-from-config", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the emulator did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = rosterd()
+        .args(["sync", "--dry-run", "--target", "figma"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let _ = emulator.kill();
+    let _ = emulator.wait();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.starts_with("dry run: nothing was recorded and nothing was sent"),
+        "{text}"
+    );
+    assert!(
+        text.contains("figma: 1 group, +3 -0 members; 1 write request would be sent ("),
+        "{text}"
+    );
+    assert!(text.contains("    POST http://127.0.0.1:"), "{text}");
+    assert!(!text.contains(" requests ("), "{text}");
 }
 
 #[test]
@@ -380,7 +441,7 @@ fn evaluate_records_runs_and_plan_diffs_against_them() {
     let plan = stdout(in_dir(&dir, "2027-02-01").arg("plan"));
     assert!(
         plan.contains(
-            "~ security-slack (hybrid): 0 join, 1 leave\n    - W003 (ea@example.com)  [expired]"
+            "~ security-slack (hybrid): 0 joins, 1 leave\n    - W003 (ea@example.com)  [expired]"
         ),
         "{plan}"
     );

@@ -62,19 +62,22 @@ pub fn check(global: &Global) -> Result<bool, CliError> {
         }
     }
     out.push('\n');
-    out.push_str(&diagnostics.render(&sources));
+    out.push_str(&diagnostics.render_counting(&sources, usize::from(data_error.is_some())));
     if let Some(rule_set) = &rule_set {
         let _ = writeln!(
             out,
-            "{} groups, {}, {} in {} rule files",
-            rule_set.groups().len(),
+            "{}, {}, {} in {}",
+            crate::text::count(rule_set.groups().len() as u64, "group"),
             crate::text::count(rule_set.guardrails().len() as u64, "guardrail"),
             crate::text::count(rule_set.tests().len() as u64, "rule test"),
-            sources
-                .files()
-                .iter()
-                .filter(|f| f.path.starts_with(&config.rules.dir))
-                .count()
+            crate::text::count(
+                sources
+                    .files()
+                    .iter()
+                    .filter(|f| f.path.starts_with(&config.rules.dir))
+                    .count() as u64,
+                "rule file"
+            )
         );
     }
     print(&out)?;

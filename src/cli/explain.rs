@@ -22,10 +22,10 @@ pub fn explain(global: &Global, worker: &str, group: Option<&str>) -> Result<(),
     let mut out = String::new();
     if group.is_none() {
         out.push_str(&format!(
-            "{} is in {} of {} groups as of {}\n\n",
+            "{} is in {} of {} as of {}\n\n",
             ws.snapshot.label(w),
             groups.len(),
-            ws.rules.groups().len(),
+            crate::text::count(ws.rules.groups().len() as u64, "group"),
             evaluation.as_of
         ));
     }

@@ -339,11 +339,11 @@ impl Plan<'_> {
         let ws = self.ws;
         writeln!(
             out,
-            "{} workers ({} eligible) from {}; {} groups; as of {}\n{compared}\n",
-            header.workers,
+            "{} ({} eligible) from {}; {}; as of {}\n{compared}\n",
+            crate::text::count(header.workers as u64, "worker"),
             header.eligible,
             header.source,
-            ws.rules.groups().len(),
+            crate::text::count(ws.rules.groups().len() as u64, "group"),
             header.as_of
         )?;
         // Rule-set groups and removed ones, merged by name.
@@ -373,8 +373,9 @@ impl Plan<'_> {
             let j = changes.iter().filter(|c| c.added).count();
             writeln!(
                 out,
-                "{mark} {name}{note}: {j} join, {} leave",
-                changes.len() - j
+                "{mark} {name}{note}: {}, {}",
+                crate::text::count(j as u64, "join"),
+                crate::text::count((changes.len() - j) as u64, "leave")
             )?;
             let mut label = String::new();
             for c in changes.iter().take(SHOWN_PER_GROUP) {
@@ -402,11 +403,14 @@ impl Plan<'_> {
         out.write_all(table.as_bytes())?;
         writeln!(
             out,
-            "\nPlan: {} to join, {} to leave, in {} groups; {} groups unchanged.",
+            "\nPlan: {} to join, {} to leave, in {}; {} unchanged.",
             totals.joins,
             totals.leaves,
-            totals.changed_groups,
-            (groups.len() + removed.len()).saturating_sub(totals.changed_groups)
+            crate::text::count(totals.changed_groups as u64, "group"),
+            crate::text::count(
+                (groups.len() + removed.len()).saturating_sub(totals.changed_groups) as u64,
+                "group"
+            )
         )?;
         if let Some(g) = only {
             let group = ws.rules.group(g);
@@ -414,10 +418,10 @@ impl Plan<'_> {
             members.sort_by(|&a, &b| ws.snapshot.key(a).cmp(ws.snapshot.key(b)));
             writeln!(
                 out,
-                "\n{} ({}): {} members as of {}",
+                "\n{} ({}): {} as of {}",
                 group.name,
                 group.kind,
-                members.len(),
+                crate::text::count(members.len() as u64, "member"),
                 header.as_of
             )?;
             for w in members {
@@ -427,8 +431,8 @@ impl Plan<'_> {
         if !ws.report.issues.is_empty() {
             writeln!(
                 out,
-                "{} issues in the export: run `rosterd check` to see them",
-                ws.report.issues.len()
+                "{} in the export: run `rosterd check` to see them",
+                crate::text::count(ws.report.issues.len() as u64, "issue")
             )?;
         }
         Ok(())

@@ -37,7 +37,7 @@ pub fn push(global: &Global, args: &PushArgs) -> Result<u8, CliError> {
         .await
         .map_err(invalid)
     })?;
-    show(global, &report, None)?;
+    show(global, &report, None, args.dry_run)?;
     Ok(exit_status(&report, false))
 }
 
@@ -59,7 +59,7 @@ pub fn sync(global: &Global, args: &PushArgs) -> Result<u8, CliError> {
     let (outcome, report) = with_store(&ws.config, async |store| {
         sync_with(&inputs, store, args).await
     })?;
-    show(global, &report, Some(&outcome))?;
+    show(global, &report, Some(&outcome), false)?;
     Ok(exit_status(
         &report,
         match &outcome {
@@ -116,7 +116,7 @@ fn sync_dry_run(global: &Global, args: &PushArgs) -> Result<u8, CliError> {
         .await
         .map_err(invalid)
     })?;
-    show(global, &report, None)?;
+    show(global, &report, None, args.dry_run)?;
     Ok(exit_status(&report, false))
 }
 
@@ -186,12 +186,23 @@ fn exit_status(report: &Report, snapshot_held: bool) -> u8 {
     }
 }
 
-fn show(global: &Global, report: &Report, outcome: Option<&Outcome>) -> Result<(), CliError> {
+fn show(
+    global: &Global,
+    report: &Report,
+    outcome: Option<&Outcome>,
+    dry_run: bool,
+) -> Result<(), CliError> {
     if global.format == Format::Json {
-        let value = serde_json::json!({ "evaluation": outcome, "push": report });
+        let value =
+            serde_json::json!({ "dry_run": dry_run, "evaluation": outcome, "push": report });
         return print_json(&value);
     }
     let mut s = String::new();
+    if dry_run {
+        s.push_str(
+            "dry run: nothing was recorded and nothing was sent; below are the changes and the write requests a sync would send\n",
+        );
+    }
     match outcome {
         Some(Outcome::Applied {
             run_id,
@@ -224,16 +235,27 @@ fn show(global: &Global, report: &Report, outcome: Option<&Outcome>) -> Result<(
             .groups
             .iter()
             .fold((0, 0), |(a, r), p| (a + p.added, r + p.removed));
-        let _ = write!(
-            s,
-            "{}: {} groups, +{added} -{removed} members; {} requests ({} reads, {} writes, {} retries)",
-            t.target,
-            t.groups.len(),
-            t.reads + t.writes,
-            t.reads,
-            t.writes,
-            t.retries
-        );
+        let groups = crate::text::count(t.groups.len() as u64, "group");
+        if dry_run {
+            let planned: usize = t.groups.iter().map(|p| p.requests.len()).sum();
+            let _ = write!(
+                s,
+                "{}: {groups}, +{added} -{removed} members; {} would be sent ({} made to plan them)",
+                t.target,
+                crate::text::count(planned as u64, "write request"),
+                crate::text::count(t.reads, "read")
+            );
+        } else {
+            let _ = write!(
+                s,
+                "{}: {groups}, +{added} -{removed} members; {} ({}, {}, {})",
+                t.target,
+                crate::text::count(t.reads + t.writes, "request"),
+                crate::text::count(t.reads, "read"),
+                crate::text::count(t.writes, "write"),
+                crate::text::count(t.retries, "retry").replace("retrys", "retries")
+            );
+        }
         if t.replayed > 0 {
             let _ = write!(s, "; {} outbox entries replayed", t.replayed);
         }

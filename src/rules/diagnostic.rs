@@ -225,12 +225,18 @@ impl Diagnostics {
 
     /// Every diagnostic rendered, then a summary line.
     pub fn render(&self, sources: &SourceMap) -> String {
+        self.render_counting(sources, 0)
+    }
+
+    /// As [`Diagnostics::render`], the summary counting `more_errors` found elsewhere (an
+    /// export that cannot be read has no place in a rule file).
+    pub fn render_counting(&self, sources: &SourceMap, more_errors: usize) -> String {
         let mut out = String::new();
         for d in self.sorted() {
             out.push_str(&d.render(sources));
             out.push('\n');
         }
-        let (e, w) = (self.errors(), self.warnings());
+        let (e, w) = (self.errors() + more_errors, self.warnings());
         let plural = |n: usize| if n == 1 { "" } else { "s" };
         let _ = writeln!(out, "{e} error{}, {w} warning{}", plural(e), plural(w));
         out
