@@ -806,3 +806,68 @@ fn unknown_groups_are_usage_errors_and_members_have_names() {
         assert!(out.contains("  E000008  Lara Moreno  "), "{args:?}: {out}");
     }
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=rosterd",
+            "-c",
+            "user.email=rosterd@example.com",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `runs` shows the rules revision each run used: the rules folder's own commit, marked
+/// dirty when the files differ from it, and the files' digest when the folder is not in a
+/// repository that tracks it (an untracked copy inside another checkout).
+#[test]
+fn runs_show_the_rules_folders_own_commit() {
+    let dir = sample_copy();
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["add", "rules"]);
+    git(dir.path(), &["commit", "-q", "-m", "rules"]);
+    let commit = git(dir.path(), &["rev-parse", "HEAD"]);
+    let last_run_rules = |dir: &std::path::Path| {
+        rosterd()
+            .args(["evaluate", "--as-of", "2026-11-22"])
+            .current_dir(dir)
+            .assert()
+            .code(0);
+        let runs = stdout(rosterd().args(["runs", "--limit", "1"]).current_dir(dir));
+        let line = runs.lines().nth(1).unwrap().to_string();
+        (runs, line)
+    };
+    let (runs, line) = last_run_rules(dir.path());
+    assert!(runs.starts_with("  RUN  STATUS     KIND"), "{runs}");
+    assert!(line.contains(&format!("  {}  ", &commit[..12])), "{runs}");
+    assert!(!line.contains("-dirty"), "{runs}");
+
+    let file = dir.path().join("rules/org/divisions.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}\n# a change not committed yet\n")).unwrap();
+    let (runs, line) = last_run_rules(dir.path());
+    assert!(
+        line.contains(&format!("  {}-dirty  ", &commit[..12])),
+        "{runs}"
+    );
+
+    // A copy of the rules that the repository around it does not track.
+    let nested = dir.path().join("copy");
+    std::fs::create_dir(&nested).unwrap();
+    std::fs::copy(dir.path().join("rosterd.yaml"), nested.join("rosterd.yaml")).unwrap();
+    copy_dir(&dir.path().join("rules"), &nested.join("rules"));
+    copy_dir(&dir.path().join("sample"), &nested.join("sample"));
+    let (runs, line) = last_run_rules(&nested);
+    assert!(line.contains("  sha256:"), "{runs}");
+    assert!(!line.contains(&commit[..12]), "{runs}");
+}

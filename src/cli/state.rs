@@ -230,23 +230,42 @@ pub fn runs(global: &Global, limit: i64) -> Result<(), CliError> {
         return print_json(&serde_json::to_value(&runs).map_err(|e| CliError::Output(e.into()))?);
     }
     let mut out = format!(
-        "{:>5}  {:<9}  {:<10}  {:<25}  {:>8}  {:>6}  {:>6}  {:>8}  MESSAGE\n",
-        "RUN", "STATUS", "AS OF", "STARTED", "SNAPSHOT", "ADDED", "LEFT", "MEMBERS"
+        "{:>5}  {:<9}  {:<9}  {:<10}  {:<25}  {:>8}  {:>6}  {:>6}  {:>8}  {:<18}  MESSAGE\n",
+        "RUN",
+        "STATUS",
+        "KIND",
+        "AS OF",
+        "STARTED",
+        "SNAPSHOT",
+        "ADDED",
+        "LEFT",
+        "MEMBERS",
+        "RULES"
     );
     for r in runs {
         let message = r
             .message
             .as_deref()
             .and_then(|m| m.lines().next())
-            .unwrap_or("");
+            .unwrap_or("-");
         let snapshot = r
             .snapshot_id
             .map_or_else(|| "-".to_string(), |s| s.to_string());
+        // The rules folder's commit (short; `-dirty` kept), else the files' digest.
+        let rules = match (&r.rules_commit, &r.rules_digest) {
+            (Some(c), _) => match c.strip_suffix("-dirty") {
+                Some(c) => format!("{}-dirty", c.get(..12).unwrap_or(c)),
+                None => c.get(..12).unwrap_or(c).to_string(),
+            },
+            (None, Some(d)) => format!("sha256:{}", d.get(..8).unwrap_or(d)),
+            (None, None) => "-".to_string(),
+        };
         let _ = writeln!(
             out,
-            "{:>5}  {:<9}  {:<10}  {:<25}  {snapshot:>8}  {:>6}  {:>6}  {:>8}  {message}",
+            "{:>5}  {:<9}  {:<9}  {:<10}  {:<25}  {snapshot:>8}  {:>6}  {:>6}  {:>8}  {rules:<18}  {message}",
             r.id,
             r.status,
+            r.kind,
             r.as_of,
             r.started_at.get(..25).unwrap_or(&r.started_at),
             r.added,

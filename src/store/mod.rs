@@ -200,17 +200,15 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         // sqlx locks PostgreSQL during migrations, but not SQLite: two processes opening a
-        // fresh file at once would both apply the first migration. A lock file beside the
-        // database lets one migrate while the other waits, then finds nothing to do.
+        // fresh file at once would both apply the first migration. An exclusive `flock` on
+        // the database file itself (SQLite's own locks are `fcntl` ranges, which it does not
+        // touch) lets one migrate while the other waits, then finds nothing to do; nothing is
+        // left beside the database.
         let _lock = match sqlite_file(url) {
             Some(file) if self.backend == Backend::Sqlite => {
-                let lock = std::path::PathBuf::from(format!("{file}.migrate-lock"));
+                let file = file.to_string();
                 let locked = tokio::task::spawn_blocking(move || {
-                    let mut options = std::fs::OpenOptions::new();
-                    options.create(true).truncate(false).write(true);
-                    #[cfg(unix)]
-                    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                    let f = options.open(&lock)?;
+                    let f = std::fs::OpenOptions::new().read(true).open(&file)?;
                     f.lock()?;
                     Ok::<_, std::io::Error>(f)
                 })
