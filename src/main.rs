@@ -19,6 +19,10 @@ struct Args {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value = "text")]
     format: Format,
+    /// Log what the command does on stderr: -v warnings, -vv progress, -vvv details
+    /// (`RUST_LOG` overrides). Without it a command says what it found in its own output.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -163,10 +167,19 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    // The daemon tells what it does; one-shot commands only warn.
+    // The daemon tells what it does; a one-shot command's findings are in its output, and
+    // its log lines only behind -v.
     let (level, json) = match &args.command {
         Command::Run { json_logs } => ("info", *json_logs),
-        _ => ("warn", false),
+        _ => (
+            match args.verbose {
+                0 => "off",
+                1 => "warn",
+                2 => "info",
+                _ => "debug",
+            },
+            false,
+        ),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));

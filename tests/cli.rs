@@ -871,3 +871,63 @@ fn runs_show_the_rules_folders_own_commit() {
     assert!(line.contains("  sha256:"), "{runs}");
     assert!(!line.contains(&commit[..12]), "{runs}");
 }
+
+/// A rule file that is not YAML is one mistake: its groups are unknown, so the files that
+/// name them get no `unknown group` errors (nor `did you mean` another group).
+#[test]
+fn a_file_that_is_not_yaml_gives_one_error() {
+    let dir = sample_copy();
+    let file = dir.path().join("rules/org/divisions.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}\n  - name: [unclosed\n")).unwrap();
+    let out = rosterd()
+        .args(["check"])
+        .current_dir(dir.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(out.matches(": error: ").count(), 1, "{out}");
+    assert!(out.contains("rules/org/divisions.yaml:"), "{out}");
+    assert!(!out.contains("unknown group"), "{out}");
+    assert!(out.contains("1 error, 0 warnings"), "{out}");
+}
+
+/// A command's findings are in its own output; log lines only behind -v (they were
+/// interleaved with the output as `2026-...Z WARN rosterd::...` lines).
+#[test]
+fn log_lines_are_behind_verbose() {
+    let dir = sample_copy();
+    let path = dir.path().join("rules/guardrails.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("max_members: 200", "max_members: 3")).unwrap();
+    let out = rosterd()
+        .args(["evaluate", "--as-of", "2026-11-22"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(
+        stdout
+            .contains("guardrail `security-slack-size` is violated (warns): `security-slack` has"),
+        "{stdout}"
+    );
+    assert_eq!(stderr, "", "no log lines without -v");
+    std::fs::remove_file(dir.path().join("rosterd.db")).unwrap();
+    let out = rosterd()
+        .args(["evaluate", "--as-of", "2026-11-22", "-v"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("WARN") && stderr.contains("guardrail violated"),
+        "{stderr}"
+    );
+}

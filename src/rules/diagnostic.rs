@@ -188,6 +188,11 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
+    /// Keeps only the diagnostics `keep` accepts.
+    pub fn retain(&mut self, keep: impl FnMut(&Diagnostic) -> bool) {
+        self.items.retain(keep);
+    }
+
     pub fn push(&mut self, d: Diagnostic) {
         self.items.push(d);
     }

@@ -74,6 +74,8 @@ pub(super) struct GuardrailDef {
 pub(super) struct Extras {
     pub tests: Vec<TestDef>,
     pub guardrails: Vec<GuardrailDef>,
+    /// Files that are not YAML at all: the groups they define are unknown.
+    pub unreadable: usize,
 }
 
 const FILE_KEYS: &[&str] = &["groups", "tests", "guardrails"];
@@ -121,6 +123,7 @@ pub(super) fn groups(
             Ok(root) => root,
             Err(d) => {
                 diags.push(d);
+                extras.unreadable += 1;
                 continue;
             }
         };
