@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::directory::AttrType;
+use crate::names::AttrType;
 
 mod target;
 pub use target::{
@@ -201,9 +201,9 @@ fn default_api_max_connections() -> u64 {
 
 impl DaemonConfig {
     fn validate(&self) -> Result<(), String> {
-        crate::daemon::Schedule::parse(&self.sync, &self.time_zone)
+        crate::schedule::Schedule::parse(&self.sync, &self.time_zone)
             .map_err(|e| format!("daemon.sync: {e}"))?;
-        crate::daemon::Schedule::parse(&self.reconcile, &self.time_zone)
+        crate::schedule::Schedule::parse(&self.reconcile, &self.time_zone)
             .map_err(|e| format!("daemon.reconcile: {e}"))?;
         if !(0.01..=3600.0).contains(&self.rules_poll_seconds) {
             return Err("daemon.rules_poll_seconds: must be from 0.01 to 3600".into());
@@ -506,12 +506,12 @@ impl Config {
         let dir = &self.directory;
         validate_source(&dir.source)?;
         for (name, attr) in &dir.attributes {
-            if !crate::rules::is_identifier(name) {
+            if !crate::names::is_identifier(name) {
                 return Err(format!(
                     "directory.attributes: `{name}` is not a valid attribute name\nhelp: use lower case letters, digits and `_`, starting with a letter or `_`"
                 ));
             }
-            if crate::rules::is_reserved_word(name) || name == crate::directory::IS_MANAGER {
+            if crate::names::is_reserved_word(name) || name == crate::names::IS_MANAGER {
                 return Err(format!(
                     "directory.attributes: `{name}` is reserved by the rules language"
                 ));
@@ -551,7 +551,7 @@ impl Config {
         if !(0.0..=100.0).contains(&dir.failsafe.max_shrink_percent) {
             return Err("directory.failsafe.max_shrink_percent: must be between 0 and 100".into());
         }
-        if crate::store::Backend::of_url(self.database.expose()).is_none() {
+        if crate::backend::Backend::of_url(self.database.expose()).is_none() {
             return Err(format!(
                 "database: `{}` is neither `sqlite://FILE` nor `postgres://...`",
                 self.database
@@ -561,7 +561,7 @@ impl Config {
             return Err("directory.max_bad_rows_percent: must be between 0 and 100".into());
         }
         for (name, target) in &self.targets {
-            if !crate::rules::is_group_name(name) {
+            if !crate::names::is_group_name(name) {
                 return Err(format!("targets: `{name}` is not a valid target name"));
             }
             target

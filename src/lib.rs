@@ -4,6 +4,8 @@
 //!
 //! The modules follow the data, each owning one step:
 //!
+//! - [`names`], [`schedule`], [`backend`]: what the config names and checks (identifiers,
+//!   attribute types, cron schedules, database URLs); they import nothing of rosterd's.
 //! - [`config`]: the daemon's YAML config, parsed once into validated types.
 //! - [`directory`]: HR export (CSV or Workday RaaS JSON) → typed [`directory::Snapshot`], with a
 //!   load report that names the row and column of every bad value; plus the synthetic generator.
@@ -28,6 +30,7 @@
 //! - [`text`]: text as messages quote it (cut short).
 //! - [`cli`]: the `rosterd` commands.
 
+pub mod backend;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -38,8 +41,10 @@ pub mod engine;
 pub mod fetch;
 pub mod halves;
 pub mod http;
+pub mod names;
 pub mod push;
 pub mod rules;
+pub mod schedule;
 pub mod scim;
 pub mod secret;
 pub mod store;

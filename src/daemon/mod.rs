@@ -21,10 +21,9 @@ use crate::store::Store;
 mod api;
 mod leader;
 mod metrics;
-mod schedule;
 
+pub use crate::schedule::Schedule;
 pub use metrics::Metrics;
-pub use schedule::Schedule;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {

@@ -10,7 +10,6 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::NaiveDate;
 use fixedbitset::FixedBitSet;
-use serde::{Deserialize, Serialize};
 
 use crate::config::DirectoryConfig;
 
@@ -25,36 +24,14 @@ pub use load::{
 };
 pub use persist::{checksum, diff_rows, WorkerChange};
 
-/// The built-in bool attribute: the worker is named as manager by an eligible worker.
-pub const IS_MANAGER: &str = "is_manager";
+pub use crate::names::IS_MANAGER;
 
 /// Index of an attribute in the [`Schema`].
 pub type AttrId = usize;
 /// Index of a worker in a [`Snapshot`].
 pub type WorkerId = usize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AttrType {
-    String,
-    Number,
-    Bool,
-    Date,
-    /// A list of strings.
-    List,
-}
-
-impl fmt::Display for AttrType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AttrType::String => "string",
-            AttrType::Number => "number",
-            AttrType::Bool => "bool",
-            AttrType::Date => "date",
-            AttrType::List => "list",
-        })
-    }
-}
+pub use crate::names::AttrType;
 
 /// A present attribute value. A missing value is `None` wherever values are stored.
 #[derive(Debug, Clone, PartialEq)]

@@ -33,41 +33,7 @@ pub use source::{FileId, SourceMap, Span};
 /// Index of a group in [`RuleSet::groups`].
 pub type GroupId = usize;
 
-/// Words of the expression language that cannot name attributes.
-const RESERVED: &[&str] = &[
-    "and",
-    "or",
-    "not",
-    "in",
-    "contains",
-    "startswith",
-    "endswith",
-    "matches",
-    "true",
-    "false",
-];
-
-pub fn is_reserved_word(name: &str) -> bool {
-    RESERVED.contains(&name)
-}
-
-/// `[a-z_][a-z0-9_]*`: an attribute or function name.
-pub fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
-
-/// `[a-z0-9][a-z0-9._-]{0,127}`: a group or target name.
-pub fn is_group_name(name: &str) -> bool {
-    let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let mut chars = name.chars();
-    name.len() <= 128
-        && chars.next().is_some_and(ok)
-        && chars.all(|c| ok(c) || matches!(c, '.' | '_' | '-'))
-}
+pub use crate::names::{is_group_name, is_identifier, is_reserved_word};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
