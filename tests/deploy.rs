@@ -125,3 +125,35 @@ fn every_manifest_parses_and_the_pods_run_as_non_root_with_probes() {
     assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
     assert!(unit.contains("NoNewPrivileges=yes"));
 }
+
+/// Every relative link in the README and the docs names a file of the repository: the
+/// project's own language reference and guides, not a document outside it.
+#[test]
+fn the_readme_and_docs_link_to_files_that_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for doc in [
+        "README.md",
+        "docs/rules-language.md",
+        "docs/operations.md",
+        "deploy/README.md",
+    ] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        let base = root.join(doc).parent().unwrap().to_path_buf();
+        for (at, _) in text.match_indices("](") {
+            let rest = &text[at + 2..];
+            let link = &rest[..rest.find(')').unwrap()];
+            if link.starts_with("http") || link.starts_with('#') {
+                continue;
+            }
+            let path = link.split('#').next().unwrap();
+            assert!(
+                base.join(path).exists(),
+                "{doc} links to `{link}`, which is not there"
+            );
+        }
+        assert!(
+            !text.contains("RULES-LANGUAGE.md"),
+            "{doc} names a document outside the repository"
+        );
+    }
+}

@@ -1,4 +1,4 @@
-//! Every error and warning kind of RULES-LANGUAGE.md, rendered as users see it, pinned with
+//! Every error and warning kind of docs/rules-language.md, rendered as users see it, pinned with
 //! insta: one broken rule file per kind in tests/fixtures/diagnostics.
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]

@@ -1,5 +1,5 @@
 //! Property test: the engine against a reference evaluator written straight from
-//! RULES-LANGUAGE.md, on random well-typed rules and random directories. The reference is
+//! docs/rules-language.md, on random well-typed rules and random directories. The reference is
 //! deliberately naive and shares no code with the engine: it walks its own expression type
 //! over its own rows. `PROPTEST_CASES` sets the number of cases (CI runs 10,000).
 
@@ -452,7 +452,7 @@ fn snapshot(rows: &[Row]) -> Snapshot {
     Snapshot::from_rows(schema(), values)
 }
 
-// ---------- the reference evaluator, from RULES-LANGUAGE.md ----------
+// ---------- the reference evaluator, from docs/rules-language.md ----------
 
 #[derive(Debug, Clone, PartialEq)]
 enum V {

@@ -1,4 +1,4 @@
-//! RULES-LANGUAGE.md, line by line: every operator with present and missing values, every
+//! docs/rules-language.md, line by line: every operator with present and missing values, every
 //! function, and every membership rule of section 3.
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]

@@ -1,5 +1,6 @@
-//! The per-worker interpreter: the semantics of RULES-LANGUAGE.md section 2, one worker at a
-//! time, written to be obviously right. Missing values are `None`.
+//! The per-worker interpreter: the semantics of docs/rules-language.md (expressions,
+//! operators, functions, missing values), one worker at a time, written to be obviously
+//! right. Missing values are `None`.
 
 use std::cmp::Ordering;
 use std::collections::HashSet;

@@ -123,7 +123,7 @@ fn entry_match(
     }
 }
 
-/// The step of RULES-LANGUAGE.md section 3 that decided membership.
+/// The step of docs/rules-language.md section 8 that decided membership.
 fn decide(kind: GroupKind, eligible: bool, rule: bool, entries: &[EntryMatch]) -> String {
     let active = |list: &str| entries.iter().find(|e| e.list == list && e.active);
     let expired = |list: &str| entries.iter().find(|e| e.list == list && !e.active);

@@ -1,5 +1,5 @@
 //! Memberships: a snapshot, a rule set and an evaluation date in; every group's members out,
-//! exactly as RULES-LANGUAGE.md section 3 says. Pure: no clock, no I/O, no async.
+//! exactly as docs/rules-language.md section 8 says. Pure: no clock, no I/O, no async.
 //!
 //! The unit of work is one rule over all workers at once, returning a bitset: the columnar
 //! evaluator ([`columnar`]) does it, the groups of each `member_of` level split between two
