@@ -2,7 +2,10 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+mod common;
+
 use assert_cmd::Command;
+use common::git;
 
 fn rosterd() -> Command {
     let mut cmd = Command::cargo_bin("rosterd").unwrap();
@@ -271,14 +274,11 @@ fn data_errors_exit_1_with_the_place() {
         "{out}"
     );
     // `check` counts the export's error in its summary (it said `0 errors` under it).
-    let out = rosterd()
-        .args(["--config", config.to_str().unwrap(), "check"])
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let out = String::from_utf8(out).unwrap();
+    let out = run_in(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "check"],
+        1,
+    );
     assert!(out.contains("1 error, 0 warnings"), "{out}");
 }
 
@@ -517,6 +517,34 @@ fn sample_copy() -> tempfile::TempDir {
     dir
 }
 
+/// Rewrites a file of `dir` (by its path inside it) with `change`.
+fn edit(dir: &tempfile::TempDir, file: &str, change: impl FnOnce(String) -> String) {
+    let path = dir.path().join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, change(text)).unwrap();
+}
+
+/// `rosterd ARGS` in `dir`, expecting exit `code`: its standard output.
+fn run_in(dir: &std::path::Path, args: &[&str], code: i32) -> String {
+    let out = rosterd()
+        .args(args)
+        .current_dir(dir)
+        .assert()
+        .code(code)
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap()
+}
+
+/// `rosterd ARGS` in `dir`, expecting exit `code`: its standard error.
+fn stderr_in(dir: &std::path::Path, args: &[&str], code: i32) -> String {
+    let out = rosterd().args(args).current_dir(dir).output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+    err
+}
+
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -532,15 +560,11 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 #[test]
 fn the_sample_rule_tests_pass() {
-    let out = rosterd()
-        .args(["test"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    let out = String::from_utf8(out).unwrap();
+    let out = run_in(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+        &["test"],
+        0,
+    );
     assert!(out.contains("5 tests, 0 failed (11 expectations)"), "{out}");
     assert!(
         out.lines().filter(|l| l.starts_with("ok ")).count() == 5,
@@ -553,22 +577,10 @@ fn the_sample_rule_tests_pass() {
 #[test]
 fn a_broken_rule_fails_its_test_with_the_explain_tree() {
     let dir = sample_copy();
-    let github = dir.path().join("rules/apps/github.yaml");
-    let text = std::fs::read_to_string(&github).unwrap();
-    std::fs::write(
-        &github,
-        text.replace("worker_type != \"Intern\"", "worker_type != \"Interns\""),
-    )
-    .unwrap();
-    let out = rosterd()
-        .args(["test"])
-        .current_dir(dir.path())
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let out = String::from_utf8(out).unwrap();
+    edit(&dir, "rules/apps/github.yaml", |text| {
+        text.replace("worker_type != \"Intern\"", "worker_type != \"Interns\"")
+    });
+    let out = run_in(dir.path(), &["test"], 1);
     for expected in [
         "FAIL interns are never on call, engineers with the tag are (rules/tests/intent.yaml:22:11)",
         "expected: T2 not in engineering-oncall",
@@ -584,15 +596,7 @@ fn a_broken_rule_fails_its_test_with_the_explain_tree() {
 
     // The same as JUnit XML: well-formed, one suite, a case per test, the failure with its
     // message and the explain tree.
-    let xml = rosterd()
-        .args(["test", "--format", "junit"])
-        .current_dir(dir.path())
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let xml = String::from_utf8(xml).unwrap();
+    let xml = run_in(dir.path(), &["test", "--format", "junit"], 1);
     let doc = roxmltree::Document::parse(&xml).unwrap();
     let root = doc.root_element();
     assert_eq!(root.tag_name().name(), "testsuites");
@@ -637,10 +641,8 @@ fn a_broken_rule_fails_its_test_with_the_explain_tree() {
 #[test]
 fn mistakes_in_rule_tests_are_diagnostics_with_their_place() {
     let dir = sample_copy();
-    let tests = dir.path().join("rules/tests/intent.yaml");
-    let text = std::fs::read_to_string(&tests).unwrap();
-    let text = text
-        .replace(
+    edit(&dir, "rules/tests/intent.yaml", |text| {
+        text.replace(
             "{ worker: M1, in: eng-managers-us }",
             "{ worker: M1, in: eng-manager-us }",
         )
@@ -648,8 +650,8 @@ fn mistakes_in_rule_tests_are_diagnostics_with_their_place() {
             "{ worker_id: R1, email: r1@example.com, department",
             "{ worker_id: R1, email: r1@example.com, departement",
         )
-        .replace("reason: no_match }", "reason: nomatch }");
-    std::fs::write(&tests, text).unwrap();
+        .replace("reason: no_match }", "reason: nomatch }")
+    });
     for command in ["test", "check"] {
         let out = rosterd()
             .args([command])
@@ -688,22 +690,13 @@ fn mistakes_in_rule_tests_are_diagnostics_with_their_place() {
 #[test]
 fn check_reports_broken_guardrails_with_the_workers_involved() {
     let dir = sample_copy();
-    let path = dir.path().join("rules/guardrails.yaml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text.replace("max_members: 200", "max_members: 3").replace(
-        r#"never: member_of("engineering-oncall") and worker_type == "Intern""#,
-        r#"never: member_of("engineering-oncall") and country == "US""#,
-    );
-    std::fs::write(&path, text).unwrap();
-    let out = rosterd()
-        .args(["check", "--as-of", "2026-11-22"])
-        .current_dir(dir.path())
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let out = String::from_utf8(out).unwrap();
+    edit(&dir, "rules/guardrails.yaml", |text| {
+        text.replace("max_members: 200", "max_members: 3").replace(
+            r#"never: member_of("engineering-oncall") and worker_type == "Intern""#,
+            r#"never: member_of("engineering-oncall") and country == "US""#,
+        )
+    });
+    let out = run_in(dir.path(), &["check", "--as-of", "2026-11-22"], 1);
     for expected in [
         "rules/guardrails.yaml:5:11: error: guardrail `no-intern-on-call` is violated: ",
         " make `member_of(\"engineering-oncall\") and country == \"US\"` true",
@@ -721,24 +714,14 @@ fn check_reports_broken_guardrails_with_the_workers_involved() {
 #[test]
 fn rule_errors_are_printed_once_compiler_style_by_every_command() {
     let dir = sample_copy();
-    let file = dir.path().join("rules/comms/security-slack.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(
-        &file,
+    edit(&dir, "rules/comms/security-slack.yaml", |text| {
         text.replace(
             r#"rule: division == "Security""#,
             r#"rule: division == "Security" and title matches "(""#,
-        ),
-    )
-    .unwrap();
+        )
+    });
     for command in ["plan", "sync", "test", "evaluate"] {
-        let out = rosterd()
-            .arg(command)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{command}");
-        let err = String::from_utf8(out.stderr).unwrap();
+        let err = stderr_in(dir.path(), &[command], 1);
         assert!(
             err.starts_with("rules/comms/security-slack.yaml:8:52: error: invalid regex"),
             "{command}: {err}"
@@ -756,13 +739,7 @@ fn unknown_groups_are_usage_errors_and_members_have_names() {
         &["history", "security-slak"][..],
         &["members", "security-slak"][..],
     ] {
-        let out = rosterd()
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let err = String::from_utf8(out.stderr).unwrap();
+        let err = stderr_in(dir.path(), args, 2);
         assert!(
             err.contains("error: no group `security-slak` in the rules or the audit"),
             "{err}"
@@ -773,58 +750,17 @@ fn unknown_groups_are_usage_errors_and_members_have_names() {
         );
     }
     // Defined but never stored: members says how to get some, exit 0.
-    let out = rosterd()
-        .args(["members", "security-slack"])
-        .current_dir(dir.path())
-        .assert()
-        .code(0)
-        .get_output()
-        .stdout
-        .clone();
-    assert!(String::from_utf8(out)
-        .unwrap()
-        .contains("security-slack: 0 members"));
-    rosterd()
-        .args(["evaluate", "--as-of", "2026-11-22"])
-        .current_dir(dir.path())
-        .assert()
-        .code(0);
+    let out = run_in(dir.path(), &["members", "security-slack"], 0);
+    assert!(out.contains("security-slack: 0 members"), "{out}");
+    run_in(dir.path(), &["evaluate", "--as-of", "2026-11-22"], 0);
     for args in [
         &["members", "security-slack"][..],
         &["history", "security-slack", "--at", "2026-11-22"][..],
     ] {
-        let out = rosterd()
-            .args(args)
-            .current_dir(dir.path())
-            .assert()
-            .code(0)
-            .get_output()
-            .stdout
-            .clone();
-        let out = String::from_utf8(out).unwrap();
+        let out = run_in(dir.path(), args, 0);
         // E000008 is Lara Moreno in the sample.
         assert!(out.contains("  E000008  Lara Moreno  "), "{args:?}: {out}");
     }
-}
-
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args([
-            "-c",
-            "user.name=rosterd",
-            "-c",
-            "user.email=rosterd@example.com",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// `runs` shows the rules revision each run used: the rules folder's own commit, marked
@@ -838,12 +774,8 @@ fn runs_show_the_rules_folders_own_commit() {
     git(dir.path(), &["commit", "-q", "-m", "rules"]);
     let commit = git(dir.path(), &["rev-parse", "HEAD"]);
     let last_run_rules = |dir: &std::path::Path| {
-        rosterd()
-            .args(["evaluate", "--as-of", "2026-11-22"])
-            .current_dir(dir)
-            .assert()
-            .code(0);
-        let runs = stdout(rosterd().args(["runs", "--limit", "1"]).current_dir(dir));
+        run_in(dir, &["evaluate", "--as-of", "2026-11-22"], 0);
+        let runs = run_in(dir, &["runs", "--limit", "1"], 0);
         let line = runs.lines().nth(1).unwrap().to_string();
         (runs, line)
     };
@@ -852,9 +784,9 @@ fn runs_show_the_rules_folders_own_commit() {
     assert!(line.contains(&format!("  {}  ", &commit[..12])), "{runs}");
     assert!(!line.contains("-dirty"), "{runs}");
 
-    let file = dir.path().join("rules/org/divisions.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, format!("{text}\n# a change not committed yet\n")).unwrap();
+    edit(&dir, "rules/org/divisions.yaml", |text| {
+        format!("{text}\n# a change not committed yet\n")
+    });
     let (runs, line) = last_run_rules(dir.path());
     assert!(
         line.contains(&format!("  {}-dirty  ", &commit[..12])),
@@ -877,18 +809,10 @@ fn runs_show_the_rules_folders_own_commit() {
 #[test]
 fn a_file_that_is_not_yaml_gives_one_error() {
     let dir = sample_copy();
-    let file = dir.path().join("rules/org/divisions.yaml");
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, format!("{text}\n  - name: [unclosed\n")).unwrap();
-    let out = rosterd()
-        .args(["check"])
-        .current_dir(dir.path())
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let out = String::from_utf8(out).unwrap();
+    edit(&dir, "rules/org/divisions.yaml", |text| {
+        format!("{text}\n  - name: [unclosed\n")
+    });
+    let out = run_in(dir.path(), &["check"], 1);
     assert_eq!(out.matches(": error: ").count(), 1, "{out}");
     assert!(out.contains("rules/org/divisions.yaml:"), "{out}");
     assert!(!out.contains("unknown group"), "{out}");
@@ -900,9 +824,9 @@ fn a_file_that_is_not_yaml_gives_one_error() {
 #[test]
 fn log_lines_are_behind_verbose() {
     let dir = sample_copy();
-    let path = dir.path().join("rules/guardrails.yaml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replace("max_members: 200", "max_members: 3")).unwrap();
+    edit(&dir, "rules/guardrails.yaml", |text| {
+        text.replace("max_members: 200", "max_members: 3")
+    });
     let out = rosterd()
         .args(["evaluate", "--as-of", "2026-11-22"])
         .current_dir(dir.path())

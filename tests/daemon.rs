@@ -456,14 +456,7 @@ async fn a_standby_takes_over_when_the_leader_dies() {
         ),
         TARGET_OPTIONS,
     );
-    let config = std::fs::read_to_string(world.path("rosterd.yaml")).unwrap();
-    for (name, port) in [("a", ports[0]), ("b", ports[1])] {
-        let own = config.replace(
-            &format!("127.0.0.1:{}", ports[0]),
-            &format!("127.0.0.1:{port}"),
-        );
-        std::fs::write(world.path(&format!("{name}.yaml")), own).unwrap();
-    }
+    write_pair_configs(&world, ports);
     let a = Daemon::start_named(&world, "a", ports[0]);
     a.ready().await;
     let b = Daemon::start_named(&world, "b", ports[1]);
@@ -628,6 +621,19 @@ async fn the_daemon_refuses_to_start_on_rules_it_cannot_load() {
     assert!(stderr.contains("expression nested too deeply"), "{stderr}");
 }
 
+/// `a.yaml` and `b.yaml`: the world's config (written for `ports[0]`) for two daemons, each
+/// with its own API port.
+fn write_pair_configs(world: &World, ports: [u16; 2]) {
+    let config = std::fs::read_to_string(world.path("rosterd.yaml")).unwrap();
+    for (name, port) in [("a", ports[0]), ("b", ports[1])] {
+        let own = config.replace(
+            &format!("127.0.0.1:{}", ports[0]),
+            &format!("127.0.0.1:{port}"),
+        );
+        std::fs::write(world.path(&format!("{name}.yaml")), own).unwrap();
+    }
+}
+
 /// How many runs of `kind` the daemon's metrics count, whatever their outcome.
 async fn runs_of(daemon: &Daemon, kind: &str) -> u64 {
     let metrics = daemon.get("/metrics", Some(TOKEN)).await.1;
@@ -782,14 +788,7 @@ async fn a_leader_that_loses_its_lock_stops_and_nothing_is_sent_twice() {
             "patch: { max_members_per_request: 4 }\n    concurrency: 2",
         ),
     );
-    let config = std::fs::read_to_string(world.path("rosterd.yaml")).unwrap();
-    for (name, port) in [("a", ports[0]), ("b", ports[1])] {
-        let own = config.replace(
-            &format!("127.0.0.1:{}", ports[0]),
-            &format!("127.0.0.1:{port}"),
-        );
-        std::fs::write(world.path(&format!("{name}.yaml")), own).unwrap();
-    }
+    write_pair_configs(&world, ports);
     let mut a = Daemon::start_named(&world, "a", ports[0]);
     a.ready().await;
     eventually(10, "a leading", || a.leading()).await;

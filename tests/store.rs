@@ -528,20 +528,8 @@ async fn sqlite_runs_in_wal_mode() {
 #[tokio::test]
 async fn a_run_records_the_rules_git_commit_and_digest() {
     let install = Install::new(common::sqlite_db(), &[("security.yaml", SECURITY)]);
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .current_dir(install.path("rules"))
-            .args(["-c", "user.email=ci@example.com", "-c", "user.name=CI"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
+    let rules = install.path("rules");
+    let git = |args: &[&str]| common::git(&rules, args);
     git(&["init", "-q"]);
     git(&["add", "."]);
     git(&["commit", "-qm", "rules"]);

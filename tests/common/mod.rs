@@ -15,6 +15,22 @@ pub mod world;
 
 pub const ORG_CONFIG: &str = "tests/fixtures/org/rosterd.yaml";
 
+/// `git ARGS` in `dir` (with an author, for commits): its output; a failure fails the test.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.email=ci@example.com", "-c", "user.name=CI"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// The fixture organisation's rules, as text.
 pub fn org_rules() -> String {
     std::fs::read_to_string("tests/fixtures/org/rules/groups.yaml").unwrap()

@@ -6,6 +6,13 @@ use rosterd::push::Options;
 
 use super::world::{World, TARGET};
 
+fn reconcile() -> Options {
+    Options {
+        reconcile: true,
+        ..opts()
+    }
+}
+
 fn opts() -> Options {
     Options::default()
 }
@@ -154,12 +161,7 @@ pub async fn a_reconcile_repairs_drift(world: &World) {
     world.edit_by_hand("sales", &[&outsider], &[&insider]).await;
     let plain = world.sync(opts()).await;
     assert_eq!(plain.targets[0].writes, 0);
-    let report = world
-        .sync(Options {
-            reconcile: true,
-            ..opts()
-        })
-        .await;
+    let report = world.sync(reconcile()).await;
     let sales = report.targets[0]
         .groups
         .iter()
@@ -183,12 +185,7 @@ pub async fn one_reconcile_heals_recreated_users(world: &World) {
     world.recreate_all_users().await;
     let (_, stale) = world.entries().await;
     assert!(stale > 100, "the groups hold {stale} stale ids");
-    let report = world
-        .sync(Options {
-            reconcile: true,
-            ..opts()
-        })
-        .await;
+    let report = world.sync(reconcile()).await;
     assert_eq!(report.failed(), 0, "{report:?}");
     assert_eq!(report.held(), 0, "no approval needed: {report:?}");
     world.assert_converged(&[]).await;
@@ -216,12 +213,7 @@ pub async fn a_reconcile_removes_duplicates_and_unknown_ids(world: &World) {
     let mut by_hand: Vec<&str> = held.iter().map(String::as_str).collect();
     by_hand.extend(["no-such-user-1", "no-such-user-2"]);
     world.add_entries_by_hand("everyone", &by_hand).await;
-    let report = world
-        .sync(Options {
-            reconcile: true,
-            ..opts()
-        })
-        .await;
+    let report = world.sync(reconcile()).await;
     assert_eq!(report.failed(), 0, "{report:?}");
     world.assert_converged(&[]).await;
     world.assert_one_entry_each().await;
