@@ -978,3 +978,62 @@ async fn postgres_over_tls_verifies_the_server() {
     );
     assert!(!err.contains("sslrootcert="), "{err}");
 }
+
+/// Fencing in the store (PostgreSQL, where several daemons share a database): a run's writes
+/// carry the leadership epoch its process held when it started. Once another process takes
+/// the leadership, they are refused in the same transaction, though the first process has
+/// not noticed yet; a process that lost the leadership writes nothing at all.
+#[tokio::test]
+async fn a_superseded_leaders_run_writes_nothing() {
+    let Some(db) = common::postgres_db().await else {
+        return;
+    };
+    let a = Store::open(&db.url).await.unwrap();
+    let b = Store::open(&db.url).await.unwrap();
+    let now = "2026-11-26T12:00:00Z";
+    let user = |id: &str| {
+        vec![(
+            "W1".to_string(),
+            "w1@example.com".to_string(),
+            Some(id.to_string()),
+        )]
+    };
+    assert_eq!(a.take_leadership("a", now).await.unwrap(), 1);
+    let run = a.fenced();
+    run.save_target_users("app", &user("u1"), &[], now)
+        .await
+        .unwrap();
+    assert_eq!(b.take_leadership("b", now).await.unwrap(), 2);
+    let refused = run
+        .save_target_users("app", &user("u2"), &[], now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, rosterd::store::StoreError::Fenced { mine: 1, .. }),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("the database is at epoch 2"),
+        "{refused}"
+    );
+    // What b writes goes through, and a's refused write left nothing.
+    b.fenced()
+        .save_target_users("app", &user("u3"), &[], now)
+        .await
+        .unwrap();
+    let cached = b.target_users("app").await.unwrap();
+    assert_eq!(cached["W1"].user_id.as_deref(), Some("u3"));
+    // A process that lost the leadership before its run started writes nothing.
+    a.lose_leadership();
+    assert!(a
+        .fenced()
+        .save_target_users("app", &user("u4"), &[], now)
+        .await
+        .is_err());
+    // The CLI's store is not fenced.
+    a.save_target_users("app", &user("u5"), &[], now)
+        .await
+        .unwrap();
+    a.close().await;
+    b.close().await;
+}

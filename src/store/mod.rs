@@ -85,6 +85,9 @@ pub struct Store {
     fence: Fence,
 }
 
+/// The epoch of a run that started without the leadership: no epoch is ever it.
+const NO_EPOCH: i64 = -1;
+
 /// Fencing (PostgreSQL, several daemons): the leadership epoch a run writes under, and the
 /// one this process holds now (shared by every clone; 0 when it does not lead).
 #[derive(Debug, Clone, Default)]
@@ -283,13 +286,19 @@ impl Store {
     }
 
     /// The store a run of a leading process writes with: its writes are refused once this
-    /// process no longer holds the epoch it holds now. Unfenced when it holds none (SQLite,
-    /// the CLI).
+    /// process no longer holds the epoch it holds now. On SQLite (one process per file) it is
+    /// not fenced; on PostgreSQL a process that holds no epoch (it lost the leadership just
+    /// before the run) gets a store that refuses every write.
     pub fn fenced(&self) -> Store {
         let held = self.fence.held.load(std::sync::atomic::Ordering::SeqCst);
+        let run = match self.backend {
+            Backend::Sqlite => None,
+            Backend::Postgres if held > 0 => Some(held),
+            Backend::Postgres => Some(NO_EPOCH),
+        };
         Store {
             fence: Fence {
-                run: (held > 0).then_some(held),
+                run,
                 held: Arc::clone(&self.fence.held),
             },
             ..self.clone()
