@@ -20,10 +20,15 @@ pub fn prefix(text: &str, max: usize) -> &str {
 
 /// `n` and the noun, plural unless `n` is 1: "1 join", "3 joins".
 pub fn count(n: u64, noun: &str) -> String {
+    count_as(n, noun, &format!("{noun}s"))
+}
+
+/// As [`count`], for a noun whose plural is not `-s`: "1 retry", "2 retries".
+pub fn count_as(n: u64, singular: &str, plural: &str) -> String {
     if n == 1 {
-        format!("1 {noun}")
+        format!("1 {singular}")
     } else {
-        format!("{n} {noun}s")
+        format!("{n} {plural}")
     }
 }
 

@@ -253,7 +253,7 @@ fn show(
                 crate::text::count(t.reads + t.writes, "request"),
                 crate::text::count(t.reads, "read"),
                 crate::text::count(t.writes, "write"),
-                crate::text::count(t.retries, "retry").replace("retrys", "retries")
+                crate::text::count_as(t.retries, "retry", "retries")
             );
         }
         if t.replayed > 0 {
