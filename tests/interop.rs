@@ -45,6 +45,7 @@ on_both_backends!(
     a_reconcile_repairs_drift,
     one_reconcile_heals_a_target_whose_users_were_all_created_again,
     a_reconcile_removes_duplicates_and_ids_that_are_no_users,
+    case_variant_user_names_are_found_with_the_default_lookup,
 );
 
 async fn a_sync_with_nothing_changed_sends_no_write(db: TestDb) {
@@ -83,5 +84,18 @@ async fn one_reconcile_heals_a_target_whose_users_were_all_created_again(db: Tes
 async fn a_reconcile_removes_duplicates_and_ids_that_are_no_users(db: TestDb) {
     if let Some(world) = world(db).await {
         scenarios::a_reconcile_removes_duplicates_and_unknown_ids(&world).await;
+    }
+}
+
+/// Scenario 5: scim2-server's `/Schemas` says userName is not caseExact, so rosterd looks the
+/// few new workers up by filter, whose case then does not matter.
+async fn case_variant_user_names_are_found_with_the_default_lookup(db: TestDb) {
+    if let Some(mut world) = world(db).await {
+        scenarios::case_variant_user_names_are_found(&mut world).await;
+        let store = world.store().await;
+        let learned = store.target_lookups().await.unwrap();
+        store.close().await;
+        let app = &learned[common::world::TARGET];
+        assert_eq!((app.case_exact, app.source.as_str()), (false, "schemas"));
     }
 }

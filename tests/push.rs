@@ -960,51 +960,7 @@ async fn case_variant_user_names_are_found_with_the_default_lookup() {
                 ..Quirks::default()
             },
         );
-        // Three engineers are in no pushed group at first, so the first sync (which lists
-        // everyone) does not cache their accounts.
-        let managers: std::collections::BTreeSet<String> = world
-            .workers
-            .iter()
-            .filter_map(|w| w.manager_id.clone())
-            .collect();
-        let joiners: Vec<String> = world
-            .workers
-            .iter()
-            .filter(|w| w.division == "Engineering" && w.status == "Active")
-            .filter(|w| !managers.contains(&w.id))
-            .take(3)
-            .map(|w| w.id.clone())
-            .collect();
-        assert_eq!(joiners.len(), 3);
-        world.edit_workers(|workers| {
-            for w in workers.iter_mut().filter(|w| joiners.contains(&w.id)) {
-                w.status = "Terminated".into();
-                w.division = "Legal".into();
-            }
-        });
-        let report = world.sync(opts()).await;
-        assert_eq!(report.failed(), 0, "{what}: {report:?}");
-        // They come back, with their HR emails in another case than their userNames.
-        world.edit_workers(|workers| {
-            for w in workers.iter_mut().filter(|w| joiners.contains(&w.id)) {
-                w.status = "Active".into();
-                w.division = "Engineering".into();
-                w.email = w.email.to_uppercase();
-            }
-        });
-        let report = world.sync(opts()).await;
-        assert_eq!(report.failed(), 0, "{what}: {report:?}");
-        let unprovisioned: usize = report.targets[0]
-            .groups
-            .iter()
-            .map(|g| g.unprovisioned)
-            .sum();
-        assert_eq!(
-            unprovisioned, 0,
-            "{what}: every account is found: {report:?}"
-        );
-        world.assert_converged(&[]).await;
-        world.assert_one_entry_each().await;
+        scenarios::case_variant_user_names_are_found(&mut world).await;
 
         let store = world.store().await;
         let learned = store

@@ -226,3 +226,49 @@ pub async fn a_reconcile_removes_duplicates_and_unknown_ids(world: &World) {
     // Each entry is drift of one kind: the ids that are no user's are not also `extra`.
     assert_eq!(kinds("extra"), 0, "{drift:?}");
 }
+
+/// Scenario 5 on any peer: HR emails that differ from the userNames in case only, looked up
+/// with the default `lookup: auto` by filter (few workers to look up), find every account.
+pub async fn case_variant_user_names_are_found(world: &mut World) {
+    // Three engineers join a pushed group only after the first sync has cached everyone
+    // else, with their HR emails upper-cased.
+    let managers: std::collections::BTreeSet<String> = world
+        .workers
+        .iter()
+        .filter_map(|w| w.manager_id.clone())
+        .collect();
+    let joiners: Vec<String> = world
+        .workers
+        .iter()
+        .filter(|w| w.division == "Engineering" && w.status == "Active")
+        .filter(|w| !managers.contains(&w.id))
+        .take(3)
+        .map(|w| w.id.clone())
+        .collect();
+    assert_eq!(joiners.len(), 3);
+    world.edit_workers(|workers| {
+        for w in workers.iter_mut().filter(|w| joiners.contains(&w.id)) {
+            w.status = "Terminated".into();
+            w.division = "Legal".into();
+        }
+    });
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.edit_workers(|workers| {
+        for w in workers.iter_mut().filter(|w| joiners.contains(&w.id)) {
+            w.status = "Active".into();
+            w.division = "Engineering".into();
+            w.email = w.email.to_uppercase();
+        }
+    });
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    let unprovisioned: usize = report.targets[0]
+        .groups
+        .iter()
+        .map(|g| g.unprovisioned)
+        .sum();
+    assert_eq!(unprovisioned, 0, "every account is found: {report:?}");
+    world.assert_converged(&[]).await;
+    world.assert_one_entry_each().await;
+}
