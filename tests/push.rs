@@ -1154,19 +1154,39 @@ async fn a_broken_guardrail_holds_the_groups_involved_until_approved(db: TestDb)
 
     let store = world.store().await;
     let holds = store.push_holds(Some("held")).await.unwrap();
-    assert_eq!(holds.len(), 1, "{holds:?}");
-    store
-        .approve_push_hold(
-            holds[0].id,
-            &rosterd::clock::stamp(rosterd::clock::now_utc()),
-        )
-        .await
-        .unwrap();
     store.close().await;
+    assert_eq!(holds.len(), 1, "{holds:?}");
+    // Approved from the command line: the approval records who.
+    let approve = std::process::Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .arg("--config")
+        .arg(world.path("rosterd.yaml"))
+        .args(["approve", "push", &holds[0].id.to_string()])
+        .env("USER", "corpsec-alice")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&approve.stdout);
+    assert!(approve.status.success(), "{said}");
+    assert!(said.contains("as cli:corpsec-alice"), "{said}");
+    let (_, text, _) = run_cli(&world, &["status"]);
+    assert!(
+        text.contains(&format!(
+            "hold {} (approved by cli:corpsec-alice at ",
+            holds[0].id
+        )),
+        "{text}"
+    );
     let report = world.sync(opts()).await;
     assert_eq!(report.held(), 0, "{report:?}");
     assert_eq!(pair(&report, "sales").added, 2, "{report:?}");
     world.assert_converged(&[]).await;
+    let store = world.store().await;
+    let released = store.push_holds(None).await.unwrap();
+    store.close().await;
+    assert_eq!(released[0].status, "released");
+    assert_eq!(
+        released[0].approved_by.as_deref(),
+        Some("cli:corpsec-alice")
+    );
     // The guardrail is still broken, but nothing is left to hold.
     let report = world.sync(opts()).await;
     assert_eq!(report.held(), 0, "{report:?}");

@@ -421,11 +421,17 @@ pub fn status(global: &Global) -> Result<(), CliError> {
             );
         }
         for h in t["holds"].as_array().into_iter().flatten() {
+            let status = match (h["status"].as_str(), h["approved_by"].as_str()) {
+                (Some("approved"), Some(by)) => format!(
+                    "approved by {by} at {}",
+                    h["approved_at"].as_str().unwrap_or("")
+                ),
+                (status, _) => status.unwrap_or("").to_string(),
+            };
             let _ = writeln!(
                 s,
-                "  hold {} ({}) on {}: {}",
+                "  hold {} ({status}) on {}: {}",
                 h["id"],
-                h["status"].as_str().unwrap_or(""),
                 h["group"].as_str().unwrap_or(""),
                 h["reason"].as_str().unwrap_or("")
             );
@@ -630,17 +636,35 @@ async fn status_value(
     Ok(serde_json::Value::Object(out))
 }
 
+/// Who approves from the command line: `cli:` and the operating-system user.
+fn approver() -> String {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".into());
+    format!("cli:{user}")
+}
+
 pub fn approve_push(global: &Global, id: i64) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
     let hold = with_store(&config, async |store| {
         store
-            .approve_push_hold(id, &crate::clock::stamp(crate::clock::now_utc()))
+            .approve_push_hold(
+                id,
+                &crate::clock::stamp(crate::clock::now_utc()),
+                &approver(),
+            )
             .await
             .map_err(super::named_record_error)
     })?;
     print(&format!(
-        "approved push hold {} ({} in {}: +{} -{}): the next push sends it\n",
-        hold.id, hold.group, hold.target, hold.to_add, hold.to_remove
+        "approved push hold {} ({} in {}: +{} -{}) as {}: the next push sends it\n",
+        hold.id,
+        hold.group,
+        hold.target,
+        hold.to_add,
+        hold.to_remove,
+        hold.approved_by.as_deref().unwrap_or("")
     ))
 }
 

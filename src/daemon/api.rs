@@ -575,7 +575,8 @@ async fn approve(State(shared): State<Api>, Path(raw): Path<String>) -> Response
         return bad_id();
     };
     let now = crate::clock::stamp(crate::clock::now_utc());
-    match shared.store.approve_push_hold(id, &now).await {
+    // The bearer token is the service's, not a person's: the approval says so.
+    match shared.store.approve_push_hold(id, &now, "api").await {
         Ok(hold) => {
             tracing::info!(hold = hold.id, group = %hold.group, target = %hold.target, "push hold approved through the API");
             // On a standby the leader's next scheduled sync sends it.

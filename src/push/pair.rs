@@ -826,6 +826,7 @@ impl TargetRun<'_> {
                         status: "held".into(),
                         created_at: self.now.clone(),
                         approved_at: None,
+                        approved_by: None,
                     };
                     self.store.hold_push(&hold, &self.now).await?
                 }

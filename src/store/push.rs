@@ -180,6 +180,8 @@ pub struct PushHold {
     pub status: String,
     pub created_at: String,
     pub approved_at: Option<String>,
+    /// Who approved it: `cli:USER`, `api`, or a person signed in.
+    pub approved_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -242,7 +244,7 @@ fn outbox_entry(row: &sqlx::any::AnyRow) -> Result<OutboxEntry, sqlx::Error> {
 }
 
 const HOLD_COLUMNS: &str = "id, target, group_name, reason, to_add, to_remove, \
-     members_in_target, status, created_at, approved_at";
+     members_in_target, status, created_at, approved_at, approved_by";
 
 fn push_hold(row: &sqlx::any::AnyRow) -> Result<PushHold, sqlx::Error> {
     Ok(PushHold {
@@ -256,6 +258,7 @@ fn push_hold(row: &sqlx::any::AnyRow) -> Result<PushHold, sqlx::Error> {
         status: row.try_get("status")?,
         created_at: row.try_get("created_at")?,
         approved_at: row.try_get("approved_at")?,
+        approved_by: row.try_get("approved_by")?,
     })
 }
 
@@ -798,7 +801,13 @@ impl Store {
         Ok(())
     }
 
-    pub async fn approve_push_hold(&self, id: i64, now: &str) -> Result<PushHold, StoreError> {
+    /// Releases a held push, recording when and by whom.
+    pub async fn approve_push_hold(
+        &self,
+        id: i64,
+        now: &str,
+        by: &str,
+    ) -> Result<PushHold, StoreError> {
         let _writing = self.writing().await;
         let sql = format!("SELECT {HOLD_COLUMNS} FROM push_holds WHERE id = $1");
         let hold = sqlx::query(AssertSqlSafe(sql))
@@ -815,14 +824,18 @@ impl Store {
                 hold.status
             )));
         }
-        sqlx::query("UPDATE push_holds SET status = 'approved', approved_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "UPDATE push_holds SET status = 'approved', approved_at = $1, approved_by = $2 WHERE id = $3",
+        )
+        .bind(now)
+        .bind(by)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
         Ok(PushHold {
             status: "approved".into(),
             approved_at: Some(now.to_string()),
+            approved_by: Some(by.to_string()),
             ..hold
         })
     }

@@ -132,7 +132,7 @@ pub async fn a_mass_removal_is_held_until_approved(world: &mut World) {
     assert_eq!(engineering.held.as_ref().unwrap().hold_id, hold_id);
     let store = world.store().await;
     store
-        .approve_push_hold(hold_id, "2026-11-22T00:00:00Z")
+        .approve_push_hold(hold_id, "2026-11-22T00:00:00Z", "cli:corpsec")
         .await
         .unwrap();
     store.close().await;
