@@ -342,8 +342,9 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
     let leadership = tokio::spawn(leader::keep(Arc::clone(&shared), resign_rx));
     // The work loop runs on this task: a push borrows across awaits in ways that a spawned
     // task could not.
-    let work = work_loop(Arc::clone(&shared), stop_rx.clone());
-    tokio::pin!(work);
+    // Boxed, so that a run cut short can be dropped (its connections returned, its
+    // transaction rolled back) before the store closes: a pool waits for every connection.
+    let mut work = Box::pin(work_loop(Arc::clone(&shared), stop_rx.clone()));
     tokio::select! {
         () = &mut work => {}
         () = shutdown_signal() => {
@@ -359,12 +360,19 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
         }
     }
     let _ = stop_tx.send(true);
+    // The run is over or cut short; only then may a standby take over.
+    drop(work);
     let _ = resign_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), leadership).await;
     watcher.abort();
     hangups.abort();
     let _ = tokio::time::timeout(Duration::from_secs(2), api).await;
-    shared.store.close().await;
+    if tokio::time::timeout(Duration::from_secs(5), shared.store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the database connections did not close within 5 s; exiting anyway");
+    }
     tracing::info!("stopped");
     Ok(())
 }
