@@ -68,20 +68,22 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// SIGTERM, then the exit status.
+    /// SIGTERM, then the exit status. A daemon that does not stop is killed before the test
+    /// fails, so that no process outlives the suite.
     fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let pid = child.id().to_string();
+        let pid = self.child.as_ref().unwrap().id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         let started = Instant::now();
         loop {
-            if let Some(status) = child.try_wait().unwrap() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
                 return status;
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(40),
-                "the daemon did not stop within 40 s of SIGTERM"
-            );
+            if started.elapsed() >= Duration::from_secs(40) {
+                let log = self.log();
+                self.kill();
+                panic!("the daemon did not stop within 40 s of SIGTERM; its log:\n{log}");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
