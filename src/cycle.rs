@@ -715,11 +715,7 @@ async fn unchanged(
     commit.membership_count = last.memberships;
     commit.inputs_digest = digests.inputs.clone();
     // The same inputs break the same guardrails as the run they repeat.
-    let violations = store
-        .current_violations()
-        .await?
-        .and_then(|json| serde_json::from_str(&json).ok())
-        .unwrap_or_default();
+    let violations = store.current_violations().await?;
     let (run_id, _) = store.commit_run(&commit).await?;
     Ok(Some(Outcome::Applied {
         run_id,

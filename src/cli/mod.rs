@@ -170,6 +170,15 @@ pub struct RulesOnly {
     pub rules: RuleSet,
 }
 
+/// The config, and the rules when they load: for the commands over the stored state, which
+/// still answer (with less to say) while the rules on disk are broken.
+pub(crate) fn config_and_rules(global: &Global) -> Result<(Config, Option<RuleSet>), CliError> {
+    match Workspace::load_rules_only(global) {
+        Ok(ws) => Ok((ws.config, Some(ws.rules))),
+        Err(_) => Ok((load_config(&global.config)?, None)),
+    }
+}
+
 /// Runs a future to completion on a runtime of its own: the CLI is synchronous around its
 /// few database calls.
 pub(crate) fn block_on<T>(

@@ -324,10 +324,7 @@ fn show(
 pub fn status(global: &Global) -> Result<(), CliError> {
     // The rules say which groups are pushed where, including those never created in a
     // target yet; rules that do not load leave what the store knows.
-    let (config, rules) = match Workspace::load_rules_only(global) {
-        Ok(ws) => (ws.config, Some(ws.rules)),
-        Err(_) => (load_config(&global.config)?, None),
-    };
+    let (config, rules) = super::config_and_rules(global)?;
     let value = with_store(&config, async |store| {
         status_value(&config, rules.as_ref(), store).await
     })?;
@@ -586,11 +583,7 @@ async fn status_value(
     let holds = store.push_holds(None).await?;
     let unprovisioned = store.unprovisioned().await?;
     let lookups = store.target_lookups().await?;
-    let violations: Vec<crate::engine::guardrails::Violation> = store
-        .current_violations()
-        .await?
-        .and_then(|json| serde_json::from_str(&json).ok())
-        .unwrap_or_default();
+    let violations: Vec<crate::engine::guardrails::Violation> = store.current_violations().await?;
     let mut out = serde_json::Map::new();
     for (name, target) in &config.targets {
         let members = store.target_member_counts(name).await?;

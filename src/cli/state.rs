@@ -77,18 +77,17 @@ pub fn migrate(global: &Global) -> Result<(), CliError> {
 /// A group named on the command line must be one the rules define or the audit holds (a
 /// group the rules no longer define keeps its history); whether the rules define it.
 async fn known_group(
-    global: &Global,
+    rules: Option<&crate::rules::RuleSet>,
     store: &crate::store::Store,
     group: &str,
 ) -> Result<bool, CliError> {
-    let rules = Workspace::load_rules_only(global).ok().map(|ws| ws.rules);
-    let in_rules = rules.as_ref().is_some_and(|r| r.lookup(group).is_some());
+    let in_rules = rules.is_some_and(|r| r.lookup(group).is_some());
     let audited = store.group_sizes().await?;
     if in_rules || audited.contains_key(group) {
         return Ok(in_rules);
     }
     let mut names: std::collections::BTreeSet<&str> = audited.keys().map(String::as_str).collect();
-    if let Some(rules) = &rules {
+    if let Some(rules) = rules {
         names.extend(rules.names());
     }
     let mut message = format!("no group `{group}` in the rules or the audit");
@@ -124,9 +123,9 @@ fn who(snapshot: Option<&crate::directory::Snapshot>, key: &str) -> String {
 }
 
 pub fn members(global: &Global, group: &str) -> Result<(), CliError> {
-    let config = load_config(&global.config)?;
+    let (config, rules) = super::config_and_rules(global)?;
     let (members, in_rules, snapshot) = with_store(&config, async |store| {
-        let in_rules = known_group(global, store, group).await?;
+        let in_rules = known_group(rules.as_ref(), store, group).await?;
         let members = store.group_memberships(group).await?;
         let snapshot = stored_snapshot(&config, store).await?;
         Ok((members, in_rules, snapshot))
@@ -165,10 +164,10 @@ pub fn history(
     worker: Option<&str>,
     at: Option<NaiveDate>,
 ) -> Result<(), CliError> {
-    let config = load_config(&global.config)?;
+    let (config, rules) = super::config_and_rules(global)?;
     let at = at.unwrap_or_else(|| global.as_of());
     let (members, timeline, snapshot) = with_store(&config, async |store| {
-        known_group(global, store, group).await?;
+        known_group(rules.as_ref(), store, group).await?;
         let members = store.members_at(group, at).await?;
         let timeline = match worker {
             Some(w) => Some(store.worker_history(group, w).await?),

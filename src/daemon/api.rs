@@ -230,10 +230,11 @@ async fn metrics(State(shared): State<Api>) -> Response {
         }
         Err(e) => return internal(e),
     }
-    let violations = match current_violations(&shared).await {
-        Ok(v) => v,
-        Err(e) => return internal(e),
-    };
+    let violations: Vec<crate::engine::guardrails::Violation> =
+        match shared.store.current_violations().await {
+            Ok(v) => v,
+            Err(e) => return internal(e),
+        };
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -336,24 +337,13 @@ fn running(shared: &Shared) -> Option<&'static str> {
         .map(Job::as_str)
 }
 
-/// The guardrails the memberships in force break.
-async fn current_violations(
-    shared: &Shared,
-) -> Result<Vec<crate::engine::guardrails::Violation>, crate::store::StoreError> {
-    Ok(shared
-        .store
-        .current_violations()
-        .await?
-        .and_then(|json| serde_json::from_str(&json).ok())
-        .unwrap_or_default())
-}
-
 /// The guardrails in force, and which the memberships in force break.
 async fn guardrails(State(shared): State<Api>) -> Response {
-    let violations = match current_violations(&shared).await {
-        Ok(v) => v,
-        Err(e) => return internal(e),
-    };
+    let violations: Vec<crate::engine::guardrails::Violation> =
+        match shared.store.current_violations().await {
+            Ok(v) => v,
+            Err(e) => return internal(e),
+        };
     let rules = shared.rules();
     let defined: Vec<Value> = rules
         .guardrails()

@@ -210,14 +210,13 @@ impl Shared {
         self.wake.notify_one();
     }
 
-    /// Loads the config (when `config` is set) and the rules, and swaps them in only when
+    /// Loads the config (when `with_config` is set) and the rules, and swaps them in only when
     /// both are good. A config that took has the work loop recompute its schedules; rules
     /// that differ from those in force have a sync follow within
     /// `daemon.sync_after_rules_change_seconds`. Returns whether anything was swapped.
-    fn reload(&self, config: bool) -> bool {
-        let config_reloaded = config;
+    fn reload(&self, with_config: bool) -> bool {
         let result = (|| {
-            let config = if config {
+            let config = if with_config {
                 Arc::new(Config::load(&self.config_path).map_err(|e| e.to_string())?)
             } else {
                 self.config()
@@ -250,7 +249,7 @@ impl Shared {
                     let at = *due.get_or_insert(at);
                     tracing::info!(at = %crate::clock::stamp(at), "a sync follows the rules change");
                 }
-                if config_reloaded {
+                if with_config {
                     self.reloads
                         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }

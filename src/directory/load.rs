@@ -548,7 +548,7 @@ fn within_field_limit(raw: &str) -> Result<(), String> {
 }
 
 /// Parses one text field; `Ok(None)` is an empty (missing) value, `Err` says why it is bad.
-pub(crate) fn parse_text(attr: &Attribute, raw: &str) -> Result<Option<Value>, String> {
+pub fn parse_text(attr: &Attribute, raw: &str) -> Result<Option<Value>, String> {
     within_field_limit(raw)?;
     let text = raw.trim();
     if text.is_empty() {

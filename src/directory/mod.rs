@@ -20,7 +20,8 @@ mod persist;
 
 pub use column::{Column, ColumnBuilder, MISSING};
 pub use load::{
-    load, load_from_str, DirectoryError, IssueKind, LoadIssue, LoadReport, MAX_FIELD_BYTES,
+    load, load_from_str, parse_text, DirectoryError, IssueKind, LoadIssue, LoadReport,
+    MAX_FIELD_BYTES,
 };
 pub use persist::{checksum, diff_rows, WorkerChange};
 

@@ -413,11 +413,7 @@ async fn push_target(
 /// The groups the guardrails that hold (and that the memberships in force break) concern,
 /// each with why.
 async fn guarded_groups(store: &Store) -> Result<BTreeMap<String, String>, PushError> {
-    let violations: Vec<crate::engine::guardrails::Violation> = store
-        .current_violations()
-        .await?
-        .and_then(|json| serde_json::from_str(&json).ok())
-        .unwrap_or_default();
+    let violations: Vec<crate::engine::guardrails::Violation> = store.current_violations().await?;
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for v in violations.iter().filter(|v| v.hold) {
         let why = format!("guardrail `{}` is violated: {}", v.guardrail, v.message);

@@ -124,10 +124,14 @@ pub fn duration(seconds: f64) -> String {
 impl Numbers {
     /// One line: `slack: 1,234 of ~5,000 requests sent, 4,321 members changed, ~3m10s left`.
     pub fn line(&self) -> String {
+        format!("{}: {}", self.target, self.detail())
+    }
+
+    /// The line without the target's name (a bar shows it as its prefix).
+    fn detail(&self) -> String {
         if !self.planned {
             return format!(
-                "{}: looking up users and planning ({} so far)",
-                self.target,
+                "looking up users and planning ({} so far)",
                 duration(self.elapsed_seconds)
             );
         }
@@ -136,8 +140,7 @@ impl Numbers {
             _ => String::new(),
         };
         format!(
-            "{}: {} of ~{} requests sent, {} members changed{left}",
-            self.target,
+            "{} of ~{} requests sent, {} members changed{left}",
             crate::text::thousands(self.sent),
             crate::text::thousands(self.sent + self.to_send),
             crate::text::thousands(self.members_changed),
@@ -189,7 +192,7 @@ impl Display {
                         // An empty bar until the requests are known.
                         bar.set_length((n.sent + n.to_send).max(1));
                         bar.set_position(n.sent);
-                        bar.set_message(n.line()[n.target.len() + 2..].to_string());
+                        bar.set_message(n.detail());
                     } else {
                         eprintln!("progress: {}", n.line());
                     }

@@ -78,12 +78,7 @@ impl TargetRun<'_> {
         if todo.is_empty() {
             return Ok(users);
         }
-        let pairs: Vec<(&str, &str)> = todo.iter().map(|(_, k, v)| (*k, *v)).collect();
-        // A reconcile lists the users whatever the filters do.
-        let exact = self.config.user_match.lookup == UserLookup::Auto
-            && !self.options.reconcile
-            && self.filters_case_exact().await?;
-        let (found, all) = self.look_up(&pairs, exact).await.map_err(Stop::Target)?;
+        let (found, all) = self.look_up_workers(&todo).await?;
         users.all = all;
         let mut save = Vec::with_capacity(todo.len());
         for (id, key, value) in todo {
@@ -124,10 +119,7 @@ impl TargetRun<'_> {
         if todo.is_empty() {
             return Ok(None);
         }
-        let pairs: Vec<(&str, &str)> = todo.iter().map(|(_, k, v)| (*k, *v)).collect();
-        let exact =
-            self.config.user_match.lookup == UserLookup::Auto && self.filters_case_exact().await?;
-        let (found, _) = self.look_up(&pairs, exact).await.map_err(Stop::Target)?;
+        let (found, _) = self.look_up_workers(&todo).await?;
         let mut fresh: Option<Users> = None;
         let mut save = Vec::new();
         for (id, key, value) in todo {
@@ -165,20 +157,33 @@ impl TargetRun<'_> {
         Ok(fresh)
     }
 
+    /// Looks `todo` (worker id, key, match value) up in the target: by listing its users or
+    /// by filters, as [`TargetRun::look_up`] decides with what is known of its filters.
+    async fn look_up_workers(&self, todo: &[(u32, &str, &str)]) -> Result<Found, Stop> {
+        let pairs: Vec<(&str, &str)> = todo.iter().map(|(_, k, v)| (*k, *v)).collect();
+        // A reconcile lists the users whatever the filters do.
+        let exact = self.config.user_match.lookup == UserLookup::Auto
+            && !self.options.reconcile
+            && self.filters_case_exact().await?;
+        self.look_up(&pairs, exact).await.map_err(Stop::Target)
+    }
+
     fn fresh(&self, cached: &CachedUser, value: &str) -> bool {
-        if !cached.match_value.eq_ignore_ascii_case(value) {
-            return false;
-        }
-        let Ok(checked) = chrono::DateTime::parse_from_rfc3339(&cached.checked_at) else {
-            return false;
-        };
-        let age = (self.now_time - checked.with_timezone(&chrono::Utc)).num_seconds();
         let ttl = if cached.user_id.is_some() {
             self.config.user_cache_seconds
         } else {
             self.config.unresolved_retry_seconds
         };
-        age >= 0 && (age as u64) < ttl
+        cached.match_value.eq_ignore_ascii_case(value)
+            && self.checked_within(&cached.checked_at, ttl)
+    }
+
+    /// Whether `checked_at` (RFC 3339) is less than `seconds` ago.
+    fn checked_within(&self, checked_at: &str, seconds: u64) -> bool {
+        chrono::DateTime::parse_from_rfc3339(checked_at).is_ok_and(|t| {
+            let age = (self.now_time - t.with_timezone(&chrono::Utc)).num_seconds();
+            age >= 0 && (age as u64) < seconds
+        })
     }
 
     /// Whether the target's filters compare the match attribute case-sensitively, for
@@ -188,12 +193,11 @@ impl TargetRun<'_> {
     async fn filters_case_exact(&self) -> Result<bool, Stop> {
         let attribute = &self.config.user_match.scim_attribute;
         let known = self.store.target_lookups().await?.remove(self.name);
-        if let Some(known) = known.filter(|k| &k.attribute == attribute) {
-            let age = chrono::DateTime::parse_from_rfc3339(&known.checked_at)
-                .map(|t| (self.now_time - t.with_timezone(&chrono::Utc)).num_seconds());
-            if age.is_ok_and(|age| age >= 0 && (age as u64) < self.config.user_cache_seconds) {
-                return Ok(known.case_exact);
-            }
+        if let Some(known) = known.filter(|k| {
+            &k.attribute == attribute
+                && self.checked_within(&k.checked_at, self.config.user_cache_seconds)
+        }) {
+            return Ok(known.case_exact);
         }
         let Some((case_exact, source)) = self.learn_case().await.map_err(Stop::Target)? else {
             return Ok(true);

@@ -24,7 +24,7 @@ use super::load::{ExpectDef, FixtureDef, TestDef};
 use super::source::Span;
 use super::yaml::{Node, NodeKind};
 use super::GroupId;
-use crate::directory::{AttrType, Schema, Value};
+use crate::directory::{parse_text, AttrType, Attribute, Schema, Value};
 
 /// A checked rule test.
 #[derive(Debug, Clone)]
@@ -174,7 +174,7 @@ fn worker(
             ok = false;
             continue;
         };
-        match value(node, schema.attr(attr).ty, &schema.attr(attr).separator) {
+        match value(node, schema.attr(attr)) {
             Ok(v) => {
                 if attr == schema.key() {
                     if let Some(Value::Str(k)) = &v {
@@ -203,12 +203,13 @@ fn worker(
     Some((key, ok.then_some(row)))
 }
 
-/// A value as the attribute's type reads it; `Ok(None)` for null.
-fn value(node: &Node, ty: AttrType, separator: &str) -> Result<Option<Value>, String> {
+/// A value as the export's loader types it (`directory::parse_text`), dates as
+/// `YYYY-MM-DD`; a list may also be a YAML list. `Ok(None)` for null or empty.
+fn value(node: &Node, attr: &Attribute) -> Result<Option<Value>, String> {
     let scalar = match &node.kind {
         NodeKind::Scalar(_) if node.is_null() => return Ok(None),
-        NodeKind::Scalar(s) => s.value.clone(),
-        NodeKind::Seq(items) if ty == AttrType::List => {
+        NodeKind::Scalar(s) => &s.value,
+        NodeKind::Seq(items) if attr.ty == AttrType::List => {
             let items = items
                 .iter()
                 .map(|i| match &i.kind {
@@ -221,36 +222,24 @@ fn value(node: &Node, ty: AttrType, separator: &str) -> Result<Option<Value>, St
                 .collect::<Result<_, _>>()?;
             return Ok(Some(Value::List(items)));
         }
-        _ => return Err(format!("expected a {ty} value, found {}", node.describe())),
+        _ => {
+            return Err(format!(
+                "expected a {} value, found {}",
+                attr.ty,
+                node.describe()
+            ))
+        }
     };
-    let bad = || format!("`{scalar}` is not a {ty}");
-    Ok(Some(match ty {
-        AttrType::String => Value::Str(scalar),
-        AttrType::Number => Value::Num(
-            scalar
-                .parse::<f64>()
-                .ok()
-                .filter(|n| n.is_finite())
-                .ok_or_else(bad)?,
-        ),
-        AttrType::Bool => match scalar.as_str() {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
-            _ => return Err(format!("`{scalar}` is not a bool: use true or false")),
-        },
-        AttrType::Date => Value::Date(
-            NaiveDate::parse_from_str(&scalar, "%Y-%m-%d")
-                .map_err(|_| format!("`{scalar}` is not a date: use YYYY-MM-DD"))?,
-        ),
-        AttrType::List => Value::List(
-            scalar
-                .split(separator)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-        ),
-    }))
+    // A test writes dates one way, whatever format the export uses.
+    let attr = Attribute {
+        date_format: None,
+        ..attr.clone()
+    };
+    parse_text(&attr, scalar).map_err(|e| {
+        e.strip_suffix(": value treated as missing")
+            .unwrap_or(&e)
+            .to_string()
+    })
 }
 
 fn expectation(

@@ -66,8 +66,21 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("this process no longer leads: it ran as leadership epoch {mine}, and {now}; its writes are refused")]
+    #[error("{}", fenced_message(*mine, now))]
     Fenced { mine: i64, now: String },
+}
+
+fn fenced_message(mine: i64, now: &str) -> String {
+    if mine == NO_EPOCH {
+        "this process does not lead (another one does, or none can reach the database): a run \
+         it started writes nothing"
+            .to_string()
+    } else {
+        format!(
+            "this process no longer leads: it ran as leadership epoch {mine}, and {now}; its \
+             writes are refused"
+        )
+    }
 }
 
 pub use crate::backend::Backend;

@@ -165,19 +165,21 @@ fn run_info(row: &AnyRow) -> Result<RunInfo, sqlx::Error> {
 }
 
 impl Store {
-    /// The guardrail violations (JSON) of the newest succeeded run that evaluated: the state
-    /// in force. `None` when no run evaluated yet (or the database predates guardrails).
-    pub async fn current_violations(&self) -> Result<Option<String>, StoreError> {
-        if !self.has_table("runs").await? {
-            return Ok(None);
-        }
+    /// The guardrail violations of the newest succeeded run that evaluated: the state in
+    /// force. Empty when no run evaluated yet, or the stored list cannot be read as `T`s.
+    pub async fn current_violations<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> Result<Vec<T>, StoreError> {
         let row = sqlx::query(
             "SELECT violations FROM runs WHERE status = 'succeeded' AND violations IS NOT NULL \
              ORDER BY id DESC LIMIT 1",
         )
         .fetch_optional(self.pool())
         .await?;
-        Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
+        let json = row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten());
+        Ok(json
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default())
     }
 
     /// Writes the run, its snapshot and its membership changes in one transaction. Returns

@@ -1112,11 +1112,19 @@ fn list(t: &Tenant, kinds: &[Kind], page: &Page) -> Served {
             Kind::Groups => t
                 .groups
                 .iter()
-                .filter(|(id, g)| {
-                    let mut head = g.attrs.clone();
-                    head.insert("id".into(), json!(id));
-                    head.insert("displayName".into(), json!(g.display_name));
-                    matches(kind, &Value::Object(head))
+                .filter(|(id, g)| match &filter {
+                    // The lookups rosterd makes, without copying every group's attributes.
+                    None => true,
+                    Some((attr, value)) if attr.eq_ignore_ascii_case("displayName") => {
+                        g.display_name.eq_ignore_ascii_case(value)
+                    }
+                    Some((attr, value)) if attr.eq_ignore_ascii_case("id") => *id == value,
+                    Some(_) => {
+                        let mut head = g.attrs.clone();
+                        head.insert("id".into(), json!(id));
+                        head.insert("displayName".into(), json!(g.display_name));
+                        matches(kind, &Value::Object(head))
+                    }
                 })
                 .map(|(id, g)| Found::Group(id, g))
                 .collect(),
