@@ -11,10 +11,12 @@ use serde::Deserialize;
 use crate::names::AttrType;
 
 mod target;
+mod ui;
 pub use target::{
     OnUnpush, PushFailsafe, RemoveDialect, TargetAuth, TargetConfig, TargetPatch, TargetTls,
     UserLookup, UserMatch,
 };
+pub use ui::{Role, UiConfig};
 
 /// The config file that `rosterd` reads when `--config` is not given.
 pub const DEFAULT_PATH: &str = "rosterd.yaml";
@@ -52,6 +54,9 @@ pub struct Config {
     /// whatever this says.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// The web console on the daemon's address; off without this section.
+    #[serde(default)]
+    pub ui: Option<UiConfig>,
     /// Where the config was read from; set by [`Config::load`].
     #[serde(skip)]
     pub path: PathBuf,
@@ -497,6 +502,9 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         self.daemon.validate()?;
+        if let Some(ui) = &self.ui {
+            ui.validate()?;
+        }
         in_range(
             "retention.snapshot_days",
             self.retention.snapshot_days,

@@ -126,10 +126,15 @@ fn router(shared: Api) -> Router {
             Arc::clone(&shared),
             authorize,
         ));
-    Router::new()
+    let console = shared.console.is_some();
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .merge(private)
+        .merge(private);
+    if console {
+        router = router.merge(super::ui::router(Arc::clone(&shared)));
+    }
+    router
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .with_state(shared)
 }
@@ -178,7 +183,7 @@ async fn authorize(State(shared): State<Api>, request: Request, next: Next) -> R
 
 /// Compares digests of both, so that neither the contents nor the length of the token
 /// shows in the time taken.
-fn same_secret(given: &str, expected: &str) -> bool {
+pub(super) fn same_secret(given: &str, expected: &str) -> bool {
     let (a, b) = (
         Sha256::digest(given.as_bytes()),
         Sha256::digest(expected.as_bytes()),
@@ -328,7 +333,7 @@ async fn runs(State(shared): State<Api>) -> Response {
     }
 }
 
-fn running(shared: &Shared) -> Option<&'static str> {
+pub(super) fn running(shared: &Shared) -> Option<&'static str> {
     shared
         .running
         .lock()

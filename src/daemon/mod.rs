@@ -21,6 +21,7 @@ use crate::store::Store;
 mod api;
 mod leader;
 mod metrics;
+mod ui;
 
 pub use crate::schedule::Schedule;
 pub use metrics::Metrics;
@@ -89,6 +90,8 @@ pub struct Shared {
     /// The snapshot in force evaluated under the rules in force, for explain.
     evaluated: Mutex<Option<Arc<Evaluated>>>,
     token: crate::secret::Secret,
+    /// The web console, when the config has a `ui:` section.
+    console: Option<ui::Console>,
 }
 
 /// Which rules are in force: the git commit of the rules folder (when it is a checkout), the
@@ -271,6 +274,19 @@ impl Shared {
     }
 }
 
+/// With the console on, evaluates the snapshot in force now (after a start or a run) so that
+/// the first page to need it does not wait for it.
+fn warm_console(shared: &Arc<Shared>) {
+    if shared.console.is_some() {
+        let shared = Arc::clone(shared);
+        tokio::spawn(async move {
+            if let Err(e) = evaluated(&shared).await {
+                tracing::warn!("console: cannot evaluate the snapshot in force: {e}");
+            }
+        });
+    }
+}
+
 /// Reloads on a blocking thread: checking a large rule set takes its time, and the API's
 /// probes must answer meanwhile.
 async fn reload_off_the_runtime(shared: &Arc<Shared>, config: bool) -> bool {
@@ -282,11 +298,24 @@ async fn reload_off_the_runtime(shared: &Arc<Shared>, config: bool) -> bool {
 
 fn load_rules(config: &Config) -> Result<RuleSet, String> {
     let schema = crate::directory::Schema::from_config(&config.directory);
-    crate::rules::load(
+    let rules = crate::rules::load(
         &config.rules.dir,
         &crate::rules::Context::from_config(config, &schema),
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    // A role given by a group the rules do not have would quietly lock people out.
+    if let Some(ui) = &config.ui {
+        for (field, group) in ui.rosterd_groups() {
+            if rules.lookup(group).is_none() {
+                return Err(format!(
+                    "{}: ui.{field}: `group: {group}` is not a group of the rules in {}\nhelp: name a group the rules define, or use `claim: {group}` for a group of the identity provider",
+                    config.path.display(),
+                    config.rules.dir.display()
+                ));
+            }
+        }
+    }
+    Ok(rules)
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -303,6 +332,13 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
         }
     };
     let rules = load_rules(&config).map_err(DaemonError::Rules)?;
+    let console = match &config.ui {
+        Some(ui) => Some(
+            ui::Console::new(ui, config.daemon.listen)
+                .map_err(|e| DaemonError::Config(format!("{}: {e}", config_path.display())))?,
+        ),
+        None => None,
+    };
     let store = Store::open(config.database.expose()).await?;
     let listener = tokio::net::TcpListener::bind(config.daemon.listen)
         .await
@@ -327,8 +363,10 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
         leadership: leader::Leadership::default(),
         evaluated: Mutex::new(None),
         token,
+        console,
     });
     shared.metrics.rules_loaded(shared.rules().groups().len());
+    warm_console(&shared);
     tracing::info!(listen = %listener.local_addr().map_or(String::new(), |a| a.to_string()), "rosterd is running");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -562,6 +600,7 @@ async fn work_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<b
         };
         if let Some(job) = job {
             run_job(&shared, job).await;
+            warm_console(&shared);
             continue;
         }
         let wake_at = [next_sync, next_reconcile, rules_sync_at]

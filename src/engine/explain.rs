@@ -189,7 +189,23 @@ fn tree(e: &CExpr, w: WorkerId, ctx: &Context<'_>, sources: &SourceMap) -> Node 
     }
 }
 
+impl Node {
+    /// For a bool-typed sub-expression, whether it held for the worker (missing is false);
+    /// `None` for other values, which are shown with their value instead.
+    pub fn holds(&self) -> Option<bool> {
+        self.is_bool
+            .then(|| matches!(self.value, Some(serde_json::Value::Bool(true))))
+    }
+}
+
 impl Explanation {
+    /// The step that decided, without its leading label.
+    pub fn decided_by(&self) -> &str {
+        self.decision
+            .split_once(": ")
+            .map_or(self.decision.as_str(), |(_, r)| r)
+    }
+
     /// The explanation as `rosterd explain` prints it.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -211,13 +227,7 @@ impl Explanation {
             "{who} in {} ({}, {}) as of {}: {verdict}",
             self.group, self.kind, self.group_location, self.as_of
         );
-        let _ = writeln!(
-            out,
-            "  decided by: {}",
-            self.decision
-                .split_once(": ")
-                .map_or(self.decision.as_str(), |(_, r)| r)
-        );
+        let _ = writeln!(out, "  decided by: {}", self.decided_by());
         match &self.eligibility {
             Some(node) => {
                 let _ = writeln!(out, "  eligibility: {}", yes_no(self.eligible));
@@ -261,14 +271,14 @@ fn yes_no(b: bool) -> &'static str {
 
 fn render_node(out: &mut String, node: &Node, depth: usize) {
     let pad = "  ".repeat(depth);
-    if node.is_bool {
-        let mark = match node.value {
-            Some(serde_json::Value::Bool(true)) => "✓",
-            _ => "✗",
-        };
-        let _ = writeln!(out, "{pad}{mark} {}", node.expr);
-    } else {
-        let _ = writeln!(out, "{pad}· {} = {}", node.expr, node.shown);
+    match node.holds() {
+        Some(holds) => {
+            let mark = if holds { "✓" } else { "✗" };
+            let _ = writeln!(out, "{pad}{mark} {}", node.expr);
+        }
+        None => {
+            let _ = writeln!(out, "{pad}· {} = {}", node.expr, node.shown);
+        }
     }
     for child in &node.children {
         render_node(out, child, depth + 1);

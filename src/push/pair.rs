@@ -576,9 +576,16 @@ impl TargetRun<'_> {
         report: &mut PairReport,
     ) -> Result<(TargetGroup, Confirmed), PairStop> {
         let name = push.link.as_deref().unwrap_or(&push.display_name);
+        // A group a broken guardrail holds is created empty: its members are changes the
+        // failsafe holds until approved, like any other.
+        let batch = if self.guarded.contains_key(&group.name) {
+            0
+        } else {
+            self.config.patch.max_members_per_request
+        };
         let first: Vec<TargetMember> = want
             .iter()
-            .take(self.config.patch.max_members_per_request)
+            .take(batch)
             .filter_map(|id| {
                 Some(TargetMember {
                     user_id: users.ids.get(&id)?.clone(),

@@ -91,10 +91,21 @@ pub(super) async fn read_sets(
     conn: &mut AnyConnection,
     target: &str,
 ) -> Result<BTreeMap<String, Confirmed>, StoreError> {
+    read_sets_of(conn, target, None).await
+}
+
+/// The sets of `target`: every group's, or only `group`'s.
+async fn read_sets_of(
+    conn: &mut AnyConnection,
+    target: &str,
+    group: Option<&str>,
+) -> Result<BTreeMap<String, Confirmed>, StoreError> {
     let rows = sqlx::query(
-        "SELECT group_name, members, foreign_members FROM target_member_sets WHERE target = $1",
+        "SELECT group_name, members, foreign_members FROM target_member_sets WHERE target = $1 \
+         AND ($2 = '' OR group_name = $2)",
     )
     .bind(target)
+    .bind(group.unwrap_or(""))
     .fetch_all(&mut *conn)
     .await?;
     let mut out = BTreeMap::new();
@@ -140,6 +151,16 @@ impl Store {
         target: &str,
     ) -> Result<BTreeMap<String, Confirmed>, StoreError> {
         read_sets(&mut *self.pool.acquire().await?, target).await
+    }
+
+    /// What the target confirmed of one group (empty when nothing was).
+    pub async fn target_set(&self, target: &str, group: &str) -> Result<Confirmed, StoreError> {
+        Ok(
+            read_sets_of(&mut *self.pool.acquire().await?, target, Some(group))
+                .await?
+                .remove(group)
+                .unwrap_or_default(),
+        )
     }
 
     /// Every pushed group's confirmed members by user id (→ worker key, when known): the sets

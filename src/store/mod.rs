@@ -21,12 +21,14 @@ use crate::secret::redact_url;
 
 mod carry;
 mod confirmed;
+mod console;
 mod members;
 mod push;
 mod runs;
 mod snapshots;
 
 pub use confirmed::{Confirmed, EncodedSet};
+pub use console::{ConsoleLogin, ConsoleSession};
 pub use push::{
     CachedUser, Confirmation, Drift, OutboxAction, OutboxEntry, OutboxPayload, PushHold,
     TargetGroup, TargetHealth, TargetLookup, TargetMember, Unprovisioned,

@@ -10,6 +10,7 @@ use rosterd::config::Config;
 use rosterd::directory::{self, AttrType, Attribute, Schema, Snapshot};
 use rosterd::rules::{self, RuleSet, RulesError, SourceMap};
 
+pub mod daemon;
 pub mod scenarios;
 pub mod world;
 

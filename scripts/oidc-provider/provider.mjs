@@ -1,0 +1,77 @@
+// The OpenID provider rosterd's console tests sign in against: `oidc-provider` (the
+// certified implementation, pinned in package.json) with one confidential client that must
+// use PKCE, and the users given in a JSON file. Its own development login form is the
+// sign-in page: any password is taken, the login is the account.
+//
+//   node provider.mjs --port 28090 --redirect http://127.0.0.1:9464/auth/callback \
+//        [--users users.json] [--client-secret SECRET]
+//
+// users.json: {"ada": {"email": "ada@example.com", "name": "Ada", "groups": ["corpsec"]}, ...}
+// Prints `listening ISSUER` on stdout once it answers.
+import { readFileSync } from 'node:fs';
+import Provider from 'oidc-provider';
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i === -1 || i + 1 >= process.argv.length) {
+    if (fallback === undefined) {
+      console.error(`provider.mjs: --${name} is required`);
+      process.exit(2);
+    }
+    return fallback;
+  }
+  return process.argv[i + 1];
+}
+
+const port = Number(arg('port'));
+const redirect = arg('redirect');
+const usersFile = arg('users', '');
+const clientSecret = arg('client-secret', 'rosterd-test-secret');
+const users = usersFile
+  ? JSON.parse(readFileSync(usersFile, 'utf8'))
+  : {
+    approver: { email: 'approver@example.com', name: 'Ada Approver', groups: ['rosterd-approvers'] },
+    viewer: { email: 'viewer@example.com', name: 'Vic Viewer', groups: ['it-support'] },
+  };
+const issuer = `http://127.0.0.1:${port}`;
+
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: 'rosterd-console',
+    client_secret: clientSecret,
+    redirect_uris: [redirect],
+    post_logout_redirect_uris: [redirect.replace(/\/auth\/callback$/, '/')],
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  }],
+  pkce: { required: () => true },
+  // Scope claims in the ID token, as Okta and Entra ID put the groups claim there.
+  conformIdTokenClaims: false,
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name'],
+    groups: ['groups'],
+  },
+  scopes: ['openid', 'email', 'profile', 'groups'],
+  features: { devInteractions: { enabled: true } },
+  cookies: { keys: ['rosterd-test-provider-cookie-key'] },
+  ttl: { Session: 3600, Interaction: 600, Grant: 3600, IdToken: 600, AccessToken: 600, AuthorizationCode: 60 },
+  async findAccount(_ctx, id) {
+    const user = users[id];
+    if (!user) return undefined;
+    return {
+      accountId: id,
+      async claims() {
+        return { sub: id, email: user.email, email_verified: true, name: user.name, groups: user.groups ?? [] };
+      },
+    };
+  },
+});
+// Plain HTTP on loopback is what a test needs; the provider allows it only when told.
+provider.proxy = false;
+const server = provider.listen(port, '127.0.0.1', () => {
+  console.log(`listening ${issuer}`);
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));

@@ -1,0 +1,289 @@
+//! Sign-in with OpenID Connect: the authorization code flow with PKCE, a nonce, and a
+//! `state` that is also bound to the browser by a short-lived cookie (so a sign-in started in
+//! one browser cannot be finished in another). The ID token is verified by `openidconnect`
+//! (signature against the provider's keys, issuer, audience, expiry, nonce); the groups
+//! claim, whose name the config gives, is read from the verified token.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse,
+};
+
+use crate::config::UiConfig;
+use crate::secret::Secret;
+use crate::store::{ConsoleLogin, ConsoleSession};
+
+/// How long a sign-in may take at the provider.
+pub const LOGIN_SECONDS: i64 = 600;
+/// How long the provider's discovery document (and so its keys) is kept before it is read
+/// again; a token signed with a key not yet known has it read at once.
+const METADATA_SECONDS: u64 = 3_600;
+
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// Why a sign-in did not finish. The messages are shown to the person signing in, so they
+/// name no secret and no token.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("the identity provider cannot be reached or did not answer as expected: {0}")]
+    Provider(String),
+    #[error("this sign-in has expired or was already used; sign in again")]
+    UnknownState,
+    #[error("the identity provider refused the sign-in: {0}")]
+    Refused(String),
+    #[error("the identity provider's token did not verify: {0}")]
+    Token(String),
+}
+
+/// The console's OpenID Connect relying party.
+pub struct Oidc {
+    issuer: IssuerUrl,
+    client_id: ClientId,
+    secret: Secret,
+    redirect: RedirectUrl,
+    scopes: Vec<String>,
+    groups_claim: String,
+    http: reqwest::Client,
+    metadata: tokio::sync::Mutex<Option<(Instant, CoreProviderMetadata)>>,
+}
+
+/// Where the browser goes next, and what the callback will need.
+pub struct Started {
+    pub authorize_url: String,
+    pub state: String,
+    pub login: ConsoleLogin,
+}
+
+/// Who signed in.
+pub struct Identity {
+    pub subject: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+}
+
+impl Oidc {
+    pub fn new(ui: &UiConfig, secret: Secret) -> Result<Oidc, String> {
+        let http = reqwest::Client::builder()
+            // Never follow redirects: the provider's endpoints answer directly, and a
+            // redirect from one would send the client secret elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(15))
+            .user_agent(concat!("rosterd/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("ui: cannot build the HTTP client: {e}"))?;
+        Ok(Oidc {
+            issuer: IssuerUrl::new(ui.issuer.clone()).map_err(|e| format!("ui.issuer: {e}"))?,
+            client_id: ClientId::new(ui.client_id.clone()),
+            secret,
+            redirect: RedirectUrl::new(ui.redirect_url.clone())
+                .map_err(|e| format!("ui.redirect_url: {e}"))?,
+            scopes: ui.scopes.clone(),
+            groups_claim: ui.groups_claim.clone(),
+            http,
+            metadata: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The provider's metadata, read at most once an hour (or at once when `fresh`).
+    async fn metadata(&self, fresh: bool) -> Result<CoreProviderMetadata, SignInError> {
+        let mut kept = self.metadata.lock().await;
+        if let Some((at, m)) = kept.as_ref() {
+            if !fresh && at.elapsed() < Duration::from_secs(METADATA_SECONDS) {
+                return Ok(m.clone());
+            }
+        }
+        let m = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http)
+            .await
+            .map_err(|e| SignInError::Provider(error_chain(&e)))?;
+        *kept = Some((Instant::now(), m.clone()));
+        Ok(m)
+    }
+
+    fn client(&self, metadata: CoreProviderMetadata) -> Client {
+        CoreClient::from_provider_metadata(
+            metadata,
+            self.client_id.clone(),
+            Some(ClientSecret::new(self.secret.expose().to_string())),
+        )
+        .set_redirect_uri(self.redirect.clone())
+    }
+
+    /// Starts a sign-in that returns to `return_to` (a path on the console).
+    pub async fn start(&self, return_to: &str) -> Result<Started, SignInError> {
+        let client = self.client(self.metadata(false).await?);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
+        for scope in self.scopes.iter().filter(|s| s.as_str() != "openid") {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        Ok(Started {
+            authorize_url: url.to_string(),
+            state: state.secret().clone(),
+            login: ConsoleLogin {
+                nonce: nonce.secret().clone(),
+                pkce_verifier: verifier.secret().clone(),
+                return_to: return_to.to_string(),
+            },
+        })
+    }
+
+    /// Finishes a sign-in: trades the code for tokens and verifies the ID token.
+    pub async fn finish(&self, code: &str, login: &ConsoleLogin) -> Result<Identity, SignInError> {
+        let client = self.client(self.metadata(false).await?);
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .map_err(|e| SignInError::Provider(e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(login.pkce_verifier.clone()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| SignInError::Refused(error_chain(&e)))?;
+        let id_token = tokens
+            .id_token()
+            .ok_or_else(|| SignInError::Token("the token answer has no ID token".into()))?;
+        let nonce = Nonce::new(login.nonce.clone());
+        let verified = id_token
+            .claims(&client.id_token_verifier(), &nonce)
+            .map(|c| c.clone());
+        let claims = match verified {
+            Ok(c) => c,
+            // Perhaps the provider rotated its keys: read them again, once.
+            Err(first) => {
+                let fresh = self.client(self.metadata(true).await?);
+                let verifier = fresh.id_token_verifier();
+                let again = id_token.claims(&verifier, &nonce).map(|c| c.clone());
+                again.map_err(|_| SignInError::Token(first.to_string()))?
+            }
+        };
+        // Verified above; the payload is read again only for the groups claim, whose name
+        // the config chooses.
+        let groups = payload(&id_token.to_string())
+            .map(|p| claim_groups(&p, &self.groups_claim))
+            .unwrap_or_default();
+        Ok(Identity {
+            subject: claims.subject().to_string(),
+            email: claims.email().map(|e| e.to_string()),
+            name: claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.to_string()),
+            groups,
+        })
+    }
+}
+
+/// A JWT's payload as JSON.
+fn payload(jwt: &str) -> Option<serde_json::Value> {
+    let part = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The groups a claim lists: an array of strings, or one string.
+fn claim_groups(payload: &serde_json::Value, claim: &str) -> Vec<String> {
+    match payload.get(claim) {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        Some(serde_json::Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// An error with its causes, as one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// A new random token (32 bytes, URL-safe base64) for a session or a CSRF token.
+pub fn random_token() -> String {
+    CsrfToken::new_random_len(32).secret().clone()
+}
+
+/// The hex SHA-256 of a token: what the store keeps.
+pub fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A session for `identity`, lasting `hours`.
+pub fn session_for(
+    identity: Identity,
+    hours: f64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ConsoleSession {
+    let expires = now + chrono::Duration::seconds((hours * 3_600.0) as i64);
+    ConsoleSession {
+        subject: identity.subject,
+        email: identity.email,
+        name: identity.name,
+        claim_groups: identity.groups,
+        csrf_token: random_token(),
+        expires_at: crate::clock::stamp(expires),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_groups_claim_is_read_whatever_its_shape() {
+        let p = serde_json::json!({"groups": ["a", "b", 3], "roles": "x"});
+        assert_eq!(claim_groups(&p, "groups"), vec!["a", "b"]);
+        assert_eq!(claim_groups(&p, "roles"), vec!["x"]);
+        assert!(claim_groups(&p, "missing").is_empty());
+    }
+
+    #[test]
+    fn a_jwt_payload_is_decoded() {
+        let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"groups":["g"]}"#);
+        let jwt = format!("e30.{body}.sig");
+        assert_eq!(
+            claim_groups(&payload(&jwt).unwrap_or_default(), "groups"),
+            vec!["g"]
+        );
+    }
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let (a, b) = (random_token(), random_token());
+        assert_ne!(a, b);
+        assert!(a.len() >= 43);
+        assert_eq!(token_hash("abc").len(), 64);
+        assert_eq!(
+            token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,488 @@
+//! The web console: server-rendered pages on the daemon's address (the JSON API stays under
+//! `/api/v1`), usable without JavaScript. People sign in with OpenID Connect ([`auth`]);
+//! viewers see, approvers also release held pushes. Sessions are cookies holding a random
+//! token (the store keeps its hash) that are HttpOnly, SameSite=Lax and Secure unless the
+//! console is plain http on loopback; every form that changes state carries the session's
+//! CSRF token. Roles are worked out on every request, so a person taken out of a rosterd
+//! approvers group loses the role at the next run, not at the end of their session.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::{html, Markup};
+
+use super::Shared;
+use crate::config::{Role, UiConfig};
+
+pub mod auth;
+mod html;
+mod pages;
+
+type Ui = Arc<Shared>;
+
+/// The console's fixed parts, made when the daemon starts (a changed `ui:` section takes a
+/// restart; its roles are read from the config in force at every request).
+pub struct Console {
+    oidc: auth::Oidc,
+    /// Whether cookies are marked Secure.
+    secure: bool,
+}
+
+impl Console {
+    /// The console for `ui`, with the client secret from its environment variable.
+    pub fn new(ui: &UiConfig, listen: std::net::SocketAddr) -> Result<Console, String> {
+        let secret = crate::secret::Secret::from_env(&ui.client_secret_env).ok_or_else(|| {
+            format!(
+                "ui.client_secret_env: the environment variable `{}` is not set\nhelp: the console signs people in with the client secret the identity provider gave rosterd",
+                ui.client_secret_env
+            )
+        })?;
+        let plain_http = ui.redirect_url.starts_with("http://");
+        Ok(Console {
+            oidc: auth::Oidc::new(ui, secret)?,
+            // Secure unless the console is plain http on this machine, where a browser would
+            // drop a Secure cookie.
+            secure: !(listen.ip().is_loopback() && plain_http),
+        })
+    }
+
+    fn session_cookie(&self) -> &'static str {
+        if self.secure {
+            "__Host-rosterd-session"
+        } else {
+            "rosterd-session"
+        }
+    }
+
+    fn login_cookie(&self) -> &'static str {
+        if self.secure {
+            "__Host-rosterd-login"
+        } else {
+            "rosterd-login"
+        }
+    }
+
+    fn cookie(&self, name: &str, value: &str, max_age: i64) -> HeaderValue {
+        let secure = if self.secure { "; Secure" } else { "" };
+        HeaderValue::from_str(&format!(
+            "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+}
+
+/// A signed-in person, as the pages see them.
+#[derive(Clone)]
+pub struct Person {
+    id_hash: String,
+    session: crate::store::ConsoleSession,
+    viewer: bool,
+    approver: bool,
+}
+
+impl Person {
+    /// `oidc:SUBJECT (EMAIL)`: what an approval records.
+    fn approver_id(&self) -> String {
+        match &self.session.email {
+            Some(e) => format!("oidc:{} ({e})", self.session.subject),
+            None => format!("oidc:{}", self.session.subject),
+        }
+    }
+
+    fn label(&self) -> String {
+        self.session
+            .name
+            .clone()
+            .or_else(|| self.session.email.clone())
+            .unwrap_or_else(|| self.session.subject.clone())
+    }
+}
+
+/// The console's routes, merged beside the API's.
+pub fn router(shared: Ui) -> Router<Ui> {
+    let signed_in = Router::new()
+        .route("/", get(pages::overview))
+        .route("/groups", get(pages::groups))
+        .route("/groups/{name}", get(pages::group))
+        .route("/workers", get(pages::find_worker))
+        .route("/workers/{key}", get(pages::worker))
+        .route("/runs", get(pages::runs))
+        .route("/runs/{id}", get(pages::run))
+        .route("/holds", get(pages::holds))
+        .route("/holds/{id}/approve", post(pages::approve))
+        .route("/auth/logout", post(logout))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            require_session,
+        ));
+    Router::new()
+        .route("/auth/login", get(login))
+        .route("/auth/callback", get(callback))
+        .route("/auth/signed-out", get(signed_out))
+        .merge(signed_in)
+}
+
+fn console(shared: &Shared) -> Option<&Console> {
+    shared.console.as_ref()
+}
+
+/// The value of cookie `name` in the request.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A path on the console to return to after signing in; anything else is `/`.
+fn safe_return(path: &str) -> String {
+    let ok = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control)
+        && path.len() <= 2_048;
+    if ok {
+        path.to_string()
+    } else {
+        "/".to_string()
+    }
+}
+
+/// Every page but sign-in needs a session; GETs without one are sent to sign in, anything
+/// else is refused. A session without a role gets a page that says so (and may sign out).
+async fn require_session(State(shared): State<Ui>, mut request: Request, next: Next) -> Response {
+    let Some(console) = console(&shared) else {
+        return html::error_page(
+            StatusCode::NOT_FOUND,
+            "The console is off",
+            "no `ui:` section",
+        );
+    };
+    let now = crate::clock::stamp(crate::clock::now_utc());
+    let session = match cookie(request.headers(), console.session_cookie()) {
+        Some(token) => {
+            let hash = auth::token_hash(token);
+            match shared.store.console_session(&hash, &now).await {
+                Ok(s) => s.map(|s| (hash, s)),
+                Err(e) => return html::internal(e),
+            }
+        }
+        None => None,
+    };
+    let Some((id_hash, session)) = session else {
+        if request.method() == axum::http::Method::GET {
+            let target = request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string();
+            let to = format!(
+                "/auth/login?return_to={}",
+                url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>()
+            );
+            return redirect(&to);
+        }
+        return html::error_page(
+            StatusCode::FORBIDDEN,
+            "Not signed in",
+            "this request needs a signed-in session",
+        );
+    };
+    let (viewer, approver) = match roles(&shared, &session).await {
+        Ok(r) => r,
+        Err(e) => return html::internal(e),
+    };
+    let person = Person {
+        id_hash,
+        session,
+        viewer: viewer || approver,
+        approver,
+    };
+    if !person.viewer && request.uri().path() != "/auth/logout" {
+        return html::page(
+            "No access",
+            &person,
+            html! {
+                p { "You are signed in as " strong { (person.label()) } ", but you are neither a viewer nor an approver of this console." }
+                p { "Ask CorpSec to add you to one of the groups the console's `ui.viewers` or `ui.approvers` name." }
+            },
+        )
+        .with_status(StatusCode::FORBIDDEN);
+    }
+    request.extensions_mut().insert(person);
+    next.run(request).await
+}
+
+/// Whether the person is a viewer and whether an approver, by the roles in the config in
+/// force: a claim group from their ID token, or a rosterd group they are in (found by their
+/// email in the snapshot in force).
+async fn roles(
+    shared: &Shared,
+    session: &crate::store::ConsoleSession,
+) -> Result<(bool, bool), String> {
+    let config = shared.config();
+    let Some(ui) = config.ui.as_ref() else {
+        return Ok((false, false));
+    };
+    let needs_groups = ui.rosterd_groups().next().is_some();
+    let mut in_groups: Vec<String> = Vec::new();
+    if needs_groups {
+        if let (Some(email), Some(e)) = (&session.email, super::evaluated(shared).await?) {
+            if let Some(w) = e.snapshot.by_email(email) {
+                in_groups = e
+                    .evaluation
+                    .groups_of(w)
+                    .into_iter()
+                    .map(|g| e.rules.group(g).name.clone())
+                    .collect();
+            }
+        }
+    }
+    let holds = |roles: &[Role]| {
+        roles.iter().any(|r| match r {
+            Role::Claim(c) => session.claim_groups.iter().any(|g| g == c),
+            Role::Group(g) => in_groups.iter().any(|m| m == g),
+        })
+    };
+    Ok((holds(&ui.viewers), holds(&ui.approvers)))
+}
+
+fn redirect(to: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(
+            header::LOCATION,
+            HeaderValue::from_str(to).unwrap_or_else(|_| HeaderValue::from_static("/")),
+        )],
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct LoginQuery {
+    return_to: Option<String>,
+}
+
+/// Starts a sign-in: the browser goes to the provider with a fresh state, nonce and PKCE
+/// challenge.
+async fn login(State(shared): State<Ui>, Query(q): Query<LoginQuery>) -> Response {
+    let Some(console) = console(&shared) else {
+        return html::error_page(
+            StatusCode::NOT_FOUND,
+            "The console is off",
+            "no `ui:` section",
+        );
+    };
+    let return_to = safe_return(q.return_to.as_deref().unwrap_or("/"));
+    let started = match console.oidc.start(&return_to).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("console sign-in: {e}");
+            return html::error_page(StatusCode::BAD_GATEWAY, "Cannot sign in", &e.to_string());
+        }
+    };
+    let now = crate::clock::now_utc();
+    let expires = now + chrono::Duration::seconds(auth::LOGIN_SECONDS);
+    if let Err(e) = shared
+        .store
+        .begin_console_login(
+            &auth::token_hash(&started.state),
+            &started.login,
+            &crate::clock::stamp(now),
+            &crate::clock::stamp(expires),
+        )
+        .await
+    {
+        return html::internal(e);
+    }
+    let mut response = redirect(&started.authorize_url);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        console.cookie(console.login_cookie(), &started.state, auth::LOGIN_SECONDS),
+    );
+    response
+}
+
+#[derive(serde::Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// The provider sends the browser back here: the state must be the one this browser
+/// started with, then the code is traded for a verified ID token and a session begins.
+async fn callback(
+    State(shared): State<Ui>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    let Some(console) = console(&shared) else {
+        return html::error_page(
+            StatusCode::NOT_FOUND,
+            "The console is off",
+            "no `ui:` section",
+        );
+    };
+    if let Some(error) = &q.error {
+        let detail = q.error_description.as_deref().unwrap_or("");
+        return html::error_page(
+            StatusCode::FORBIDDEN,
+            "Sign-in refused",
+            &format!("the identity provider said {error}: {detail}"),
+        );
+    }
+    let (Some(code), Some(state)) = (&q.code, &q.state) else {
+        return html::error_page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            "the identity provider's answer has no code or state",
+        );
+    };
+    if cookie(&headers, console.login_cookie()) != Some(state.as_str()) {
+        return html::error_page(
+            StatusCode::FORBIDDEN,
+            "Sign-in failed",
+            "this sign-in was not started in this browser; sign in again",
+        );
+    }
+    let now = crate::clock::now_utc();
+    let login = match shared
+        .store
+        .take_console_login(&auth::token_hash(state), &crate::clock::stamp(now))
+        .await
+    {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            return html::error_page(
+                StatusCode::FORBIDDEN,
+                "Sign-in failed",
+                &auth::SignInError::UnknownState.to_string(),
+            )
+        }
+        Err(e) => return html::internal(e),
+    };
+    let identity = match console.oidc.finish(code, &login).await {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!("console sign-in: {e}");
+            return html::error_page(StatusCode::FORBIDDEN, "Sign-in failed", &e.to_string());
+        }
+    };
+    let hours = shared.config().ui.as_ref().map_or(8.0, |u| u.session_hours);
+    let token = auth::random_token();
+    let session = auth::session_for(identity, hours, now);
+    tracing::info!(subject = %session.subject, email = session.email.as_deref().unwrap_or(""), "console: signed in");
+    if let Err(e) = shared
+        .store
+        .create_console_session(
+            &auth::token_hash(&token),
+            &session,
+            &crate::clock::stamp(now),
+        )
+        .await
+    {
+        return html::internal(e);
+    }
+    let mut response = redirect(&safe_return(&login.return_to));
+    let headers = response.headers_mut();
+    headers.append(
+        header::SET_COOKIE,
+        console.cookie(console.session_cookie(), &token, (hours * 3_600.0) as i64),
+    );
+    headers.append(
+        header::SET_COOKIE,
+        console.cookie(console.login_cookie(), "", 0),
+    );
+    response
+}
+
+#[derive(serde::Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Whether a form's CSRF token is the session's (compared in constant time).
+fn csrf_ok(person: &Person, given: &str) -> bool {
+    super::api::same_secret(given, &person.session.csrf_token)
+}
+
+async fn logout(
+    State(shared): State<Ui>,
+    axum::Extension(person): axum::Extension<Person>,
+    form: Result<axum::Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let given = form.map(|f| f.0.csrf).unwrap_or_default();
+    if !csrf_ok(&person, &given) {
+        return html::forbidden_csrf();
+    }
+    if let Err(e) = shared.store.end_console_session(&person.id_hash).await {
+        return html::internal(e);
+    }
+    tracing::info!(subject = %person.session.subject, "console: signed out");
+    let mut response = redirect("/auth/signed-out");
+    if let Some(console) = console(&shared) {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            console.cookie(console.session_cookie(), "", 0),
+        );
+    }
+    response
+}
+
+async fn signed_out() -> Response {
+    html::bare_page(
+        "Signed out",
+        html! {
+            p { "You are signed out of rosterd's console." }
+            p { a href="/auth/login" { "Sign in again" } }
+        },
+    )
+    .into_response()
+}
+
+trait WithStatus {
+    fn with_status(self, status: StatusCode) -> Response;
+}
+
+impl WithStatus for Markup {
+    fn with_status(self, status: StatusCode) -> Response {
+        (status, self).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_console_paths_are_returned_to() {
+        assert_eq!(safe_return("/groups/sales?page=2"), "/groups/sales?page=2");
+        assert_eq!(safe_return("//evil.example.com/"), "/");
+        assert_eq!(safe_return("https://evil.example.com/"), "/");
+        assert_eq!(safe_return("/\\evil.example.com"), "/");
+        assert_eq!(safe_return("/a\nb"), "/");
+    }
+
+    #[test]
+    fn cookies_are_read_by_exact_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x-rosterd-session=no; rosterd-session=yes"),
+        );
+        assert_eq!(cookie(&headers, "rosterd-session"), Some("yes"));
+        assert_eq!(cookie(&headers, "rosterd-login"), None);
+    }
+}

@@ -1,0 +1,790 @@
+//! The console's pages. Each reads what the JSON API reads (the store, the rules in force,
+//! the snapshot in force evaluated and kept in memory) and renders it; none changes state
+//! but the approval, which is a POST with the session's CSRF token from an approver.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form};
+use maud::{html, Markup};
+
+use super::html::{count, internal, page, seg, size_chart};
+use super::{csrf_ok, redirect, CsrfForm, Person, Ui, WithStatus};
+use crate::engine::explain::Node;
+use crate::store::StoreError;
+
+/// Members listed per page of a group.
+const MEMBERS_PER_PAGE: usize = 100;
+/// A run's changes listed per page.
+const CHANGES_PER_PAGE: usize = 200;
+/// Groups listed at once (the search narrows them).
+const GROUPS_LISTED: usize = 500;
+
+#[derive(serde::Deserialize, Default)]
+pub struct ListQuery {
+    q: Option<String>,
+    page: Option<usize>,
+    group: Option<String>,
+    approved: Option<i64>,
+}
+
+type Q = Query<ListQuery>;
+
+fn page_of(q: &ListQuery) -> usize {
+    q.page.unwrap_or(1).max(1)
+}
+
+fn kind(k: crate::rules::GroupKind) -> String {
+    format!("{k:?}").to_lowercase()
+}
+
+/// Links to the neighbouring pages of a list of `total`.
+fn pager(base: &str, page: usize, per: usize, total: usize) -> Markup {
+    let pages = total.div_ceil(per).max(1);
+    let sep = if base.contains('?') { '&' } else { '?' };
+    html! {
+        @if pages > 1 {
+            div.pager {
+                @if page > 1 { a href=(format!("{base}{sep}page={}", page - 1)) { "← previous" } }
+                span.muted { "page " (page) " of " (pages) }
+                " "
+                @if page < pages { a href=(format!("{base}{sep}page={}", page + 1)) { "next →" } }
+            }
+        }
+    }
+}
+
+fn store_err(e: StoreError) -> Response {
+    internal(e)
+}
+
+// --- Overview --------------------------------------------------------------------------------
+
+pub async fn overview(State(shared): State<Ui>, Extension(person): Extension<Person>) -> Response {
+    match overview_body(&shared).await {
+        Ok(body) => page("Overview", &person, body).into_response(),
+        Err(e) => store_err(e),
+    }
+}
+
+async fn overview_body(shared: &super::Shared) -> Result<Markup, StoreError> {
+    let config = shared.config();
+    let revision = shared.revision();
+    let refused = shared.refused();
+    let runs = shared.store.runs(10).await?;
+    let health: BTreeMap<String, crate::store::TargetHealth> = shared
+        .store
+        .target_health()
+        .await?
+        .into_iter()
+        .map(|h| (h.target.clone(), h))
+        .collect();
+    let outbox = shared.store.outbox_counts().await?;
+    let holds = shared.store.push_holds(Some("held")).await?;
+    let snapshots_held: Vec<_> = shared
+        .store
+        .snapshots(20)
+        .await?
+        .into_iter()
+        .filter(|s| s.status == crate::store::SnapshotStatus::Held)
+        .collect();
+    let violations: Vec<crate::engine::guardrails::Violation> =
+        shared.store.current_violations().await?;
+    let mut last_push: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for name in config.targets.keys() {
+        let pushed = shared
+            .store
+            .target_groups(name)
+            .await?
+            .into_values()
+            .filter_map(|g| g.pushed_at)
+            .max();
+        last_push.insert(name.clone(), pushed);
+    }
+    let running = super::super::api::running(shared);
+    Ok(html! {
+        section {
+            h2 { "Rules in force" }
+            p {
+                (count(revision.groups as u64)) " groups"
+                @if let Some(c) = &revision.commit { ", commit " code { (c) } }
+                ", digest " code { (revision.digest.get(..12).unwrap_or(&revision.digest)) }
+                ", loaded " (revision.loaded_at)
+            }
+            @if let Some(r) = &refused {
+                p.bad { strong { "The newest rules were refused" } " at " (r.at)
+                    @if let Some(c) = &r.commit { " (commit " code { (c) } ")" }
+                    "; the rules above stay in force:" }
+                pre { (r.diagnostics) }
+            }
+            @if !violations.is_empty() {
+                p.warn { strong { (violations.len()) " guardrail(s) broken:" } }
+                ul { @for v in &violations { li { (v.guardrail) ": " (v.message) } } }
+            }
+        }
+        section {
+            h2 { "Targets" }
+            @if config.targets.is_empty() {
+                p.muted { "No targets are configured." }
+            } @else {
+                table {
+                    tr { th { "Target" } th { "Health" } th { "Since" } th { "Last push" } th.n { "Unsent" } th.n { "Failed" } }
+                    @for name in config.targets.keys() {
+                        @let h = health.get(name);
+                        tr {
+                            td { (name) }
+                            td {
+                                @match h {
+                                    Some(h) if h.healthy => span.ok { "healthy" },
+                                    Some(h) => span.bad { "unhealthy" @if let Some(r) = &h.reason { ": " (r) } },
+                                    None => span.muted { "not pushed yet" },
+                                }
+                            }
+                            td { (h.map_or("-", |h| h.since.as_str())) }
+                            td { (last_push.get(name).cloned().flatten().unwrap_or_else(|| "-".into())) }
+                            td.n { (outbox.get(&(name.clone(), "pending".into())).copied().unwrap_or(0)) }
+                            td.n { (outbox.get(&(name.clone(), "failed".into())).copied().unwrap_or(0)) }
+                        }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { "Held" }
+            @if holds.is_empty() && snapshots_held.is_empty() {
+                p.muted { "Nothing is held." }
+            }
+            @if !holds.is_empty() {
+                p { a href="/holds" { (holds.len()) " push(es) wait for approval" } ": "
+                    @for (i, h) in holds.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        (h.group) " → " (h.target)
+                    }
+                }
+            }
+            @for s in &snapshots_held {
+                p.warn { "Snapshot " (s.id) " is held: " (s.hold_reason.as_deref().unwrap_or("")) " — approve it with "
+                    code { "rosterd approve snapshot " (s.id) } }
+            }
+        }
+        section {
+            h2 { "Last runs" }
+            @if let Some(job) = running { p { "Running now: " strong { (job) } } }
+            (runs_table(&runs))
+            p { a href="/runs" { "All runs" } }
+        }
+    })
+}
+
+fn runs_table(runs: &[crate::store::RunInfo]) -> Markup {
+    html! {
+        @if runs.is_empty() {
+            p.muted { "No run yet." }
+        } @else {
+            table {
+                tr { th.n { "Run" } th { "Kind" } th { "Outcome" } th { "Started" } th { "As of" } th.n { "Joined" } th.n { "Left" } th.n { "Memberships" } th { "Message" } }
+                @for r in runs {
+                    tr {
+                        td.n { a href=(format!("/runs/{}", r.id)) { (r.id) } }
+                        td { (r.kind) }
+                        td { span class=(outcome_class(&r.status)) { (r.status) } }
+                        td { (r.started_at) }
+                        td { (r.as_of) }
+                        td.n { (count(r.added as u64)) }
+                        td.n { (count(r.removed as u64)) }
+                        td.n { (count(r.memberships as u64)) }
+                        td { (r.message.as_deref().and_then(|m| m.lines().next()).unwrap_or("")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn outcome_class(status: &str) -> &'static str {
+    match status {
+        "succeeded" | "unchanged" => "ok",
+        "failed" => "bad",
+        _ => "warn",
+    }
+}
+
+// --- Groups ----------------------------------------------------------------------------------
+
+pub async fn groups(
+    State(shared): State<Ui>,
+    Extension(person): Extension<Person>,
+    Query(q): Q,
+) -> Response {
+    let sizes = match shared.store.group_sizes().await {
+        Ok(s) => s,
+        Err(e) => return store_err(e),
+    };
+    let rules = shared.rules();
+    let needle = q.q.as_deref().unwrap_or("").trim().to_lowercase();
+    let matching: Vec<&crate::rules::Group> = rules
+        .groups()
+        .iter()
+        .filter(|g| {
+            needle.is_empty()
+                || g.name.to_lowercase().contains(&needle)
+                || g.owners.iter().any(|o| o.to_lowercase().contains(&needle))
+                || g.push
+                    .iter()
+                    .any(|p| p.target.to_lowercase().contains(&needle))
+        })
+        .collect();
+    let body = html! {
+        form method="get" action="/groups" {
+            input type="search" name="q" value=(needle) placeholder="name, owner or target" aria-label="Search groups";
+            " " button type="submit" { "Search" }
+        }
+        p.muted { (count(matching.len() as u64)) " of " (count(rules.groups().len() as u64)) " groups"
+            @if matching.len() > GROUPS_LISTED { "; the first " (GROUPS_LISTED) " are listed, search to narrow" } }
+        table {
+            tr { th { "Group" } th { "Kind" } th.n { "Members" } th { "Targets" } th { "Owners" } }
+            @for g in matching.iter().take(GROUPS_LISTED) {
+                tr {
+                    td { a href=(format!("/groups/{}", seg(&g.name))) { (g.name) } }
+                    td { (kind(g.kind)) }
+                    td.n { (count(sizes.get(&g.name).copied().unwrap_or(0) as u64)) }
+                    td { (g.push.iter().map(|p| p.target.as_str()).collect::<Vec<_>>().join(", ")) }
+                    td { (g.owners.join(", ")) }
+                }
+            }
+        }
+    };
+    page("Groups", &person, body).into_response()
+}
+
+pub async fn group(
+    State(shared): State<Ui>,
+    Extension(person): Extension<Person>,
+    Path(name): Path<String>,
+    Query(q): Q,
+) -> Response {
+    let rules = shared.rules();
+    let Some(id) = rules.lookup(&name) else {
+        return page(
+            "No such group",
+            &person,
+            html! { p { "The rules in force have no group " code { (name) } "." } },
+        )
+        .with_status(StatusCode::NOT_FOUND);
+    };
+    match group_body(&shared, &rules, id, page_of(&q)).await {
+        Ok(body) => page(&format!("Group {name}"), &person, body).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn group_body(
+    shared: &super::Shared,
+    rules: &crate::rules::RuleSet,
+    id: crate::rules::GroupId,
+    page_no: usize,
+) -> Result<Markup, String> {
+    let g = rules.group(id);
+    let (location, definition) = rules.definition(id);
+    let store = &shared.store;
+    let members = store
+        .group_memberships(&g.name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let evaluated = super::super::evaluated(shared).await?;
+    // Person entries by the worker they name, for each member's ticket and expiry.
+    let mut entries: BTreeMap<&str, &crate::rules::PersonEntry> = BTreeMap::new();
+    if let Some(e) = &evaluated {
+        for entry in g.include.iter().chain(&g.members) {
+            let w = match &entry.who {
+                crate::rules::Who::Key(k) => e.snapshot.by_key(k),
+                crate::rules::Who::Email(m) => e.snapshot.by_email(m),
+                crate::rules::Who::KeyOrEmail(x) => e.snapshot.find(x),
+            };
+            if let Some(w) = w {
+                entries.insert(e.snapshot.key(w), entry);
+            }
+        }
+    }
+    let history = store
+        .group_deltas(&g.name, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let points: Vec<(i64, u64)> = history
+        .iter()
+        .rev()
+        .take(200)
+        .rev()
+        .map(|(run, _, d)| (*run, d.member_count))
+        .collect();
+    let mut targets = Vec::new();
+    let desired = store
+        .group_state(&g.name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let unprovisioned = store.unprovisioned().await.map_err(|e| e.to_string())?;
+    let failures = store
+        .outbox(Some("failed"), 200)
+        .await
+        .map_err(|e| e.to_string())?;
+    for push in &g.push {
+        let linked = store
+            .target_groups(&push.target)
+            .await
+            .map_err(|e| e.to_string())?
+            .remove(&g.name);
+        let confirmed = store
+            .target_set(&push.target, &g.name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let without: Vec<&str> = unprovisioned
+            .iter()
+            .filter(|u| u.target == push.target && u.group == g.name)
+            .map(|u| u.worker_key.as_str())
+            .collect();
+        let joins = (&desired.members - &confirmed.workers).len();
+        let leaves = (&confirmed.workers - &desired.members).len() + confirmed.foreign.len() as u64;
+        let error = failures
+            .iter()
+            .find(|f| f.target == push.target && f.group == g.name)
+            .cloned();
+        targets.push((push, linked, confirmed.len(), joins, leaves, without, error));
+    }
+    let total = members.len();
+    let first = (page_no - 1) * MEMBERS_PER_PAGE;
+    let base = format!("/groups/{}", seg(&g.name));
+    Ok(html! {
+        p {
+            (kind(g.kind)) " group, " strong { (count(total as u64)) } " members"
+            @if !g.owners.is_empty() { ", owned by " (g.owners.join(", ")) }
+        }
+        @if let Some(d) = &g.description { p.muted { (d) } }
+        h2 { "Definition" }
+        p.muted { code { (location) } }
+        pre { (definition) }
+        h2 { "Push" }
+        @if targets.is_empty() {
+            p.muted { "This group is not pushed." }
+        } @else {
+            table {
+                tr { th { "Target" } th { "Group in the target" } th.n { "Confirmed" } th.n { "To join" } th.n { "To leave" } th { "Without an account" } th { "Last push" } th { "Last error" } }
+                @for (push, linked, confirmed, joins, leaves, without, error) in &targets {
+                    tr {
+                        td { (push.target) @if !push.active { " " span.badge.muted { "unpushed" } } }
+                        td { @match linked {
+                            Some(t) => { code { (t.scim_id) } " " span.muted { (t.display_name) } },
+                            None => span.muted { "not created yet" },
+                        } }
+                        td.n { (count(*confirmed as u64)) }
+                        td.n { (count(*joins)) }
+                        td.n { (count(*leaves)) }
+                        td { @if without.is_empty() { span.muted { "none" } } @else {
+                            (without.len()) ": " (without.iter().take(5).copied().collect::<Vec<_>>().join(", "))
+                            @if without.len() > 5 { ", …" }
+                        } }
+                        td { (linked.as_ref().and_then(|t| t.pushed_at.clone()).unwrap_or_else(|| "-".into())) }
+                        td { @match error {
+                            Some(f) => span.bad { (f.http_status.map(|s| s.to_string()).unwrap_or_default()) " " (f.detail.as_deref().unwrap_or("")) " (" (f.finished_at.as_deref().unwrap_or(&f.created_at)) ")" },
+                            None => span.muted { "none" },
+                        } }
+                    }
+                }
+            }
+        }
+        h2 { "Members" }
+        @if total == 0 {
+            p.muted { "No members." }
+        } @else {
+            table {
+                tr { th { "Worker" } th { "Reason" } th { "Ticket" } th { "Expires" } th.n { "Since run" } }
+                @for (key, m) in members.iter().skip(first).take(MEMBERS_PER_PAGE) {
+                    @let entry = entries.get(key.as_str());
+                    tr {
+                        td { a href=(format!("/workers/{}?group={}", seg(key), seg(&g.name))) {
+                            (evaluated.as_ref().and_then(|e| e.snapshot.by_key(key).map(|w| e.snapshot.label(w))).unwrap_or_else(|| key.clone()))
+                        } }
+                        td { (m.reason) }
+                        td { (entry.and_then(|e| e.ticket.clone()).unwrap_or_default()) }
+                        td { (entry.and_then(|e| e.expires).map(|d| d.to_string()).unwrap_or_default()) }
+                        td.n { a href=(format!("/runs/{}", m.since_run)) { (m.since_run) } }
+                    }
+                }
+            }
+            (pager(&base, page_no, MEMBERS_PER_PAGE, total))
+        }
+        h2 { "History" }
+        (size_chart(&points))
+        @if !history.is_empty() {
+            table {
+                tr { th.n { "Run" } th { "As of" } th.n { "Joined" } th.n { "Left" } th.n { "Members after" } }
+                @for (run, as_of, d) in history.iter().rev().take(30) {
+                    tr {
+                        td.n { a href=(format!("/runs/{run}")) { (run) } }
+                        td { (as_of) }
+                        td.n { (count(d.added.len())) }
+                        td.n { (count(d.removed.len())) }
+                        td.n { (count(d.member_count)) }
+                    }
+                }
+            }
+        }
+    })
+}
+
+// --- Workers ---------------------------------------------------------------------------------
+
+/// `/workers?q=KEY_OR_EMAIL`: the worker's page, if the snapshot in force has them.
+pub async fn find_worker(
+    State(shared): State<Ui>,
+    Extension(person): Extension<Person>,
+    Query(q): Q,
+) -> Response {
+    let wanted = q.q.as_deref().unwrap_or("").trim().to_string();
+    if wanted.is_empty() {
+        return redirect("/");
+    }
+    match super::super::evaluated(&shared).await {
+        Ok(Some(e)) => match e.snapshot.find(&wanted) {
+            Some(w) => redirect(&format!("/workers/{}", seg(e.snapshot.key(w)))),
+            None => no_worker(&person, &wanted),
+        },
+        Ok(None) => no_snapshot(&person),
+        Err(e) => internal(e),
+    }
+}
+
+fn no_worker(person: &Person, wanted: &str) -> Response {
+    page(
+        "No such worker",
+        person,
+        html! { p { "The snapshot in force has no worker with the key or email " code { (wanted) } "." } },
+    )
+    .with_status(StatusCode::NOT_FOUND)
+}
+
+fn no_snapshot(person: &Person) -> Response {
+    page(
+        "No snapshot yet",
+        person,
+        html! { p { "No run has stored a snapshot yet; workers are shown after the first sync." } },
+    )
+    .with_status(StatusCode::CONFLICT)
+}
+
+pub async fn worker(
+    State(shared): State<Ui>,
+    Extension(person): Extension<Person>,
+    Path(key): Path<String>,
+    Query(q): Q,
+) -> Response {
+    let e = match super::super::evaluated(&shared).await {
+        Ok(Some(e)) => e,
+        Ok(None) => return no_snapshot(&person),
+        Err(e) => return internal(e),
+    };
+    let Some(w) = e.snapshot.find(&key) else {
+        return no_worker(&person, &key);
+    };
+    let groups = e.evaluation.groups_of(w);
+    let chosen = match q.group.as_deref().filter(|g| !g.is_empty()) {
+        Some(name) => match e.rules.lookup(name) {
+            Some(g) => Some(g),
+            None => {
+                return page(
+                    "No such group",
+                    &person,
+                    html! { p { "The rules in force have no group " code { (name) } "." } },
+                )
+                .with_status(StatusCode::NOT_FOUND)
+            }
+        },
+        None => None,
+    };
+    let explained: Vec<crate::engine::Explanation> = groups
+        .iter()
+        .map(|&g| crate::engine::explain(&e.snapshot, &e.rules, &e.evaluation, w, g))
+        .collect();
+    let tree = chosen.map(|g| crate::engine::explain(&e.snapshot, &e.rules, &e.evaluation, w, g));
+    let worker_key = e.snapshot.key(w).to_string();
+    let base = format!("/workers/{}", seg(&worker_key));
+    let body = html! {
+        p { "As of " (e.evaluation.as_of) ", snapshot " (e.snapshot_id) ": in " strong { (groups.len()) } " of " (count(e.rules.groups().len() as u64)) " groups." }
+        h2 { "Groups" }
+        @if explained.is_empty() {
+            p.muted { "In no group." }
+        } @else {
+            table {
+                tr { th { "Group" } th { "Kind" } th { "Why" } th { } }
+                @for x in &explained {
+                    tr {
+                        td { a href=(format!("/groups/{}", seg(&x.group))) { (x.group) } }
+                        td { (x.kind) }
+                        td { (x.decided_by()) }
+                        td { a href=(format!("{base}?group={}#explain", seg(&x.group))) { "explain" } }
+                    }
+                }
+            }
+        }
+        h2 #explain { "Explain" }
+        form method="get" action=(base) {
+            label { "Why is this worker in, or not in, " }
+            select name="group" {
+                @for g in e.rules.groups() {
+                    option value=(g.name) selected[tree.as_ref().is_some_and(|t| t.group == g.name)] { (g.name) }
+                }
+            }
+            " " button type="submit" { "Explain" }
+        }
+        @if let Some(t) = &tree { (explanation(t)) }
+    };
+    page(&e.snapshot.label(w), &person, body).into_response()
+}
+
+/// The explain tree as `rosterd explain` gives it, as nested lists.
+fn explanation(x: &crate::engine::Explanation) -> Markup {
+    html! {
+        section.explain {
+            p {
+                strong { (x.group) } " (" (x.kind) ", " code { (x.group_location) } ") as of " (x.as_of) ": "
+                @if x.member { strong.ok { "MEMBER" } } @else { strong.bad { "NOT A MEMBER" } }
+            }
+            p { "Decided by: " (x.decided_by()) }
+            p { "Eligibility: " (if x.eligible { "true" } else { "false" })
+                @if x.eligibility.is_none() { span.muted { " (no eligibility expression: every worker)" } } }
+            @if let Some(n) = &x.eligibility { ul.tree { (node(n)) } }
+            @if let Some(n) = &x.rule {
+                p { "Rule: " code { (n.shown) } }
+                ul.tree { (node(n)) }
+            }
+            @if !x.entries.is_empty() {
+                p { "Person entries that name this worker:" }
+                ul {
+                    @for entry in &x.entries {
+                        li {
+                            (entry.list) " entry " code { (entry.entry) } " at " code { (entry.location) }
+                            @if !entry.details.is_empty() { " (" (entry.details) ")" }
+                            @if !entry.active { " " span.badge.warn { "expired: ignored" } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn node(n: &Node) -> Markup {
+    html! {
+        li {
+            @match n.holds() {
+                Some(true) => { span.mark.ok title="true" { "✓" } code { (n.expr) } },
+                Some(false) => { span.mark.bad title="false" { "✗" } code { (n.expr) } },
+                None => { span.mark.muted { "·" } code { (n.expr) } " = " code { (n.shown) } },
+            }
+            @if !n.children.is_empty() {
+                ul.tree { @for c in &n.children { (node(c)) } }
+            }
+        }
+    }
+}
+
+// --- Runs ------------------------------------------------------------------------------------
+
+pub async fn runs(State(shared): State<Ui>, Extension(person): Extension<Person>) -> Response {
+    match shared.store.runs(100).await {
+        Ok(runs) => page("Runs", &person, runs_table(&runs)).into_response(),
+        Err(e) => store_err(e),
+    }
+}
+
+pub async fn run(
+    State(shared): State<Ui>,
+    Extension(person): Extension<Person>,
+    Path(raw): Path<String>,
+    Query(q): Q,
+) -> Response {
+    let Ok(id) = raw.parse::<i64>() else {
+        return page("No such run", &person, html! { p { "Runs are numbered." } })
+            .with_status(StatusCode::NOT_FOUND);
+    };
+    let run = match shared.store.run(id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return page(
+                "No such run",
+                &person,
+                html! { p { "There is no run " (id) "." } },
+            )
+            .with_status(StatusCode::NOT_FOUND)
+        }
+        Err(e) => return store_err(e),
+    };
+    let changes = match shared.store.run_changes(id).await {
+        Ok(c) => c,
+        Err(e) => return store_err(e),
+    };
+    let page_no = page_of(&q);
+    let first = (page_no - 1) * CHANGES_PER_PAGE;
+    let body = html! {
+        (runs_table(std::slice::from_ref(&run)))
+        @if let Some(m) = &run.message { pre { (m) } }
+        p { "Rules: " @match (&run.rules_commit, &run.rules_digest) {
+            (Some(c), _) => code { (c) },
+            (None, Some(d)) => code { "sha256:" (d) },
+            (None, None) => span.muted { "unknown" },
+        } }
+        h2 { "Membership changes" }
+        @if changes.is_empty() {
+            p.muted { "This run changed no membership." }
+        } @else {
+            p.muted { (count(changes.len() as u64)) " changes" }
+            table {
+                tr { th { "Group" } th { "Worker" } th { "Change" } th { "Reason" } }
+                @for c in changes.iter().skip(first).take(CHANGES_PER_PAGE) {
+                    tr {
+                        td { a href=(format!("/groups/{}", seg(&c.group))) { (c.group) } }
+                        td { a href=(format!("/workers/{}", seg(&c.worker))) { (c.worker) } }
+                        td { @if c.added { span.ok { "joined" } } @else { span.bad { "left" } } }
+                        td { (c.reason) }
+                    }
+                }
+            }
+            (pager(&format!("/runs/{id}"), page_no, CHANGES_PER_PAGE, changes.len()))
+        }
+    };
+    page(&format!("Run {id}"), &person, body).into_response()
+}
+
+// --- Holds -----------------------------------------------------------------------------------
+
+pub async fn holds(
+    State(shared): State<Ui>,
+    Extension(person): Extension<Person>,
+    Query(q): Q,
+) -> Response {
+    let all = match shared.store.push_holds(None).await {
+        Ok(h) => h,
+        Err(e) => return store_err(e),
+    };
+    let waiting: Vec<_> = all.iter().filter(|h| h.status == "held").collect();
+    let approved: Vec<_> = all.iter().filter(|h| h.status == "approved").collect();
+    let past: Vec<_> = all
+        .iter()
+        .rev()
+        .filter(|h| h.status != "held" && h.status != "approved")
+        .take(50)
+        .collect();
+    let body = html! {
+        @if let Some(id) = q.approved {
+            p.flash { "Push hold " (id) " is approved; a sync is queued to send it." }
+        }
+        p.muted { "A push is held when it would change more of a target's group than its failsafe allows, or when a guardrail on the group is broken. Approving releases that one change; a later change is held again if it breaks the same limit." }
+        h2 { "Waiting for approval" }
+        @if waiting.is_empty() {
+            p.muted { "No push is held." }
+        } @else {
+            table {
+                tr { th.n { "Hold" } th { "Group" } th { "Target" } th.n { "To add" } th.n { "To remove" } th.n { "In the target" } th { "Why" } th { "Held since" } th { } }
+                @for h in &waiting {
+                    tr {
+                        td.n { (h.id) }
+                        td { a href=(format!("/groups/{}", seg(&h.group))) { (h.group) } }
+                        td { (h.target) }
+                        td.n { (count(h.to_add as u64)) }
+                        td.n { (count(h.to_remove as u64)) }
+                        td.n { (count(h.members_in_target as u64)) }
+                        td { (h.reason) }
+                        td { (h.created_at) }
+                        td {
+                            @if person.approver {
+                                form method="post" action=(format!("/holds/{}/approve", h.id)) {
+                                    input type="hidden" name="csrf" value=(person.session.csrf_token);
+                                    button type="submit" { "Approve" }
+                                }
+                            } @else {
+                                span.muted { "approvers only" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Approved, sent by the next push" }
+        (holds_table(&approved))
+        h2 { "Earlier" }
+        (holds_table(&past))
+    };
+    page("Holds", &person, body).into_response()
+}
+
+fn holds_table(holds: &[&crate::store::PushHold]) -> Markup {
+    html! {
+        @if holds.is_empty() {
+            p.muted { "None." }
+        } @else {
+            table {
+                tr { th.n { "Hold" } th { "Group" } th { "Target" } th.n { "To add" } th.n { "To remove" } th { "Status" } th { "Approved by" } th { "At" } }
+                @for h in holds {
+                    tr {
+                        td.n { (h.id) }
+                        td { (h.group) }
+                        td { (h.target) }
+                        td.n { (count(h.to_add as u64)) }
+                        td.n { (count(h.to_remove as u64)) }
+                        td { (h.status) }
+                        td { (h.approved_by.as_deref().unwrap_or("-")) }
+                        td { (h.approved_at.as_deref().unwrap_or(&h.created_at)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Approves a held push: a POST from an approver with the session's CSRF token. The approval
+/// records the person (`oidc:SUBJECT (EMAIL)`), and a sync is queued to send it.
+pub async fn approve(
+    State(shared): State<Ui>,
+    Extension(person): Extension<Person>,
+    Path(raw): Path<String>,
+    form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let given = form.map(|f| f.0.csrf).unwrap_or_default();
+    if !csrf_ok(&person, &given) {
+        tracing::warn!(subject = %person.session.subject, "console: an approval without a valid CSRF token was refused");
+        return super::html::forbidden_csrf();
+    }
+    if !person.approver {
+        tracing::warn!(subject = %person.session.subject, "console: an approval by a viewer was refused");
+        return super::html::error_page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "only approvers may release a held push",
+        );
+    }
+    let Ok(id) = raw.parse::<i64>() else {
+        return super::html::error_page(
+            StatusCode::NOT_FOUND,
+            "No such hold",
+            "holds are numbered",
+        );
+    };
+    let now = crate::clock::stamp(crate::clock::now_utc());
+    let by = person.approver_id();
+    match shared.store.approve_push_hold(id, &now, &by).await {
+        Ok(hold) => {
+            tracing::info!(hold = hold.id, group = %hold.group, target = %hold.target, approved_by = %by, "push hold approved in the console");
+            // On a standby, the leader's next scheduled sync sends it.
+            shared.request(crate::daemon::Job::Sync);
+            redirect(&format!("/holds?approved={id}"))
+        }
+        Err(StoreError::NotFound(m)) => {
+            super::html::error_page(StatusCode::NOT_FOUND, "No such hold", &m)
+        }
+        Err(StoreError::Conflict(m)) => {
+            super::html::error_page(StatusCode::CONFLICT, "Already decided", &m)
+        }
+        Err(e) => store_err(e),
+    }
+}

@@ -1,0 +1,645 @@
+//! The web console in a real browser: Debian's chromium driven over WebDriver (fantoccini and
+//! chromedriver), signing in at a real OpenID provider (`oidc-provider` from npm, run from
+//! scripts/oidc-provider), against a real `rosterd run` whose emulator target holds a push.
+//! `scripts/test` installs the provider and the browser and sets `ROSTERD_TEST_OIDC_PROVIDER`,
+//! `ROSTERD_TEST_CHROMEDRIVER` and `ROSTERD_TEST_CHROMIUM`; with CI=true a missing one fails.
+//! Each scenario saves a screenshot under `target/console/`.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::daemon::{eventually, free_port, Daemon, TOKEN};
+use common::world::{World, TARGET_OPTIONS};
+use fantoccini::{Client, Locator};
+
+const CLIENT_SECRET: &str = "console-test-client-secret-7c2d";
+
+/// The provider, the driver and the browser, as `scripts/test` installed them.
+struct Parts {
+    provider: PathBuf,
+    chromedriver: PathBuf,
+    chromium: PathBuf,
+}
+
+fn parts() -> Option<Parts> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (
+        var("ROSTERD_TEST_OIDC_PROVIDER"),
+        var("ROSTERD_TEST_CHROMEDRIVER"),
+        var("ROSTERD_TEST_CHROMIUM"),
+    ) {
+        (Some(p), Some(d), Some(c)) => Some(Parts {
+            provider: p.into(),
+            chromedriver: d.into(),
+            chromium: c.into(),
+        }),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but ROSTERD_TEST_OIDC_PROVIDER, ROSTERD_TEST_CHROMEDRIVER or ROSTERD_TEST_CHROMIUM is not set: run the suite with scripts/test"
+            );
+            eprintln!("no OpenID provider or browser (run the suite with scripts/test): skipping the console scenarios");
+            None
+        }
+    }
+}
+
+/// A helper process, killed when the test ends.
+struct Helper {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Helper {
+    fn start(mut command: Command, log: PathBuf, port: u16) -> Helper {
+        let child = command
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::from(
+                std::fs::File::options().append(true).open(&log).unwrap(),
+            ))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let helper = Helper { child, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{command:?} did not listen on {port} within 30 s; its log:\n{}",
+                std::fs::read_to_string(&helper.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        helper
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Everything one scenario needs: a world pushed to the emulator, its daemon with the
+/// console on, the provider that signs people in, and a driver for the browser.
+struct Stage {
+    world: World,
+    daemon: Daemon,
+    console: String,
+    approver_email: String,
+    hybrid_member: String,
+    parts: Parts,
+    _provider: Helper,
+    driver: Helper,
+    driver_port: u16,
+}
+
+const RULES: &str = r#"
+groups:
+  - name: corpsec-approvers
+    kind: manual
+    members:
+      - email: APPROVER
+        reason: CorpSec approves held pushes
+  - name: platform-access
+    kind: hybrid
+    description: Engineering, plus those given access by ticket
+    rule: division == "Engineering"
+    include:
+      - id: INCLUDED
+        reason: Works on the platform migration
+        ticket: SEC-4242
+        expires: 2099-12-31
+    push: [app]
+guardrails:
+  - name: sales-is-small
+    description: Sales has a handful of members in this test, so a run holds its push
+    group: sales
+    max_members: 1
+"#;
+
+impl Stage {
+    async fn new(name: &str) -> Option<Stage> {
+        let parts = parts()?;
+        let world = World::with_emulator(common::sqlite_db(), 60, &[]).await;
+        let active = |pred: &dyn Fn(&rosterd::directory::generate::Worker) -> bool| {
+            world
+                .workers
+                .iter()
+                .find(|w| w.status == "Active" && pred(w))
+                .unwrap()
+                .clone()
+        };
+        let approver = active(&|w| w.division == "Engineering");
+        let included = active(&|w| w.division != "Engineering");
+        let rules = RULES
+            .replace("APPROVER", &approver.email)
+            .replace("INCLUDED", &included.id);
+        std::fs::write(world.path("rules/console.yaml"), rules).unwrap();
+
+        let port = free_port();
+        let provider_port = free_port();
+        let console = format!("http://127.0.0.1:{port}");
+        let users = serde_json::json!({
+            "approver": { "email": approver.email, "name": "Ada Approver", "groups": [] },
+            "viewer": { "email": "vic.viewer@example.com", "name": "Vic Viewer", "groups": ["it-support"] },
+        });
+        std::fs::write(world.path("users.json"), users.to_string()).unwrap();
+        let mut node = Command::new("node");
+        node.arg(&parts.provider)
+            .args(["--port", &provider_port.to_string()])
+            .args(["--redirect", &format!("{console}/auth/callback")])
+            .arg("--users")
+            .arg(world.path("users.json"))
+            .args(["--client-secret", CLIENT_SECRET]);
+        let provider = Helper::start(node, world.path("provider.log"), provider_port);
+
+        world.write_config(
+            &format!(
+                "daemon:\n  sync: \"0 0 4 * * *\"\n  reconcile: \"0 0 3 * * *\"\n  listen: 127.0.0.1:{port}\n  shutdown_timeout_seconds: 20\n\
+ui:\n  issuer: http://127.0.0.1:{provider_port}\n  client_id: rosterd-console\n  client_secret_env: ROSTERD_TEST_OIDC_SECRET\n  redirect_url: {console}/auth/callback\n  scopes: [openid, email, profile, groups]\n  viewers:\n    - claim: it-support\n  approvers:\n    - group: corpsec-approvers\n"
+            ),
+            TARGET_OPTIONS,
+        );
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rosterd"));
+        command
+            .args(["run", "--config"])
+            .arg(world.path("rosterd.yaml"))
+            .env("ROSTERD_TEST_OIDC_SECRET", CLIENT_SECRET);
+        let daemon = Daemon::spawn(&world, "rosterd", port, command);
+        daemon.ready().await;
+        // The leader syncs when it takes over; the guardrail holds sales.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, body) = daemon.get("/api/v1/holds", Some(TOKEN)).await;
+            if body.contains("\"held\"") && body.contains("\"sales\"") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the first sync did not hold the sales push within 60 s; the daemon's log:\n{}",
+                daemon.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
+        let driver_port = free_port();
+        let mut chromedriver = Command::new(&parts.chromedriver);
+        chromedriver.arg(format!("--port={driver_port}"));
+        let driver = Helper::start(
+            chromedriver,
+            world.path(&format!("chromedriver-{name}.log")),
+            driver_port,
+        );
+        Some(Stage {
+            hybrid_member: included.id,
+            approver_email: approver.email.to_lowercase(),
+            world,
+            daemon,
+            console,
+            parts,
+            _provider: provider,
+            driver,
+            driver_port,
+        })
+    }
+
+    /// A new browser with its own empty profile.
+    async fn browser(&self, profile: &str) -> Client {
+        let profile = self.world.path(&format!("chromium-{profile}"));
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": self.parts.chromium,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        fantoccini::ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.driver_port))
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start chromium through chromedriver: {e}; its log:\n{}",
+                    std::fs::read_to_string(&self.driver.log).unwrap_or_default()
+                )
+            })
+    }
+
+    /// Signs `login` in at the provider's own form, starting from `path` on the console;
+    /// the browser ends on `path`.
+    async fn sign_in(&self, browser: &Client, login: &str, path: &str, shot: &str) {
+        browser
+            .goto(&format!("{}{path}", self.console))
+            .await
+            .unwrap();
+        let at = browser.current_url().await.unwrap();
+        assert!(
+            !at.as_str().starts_with(&self.console),
+            "a visitor without a session is sent to the provider, not shown {at}"
+        );
+        assert!(
+            at.path().starts_with("/interaction/"),
+            "the provider's sign-in form: {at}"
+        );
+        screenshot(browser, shot).await;
+        browser
+            .find(Locator::Css("input[name=login]"))
+            .await
+            .unwrap()
+            .send_keys(login)
+            .await
+            .unwrap();
+        browser
+            .find(Locator::Css("input[name=password]"))
+            .await
+            .unwrap()
+            .send_keys("any password")
+            .await
+            .unwrap();
+        browser
+            .find(Locator::Css("button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        // The provider asks for consent once per client, then sends the browser back.
+        let back = url::Url::parse(&format!("{}{path}", self.console)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let at = browser.current_url().await.unwrap();
+            if at == back {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "signing in did not return to {back}; at {at}, which says:\n{}",
+                browser.source().await.unwrap()
+            );
+            if at.path().starts_with("/interaction/") && at.as_str().contains("consent")
+                || browser.source().await.unwrap().contains("Authorize")
+            {
+                if let Ok(button) = browser.find(Locator::Css("button[type=submit]")).await {
+                    let _ = button.click().await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The session cookie and the CSRF token of the signed-in browser.
+    async fn session(&self, browser: &Client) -> (String, String) {
+        let cookie = browser.get_named_cookie("rosterd-session").await.unwrap();
+        assert_eq!(
+            cookie.http_only(),
+            Some(true),
+            "the session cookie is HttpOnly"
+        );
+        assert_eq!(
+            cookie.same_site().map(|s| s.to_string()).as_deref(),
+            Some("Lax"),
+            "the session cookie is SameSite=Lax"
+        );
+        let csrf = browser
+            .find(Locator::Css("form[action='/auth/logout'] input[name=csrf]"))
+            .await
+            .unwrap()
+            .attr("value")
+            .await
+            .unwrap()
+            .unwrap();
+        (format!("rosterd-session={}", cookie.value()), csrf)
+    }
+
+    /// A POST outside the browser with `cookie` and, when given, a CSRF token: the status.
+    async fn forged_post(&self, path: &str, cookie: &str, csrf: Option<&str>) -> u16 {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let mut request = http
+            .post(format!("{}{path}", self.console))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded");
+        request = match csrf {
+            Some(t) => request.body(format!("csrf={t}")),
+            None => request.body(""),
+        };
+        request.send().await.unwrap().status().as_u16()
+    }
+
+    async fn held_sales(&self) -> serde_json::Value {
+        let (_, body) = self.daemon.get("/api/v1/holds", Some(TOKEN)).await;
+        let holds: serde_json::Value = serde_json::from_str(&body).unwrap();
+        holds["holds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|h| h["group"] == "sales")
+            .cloned()
+            .unwrap()
+    }
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = browser.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a screenshot is a PNG");
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// Clicks what `css` finds and waits for the page it leads to.
+async fn click_to(browser: &Client, css: &str, url: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_url(url::Url::parse(url).unwrap())
+        .await
+        .unwrap_or_else(|e| panic!("clicking {css} did not lead to {url}: {e}"));
+}
+
+async fn text(browser: &Client) -> String {
+    browser
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// An approver signs in through the provider's form, sees the overview, a group's members
+/// as the store holds them, a worker's explain tree for a hybrid group's include entry with
+/// its ticket, approves the held push (which a sync then sends), and signs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_signs_in_explains_approves_and_signs_out() {
+    let Some(stage) = Stage::new("approver").await else {
+        return;
+    };
+    let browser = stage.browser("approver").await;
+
+    // Sign-in redirect, the provider's form, back on the overview.
+    stage
+        .sign_in(&browser, "approver", "/", "01-sign-in-at-the-provider")
+        .await;
+    let overview = text(&browser).await;
+    for expected in [
+        "Overview",
+        "Rules in force",
+        "Targets",
+        "Held",
+        "Last runs",
+        "approver",
+    ] {
+        assert!(
+            overview.contains(expected),
+            "the overview shows {expected:?}:\n{overview}"
+        );
+    }
+    assert!(
+        overview.contains("sales → app"),
+        "the held push is listed:\n{overview}"
+    );
+    screenshot(&browser, "02-overview").await;
+
+    // A group's page lists the members the store holds, with reasons.
+    let store = stage.world.store().await;
+    let stored = store.group_memberships("engineering").await.unwrap();
+    assert!(stored.len() > 3, "a group with members to show");
+    browser
+        .goto(&format!("{}/groups/engineering", stage.console))
+        .await
+        .unwrap();
+    let rows = browser
+        .find_all(Locator::Css("table tr td:first-child a[href^='/workers/']"))
+        .await
+        .unwrap();
+    let mut shown = std::collections::BTreeSet::new();
+    for row in rows {
+        let href = row.attr("href").await.unwrap().unwrap();
+        let key = href
+            .trim_start_matches("/workers/")
+            .split('?')
+            .next()
+            .unwrap()
+            .to_string();
+        shown.insert(key);
+    }
+    let expected: std::collections::BTreeSet<String> = stored.keys().cloned().collect();
+    assert_eq!(
+        shown, expected,
+        "the group page lists exactly the stored members"
+    );
+    let page = text(&browser).await;
+    assert!(page.contains("Definition") && page.contains("division == \"Engineering\""));
+    screenshot(&browser, "03-group-members").await;
+
+    // A worker's explain tree for the hybrid group's include entry, with its ticket.
+    browser
+        .goto(&format!(
+            "{}/workers/{}?group=platform-access",
+            stage.console, stage.hybrid_member
+        ))
+        .await
+        .unwrap();
+    let explain = browser
+        .find(Locator::Css("section.explain"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "platform-access",
+        "MEMBER",
+        "include entry",
+        "ticket: SEC-4242",
+        "division == \"Engineering\"",
+    ] {
+        assert!(
+            explain.contains(expected),
+            "the explain tree shows {expected:?}:\n{explain}"
+        );
+    }
+    assert!(!explain.contains("NOT A MEMBER"), "{explain}");
+    screenshot(&browser, "04-worker-explain").await;
+
+    // The guardrail held sales from its first push: the group is in the target, empty.
+    assert_eq!(
+        stage.world.actual().await.get("sales").map(|m| m.len()),
+        Some(0),
+        "a held group is created without members"
+    );
+
+    // A POST without the CSRF token is refused, even from an approver.
+    let (cookie, csrf) = stage.session(&browser).await;
+    let hold = stage.held_sales().await;
+    let id = hold["id"].as_i64().unwrap();
+    assert_eq!(
+        stage
+            .forged_post(&format!("/holds/{id}/approve"), &cookie, None)
+            .await,
+        403,
+        "an approval without the CSRF token"
+    );
+    assert_eq!(
+        stage
+            .forged_post(
+                &format!("/holds/{id}/approve"),
+                &cookie,
+                Some("not-the-token")
+            )
+            .await,
+        403,
+        "an approval with a wrong CSRF token"
+    );
+    assert_eq!(
+        stage.held_sales().await["status"],
+        "held",
+        "nothing was approved"
+    );
+
+    // The approver approves in the browser: the hold leaves the waiting list, records who
+    // approved, and the sync it queues sends the push.
+    browser
+        .goto(&format!("{}/holds", stage.console))
+        .await
+        .unwrap();
+    screenshot(&browser, "05-holds-for-an-approver").await;
+    click_to(
+        &browser,
+        &format!("form[action='/holds/{id}/approve'] button"),
+        &format!("{}/holds?approved={id}", stage.console),
+    )
+    .await;
+    let after = text(&browser).await;
+    assert!(
+        after.contains(&format!("Push hold {id} is approved")),
+        "the page confirms:\n{after}"
+    );
+    assert!(
+        browser
+            .find_all(Locator::Css(&format!("form[action='/holds/{id}/approve']")))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the approved hold has no Approve button any more"
+    );
+    screenshot(&browser, "06-approved").await;
+    let approved = stage.held_sales().await;
+    assert_eq!(
+        approved["approved_by"],
+        format!("oidc:approver ({})", stage.approver_email),
+        "the approval records the OIDC subject and email: {approved}"
+    );
+    eventually(60, "the queued sync to send the approved push", || async {
+        stage.held_sales().await["status"] == "released"
+    })
+    .await;
+    let actual = stage.world.actual().await;
+    assert!(
+        actual.get("sales").is_some_and(|m| !m.is_empty()),
+        "sales reached the target once approved"
+    );
+
+    // Sign-out ends the session: the old cookie no longer opens a page.
+    click_to(
+        &browser,
+        "form[action='/auth/logout'] button",
+        &format!("{}/auth/signed-out", stage.console),
+    )
+    .await;
+    assert!(text(&browser).await.contains("You are signed out"));
+    screenshot(&browser, "07-signed-out").await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let old = http
+        .get(format!("{}/", stage.console))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status().as_u16(), 303, "the old session is over");
+    assert!(old.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/auth/login"));
+    assert_eq!(
+        stage
+            .forged_post("/auth/logout", &cookie, Some(&csrf))
+            .await,
+        403,
+        "a signed-out session cannot post"
+    );
+    browser.close().await.unwrap();
+}
+
+/// A viewer (by the provider's groups claim) sees the holds but no Approve button, and an
+/// approval forged with their session and CSRF token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_sees_holds_but_cannot_approve() {
+    let Some(stage) = Stage::new("viewer").await else {
+        return;
+    };
+    let browser = stage.browser("viewer").await;
+    stage
+        .sign_in(&browser, "viewer", "/holds", "11-viewer-sign-in")
+        .await;
+    let page = text(&browser).await;
+    let id = stage.held_sales().await["id"].as_i64().unwrap();
+    assert!(
+        page.contains("Waiting for approval") && page.contains("approvers only"),
+        "{page}"
+    );
+    assert!(
+        browser
+            .find_all(Locator::Css("form[action$='/approve']"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a viewer sees no Approve button"
+    );
+    screenshot(&browser, "12-holds-for-a-viewer").await;
+    let (cookie, csrf) = stage.session(&browser).await;
+    assert_eq!(
+        stage
+            .forged_post(&format!("/holds/{id}/approve"), &cookie, Some(&csrf))
+            .await,
+        403,
+        "a viewer's approval, even with their CSRF token"
+    );
+    assert_eq!(stage.held_sales().await["status"], "held");
+    // The console's session opens no API route: the API wants its bearer token.
+    let api = reqwest::Client::new()
+        .get(format!("{}/api/v1/holds", stage.console))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status().as_u16(), 401);
+    browser.close().await.unwrap();
+}
