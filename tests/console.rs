@@ -563,6 +563,23 @@ async fn an_approver_signs_in_explains_approves_and_signs_out() {
         actual.get("sales").is_some_and(|m| !m.is_empty()),
         "sales reached the target once approved"
     );
+    // `rosterd runs` names who approved.
+    let runs = Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .args(["runs", "--config"])
+        .arg(stage.world.path("rosterd.yaml"))
+        .output()
+        .unwrap();
+    let runs = String::from_utf8_lossy(&runs.stdout);
+    assert!(
+        runs.contains(&format!(
+            "hold {id} sales in app (+{} -0) approved 20",
+            hold["to_add"]
+        )) && runs.contains(&format!(
+            "by oidc:approver ({}): released",
+            stage.approver_email
+        )),
+        "rosterd runs shows the approval:\n{runs}"
+    );
 
     // Sign-out ends the session: the old cookie no longer opens a page.
     click_to(
@@ -642,4 +659,62 @@ async fn a_viewer_sees_holds_but_cannot_approve() {
         .unwrap();
     assert_eq!(api.status().as_u16(), 401);
     browser.close().await.unwrap();
+}
+
+/// Without a `ui:` section the daemon's address serves the API only; with one, the daemon
+/// refuses to start without the client secret or with a role naming a group the rules do
+/// not have (which would quietly lock everyone out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_off_without_ui_and_refuses_a_config_it_cannot_honour() {
+    let world = World::with_emulator(common::sqlite_db(), 20, &[]).await;
+    let port = free_port();
+    let daemon_section = format!(
+        "daemon:\n  sync: \"0 0 4 * * *\"\n  listen: 127.0.0.1:{port}\n  shutdown_timeout_seconds: 20\n"
+    );
+    world.write_config(&daemon_section, TARGET_OPTIONS);
+    let mut daemon = Daemon::start(&world, port);
+    daemon.ready().await;
+    let (status, body) = daemon.get("/", None).await;
+    assert_eq!(status, 404, "no console without ui: {body}");
+    let (status, _) = daemon.get("/auth/login", None).await;
+    assert_eq!(status, 404);
+    assert!(daemon.terminate().success());
+
+    let ui = |approvers: &str| {
+        format!(
+            "{daemon_section}ui:\n  issuer: http://127.0.0.1:1\n  client_id: rosterd-console\n  client_secret_env: ROSTERD_TEST_OIDC_SECRET\n  redirect_url: http://127.0.0.1:{port}/auth/callback\n  approvers:\n    - group: {approvers}\n"
+        )
+    };
+    let start = |secret: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rosterd"));
+        command
+            .args(["run", "--config"])
+            .arg(world.path("rosterd.yaml"))
+            .env("ROSTERD_API_TOKEN", TOKEN)
+            .env_remove("ROSTERD_TEST_OIDC_SECRET");
+        if let Some(s) = secret {
+            command.env("ROSTERD_TEST_OIDC_SECRET", s);
+        }
+        let out = command.output().unwrap();
+        assert!(!out.status.success(), "the daemon must not start");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    world.write_config(&ui("sales"), TARGET_OPTIONS);
+    let e = start(None);
+    assert!(
+        e.contains(
+            "ui.client_secret_env: the environment variable `ROSTERD_TEST_OIDC_SECRET` is not set"
+        ),
+        "{e}"
+    );
+    world.write_config(&ui("corpsec-approverz"), TARGET_OPTIONS);
+    let e = start(Some(CLIENT_SECRET));
+    assert!(
+        e.contains("ui.approvers: `group: corpsec-approverz` is not a group of the rules"),
+        "{e}"
+    );
+    assert!(
+        !e.contains(CLIENT_SECRET),
+        "the secret is never printed: {e}"
+    );
 }

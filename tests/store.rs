@@ -85,7 +85,78 @@ on_both_backends!(
     removed_group_members_leave_with_that_reason,
     migration_6_carries_every_membership_and_audit_row,
     forty_runs_read_back_through_checkpoints_and_snapshot_differences,
+    console_sign_ins_finish_once_and_sessions_end,
 );
+
+/// The console's sign-in state: a login is taken once and only before it expires; a
+/// session is found by its hash until it expires or is signed out.
+async fn console_sign_ins_finish_once_and_sessions_end(db: TestDb) {
+    use rosterd::store::{ConsoleLogin, ConsoleSession};
+    let store = Store::open(&db.url).await.unwrap();
+    let login = ConsoleLogin {
+        nonce: "n".into(),
+        pkce_verifier: "v".into(),
+        return_to: "/groups/sales".into(),
+    };
+    let (t0, t1, t2) = (
+        "2026-11-26T10:00:00Z",
+        "2026-11-26T10:05:00Z",
+        "2026-11-26T10:20:00Z",
+    );
+    store
+        .begin_console_login("state-a", &login, t0, "2026-11-26T10:10:00Z")
+        .await
+        .unwrap();
+    store
+        .begin_console_login("state-b", &login, t0, "2026-11-26T10:10:00Z")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take_console_login("state-a", t1).await.unwrap(),
+        Some(login.clone())
+    );
+    assert_eq!(
+        store.take_console_login("state-a", t1).await.unwrap(),
+        None,
+        "a sign-in finishes once"
+    );
+    assert_eq!(
+        store.take_console_login("state-b", t2).await.unwrap(),
+        None,
+        "an expired sign-in does not finish"
+    );
+    let session = ConsoleSession {
+        subject: "ada".into(),
+        email: Some("ada@example.com".into()),
+        name: None,
+        claim_groups: vec!["corpsec".into(), "it".into()],
+        csrf_token: "csrf".into(),
+        expires_at: "2026-11-26T18:00:00Z".into(),
+    };
+    store
+        .create_console_session("hash-1", &session, t0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.console_session("hash-1", t1).await.unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(store.console_session("hash-2", t1).await.unwrap(), None);
+    assert_eq!(
+        store
+            .console_session("hash-1", "2026-11-26T18:00:01Z")
+            .await
+            .unwrap(),
+        None,
+        "an expired session is no session"
+    );
+    store.end_console_session("hash-1").await.unwrap();
+    assert_eq!(
+        store.console_session("hash-1", t1).await.unwrap(),
+        None,
+        "signed out"
+    );
+}
 
 async fn migrations_apply_and_are_idempotent(db: TestDb) {
     let store = Store::open(&db.url).await.unwrap();

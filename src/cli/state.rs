@@ -224,7 +224,9 @@ pub fn history(
 
 pub fn runs(global: &Global, limit: i64) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
-    let runs = with_store(&config, async |store| Ok(store.runs(limit).await?))?;
+    let (runs, holds) = with_store(&config, async |store| {
+        Ok((store.runs(limit).await?, store.push_holds(None).await?))
+    })?;
     if global.format == Format::Json {
         return print_json(&serde_json::to_value(&runs).map_err(|e| CliError::Output(e.into()))?);
     }
@@ -241,7 +243,7 @@ pub fn runs(global: &Global, limit: i64) -> Result<(), CliError> {
         "MEMBERS",
         "RULES"
     );
-    for r in runs {
+    for r in &runs {
         let message = r
             .message
             .as_deref()
@@ -271,6 +273,30 @@ pub fn runs(global: &Global, limit: i64) -> Result<(), CliError> {
             r.removed,
             r.memberships
         );
+    }
+    // Who released held pushes in the time these runs cover (the console records the
+    // person signed in, the CLI the operating-system user).
+    let since = runs.last().map_or("", |r| r.started_at.as_str());
+    let approved: Vec<_> = holds
+        .iter()
+        .filter(|h| h.approved_at.as_deref().is_some_and(|a| a >= since))
+        .collect();
+    if !approved.is_empty() {
+        out.push_str("\npush holds approved:\n");
+        for h in approved {
+            let _ = writeln!(
+                out,
+                "  hold {} {} in {} (+{} -{}) approved {} by {}: {}",
+                h.id,
+                h.group,
+                h.target,
+                h.to_add,
+                h.to_remove,
+                h.approved_at.as_deref().unwrap_or(""),
+                h.approved_by.as_deref().unwrap_or("unknown"),
+                h.status
+            );
+        }
     }
     print(&out)
 }

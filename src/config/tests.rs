@@ -187,3 +187,73 @@ fn the_database_url_can_come_from_the_environment() {
     assert!(e.contains("database_env"), "{e}");
     assert!(e.contains("ROSTERD_SURELY_UNSET_4f2a"), "{e}");
 }
+
+const UI: &str = "
+ui:
+  issuer: https://example.okta.com/oauth2/default
+  client_id: 0oa1b2c3
+  redirect_url: https://rosterd.example.com/auth/callback
+  scopes: [openid, email, profile, groups]
+  viewers:
+    - claim: it-support
+  approvers:
+    - group: corpsec-approvers
+";
+
+#[test]
+fn the_console_is_off_without_a_ui_section_and_reads_its_roles() {
+    assert!(load(MINIMAL).unwrap().ui.is_none());
+    let c = load(&format!("{MINIMAL}{UI}")).unwrap();
+    let ui = c.ui.unwrap();
+    assert_eq!(ui.viewers, vec![Role::Claim("it-support".into())]);
+    assert_eq!(ui.approvers, vec![Role::Group("corpsec-approvers".into())]);
+    assert_eq!(ui.client_secret_env, "ROSTERD_OIDC_CLIENT_SECRET");
+    assert_eq!(ui.groups_claim, "groups");
+    assert_eq!(ui.session_hours, 8.0);
+    assert_eq!(
+        ui.rosterd_groups().collect::<Vec<_>>(),
+        vec![("approvers", "corpsec-approvers")]
+    );
+}
+
+#[test]
+fn console_mistakes_are_errors_that_name_the_field() {
+    let cases = [
+        (
+            UI.replace("https://example.okta.com", "http://example.okta.com"),
+            "ui.issuer: `http://example.okta.com/oauth2/default` is plain http",
+        ),
+        (
+            UI.replace("/auth/callback", "/callback"),
+            "ui.redirect_url: `https://rosterd.example.com/callback` must end in /auth/callback",
+        ),
+        (
+            UI.replace("    - claim: it-support", "    - claim: it-support\n      group: x"),
+            "give one of `claim: GROUP`",
+        ),
+        (
+            UI.replace("    - claim: it-support", "    - team: it-support"),
+            "unknown field `team`",
+        ),
+        (
+            UI.replace(
+                "  viewers:\n    - claim: it-support\n  approvers:\n    - group: corpsec-approvers\n",
+                "",
+            ),
+            "ui: give `viewers` or `approvers`",
+        ),
+        (
+            format!("{UI}  session_hours: 0\n"),
+            "ui.session_hours: must be more than 0",
+        ),
+    ];
+    for (ui, expected) in cases {
+        let e = load(&format!("{MINIMAL}{ui}")).unwrap_err();
+        assert!(e.contains(expected), "expected {expected:?} in: {e}");
+    }
+    // Plain http is for a console on this machine.
+    let local = UI
+        .replace("https://example.okta.com", "http://127.0.0.1:8080")
+        .replace("https://rosterd.example.com", "http://localhost:9464");
+    assert!(load(&format!("{MINIMAL}{local}")).is_ok());
+}

@@ -42,12 +42,9 @@ impl Console {
                 ui.client_secret_env
             )
         })?;
-        let plain_http = ui.redirect_url.starts_with("http://");
         Ok(Console {
             oidc: auth::Oidc::new(ui, secret)?,
-            // Secure unless the console is plain http on this machine, where a browser would
-            // drop a Secure cookie.
-            secure: !(listen.ip().is_loopback() && plain_http),
+            secure: secure_cookies(listen, &ui.redirect_url),
         })
     }
 
@@ -74,6 +71,12 @@ impl Console {
         ))
         .unwrap_or_else(|_| HeaderValue::from_static(""))
     }
+}
+
+/// Cookies are Secure unless the console is plain http on this machine (the config allows
+/// plain http only to loopback), where a browser would not send a Secure cookie back.
+fn secure_cookies(listen: std::net::SocketAddr, redirect_url: &str) -> bool {
+    !(listen.ip().is_loopback() && redirect_url.starts_with("http://"))
 }
 
 /// A signed-in person, as the pages see them.
@@ -473,6 +476,41 @@ mod tests {
         assert_eq!(safe_return("https://evil.example.com/"), "/");
         assert_eq!(safe_return("/\\evil.example.com"), "/");
         assert_eq!(safe_return("/a\nb"), "/");
+    }
+
+    #[test]
+    fn cookies_are_secure_unless_plain_http_on_loopback() {
+        let at = |a: &str| {
+            a.parse::<std::net::SocketAddr>()
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert!(!secure_cookies(
+            at("127.0.0.1:9464"),
+            "http://127.0.0.1:9464/auth/callback"
+        ));
+        assert!(secure_cookies(
+            at("127.0.0.1:9464"),
+            "https://rosterd.example.com/auth/callback"
+        ));
+        assert!(secure_cookies(
+            at("0.0.0.0:9464"),
+            "https://rosterd.example.com/auth/callback"
+        ));
+        let ui: crate::config::UiConfig = serde_yaml::from_str(
+            "{issuer: 'https://idp.example.com', client_id: c, redirect_url: 'https://rosterd.example.com/auth/callback', viewers: [{claim: x}]}",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let console = Console {
+            oidc: auth::Oidc::new(&ui, crate::secret::Secret::new("s"))
+                .unwrap_or_else(|e| panic!("{e}")),
+            secure: true,
+        };
+        assert_eq!(console.session_cookie(), "__Host-rosterd-session");
+        let cookie = console.cookie(console.session_cookie(), "tok", 60);
+        assert_eq!(
+            cookie.to_str().unwrap_or_default(),
+            "__Host-rosterd-session=tok; Path=/; HttpOnly; SameSite=Lax; Max-Age=60; Secure"
+        );
     }
 
     #[test]
