@@ -456,6 +456,27 @@ async fn an_approver_signs_in_explains_approves_and_signs_out() {
     assert!(page.contains("Definition") && page.contains("division == \"Engineering\""));
     screenshot(&browser, "03-group-members").await;
 
+    // The first run's changes, by group, and one group's joins.
+    browser
+        .goto(&format!("{}/runs/1", stage.console))
+        .await
+        .unwrap();
+    let run = text(&browser).await;
+    assert!(
+        run.contains("Membership changes by group") && run.contains("engineering"),
+        "{run}"
+    );
+    browser
+        .goto(&format!("{}/runs/1?group=engineering", stage.console))
+        .await
+        .unwrap();
+    let joined = browser
+        .find_all(Locator::Css("table tr td:first-child a[href^='/workers/']"))
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(joined, stored.len(), "every member joined in the first run");
+
     // A worker's explain tree for the hybrid group's include entry, with its ticket.
     browser
         .goto(&format!(
@@ -650,6 +671,22 @@ async fn a_viewer_sees_holds_but_cannot_approve() {
         "a viewer's approval, even with their CSRF token"
     );
     assert_eq!(stage.held_sales().await["status"], "held");
+    // Pages are not cached, framed or scripted.
+    let overview = reqwest::Client::new()
+        .get(format!("{}/", stage.console))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(overview.status().as_u16(), 200);
+    let headers = overview.headers();
+    assert_eq!(headers["cache-control"], "no-store");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+
     // The console's session opens no API route: the API wants its bearer token.
     let api = reqwest::Client::new()
         .get(format!("{}/api/v1/holds", stage.console))

@@ -32,7 +32,22 @@ fn the_example_config_loads_and_sets_every_daemon_option() {
     );
     assert_eq!(config.daemon.time_zone, "Europe/Berlin");
     assert_eq!(config.targets.len(), 2);
+    let ui = config.ui.as_ref().expect("the example shows the console");
+    assert!(ui.issuer.starts_with("https://") && ui.redirect_url.ends_with("/auth/callback"));
+    assert!(!ui.approvers.is_empty() && !ui.viewers.is_empty());
     let text = read("rosterd.example.yaml");
+    for provider in [
+        "Okta",
+        "Entra ID",
+        "login.microsoftonline.com/",
+        "/v2.0",
+        "groups_claim",
+    ] {
+        assert!(
+            text.contains(provider),
+            "the example's ui: section does not show {provider}"
+        );
+    }
     for option in [
         "sync:",
         "reconcile:",
@@ -81,6 +96,7 @@ fn every_manifest_parses_and_the_pods_run_as_non_root_with_probes() {
     for kind in [
         "ConfigMap",
         "Deployment",
+        "Ingress",
         "Kustomization",
         "Secret",
         "Service",
@@ -104,6 +120,28 @@ fn every_manifest_parses_and_the_pods_run_as_non_root_with_probes() {
         grace > 30,
         "the pod is killed before the daemon's 30 s shutdown"
     );
+
+    // The console is exposed; the API and the metrics are not.
+    let ingress: serde_yaml::Value =
+        serde_yaml::from_str(&read("kubernetes/ingress.yaml")).unwrap();
+    let paths: Vec<&str> = ingress["spec"]["rules"][0]["http"]["paths"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"/auth") && paths.contains(&"/holds"),
+        "{paths:?}"
+    );
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.starts_with("/api") || *p == "/metrics"),
+        "{paths:?}"
+    );
+    assert!(read("kubernetes/kustomization.yaml").contains("ingress.yaml"));
+    assert!(read("kubernetes/secret.example.yaml").contains("ROSTERD_OIDC_CLIENT_SECRET"));
 
     let gitlab: serde_yaml::Value =
         serde_yaml::from_str(&read("ci/rules-repository.gitlab-ci.yml")).unwrap();

@@ -92,6 +92,8 @@ pub struct Shared {
     token: crate::secret::Secret,
     /// The web console, when the config has a `ui:` section.
     console: Option<ui::Console>,
+    /// The store's worker numbering as last read (it only grows), for the console's pages.
+    worker_ids: tokio::sync::Mutex<Arc<crate::store::WorkerIds>>,
 }
 
 /// Which rules are in force: the git commit of the rules folder (when it is a checkout), the
@@ -182,6 +184,23 @@ async fn evaluated(shared: &Shared) -> Result<Option<Arc<Evaluated>>, String> {
 }
 
 impl Shared {
+    /// The store's worker numbering now: the one kept, plus the workers numbered since.
+    async fn worker_ids(&self) -> Result<Arc<crate::store::WorkerIds>, crate::store::StoreError> {
+        let mut kept = self.worker_ids.lock().await;
+        let new = self.store.workers_numbered_after(&kept).await?;
+        if !new.is_empty() {
+            let ids = Arc::make_mut(&mut kept);
+            for (id, key) in new {
+                if ids.number(&key) != id {
+                    // Renumbered under us (a database restored from a backup): read it whole.
+                    *kept = Arc::new(self.store.worker_ids().await?);
+                    break;
+                }
+            }
+        }
+        Ok(Arc::clone(&kept))
+    }
+
     fn config(&self) -> Arc<Config> {
         Arc::clone(&self.config.read().unwrap_or_else(|p| p.into_inner()))
     }
@@ -364,6 +383,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
         evaluated: Mutex::new(None),
         token,
         console,
+        worker_ids: tokio::sync::Mutex::new(Arc::default()),
     });
     shared.metrics.rules_loaded(shared.rules().groups().len());
     warm_console(&shared);

@@ -425,6 +425,27 @@ impl Store {
         read_worker_ids(&mut *self.pool.acquire().await?).await
     }
 
+    /// The workers numbered since `known` was read, in id order. Numbers are never taken
+    /// back or reused, so `known` plus these is the numbering now: a reader that keeps one
+    /// (the web console) reads only what is new.
+    pub async fn workers_numbered_after(
+        &self,
+        known: &WorkerIds,
+    ) -> Result<Vec<(u32, String)>, StoreError> {
+        let rows = sqlx::query("SELECT id, worker_key FROM workers WHERE id >= $1 ORDER BY id")
+            .bind(known.len() as i64)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = row.try_get(0)?;
+                let id = u32::try_from(id)
+                    .map_err(|_| corrupt("the worker numbering", format!("id {id}")))?;
+                Ok((id, row.try_get(1)?))
+            })
+            .collect()
+    }
+
     /// Every group's members now (groups that have none are left out).
     pub async fn member_state(&self) -> Result<MemberState, StoreError> {
         let workers = self.worker_ids().await?;

@@ -128,6 +128,26 @@ pub fn router(shared: Ui) -> Router<Ui> {
         .route("/auth/callback", get(callback))
         .route("/auth/signed-out", get(signed_out))
         .merge(signed_in)
+        .layer(axum::middleware::map_response(protect))
+}
+
+/// Every console answer: no script may run, nothing may frame it, forms post only here, and
+/// no page (they show people's memberships) is kept in a cache.
+async fn protect(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 fn console(shared: &Shared) -> Option<&Console> {

@@ -28,6 +28,7 @@ pub struct ListQuery {
     page: Option<usize>,
     group: Option<String>,
     approved: Option<i64>,
+    standby: Option<u8>,
 }
 
 type Q = Query<ListQuery>;
@@ -289,8 +290,9 @@ async fn group_body(
     let g = rules.group(id);
     let (location, definition) = rules.definition(id);
     let store = &shared.store;
+    let workers = shared.worker_ids().await.map_err(|e| e.to_string())?;
     let members = store
-        .group_memberships(&g.name)
+        .group_memberships_with(&g.name, &workers)
         .await
         .map_err(|e| e.to_string())?;
     let evaluated = super::super::evaluated(shared).await?;
@@ -620,12 +622,28 @@ pub async fn run(
         }
         Err(e) => return store_err(e),
     };
-    let changes = match shared.store.run_changes(id).await {
-        Ok(c) => c,
+    // A first run changes millions of memberships at 100,000 x 2,000: the page counts
+    // them per group, and lists one group's changes a page at a time.
+    let deltas = match shared.store.run_deltas(id).await {
+        Ok(d) => d,
         Err(e) => return store_err(e),
     };
-    let page_no = page_of(&q);
-    let first = (page_no - 1) * CHANGES_PER_PAGE;
+    let chosen = q.group.as_deref().filter(|g| !g.is_empty());
+    let mut listed: Vec<(String, bool, String)> = Vec::new();
+    let mut total = 0;
+    if let Some(delta) = chosen.and_then(|g| deltas.iter().find(|d| d.group == g)) {
+        let workers = match shared.worker_ids().await {
+            Ok(w) => w,
+            Err(e) => return store_err(e),
+        };
+        total = (delta.added.len() + delta.removed.len()) as usize;
+        let first = (page_of(&q) - 1) * CHANGES_PER_PAGE;
+        for (worker, added, reason) in delta.changes().skip(first).take(CHANGES_PER_PAGE) {
+            let key = workers.key(worker).unwrap_or("?").to_string();
+            listed.push((key, added, reason.to_string()));
+        }
+    }
+    let base = format!("/runs/{id}");
     let body = html! {
         (runs_table(std::slice::from_ref(&run)))
         @if let Some(m) = &run.message { pre { (m) } }
@@ -634,23 +652,41 @@ pub async fn run(
             (None, Some(d)) => code { "sha256:" (d) },
             (None, None) => span.muted { "unknown" },
         } }
-        h2 { "Membership changes" }
-        @if changes.is_empty() {
-            p.muted { "This run changed no membership." }
+        @if let Some(group) = chosen {
+            h2 { "Changes to " (group) }
+            p { a href=(base) { "← every group of run " (id) } }
+            @if listed.is_empty() {
+                p.muted { "This run did not change " (group) "." }
+            } @else {
+                table {
+                    tr { th { "Worker" } th { "Change" } th { "Reason" } }
+                    @for (key, added, reason) in &listed {
+                        tr {
+                            td { a href=(format!("/workers/{}", seg(key))) { (key) } }
+                            td { @if *added { span.ok { "joined" } } @else { span.bad { "left" } } }
+                            td { (reason) }
+                        }
+                    }
+                }
+                (pager(&format!("{base}?group={}", seg(group)), page_of(&q), CHANGES_PER_PAGE, total))
+            }
         } @else {
-            p.muted { (count(changes.len() as u64)) " changes" }
-            table {
-                tr { th { "Group" } th { "Worker" } th { "Change" } th { "Reason" } }
-                @for c in changes.iter().skip(first).take(CHANGES_PER_PAGE) {
-                    tr {
-                        td { a href=(format!("/groups/{}", seg(&c.group))) { (c.group) } }
-                        td { a href=(format!("/workers/{}", seg(&c.worker))) { (c.worker) } }
-                        td { @if c.added { span.ok { "joined" } } @else { span.bad { "left" } } }
-                        td { (c.reason) }
+            h2 { "Membership changes by group" }
+            @if deltas.is_empty() {
+                p.muted { "This run changed no membership." }
+            } @else {
+                table {
+                    tr { th { "Group" } th.n { "Joined" } th.n { "Left" } th.n { "Members after" } }
+                    @for d in &deltas {
+                        tr {
+                            td { a href=(format!("{base}?group={}", seg(&d.group))) { (d.group) } }
+                            td.n { (count(d.added.len())) }
+                            td.n { (count(d.removed.len())) }
+                            td.n { (count(d.member_count)) }
+                        }
                     }
                 }
             }
-            (pager(&format!("/runs/{id}"), page_no, CHANGES_PER_PAGE, changes.len()))
         }
     };
     page(&format!("Run {id}"), &person, body).into_response()
@@ -677,7 +713,11 @@ pub async fn holds(
         .collect();
     let body = html! {
         @if let Some(id) = q.approved {
-            p.flash { "Push hold " (id) " is approved; a sync is queued to send it." }
+            @if q.standby.is_some() {
+                p.flash { "Push hold " (id) " is approved; the leader's next scheduled sync sends it (this instance is on standby)." }
+            } @else {
+                p.flash { "Push hold " (id) " is approved; a sync is queued to send it." }
+            }
         }
         p.muted { "A push is held when it would change more of a target's group than its failsafe allows, or when a guardrail on the group is broken. Approving releases that one change; a later change is held again if it breaks the same limit." }
         h2 { "Waiting for approval" }
@@ -775,9 +815,13 @@ pub async fn approve(
     match shared.store.approve_push_hold(id, &now, &by).await {
         Ok(hold) => {
             tracing::info!(hold = hold.id, group = %hold.group, target = %hold.target, approved_by = %by, "push hold approved in the console");
-            // On a standby, the leader's next scheduled sync sends it.
-            shared.request(crate::daemon::Job::Sync);
-            redirect(&format!("/holds?approved={id}"))
+            if shared.leadership.leading() {
+                shared.request(crate::daemon::Job::Sync);
+                redirect(&format!("/holds?approved={id}"))
+            } else {
+                // A standby runs nothing: the leader's next scheduled sync sends it.
+                redirect(&format!("/holds?approved={id}&standby=1"))
+            }
         }
         Err(StoreError::NotFound(m)) => {
             super::html::error_page(StatusCode::NOT_FOUND, "No such hold", &m)
