@@ -104,19 +104,7 @@ fn main() {
             ),
         )
         .expect("the config is written");
-        let mut emulator = Command::new(env!("CARGO_BIN_EXE_rosterd"))
-            .arg("--config")
-            .arg(&config)
-            .args(["emulator", "--users-from-config", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the emulator starts");
-        if let Some(out) = emulator.stdout.take() {
-            use std::io::BufRead;
-            let mut first = String::new();
-            let _ = std::io::BufReader::new(out).read_line(&mut first);
-        }
+        let mut emulator = common::start_emulator(&config, port);
         rosterd(&["sync"], "sync, first (creates and fills every group)");
         rosterd(&["sync"], "sync, identical export");
         common::change_one_percent(&mut workers);
@@ -186,13 +174,7 @@ fn run(config: &Path, args: &[&str]) -> Measured {
 }
 
 fn write_config(dir: &Path, database: &str) -> PathBuf {
-    let sample =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rosterd.yaml"))
-            .expect("the sample config");
-    let start = sample.find("directory:").expect("a directory section");
-    let end = sample.find("rules:\n").expect("a rules section");
-    let directory = sample[start..end]
-        .replace("file: sample/workers.csv", "file: workers.csv")
+    let directory = common::sample_directory()
         // A generated 1% change is not a failsafe matter.
         .replace("max_shrink_percent: 10", "max_shrink_percent: 100");
     let config = format!("database: {database}\n{directory}rules:\n  dir: rules\n");

@@ -15,7 +15,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -74,12 +73,7 @@ fn main() {
 
     let (emulator_port, port) = (free_port(), free_port());
     let config = dir.join("rosterd.yaml");
-    let sample =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rosterd.yaml"))
-            .expect("the sample config");
-    let start = sample.find("directory:").expect("a directory section");
-    let end = sample.find("rules:\n").expect("a rules section");
-    let directory = sample[start..end].replace("file: sample/workers.csv", "file: workers.csv");
+    let directory = common::sample_directory();
     std::fs::write(
         &config,
         format!(
@@ -92,19 +86,7 @@ ui:\n  issuer: https://idp.example.com\n  client_id: bench\n  client_secret_env:
     )
     .expect("the config is written");
 
-    let mut emulator = Command::new(env!("CARGO_BIN_EXE_rosterd"))
-        .arg("--config")
-        .arg(&config)
-        .args(["emulator", "--users-from-config", "--listen"])
-        .arg(format!("127.0.0.1:{emulator_port}"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the emulator starts");
-    if let Some(out) = emulator.stdout.take() {
-        use std::io::BufRead;
-        let mut first = String::new();
-        let _ = std::io::BufReader::new(out).read_line(&mut first);
-    }
+    let emulator = common::start_emulator(&config, emulator_port);
     let _emulator = Killed(emulator);
     let started = Instant::now();
     let sync = Command::new(env!("CARGO_BIN_EXE_rosterd"))
@@ -169,6 +151,7 @@ ui:\n  issuer: https://idp.example.com\n  client_id: bench\n  client_secret_env:
         .stderr(Stdio::null())
         .spawn()
         .expect("rosterd run starts");
+    let daemon_pid = daemon.id();
     let _daemon = Killed(daemon);
     let base = format!("http://127.0.0.1:{port}");
     runtime.block_on(async {
@@ -287,5 +270,10 @@ ui:\n  issuer: https://idp.example.com\n  client_id: bench\n  client_secret_env:
             );
         }
     });
+    // The daemon's peak resident memory, the snapshot in force kept evaluated included.
+    let status = std::fs::read_to_string(format!("/proc/{daemon_pid}/status")).unwrap_or_default();
+    if let Some(peak) = status.lines().find_map(|l| l.strip_prefix("VmHWM:")) {
+        println!("rosterd run peak memory: {}", peak.trim());
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

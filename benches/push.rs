@@ -243,12 +243,7 @@ fn fewest(
 }
 
 fn write_config(dir: &Path, url: &str) -> PathBuf {
-    let sample =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rosterd.yaml"))
-            .expect("the sample config");
-    let start = sample.find("directory:").expect("a directory section");
-    let end = sample.find("rules:\n").expect("a rules section");
-    let directory = sample[start..end].replace("file: sample/workers.csv", "file: workers.csv");
+    let directory = common::sample_directory();
     let config = format!(
         "database: sqlite://{}\n{directory}rules:\n  dir: rules\ntargets:\n  bench:\n    url: {url}\n    requests_per_second: 1000000\n    concurrency: 4\n    patch: {{ max_members_per_request: {PER_REQUEST} }}\n    page_size: {PAGE}\n    failsafe: {{ max_remove_percent: 100 }}\n",
         dir.join("rosterd.db").display()

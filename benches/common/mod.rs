@@ -14,6 +14,35 @@ use std::path::Path;
 use rand::{Rng, SeedableRng};
 use rosterd::directory::generate::{self, Worker};
 
+/// The sample config's `directory:` section, reading `workers.csv` beside the config.
+pub fn sample_directory() -> String {
+    let sample =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rosterd.yaml"))
+            .expect("the sample config");
+    let start = sample.find("directory:").expect("a directory section");
+    let end = sample.find("rules:\n").expect("a rules section");
+    sample[start..end].replace("file: sample/workers.csv", "file: workers.csv")
+}
+
+/// `rosterd emulator --users-from-config` on `port`, in a process of its own (an account
+/// per worker of the config's export), returned once it listens.
+pub fn start_emulator(config: &Path, port: u16) -> std::process::Child {
+    use std::io::BufRead;
+    let mut emulator = std::process::Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .arg("--config")
+        .arg(config)
+        .args(["emulator", "--users-from-config", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the emulator starts");
+    if let Some(out) = emulator.stdout.take() {
+        let mut first = String::new();
+        let _ = std::io::BufReader::new(out).read_line(&mut first);
+    }
+    emulator
+}
+
 pub fn write_csv(workers: &[Worker], path: &Path) {
     let file = std::io::BufWriter::new(std::fs::File::create(path).expect("a temporary file"));
     generate::write_csv(workers, file).expect("writing the export");

@@ -194,7 +194,7 @@ impl Node {
     /// `None` for other values, which are shown with their value instead.
     pub fn holds(&self) -> Option<bool> {
         self.is_bool
-            .then(|| matches!(self.value, Some(serde_json::Value::Bool(true))))
+            .then_some(matches!(self.value, Some(serde_json::Value::Bool(true))))
     }
 }
 

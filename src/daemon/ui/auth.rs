@@ -161,14 +161,14 @@ impl Oidc {
         let nonce = Nonce::new(login.nonce.clone());
         let verified = id_token
             .claims(&client.id_token_verifier(), &nonce)
-            .map(|c| c.clone());
+            .cloned();
         let claims = match verified {
             Ok(c) => c,
             // Perhaps the provider rotated its keys: read them again, once.
             Err(first) => {
                 let fresh = self.client(self.metadata(true).await?);
                 let verifier = fresh.id_token_verifier();
-                let again = id_token.claims(&verifier, &nonce).map(|c| c.clone());
+                let again = id_token.claims(&verifier, &nonce).cloned();
                 again.map_err(|_| SignInError::Token(first.to_string()))?
             }
         };
