@@ -232,6 +232,10 @@ ui:\n  issuer: https://idp.example.com\n  client_id: bench\n  client_secret_env:
                 format!("/runs/1?group={name}"),
             ),
             ("holds", "/holds".to_string()),
+            (
+                "plan a rule (checks 2,000 groups, evaluates)",
+                "/plan?rule=division%20%3D%3D%20%22Engineering%22%20and%20is_manager".to_string(),
+            ),
         ];
         println!(
             "largest pushed group: {name} ({members} members); {times} requests per page after the first"

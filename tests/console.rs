@@ -671,6 +671,39 @@ async fn a_viewer_sees_holds_but_cannot_approve() {
         "a viewer's approval, even with their CSRF token"
     );
     assert_eq!(stage.held_sales().await["status"], "held");
+    // Planning a pasted rule: its members on the snapshot in force, or its diagnostics.
+    let sales = stage
+        .world
+        .store()
+        .await
+        .group_memberships("sales")
+        .await
+        .unwrap()
+        .len();
+    let plan = |rule: &str| {
+        format!(
+            "{}/plan?rule={}",
+            stage.console,
+            url::form_urlencoded::byte_serialize(rule.as_bytes()).collect::<String>()
+        )
+    };
+    browser
+        .goto(&plan("division == \"Sales\" and member_of(\"everyone\")"))
+        .await
+        .unwrap();
+    let planned = text(&browser).await;
+    assert!(
+        planned.contains(&format!("{sales} of 60 workers")),
+        "{planned}"
+    );
+    screenshot(&browser, "13-plan-a-rule").await;
+    browser.goto(&plan("divison == \"Sales\"")).await.unwrap();
+    let refused = text(&browser).await;
+    assert!(
+        refused.contains("The rule does not check") && refused.contains("divison"),
+        "{refused}"
+    );
+
     // Pages are not cached, framed or scripted.
     let overview = reqwest::Client::new()
         .get(format!("{}/", stage.console))

@@ -127,7 +127,7 @@ pub struct Refused {
 }
 
 /// The stored snapshot in force, evaluated under a rule set.
-struct Evaluated {
+pub(crate) struct Evaluated {
     snapshot_id: i64,
     rules: Arc<RuleSet>,
     snapshot: crate::directory::Snapshot,

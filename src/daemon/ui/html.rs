@@ -55,6 +55,7 @@ pub fn page(title: &str, person: &Person, body: Markup) -> Markup {
                         a href="/groups" { "Groups" }
                         a href="/runs" { "Runs" }
                         a href="/holds" { "Holds" }
+                        a href="/plan" { "Plan a rule" }
                     }
                     form action="/workers" method="get" {
                         input type="search" name="q" placeholder="worker key or email" aria-label="Find a worker";

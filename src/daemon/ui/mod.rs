@@ -117,6 +117,7 @@ pub fn router(shared: Ui) -> Router<Ui> {
         .route("/runs", get(pages::runs))
         .route("/runs/{id}", get(pages::run))
         .route("/holds", get(pages::holds))
+        .route("/plan", get(pages::preview))
         .route("/holds/{id}/approve", post(pages::approve))
         .route("/auth/logout", post(logout))
         .layer(axum::middleware::from_fn_with_state(
