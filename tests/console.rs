@@ -148,6 +148,7 @@ impl Stage {
         let users = serde_json::json!({
             "approver": { "email": approver.email, "name": "Ada Approver", "groups": [] },
             "viewer": { "email": "vic.viewer@example.com", "name": "Vic Viewer", "groups": ["it-support"] },
+            "stranger": { "email": "sam.stranger@example.com", "name": "Sam Stranger", "groups": ["contractors"] },
         });
         std::fs::write(world.path("users.json"), users.to_string()).unwrap();
         let mut node = Command::new("node");
@@ -637,7 +638,8 @@ async fn an_approver_signs_in_explains_approves_and_signs_out() {
 }
 
 /// A viewer (by the provider's groups claim) sees the holds but no Approve button, and an
-/// approval forged with their session and CSRF token is refused.
+/// approval forged with their session and CSRF token is refused; they can plan a rule. A
+/// person the provider signs in without either role sees nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_sees_holds_but_cannot_approve() {
     let Some(stage) = Stage::new("viewer").await else {
@@ -729,6 +731,20 @@ async fn a_viewer_sees_holds_but_cannot_approve() {
         .unwrap();
     assert_eq!(api.status().as_u16(), 401);
     browser.close().await.unwrap();
+
+    // Someone the provider signs in who holds neither role sees nothing.
+    let stranger = stage.browser("stranger").await;
+    stage
+        .sign_in(&stranger, "stranger", "/", "14-stranger-sign-in")
+        .await;
+    let page = text(&stranger).await;
+    assert!(page.contains("neither a viewer nor an approver"), "{page}");
+    assert!(
+        !page.contains("Rules in force") && !page.contains("sales"),
+        "{page}"
+    );
+    screenshot(&stranger, "15-no-access").await;
+    stranger.close().await.unwrap();
 }
 
 /// Without a `ui:` section the daemon's address serves the API only; with one, the daemon
