@@ -148,7 +148,8 @@ impl Stage {
         let users = serde_json::json!({
             "approver": { "email": approver.email, "name": "Ada Approver", "groups": [] },
             "viewer": { "email": "vic.viewer@example.com", "name": "Vic Viewer", "groups": ["it-support"] },
-            "stranger": { "email": "sam.stranger@example.com", "name": "Sam Stranger", "groups": ["contractors"] },
+            // Claims the approver's address, which the provider has not verified.
+            "stranger": { "email": approver.email, "email_verified": false, "name": "Sam Stranger", "groups": ["contractors"] },
         });
         std::fs::write(world.path("users.json"), users.to_string()).unwrap();
         let mut node = Command::new("node");
@@ -732,7 +733,8 @@ async fn a_viewer_sees_holds_but_cannot_approve() {
     assert_eq!(api.status().as_u16(), 401);
     browser.close().await.unwrap();
 
-    // Someone the provider signs in who holds neither role sees nothing.
+    // Someone the provider signs in who holds neither role sees nothing, even with an
+    // approver's address that the provider has not verified.
     let stranger = stage.browser("stranger").await;
     stage
         .sign_in(&stranger, "stranger", "/", "14-stranger-sign-in")

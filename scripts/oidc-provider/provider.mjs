@@ -7,6 +7,7 @@
 //        [--users users.json] [--client-secret SECRET]
 //
 // users.json: {"ada": {"email": "ada@example.com", "name": "Ada", "groups": ["corpsec"]}, ...}
+// ("email_verified": false marks an address the provider has not verified).
 // Prints `listening ISSUER` on stdout once it answers.
 import { readFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
@@ -64,13 +65,11 @@ const provider = new Provider(issuer, {
     return {
       accountId: id,
       async claims() {
-        return { sub: id, email: user.email, email_verified: true, name: user.name, groups: user.groups ?? [] };
+        return { sub: id, email: user.email, email_verified: user.email_verified ?? true, name: user.name, groups: user.groups ?? [] };
       },
     };
   },
 });
-// Plain HTTP on loopback is what a test needs; the provider allows it only when told.
-provider.proxy = false;
 const server = provider.listen(port, '127.0.0.1', () => {
   console.log(`listening ${issuer}`);
 });

@@ -179,7 +179,12 @@ impl Oidc {
             .unwrap_or_default();
         Ok(Identity {
             subject: claims.subject().to_string(),
-            email: claims.email().map(|e| e.to_string()),
+            // An address the provider says it has not verified names nobody: it could be
+            // anyone's, and `group:` roles match people by it.
+            email: claims
+                .email()
+                .filter(|_| claims.email_verified() != Some(false))
+                .map(|e| e.to_string()),
             name: claims
                 .name()
                 .and_then(|n| n.get(None))
