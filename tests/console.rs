@@ -478,6 +478,36 @@ async fn an_approver_signs_in_explains_approves_and_signs_out() {
         .unwrap()
         .len();
     assert_eq!(joined, stored.len(), "every member joined in the first run");
+    // The API gives the same run counted per group, and one group's changes a page at a time.
+    let (_, body) = stage.daemon.get("/api/v1/runs/1", Some(TOKEN)).await;
+    let run: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let engineering = run["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "engineering")
+        .unwrap();
+    assert_eq!(engineering["joined"], stored.len());
+    assert_eq!(
+        run["changes"].as_array().unwrap().len() as u64,
+        run["total_changes"].as_u64().unwrap(),
+        "a small run lists every change"
+    );
+    let (_, body) = stage
+        .daemon
+        .get("/api/v1/runs/1?group=engineering&page=1", Some(TOKEN))
+        .await;
+    let one: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let changes = one["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), stored.len());
+    assert!(changes
+        .iter()
+        .all(|c| c["group"] == "engineering" && c["added"] == true));
+    let (_, body) = stage
+        .daemon
+        .get("/api/v1/runs/1?group=engineering&page=2", Some(TOKEN))
+        .await;
+    assert!(body.contains("\"changes\": []"), "{body}");
 
     // A worker's explain tree for the hybrid group's include entry, with its ticket.
     browser

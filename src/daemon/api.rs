@@ -387,18 +387,81 @@ fn bad_id() -> Response {
     error(StatusCode::BAD_REQUEST, "ids are whole numbers")
 }
 
-async fn run(State(shared): State<Api>, Path(raw): Path<String>) -> Response {
+/// A run's changes are listed whole up to this many; past it (a first run at 100k x 2,000
+/// changes 20.8 M memberships) ask for one group's, a page at a time.
+const RUN_CHANGES_LISTED: u64 = 10_000;
+/// One group's changes per page.
+const RUN_CHANGES_PAGE: usize = 1_000;
+
+#[derive(serde::Deserialize)]
+struct RunQuery {
+    group: Option<String>,
+    page: Option<usize>,
+}
+
+/// One run: its counts per group, and its changes (all of them when they are few, else one
+/// group's with `?group=NAME&page=N`).
+async fn run(
+    State(shared): State<Api>,
+    Path(raw): Path<String>,
+    q: Result<Query<RunQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Some(id) = id(&raw) else {
         return bad_id();
     };
-    match shared.store.run(id).await {
-        Ok(Some(run)) => match shared.store.run_changes(id).await {
-            Ok(changes) => ok(json!({ "run": run, "changes": changes })),
-            Err(e) => internal(e),
-        },
-        Ok(None) => error(StatusCode::NOT_FOUND, "no such run"),
-        Err(e) => internal(e),
+    let Ok(Query(q)) = q else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "a run takes ?group=NAME and &page=N (from 1)",
+        );
+    };
+    let run = match shared.store.run(id).await {
+        Ok(Some(run)) => run,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no such run"),
+        Err(e) => return internal(e),
+    };
+    let deltas = match shared.store.run_deltas(id).await {
+        Ok(d) => d,
+        Err(e) => return internal(e),
+    };
+    let total: u64 = deltas.iter().map(|d| d.added.len() + d.removed.len()).sum();
+    let groups: Vec<Value> = deltas
+        .iter()
+        .map(|d| json!({ "group": d.group, "joined": d.added.len(), "left": d.removed.len(), "members_after": d.member_count }))
+        .collect();
+    let listed: Vec<&crate::store::GroupDelta> = match &q.group {
+        Some(g) => deltas.iter().filter(|d| &d.group == g).collect(),
+        None if total <= RUN_CHANGES_LISTED => deltas.iter().collect(),
+        None => Vec::new(),
+    };
+    let (skip, take) = match (&q.group, q.page) {
+        (Some(_), page) => (
+            (page.unwrap_or(1).max(1) - 1) * RUN_CHANGES_PAGE,
+            RUN_CHANGES_PAGE,
+        ),
+        (None, _) => (0, usize::MAX),
+    };
+    let workers = match shared.worker_ids().await {
+        Ok(w) => w,
+        Err(e) => return internal(e),
+    };
+    let changes: Vec<Value> = listed
+        .iter()
+        .flat_map(|d| d.changes().map(move |(w, added, reason)| (d, w, added, reason)))
+        .skip(skip)
+        .take(take)
+        .map(|(d, w, added, reason)| {
+            json!({ "group": d.group, "worker": workers.key(w).unwrap_or("?"), "added": added, "reason": reason })
+        })
+        .collect();
+    let mut body =
+        json!({ "run": run, "groups": groups, "total_changes": total, "changes": changes });
+    if q.group.is_none() && total > RUN_CHANGES_LISTED {
+        body["changes_omitted"] = json!(format!(
+            "this run changed {total} memberships; ask for one group's with ?group=NAME&page=N ({RUN_CHANGES_PAGE} a page)"
+        ));
     }
+    ok(body)
 }
 
 /// Jobs run on the leader only; a standby says so instead of queueing what it cannot run.
