@@ -835,4 +835,17 @@ async fn the_console_is_off_without_ui_and_refuses_a_config_it_cannot_honour() {
         !e.contains(CLIENT_SECRET),
         "the secret is never printed: {e}"
     );
+    // `rosterd check`, as the rules repository's CI runs it, says the same.
+    let check = Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .args(["check", "--config"])
+        .arg(world.path("rosterd.yaml"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(!check.status.success(), "{out}");
+    assert!(
+        out.contains("error:")
+            && out.contains("ui.approvers: `group: corpsec-approverz` is not a group of the rules"),
+        "{out}"
+    );
 }

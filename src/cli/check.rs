@@ -38,17 +38,27 @@ pub fn check(global: &Global) -> Result<bool, CliError> {
         }
     }
     let data_error = loaded.as_ref().err().map(ToString::to_string);
-    let ok = !diagnostics.has_errors() && data_error.is_none();
+    // The console's roles name rosterd groups the rules must define.
+    let config_error = match (&config.ui, &rule_set) {
+        (Some(ui), Some(rules)) => ui
+            .check_groups(&config.path, &config.rules.dir, |g| {
+                rules.lookup(g).is_some()
+            })
+            .err(),
+        _ => None,
+    };
+    let ok = !diagnostics.has_errors() && data_error.is_none() && config_error.is_none();
     if global.format == Format::Json {
         let report = loaded.as_ref().ok().map(|(_, r)| r);
         print_json(&serde_json::json!({
             "ok": ok,
             "as_of": as_of.to_string(),
-            "errors": diagnostics.errors() + usize::from(data_error.is_some()),
+            "errors": diagnostics.errors() + usize::from(data_error.is_some()) + usize::from(config_error.is_some()),
             "warnings": diagnostics.warnings(),
             "diagnostics": diagnostics.sorted().iter().map(|d| d.to_json(&sources)).collect::<Vec<_>>(),
             "directory": report,
             "directory_error": data_error,
+            "config_error": config_error,
         }))?;
         return Ok(ok);
     }
@@ -61,8 +71,14 @@ pub fn check(global: &Global) -> Result<bool, CliError> {
             let _ = writeln!(out, "error: {e}");
         }
     }
+    if let Some(e) = &config_error {
+        let _ = writeln!(out, "error: {e}");
+    }
     out.push('\n');
-    out.push_str(&diagnostics.render_counting(&sources, usize::from(data_error.is_some())));
+    out.push_str(&diagnostics.render_counting(
+        &sources,
+        usize::from(data_error.is_some()) + usize::from(config_error.is_some()),
+    ));
     if let Some(rule_set) = &rule_set {
         let _ = writeln!(
             out,

@@ -121,6 +121,24 @@ impl UiConfig {
         Ok(())
     }
 
+    /// `Err` naming the first `group:` role that the rules do not define (`known` says
+    /// which they do): such a role would quietly lock its people out.
+    pub fn check_groups(
+        &self,
+        config: &std::path::Path,
+        rules_dir: &std::path::Path,
+        known: impl Fn(&str) -> bool,
+    ) -> Result<(), String> {
+        match self.rosterd_groups().find(|(_, group)| !known(group)) {
+            Some((field, group)) => Err(format!(
+                "{}: ui.{field}: `group: {group}` is not a group of the rules in {}\nhelp: name a group the rules define, or use `claim: {group}` for a group of the identity provider",
+                config.display(),
+                rules_dir.display()
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The rosterd groups the roles name, with the field that names them, for checking
     /// against the rules.
     pub fn rosterd_groups(&self) -> impl Iterator<Item = (&'static str, &str)> {

@@ -322,17 +322,10 @@ fn load_rules(config: &Config) -> Result<RuleSet, String> {
         &crate::rules::Context::from_config(config, &schema),
     )
     .map_err(|e| e.to_string())?;
-    // A role given by a group the rules do not have would quietly lock people out.
     if let Some(ui) = &config.ui {
-        for (field, group) in ui.rosterd_groups() {
-            if rules.lookup(group).is_none() {
-                return Err(format!(
-                    "{}: ui.{field}: `group: {group}` is not a group of the rules in {}\nhelp: name a group the rules define, or use `claim: {group}` for a group of the identity provider",
-                    config.path.display(),
-                    config.rules.dir.display()
-                ));
-            }
-        }
+        ui.check_groups(&config.path, &config.rules.dir, |g| {
+            rules.lookup(g).is_some()
+        })?;
     }
     Ok(rules)
 }
