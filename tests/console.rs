@@ -3,7 +3,8 @@
 //! scripts/oidc-provider), against a real `rosterd run` whose emulator target holds a push.
 //! `scripts/test` installs the provider and the browser and sets `ROSTERD_TEST_OIDC_PROVIDER`,
 //! `ROSTERD_TEST_CHROMEDRIVER` and `ROSTERD_TEST_CHROMIUM`; with CI=true a missing one fails.
-//! Each scenario saves a screenshot under `target/console/`.
+//! Each scenario saves a screenshot under `target/console/`. The two browser journeys run on
+//! SQLite and on PostgreSQL.
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
@@ -124,9 +125,9 @@ guardrails:
 "#;
 
 impl Stage {
-    async fn new(name: &str) -> Option<Stage> {
+    async fn new(name: &str, db: common::TestDb) -> Option<Stage> {
         let parts = parts()?;
-        let world = World::with_emulator(common::sqlite_db(), 60, &[]).await;
+        let world = World::with_emulator(db, 60, &[]).await;
         let active = |pred: &dyn Fn(&rosterd::directory::generate::Worker) -> bool| {
             world
                 .workers
@@ -397,7 +398,13 @@ async fn text(browser: &Client) -> String {
 /// its ticket, approves the held push (which a sync then sends), and signs out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approver_signs_in_explains_approves_and_signs_out() {
-    let Some(stage) = Stage::new("approver").await else {
+    for db in common::all_dbs().await {
+        approver_journey(db).await;
+    }
+}
+
+async fn approver_journey(db: common::TestDb) {
+    let Some(stage) = Stage::new("approver", db).await else {
         return;
     };
     let browser = stage.browser("approver").await;
@@ -673,7 +680,13 @@ async fn an_approver_signs_in_explains_approves_and_signs_out() {
 /// person the provider signs in without either role sees nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_sees_holds_but_cannot_approve() {
-    let Some(stage) = Stage::new("viewer").await else {
+    for db in common::all_dbs().await {
+        viewer_journey(db).await;
+    }
+}
+
+async fn viewer_journey(db: common::TestDb) {
+    let Some(stage) = Stage::new("viewer", db).await else {
         return;
     };
     let browser = stage.browser("viewer").await;
