@@ -268,12 +268,7 @@ pub async fn group(
 ) -> Response {
     let rules = shared.rules();
     let Some(id) = rules.lookup(&name) else {
-        return page(
-            "No such group",
-            &person,
-            html! { p { "The rules in force have no group " code { (name) } "." } },
-        )
-        .with_status(StatusCode::NOT_FOUND);
+        return no_group(&person, &name);
     };
     match group_body(&shared, &rules, id, page_of(&q)).await {
         Ok(body) => page(&format!("Group {name}"), &person, body).into_response(),
@@ -457,6 +452,15 @@ pub async fn find_worker(
     }
 }
 
+fn no_group(person: &Person, name: &str) -> Response {
+    page(
+        "No such group",
+        person,
+        html! { p { "The rules in force have no group " code { (name) } "." } },
+    )
+    .with_status(StatusCode::NOT_FOUND)
+}
+
 fn no_worker(person: &Person, wanted: &str) -> Response {
     page(
         "No such worker",
@@ -493,14 +497,7 @@ pub async fn worker(
     let chosen = match q.group.as_deref().filter(|g| !g.is_empty()) {
         Some(name) => match e.rules.lookup(name) {
             Some(g) => Some(g),
-            None => {
-                return page(
-                    "No such group",
-                    &person,
-                    html! { p { "The rules in force have no group " code { (name) } "." } },
-                )
-                .with_status(StatusCode::NOT_FOUND)
-            }
+            None => return no_group(&person, name),
         },
         None => None,
     };
