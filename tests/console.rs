@@ -98,6 +98,8 @@ struct Stage {
     _provider: Helper,
     driver: Helper,
     driver_port: u16,
+    /// A second `rosterd run` on the same PostgreSQL database, on standby, and its console.
+    standby: Option<(Daemon, String)>,
 }
 
 const RULES: &str = r#"
@@ -126,6 +128,11 @@ guardrails:
 
 impl Stage {
     async fn new(name: &str, db: common::TestDb) -> Option<Stage> {
+        Stage::with(name, db, false).await
+    }
+
+    /// With `standby`, a second daemon on the same (PostgreSQL) database stands by.
+    async fn with(name: &str, db: common::TestDb, standby: bool) -> Option<Stage> {
         let parts = parts()?;
         let world = World::with_emulator(db, 60, &[]).await;
         let active = |pred: &dyn Fn(&rosterd::directory::generate::Worker) -> bool| {
@@ -144,8 +151,10 @@ impl Stage {
         std::fs::write(world.path("rules/console.yaml"), rules).unwrap();
 
         let port = free_port();
+        let standby_port = free_port();
         let provider_port = free_port();
         let console = format!("http://127.0.0.1:{port}");
+        let standby_console = format!("http://127.0.0.1:{standby_port}");
         let users = serde_json::json!({
             "approver": { "email": approver.email, "name": "Ada Approver", "groups": [] },
             "viewer": { "email": "vic.viewer@example.com", "name": "Vic Viewer", "groups": ["it-support"] },
@@ -157,6 +166,7 @@ impl Stage {
         node.arg(&parts.provider)
             .args(["--port", &provider_port.to_string()])
             .args(["--redirect", &format!("{console}/auth/callback")])
+            .args(["--redirect", &format!("{standby_console}/auth/callback")])
             .arg("--users")
             .arg(world.path("users.json"))
             .args(["--client-secret", CLIENT_SECRET]);
@@ -191,6 +201,29 @@ ui:\n  issuer: http://127.0.0.1:{provider_port}\n  client_id: rosterd-console\n 
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
 
+        let standby = if standby {
+            let config = std::fs::read_to_string(world.path("rosterd.yaml")).unwrap();
+            std::fs::write(
+                world.path("standby.yaml"),
+                config.replace(
+                    &format!("127.0.0.1:{port}"),
+                    &format!("127.0.0.1:{standby_port}"),
+                ),
+            )
+            .unwrap();
+            let mut command = Command::new(env!("CARGO_BIN_EXE_rosterd"));
+            command
+                .args(["run", "--config"])
+                .arg(world.path("standby.yaml"))
+                .env("ROSTERD_TEST_OIDC_SECRET", CLIENT_SECRET);
+            let b = Daemon::spawn(&world, "standby", standby_port, command);
+            b.ready().await;
+            assert!(!b.leading().await, "the second daemon stands by");
+            Some((b, standby_console))
+        } else {
+            None
+        };
+
         let driver_port = free_port();
         let mut chromedriver = Command::new(&parts.chromedriver);
         chromedriver.arg(format!("--port={driver_port}"));
@@ -209,6 +242,7 @@ ui:\n  issuer: http://127.0.0.1:{provider_port}\n  client_id: rosterd-console\n 
             _provider: provider,
             driver,
             driver_port,
+            standby,
         })
     }
 
@@ -244,13 +278,23 @@ ui:\n  issuer: http://127.0.0.1:{provider_port}\n  client_id: rosterd-console\n 
     /// Signs `login` in at the provider's own form, starting from `path` on the console;
     /// the browser ends on `path`.
     async fn sign_in(&self, browser: &Client, login: &str, path: &str, shot: &str) {
-        browser
-            .goto(&format!("{}{path}", self.console))
-            .await
-            .unwrap();
+        self.sign_in_at(&self.console, browser, login, path, shot)
+            .await;
+    }
+
+    /// [`Stage::sign_in`] at the console at `console`.
+    async fn sign_in_at(
+        &self,
+        console: &str,
+        browser: &Client,
+        login: &str,
+        path: &str,
+        shot: &str,
+    ) {
+        browser.goto(&format!("{console}{path}")).await.unwrap();
         let at = browser.current_url().await.unwrap();
         assert!(
-            !at.as_str().starts_with(&self.console),
+            !at.as_str().starts_with(console),
             "a visitor without a session is sent to the provider, not shown {at}"
         );
         assert!(
@@ -280,7 +324,7 @@ ui:\n  issuer: http://127.0.0.1:{provider_port}\n  client_id: rosterd-console\n 
             .await
             .unwrap();
         // The provider asks for consent once per client, then sends the browser back.
-        let back = url::Url::parse(&format!("{}{path}", self.console)).unwrap();
+        let back = url::Url::parse(&format!("{console}{path}")).unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let at = browser.current_url().await.unwrap();
@@ -861,4 +905,64 @@ async fn the_console_is_off_without_ui_and_refuses_a_config_it_cannot_honour() {
             && out.contains("ui.approvers: `group: corpsec-approverz` is not a group of the rules"),
         "{out}"
     );
+}
+
+/// On PostgreSQL with two daemons, the standby serves the console too (sessions are in the
+/// database): an approver approves there, the page says the leader sends it, the hold records
+/// who approved, and the leader's next sync releases it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_on_a_standby_is_sent_by_the_leader() {
+    let Some(db) = common::postgres_db().await else {
+        return;
+    };
+    let Some(stage) = Stage::with("standby", db, true).await else {
+        return;
+    };
+    let (standby, console) = stage.standby.as_ref().unwrap();
+    let browser = stage.browser("standby").await;
+    stage
+        .sign_in_at(
+            console,
+            &browser,
+            "approver",
+            "/holds",
+            "21-standby-sign-in",
+        )
+        .await;
+    let id = stage.held_sales().await["id"].as_i64().unwrap();
+    click_to(
+        &browser,
+        &format!("form[action='/holds/{id}/approve'] button"),
+        &format!("{console}/holds?approved={id}&standby=1"),
+    )
+    .await;
+    let page = text(&browser).await;
+    assert!(
+        page.contains("the leader's next scheduled sync sends it"),
+        "{page}"
+    );
+    screenshot(&browser, "22-approved-on-a-standby").await;
+    let hold = stage.held_sales().await;
+    assert_eq!(hold["status"], "approved", "{hold}");
+    assert_eq!(
+        hold["approved_by"],
+        format!("oidc:approver ({})", stage.approver_email)
+    );
+    // The standby queues nothing; the leader's next sync (asked for here) sends it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(stage.held_sales().await["status"], "approved");
+    let (status, _) = stage.daemon.post("/api/v1/runs").await;
+    assert_eq!(status, 202);
+    eventually(
+        60,
+        "the leader's sync to send the approved push",
+        || async { stage.held_sales().await["status"] == "released" },
+    )
+    .await;
+    assert!(standby
+        .get("/readyz", None)
+        .await
+        .1
+        .contains("\"leader\": false"));
+    browser.close().await.unwrap();
 }

@@ -4,6 +4,7 @@
 // sign-in page: any password is taken, the login is the account.
 //
 //   node provider.mjs --port 28090 --redirect http://127.0.0.1:9464/auth/callback \
+//        [--redirect ANOTHER ...]   (one per console the client may return to) \
 //        [--users users.json] [--client-secret SECRET]
 //
 // users.json: {"ada": {"email": "ada@example.com", "name": "Ada", "groups": ["corpsec"]}, ...}
@@ -25,7 +26,12 @@ function arg(name, fallback) {
 }
 
 const port = Number(arg('port'));
-const redirect = arg('redirect');
+const redirects = process.argv
+  .flatMap((a, i) => (a === '--redirect' && i + 1 < process.argv.length ? [process.argv[i + 1]] : []));
+if (redirects.length === 0) {
+  console.error('provider.mjs: --redirect is required');
+  process.exit(2);
+}
 const usersFile = arg('users', '');
 const clientSecret = arg('client-secret', 'rosterd-test-secret');
 const users = usersFile
@@ -40,8 +46,8 @@ const provider = new Provider(issuer, {
   clients: [{
     client_id: 'rosterd-console',
     client_secret: clientSecret,
-    redirect_uris: [redirect],
-    post_logout_redirect_uris: [redirect.replace(/\/auth\/callback$/, '/')],
+    redirect_uris: redirects,
+    post_logout_redirect_uris: redirects.map((r) => r.replace(/\/auth\/callback$/, '/')),
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
