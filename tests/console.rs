@@ -716,6 +716,18 @@ async fn approver_journey(db: common::TestDb) {
         403,
         "a signed-out session cannot post"
     );
+    let metrics = stage.daemon.get("/metrics", Some(TOKEN)).await.1;
+    for line in [
+        "rosterd_console_sign_ins_total{outcome=\"ok\"} 1",
+        "rosterd_console_refused_total{why=\"csrf\"} 2",
+        "rosterd_console_refused_total{why=\"session\"} 1",
+        "rosterd_console_approvals_total 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in:\n{metrics}"
+        );
+    }
     browser.close().await.unwrap();
 }
 
@@ -761,6 +773,13 @@ async fn viewer_journey(db: common::TestDb) {
         "a viewer's approval, even with their CSRF token"
     );
     assert_eq!(stage.held_sales().await["status"], "held");
+    let metrics = stage.daemon.get("/metrics", Some(TOKEN)).await.1;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "rosterd_console_refused_total{why=\"role\"} 1"),
+        "{metrics}"
+    );
     // Planning a pasted rule: its members on the snapshot in force, or its diagnostics.
     let sales = stage
         .world

@@ -103,6 +103,11 @@ struct State {
     rules_load_errors: u64,
     rules_groups: usize,
     rules_ok: bool,
+    /// The web console: sign-ins by outcome, state-changing requests refused by why, and
+    /// approvals.
+    sign_ins: BTreeMap<&'static str, u64>,
+    refused: BTreeMap<&'static str, u64>,
+    approvals: u64,
 }
 
 impl Metrics {
@@ -120,6 +125,22 @@ impl Metrics {
         let mut s = self.state();
         s.rules_load_errors += 1;
         s.rules_ok = false;
+    }
+
+    /// A console sign-in ended: `ok`, `refused` (by the provider, or a sign-in that was not
+    /// this browser's or expired) or `error` (the provider unreachable, a token that did not
+    /// verify).
+    pub fn console_sign_in(&self, outcome: &'static str) {
+        *self.state().sign_ins.entry(outcome).or_default() += 1;
+    }
+
+    /// A console request that would change state was refused: `csrf`, `role` or `session`.
+    pub fn console_refused(&self, why: &'static str) {
+        *self.state().refused.entry(why).or_default() += 1;
+    }
+
+    pub fn console_approved(&self) {
+        self.state().approvals += 1;
     }
 
     pub fn run_finished(&self, job: &Job, outcome: &'static str, seconds: f64, summary: &Summary) {
@@ -177,6 +198,31 @@ impl Metrics {
             "gauge",
             "Requests the running push still has to send to the target (estimated; none when no push runs).",
             per_target(&remaining),
+        );
+        metric(
+            &mut out,
+            "rosterd_console_sign_ins_total",
+            "counter",
+            "Web console sign-ins by outcome: ok, refused (by the provider, or not this browser's or expired), error (provider unreachable, token not verified).",
+            s.sign_ins
+                .iter()
+                .map(|(o, n)| (format!("{{outcome=\"{o}\"}}"), n.to_string())),
+        );
+        metric(
+            &mut out,
+            "rosterd_console_refused_total",
+            "counter",
+            "Web console requests that would change state, refused: csrf (missing or wrong token), role (not an approver), session (none).",
+            s.refused
+                .iter()
+                .map(|(w, n)| (format!("{{why=\"{w}\"}}"), n.to_string())),
+        );
+        metric(
+            &mut out,
+            "rosterd_console_approvals_total",
+            "counter",
+            "Held pushes approved in the web console.",
+            [(String::new(), s.approvals.to_string())],
         );
         metric(
             &mut out,

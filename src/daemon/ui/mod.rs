@@ -215,6 +215,7 @@ async fn require_session(State(shared): State<Ui>, mut request: Request, next: N
             );
             return redirect(&to);
         }
+        shared.metrics.console_refused("session");
         return html::error_page(
             StatusCode::FORBIDDEN,
             "Not signed in",
@@ -311,6 +312,7 @@ async fn login(State(shared): State<Ui>, Query(q): Query<LoginQuery>) -> Respons
         Ok(s) => s,
         Err(e) => {
             tracing::warn!("console sign-in: {e}");
+            shared.metrics.console_sign_in("error");
             return html::error_page(StatusCode::BAD_GATEWAY, "Cannot sign in", &e.to_string());
         }
     };
@@ -358,25 +360,28 @@ async fn callback(
             "no `ui:` section",
         );
     };
+    // A sign-in that does not finish is logged and counted, with what the person sees.
+    let refused = |status: StatusCode, detail: &str| {
+        tracing::warn!("console sign-in: {detail}");
+        shared.metrics.console_sign_in("refused");
+        html::error_page(status, "Sign-in failed", detail)
+    };
     if let Some(error) = &q.error {
         let detail = q.error_description.as_deref().unwrap_or("");
-        return html::error_page(
+        return refused(
             StatusCode::FORBIDDEN,
-            "Sign-in refused",
             &format!("the identity provider said {error}: {detail}"),
         );
     }
     let (Some(code), Some(state)) = (&q.code, &q.state) else {
-        return html::error_page(
+        return refused(
             StatusCode::BAD_REQUEST,
-            "Sign-in failed",
             "the identity provider's answer has no code or state",
         );
     };
     if cookie(&headers, console.login_cookie()) != Some(state.as_str()) {
-        return html::error_page(
+        return refused(
             StatusCode::FORBIDDEN,
-            "Sign-in failed",
             "this sign-in was not started in this browser; sign in again",
         );
     }
@@ -388,9 +393,8 @@ async fn callback(
     {
         Ok(Some(l)) => l,
         Ok(None) => {
-            return html::error_page(
+            return refused(
                 StatusCode::FORBIDDEN,
-                "Sign-in failed",
                 &auth::SignInError::UnknownState.to_string(),
             )
         }
@@ -398,8 +402,12 @@ async fn callback(
     };
     let identity = match console.oidc.finish(code, &login).await {
         Ok(i) => i,
+        Err(e @ auth::SignInError::Refused(_)) => {
+            return refused(StatusCode::FORBIDDEN, &e.to_string())
+        }
         Err(e) => {
             tracing::warn!("console sign-in: {e}");
+            shared.metrics.console_sign_in("error");
             return html::error_page(StatusCode::FORBIDDEN, "Sign-in failed", &e.to_string());
         }
     };
@@ -407,6 +415,7 @@ async fn callback(
     let token = auth::random_token();
     let session = auth::session_for(identity, hours, now);
     tracing::info!(subject = %session.subject, email = session.email.as_deref().unwrap_or(""), "console: signed in");
+    shared.metrics.console_sign_in("ok");
     if let Err(e) = shared
         .store
         .create_console_session(
@@ -449,6 +458,7 @@ async fn logout(
 ) -> Response {
     let given = form.map(|f| f.0.csrf).unwrap_or_default();
     if !csrf_ok(&person, &given) {
+        shared.metrics.console_refused("csrf");
         return html::forbidden_csrf();
     }
     if let Err(e) = shared.store.end_console_session(&person.id_hash).await {

@@ -790,10 +790,12 @@ pub async fn approve(
     let given = form.map(|f| f.0.csrf).unwrap_or_default();
     if !csrf_ok(&person, &given) {
         tracing::warn!(subject = %person.session.subject, "console: an approval without a valid CSRF token was refused");
+        shared.metrics.console_refused("csrf");
         return super::html::forbidden_csrf();
     }
     if !person.approver {
         tracing::warn!(subject = %person.session.subject, "console: an approval by a viewer was refused");
+        shared.metrics.console_refused("role");
         return super::html::error_page(
             StatusCode::FORBIDDEN,
             "Refused",
@@ -812,6 +814,7 @@ pub async fn approve(
     match shared.store.approve_push_hold(id, &now, &by).await {
         Ok(hold) => {
             tracing::info!(hold = hold.id, group = %hold.group, target = %hold.target, approved_by = %by, "push hold approved in the console");
+            shared.metrics.console_approved();
             if shared.leadership.leading() {
                 shared.request(crate::daemon::Job::Sync);
                 redirect(&format!("/holds?approved={id}"))
