@@ -19,7 +19,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rosterd::directory::generate;
-use sha2::{Digest, Sha256};
 
 const TOKEN: &str = "console-bench-token";
 const SESSION: &str = "console-bench-session-cookie-value-0123456789";
@@ -120,10 +119,7 @@ ui:\n  issuer: https://idp.example.com\n  client_id: bench\n  client_secret_env:
                 .await
                 .expect("the store opens");
         let now = chrono::Utc::now();
-        let hash: String = Sha256::digest(SESSION.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash = rosterd::directory::checksum(SESSION.as_bytes());
         store
             .create_console_session(
                 &hash,

@@ -32,6 +32,18 @@ pub fn count_as(n: u64, singular: &str, plural: &str) -> String {
     }
 }
 
+/// An error and its causes, as one line: `outer: inner: innermost`.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 /// `1234567` → `1,234,567`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();

@@ -336,9 +336,8 @@ ui:\n  issuer: http://127.0.0.1:{provider_port}\n  client_id: rosterd-console\n 
                 "signing in did not return to {back}; at {at}, which says:\n{}",
                 browser.source().await.unwrap()
             );
-            if at.path().starts_with("/interaction/") && at.as_str().contains("consent")
-                || browser.source().await.unwrap().contains("Authorize")
-            {
+            // The provider's consent page is titled "Authorize".
+            if browser.source().await.unwrap().contains("Authorize") {
                 if let Ok(button) = browser.find(Locator::Css("button[type=submit]")).await {
                     let _ = button.click().await;
                 }

@@ -548,8 +548,7 @@ async fn unsent(
             .flatten()
             .filter_map(|u| state.workers.id(&u.worker_key))
             .collect();
-        let joins = &(&members - &held.workers) - &without;
-        let leaves = (&held.workers - &members).len() + held.foreign.len() as u64;
+        let (joins, leaves) = held.unsent(&members, &without);
         if joins.is_empty() && leaves == 0 {
             continue;
         }

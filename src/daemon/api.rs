@@ -126,13 +126,12 @@ fn router(shared: Api) -> Router {
             Arc::clone(&shared),
             authorize,
         ));
-    let console = shared.console.is_some();
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(private);
-    if console {
-        router = router.merge(super::ui::router(Arc::clone(&shared)));
+    if let Some(console) = &shared.console {
+        router = router.merge(super::ui::router(Arc::clone(&shared), Arc::clone(console)));
     }
     router
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
@@ -266,7 +265,7 @@ async fn groups(State(shared): State<Api>) -> Response {
         .map(|g| {
             json!({
                 "name": g.name,
-                "kind": format!("{:?}", g.kind).to_lowercase(),
+                "kind": g.kind.to_string(),
                 "members": sizes.get(&g.name).copied().unwrap_or(0),
                 "push": g.push.iter().map(|p| p.target.clone()).collect::<Vec<_>>(),
             })
@@ -298,7 +297,7 @@ async fn group(State(shared): State<Api>, Path(name): Path<String>) -> Response 
     let (location, definition) = rules.definition(id);
     ok(json!({
         "name": g.name,
-        "kind": format!("{:?}", g.kind).to_lowercase(),
+        "kind": g.kind.to_string(),
         "location": location,
         "definition": definition,
         "members": members,
@@ -632,15 +631,9 @@ async fn approve(State(shared): State<Api>, Path(raw): Path<String>) -> Response
     let Some(id) = id(&raw) else {
         return bad_id();
     };
-    let now = crate::clock::stamp(crate::clock::now_utc());
     // The bearer token is the service's, not a person's: the approval says so.
-    match shared.store.approve_push_hold(id, &now, "api").await {
-        Ok(hold) => {
-            tracing::info!(hold = hold.id, group = %hold.group, target = %hold.target, "push hold approved through the API");
-            // On a standby the leader's next scheduled sync sends it.
-            shared.request(Job::Sync);
-            ok(json!({ "approved": hold, "leader": shared.leadership.leading() }))
-        }
+    match shared.approve_hold(id, "api").await {
+        Ok(hold) => ok(json!({ "approved": hold, "leader": shared.leadership.leading() })),
         Err(crate::store::StoreError::NotFound(m)) => error(StatusCode::NOT_FOUND, &m),
         Err(crate::store::StoreError::Conflict(m)) => error(StatusCode::CONFLICT, &m),
         Err(e) => internal(e),

@@ -91,7 +91,7 @@ pub struct Shared {
     evaluated: Mutex<Option<Arc<Evaluated>>>,
     token: crate::secret::Secret,
     /// The web console, when the config has a `ui:` section.
-    console: Option<ui::Console>,
+    console: Option<Arc<ui::Console>>,
     /// The store's worker numbering as last read (it only grows), for the console's pages.
     worker_ids: tokio::sync::Mutex<Arc<crate::store::WorkerIds>>,
 }
@@ -199,6 +199,22 @@ impl Shared {
             }
         }
         Ok(Arc::clone(&kept))
+    }
+
+    /// Releases a held push for `by` (who approved), logs it, and queues a sync to send it
+    /// when this process leads; on a standby the leader's next sync sends it.
+    async fn approve_hold(
+        &self,
+        id: i64,
+        by: &str,
+    ) -> Result<crate::store::PushHold, crate::store::StoreError> {
+        let now = crate::clock::stamp(crate::clock::now_utc());
+        let hold = self.store.approve_push_hold(id, &now, by).await?;
+        tracing::info!(hold = hold.id, group = %hold.group, target = %hold.target, approved_by = by, "push hold approved");
+        if self.leadership.leading() {
+            self.request(Job::Sync);
+        }
+        Ok(hold)
     }
 
     fn config(&self) -> Arc<Config> {
@@ -345,10 +361,10 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
     };
     let rules = load_rules(&config).map_err(DaemonError::Rules)?;
     let console = match &config.ui {
-        Some(ui) => Some(
+        Some(ui) => Some(Arc::new(
             ui::Console::new(ui, config.daemon.listen)
                 .map_err(|e| DaemonError::Config(format!("{}: {e}", config_path.display())))?,
-        ),
+        )),
         None => None,
     };
     let store = Store::open(config.database.expose()).await?;

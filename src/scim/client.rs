@@ -718,13 +718,7 @@ fn describe(e: &reqwest::Error) -> String {
     } else if e.is_body() || e.is_decode() {
         "the connection broke during the answer".into()
     } else {
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            message = format!("{message}: {s}");
-            source = s.source();
-        }
         // reqwest puts the URL in its messages; the caller already names the path.
-        message.replace(e.url().map(|u| u.as_str()).unwrap_or("\u{0}"), "")
+        crate::text::with_causes(e).replace(e.url().map(|u| u.as_str()).unwrap_or("\u{0}"), "")
     }
 }

@@ -34,6 +34,15 @@ impl Confirmed {
         self.len() == 0
     }
 
+    /// What the target has not confirmed of `desired`: the workers still to join (less
+    /// those in `without`, who have no account there), and how many entries still to leave,
+    /// entries that are no worker's included.
+    pub fn unsent(&self, desired: &RoaringBitmap, without: &RoaringBitmap) -> (RoaringBitmap, u64) {
+        let joins = &(desired - &self.workers) - without;
+        let leaves = (&self.workers - desired).len() + self.foreign.len() as u64;
+        (joins, leaves)
+    }
+
     /// The row's columns: the set, the foreign entries as JSON, the count.
     pub fn encode(&self) -> Result<EncodedSet, StoreError> {
         let foreign: Vec<(&String, &Option<String>)> = self.foreign.iter().collect();

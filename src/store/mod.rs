@@ -424,14 +424,12 @@ impl Store {
         }
         keyed(&self.worker_ids().await?, &members)
     }
+}
 
-    /// [`Store::group_memberships`] with a numbering the caller keeps up to date.
-    pub async fn group_memberships_with(
-        &self,
-        group: &str,
-        workers: &WorkerIds,
-    ) -> Result<BTreeMap<String, Membership>, StoreError> {
-        keyed(workers, &self.group_state(group).await?)
+impl GroupState {
+    /// The members by key, under a numbering the caller keeps up to date.
+    pub fn keyed(&self, workers: &WorkerIds) -> Result<BTreeMap<String, Membership>, StoreError> {
+        keyed(workers, self)
     }
 }
 

@@ -107,7 +107,7 @@ impl Oidc {
         }
         let m = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http)
             .await
-            .map_err(|e| SignInError::Provider(error_chain(&e)))?;
+            .map_err(|e| SignInError::Provider(crate::text::with_causes(&e)))?;
         *kept = Some((Instant::now(), m.clone()));
         Ok(m)
     }
@@ -154,7 +154,7 @@ impl Oidc {
             .set_pkce_verifier(PkceCodeVerifier::new(login.pkce_verifier.clone()))
             .request_async(&self.http)
             .await
-            .map_err(|e| SignInError::Refused(error_chain(&e)))?;
+            .map_err(|e| SignInError::Refused(crate::text::with_causes(&e)))?;
         let id_token = tokens
             .id_token()
             .ok_or_else(|| SignInError::Token("the token answer has no ID token".into()))?;
@@ -215,18 +215,6 @@ fn claim_groups(payload: &serde_json::Value, claim: &str) -> Vec<String> {
     }
 }
 
-/// An error with its causes, as one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
 /// A new random token (32 bytes, URL-safe base64) for a session or a CSRF token.
 pub fn random_token() -> String {
     CsrfToken::new_random_len(32).secret().clone()
@@ -234,11 +222,7 @@ pub fn random_token() -> String {
 
 /// The hex SHA-256 of a token: what the store keeps.
 pub fn token_hash(token: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::directory::checksum(token.as_bytes())
 }
 
 /// A session for `identity`, lasting `hours`.

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::Person;
+use crate::text::thousands;
 
 const CSS: &str = r#"
 :root { --fg: #1d2433; --muted: #5b6475; --line: #d9dee7; --bg: #f6f7f9; --accent: #2454c5; --ok: #1f7a3a; --bad: #b3261e; --warn: #8a5a00; }
@@ -138,19 +139,6 @@ pub fn forbidden_csrf() -> Response {
     )
 }
 
-/// `n` with thousands separators.
-pub fn count(n: impl Into<u64>) -> String {
-    let digits = n.into().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// A URL path segment for `text`.
 pub fn seg(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes())
@@ -189,10 +177,10 @@ pub fn size_chart(points: &[(i64, u64)]) -> Markup {
             polyline fill="none" stroke="#2454c5" stroke-width="2" points=(path.join(" ")) {}
             @for (i, p) in points.iter().enumerate() {
                 circle cx=(format!("{:.1}", x(i))) cy=(format!("{:.1}", y(p.1))) r="2.5" fill="#2454c5" {
-                    title { "run " (p.0) ": " (count(p.1)) " members" }
+                    title { "run " (p.0) ": " (thousands(p.1)) " members" }
                 }
             }
-            text x="4" y="14" font-size="11" fill="#5b6475" { (count(max as u64)) }
+            text x="4" y="14" font-size="11" fill="#5b6475" { (thousands(max as u64)) }
             text x="4" y=(H - 6.0) font-size="11" fill="#5b6475" { "run " (first) }
             text x=(W - 60.0) y=(H - 6.0) font-size="11" fill="#5b6475" { "run " (last) }
         }
@@ -202,14 +190,6 @@ pub fn size_chart(points: &[(i64, u64)]) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counts_have_separators() {
-        assert_eq!(count(0u64), "0");
-        assert_eq!(count(999u64), "999");
-        assert_eq!(count(1_000u64), "1,000");
-        assert_eq!(count(100_000_000u64), "100,000,000");
-    }
 
     #[test]
     fn path_segments_are_escaped() {

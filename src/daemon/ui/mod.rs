@@ -25,6 +25,20 @@ mod pages;
 
 type Ui = Arc<Shared>;
 
+/// What the console's own routes (sign-in, sessions) need: the daemon's state and the
+/// console. The pages take the daemon's state alone.
+#[derive(Clone)]
+struct UiState {
+    shared: Ui,
+    console: Arc<Console>,
+}
+
+impl axum::extract::FromRef<UiState> for Ui {
+    fn from_ref(state: &UiState) -> Ui {
+        Arc::clone(&state.shared)
+    }
+}
+
 /// The console's fixed parts, made when the daemon starts (a changed `ui:` section takes a
 /// restart; its roles are read from the config in force at every request).
 pub struct Console {
@@ -107,7 +121,8 @@ impl Person {
 }
 
 /// The console's routes, merged beside the API's.
-pub fn router(shared: Ui) -> Router<Ui> {
+pub fn router(shared: Ui, console: Arc<Console>) -> Router<Ui> {
+    let state = UiState { shared, console };
     let signed_in = Router::new()
         .route("/", get(pages::overview))
         .route("/groups", get(pages::groups))
@@ -121,7 +136,7 @@ pub fn router(shared: Ui) -> Router<Ui> {
         .route("/holds/{id}/approve", post(pages::approve))
         .route("/auth/logout", post(logout))
         .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&shared),
+            state.clone(),
             require_session,
         ));
     Router::new()
@@ -130,6 +145,7 @@ pub fn router(shared: Ui) -> Router<Ui> {
         .route("/auth/signed-out", get(signed_out))
         .merge(signed_in)
         .layer(axum::middleware::map_response(protect))
+        .with_state(state)
 }
 
 /// Every console answer: no script may run, nothing may frame it, forms post only here, and
@@ -149,10 +165,6 @@ async fn protect(mut response: Response) -> Response {
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
-}
-
-fn console(shared: &Shared) -> Option<&Console> {
-    shared.console.as_ref()
 }
 
 /// The value of cookie `name` in the request.
@@ -183,14 +195,11 @@ fn safe_return(path: &str) -> String {
 
 /// Every page but sign-in needs a session; GETs without one are sent to sign in, anything
 /// else is refused. A session without a role gets a page that says so (and may sign out).
-async fn require_session(State(shared): State<Ui>, mut request: Request, next: Next) -> Response {
-    let Some(console) = console(&shared) else {
-        return html::error_page(
-            StatusCode::NOT_FOUND,
-            "The console is off",
-            "no `ui:` section",
-        );
-    };
+async fn require_session(
+    State(UiState { shared, console }): State<UiState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let now = crate::clock::stamp(crate::clock::now_utc());
     let session = match cookie(request.headers(), console.session_cookie()) {
         Some(token) => {
@@ -299,14 +308,10 @@ struct LoginQuery {
 
 /// Starts a sign-in: the browser goes to the provider with a fresh state, nonce and PKCE
 /// challenge.
-async fn login(State(shared): State<Ui>, Query(q): Query<LoginQuery>) -> Response {
-    let Some(console) = console(&shared) else {
-        return html::error_page(
-            StatusCode::NOT_FOUND,
-            "The console is off",
-            "no `ui:` section",
-        );
-    };
+async fn login(
+    State(UiState { shared, console }): State<UiState>,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let return_to = safe_return(q.return_to.as_deref().unwrap_or("/"));
     let started = match console.oidc.start(&return_to).await {
         Ok(s) => s,
@@ -349,17 +354,10 @@ struct CallbackQuery {
 /// The provider sends the browser back here: the state must be the one this browser
 /// started with, then the code is traded for a verified ID token and a session begins.
 async fn callback(
-    State(shared): State<Ui>,
+    State(UiState { shared, console }): State<UiState>,
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    let Some(console) = console(&shared) else {
-        return html::error_page(
-            StatusCode::NOT_FOUND,
-            "The console is off",
-            "no `ui:` section",
-        );
-    };
     // A sign-in that does not finish is logged and counted, with what the person sees.
     let refused = |status: StatusCode, detail: &str| {
         tracing::warn!("console sign-in: {detail}");
@@ -452,7 +450,7 @@ fn csrf_ok(person: &Person, given: &str) -> bool {
 }
 
 async fn logout(
-    State(shared): State<Ui>,
+    State(UiState { shared, console }): State<UiState>,
     axum::Extension(person): axum::Extension<Person>,
     form: Result<axum::Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
@@ -466,12 +464,10 @@ async fn logout(
     }
     tracing::info!(subject = %person.session.subject, "console: signed out");
     let mut response = redirect("/auth/signed-out");
-    if let Some(console) = console(&shared) {
-        response.headers_mut().append(
-            header::SET_COOKIE,
-            console.cookie(console.session_cookie(), "", 0),
-        );
-    }
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        console.cookie(console.session_cookie(), "", 0),
+    );
     response
 }
 

@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use maud::{html, Markup};
 
-use super::html::{count, internal, page, seg, size_chart};
+use super::html::{internal, page, seg, size_chart};
 use super::{csrf_ok, redirect, CsrfForm, Person, Ui, WithStatus};
 use crate::engine::explain::Node;
 use crate::store::StoreError;
+use crate::text::thousands;
 
 /// Members listed per page of a group.
 const MEMBERS_PER_PAGE: usize = 100;
@@ -37,10 +38,6 @@ fn page_of(q: &ListQuery) -> usize {
     q.page.unwrap_or(1).max(1)
 }
 
-fn kind(k: crate::rules::GroupKind) -> String {
-    format!("{k:?}").to_lowercase()
-}
-
 /// Links to the neighbouring pages of a list of `total`.
 fn pager(base: &str, page: usize, per: usize, total: usize) -> Markup {
     let pages = total.div_ceil(per).max(1);
@@ -57,16 +54,12 @@ fn pager(base: &str, page: usize, per: usize, total: usize) -> Markup {
     }
 }
 
-fn store_err(e: StoreError) -> Response {
-    internal(e)
-}
-
 // --- Overview --------------------------------------------------------------------------------
 
 pub async fn overview(State(shared): State<Ui>, Extension(person): Extension<Person>) -> Response {
     match overview_body(&shared).await {
         Ok(body) => page("Overview", &person, body).into_response(),
-        Err(e) => store_err(e),
+        Err(e) => internal(e),
     }
 }
 
@@ -109,7 +102,7 @@ async fn overview_body(shared: &super::Shared) -> Result<Markup, StoreError> {
         section {
             h2 { "Rules in force" }
             p {
-                (count(revision.groups as u64)) " groups"
+                (thousands(revision.groups as u64)) " groups"
                 @if let Some(c) = &revision.commit { ", commit " code { (c) } }
                 ", digest " code { (revision.digest.get(..12).unwrap_or(&revision.digest)) }
                 ", loaded " (revision.loaded_at)
@@ -193,9 +186,9 @@ fn runs_table(runs: &[crate::store::RunInfo]) -> Markup {
                         td { span class=(outcome_class(&r.status)) { (r.status) } }
                         td { (r.started_at) }
                         td { (r.as_of) }
-                        td.n { (count(r.added as u64)) }
-                        td.n { (count(r.removed as u64)) }
-                        td.n { (count(r.memberships as u64)) }
+                        td.n { (thousands(r.added as u64)) }
+                        td.n { (thousands(r.removed as u64)) }
+                        td.n { (thousands(r.memberships as u64)) }
                         td { (r.message.as_deref().and_then(|m| m.lines().next()).unwrap_or("")) }
                     }
                 }
@@ -221,7 +214,7 @@ pub async fn groups(
 ) -> Response {
     let sizes = match shared.store.group_sizes().await {
         Ok(s) => s,
-        Err(e) => return store_err(e),
+        Err(e) => return internal(e),
     };
     let rules = shared.rules();
     let needle = q.q.as_deref().unwrap_or("").trim().to_lowercase();
@@ -242,15 +235,15 @@ pub async fn groups(
             input type="search" name="q" value=(needle) placeholder="name, owner or target" aria-label="Search groups";
             " " button type="submit" { "Search" }
         }
-        p.muted { (count(matching.len() as u64)) " of " (count(rules.groups().len() as u64)) " groups"
+        p.muted { (thousands(matching.len() as u64)) " of " (thousands(rules.groups().len() as u64)) " groups"
             @if matching.len() > GROUPS_LISTED { "; the first " (GROUPS_LISTED) " are listed, search to narrow" } }
         table {
             tr { th { "Group" } th { "Kind" } th.n { "Members" } th { "Targets" } th { "Owners" } }
             @for g in matching.iter().take(GROUPS_LISTED) {
                 tr {
                     td { a href=(format!("/groups/{}", seg(&g.name))) { (g.name) } }
-                    td { (kind(g.kind)) }
-                    td.n { (count(sizes.get(&g.name).copied().unwrap_or(0) as u64)) }
+                    td { (g.kind) }
+                    td.n { (thousands(sizes.get(&g.name).copied().unwrap_or(0) as u64)) }
                     td { (g.push.iter().map(|p| p.target.as_str()).collect::<Vec<_>>().join(", ")) }
                     td { (g.owners.join(", ")) }
                 }
@@ -286,20 +279,17 @@ async fn group_body(
     let (location, definition) = rules.definition(id);
     let store = &shared.store;
     let workers = shared.worker_ids().await.map_err(|e| e.to_string())?;
-    let members = store
-        .group_memberships_with(&g.name, &workers)
+    let desired = store
+        .group_state(&g.name)
         .await
         .map_err(|e| e.to_string())?;
+    let members = desired.keyed(&workers).map_err(|e| e.to_string())?;
     let evaluated = super::super::evaluated(shared).await?;
     // Person entries by the worker they name, for each member's ticket and expiry.
     let mut entries: BTreeMap<&str, &crate::rules::PersonEntry> = BTreeMap::new();
     if let Some(e) = &evaluated {
         for entry in g.include.iter().chain(&g.members) {
-            let w = match &entry.who {
-                crate::rules::Who::Key(k) => e.snapshot.by_key(k),
-                crate::rules::Who::Email(m) => e.snapshot.by_email(m),
-                crate::rules::Who::KeyOrEmail(x) => e.snapshot.find(x),
-            };
+            let w = crate::engine::resolve(&entry.who, &e.snapshot);
             if let Some(w) = w {
                 entries.insert(e.snapshot.key(w), entry);
             }
@@ -317,10 +307,6 @@ async fn group_body(
         .map(|(run, _, d)| (*run, d.member_count))
         .collect();
     let mut targets = Vec::new();
-    let desired = store
-        .group_state(&g.name)
-        .await
-        .map_err(|e| e.to_string())?;
     let unprovisioned = store.unprovisioned().await.map_err(|e| e.to_string())?;
     let failures = store
         .outbox(Some("failed"), 200)
@@ -341,8 +327,8 @@ async fn group_body(
             .filter(|u| u.target == push.target && u.group == g.name)
             .map(|u| u.worker_key.as_str())
             .collect();
-        let joins = (&desired.members - &confirmed.workers).len();
-        let leaves = (&confirmed.workers - &desired.members).len() + confirmed.foreign.len() as u64;
+        let (joins, leaves) = confirmed.unsent(&desired.members, &roaring::RoaringBitmap::new());
+        let joins = joins.len();
         let error = failures
             .iter()
             .find(|f| f.target == push.target && f.group == g.name)
@@ -354,7 +340,7 @@ async fn group_body(
     let base = format!("/groups/{}", seg(&g.name));
     Ok(html! {
         p {
-            (kind(g.kind)) " group, " strong { (count(total as u64)) } " members"
+            (g.kind) " group, " strong { (thousands(total as u64)) } " members"
             @if !g.owners.is_empty() { ", owned by " (g.owners.join(", ")) }
         }
         @if let Some(d) = &g.description { p.muted { (d) } }
@@ -374,9 +360,9 @@ async fn group_body(
                             Some(t) => { code { (t.scim_id) } " " span.muted { (t.display_name) } },
                             None => span.muted { "not created yet" },
                         } }
-                        td.n { (count(*confirmed as u64)) }
-                        td.n { (count(*joins)) }
-                        td.n { (count(*leaves)) }
+                        td.n { (thousands(*confirmed as u64)) }
+                        td.n { (thousands(*joins)) }
+                        td.n { (thousands(*leaves)) }
                         td { @if without.is_empty() { span.muted { "none" } } @else {
                             (without.len()) ": " (without.iter().take(5).copied().collect::<Vec<_>>().join(", "))
                             @if without.len() > 5 { ", …" }
@@ -420,9 +406,9 @@ async fn group_body(
                     tr {
                         td.n { a href=(format!("/runs/{run}")) { (run) } }
                         td { (as_of) }
-                        td.n { (count(d.added.len())) }
-                        td.n { (count(d.removed.len())) }
-                        td.n { (count(d.member_count)) }
+                        td.n { (thousands(d.added.len())) }
+                        td.n { (thousands(d.removed.len())) }
+                        td.n { (thousands(d.member_count)) }
                     }
                 }
             }
@@ -509,7 +495,7 @@ pub async fn worker(
     let worker_key = e.snapshot.key(w).to_string();
     let base = format!("/workers/{}", seg(&worker_key));
     let body = html! {
-        p { "As of " (e.evaluation.as_of) ", snapshot " (e.snapshot_id) ": in " strong { (groups.len()) } " of " (count(e.rules.groups().len() as u64)) " groups." }
+        p { "As of " (e.evaluation.as_of) ", snapshot " (e.snapshot_id) ": in " strong { (groups.len()) } " of " (thousands(e.rules.groups().len() as u64)) " groups." }
         h2 { "Groups" }
         @if explained.is_empty() {
             p.muted { "In no group." }
@@ -593,7 +579,7 @@ fn node(n: &Node) -> Markup {
 pub async fn runs(State(shared): State<Ui>, Extension(person): Extension<Person>) -> Response {
     match shared.store.runs(100).await {
         Ok(runs) => page("Runs", &person, runs_table(&runs)).into_response(),
-        Err(e) => store_err(e),
+        Err(e) => internal(e),
     }
 }
 
@@ -617,13 +603,13 @@ pub async fn run(
             )
             .with_status(StatusCode::NOT_FOUND)
         }
-        Err(e) => return store_err(e),
+        Err(e) => return internal(e),
     };
     // A first run changes millions of memberships at 100,000 x 2,000: the page counts
     // them per group, and lists one group's changes a page at a time.
     let deltas = match shared.store.run_deltas(id).await {
         Ok(d) => d,
-        Err(e) => return store_err(e),
+        Err(e) => return internal(e),
     };
     let chosen = q.group.as_deref().filter(|g| !g.is_empty());
     let mut listed: Vec<(String, bool, String)> = Vec::new();
@@ -631,7 +617,7 @@ pub async fn run(
     if let Some(delta) = chosen.and_then(|g| deltas.iter().find(|d| d.group == g)) {
         let workers = match shared.worker_ids().await {
             Ok(w) => w,
-            Err(e) => return store_err(e),
+            Err(e) => return internal(e),
         };
         total = (delta.added.len() + delta.removed.len()) as usize;
         let first = (page_of(&q) - 1) * CHANGES_PER_PAGE;
@@ -677,9 +663,9 @@ pub async fn run(
                     @for d in &deltas {
                         tr {
                             td { a href=(format!("{base}?group={}", seg(&d.group))) { (d.group) } }
-                            td.n { (count(d.added.len())) }
-                            td.n { (count(d.removed.len())) }
-                            td.n { (count(d.member_count)) }
+                            td.n { (thousands(d.added.len())) }
+                            td.n { (thousands(d.removed.len())) }
+                            td.n { (thousands(d.member_count)) }
                         }
                     }
                 }
@@ -698,7 +684,7 @@ pub async fn holds(
 ) -> Response {
     let all = match shared.store.push_holds(None).await {
         Ok(h) => h,
-        Err(e) => return store_err(e),
+        Err(e) => return internal(e),
     };
     let waiting: Vec<_> = all.iter().filter(|h| h.status == "held").collect();
     let approved: Vec<_> = all.iter().filter(|h| h.status == "approved").collect();
@@ -728,9 +714,9 @@ pub async fn holds(
                         td.n { (h.id) }
                         td { a href=(format!("/groups/{}", seg(&h.group))) { (h.group) } }
                         td { (h.target) }
-                        td.n { (count(h.to_add as u64)) }
-                        td.n { (count(h.to_remove as u64)) }
-                        td.n { (count(h.members_in_target as u64)) }
+                        td.n { (thousands(h.to_add as u64)) }
+                        td.n { (thousands(h.to_remove as u64)) }
+                        td.n { (thousands(h.members_in_target as u64)) }
                         td { (h.reason) }
                         td { (h.created_at) }
                         td {
@@ -767,8 +753,8 @@ fn holds_table(holds: &[&crate::store::PushHold]) -> Markup {
                         td.n { (h.id) }
                         td { (h.group) }
                         td { (h.target) }
-                        td.n { (count(h.to_add as u64)) }
-                        td.n { (count(h.to_remove as u64)) }
+                        td.n { (thousands(h.to_add as u64)) }
+                        td.n { (thousands(h.to_remove as u64)) }
                         td { (h.status) }
                         td { (h.approved_by.as_deref().unwrap_or("-")) }
                         td { (h.approved_at.as_deref().unwrap_or(&h.created_at)) }
@@ -809,17 +795,12 @@ pub async fn approve(
             "holds are numbered",
         );
     };
-    let now = crate::clock::stamp(crate::clock::now_utc());
-    let by = person.approver_id();
-    match shared.store.approve_push_hold(id, &now, &by).await {
-        Ok(hold) => {
-            tracing::info!(hold = hold.id, group = %hold.group, target = %hold.target, approved_by = %by, "push hold approved in the console");
+    match shared.approve_hold(id, &person.approver_id()).await {
+        Ok(_) => {
             shared.metrics.console_approved();
             if shared.leadership.leading() {
-                shared.request(crate::daemon::Job::Sync);
                 redirect(&format!("/holds?approved={id}"))
             } else {
-                // A standby runs nothing: the leader's next scheduled sync sends it.
                 redirect(&format!("/holds?approved={id}&standby=1"))
             }
         }
@@ -829,7 +810,7 @@ pub async fn approve(
         Err(StoreError::Conflict(m)) => {
             super::html::error_page(StatusCode::CONFLICT, "Already decided", &m)
         }
-        Err(e) => store_err(e),
+        Err(e) => internal(e),
     }
 }
 
@@ -890,7 +871,7 @@ pub async fn preview(
             None => {},
             Some(Err(diagnostics)) => { h2 { "The rule does not check" } pre { (diagnostics) } },
             Some(Ok(p)) => {
-                h2 { (count(p.members as u64)) " of " (count(p.workers as u64)) " workers" }
+                h2 { (thousands(p.members as u64)) " of " (thousands(p.workers as u64)) " workers" }
                 p.muted { "As of " (p.as_of) ", snapshot " (p.snapshot) "." }
                 @if !p.sample.is_empty() {
                     p { "The first " (p.sample.len()) ":" }
