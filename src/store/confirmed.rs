@@ -260,3 +260,21 @@ pub(super) async fn carry_target_members(conn: &mut AnyConnection) -> Result<usi
     }
     Ok(rows.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsent_leaves_out_workers_without_an_account_and_counts_foreign_entries() {
+        let held = Confirmed {
+            workers: [1, 2, 3].into_iter().collect(),
+            foreign: BTreeMap::from([("u-9".to_string(), None)]),
+        };
+        let desired: RoaringBitmap = [2, 3, 4, 5].into_iter().collect();
+        let without: RoaringBitmap = [5].into_iter().collect();
+        let (joins, leaves) = held.unsent(&desired, &without);
+        assert_eq!(joins.iter().collect::<Vec<_>>(), vec![4]);
+        assert_eq!(leaves, 2, "worker 1 and the foreign entry");
+    }
+}

@@ -327,7 +327,10 @@ async fn group_body(
             .filter(|u| u.target == push.target && u.group == g.name)
             .map(|u| u.worker_key.as_str())
             .collect();
-        let (joins, leaves) = confirmed.unsent(&desired.members, &roaring::RoaringBitmap::new());
+        // Workers without an account are listed apart, as `rosterd status` lists them.
+        let without_ids: roaring::RoaringBitmap =
+            without.iter().filter_map(|k| workers.id(k)).collect();
+        let (joins, leaves) = confirmed.unsent(&desired.members, &without_ids);
         let joins = joins.len();
         let error = failures
             .iter()
