@@ -695,3 +695,77 @@ async fn a_leader_that_loses_its_lock_stops_and_nothing_is_sent_twice() {
     assert!(a.terminate().success(), "{}", a.log());
     assert!(b.terminate().success(), "{}", b.log());
 }
+
+/// A run that changed more memberships than the API lists at once (any first run at scale)
+/// is counted per group and says how to ask for the rest; one group's changes then come
+/// 1,000 a page, every change once, in order, until an empty page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_runs_changes_are_counted_per_group_and_paged() {
+    let world = World::with_emulator(common::sqlite_db(), 10_500, &[]).await;
+    let port = free_port();
+    world.write_config(
+        &format!(
+            "daemon:\n  sync: \"0 0 4 * * *\"\n  reconcile: \"0 0 3 * * *\"\n  listen: 127.0.0.1:{port}\n"
+        ),
+        "    requests_per_second: 5000\n    patch: { max_members_per_request: 1000 }\n",
+    );
+    let daemon = Daemon::start(&world, port);
+    daemon.ready().await;
+    // The leader syncs when it takes over: run 1 joins every member.
+    eventually(120, "run 1", || async {
+        daemon.get("/api/v1/runs/1", Some(TOKEN)).await.0 == 200
+    })
+    .await;
+    let run = json(&daemon.get("/api/v1/runs/1", Some(TOKEN)).await.1);
+    let total = run["total_changes"].as_u64().unwrap();
+    assert!(total > 10_000, "the scenario needs a large run: {total}");
+    let groups = run["groups"].as_array().unwrap();
+    let counted: u64 = groups
+        .iter()
+        .map(|g| g["joined"].as_u64().unwrap() + g["left"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, total, "{groups:?}");
+    assert_eq!(
+        run["changes"],
+        serde_json::json!([]),
+        "nothing listed whole"
+    );
+    let omitted = run["changes_omitted"].as_str().unwrap();
+    assert!(omitted.contains("?group=NAME&page=N"), "{omitted}");
+
+    let everyone = groups.iter().find(|g| g["group"] == "everyone").unwrap();
+    let joined = everyone["joined"].as_u64().unwrap() as usize;
+    assert!(joined > 1_000, "more than a page: {joined}");
+    let mut seen = Vec::new();
+    for page in 1.. {
+        let body = daemon
+            .get(
+                &format!("/api/v1/runs/1?group=everyone&page={page}"),
+                Some(TOKEN),
+            )
+            .await
+            .1;
+        let one = json(&body);
+        assert!(one.get("changes_omitted").is_none(), "{page}");
+        let changes = one["changes"].as_array().unwrap();
+        if changes.is_empty() {
+            break;
+        }
+        assert!(changes.len() <= 1_000);
+        for c in changes {
+            assert_eq!(c["group"], "everyone");
+            assert_eq!(c["added"], true);
+            seen.push(c["worker"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(seen.len(), joined);
+    let distinct: std::collections::BTreeSet<&String> = seen.iter().collect();
+    assert_eq!(distinct.len(), joined, "a change listed twice");
+    let active: std::collections::BTreeSet<&String> = world
+        .workers
+        .iter()
+        .filter(|w| w.status == "Active")
+        .map(|w| &w.id)
+        .collect();
+    assert_eq!(distinct, active);
+}

@@ -449,6 +449,15 @@ async fn a_refused_change_is_recorded_with_the_targets_reason() {
         .as_deref()
         .unwrap()
         .contains("filtered paths are not supported"));
+    // The console's group page reads a group's newest refusal on its own, however old.
+    let last = store.last_failure(TARGET, "sales").await.unwrap().unwrap();
+    let newest = failed.iter().find(|f| f.group == "sales").unwrap();
+    assert_eq!(last.id, newest.id);
+    assert!(store
+        .last_failure(TARGET, "engineering")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]

@@ -667,6 +667,24 @@ impl Store {
         Ok(rows.iter().map(outbox_entry).collect::<Result<_, _>>()?)
     }
 
+    /// The newest entry the target refused for good for one group, however old.
+    pub async fn last_failure(
+        &self,
+        target: &str,
+        group: &str,
+    ) -> Result<Option<OutboxEntry>, StoreError> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'failed' AND target = $1 \
+             AND group_name = $2 ORDER BY id DESC LIMIT 1"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(target)
+            .bind(group)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(outbox_entry).transpose()?)
+    }
+
     /// Entries per target and status.
     pub async fn outbox_counts(&self) -> Result<BTreeMap<(String, String), i64>, StoreError> {
         let rows =

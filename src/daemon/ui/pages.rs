@@ -308,10 +308,6 @@ async fn group_body(
         .collect();
     let mut targets = Vec::new();
     let unprovisioned = store.unprovisioned().await.map_err(|e| e.to_string())?;
-    let failures = store
-        .outbox(Some("failed"), 200)
-        .await
-        .map_err(|e| e.to_string())?;
     for push in &g.push {
         let linked = store
             .target_groups(&push.target)
@@ -332,10 +328,10 @@ async fn group_body(
             without.iter().filter_map(|k| workers.id(k)).collect();
         let (joins, leaves) = confirmed.unsent(&desired.members, &without_ids);
         let joins = joins.len();
-        let error = failures
-            .iter()
-            .find(|f| f.target == push.target && f.group == g.name)
-            .cloned();
+        let error = store
+            .last_failure(&push.target, &g.name)
+            .await
+            .map_err(|e| e.to_string())?;
         targets.push((push, linked, confirmed.len(), joins, leaves, without, error));
     }
     let total = members.len();
