@@ -130,6 +130,7 @@ ui:\n  issuer: https://idp.example.com\n  client_id: bench\n  client_secret_env:
                     claim_groups: vec!["bench-approvers".into()],
                     csrf_token: "csrf".into(),
                     expires_at: rosterd::clock::stamp(now + chrono::Duration::hours(1)),
+                    id_token: None,
                 },
                 &rosterd::clock::stamp(now),
             )

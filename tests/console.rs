@@ -92,6 +92,8 @@ struct Stage {
     world: World,
     daemon: Daemon,
     console: String,
+    /// The provider's issuer URL.
+    provider: String,
     approver_email: String,
     hybrid_member: String,
     parts: Parts,
@@ -205,10 +207,13 @@ ui:\n  issuer: http://127.0.0.1:{provider_port}\n  client_id: rosterd-console\n 
             let config = std::fs::read_to_string(world.path("rosterd.yaml")).unwrap();
             std::fs::write(
                 world.path("standby.yaml"),
-                config.replace(
-                    &format!("127.0.0.1:{port}"),
-                    &format!("127.0.0.1:{standby_port}"),
-                ),
+                // This console signs people out of itself only.
+                config
+                    .replace(
+                        &format!("127.0.0.1:{port}"),
+                        &format!("127.0.0.1:{standby_port}"),
+                    )
+                    .replace("ui:\n", "ui:\n  sign_out_at_provider: false\n"),
             )
             .unwrap();
             let mut command = Command::new(env!("CARGO_BIN_EXE_rosterd"));
@@ -238,6 +243,7 @@ ui:\n  issuer: http://127.0.0.1:{provider_port}\n  client_id: rosterd-console\n 
             world,
             daemon,
             console,
+            provider: format!("http://127.0.0.1:{provider_port}"),
             parts,
             _provider: provider,
             driver,
@@ -661,11 +667,12 @@ async fn approver_journey(db: common::TestDb) {
         stage.held_sales().await["status"] == "released"
     })
     .await;
-    let actual = stage.world.actual().await;
-    assert!(
-        actual.get("sales").is_some_and(|m| !m.is_empty()),
-        "sales reached the target once approved"
-    );
+    // The hold is released as the push starts; its members arrive with it.
+    eventually(30, "sales to reach the target once approved", || async {
+        let actual = stage.world.actual().await;
+        actual.get("sales").is_some_and(|m| !m.is_empty())
+    })
+    .await;
     // `rosterd runs` names who approved.
     let runs = Command::new(env!("CARGO_BIN_EXE_rosterd"))
         .args(["runs", "--config"])
@@ -684,15 +691,48 @@ async fn approver_journey(db: common::TestDb) {
         "rosterd runs shows the approval:\n{runs}"
     );
 
-    // Sign-out ends the session: the old cookie no longer opens a page.
+    // Sign-out ends the session, then the provider's: it asks to confirm and sends the
+    // browser back to the signed-out page.
+    browser
+        .find(Locator::Css("form[action='/auth/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let provider = stage.provider.clone();
+    eventually(20, "the provider's sign-out page", || async {
+        let at = browser.current_url().await.unwrap();
+        at.as_str().starts_with(&provider) && at.path().starts_with("/session/end")
+    })
+    .await;
+    // With the ID token as its hint (Okta wants it) and the page to come back to.
+    let end = browser.current_url().await.unwrap();
+    let asked: std::collections::BTreeMap<_, _> = end.query_pairs().into_owned().collect();
+    assert_eq!(asked["client_id"], "rosterd-console", "{end}");
+    assert_eq!(
+        asked["post_logout_redirect_uri"],
+        format!("{}/auth/signed-out", stage.console)
+    );
+    assert_eq!(asked["id_token_hint"].split('.').count(), 3, "{end}");
+    screenshot(&browser, "07-provider-sign-out").await;
     click_to(
         &browser,
-        "form[action='/auth/logout'] button",
+        "button[name=logout][value=yes]",
         &format!("{}/auth/signed-out", stage.console),
     )
     .await;
     assert!(text(&browser).await.contains("You are signed out"));
-    screenshot(&browser, "07-signed-out").await;
+    screenshot(&browser, "08-signed-out").await;
+    // The next visit is asked to sign in at the provider, not let in silently.
+    browser.goto(&format!("{}/", stage.console)).await.unwrap();
+    let at = browser.current_url().await.unwrap();
+    assert!(
+        at.as_str().starts_with(&provider) && at.path().starts_with("/interaction/"),
+        "after signing out, the provider asks again: {at}"
+    );
+    let form = browser.source().await.unwrap();
+    assert!(form.contains("name=\"login\""), "{form}");
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -982,5 +1022,29 @@ async fn an_approval_on_a_standby_is_sent_by_the_leader() {
         .await
         .1
         .contains("\"leader\": false"));
+
+    // This console's config says `sign_out_at_provider: false`: signing out ends its own
+    // session only, so the provider, still signed in, lets the next visit in at once.
+    click_to(
+        &browser,
+        "form[action='/auth/logout'] button",
+        &format!("{console}/auth/signed-out"),
+    )
+    .await;
+    browser.goto(&format!("{console}/holds")).await.unwrap();
+    let back = url::Url::parse(&format!("{console}/holds")).unwrap();
+    browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_url(back)
+        .await
+        .unwrap_or_else(|e| panic!("the provider did not let the approver in again: {e}"));
+    assert!(
+        browser
+            .find(Locator::Css("form[action='/auth/logout']"))
+            .await
+            .is_ok(),
+        "signed in again"
+    );
     browser.close().await.unwrap();
 }

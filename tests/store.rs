@@ -132,6 +132,7 @@ async fn console_sign_ins_finish_once_and_sessions_end(db: TestDb) {
         claim_groups: vec!["corpsec".into(), "it".into()],
         csrf_token: "csrf".into(),
         expires_at: "2026-11-26T18:00:00Z".into(),
+        id_token: Some(rosterd::secret::Secret::new("eyJ.an-id-token.sig")),
     };
     store
         .create_console_session("hash-1", &session, t0)

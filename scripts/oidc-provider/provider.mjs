@@ -47,7 +47,9 @@ const provider = new Provider(issuer, {
     client_id: 'rosterd-console',
     client_secret: clientSecret,
     redirect_uris: redirects,
-    post_logout_redirect_uris: redirects.map((r) => r.replace(/\/auth\/callback$/, '/')),
+    // The console's signed-out page, where the provider sends the browser after its own
+    // sign-out (RP-Initiated Logout).
+    post_logout_redirect_uris: redirects.map((r) => r.replace(/\/auth\/callback$/, '/auth/signed-out')),
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',

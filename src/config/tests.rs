@@ -257,3 +257,15 @@ fn console_mistakes_are_errors_that_name_the_field() {
         .replace("https://rosterd.example.com", "http://localhost:9464");
     assert!(load(&format!("{MINIMAL}{local}")).is_ok());
 }
+
+#[test]
+fn signing_out_goes_through_the_provider_unless_told_not_to() {
+    let ui = load(&format!("{MINIMAL}{UI}")).unwrap().ui.unwrap();
+    assert!(ui.sign_out_at_provider);
+    assert_eq!(
+        ui.signed_out_url(),
+        "https://rosterd.example.com/auth/signed-out"
+    );
+    let off = load(&format!("{MINIMAL}{UI}  sign_out_at_provider: false\n")).unwrap();
+    assert!(!off.ui.unwrap().sign_out_at_provider);
+}

@@ -33,6 +33,28 @@ pub struct UiConfig {
     /// How long a sign-in lasts.
     #[serde(default = "default_session_hours")]
     pub session_hours: f64,
+    /// Whether signing out of the console also signs the person out at the provider, when
+    /// the provider offers it (OpenID Connect RP-Initiated Logout). The provider then sends
+    /// the browser back to [`UiConfig::signed_out_url`], which must be registered with it
+    /// as a sign-out redirect URI.
+    #[serde(default = "default_true")]
+    pub sign_out_at_provider: bool,
+}
+
+impl UiConfig {
+    /// The console's signed-out page: `redirect_url` with `/auth/signed-out` in place of
+    /// `/auth/callback`.
+    pub fn signed_out_url(&self) -> String {
+        let base = self
+            .redirect_url
+            .strip_suffix("/auth/callback")
+            .unwrap_or(&self.redirect_url);
+        format!("{base}/auth/signed-out")
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// One way to hold a role: a group the identity provider names in the groups claim, or one

@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::{Store, StoreError};
+use crate::secret::Secret;
 
 /// A signed-in person.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +16,8 @@ pub struct ConsoleSession {
     pub claim_groups: Vec<String>,
     pub csrf_token: String,
     pub expires_at: String,
+    /// The ID token the provider issued at sign-in, its `id_token_hint` at sign-out.
+    pub id_token: Option<Secret>,
 }
 
 /// A sign-in in flight: what the callback needs to finish it.
@@ -98,7 +101,7 @@ impl Store {
             .await?;
         sqlx::query(
             "INSERT INTO console_sessions (id_hash, subject, email, name, claim_groups, csrf_token, \
-             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             created_at, expires_at, id_token) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(id_hash)
         .bind(&session.subject)
@@ -108,6 +111,7 @@ impl Store {
         .bind(&session.csrf_token)
         .bind(now)
         .bind(&session.expires_at)
+        .bind(session.id_token.as_ref().map(Secret::expose))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -121,7 +125,7 @@ impl Store {
         now: &str,
     ) -> Result<Option<ConsoleSession>, StoreError> {
         let row = sqlx::query(
-            "SELECT subject, email, name, claim_groups, csrf_token, expires_at \
+            "SELECT subject, email, name, claim_groups, csrf_token, expires_at, id_token \
              FROM console_sessions WHERE id_hash = $1 AND expires_at > $2",
         )
         .bind(id_hash)
@@ -138,6 +142,7 @@ impl Store {
                 .map_err(|e| StoreError::Query(sqlx::Error::Decode(e.into())))?,
             csrf_token: row.try_get(4)?,
             expires_at: row.try_get(5)?,
+            id_token: row.try_get::<Option<String>, _>(6)?.map(Secret::new),
         }))
     }
 

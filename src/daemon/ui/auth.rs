@@ -3,15 +3,20 @@
 //! one browser cannot be finished in another). The ID token is verified by `openidconnect`
 //! (signature against the provider's keys, issuer, audience, expiry, nonce); the groups
 //! claim, whose name the config gives, is read from the verified token.
+//!
+//! Signing out ends the console's session and, where the provider offers it (an
+//! `end_session_endpoint` in its discovery document), sends the browser to the provider to
+//! end its session too (OpenID Connect RP-Initiated Logout), with the ID token as
+//! `id_token_hint`, so that the next person at the same browser is asked to sign in.
 
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreIdToken};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    TokenResponse,
+    EndpointSet, IssuerUrl, LogoutRequest, Nonce, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
 };
 
 use crate::config::UiConfig;
@@ -53,10 +58,12 @@ pub struct Oidc {
     client_id: ClientId,
     secret: Secret,
     redirect: RedirectUrl,
+    /// Where the provider sends the browser after its sign-out, when rosterd asks for one.
+    signed_out: Option<PostLogoutRedirectUrl>,
     scopes: Vec<String>,
     groups_claim: String,
     http: reqwest::Client,
-    metadata: tokio::sync::Mutex<Option<(Instant, CoreProviderMetadata)>>,
+    metadata: tokio::sync::Mutex<Option<(Instant, ProviderMetadataWithLogout)>>,
 }
 
 /// Where the browser goes next, and what the callback will need.
@@ -72,6 +79,7 @@ pub struct Identity {
     pub email: Option<String>,
     pub name: Option<String>,
     pub groups: Vec<String>,
+    pub id_token: Secret,
 }
 
 impl Oidc {
@@ -90,6 +98,13 @@ impl Oidc {
             secret,
             redirect: RedirectUrl::new(ui.redirect_url.clone())
                 .map_err(|e| format!("ui.redirect_url: {e}"))?,
+            signed_out: match ui.sign_out_at_provider {
+                true => Some(
+                    PostLogoutRedirectUrl::new(ui.signed_out_url())
+                        .map_err(|e| format!("ui.redirect_url: {e}"))?,
+                ),
+                false => None,
+            },
             scopes: ui.scopes.clone(),
             groups_claim: ui.groups_claim.clone(),
             http,
@@ -98,21 +113,21 @@ impl Oidc {
     }
 
     /// The provider's metadata, read at most once an hour (or at once when `fresh`).
-    async fn metadata(&self, fresh: bool) -> Result<CoreProviderMetadata, SignInError> {
+    async fn metadata(&self, fresh: bool) -> Result<ProviderMetadataWithLogout, SignInError> {
         let mut kept = self.metadata.lock().await;
         if let Some((at, m)) = kept.as_ref() {
             if !fresh && at.elapsed() < Duration::from_secs(METADATA_SECONDS) {
                 return Ok(m.clone());
             }
         }
-        let m = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http)
+        let m = ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.http)
             .await
             .map_err(|e| SignInError::Provider(crate::text::with_causes(&e)))?;
         *kept = Some((Instant::now(), m.clone()));
         Ok(m)
     }
 
-    fn client(&self, metadata: CoreProviderMetadata) -> Client {
+    fn client(&self, metadata: ProviderMetadataWithLogout) -> Client {
         CoreClient::from_provider_metadata(
             metadata,
             self.client_id.clone(),
@@ -190,7 +205,48 @@ impl Oidc {
                 .and_then(|n| n.get(None))
                 .map(|n| n.to_string()),
             groups,
+            id_token: Secret::new(id_token.to_string()),
         })
+    }
+
+    /// The issuer's origin (`https://host[:port]`), where its end-session endpoint must be.
+    pub fn issuer_origin(&self) -> String {
+        self.issuer.url().origin().ascii_serialization()
+    }
+
+    /// Where to send a browser whose session has just ended so that the provider ends its
+    /// own: its end-session endpoint with the ID token as a hint, this client's id and the
+    /// console's signed-out page to come back to. `None` when the config says not to, or
+    /// the provider offers no such endpoint (or cannot be reached: the console's session is
+    /// over either way).
+    pub async fn end_session_url(&self, id_token: Option<&Secret>) -> Option<String> {
+        let back = self.signed_out.clone()?;
+        let metadata = match self.metadata(false).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("console sign-out: not signed out at the provider: {e}");
+                return None;
+            }
+        };
+        let endpoint = metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .clone()?;
+        // The pages allow forms to lead to the issuer's origin only.
+        if endpoint.url().origin() != self.issuer.url().origin() {
+            tracing::warn!(
+                endpoint = %endpoint.url(),
+                "console sign-out: the provider's end-session endpoint is not on the issuer's host; signed out of the console only"
+            );
+            return None;
+        }
+        let mut request = LogoutRequest::from(endpoint)
+            .set_client_id(self.client_id.clone())
+            .set_post_logout_redirect_uri(back);
+        if let Some(token) = id_token.and_then(|t| t.expose().parse::<CoreIdToken>().ok()) {
+            request = request.set_id_token_hint(&token);
+        }
+        Some(request.http_get_url().to_string())
     }
 }
 
@@ -239,6 +295,7 @@ pub fn session_for(
         claim_groups: identity.groups,
         csrf_token: random_token(),
         expires_at: crate::clock::stamp(expires),
+        id_token: Some(identity.id_token),
     }
 }
 

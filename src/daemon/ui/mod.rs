@@ -45,6 +45,8 @@ pub struct Console {
     oidc: auth::Oidc,
     /// Whether cookies are marked Secure.
     secure: bool,
+    /// The pages' Content-Security-Policy.
+    csp: HeaderValue,
 }
 
 impl Console {
@@ -56,9 +58,28 @@ impl Console {
                 ui.client_secret_env
             )
         })?;
+        Console::with_secret(ui, listen, secret)
+    }
+
+    fn with_secret(
+        ui: &UiConfig,
+        listen: std::net::SocketAddr,
+        secret: crate::secret::Secret,
+    ) -> Result<Console, String> {
+        let oidc = auth::Oidc::new(ui, secret)?;
+        // Forms post only here; the sign-out form's answer sends the browser on to the
+        // provider's end-session endpoint, which a browser checks against `form-action` too.
+        let provider = match ui.sign_out_at_provider {
+            true => format!(" {}", oidc.issuer_origin()),
+            false => String::new(),
+        };
+        let csp = format!(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'{provider}; frame-ancestors 'none'; base-uri 'none'"
+        );
         Ok(Console {
-            oidc: auth::Oidc::new(ui, secret)?,
+            oidc,
             secure: secure_cookies(listen, &ui.redirect_url),
+            csp: HeaderValue::from_str(&csp).map_err(|e| format!("ui.issuer: {e}"))?,
         })
     }
 
@@ -144,19 +165,20 @@ pub fn router(shared: Ui, console: Arc<Console>) -> Router<Ui> {
         .route("/auth/callback", get(callback))
         .route("/auth/signed-out", get(signed_out))
         .merge(signed_in)
-        .layer(axum::middleware::map_response(protect))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            protect,
+        ))
         .with_state(state)
 }
 
-/// Every console answer: no script may run, nothing may frame it, forms post only here, and
-/// no page (they show people's memberships) is kept in a cache.
-async fn protect(mut response: Response) -> Response {
+/// Every console answer: no script may run, nothing may frame it, forms post only here (and
+/// sign-out may go on to the provider), and no page (they show people's memberships) is
+/// kept in a cache.
+async fn protect(State(state): State<UiState>, mut response: Response) -> Response {
     let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, state.console.csp.clone());
     for (name, value) in [
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
         (header::CACHE_CONTROL, "no-store"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "same-origin"),
@@ -463,7 +485,16 @@ async fn logout(
         return html::internal(e);
     }
     tracing::info!(subject = %person.session.subject, "console: signed out");
-    let mut response = redirect("/auth/signed-out");
+    // The provider's session ends too where it can, so the next person at this browser is
+    // asked to sign in; it sends the browser back to the signed-out page.
+    let next = console
+        .oidc
+        .end_session_url(person.session.id_token.as_ref())
+        .await;
+    let mut response = match &next {
+        Some(url) => redirect(url),
+        None => redirect("/auth/signed-out"),
+    };
     response.headers_mut().append(
         header::SET_COOKIE,
         console.cookie(console.session_cookie(), "", 0),
@@ -527,12 +558,16 @@ mod tests {
             "{issuer: 'https://idp.example.com', client_id: c, redirect_url: 'https://rosterd.example.com/auth/callback', viewers: [{claim: x}]}",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let console = Console {
-            oidc: auth::Oidc::new(&ui, crate::secret::Secret::new("s"))
-                .unwrap_or_else(|e| panic!("{e}")),
-            secure: true,
-        };
+        let console =
+            Console::with_secret(&ui, at("0.0.0.0:9464"), crate::secret::Secret::new("s"))
+                .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(console.session_cookie(), "__Host-rosterd-session");
+        // Forms post here; sign-out's answer may go on to the provider only.
+        assert!(console
+            .csp
+            .to_str()
+            .unwrap_or_default()
+            .contains("form-action 'self' https://idp.example.com;"));
         let cookie = console.cookie(console.session_cookie(), "tok", 60);
         assert_eq!(
             cookie.to_str().unwrap_or_default(),
