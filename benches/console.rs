@@ -131,6 +131,7 @@ ui:\n  issuer: https://idp.example.com\n  client_id: bench\n  client_secret_env:
                     csrf_token: "csrf".into(),
                     expires_at: rosterd::clock::stamp(now + chrono::Duration::hours(1)),
                     id_token: None,
+                    groups_elsewhere: false,
                 },
                 &rosterd::clock::stamp(now),
             )

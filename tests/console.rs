@@ -162,6 +162,9 @@ impl Stage {
             "viewer": { "email": "vic.viewer@example.com", "name": "Vic Viewer", "groups": ["it-support"] },
             // Claims the approver's address, which the provider has not verified.
             "stranger": { "email": approver.email, "email_verified": false, "name": "Sam Stranger", "groups": ["contractors"] },
+            // In it-support, but in so many groups that the provider leaves them out of the
+            // token (Entra ID's overage).
+            "crowded": { "email": "cro.wded@example.com", "name": "Cro Wded", "groups": ["it-support"], "groups_elsewhere": true },
         });
         std::fs::write(world.path("users.json"), users.to_string()).unwrap();
         let mut node = Command::new("node");
@@ -892,6 +895,26 @@ async fn viewer_journey(db: common::TestDb) {
     );
     screenshot(&stranger, "15-no-access").await;
     stranger.close().await.unwrap();
+
+    // Someone whose groups the provider left out of the token is told so, and the log says
+    // what to change at the provider.
+    let crowded = stage.browser("crowded").await;
+    stage
+        .sign_in(&crowded, "crowded", "/", "16-groups-left-out-sign-in")
+        .await;
+    let page = text(&crowded).await;
+    assert!(
+        page.contains("neither a viewer nor an approver")
+            && page.contains("left your groups out of this sign-in"),
+        "{page}"
+    );
+    screenshot(&crowded, "17-groups-left-out").await;
+    crowded.close().await.unwrap();
+    let log = stage.daemon.log();
+    assert!(
+        log.contains("left the groups claim out of the ID token"),
+        "{log}"
+    );
 }
 
 /// Without a `ui:` section the daemon's address serves the API only; with one, the daemon

@@ -133,6 +133,7 @@ async fn console_sign_ins_finish_once_and_sessions_end(db: TestDb) {
         csrf_token: "csrf".into(),
         expires_at: "2026-11-26T18:00:00Z".into(),
         id_token: Some(rosterd::secret::Secret::new("eyJ.an-id-token.sig")),
+        groups_elsewhere: true,
     };
     store
         .create_console_session("hash-1", &session, t0)

@@ -8,7 +8,9 @@
 //        [--users users.json] [--client-secret SECRET]
 //
 // users.json: {"ada": {"email": "ada@example.com", "name": "Ada", "groups": ["corpsec"]}, ...}
-// ("email_verified": false marks an address the provider has not verified).
+// ("email_verified": false marks an address the provider has not verified; "groups_elsewhere":
+// true leaves the groups out of the token and points elsewhere for them, a distributed claim,
+// as Microsoft Entra ID does for a person in more than 200 groups).
 // Prints `listening ISSUER` on stdout once it answers.
 import { readFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
@@ -73,7 +75,14 @@ const provider = new Provider(issuer, {
     return {
       accountId: id,
       async claims() {
-        return { sub: id, email: user.email, email_verified: user.email_verified ?? true, name: user.name, groups: user.groups ?? [] };
+        const claims = { sub: id, email: user.email, email_verified: user.email_verified ?? true, name: user.name };
+        if (user.groups_elsewhere) {
+          claims._claim_names = { groups: 'src1' };
+          claims._claim_sources = { src1: { endpoint: `${issuer}/groups-of/${id}` } };
+        } else {
+          claims.groups = user.groups ?? [];
+        }
+        return claims;
       },
     };
   },

@@ -18,6 +18,9 @@ pub struct ConsoleSession {
     pub expires_at: String,
     /// The ID token the provider issued at sign-in, its `id_token_hint` at sign-out.
     pub id_token: Option<Secret>,
+    /// The provider left the groups claim out of the ID token and pointed elsewhere for it
+    /// (Microsoft Entra ID's "overage", past 200 groups).
+    pub groups_elsewhere: bool,
 }
 
 /// A sign-in in flight: what the callback needs to finish it.
@@ -101,7 +104,8 @@ impl Store {
             .await?;
         sqlx::query(
             "INSERT INTO console_sessions (id_hash, subject, email, name, claim_groups, csrf_token, \
-             created_at, expires_at, id_token) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             created_at, expires_at, id_token, groups_elsewhere) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(id_hash)
         .bind(&session.subject)
@@ -112,6 +116,7 @@ impl Store {
         .bind(now)
         .bind(&session.expires_at)
         .bind(session.id_token.as_ref().map(Secret::expose))
+        .bind(i64::from(session.groups_elsewhere))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -125,7 +130,8 @@ impl Store {
         now: &str,
     ) -> Result<Option<ConsoleSession>, StoreError> {
         let row = sqlx::query(
-            "SELECT subject, email, name, claim_groups, csrf_token, expires_at, id_token \
+            "SELECT subject, email, name, claim_groups, csrf_token, expires_at, id_token, \
+             groups_elsewhere \
              FROM console_sessions WHERE id_hash = $1 AND expires_at > $2",
         )
         .bind(id_hash)
@@ -143,6 +149,7 @@ impl Store {
             csrf_token: row.try_get(4)?,
             expires_at: row.try_get(5)?,
             id_token: row.try_get::<Option<String>, _>(6)?.map(Secret::new),
+            groups_elsewhere: row.try_get::<i64, _>(7)? != 0,
         }))
     }
 

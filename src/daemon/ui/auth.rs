@@ -79,6 +79,8 @@ pub struct Identity {
     pub email: Option<String>,
     pub name: Option<String>,
     pub groups: Vec<String>,
+    /// The provider left the groups claim out and pointed elsewhere for it.
+    pub groups_elsewhere: bool,
     pub id_token: Secret,
 }
 
@@ -189,9 +191,9 @@ impl Oidc {
         };
         // Verified above; the payload is read again only for the groups claim, whose name
         // the config chooses.
-        let groups = payload(&id_token.to_string())
-            .map(|p| claim_groups(&p, &self.groups_claim))
-            .unwrap_or_default();
+        let payload = payload(&id_token.to_string()).unwrap_or_default();
+        let groups = claim_groups(&payload, &self.groups_claim);
+        let groups_elsewhere = groups_elsewhere(&payload, &self.groups_claim);
         Ok(Identity {
             subject: claims.subject().to_string(),
             // An address the provider says it has not verified names nobody: it could be
@@ -205,6 +207,7 @@ impl Oidc {
                 .and_then(|n| n.get(None))
                 .map(|n| n.to_string()),
             groups,
+            groups_elsewhere,
             id_token: Secret::new(id_token.to_string()),
         })
     }
@@ -271,6 +274,16 @@ fn claim_groups(payload: &serde_json::Value, claim: &str) -> Vec<String> {
     }
 }
 
+/// Whether the token names `claim` as a distributed claim (OpenID Connect Core 5.6.2): the
+/// provider left it out and points elsewhere for it. Microsoft Entra ID does so for the
+/// groups of a person in more than 200 (its "overage"); rosterd does not fetch them.
+fn groups_elsewhere(payload: &serde_json::Value, claim: &str) -> bool {
+    payload
+        .get("_claim_names")
+        .and_then(|names| names.get(claim))
+        .is_some()
+}
+
 /// A new random token (32 bytes, URL-safe base64) for a session or a CSRF token.
 pub fn random_token() -> String {
     CsrfToken::new_random_len(32).secret().clone()
@@ -293,6 +306,7 @@ pub fn session_for(
         email: identity.email,
         name: identity.name,
         claim_groups: identity.groups,
+        groups_elsewhere: identity.groups_elsewhere,
         csrf_token: random_token(),
         expires_at: crate::clock::stamp(expires),
         id_token: Some(identity.id_token),
@@ -309,6 +323,22 @@ mod tests {
         assert_eq!(claim_groups(&p, "groups"), vec!["a", "b"]);
         assert_eq!(claim_groups(&p, "roles"), vec!["x"]);
         assert!(claim_groups(&p, "missing").is_empty());
+    }
+
+    #[test]
+    fn groups_left_out_of_the_token_are_noticed() {
+        // Entra ID's overage: no groups claim, a pointer to where they are.
+        let p = serde_json::json!({
+            "_claim_names": {"groups": "src1"},
+            "_claim_sources": {"src1": {"endpoint": "https://graph.windows.net/t/users/u/getMemberObjects"}}
+        });
+        assert!(groups_elsewhere(&p, "groups"));
+        assert!(claim_groups(&p, "groups").is_empty());
+        assert!(!groups_elsewhere(&p, "roles"));
+        assert!(!groups_elsewhere(
+            &serde_json::json!({"groups": ["a"]}),
+            "groups"
+        ));
     }
 
     #[test]

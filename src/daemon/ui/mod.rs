@@ -269,7 +269,11 @@ async fn require_session(
             &person,
             html! {
                 p { "You are signed in as " strong { (person.label()) } ", but you are neither a viewer nor an approver of this console." }
-                p { "Ask CorpSec to add you to one of the groups the console's `ui.viewers` or `ui.approvers` name." }
+                @if person.session.groups_elsewhere {
+                    p { "Your identity provider left your groups out of this sign-in: you are in more groups than it puts in a sign-in token (Microsoft Entra ID stops at 200). Ask its administrator to send only the groups assigned to rosterd's application." }
+                } @else {
+                    p { "Ask CorpSec to add you to one of the groups the console's `ui.viewers` or `ui.approvers` name." }
+                }
             },
         )
         .with_status(StatusCode::FORBIDDEN);
@@ -435,6 +439,12 @@ async fn callback(
     let token = auth::random_token();
     let session = auth::session_for(identity, hours, now);
     tracing::info!(subject = %session.subject, email = session.email.as_deref().unwrap_or(""), "console: signed in");
+    if session.groups_elsewhere {
+        tracing::warn!(
+            subject = %session.subject,
+            "console: the identity provider left the groups claim out of the ID token (too many groups: Entra ID's overage), so no `claim:` role can match; emit only the groups assigned to the application, or give the person a `group:` role"
+        );
+    }
     shared.metrics.console_sign_in("ok");
     if let Err(e) = shared
         .store
