@@ -325,13 +325,7 @@ ui:\n  issuer: http://127.0.0.1:{provider_port}\n  client_id: rosterd-console\n 
             .send_keys("any password")
             .await
             .unwrap();
-        browser
-            .find(Locator::Css("button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(browser, "button[type=submit]").await;
         // The provider asks for consent once per client, then sends the browser back.
         let back = url::Url::parse(&format!("{console}{path}")).unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -419,14 +413,18 @@ async fn screenshot(browser: &Client, name: &str) {
 }
 
 /// Clicks what `css` finds and waits for the page it leads to.
-async fn click_to(browser: &Client, css: &str, url: &str) {
+async fn click(browser: &Client, css: &str) {
     browser
         .find(Locator::Css(css))
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
         .click()
         .await
         .unwrap();
+}
+
+async fn click_to(browser: &Client, css: &str, url: &str) {
+    click(browser, css).await;
     browser
         .wait()
         .at_most(Duration::from_secs(20))
@@ -696,13 +694,7 @@ async fn approver_journey(db: common::TestDb) {
 
     // Sign-out ends the session, then the provider's: it asks to confirm and sends the
     // browser back to the signed-out page.
-    browser
-        .find(Locator::Css("form[action='/auth/logout'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "form[action='/auth/logout'] button").await;
     let provider = stage.provider.clone();
     eventually(20, "the provider's sign-out page", || async {
         let at = browser.current_url().await.unwrap();
