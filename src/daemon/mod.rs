@@ -323,12 +323,17 @@ fn warm_console(shared: &Arc<Shared>) {
 }
 
 /// Reloads on a blocking thread: checking a large rule set takes its time, and the API's
-/// probes must answer meanwhile.
+/// probes must answer meanwhile. A standby's console is warmed with the new rules at once;
+/// the leader's is warmed after the sync that new rules bring, not beside it.
 async fn reload_off_the_runtime(shared: &Arc<Shared>, config: bool) -> bool {
-    let shared = Arc::clone(shared);
-    tokio::task::spawn_blocking(move || shared.reload(config))
+    let reloading = Arc::clone(shared);
+    let reloaded = tokio::task::spawn_blocking(move || reloading.reload(config))
         .await
-        .unwrap_or(false)
+        .unwrap_or(false);
+    if reloaded && !shared.leadership.leading() {
+        warm_console(shared);
+    }
+    reloaded
 }
 
 fn load_rules(config: &Config) -> Result<RuleSet, String> {
