@@ -594,6 +594,15 @@ async fn approver_journey(db: common::TestDb) {
         );
     }
     assert!(!explain.contains("NOT A MEMBER"), "{explain}");
+    // And when they joined it, as `rosterd history` tells.
+    let history = text(&browser).await;
+    let history = &history[history.find("History in platform-access").unwrap()..];
+    assert!(
+        history
+            .lines()
+            .any(|l| l.starts_with("1 ") && l.ends_with(" joined include")),
+        "{history}"
+    );
     screenshot(&browser, "04-worker-explain").await;
 
     // The guardrail held sales from its first push: the group is in the target, empty.

@@ -492,6 +492,18 @@ pub async fn worker(
         .collect();
     let tree = chosen.map(|g| crate::engine::explain(&e.snapshot, &e.rules, &e.evaluation, w, g));
     let worker_key = e.snapshot.key(w).to_string();
+    // Who had access when: the worker's joins and leaves of the chosen group, as recorded.
+    let history = match chosen {
+        Some(g) => match shared
+            .store
+            .worker_history(&e.rules.group(g).name, &worker_key)
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => return internal(e),
+        },
+        None => Vec::new(),
+    };
     let base = format!("/workers/{}", seg(&worker_key));
     let body = html! {
         p { "As of " (e.evaluation.as_of) ", snapshot " (e.snapshot_id) ": in " strong { (groups.len()) } " of " (thousands(e.rules.groups().len() as u64)) " groups." }
@@ -521,7 +533,25 @@ pub async fn worker(
             }
             " " button type="submit" { "Explain" }
         }
-        @if let Some(t) = &tree { (explanation(t)) }
+        @if let Some(t) = &tree {
+            (explanation(t))
+            h2 #history { "History in " (t.group) }
+            @if history.is_empty() {
+                p.muted { "No run has recorded this worker joining or leaving " (t.group) "." }
+            } @else {
+                table {
+                    tr { th.n { "Run" } th { "As of" } th { "Change" } th { "Why" } }
+                    @for h in &history {
+                        tr {
+                            td.n { a href=(format!("/runs/{}?group={}", h.run_id, seg(&t.group))) { (h.run_id) } }
+                            td { (h.as_of) }
+                            td { @if h.added { span.ok { "joined" } } @else { span.bad { "left" } } }
+                            td { (h.reason) }
+                        }
+                    }
+                }
+            }
+        }
     };
     page(&e.snapshot.label(w), &person, body).into_response()
 }
