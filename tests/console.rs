@@ -433,6 +433,13 @@ async fn click_to(browser: &Client, css: &str, url: &str) {
         .unwrap_or_else(|e| panic!("clicking {css} did not lead to {url}: {e}"));
 }
 
+/// How many runs the daemon has recorded.
+async fn runs_recorded(daemon: &Daemon) -> usize {
+    let (_, body) = daemon.get("/api/v1/runs", Some(TOKEN)).await;
+    let runs: serde_json::Value = serde_json::from_str(&body).unwrap();
+    runs["runs"].as_array().unwrap().len()
+}
+
 async fn text(browser: &Client) -> String {
     browser
         .find(Locator::Css("body"))
@@ -701,6 +708,21 @@ async fn approver_journey(db: common::TestDb) {
         "rosterd runs shows the approval:\n{runs}"
     );
 
+    // "Sync now" queues a sync, as the API's POST /api/v1/runs does.
+    let runs_before = runs_recorded(&stage.daemon).await;
+    browser.goto(&format!("{}/", stage.console)).await.unwrap();
+    click_to(
+        &browser,
+        "form[action='/sync'] button",
+        &format!("{}/?sync=queued", stage.console),
+    )
+    .await;
+    assert!(text(&browser).await.contains("A sync is queued"));
+    eventually(60, "the sync asked for in the console", || async {
+        runs_recorded(&stage.daemon).await > runs_before
+    })
+    .await;
+
     // Sign-out ends the session, then the provider's: it asks to confirm and sends the
     // browser back to the signed-out page.
     click(&browser, "form[action='/auth/logout'] button").await;
@@ -816,11 +838,23 @@ async fn viewer_journey(db: common::TestDb) {
         "a viewer's approval, even with their CSRF token"
     );
     assert_eq!(stage.held_sales().await["status"], "held");
+    // Nor can a viewer ask for a sync: no button, and a forged POST is refused.
+    browser.goto(&format!("{}/", stage.console)).await.unwrap();
+    assert!(browser
+        .find_all(Locator::Css("form[action='/sync']"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        stage.forged_post("/sync", &cookie, Some(&csrf)).await,
+        403,
+        "a viewer's sync request"
+    );
     let metrics = stage.daemon.get("/metrics", Some(TOKEN)).await.1;
     assert!(
         metrics
             .lines()
-            .any(|l| l == "rosterd_console_refused_total{why=\"role\"} 1"),
+            .any(|l| l == "rosterd_console_refused_total{why=\"role\"} 2"),
         "{metrics}"
     );
     // Planning a pasted rule: its members on the snapshot in force, or its diagnostics.
@@ -1046,6 +1080,16 @@ async fn an_approval_on_a_standby_is_sent_by_the_leader() {
         .await
         .1
         .contains("\"leader\": false"));
+
+    // A standby runs no sync; "Sync now" there says so.
+    browser.goto(&format!("{console}/")).await.unwrap();
+    click_to(
+        &browser,
+        "form[action='/sync'] button",
+        &format!("{console}/?sync=standby"),
+    )
+    .await;
+    assert!(text(&browser).await.contains("This instance is on standby"));
 
     // This console's config says `sign_out_at_provider: false`: signing out ends its own
     // session only, so the provider, still signed in, lets the next visit in at once.

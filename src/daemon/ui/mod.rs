@@ -155,6 +155,7 @@ pub fn router(shared: Ui, console: Arc<Console>) -> Router<Ui> {
         .route("/holds", get(pages::holds))
         .route("/plan", get(pages::preview))
         .route("/holds/{id}/approve", post(pages::approve))
+        .route("/sync", post(pages::sync_now))
         .route("/auth/logout", post(logout))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

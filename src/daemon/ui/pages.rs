@@ -30,6 +30,8 @@ pub struct ListQuery {
     group: Option<String>,
     approved: Option<i64>,
     standby: Option<u8>,
+    /// After "Sync now": `queued`, or `standby` where this instance cannot run it.
+    sync: Option<String>,
 }
 
 type Q = Query<ListQuery>;
@@ -56,14 +58,22 @@ fn pager(base: &str, page: usize, per: usize, total: usize) -> Markup {
 
 // --- Overview --------------------------------------------------------------------------------
 
-pub async fn overview(State(shared): State<Ui>, Extension(person): Extension<Person>) -> Response {
-    match overview_body(&shared).await {
+pub async fn overview(
+    State(shared): State<Ui>,
+    Extension(person): Extension<Person>,
+    Query(q): Q,
+) -> Response {
+    match overview_body(&shared, &person, &q).await {
         Ok(body) => page("Overview", &person, body).into_response(),
         Err(e) => internal(e),
     }
 }
 
-async fn overview_body(shared: &super::Shared) -> Result<Markup, StoreError> {
+async fn overview_body(
+    shared: &super::Shared,
+    person: &Person,
+    q: &ListQuery,
+) -> Result<Markup, StoreError> {
     let config = shared.config();
     let revision = shared.revision();
     let refused = shared.refused();
@@ -99,6 +109,11 @@ async fn overview_body(shared: &super::Shared) -> Result<Markup, StoreError> {
     }
     let running = super::super::api::running(shared);
     Ok(html! {
+        @match q.sync.as_deref() {
+            Some("queued") => p.flash { "A sync is queued; it shows under Last runs once it has run." },
+            Some("standby") => p.flash { "This instance is on standby and runs no sync; the leader's next scheduled sync runs as usual." },
+            _ => {}
+        }
         section {
             h2 { "Rules in force" }
             p {
@@ -168,6 +183,13 @@ async fn overview_body(shared: &super::Shared) -> Result<Markup, StoreError> {
             @if let Some(job) = running { p { "Running now: " strong { (job) } } }
             (runs_table(&runs))
             p { a href="/runs" { "All runs" } }
+            @if person.approver {
+                form method="post" action="/sync" {
+                    input type="hidden" name="csrf" value=(person.session.csrf_token);
+                    button type="submit" { "Sync now" }
+                    span.muted { " reads the export and the rules and pushes what changed, as the schedule does" }
+                }
+            }
         }
     })
 }
@@ -802,20 +824,8 @@ pub async fn approve(
     Path(raw): Path<String>,
     form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let given = form.map(|f| f.0.csrf).unwrap_or_default();
-    if !csrf_ok(&person, &given) {
-        tracing::warn!(subject = %person.session.subject, "console: an approval without a valid CSRF token was refused");
-        shared.metrics.console_refused("csrf");
-        return super::html::forbidden_csrf();
-    }
-    if !person.approver {
-        tracing::warn!(subject = %person.session.subject, "console: an approval by a viewer was refused");
-        shared.metrics.console_refused("role");
-        return super::html::error_page(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "only approvers may release a held push",
-        );
+    if let Some(refused) = refusal(&shared, &person, form, "an approval") {
+        return refused;
     }
     let Ok(id) = raw.parse::<i64>() else {
         return super::html::error_page(
@@ -841,6 +851,50 @@ pub async fn approve(
         }
         Err(e) => internal(e),
     }
+}
+
+/// A state-changing form may go ahead when it carries the session's CSRF token and comes
+/// from an approver; otherwise this is the answer that refuses it (logged and counted).
+fn refusal(
+    shared: &super::Shared,
+    person: &Person,
+    form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+    what: &str,
+) -> Option<Response> {
+    let given = form.map(|f| f.0.csrf).unwrap_or_default();
+    if !csrf_ok(person, &given) {
+        tracing::warn!(subject = %person.session.subject, "console: {what} without a valid CSRF token was refused");
+        shared.metrics.console_refused("csrf");
+        return Some(super::html::forbidden_csrf());
+    }
+    if !person.approver {
+        tracing::warn!(subject = %person.session.subject, "console: {what} by a viewer was refused");
+        shared.metrics.console_refused("role");
+        return Some(super::html::error_page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "only approvers may do this",
+        ));
+    }
+    None
+}
+
+/// "Sync now" (approvers): queues a sync on the leader, as `POST /api/v1/runs` does. A
+/// standby runs none; its page says so.
+pub async fn sync_now(
+    State(shared): State<Ui>,
+    Extension(person): Extension<Person>,
+    form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    if let Some(refused) = refusal(&shared, &person, form, "a sync request") {
+        return refused;
+    }
+    if !shared.leadership.leading() {
+        return redirect("/?sync=standby");
+    }
+    tracing::info!(by = %person.approver_id(), "console: sync requested");
+    shared.request(super::super::Job::Sync);
+    redirect("/?sync=queued")
 }
 
 // --- Plan this rule ----------------------------------------------------------------------
