@@ -222,6 +222,10 @@ ui:\n  issuer: https://idp.example.com\n  client_id: bench\n  client_secret_env:
                 "worker page with explain",
                 format!("/workers/{worker}?group={first_group}"),
             ),
+            (
+                "worker page, explain and history in the largest group",
+                format!("/workers/{worker}?group={name}"),
+            ),
             ("worker by email", format!("/workers?q={}", workers[0].email)),
             ("runs", "/runs".to_string()),
             ("first run (by group)", "/runs/1".to_string()),
