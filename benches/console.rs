@@ -217,6 +217,10 @@ ui:\n  issuer: https://idp.example.com\n  client_id: bench\n  client_secret_env:
                 "group page, last members page",
                 format!("/groups/{name}?page={last_page}"),
             ),
+            (
+                "largest group's members on a date (from the audit)",
+                format!("/groups/{name}/on?date={}", rosterd::clock::today_utc()),
+            ),
             ("worker page", format!("/workers/{worker}")),
             (
                 "worker page with explain",

@@ -433,6 +433,21 @@ async fn click_to(browser: &Client, css: &str, url: &str) {
         .unwrap_or_else(|e| panic!("clicking {css} did not lead to {url}: {e}"));
 }
 
+/// The worker keys a page's table links to.
+async fn listed_workers(browser: &Client) -> std::collections::BTreeSet<String> {
+    let mut shown = std::collections::BTreeSet::new();
+    for row in browser
+        .find_all(Locator::Css("table tr td:first-child a[href^='/workers/']"))
+        .await
+        .unwrap()
+    {
+        let href = row.attr("href").await.unwrap().unwrap();
+        let key = href.trim_start_matches("/workers/").split('?').next();
+        shown.insert(key.unwrap().to_string());
+    }
+    shown
+}
+
 /// How many runs the daemon has recorded.
 async fn runs_recorded(daemon: &Daemon) -> usize {
     let (_, body) = daemon.get("/api/v1/runs", Some(TOKEN)).await;
@@ -498,29 +513,48 @@ async fn approver_journey(db: common::TestDb) {
         .goto(&format!("{}/groups/engineering", stage.console))
         .await
         .unwrap();
-    let rows = browser
-        .find_all(Locator::Css("table tr td:first-child a[href^='/workers/']"))
-        .await
-        .unwrap();
-    let mut shown = std::collections::BTreeSet::new();
-    for row in rows {
-        let href = row.attr("href").await.unwrap().unwrap();
-        let key = href
-            .trim_start_matches("/workers/")
-            .split('?')
-            .next()
-            .unwrap()
-            .to_string();
-        shown.insert(key);
-    }
     let expected: std::collections::BTreeSet<String> = stored.keys().cloned().collect();
     assert_eq!(
-        shown, expected,
+        listed_workers(&browser).await,
+        expected,
         "the group page lists exactly the stored members"
     );
     let page = text(&browser).await;
     assert!(page.contains("Definition") && page.contains("division == \"Engineering\""));
     screenshot(&browser, "03-group-members").await;
+
+    // Who was a member on a date, from the audit: today, the stored members; before the
+    // first run, nobody; a date that is not one is refused with what is wrong.
+    let today = rosterd::clock::today_utc();
+    browser
+        .goto(&format!(
+            "{}/groups/engineering/on?date={today}",
+            stage.console
+        ))
+        .await
+        .unwrap();
+    assert_eq!(listed_workers(&browser).await, expected);
+    screenshot(&browser, "03-group-members-on-a-date").await;
+    browser
+        .goto(&format!(
+            "{}/groups/engineering/on?date=2000-01-01",
+            stage.console
+        ))
+        .await
+        .unwrap();
+    assert!(text(&browser)
+        .await
+        .contains("no run had put anyone in engineering by 2000-01-01"));
+    browser
+        .goto(&format!(
+            "{}/groups/engineering/on?date=yesterday",
+            stage.console
+        ))
+        .await
+        .unwrap();
+    assert!(text(&browser)
+        .await
+        .contains("date: `yesterday` is not a date; give it as YYYY-MM-DD"));
 
     // The first run's changes, by group, and one group's joins.
     browser

@@ -148,6 +148,7 @@ pub fn router(shared: Ui, console: Arc<Console>) -> Router<Ui> {
         .route("/", get(pages::overview))
         .route("/groups", get(pages::groups))
         .route("/groups/{name}", get(pages::group))
+        .route("/groups/{name}/on", get(pages::group_on))
         .route("/workers", get(pages::find_worker))
         .route("/workers/{key}", get(pages::worker))
         .route("/runs", get(pages::runs))

@@ -32,6 +32,8 @@ pub struct ListQuery {
     standby: Option<u8>,
     /// After "Sync now": `queued`, or `standby` where this instance cannot run it.
     sync: Option<String>,
+    /// A group's members on this date (`YYYY-MM-DD`).
+    date: Option<String>,
 }
 
 type Q = Query<ListQuery>;
@@ -419,6 +421,10 @@ async fn group_body(
             (pager(&base, page_no, MEMBERS_PER_PAGE, total))
         }
         h2 { "History" }
+        form method="get" action=(format!("{base}/on")) {
+            label { "Who was a member on " input type="date" name="date" required; }
+            " " button type="submit" { "Show" }
+        }
         (size_chart(&points))
         @if !history.is_empty() {
             table {
@@ -435,6 +441,69 @@ async fn group_body(
             }
         }
     })
+}
+
+/// `/groups/{name}/on?date=YYYY-MM-DD`: who was in the group after the last run evaluated on
+/// or before the date, and why, reconstructed from the audit as `rosterd history` does. A
+/// group the rules no longer define is shown too, as long as the audit has it.
+pub async fn group_on(
+    State(shared): State<Ui>,
+    Extension(person): Extension<Person>,
+    Path(name): Path<String>,
+    Query(q): Q,
+) -> Response {
+    let raw = q.date.as_deref().unwrap_or("").trim();
+    let Ok(date) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") else {
+        return super::html::error_page(
+            StatusCode::BAD_REQUEST,
+            "Not a date",
+            &format!("date: `{raw}` is not a date; give it as YYYY-MM-DD"),
+        );
+    };
+    let in_rules = shared.rules().lookup(&name).is_some();
+    let audited = match shared.store.group_sizes().await {
+        Ok(sizes) => sizes.contains_key(&name),
+        Err(e) => return internal(e),
+    };
+    if !in_rules && !audited {
+        return no_group(&person, &name);
+    }
+    let members = match shared.store.members_at(&name, date).await {
+        Ok(m) => m,
+        Err(e) => return internal(e),
+    };
+    let evaluated = match super::super::evaluated(&shared).await {
+        Ok(e) => e,
+        Err(e) => return internal(e),
+    };
+    let page_no = page_of(&q);
+    let base = format!("/groups/{}/on?date={date}", seg(&name));
+    let body = html! {
+        p {
+            @if in_rules { a href=(format!("/groups/{}", seg(&name))) { (name) } } @else { (name) " (no longer in the rules)" }
+            " on " (date) ": " strong { (thousands(members.len() as u64)) } " members, as the last run evaluated on or before that day left it (reconstructed from the audit)."
+        }
+        @if members.is_empty() {
+            p.muted { "No member: no run had put anyone in " (name) " by " (date) "." }
+        } @else {
+            table {
+                tr { th { "Worker" } th { "Reason" } }
+                @for (key, reason) in members.iter().skip((page_no - 1) * MEMBERS_PER_PAGE).take(MEMBERS_PER_PAGE) {
+                    tr {
+                        td { a href=(match in_rules {
+                            true => format!("/workers/{}?group={}#history", seg(key), seg(&name)),
+                            false => format!("/workers/{}", seg(key)),
+                        }) {
+                            (evaluated.as_ref().and_then(|e| e.snapshot.by_key(key).map(|w| e.snapshot.label(w))).unwrap_or_else(|| key.clone()))
+                        } }
+                        td { (reason) }
+                    }
+                }
+            }
+            (pager(&base, page_no, MEMBERS_PER_PAGE, members.len()))
+        }
+    };
+    page(&format!("Group {name} on {date}"), &person, body).into_response()
 }
 
 // --- Workers ---------------------------------------------------------------------------------
