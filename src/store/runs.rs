@@ -313,6 +313,21 @@ impl Store {
         Ok(out)
     }
 
+    /// `group` as the last run evaluated on or before `at` left it, reconstructed from the
+    /// audit alone.
+    pub async fn group_state_at(
+        &self,
+        group: &str,
+        at: NaiveDate,
+    ) -> Result<members::GroupState, StoreError> {
+        let deltas = self.group_deltas(group, Some(&at.to_string())).await?;
+        let mut state = members::GroupState::default();
+        for (run, _, delta) in &deltas {
+            state.apply(*run, delta);
+        }
+        Ok(state)
+    }
+
     /// Who was in `group` after the last run evaluated on or before `at`, and why,
     /// reconstructed from the audit alone.
     pub async fn members_at(
@@ -320,11 +335,7 @@ impl Store {
         group: &str,
         at: NaiveDate,
     ) -> Result<BTreeMap<String, String>, StoreError> {
-        let deltas = self.group_deltas(group, Some(&at.to_string())).await?;
-        let mut state = members::GroupState::default();
-        for (run, _, delta) in &deltas {
-            state.apply(*run, delta);
-        }
+        let state = self.group_state_at(group, at).await?;
         if state.members.is_empty() {
             return Ok(BTreeMap::new());
         }

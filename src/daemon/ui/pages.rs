@@ -468,7 +468,15 @@ pub async fn group_on(
     if !in_rules && !audited {
         return no_group(&person, &name);
     }
-    let members = match shared.store.members_at(&name, date).await {
+    // Keyed with the console's kept worker numbering, not read whole again.
+    let members = match shared.store.group_state_at(&name, date).await {
+        Ok(state) => match shared.worker_ids().await {
+            Ok(workers) => state.keyed(&workers),
+            Err(e) => return internal(e),
+        },
+        Err(e) => return internal(e),
+    };
+    let members = match members {
         Ok(m) => m,
         Err(e) => return internal(e),
     };
@@ -487,8 +495,8 @@ pub async fn group_on(
             p.muted { "No member: no run had put anyone in " (name) " by " (date) "." }
         } @else {
             table {
-                tr { th { "Worker" } th { "Reason" } }
-                @for (key, reason) in members.iter().skip((page_no - 1) * MEMBERS_PER_PAGE).take(MEMBERS_PER_PAGE) {
+                tr { th { "Worker" } th { "Reason" } th.n { "Since run" } }
+                @for (key, m) in members.iter().skip((page_no - 1) * MEMBERS_PER_PAGE).take(MEMBERS_PER_PAGE) {
                     tr {
                         td { a href=(match in_rules {
                             true => format!("/workers/{}?group={}#history", seg(key), seg(&name)),
@@ -496,7 +504,8 @@ pub async fn group_on(
                         }) {
                             (evaluated.as_ref().and_then(|e| e.snapshot.by_key(key).map(|w| e.snapshot.label(w))).unwrap_or_else(|| key.clone()))
                         } }
-                        td { (reason) }
+                        td { (m.reason) }
+                        td.n { a href=(format!("/runs/{}", m.since_run)) { (m.since_run) } }
                     }
                 }
             }
