@@ -542,9 +542,9 @@ async fn approver_journey(db: common::TestDb) {
         ))
         .await
         .unwrap();
-    assert!(text(&browser)
-        .await
-        .contains("no run had put anyone in engineering by 2000-01-01"));
+    assert!(text(&browser).await.contains(
+        "Nobody: engineering had no members after the last run evaluated on or before 2000-01-01."
+    ));
     browser
         .goto(&format!(
             "{}/groups/engineering/on?date=yesterday",
@@ -984,6 +984,80 @@ async fn viewer_journey(db: common::TestDb) {
         log.contains("left the groups claim out of the ID token"),
         "{log}"
     );
+
+    // A group the rules drop stays readable from its audit: listed apart, with its history
+    // (the run in which everyone left) and who was in it on a date.
+    let (_, body) = stage
+        .daemon
+        .get("/api/v1/groups/managers/members", Some(TOKEN))
+        .await;
+    let managers = serde_json::from_str::<serde_json::Value>(&body).unwrap()["members"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(managers > 0);
+    let path = stage.world.path("rules/groups.yaml");
+    let rules = std::fs::read_to_string(&path).unwrap();
+    let (start, end) = (
+        rules.find("  - name: managers").unwrap(),
+        rules.find("  - name: sales").unwrap(),
+    );
+    std::fs::write(&path, format!("{}{}", &rules[..start], &rules[end..])).unwrap();
+    stage.daemon.hang_up();
+    eventually(30, "the reload that drops managers", || async {
+        stage
+            .daemon
+            .get("/api/v1/groups/managers", Some(TOKEN))
+            .await
+            .0
+            == 404
+    })
+    .await;
+    let runs_before = runs_recorded(&stage.daemon).await;
+    assert_eq!(stage.daemon.post("/api/v1/runs").await.0, 202);
+    eventually(60, "the sync after managers was dropped", || async {
+        runs_recorded(&stage.daemon).await > runs_before
+    })
+    .await;
+    let browser = stage.browser("viewer-again").await;
+    stage
+        .sign_in(&browser, "viewer", "/groups", "18-viewer-sign-in-again")
+        .await;
+    let list = text(&browser).await;
+    assert!(
+        list.contains("No longer in the rules (their audit stays): managers"),
+        "{list}"
+    );
+    click_to(
+        &browser,
+        "p.removed a[href='/groups/managers']",
+        &format!("{}/groups/managers", stage.console),
+    )
+    .await;
+    let page = text(&browser).await;
+    assert!(
+        page.contains("The rules in force no longer define managers"),
+        "{page}"
+    );
+    // The newest run first: nobody joined, every manager left, none are left.
+    assert!(
+        page.lines()
+            .any(|l| l.ends_with(&format!(" 0 {managers} 0"))),
+        "{page}"
+    );
+    screenshot(&browser, "19-a-dropped-group").await;
+    browser
+        .goto(&format!(
+            "{}/groups/managers/on?date={}",
+            stage.console,
+            rosterd::clock::today_utc()
+        ))
+        .await
+        .unwrap();
+    assert!(text(&browser)
+        .await
+        .contains("Nobody: managers had no members"));
+    browser.close().await.unwrap();
 }
 
 /// Without a `ui:` section the daemon's address serves the API only; with one, the daemon

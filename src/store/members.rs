@@ -535,6 +535,14 @@ impl Store {
             .collect()
     }
 
+    /// Every group the audit has a change of, those the rules have since dropped included.
+    pub async fn audited_groups(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT group_name FROM group_changes")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+    }
+
     /// The changes of a run, by group name.
     pub async fn run_deltas(&self, run_id: i64) -> Result<Vec<GroupDelta>, StoreError> {
         let sql = format!(

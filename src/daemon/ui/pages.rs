@@ -254,6 +254,15 @@ pub async fn groups(
                     .any(|p| p.target.to_lowercase().contains(&needle))
         })
         .collect();
+    // Groups the audit knows that the rules have dropped, so their past stays reachable.
+    let removed: Vec<String> = match shared.store.audited_groups().await {
+        Ok(names) => names
+            .into_iter()
+            .filter(|n| rules.lookup(n).is_none())
+            .filter(|n| needle.is_empty() || n.to_lowercase().contains(&needle))
+            .collect(),
+        Err(e) => return internal(e),
+    };
     let body = html! {
         form method="get" action="/groups" {
             input type="search" name="q" value=(needle) placeholder="name, owner or target" aria-label="Search groups";
@@ -273,6 +282,14 @@ pub async fn groups(
                 }
             }
         }
+        @if !removed.is_empty() {
+            p.removed { "No longer in the rules (their audit stays): "
+                @for (i, n) in removed.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    a href=(format!("/groups/{}", seg(n))) { (n) }
+                }
+            }
+        }
     };
     page("Groups", &person, body).into_response()
 }
@@ -285,7 +302,7 @@ pub async fn group(
 ) -> Response {
     let rules = shared.rules();
     let Some(id) = rules.lookup(&name) else {
-        return no_group(&person, &name);
+        return removed_group(&shared, &person, &name).await;
     };
     match group_body(&shared, &rules, id, page_of(&q)).await {
         Ok(body) => page(&format!("Group {name}"), &person, body).into_response(),
@@ -421,11 +438,44 @@ async fn group_body(
             (pager(&base, page_no, MEMBERS_PER_PAGE, total))
         }
         h2 { "History" }
+        (on_date_form(&base))
+        (size_chart(&points))
+        (history_table(&history))
+    })
+}
+
+/// A group the rules in force no longer define: its audit stays readable (its history, and
+/// who was in it on a date); a name the audit never had is not a group.
+async fn removed_group(shared: &super::Shared, person: &Person, name: &str) -> Response {
+    let history = match shared.store.group_deltas(name, None).await {
+        Ok(h) => h,
+        Err(e) => return internal(e),
+    };
+    if history.is_empty() {
+        return no_group(person, name);
+    }
+    let base = format!("/groups/{}", seg(name));
+    let body = html! {
+        p.warn { "The rules in force no longer define " strong { (name) } "; what the audit recorded of it stays." }
+        (on_date_form(&base))
+        (history_table(&history))
+    };
+    page(&format!("Group {name}"), person, body).into_response()
+}
+
+/// Asks for a group's members on a date.
+fn on_date_form(base: &str) -> Markup {
+    html! {
         form method="get" action=(format!("{base}/on")) {
             label { "Who was a member on " input type="date" name="date" required; }
             " " button type="submit" { "Show" }
         }
-        (size_chart(&points))
+    }
+}
+
+/// A group's joins and leaves per run, the newest 30.
+fn history_table(history: &[(i64, String, crate::store::GroupDelta)]) -> Markup {
+    html! {
         @if !history.is_empty() {
             table {
                 tr { th.n { "Run" } th { "As of" } th.n { "Joined" } th.n { "Left" } th.n { "Members after" } }
@@ -440,7 +490,7 @@ async fn group_body(
                 }
             }
         }
-    })
+    }
 }
 
 /// `/groups/{name}/on?date=YYYY-MM-DD`: who was in the group after the last run evaluated on
@@ -461,8 +511,8 @@ pub async fn group_on(
         );
     };
     let in_rules = shared.rules().lookup(&name).is_some();
-    let audited = match shared.store.group_sizes().await {
-        Ok(sizes) => sizes.contains_key(&name),
+    let audited = match shared.store.audited_groups().await {
+        Ok(names) => names.contains(&name),
         Err(e) => return internal(e),
     };
     if !in_rules && !audited {
@@ -492,7 +542,7 @@ pub async fn group_on(
             " on " (date) ": " strong { (thousands(members.len() as u64)) } " members, as the last run evaluated on or before that day left it (reconstructed from the audit)."
         }
         @if members.is_empty() {
-            p.muted { "No member: no run had put anyone in " (name) " by " (date) "." }
+            p.muted { "Nobody: " (name) " had no members after the last run evaluated on or before " (date) "." }
         } @else {
             table {
                 tr { th { "Worker" } th { "Reason" } th.n { "Since run" } }
