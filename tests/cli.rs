@@ -763,6 +763,29 @@ fn unknown_groups_are_usage_errors_and_members_have_names() {
     }
 }
 
+/// A group the rules dropped, whose members therefore all left, is still one the audit
+/// answers for: who was in it before, and that nobody is now.
+#[test]
+fn a_dropped_groups_history_is_still_answered() {
+    let dir = sample_copy();
+    run_in(dir.path(), &["evaluate", "--as-of", "2026-11-22"], 0);
+    std::fs::remove_file(dir.path().join("rules/apps/figma.yaml")).unwrap();
+    run_in(dir.path(), &["evaluate", "--as-of", "2026-11-23"], 0);
+    let before = run_in(
+        dir.path(),
+        &["history", "figma-admins", "--at", "2026-11-22"],
+        0,
+    );
+    assert!(before.contains("  E000171  "), "{before}");
+    assert!(before.contains("3 members"), "{before}");
+    let after = run_in(
+        dir.path(),
+        &["history", "figma-admins", "--at", "2026-11-23"],
+        0,
+    );
+    assert!(after.contains("0 members"), "{after}");
+}
+
 /// `runs` shows the rules revision each run used: the rules folder's own commit, marked
 /// dirty when the files differ from it, and the files' digest when the folder is not in a
 /// repository that tracks it (an untracked copy inside another checkout).

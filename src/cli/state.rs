@@ -82,11 +82,13 @@ async fn known_group(
     group: &str,
 ) -> Result<bool, CliError> {
     let in_rules = rules.is_some_and(|r| r.lookup(group).is_some());
-    let audited = store.group_sizes().await?;
-    if in_rules || audited.contains_key(group) {
+    // Every group the audit has a change of: a group the rules dropped has no members left,
+    // and its past is what an auditor asks about.
+    let audited = store.audited_groups().await?;
+    if in_rules || audited.contains(group) {
         return Ok(in_rules);
     }
-    let mut names: std::collections::BTreeSet<&str> = audited.keys().map(String::as_str).collect();
+    let mut names: std::collections::BTreeSet<&str> = audited.iter().map(String::as_str).collect();
     if let Some(rules) = rules {
         names.extend(rules.names());
     }
