@@ -426,7 +426,7 @@ async fn group_body(
                     @let entry = entries.get(key.as_str());
                     tr {
                         td { a href=(format!("/workers/{}?group={}", seg(key), seg(&g.name))) {
-                            (evaluated.as_ref().and_then(|e| e.snapshot.by_key(key).map(|w| e.snapshot.label(w))).unwrap_or_else(|| key.clone()))
+                            (label_of(evaluated.as_deref(), key))
                         } }
                         td { (m.reason) }
                         td { (entry.and_then(|e| e.ticket.clone()).unwrap_or_default()) }
@@ -442,6 +442,14 @@ async fn group_body(
         (size_chart(&points))
         (history_table(&history))
     })
+}
+
+/// A worker's key, name and email as the snapshot in force has them; the key alone for a
+/// worker it no longer has.
+fn label_of(evaluated: Option<&super::super::Evaluated>, key: &str) -> String {
+    evaluated
+        .and_then(|e| e.snapshot.by_key(key).map(|w| e.snapshot.label(w)))
+        .unwrap_or_else(|| key.to_string())
 }
 
 /// A group the rules in force no longer define: its audit stays readable (its history, and
@@ -552,7 +560,7 @@ pub async fn group_on(
                             true => format!("/workers/{}?group={}#history", seg(key), seg(&name)),
                             false => format!("/workers/{}", seg(key)),
                         }) {
-                            (evaluated.as_ref().and_then(|e| e.snapshot.by_key(key).map(|w| e.snapshot.label(w))).unwrap_or_else(|| key.clone()))
+                            (label_of(evaluated.as_deref(), key))
                         } }
                         td { (m.reason) }
                         td.n { a href=(format!("/runs/{}", m.since_run)) { (m.since_run) } }
