@@ -339,17 +339,8 @@ impl Store {
         if state.members.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let workers = self.worker_ids().await?;
-        state
-            .members
-            .iter()
-            .map(|id| {
-                Ok((
-                    workers.stored_key(id)?.to_string(),
-                    state.reason(id).to_string(),
-                ))
-            })
-            .collect()
+        let members = state.keyed(&self.worker_ids().await?)?;
+        Ok(members.into_iter().map(|(k, m)| (k, m.reason)).collect())
     }
 
     /// Every change of `worker` in `group`, oldest first.

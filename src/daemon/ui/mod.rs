@@ -503,10 +503,7 @@ async fn logout(
         .oidc
         .end_session_url(person.session.id_token.as_ref())
         .await;
-    let mut response = match &next {
-        Some(url) => redirect(url),
-        None => redirect("/auth/signed-out"),
-    };
+    let mut response = redirect(next.as_deref().unwrap_or("/auth/signed-out"));
     response.headers_mut().append(
         header::SET_COOKIE,
         console.cookie(console.session_cookie(), "", 0),

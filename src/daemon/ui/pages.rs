@@ -518,13 +518,14 @@ pub async fn group_on(
             &format!("date: `{raw}` is not a date; give it as YYYY-MM-DD"),
         );
     };
+    // A group the rules do not define must be one the audit has.
     let in_rules = shared.rules().lookup(&name).is_some();
-    let audited = match shared.store.audited_groups().await {
-        Ok(names) => names.contains(&name),
-        Err(e) => return internal(e),
-    };
-    if !in_rules && !audited {
-        return no_group(&person, &name);
+    if !in_rules {
+        match shared.store.audited_groups().await {
+            Ok(names) if names.contains(&name) => {}
+            Ok(_) => return no_group(&person, &name),
+            Err(e) => return internal(e),
+        }
     }
     // Keyed with the console's kept worker numbering, not read whole again.
     let members = match shared.store.group_state_at(&name, date).await {
@@ -960,7 +961,7 @@ pub async fn approve(
     Path(raw): Path<String>,
     form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    if let Some(refused) = refusal(&shared, &person, form, "an approval") {
+    if let Some(refused) = refusal(&shared, &person, form, "release a held push") {
         return refused;
     }
     let Ok(id) = raw.parse::<i64>() else {
@@ -991,6 +992,7 @@ pub async fn approve(
 
 /// A state-changing form may go ahead when it carries the session's CSRF token and comes
 /// from an approver; otherwise this is the answer that refuses it (logged and counted).
+/// `what` is what the form asks, as in "only approvers may {what}".
 fn refusal(
     shared: &super::Shared,
     person: &Person,
@@ -999,17 +1001,17 @@ fn refusal(
 ) -> Option<Response> {
     let given = form.map(|f| f.0.csrf).unwrap_or_default();
     if !csrf_ok(person, &given) {
-        tracing::warn!(subject = %person.session.subject, "console: {what} without a valid CSRF token was refused");
+        tracing::warn!(subject = %person.session.subject, "console: a request to {what} without a valid CSRF token was refused");
         shared.metrics.console_refused("csrf");
         return Some(super::html::forbidden_csrf());
     }
     if !person.approver {
-        tracing::warn!(subject = %person.session.subject, "console: {what} by a viewer was refused");
+        tracing::warn!(subject = %person.session.subject, "console: a viewer's request to {what} was refused");
         shared.metrics.console_refused("role");
         return Some(super::html::error_page(
             StatusCode::FORBIDDEN,
             "Refused",
-            "only approvers may do this",
+            &format!("only approvers may {what}"),
         ));
     }
     None
@@ -1022,7 +1024,7 @@ pub async fn sync_now(
     Extension(person): Extension<Person>,
     form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    if let Some(refused) = refusal(&shared, &person, form, "a sync request") {
+    if let Some(refused) = refusal(&shared, &person, form, "ask for a sync") {
         return refused;
     }
     if !shared.leadership.leading() {
