@@ -13,7 +13,7 @@ use crate::names::AttrType;
 mod target;
 mod ui;
 pub use target::{
-    OnUnpush, PushFailsafe, RemoveDialect, TargetAuth, TargetConfig, TargetPatch, TargetTls,
+    Every, OnUnpush, PushFailsafe, RemoveDialect, TargetAuth, TargetConfig, TargetPatch, TargetTls,
     UserLookup, UserMatch,
 };
 pub use ui::{Role, UiConfig};

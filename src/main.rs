@@ -68,7 +68,8 @@ enum Command {
         #[command(flatten)]
         push: PushFlags,
     },
-    /// Per target: its groups, pending and failed changes, holds, workers without an account.
+    /// Per target: its health, each group's last verification, pending and failed changes,
+    /// holds, workers without an account (exit 5: a connected target is not healthy).
     Status,
     /// Serve a SCIM 2.0 emulator (for trying rosterd out and for tests).
     Emulator {
@@ -224,7 +225,7 @@ fn main() -> ExitCode {
         Command::Evaluate => cli::evaluate(&global).map(ExitCode::from),
         Command::Push { push } => cli::push(&global, &push.args()).map(ExitCode::from),
         Command::Sync { push } => cli::sync(&global, &push.args()).map(ExitCode::from),
-        Command::Status => cli::status(&global).map(|()| ExitCode::SUCCESS),
+        Command::Status => cli::status(&global).map(ExitCode::from),
         Command::Emulator {
             listen,
             users_from_config,

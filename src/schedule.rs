@@ -45,6 +45,24 @@ impl Schedule {
         Ok(schedule)
     }
 
+    /// How many times the schedule fires in the `span` after `from` (at least 1, at most
+    /// `most`): the runs a share of work is spread over.
+    pub fn runs_within(&self, from: DateTime<Utc>, span: chrono::Duration, most: u64) -> u64 {
+        let end = from + span;
+        let mut runs = 0;
+        let mut at = from;
+        while runs < most {
+            match self.next_after(at) {
+                Some(next) if next <= end => {
+                    runs += 1;
+                    at = next;
+                }
+                _ => break,
+            }
+        }
+        runs.max(1)
+    }
+
     /// The first time strictly after `now` that the schedule fires.
     pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         fn first<Z: TimeZone>(
@@ -113,6 +131,25 @@ mod tests {
         // 03:30 at +02:00 is 01:30 UTC.
         let s = Schedule::parse("30 3 * * *", "+02:00").unwrap();
         assert_eq!(s.next_after(at(0, 0, 0)), Some(at(1, 30, 0)));
+    }
+
+    #[test]
+    fn runs_within_a_span_are_counted_and_capped() {
+        let s = Schedule::parse("*/15 * * * *", "UTC").unwrap();
+        assert_eq!(
+            s.runs_within(at(0, 0, 0), chrono::Duration::hours(24), 10_000),
+            96
+        );
+        assert_eq!(
+            s.runs_within(at(0, 0, 0), chrono::Duration::hours(24), 10),
+            10
+        );
+        // A span shorter than the schedule still counts one run.
+        let daily = Schedule::parse("30 3 * * *", "UTC").unwrap();
+        assert_eq!(
+            daily.runs_within(at(4, 0, 0), chrono::Duration::hours(1), 10),
+            1
+        );
     }
 
     #[test]

@@ -12,6 +12,16 @@ use common::TestDb;
 use rosterd::push::Options;
 use rosterd::scim::emulator::{FaultKind, Faults, Quirks};
 
+/// The report of one group's push to the world's target.
+fn pair(report: &rosterd::push::Report, group: &str) -> rosterd::push::PairReport {
+    report.targets[0]
+        .groups
+        .iter()
+        .find(|g| g.group == group)
+        .cloned()
+        .unwrap_or_else(|| panic!("no group `{group}` in {report:?}"))
+}
+
 fn opts() -> Options {
     Options::default()
 }
@@ -31,7 +41,14 @@ async fn a_sync_with_nothing_changed_sends_no_write(db: TestDb) {
     emu.reset_counters(TARGET);
     world.sync(opts()).await;
     let counters = emu.counters(TARGET);
-    assert_eq!((counters.reads, counters.writes), (0, 0), "{counters:?}");
+    // No write; the reads are the verification of one group: the group, and a sample of
+    // its user ids confirmed with one filter.
+    assert_eq!((counters.reads, counters.writes), (2, 0), "{counters:?}");
+    assert_eq!(
+        counters.group_reads.values().sum::<u64>(),
+        1,
+        "{counters:?}"
+    );
 }
 
 async fn changes_are_pushed_as_deltas(db: TestDb) {
@@ -762,6 +779,11 @@ async fn a_shared_patch_refused_for_a_member_gone_by_hand_is_sent_apart() {
         },
     );
     world.sync(opts()).await;
+    // A second sync verifies engineering (the first of the groups verified longest ago), so
+    // the sync below reads another one back and plans engineering on what it knows.
+    let report = world.sync(opts()).await;
+    assert!(pair(&report, "engineering").verified, "{report:?}");
+    let engineering_id = pair(&report, "engineering").scim_id.unwrap();
     let engineer = |w: &rosterd::directory::generate::Worker| {
         w.division == "Engineering" && w.status == "Active"
     };
@@ -786,11 +808,18 @@ async fn a_shared_patch_refused_for_a_member_gone_by_hand_is_sent_apart() {
     let counters = world.emulator().counters(TARGET);
     // Sales: one shared PATCH (the leaver in, the joiner out), 204. Engineering: the shared
     // PATCH, 400; then the addition alone, 204, and the removal alone, 400 noTarget, which
-    // leaves the group as wanted.
+    // leaves the group as wanted. (The reads, 200, verify another group and confirm the
+    // ids to add.)
+    let mut writes = counters.by_status.clone();
+    writes.remove(&200);
     assert_eq!(
-        counters.by_status,
+        writes,
         std::collections::BTreeMap::from([(204, 2), (400, 2)]),
         "{counters:?}"
+    );
+    assert!(
+        !counters.group_reads.contains_key(&engineering_id),
+        "engineering is planned on what is known: {counters:?}"
     );
     let store = world.store().await;
     let done = store.outbox(Some("done"), 1000).await.unwrap();
@@ -861,10 +890,11 @@ async fn status_shows_a_target_that_cannot_be_reached_and_what_it_has_not_confir
     let (code, stdout, stderr) = run_cli(&world, &["sync"]);
     assert_eq!(code, 4, "the push failed: {stdout}\n{stderr}");
     let (code, json, stderr) = run_cli(&world, &["status", "--format", "json"]);
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, 5, "not healthy: {stderr}");
     let status: serde_json::Value = serde_json::from_str(&json).unwrap();
     let app = &status[TARGET];
     assert_eq!(app["healthy"], false, "{app}");
+    assert_eq!(app["health"]["state"], "unreachable", "{app}");
     // The movers' joins to sales and leaves from engineering are stored, not confirmed.
     assert_eq!(app["unsent"]["sales"]["joins"], 3, "{app}");
     assert_eq!(app["unsent"]["engineering"]["leaves"], 3, "{app}");
@@ -951,21 +981,27 @@ async fn a_reconcile_removes_duplicates_and_ids_that_are_no_users() {
 /// instead and finds every account. A target that compares case-insensitively keeps filters.
 #[tokio::test]
 async fn case_variant_user_names_are_found_with_the_default_lookup() {
-    // (case-sensitive filters, no /Schemas) → what is learned: (case_exact, source)
+    // (case-sensitive filters, no /Schemas, /Schemas says case-insensitive whatever the
+    // filters do) → what is learned: (case_exact, source)
     let cases = [
-        ((true, false), (true, "schemas")),
-        ((true, true), (true, "probe")),
-        ((false, false), (false, "schemas")),
-        ((false, true), (false, "probe")),
+        ((true, false, false), (true, "schemas")),
+        ((true, true, false), (true, "probe")),
+        ((false, false, false), (false, "schemas")),
+        ((false, true, false), (false, "probe")),
+        // Verification (3): its description is wrong, and the probe says so.
+        ((true, false, true), (true, "probe (contradicts /Schemas)")),
     ];
-    for ((case_sensitive, no_discovery), (case_exact, source)) in cases {
-        let what = format!("case-sensitive {case_sensitive}, no /Schemas {no_discovery}");
+    for ((case_sensitive, no_discovery, lies), (case_exact, source)) in cases {
+        let what = format!(
+            "case-sensitive {case_sensitive}, no /Schemas {no_discovery}, /Schemas lies {lies}"
+        );
         let mut world = World::with_emulator(common::sqlite_db(), 120, &[]).await;
         world.emulator().set_quirks(
             TARGET,
             Quirks {
                 case_sensitive_user_name: case_sensitive,
                 no_discovery,
+                schemas_lie_case_exact: lies,
                 ..Quirks::default()
             },
         );
@@ -987,9 +1023,14 @@ async fn case_variant_user_names_are_found_with_the_default_lookup() {
         assert_eq!(learned.attribute, "userName");
         if case_sensitive && !no_discovery {
             let (code, text, stderr) = run_cli(&world, &["status"]);
-            assert_eq!(code, 0, "{stderr}");
+            assert_eq!(code, 0, "{text}{stderr}");
+            let why = if lies {
+                "found by probing, although its /Schemas says its filters ignore case"
+            } else {
+                "the target's /Schemas says so"
+            };
             assert!(
-                text.contains("user lookup: auto: lists the users (userName compares case-sensitively in its filters: the target's /Schemas says so"),
+                text.contains(&format!("user lookup: auto: lists the users (userName compares case-sensitively in its filters: {why}")),
                 "{text}"
             );
         }
@@ -998,11 +1039,11 @@ async fn case_variant_user_names_are_found_with_the_default_lookup() {
 
 /// A target that deleted two users and created them again under new ids, and refuses the
 /// old ids (as the emulator does by default): the sync that moves them into another group
-/// has its PATCH refused, looks the two up again, and adds them by their new ids in the same
-/// run, with nothing recorded as failed. Their old ids leave the other groups' confirmed
-/// sets, so the next sync puts them back where the target dropped them.
+/// confirms their cached ids before it adds them, finds them unknown, and verifies the whole
+/// target in the same run. Nothing is refused, no id that is no user is sent, and the two
+/// are added by their new ids in the same run.
 #[tokio::test]
-async fn a_refused_user_id_is_looked_up_again_in_the_same_run() {
+async fn a_user_id_the_target_no_longer_knows_is_never_sent() {
     let mut world = World::with_emulator(common::sqlite_db(), 120, &[]).await;
     let report = world.sync(opts()).await;
     assert_eq!(report.failed(), 0, "{report:?}");
@@ -1030,9 +1071,11 @@ async fn a_refused_user_id_is_looked_up_again_in_the_same_run() {
     let counters = world.emulator().counters(TARGET);
     assert_eq!(
         counters.by_status.get(&400),
-        Some(&1),
-        "one refusal, then the new ids: {counters:?}"
+        None,
+        "nothing is refused: {counters:?}"
     );
+    let reset = report.targets[0].reset.as_deref().unwrap_or_default();
+    assert!(reset.contains("2 cached user ids are no users"), "{reset}");
     let expected = world.expected(&[]).await;
     let actual = world.actual().await;
     assert_eq!(
@@ -1124,14 +1167,6 @@ async fn a_broken_guardrail_holds_the_groups_involved_until_approved(db: TestDb)
     let before = world.actual().await;
     let report = world.sync(opts()).await;
     assert_eq!(report.held(), 1, "{report:?}");
-    let pair = |report: &rosterd::push::Report, group: &str| {
-        report.targets[0]
-            .groups
-            .iter()
-            .find(|g| g.group == group)
-            .cloned()
-            .unwrap()
-    };
     let held = pair(&report, "sales").held.unwrap();
     assert!(
         held.reason.contains(&format!(
@@ -1200,4 +1235,135 @@ async fn a_broken_guardrail_holds_the_groups_involved_until_approved(db: TestDb)
     let report = world.sync(opts()).await;
     assert_eq!(report.held(), 0, "{report:?}");
     assert_eq!(report.targets[0].writes, 0, "{report:?}");
+}
+
+#[tokio::test]
+async fn verification_heals_recreated_users_after_a_change_in_one_plain_sync() {
+    let mut world = World::with_emulator_options(
+        common::sqlite_db(),
+        150,
+        &[],
+        rosterd::scim::emulator::Options {
+            quirks: quirks(true, false),
+            ..Default::default()
+        },
+    )
+    .await;
+    scenarios::recreated_users_then_a_change_heal_in_one_plain_sync(&mut world).await;
+}
+
+#[tokio::test]
+async fn verification_rebuilds_a_target_restarted_empty_in_one_plain_sync() {
+    let world = World::with_emulator(common::sqlite_db(), 150, &[]).await;
+    scenarios::a_target_restarted_empty_is_rebuilt_in_one_plain_sync(&world).await;
+    // `status` says so: healthy, every group read back (its creation answered what it
+    // holds), and the sign that made it verify the whole target.
+    let (code, text, stderr) = run_cli(&world, &["status"]);
+    assert_eq!(code, 0, "{text}{stderr}");
+    assert!(text.contains("app: healthy since"), "{text}");
+    assert!(text.contains("last sign that it lost state"), "{text}");
+    assert!(!text.contains("never read back"), "{text}");
+}
+
+#[tokio::test]
+async fn verification_names_back_a_group_renamed_by_hand() {
+    let world = World::with_emulator(common::sqlite_db(), 150, &[]).await;
+    scenarios::a_group_renamed_by_hand_is_named_back(&world).await;
+}
+
+/// `status` is not healthy while a group is unverified or drifted, and says which.
+#[tokio::test]
+async fn status_is_healthy_only_for_what_was_read_back() {
+    let world = World::with_emulator(common::sqlite_db(), 150, &[]).await;
+    world.sync(opts()).await;
+    let (code, text, _) = run_cli(&world, &["status"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("read back "), "{text}");
+    // A group the target holds that was never read back: the store forgets its reads.
+    let store = world.store().await;
+    let pool_url = world.db.url.clone();
+    store.close().await;
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&pool_url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE target_groups SET verified_at = NULL WHERE group_name = 'sales'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (code, text, _) = run_cli(&world, &["status"]);
+    assert_eq!(code, 5, "{text}");
+    assert!(
+        text.contains("app: unverified: 1 group not read back within verify_every (sales)"),
+        "{text}"
+    );
+    assert!(text.contains("sales → \"sales\""), "{text}");
+    assert!(text.contains("never read back"), "{text}");
+    // Drift found by a verification and not repaired (the repair is held): drifted.
+    sqlx::query(
+        "UPDATE target_groups SET verified_at = '2999-01-01T00:00:00.000Z', verify_state = 'drifted', verified_drift = 2 WHERE group_name = 'sales'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let (code, text, _) = run_cli(&world, &["status"]);
+    assert_eq!(code, 5, "{text}");
+    assert!(text.contains("app: drifted: 1 group differ"), "{text}");
+}
+
+/// Verification (5): a reconcile of a 20,000-user target whose users were all re-created
+/// (its groups keeping the old ids) sends at most 1.2 times the fewest requests it could,
+/// and reads no group more than twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_after_every_user_was_recreated_costs_its_requests() {
+    let world = World::with_emulator_options(
+        common::sqlite_db(),
+        20_000,
+        &[],
+        rosterd::scim::emulator::Options {
+            quirks: quirks(true, false),
+            ..Default::default()
+        },
+    )
+    .await;
+    world.write_config(
+        "",
+        &TARGET_OPTIONS.replace(
+            "max_members_per_request: 10",
+            "max_members_per_request: 100",
+        ),
+    );
+    world.sync(opts()).await;
+    world.assert_converged(&[]).await;
+    let before: std::collections::BTreeMap<String, usize> = world
+        .entries()
+        .await
+        .0
+        .into_iter()
+        .map(|(g, ids)| (g, ids.len()))
+        .collect();
+    world.emulator().recreate_all_users(TARGET);
+    world.emulator().reset_counters(TARGET);
+    let report = world
+        .sync(Options {
+            reconcile: true,
+            ..opts()
+        })
+        .await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    world.assert_one_entry_each().await;
+    let counters = world.emulator().counters(TARGET);
+    // The fewest: the users listed (100 a page), each group read once, and each group's
+    // stale ids removed and new ones added, 100 changes a request.
+    let pages = 20_000_u64.div_ceil(100);
+    let groups = before.len() as u64;
+    let patches: u64 = before.values().map(|&n| (2 * n as u64).div_ceil(100)).sum();
+    let minimum = pages + groups + patches;
+    let sent = counters.reads + counters.writes;
+    assert!(
+        sent as f64 <= 1.2 * minimum as f64,
+        "{sent} requests, the fewest {minimum}: {counters:?}"
+    );
+    let most = counters.group_reads.values().max().copied().unwrap_or(0);
+    assert!(most <= 2, "a group was read {most} times: {counters:?}");
 }

@@ -1,7 +1,7 @@
 //! The `rosterd` commands. `main.rs` parses arguments; each command here loads what it needs,
 //! prints, and returns the exit status: 0 ok, 1 the config, rules or data have errors,
 //! 2 usage (bad arguments, an unknown worker or group named on the command line), 3 held by a
-//! failsafe (waiting for `rosterd approve`), 4 some pushes failed (the report says which).
+//! failsafe (waiting for `rosterd approve`), 4 some pushes failed (the report says which), 5 (`status`) a target is not healthy.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -320,45 +320,73 @@ fn show(
     print(&s)
 }
 
-/// What each target holds, what is stuck, and why.
-pub fn status(global: &Global) -> Result<(), CliError> {
+/// Exit status of `status` when a connected target is not healthy (unreachable, or groups
+/// not read back within `verify_every`, or drifted and not repaired).
+pub const NOT_HEALTHY: u8 = 5;
+
+/// What each target holds, what is stuck, and why. The exit status says whether every
+/// connected target is healthy.
+pub fn status(global: &Global) -> Result<u8, CliError> {
     // The rules say which groups are pushed where, including those never created in a
     // target yet; rules that do not load leave what the store knows.
     let (config, rules) = super::config_and_rules(global)?;
-    let value = with_store(&config, async |store| {
-        status_value(&config, rules.as_ref(), store).await
+    let (value, model) = with_store(&config, async |store| {
+        let model =
+            push::status::targets(&config, rules.as_ref(), store, crate::clock::now_utc()).await?;
+        Ok((
+            status_value(&config, rules.as_ref(), store, &model).await?,
+            model,
+        ))
     })?;
+    let code = if model
+        .values()
+        .all(|t| t.health.is_healthy() || t.health == push::status::Health::NotConnected)
+    {
+        0
+    } else {
+        NOT_HEALTHY
+    };
     if global.format == Format::Json {
-        return print_json(&value);
+        print_json(&value)?;
+        return Ok(code);
     }
     let mut s = String::new();
     for (name, t) in value.as_object().into_iter().flatten() {
-        let health = match (t["connected"].as_bool(), t["healthy"].as_bool()) {
-            (Some(false), _) => "not connected (no url)".to_string(),
-            (_, Some(false)) => format!(
-                "unhealthy since {}: {}",
-                t["since"].as_str().unwrap_or(""),
-                t["reason"].as_str().unwrap_or("")
-            ),
-            (_, Some(true)) => format!("healthy since {}", t["since"].as_str().unwrap_or("")),
-            _ => "not pushed yet".to_string(),
-        };
-        let _ = writeln!(s, "{name}: {health}");
+        let Some(m) = model.get(name) else { continue };
+        let _ = writeln!(s, "{name}: {}", m.health.text());
+        if let Some(reason) = &m.seen.reset_reason {
+            let _ = writeln!(
+                s,
+                "  last sign that it lost state ({}): {reason}; the whole target was verified",
+                m.seen.reset_at.as_deref().unwrap_or("")
+            );
+        }
         if t["connected"].as_bool() == Some(true) {
             let _ = writeln!(s, "  user lookup: {}", lookup_text(&t["lookup"]));
+            let _ = writeln!(
+                s,
+                "  verified: every group at least every {}",
+                m.verify_every
+            );
         }
-        for g in t["groups"].as_array().into_iter().flatten() {
-            let pushed = match g["pushed_at"].as_str() {
+        for g in &m.groups {
+            let pushed = match &g.pushed_at {
                 Some(at) => format!(", last pushed {at}"),
+                None => String::new(),
+            };
+            let known = match &g.scim_id {
+                Some(id) => format!(
+                    " ({id}): {} as last known",
+                    crate::text::count(g.members.max(0) as u64, "entry")
+                ),
                 None => String::new(),
             };
             let _ = writeln!(
                 s,
-                "  {} → \"{}\" ({}): {} in the target{pushed}",
-                g["group"].as_str().unwrap_or(""),
-                g["display_name"].as_str().unwrap_or(""),
-                g["scim_id"].as_str().unwrap_or(""),
-                crate::text::count(g["members"].as_u64().unwrap_or(0), "member"),
+                "  {} → \"{}\"{known}; {}{pushed}",
+                g.group,
+                g.display_name,
+                g.verification.text(),
             );
         }
         for (group, u) in t["unsent"].as_object().into_iter().flatten() {
@@ -454,7 +482,8 @@ pub fn status(global: &Global) -> Result<(), CliError> {
             );
         }
     }
-    print(&s)
+    print(&s)?;
+    Ok(code)
 }
 
 /// Whether any of `groups` is pushed to `target` (any, when the rules are not known).
@@ -501,6 +530,9 @@ fn lookup_text(l: &serde_json::Value) -> String {
         (Some("auto"), Some(exact)) => {
             let source = match l["source"].as_str() {
                 Some("schemas") => "the target's /Schemas says so",
+                Some(crate::push::SCHEMAS_WRONG) => {
+                    "found by probing, although its /Schemas says its filters ignore case"
+                }
                 _ => "found by probing",
             };
             format!(
@@ -569,6 +601,7 @@ async fn status_value(
     config: &crate::config::Config,
     rules: Option<&crate::rules::RuleSet>,
     store: &Store,
+    model: &BTreeMap<String, push::status::TargetStatus>,
 ) -> Result<serde_json::Value, CliError> {
     let state = store.member_state().await?;
     let health: BTreeMap<String, _> = store
@@ -585,18 +618,7 @@ async fn status_value(
     let violations: Vec<crate::engine::guardrails::Violation> = store.current_violations().await?;
     let mut out = serde_json::Map::new();
     for (name, target) in &config.targets {
-        let members = store.target_member_counts(name).await?;
-        let groups: Vec<serde_json::Value> = store
-            .target_groups(name)
-            .await?
-            .into_values()
-            .map(|g| {
-                let n = members.get(&g.group).copied().unwrap_or(0);
-                let mut v = serde_json::to_value(&g).unwrap_or_default();
-                v["members"] = n.into();
-                v
-            })
-            .collect();
+        let Some(m) = model.get(name) else { continue };
         let mut by_group: BTreeMap<&str, Vec<&crate::store::Unprovisioned>> = BTreeMap::new();
         for u in unprovisioned.iter().filter(|u| &u.target == name) {
             by_group.entry(&u.group).or_default().push(u);
@@ -607,10 +629,16 @@ async fn status_value(
             name.clone(),
             serde_json::json!({
                 "connected": target.url.is_some(),
-                "healthy": h.map(|h| h.healthy),
+                "healthy": m.health.is_healthy(),
+                "health": m.health,
+                "answers": h.map(|h| h.healthy),
+                "verify_every": m.verify_every,
+                "users_listed": m.seen.users_listed,
+                "reset_at": m.seen.reset_at,
+                "reset_reason": m.seen.reset_reason,
                 "reason": h.and_then(|h| h.reason.clone()),
                 "since": h.map(|h| h.since.clone()),
-                "groups": groups,
+                "groups": m.groups,
                 "pending": counts.get(&(name.clone(), "pending".into())).copied().unwrap_or(0),
                 "failed": counts.get(&(name.clone(), "failed".into())).copied().unwrap_or(0),
                 "failures": failures.iter().filter(|f| &f.target == name).collect::<Vec<_>>(),

@@ -70,6 +70,66 @@ pub struct TargetConfig {
     /// Results per page when listing users.
     #[serde(default = "default_page_size")]
     pub page_size: u64,
+    /// Every pushed group is read back entry by entry at least this often (`30m`, `24h`,
+    /// `7d`): each sync reads the share of the groups that the sync schedule leaves for
+    /// it, oldest first, and repairs what differs.
+    #[serde(default = "default_verify_every")]
+    pub verify_every: Every,
+}
+
+/// A length of time as people write it: a whole number and a unit (`s`, `m`, `h`, `d`),
+/// or several (`1h30m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Every(pub std::time::Duration);
+
+impl Every {
+    pub fn parse(text: &str) -> Result<Every, String> {
+        let bad = || format!("`{text}` is not a length of time such as `30m`, `24h` or `7d`");
+        let mut seconds: u64 = 0;
+        let mut number = String::new();
+        for c in text.trim().chars() {
+            if c.is_ascii_digit() {
+                number.push(c);
+                continue;
+            }
+            let unit = match c {
+                's' => 1,
+                'm' => 60,
+                'h' => 3_600,
+                'd' => 86_400,
+                _ => return Err(bad()),
+            };
+            let n: u64 = number.parse().map_err(|_| bad())?;
+            number.clear();
+            seconds = n
+                .checked_mul(unit)
+                .and_then(|s| seconds.checked_add(s))
+                .ok_or_else(bad)?;
+        }
+        if !number.is_empty() || seconds == 0 {
+            return Err(bad());
+        }
+        Ok(Every(std::time::Duration::from_secs(seconds)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Every {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Every::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::fmt::Display for Every {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0.as_secs();
+        match s {
+            _ if s % 86_400 == 0 => write!(f, "{}d", s / 86_400),
+            _ if s % 3_600 == 0 => write!(f, "{}h", s / 3_600),
+            _ if s % 60 == 0 => write!(f, "{}m", s / 60),
+            _ => write!(f, "{s}s"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +306,11 @@ impl TargetConfig {
             self.unresolved_retry_seconds,
             0..=366 * 86_400,
         )?;
+        in_range(
+            "verify_every (seconds)",
+            self.verify_every.0.as_secs(),
+            60..=366 * 86_400,
+        )?;
         if !(0.0..=100.0).contains(&self.failsafe.max_remove_percent) {
             return Err("failsafe.max_remove_percent: must be between 0 and 100".into());
         }
@@ -283,6 +348,9 @@ fn default_max_listed_users() -> u64 {
 fn default_user_cache_seconds() -> u64 {
     86_400
 }
+fn default_verify_every() -> Every {
+    Every(std::time::Duration::from_secs(86_400))
+}
 fn default_page_size() -> u64 {
     100
 }
@@ -294,4 +362,23 @@ fn default_max_members() -> usize {
 }
 fn default_max_remove_percent() -> f64 {
     20.0
+}
+
+#[cfg(test)]
+mod every_tests {
+    use super::Every;
+
+    #[test]
+    fn lengths_of_time_read_as_people_write_them() {
+        let secs = |t: &str| Every::parse(t).map(|e| e.0.as_secs());
+        assert_eq!(secs("24h"), Ok(86_400));
+        assert_eq!(secs("1h30m"), Ok(5_400));
+        assert_eq!(secs("7d"), Ok(604_800));
+        assert_eq!(secs("90s"), Ok(90));
+        for bad in ["", "24", "h", "0m", "1w", "-1h", "99999999999999999999d"] {
+            assert!(secs(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Every::parse("1440m").unwrap().to_string(), "1d");
+        assert_eq!(Every::parse("90m").unwrap().to_string(), "90m");
+    }
 }

@@ -288,7 +288,7 @@ async fn group(State(shared): State<Api>, Path(name): Path<String>) -> Response 
     for push in &g.push {
         match shared.store.target_groups(&push.target).await {
             Ok(mut rows) => pushed.push(match rows.remove(&name) {
-                Some(t) => json!({ "target": push.target, "scim_id": t.scim_id, "display_name": t.display_name, "pushed_at": t.pushed_at, "reconciled_at": t.reconciled_at }),
+                Some(t) => json!({ "target": push.target, "scim_id": t.scim_id, "display_name": t.display_name, "pushed_at": t.pushed_at, "reconciled_at": t.reconciled_at, "verified_at": t.verified_at, "verified_drift": t.verified_drift, "verify_state": t.verify_state }),
                 None => json!({ "target": push.target, "scim_id": null }),
             }),
             Err(e) => return internal(e),

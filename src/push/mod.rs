@@ -22,10 +22,13 @@ mod pair;
 pub mod progress;
 mod resolve;
 mod send;
+pub mod status;
+mod verify;
 
 pub use progress::Progress;
 
 pub use pair::failsafe_reason;
+pub use resolve::SCHEMAS_WRONG;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -211,6 +214,12 @@ pub struct TargetReport {
     pub target: String,
     /// Set when nothing (more) could be sent to this target.
     pub error: Option<String>,
+    /// The sign that the target lost state, which made this run verify all of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset: Option<String>,
+    /// Groups read back entry by entry in this run, and the reads that took.
+    pub verified: usize,
+    pub verify_reads: u64,
     pub replayed: usize,
     pub groups: Vec<PairReport>,
     pub reads: u64,
@@ -231,6 +240,8 @@ pub struct PairReport {
     pub added: usize,
     pub removed: usize,
     pub renamed: bool,
+    /// Read back entry by entry in this run.
+    pub verified: bool,
     pub members: usize,
     pub unprovisioned: usize,
     pub drift: usize,
@@ -250,13 +261,45 @@ pub struct Held {
     pub reason: String,
 }
 
+impl TargetReport {
+    /// Folds in the pairs of a second pass (the whole target verified after a sign of
+    /// reset): what each sent adds up, and its latest outcome stands.
+    fn merge(&mut self, later: Vec<PairReport>) {
+        for pair in later {
+            let Some(first) = self.groups.iter_mut().find(|g| g.group == pair.group) else {
+                self.groups.push(pair);
+                continue;
+            };
+            first.added += pair.added;
+            first.removed += pair.removed;
+            first.drift += pair.drift;
+            first.renamed |= pair.renamed;
+            first.verified |= pair.verified;
+            first.action = pair.action.or(first.action.take());
+            first.scim_id = pair.scim_id.or(first.scim_id.take());
+            first.members = pair.members;
+            first.unprovisioned = pair.unprovisioned;
+            first.held = pair.held;
+            first.error = pair.error;
+            first.requests.extend(pair.requests);
+        }
+    }
+}
+
 /// Everything one target's push needs.
 pub(crate) struct TargetRun<'a> {
     pub name: &'a str,
     pub config: &'a TargetConfig,
-    pub client: Client,
+    pub client: &'a Client,
     pub store: &'a Store,
     pub options: &'a Options,
+    /// Read every pushed group back and look every wanted worker up (`--reconcile`, or a
+    /// sign that the target lost state).
+    pub reconcile: bool,
+    /// What this run has seen of the target.
+    pub evidence: verify::Evidence,
+    /// Reads of groups made to verify them.
+    pub verify_reads: std::sync::atomic::AtomicU64,
     /// The worker attribute users are matched by.
     pub match_attribute: String,
     pub now: String,
@@ -268,6 +311,8 @@ pub(crate) struct TargetRun<'a> {
     pub progress: Option<Arc<progress::TargetProgress>>,
     /// Groups a broken guardrail holds, with why.
     pub guarded: &'a BTreeMap<String, String>,
+    /// Syncs the schedule makes within `verify_every`.
+    pub sync_runs: u64,
 }
 
 /// Pushes every target (or the one in `options`).
@@ -348,30 +393,56 @@ async fn push_target(
             return Ok(report);
         }
     };
-    let run = TargetRun {
-        name,
-        config: target,
-        client,
-        store,
-        options,
-        match_attribute: match_attribute(config, target),
-        now: stamp(now_time),
-        now_time,
-        desired,
-        confirmer: send::Confirmer::new(store),
-        progress: options
-            .progress
-            .as_ref()
-            .filter(|_| !options.dry_run)
-            .map(|p| p.target(name)),
-        guarded,
-    };
     let deadline = std::time::Duration::from_secs(target.push_deadline_seconds);
-    let outcome = tokio::time::timeout(deadline, run.push(rules, &mut report)).await;
-    report.reads = run.client.stats.reads();
-    report.writes = run.client.stats.writes();
-    report.retries = run.client.stats.retries();
-    report.answered = run.client.stats.answered();
+    let give_up = tokio::time::Instant::now() + deadline;
+    let mut reconcile = options.reconcile;
+    let outcome = loop {
+        let run = TargetRun {
+            name,
+            config: target,
+            client: &client,
+            store,
+            options,
+            reconcile,
+            evidence: verify::Evidence::default(),
+            verify_reads: Default::default(),
+            match_attribute: match_attribute(config, target),
+            now: stamp(now_time),
+            now_time,
+            desired,
+            confirmer: send::Confirmer::new(store),
+            progress: options
+                .progress
+                .as_ref()
+                .filter(|_| !options.dry_run)
+                .map(|p| p.target(name)),
+            guarded,
+            sync_runs: sync_runs(config, target, now_time),
+        };
+        let mut pass = TargetReport::default();
+        let outcome = tokio::time::timeout_at(give_up, run.push(rules, &mut pass)).await;
+        report.replayed += pass.replayed;
+        report.verify_reads += run.verify_reads.load(std::sync::atomic::Ordering::Relaxed);
+        report.merge(pass.groups);
+        let reset = run.evidence.reset_reason();
+        match (&outcome, reset) {
+            // A sign that the target lost state: verify all of it, now.
+            (Ok(Ok(())), Some(reason)) if !reconcile => {
+                if !options.dry_run {
+                    store.record_reset(name, &reason, &run.now).await?;
+                }
+                report.reset = Some(reason);
+                reconcile = true;
+            }
+            _ => break outcome,
+        }
+    };
+    report.verified = report.groups.iter().filter(|g| g.verified).count();
+    report.reads = client.stats.reads();
+    report.writes = client.stats.writes();
+    report.retries = client.stats.retries();
+    report.answered = client.stats.answered();
+    let now = stamp(now_time);
     match outcome {
         // Health is what requests to this target showed: a push that sent none (nothing to
         // do here) says nothing about it.
@@ -379,11 +450,11 @@ async fn push_target(
             let unanswered = report.groups.iter().find_map(|g| g.error.clone());
             if !options.dry_run {
                 if report.answered > 0 {
-                    store.set_target_health(name, true, None, &run.now).await?;
+                    store.set_target_health(name, true, None, &now).await?;
                 } else if let Some(message) = unanswered {
                     // Every request failed without an answer: it cannot be reached.
                     store
-                        .set_target_health(name, false, Some(&message), &run.now)
+                        .set_target_health(name, false, Some(&message), &now)
                         .await?;
                 }
             }
@@ -395,7 +466,7 @@ async fn push_target(
             let message = e.to_string();
             if !options.dry_run {
                 store
-                    .set_target_health(name, false, Some(&message), &run.now)
+                    .set_target_health(name, false, Some(&message), &now)
                     .await?;
             }
             report.error = Some(message);
@@ -408,6 +479,14 @@ async fn push_target(
         }
     }
     Ok(report)
+}
+
+/// How many syncs the daemon's schedule makes within the target's `verify_every`: the runs
+/// its verification is spread over.
+fn sync_runs(config: &Config, target: &TargetConfig, now: chrono::DateTime<chrono::Utc>) -> u64 {
+    let every = chrono::Duration::seconds(target.verify_every.0.as_secs() as i64);
+    crate::schedule::Schedule::parse(&config.daemon.sync, &config.daemon.time_zone)
+        .map_or(1, |s| s.runs_within(now, every, 1_000_000))
 }
 
 /// The groups the guardrails that hold (and that the memberships in force break) concern,
@@ -502,6 +581,31 @@ impl TargetRun<'_> {
         }
         let users = self.resolve(&wanted).await?;
         let mut sets = self.store.target_sets(self.name).await?;
+        // Every user id about to be added is one the target has shown in this run: those
+        // the cache gave are confirmed first, all at once. An unknown one is a sign that
+        // the target lost state, and the whole target is verified instead.
+        let mut adding = RoaringBitmap::new();
+        for (group, _) in &pairs {
+            let want = self.desired.members.get(&group.name);
+            let held = sets.get(&group.name).map(|s| &s.workers);
+            if let Some(want) = want {
+                adding |= match held {
+                    Some(held) => &(want & &users.accounts) - held,
+                    None => want & &users.accounts,
+                };
+            }
+        }
+        self.confirm(&adding, &users).await?;
+        if self.evidence.reset_reason().is_some() && !self.reconcile {
+            return Ok(());
+        }
+        let verify: BTreeSet<String> = if self.reconcile {
+            known.keys().cloned().collect()
+        } else {
+            let pushed: BTreeSet<&str> = pairs.iter().map(|(g, _)| g.name.as_str()).collect();
+            let every = chrono::Duration::seconds(self.config.verify_every.0.as_secs() as i64);
+            verify::slice(&known, &pushed, self.sync_runs, every, self.now_time)
+        };
         if self.options.dry_run {
             // A real push stored this move with the lookups (see `store::confirmed`).
             for (worker, key, old) in &users.moved {
@@ -534,6 +638,7 @@ impl TargetRun<'_> {
                         members: sets.get(&group.name),
                         unprovisioned: unprovisioned.get(&group.name),
                         unsure: unsure.contains(&group.name),
+                        verify: verify.contains(&group.name),
                     },
                 )
             }))

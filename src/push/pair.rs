@@ -228,14 +228,23 @@ pub(super) struct Stored<'a> {
     pub unprovisioned: Option<&'a BTreeSet<String>>,
     /// A stopped push left requests of the pair unconfirmed: read the group back first.
     pub unsure: bool,
+    /// The group is due to be verified in this run.
+    pub verify: bool,
 }
 
 /// Where a pair's push starts: nothing known (find or create the group), the group and
-/// what it holds as stored, or the group to read back first.
+/// what it holds as stored, or the group to read back first: to verify it (differences are
+/// drift), or to settle rosterd's own requests whose answers were lost (they are not).
 enum Start {
     Unknown,
     Known(TargetGroup, Confirmed),
-    ReadBack(TargetGroup, Confirmed),
+    ReadBack(TargetGroup, Confirmed, Read),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Verify,
+    Settle,
 }
 
 impl TargetRun<'_> {
@@ -261,8 +270,10 @@ impl TargetRun<'_> {
             None => Start::Unknown,
             Some(state) => {
                 let set = stored.members.cloned().unwrap_or_default();
-                if self.options.reconcile || stored.unsure {
-                    Start::ReadBack(state.clone(), set)
+                if stored.verify {
+                    Start::ReadBack(state.clone(), set, Read::Verify)
+                } else if stored.unsure {
+                    Start::ReadBack(state.clone(), set, Read::Settle)
                 } else {
                     Start::Known(state.clone(), set)
                 }
@@ -272,6 +283,10 @@ impl TargetRun<'_> {
         // lost (read back and go on; `retries` times in a row without progress at most).
         let (mut lost, mut stalls) = (0, 0);
         loop {
+            // The target lost state: this pass stops here, and the next verifies all of it.
+            if !self.reconcile && self.evidence.reset_reason().is_some() {
+                return Ok(report);
+            }
             let users_now = rechecked.as_ref().unwrap_or(users);
             match self
                 .sync_pair(
@@ -285,7 +300,12 @@ impl TargetRun<'_> {
                 )
                 .await
             {
-                Ok(()) => return Ok(report),
+                Ok(()) => {
+                    if report.drift > 0 && report.held.is_none() && !self.options.dry_run {
+                        self.store.record_repaired(self.name, &group.name).await?;
+                    }
+                    return Ok(report);
+                }
                 // Perhaps for user ids the target no longer knows: look those workers up
                 // again (once) and, when their ids changed, plan again in this run.
                 Err(PairStop::Refused(refusal, at)) if rechecked.is_none() => {
@@ -301,7 +321,7 @@ impl TargetRun<'_> {
                         .await?;
                     rechecked = Some(fresh);
                     start = match at {
-                        Some((state, set)) => Start::ReadBack(state, set),
+                        Some((state, set)) => Start::ReadBack(state, set, Read::Settle),
                         None => Start::Unknown,
                     };
                 }
@@ -312,12 +332,18 @@ impl TargetRun<'_> {
                 Err(PairStop::GroupMissing) if lost < 3 => {
                     lost += 1;
                     tracing::warn!(target_name = self.name, group = %group.name, "the target lost the group; finding or creating it again");
+                    if let Some(known) = stored.group.filter(|_| lost == 1) {
+                        self.evidence.reset(format!(
+                            "target `{}`: group `{}` ({}) that rosterd pushed is gone",
+                            self.name, group.name, known.scim_id
+                        ));
+                    }
                     start = Start::Unknown;
                 }
                 Err(PairStop::Reread(state, set)) if stalls <= self.config.retries => {
                     // A request's outcome is unknown: read what the target holds, then
                     // send only what is still missing.
-                    start = Start::ReadBack(state, set);
+                    start = Start::ReadBack(state, set, Read::Settle);
                 }
                 Err(PairStop::GroupMissing) => {
                     report.error = Some(format!(
@@ -388,8 +414,30 @@ impl TargetRun<'_> {
     ) -> Result<(), PairStop> {
         let mut duplicates = BTreeSet::new();
         let (state, mut current) = match start {
-            Start::ReadBack(state, stored) => {
-                let (current, twice) = self.read_back(&state, &stored, users, report).await?;
+            Start::ReadBack(mut state, stored, read) => {
+                let (current, twice, renamed) = self
+                    .read_back(&state, &stored, users, read == Read::Verify, report)
+                    .await?;
+                // The entries a verification read are the ids rosterd cached: a sample of
+                // them is confirmed to be users, or a target that re-created its users and
+                // kept the old ids in its groups would look as pushed.
+                if read == Read::Verify && !self.reconcile {
+                    let sample: RoaringBitmap = current
+                        .workers
+                        .iter()
+                        .take(super::verify::CONFIRM_BATCH)
+                        .collect();
+                    let (_, requests) = self.confirm(&sample, users).await?;
+                    self.verify_reads
+                        .fetch_add(requests, std::sync::atomic::Ordering::Relaxed);
+                    if self.evidence.reset_reason().is_some() {
+                        return Ok(());
+                    }
+                }
+                // Found under another name: the plan below names it back.
+                if let Some(name) = renamed {
+                    state.display_name = name;
+                }
                 // Whether the group moved since what was known: progress.
                 *stalls = if current == stored && twice.is_empty() {
                     *stalls + 1
@@ -428,6 +476,15 @@ impl TargetRun<'_> {
                     .map(str::to_string),
                 worker,
             });
+        }
+        // An add only of a user id the target has shown in this run.
+        let adding: RoaringBitmap = want - &current.workers;
+        let (unknown, _) = self.confirm(&adding, users).await?;
+        if !unknown.is_empty() {
+            return Err(PairStop::Failed(format!(
+                "{} members to add have cached user ids the target does not know; nothing was added, and the target is verified whole",
+                unknown.len()
+            )));
         }
         let (adds, removes) = difference(want, &current, users, &self.desired.workers);
         // Entries that are no user's of the target are not people: removing them does not
@@ -535,6 +592,12 @@ impl TargetRun<'_> {
             progress.planned(entries.len() as u64);
         }
         let mut last = None;
+        // Answers lost so far, and in a row: the entries after a lost answer change other
+        // members, so they are sent on and the group is read back once at the end, not
+        // after each (which made a reconcile of a slow target's large group quadratic).
+        // Only `retries` losses in a row stop the sending early: a target that answers
+        // nothing at all is not sent to for long.
+        let (mut lost, mut in_a_row) = (0, 0);
         for (i, (action, payload)) in entries.into_iter().enumerate() {
             let entry = OutboxEntry {
                 id: ids[i],
@@ -551,7 +614,14 @@ impl TargetRun<'_> {
                 finished_at: None,
             };
             match self.execute(&entry, current, 0, report).await {
-                Ok(created) => last = created,
+                Ok(created) => {
+                    last = created;
+                    in_a_row = 0;
+                }
+                Err(Exec::Unknown) if in_a_row < self.config.retries && i + 1 < ids.len() => {
+                    lost += 1;
+                    in_a_row += 1;
+                }
                 Err(e) => {
                     // The rest of the batch is planned again (in this run, when the pair
                     // goes on) from what the target holds; none of it stays pending.
@@ -563,6 +633,9 @@ impl TargetRun<'_> {
                     return Err(e.into());
                 }
             }
+        }
+        if lost > 0 {
+            return Err(PairStop::Unknown);
         }
         Ok(last)
     }
@@ -645,14 +718,7 @@ impl TargetRun<'_> {
             .find_groups(&name)
             .await
             .map_err(|e| self.target_error(e))?;
-        let mut state = TargetGroup {
-            group: group.name.clone(),
-            scim_id: "(new)".into(),
-            display_name: name.clone(),
-            linked: payload.link,
-            pushed_at: None,
-            reconciled_at: None,
-        };
+        let mut state = TargetGroup::new(&group.name, "(new)".into(), name.clone(), payload.link);
         if let Some(g) = found.first() {
             state.scim_id = g.id.clone().unwrap_or_default();
             let members = match &g.members {
@@ -684,24 +750,34 @@ impl TargetRun<'_> {
         &self,
         scim_id: &str,
     ) -> Result<Vec<crate::scim::wire::Member>, PairStop> {
+        Ok(self.read_group(scim_id).await?.members.unwrap_or_default())
+    }
+
+    async fn read_group(&self, scim_id: &str) -> Result<crate::scim::wire::Group, PairStop> {
         match self.client.get_group(scim_id).await {
-            Ok(Some(g)) => Ok(g.members.unwrap_or_default()),
+            Ok(Some(g)) => Ok(g),
             Ok(None) => Err(PairStop::GroupMissing),
             Err(e) => Err(self.target_error(e)),
         }
     }
 
-    /// Reads the group back: what it holds becomes the known state. On a reconcile, the
-    /// differences from what rosterd knew are recorded as drift; after a request whose
-    /// outcome is unknown they are rosterd's own changes, and are not.
+    /// Reads the group back: what it holds becomes the known state. On a verification, the
+    /// differences from what rosterd knew are recorded as drift, the group's name among
+    /// them (the name it was found under, to name it back); after a request whose outcome
+    /// is unknown they are rosterd's own changes, and are not.
     async fn read_back(
         &self,
         state: &TargetGroup,
         stored: &Confirmed,
         users: &Users,
+        verify: bool,
         report: &mut PairReport,
-    ) -> Result<(Confirmed, BTreeSet<String>), PairStop> {
-        let members = match self.read_members(&state.scim_id).await {
+    ) -> Result<(Confirmed, BTreeSet<String>, Option<String>), PairStop> {
+        if verify {
+            self.verify_reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let found = match self.read_group(&state.scim_id).await {
             Err(PairStop::GroupMissing) => {
                 if !self.options.dry_run {
                     self.store
@@ -712,6 +788,10 @@ impl TargetRun<'_> {
             }
             other => other?,
         };
+        report.verified |= verify;
+        let renamed = (verify && !state.linked && found.display_name != state.display_name)
+            .then(|| found.display_name.clone());
+        let members = found.members.unwrap_or_default();
         let actual = confirmed_of(
             members.iter().map(|m| m.value.as_str()),
             users,
@@ -725,7 +805,16 @@ impl TargetRun<'_> {
             .map(|m| m.value.clone())
             .collect();
         let mut drift = Vec::new();
-        if self.options.reconcile {
+        if let Some(name) = &renamed {
+            tracing::warn!(target_name = self.name, group = %state.group, found = %name, "the target group was renamed outside rosterd; naming it back");
+            drift.push(Drift {
+                kind: "renamed".into(),
+                user_id: None,
+                worker_key: None,
+                detail: Some(name.clone()),
+            });
+        }
+        if verify {
             for user in &duplicates {
                 let key = users
                     .workers
@@ -736,6 +825,7 @@ impl TargetRun<'_> {
                     kind: "duplicate".into(),
                     user_id: Some(user.clone()),
                     worker_key: key,
+                    detail: None,
                 });
             }
             // Each entry is drift of one kind: one that is no user's is that, not also `extra`.
@@ -745,12 +835,14 @@ impl TargetRun<'_> {
                     kind: "not_a_user".into(),
                     user_id: Some(user.clone()),
                     worker_key: key.clone(),
+                    detail: None,
                 });
             }
             let entry = |kind: &str, user: &str, key: Option<String>| Drift {
                 kind: kind.into(),
                 user_id: Some(user.to_string()),
                 worker_key: key,
+                detail: None,
             };
             let key = |id: u32| self.desired.workers.key(id).map(str::to_string);
             let user = |id: u32| users.ids.get(&id).map(String::as_str).unwrap_or_default();
@@ -781,10 +873,16 @@ impl TargetRun<'_> {
         }
         if !self.options.dry_run {
             self.store
-                .record_read_back(self.name, &state.group, &actual, &drift, &self.now)
+                .record_read_back(
+                    self.name,
+                    &state.group,
+                    &actual,
+                    verify.then_some(drift.as_slice()),
+                    &self.now,
+                )
                 .await?;
         }
-        Ok((actual, duplicates))
+        Ok((actual, duplicates, renamed))
     }
 
     /// `Ok(true)`: go ahead. `Ok(false)`: held (recorded in the report).

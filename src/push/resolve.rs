@@ -15,6 +15,9 @@ use crate::store::{CachedUser, TargetLookup};
 /// Each worker's user id, and every user id when the users were listed whole.
 type Found = (HashMap<String, Option<String>>, Option<HashSet<String>>);
 
+/// How a lookup learned from a probe that contradicts the target's /Schemas is stored.
+pub const SCHEMAS_WRONG: &str = "probe (contradicts /Schemas)";
+
 /// At most this many lookups are made with filters before listing is considered.
 const FILTER_ALWAYS_BELOW: usize = 10;
 
@@ -67,7 +70,7 @@ impl TargetRun<'_> {
             };
             match cache.get(key) {
                 // A reconcile checks every user id: the target may have re-created them.
-                Some(cached) if self.fresh(cached, value) && !self.options.reconcile => {
+                Some(cached) if self.fresh(cached, value) && !self.reconcile => {
                     if cached.user_id.is_some() {
                         users.accounts.insert(id);
                     }
@@ -80,6 +83,9 @@ impl TargetRun<'_> {
         }
         let (found, all) = self.look_up_workers(&todo).await?;
         users.all = all;
+        // What was looked up now, the target has shown.
+        self.evidence
+            .confirm(&todo.iter().map(|(id, _, _)| *id).collect());
         let mut save = Vec::with_capacity(todo.len());
         for (id, key, value) in todo {
             let user = found.get(key).cloned().flatten();
@@ -120,6 +126,8 @@ impl TargetRun<'_> {
             return Ok(None);
         }
         let (found, _) = self.look_up_workers(&todo).await?;
+        self.evidence
+            .confirm(&todo.iter().map(|(id, _, _)| *id).collect());
         let mut fresh: Option<Users> = None;
         let mut save = Vec::new();
         for (id, key, value) in todo {
@@ -148,6 +156,11 @@ impl TargetRun<'_> {
                 workers = save.len(),
                 "the target refused user ids it no longer knows; looked the workers up again"
             );
+            self.evidence.reset(format!(
+                "target `{}`: it refused cached user ids of {} workers, whose users have new ids now",
+                self.name,
+                save.len()
+            ));
             if !self.options.dry_run {
                 self.store
                     .save_target_users(self.name, &save, &fresh.moved, &self.now)
@@ -163,9 +176,13 @@ impl TargetRun<'_> {
         let pairs: Vec<(&str, &str)> = todo.iter().map(|(_, k, v)| (*k, *v)).collect();
         // A reconcile lists the users whatever the filters do.
         let exact = self.config.user_match.lookup == UserLookup::Auto
-            && !self.options.reconcile
+            && !self.reconcile
             && self.filters_case_exact().await?;
-        self.look_up(&pairs, exact).await.map_err(Stop::Target)
+        let found = self.look_up(&pairs, exact).await.map_err(Stop::Target)?;
+        if let Some(all) = &found.1 {
+            self.listed(all.len()).await?;
+        }
+        Ok(found)
     }
 
     fn fresh(&self, cached: &CachedUser, value: &str) -> bool {
@@ -222,16 +239,42 @@ impl TargetRun<'_> {
         Ok(case_exact)
     }
 
-    /// How the target compares the match attribute: its /Schemas' `caseExact`, else one
-    /// probe (a user's value in another case, looked up with a filter); `None` when the
-    /// target describes nothing and has no value to probe with.
+    /// How the target compares the match attribute: one probe (a user's value in another
+    /// case, looked up with a filter), checked against what its /Schemas' `caseExact`
+    /// says. A description that says case-sensitive is believed without a probe (it costs
+    /// only listing); one that says case-insensitive is believed only when the probe
+    /// agrees, as some targets publish `caseExact: false` and filter case-sensitively.
+    /// `None` when the target describes nothing and has no value to probe with.
     async fn learn_case(&self) -> Result<Option<(bool, &'static str)>, ScimError> {
         let attribute = &self.config.user_match.scim_attribute;
-        if let Some(schema) = self.client.user_schema().await? {
-            if let Some(exact) = case_exact_in(&schema, attribute) {
-                return Ok(Some((exact, "schemas")));
-            }
+        let said = match self.client.user_schema().await? {
+            Some(schema) => case_exact_in(&schema, attribute),
+            None => None,
+        };
+        if said == Some(true) {
+            return Ok(Some((true, "schemas")));
         }
+        Ok(match (said, self.probe_case().await?) {
+            (Some(false), Some(false)) => Some((false, "schemas")),
+            (Some(false), Some(true)) => {
+                tracing::warn!(
+                    target_name = self.name,
+                    attribute = attribute.as_str(),
+                    "the target's /Schemas says its filters ignore case, but a probe found they do not; its users are listed"
+                );
+                Some((true, SCHEMAS_WRONG))
+            }
+            // Nothing to probe with: its word, for now.
+            (Some(false), None) => Some((false, "schemas")),
+            (_, Some(exact)) => Some((exact, "probe")),
+            (_, None) => None,
+        })
+    }
+
+    /// Whether a filter on a user's value in swapped case misses that user; `None` when no
+    /// listed user has a value with letters.
+    async fn probe_case(&self) -> Result<Option<bool>, ScimError> {
+        let attribute = &self.config.user_match.scim_attribute;
         let page = self.client.list_users(1, self.config.page_size).await?;
         for user in &page.resources {
             let Some(id) = user.get("id").and_then(|v| v.as_str()) else {
@@ -246,7 +289,7 @@ impl TargetRun<'_> {
                 let exact = !found
                     .iter()
                     .any(|u| u.get("id").and_then(|v| v.as_str()) == Some(id));
-                return Ok(Some((exact, "probe")));
+                return Ok(Some(exact));
             }
         }
         Ok(None)
@@ -261,15 +304,13 @@ impl TargetRun<'_> {
         let list = match self.config.user_match.lookup {
             UserLookup::Filter => false,
             UserLookup::List => true,
-            UserLookup::Auto => {
-                exact || todo.len() >= FILTER_ALWAYS_BELOW || self.options.reconcile
-            }
+            UserLookup::Auto => exact || todo.len() >= FILTER_ALWAYS_BELOW || self.reconcile,
         };
         if list {
             let first = self.client.list_users(1, page_size).await?;
             let pages = first.total_results.div_ceil(page_size.max(1)) as usize;
             // Listing costs `pages` requests (one made); filters cost one per worker.
-            if always_list || pages <= todo.len() || self.options.reconcile {
+            if always_list || pages <= todo.len() || self.reconcile {
                 let mut index: HashMap<String, Vec<String>> = HashMap::new();
                 // Whether a page brought any user not seen before: a target that serves the
                 // same page again and again is read no further.

@@ -361,13 +361,15 @@ impl TargetRun<'_> {
                 Ok(found) => found,
                 Err(e) => return Err(self.refused(entry, sent, e, false).await?),
             };
-            let (id, members, made) = if let Some(g) = found.first() {
+            // `told`: the target said what the group holds (it was read, or its creation
+            // was answered with its members), rather than rosterd assuming what it sent.
+            let (id, members, made, told) = if let Some(g) = found.first() {
                 let id = g.id.clone().unwrap_or_default();
                 let members = match &g.members {
                     Some(m) => m.clone(),
                     None => self.read_members(&id).await?,
                 };
-                (id, members, false)
+                (id, members, false, true)
             } else if entry.payload.link {
                 let message = format!(
                     "no group named `{name}` in target `{}` to link to",
@@ -383,6 +385,7 @@ impl TargetRun<'_> {
                 sent += 1;
                 match self.client.create_group(&request).await {
                     Ok(g) => {
+                        let told = g.members.is_some();
                         let members = g.members.clone().unwrap_or_else(|| {
                             entry
                                 .payload
@@ -391,7 +394,7 @@ impl TargetRun<'_> {
                                 .map(|m| Member::id(m.user_id.clone()))
                                 .collect()
                         });
-                        (g.id.unwrap_or_default(), members, true)
+                        (g.id.unwrap_or_default(), members, true, told)
                     }
                     // Made meanwhile (or by an attempt whose answer was lost): adopt it.
                     Err(e) if e.status() == Some(409) => continue,
@@ -408,14 +411,13 @@ impl TargetRun<'_> {
                     Err(e) => return Err(self.refused(entry, sent, e, true).await?),
                 }
             };
-            let state = TargetGroup {
-                group: entry.group.clone(),
-                scim_id: id,
-                display_name: name.clone(),
-                linked: entry.payload.link,
-                pushed_at: Some(self.now.clone()),
-                reconciled_at: None,
-            };
+            let mut state = TargetGroup::new(&entry.group, id, name.clone(), entry.payload.link);
+            state.pushed_at = Some(self.now.clone());
+            if told {
+                state.verified_at = Some(self.now.clone());
+                state.verified_drift = Some(0);
+                state.verify_state = Some(crate::store::VerifyState::Matched);
+            }
             // What the target answered it holds: the members sent by worker, any other entry
             // by id (the pair settles those that are workers' users).
             let sent_ids: HashMap<&str, &TargetMember> = entry

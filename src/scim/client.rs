@@ -329,6 +329,41 @@ impl Client {
         Ok(list.resources)
     }
 
+    /// The users among `ids` that the target has: one filter of `id eq` terms joined by
+    /// `or` (RFC 7644 section 3.4.2.2), asking for as many results as ids.
+    pub async fn users_with_ids(&self, ids: &[&str]) -> Result<Vec<Value>, ScimError> {
+        let filter = ids
+            .iter()
+            .map(|id| wire::eq_filter("id", id))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let request = Request {
+            method: Method::GET,
+            path: format!(
+                "/Users?filter={}&count={}",
+                encode(&filter),
+                ids.len().max(1)
+            ),
+            body: None,
+        };
+        let list: ListResponse<Value> = self.decode(&request, self.send(&request).await?)?;
+        Ok(list.resources)
+    }
+
+    /// One user by id; `None` when the target says 404.
+    pub async fn get_user(&self, id: &str) -> Result<Option<Value>, ScimError> {
+        let request = Request {
+            method: Method::GET,
+            path: format!("/Users/{}", encode(id)),
+            body: None,
+        };
+        match self.send(&request).await {
+            Ok(body) => Ok(body),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The target's description of its User resource (RFC 7643 section 7): from
     /// `/Schemas/{urn}`, else from the `/Schemas` list; `None` when it publishes none.
     pub async fn user_schema(&self) -> Result<Option<Value>, ScimError> {

@@ -31,7 +31,8 @@ pub use confirmed::{Confirmed, EncodedSet};
 pub use console::{ConsoleLogin, ConsoleSession};
 pub use push::{
     CachedUser, Confirmation, Drift, OutboxAction, OutboxEntry, OutboxPayload, PushHold,
-    TargetGroup, TargetHealth, TargetLookup, TargetMember, Unprovisioned,
+    TargetGroup, TargetHealth, TargetLookup, TargetMember, TargetVerification, Unprovisioned,
+    VerifyState,
 };
 
 pub use members::{GroupDelta, GroupState, MemberState, WorkerIds, CHECKPOINT_EVERY, RULE};

@@ -36,6 +36,77 @@ pub struct TargetGroup {
     pub linked: bool,
     pub pushed_at: Option<String>,
     pub reconciled_at: Option<String>,
+    /// When the group was last read back entry by entry (or answered its creation with
+    /// what it holds); `None`: never, and nothing is known of what it holds but what was
+    /// sent.
+    pub verified_at: Option<String>,
+    /// How many differences that read found.
+    pub verified_drift: Option<i64>,
+    pub verify_state: Option<VerifyState>,
+}
+
+impl TargetGroup {
+    /// A group just found or made, not read back yet.
+    pub fn new(group: &str, scim_id: String, display_name: String, linked: bool) -> TargetGroup {
+        TargetGroup {
+            group: group.to_string(),
+            scim_id,
+            display_name,
+            linked,
+            pushed_at: None,
+            reconciled_at: None,
+            verified_at: None,
+            verified_drift: None,
+            verify_state: None,
+        }
+    }
+}
+
+/// Where the last read back of a group left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyState {
+    /// It held what rosterd knew.
+    Matched,
+    /// It differed, and the repair has not been confirmed yet (held, failed, or unsent).
+    Drifted,
+    /// It differed, and the target confirmed every repair.
+    Repaired,
+}
+
+impl VerifyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyState::Matched => "matched",
+            VerifyState::Drifted => "drifted",
+            VerifyState::Repaired => "repaired",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, sqlx::Error> {
+        Ok(match s {
+            "matched" => VerifyState::Matched,
+            "drifted" => VerifyState::Drifted,
+            "repaired" => VerifyState::Repaired,
+            other => {
+                return Err(sqlx::Error::Decode(
+                    format!("unknown verification state `{other}`").into(),
+                ))
+            }
+        })
+    }
+}
+
+/// What rosterd knows of a target as a whole from reading it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TargetVerification {
+    /// Users its last full listing held, and when.
+    pub users_listed: Option<i64>,
+    pub listed_at: Option<String>,
+    /// The last sign that it lost state (a known group gone, a cached user id unknown, a
+    /// listing far smaller than the last), which made rosterd verify all of it.
+    pub reset_at: Option<String>,
+    pub reset_reason: Option<String>,
 }
 
 /// A member as rosterd knows it: the target's user id and, when known, the worker.
@@ -219,6 +290,9 @@ pub struct Drift {
     pub kind: String,
     pub user_id: Option<String>,
     pub worker_key: Option<String>,
+    /// For `renamed`: the name the group was found under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 const OUTBOX_COLUMNS: &str = "id, target, group_name, action, payload, status, attempts, \
@@ -270,8 +344,8 @@ impl Store {
         target: &str,
     ) -> Result<BTreeMap<String, TargetGroup>, StoreError> {
         let rows = sqlx::query(
-            "SELECT group_name, scim_id, display_name, linked, pushed_at, reconciled_at \
-             FROM target_groups WHERE target = $1",
+            "SELECT group_name, scim_id, display_name, linked, pushed_at, reconciled_at, \
+             verified_at, verified_drift, verify_state FROM target_groups WHERE target = $1",
         )
         .bind(target)
         .fetch_all(self.pool())
@@ -279,6 +353,7 @@ impl Store {
         let mut out = BTreeMap::new();
         for row in rows {
             let group: String = row.try_get(0)?;
+            let state: Option<String> = row.try_get(8)?;
             out.insert(
                 group.clone(),
                 TargetGroup {
@@ -288,6 +363,9 @@ impl Store {
                     linked: row.try_get::<i64, _>(3)? != 0,
                     pushed_at: row.try_get(4)?,
                     reconciled_at: row.try_get(5)?,
+                    verified_at: row.try_get(6)?,
+                    verified_drift: row.try_get(7)?,
+                    verify_state: state.as_deref().map(VerifyState::parse).transpose()?,
                 },
             );
         }
@@ -307,10 +385,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO target_groups (target, group_name, scim_id, display_name, linked, pushed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (target, group_name) DO UPDATE SET \
+            "INSERT INTO target_groups (target, group_name, scim_id, display_name, linked, pushed_at, \
+             verified_at, verified_drift, verify_state) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (target, group_name) DO UPDATE SET \
              scim_id = excluded.scim_id, display_name = excluded.display_name, \
-             linked = excluded.linked, pushed_at = excluded.pushed_at",
+             linked = excluded.linked, pushed_at = excluded.pushed_at, \
+             verified_at = excluded.verified_at, verified_drift = excluded.verified_drift, \
+             verify_state = excluded.verify_state",
         )
         .bind(target)
         .bind(group.group.as_str())
@@ -318,6 +399,9 @@ impl Store {
         .bind(group.display_name.as_str())
         .bind(i64::from(group.linked))
         .bind(now)
+        .bind(group.verified_at.as_deref())
+        .bind(group.verified_drift)
+        .bind(group.verify_state.map(VerifyState::as_str))
         .execute(&mut *tx)
         .await?;
         write_set(&mut tx, target, &group.group, &members.encode()?).await?;
@@ -382,29 +466,132 @@ impl Store {
         Ok(())
     }
 
-    /// A reconcile read the group back: what it holds replaces what was known, and the
-    /// differences are recorded as drift.
+    /// The group was read back: what it holds replaces what was known. A verification
+    /// (`drift` given) records the differences it found and where they leave the group; a
+    /// read that settles rosterd's own lost answers (`None`) only when it was read.
     pub async fn record_read_back(
         &self,
         target: &str,
         group: &str,
         members: &Confirmed,
-        drift: &[Drift],
+        drift: Option<&[Drift]>,
         now: &str,
     ) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
         write_set(&mut tx, target, group, &members.encode()?).await?;
-        insert_drift(&mut tx, self.backend(), target, group, drift, now).await?;
-        sqlx::query(
-            "UPDATE target_groups SET reconciled_at = $1 WHERE target = $2 AND group_name = $3",
-        )
-        .bind(now)
-        .bind(target)
-        .bind(group)
-        .execute(&mut *tx)
-        .await?;
+        match drift {
+            Some(drift) => {
+                insert_drift(&mut tx, self.backend(), target, group, drift, now).await?;
+                let state = if drift.is_empty() {
+                    VerifyState::Matched
+                } else {
+                    VerifyState::Drifted
+                };
+                sqlx::query(
+                    "UPDATE target_groups SET reconciled_at = $1, verified_at = $1, \
+                     verified_drift = $2, verify_state = $3 WHERE target = $4 AND group_name = $5",
+                )
+                .bind(now)
+                .bind(drift.len() as i64)
+                .bind(state.as_str())
+                .bind(target)
+                .bind(group)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE target_groups SET verified_at = $1 WHERE target = $2 AND group_name = $3",
+                )
+                .bind(now)
+                .bind(target)
+                .bind(group)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The target confirmed every repair of the drift its group's last verification found.
+    pub async fn record_repaired(&self, target: &str, group: &str) -> Result<(), StoreError> {
+        let _writing = self.writing().await;
+        sqlx::query(
+            "UPDATE target_groups SET verify_state = 'repaired' \
+             WHERE target = $1 AND group_name = $2 AND verify_state = 'drifted'",
+        )
+        .bind(target)
+        .bind(group)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// What a full listing of the target's users found: how many there are.
+    pub async fn record_users_listed(
+        &self,
+        target: &str,
+        users: i64,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let _writing = self.writing().await;
+        sqlx::query(
+            "INSERT INTO target_verification (target, users_listed, listed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (target) DO UPDATE SET users_listed = excluded.users_listed, \
+             listed_at = excluded.listed_at",
+        )
+        .bind(target)
+        .bind(users)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A sign that the target lost state, which made rosterd verify all of it.
+    pub async fn record_reset(
+        &self,
+        target: &str,
+        reason: &str,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let _writing = self.writing().await;
+        sqlx::query(
+            "INSERT INTO target_verification (target, reset_at, reset_reason) VALUES ($1, $2, $3) \
+             ON CONFLICT (target) DO UPDATE SET reset_at = excluded.reset_at, \
+             reset_reason = excluded.reset_reason",
+        )
+        .bind(target)
+        .bind(now)
+        .bind(reason)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// What each target's reads showed of it as a whole, by target.
+    pub async fn target_verifications(
+        &self,
+    ) -> Result<BTreeMap<String, TargetVerification>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT target, users_listed, listed_at, reset_at, reset_reason FROM target_verification",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    TargetVerification {
+                        users_listed: r.try_get(1)?,
+                        listed_at: r.try_get(2)?,
+                        reset_at: r.try_get(3)?,
+                        reset_reason: r.try_get(4)?,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// The target lost a group rosterd knew: forget it and record why.
@@ -418,6 +605,7 @@ impl Store {
             kind: "group_missing".into(),
             user_id: None,
             worker_key: None,
+            detail: None,
         }];
         let (_writing, mut tx) = self.begin_write().await?;
         insert_drift(&mut tx, self.backend(), target, group, &drift, now).await?;
@@ -436,7 +624,7 @@ impl Store {
 
     pub async fn drift(&self, target: &str, group: &str) -> Result<Vec<Drift>, StoreError> {
         let rows = sqlx::query(
-            "SELECT kind, user_id, worker_key FROM push_drift WHERE target = $1 AND group_name = $2 ORDER BY id",
+            "SELECT kind, user_id, worker_key, detail FROM push_drift WHERE target = $1 AND group_name = $2 ORDER BY id",
         )
         .bind(target)
         .bind(group)
@@ -448,6 +636,7 @@ impl Store {
                     kind: r.try_get(0)?,
                     user_id: r.try_get(1)?,
                     worker_key: r.try_get(2)?,
+                    detail: r.try_get(3)?,
                 })
             })
             .collect()
@@ -970,15 +1159,16 @@ async fn insert_drift(
 ) -> Result<(), StoreError> {
     let rows: Vec<_> = drift
         .iter()
-        .map(|d| (&d.kind, &d.user_id, &d.worker_key))
+        .map(|d| (&d.kind, &d.user_id, &d.worker_key, &d.detail))
         .collect();
     insert_rows(
         tx,
         backend,
-        "push_drift (target, group_name, kind, user_id, worker_key, found_at)",
+        "push_drift (target, group_name, kind, user_id, worker_key, detail, found_at)",
         &[
             Col::SameText(target),
             Col::SameText(group),
+            Col::Text,
             Col::Text,
             Col::Text,
             Col::Text,

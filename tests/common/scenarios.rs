@@ -35,11 +35,11 @@ pub async fn nothing_changed_sends_no_write(world: &World) {
     );
     let again = world.sync(opts()).await;
     let t = &again.targets[0];
-    assert_eq!(
-        (t.reads, t.writes),
-        (0, 0),
-        "users are cached and groups known"
-    );
+    // Users are cached and groups known: the only reads verify the run's slice of groups
+    // (at least one; here, with 4 groups over the default schedule, exactly one): the group
+    // read back, and a sample of its user ids confirmed with one filter.
+    assert_eq!(t.writes, 0, "{t:?}");
+    assert_eq!((t.verified, t.verify_reads, t.reads), (1, 2, 2), "{t:?}");
     assert!(t.groups.iter().all(|g| g.added == 0 && g.removed == 0));
 }
 
@@ -271,4 +271,91 @@ pub async fn case_variant_user_names_are_found(world: &mut World) {
     assert_eq!(unprovisioned, 0, "every account is found: {report:?}");
     world.assert_converged(&[]).await;
     world.assert_one_entry_each().await;
+}
+
+/// Verification (1): the target re-created every user under a new id and kept the old ids
+/// in its groups; then a worker joins a group. One plain sync confirms the joiner's cached
+/// id before adding it, finds it unknown, and verifies the whole target in the same run: no
+/// entry that is no user is left, and the joiner is in.
+pub async fn recreated_users_then_a_change_heal_in_one_plain_sync(world: &mut World) {
+    world.sync(opts()).await;
+    world.recreate_all_users().await;
+    let (_, stale) = world.entries().await;
+    assert!(stale > 100, "the groups hold {stale} stale ids");
+    let joiner = world
+        .workers
+        .iter()
+        .find(|w| w.division == "Engineering" && w.status == "Active")
+        .unwrap()
+        .id
+        .clone();
+    world.edit_workers(|workers| {
+        let w = workers.iter_mut().find(|w| w.id == joiner).unwrap();
+        w.division = "Sales".into();
+    });
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert_eq!(report.held(), 0, "{report:?}");
+    let reset = report.targets[0].reset.as_deref().unwrap_or_default();
+    assert!(reset.contains("cached user ids are no users"), "{reset}");
+    world.assert_converged(&[]).await;
+    world.assert_one_entry_each().await;
+    let email = world
+        .workers
+        .iter()
+        .find(|w| w.id == joiner)
+        .unwrap()
+        .email
+        .to_lowercase();
+    assert!(world.actual().await["sales"].contains(&email));
+}
+
+/// Verification (2): the target restarted on empty storage and its users were imported
+/// again under new ids. One plain sync notices (its slice reads a group that is gone),
+/// verifies the whole target, and makes every group again with exactly its members.
+pub async fn a_target_restarted_empty_is_rebuilt_in_one_plain_sync(world: &World) {
+    world.sync(opts()).await;
+    world.assert_converged(&[]).await;
+    world.restart_empty().await;
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    let reset = report.targets[0].reset.as_deref().unwrap_or_default();
+    assert!(reset.contains("is gone"), "{reset}");
+    world.assert_converged(&[]).await;
+    world.assert_one_entry_each().await;
+    assert!(report.targets[0]
+        .groups
+        .iter()
+        .all(|g| g.action.as_deref() == Some("created")));
+}
+
+/// Verification (4): a group renamed by hand in the target is named back by the next
+/// verification of it, which records the name it was found under as drift.
+pub async fn a_group_renamed_by_hand_is_named_back(world: &World) {
+    world.sync(opts()).await;
+    world.rename_by_hand("sales", "Sales (old)").await;
+    // Each plain sync verifies the groups read longest ago; sales comes up within 4.
+    let mut renamed = None;
+    for _ in 0..4 {
+        let report = world.sync(opts()).await;
+        assert_eq!(report.failed(), 0, "{report:?}");
+        let sales = report.targets[0]
+            .groups
+            .iter()
+            .find(|g| g.group == "sales")
+            .unwrap()
+            .clone();
+        if sales.verified {
+            renamed = Some(sales);
+            break;
+        }
+    }
+    let sales = renamed.expect("sales was verified within 4 syncs");
+    assert!(sales.renamed && sales.drift == 1, "{sales:?}");
+    world.assert_converged(&[]).await;
+    let store = world.store().await;
+    let drift = store.drift(TARGET, "sales").await.unwrap();
+    store.close().await;
+    let found = drift.iter().find(|d| d.kind == "renamed").unwrap();
+    assert_eq!(found.detail.as_deref(), Some("Sales (old)"));
 }

@@ -391,6 +391,39 @@ impl World {
         }
     }
 
+    /// The target loses every group and user, and its users come back under new ids: a
+    /// restart on empty storage followed by a re-import of the users.
+    pub async fn restart_empty(&self) {
+        match &self.peer {
+            Peer::Emulator(e) => e.restart_empty(&self.tenant, true),
+            Peer::Scim2 { .. } => {
+                for g in self.list("Groups").await {
+                    let url = format!("{}/Groups/{}", self.url(), g["id"].as_str().unwrap());
+                    self.scim2_request(reqwest::Method::DELETE, &url, None)
+                        .await;
+                }
+                self.recreate_all_users().await;
+            }
+        }
+    }
+
+    /// Renames a group as a person in the target's console would.
+    pub async fn rename_by_hand(&self, from: &str, to: &str) {
+        match &self.peer {
+            Peer::Emulator(e) => assert!(e.rename_by_hand(&self.tenant, from, to)),
+            Peer::Scim2 { .. } => {
+                let groups = self.list("Groups").await;
+                let g = groups.iter().find(|g| g["displayName"] == from).unwrap();
+                let body = json!({"schemas": [rosterd::scim::wire::PATCH_OP], "Operations": [
+                    {"op": "replace", "path": "displayName", "value": to}
+                ]});
+                let url = format!("{}/Groups/{}", self.url(), g["id"].as_str().unwrap());
+                self.scim2_request(reqwest::Method::PATCH, &url, Some(body))
+                    .await;
+            }
+        }
+    }
+
     /// Adds entries to a group by raw member id, as another tool might: ids that are no
     /// user's, or ids it holds already (held twice: the emulator with `duplicate_on_add`,
     /// scim2-server when its member list is replaced with them).

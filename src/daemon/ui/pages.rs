@@ -87,6 +87,14 @@ async fn overview_body(
         .into_iter()
         .map(|h| (h.target.clone(), h))
         .collect();
+    let rules = shared.rules();
+    let status = crate::push::status::targets(
+        &config,
+        Some(rules.as_ref()),
+        &shared.store,
+        crate::clock::now_utc(),
+    )
+    .await?;
     let outbox = shared.store.outbox_counts().await?;
     let holds = shared.store.push_holds(Some("held")).await?;
     let snapshots_held: Vec<_> = shared
@@ -147,9 +155,10 @@ async fn overview_body(
                         tr {
                             td { (name) }
                             td {
-                                @match h {
-                                    Some(h) if h.healthy => span.ok { "healthy" },
-                                    Some(h) => span.bad { "unhealthy" @if let Some(r) = &h.reason { ": " (r) } },
+                                @match status.get(name).map(|t| &t.health) {
+                                    Some(health) if health.is_healthy() => span.ok { "healthy" },
+                                    Some(health @ (crate::push::status::Health::NotPushedYet | crate::push::status::Health::NotConnected)) => span.muted { (health.text()) },
+                                    Some(health) => span.bad { (health.text()) },
                                     None => span.muted { "not pushed yet" },
                                 }
                             }

@@ -84,6 +84,9 @@ pub struct Quirks {
     pub slow_pages_ms: u64,
     /// Serve no `/Schemas` and `/ResourceTypes` (404), as some targets do.
     pub no_discovery: bool,
+    /// `/Schemas` says `caseExact: false` for `userName` whatever its filters do: with
+    /// `case_sensitive_user_name`, a target whose description is wrong.
+    pub schemas_lie_case_exact: bool,
 }
 
 impl Default for Quirks {
@@ -102,6 +105,7 @@ impl Default for Quirks {
             slow_answer_ms: 0,
             slow_pages_ms: 0,
             no_discovery: false,
+            schemas_lie_case_exact: false,
         }
     }
 }
@@ -119,6 +123,8 @@ pub struct Counters {
     pub member_list_replaces: u64,
     pub faults: u64,
     pub by_status: BTreeMap<u16, u64>,
+    /// `GET /Groups/{id}` answered, by group id: how often each group was read whole.
+    pub group_reads: BTreeMap<String, u64>,
 }
 
 /// Settings every new tenant starts with.
@@ -424,6 +430,18 @@ impl Emulator {
         })
     }
 
+    /// Renames a group as a person in the target's console would. `false` when there is no
+    /// group named `from`.
+    pub fn rename_by_hand(&self, tenant: &str, from: &str, to: &str) -> bool {
+        self.with_tenant(tenant, |t| t.rename(from, to))
+    }
+
+    /// Loses every group and user, as a target restarted on empty storage does; with
+    /// `recreate_users`, its users come back under new ids (a restore of the user list alone).
+    pub fn restart_empty(&self, tenant: &str, recreate_users: bool) {
+        self.with_tenant(tenant, |t| t.restart_empty(recreate_users));
+    }
+
     /// Deletes a group as a person in the target's console would.
     pub fn delete_by_hand(&self, tenant: &str, group: &str) {
         self.with_tenant(tenant, |t| t.groups.retain(|_, g| g.display_name != group));
@@ -477,6 +495,35 @@ fn tenant_mut<'a>(
 }
 
 impl Tenant {
+    fn rename(&mut self, from: &str, to: &str) -> bool {
+        let meta = self.touch(None);
+        let Some(g) = self.groups.values_mut().find(|g| g.display_name == from) else {
+            return false;
+        };
+        g.display_name = to.to_string();
+        g.meta = Meta {
+            created: g.meta.created.clone(),
+            ..meta
+        };
+        true
+    }
+
+    /// Ids keep counting up: a restarted target hands out none it handed out before.
+    fn restart_empty(&mut self, recreate_users: bool) {
+        let names: Vec<String> = self
+            .users
+            .values()
+            .filter_map(|u| u["userName"].as_str().map(str::to_string))
+            .collect();
+        self.users.clear();
+        self.groups.clear();
+        if recreate_users {
+            for name in &names {
+                self.insert_user(name);
+            }
+        }
+    }
+
     fn new_id(&mut self, prefix: char) -> String {
         self.next_id += 1;
         // Opaque ids, as real targets hand out; ordered, for stable listings.
@@ -839,7 +886,7 @@ fn admin(shared: &Shared, method: &Method, rest: &[&str], body: &[u8]) -> Answer
         return error(
             StatusCode::NOT_FOUND,
             None,
-            "use /_emulator/TENANT/{groups,stats,faults,quirks}",
+            "use /_emulator/TENANT/{groups,stats,faults,quirks,restart,rename}",
         );
     };
     let mut tenants = lock(&shared.tenants);
@@ -875,8 +922,40 @@ fn admin(shared: &Shared, method: &Method, rest: &[&str], body: &[u8]) -> Answer
             }
             Err(e) => bad(e),
         },
+        // `{"recreate_users": true}`: see [`Emulator::restart_empty`].
+        ("POST", "restart") => match serde_json::from_slice::<Restart>(body) {
+            Ok(r) => {
+                t.restart_empty(r.recreate_users);
+                (StatusCode::NO_CONTENT, None)
+            }
+            Err(e) => bad(e),
+        },
+        // `{"from": "Sales", "to": "Sales (old)"}`: see [`Emulator::rename_by_hand`].
+        ("POST", "rename") => match serde_json::from_slice::<Rename>(body) {
+            Ok(r) if t.rename(&r.from, &r.to) => (StatusCode::NO_CONTENT, None),
+            Ok(r) => error(
+                StatusCode::NOT_FOUND,
+                None,
+                format!("no group named `{}`", r.from),
+            ),
+            Err(e) => bad(e),
+        },
         _ => error(StatusCode::NOT_FOUND, None, "no such emulator endpoint"),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Restart {
+    #[serde(default)]
+    recreate_users: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rename {
+    from: String,
+    to: String,
 }
 
 /// What a request's handler answers: an answer, or the error that refused the request.
@@ -967,7 +1046,11 @@ fn resources(
         ("PATCH", Kind::Users, [id]) => patch_user(t, id, body),
         ("DELETE", Kind::Users, [id]) => delete_user(t, id),
         ("GET", Kind::Groups, [id]) => match t.groups.get(*id) {
-            Some(g) => Ok((StatusCode::OK, Some(t.group_json(id, g, &projection)))),
+            Some(g) => {
+                let answer = t.group_json(id, g, &projection);
+                *t.counters.group_reads.entry(id.to_string()).or_default() += 1;
+                Ok((StatusCode::OK, Some(answer)))
+            }
             None => Err(not_found("Group", id)),
         },
         ("POST", Kind::Groups, []) => create_group(t, body),
@@ -1069,7 +1152,7 @@ fn list(t: &Tenant, kinds: &[Kind], page: &Page) -> Served {
         .map_err(|e| error(StatusCode::BAD_REQUEST, Some("invalidFilter"), e))?;
     let matches = |kind: Kind, resource: &Value| match &filter {
         None => true,
-        Some((attr, value)) => {
+        Some(alternatives) => alternatives.iter().any(|(attr, value)| {
             let attr = schema::strip_urn(kind, attr);
             let exact = match kind {
                 Kind::Users => {
@@ -1088,7 +1171,7 @@ fn list(t: &Tenant, kinds: &[Kind], page: &Page) -> Served {
                     v.eq_ignore_ascii_case(value)
                 }
             })
-        }
+        }),
     };
     let start = page.start.unwrap_or(1).max(1);
     let count = page
@@ -1112,13 +1195,13 @@ fn list(t: &Tenant, kinds: &[Kind], page: &Page) -> Served {
             Kind::Groups => t
                 .groups
                 .iter()
-                .filter(|(id, g)| match &filter {
+                .filter(|(id, g)| match filter.as_deref() {
                     // The lookups rosterd makes, without copying every group's attributes.
                     None => true,
-                    Some((attr, value)) if attr.eq_ignore_ascii_case("displayName") => {
+                    Some([(attr, value)]) if attr.eq_ignore_ascii_case("displayName") => {
                         g.display_name.eq_ignore_ascii_case(value)
                     }
-                    Some((attr, value)) if attr.eq_ignore_ascii_case("id") => *id == value,
+                    Some([(attr, value)]) if attr.eq_ignore_ascii_case("id") => *id == value,
                     Some(_) => {
                         let mut head = g.attrs.clone();
                         head.insert("id".into(), json!(id));
@@ -1153,16 +1236,36 @@ enum Found<'t> {
     Group(&'t String, &'t EmuGroup),
 }
 
-/// `attr eq "value"`: the one filter form rosterd sends.
-fn parse_filter(filter: &str) -> Result<(String, String), String> {
-    let unsupported = || format!("unsupported filter `{filter}`: only `attribute eq \"value\"`");
-    let (attr, rest) = filter.trim().split_once(' ').ok_or_else(unsupported)?;
-    let (op, value) = rest.trim().split_once(' ').ok_or_else(unsupported)?;
-    if !op.eq_ignore_ascii_case("eq") {
-        return Err(unsupported());
+/// `attr eq "value"`, or several of them joined by `or`: the filter forms rosterd sends.
+fn parse_filter(filter: &str) -> Result<Vec<(String, String)>, String> {
+    let unsupported =
+        || format!("unsupported filter `{filter}`: only `attribute eq \"value\"`, joined by `or`");
+    let mut out = Vec::new();
+    let mut rest = filter.trim();
+    loop {
+        let (attr, after) = rest.split_once(' ').ok_or_else(unsupported)?;
+        let (op, after) = after.trim_start().split_once(' ').ok_or_else(unsupported)?;
+        if !op.eq_ignore_ascii_case("eq") {
+            return Err(unsupported());
+        }
+        // The value is a JSON string: read exactly one, then `or` or the end.
+        let mut values =
+            serde_json::Deserializer::from_str(after.trim_start()).into_iter::<String>();
+        let value = values
+            .next()
+            .ok_or_else(unsupported)?
+            .map_err(|_| unsupported())?;
+        let used = values.byte_offset();
+        out.push((attr.to_string(), value));
+        rest = after.trim_start()[used..].trim_start();
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        rest = match rest.split_once(' ') {
+            Some((or, tail)) if or.eq_ignore_ascii_case("or") => tail.trim_start(),
+            _ => return Err(unsupported()),
+        };
     }
-    let value: String = serde_json::from_str(value.trim()).map_err(|_| unsupported())?;
-    Ok((attr.to_string(), value))
 }
 
 /// A request body as JSON, or the 400 that says why it is not.
@@ -1554,7 +1657,14 @@ fn apply(
                 .get("members[".len()..p.len().saturating_sub(1))
                 .filter(|_| p.ends_with(']'))
                 .ok_or_else(|| invalid_path(format!("cannot read path `{p}`")))?;
-            let (attr, id) = parse_filter(inner).map_err(invalid_path)?;
+            let (attr, id) = match parse_filter(inner).map_err(invalid_path)?.as_slice() {
+                [(attr, id)] => (attr.clone(), id.clone()),
+                _ => {
+                    return Err(invalid_path(format!(
+                        "one member at a time is selected: `{p}`"
+                    )))
+                }
+            };
             if !attr.eq_ignore_ascii_case("value") {
                 return Err(invalid_path(format!(
                     "members can be selected by `value` only: `{p}`"

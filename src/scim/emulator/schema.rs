@@ -280,9 +280,14 @@ pub fn strip_urn(kind: Kind, name: &str) -> &str {
     }
 }
 
-/// Whether `userName` is compared case-sensitively, as this tenant behaves.
+/// Whether `userName` is compared case-sensitively, as this tenant says it behaves (with
+/// `schemas_lie_case_exact`, not as it does).
 fn user_name_exact(quirks: &Quirks, a: &Attr) -> bool {
-    a.case_exact || (a.name == "userName" && quirks.case_sensitive_user_name)
+    let user_name = a.name == "userName";
+    if user_name && quirks.schemas_lie_case_exact {
+        return false;
+    }
+    a.case_exact || (user_name && quirks.case_sensitive_user_name)
 }
 
 fn attr_json(a: &Attr, quirks: &Quirks) -> Value {

@@ -1,0 +1,351 @@
+//! What rosterd can say of each target from what it measured: whether the target answers,
+//! and, per pushed group, when it was last read back and what that found. One model, read by
+//! `rosterd status` and the console, so that the two cannot tell it apart.
+//!
+//! A target is **healthy** when its last push was answered and every group pushed to it was
+//! read back within `verify_every` and then held what rosterd knew (or every difference was
+//! repaired and the target confirmed the repair). What was sent and not read back since does
+//! not count as held.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::{Config, TargetConfig};
+use crate::rules::RuleSet;
+use crate::store::{Store, StoreError, TargetGroup, TargetHealth, TargetVerification, VerifyState};
+
+/// Why a target is, or is not, healthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Health {
+    /// No `url`: a name rules may push to, nothing is sent.
+    NotConnected,
+    /// No push has reached it yet.
+    NotPushedYet,
+    /// Its last push failed for want of an answer or of credentials.
+    Unreachable {
+        since: String,
+        reason: String,
+    },
+    /// It answers, but these groups were not read back within `verify_every` (or never).
+    Unverified {
+        groups: Vec<String>,
+    },
+    /// Their last read back found differences not repaired yet.
+    Drifted {
+        groups: Vec<String>,
+    },
+    Healthy {
+        since: String,
+    },
+}
+
+impl Health {
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, Health::Healthy { .. })
+    }
+
+    /// One line, as `status` and the console say it.
+    pub fn text(&self) -> String {
+        match self {
+            Health::NotConnected => "not connected (no url)".into(),
+            Health::NotPushedYet => "not pushed yet".into(),
+            Health::Unreachable { since, reason } => format!("unhealthy since {since}: {reason}"),
+            Health::Unverified { groups } => format!(
+                "unverified: {} not read back within verify_every ({})",
+                crate::text::count(groups.len() as u64, "group"),
+                groups.join(", ")
+            ),
+            Health::Drifted { groups } => format!(
+                "drifted: {} differ from what rosterd pushed and are not repaired yet ({})",
+                crate::text::count(groups.len() as u64, "group"),
+                groups.join(", ")
+            ),
+            Health::Healthy { since } => format!("healthy since {since}"),
+        }
+    }
+}
+
+/// What the last read back of one pushed group found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Verification {
+    /// The rules push it here, but the target has no group of it that rosterd knows.
+    NotInTarget,
+    /// Never read back: nothing is known of what it holds but what was sent.
+    Never,
+    /// Read back, but longer ago than `verify_every`.
+    Stale { at: String },
+    Current {
+        at: String,
+        drift: i64,
+        outcome: VerifyState,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupStatus {
+    pub group: String,
+    pub display_name: String,
+    pub scim_id: Option<String>,
+    /// Entries in the target as rosterd last knew them (read or confirmed).
+    pub members: i64,
+    pub pushed_at: Option<String>,
+    pub verification: Verification,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetStatus {
+    pub health: Health,
+    pub verify_every: String,
+    pub groups: Vec<GroupStatus>,
+    #[serde(flatten)]
+    pub seen: TargetVerification,
+}
+
+/// Every configured target's status as of `now`. `rules` (when they load) name the groups
+/// pushed to each, including those not in the target yet.
+pub async fn targets(
+    config: &Config,
+    rules: Option<&RuleSet>,
+    store: &Store,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<BTreeMap<String, TargetStatus>, StoreError> {
+    let health: BTreeMap<String, TargetHealth> = store
+        .target_health()
+        .await?
+        .into_iter()
+        .map(|h| (h.target.clone(), h))
+        .collect();
+    let mut seen = store.target_verifications().await?;
+    let mut out = BTreeMap::new();
+    for (name, target) in &config.targets {
+        let known = store.target_groups(name).await?;
+        let members = store.target_member_counts(name).await?;
+        let groups = groups_of(name, target, rules, &known, &members, now);
+        let health = assess(target, health.get(name), &groups);
+        out.insert(
+            name.clone(),
+            TargetStatus {
+                health,
+                verify_every: target.verify_every.to_string(),
+                groups,
+                seen: seen.remove(name).unwrap_or_default(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn groups_of(
+    target: &str,
+    config: &TargetConfig,
+    rules: Option<&RuleSet>,
+    known: &BTreeMap<String, TargetGroup>,
+    members: &BTreeMap<String, i64>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<GroupStatus> {
+    let every = chrono::Duration::seconds(config.verify_every.0.as_secs() as i64);
+    let mut out: BTreeMap<String, GroupStatus> = known
+        .values()
+        .map(|g| {
+            (
+                g.group.clone(),
+                GroupStatus {
+                    group: g.group.clone(),
+                    display_name: g.display_name.clone(),
+                    scim_id: Some(g.scim_id.clone()),
+                    members: members.get(&g.group).copied().unwrap_or(0),
+                    pushed_at: g.pushed_at.clone(),
+                    verification: verification(g, every, now),
+                },
+            )
+        })
+        .collect();
+    for group in rules.map(RuleSet::groups).into_iter().flatten() {
+        for push in group.push.iter().filter(|p| p.target == target && p.active) {
+            out.entry(group.name.clone())
+                .or_insert_with(|| GroupStatus {
+                    group: group.name.clone(),
+                    display_name: push.display_name.clone(),
+                    scim_id: None,
+                    members: 0,
+                    pushed_at: None,
+                    verification: Verification::NotInTarget,
+                });
+        }
+    }
+    out.into_values().collect()
+}
+
+fn verification(
+    g: &TargetGroup,
+    every: chrono::Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Verification {
+    let Some(at) = &g.verified_at else {
+        return Verification::Never;
+    };
+    let when = chrono::DateTime::parse_from_rfc3339(at).map(|t| t.with_timezone(&chrono::Utc));
+    match when {
+        Ok(when) if now - when < every => Verification::Current {
+            at: at.clone(),
+            drift: g.verified_drift.unwrap_or(0),
+            outcome: g.verify_state.unwrap_or(VerifyState::Matched),
+        },
+        _ => Verification::Stale { at: at.clone() },
+    }
+}
+
+/// The target's health from what its requests and reads showed (see the module's words).
+fn assess(target: &TargetConfig, health: Option<&TargetHealth>, groups: &[GroupStatus]) -> Health {
+    if target.url.is_none() {
+        return Health::NotConnected;
+    }
+    let Some(h) = health else {
+        return Health::NotPushedYet;
+    };
+    if !h.healthy {
+        return Health::Unreachable {
+            since: h.since.clone(),
+            reason: h.reason.clone().unwrap_or_default(),
+        };
+    }
+    let named = |f: fn(&Verification) -> bool| -> Vec<String> {
+        groups
+            .iter()
+            .filter(|g| f(&g.verification))
+            .map(|g| g.group.clone())
+            .collect()
+    };
+    let drifted = named(|v| {
+        matches!(
+            v,
+            Verification::Current {
+                outcome: VerifyState::Drifted,
+                ..
+            }
+        )
+    });
+    if !drifted.is_empty() {
+        return Health::Drifted { groups: drifted };
+    }
+    let unverified = named(|v| !matches!(v, Verification::Current { .. }));
+    if !unverified.is_empty() {
+        return Health::Unverified { groups: unverified };
+    }
+    Health::Healthy {
+        since: h.since.clone(),
+    }
+}
+
+impl Verification {
+    /// In words, as `status` says it.
+    pub fn text(&self) -> String {
+        match self {
+            Verification::NotInTarget => "not in the target".into(),
+            Verification::Never => "never read back".into(),
+            Verification::Stale { at } => {
+                format!("last read back {at}, longer ago than verify_every")
+            }
+            Verification::Current { at, drift: 0, .. } => format!("read back {at}: as pushed"),
+            Verification::Current { at, drift, outcome } => format!(
+                "read back {at}: {} found, {}",
+                crate::text::count(*drift as u64, "difference"),
+                match outcome {
+                    VerifyState::Drifted => "not repaired yet",
+                    _ => "repaired",
+                }
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    }
+
+    fn status(v: Verification) -> GroupStatus {
+        GroupStatus {
+            group: "g".into(),
+            display_name: "g".into(),
+            scim_id: None,
+            members: 0,
+            pushed_at: None,
+            verification: v,
+        }
+    }
+
+    fn target() -> TargetConfig {
+        serde_yaml::from_str("url: http://127.0.0.1:1/scim").unwrap()
+    }
+
+    #[test]
+    fn healthy_only_when_every_group_was_read_back_recently_and_held_what_was_known() {
+        let up = TargetHealth {
+            target: "t".into(),
+            healthy: true,
+            reason: None,
+            since: "2026-12-06T00:00:00Z".into(),
+        };
+        let current = |outcome| Verification::Current {
+            at: "2026-12-06T10:00:00Z".into(),
+            drift: 3,
+            outcome,
+        };
+        let t = target();
+        let h = |v: Verification| assess(&t, Some(&up), &[status(v)]);
+        assert!(h(current(VerifyState::Matched)).is_healthy());
+        assert!(h(current(VerifyState::Repaired)).is_healthy());
+        assert!(matches!(
+            h(current(VerifyState::Drifted)),
+            Health::Drifted { .. }
+        ));
+        for v in [
+            Verification::Never,
+            Verification::NotInTarget,
+            Verification::Stale { at: "x".into() },
+        ] {
+            assert!(matches!(h(v), Health::Unverified { .. }));
+        }
+        assert_eq!(assess(&t, None, &[]), Health::NotPushedYet);
+        let down = TargetHealth {
+            healthy: false,
+            reason: Some("refused".into()),
+            ..up
+        };
+        assert!(matches!(
+            assess(&t, Some(&down), &[status(current(VerifyState::Matched))]),
+            Health::Unreachable { .. }
+        ));
+    }
+
+    #[test]
+    fn a_read_older_than_verify_every_is_stale() {
+        let mut g = TargetGroup::new("g", "1".into(), "g".into(), false);
+        let day = chrono::Duration::hours(24);
+        let now = at("2026-12-06T12:00:00Z");
+        assert_eq!(verification(&g, day, now), Verification::Never);
+        g.verified_at = Some("2026-12-05T11:00:00Z".into());
+        assert!(matches!(
+            verification(&g, day, now),
+            Verification::Stale { .. }
+        ));
+        g.verified_at = Some("2026-12-05T13:00:00Z".into());
+        g.verify_state = Some(VerifyState::Drifted);
+        assert!(matches!(
+            verification(&g, day, now),
+            Verification::Current {
+                outcome: VerifyState::Drifted,
+                ..
+            }
+        ));
+    }
+}
