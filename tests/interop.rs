@@ -46,6 +46,9 @@ on_both_backends!(
     one_reconcile_heals_a_target_whose_users_were_all_created_again,
     a_reconcile_removes_duplicates_and_ids_that_are_no_users,
     case_variant_user_names_are_found_with_the_default_lookup,
+    verification_heals_recreated_users_after_a_change_in_one_plain_sync,
+    verification_rebuilds_a_target_restarted_empty_in_one_plain_sync,
+    verification_names_back_a_group_renamed_by_hand,
 );
 
 async fn a_sync_with_nothing_changed_sends_no_write(db: TestDb) {
@@ -97,5 +100,23 @@ async fn case_variant_user_names_are_found_with_the_default_lookup(db: TestDb) {
         store.close().await;
         let app = &learned[common::world::TARGET];
         assert_eq!((app.case_exact, app.source.as_str()), (false, "schemas"));
+    }
+}
+
+async fn verification_heals_recreated_users_after_a_change_in_one_plain_sync(db: TestDb) {
+    if let Some(mut world) = world(db).await {
+        scenarios::recreated_users_then_a_change_heal_in_one_plain_sync(&mut world).await;
+    }
+}
+
+async fn verification_rebuilds_a_target_restarted_empty_in_one_plain_sync(db: TestDb) {
+    if let Some(world) = world(db).await {
+        scenarios::a_target_restarted_empty_is_rebuilt_in_one_plain_sync(&world).await;
+    }
+}
+
+async fn verification_names_back_a_group_renamed_by_hand(db: TestDb) {
+    if let Some(world) = world(db).await {
+        scenarios::a_group_renamed_by_hand_is_named_back(&world).await;
     }
 }

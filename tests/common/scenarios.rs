@@ -350,7 +350,9 @@ pub async fn a_group_renamed_by_hand_is_named_back(world: &World) {
             break;
         }
     }
-    let sales = renamed.expect("sales was verified within 4 syncs");
+    let Some(sales) = renamed else {
+        panic!("sales was not verified within 4 syncs")
+    };
     assert!(sales.renamed && sales.drift == 1, "{sales:?}");
     world.assert_converged(&[]).await;
     let store = world.store().await;
