@@ -259,7 +259,18 @@ fn show(
         if t.replayed > 0 {
             let _ = write!(s, "; {} outbox entries replayed", t.replayed);
         }
+        if t.verified > 0 {
+            let _ = write!(
+                s,
+                "; verified {} ({})",
+                crate::text::count(t.verified as u64, "group"),
+                crate::text::count(t.verify_reads, "read")
+            );
+        }
         s.push('\n');
+        if let Some(reason) = &t.reset {
+            let _ = writeln!(s, "  the whole target was verified: {reason}");
+        }
         if let Some(e) = &t.error {
             let _ = writeln!(s, "  error: {e}");
         }
@@ -286,7 +297,11 @@ fn show(
                 s.push_str(" renamed");
             }
             if p.drift > 0 {
-                let _ = write!(s, " (repaired {} drifted members)", p.drift);
+                let _ = write!(
+                    s,
+                    " ({} found by reading it back)",
+                    crate::text::count(p.drift as u64, "difference")
+                );
             }
             s.push('\n');
             if let Some(h) = &p.held {
@@ -377,7 +392,7 @@ pub fn status(global: &Global) -> Result<u8, CliError> {
             let known = match &g.scim_id {
                 Some(id) => format!(
                     " ({id}): {} as last known",
-                    crate::text::count(g.members.max(0) as u64, "entry")
+                    crate::text::count_as(g.members.max(0) as u64, "entry", "entries")
                 ),
                 None => String::new(),
             };
