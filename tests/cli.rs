@@ -878,3 +878,101 @@ fn log_lines_are_behind_verbose() {
         "{stderr}"
     );
 }
+
+/// An audit question may name a worker by key or by email: `history --worker` answers the
+/// same for both, for every worker of the sample (an email in any case), and a worker
+/// rosterd never heard of is a usage error with the nearest name, never "was not a member".
+#[test]
+fn history_answers_by_key_or_email_and_refuses_an_unknown_worker() {
+    let dir = sample_copy();
+    run_in(dir.path(), &["evaluate", "--as-of", "2026-11-22"], 0);
+    // The case: by key a member through an include entry; by email the same answer.
+    let ask = |who: &str| {
+        run_in(
+            dir.path(),
+            &[
+                "history",
+                "security-slack",
+                "--worker",
+                who,
+                "--at",
+                "2026-11-22",
+            ],
+            0,
+        )
+    };
+    let by_key = ask("E000720");
+    assert!(
+        by_key.contains("was a member of security-slack"),
+        "{by_key}"
+    );
+    assert!(by_key.contains("joined  [include]"), "{by_key}");
+    assert_eq!(ask("ben.hansen@example.com"), by_key);
+    assert_eq!(ask("Ben.Hansen@Example.COM"), by_key);
+    let err = stderr_in(
+        dir.path(),
+        &[
+            "history",
+            "security-slack",
+            "--worker",
+            "ben.hanson@example.com",
+        ],
+        2,
+    );
+    assert!(
+        err.contains(
+            "error: no worker `ben.hanson@example.com` in the audit or the snapshot in force"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("help: did you mean `ben.hansen@example.com`?"),
+        "{err}"
+    );
+
+    // Every worker of the sample: the email names the key, in the store the CLI reads.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = rosterd::config::Config::load(&dir.path().join("rosterd.yaml")).unwrap();
+        let store = rosterd::store::Store::open(config.database.expose())
+            .await
+            .unwrap();
+        let current = store.current_snapshot().await.unwrap().unwrap();
+        let rows = store.snapshot_workers(current.id).await.unwrap();
+        let schema =
+            std::sync::Arc::new(rosterd::directory::Schema::from_config(&config.directory));
+        let snapshot = rosterd::directory::Snapshot::from_rows_json(schema, &rows).unwrap();
+        assert!(snapshot.len() > 1_000, "the whole sample");
+        for w in 0..snapshot.len() {
+            let key = snapshot.key(w);
+            let by_key = rosterd::cli::audited_worker(&store, Some(&snapshot), key)
+                .await
+                .unwrap();
+            assert_eq!(by_key, key);
+            if let Some(email) = snapshot.email(w) {
+                for asked in [email.to_string(), email.to_uppercase()] {
+                    let by_email = rosterd::cli::audited_worker(&store, Some(&snapshot), &asked)
+                        .await
+                        .unwrap();
+                    assert_eq!(by_email, key, "{asked}");
+                }
+            }
+        }
+        store.close().await;
+    });
+}
+
+/// `rosterd run --as-of` would be ignored by the daemon, so it is refused, saying what to use.
+#[test]
+fn the_daemon_refuses_as_of() {
+    let dir = sample_copy();
+    let err = stderr_in(dir.path(), &["run", "--as-of", "2027-01-01"], 2);
+    assert!(
+        err.contains("`--as-of 2027-01-01` does not apply to `rosterd run`"),
+        "{err}"
+    );
+    assert!(err.contains("rosterd plan --as-of 2027-01-01"), "{err}");
+}

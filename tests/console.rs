@@ -521,6 +521,10 @@ async fn approver_journey(db: common::TestDb) {
     );
     let page = text(&browser).await;
     assert!(page.contains("Definition") && page.contains("division == \"Engineering\""));
+    // Its push says when the target was last read back, as `rosterd status` does: made by
+    // the first sync, whose answer listed what it holds.
+    assert!(page.contains("Read back"), "{page}");
+    assert!(page.contains(": as pushed"), "{page}");
     screenshot(&browser, "03-group-members").await;
 
     // Who was a member on a date, from the audit: today, the stored members; before the

@@ -25,6 +25,12 @@ pub use check::check;
 
 /// `rosterd run`: the daemon, until SIGTERM or SIGINT.
 pub fn run(global: &Global) -> Result<(), CliError> {
+    // The daemon evaluates as of each run's own day; a date given here would be ignored.
+    if let Some(date) = global.as_of {
+        return Err(CliError::Usage(format!(
+            "`--as-of {date}` does not apply to `rosterd run`: the daemon evaluates each run as of its own day (UTC)\nhelp: to see what a date does, use `rosterd plan --as-of {date}`, or `rosterd sync --as-of {date}` to apply it once"
+        )));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -38,7 +44,9 @@ pub use explain::explain;
 pub use plan::plan;
 pub use push::{approve_push, emulator, push, status, sync, PushArgs, PUSH_FAILED};
 pub use rule_tests::test;
-pub use state::{approve_snapshot, evaluate, history, members, migrate, runs, HELD};
+pub use state::{
+    approve_snapshot, audited_worker, evaluate, history, members, migrate, runs, HELD,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

@@ -99,6 +99,35 @@ async fn known_group(
     Err(CliError::Usage(message))
 }
 
+/// The worker key an audit question names: a key the audit knows, or a key or email (any
+/// case) of a worker in the snapshot in force. Anything else is an error with the nearest
+/// name, never an empty answer: "was not a member" about a worker rosterd never heard of would
+/// be a false audit answer.
+pub async fn audited_worker(
+    store: &crate::store::Store,
+    snapshot: Option<&crate::directory::Snapshot>,
+    asked: &str,
+) -> Result<String, CliError> {
+    if store.worker_id(asked).await?.is_some() {
+        return Ok(asked.to_string());
+    }
+    if let Some((s, w)) = snapshot.and_then(|s| Some((s, s.find(asked)?))) {
+        return Ok(s.key(w).to_string());
+    }
+    let mut message = format!("no worker `{asked}` in the audit or the snapshot in force");
+    if let Some(s) = snapshot {
+        let names = (0..s.len()).flat_map(|w| {
+            let email = s.email(w);
+            std::iter::once(s.key(w)).chain(email)
+        });
+        if let Some(best) = crate::rules::diagnostic::did_you_mean(asked, names) {
+            let _ = write!(message, "\nhelp: did you mean `{best}`?");
+        }
+    }
+    message.push_str("\nhelp: name a worker by key or by email");
+    Err(CliError::Usage(message))
+}
+
 /// The workers of the snapshot in force, for their names; `None` before the first run.
 async fn stored_snapshot(
     config: &crate::config::Config,
@@ -168,16 +197,21 @@ pub fn history(
 ) -> Result<(), CliError> {
     let (config, rules) = super::config_and_rules(global)?;
     let at = at.unwrap_or_else(|| global.as_of());
-    let (members, timeline, snapshot) = with_store(&config, async |store| {
+    let (members, timeline, snapshot, worker) = with_store(&config, async |store| {
         known_group(rules.as_ref(), store, group).await?;
+        let snapshot = stored_snapshot(&config, store).await?;
+        let worker = match worker {
+            Some(w) => Some(audited_worker(store, snapshot.as_ref(), w).await?),
+            None => None,
+        };
         let members = store.members_at(group, at).await?;
-        let timeline = match worker {
+        let timeline = match &worker {
             Some(w) => Some(store.worker_history(group, w).await?),
             None => None,
         };
-        let snapshot = stored_snapshot(&config, store).await?;
-        Ok((members, timeline, snapshot))
+        Ok((members, timeline, snapshot, worker))
     })?;
+    let worker = worker.as_deref();
     if global.format == Format::Json {
         return print_json(&serde_json::json!({
             "group": group,

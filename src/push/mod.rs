@@ -464,6 +464,11 @@ async fn push_target(
         // succeeds again.
         Ok(Err(Stop::Target(e))) => {
             let message = e.to_string();
+            // The error names the target, the request and the answer.
+            tracing::warn!(
+                target_name = name,
+                "the push to the target stopped: {message}"
+            );
             if !options.dry_run {
                 store
                     .set_target_health(name, false, Some(&message), &now)
@@ -472,11 +477,22 @@ async fn push_target(
             report.error = Some(message);
         }
         Err(_) => {
-            report.error = Some(format!(
+            let message = format!(
                 "target `{name}`: the push did not finish within push_deadline_seconds ({} s); what is unsent stays in the outbox for the next run",
                 target.push_deadline_seconds
-            ));
+            );
+            tracing::warn!(target_name = name, "{message}");
+            report.error = Some(message);
         }
+    }
+    if report.verified > 0 {
+        tracing::info!(
+            target_name = name,
+            groups = report.verified,
+            reads = report.verify_reads,
+            whole = report.reset.is_some(),
+            "verified groups by reading them back"
+        );
     }
     Ok(report)
 }
@@ -601,6 +617,10 @@ impl TargetRun<'_> {
         }
         let verify: BTreeSet<String> = if self.reconcile {
             known.keys().cloned().collect()
+        } else if self.options.dry_run {
+            // A dry run shows the requests a sync would send; reading a slice back would
+            // only make planning cost what verifying does.
+            BTreeSet::new()
         } else {
             let pushed: BTreeSet<&str> = pairs.iter().map(|(g, _)| g.name.as_str()).collect();
             let every = chrono::Duration::seconds(self.config.verify_every.0.as_secs() as i64);

@@ -179,6 +179,18 @@ fn groups_of(
     out.into_values().collect()
 }
 
+impl Verification {
+    /// What the last read back of `g` says as of `now`, for a target configured as `config`.
+    pub fn of(
+        g: &TargetGroup,
+        config: &TargetConfig,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Verification {
+        let every = chrono::Duration::seconds(config.verify_every.0.as_secs() as i64);
+        verification(g, every, now)
+    }
+}
+
 fn verification(
     g: &TargetGroup,
     every: chrono::Duration,

@@ -328,6 +328,8 @@ async fn group_body(
     let g = rules.group(id);
     let (location, definition) = rules.definition(id);
     let store = &shared.store;
+    let config = shared.config();
+    let now = crate::clock::now_utc();
     let workers = shared.worker_ids().await.map_err(|e| e.to_string())?;
     let desired = store
         .group_state(&g.name)
@@ -382,7 +384,21 @@ async fn group_body(
             .last_failure(&push.target, &g.name)
             .await
             .map_err(|e| e.to_string())?;
-        targets.push((push, linked, confirmed.len(), joins, leaves, without, error));
+        // What its last read back found, as `rosterd status` says it.
+        let read = match (&linked, config.targets.get(&push.target)) {
+            (Some(t), Some(c)) => crate::push::status::Verification::of(t, c, now),
+            _ => crate::push::status::Verification::NotInTarget,
+        };
+        targets.push((
+            push,
+            linked,
+            confirmed.len(),
+            joins,
+            leaves,
+            without,
+            error,
+            read,
+        ));
     }
     let total = members.len();
     let first = (page_no - 1) * MEMBERS_PER_PAGE;
@@ -401,8 +417,8 @@ async fn group_body(
             p.muted { "This group is not pushed." }
         } @else {
             table {
-                tr { th { "Target" } th { "Group in the target" } th.n { "Confirmed" } th.n { "To join" } th.n { "To leave" } th { "Without an account" } th { "Last push" } th { "Last error" } }
-                @for (push, linked, confirmed, joins, leaves, without, error) in &targets {
+                tr { th { "Target" } th { "Group in the target" } th.n { "Confirmed" } th.n { "To join" } th.n { "To leave" } th { "Without an account" } th { "Last push" } th { "Read back" } th { "Last error" } }
+                @for (push, linked, confirmed, joins, leaves, without, error, read) in &targets {
                     tr {
                         td { (push.target) @if !push.active { " " span.badge.muted { "unpushed" } } }
                         td { @match linked {
@@ -417,6 +433,11 @@ async fn group_body(
                             @if without.len() > 5 { ", …" }
                         } }
                         td { (linked.as_ref().and_then(|t| t.pushed_at.clone()).unwrap_or_else(|| "-".into())) }
+                        td { @match read {
+                            crate::push::status::Verification::Current { outcome: crate::store::VerifyState::Drifted, .. } => span.bad { (read.text()) },
+                            crate::push::status::Verification::Current { .. } => span.ok { (read.text()) },
+                            _ => span.warn { (read.text()) },
+                        } }
                         td { @match error {
                             Some(f) => span.bad { (f.http_status.map(|s| s.to_string()).unwrap_or_default()) " " (f.detail.as_deref().unwrap_or("")) " (" (f.finished_at.as_deref().unwrap_or(&f.created_at)) ")" },
                             None => span.muted { "none" },
