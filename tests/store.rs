@@ -86,7 +86,54 @@ on_both_backends!(
     migration_6_carries_every_membership_and_audit_row,
     forty_runs_read_back_through_checkpoints_and_snapshot_differences,
     console_sign_ins_finish_once_and_sessions_end,
+    a_push_hold_is_approved_once,
 );
+
+/// Two approvals of one hold at once (two people, or the CLI and the console): one approves
+/// it, the other is told it is approved already; neither overwrites the other's name.
+async fn a_push_hold_is_approved_once(db: TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let hold = rosterd::store::PushHold {
+        id: 0,
+        target: "app".into(),
+        group: "sales".into(),
+        reason: "the push would remove 40 of 44 members".into(),
+        to_add: 0,
+        to_remove: 40,
+        members_in_target: 44,
+        status: "held".into(),
+        created_at: "2026-12-06T00:00:00Z".into(),
+        approved_at: None,
+        approved_by: None,
+    };
+    let id = store
+        .hold_push(&hold, "2026-12-06T00:00:00Z")
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        store.approve_push_hold(id, "2026-12-06T01:00:00Z", "alice"),
+        store.approve_push_hold(id, "2026-12-06T01:00:00Z", "bob"),
+    );
+    let (won, lost) = match (a, b) {
+        (Ok(h), Err(e)) | (Err(e), Ok(h)) => (h, e),
+        other => panic!("one approval must win: {other:?}"),
+    };
+    assert_eq!(won.status, "approved");
+    assert!(lost.to_string().contains("is approved, not held"), "{lost}");
+    let stored = store.push_holds(None).await.unwrap();
+    assert_eq!(stored[0].approved_by, won.approved_by);
+    let missing = store
+        .approve_push_hold(id + 1, "x", "carol")
+        .await
+        .unwrap_err();
+    assert!(
+        missing
+            .to_string()
+            .contains(&format!("no push hold {}", id + 1)),
+        "{missing}"
+    );
+    store.close().await;
+}
 
 /// The console's sign-in state: a login is taken once and only before it expires; a
 /// session is found by its hash until it expires or is signed out.

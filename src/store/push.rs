@@ -1016,6 +1016,19 @@ impl Store {
         by: &str,
     ) -> Result<PushHold, StoreError> {
         let _writing = self.writing().await;
+        // One conditional update: of two approvers (or processes) at once, one approves and
+        // the other is told it is approved already.
+        let approved = sqlx::query(
+            "UPDATE push_holds SET status = 'approved', approved_at = $1, approved_by = $2 \
+             WHERE id = $3 AND status = 'held'",
+        )
+        .bind(now)
+        .bind(by)
+        .bind(id)
+        .execute(self.pool())
+        .await?
+        .rows_affected()
+            == 1;
         let sql = format!("SELECT {HOLD_COLUMNS} FROM push_holds WHERE id = $1");
         let hold = sqlx::query(AssertSqlSafe(sql))
             .bind(id)
@@ -1025,26 +1038,13 @@ impl Store {
             .map(push_hold)
             .transpose()?
             .ok_or_else(|| StoreError::NotFound(format!("no push hold {id}")))?;
-        if hold.status != "held" {
+        if !approved {
             return Err(StoreError::Conflict(format!(
                 "push hold {id} is {}, not held",
                 hold.status
             )));
         }
-        sqlx::query(
-            "UPDATE push_holds SET status = 'approved', approved_at = $1, approved_by = $2 WHERE id = $3",
-        )
-        .bind(now)
-        .bind(by)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(PushHold {
-            status: "approved".into(),
-            approved_at: Some(now.to_string()),
-            approved_by: Some(by.to_string()),
-            ..hold
-        })
+        Ok(hold)
     }
 
     // --- Health ------------------------------------------------------------------------------

@@ -1185,14 +1185,33 @@ fn list(t: &Tenant, kinds: &[Kind], page: &Page) -> Served {
     let mut total = 0;
     let mut resources = Vec::new();
     for &kind in kinds {
-        let found: Vec<Found<'_>> = match kind {
-            Kind::Users => t
+        let by_id: Option<Vec<&str>> = filter.as_ref().and_then(|alternatives| {
+            alternatives
+                .iter()
+                .map(|(attr, value)| {
+                    schema::strip_urn(kind, attr)
+                        .eq_ignore_ascii_case("id")
+                        .then_some(value.as_str())
+                })
+                .collect()
+        });
+        let found: Vec<Found<'_>> = match (kind, by_id) {
+            // Users by id (rosterd confirming the ids it cached): looked up, as a real
+            // target's index would, not matched against every user.
+            (Kind::Users, Some(ids)) => {
+                let ids: BTreeSet<&str> = ids.into_iter().collect();
+                ids.iter()
+                    .filter_map(|id| t.users.get(*id))
+                    .map(Found::User)
+                    .collect()
+            }
+            (Kind::Users, None) => t
                 .users
                 .values()
                 .filter(|u| matches(kind, u))
                 .map(Found::User)
                 .collect(),
-            Kind::Groups => t
+            (Kind::Groups, _) => t
                 .groups
                 .iter()
                 .filter(|(id, g)| match filter.as_deref() {
