@@ -124,7 +124,8 @@ impl std::fmt::Display for Every {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = self.0.as_secs();
         match s {
-            _ if s.is_multiple_of(86_400) => write!(f, "{}d", s / 86_400),
+            // `24h` reads better than `1d`; a week is `7d`.
+            _ if s.is_multiple_of(86_400) && s > 86_400 => write!(f, "{}d", s / 86_400),
             _ if s.is_multiple_of(3_600) => write!(f, "{}h", s / 3_600),
             _ if s.is_multiple_of(60) => write!(f, "{}m", s / 60),
             _ => write!(f, "{s}s"),
@@ -378,7 +379,8 @@ mod every_tests {
         for bad in ["", "24", "h", "0m", "1w", "-1h", "99999999999999999999d"] {
             assert!(secs(bad).is_err(), "{bad}");
         }
-        assert_eq!(Every::parse("1440m").unwrap().to_string(), "1d");
+        assert_eq!(Every::parse("1440m").unwrap().to_string(), "24h");
+        assert_eq!(Every::parse("7d").unwrap().to_string(), "7d");
         assert_eq!(Every::parse("90m").unwrap().to_string(), "90m");
     }
 }
