@@ -87,7 +87,35 @@ on_both_backends!(
     forty_runs_read_back_through_checkpoints_and_snapshot_differences,
     console_sign_ins_finish_once_and_sessions_end,
     a_push_hold_is_approved_once,
+    unreadable_guardrail_violations_are_an_error,
 );
+
+/// Stored guardrail violations that cannot be read are an error, never "none": read as an
+/// empty list they would release the holds the broken guardrails put on pushes.
+async fn unreadable_guardrail_violations_are_an_error(db: TestDb) {
+    let install = Install::new(db, &[("security.yaml", SECURITY)]);
+    let store = install.store().await;
+    install.run(&store, "2026-01-10").await;
+    let none: Vec<serde_json::Value> = store.current_violations().await.unwrap();
+    assert!(none.is_empty());
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&install.db.url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE runs SET violations = '[{\"guardrail\": ' WHERE status = 'succeeded'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = store
+        .current_violations::<serde_json::Value>()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the guardrail violations of the last run"),
+        "{err}"
+    );
+    store.close().await;
+}
 
 /// Two approvals of one hold at once (two people, or the CLI and the console): one approves
 /// it, the other is told it is approved already; neither overwrites the other's name.

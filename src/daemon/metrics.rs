@@ -26,6 +26,8 @@ pub struct Summary {
     pub by_target: BTreeMap<String, BTreeMap<&'static str, u64>>,
     /// Targets that took every change they were sent.
     pub healthy_targets: Vec<String>,
+    /// Targets whose push (or a group's push to them) failed, by name.
+    pub failed_targets: Vec<String>,
 }
 
 impl Summary {
@@ -66,6 +68,9 @@ impl Summary {
                     "ok"
                 };
                 *counts.entry(kind).or_default() += 1;
+            }
+            if failed {
+                s.failed_targets.push(target.target.clone());
             }
             // A success is a push whose requests the target answered: one that sent none
             // (nothing to do there) says nothing about the target.
@@ -391,5 +396,7 @@ mod tests {
         assert_eq!(summary.failures, 1);
         assert_eq!(summary.outcome(), "failed");
         assert_eq!(summary.healthy_targets, vec!["up".to_string()]);
+        // The `run finished` line names it.
+        assert_eq!(summary.failed_targets, vec!["down".to_string()]);
     }
 }

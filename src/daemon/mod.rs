@@ -723,6 +723,7 @@ async fn run_job(shared: &Shared, job: Job) {
                 outbox_settled = summary.outbox_settled,
                 guardrails_violated = summary.guardrails_violated,
                 push_failures = summary.failures,
+                failed_targets = summary.failed_targets.join(","),
                 "run finished"
             );
         }

@@ -176,10 +176,16 @@ impl Store {
         )
         .fetch_optional(self.pool())
         .await?;
-        let json = row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten());
-        Ok(json
-            .and_then(|json| serde_json::from_str(&json).ok())
-            .unwrap_or_default())
+        let Some(row) = row else {
+            return Ok(Vec::new());
+        };
+        let json: Option<String> = row.try_get(0)?;
+        // A list that cannot be read is an error: read as empty, it would release the holds
+        // the broken guardrails put on pushes.
+        json.map_or(Ok(Vec::new()), |json| {
+            serde_json::from_str(&json)
+                .map_err(|e| super::members::corrupt("the guardrail violations of the last run", e))
+        })
     }
 
     /// Writes the run, its snapshot and its membership changes in one transaction. Returns
