@@ -52,6 +52,15 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The run the cycle recorded.
+    pub fn run_id(&self) -> i64 {
+        match self {
+            Outcome::Applied { run_id, .. } | Outcome::Held { run_id, .. } => *run_id,
+        }
+    }
+}
+
 /// Everything a cycle needs besides the store.
 pub struct Inputs<'a> {
     pub config: &'a Config,

@@ -803,7 +803,10 @@ fn runs_show_the_rules_folders_own_commit() {
         (runs, line)
     };
     let (runs, line) = last_run_rules(dir.path());
-    assert!(runs.starts_with("  RUN  STATUS     KIND"), "{runs}");
+    assert!(
+        runs.starts_with("  RUN  OUTCOME                     KIND"),
+        "{runs}"
+    );
     assert!(line.contains(&format!("  {}  ", &commit[..12])), "{runs}");
     assert!(!line.contains("-dirty"), "{runs}");
 

@@ -503,6 +503,12 @@ async fn approver_journey(db: common::TestDb) {
         overview.contains("sales → app"),
         "the held push is listed:\n{overview}"
     );
+    // The run that held it says so, as `rosterd runs` does, with why.
+    assert!(
+        overview.contains("succeeded with held pushes")
+            && overview.contains("1 push held until approved: sales → app"),
+        "the run's outcome:\n{overview}"
+    );
     screenshot(&browser, "02-overview").await;
 
     // A group's page lists the members the store holds, with reasons.

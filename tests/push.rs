@@ -623,6 +623,35 @@ async fn the_cli_pushes_holds_and_approves_without_showing_the_token() {
     let (code, stdout, _) = cli(&["sync"]).await;
     assert_eq!(code, 0, "{stdout}");
     world.assert_converged(&[]).await;
+    let (code, stdout, _) = cli(&["sync"]).await;
+    assert_eq!(code, 0, "{stdout}");
+
+    // One account of each run: held, then the approved removals sent (with nothing to
+    // evaluate), then nothing to do.
+    let (_, json, _) = cli(&["--format", "json", "runs", "--limit", "3"]).await;
+    let runs: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let outcomes: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["nothing_to_do", "succeeded", "succeeded_with_held_pushes"],
+        "{runs}"
+    );
+    let held = runs[2]["outcome_reason"].as_str().unwrap();
+    assert!(
+        held.contains("1 push held until approved: engineering → app"),
+        "{held}"
+    );
+    assert!(
+        runs[1]["pushed"][TARGET]["removed"].as_u64().unwrap() > 0,
+        "the run that sent the approved removals says so: {runs}"
+    );
+    let (_, text, _) = cli(&["runs", "--limit", "3"]).await;
+    assert!(text.contains("succeeded_with_held_pushes"), "{text}");
 }
 
 #[tokio::test]
@@ -889,6 +918,11 @@ async fn status_shows_a_target_that_cannot_be_reached_and_what_it_has_not_confir
     // Nothing here needs the emulator any more: blocking on the commands is fine.
     let (code, stdout, stderr) = run_cli(&world, &["sync"]);
     assert_eq!(code, 4, "the push failed: {stdout}\n{stderr}");
+    let (_, json, _) = run_cli(&world, &["--format", "json", "runs", "--limit", "1"]);
+    let runs: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(runs[0]["outcome"], "failed", "{runs}");
+    let reason = runs[0]["outcome_reason"].as_str().unwrap();
+    assert!(reason.starts_with("the push failed at app: "), "{reason}");
     let (code, json, stderr) = run_cli(&world, &["status", "--format", "json"]);
     assert_eq!(code, 5, "not healthy: {stderr}");
     let status: serde_json::Value = serde_json::from_str(&json).unwrap();

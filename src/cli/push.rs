@@ -85,6 +85,17 @@ async fn sync_with(
     })
     .await
     .map_err(invalid)?;
+    // The run's one account, as the daemon records it.
+    let summary = crate::daemon::metrics::Summary::of(Some(&outcome), &report);
+    let (told, reason) = summary.run_outcome();
+    store
+        .record_run_outcome(
+            outcome.run_id(),
+            told,
+            reason.as_deref(),
+            &serde_json::Value::Object(summary.pushed),
+        )
+        .await?;
     Ok((outcome, report))
 }
 

@@ -261,15 +261,15 @@ pub fn history(
 pub fn runs(global: &Global, limit: i64) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
     let (runs, holds) = with_store(&config, async |store| {
-        Ok((store.runs(limit).await?, store.push_holds(None).await?))
+        Ok((store.runs_told(limit).await?, store.push_holds(None).await?))
     })?;
     if global.format == Format::Json {
         return print_json(&serde_json::to_value(&runs).map_err(|e| CliError::Output(e.into()))?);
     }
     let mut out = format!(
-        "{:>5}  {:<9}  {:<9}  {:<10}  {:<25}  {:>8}  {:>6}  {:>6}  {:>8}  {:<18}  MESSAGE\n",
+        "{:>5}  {:<26}  {:<9}  {:<10}  {:<25}  {:>8}  {:>6}  {:>6}  {:>8}  {:<18}  MESSAGE\n",
         "RUN",
-        "STATUS",
+        "OUTCOME",
         "KIND",
         "AS OF",
         "STARTED",
@@ -280,9 +280,11 @@ pub fn runs(global: &Global, limit: i64) -> Result<(), CliError> {
         "RULES"
     );
     for r in &runs {
+        // Why the run ended as it did, else what its evaluation said.
         let message = r
-            .message
+            .outcome_reason
             .as_deref()
+            .or(r.message.as_deref())
             .and_then(|m| m.lines().next())
             .unwrap_or("-");
         let snapshot = r
@@ -299,9 +301,9 @@ pub fn runs(global: &Global, limit: i64) -> Result<(), CliError> {
         };
         let _ = writeln!(
             out,
-            "{:>5}  {:<9}  {:<9}  {:<10}  {:<25}  {snapshot:>8}  {:>6}  {:>6}  {:>8}  {rules:<18}  {message}",
+            "{:>5}  {:<26}  {:<9}  {:<10}  {:<25}  {snapshot:>8}  {:>6}  {:>6}  {:>8}  {rules:<18}  {message}",
             r.id,
-            r.status,
+            r.outcome.as_str(),
             r.kind,
             r.as_of,
             r.started_at.get(..25).unwrap_or(&r.started_at),

@@ -322,7 +322,7 @@ async fn members(State(shared): State<Api>, Path(name): Path<String>) -> Respons
 }
 
 async fn runs(State(shared): State<Api>) -> Response {
-    match shared.store.runs(50).await {
+    match shared.store.runs_told(50).await {
         Ok(runs) => ok(json!({
             "runs": runs,
             "running": running(&shared),

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use super::Job;
 use crate::cycle::Outcome;
 use crate::push::Report;
+use crate::store::RunOutcome;
 
 /// What one run did, for its summary line and the metrics.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +29,15 @@ pub struct Summary {
     pub healthy_targets: Vec<String>,
     /// Targets whose push (or a group's push to them) failed, by name.
     pub failed_targets: Vec<String>,
+    /// Targets pushed to, and the groups held, as `group → target`.
+    pub targets: usize,
+    pub held_pairs: Vec<String>,
+    /// Why the snapshot was held, when it was.
+    pub snapshot_reason: Option<String>,
+    /// The first failure's message.
+    pub first_failure: Option<String>,
+    /// What each target was sent, held and failed, for the run's record.
+    pub pushed: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Summary {
@@ -44,31 +54,56 @@ impl Summary {
                 s.changes = added + removed;
                 s.guardrails_violated = violations.len();
             }
-            Some(Outcome::Held { .. }) => s.snapshot_held = true,
+            Some(Outcome::Held { reason, .. }) => {
+                s.snapshot_held = true;
+                s.snapshot_reason = Some(reason.clone());
+            }
             None => {}
         }
         for target in &report.targets {
+            s.targets += 1;
             s.outbox_settled += target.replayed;
             let counts = s.by_target.entry(target.target.clone()).or_default();
             let mut failed = target.error.is_some();
             if failed {
                 s.failures += 1;
+                s.first_failure = s.first_failure.take().or(target.error.clone());
             }
+            let (mut held, mut failed_groups) = (Vec::new(), Vec::new());
+            let (mut added, mut removed) = (0, 0);
             for pair in &target.groups {
                 s.added += pair.added;
                 s.removed += pair.removed;
+                added += pair.added;
+                removed += pair.removed;
                 let kind = if pair.held.is_some() {
                     s.pushes_held += 1;
+                    s.held_pairs
+                        .push(format!("{} → {}", pair.group, target.target));
+                    held.push(pair.group.clone());
                     "held"
                 } else if pair.error.is_some() {
                     s.failures += 1;
                     failed = true;
+                    s.first_failure = s.first_failure.take().or(pair.error.clone());
+                    failed_groups.push(pair.group.clone());
                     "failed"
                 } else {
                     "ok"
                 };
                 *counts.entry(kind).or_default() += 1;
             }
+            s.pushed.insert(
+                target.target.clone(),
+                serde_json::json!({
+                    "added": added,
+                    "removed": removed,
+                    "writes": target.writes,
+                    "held": held,
+                    "failed": failed_groups,
+                    "error": target.error,
+                }),
+            );
             if failed {
                 s.failed_targets.push(target.target.clone());
             }
@@ -82,13 +117,46 @@ impl Summary {
     }
 
     pub fn outcome(&self) -> &'static str {
+        self.run_outcome().0.as_str()
+    }
+
+    /// The run's one outcome, and why: what `rosterd runs`, the API, the console, the
+    /// metrics and the `run finished` line all say of it.
+    pub fn run_outcome(&self) -> (RunOutcome, Option<String>) {
         if self.failures > 0 {
-            "failed"
-        } else if self.snapshot_held || self.pushes_held > 0 {
-            "held"
-        } else {
-            "succeeded"
+            let all = self.targets > 0 && self.failed_targets.len() == self.targets;
+            let outcome = if all {
+                RunOutcome::Failed
+            } else {
+                RunOutcome::PartlyFailed
+            };
+            let reason = format!(
+                "the push failed at {}: {}",
+                self.failed_targets.join(", "),
+                self.first_failure.as_deref().unwrap_or("")
+            );
+            return (outcome, Some(reason));
         }
+        if self.snapshot_held {
+            return (RunOutcome::Held, self.snapshot_reason.clone());
+        }
+        if self.pushes_held > 0 {
+            return (
+                RunOutcome::SucceededWithHeldPushes,
+                Some(format!(
+                    "{} held until approved: {}",
+                    crate::text::count(self.pushes_held as u64, "push"),
+                    self.held_pairs.join(", ")
+                )),
+            );
+        }
+        if self.changes == 0 && self.added == 0 && self.removed == 0 {
+            return (
+                RunOutcome::NothingToDo,
+                Some("no membership changed and no target needed a change".into()),
+            );
+        }
+        (RunOutcome::Succeeded, None)
     }
 }
 
@@ -394,7 +462,15 @@ mod tests {
         };
         let summary = Summary::of(None, &report);
         assert_eq!(summary.failures, 1);
-        assert_eq!(summary.outcome(), "failed");
+        // One of three targets failed: the run partly failed, and says where.
+        assert_eq!(summary.outcome(), "partly_failed");
+        let (_, reason) = summary.run_outcome();
+        assert!(
+            reason
+                .unwrap()
+                .starts_with("the push failed at down: target `down`"),
+            "{summary:?}"
+        );
         assert_eq!(summary.healthy_targets, vec!["up".to_string()]);
         // The `run finished` line names it.
         assert_eq!(summary.failed_targets, vec!["down".to_string()]);

@@ -20,7 +20,7 @@ use crate::store::Store;
 
 mod api;
 mod leader;
-mod metrics;
+pub(crate) mod metrics;
 mod ui;
 
 pub use crate::schedule::Schedule;
@@ -708,6 +708,16 @@ async fn run_job(shared: &Shared, job: Job) {
     match result {
         Ok((outcome, report)) => {
             let summary = metrics::Summary::of(outcome.as_ref(), &report);
+            let (told, reason) = summary.run_outcome();
+            if let Some(run) = outcome.as_ref().map(crate::cycle::Outcome::run_id) {
+                let pushed = serde_json::Value::Object(summary.pushed.clone());
+                if let Err(e) = store
+                    .record_run_outcome(run, told, reason.as_deref(), &pushed)
+                    .await
+                {
+                    tracing::warn!(run, "the run's outcome could not be recorded: {e}");
+                }
+            }
             shared
                 .metrics
                 .run_finished(&job, summary.outcome(), seconds, &summary);
@@ -724,6 +734,7 @@ async fn run_job(shared: &Shared, job: Job) {
                 guardrails_violated = summary.guardrails_violated,
                 push_failures = summary.failures,
                 failed_targets = summary.failed_targets.join(","),
+                reason = reason.as_deref().unwrap_or(""),
                 "run finished"
             );
         }

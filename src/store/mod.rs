@@ -37,8 +37,8 @@ pub use push::{
 
 pub use members::{GroupDelta, GroupState, MemberState, WorkerIds, CHECKPOINT_EVERY, RULE};
 pub use runs::{
-    bounded_message, Change, HistoryEntry, Membership, RunChanges, RunCommit, RunInfo, RunStatus,
-    SnapshotUse, MAX_RUN_MESSAGE_CHARS,
+    bounded_message, Change, HistoryEntry, Membership, RunChanges, RunCommit, RunInfo, RunOutcome,
+    RunStatus, SnapshotUse, MAX_RUN_MESSAGE_CHARS,
 };
 pub use snapshots::{
     NewSnapshot, Pruned, SnapshotChange, SnapshotInfo, SnapshotStatus, SNAPSHOT_CHAIN,

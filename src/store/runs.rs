@@ -33,6 +33,68 @@ impl RunStatus {
     }
 }
 
+/// What a run did as a whole, its evaluation and its push together: the one account every
+/// surface gives of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// Evaluated, and every push it made went through.
+    Succeeded,
+    /// Evaluated and pushed, but the failsafe or a guardrail held some pushes.
+    SucceededWithHeldPushes,
+    /// The directory failsafe held the snapshot: nothing changed.
+    Held,
+    /// Some targets (or groups) could not be pushed; the others were.
+    PartlyFailed,
+    /// The run, or every push it had to make, failed.
+    Failed,
+    /// Nothing changed and nothing had to be sent.
+    NothingToDo,
+}
+
+impl RunOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Succeeded => "succeeded",
+            RunOutcome::SucceededWithHeldPushes => "succeeded_with_held_pushes",
+            RunOutcome::Held => "held",
+            RunOutcome::PartlyFailed => "partly_failed",
+            RunOutcome::Failed => "failed",
+            RunOutcome::NothingToDo => "nothing_to_do",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, sqlx::Error> {
+        Ok(match s {
+            "succeeded" => RunOutcome::Succeeded,
+            "succeeded_with_held_pushes" => RunOutcome::SucceededWithHeldPushes,
+            "held" => RunOutcome::Held,
+            "partly_failed" => RunOutcome::PartlyFailed,
+            "failed" => RunOutcome::Failed,
+            "nothing_to_do" => RunOutcome::NothingToDo,
+            other => {
+                return Err(sqlx::Error::Decode(
+                    format!("unknown run outcome `{other}`").into(),
+                ))
+            }
+        })
+    }
+
+    /// What a run whose push has not finished (or that pushed nothing) says by its status.
+    fn of_status(status: &str) -> RunOutcome {
+        match status {
+            "held" => RunOutcome::Held,
+            "failed" => RunOutcome::Failed,
+            _ => RunOutcome::Succeeded,
+        }
+    }
+
+    /// Whether the run did all it had to (nothing held, nothing failed).
+    pub fn is_clean(self) -> bool {
+        matches!(self, RunOutcome::Succeeded | RunOutcome::NothingToDo)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Membership {
     /// `rule`, `include` or `member`.
@@ -127,6 +189,11 @@ pub struct RunInfo {
     pub message: Option<String>,
     #[serde(skip)]
     pub inputs_digest: Option<String>,
+    /// What the run did as a whole (see [`RunOutcome`]), why, and what each target was
+    /// sent; filled by [`Store::runs_told`], by the status alone elsewhere.
+    pub outcome: RunOutcome,
+    pub outcome_reason: Option<String>,
+    pub pushed: Option<serde_json::Value>,
 }
 
 /// One change of one worker in one group, for a worker's timeline.
@@ -161,6 +228,9 @@ fn run_info(row: &AnyRow) -> Result<RunInfo, sqlx::Error> {
         // Read where selected (`last_succeeded_run`): `runs` leaves it out, so that a `plan`
         // by a newer rosterd can still list the runs of a database not yet migrated.
         inputs_digest: row.try_get("inputs_digest").ok().flatten(),
+        outcome: RunOutcome::of_status(&row.try_get::<String, _>("status")?),
+        outcome_reason: None,
+        pushed: None,
     })
 }
 
@@ -278,6 +348,70 @@ impl Store {
         Ok(rows.iter().map(run_info).collect::<Result<_, _>>()?)
     }
 
+    /// The newest runs with their recorded outcomes: what `rosterd runs`, the API and the
+    /// console show.
+    pub async fn runs_told(&self, limit: i64) -> Result<Vec<RunInfo>, StoreError> {
+        let mut runs = self.runs(limit).await?;
+        self.tell(&mut runs).await?;
+        Ok(runs)
+    }
+
+    /// Fills in the recorded outcomes of `runs` (newest first).
+    async fn tell(&self, runs: &mut [RunInfo]) -> Result<(), StoreError> {
+        let Some(oldest) = runs.last().map(|r| r.id) else {
+            return Ok(());
+        };
+        let rows = sqlx::query(
+            "SELECT run_id, outcome, reason, pushed FROM run_outcomes WHERE run_id >= $1",
+        )
+        .bind(oldest)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut told = std::collections::HashMap::new();
+        for row in &rows {
+            let id: i64 = row.try_get(0)?;
+            let outcome = RunOutcome::parse(&row.try_get::<String, _>(1)?)?;
+            let reason: Option<String> = row.try_get(2)?;
+            let pushed: Option<String> = row.try_get(3)?;
+            let pushed = pushed
+                .map(|p| serde_json::from_str(&p))
+                .transpose()
+                .map_err(|e| super::members::corrupt("what a run pushed", e))?;
+            told.insert(id, (outcome, reason, pushed));
+        }
+        for run in runs.iter_mut() {
+            if let Some((outcome, reason, pushed)) = told.remove(&run.id) {
+                run.outcome = outcome;
+                run.outcome_reason = reason;
+                run.pushed = pushed;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records what run `id` did as a whole, once its push finished.
+    pub async fn record_run_outcome(
+        &self,
+        id: i64,
+        outcome: RunOutcome,
+        reason: Option<&str>,
+        pushed: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let _writing = self.writing().await;
+        sqlx::query(
+            "INSERT INTO run_outcomes (run_id, outcome, reason, pushed) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (run_id) DO UPDATE SET outcome = excluded.outcome, \
+             reason = excluded.reason, pushed = excluded.pushed",
+        )
+        .bind(id)
+        .bind(outcome.as_str())
+        .bind(reason.map(bounded_message))
+        .bind(pushed.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// The newest run that succeeded: the one whose memberships the store holds.
     pub async fn last_succeeded_run(&self) -> Result<Option<RunInfo>, StoreError> {
         let sql = format!(
@@ -289,13 +423,20 @@ impl Store {
         Ok(row.map(|r| run_info(&r)).transpose()?)
     }
 
+    /// One run, with its recorded outcome.
     pub async fn run(&self, id: i64) -> Result<Option<RunInfo>, StoreError> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| run_info(&r)).transpose()?)
+        let Some(run) = row.map(|r| run_info(&r)).transpose()? else {
+            return Ok(None);
+        };
+        let mut runs = [run];
+        self.tell(&mut runs).await?;
+        let [run] = runs;
+        Ok(Some(run))
     }
 
     /// A run's changes: by group name, then additions before removals, each by worker id.

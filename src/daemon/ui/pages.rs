@@ -79,7 +79,7 @@ async fn overview_body(
     let config = shared.config();
     let revision = shared.revision();
     let refused = shared.refused();
-    let runs = shared.store.runs(10).await?;
+    let runs = shared.store.runs_told(10).await?;
     let health: BTreeMap<String, crate::store::TargetHealth> = shared
         .store
         .target_health()
@@ -216,13 +216,13 @@ fn runs_table(runs: &[crate::store::RunInfo]) -> Markup {
                     tr {
                         td.n { a href=(format!("/runs/{}", r.id)) { (r.id) } }
                         td { (r.kind) }
-                        td { span class=(outcome_class(&r.status)) { (r.status) } }
+                        td { span class=(outcome_class(r.outcome)) { (r.outcome.as_str().replace('_', " ")) } }
                         td { (r.started_at) }
                         td { (r.as_of) }
                         td.n { (thousands(r.added as u64)) }
                         td.n { (thousands(r.removed as u64)) }
                         td.n { (thousands(r.memberships as u64)) }
-                        td { (r.message.as_deref().and_then(|m| m.lines().next()).unwrap_or("")) }
+                        td { (r.outcome_reason.as_deref().or(r.message.as_deref()).and_then(|m| m.lines().next()).unwrap_or("")) }
                     }
                 }
             }
@@ -230,11 +230,27 @@ fn runs_table(runs: &[crate::store::RunInfo]) -> Markup {
     }
 }
 
-fn outcome_class(status: &str) -> &'static str {
-    match status {
-        "succeeded" | "unchanged" => "ok",
-        "failed" => "bad",
-        _ => "warn",
+/// A JSON list of names as `a, b`, or `none`.
+fn list_of(v: &serde_json::Value) -> String {
+    let names: Vec<&str> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str())
+        .collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn outcome_class(outcome: crate::store::RunOutcome) -> &'static str {
+    use crate::store::RunOutcome;
+    match outcome {
+        RunOutcome::Succeeded | RunOutcome::NothingToDo => "ok",
+        RunOutcome::Failed | RunOutcome::PartlyFailed => "bad",
+        RunOutcome::SucceededWithHeldPushes | RunOutcome::Held => "warn",
     }
 }
 
@@ -795,7 +811,7 @@ fn node(n: &Node) -> Markup {
 // --- Runs ------------------------------------------------------------------------------------
 
 pub async fn runs(State(shared): State<Ui>, Extension(person): Extension<Person>) -> Response {
-    match shared.store.runs(100).await {
+    match shared.store.runs_told(100).await {
         Ok(runs) => page("Runs", &person, runs_table(&runs)).into_response(),
         Err(e) => internal(e),
     }
@@ -847,6 +863,22 @@ pub async fn run(
     let base = format!("/runs/{id}");
     let body = html! {
         (runs_table(std::slice::from_ref(&run)))
+        @if let Some(reason) = &run.outcome_reason { p { strong { "Outcome: " } (reason) } }
+        @if let Some(pushed) = run.pushed.as_ref().and_then(|p| p.as_object()).filter(|p| !p.is_empty()) {
+            table {
+                tr { th { "Target" } th.n { "Added" } th.n { "Removed" } th.n { "Writes" } th { "Held" } th { "Failed" } }
+                @for (target, t) in pushed {
+                    tr {
+                        td { (target) }
+                        td.n { (t["added"]) }
+                        td.n { (t["removed"]) }
+                        td.n { (t["writes"]) }
+                        td { (list_of(&t["held"])) }
+                        td { (list_of(&t["failed"])) @if let Some(e) = t["error"].as_str() { " " span.bad { (e) } } }
+                    }
+                }
+            }
+        }
         @if let Some(m) = &run.message { pre { (m) } }
         p { "Rules: " @match (&run.rules_commit, &run.rules_digest) {
             (Some(c), _) => code { (c) },
