@@ -99,6 +99,9 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// Pushes held by the failsafe or a guardrail; with an ID, who that push would remove and
+    /// add, and why.
+    Holds { id: Option<i64> },
     /// Release what the failsafe holds.
     Approve {
         #[command(subcommand)]
@@ -235,6 +238,7 @@ fn main() -> ExitCode {
         Command::Approve {
             what: Approve::Push { id },
         } => cli::approve_push(&global, *id).map(|()| ExitCode::SUCCESS),
+        Command::Holds { id } => cli::holds(&global, *id).map(|()| ExitCode::SUCCESS),
         Command::Members { group } => cli::members(&global, group).map(|()| ExitCode::SUCCESS),
         Command::History { group, worker, at } => {
             cli::history(&global, group, worker.as_deref(), *at).map(|()| ExitCode::SUCCESS)

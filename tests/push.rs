@@ -615,6 +615,36 @@ async fn the_cli_pushes_holds_and_approves_without_showing_the_token() {
         status.contains(&format!("hold {id} (held) on engineering")),
         "{status}"
     );
+    // An approver judges the hold by who would leave, and why.
+    let (code, list, _) = cli(&["holds"]).await;
+    assert_eq!(code, 0, "{list}");
+    assert!(
+        list.contains(&format!("hold {id} (held): engineering → app, +0 -")),
+        "{list}"
+    );
+    let (code, json, _) = cli(&["--format", "json", "holds", &id]).await;
+    assert_eq!(code, 0, "{json}");
+    let detail: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let leaving = detail["leaving"].as_array().unwrap();
+    assert_eq!(
+        leaving.len() as u64,
+        detail["hold"]["to_remove"].as_u64().unwrap(),
+        "{detail}"
+    );
+    for p in leaving {
+        assert!(p["why"].as_str().unwrap().starts_with("left in run "), "{p}");
+        assert!(p["email"].as_str().unwrap().contains('@'), "{p}");
+        assert!(p["name"].is_string(), "{p}");
+    }
+    let (code, text, _) = cli(&["holds", &id]).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!("would leave ({}):", leaving.len())),
+        "{text}"
+    );
+    assert!(text.contains(&format!("rosterd approve push {id}")), "{text}");
+    let (code, _, stderr) = cli(&["holds", "999"]).await;
+    assert_eq!(code, 2, "{stderr}");
     let (code, _, stderr) = cli(&["approve", "push", "999"]).await;
     assert_eq!(code, 2);
     assert!(stderr.contains("no push hold 999"), "{stderr}");

@@ -42,7 +42,7 @@ pub fn run(global: &Global) -> Result<(), CliError> {
 }
 pub use explain::explain;
 pub use plan::plan;
-pub use push::{approve_push, emulator, push, status, sync, PushArgs, PUSH_FAILED};
+pub use push::{approve_push, emulator, holds, push, status, sync, PushArgs, PUSH_FAILED};
 pub use rule_tests::test;
 pub use state::{
     approve_snapshot, audited_worker, evaluate, history, members, migrate, runs, HELD,

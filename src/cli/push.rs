@@ -682,6 +682,98 @@ async fn status_value(
     Ok(serde_json::Value::Object(out))
 }
 
+/// `rosterd holds`: the pushes waiting for approval and those approved but not sent yet;
+/// `rosterd holds ID`: who that push would remove and add, and why.
+pub fn holds(global: &Global, id: Option<i64>) -> Result<(), CliError> {
+    let config = load_config(&global.config)?;
+    let Some(id) = id else {
+        let holds = with_store(&config, async |store| Ok(store.push_holds(None).await?))?;
+        let open: Vec<_> = holds
+            .iter()
+            .filter(|h| h.status == "held" || h.status == "approved")
+            .collect();
+        if global.format == Format::Json {
+            return print_json(
+                &serde_json::to_value(&open).map_err(|e| CliError::Output(e.into()))?,
+            );
+        }
+        let mut s = String::new();
+        for h in &open {
+            let _ = writeln!(
+                s,
+                "hold {} ({}): {} → {}, +{} -{} of {} in the target, since {}: {}",
+                h.id,
+                h.status,
+                h.group,
+                h.target,
+                h.to_add,
+                h.to_remove,
+                h.members_in_target,
+                h.created_at,
+                h.reason
+            );
+        }
+        if open.is_empty() {
+            s.push_str("no push is held\n");
+        } else {
+            s.push_str("`rosterd holds ID` lists who a push would remove and add, and why\n");
+        }
+        return print(&s);
+    };
+    let detail = with_store(&config, async |store| {
+        let hold = store
+            .push_holds(None)
+            .await?
+            .into_iter()
+            .find(|h| h.id == id)
+            .ok_or_else(|| {
+                CliError::Usage(format!(
+                    "no push hold {id}\nhelp: `rosterd holds` lists them"
+                ))
+            })?;
+        Ok(push::hold::detail(store, &config, hold).await?)
+    })?;
+    if global.format == Format::Json {
+        return print_json(&serde_json::to_value(&detail).map_err(|e| CliError::Output(e.into()))?);
+    }
+    let h = &detail.hold;
+    let mut s = format!(
+        "hold {} ({}): {} → {}: {}\n",
+        h.id, h.status, h.group, h.target, h.reason
+    );
+    let list = |s: &mut String, what: &str, people: &[push::hold::Person]| {
+        let _ = writeln!(s, "{what} ({}):", people.len());
+        for p in people {
+            let _ = writeln!(
+                s,
+                "  {}  {}  {}  {}  {}",
+                p.key,
+                p.name.as_deref().unwrap_or("-"),
+                p.email.as_deref().unwrap_or("-"),
+                p.department.as_deref().unwrap_or("-"),
+                p.why
+            );
+        }
+    };
+    list(&mut s, "would leave", &detail.leaving);
+    list(&mut s, "would join", &detail.joining);
+    if !detail.other_entries.is_empty() {
+        let _ = writeln!(
+            s,
+            "entries that are no worker's, which leave too: {}",
+            detail.other_entries.join(", ")
+        );
+    }
+    if h.status == "held" {
+        let _ = writeln!(
+            s,
+            "help: if this is right, run `rosterd approve push {}`",
+            h.id
+        );
+    }
+    print(&s)
+}
+
 /// Who approves from the command line: `cli:` and the operating-system user.
 fn approver() -> String {
     let user = ["USER", "LOGNAME"]

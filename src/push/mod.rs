@@ -18,6 +18,7 @@ use crate::rules::RuleSet;
 use crate::scim::{Client, ScimError};
 use crate::store::{Store, StoreError, TargetGroup, WorkerIds};
 
+pub mod hold;
 mod pair;
 pub mod progress;
 mod resolve;
