@@ -691,13 +691,50 @@ async fn approver_journey(db: common::TestDb) {
         "nothing was approved"
     );
 
-    // The approver approves in the browser: the hold leaves the waiting list, records who
-    // approved, and the sync it queues sends the push.
+    // The group's page shows the hold and leads to it.
     browser
-        .goto(&format!("{}/holds", stage.console))
+        .goto(&format!("{}/groups/sales", stage.console))
         .await
         .unwrap();
-    screenshot(&browser, "05-holds-for-an-approver").await;
+    let group_page = text(&browser).await;
+    assert!(
+        group_page.contains(&format!("The push to app is held (hold {id}")),
+        "{group_page}"
+    );
+    click_to(
+        &browser,
+        &format!("a[href='/holds/{id}']"),
+        &format!("{}/holds/{id}", stage.console),
+    )
+    .await;
+    // The hold's page lists who would join, with why; approving asks to confirm the count.
+    let hold_page = text(&browser).await;
+    let held = stage.held_sales().await;
+    assert!(
+        hold_page.contains(&format!("Would join ({})", held["to_add"])),
+        "{hold_page}"
+    );
+    assert!(hold_page.contains("joined in run "), "{hold_page}");
+    assert!(
+        hold_page.contains(&format!(
+            "release removing {} and adding {} members of sales in app",
+            held["to_remove"], held["to_add"]
+        )),
+        "{hold_page}"
+    );
+    screenshot(&browser, "05-hold-for-an-approver").await;
+    // Without ticking the box the browser does not send the form; a POST without the count
+    // is refused.
+    let (cookie, csrf) = stage.session(&browser).await;
+    assert_eq!(
+        stage
+            .forged_post(&format!("/holds/{id}/approve"), &cookie, Some(&csrf))
+            .await,
+        400,
+        "an approval that does not confirm the count"
+    );
+    assert_eq!(stage.held_sales().await["status"], "held");
+    click(&browser, "input[name='confirm']").await;
     click_to(
         &browser,
         &format!("form[action='/holds/{id}/approve'] button"),
@@ -1164,6 +1201,11 @@ async fn an_approval_on_a_standby_is_sent_by_the_leader() {
         )
         .await;
     let id = stage.held_sales().await["id"].as_i64().unwrap();
+    browser
+        .goto(&format!("{console}/holds/{id}"))
+        .await
+        .unwrap();
+    click(&browser, "input[name='confirm']").await;
     click_to(
         &browser,
         &format!("form[action='/holds/{id}/approve'] button"),

@@ -632,7 +632,10 @@ async fn the_cli_pushes_holds_and_approves_without_showing_the_token() {
         "{detail}"
     );
     for p in leaving {
-        assert!(p["why"].as_str().unwrap().starts_with("left in run "), "{p}");
+        assert!(
+            p["why"].as_str().unwrap().starts_with("left in run "),
+            "{p}"
+        );
         assert!(p["email"].as_str().unwrap().contains('@'), "{p}");
         assert!(p["name"].is_string(), "{p}");
     }
@@ -642,7 +645,10 @@ async fn the_cli_pushes_holds_and_approves_without_showing_the_token() {
         text.contains(&format!("would leave ({}):", leaving.len())),
         "{text}"
     );
-    assert!(text.contains(&format!("rosterd approve push {id}")), "{text}");
+    assert!(
+        text.contains(&format!("rosterd approve push {id}")),
+        "{text}"
+    );
     let (code, _, stderr) = cli(&["holds", "999"]).await;
     assert_eq!(code, 2, "{stderr}");
     let (code, _, stderr) = cli(&["approve", "push", "999"]).await;

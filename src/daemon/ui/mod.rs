@@ -154,6 +154,7 @@ pub fn router(shared: Ui, console: Arc<Console>) -> Router<Ui> {
         .route("/runs", get(pages::runs))
         .route("/runs/{id}", get(pages::run))
         .route("/holds", get(pages::holds))
+        .route("/holds/{id}", get(pages::hold))
         .route("/plan", get(pages::preview))
         .route("/holds/{id}/approve", post(pages::approve))
         .route("/sync", post(pages::sync_now))
@@ -476,6 +477,9 @@ async fn callback(
 struct CsrfForm {
     #[serde(default)]
     csrf: String,
+    /// Approving a hold: the number of removals the approver confirmed they release.
+    #[serde(default)]
+    confirm: Option<String>,
 }
 
 /// Whether a form's CSRF token is the session's (compared in constant time).

@@ -416,6 +416,13 @@ async fn group_body(
             read,
         ));
     }
+    let holds: Vec<crate::store::PushHold> = store
+        .push_holds(None)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|h| h.group == g.name && (h.status == "held" || h.status == "approved"))
+        .collect();
     let total = members.len();
     let first = (page_no - 1) * MEMBERS_PER_PAGE;
     let base = format!("/groups/{}", seg(&g.name));
@@ -429,6 +436,12 @@ async fn group_body(
         p.muted { code { (location) } }
         pre { (definition) }
         h2 { "Push" }
+        @for h in &holds {
+            p.warn {
+                strong { "The push to " (h.target) " is " (h.status) } " (hold " (h.id) ": +" (h.to_add) " -" (h.to_remove) "): " (h.reason) ". "
+                a href=(format!("/holds/{}", h.id)) { "Who would leave and join" }
+            }
+        }
         @if targets.is_empty() {
             p.muted { "This group is not pushed." }
         } @else {
@@ -971,12 +984,9 @@ pub async fn holds(
                         td { (h.created_at) }
                         td {
                             @if person.approver {
-                                form method="post" action=(format!("/holds/{}/approve", h.id)) {
-                                    input type="hidden" name="csrf" value=(person.session.csrf_token);
-                                    button type="submit" { "Approve" }
-                                }
+                                a href=(format!("/holds/{}", h.id)) { "Review and approve" }
                             } @else {
-                                span.muted { "approvers only" }
+                                a href=(format!("/holds/{}", h.id)) { "Review" } " " span.muted { "approvers only" }
                             }
                         }
                     }
@@ -1015,14 +1025,98 @@ fn holds_table(holds: &[&crate::store::PushHold]) -> Markup {
     }
 }
 
-/// Approves a held push: a POST from an approver with the session's CSRF token. The approval
-/// records the person (`oidc:SUBJECT (EMAIL)`), and a sync is queued to send it.
+/// People listed on a hold's page at a time.
+const HOLD_PEOPLE_PER_PAGE: usize = 200;
+
+/// One hold: who its push would remove and add, and why; for an approver, the form that
+/// releases it, which asks them to confirm the count.
+pub async fn hold(
+    State(shared): State<Ui>,
+    Extension(person): Extension<Person>,
+    Path(raw): Path<String>,
+    Query(q): Q,
+) -> Response {
+    let found = match raw.parse::<i64>() {
+        Ok(id) => match shared.store.push_holds(None).await {
+            Ok(holds) => holds.into_iter().find(|h| h.id == id),
+            Err(e) => return internal(e),
+        },
+        Err(_) => None,
+    };
+    let Some(found) = found else {
+        return super::html::error_page(
+            StatusCode::NOT_FOUND,
+            "No such hold",
+            "there is no such push hold",
+        );
+    };
+    let config = shared.config();
+    let detail = match crate::push::hold::detail(&shared.store, &config, found).await {
+        Ok(d) => d,
+        Err(e) => return internal(e),
+    };
+    let h = &detail.hold;
+    let page_no = page_of(&q);
+    let base = format!("/holds/{}", h.id);
+    let people = |list: &[crate::push::hold::Person]| {
+        html! {
+            @if list.is_empty() {
+                p.muted { "Nobody." }
+            } @else {
+                table {
+                    tr { th { "Worker" } th { "Name" } th { "Email" } th { "Department" } th { "Why" } }
+                    @for p in list.iter().skip((page_no - 1) * HOLD_PEOPLE_PER_PAGE).take(HOLD_PEOPLE_PER_PAGE) {
+                        tr {
+                            td { a href=(format!("/workers/{}?group={}", seg(&p.key), seg(&h.group))) { (p.key) } }
+                            td { (p.name.as_deref().unwrap_or("-")) }
+                            td { (p.email.as_deref().unwrap_or("-")) }
+                            td { (p.department.as_deref().unwrap_or("-")) }
+                            td { (p.why) }
+                        }
+                    }
+                }
+                (pager(&base, page_no, HOLD_PEOPLE_PER_PAGE, list.len()))
+            }
+        }
+    };
+    let body = html! {
+        p { "The push of " a href=(format!("/groups/{}", seg(&h.group))) { (h.group) } " to " strong { (h.target) } " is " strong { (h.status) } ": " (h.reason) }
+        h2 { "Would leave (" (thousands(detail.leaving.len() as u64)) ")" }
+        (people(&detail.leaving))
+        h2 { "Would join (" (thousands(detail.joining.len() as u64)) ")" }
+        (people(&detail.joining))
+        @if !detail.other_entries.is_empty() {
+            p { "Entries of the target's group that are no worker's, which leave too: " (detail.other_entries.join(", ")) }
+        }
+        @if h.status == "held" {
+            @if person.approver {
+                form method="post" action=(format!("/holds/{}/approve", h.id)) {
+                    input type="hidden" name="csrf" value=(person.session.csrf_token);
+                    label {
+                        input type="checkbox" name="confirm" value=(h.to_remove) required;
+                        " I have checked the list: release removing " strong { (thousands(h.to_remove as u64)) } " and adding " strong { (thousands(h.to_add as u64)) } " members of " (h.group) " in " (h.target)
+                    }
+                    " "
+                    button type="submit" { "Approve" }
+                }
+            } @else {
+                p.muted { "Only approvers may release it." }
+            }
+        }
+    };
+    page(&format!("Hold {}", h.id), &person, body).into_response()
+}
+
+/// Approves a held push: a POST from an approver with the session's CSRF token, confirming
+/// the number of removals it releases. The approval records the person (`oidc:SUBJECT
+/// (EMAIL)`), and a sync is queued to send it.
 pub async fn approve(
     State(shared): State<Ui>,
     Extension(person): Extension<Person>,
     Path(raw): Path<String>,
     form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
+    let confirmed = form.as_ref().ok().and_then(|f| f.0.confirm.clone());
     if let Some(refused) = refusal(&shared, &person, form, "release a held push") {
         return refused;
     }
@@ -1033,6 +1127,18 @@ pub async fn approve(
             "holds are numbered",
         );
     };
+    // The approver confirmed how many removals they release: the count on the hold now.
+    let to_remove = match shared.store.push_holds(None).await {
+        Ok(holds) => holds.iter().find(|h| h.id == id).map(|h| h.to_remove),
+        Err(e) => return internal(e),
+    };
+    if let Some(n) = to_remove.filter(|n| confirmed.as_deref() != Some(n.to_string().as_str())) {
+        return super::html::error_page(
+            StatusCode::BAD_REQUEST,
+            "Not confirmed",
+            &format!("approving hold {id} releases {n} removals: tick the box that names them on the hold's page"),
+        );
+    }
     match shared.approve_hold(id, &person.approver_id()).await {
         Ok(_) => {
             shared.metrics.console_approved();
