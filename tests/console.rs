@@ -725,7 +725,6 @@ async fn approver_journey(db: common::TestDb) {
     screenshot(&browser, "05-hold-for-an-approver").await;
     // Without ticking the box the browser does not send the form; a POST without the count
     // is refused.
-    let (cookie, csrf) = stage.session(&browser).await;
     assert_eq!(
         stage
             .forged_post(&format!("/holds/{id}/approve"), &cookie, Some(&csrf))
