@@ -721,16 +721,11 @@ pub fn holds(global: &Global, id: Option<i64>) -> Result<(), CliError> {
         return print(&s);
     };
     let detail = with_store(&config, async |store| {
-        let hold = store
-            .push_holds(None)
-            .await?
-            .into_iter()
-            .find(|h| h.id == id)
-            .ok_or_else(|| {
-                CliError::Usage(format!(
-                    "no push hold {id}\nhelp: `rosterd holds` lists them"
-                ))
-            })?;
+        let hold = store.push_hold(id).await?.ok_or_else(|| {
+            CliError::Usage(format!(
+                "no push hold {id}\nhelp: `rosterd holds` lists them"
+            ))
+        })?;
         Ok(push::hold::detail(store, &config, hold).await?)
     })?;
     if global.format == Format::Json {

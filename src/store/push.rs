@@ -949,6 +949,16 @@ impl Store {
         Ok(rows.iter().map(push_hold).collect::<Result<_, _>>()?)
     }
 
+    /// One hold by id.
+    pub async fn push_hold(&self, id: i64) -> Result<Option<PushHold>, StoreError> {
+        let sql = format!("SELECT {HOLD_COLUMNS} FROM push_holds WHERE id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(push_hold).transpose()?)
+    }
+
     /// The pair's hold that is still open (held or approved), if any.
     pub async fn open_push_hold(
         &self,
@@ -1029,14 +1039,9 @@ impl Store {
         .await?
         .rows_affected()
             == 1;
-        let sql = format!("SELECT {HOLD_COLUMNS} FROM push_holds WHERE id = $1");
-        let hold = sqlx::query(AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(self.pool())
+        let hold = self
+            .push_hold(id)
             .await?
-            .as_ref()
-            .map(push_hold)
-            .transpose()?
             .ok_or_else(|| StoreError::NotFound(format!("no push hold {id}")))?;
         if !approved {
             return Err(StoreError::Conflict(format!(

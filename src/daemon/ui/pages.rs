@@ -1037,8 +1037,8 @@ pub async fn hold(
     Query(q): Q,
 ) -> Response {
     let found = match raw.parse::<i64>() {
-        Ok(id) => match shared.store.push_holds(None).await {
-            Ok(holds) => holds.into_iter().find(|h| h.id == id),
+        Ok(id) => match shared.store.push_hold(id).await {
+            Ok(hold) => hold,
             Err(e) => return internal(e),
         },
         Err(_) => None,
@@ -1128,8 +1128,8 @@ pub async fn approve(
         );
     };
     // The approver confirmed how many removals they release: the count on the hold now.
-    let to_remove = match shared.store.push_holds(None).await {
-        Ok(holds) => holds.iter().find(|h| h.id == id).map(|h| h.to_remove),
+    let to_remove = match shared.store.push_hold(id).await {
+        Ok(hold) => hold.map(|h| h.to_remove),
         Err(e) => return internal(e),
     };
     if let Some(n) = to_remove.filter(|n| confirmed.as_deref() != Some(n.to_string().as_str())) {
