@@ -771,3 +771,86 @@ async fn a_large_runs_changes_are_counted_per_group_and_paged() {
         .collect();
     assert_eq!(distinct, active);
 }
+
+/// The deploy guide's push alerts, driven through a real daemon: a sync with nothing to send
+/// still reads the target back (its slice of groups), so the last-success timestamp moves on
+/// and nothing counts as failed; with the target answering 503 to everything, the failure
+/// counters rise, the run is `failed` naming the target, and the timestamp stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deploy_guides_alerts_fire_when_a_target_stops_and_stay_quiet_otherwise() {
+    use rosterd::scim::emulator::{FaultKind, Faults};
+    let world = World::with_emulator(common::sqlite_db(), 60, &[]).await;
+    let port = free_port();
+    daemon_config(&world, port, "  sync: \"0 0 4 * * *\"\n");
+    let mut daemon = Daemon::start(&world, port);
+    daemon.ready().await;
+    eventually(60, "the first sync", || async {
+        runs_of(&daemon, "sync").await == 1
+    })
+    .await;
+    let value = |metrics: &str, series: &str| -> Option<f64> {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let last_success = "rosterd_last_successful_push_timestamp_seconds{target=\"app\"}";
+    let failed_pushes = "rosterd_pushes_total{target=\"app\",outcome=\"failed\"}";
+    let metrics = daemon.get("/metrics", Some(TOKEN)).await.1;
+    let first = value(&metrics, last_success).unwrap_or_else(|| panic!("{metrics}"));
+
+    // Nothing to send: quiet alerts, and the timestamp moves on.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(daemon.post("/api/v1/runs").await.0, 202);
+    eventually(30, "a sync with nothing to send", || async {
+        runs_of(&daemon, "sync").await == 2
+    })
+    .await;
+    let metrics = daemon.get("/metrics", Some(TOKEN)).await.1;
+    let second = value(&metrics, last_success).unwrap();
+    assert!(
+        second > first,
+        "the quiet sync counts as a success:\n{metrics}"
+    );
+    assert_eq!(value(&metrics, failed_pushes), None, "{metrics}");
+    assert!(
+        metrics.contains("rosterd_runs_total{kind=\"sync\",outcome=\"nothing_to_do\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("outcome=\"failed\""), "{metrics}");
+
+    // The target stops answering: the alerts' series rise, the timestamp stays.
+    world.emulator().set_faults(
+        common::world::TARGET,
+        Faults {
+            rate: 1.0,
+            kinds: vec![FaultKind::Status(503)],
+            ..Faults::default()
+        },
+    );
+    assert_eq!(daemon.post("/api/v1/runs").await.0, 202);
+    eventually(60, "a sync against the stopped target", || async {
+        runs_of(&daemon, "sync").await == 3
+    })
+    .await;
+    let metrics = daemon.get("/metrics", Some(TOKEN)).await.1;
+    assert!(
+        value(&metrics, failed_pushes).unwrap_or(0.0) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rosterd_runs_total{kind=\"sync\",outcome=\"failed\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(value(&metrics, last_success), Some(second), "{metrics}");
+    let (_, runs) = daemon.get("/api/v1/runs", Some(TOKEN)).await;
+    let runs = json(&runs);
+    assert_eq!(runs["runs"][0]["outcome"], "failed", "{runs}");
+    let log = daemon.log();
+    assert!(
+        log.contains("failed_targets=\"app\"") || log.contains("failed_targets=app"),
+        "{log}"
+    );
+    assert!(log.contains("HTTP 503"), "the log names the answer: {log}");
+    assert!(daemon.terminate().success(), "{}", daemon.log());
+}

@@ -359,6 +359,7 @@ impl TargetRun<'_> {
                     break;
                 }
                 Err(PairStop::Failed(message)) => {
+                    tracing::warn!(target_name = self.name, group = %group.name, "the group's push failed: {message}");
                     report.error = Some(message);
                     break;
                 }
