@@ -266,6 +266,29 @@ async fn sigterm_during_a_push_loses_nothing() {
         log.contains("stay in the outbox"),
         "the push was cut short: {log}"
     );
+    // The run says so, wherever it is read.
+    let store = world.store().await;
+    let runs = store.runs_told(5).await.unwrap();
+    store.close().await;
+    let cut = runs
+        .iter()
+        .find(|r| r.outcome == rosterd::store::RunOutcome::CutShort)
+        .unwrap_or_else(|| panic!("no run recorded as cut short: {runs:?}"));
+    assert!(
+        cut.outcome_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("stopped before the push finished")),
+        "{cut:?}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .arg("--config")
+        .arg(world.path("rosterd.yaml"))
+        .args(["runs", "--limit", "5"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listed}");
+    assert!(listed.contains("cut_short"), "{listed}");
     // The next start sends what was left; the target ends up exactly as the rules say.
     world
         .emulator()

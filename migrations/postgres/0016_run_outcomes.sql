@@ -4,7 +4,8 @@
 -- before this migration, or one whose push never finished) is told by its `status`.
 CREATE TABLE run_outcomes (
     run_id BIGINT PRIMARY KEY,
-    -- succeeded | succeeded_with_held_pushes | held | partly_failed | failed | nothing_to_do
+    -- succeeded | succeeded_with_held_pushes | held | partly_failed | failed | cut_short |
+    -- nothing_to_do
     outcome TEXT NOT NULL,
     reason TEXT,
     -- Per target: members added and removed, writes, groups held and failed (JSON).

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::push::{self, Desired};
 use crate::rules::RuleSet;
-use crate::store::Store;
+use crate::store::{RunOutcome, Store};
 
 mod api;
 mod leader;
@@ -84,6 +84,8 @@ pub struct Shared {
     wake: tokio::sync::Notify,
     /// The job running now, if any.
     running: Mutex<Option<Job>>,
+    /// The run whose push is in flight, to record as cut short if the daemon stops first.
+    in_flight: Mutex<Option<i64>>,
     /// How far the running job's push is.
     progress: Mutex<Option<Arc<push::Progress>>>,
     leadership: leader::Leadership,
@@ -392,6 +394,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
         pending: Mutex::new(BTreeSet::new()),
         wake: tokio::sync::Notify::new(),
         running: Mutex::new(None),
+        in_flight: Mutex::new(None),
         progress: Mutex::new(None),
         leadership: leader::Leadership::default(),
         evaluated: Mutex::new(None),
@@ -427,6 +430,20 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
                     seconds = grace.as_secs_f64(),
                     "the run in flight did not finish in time; its unsent changes stay in the outbox"
                 );
+                let run = *shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(run) = run {
+                    let reason = format!(
+                        "the daemon was stopped before the push finished (shutdown_timeout_seconds: {}); what is unsent stays in the outbox for the next run",
+                        grace.as_secs_f64()
+                    );
+                    if let Err(e) = shared
+                        .store
+                        .record_run_outcome(run, RunOutcome::CutShort, Some(&reason), &serde_json::json!({}))
+                        .await
+                    {
+                        tracing::warn!(run, "the run's outcome could not be recorded: {e}");
+                    }
+                }
             }
         }
     }
@@ -679,11 +696,12 @@ async fn run_job(shared: &Shared, job: Job) {
                     now: crate::clock::now_utc(),
                     kind: job.as_str(),
                 };
-                Some(
-                    crate::cycle::run(&inputs, &store)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                )
+                let outcome = crate::cycle::run(&inputs, &store)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                *shared.in_flight.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(outcome.run_id());
+                Some(outcome)
             }
         };
         let options = push::Options {
@@ -746,5 +764,6 @@ async fn run_job(shared: &Shared, job: Job) {
         }
     }
     *shared.running.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    *shared.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = None;
     *shared.progress.lock().unwrap_or_else(|p| p.into_inner()) = None;
 }

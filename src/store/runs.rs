@@ -48,6 +48,9 @@ pub enum RunOutcome {
     PartlyFailed,
     /// The run, or every push it had to make, failed.
     Failed,
+    /// The daemon was stopped before the run's push finished; what is unsent waits in the
+    /// outbox for the next run.
+    CutShort,
     /// Nothing changed and nothing had to be sent.
     NothingToDo,
 }
@@ -60,6 +63,7 @@ impl RunOutcome {
             RunOutcome::Held => "held",
             RunOutcome::PartlyFailed => "partly_failed",
             RunOutcome::Failed => "failed",
+            RunOutcome::CutShort => "cut_short",
             RunOutcome::NothingToDo => "nothing_to_do",
         }
     }
@@ -71,6 +75,7 @@ impl RunOutcome {
             "held" => RunOutcome::Held,
             "partly_failed" => RunOutcome::PartlyFailed,
             "failed" => RunOutcome::Failed,
+            "cut_short" => RunOutcome::CutShort,
             "nothing_to_do" => RunOutcome::NothingToDo,
             other => {
                 return Err(sqlx::Error::Decode(

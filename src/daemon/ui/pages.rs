@@ -249,7 +249,7 @@ fn outcome_class(outcome: crate::store::RunOutcome) -> &'static str {
     use crate::store::RunOutcome;
     match outcome {
         RunOutcome::Succeeded | RunOutcome::NothingToDo => "ok",
-        RunOutcome::Failed | RunOutcome::PartlyFailed => "bad",
+        RunOutcome::Failed | RunOutcome::PartlyFailed | RunOutcome::CutShort => "bad",
         RunOutcome::SucceededWithHeldPushes | RunOutcome::Held => "warn",
     }
 }
