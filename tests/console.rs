@@ -723,6 +723,17 @@ async fn approver_journey(db: common::TestDb) {
         "{hold_page}"
     );
     screenshot(&browser, "05-hold-for-an-approver").await;
+    // The API gives the same list.
+    let (_, body) = stage
+        .daemon
+        .get(&format!("/api/v1/holds/{id}"), Some(TOKEN))
+        .await;
+    let detail: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        detail["joining"].as_array().map(Vec::len),
+        held["to_add"].as_u64().map(|n| n as usize),
+        "{detail}"
+    );
     // Without ticking the box the browser does not send the form; a POST without the count
     // is refused.
     assert_eq!(

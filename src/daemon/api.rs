@@ -119,6 +119,7 @@ fn router(shared: Api) -> Router {
         .route("/api/v1/runs", get(runs).post(run_now))
         .route("/api/v1/runs/{id}", get(run))
         .route("/api/v1/holds", get(holds))
+        .route("/api/v1/holds/{id}", get(hold))
         .route("/api/v1/holds/{id}/approve", post(approve))
         .route("/api/v1/rules", get(rules_state))
         .route("/api/v1/guardrails", get(guardrails))
@@ -623,6 +624,22 @@ async fn explain(
 async fn holds(State(shared): State<Api>) -> Response {
     match shared.store.push_holds(None).await {
         Ok(holds) => ok(json!({ "holds": holds })),
+        Err(e) => internal(e),
+    }
+}
+
+/// One hold: who its push would remove and add, and why (as `rosterd holds ID` says).
+async fn hold(State(shared): State<Api>, Path(raw): Path<String>) -> Response {
+    let Some(id) = id(&raw) else {
+        return bad_id();
+    };
+    let found = match shared.store.push_hold(id).await {
+        Ok(Some(h)) => h,
+        Ok(None) => return error(StatusCode::NOT_FOUND, &format!("no push hold {id}")),
+        Err(e) => return internal(e),
+    };
+    match crate::push::hold::detail(&shared.store, &shared.config(), found).await {
+        Ok(detail) => ok(json!(detail)),
         Err(e) => internal(e),
     }
 }
