@@ -701,6 +701,21 @@ async fn approver_journey(db: common::TestDb) {
         group_page.contains(&format!("The push to app is held (hold {id}")),
         "{group_page}"
     );
+    // Who was in sales today says the target did not hold them: the push is held.
+    browser
+        .goto(&format!(
+            "{}/groups/sales/on?date={}",
+            stage.console,
+            rosterd::clock::today_utc()
+        ))
+        .await
+        .unwrap();
+    let on_date = text(&browser).await;
+    assert!(
+        on_date.contains(&format!("the push to `app` was held (hold {id}"))
+            && on_date.contains("the target did not hold these members then"),
+        "{on_date}"
+    );
     click_to(
         &browser,
         &format!("a[href='/holds/{id}']"),

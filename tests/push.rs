@@ -651,6 +651,16 @@ async fn the_cli_pushes_holds_and_approves_without_showing_the_token() {
     );
     let (code, _, stderr) = cli(&["holds", "999"]).await;
     assert_eq!(code, 2, "{stderr}");
+    // Who was in the group today, by the rules, is not what the target held: it says so.
+    let today = rosterd::clock::today_utc().to_string();
+    let (code, history, _) = cli(&["history", "engineering", "--at", &today]).await;
+    assert_eq!(code, 0, "{history}");
+    assert!(
+        history.contains(&format!(
+            "note: on {today} the push to `app` was held (hold {id}, since "
+        )) && history.contains("and still is"),
+        "{history}"
+    );
     let (code, _, stderr) = cli(&["approve", "push", "999"]).await;
     assert_eq!(code, 2);
     assert!(stderr.contains("no push hold 999"), "{stderr}");

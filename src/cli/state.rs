@@ -197,7 +197,7 @@ pub fn history(
 ) -> Result<(), CliError> {
     let (config, rules) = super::config_and_rules(global)?;
     let at = at.unwrap_or_else(|| global.as_of());
-    let (members, timeline, snapshot, worker) = with_store(&config, async |store| {
+    let (members, timeline, snapshot, worker, held) = with_store(&config, async |store| {
         known_group(rules.as_ref(), store, group).await?;
         let snapshot = stored_snapshot(&config, store).await?;
         let worker = match worker {
@@ -209,7 +209,8 @@ pub fn history(
             Some(w) => Some(store.worker_history(group, w).await?),
             None => None,
         };
-        Ok((members, timeline, snapshot, worker))
+        let held = store.holds_on(group, &at.to_string()).await?;
+        Ok((members, timeline, snapshot, worker, held))
     })?;
     let worker = worker.as_deref();
     if global.format == Format::Json {
@@ -220,6 +221,7 @@ pub fn history(
             "member": worker.map(|w| members.contains_key(w)),
             "members": if worker.is_some() { serde_json::Value::Null } else { serde_json::json!(members) },
             "timeline": timeline,
+            "held_pushes": held,
         }));
     }
     let mut out = String::new();
@@ -254,6 +256,14 @@ pub fn history(
                 let _ = writeln!(out, "  {}  [{reason}]", who(snapshot.as_ref(), key));
             }
         }
+    }
+    // The rules' members are not what a target held while its push was held.
+    for h in &held {
+        let _ = writeln!(
+            out,
+            "note: {}",
+            crate::push::hold::on_date_note(h, &at.to_string())
+        );
     }
     print(&out)
 }

@@ -145,3 +145,18 @@ async fn people(
     }
     Ok(out)
 }
+
+/// What a hold open on `date` means for who a group had then, in words: the target did not
+/// hold what the rules said while the push was held. `rosterd history --at` and the
+/// console's members-on-a-date page both say it.
+pub fn on_date_note(hold: &PushHold, date: &str) -> String {
+    let until = match (&hold.status[..], hold.approved_at.as_deref()) {
+        ("held", _) => "and still is".to_string(),
+        ("approved", Some(at)) => format!("approved at {at}, not sent yet"),
+        (status, _) => format!("until it was {status}"),
+    };
+    format!(
+        "on {date} the push to `{}` was held (hold {}, since {}, {until}): {}; the target did not hold these members then, but what it held before",
+        hold.target, hold.id, hold.created_at, hold.reason
+    )
+}

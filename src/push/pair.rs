@@ -903,13 +903,17 @@ impl TargetRun<'_> {
         };
         let Some(reason) = reason else {
             if let Some(open) = open {
-                self.store.close_push_hold(open.id, "superseded").await?;
+                self.store
+                    .close_push_hold(open.id, "superseded", &self.now)
+                    .await?;
             }
             return Ok(true);
         };
         if let Some(open) = &open {
             if open.status == "approved" && to_remove as i64 <= open.to_remove {
-                self.store.close_push_hold(open.id, "released").await?;
+                self.store
+                    .close_push_hold(open.id, "released", &self.now)
+                    .await?;
                 return Ok(true);
             }
         }

@@ -1008,14 +1008,36 @@ impl Store {
 
     /// Closes a pair's open hold: `released` when an approval was used, `superseded` when
     /// the push no longer needs one.
-    pub async fn close_push_hold(&self, id: i64, status: &str) -> Result<(), StoreError> {
+    pub async fn close_push_hold(
+        &self,
+        id: i64,
+        status: &str,
+        now: &str,
+    ) -> Result<(), StoreError> {
         let _writing = self.writing().await;
-        sqlx::query("UPDATE push_holds SET status = $1 WHERE id = $2")
+        sqlx::query("UPDATE push_holds SET status = $1, closed_at = $2 WHERE id = $3")
             .bind(status)
+            .bind(now)
             .bind(id)
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+
+    /// The holds of `group`'s pushes that held on `date` (`YYYY-MM-DD`, UTC): made that day
+    /// or before, and not closed before it.
+    pub async fn holds_on(&self, group: &str, date: &str) -> Result<Vec<PushHold>, StoreError> {
+        let sql = format!(
+            "SELECT {HOLD_COLUMNS} FROM push_holds WHERE group_name = $1 \
+             AND substr(created_at, 1, 10) <= $2 \
+             AND (closed_at IS NULL OR substr(closed_at, 1, 10) >= $2) ORDER BY id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(group)
+            .bind(date)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(push_hold).collect::<Result<_, _>>()?)
     }
 
     /// Releases a held push, recording when and by whom.

@@ -602,9 +602,16 @@ pub async fn group_on(
         Ok(e) => e,
         Err(e) => return internal(e),
     };
+    let held = match shared.store.holds_on(&name, &date.to_string()).await {
+        Ok(h) => h,
+        Err(e) => return internal(e),
+    };
     let page_no = page_of(&q);
     let base = format!("/groups/{}/on?date={date}", seg(&name));
     let body = html! {
+        @for h in &held {
+            p.warn { (crate::push::hold::on_date_note(h, &date.to_string())) ". " a href=(format!("/holds/{}", h.id)) { "The hold" } }
+        }
         p {
             @if in_rules { a href=(format!("/groups/{}", seg(&name))) { (name) } } @else { (name) " (no longer in the rules)" }
             " on " (date) ": " strong { (thousands(members.len() as u64)) } " members, as the last run evaluated on or before that day left it (reconstructed from the audit)."
