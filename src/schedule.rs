@@ -46,20 +46,25 @@ impl Schedule {
     }
 
     /// How many times the schedule fires in the `span` after `from` (at least 1, at most
-    /// `most`): the runs a share of work is spread over.
+    /// `most`): the runs a share of work is spread over. One walk of the schedule's times.
     pub fn runs_within(&self, from: DateTime<Utc>, span: chrono::Duration, most: u64) -> u64 {
-        let end = from + span;
-        let mut runs = 0;
-        let mut at = from;
-        while runs < most {
-            match self.next_after(at) {
-                Some(next) if next <= end => {
-                    runs += 1;
-                    at = next;
-                }
-                _ => break,
-            }
+        fn count<Z: TimeZone>(
+            cron: &cron::Schedule,
+            from: DateTime<Utc>,
+            end: DateTime<Utc>,
+            most: u64,
+            zone: &Z,
+        ) -> u64 {
+            cron.after(&from.with_timezone(zone))
+                .take_while(|t| t.with_timezone(&Utc) <= end)
+                .take(usize::try_from(most).unwrap_or(usize::MAX))
+                .count() as u64
         }
+        let end = from + span;
+        let runs = match &self.zone {
+            Zone::Fixed(z) => count(&self.cron, from, end, most, z),
+            Zone::Named(z) => count(&self.cron, from, end, most, z),
+        };
         runs.max(1)
     }
 

@@ -86,15 +86,8 @@ async fn sync_with(
     .await
     .map_err(invalid)?;
     // The run's one account, as the daemon records it.
-    let summary = crate::daemon::metrics::Summary::of(Some(&outcome), &report);
-    let (told, reason) = summary.run_outcome();
-    store
-        .record_run_outcome(
-            outcome.run_id(),
-            told,
-            reason.as_deref(),
-            &serde_json::Value::Object(summary.pushed),
-        )
+    push::Summary::of(Some(&outcome), &report)
+        .record(store, outcome.run_id())
         .await?;
     Ok((outcome, report))
 }
@@ -668,7 +661,7 @@ async fn status_value(
                 "pending": counts.get(&(name.clone(), "pending".into())).copied().unwrap_or(0),
                 "failed": counts.get(&(name.clone(), "failed".into())).copied().unwrap_or(0),
                 "failures": failures.iter().filter(|f| &f.target == name).collect::<Vec<_>>(),
-                "holds": holds.iter().filter(|h| &h.target == name && (h.status == "held" || h.status == "approved")).collect::<Vec<_>>(),
+                "holds": holds.iter().filter(|h| &h.target == name && h.is_open()).collect::<Vec<_>>(),
                 "unprovisioned": by_group,
                 "unsent": unsent,
                 "lookup": lookup_value(target, lookups.get(name)),
@@ -688,10 +681,7 @@ pub fn holds(global: &Global, id: Option<i64>) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
     let Some(id) = id else {
         let holds = with_store(&config, async |store| Ok(store.push_holds(None).await?))?;
-        let open: Vec<_> = holds
-            .iter()
-            .filter(|h| h.status == "held" || h.status == "approved")
-            .collect();
+        let open: Vec<_> = holds.iter().filter(|h| h.is_open()).collect();
         if global.format == Format::Json {
             return print_json(
                 &serde_json::to_value(&open).map_err(|e| CliError::Output(e.into()))?,

@@ -83,6 +83,11 @@ pub struct TargetConfig {
 pub struct Every(pub std::time::Duration);
 
 impl Every {
+    /// As a span of wall-clock time, to compare timestamps with.
+    pub fn span(self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(self.0.as_secs()).unwrap_or(i64::MAX))
+    }
+
     pub fn parse(text: &str) -> Result<Every, String> {
         let bad = || format!("`{text}` is not a length of time such as `30m`, `24h` or `7d`");
         let mut seconds: u64 = 0;

@@ -20,7 +20,7 @@ use crate::store::{RunOutcome, Store};
 
 mod api;
 mod leader;
-pub(crate) mod metrics;
+mod metrics;
 mod ui;
 
 pub use crate::schedule::Schedule;
@@ -726,13 +726,9 @@ async fn run_job(shared: &Shared, job: Job) {
     match result {
         Ok((outcome, report)) => {
             let summary = metrics::Summary::of(outcome.as_ref(), &report);
-            let (told, reason) = summary.run_outcome();
+            let (_, reason) = summary.run_outcome();
             if let Some(run) = outcome.as_ref().map(crate::cycle::Outcome::run_id) {
-                let pushed = serde_json::Value::Object(summary.pushed.clone());
-                if let Err(e) = store
-                    .record_run_outcome(run, told, reason.as_deref(), &pushed)
-                    .await
-                {
+                if let Err(e) = summary.record(&store, run).await {
                     tracing::warn!(run, "the run's outcome could not be recorded: {e}");
                 }
             }

@@ -24,9 +24,11 @@ pub mod progress;
 mod resolve;
 mod send;
 pub mod status;
+mod summary;
 mod verify;
 
 pub use progress::Progress;
+pub use summary::Summary;
 
 pub use pair::failsafe_reason;
 pub use resolve::SCHEMAS_WRONG;
@@ -396,6 +398,7 @@ async fn push_target(
     };
     let deadline = std::time::Duration::from_secs(target.push_deadline_seconds);
     let give_up = tokio::time::Instant::now() + deadline;
+    let sync_runs = sync_runs(config, target, now_time);
     let mut reconcile = options.reconcile;
     let outcome = loop {
         let run = TargetRun {
@@ -418,7 +421,7 @@ async fn push_target(
                 .filter(|_| !options.dry_run)
                 .map(|p| p.target(name)),
             guarded,
-            sync_runs: sync_runs(config, target, now_time),
+            sync_runs,
         };
         let mut pass = TargetReport::default();
         let outcome = tokio::time::timeout_at(give_up, run.push(rules, &mut pass)).await;
@@ -501,9 +504,9 @@ async fn push_target(
 /// How many syncs the daemon's schedule makes within the target's `verify_every`: the runs
 /// its verification is spread over.
 fn sync_runs(config: &Config, target: &TargetConfig, now: chrono::DateTime<chrono::Utc>) -> u64 {
-    let every = chrono::Duration::seconds(target.verify_every.0.as_secs() as i64);
-    crate::schedule::Schedule::parse(&config.daemon.sync, &config.daemon.time_zone)
-        .map_or(1, |s| s.runs_within(now, every, 1_000_000))
+    crate::schedule::Schedule::parse(&config.daemon.sync, &config.daemon.time_zone).map_or(1, |s| {
+        s.runs_within(now, target.verify_every.span(), 1_000_000)
+    })
 }
 
 /// The groups the guardrails that hold (and that the memberships in force break) concern,
@@ -624,7 +627,7 @@ impl TargetRun<'_> {
             BTreeSet::new()
         } else {
             let pushed: BTreeSet<&str> = pairs.iter().map(|(g, _)| g.name.as_str()).collect();
-            let every = chrono::Duration::seconds(self.config.verify_every.0.as_secs() as i64);
+            let every = self.config.verify_every.span();
             verify::slice(&known, &pushed, self.sync_runs, every, self.now_time)
         };
         if self.options.dry_run {

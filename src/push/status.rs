@@ -146,7 +146,7 @@ fn groups_of(
     members: &BTreeMap<String, i64>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<GroupStatus> {
-    let every = chrono::Duration::seconds(config.verify_every.0.as_secs() as i64);
+    let every = config.verify_every.span();
     let mut out: BTreeMap<String, GroupStatus> = known
         .values()
         .map(|g| {
@@ -186,8 +186,7 @@ impl Verification {
         config: &TargetConfig,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Verification {
-        let every = chrono::Duration::seconds(config.verify_every.0.as_secs() as i64);
-        verification(g, every, now)
+        verification(g, config.verify_every.span(), now)
     }
 }
 

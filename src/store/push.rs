@@ -255,6 +255,13 @@ pub struct PushHold {
     pub approved_by: Option<String>,
 }
 
+impl PushHold {
+    /// Still holding its push: held, or approved and not sent yet.
+    pub fn is_open(&self) -> bool {
+        self.status == "held" || self.status == "approved"
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Unprovisioned {
     pub target: String,

@@ -416,13 +416,17 @@ async fn group_body(
             read,
         ));
     }
-    let holds: Vec<crate::store::PushHold> = store
-        .push_holds(None)
-        .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter(|h| h.group == g.name && (h.status == "held" || h.status == "approved"))
-        .collect();
+    // The pushes of this group a hold keeps back, one per target at most.
+    let mut holds = Vec::new();
+    for push in &g.push {
+        if let Some(h) = store
+            .open_push_hold(&push.target, &g.name)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            holds.push(h);
+        }
+    }
     let total = members.len();
     let first = (page_no - 1) * MEMBERS_PER_PAGE;
     let base = format!("/groups/{}", seg(&g.name));
