@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::directory::{self, DirectoryError, Schema, Snapshot, WorkerId};
+use crate::directory::{self, ChangeKind, DirectoryError, Schema, Snapshot, WorkerId};
 use crate::engine::{self, reason, Evaluation};
 use crate::rules::{GroupId, RuleSet};
 use crate::store::{
@@ -533,7 +533,7 @@ async fn choose_snapshot(
             // The workers who joined or changed, from the diff just made.
             let touched: std::collections::HashSet<&str> = changes
                 .iter()
-                .filter(|c| c.change != "left")
+                .filter(|c| c.change != ChangeKind::Left)
                 .map(|c| c.key.as_str())
                 .collect();
             let changed: Vec<(String, String)> = rows
@@ -566,7 +566,7 @@ async fn choose_snapshot(
             .into_iter()
             .map(|c| SnapshotChange {
                 worker_key: c.key,
-                change: c.change.to_string(),
+                change: c.change,
                 attribute: c.attribute,
                 old_value: c.old_value,
                 new_value: c.new_value,

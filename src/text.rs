@@ -1,4 +1,54 @@
-//! Text as messages quote it.
+//! Text as messages quote it, and the states kept as text.
+
+/// Declares an enum kept as text: `as_str`, `parse` (an unknown text is a decode error that
+/// names the kind), `Display`, and `Serialize` as that text.
+macro_rules! stored_text {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident ($what:literal) {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        $vis enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text, )+
+                }
+            }
+
+            pub fn parse(s: &str) -> Result<Self, sqlx::Error> {
+                match s {
+                    $( $text => Ok($name::$variant), )+
+                    other => Err(sqlx::Error::Decode(
+                        format!(concat!("unknown ", $what, " `{}`"), other).into(),
+                    )),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use stored_text;
 
 /// `text` cut to at most `max` characters, marked with `…` where cut: messages quote what
 /// they complain about, and what they complain about can be megabytes long.

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use common::daemon::{eventually, free_port, Daemon, TOKEN};
 use common::world::{World, TARGET_OPTIONS};
 use fantoccini::{Client, Locator};
+use rosterd::scim::emulator::{FaultKind, Faults};
 
 const CLIENT_SECRET: &str = "console-test-client-secret-7c2d";
 
@@ -179,7 +180,7 @@ impl Stage {
 
         world.write_config(
             &format!(
-                "daemon:\n  sync: \"0 0 4 * * *\"\n  reconcile: \"0 0 3 * * *\"\n  listen: 127.0.0.1:{port}\n  shutdown_timeout_seconds: 20\n\
+                "daemon:\n  sync: \"0 0 4 * * *\"\n  reconcile: \"0 0 3 * * *\"\n  listen: 127.0.0.1:{port}\n  shutdown_timeout_seconds: 2\n\
 ui:\n  issuer: http://127.0.0.1:{provider_port}\n  client_id: rosterd-console\n  client_secret_env: ROSTERD_TEST_OIDC_SECRET\n  redirect_url: {console}/auth/callback\n  scopes: [openid, email, profile, groups]\n  viewers:\n    - claim: it-support\n  approvers:\n    - group: corpsec-approvers\n"
             ),
             TARGET_OPTIONS,
@@ -455,6 +456,104 @@ async fn runs_recorded(daemon: &Daemon) -> usize {
     runs["runs"].as_array().unwrap().len()
 }
 
+/// The newest sync's id, once its `run finished` line is logged.
+async fn newest_sync(daemon: &Daemon, after: i64) -> i64 {
+    let newest = async || {
+        let (_, body) = daemon.get("/api/v1/runs", Some(TOKEN)).await;
+        let runs: serde_json::Value = serde_json::from_str(&body).unwrap();
+        runs["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == "sync")
+            .and_then(|r| r["id"].as_i64())
+            .unwrap_or(0)
+    };
+    eventually(60, "a sync to finish", || async {
+        let id = newest().await;
+        id > after && finished_line(&daemon.log(), id).is_some()
+    })
+    .await;
+    newest().await
+}
+
+/// The daemon's `run finished` line for run `id`.
+fn finished_line(log: &str, id: i64) -> Option<String> {
+    log.lines()
+        .find(|l| l.contains("run finished") && l.contains(&format!(" run={id} ")))
+        .map(str::to_string)
+}
+
+/// Run `id`'s outcome as `rosterd runs --format json` tells it.
+fn cli_outcome(stage: &Stage, id: i64) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .args(["runs", "--format", "json", "--limit", "50", "--config"])
+        .arg(stage.world.path("rosterd.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = runs.as_array().or(runs["runs"].as_array()).unwrap().clone();
+    let run = list.iter().find(|r| r["id"] == id).unwrap();
+    run["outcome"].as_str().unwrap().to_string()
+}
+
+/// Run `id`'s outcome as the API and the console's runs page tell it.
+async fn api_and_console_outcome(stage: &Stage, browser: &Client, id: i64) -> (String, String) {
+    let (_, body) = stage.daemon.get("/api/v1/runs", Some(TOKEN)).await;
+    let runs: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let run = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .cloned()
+        .unwrap();
+    browser
+        .goto(&format!("{}/runs", stage.console))
+        .await
+        .unwrap();
+    let cell = browser
+        .find(Locator::XPath(&format!(
+            "//tr[td/a[@href='/runs/{id}']]/td[3]"
+        )))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (run["outcome"].as_str().unwrap().to_string(), cell)
+}
+
+/// One account of run `id`: `rosterd runs --format json`, `GET /api/v1/runs`, the console's
+/// runs page, the metrics and the `run finished` line all say `outcome`.
+async fn one_account(stage: &Stage, browser: &Client, id: i64, outcome: &str) {
+    assert_eq!(cli_outcome(stage, id), outcome, "rosterd runs, run {id}");
+    let (api, console) = api_and_console_outcome(stage, browser, id).await;
+    assert_eq!(api, outcome, "GET /api/v1/runs, run {id}");
+    assert_eq!(
+        console,
+        outcome.replace('_', " "),
+        "the console's runs page, run {id}"
+    );
+    let metrics = stage.daemon.get("/metrics", Some(TOKEN)).await.1;
+    let series = format!("rosterd_runs_total{{kind=\"sync\",outcome=\"{outcome}\"}} ");
+    assert!(
+        metrics.lines().any(|l| l.starts_with(&series)),
+        "no {series} in:\n{metrics}"
+    );
+    let line = finished_line(&stage.daemon.log(), id).unwrap();
+    assert!(
+        line.contains(&format!("outcome=\"{outcome}\""))
+            || line.contains(&format!("outcome={outcome} ")),
+        "the run finished line: {line}"
+    );
+}
+
 async fn text(browser: &Client) -> String {
     browser
         .find(Locator::Css("body"))
@@ -476,7 +575,7 @@ async fn an_approver_signs_in_explains_approves_and_signs_out() {
 }
 
 async fn approver_journey(db: common::TestDb) {
-    let Some(stage) = Stage::new("approver", db).await else {
+    let Some(mut stage) = Stage::new("approver", db).await else {
         return;
     };
     let browser = stage.browser("approver").await;
@@ -510,6 +609,9 @@ async fn approver_journey(db: common::TestDb) {
         "the run's outcome:\n{overview}"
     );
     screenshot(&browser, "02-overview").await;
+    // Every surface tells that run the same way.
+    let first = newest_sync(&stage.daemon, 0).await;
+    one_account(&stage, &browser, first, "succeeded_with_held_pushes").await;
 
     // A group's page lists the members the store holds, with reasons.
     let store = stage.world.store().await;
@@ -796,6 +898,9 @@ async fn approver_journey(db: common::TestDb) {
         actual.get("sales").is_some_and(|m| !m.is_empty())
     })
     .await;
+    // The run that sent the approved push succeeded, on every surface.
+    let sent = newest_sync(&stage.daemon, first).await;
+    one_account(&stage, &browser, sent, "succeeded").await;
     // `rosterd runs` names who approved.
     let runs = Command::new(env!("CARGO_BIN_EXE_rosterd"))
         .args(["runs", "--config"])
@@ -828,6 +933,24 @@ async fn approver_journey(db: common::TestDb) {
         runs_recorded(&stage.daemon).await > runs_before
     })
     .await;
+    let quiet = newest_sync(&stage.daemon, sent).await;
+    one_account(&stage, &browser, quiet, "nothing_to_do").await;
+    // The target stops answering: the next run failed, on every surface.
+    stage.world.emulator().set_faults(
+        common::world::TARGET,
+        Faults {
+            rate: 1.0,
+            kinds: vec![FaultKind::Status(503)],
+            ..Faults::default()
+        },
+    );
+    assert_eq!(stage.daemon.post("/api/v1/runs").await.0, 202);
+    let failed = newest_sync(&stage.daemon, quiet).await;
+    one_account(&stage, &browser, failed, "failed").await;
+    stage
+        .world
+        .emulator()
+        .set_faults(common::world::TARGET, Faults::default());
 
     // Sign-out ends the session, then the provider's: it asks to confirm and sends the
     // browser back to the signed-out page.
@@ -899,6 +1022,55 @@ async fn approver_journey(db: common::TestDb) {
             "no `{line}` in:\n{metrics}"
         );
     }
+
+    // SIGTERM while a push is in flight: the run is cut short, and says so. The dying
+    // daemon's log and `rosterd runs` tell it at once; the API and the console of the
+    // daemon started next tell it too.
+    stage.world.emulator().set_faults(
+        common::world::TARGET,
+        Faults {
+            latency_ms: 4_000,
+            ..Faults::default()
+        },
+    );
+    assert_eq!(stage.daemon.post("/api/v1/runs").await.0, 202);
+    eventually(60, "the push to start", || async {
+        let metrics = stage.daemon.get("/metrics", Some(TOKEN)).await.1;
+        metrics.contains("rosterd_push_requests_remaining{target=\"app\"}")
+    })
+    .await;
+    let status = stage.daemon.terminate();
+    assert!(status.success(), "{status:?}\n{}", stage.daemon.log());
+    let log = stage.daemon.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("run finished") && l.contains("cut_short"))
+        .unwrap_or_else(|| panic!("no run finished line for the cut run:\n{log}"));
+    let cut: i64 = line
+        .split(" run=")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(cut > failed, "{line}");
+    assert_eq!(cli_outcome(&stage, cut), "cut_short");
+    stage
+        .world
+        .emulator()
+        .set_faults(common::world::TARGET, Faults::default());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rosterd"));
+    command
+        .args(["run", "--config"])
+        .arg(stage.world.path("rosterd.yaml"))
+        .env("ROSTERD_TEST_OIDC_SECRET", CLIENT_SECRET);
+    let port: u16 = stage.console.rsplit(':').next().unwrap().parse().unwrap();
+    stage.daemon = Daemon::spawn(&stage.world, "rosterd-again", port, command);
+    stage.daemon.ready().await;
+    stage
+        .sign_in(&browser, "approver", "/runs", "09-sign-in-again")
+        .await;
+    let (api, console) = api_and_console_outcome(&stage, &browser, cut).await;
+    assert_eq!((api.as_str(), console.as_str()), ("cut_short", "cut short"));
     browser.close().await.unwrap();
 }
 

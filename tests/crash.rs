@@ -127,7 +127,8 @@ async fn a_killed_run_leaves_the_previous_state_or_the_new_one(db: TestDb) {
         );
         let runs = store.runs(1000).await.unwrap();
         assert!(
-            runs.iter().all(|r| r.status == "succeeded"),
+            runs.iter()
+                .all(|r| r.status == rosterd::store::RunStatus::Succeeded),
             "no half-recorded run"
         );
         if now != previous {

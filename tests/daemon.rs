@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::daemon::{eventually, free_port, Daemon, TOKEN};
 use common::world::{World, TARGET_OPTIONS};
+use serde_json::Value;
 
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
@@ -795,6 +796,46 @@ async fn a_large_runs_changes_are_counted_per_group_and_paged() {
     assert_eq!(distinct, active);
 }
 
+/// Target `app`'s health as `rosterd status --format json`, `GET /api/v1/targets` and the
+/// metrics tell it, which must be one state.
+async fn one_health(world: &World, daemon: &Daemon) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .args(["status", "--format", "json", "--config"])
+        .arg(world.path("rosterd.yaml"))
+        .output()
+        .unwrap();
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let state = cli["app"]["health"]["state"].as_str().unwrap().to_string();
+    let healthy = state == "healthy";
+    assert_eq!(
+        out.status.code(),
+        Some(if healthy { 0 } else { 5 }),
+        "{cli}"
+    );
+    let (_, api) = daemon.get("/api/v1/targets", Some(TOKEN)).await;
+    let api: Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(
+        api["targets"]["app"]["health"], cli["app"]["health"],
+        "{api}"
+    );
+    assert_eq!(api["targets"]["app"]["pending"], cli["app"]["pending"]);
+    assert_eq!(api["targets"]["app"]["failed"], cli["app"]["failed"]);
+    let metrics = daemon.get("/metrics", Some(TOKEN)).await.1;
+    for line in [
+        format!("rosterd_target_health{{target=\"app\",state=\"{state}\"}} 1"),
+        format!(
+            "rosterd_target_healthy{{target=\"app\"}} {}",
+            u8::from(healthy)
+        ),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in:\n{metrics}"
+        );
+    }
+    state
+}
+
 /// The deploy guide's push alerts, driven through a real daemon: a sync with nothing to send
 /// still reads the target back (its slice of groups), so the last-success timestamp moves on
 /// and nothing counts as failed; with the target answering 503 to everything, the failure
@@ -841,6 +882,7 @@ async fn the_deploy_guides_alerts_fire_when_a_target_stops_and_stay_quiet_otherw
         "{metrics}"
     );
     assert!(!metrics.contains("outcome=\"failed\""), "{metrics}");
+    let before = one_health(&world, &daemon).await;
 
     // The target stops answering: the alerts' series rise, the timestamp stays.
     world.emulator().set_faults(
@@ -866,6 +908,9 @@ async fn the_deploy_guides_alerts_fire_when_a_target_stops_and_stay_quiet_otherw
         "{metrics}"
     );
     assert_eq!(value(&metrics, last_success), Some(second), "{metrics}");
+    let after = one_health(&world, &daemon).await;
+    assert_eq!(after, "unreachable");
+    assert_ne!(before, after);
     let (_, runs) = daemon.get("/api/v1/runs", Some(TOKEN)).await;
     let runs = json(&runs);
     assert_eq!(runs["runs"][0]["outcome"], "failed", "{runs}");

@@ -13,6 +13,7 @@ use common::Install;
 use rosterd::config::Config;
 use rosterd::cycle::{CycleError, Outcome};
 use rosterd::rules::limits;
+use rosterd::store::RunStatus;
 
 /// `rosterd ARGS` with the install's config, as of the tests' date.
 fn rosterd(install: &Install, args: &[&str]) -> Output {
@@ -375,7 +376,7 @@ async fn an_export_that_is_not_utf8_fails_the_run_and_promotes_nothing() {
         };
         assert_eq!((*line, *column), (4, 3), "{err}");
         let run = store.runs(1).await.unwrap().remove(0);
-        assert_eq!(run.status, "failed", "{run:?}");
+        assert_eq!(run.status, RunStatus::Failed, "{run:?}");
         assert!(run.message.unwrap().contains("not UTF-8"));
         let after = store.current_snapshot().await.unwrap().unwrap();
         assert_eq!(before.id, after.id, "no snapshot was promoted");
@@ -441,7 +442,7 @@ async fn a_huge_line_or_field_is_quoted_in_a_few_characters() {
         assert!(shown.contains(expected), "{shown:.2000}");
         assert!(shown.len() < 3_000, "{} bytes of message", shown.len());
         let run = store.runs(1).await.unwrap().remove(0);
-        assert_eq!(run.status, "failed");
+        assert_eq!(run.status, RunStatus::Failed);
         assert!(run.message.unwrap().len() < 3_000);
     }
 

@@ -11,6 +11,7 @@ use common::world::{World, TARGET, TARGET_OPTIONS};
 use common::TestDb;
 use rosterd::push::Options;
 use rosterd::scim::emulator::{FaultKind, Faults, Quirks};
+use rosterd::store::{DriftKind, HoldStatus, OutboxStatus, PairAction};
 
 /// The report of one group's push to the world's target.
 fn pair(report: &rosterd::push::Report, group: &str) -> rosterd::push::PairReport {
@@ -147,10 +148,14 @@ async fn a_group_lost_in_the_target_is_created_again() {
     let store = world.store().await;
     assert!(store.pending_outbox(TARGET).await.unwrap().is_empty());
     let drift = store.drift(TARGET, "sales").await.unwrap();
-    assert_eq!(drift[0].kind, "group_missing");
+    assert_eq!(drift[0].kind, DriftKind::GroupMissing);
     // The entry the 404 answered was planned again, not failed: nothing for status to
     // report as a failure.
-    assert!(store.outbox(Some("failed"), 10).await.unwrap().is_empty());
+    assert!(store
+        .outbox(Some(OutboxStatus::Failed), 10)
+        .await
+        .unwrap()
+        .is_empty());
     store.close().await;
     world.assert_one_entry_each().await;
 }
@@ -181,8 +186,15 @@ async fn a_patch_that_times_out_after_it_applied_is_read_back_not_sent_again() {
     world.assert_one_entry_each().await;
     let store = world.store().await;
     assert!(store.pending_outbox(TARGET).await.unwrap().is_empty());
-    assert!(store.outbox(Some("failed"), 10).await.unwrap().is_empty());
-    let superseded = store.outbox(Some("superseded"), 100).await.unwrap();
+    assert!(store
+        .outbox(Some(OutboxStatus::Failed), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let superseded = store
+        .outbox(Some(OutboxStatus::Superseded), 100)
+        .await
+        .unwrap();
     store.close().await;
     assert!(
         superseded.len() >= 2,
@@ -409,17 +421,17 @@ async fn renames_inactive_pushes_and_unpushing_follow_the_rules() {
         !after.contains_key("everyone"),
         "unpushed with on_unpush: delete"
     );
-    let actions: Vec<(String, Option<String>)> = report.targets[0]
+    let actions: Vec<(String, Option<PairAction>)> = report.targets[0]
         .groups
         .iter()
-        .map(|g| (g.group.clone(), g.action.clone()))
+        .map(|g| (g.group.clone(), g.action))
         .collect();
     assert!(
-        actions.contains(&("sales".into(), Some("inactive".into()))),
+        actions.contains(&("sales".into(), Some(PairAction::Inactive))),
         "{actions:?}"
     );
     assert!(
-        actions.contains(&("everyone".into(), Some("deleted".into()))),
+        actions.contains(&("everyone".into(), Some(PairAction::Deleted))),
         "{actions:?}"
     );
 }
@@ -459,7 +471,7 @@ async fn a_refused_change_is_recorded_with_the_targets_reason() {
         "{sales:?}"
     );
     let store = world.store().await;
-    let failed = store.outbox(Some("failed"), 10).await.unwrap();
+    let failed = store.outbox(Some(OutboxStatus::Failed), 10).await.unwrap();
     assert_eq!(failed[0].scim_type.as_deref(), Some("invalidPath"));
     assert!(failed[0]
         .detail
@@ -750,7 +762,7 @@ async fn a_link_takes_over_an_existing_group_and_is_never_deleted() {
         .iter()
         .find(|g| g.group == "sales")
         .unwrap();
-    assert_eq!(sales_report.action.as_deref(), Some("linked"));
+    assert_eq!(sales_report.action, Some(PairAction::Linked));
     let groups = world.emulator().groups(TARGET);
     let want: std::collections::BTreeSet<String> = sales.iter().map(|e| e.to_lowercase()).collect();
     assert_eq!(groups["Sales Team (HR)"], want);
@@ -775,7 +787,7 @@ async fn a_link_takes_over_an_existing_group_and_is_never_deleted() {
         .iter()
         .find(|g| g.group == "sales")
         .unwrap();
-    assert_eq!(sales_report.action.as_deref(), Some("unlinked"));
+    assert_eq!(sales_report.action, Some(PairAction::Unlinked));
     assert!(world
         .emulator()
         .groups(TARGET)
@@ -897,7 +909,7 @@ async fn a_shared_patch_refused_for_a_member_gone_by_hand_is_sent_apart() {
         "engineering is planned on what is known: {counters:?}"
     );
     let store = world.store().await;
-    let done = store.outbox(Some("done"), 1000).await.unwrap();
+    let done = store.outbox(Some(OutboxStatus::Done), 1000).await.unwrap();
     let update = done
         .iter()
         .find(|e| e.group == "engineering" && e.action == rosterd::store::OutboxAction::Update)
@@ -915,7 +927,11 @@ async fn a_shared_patch_refused_for_a_member_gone_by_hand_is_sent_apart() {
         others.iter().all(|&a| a == 1),
         "one request each: {others:?}"
     );
-    assert!(store.outbox(Some("pending"), 10).await.unwrap().is_empty());
+    assert!(store
+        .outbox(Some(OutboxStatus::Pending), 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// `rosterd` with the world's config; (exit code, stdout, stderr).
@@ -1163,8 +1179,16 @@ async fn a_user_id_the_target_no_longer_knows_is_never_sent() {
         "sales is right in the same run"
     );
     let store = world.store().await;
-    assert!(store.outbox(Some("failed"), 10).await.unwrap().is_empty());
-    assert!(store.outbox(Some("pending"), 10).await.unwrap().is_empty());
+    assert!(store
+        .outbox(Some(OutboxStatus::Failed), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .outbox(Some(OutboxStatus::Pending), 10)
+        .await
+        .unwrap()
+        .is_empty());
     store.close().await;
 
     let report = world.sync(opts()).await;
@@ -1277,7 +1301,7 @@ async fn a_broken_guardrail_holds_the_groups_involved_until_approved(db: TestDb)
     );
 
     let store = world.store().await;
-    let holds = store.push_holds(Some("held")).await.unwrap();
+    let holds = store.push_holds(Some(HoldStatus::Held)).await.unwrap();
     store.close().await;
     assert_eq!(holds.len(), 1, "{holds:?}");
     // Approved from the command line: the approval records who.
@@ -1306,7 +1330,7 @@ async fn a_broken_guardrail_holds_the_groups_involved_until_approved(db: TestDb)
     let store = world.store().await;
     let released = store.push_holds(None).await.unwrap();
     store.close().await;
-    assert_eq!(released[0].status, "released");
+    assert_eq!(released[0].status, HoldStatus::Released);
     assert_eq!(
         released[0].approved_by.as_deref(),
         Some("cli:corpsec-alice")

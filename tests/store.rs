@@ -129,7 +129,7 @@ async fn a_push_hold_is_approved_once(db: TestDb) {
         to_add: 0,
         to_remove: 40,
         members_in_target: 44,
-        status: "held".into(),
+        status: rosterd::store::HoldStatus::Held,
         created_at: "2026-12-06T00:00:00Z".into(),
         approved_at: None,
         approved_by: None,
@@ -146,7 +146,7 @@ async fn a_push_hold_is_approved_once(db: TestDb) {
         (Ok(h), Err(e)) | (Err(e), Ok(h)) => (h, e),
         other => panic!("one approval must win: {other:?}"),
     };
-    assert_eq!(won.status, "approved");
+    assert_eq!(won.status, rosterd::store::HoldStatus::Approved);
     assert!(lost.to_string().contains("is approved, not held"), "{lost}");
     let stored = store.push_holds(None).await.unwrap();
     assert_eq!(stored[0].approved_by, won.approved_by);
@@ -259,7 +259,7 @@ async fn unchanged_inputs_are_not_evaluated_again(db: TestDb) {
     assert_eq!(applied(&install.run(&store, "2026-01-10").await), (0, 0));
     let runs = store.runs(1).await.unwrap();
     assert!(!evaluated(&runs[0]), "{:?}", runs[0]);
-    assert_eq!(runs[0].status, "succeeded");
+    assert_eq!(runs[0].status, rosterd::store::RunStatus::Succeeded);
     assert_eq!(
         runs[0].memberships, 7,
         "it carries the memberships it stands for"

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::cycle::{self, Outcome};
 use crate::push::{self, Desired, Report};
-use crate::store::Store;
+use crate::store::{HoldStatus, OutboxStatus, Store};
 
 /// Exit status when some pushes failed (the report says which).
 pub const PUSH_FAILED: u8 = 4;
@@ -427,11 +427,7 @@ pub fn status(global: &Global) -> Result<u8, CliError> {
                 }
             );
         }
-        let _ = writeln!(
-            s,
-            "  outbox: {} pending, {} failed",
-            t["pending"], t["failed"]
-        );
+        let _ = writeln!(s, "  outbox: {} pending, {} failed", m.pending, m.failed);
         for e in t["failures"].as_array().into_iter().flatten() {
             let _ = writeln!(
                 s,
@@ -464,21 +460,15 @@ pub fn status(global: &Global) -> Result<u8, CliError> {
                 v["message"].as_str().unwrap_or("")
             );
         }
-        for h in t["holds"].as_array().into_iter().flatten() {
-            let status = match (h["status"].as_str(), h["approved_by"].as_str()) {
-                (Some("approved"), Some(by)) => format!(
+        for h in &m.holds {
+            let status = match (h.status, &h.approved_by) {
+                (HoldStatus::Approved, Some(by)) => format!(
                     "approved by {by} at {}",
-                    h["approved_at"].as_str().unwrap_or("")
+                    h.approved_at.as_deref().unwrap_or("")
                 ),
-                (status, _) => status.unwrap_or("").to_string(),
+                (status, _) => status.to_string(),
             };
-            let _ = writeln!(
-                s,
-                "  hold {} ({status}) on {}: {}",
-                h["id"],
-                h["group"].as_str().unwrap_or(""),
-                h["reason"].as_str().unwrap_or("")
-            );
+            let _ = writeln!(s, "  hold {} ({status}) on {}: {}", h.id, h.group, h.reason);
         }
         for (group, workers) in t["unprovisioned"].as_object().into_iter().flatten() {
             let list: Vec<String> = workers
@@ -623,15 +613,7 @@ async fn status_value(
     model: &BTreeMap<String, push::status::TargetStatus>,
 ) -> Result<serde_json::Value, CliError> {
     let state = store.member_state().await?;
-    let health: BTreeMap<String, _> = store
-        .target_health()
-        .await?
-        .into_iter()
-        .map(|h| (h.target.clone(), h))
-        .collect();
-    let counts = store.outbox_counts().await?;
-    let failures = store.outbox(Some("failed"), 50).await?;
-    let holds = store.push_holds(None).await?;
+    let failures = store.outbox(Some(OutboxStatus::Failed), 50).await?;
     let unprovisioned = store.unprovisioned().await?;
     let lookups = store.target_lookups().await?;
     let violations: Vec<crate::engine::guardrails::Violation> = store.current_violations().await?;
@@ -642,35 +624,33 @@ async fn status_value(
         for u in unprovisioned.iter().filter(|u| &u.target == name) {
             by_group.entry(&u.group).or_default().push(u);
         }
-        let h = health.get(name);
         let unsent = unsent(name, rules, &state, store, &by_group).await?;
-        out.insert(
-            name.clone(),
-            serde_json::json!({
-                "connected": target.url.is_some(),
-                "healthy": m.health.is_healthy(),
-                "health": m.health,
-                "answers": h.map(|h| h.healthy),
-                "verify_every": m.verify_every,
-                "users_listed": m.seen.users_listed,
-                "reset_at": m.seen.reset_at,
-                "reset_reason": m.seen.reset_reason,
-                "reason": h.and_then(|h| h.reason.clone()),
-                "since": h.map(|h| h.since.clone()),
-                "groups": m.groups,
-                "pending": counts.get(&(name.clone(), "pending".into())).copied().unwrap_or(0),
-                "failed": counts.get(&(name.clone(), "failed".into())).copied().unwrap_or(0),
-                "failures": failures.iter().filter(|f| &f.target == name).collect::<Vec<_>>(),
-                "holds": holds.iter().filter(|h| &h.target == name && h.is_open()).collect::<Vec<_>>(),
-                "unprovisioned": by_group,
-                "unsent": unsent,
-                "lookup": lookup_value(target, lookups.get(name)),
-                "guardrails": violations
-                    .iter()
-                    .filter(|v| pushed_here(rules, name, &v.groups))
-                    .collect::<Vec<_>>(),
-            }),
-        );
+        // The model as it is, with what only `status` shows added beside it.
+        let mut value = serde_json::to_value(m).map_err(|e| CliError::Output(e.into()))?;
+        if let Some(fields) = value.as_object_mut() {
+            fields.extend([
+                ("connected".into(), target.url.is_some().into()),
+                ("healthy".into(), m.health.is_healthy().into()),
+                (
+                    "failures".into(),
+                    serde_json::json!(failures
+                        .iter()
+                        .filter(|f| &f.target == name)
+                        .collect::<Vec<_>>()),
+                ),
+                ("unprovisioned".into(), serde_json::json!(by_group)),
+                ("unsent".into(), serde_json::Value::Object(unsent)),
+                ("lookup".into(), lookup_value(target, lookups.get(name))),
+                (
+                    "guardrails".into(),
+                    serde_json::json!(violations
+                        .iter()
+                        .filter(|v| pushed_here(rules, name, &v.groups))
+                        .collect::<Vec<_>>()),
+                ),
+            ]);
+        }
+        out.insert(name.clone(), value);
     }
     Ok(serde_json::Value::Object(out))
 }
@@ -749,7 +729,7 @@ pub fn holds(global: &Global, id: Option<i64>) -> Result<(), CliError> {
             detail.other_entries.join(", ")
         );
     }
-    if h.status == "held" {
+    if h.status == HoldStatus::Held {
         let _ = writeln!(
             s,
             "help: if this is right, run `rosterd approve push {}`",

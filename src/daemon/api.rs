@@ -123,6 +123,7 @@ fn router(shared: Api) -> Router {
         .route("/api/v1/holds/{id}/approve", post(approve))
         .route("/api/v1/rules", get(rules_state))
         .route("/api/v1/guardrails", get(guardrails))
+        .route("/api/v1/targets", get(targets))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
             authorize,
@@ -240,6 +241,10 @@ async fn metrics(State(shared): State<Api>) -> Response {
             Ok(v) => v,
             Err(e) => return internal(e),
         };
+    let targets = match target_status(&shared).await {
+        Ok(t) => t,
+        Err(e) => return internal(e),
+    };
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -248,10 +253,34 @@ async fn metrics(State(shared): State<Api>) -> Response {
             &unprovisioned,
             &progress(&shared),
             &violations,
+            &targets,
             shared.leadership.leading(),
         ),
     )
         .into_response()
+}
+
+/// Every target's status, from the one model `rosterd status` and the console read.
+async fn target_status(
+    shared: &Api,
+) -> Result<BTreeMap<String, crate::push::status::TargetStatus>, crate::store::StoreError> {
+    let rules = shared.rules();
+    crate::push::status::targets(
+        &shared.config(),
+        Some(rules.as_ref()),
+        &shared.store,
+        crate::clock::now_utc(),
+    )
+    .await
+}
+
+/// `GET /api/v1/targets`: what `rosterd status --format json` says of each target's health,
+/// unsent and refused requests, holds and groups read back.
+async fn targets(State(shared): State<Api>) -> Response {
+    match target_status(&shared).await {
+        Ok(t) => ok(json!({ "targets": t })),
+        Err(e) => internal(e),
+    }
 }
 
 async fn groups(State(shared): State<Api>) -> Response {

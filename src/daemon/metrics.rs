@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use super::Job;
+use crate::push::status::TargetStatus;
 pub use crate::push::Summary;
+use crate::store::HoldStatus;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -19,7 +21,6 @@ struct State {
     changes: u64,
     pushed: BTreeMap<(String, &'static str), u64>,
     last_success: BTreeMap<String, f64>,
-    held: u64,
     rules_load_errors: u64,
     rules_groups: usize,
     rules_ok: bool,
@@ -68,26 +69,27 @@ impl Metrics {
         *s.runs.entry((job.as_str(), outcome)).or_default() += 1;
         *s.run_seconds.entry((job.as_str(), outcome)).or_default() += seconds;
         s.changes += summary.changes as u64;
-        s.held = summary.pushes_held as u64;
         for (target, counts) in &summary.by_target {
             for (kind, n) in counts {
                 *s.pushed.entry((target.clone(), kind)).or_default() += n;
             }
         }
         let now = crate::clock::now_utc().timestamp() as f64;
-        for target in &summary.healthy_targets {
+        for target in &summary.answered_targets {
             s.last_success.insert(target.clone(), now);
         }
     }
 
-    /// The Prometheus text; `groups` are the stored group sizes and `unprovisioned` the
-    /// workers without an account per target, read when scraped.
+    /// The Prometheus text; `groups` are the stored group sizes, `unprovisioned` the
+    /// workers without an account per target and `targets` the status model, read when
+    /// scraped.
     pub fn render(
         &self,
         groups: &BTreeMap<String, usize>,
         unprovisioned: &BTreeMap<String, usize>,
         progress: &[crate::push::progress::Numbers],
         violations: &[crate::engine::guardrails::Violation],
+        targets: &BTreeMap<String, TargetStatus>,
         leading: bool,
     ) -> String {
         let s = self.state();
@@ -198,8 +200,54 @@ impl Metrics {
             &mut out,
             "rosterd_held_pushes",
             "gauge",
-            "Pushes held by the failsafe in the last run.",
-            [(String::new(), s.held.to_string())],
+            "Pushes held by the removal failsafe or a guardrail and waiting for approval, per target.",
+            per_target(
+                &targets
+                    .iter()
+                    .map(|(t, m)| {
+                        let held = m.holds.iter().filter(|h| h.status == HoldStatus::Held);
+                        (t.clone(), held.count())
+                    })
+                    .collect(),
+            ),
+        );
+        metric(
+            &mut out,
+            "rosterd_target_healthy",
+            "gauge",
+            "1 when the target answered its last push and every group pushed to it was read back within verify_every and held what rosterd knew (as `rosterd status` says).",
+            per_target(
+                &targets
+                    .iter()
+                    .map(|(t, m)| (t.clone(), u8::from(m.health.is_healthy())))
+                    .collect(),
+            ),
+        );
+        metric(
+            &mut out,
+            "rosterd_target_health",
+            "gauge",
+            "The target's health by state (not_connected, not_pushed_yet, unreachable, unverified, drifted, healthy): 1 for the state it is in.",
+            targets.iter().map(|(t, m)| {
+                (
+                    format!("{{target=\"{}\",state=\"{}\"}}", label(t), m.health.state()),
+                    "1".to_string(),
+                )
+            }),
+        );
+        metric(
+            &mut out,
+            "rosterd_outbox_requests",
+            "gauge",
+            "Requests stored for the target: pending (not sent yet) and failed (refused), per target.",
+            targets.iter().flat_map(|(t, m)| {
+                [("pending", m.pending), ("failed", m.failed)].map(|(status, n)| {
+                    (
+                        format!("{{target=\"{}\",status=\"{status}\"}}", label(t)),
+                        n.to_string(),
+                    )
+                })
+            }),
         );
         metric(
             &mut out,

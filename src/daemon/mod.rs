@@ -431,10 +431,26 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
                     "the run in flight did not finish in time; its unsent changes stay in the outbox"
                 );
                 let run = *shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                let job = shared.running.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 if let Some(run) = run {
                     let reason = format!(
                         "the daemon was stopped before the push finished (shutdown_timeout_seconds: {}); what is unsent stays in the outbox for the next run",
                         grace.as_secs_f64()
+                    );
+                    let outcome = RunOutcome::CutShort.as_str();
+                    if let Some(job) = &job {
+                        shared
+                            .metrics
+                            .run_finished(job, outcome, grace.as_secs_f64(), &Default::default());
+                    }
+                    // The same line a finished run logs, so that a search for how runs
+                    // ended finds this one too.
+                    tracing::info!(
+                        kind = job.as_ref().map(Job::as_str),
+                        run,
+                        outcome,
+                        reason = reason.as_str(),
+                        "run finished"
                     );
                     if let Err(e) = shared
                         .store
@@ -737,6 +753,7 @@ async fn run_job(shared: &Shared, job: Job) {
                 .run_finished(&job, summary.outcome(), seconds, &summary);
             tracing::info!(
                 kind = job.as_str(),
+                run = outcome.as_ref().map(crate::cycle::Outcome::run_id),
                 outcome = summary.outcome(),
                 seconds,
                 membership_changes = summary.changes,

@@ -23,7 +23,7 @@ pub use load::{
     load, load_from_str, parse_text, DirectoryError, IssueKind, LoadIssue, LoadReport,
     MAX_FIELD_BYTES,
 };
-pub use persist::{checksum, diff_rows, WorkerChange};
+pub use persist::{checksum, diff_rows, ChangeKind, WorkerChange};
 
 pub use crate::names::IS_MANAGER;
 

@@ -9,12 +9,20 @@ use serde::Serialize;
 
 use super::{AttrType, Schema, Snapshot, Value};
 
+crate::text::stored_text! {
+    /// How a worker differs between a snapshot and the one before it.
+    pub enum ChangeKind ("snapshot change") {
+        Joined = "joined",
+        Left = "left",
+        Changed = "changed",
+    }
+}
+
 /// What changed for one worker between two snapshots.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WorkerChange {
     pub key: String,
-    /// `joined`, `left` or `changed`.
-    pub change: &'static str,
+    pub change: ChangeKind,
     /// For `changed`: the attribute, and its old and new values as JSON text.
     pub attribute: Option<String>,
     pub old_value: Option<String>,
@@ -128,11 +136,11 @@ pub fn diff_rows(old: &[(String, String)], new: &[(String, String)]) -> Vec<Work
         new_value: new.map(ToString::to_string),
     };
     for (key, _) in old.iter().filter(|(k, _)| !new_keys.contains(k.as_str())) {
-        out.push(change(key, "left", None, None, None));
+        out.push(change(key, ChangeKind::Left, None, None, None));
     }
     for (key, json) in new {
         match old_rows.get(key.as_str()) {
-            None => out.push(change(key, "joined", None, None, None)),
+            None => out.push(change(key, ChangeKind::Joined, None, None, None)),
             Some(before) if *before == json.as_str() => {}
             Some(before) => {
                 let (before, after) = (parse(before), parse(json));
@@ -141,7 +149,7 @@ pub fn diff_rows(old: &[(String, String)], new: &[(String, String)]) -> Vec<Work
                 for name in names {
                     let (b, a) = (before.get(name), after.get(name));
                     if b != a {
-                        out.push(change(key, "changed", Some(name), b, a));
+                        out.push(change(key, ChangeKind::Changed, Some(name), b, a));
                     }
                 }
             }

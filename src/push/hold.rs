@@ -9,7 +9,7 @@ use roaring::RoaringBitmap;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::store::{PushHold, Store, StoreError};
+use crate::store::{HoldStatus, PushHold, Store, StoreError};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HoldDetail {
@@ -150,13 +150,20 @@ async fn people(
 /// hold what the rules said while the push was held. `rosterd history --at` and the
 /// console's members-on-a-date page both say it.
 pub fn on_date_note(hold: &PushHold, date: &str) -> String {
-    let until = match (&hold.status[..], hold.approved_at.as_deref()) {
-        ("held", _) => "and still is".to_string(),
-        ("approved", Some(at)) => format!("approved at {at}, not sent yet"),
+    let until = match (hold.status, hold.approved_at.as_deref()) {
+        (HoldStatus::Held, _) => "and still is".to_string(),
+        (HoldStatus::Approved, Some(at)) => format!("approved at {at}, not sent yet"),
         (status, _) => format!("until it was {status}"),
     };
     format!(
-        "on {date} the push to `{}` was held (hold {}, since {}, {until}): {}; the target did not hold these members then, but what it held before",
-        hold.target, hold.id, hold.created_at, hold.reason
+        "on {date} the push to `{}` was held (hold {}, since {}, {until}): {}; the target did not hold these members then, but the {} it held before: {} who left were still in it and {} who joined were not yet (`rosterd holds {}` names them)",
+        hold.target,
+        hold.id,
+        hold.created_at,
+        hold.reason,
+        hold.members_in_target,
+        hold.to_remove,
+        hold.to_add,
+        hold.id
     )
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::config::{Config, TargetConfig};
 use crate::rules::RuleSet;
 use crate::scim::{Client, ScimError};
-use crate::store::{Store, StoreError, TargetGroup, WorkerIds};
+use crate::store::{PairAction, Store, StoreError, TargetGroup, WorkerIds};
 
 pub mod hold;
 mod pair;
@@ -237,9 +237,8 @@ pub struct PairReport {
     pub group: String,
     pub display_name: String,
     pub scim_id: Option<String>,
-    /// created | linked | adopted | unlinked | deleted | inactive
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
+    pub action: Option<PairAction>,
     pub added: usize,
     pub removed: usize,
     pub renamed: bool,
@@ -449,11 +448,20 @@ async fn push_target(
     let now = stamp(now_time);
     match outcome {
         // Health is what requests to this target showed: a push that sent none (nothing to
-        // do here) says nothing about it.
+        // do here) says nothing about it. A request given up on after its retries (429, 5xx,
+        // no answer) makes it unhealthy, whatever else it answered.
         Ok(Ok(())) => {
             let unanswered = report.groups.iter().find_map(|g| g.error.clone());
             if !options.dry_run {
-                if report.answered > 0 {
+                if let Some(message) = client.stats.first_give_up() {
+                    let message = match client.stats.gave_up() {
+                        1 => message,
+                        n => format!("{message} (and {} more requests given up)", n - 1),
+                    };
+                    store
+                        .set_target_health(name, false, Some(&message), &now)
+                        .await?;
+                } else if report.answered > 0 {
                     store.set_target_health(name, true, None, &now).await?;
                 } else if let Some(message) = unanswered {
                     // Every request failed without an answer: it cannot be reached.
@@ -568,7 +576,7 @@ impl TargetRun<'_> {
                         group: group.name.clone(),
                         display_name: push.display_name.clone(),
                         scim_id: known.get(&group.name).map(|k| k.scim_id.clone()),
-                        action: Some("inactive".into()),
+                        action: Some(PairAction::Inactive),
                         ..PairReport::default()
                     });
                 }

@@ -11,8 +11,8 @@ use super::{Held, PairReport, Stop, TargetRun};
 use crate::config::{OnUnpush, PushFailsafe};
 use crate::rules::{Failsafe, Group, Push};
 use crate::store::{
-    Confirmed, Drift, OutboxAction, OutboxEntry, OutboxPayload, PushHold, TargetGroup,
-    TargetMember, WorkerIds,
+    Confirmed, Drift, DriftKind, HoldStatus, OutboxAction, OutboxEntry, OutboxPayload,
+    OutboxStatus, PairAction, PushHold, TargetGroup, TargetMember, WorkerIds,
 };
 
 /// Why a push that removes `remove` of the `current` members in the target must be held.
@@ -606,7 +606,7 @@ impl TargetRun<'_> {
                 group: group.to_string(),
                 action,
                 payload,
-                status: "pending".into(),
+                status: OutboxStatus::Pending,
                 attempts: 0,
                 http_status: None,
                 scim_type: None,
@@ -690,16 +690,13 @@ impl TargetRun<'_> {
         let Some(created) = created else {
             return Err(PairStop::Failed("the group was not created".into()));
         };
-        report.action = Some(
-            if created.state.linked {
-                "linked"
-            } else if created.made {
-                "created"
-            } else {
-                "adopted"
-            }
-            .into(),
-        );
+        report.action = Some(if created.state.linked {
+            PairAction::Linked
+        } else if created.made {
+            PairAction::Created
+        } else {
+            PairAction::Adopted
+        });
         if created.made {
             report.added += created.members.len();
         }
@@ -726,7 +723,11 @@ impl TargetRun<'_> {
                 Some(m) => m.clone(),
                 None => self.read_members(&state.scim_id).await?,
             };
-            report.action = Some(if payload.link { "linked" } else { "adopted" }.into());
+            report.action = Some(if payload.link {
+                PairAction::Linked
+            } else {
+                PairAction::Adopted
+            });
             let held = confirmed_of(members.iter().map(|m| m.value.as_str()), users, None);
             return Ok((state, held));
         }
@@ -736,7 +737,7 @@ impl TargetRun<'_> {
                 self.name
             )));
         }
-        report.action = Some("created".into());
+        report.action = Some(PairAction::Created);
         report.added += payload.members.len();
         report.requests.push(
             self.client
@@ -809,7 +810,7 @@ impl TargetRun<'_> {
         if let Some(name) = &renamed {
             tracing::warn!(target_name = self.name, group = %state.group, found = %name, "the target group was renamed outside rosterd; naming it back");
             drift.push(Drift {
-                kind: "renamed".into(),
+                kind: DriftKind::Renamed,
                 user_id: None,
                 worker_key: None,
                 detail: Some(name.clone()),
@@ -823,7 +824,7 @@ impl TargetRun<'_> {
                     .and_then(|&id| self.desired.workers.key(id))
                     .map(str::to_string);
                 drift.push(Drift {
-                    kind: "duplicate".into(),
+                    kind: DriftKind::Duplicate,
                     user_id: Some(user.clone()),
                     worker_key: key,
                     detail: None,
@@ -833,14 +834,14 @@ impl TargetRun<'_> {
             let no_user = |u: &str| users.all.as_ref().is_some_and(|all| !all.contains(u));
             for (user, key) in actual.foreign.iter().filter(|(u, _)| no_user(u)) {
                 drift.push(Drift {
-                    kind: "not_a_user".into(),
+                    kind: DriftKind::NotAUser,
                     user_id: Some(user.clone()),
                     worker_key: key.clone(),
                     detail: None,
                 });
             }
-            let entry = |kind: &str, user: &str, key: Option<String>| Drift {
-                kind: kind.into(),
+            let entry = |kind: DriftKind, user: &str, key: Option<String>| Drift {
+                kind,
                 user_id: Some(user.to_string()),
                 worker_key: key,
                 detail: None,
@@ -848,24 +849,24 @@ impl TargetRun<'_> {
             let key = |id: u32| self.desired.workers.key(id).map(str::to_string);
             let user = |id: u32| users.ids.get(&id).map(String::as_str).unwrap_or_default();
             for id in &actual.workers - &stored.workers {
-                drift.push(entry("extra", user(id), key(id)));
+                drift.push(entry(DriftKind::Extra, user(id), key(id)));
             }
             for (u, k) in actual
                 .foreign
                 .iter()
                 .filter(|(u, _)| !stored.foreign.contains_key(*u) && !no_user(u))
             {
-                drift.push(entry("extra", u, k.clone()));
+                drift.push(entry(DriftKind::Extra, u, k.clone()));
             }
             for id in &stored.workers - &actual.workers {
-                drift.push(entry("missing", user(id), key(id)));
+                drift.push(entry(DriftKind::Missing, user(id), key(id)));
             }
             for (u, k) in stored
                 .foreign
                 .iter()
                 .filter(|(u, _)| !actual.foreign.contains_key(*u))
             {
-                drift.push(entry("missing", u, k.clone()));
+                drift.push(entry(DriftKind::Missing, u, k.clone()));
             }
         }
         report.drift = drift.len();
@@ -904,15 +905,15 @@ impl TargetRun<'_> {
         let Some(reason) = reason else {
             if let Some(open) = open {
                 self.store
-                    .close_push_hold(open.id, "superseded", &self.now)
+                    .close_push_hold(open.id, HoldStatus::Superseded, &self.now)
                     .await?;
             }
             return Ok(true);
         };
         if let Some(open) = &open {
-            if open.status == "approved" && to_remove as i64 <= open.to_remove {
+            if open.status == HoldStatus::Approved && to_remove as i64 <= open.to_remove {
                 self.store
-                    .close_push_hold(open.id, "released", &self.now)
+                    .close_push_hold(open.id, HoldStatus::Released, &self.now)
                     .await?;
                 return Ok(true);
             }
@@ -921,7 +922,9 @@ impl TargetRun<'_> {
             0
         } else {
             match open.filter(|o| {
-                o.status == "held" && o.to_remove == to_remove as i64 && o.to_add == to_add as i64
+                o.status == HoldStatus::Held
+                    && o.to_remove == to_remove as i64
+                    && o.to_add == to_add as i64
             }) {
                 Some(same) => same.id,
                 None => {
@@ -933,7 +936,7 @@ impl TargetRun<'_> {
                         to_add: to_add as i64,
                         to_remove: to_remove as i64,
                         members_in_target: current as i64,
-                        status: "held".into(),
+                        status: HoldStatus::Held,
                         created_at: self.now.clone(),
                         approved_at: None,
                         approved_by: None,
@@ -966,7 +969,7 @@ impl TargetRun<'_> {
             ..PairReport::default()
         };
         if self.config.on_unpush == OnUnpush::Keep || state.linked {
-            report.action = Some("unlinked".into());
+            report.action = Some(PairAction::Unlinked);
             if !self.options.dry_run {
                 self.store
                     .forget_target_group(self.name, &state.group, None, &self.now)
@@ -983,7 +986,7 @@ impl TargetRun<'_> {
             {
                 return Ok(());
             }
-            report.action = Some("deleted".into());
+            report.action = Some(PairAction::Deleted);
             report.removed = current;
             let payload = OutboxPayload {
                 scim_id: Some(state.scim_id.clone()),

@@ -1,6 +1,7 @@
 //! What rosterd can say of each target from what it measured: whether the target answers,
-//! and, per pushed group, when it was last read back and what that found. One model, read by
-//! `rosterd status` and the console, so that the two cannot tell it apart.
+//! what waits to be sent or was refused, which pushes are held, and, per pushed group, when it
+//! was last read back and what that found. One model, read by `rosterd status`, the console,
+//! `GET /api/v1/targets` and `/metrics`, so that none of them can tell it differently.
 //!
 //! A target is **healthy** when its last push was answered and every group pushed to it was
 //! read back within `verify_every` and then held what rosterd knew (or every difference was
@@ -13,7 +14,10 @@ use serde::Serialize;
 
 use crate::config::{Config, TargetConfig};
 use crate::rules::RuleSet;
-use crate::store::{Store, StoreError, TargetGroup, TargetHealth, TargetVerification, VerifyState};
+use crate::store::{
+    OutboxStatus, PushHold, Store, StoreError, TargetGroup, TargetHealth, TargetVerification,
+    VerifyState,
+};
 
 /// Why a target is, or is not, healthy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -44,6 +48,18 @@ pub enum Health {
 impl Health {
     pub fn is_healthy(&self) -> bool {
         matches!(self, Health::Healthy { .. })
+    }
+
+    /// The state's name, as JSON's `state` and the metrics' label give it.
+    pub fn state(&self) -> &'static str {
+        match self {
+            Health::NotConnected => "not_connected",
+            Health::NotPushedYet => "not_pushed_yet",
+            Health::Unreachable { .. } => "unreachable",
+            Health::Unverified { .. } => "unverified",
+            Health::Drifted { .. } => "drifted",
+            Health::Healthy { .. } => "healthy",
+        }
     }
 
     /// One line, as `status` and the console say it.
@@ -93,12 +109,28 @@ pub struct GroupStatus {
     pub members: i64,
     pub pushed_at: Option<String>,
     pub verification: Verification,
+    /// Requests stored and not sent yet, and requests the target refused.
+    pub pending: i64,
+    pub failed: i64,
+    /// The open hold of its push here, if one is open.
+    pub hold: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetStatus {
     pub health: Health,
+    /// Whether its last push was answered (`None` before any); since when, and why not.
+    pub answers: Option<bool>,
+    pub since: Option<String>,
+    pub reason: Option<String>,
     pub verify_every: String,
+    /// When a group was last pushed here.
+    pub last_push: Option<String>,
+    /// Requests stored and not sent yet, and requests the target refused, over its groups.
+    pub pending: i64,
+    pub failed: i64,
+    /// Its pushes held or approved and not sent yet.
+    pub holds: Vec<PushHold>,
     pub groups: Vec<GroupStatus>,
     #[serde(flatten)]
     pub seen: TargetVerification,
@@ -119,17 +151,55 @@ pub async fn targets(
         .map(|h| (h.target.clone(), h))
         .collect();
     let mut seen = store.target_verifications().await?;
+    let outbox = store.outbox_counts().await?;
+    let holds: Vec<PushHold> = store
+        .push_holds(None)
+        .await?
+        .into_iter()
+        .filter(PushHold::is_open)
+        .collect();
     let mut out = BTreeMap::new();
     for (name, target) in &config.targets {
         let known = store.target_groups(name).await?;
         let members = store.target_member_counts(name).await?;
-        let groups = groups_of(name, target, rules, &known, &members, now);
-        let health = assess(target, health.get(name), &groups);
+        let mut groups = groups_of(name, target, rules, &known, &members, now);
+        let count = |group: &str, status| {
+            outbox
+                .get(&(name.clone(), group.to_string(), status))
+                .copied()
+                .unwrap_or(0)
+        };
+        let holds: Vec<PushHold> = holds
+            .iter()
+            .filter(|h| &h.target == name)
+            .cloned()
+            .collect();
+        for g in &mut groups {
+            g.pending = count(&g.group, OutboxStatus::Pending);
+            g.failed = count(&g.group, OutboxStatus::Failed);
+            g.hold = holds.iter().find(|h| h.group == g.group).map(|h| h.id);
+        }
+        // Requests of groups no longer pushed here count too: they were stored for it.
+        let total = |status| {
+            outbox
+                .iter()
+                .filter(|((t, _, s), _)| t == name && *s == status)
+                .map(|(_, n)| n)
+                .sum()
+        };
+        let h = health.get(name);
         out.insert(
             name.clone(),
             TargetStatus {
-                health,
+                health: assess(target, h, &groups),
+                answers: h.map(|h| h.healthy),
+                since: h.map(|h| h.since.clone()),
+                reason: h.and_then(|h| h.reason.clone()),
                 verify_every: target.verify_every.to_string(),
+                last_push: known.values().filter_map(|g| g.pushed_at.clone()).max(),
+                pending: total(OutboxStatus::Pending),
+                failed: total(OutboxStatus::Failed),
+                holds,
                 groups,
                 seen: seen.remove(name).unwrap_or_default(),
             },
@@ -159,6 +229,9 @@ fn groups_of(
                     members: members.get(&g.group).copied().unwrap_or(0),
                     pushed_at: g.pushed_at.clone(),
                     verification: verification(g, every, now),
+                    pending: 0,
+                    failed: 0,
+                    hold: None,
                 },
             )
         })
@@ -173,6 +246,9 @@ fn groups_of(
                     members: 0,
                     pushed_at: None,
                     verification: Verification::NotInTarget,
+                    pending: 0,
+                    failed: 0,
+                    hold: None,
                 });
         }
     }
@@ -291,6 +367,9 @@ mod tests {
             members: 0,
             pushed_at: None,
             verification: v,
+            pending: 0,
+            failed: 0,
+            hold: None,
         }
     }
 

@@ -25,7 +25,7 @@ pub struct Summary {
     /// Per target: pushes by outcome (ok, held, failed).
     pub by_target: BTreeMap<String, BTreeMap<&'static str, u64>>,
     /// Targets that took every change they were sent.
-    pub healthy_targets: Vec<String>,
+    pub answered_targets: Vec<String>,
     /// Targets whose push (or a group's push to them) failed, by name.
     pub failed_targets: Vec<String>,
     /// Targets pushed to, and the groups held, as `group → target`.
@@ -109,7 +109,7 @@ impl Summary {
             // A success is a push whose requests the target answered: one that sent none
             // (nothing to do there) says nothing about the target.
             if !failed && target.answered > 0 {
-                s.healthy_targets.push(target.target.clone());
+                s.answered_targets.push(target.target.clone());
             }
         }
         s
@@ -212,7 +212,7 @@ mod tests {
                 .starts_with("the push failed at down: target `down`"),
             "{summary:?}"
         );
-        assert_eq!(summary.healthy_targets, vec!["up".to_string()]);
+        assert_eq!(summary.answered_targets, vec!["up".to_string()]);
         // The `run finished` line names it.
         assert_eq!(summary.failed_targets, vec!["down".to_string()]);
     }

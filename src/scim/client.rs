@@ -103,8 +103,13 @@ pub struct Stats {
     pub reads: AtomicU64,
     pub writes: AtomicU64,
     pub retries: AtomicU64,
-    /// Requests the target answered, with any status: what shows it can be reached.
+    /// Requests the target served: answered with a status other than 429 or 5xx (a 4xx is
+    /// its judgement of the request, so it works). What shows the target can be used.
     pub answered: AtomicU64,
+    /// Requests given up after their retries on 429, 5xx or no answer, and the first
+    /// one's error: what shows it cannot be used, even if it answered something else.
+    pub gave_up: AtomicU64,
+    pub first_give_up: std::sync::Mutex<Option<String>>,
 }
 
 impl Stats {
@@ -119,6 +124,16 @@ impl Stats {
     }
     pub fn answered(&self) -> u64 {
         self.answered.load(Ordering::Relaxed)
+    }
+    pub fn gave_up(&self) -> u64 {
+        self.gave_up.load(Ordering::Relaxed)
+    }
+    /// The first request given up on, as its error says it.
+    pub fn first_give_up(&self) -> Option<String> {
+        self.first_give_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -512,6 +527,19 @@ impl Client {
                 _ => false,
             };
             if !retryable || attempt > self.retries {
+                let unusable = match &error {
+                    ScimError::Status { status, .. } => *status == 429 || *status >= 500,
+                    ScimError::Transport { .. } => true,
+                    _ => false,
+                };
+                if unusable {
+                    self.stats.gave_up.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .first_give_up
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_or_insert_with(|| error.to_string());
+                }
                 return Err(match error {
                     ScimError::Transport {
                         target,
@@ -577,8 +605,10 @@ impl Client {
             Ok(r) => r,
             Err(e) => return Ok(Attempt::Failed(transport(e), None)),
         };
-        self.stats.answered.fetch_add(1, Ordering::Relaxed);
         let status = response.status().as_u16();
+        if status != 429 && status < 500 {
+            self.stats.answered.fetch_add(1, Ordering::Relaxed);
+        }
         let retry_after = crate::http::retry_after(response.headers(), self.max_retry_after);
         let bytes = match crate::http::read_body(response, self.max_body).await {
             Ok(b) => b,

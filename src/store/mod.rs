@@ -26,22 +26,24 @@ mod members;
 mod push;
 mod runs;
 mod snapshots;
+mod text;
 
 pub use confirmed::{Confirmed, EncodedSet};
 pub use console::{ConsoleLogin, ConsoleSession};
 pub use push::{
-    CachedUser, Confirmation, Drift, OutboxAction, OutboxEntry, OutboxPayload, PushHold,
-    TargetGroup, TargetHealth, TargetLookup, TargetMember, TargetVerification, Unprovisioned,
-    VerifyState,
+    CachedUser, Confirmation, Drift, OutboxEntry, OutboxPayload, PushHold, TargetGroup,
+    TargetHealth, TargetLookup, TargetMember, TargetVerification, Unprovisioned, VerifyState,
 };
 
 pub use members::{GroupDelta, GroupState, MemberState, WorkerIds, CHECKPOINT_EVERY, RULE};
 pub use runs::{
-    bounded_message, Change, HistoryEntry, Membership, RunChanges, RunCommit, RunInfo, RunOutcome,
-    RunStatus, SnapshotUse, MAX_RUN_MESSAGE_CHARS,
+    bounded_message, Change, HistoryEntry, Membership, RunChanges, RunCommit, RunInfo, SnapshotUse,
+    MAX_RUN_MESSAGE_CHARS,
 };
-pub use snapshots::{
-    NewSnapshot, Pruned, SnapshotChange, SnapshotInfo, SnapshotStatus, SNAPSHOT_CHAIN,
+pub use snapshots::{NewSnapshot, Pruned, SnapshotChange, SnapshotInfo, SNAPSHOT_CHAIN};
+pub use text::{
+    ChangeKind, DriftKind, HoldStatus, OutboxAction, OutboxStatus, PairAction, RunOutcome,
+    RunStatus, SnapshotStatus,
 };
 
 /// SQLite's page cache per connection, in KiB (it grows only as it is used).

@@ -12,6 +12,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::{Any, Row, Transaction};
 
 use super::confirmed::{move_old_ids, write_set, Confirmed, EncodedSet};
+use super::text::{DriftKind, HoldStatus, OutboxAction, OutboxStatus};
 use super::{delete_rows, grouped_json, insert_rows, json_agg, Backend, Col, Store, StoreError};
 
 /// A request the target confirmed, for [`Store::confirm`].
@@ -126,48 +127,6 @@ pub struct CachedUser {
     pub checked_at: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutboxAction {
-    Create,
-    Add,
-    Remove,
-    /// Adds and removes in one PATCH: a group's last batch of additions shares its request
-    /// with the first removals.
-    Update,
-    Rename,
-    Delete,
-}
-
-impl OutboxAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxAction::Create => "create",
-            OutboxAction::Add => "add",
-            OutboxAction::Remove => "remove",
-            OutboxAction::Update => "update",
-            OutboxAction::Rename => "rename",
-            OutboxAction::Delete => "delete",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, sqlx::Error> {
-        Ok(match s {
-            "create" => OutboxAction::Create,
-            "add" => OutboxAction::Add,
-            "remove" => OutboxAction::Remove,
-            "update" => OutboxAction::Update,
-            "rename" => OutboxAction::Rename,
-            "delete" => OutboxAction::Delete,
-            other => {
-                return Err(sqlx::Error::Decode(
-                    format!("unknown outbox action `{other}`").into(),
-                ))
-            }
-        })
-    }
-}
-
 /// What an outbox entry carries; the request is built from it when it is sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct OutboxPayload {
@@ -230,7 +189,7 @@ pub struct OutboxEntry {
     pub group: String,
     pub action: OutboxAction,
     pub payload: OutboxPayload,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i64,
     pub http_status: Option<i64>,
     pub scim_type: Option<String>,
@@ -248,7 +207,7 @@ pub struct PushHold {
     pub to_add: i64,
     pub to_remove: i64,
     pub members_in_target: i64,
-    pub status: String,
+    pub status: HoldStatus,
     pub created_at: String,
     pub approved_at: Option<String>,
     /// Who approved it: `cli:USER`, `api`, or a person signed in.
@@ -258,7 +217,7 @@ pub struct PushHold {
 impl PushHold {
     /// Still holding its push: held, or approved and not sent yet.
     pub fn is_open(&self) -> bool {
-        self.status == "held" || self.status == "approved"
+        self.status.is_open()
     }
 }
 
@@ -294,7 +253,7 @@ pub struct TargetLookup {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Drift {
-    pub kind: String,
+    pub kind: DriftKind,
     pub user_id: Option<String>,
     pub worker_key: Option<String>,
     /// For `renamed`: the name the group was found under.
@@ -314,7 +273,7 @@ fn outbox_entry(row: &sqlx::any::AnyRow) -> Result<OutboxEntry, sqlx::Error> {
         action: OutboxAction::parse(&row.try_get::<String, _>("action")?)?,
         payload: serde_json::from_str(&payload)
             .map_err(|e| sqlx::Error::Decode(format!("outbox payload: {e}").into()))?,
-        status: row.try_get("status")?,
+        status: OutboxStatus::parse(&row.try_get::<String, _>("status")?)?,
         attempts: row.try_get("attempts")?,
         http_status: row.try_get("http_status")?,
         scim_type: row.try_get("scim_type")?,
@@ -336,7 +295,7 @@ fn push_hold(row: &sqlx::any::AnyRow) -> Result<PushHold, sqlx::Error> {
         to_add: row.try_get("to_add")?,
         to_remove: row.try_get("to_remove")?,
         members_in_target: row.try_get("members_in_target")?,
-        status: row.try_get("status")?,
+        status: HoldStatus::parse(&row.try_get::<String, _>("status")?)?,
         created_at: row.try_get("created_at")?,
         approved_at: row.try_get("approved_at")?,
         approved_by: row.try_get("approved_by")?,
@@ -609,7 +568,7 @@ impl Store {
         now: &str,
     ) -> Result<(), StoreError> {
         let drift = [Drift {
-            kind: "group_missing".into(),
+            kind: DriftKind::GroupMissing,
             user_id: None,
             worker_key: None,
             detail: None,
@@ -640,7 +599,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(Drift {
-                    kind: r.try_get(0)?,
+                    kind: DriftKind::parse(&r.try_get::<String, _>(0)?)?,
                     user_id: r.try_get(1)?,
                     worker_key: r.try_get(2)?,
                     detail: r.try_get(3)?,
@@ -849,14 +808,14 @@ impl Store {
     /// The newest entries, optionally of one status.
     pub async fn outbox(
         &self,
-        status: Option<&str>,
+        status: Option<OutboxStatus>,
         limit: i64,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let sql = format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ($1 = '' OR status = $1) ORDER BY id DESC LIMIT $2"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(status.unwrap_or(""))
+            .bind(status.map_or("", OutboxStatus::as_str))
             .bind(limit)
             .fetch_all(self.pool())
             .await?;
@@ -881,17 +840,22 @@ impl Store {
         Ok(row.as_ref().map(outbox_entry).transpose()?)
     }
 
-    /// Entries per target and status.
-    pub async fn outbox_counts(&self) -> Result<BTreeMap<(String, String), i64>, StoreError> {
-        let rows =
-            sqlx::query("SELECT target, status, COUNT(*) FROM outbox GROUP BY target, status")
-                .fetch_all(self.pool())
-                .await?;
+    /// Unsent (`pending`) and refused (`failed`) entries per target and group.
+    pub async fn outbox_counts(
+        &self,
+    ) -> Result<BTreeMap<(String, String, OutboxStatus), i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT target, group_name, status, COUNT(*) FROM outbox \
+             WHERE status IN ('pending', 'failed') GROUP BY target, group_name, status",
+        )
+        .fetch_all(self.pool())
+        .await?;
         let mut out = BTreeMap::new();
         for row in rows {
+            let status = OutboxStatus::parse(&row.try_get::<String, _>(2)?)?;
             out.insert(
-                (row.try_get(0)?, row.try_get(1)?),
-                row.try_get::<i64, _>(2)?,
+                (row.try_get(0)?, row.try_get(1)?, status),
+                row.try_get::<i64, _>(3)?,
             );
         }
         Ok(out)
@@ -945,12 +909,15 @@ impl Store {
 
     // --- Holds -------------------------------------------------------------------------------
 
-    pub async fn push_holds(&self, status: Option<&str>) -> Result<Vec<PushHold>, StoreError> {
+    pub async fn push_holds(
+        &self,
+        status: Option<HoldStatus>,
+    ) -> Result<Vec<PushHold>, StoreError> {
         let sql = format!(
             "SELECT {HOLD_COLUMNS} FROM push_holds WHERE ($1 = '' OR status = $1) ORDER BY id"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(status.unwrap_or(""))
+            .bind(status.map_or("", HoldStatus::as_str))
             .fetch_all(self.pool())
             .await?;
         Ok(rows.iter().map(push_hold).collect::<Result<_, _>>()?)
@@ -1018,12 +985,12 @@ impl Store {
     pub async fn close_push_hold(
         &self,
         id: i64,
-        status: &str,
+        status: HoldStatus,
         now: &str,
     ) -> Result<(), StoreError> {
         let _writing = self.writing().await;
         sqlx::query("UPDATE push_holds SET status = $1, closed_at = $2 WHERE id = $3")
-            .bind(status)
+            .bind(status.as_str())
             .bind(now)
             .bind(id)
             .execute(self.pool())

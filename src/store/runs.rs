@@ -14,91 +14,7 @@ use super::members::{self, GroupDelta, GroupState};
 use super::snapshots::{self, NewSnapshot};
 use super::{Backend, Store, StoreError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    Succeeded,
-    /// The failsafe held the snapshot; nothing changed.
-    Held,
-    Failed,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Held => "held",
-            RunStatus::Failed => "failed",
-        }
-    }
-}
-
-/// What a run did as a whole, its evaluation and its push together: the one account every
-/// surface gives of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunOutcome {
-    /// Evaluated, and every push it made went through.
-    Succeeded,
-    /// Evaluated and pushed, but the failsafe or a guardrail held some pushes.
-    SucceededWithHeldPushes,
-    /// The directory failsafe held the snapshot: nothing changed.
-    Held,
-    /// Some targets (or groups) could not be pushed; the others were.
-    PartlyFailed,
-    /// The run, or every push it had to make, failed.
-    Failed,
-    /// The daemon was stopped before the run's push finished; what is unsent waits in the
-    /// outbox for the next run.
-    CutShort,
-    /// Nothing changed and nothing had to be sent.
-    NothingToDo,
-}
-
-impl RunOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunOutcome::Succeeded => "succeeded",
-            RunOutcome::SucceededWithHeldPushes => "succeeded_with_held_pushes",
-            RunOutcome::Held => "held",
-            RunOutcome::PartlyFailed => "partly_failed",
-            RunOutcome::Failed => "failed",
-            RunOutcome::CutShort => "cut_short",
-            RunOutcome::NothingToDo => "nothing_to_do",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, sqlx::Error> {
-        Ok(match s {
-            "succeeded" => RunOutcome::Succeeded,
-            "succeeded_with_held_pushes" => RunOutcome::SucceededWithHeldPushes,
-            "held" => RunOutcome::Held,
-            "partly_failed" => RunOutcome::PartlyFailed,
-            "failed" => RunOutcome::Failed,
-            "cut_short" => RunOutcome::CutShort,
-            "nothing_to_do" => RunOutcome::NothingToDo,
-            other => {
-                return Err(sqlx::Error::Decode(
-                    format!("unknown run outcome `{other}`").into(),
-                ))
-            }
-        })
-    }
-
-    /// What a run whose push has not finished (or that pushed nothing) says by its status.
-    fn of_status(status: &str) -> RunOutcome {
-        match status {
-            "held" => RunOutcome::Held,
-            "failed" => RunOutcome::Failed,
-            _ => RunOutcome::Succeeded,
-        }
-    }
-
-    /// Whether the run did all it had to (nothing held, nothing failed).
-    pub fn is_clean(self) -> bool {
-        matches!(self, RunOutcome::Succeeded | RunOutcome::NothingToDo)
-    }
-}
+use super::text::{RunOutcome, RunStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Membership {
@@ -182,7 +98,7 @@ pub struct RunInfo {
     pub kind: String,
     pub started_at: String,
     pub finished_at: String,
-    pub status: String,
+    pub status: RunStatus,
     pub as_of: String,
     pub snapshot_id: Option<i64>,
     pub rules_commit: Option<String>,
@@ -215,12 +131,13 @@ const RUN_COLUMNS: &str =
                            rules_digest, group_count, membership_count, added, removed, message";
 
 fn run_info(row: &AnyRow) -> Result<RunInfo, sqlx::Error> {
+    let status = RunStatus::parse(&row.try_get::<String, _>("status")?)?;
     Ok(RunInfo {
         id: row.try_get::<i64, _>("id")?,
         kind: row.try_get("kind")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
-        status: row.try_get("status")?,
+        status,
         as_of: row.try_get("as_of")?,
         snapshot_id: row.try_get("snapshot_id")?,
         rules_commit: row.try_get("rules_commit")?,
@@ -233,7 +150,7 @@ fn run_info(row: &AnyRow) -> Result<RunInfo, sqlx::Error> {
         // Read where selected (`last_succeeded_run`): `runs` leaves it out, so that a `plan`
         // by a newer rosterd can still list the runs of a database not yet migrated.
         inputs_digest: row.try_get("inputs_digest").ok().flatten(),
-        outcome: RunOutcome::of_status(&row.try_get::<String, _>("status")?),
+        outcome: RunOutcome::of_status(status),
         outcome_reason: None,
         pushed: None,
     })

@@ -11,43 +11,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{insert_rows, Backend, Col, Store, StoreError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SnapshotStatus {
-    /// The snapshot evaluations use.
-    Current,
-    /// Was current once.
-    Superseded,
-    /// Stopped by the failsafe; not used until approved.
-    Held,
-    /// Approved after a hold; becomes current at the next run.
-    Approved,
-}
-
-impl SnapshotStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SnapshotStatus::Current => "current",
-            SnapshotStatus::Superseded => "superseded",
-            SnapshotStatus::Held => "held",
-            SnapshotStatus::Approved => "approved",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, sqlx::Error> {
-        Ok(match s {
-            "current" => SnapshotStatus::Current,
-            "superseded" => SnapshotStatus::Superseded,
-            "held" => SnapshotStatus::Held,
-            "approved" => SnapshotStatus::Approved,
-            other => {
-                return Err(sqlx::Error::Decode(
-                    format!("unknown snapshot status `{other}`").into(),
-                ))
-            }
-        })
-    }
-}
+use super::text::{ChangeKind, SnapshotStatus};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SnapshotInfo {
@@ -92,8 +56,7 @@ pub struct NewSnapshot {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SnapshotChange {
     pub worker_key: String,
-    /// `joined`, `left` or `changed`.
-    pub change: String,
+    pub change: ChangeKind,
     pub attribute: Option<String>,
     pub old_value: Option<String>,
     pub new_value: Option<String>,
@@ -240,7 +203,7 @@ impl Store {
             .map(|r| {
                 Ok(SnapshotChange {
                     worker_key: r.try_get(0)?,
-                    change: r.try_get(1)?,
+                    change: ChangeKind::parse(&r.try_get::<String, _>(1)?)?,
                     attribute: r.try_get(2)?,
                     old_value: r.try_get(3)?,
                     new_value: r.try_get(4)?,
@@ -342,7 +305,7 @@ pub(super) async fn insert(
         .map(|c| {
             (
                 &c.worker_key,
-                &c.change,
+                c.change.as_str(),
                 &c.attribute,
                 &c.old_value,
                 &c.new_value,

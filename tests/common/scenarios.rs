@@ -3,6 +3,7 @@
 //! rosterd's client, so they hold for either peer.
 
 use rosterd::push::Options;
+use rosterd::store::{DriftKind, HoldStatus, PairAction};
 
 use super::world::{World, TARGET};
 
@@ -142,7 +143,7 @@ pub async fn a_mass_removal_is_held_until_approved(world: &mut World) {
     let store = world.store().await;
     let holds = store.push_holds(None).await.unwrap();
     assert_eq!(holds.len(), 1);
-    assert_eq!(holds[0].status, "released");
+    assert_eq!(holds[0].status, HoldStatus::Released);
     store.close().await;
 }
 
@@ -194,7 +195,10 @@ pub async fn one_reconcile_heals_recreated_users(world: &World) {
     let store = world.store().await;
     let drift = store.drift(TARGET, "everyone").await.unwrap();
     store.close().await;
-    assert!(drift.iter().any(|d| d.kind == "not_a_user"), "{drift:?}");
+    assert!(
+        drift.iter().any(|d| d.kind == DriftKind::NotAUser),
+        "{drift:?}"
+    );
     assert!(report.targets[0]
         .groups
         .iter()
@@ -220,7 +224,7 @@ pub async fn a_reconcile_removes_duplicates_and_unknown_ids(world: &World) {
     let store = world.store().await;
     let drift = store.drift(TARGET, "everyone").await.unwrap();
     store.close().await;
-    let kinds = |kind: &str| drift.iter().filter(|d| d.kind == kind).count();
+    let kinds = |kind: &str| drift.iter().filter(|d| d.kind.as_str() == kind).count();
     assert_eq!(kinds("duplicate"), 3, "{drift:?}");
     assert_eq!(kinds("not_a_user"), 2, "{drift:?}");
     // Each entry is drift of one kind: the ids that are no user's are not also `extra`.
@@ -326,7 +330,7 @@ pub async fn a_target_restarted_empty_is_rebuilt_in_one_plain_sync(world: &World
     assert!(report.targets[0]
         .groups
         .iter()
-        .all(|g| g.action.as_deref() == Some("created")));
+        .all(|g| g.action == Some(PairAction::Created)));
 }
 
 /// Verification (4): a group renamed by hand in the target is named back by the next
@@ -358,6 +362,6 @@ pub async fn a_group_renamed_by_hand_is_named_back(world: &World) {
     let store = world.store().await;
     let drift = store.drift(TARGET, "sales").await.unwrap();
     store.close().await;
-    let found = drift.iter().find(|d| d.kind == "renamed").unwrap();
+    let found = drift.iter().find(|d| d.kind == DriftKind::Renamed).unwrap();
     assert_eq!(found.detail.as_deref(), Some("Sales (old)"));
 }

@@ -13,7 +13,7 @@ use maud::{html, Markup};
 use super::html::{internal, page, seg, size_chart};
 use super::{csrf_ok, redirect, CsrfForm, Person, Ui, WithStatus};
 use crate::engine::explain::Node;
-use crate::store::StoreError;
+use crate::store::{HoldStatus, StoreError};
 use crate::text::thousands;
 
 /// Members listed per page of a group.
@@ -80,13 +80,6 @@ async fn overview_body(
     let revision = shared.revision();
     let refused = shared.refused();
     let runs = shared.store.runs_told(10).await?;
-    let health: BTreeMap<String, crate::store::TargetHealth> = shared
-        .store
-        .target_health()
-        .await?
-        .into_iter()
-        .map(|h| (h.target.clone(), h))
-        .collect();
     let rules = shared.rules();
     let status = crate::push::status::targets(
         &config,
@@ -95,8 +88,11 @@ async fn overview_body(
         crate::clock::now_utc(),
     )
     .await?;
-    let outbox = shared.store.outbox_counts().await?;
-    let holds = shared.store.push_holds(Some("held")).await?;
+    let holds: Vec<&crate::store::PushHold> = status
+        .values()
+        .flat_map(|t| &t.holds)
+        .filter(|h| h.status == HoldStatus::Held)
+        .collect();
     let snapshots_held: Vec<_> = shared
         .store
         .snapshots(20)
@@ -106,17 +102,6 @@ async fn overview_body(
         .collect();
     let violations: Vec<crate::engine::guardrails::Violation> =
         shared.store.current_violations().await?;
-    let mut last_push: BTreeMap<String, Option<String>> = BTreeMap::new();
-    for name in config.targets.keys() {
-        let pushed = shared
-            .store
-            .target_groups(name)
-            .await?
-            .into_values()
-            .filter_map(|g| g.pushed_at)
-            .max();
-        last_push.insert(name.clone(), pushed);
-    }
     let running = super::super::api::running(shared);
     Ok(html! {
         @match q.sync.as_deref() {
@@ -150,22 +135,20 @@ async fn overview_body(
             } @else {
                 table {
                     tr { th { "Target" } th { "Health" } th { "Since" } th { "Last push" } th.n { "Unsent" } th.n { "Failed" } }
-                    @for name in config.targets.keys() {
-                        @let h = health.get(name);
+                    @for (name, t) in &status {
                         tr {
                             td { (name) }
                             td {
-                                @match status.get(name).map(|t| &t.health) {
-                                    Some(health) if health.is_healthy() => span.ok { "healthy" },
-                                    Some(health @ (crate::push::status::Health::NotPushedYet | crate::push::status::Health::NotConnected)) => span.muted { (health.text()) },
-                                    Some(health) => span.bad { (health.text()) },
-                                    None => span.muted { "not pushed yet" },
+                                @match &t.health {
+                                    health if health.is_healthy() => span.ok { "healthy" },
+                                    health @ (crate::push::status::Health::NotPushedYet | crate::push::status::Health::NotConnected) => span.muted { (health.text()) },
+                                    health => span.bad { (health.text()) },
                                 }
                             }
-                            td { (h.map_or("-", |h| h.since.as_str())) }
-                            td { (last_push.get(name).cloned().flatten().unwrap_or_else(|| "-".into())) }
-                            td.n { (outbox.get(&(name.clone(), "pending".into())).copied().unwrap_or(0)) }
-                            td.n { (outbox.get(&(name.clone(), "failed".into())).copied().unwrap_or(0)) }
+                            td { (t.since.as_deref().unwrap_or("-")) }
+                            td { (t.last_push.as_deref().unwrap_or("-")) }
+                            td.n { (t.pending) }
+                            td.n { (t.failed) }
                         }
                     }
                 }
@@ -960,12 +943,18 @@ pub async fn holds(
         Ok(h) => h,
         Err(e) => return internal(e),
     };
-    let waiting: Vec<_> = all.iter().filter(|h| h.status == "held").collect();
-    let approved: Vec<_> = all.iter().filter(|h| h.status == "approved").collect();
+    let waiting: Vec<_> = all
+        .iter()
+        .filter(|h| h.status == HoldStatus::Held)
+        .collect();
+    let approved: Vec<_> = all
+        .iter()
+        .filter(|h| h.status == HoldStatus::Approved)
+        .collect();
     let past: Vec<_> = all
         .iter()
         .rev()
-        .filter(|h| h.status != "held" && h.status != "approved")
+        .filter(|h| !h.status.is_open())
         .take(50)
         .collect();
     let body = html! {
@@ -1099,7 +1088,7 @@ pub async fn hold(
         @if !detail.other_entries.is_empty() {
             p { "Entries of the target's group that are no worker's, which leave too: " (detail.other_entries.join(", ")) }
         }
-        @if h.status == "held" {
+        @if h.status == HoldStatus::Held {
             @if person.approver {
                 form method="post" action=(format!("/holds/{}/approve", h.id)) {
                     input type="hidden" name="csrf" value=(person.session.csrf_token);
