@@ -101,6 +101,20 @@ async fn the_daemon_follows_hr_and_rule_changes_and_keeps_the_last_good_rules() 
     );
     let location = sales["location"].as_str().unwrap();
     assert!(location.ends_with("groups.yaml:13:5"), "{location}");
+    // Its push, as GET /api/v1/targets (and `rosterd status`) tell it: one model.
+    let targets = json(&daemon.get("/api/v1/targets", Some(TOKEN)).await.1);
+    let app = &targets["targets"]["app"];
+    let in_app = app["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "sales")
+        .unwrap();
+    let push = &sales["push"][0];
+    assert_eq!(push["target"], "app", "{sales}");
+    assert_eq!(push["target_health"], app["health"], "{sales}");
+    assert_eq!(push["verification"], in_app["verification"], "{sales}");
+    assert_eq!(push["scim_id"], in_app["scim_id"], "{sales}");
 
     // A worker's groups, and why: by key or by email.
     let seller = world

@@ -314,16 +314,19 @@ async fn group(State(shared): State<Api>, Path(name): Path<String>) -> Response 
         Ok(sizes) => sizes.get(&name).copied().unwrap_or(0),
         Err(e) => return internal(e),
     };
-    let mut pushed = Vec::new();
-    for push in &g.push {
-        match shared.store.target_groups(&push.target).await {
-            Ok(mut rows) => pushed.push(match rows.remove(&name) {
-                Some(t) => json!({ "target": push.target, "scim_id": t.scim_id, "display_name": t.display_name, "pushed_at": t.pushed_at, "reconciled_at": t.reconciled_at, "verified_at": t.verified_at, "verified_drift": t.verified_drift, "verify_state": t.verify_state }),
-                None => json!({ "target": push.target, "scim_id": null }),
-            }),
-            Err(e) => return internal(e),
-        }
-    }
+    // Per target, from the model `rosterd status` and GET /api/v1/targets read.
+    let pushed = match crate::push::status::of_group(
+        &shared.config(),
+        Some(rules.as_ref()),
+        &shared.store,
+        &name,
+        crate::clock::now_utc(),
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => return internal(e),
+    };
     let (location, definition) = rules.definition(id);
     ok(json!({
         "name": g.name,

@@ -208,6 +208,43 @@ pub async fn targets(
     Ok(out)
 }
 
+/// One group's push to one target, from the same model: what `GET /api/v1/groups/{name}` and
+/// the console's group page show of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupPush {
+    pub target: String,
+    /// The target's health as a whole (its `state`, and what it rests on).
+    pub target_health: Health,
+    #[serde(flatten)]
+    pub status: GroupStatus,
+    /// The open hold of this push, whole.
+    pub hold: Option<PushHold>,
+}
+
+/// `group`'s pushes, one per target that knows it or that the rules push it to.
+pub async fn of_group(
+    config: &Config,
+    rules: Option<&RuleSet>,
+    store: &Store,
+    group: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<GroupPush>, StoreError> {
+    Ok(targets(config, rules, store, now)
+        .await?
+        .into_iter()
+        .filter_map(|(target, t)| {
+            let status = t.groups.into_iter().find(|g| g.group == group)?;
+            let hold = t.holds.into_iter().find(|h| Some(h.id) == status.hold);
+            Some(GroupPush {
+                target,
+                target_health: t.health,
+                status,
+                hold,
+            })
+        })
+        .collect())
+}
+
 fn groups_of(
     target: &str,
     config: &TargetConfig,
@@ -253,17 +290,6 @@ fn groups_of(
         }
     }
     out.into_values().collect()
-}
-
-impl Verification {
-    /// What the last read back of `g` says as of `now`, for a target configured as `config`.
-    pub fn of(
-        g: &TargetGroup,
-        config: &TargetConfig,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Verification {
-        verification(g, config.verify_every.span(), now)
-    }
 }
 
 fn verification(

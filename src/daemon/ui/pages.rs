@@ -357,6 +357,14 @@ async fn group_body(
         .rev()
         .map(|(run, _, d)| (*run, d.member_count))
         .collect();
+    // What `rosterd status` and the API say of each push of this group: the one model.
+    let model: BTreeMap<String, crate::push::status::GroupPush> =
+        crate::push::status::of_group(&config, Some(rules), store, &g.name, now)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|p| (p.target.clone(), p))
+            .collect();
     let mut targets = Vec::new();
     let unprovisioned = store.unprovisioned().await.map_err(|e| e.to_string())?;
     for push in &g.push {
@@ -384,10 +392,11 @@ async fn group_body(
             .await
             .map_err(|e| e.to_string())?;
         // What its last read back found, as `rosterd status` says it.
-        let read = match (&linked, config.targets.get(&push.target)) {
-            (Some(t), Some(c)) => crate::push::status::Verification::of(t, c, now),
-            _ => crate::push::status::Verification::NotInTarget,
-        };
+        let read = model
+            .get(&push.target)
+            .map_or(crate::push::status::Verification::NotInTarget, |p| {
+                p.status.verification.clone()
+            });
         targets.push((
             push,
             linked,
@@ -400,16 +409,8 @@ async fn group_body(
         ));
     }
     // The pushes of this group a hold keeps back, one per target at most.
-    let mut holds = Vec::new();
-    for push in &g.push {
-        if let Some(h) = store
-            .open_push_hold(&push.target, &g.name)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            holds.push(h);
-        }
-    }
+    let holds: Vec<&crate::store::PushHold> =
+        model.values().filter_map(|p| p.hold.as_ref()).collect();
     let total = members.len();
     let first = (page_no - 1) * MEMBERS_PER_PAGE;
     let base = format!("/groups/{}", seg(&g.name));
