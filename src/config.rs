@@ -100,6 +100,11 @@ pub struct DaemonConfig {
     /// connection is gone.
     #[serde(default = "default_leader_poll_seconds")]
     pub leader_poll_seconds: f64,
+    /// With PostgreSQL, after how many polls without a renewal of its lease a leader counts
+    /// as hung: a standby then ends the leader's lock session and takes over, and the old
+    /// leader (should it wake) sends nothing more, having stopped a poll before that.
+    #[serde(default = "default_leader_lease_polls")]
+    pub leader_lease_polls: u32,
     /// How long an API client may take to send a request's headers; a connection that
     /// takes longer is closed.
     #[serde(default = "default_api_header_timeout_seconds")]
@@ -154,6 +159,7 @@ impl Default for DaemonConfig {
             sync_after_rules_change_seconds: default_sync_after_rules_change_seconds(),
             shutdown_timeout_seconds: default_shutdown_seconds(),
             leader_poll_seconds: default_leader_poll_seconds(),
+            leader_lease_polls: default_leader_lease_polls(),
             api_header_timeout_seconds: default_api_header_timeout_seconds(),
             api_max_connections: default_api_max_connections(),
         }
@@ -196,6 +202,10 @@ fn default_leader_poll_seconds() -> f64 {
     2.0
 }
 
+fn default_leader_lease_polls() -> u32 {
+    3
+}
+
 fn default_api_header_timeout_seconds() -> f64 {
     10.0
 }
@@ -223,6 +233,9 @@ impl DaemonConfig {
         }
         if !(0.1..=60.0).contains(&self.leader_poll_seconds) {
             return Err("daemon.leader_poll_seconds: must be from 0.1 to 60".into());
+        }
+        if !(2..=20).contains(&self.leader_lease_polls) {
+            return Err("daemon.leader_lease_polls: must be from 2 to 20".into());
         }
         if !(0.1..=600.0).contains(&self.api_header_timeout_seconds) {
             return Err("daemon.api_header_timeout_seconds: must be from 0.1 to 600".into());

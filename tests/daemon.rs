@@ -373,6 +373,97 @@ async fn a_standby_takes_over_when_the_leader_dies() {
         .contains("leading: this process now runs the scheduled work"));
 }
 
+/// A leader that hangs (SIGSTOP) keeps its lock session open, so the lock alone would keep
+/// the standby waiting for as long as it hangs. Its lease runs out instead: the standby ends
+/// the hung leader's lock session and leads within four polls, and syncs an HR change; the
+/// old process, woken (SIGCONT), sends nothing more to the target and steps down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_leader_is_replaced_and_sends_nothing_when_it_wakes() {
+    let Some(db) = common::postgres_db().await else {
+        return;
+    };
+    let mut world = World::with_emulator(db, 80, &[]).await;
+    let ports = [free_port(), free_port()];
+    let poll = 0.5;
+    let lease_polls = 3;
+    world.write_config(
+        &format!(
+            "daemon:\n  sync: \"*/1 * * * * *\"\n  listen: 127.0.0.1:{}\n  leader_poll_seconds: {poll}\n  leader_lease_polls: {lease_polls}\n",
+            ports[0]
+        ),
+        TARGET_OPTIONS,
+    );
+    write_pair_configs(&world, ports);
+    let a = Daemon::start_named(&world, "a", ports[0]);
+    a.ready().await;
+    eventually(10, "a leading", || a.leading()).await;
+    let b = Daemon::start_named(&world, "b", ports[1]);
+    b.ready().await;
+    eventually(60, "the first sync", || converged(&world)).await;
+    assert!(!b.leading().await);
+    let (mut leader, mut standby) = (a, b);
+    let pid = leader.child.as_ref().unwrap().id();
+    let agent = format!("(pid {pid})");
+
+    // The leader hangs for three lease periods.
+    let signal = |name: &str| {
+        let ok = Command::new("kill")
+            .args([name, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {name} {pid}");
+    };
+    signal("-STOP");
+    let stopped = Instant::now();
+    eventually(10, "the standby taking over", || standby.leading()).await;
+    let took = stopped.elapsed();
+    eprintln!("a hung leader was replaced in {took:?} (poll {poll} s, lease {lease_polls} polls)");
+    // Four polls, and the test's own polling of /readyz.
+    assert!(
+        took < Duration::from_secs_f64(poll * 4.0 + 0.5),
+        "took {took:?}"
+    );
+    let (mover, email) = outside(&world, "Sales");
+    move_and_see(&mut world, (&mover, &email), "Sales", "sales").await;
+    let hang = Duration::from_secs_f64(poll * f64::from(lease_polls) * 3.0);
+    tokio::time::sleep(hang.saturating_sub(stopped.elapsed())).await;
+
+    // It wakes: nothing more from it reaches the target, while the new leader goes on.
+    let before = world
+        .emulator()
+        .write_agents(common::world::TARGET)
+        .iter()
+        .filter(|a| a.contains(&agent))
+        .count();
+    signal("-CONT");
+    let (mover, email) = outside(&world, "Engineering");
+    move_and_see(&mut world, (&mover, &email), "Engineering", "engineering").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = world
+        .emulator()
+        .write_agents(common::world::TARGET)
+        .iter()
+        .filter(|a| a.contains(&agent))
+        .count();
+    assert_eq!(after, before, "the woken leader wrote to the target");
+    assert!(!leader.leading().await, "the woken process stood down");
+    assert!(standby.leading().await);
+    let log = leader.log();
+    assert!(log.contains("stepping down"), "{log}");
+    assert!(
+        !log.contains("slow statement"),
+        "the lock's own wait is not slow: {log}"
+    );
+    let log = standby.log();
+    assert!(
+        log.contains("has not renewed its lease"),
+        "the standby says why it took over: {log}"
+    );
+    assert!(leader.terminate().success(), "{}", leader.log());
+    assert!(standby.terminate().success(), "{}", standby.log());
+}
+
 /// A rule file nested past any stack, requests that name no worker a database can hold, and a
 /// thousand connections that never finish their headers: the daemon keeps serving, keeps the
 /// last good rules, and says what it refused. It starts with the soft limit of open files

@@ -199,24 +199,36 @@ async fn healthz() -> Response {
     ok(json!({ "status": "ok" }))
 }
 
+/// How long `/readyz` waits for the database: a probe's own timeout is often 1 to 3 s, and
+/// an answer that comes too late is no answer.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_millis(1_500);
+
 async fn readyz(State(shared): State<Api>) -> Response {
-    match shared.store.runs(1).await {
-        Ok(_) => ok(json!({
-            "status": "ready",
-            "groups": shared.rules().groups().len(),
-            "leader": shared.leadership.leading(),
-        })),
-        Err(e) => {
-            tracing::warn!("not ready: database: {e}");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                json_body(
-                    &json!({ "status": "not ready", "error": "the database is unreachable" }),
-                ),
-            )
-                .into_response()
+    let error = match tokio::time::timeout(READY_WAIT, shared.store.runs(1)).await {
+        Ok(Ok(_)) => {
+            return ok(json!({
+                "status": "ready",
+                "groups": shared.rules().groups().len(),
+                "leader": shared.leadership.leading(),
+            }))
         }
-    }
+        Ok(Err(e)) => {
+            tracing::warn!("not ready: database: {e}");
+            "the database is unreachable"
+        }
+        Err(_) => {
+            tracing::warn!(
+                "not ready: the database did not answer within {} ms",
+                READY_WAIT.as_millis()
+            );
+            "the database did not answer within 1.5 s"
+        }
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        json_body(&json!({ "status": "not ready", "error": error })),
+    )
+        .into_response()
 }
 
 async fn metrics(State(shared): State<Api>) -> Response {

@@ -413,7 +413,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
     // The leadership outlives the work loop: a standby must not take over while a run is
     // still in flight here.
     let (resign_tx, resign_rx) = tokio::sync::watch::channel(false);
-    let leadership = tokio::spawn(leader::keep(Arc::clone(&shared), resign_rx));
+    let leadership = leader::spawn(Arc::clone(&shared), resign_rx);
     // The work loop runs on this task: a push borrows across awaits in ways that a spawned
     // task could not.
     // Boxed, so that a run cut short can be dropped (its connections returned, its

@@ -383,8 +383,11 @@ async fn push_target(
         ..TargetReport::default()
     };
     let now_time = crate::clock::now_utc();
+    let fence = store.clone();
     let client = match Client::new(name, target) {
-        Ok(client) => client,
+        Ok(client) => client.gated(Arc::new(move || {
+            fence.check_fence().err().map(|e| e.to_string())
+        })),
         Err(e) => {
             report.error = Some(e.to_string());
             if target.url.is_some() && !options.dry_run {
@@ -474,6 +477,11 @@ async fn push_target(
         Ok(Err(Stop::Store(e))) => return Err(e.into()),
         // Refused credentials, or no answer at all: the target is unhealthy until a request
         // succeeds again.
+        // This process may send no more: that says nothing of the target.
+        Ok(Err(Stop::Target(e @ crate::scim::ScimError::Stopped { .. }))) => {
+            tracing::warn!(target_name = name, "the push stopped: {e}");
+            report.error = Some(e.to_string());
+        }
         Ok(Err(Stop::Target(e))) => {
             let message = e.to_string();
             // The error names the target, the request and the answer.

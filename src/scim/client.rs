@@ -46,6 +46,9 @@ pub enum ScimError {
     },
     #[error("target `{target}`: {message}")]
     Setup { target: String, message: String },
+    /// The process may send nothing more (it no longer leads): nothing was sent.
+    #[error("target `{target}`: not sent: {message}")]
+    Stopped { target: String, message: String },
 }
 
 impl ScimError {
@@ -58,7 +61,8 @@ impl ScimError {
 
     /// The target refused our credentials: nothing more should be sent to it this run.
     pub fn is_auth(&self) -> bool {
-        matches!(self.status(), Some(401 | 403)) || matches!(self, ScimError::Setup { .. })
+        matches!(self.status(), Some(401 | 403))
+            || matches!(self, ScimError::Setup { .. } | ScimError::Stopped { .. })
     }
 
     pub fn scim_type(&self) -> Option<&str> {
@@ -166,7 +170,12 @@ pub struct Client {
     max_body: u64,
     rng: std::sync::Mutex<rand_chacha::ChaCha8Rng>,
     pub stats: Arc<Stats>,
+    /// Asked before every attempt; a reason stops the request unsent (see [`Client::gated`]).
+    may_send: Option<MaySend>,
 }
+
+/// Says why this process may send nothing more, or `None` when it may.
+pub type MaySend = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 impl Client {
     pub fn new(target: &str, config: &TargetConfig) -> Result<Client, ScimError> {
@@ -248,7 +257,16 @@ impl Client {
                 std::process::id(),
             ))),
             stats: Arc::new(Stats::default()),
+            may_send: None,
         })
+    }
+
+    /// The client asks `may_send` before every attempt of every request, reads included: a
+    /// process that lost the leadership (or whose lease ran out while it was stopped) sends
+    /// nothing more, not even the request it was about to retry.
+    pub fn gated(mut self, may_send: MaySend) -> Client {
+        self.may_send = Some(may_send);
+        self
     }
 
     pub fn target(&self) -> &str {
@@ -499,6 +517,12 @@ impl Client {
         loop {
             attempt += 1;
             self.pace().await;
+            if let Some(why) = self.may_send.as_ref().and_then(|may| may()) {
+                return Err(ScimError::Stopped {
+                    target: self.target.clone(),
+                    message: why,
+                });
+            }
             if request.is_write() {
                 self.stats.writes.fetch_add(1, Ordering::Relaxed);
             } else {

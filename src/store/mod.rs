@@ -106,13 +106,27 @@ pub struct Store {
 /// The epoch of a run that started without the leadership: no epoch is ever it.
 const NO_EPOCH: i64 = -1;
 
-/// Fencing (PostgreSQL, several daemons): the leadership epoch a run writes under, and the
-/// one this process holds now (shared by every clone; 0 when it does not lead).
+/// Fencing (PostgreSQL, several daemons): the leadership epoch a run writes under, the one
+/// this process holds now (shared by every clone; 0 when it does not lead), and until when
+/// its lease lets it send (milliseconds on [`lease_clock`]; 0 for no limit).
 #[derive(Debug, Clone, Default)]
 struct Fence {
     run: Option<i64>,
     held: Arc<std::sync::atomic::AtomicI64>,
+    lease_until: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// Milliseconds since the first call, on the monotonic clock, which runs on while the
+/// process is stopped: a leader stopped past its lease finds it expired when it wakes.
+fn lease_clock(at: std::time::Instant) -> u64 {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(std::time::Instant::now);
+    at.saturating_duration_since(base).as_millis() as u64 + 1
+}
+
+/// The advisory lock that elects the leader: "rosterd" in ASCII, so that it is recognisable
+/// in `pg_locks` (as `classid` 0x726f73, `objid` 0x74657264).
+pub const LEADER_LOCK: i64 = 0x0072_6f73_7465_7264;
 
 /// Held while writing; see [`Store::writing`].
 pub(crate) type Writing = Option<tokio::sync::OwnedMutexGuard<()>>;
@@ -295,11 +309,104 @@ impl Store {
         Ok(epoch)
     }
 
+    /// Takes the leadership on `conn`, the session that holds [`LEADER_LOCK`]: a new epoch
+    /// (which fences off every earlier leader's writes) and a lease naming the session, in
+    /// one transaction. The new epoch; this process's runs write under it until `until`
+    /// unless [`Store::renew_lease`] extends it.
+    pub async fn take_leadership_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        holder: &str,
+        now: &str,
+        until: std::time::Instant,
+    ) -> Result<i64, StoreError> {
+        use sqlx::Connection;
+        let mut tx = conn.begin().await?;
+        let epoch: i64 = sqlx::query_scalar(
+            "INSERT INTO leadership (id, epoch, holder, since) VALUES (1, 1, $1, $2) \
+             ON CONFLICT (id) DO UPDATE SET epoch = leadership.epoch + 1, holder = excluded.holder, \
+             since = excluded.since RETURNING epoch",
+        )
+        .bind(holder)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO leadership_lease (id, epoch, holder, lock_pid, renewed_at) \
+             VALUES (1, $1, $2, pg_backend_pid(), extract(epoch FROM clock_timestamp())) \
+             ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, holder = excluded.holder, \
+             lock_pid = excluded.lock_pid, renewed_at = excluded.renewed_at",
+        )
+        .bind(epoch)
+        .bind(holder)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.fence
+            .lease_until
+            .store(lease_clock(until), std::sync::atomic::Ordering::SeqCst);
+        self.fence
+            .held
+            .store(epoch, std::sync::atomic::Ordering::SeqCst);
+        Ok(epoch)
+    }
+
+    /// Renews the lease of `epoch` on its lock session `conn`, and lets this process's runs
+    /// send until `until`. False when the lease is no longer this session's (a standby took
+    /// over): the caller steps down.
+    pub async fn renew_lease(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        epoch: i64,
+        until: std::time::Instant,
+    ) -> Result<bool, StoreError> {
+        let renewed = sqlx::query(
+            "UPDATE leadership_lease SET renewed_at = extract(epoch FROM clock_timestamp()) \
+             WHERE id = 1 AND epoch = $1 AND lock_pid = pg_backend_pid()",
+        )
+        .bind(epoch)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1;
+        if renewed {
+            self.fence
+                .lease_until
+                .store(lease_clock(until), std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(renewed)
+    }
+
+    /// Ends the lock session of a leader whose lease is older than `lease` by the server's
+    /// clock, if that session still holds [`LEADER_LOCK`]: its epoch, the session's pid and
+    /// how old the lease was. `None` when the lease is current (or there is none).
+    pub async fn end_expired_lease(
+        conn: &mut sqlx::PgConnection,
+        lease: std::time::Duration,
+    ) -> Result<Option<(i64, i32, f64)>, StoreError> {
+        let row: Option<(i64, i32, f64, bool)> = sqlx::query_as(
+            "SELECT l.epoch, l.lock_pid, extract(epoch FROM clock_timestamp()) - l.renewed_at, \
+             pg_terminate_backend(l.lock_pid) FROM leadership_lease l \
+             JOIN pg_locks k ON k.pid = l.lock_pid AND k.locktype = 'advisory' AND k.granted \
+             AND k.classid::bigint = $2 AND k.objid::bigint = $3 AND k.objsubid = 1 \
+             WHERE l.id = 1 AND extract(epoch FROM clock_timestamp()) - l.renewed_at > $1",
+        )
+        .bind(lease.as_secs_f64())
+        .bind(LEADER_LOCK >> 32)
+        .bind(LEADER_LOCK & 0xffff_ffff)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(row.map(|(epoch, pid, age, _)| (epoch, pid, age)))
+    }
+
     /// This process no longer leads (or cannot know that it does): its runs stop at their
     /// next request or write.
     pub fn lose_leadership(&self) {
         self.fence
             .held
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+        self.fence
+            .lease_until
             .store(0, std::sync::atomic::Ordering::SeqCst);
     }
 
@@ -318,6 +425,7 @@ impl Store {
             fence: Fence {
                 run,
                 held: Arc::clone(&self.fence.held),
+                lease_until: Arc::clone(&self.fence.lease_until),
             },
             ..self.clone()
         }
@@ -331,6 +439,16 @@ impl Store {
             return Ok(());
         };
         let held = self.fence.held.load(std::sync::atomic::Ordering::SeqCst);
+        let until = self
+            .fence
+            .lease_until
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if held == mine && until != 0 && lease_clock(std::time::Instant::now()) > until {
+            return Err(StoreError::Fenced {
+                mine,
+                now: "its lease ran out before it was renewed (was the process stopped?)".into(),
+            });
+        }
         if held == mine {
             return Ok(());
         }
