@@ -113,6 +113,10 @@ pub struct DaemonConfig {
     /// files); more are closed as soon as they are accepted.
     #[serde(default = "default_api_max_connections")]
     pub api_max_connections: u64,
+    /// API connections one client address may hold open at once; more are closed as soon
+    /// as they are accepted, so that one client cannot take the others' connections.
+    #[serde(default = "default_api_max_connections_per_client")]
+    pub api_max_connections_per_client: u64,
 }
 
 /// What is removed with age, after each run that succeeds. Never the audit: every
@@ -162,6 +166,7 @@ impl Default for DaemonConfig {
             leader_lease_polls: default_leader_lease_polls(),
             api_header_timeout_seconds: default_api_header_timeout_seconds(),
             api_max_connections: default_api_max_connections(),
+            api_max_connections_per_client: default_api_max_connections_per_client(),
         }
     }
 }
@@ -214,6 +219,10 @@ fn default_api_max_connections() -> u64 {
     4_096
 }
 
+fn default_api_max_connections_per_client() -> u64 {
+    64
+}
+
 impl DaemonConfig {
     fn validate(&self) -> Result<(), String> {
         crate::schedule::Schedule::parse(&self.sync, &self.time_zone)
@@ -244,6 +253,11 @@ impl DaemonConfig {
             "daemon.api_max_connections",
             self.api_max_connections,
             16..=100_000,
+        )?;
+        in_range(
+            "daemon.api_max_connections_per_client",
+            self.api_max_connections_per_client,
+            1..=100_000,
         )?;
         Ok(())
     }

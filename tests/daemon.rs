@@ -1027,3 +1027,78 @@ async fn the_deploy_guides_alerts_fire_when_a_target_stops_and_stay_quiet_otherw
     assert!(log.contains("HTTP 503"), "the log names the answer: {log}");
     assert!(daemon.terminate().success(), "{}", daemon.log());
 }
+
+/// One client holding 2,000 idle connections (and reopening what the daemon closes) takes
+/// at most its own share: another client's `/readyz` and token-authenticated
+/// `GET /api/v1/runs`, each on a new connection, answer within a second throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_with_thousands_of_idle_connections_cannot_starve_the_others() {
+    rlimit::increase_nofile_limit(16_384).unwrap();
+    let world = World::with_emulator(common::sqlite_db(), 20, &[]).await;
+    let port = free_port();
+    daemon_config(
+        &world,
+        port,
+        "  sync: \"0 0 4 * * *\"\n  api_header_timeout_seconds: 60\n  api_max_connections: 768\n",
+    );
+    let mut daemon = Daemon::start(&world, port);
+    daemon.ready().await;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&held);
+    let flood = tokio::spawn(async move {
+        let mut open: Vec<tokio::net::TcpStream> = Vec::new();
+        loop {
+            while open.len() < 2_000 {
+                match tokio::net::TcpStream::connect(addr).await {
+                    Ok(s) => open.push(s),
+                    Err(_) => break,
+                }
+            }
+            // Those the daemon closed read as the end of the stream: open them again.
+            open.retain(|s| {
+                let mut byte = [0u8; 1];
+                match s.try_read(&mut byte) {
+                    Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+                    Ok(n) => n > 0,
+                }
+            });
+            counted.store(open.len(), std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let other = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..15 {
+        for (path, token) in [("/readyz", None), ("/api/v1/runs", Some(TOKEN))] {
+            let mut request = other.get(format!("{}{path}", daemon.api));
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
+            }
+            let started = Instant::now();
+            let status = request.send().await.map(|r| r.status().as_u16());
+            let took = started.elapsed();
+            slowest = slowest.max(took);
+            assert_eq!(status.ok(), Some(200), "{path} from another client");
+            assert!(took < Duration::from_secs(1), "{path} took {took:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    flood.abort();
+    eprintln!(
+        "the flooding client held {} connections open; the slowest answer to another client took {slowest:?}",
+        held.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let log = daemon.log();
+    assert!(
+        log.contains("one client holds too many open connections"),
+        "{log}"
+    );
+    assert!(daemon.terminate().success(), "{}", daemon.log());
+}

@@ -33,17 +33,26 @@ pub async fn serve(
 ) {
     let daemon = shared.config().daemon.clone();
     let header_timeout = Duration::from_secs_f64(daemon.api_header_timeout_seconds);
-    let app = router(shared);
+    let app = router(Arc::clone(&shared));
+    // When every connection is taken, a few more are kept for the health probes alone, so
+    // that an orchestrator does not restart a daemon that is only busy.
+    let probes = health_router(shared);
     let limit = connection_limit(daemon.api_max_connections);
     let open = Arc::new(tokio::sync::Semaphore::new(limit));
+    let reserved = Arc::new(tokio::sync::Semaphore::new(PROBE_CONNECTIONS));
+    let per_client = Arc::new(PerClient {
+        open: std::sync::Mutex::new(std::collections::HashMap::new()),
+        limit: daemon.api_max_connections_per_client,
+    });
     let mut refused_logged = false;
+    let mut client_refusals_logged: Option<std::net::IpAddr> = None;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|s| *s) => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of files, most likely: wait for connections to close.
                 tracing::warn!("admin API: cannot accept a connection: {e}");
@@ -51,22 +60,45 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
-            if !refused_logged {
+        let Some(slot) = PerClient::take(&per_client, peer.ip()) else {
+            if client_refusals_logged != Some(peer.ip()) {
                 tracing::warn!(
-                    limit,
-                    "admin API: too many open connections; closing new ones"
+                    client = %peer.ip(),
+                    limit = per_client.limit,
+                    "admin API: one client holds too many open connections; closing its new ones"
                 );
-                refused_logged = true;
+                client_refusals_logged = Some(peer.ip());
             }
             drop(stream);
             continue;
         };
-        refused_logged = false;
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let (permit, app) = match Arc::clone(&open).try_acquire_owned() {
+            Ok(permit) => {
+                refused_logged = false;
+                (permit, app.clone())
+            }
+            Err(_) => {
+                if !refused_logged {
+                    tracing::warn!(
+                        limit,
+                        "admin API: too many open connections; new ones are answered only at /healthz and /readyz"
+                    );
+                    refused_logged = true;
+                }
+                match Arc::clone(&reserved).try_acquire_owned() {
+                    Ok(permit) => (permit, probes.clone()),
+                    Err(_) => {
+                        drop(stream);
+                        continue;
+                    }
+                }
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app);
         let mut stop = stop.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _slot = slot;
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -105,6 +137,62 @@ fn connection_limit(most: u64) -> usize {
         "admin API connection limit"
     );
     usize::try_from(limit).unwrap_or(16)
+}
+
+/// Connections kept for `/healthz` and `/readyz` when every other one is taken.
+const PROBE_CONNECTIONS: usize = 16;
+
+/// Open API connections per client address.
+struct PerClient {
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, u64>>,
+    limit: u64,
+}
+
+/// One open connection of a client, given back when it closes.
+struct ClientSlot {
+    ip: std::net::IpAddr,
+    of: Arc<PerClient>,
+}
+
+impl PerClient {
+    fn take(this: &Arc<PerClient>, ip: std::net::IpAddr) -> Option<ClientSlot> {
+        let mut open = this.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= this.limit {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            ip,
+            of: Arc::clone(this),
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.of.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What a connection beyond the limit may ask: whether the daemon lives and is ready.
+fn health_router(shared: Api) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(|| async {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many open connections: only /healthz and /readyz are answered on this one",
+            )
+        })
+        .with_state(shared)
 }
 
 fn router(shared: Api) -> Router {
