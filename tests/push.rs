@@ -1471,3 +1471,35 @@ async fn a_reconcile_after_every_user_was_recreated_costs_its_requests() {
     let most = counters.group_reads.values().max().copied().unwrap_or(0);
     assert!(most <= 2, "a group was read {most} times: {counters:?}");
 }
+
+/// A target that promises a billion users and serves one a page is read no further than
+/// `max_list_pages` pages, or than `list_deadline_seconds` allow; the workers are then looked
+/// up one by one and the push completes. (Read to the end, the listing would take a page per
+/// user: 40 here, a billion promised.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_that_promises_more_than_it_serves_stops_at_its_limits() {
+    for (limits, slow_pages_ms) in [("max_list_pages: 5", 0), ("list_deadline_seconds: 1", 300)] {
+        let world = World::with_emulator(common::sqlite_db(), 40, &[]).await;
+        world.emulator().set_quirks(
+            TARGET,
+            Quirks {
+                max_page_size: 1,
+                inflate_total_results: 1_000_000_000,
+                slow_pages_ms,
+                ..Quirks::default()
+            },
+        );
+        world.write_config(
+            "",
+            &format!("{TARGET_OPTIONS}    user_match: {{ lookup: list }}\n    {limits}\n"),
+        );
+        let report = world.sync(opts()).await;
+        assert_eq!(report.failed(), 0, "{limits}: {report:?}");
+        world.assert_converged(&[]).await;
+        let listings = world.emulator().counters(TARGET).user_listings;
+        assert!(
+            (1..=12).contains(&listings),
+            "{limits}: {listings} pages of users read"
+        );
+    }
+}

@@ -53,6 +53,13 @@ pub struct TargetConfig {
     /// this far, and the log says so.
     #[serde(default = "default_max_listed_users")]
     pub max_listed_users: u64,
+    /// The most pages a listing of users reads, and the longest it may take: a target that
+    /// promises many users and serves few per page is read no further, and the workers
+    /// left are looked up one by one.
+    #[serde(default = "default_max_list_pages")]
+    pub max_list_pages: u64,
+    #[serde(default = "default_list_deadline_seconds")]
+    pub list_deadline_seconds: u64,
     #[serde(default)]
     pub tls: Option<TargetTls>,
     /// What happens to the target group when its group leaves the rules or stops pushing
@@ -296,6 +303,12 @@ impl TargetConfig {
             1_024..=(1 << 30),
         )?;
         in_range("max_listed_users", self.max_listed_users, 1..=100_000_000)?;
+        in_range("max_list_pages", self.max_list_pages, 1..=10_000_000)?;
+        in_range(
+            "list_deadline_seconds",
+            self.list_deadline_seconds,
+            1..=86_400,
+        )?;
         in_range(
             "patch.max_members_per_request",
             self.patch.max_members_per_request,
@@ -350,6 +363,12 @@ fn default_max_response_bytes() -> u64 {
 }
 fn default_max_listed_users() -> u64 {
     10_000_000
+}
+fn default_max_list_pages() -> u64 {
+    20_000
+}
+fn default_list_deadline_seconds() -> u64 {
+    900
 }
 fn default_user_cache_seconds() -> u64 {
     86_400

@@ -342,18 +342,32 @@ impl TargetRun<'_> {
                 // or the configured most: a target whose `totalResults` lies is not read
                 // forever.
                 let most = self.config.max_listed_users;
+                let listing = std::time::Instant::now();
+                let deadline = std::time::Duration::from_secs(self.config.list_deadline_seconds);
+                let mut pages = 1;
                 let mut complete = true;
                 while seen < first.total_results {
-                    if seen >= most {
+                    let stop = if seen >= most {
+                        Some("max_listed_users")
+                    } else if pages >= self.config.max_list_pages {
+                        Some("max_list_pages")
+                    } else if listing.elapsed() >= deadline {
+                        Some("list_deadline_seconds")
+                    } else {
+                        None
+                    };
+                    if let Some(limit) = stop {
                         complete = false;
                         tracing::warn!(
                             target_name = self.name,
                             total_results = first.total_results,
                             read = seen,
-                            "stopped listing users at max_listed_users; the rest are looked up one by one"
+                            pages,
+                            "stopped listing users at {limit}; the workers are looked up one by one"
                         );
                         break;
                     }
+                    pages += 1;
                     let page = self.client.list_users(start, page_size).await?;
                     if page.resources.is_empty() {
                         break;

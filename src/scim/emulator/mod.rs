@@ -87,6 +87,9 @@ pub struct Quirks {
     /// `/Schemas` says `caseExact: false` for `userName` whatever its filters do: with
     /// `case_sensitive_user_name`, a target whose description is wrong.
     pub schemas_lie_case_exact: bool,
+    /// Listings say there are this many results, however many there are (0: the truth):
+    /// a target that promises a billion users.
+    pub inflate_total_results: u64,
 }
 
 impl Default for Quirks {
@@ -106,6 +109,7 @@ impl Default for Quirks {
             slow_pages_ms: 0,
             no_discovery: false,
             schemas_lie_case_exact: false,
+            inflate_total_results: 0,
         }
     }
 }
@@ -125,6 +129,8 @@ pub struct Counters {
     pub by_status: BTreeMap<u16, u64>,
     /// `GET /Groups/{id}` answered, by group id: how often each group was read whole.
     pub group_reads: BTreeMap<String, u64>,
+    /// Pages of `GET /Users` without a filter: a listing of every user.
+    pub user_listings: u64,
 }
 
 /// Settings every new tenant starts with.
@@ -681,6 +687,9 @@ async fn handle(
             t.counters.writes += 1;
         } else {
             t.counters.reads += 1;
+        }
+        if method == Method::GET && rest == ["Users"] && !query.contains_key("filter") {
+            t.counters.user_listings += 1;
         }
         if t.arrivals.len() == ARRIVALS_KEPT {
             t.arrivals.pop_front();
@@ -1242,7 +1251,10 @@ fn list(t: &Tenant, kinds: &[Kind], page: &Page) -> Served {
     }
     let list = ListResponse {
         schemas: vec![wire::LIST_RESPONSE.to_string()],
-        total_results: total as u64,
+        total_results: match t.quirks.inflate_total_results {
+            0 => total as u64,
+            lie => lie,
+        },
         start_index: Some(start),
         items_per_page: Some(resources.len() as u64),
         resources,
