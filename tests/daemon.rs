@@ -246,6 +246,42 @@ fn the_daemon_refuses_to_start_without_its_api_token() {
     assert!(stderr.contains("ROSTERD_API_TOKEN"), "{stderr}");
 }
 
+/// A token no client could send (blank, with a space or a newline) or short enough to guess
+/// is refused at start, with why and without quoting it.
+#[test]
+fn the_daemon_refuses_an_api_token_that_cannot_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (token, why) in [
+        (" ", "is empty or blank"),
+        (
+            "a-long-enough-token with-a-space",
+            "whitespace or control characters",
+        ),
+        (
+            "a-long-enough-token\nsecond-line",
+            "whitespace or control characters",
+        ),
+        ("short-token", "shorter than 16 bytes"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_rosterd"))
+            .args(["run", "--config"])
+            .arg(sample.join("rosterd.yaml"))
+            .env("ROSTERD_API_TOKEN", token)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{token:?}: {stderr}");
+        assert!(
+            stderr.contains("ROSTERD_API_TOKEN") && stderr.contains(why),
+            "{token:?}: {stderr}"
+        );
+        let quoted = !token.trim().is_empty() && stderr.contains(token.trim());
+        assert!(!quoted, "the token is quoted: {stderr}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_push_loses_nothing() {
     let world = World::with_emulator(common::sqlite_db(), 150, &[]).await;

@@ -322,6 +322,55 @@ async fn the_sqlite_file_is_readable_by_its_owner_alone() {
     assert_eq!(names, ["rosterd.db"]);
 }
 
+/// A database made by an older version (or by hand) with a wider mode is narrowed to the
+/// owner's on open, its `-wal` and `-shm` with it; a path that is a symbolic link (dangling or
+/// not) is refused, naming the file and the way to allow it, and nothing is created where it
+/// points.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_existing_database_is_narrowed_to_its_owner_and_a_symlink_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("old.db");
+    let url = format!("sqlite://{}", file.display());
+    let store = rosterd::store::Store::open(&url).await.unwrap();
+    store.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let path = dir.path().join(format!("old.db{suffix}"));
+        if !path.exists() {
+            std::fs::write(&path, b"").unwrap();
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    // Checked while open: SQLite removes its -wal and -shm files when it closes.
+    let store = rosterd::store::Store::open(&url).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let path = dir.path().join(format!("old.db{suffix}"));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "old.db{suffix}: {mode:o}");
+    }
+    store.close().await;
+
+    for (link, points_to) in [("dangling.db", "nowhere.db"), ("linked.db", "old.db")] {
+        let path = dir.path().join(link);
+        std::os::unix::fs::symlink(dir.path().join(points_to), &path).unwrap();
+        let err = match rosterd::store::Store::open(&format!("sqlite://{}", path.display())).await {
+            Ok(_) => panic!("{link} was opened"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(link)
+                && err.contains("symbolic link")
+                && err.contains(rosterd::store::SYMLINK_ENV),
+            "{err}"
+        );
+    }
+    assert!(
+        !dir.path().join("nowhere.db").exists(),
+        "created through a dangling link"
+    );
+}
+
 /// The fixture organisation, evaluated once on `db`; then its export replaced by `bytes`.
 async fn evaluated_then_export(
     db: common::TestDb,

@@ -353,18 +353,41 @@ fn load_rules(config: &Config) -> Result<RuleSet, String> {
     Ok(rules)
 }
 
+/// The fewest bytes an API token may have.
+const MIN_TOKEN_BYTES: usize = 16;
+
+/// The API token as given, or why it cannot be one. A token that a client could never send
+/// in an `Authorization` header (blank, with whitespace or control characters) or that is
+/// short enough to guess is refused at start, not found out at the first request. The reason
+/// never quotes the token.
+fn api_token(token: String) -> Result<String, &'static str> {
+    if token.trim().is_empty() {
+        return Err("is empty or blank");
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(
+            "has whitespace or control characters, which no client can send in a bearer token",
+        );
+    }
+    if token.len() < MIN_TOKEN_BYTES {
+        return Err("is shorter than 16 bytes");
+    }
+    Ok(token)
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
     let config = Config::load(&config_path).map_err(|e| DaemonError::Config(e.to_string()))?;
+    let refuse = |why: &str| {
+        DaemonError::Config(format!(
+            "{}: daemon.api_token_env: the environment variable `{}` {why}\nhelp: every API route but /healthz and /readyz needs this bearer token; make one with `openssl rand -hex 32`",
+            config_path.display(),
+            config.daemon.api_token_env
+        ))
+    };
     let token = match std::env::var(&config.daemon.api_token_env) {
-        Ok(t) if !t.is_empty() => crate::secret::Secret::new(t),
-        _ => {
-            return Err(DaemonError::Config(format!(
-                "{}: daemon.api_token_env: the environment variable `{}` is not set\nhelp: every API route but /healthz and /readyz needs this bearer token",
-                config_path.display(),
-                config.daemon.api_token_env
-            )))
-        }
+        Ok(t) => crate::secret::Secret::new(api_token(t).map_err(|why| refuse(why))?),
+        Err(_) => return Err(refuse("is not set")),
     };
     let rules = load_rules(&config).map_err(DaemonError::Rules)?;
     let console = match &config.ui {

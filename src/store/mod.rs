@@ -151,8 +151,13 @@ impl Store {
         let (url, options) = match backend {
             Backend::Sqlite => {
                 let creates = !url.contains('?') || url.contains("mode=rwc");
-                if let Some(file) = sqlite_file(url).filter(|_| creates) {
-                    create_private(std::path::Path::new(&file)).map_err(|e| open_err(e.into()))?;
+                if let Some(file) = sqlite_file(url) {
+                    let file = std::path::Path::new(file);
+                    refuse_symlink(file).map_err(|e| open_err(e.into()))?;
+                    if creates {
+                        create_private(file).map_err(|e| open_err(e.into()))?;
+                    }
+                    make_private(file).map_err(|e| open_err(e.into()))?;
                 }
                 // Create the file on first use; wait for a busy writer instead of failing.
                 let url = if url.contains('?') {
@@ -771,6 +776,50 @@ fn sqlite_file(url: &str) -> Option<&str> {
 /// Creates an empty database file readable by its owner alone (0600) when there is none:
 /// SQLite would create it with the process's umask, and a container often has none (0644).
 /// SQLite gives the `-wal` and `-shm` files the database file's permissions.
+/// Set to `allow` to open a SQLite database through a symbolic link.
+pub const SYMLINK_ENV: &str = "ROSTERD_DATABASE_SYMLINK";
+
+/// A database path that is a symbolic link is refused (unless [`SYMLINK_ENV`] allows it):
+/// the file would be created, or its mode kept, wherever the link points.
+fn refuse_symlink(file: &std::path::Path) -> std::io::Result<()> {
+    let is_link = std::fs::symlink_metadata(file).is_ok_and(|m| m.file_type().is_symlink());
+    if is_link && std::env::var(SYMLINK_ENV).as_deref() != Ok("allow") {
+        return Err(std::io::Error::other(format!(
+            "{} is a symbolic link; give the file's own path, or set {SYMLINK_ENV}=allow",
+            file.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The database and its `-wal`, `-shm` and `-journal` files, readable by their owner only:
+/// a file made by an older version (or by hand) with a wider mode is narrowed, and says so.
+/// SQLite creates the others with the database's mode.
+fn make_private(file: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = file.as_os_str().to_owned();
+            name.push(suffix);
+            let path = std::path::Path::new(&name);
+            let Ok(meta) = std::fs::metadata(path) else {
+                continue;
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+                tracing::info!(
+                    file = %path.display(),
+                    "narrowed the database file's mode from {mode:o} to {:o}: it holds who has access to what",
+                    mode & 0o700
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn create_private(file: &std::path::Path) -> std::io::Result<()> {
     // `sqlite_file` gives no file for `:memory:` or an empty path.
     if file.exists() {
