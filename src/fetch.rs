@@ -39,6 +39,8 @@ pub enum FetchError {
         line: usize,
         column: usize,
     },
+    #[error("HR export {source_name}: not an export: {why}\nhelp: check directory.source.url (a sign-in page or an error page answers with HTML) and directory.source.format")]
+    NotAnExport { source_name: String, why: String },
     #[error("HR export {source_name}: larger than directory.source.max_bytes ({max} bytes)")]
     TooLarge { source_name: String, max: u64 },
     #[error("HR export {url}: no answer within directory.source.deadline_seconds ({seconds} s), retries included")]
@@ -52,7 +54,9 @@ impl FetchError {
     pub fn is_bad_answer(&self) -> bool {
         matches!(
             self,
-            FetchError::Encoding { .. } | FetchError::TooLarge { .. }
+            FetchError::Encoding { .. }
+                | FetchError::TooLarge { .. }
+                | FetchError::NotAnExport { .. }
         )
     }
 }
@@ -222,19 +226,7 @@ async fn fetch_url(url: &str, source: &SourceConfig) -> Result<Vec<u8>, FetchErr
         };
         let (error, retry_after) = match request.send().await {
             Ok(response) if response.status().is_success() => {
-                return crate::http::read_body(response, source.max_bytes)
-                    .await
-                    .map_err(|e| match e {
-                        crate::http::BodyError::TooLarge => FetchError::TooLarge {
-                            source_name: shown.clone(),
-                            max: source.max_bytes,
-                        },
-                        crate::http::BodyError::Network(e) => FetchError::Network {
-                            url: shown.clone(),
-                            message: describe(&e),
-                            attempts: attempt,
-                        },
-                    });
+                return read_export(response, source, &shown, attempt).await;
             }
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -274,6 +266,93 @@ async fn fetch_url(url: &str, source: &SourceConfig) -> Result<Vec<u8>, FetchErr
             retry_after.unwrap_or_else(|| backoff(source.retry_backoff_ms, attempt, &mut rng));
         tracing::warn!(url = %shown, attempt, delay_ms = delay.as_millis() as u64, "HR export fetch failed, retrying: {error}");
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// Reads an answer, checking as it comes that it is an export: UTF-8 throughout, and
+/// beginning as the format does. An answer that is not one is refused at its first bad
+/// byte, not after all of it (up to `max_bytes`) is in memory.
+async fn read_export(
+    mut response: reqwest::Response,
+    source: &SourceConfig,
+    shown: &str,
+    attempt: u32,
+) -> Result<Vec<u8>, FetchError> {
+    let max = source.max_bytes;
+    let too_large = || FetchError::TooLarge {
+        source_name: shown.to_string(),
+        max,
+    };
+    if response.content_length().is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    let mut body: Vec<u8> = Vec::new();
+    // Bytes checked as UTF-8 so far, and whether the beginning was looked at.
+    let mut valid = 0;
+    let mut began = false;
+    loop {
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => {
+                return Err(FetchError::Network {
+                    url: shown.to_string(),
+                    message: describe(&e),
+                    attempts: attempt,
+                })
+            }
+        };
+        if (body.len() + chunk.len()) as u64 > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+        match std::str::from_utf8(&body[valid..]) {
+            Ok(_) => valid = body.len(),
+            // A character cut by the chunk's end is checked with the next chunk.
+            Err(e) if e.error_len().is_none() => valid += e.valid_up_to(),
+            Err(_) => return decode(body, shown).map(String::into_bytes),
+        }
+        if !began {
+            began = begins_as(&body[..valid], source.format(), shown)?;
+        }
+    }
+    if valid < body.len() {
+        // The answer ended inside a character.
+        return decode(body, shown).map(String::into_bytes);
+    }
+    Ok(body)
+}
+
+/// Whether `text` (checked UTF-8) has its first character that is not a byte-order mark or
+/// white space yet, and an error if that character cannot begin an export of `format`.
+fn begins_as(
+    text: &[u8],
+    format: crate::config::SourceFormat,
+    shown: &str,
+) -> Result<bool, FetchError> {
+    let text = std::str::from_utf8(text).unwrap_or_default();
+    let Some(first) = text
+        .trim_start_matches('\u{feff}')
+        .chars()
+        .find(|c| !c.is_whitespace())
+    else {
+        return Ok(false);
+    };
+    let why = match (first, format) {
+        ('<', _) => Some("it begins with `<`: an HTML or XML page".to_string()),
+        ('{' | '[', crate::config::SourceFormat::WorkdayJson) => None,
+        (other, crate::config::SourceFormat::WorkdayJson) => Some(format!(
+            "it begins with `{}`, and a Workday JSON report begins with `{{`",
+            other.escape_default()
+        )),
+        _ => None,
+    };
+    match why {
+        Some(why) => Err(FetchError::NotAnExport {
+            source_name: shown.to_string(),
+            why,
+        }),
+        None => Ok(true),
     }
 }
 

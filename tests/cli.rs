@@ -64,6 +64,54 @@ fn check_prints_all_five_mistakes_with_carets_and_exits_1() {
     );
 }
 
+/// A rule file with a thousand mistakes is told in a page: the first 200 diagnostics by
+/// position, how many more there are, and the whole count in the summary (text and JSON).
+#[test]
+fn check_shows_the_first_200_diagnostics_and_counts_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let config = std::fs::read_to_string(fixture.join("five-mistakes/rosterd.yaml"))
+        .unwrap()
+        .replace(
+            "../org/workers.csv",
+            &fixture.join("org/workers.csv").display().to_string(),
+        );
+    std::fs::write(dir.path().join("rosterd.yaml"), config).unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    let mut rules = String::from("groups:\n");
+    for i in 0..1_000 {
+        rules.push_str(&format!(
+            "  - name: g{i}\n    kind: managed\n    rule: divison == \"x\"\n"
+        ));
+    }
+    std::fs::write(dir.path().join("rules/many.yaml"), rules).unwrap();
+    let config = dir.path().join("rosterd.yaml");
+    let out = rosterd()
+        .arg("--config")
+        .arg(&config)
+        .arg("check")
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(out.matches(": error: ").count(), 200, "{out}");
+    assert!(out.contains("... and 800 more not shown"), "{out}");
+    assert!(out.contains("1000 errors, 0 warnings"), "{out}");
+    assert!(out.lines().count() < 2_000, "{} lines", out.lines().count());
+    let json = stdout(
+        rosterd()
+            .arg("--config")
+            .arg(&config)
+            .args(["--format", "json", "check"]),
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["errors"], 1_000);
+    assert_eq!(v["diagnostics"].as_array().unwrap().len(), 200);
+    assert_eq!(v["diagnostics_not_shown"], 800);
+}
+
 #[test]
 fn check_passes_on_the_bundled_sample() {
     let out = stdout(rosterd().args(["--as-of", "2026-11-22", "check"]));

@@ -558,6 +558,58 @@ async fn keys_with_control_characters_are_rejected_on_both_backends() {
     }
 }
 
+/// An HR answer that is not an export (a sign-in page served with 200, here one that never
+/// ends) is refused at its first bytes, naming why, not read into memory to `max_bytes`
+/// first; a Workday JSON source that answers with something else is refused the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hr_answer_that_is_not_an_export_is_refused_at_its_first_bytes() {
+    use futures_util::StreamExt;
+    let app = axum::Router::new().fallback(|uri: axum::http::Uri| async move {
+        let first: &'static str = if uri.path().ends_with("html") {
+            "<!DOCTYPE html><html><body>Sign in"
+        } else {
+            "id,email\n"
+        };
+        let head = futures_util::stream::once(async move {
+            Ok::<_, std::io::Error>(axum::body::Bytes::from(first))
+        });
+        // Then nothing, for ever: a reader that waits for the end waits for the deadline.
+        axum::body::Body::from_stream(head.chain(futures_util::stream::pending()))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    for (path, format, why) in [
+        (
+            "/report.html",
+            "csv",
+            "it begins with `<`: an HTML or XML page",
+        ),
+        (
+            "/report.csv",
+            "workday_json",
+            "a Workday JSON report begins with `{`",
+        ),
+    ] {
+        let source: rosterd::config::SourceConfig = serde_yaml::from_str(&format!(
+            "url: {base}{path}\nformat: {format}\nretries: 0\ndeadline_seconds: 30\n"
+        ))
+        .unwrap();
+        let started = std::time::Instant::now();
+        let err = rosterd::fetch::export(&source).await.unwrap_err();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{path}: waited for the end"
+        );
+        assert!(err.is_bad_answer(), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("not an export") && text.contains(why),
+            "{text}"
+        );
+    }
+}
+
 // --- Hostile targets -------------------------------------------------------------------------
 
 use std::sync::{Arc, Mutex};

@@ -55,7 +55,9 @@ pub fn check(global: &Global) -> Result<bool, CliError> {
             "as_of": as_of.to_string(),
             "errors": diagnostics.errors() + usize::from(data_error.is_some()) + usize::from(config_error.is_some()),
             "warnings": diagnostics.warnings(),
-            "diagnostics": diagnostics.sorted().iter().map(|d| d.to_json(&sources)).collect::<Vec<_>>(),
+            // The first 200 by position; `errors` and `warnings` count them all.
+            "diagnostics": diagnostics.shown().iter().map(|d| d.to_json(&sources)).collect::<Vec<_>>(),
+            "diagnostics_not_shown": diagnostics.iter().count().saturating_sub(crate::rules::diagnostic::SHOWN),
             "directory": report,
             "directory_error": data_error,
             "config_error": config_error,

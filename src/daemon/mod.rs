@@ -386,7 +386,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
         ))
     };
     let token = match std::env::var(&config.daemon.api_token_env) {
-        Ok(t) => crate::secret::Secret::new(api_token(t).map_err(|why| refuse(why))?),
+        Ok(t) => crate::secret::Secret::new(api_token(t).map_err(&refuse)?),
         Err(_) => return Err(refuse("is not set")),
     };
     let rules = load_rules(&config).map_err(DaemonError::Rules)?;

@@ -8,6 +8,9 @@ use serde::Serialize;
 use super::source::{SourceMap, Span};
 use crate::text::shorten;
 
+/// How many diagnostics are told at most; the rest are counted.
+pub const SHOWN: usize = 200;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -214,6 +217,8 @@ impl Diagnostics {
     }
 
     /// Sorted by file and position, errors first within a position.
+    ///
+    /// (Every one is kept and counted; [`Diagnostics::shown`] gives those told.)
     pub fn sorted(&self) -> Vec<&Diagnostic> {
         let mut items: Vec<&Diagnostic> = self.items.iter().collect();
         items.sort_by_key(|d| (d.span.file, d.span.start, d.severity));
@@ -228,18 +233,35 @@ impl Diagnostics {
         self.items.is_empty()
     }
 
-    /// Every diagnostic rendered, then a summary line.
+    /// The first [`SHOWN`] diagnostics rendered (and how many more there are), then a
+    /// summary line.
     pub fn render(&self, sources: &SourceMap) -> String {
         self.render_counting(sources, 0)
+    }
+
+    /// The first [`SHOWN`], by position: what `rosterd check`, the daemon's log, the API and
+    /// the console show. A file with a hundred thousand mistakes is told in a page, not in
+    /// a 22 MB line.
+    pub fn shown(&self) -> Vec<&Diagnostic> {
+        let mut sorted = self.sorted();
+        sorted.truncate(SHOWN);
+        sorted
     }
 
     /// As [`Diagnostics::render`], the summary counting `more_errors` found elsewhere (an
     /// export that cannot be read has no place in a rule file).
     pub fn render_counting(&self, sources: &SourceMap, more_errors: usize) -> String {
         let mut out = String::new();
-        for d in self.sorted() {
+        for d in self.shown() {
             out.push_str(&d.render(sources));
             out.push('\n');
+        }
+        if self.items.len() > SHOWN {
+            let _ = writeln!(
+                out,
+                "... and {} more not shown (the first {SHOWN} are, by file and position)",
+                self.items.len() - SHOWN
+            );
         }
         let (e, w) = (self.errors() + more_errors, self.warnings());
         let plural = |n: usize| if n == 1 { "" } else { "s" };
