@@ -166,6 +166,12 @@ impl Stage {
             // In it-support, but in so many groups that the provider leaves them out of the
             // token (Entra ID's overage).
             "crowded": { "email": "cro.wded@example.com", "name": "Cro Wded", "groups": ["it-support"], "groups_elsewhere": true },
+            // The edges of sign-in: the approver's address without `email_verified`, with it
+            // as the text "true", with it as neither; a token issued ten minutes ahead.
+            "unsaid": { "email": approver.email, "email_verified": null, "name": "Una Said", "groups": [] },
+            "texted": { "email": approver.email, "email_verified": "true", "name": "Tex Ted", "groups": [] },
+            "garbled": { "email": approver.email, "email_verified": "yes", "name": "Gar Bled", "groups": [] },
+            "early": { "email": "ear.ly@example.com", "name": "Ear Ly", "groups": ["it-support"], "iat_ahead": 600 },
         });
         std::fs::write(world.path("users.json"), users.to_string()).unwrap();
         let mut node = Command::new("node");
@@ -312,42 +318,8 @@ ui:\n  issuer: http://127.0.0.1:{provider_port}\n  client_id: rosterd-console\n 
             "the provider's sign-in form: {at}"
         );
         screenshot(browser, shot).await;
-        browser
-            .find(Locator::Css("input[name=login]"))
-            .await
-            .unwrap()
-            .send_keys(login)
-            .await
-            .unwrap();
-        browser
-            .find(Locator::Css("input[name=password]"))
-            .await
-            .unwrap()
-            .send_keys("any password")
-            .await
-            .unwrap();
-        click(browser, "button[type=submit]").await;
-        // The provider asks for consent once per client, then sends the browser back.
         let back = url::Url::parse(&format!("{console}{path}")).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let at = browser.current_url().await.unwrap();
-            if at == back {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "signing in did not return to {back}; at {at}, which says:\n{}",
-                browser.source().await.unwrap()
-            );
-            // The provider's consent page is titled "Authorize".
-            if browser.source().await.unwrap().contains("Authorize") {
-                if let Ok(button) = browser.find(Locator::Css("button[type=submit]")).await {
-                    let _ = button.click().await;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        at_provider_sign_in(browser, login, |at| *at == back).await;
     }
 
     /// The session cookie and the CSRF token of the signed-in browser.
@@ -402,6 +374,47 @@ ui:\n  issuer: http://127.0.0.1:{provider_port}\n  client_id: rosterd-console\n 
             .find(|h| h["group"] == "sales")
             .cloned()
             .unwrap()
+    }
+}
+
+/// At the provider: signs `login` in on its form (unless its session already has them),
+/// consents if asked, and waits until the browser is where `arrived` says.
+async fn at_provider_sign_in(browser: &Client, login: &str, arrived: impl Fn(&url::Url) -> bool) {
+    let mut submitted = false;
+    // The provider asks for consent once per client, then sends the browser back.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let at = browser.current_url().await.unwrap();
+        if arrived(&at) {
+            break;
+        }
+        if !submitted {
+            if let Ok(field) = browser.find(Locator::Css("input[name=login]")).await {
+                field.send_keys(login).await.unwrap();
+                browser
+                    .find(Locator::Css("input[name=password]"))
+                    .await
+                    .unwrap()
+                    .send_keys("any password")
+                    .await
+                    .unwrap();
+                click(browser, "button[type=submit]").await;
+                submitted = true;
+                continue;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "signing in as {login} did not arrive; at {at}, which says:\n{}",
+            browser.source().await.unwrap()
+        );
+        // The provider's consent page is titled "Authorize".
+        if browser.source().await.unwrap().contains("Authorize") {
+            if let Ok(button) = browser.find(Locator::Css("button[type=submit]")).await {
+                let _ = button.click().await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -1307,6 +1320,159 @@ async fn viewer_journey(db: common::TestDb) {
 /// Without a `ui:` section the daemon's address serves the API only; with one, the daemon
 /// refuses to start without the client secret or with a role naming a group the rules do
 /// not have (which would quietly lock everyone out).
+/// The edges of signing in, each with the provider issuing the token: an email without
+/// `email_verified` names nobody (no role by it), the text "true" is read as true, a claim
+/// that is neither is a page naming it, a token issued ten minutes ahead is refused; the
+/// provider's error shows its code and never its text; a new sign-in ends the session the
+/// browser had; two sign-ins started in two tabs both finish; a form posted from another site
+/// is refused; and one address cannot start sign-ins without end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edges_of_sign_in() {
+    let Some(stage) = Stage::new("edges", common::sqlite_db()).await else {
+        return;
+    };
+    let console = stage.console.clone();
+    let callback = format!("{console}/auth/callback");
+    let arrived_at_callback = |at: &url::Url| at.as_str().starts_with(&callback);
+    for (login, expected) in [
+        ("unsaid", "neither a viewer nor an approver"),
+        (
+            "garbled",
+            "`email_verified` claim that is `yes`, not true or false",
+        ),
+        ("early", "`iat` claim that says it was issued"),
+    ] {
+        let browser = stage.browser(login).await;
+        browser.goto(&format!("{console}/")).await.unwrap();
+        let lands = |at: &url::Url| {
+            at.as_str().starts_with(&console) && !at.path().starts_with("/auth/login")
+        };
+        at_provider_sign_in(&browser, login, |at| lands(at) || arrived_at_callback(at)).await;
+        let page = text(&browser).await;
+        assert!(page.contains(expected), "{login}: {page}");
+        browser.close().await.unwrap();
+    }
+    // The text "true" verifies the approver's address: an approver.
+    let browser = stage.browser("texted").await;
+    stage.sign_in(&browser, "texted", "/", "20-texted").await;
+    let page = text(&browser).await;
+    assert!(
+        page.contains("Rules in force") && page.contains("Sync now"),
+        "{page}"
+    );
+
+    // The provider's error: its code, never its text.
+    browser
+        .goto(&format!(
+            "{console}/auth/callback?error=access_denied%3Cb%3E&error_description=Call+%2B1-555-0100+to+restore+access"
+        ))
+        .await
+        .unwrap();
+    let page = text(&browser).await;
+    assert!(
+        page.contains("`access_denied") && !page.contains("555"),
+        "{page}"
+    );
+
+    // A new sign-in ends the session the browser had.
+    browser.goto(&format!("{console}/")).await.unwrap();
+    let (old_cookie, old_csrf) = stage.session(&browser).await;
+    browser
+        .goto(&format!("{console}/auth/login?return_to=/runs"))
+        .await
+        .unwrap();
+    let back = url::Url::parse(&format!("{console}/runs")).unwrap();
+    at_provider_sign_in(&browser, "texted", |at| *at == back).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let old = http
+        .get(format!("{console}/"))
+        .header("cookie", &old_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        old.status().as_u16(),
+        303,
+        "the old session still opens pages"
+    );
+
+    // A form posted from another site is refused, token or not.
+    browser.goto(&format!("{console}/")).await.unwrap();
+    let (cookie, csrf) = stage.session(&browser).await;
+    assert_ne!(csrf, old_csrf);
+    for (header, value) in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let status = http
+            .post(format!("{console}/sync"))
+            .header("cookie", &cookie)
+            .header(header, value)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={csrf}"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        assert_eq!(status, 403, "{header}: {value}");
+    }
+    browser.close().await.unwrap();
+
+    // Two sign-ins started in two tabs both finish.
+    let browser = stage.browser("tabs").await;
+    browser
+        .goto(&format!("{console}/auth/login?return_to=/runs"))
+        .await
+        .unwrap();
+    let first = browser.window().await.unwrap();
+    let second = browser.new_window(true).await.unwrap().handle;
+    browser.switch_to_window(second.clone()).await.unwrap();
+    browser
+        .goto(&format!("{console}/auth/login?return_to=/holds"))
+        .await
+        .unwrap();
+    browser.switch_to_window(first).await.unwrap();
+    let runs = url::Url::parse(&format!("{console}/runs")).unwrap();
+    at_provider_sign_in(&browser, "texted", |at| *at == runs).await;
+    browser.switch_to_window(second).await.unwrap();
+    let holds = url::Url::parse(&format!("{console}/holds")).unwrap();
+    at_provider_sign_in(&browser, "texted", |at| *at == holds).await;
+    assert!(text(&browser).await.contains("Holds"));
+    browser.close().await.unwrap();
+
+    // One address starting sign-ins without end is stopped after 30 a minute.
+    let flood = reqwest::Client::builder()
+        .local_address("127.0.0.3".parse::<std::net::IpAddr>().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..32 {
+        let r = flood
+            .get(format!("{console}/auth/login"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses[..30].iter().all(|&s| s == 303), "{statuses:?}");
+    assert_eq!(statuses[30..], [429, 429], "{statuses:?}");
+    let metrics = stage.daemon.get("/metrics", Some(TOKEN)).await.1;
+    for line in [
+        "rosterd_console_refused_total{why=\"origin\"} 2",
+        "rosterd_console_refused_total{why=\"sign_in_rate\"} 2",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in:\n{metrics}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_is_off_without_ui_and_refuses_a_config_it_cannot_honour() {
     let world = World::with_emulator(common::sqlite_db(), 20, &[]).await;

@@ -8,9 +8,11 @@
 //        [--users users.json] [--client-secret SECRET]
 //
 // users.json: {"ada": {"email": "ada@example.com", "name": "Ada", "groups": ["corpsec"]}, ...}
-// ("email_verified": false marks an address the provider has not verified; "groups_elsewhere":
+// ("email_verified": false marks an address the provider has not verified, null leaves the
+// claim out, and any other value is sent as given, "true" or "yes" as text; "groups_elsewhere":
 // true leaves the groups out of the token and points elsewhere for them, a distributed claim,
-// as Microsoft Entra ID does for a person in more than 200 groups).
+// as Microsoft Entra ID does for a person in more than 200 groups; "iat_ahead": N says the
+// token was issued N seconds from now, as a provider whose clock runs fast would).
 // Prints `listening ISSUER` on stdout once it answers.
 import { readFileSync } from 'node:fs';
 import Provider from 'oidc-provider';
@@ -60,7 +62,7 @@ const provider = new Provider(issuer, {
   // Scope claims in the ID token, as Okta and Entra ID put the groups claim there.
   conformIdTokenClaims: false,
   claims: {
-    openid: ['sub'],
+    openid: ['sub', 'iat'],
     email: ['email', 'email_verified'],
     profile: ['name'],
     groups: ['groups'],
@@ -75,7 +77,10 @@ const provider = new Provider(issuer, {
     return {
       accountId: id,
       async claims() {
-        const claims = { sub: id, email: user.email, email_verified: user.email_verified ?? true, name: user.name };
+        const claims = { sub: id, email: user.email, name: user.name };
+        const verified = 'email_verified' in user ? user.email_verified : true;
+        if (verified !== null) claims.email_verified = verified;
+        if (user.iat_ahead) claims.iat = Math.floor(Date.now() / 1000) + user.iat_ahead;
         if (user.groups_elsewhere) {
           claims._claim_names = { groups: 'src1' };
           claims._claim_sources = { src1: { endpoint: `${issuer}/groups-of/${id}` } };

@@ -39,6 +39,12 @@ pub struct UiConfig {
     /// as a sign-out redirect URI.
     #[serde(default = "default_true")]
     pub sign_out_at_provider: bool,
+    /// Issuers whose ID tokens may leave `email_verified` out and still name the person by
+    /// their email (some providers only put verified addresses in `email` and never send
+    /// the claim). From any other issuer an email without `email_verified: true` names
+    /// nobody; an explicit `false` names nobody from any issuer.
+    #[serde(default)]
+    pub trust_unverified_email_from: Vec<String>,
 }
 
 impl UiConfig {

@@ -94,6 +94,8 @@ pub async fn serve(
                 }
             }
         };
+        // The client's address, for what is limited per client (the console's sign-ins).
+        let app = app.layer(axum::Extension(ClientAddr(peer.ip())));
         let service = hyper_util::service::TowerToHyperService::new(app);
         let mut stop = stop.clone();
         tokio::spawn(async move {
@@ -138,6 +140,10 @@ fn connection_limit(most: u64) -> usize {
     );
     usize::try_from(limit).unwrap_or(16)
 }
+
+/// The address a request came from (the connection's peer).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::IpAddr);
 
 /// Connections kept for `/healthz` and `/readyz` when every other one is taken.
 const PROBE_CONNECTIONS: usize = 16;

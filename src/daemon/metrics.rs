@@ -134,7 +134,7 @@ impl Metrics {
             &mut out,
             "rosterd_console_refused_total",
             "counter",
-            "Web console requests that would change state, refused: csrf (missing or wrong token), role (not an approver), session (none).",
+            "Web console requests refused: csrf (missing or wrong token), origin (posted from another site), role (not an approver), session (none), sign_in_rate (an address starting more than 30 sign-ins a minute, or 10,000 in progress).",
             s.refused
                 .iter()
                 .map(|(w, n)| (format!("{{why=\"{w}\"}}"), n.to_string())),

@@ -31,6 +31,10 @@ pub struct ConsoleLogin {
     pub return_to: String,
 }
 
+/// Sign-ins started and not finished (each lives ten minutes at most): a flood of sign-in
+/// starts fills no more than this many rows.
+pub const MAX_PENDING_LOGINS: i64 = 10_000;
+
 impl Store {
     /// Stores a sign-in in flight under the hash of its `state`, and forgets those expired.
     pub async fn begin_console_login(
@@ -46,6 +50,14 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM console_logins")
+            .fetch_one(&mut *tx)
+            .await?;
+        if pending >= MAX_PENDING_LOGINS {
+            return Err(StoreError::Conflict(format!(
+                "{pending} sign-ins are in progress, the most the console keeps; try again in a few minutes"
+            )));
+        }
         sqlx::query(
             "INSERT INTO console_logins (state_hash, nonce, pkce_verifier, return_to, expires_at) \
              VALUES ($1, $2, $3, $4, $5)",

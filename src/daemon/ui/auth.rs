@@ -50,7 +50,13 @@ pub enum SignInError {
     Refused(String),
     #[error("the identity provider's token did not verify: {0}")]
     Token(String),
+    /// A claim the console reads is there but not as OpenID Connect defines it.
+    #[error("the identity provider's token has a `{claim}` claim that {why}")]
+    Claim { claim: String, why: String },
 }
+
+/// How far ahead of this host's clock an ID token may say it was issued.
+const FUTURE_ISSUE_SECONDS: i64 = 300;
 
 /// The console's OpenID Connect relying party.
 pub struct Oidc {
@@ -62,6 +68,8 @@ pub struct Oidc {
     signed_out: Option<PostLogoutRedirectUrl>,
     scopes: Vec<String>,
     groups_claim: String,
+    /// Issuers trusted to send only verified addresses without saying so.
+    trust_unverified: bool,
     http: reqwest::Client,
     metadata: tokio::sync::Mutex<Option<(Instant, ProviderMetadataWithLogout)>>,
 }
@@ -109,6 +117,10 @@ impl Oidc {
             },
             scopes: ui.scopes.clone(),
             groups_claim: ui.groups_claim.clone(),
+            trust_unverified: ui
+                .trust_unverified_email_from
+                .iter()
+                .any(|i| i.trim_end_matches('/') == ui.issuer.trim_end_matches('/')),
             http,
             metadata: tokio::sync::Mutex::new(None),
         })
@@ -171,7 +183,19 @@ impl Oidc {
             .set_pkce_verifier(PkceCodeVerifier::new(login.pkce_verifier.clone()))
             .request_async(&self.http)
             .await
-            .map_err(|e| SignInError::Refused(crate::text::with_causes(&e)))?;
+            .map_err(|e| {
+                // An ID token whose claims do not parse fails the whole answer: say which.
+                let sent = match &e {
+                    openidconnect::RequestTokenError::Parse(_, body) => {
+                        serde_json::from_slice::<serde_json::Value>(body)
+                            .ok()
+                            .and_then(|b| b.get("id_token")?.as_str().and_then(payload))
+                    }
+                    _ => None,
+                };
+                sent.and_then(|p| malformed_claim(&p, &self.groups_claim))
+                    .unwrap_or_else(|| SignInError::Refused(crate::text::with_causes(&e)))
+            })?;
         let id_token = tokens
             .id_token()
             .ok_or_else(|| SignInError::Token("the token answer has no ID token".into()))?;
@@ -179,6 +203,9 @@ impl Oidc {
         let verified = id_token
             .claims(&client.id_token_verifier(), &nonce)
             .cloned();
+        // The payload as sent: read for a clearer error than the verifier's when a claim is
+        // malformed, and (once verified) for the groups claim, whose name the config chooses.
+        let payload = payload(&id_token.to_string()).unwrap_or_default();
         let claims = match verified {
             Ok(c) => c,
             // Perhaps the provider rotated its keys: read them again, once.
@@ -186,22 +213,36 @@ impl Oidc {
                 let fresh = self.client(self.metadata(true).await?);
                 let verifier = fresh.id_token_verifier();
                 let again = id_token.claims(&verifier, &nonce).cloned();
-                again.map_err(|_| SignInError::Token(first.to_string()))?
+                again.map_err(|_| {
+                    malformed_claim(&payload, &self.groups_claim)
+                        .unwrap_or_else(|| SignInError::Token(first.to_string()))
+                })?
             }
         };
-        // Verified above; the payload is read again only for the groups claim, whose name
-        // the config chooses.
-        let payload = payload(&id_token.to_string()).unwrap_or_default();
+        if let Some(e) = malformed_claim(&payload, &self.groups_claim) {
+            return Err(e);
+        }
+        let ahead = (claims.issue_time() - chrono::Utc::now()).num_seconds();
+        if ahead > FUTURE_ISSUE_SECONDS {
+            return Err(SignInError::Claim {
+                claim: "iat".into(),
+                why: format!(
+                    "says it was issued {ahead} s from now (more than {FUTURE_ISSUE_SECONDS} s ahead): check the clocks of the provider and of this host"
+                ),
+            });
+        }
         let groups = claim_groups(&payload, &self.groups_claim);
         let groups_elsewhere = groups_elsewhere(&payload, &self.groups_claim);
+        // Only an address the provider says it verified names the person: `group:` roles
+        // match people by it, and an unverified one could be anyone's. A provider that leaves
+        // the claim out is believed only when the config says so.
+        let verified = match claims.email_verified() {
+            Some(v) => v,
+            None => self.trust_unverified,
+        };
         Ok(Identity {
             subject: claims.subject().to_string(),
-            // An address the provider says it has not verified names nobody: it could be
-            // anyone's, and `group:` roles match people by it.
-            email: claims
-                .email()
-                .filter(|_| claims.email_verified() != Some(false))
-                .map(|e| e.to_string()),
+            email: claims.email().filter(|_| verified).map(|e| e.to_string()),
             name: claims
                 .name()
                 .and_then(|n| n.get(None))
@@ -260,6 +301,59 @@ fn payload(jwt: &str) -> Option<serde_json::Value> {
         .decode(part.trim_end_matches('='))
         .ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// The first claim the console reads that is not as OpenID Connect defines it, and how.
+fn malformed_claim(payload: &serde_json::Value, groups_claim: &str) -> Option<SignInError> {
+    use serde_json::Value;
+    let bad = |claim: &str, why: &str| {
+        Some(SignInError::Claim {
+            claim: claim.to_string(),
+            why: why.to_string(),
+        })
+    };
+    let found = |v: &Value| match v {
+        Value::String(s) => format!("`{}`", crate::text::shorten(s, 40)),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
+        other => other.to_string(),
+    };
+    for claim in ["sub", "email", "name"] {
+        match payload.get(claim) {
+            None | Some(Value::String(_)) => {}
+            Some(Value::Null) if claim != "sub" => {}
+            Some(v) => return bad(claim, &format!("is {} where text belongs", found(v))),
+        }
+    }
+    match payload.get("email_verified") {
+        None | Some(Value::Bool(_)) => {}
+        // Some providers (AWS Cognito) send the text; it is read as the boolean it names.
+        Some(Value::String(s)) if s == "true" || s == "false" => {}
+        Some(v) => {
+            return bad(
+                "email_verified",
+                &format!("is {}, not true or false", found(v)),
+            )
+        }
+    }
+    for claim in ["iat", "exp"] {
+        match payload.get(claim) {
+            Some(Value::Number(_)) => {}
+            None => return bad(claim, "is missing"),
+            Some(v) => return bad(claim, &format!("is {}, not a time in seconds", found(v))),
+        }
+    }
+    match payload.get(groups_claim) {
+        None | Some(Value::String(_)) => None,
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => None,
+        Some(v) => bad(
+            groups_claim,
+            &format!(
+                "is {}, not a list of group names (ui.groups_claim)",
+                found(v)
+            ),
+        ),
+    }
 }
 
 /// The groups a claim lists: an array of strings, or one string.

@@ -47,7 +47,15 @@ pub struct Console {
     secure: bool,
     /// The pages' Content-Security-Policy.
     csp: HeaderValue,
+    /// The console's origin, as browsers send it in `Origin`.
+    origin: String,
+    /// Sign-ins started per client address in the current minute.
+    starts:
+        std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (std::time::Instant, u32)>>,
 }
+
+/// Sign-ins one client address may start in a minute.
+const STARTS_PER_MINUTE: u32 = 30;
 
 impl Console {
     /// The console for `ui`, with the client secret from its environment variable.
@@ -76,11 +84,35 @@ impl Console {
         let csp = format!(
             "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'{provider}; frame-ancestors 'none'; base-uri 'none'"
         );
+        let origin = url::Url::parse(&ui.redirect_url)
+            .map_err(|e| format!("ui.redirect_url: {e}"))?
+            .origin()
+            .ascii_serialization();
         Ok(Console {
             oidc,
             secure: secure_cookies(listen, &ui.redirect_url),
             csp: HeaderValue::from_str(&csp).map_err(|e| format!("ui.issuer: {e}"))?,
+            origin,
+            starts: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// Whether `client` may start another sign-in this minute (each start keeps a row for
+    /// ten minutes and costs a request to the provider).
+    fn may_start(&self, client: std::net::IpAddr) -> bool {
+        let now = std::time::Instant::now();
+        let minute = std::time::Duration::from_secs(60);
+        let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
+        if starts.len() > 10_000 {
+            starts.retain(|_, (since, _)| now.duration_since(*since) < minute);
+        }
+        let (since, n) = starts.entry(client).or_insert((now, 0));
+        if now.duration_since(*since) >= minute {
+            *since = now;
+            *n = 0;
+        }
+        *n += 1;
+        *n <= STARTS_PER_MINUTE
     }
 
     fn session_cookie(&self) -> &'static str {
@@ -91,12 +123,15 @@ impl Console {
         }
     }
 
-    fn login_cookie(&self) -> &'static str {
-        if self.secure {
+    /// The cookie that ties sign-in `state` to this browser: one per sign-in, so that two
+    /// started in two tabs both finish.
+    fn login_cookie(&self, state: &str) -> String {
+        let prefix = if self.secure {
             "__Host-rosterd-login"
         } else {
             "rosterd-login"
-        }
+        };
+        format!("{prefix}-{}", &auth::token_hash(state)[..16])
     }
 
     fn cookie(&self, name: &str, value: &str, max_age: i64) -> HeaderValue {
@@ -162,6 +197,10 @@ pub fn router(shared: Ui, console: Arc<Console>) -> Router<Ui> {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_session,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            same_origin,
         ));
     Router::new()
         .route("/auth/login", get(login))
@@ -190,6 +229,37 @@ async fn protect(State(state): State<UiState>, mut response: Response) -> Respon
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
+}
+
+/// A request that would change state must come from the console's own pages: a browser
+/// says where a request comes from (`Sec-Fetch-Site`, or else `Origin`), and one from
+/// another site is refused before its CSRF token is even looked at. Clients that are not
+/// browsers send neither and are judged by the token alone.
+async fn same_origin(
+    State(UiState { shared, console }): State<UiState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method();
+    if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let allowed = match (text("sec-fetch-site"), text("origin")) {
+        (Some(site), _) => site == "same-origin" || site == "none",
+        (None, Some(origin)) => origin == console.origin,
+        (None, None) => true,
+    };
+    if !allowed {
+        shared.metrics.console_refused("origin");
+        return html::error_page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "this request came from another site; use the console's own pages",
+        );
+    }
+    next.run(request).await
 }
 
 /// The value of cookie `name` in the request.
@@ -339,8 +409,19 @@ struct LoginQuery {
 /// challenge.
 async fn login(
     State(UiState { shared, console }): State<UiState>,
+    client: Option<axum::Extension<super::api::ClientAddr>>,
     Query(q): Query<LoginQuery>,
 ) -> Response {
+    if let Some(axum::Extension(super::api::ClientAddr(ip))) = client {
+        if !console.may_start(ip) {
+            shared.metrics.console_refused("sign_in_rate");
+            return html::error_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many sign-ins",
+                "this address started too many sign-ins in the last minute; wait a minute and sign in again",
+            );
+        }
+    }
     let return_to = safe_return(q.return_to.as_deref().unwrap_or("/"));
     let started = match console.oidc.start(&return_to).await {
         Ok(s) => s,
@@ -352,7 +433,7 @@ async fn login(
     };
     let now = crate::clock::now_utc();
     let expires = now + chrono::Duration::seconds(auth::LOGIN_SECONDS);
-    if let Err(e) = shared
+    match shared
         .store
         .begin_console_login(
             &auth::token_hash(&started.state),
@@ -362,12 +443,22 @@ async fn login(
         )
         .await
     {
-        return html::internal(e);
+        Ok(()) => {}
+        Err(crate::store::StoreError::Conflict(why)) => {
+            tracing::warn!("console sign-in refused: {why}");
+            shared.metrics.console_refused("sign_in_rate");
+            return html::error_page(StatusCode::SERVICE_UNAVAILABLE, "Too many sign-ins", &why);
+        }
+        Err(e) => return html::internal(e),
     }
     let mut response = redirect(&started.authorize_url);
     response.headers_mut().append(
         header::SET_COOKIE,
-        console.cookie(console.login_cookie(), &started.state, auth::LOGIN_SECONDS),
+        console.cookie(
+            &console.login_cookie(&started.state),
+            &started.state,
+            auth::LOGIN_SECONDS,
+        ),
     );
     response
 }
@@ -377,7 +468,6 @@ struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
-    error_description: Option<String>,
 }
 
 /// The provider sends the browser back here: the state must be the one this browser
@@ -394,10 +484,16 @@ async fn callback(
         html::error_page(status, "Sign-in failed", detail)
     };
     if let Some(error) = &q.error {
-        let detail = q.error_description.as_deref().unwrap_or("");
+        // The code only: the description is free text that anyone can put in a link to
+        // this page, and the console would be showing it in its own name.
+        let code: String = error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
         return refused(
             StatusCode::FORBIDDEN,
-            &format!("the identity provider said {error}: {detail}"),
+            &format!("the identity provider answered with the error `{code}`; its administrator can look it up in the provider's log"),
         );
     }
     let (Some(code), Some(state)) = (&q.code, &q.state) else {
@@ -406,7 +502,8 @@ async fn callback(
             "the identity provider's answer has no code or state",
         );
     };
-    if cookie(&headers, console.login_cookie()) != Some(state.as_str()) {
+    let login_cookie = console.login_cookie(state);
+    if cookie(&headers, &login_cookie) != Some(state.as_str()) {
         return refused(
             StatusCode::FORBIDDEN,
             "this sign-in was not started in this browser; sign in again",
@@ -449,6 +546,17 @@ async fn callback(
         );
     }
     shared.metrics.console_sign_in("ok");
+    // A session this browser already had ends: a new sign-in is a new session, never one
+    // a stolen or fixed cookie still opens.
+    if let Some(old) = cookie(&headers, console.session_cookie()) {
+        if let Err(e) = shared
+            .store
+            .end_console_session(&auth::token_hash(old))
+            .await
+        {
+            return html::internal(e);
+        }
+    }
     if let Err(e) = shared
         .store
         .create_console_session(
@@ -466,10 +574,7 @@ async fn callback(
         header::SET_COOKIE,
         console.cookie(console.session_cookie(), &token, (hours * 3_600.0) as i64),
     );
-    headers.append(
-        header::SET_COOKIE,
-        console.cookie(console.login_cookie(), "", 0),
-    );
+    headers.append(header::SET_COOKIE, console.cookie(&login_cookie, "", 0));
     response
 }
 
