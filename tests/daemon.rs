@@ -418,6 +418,7 @@ async fn a_hung_leader_is_replaced_and_sends_nothing_when_it_wakes() {
     let Some(db) = common::postgres_db().await else {
         return;
     };
+    let url = db.url.clone();
     let mut world = World::with_emulator(db, 80, &[]).await;
     let ports = [free_port(), free_port()];
     let poll = 0.5;
@@ -496,6 +497,24 @@ async fn a_hung_leader_is_replaced_and_sends_nothing_when_it_wakes() {
         log.contains("has not renewed its lease"),
         "the standby says why it took over: {log}"
     );
+
+    // A database that stalls (a table locked by another session): /readyz says so within
+    // two seconds, not after the pool's fifteen.
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut tx = admin.begin().await.unwrap();
+    sqlx::query("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (status, body) = standby.get("/readyz", None).await;
+    let took = started.elapsed();
+    tx.rollback().await.unwrap();
+    admin.close().await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("did not answer within"), "{body}");
+    assert!(took < Duration::from_secs(2), "/readyz took {took:?}");
+    assert_eq!(standby.get("/readyz", None).await.0, 200);
     assert!(leader.terminate().success(), "{}", leader.log());
     assert!(standby.terminate().success(), "{}", standby.log());
 }
