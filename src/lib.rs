@@ -41,6 +41,7 @@ pub mod engine;
 pub mod fetch;
 pub mod halves;
 pub mod http;
+pub mod locks;
 pub mod names;
 pub mod push;
 pub mod rules;

@@ -162,7 +162,7 @@ struct ClientSlot {
 
 impl PerClient {
     fn take(this: &Arc<PerClient>, ip: std::net::IpAddr) -> Option<ClientSlot> {
-        let mut open = this.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = crate::locks::lock(&this.open);
         let n = open.entry(ip).or_insert(0);
         if *n >= this.limit {
             return None;
@@ -177,7 +177,7 @@ impl PerClient {
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
-        let mut open = self.of.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = crate::locks::lock(&self.of.open);
         if let Some(n) = open.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -249,14 +249,55 @@ fn ok(v: Value) -> Response {
     (StatusCode::OK, json_body(&v)).into_response()
 }
 
-/// A store failure, logged here and answered without its details.
-fn internal(e: impl std::fmt::Display) -> Response {
-    tracing::error!("admin API: {e}");
-    error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "the request failed; see the daemon's log",
-    )
+/// Why a request failed, answered as JSON with its status: handlers return
+/// `Result<Response, ApiError>` and use `?`.
+#[derive(Debug)]
+pub(super) enum ApiError {
+    /// The client's mistake, or what it asked for is not there: told as it is.
+    Client(StatusCode, String),
+    /// rosterd's own failure (the store, most likely): logged here and answered without its
+    /// details.
+    Internal(String),
 }
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError::Client(status, message.into())
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        match e {
+            crate::store::StoreError::NotFound(m) => ApiError::Client(StatusCode::NOT_FOUND, m),
+            crate::store::StoreError::Conflict(m) => ApiError::Client(StatusCode::CONFLICT, m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<String> for ApiError {
+    fn from(e: String) -> ApiError {
+        ApiError::Internal(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Client(status, message) => error(status, &message),
+            ApiError::Internal(e) => {
+                tracing::error!("admin API: {e}");
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the request failed; see the daemon's log",
+                )
+            }
+        }
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
 
 async fn authorize(State(shared): State<Api>, request: Request, next: Next) -> Response {
     let given = request
@@ -325,33 +366,19 @@ async fn readyz(State(shared): State<Api>) -> Response {
         .into_response()
 }
 
-async fn metrics(State(shared): State<Api>) -> Response {
-    let sizes = match shared.store.group_sizes().await {
-        Ok(sizes) => sizes,
-        Err(e) => return internal(e),
-    };
+async fn metrics(State(shared): State<Api>) -> ApiResult {
+    let sizes = shared.store.group_sizes().await?;
     let mut unprovisioned: BTreeMap<String, usize> = BTreeMap::new();
-    match shared.store.unprovisioned().await {
-        Ok(rows) => {
-            let mut seen = std::collections::BTreeSet::new();
-            for row in rows {
-                if seen.insert((row.target.clone(), row.worker_key.clone())) {
-                    *unprovisioned.entry(row.target).or_default() += 1;
-                }
-            }
+    let mut seen = std::collections::BTreeSet::new();
+    for row in shared.store.unprovisioned().await? {
+        if seen.insert((row.target.clone(), row.worker_key.clone())) {
+            *unprovisioned.entry(row.target).or_default() += 1;
         }
-        Err(e) => return internal(e),
     }
     let violations: Vec<crate::engine::guardrails::Violation> =
-        match shared.store.current_violations().await {
-            Ok(v) => v,
-            Err(e) => return internal(e),
-        };
-    let targets = match target_status(&shared).await {
-        Ok(t) => t,
-        Err(e) => return internal(e),
-    };
-    (
+        shared.store.current_violations().await?;
+    let targets = target_status(&shared).await?;
+    Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         shared.metrics.render(
@@ -363,7 +390,7 @@ async fn metrics(State(shared): State<Api>) -> Response {
             shared.leadership.leading(),
         ),
     )
-        .into_response()
+        .into_response())
 }
 
 /// Every target's status, from the one model `rosterd status` and the console read.
@@ -382,18 +409,12 @@ async fn target_status(
 
 /// `GET /api/v1/targets`: what `rosterd status --format json` says of each target's health,
 /// unsent and refused requests, holds and groups read back.
-async fn targets(State(shared): State<Api>) -> Response {
-    match target_status(&shared).await {
-        Ok(t) => ok(json!({ "targets": t })),
-        Err(e) => internal(e),
-    }
+async fn targets(State(shared): State<Api>) -> ApiResult {
+    Ok(ok(json!({ "targets": target_status(&shared).await? })))
 }
 
-async fn groups(State(shared): State<Api>) -> Response {
-    let sizes = match shared.store.group_sizes().await {
-        Ok(m) => m,
-        Err(e) => return internal(e),
-    };
+async fn groups(State(shared): State<Api>) -> ApiResult {
+    let sizes = shared.store.group_sizes().await?;
     let rules = shared.rules();
     let list: Vec<Value> = rules
         .groups()
@@ -407,86 +428,74 @@ async fn groups(State(shared): State<Api>) -> Response {
             })
         })
         .collect();
-    ok(json!({ "groups": list }))
+    Ok(ok(json!({ "groups": list })))
 }
 
-async fn group(State(shared): State<Api>, Path(name): Path<String>) -> Response {
+async fn group(State(shared): State<Api>, Path(name): Path<String>) -> ApiResult {
     let rules = shared.rules();
-    let Some(id) = rules.lookup(&name) else {
-        return error(StatusCode::NOT_FOUND, "no such group");
-    };
+    let id = rules
+        .lookup(&name)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such group"))?;
     let g = rules.group(id);
-    let members = match shared.store.group_sizes().await {
-        Ok(sizes) => sizes.get(&name).copied().unwrap_or(0),
-        Err(e) => return internal(e),
-    };
+    let members = shared
+        .store
+        .group_sizes()
+        .await?
+        .get(&name)
+        .copied()
+        .unwrap_or(0);
     // Per target, from the model `rosterd status` and GET /api/v1/targets read.
-    let pushed = match crate::push::status::of_group(
+    let pushed = crate::push::status::of_group(
         &shared.config(),
         Some(rules.as_ref()),
         &shared.store,
         &name,
         crate::clock::now_utc(),
     )
-    .await
-    {
-        Ok(p) => p,
-        Err(e) => return internal(e),
-    };
+    .await?;
     let (location, definition) = rules.definition(id);
-    ok(json!({
+    Ok(ok(json!({
         "name": g.name,
         "kind": g.kind.to_string(),
         "location": location,
         "definition": definition,
         "members": members,
         "push": pushed,
-    }))
+    })))
 }
 
-async fn members(State(shared): State<Api>, Path(name): Path<String>) -> Response {
+async fn members(State(shared): State<Api>, Path(name): Path<String>) -> ApiResult {
     if shared.rules().lookup(&name).is_none() {
-        return error(StatusCode::NOT_FOUND, "no such group");
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such group"));
     }
-    match shared.store.group_memberships(&name).await {
-        Ok(m) => {
-            let members: Vec<Value> = m
-                .into_iter()
-                .map(|(key, membership)| json!({ "worker": key, "reason": membership.reason, "since_run": membership.since_run }))
-                .collect();
-            ok(json!({ "group": name, "members": members }))
-        }
-        Err(e) => internal(e),
-    }
+    let members: Vec<Value> = shared
+        .store
+        .group_memberships(&name)
+        .await?
+        .into_iter()
+        .map(|(key, membership)| json!({ "worker": key, "reason": membership.reason, "since_run": membership.since_run }))
+        .collect();
+    Ok(ok(json!({ "group": name, "members": members })))
 }
 
-async fn runs(State(shared): State<Api>) -> Response {
-    match shared.store.runs_told(50).await {
-        Ok(runs) => ok(json!({
-            "runs": runs,
-            "running": running(&shared),
-            "progress": progress(&shared),
-        })),
-        Err(e) => internal(e),
-    }
+async fn runs(State(shared): State<Api>) -> ApiResult {
+    Ok(ok(json!({
+        "runs": shared.store.runs_told(50).await?,
+        "running": running(&shared),
+        "progress": progress(&shared),
+    })))
 }
 
 pub(super) fn running(shared: &Shared) -> Option<&'static str> {
-    shared
-        .running
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    crate::locks::lock(&shared.running)
         .as_ref()
         .map(Job::as_str)
 }
 
 /// The guardrails in force, and which the memberships in force break.
-async fn guardrails(State(shared): State<Api>) -> Response {
+async fn guardrails(State(shared): State<Api>) -> ApiResult {
     let violations: Vec<crate::engine::guardrails::Violation> =
-        match shared.store.current_violations().await {
-            Ok(v) => v,
-            Err(e) => return internal(e),
-        };
+        shared.store.current_violations().await?;
     let rules = shared.rules();
     let defined: Vec<Value> = rules
         .guardrails()
@@ -502,27 +511,23 @@ async fn guardrails(State(shared): State<Api>) -> Response {
             })
         })
         .collect();
-    ok(json!({ "guardrails": defined, "violations": violations }))
+    Ok(ok(
+        json!({ "guardrails": defined, "violations": violations }),
+    ))
 }
 
 /// How far the running job's push is, per target.
 fn progress(shared: &Shared) -> Vec<crate::push::progress::Numbers> {
-    shared
-        .progress
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    crate::locks::lock(&shared.progress)
         .as_ref()
         .map(|p| p.numbers())
         .unwrap_or_default()
 }
 
-/// A numeric id from the path; `None` answers with [`bad_id`].
-fn id(raw: &str) -> Option<i64> {
-    raw.parse().ok()
-}
-
-fn bad_id() -> Response {
-    error(StatusCode::BAD_REQUEST, "ids are whole numbers")
+/// A numeric id from the path.
+fn id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "ids are whole numbers"))
 }
 
 /// A run's changes are listed whole up to this many; past it (a first run at 100k x 2,000
@@ -543,25 +548,20 @@ async fn run(
     State(shared): State<Api>,
     Path(raw): Path<String>,
     q: Result<Query<RunQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Some(id) = id(&raw) else {
-        return bad_id();
-    };
+) -> ApiResult {
+    let id = id(&raw)?;
     let Ok(Query(q)) = q else {
-        return error(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "a run takes ?group=NAME and &page=N (from 1)",
-        );
+        ));
     };
-    let run = match shared.store.run(id).await {
-        Ok(Some(run)) => run,
-        Ok(None) => return error(StatusCode::NOT_FOUND, "no such run"),
-        Err(e) => return internal(e),
-    };
-    let deltas = match shared.store.run_deltas(id).await {
-        Ok(d) => d,
-        Err(e) => return internal(e),
-    };
+    let run = shared
+        .store
+        .run(id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such run"))?;
+    let deltas = shared.store.run_deltas(id).await?;
     let total: u64 = deltas.iter().map(|d| d.added.len() + d.removed.len()).sum();
     let groups: Vec<Value> = deltas
         .iter()
@@ -579,10 +579,7 @@ async fn run(
         ),
         (None, _) => (0, usize::MAX),
     };
-    let workers = match shared.worker_ids().await {
-        Ok(w) => w,
-        Err(e) => return internal(e),
-    };
+    let workers = shared.worker_ids().await?;
     let changes: Vec<Value> = listed
         .iter()
         .flat_map(|d| d.changes().map(move |(w, added, reason)| (d, w, added, reason)))
@@ -599,7 +596,7 @@ async fn run(
             "this run changed {total} memberships; ask for one group's with ?group=NAME&page=N ({RUN_CHANGES_PAGE} a page)"
         ));
     }
-    ok(body)
+    Ok(ok(body))
 }
 
 /// Jobs run on the leader only; a standby says so instead of queueing what it cannot run.
@@ -644,42 +641,31 @@ const MAX_WORKER_INPUT: usize = 1_024;
 /// A worker key or email as the API takes it: printable text of a bounded length. Keys with
 /// control characters never enter the store (the HR loader rejects them), and NUL cannot even
 /// be sent to PostgreSQL, so such input is a bad request, not a failed query.
-fn worker_input(text: &str) -> Option<Response> {
+fn worker_input(text: &str) -> Result<(), ApiError> {
     let bad =
         text.is_empty() || text.len() > MAX_WORKER_INPUT || text.chars().any(char::is_control);
-    bad.then(|| {
-        error(
+    match bad {
+        true => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "a worker is named by a key or an email: printable text of 1 to 1,024 bytes",
-        )
-    })
+        )),
+        false => Ok(()),
+    }
 }
 
 /// A worker's groups as stored by the last run (what the targets are given), by key or by
 /// email.
-async fn worker_groups(State(shared): State<Api>, Path(key): Path<String>) -> Response {
-    if let Some(refused) = worker_input(&key) {
-        return refused;
-    }
-    let mut groups = match shared.store.worker_memberships(&key).await {
-        Ok(g) => g,
-        Err(e) => return internal(e),
-    };
+async fn worker_groups(State(shared): State<Api>, Path(key): Path<String>) -> ApiResult {
+    worker_input(&key)?;
+    let mut groups = shared.store.worker_memberships(&key).await?;
     let mut key = key;
     if groups.is_empty() {
         // Not a key with memberships: perhaps an email, which only the snapshot knows.
-        match super::evaluated(&shared).await {
-            Ok(Some(e)) => {
-                if let Some(w) = e.snapshot.find(&key) {
-                    key = e.snapshot.key(w).to_string();
-                    groups = match shared.store.worker_memberships(&key).await {
-                        Ok(g) => g,
-                        Err(e) => return internal(e),
-                    };
-                }
+        if let Some(e) = super::evaluated(&shared).await? {
+            if let Some(w) = e.snapshot.find(&key) {
+                key = e.snapshot.key(w).to_string();
+                groups = shared.store.worker_memberships(&key).await?;
             }
-            Ok(None) => {}
-            Err(e) => return internal(e),
         }
     }
     let rules = shared.rules();
@@ -700,7 +686,7 @@ async fn worker_groups(State(shared): State<Api>, Path(key): Path<String>) -> Re
             json!({ "group": group, "reason": m.reason, "since_run": m.since_run, "push": push })
         })
         .collect();
-    ok(json!({ "worker": key, "groups": list }))
+    Ok(ok(json!({ "worker": key, "groups": list })))
 }
 
 #[derive(serde::Deserialize)]
@@ -714,92 +700,72 @@ struct ExplainQuery {
 async fn explain(
     State(shared): State<Api>,
     q: Result<Query<ExplainQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
+) -> ApiResult {
     let Ok(Query(q)) = q else {
-        return error(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "explain takes ?worker=KEY_OR_EMAIL and, optionally, &group=NAME",
-        );
+        ));
     };
-    if let Some(refused) = worker_input(&q.worker) {
-        return refused;
-    }
-    let evaluated = match super::evaluated(&shared).await {
-        Ok(Some(e)) => e,
-        Ok(None) => {
-            return error(
-                StatusCode::CONFLICT,
-                "no run has stored a snapshot yet; explain answers after the first sync",
-            )
-        }
-        Err(e) => return internal(e),
-    };
+    worker_input(&q.worker)?;
+    let evaluated = super::evaluated(&shared).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no run has stored a snapshot yet; explain answers after the first sync",
+        )
+    })?;
     let e = &*evaluated;
-    let Some(worker) = e.snapshot.find(&q.worker) else {
-        return error(
+    let worker = e.snapshot.find(&q.worker).ok_or_else(|| {
+        ApiError::new(
             StatusCode::NOT_FOUND,
             "no such worker in the snapshot in force",
-        );
-    };
+        )
+    })?;
     let groups = match &q.group {
-        Some(name) => match e.rules.lookup(name) {
-            Some(g) => vec![g],
-            None => return error(StatusCode::NOT_FOUND, "no such group"),
-        },
+        Some(name) => vec![e
+            .rules
+            .lookup(name)
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such group"))?],
         None => e.evaluation.groups_of(worker),
     };
     let explanations: Vec<crate::engine::Explanation> = groups
         .into_iter()
         .map(|g| crate::engine::explain(&e.snapshot, &e.rules, &e.evaluation, worker, g))
         .collect();
-    ok(json!({
+    Ok(ok(json!({
         "snapshot": e.snapshot_id,
         "as_of": e.evaluation.as_of.to_string(),
         "explanations": explanations,
-    }))
+    })))
 }
 
-async fn holds(State(shared): State<Api>) -> Response {
-    match shared.store.push_holds(None).await {
-        Ok(holds) => ok(json!({ "holds": holds })),
-        Err(e) => internal(e),
-    }
+async fn holds(State(shared): State<Api>) -> ApiResult {
+    Ok(ok(json!({ "holds": shared.store.push_holds(None).await? })))
 }
 
 /// One hold: who its push would remove and add, and why (as `rosterd holds ID` says).
-async fn hold(State(shared): State<Api>, Path(raw): Path<String>) -> Response {
-    let Some(id) = id(&raw) else {
-        return bad_id();
-    };
-    let found = match shared.store.push_hold(id).await {
-        Ok(Some(h)) => h,
-        Ok(None) => return error(StatusCode::NOT_FOUND, &format!("no push hold {id}")),
-        Err(e) => return internal(e),
-    };
-    match crate::push::hold::detail(&shared.store, &shared.config(), found).await {
-        Ok(detail) => ok(json!(detail)),
-        Err(e) => internal(e),
-    }
+async fn hold(State(shared): State<Api>, Path(raw): Path<String>) -> ApiResult {
+    let id = id(&raw)?;
+    let found = shared
+        .store
+        .push_hold(id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no push hold {id}")))?;
+    let detail = crate::push::hold::detail(&shared.store, &shared.config(), found).await?;
+    Ok(ok(json!(detail)))
 }
 
-async fn approve(State(shared): State<Api>, Path(raw): Path<String>) -> Response {
-    let Some(id) = id(&raw) else {
-        return bad_id();
-    };
+async fn approve(State(shared): State<Api>, Path(raw): Path<String>) -> ApiResult {
+    let id = id(&raw)?;
     // The bearer token is the service's, not a person's: the approval says so.
-    match shared.approve_hold(id, "api").await {
-        Ok(hold) => ok(json!({ "approved": hold, "leader": shared.leadership.leading() })),
-        Err(crate::store::StoreError::NotFound(m)) => error(StatusCode::NOT_FOUND, &m),
-        Err(crate::store::StoreError::Conflict(m)) => error(StatusCode::CONFLICT, &m),
-        Err(e) => internal(e),
-    }
+    let hold = shared.approve_hold(id, "api").await?;
+    Ok(ok(
+        json!({ "approved": hold, "leader": shared.leadership.leading() }),
+    ))
 }
 
 async fn rules_state(State(shared): State<Api>) -> Response {
-    let due = *shared
-        .rules_sync_at
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let due = *crate::locks::lock(&shared.rules_sync_at);
     ok(json!({
         "in_force": shared.revision(),
         "refused": shared.refused(),

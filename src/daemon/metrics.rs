@@ -33,7 +33,7 @@ struct State {
 
 impl Metrics {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::locks::lock(&self.state)
     }
 
     pub fn rules_loaded(&self, groups: usize) {

@@ -65,13 +65,12 @@ impl Job {
 /// The daemon's state, shared by the loop, the reloads and the API.
 pub struct Shared {
     config_path: PathBuf,
-    config: RwLock<Arc<Config>>,
-    /// The last good rules.
-    rules: RwLock<Arc<RuleSet>>,
-    /// The revision of the rules in force.
-    revision: RwLock<Revision>,
-    /// The newest rules or config on disk when they were refused, with why.
-    refused: RwLock<Option<Refused>>,
+    /// The config and rules in force, with their revision and the last refusal: one value,
+    /// swapped whole, so that no reader sees new rules with the old revision.
+    in_force: RwLock<Arc<InForce>>,
+    /// Held by a reload from reading what is in force to swapping it: a SIGHUP and a rules
+    /// change on disk load one after the other.
+    reloading: Mutex<()>,
     /// Counts the config reloads that took: the work loop recomputes its schedules when it
     /// changes.
     reloads: std::sync::atomic::AtomicU64,
@@ -96,6 +95,17 @@ pub struct Shared {
     console: Option<Arc<ui::Console>>,
     /// The store's worker numbering as last read (it only grows), for the console's pages.
     worker_ids: tokio::sync::Mutex<Arc<crate::store::WorkerIds>>,
+}
+
+/// What is in force, read as one.
+pub struct InForce {
+    pub config: Arc<Config>,
+    /// The last good rules.
+    pub rules: Arc<RuleSet>,
+    /// Their revision.
+    pub revision: Revision,
+    /// The newest rules or config on disk when they were refused, with why.
+    pub refused: Option<Refused>,
 }
 
 /// Which rules are in force: the git commit of the rules folder (when it is a checkout), the
@@ -150,7 +160,7 @@ async fn evaluated(shared: &Shared) -> Result<Option<Arc<Evaluated>>, String> {
     let rules = shared.rules();
     let as_of = crate::clock::today_utc();
     {
-        let cached = shared.evaluated.lock().unwrap_or_else(|p| p.into_inner());
+        let cached = crate::locks::lock(&shared.evaluated);
         if let Some(e) = cached.as_ref().filter(|e| {
             e.snapshot_id == current.id
                 && Arc::ptr_eq(&e.rules, &rules)
@@ -181,7 +191,7 @@ async fn evaluated(shared: &Shared) -> Result<Option<Arc<Evaluated>>, String> {
     .await
     .map_err(|e| e.to_string())??;
     let evaluated = Arc::new(evaluated);
-    *shared.evaluated.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&evaluated));
+    *crate::locks::lock(&shared.evaluated) = Some(Arc::clone(&evaluated));
     Ok(Some(evaluated))
 }
 
@@ -219,34 +229,30 @@ impl Shared {
         Ok(hold)
     }
 
+    /// Everything in force, as one consistent value.
+    fn in_force(&self) -> Arc<InForce> {
+        Arc::clone(&crate::locks::read(&self.in_force))
+    }
+
     fn config(&self) -> Arc<Config> {
-        Arc::clone(&self.config.read().unwrap_or_else(|p| p.into_inner()))
+        Arc::clone(&self.in_force().config)
     }
 
     fn rules(&self) -> Arc<RuleSet> {
-        Arc::clone(&self.rules.read().unwrap_or_else(|p| p.into_inner()))
+        Arc::clone(&self.in_force().rules)
     }
 
     fn revision(&self) -> Revision {
-        self.revision
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.in_force().revision.clone()
     }
 
     fn refused(&self) -> Option<Refused> {
-        self.refused
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.in_force().refused.clone()
     }
 
     /// Asks for a job; the loop starts it when nothing runs.
     pub fn request(&self, job: Job) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(job);
+        crate::locks::lock(&self.pending).insert(job);
         self.wake.notify_one();
     }
 
@@ -255,6 +261,7 @@ impl Shared {
     /// that differ from those in force have a sync follow within
     /// `daemon.sync_after_rules_change_seconds`. Returns whether anything was swapped.
     fn reload(&self, with_config: bool) -> bool {
+        let _one_at_a_time = crate::locks::lock(&self.reloading);
         let result = (|| {
             let config = if with_config {
                 Arc::new(Config::load(&self.config_path).map_err(|e| e.to_string())?)
@@ -269,10 +276,6 @@ impl Shared {
                 let revision = Revision::of(&config, &rules);
                 let changed = revision.digest != self.revision().digest;
                 let after = config.daemon.sync_after_rules_change_seconds;
-                *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
-                *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
-                *self.refused.write().unwrap_or_else(|p| p.into_inner()) = None;
-                self.metrics.rules_loaded(revision.groups);
                 tracing::info!(
                     groups = revision.groups,
                     commit = revision.commit.as_deref().unwrap_or(""),
@@ -280,11 +283,17 @@ impl Shared {
                     changed,
                     "rules loaded"
                 );
-                *self.revision.write().unwrap_or_else(|p| p.into_inner()) = revision;
+                self.metrics.rules_loaded(revision.groups);
+                *crate::locks::write(&self.in_force) = Arc::new(InForce {
+                    config,
+                    rules: Arc::new(rules),
+                    revision,
+                    refused: None,
+                });
                 if changed && after > 0.0 {
                     let at = crate::clock::now_utc()
                         + chrono::Duration::milliseconds((after * 1e3) as i64);
-                    let mut due = self.rules_sync_at.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut due = crate::locks::lock(&self.rules_sync_at);
                     // A second change before the sync does not put it off.
                     let at = *due.get_or_insert(at);
                     tracing::info!(at = %crate::clock::stamp(at), "a sync follows the rules change");
@@ -298,11 +307,18 @@ impl Shared {
             }
             Err(e) => {
                 tracing::error!("the new rules or config were not loaded; the last good ones stay in force:\n{e}");
-                let dir = self.config().rules.dir.clone();
-                *self.refused.write().unwrap_or_else(|p| p.into_inner()) = Some(Refused {
-                    commit: crate::rules::git_commit(&dir),
+                let was = self.in_force();
+                let refused = Refused {
+                    commit: crate::rules::git_commit(&was.config.rules.dir),
                     at: crate::clock::stamp(crate::clock::now_utc()),
                     diagnostics: e,
+                };
+                // Reloads are one at a time, so nothing else swapped it meanwhile.
+                *crate::locks::write(&self.in_force) = Arc::new(InForce {
+                    config: Arc::clone(&was.config),
+                    rules: Arc::clone(&was.rules),
+                    revision: was.revision.clone(),
+                    refused: Some(refused),
                 });
                 self.metrics.rules_load_failed();
                 false
@@ -407,12 +423,15 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
     let shared = Arc::new(Shared {
         config_path,
         metrics: Metrics::default(),
-        revision: RwLock::new(Revision::of(&config, &rules)),
-        rules: RwLock::new(Arc::new(rules)),
-        refused: RwLock::new(None),
+        in_force: RwLock::new(Arc::new(InForce {
+            revision: Revision::of(&config, &rules),
+            rules: Arc::new(rules),
+            config: Arc::new(config),
+            refused: None,
+        })),
+        reloading: Mutex::new(()),
         reloads: std::sync::atomic::AtomicU64::new(0),
         rules_sync_at: Mutex::new(None),
-        config: RwLock::new(Arc::new(config)),
         store,
         pending: Mutex::new(BTreeSet::new()),
         wake: tokio::sync::Notify::new(),
@@ -453,8 +472,8 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
                     seconds = grace.as_secs_f64(),
                     "the run in flight did not finish in time; its unsent changes stay in the outbox"
                 );
-                let run = *shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                let job = shared.running.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let run = *crate::locks::lock(&shared.in_flight);
+                let job = crate::locks::lock(&shared.running).clone();
                 if let Some(run) = run {
                     let reason = format!(
                         "the daemon was stopped before the push finished (shutdown_timeout_seconds: {}); what is unsent stays in the outbox for the next run",
@@ -667,16 +686,13 @@ async fn work_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<b
         if due(&mut next_sync, &sync) {
             shared.request(Job::Sync);
         }
-        let rules_sync_at = *shared
-            .rules_sync_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let rules_sync_at = *crate::locks::lock(&shared.rules_sync_at);
         if rules_sync_at.is_some_and(|at| at <= now) {
             tracing::info!("syncing after the rules change");
             shared.request(Job::Sync);
         }
         let job = {
-            let mut pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let mut pending = crate::locks::lock(&shared.pending);
             // A reconcile does all that a sync does, and a sync all that a push does.
             let whole = [Job::Reconcile, Job::Sync]
                 .into_iter()
@@ -709,17 +725,14 @@ async fn work_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<b
 
 /// One job: refresh and evaluate into the store, then push; ends with one summary line.
 async fn run_job(shared: &Shared, job: Job) {
-    *shared.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(job.clone());
+    *crate::locks::lock(&shared.running) = Some(job.clone());
     // Every write of this run is fenced with the leadership this process holds now.
     let store = shared.store.fenced();
     let progress = Arc::new(push::Progress::default());
-    *shared.progress.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&progress));
+    *crate::locks::lock(&shared.progress) = Some(Arc::clone(&progress));
     if !matches!(job, Job::Push(_)) {
         // This run uses the rules in force: the sync a rules change asked for is done.
-        *shared
-            .rules_sync_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = None;
+        *crate::locks::lock(&shared.rules_sync_at) = None;
     }
     let started = std::time::Instant::now();
     let config = shared.config();
@@ -738,8 +751,7 @@ async fn run_job(shared: &Shared, job: Job) {
                 let outcome = crate::cycle::run(&inputs, &store)
                     .await
                     .map_err(|e| e.to_string())?;
-                *shared.in_flight.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(outcome.run_id());
+                *crate::locks::lock(&shared.in_flight) = Some(outcome.run_id());
                 Some(outcome)
             }
         };
@@ -799,7 +811,7 @@ async fn run_job(shared: &Shared, job: Job) {
             tracing::error!(kind = job.as_str(), seconds, "run failed: {e}");
         }
     }
-    *shared.running.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    *shared.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    *shared.progress.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    *crate::locks::lock(&shared.running) = None;
+    *crate::locks::lock(&shared.in_flight) = None;
+    *crate::locks::lock(&shared.progress) = None;
 }

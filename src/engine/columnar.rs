@@ -126,12 +126,12 @@ pub struct Memo<'r> {
 impl<'r> Memo<'r> {
     fn get(&self, key: &Key<'r>) -> Option<Arc<FixedBitSet>> {
         // The map holds finished results only; a panic elsewhere cannot leave it half-written.
-        let leaves = self.leaves.read().unwrap_or_else(|p| p.into_inner());
+        let leaves = crate::locks::read(&self.leaves);
         leaves.get(key).cloned()
     }
 
     fn put(&self, key: Key<'r>, bits: &Arc<FixedBitSet>) {
-        let mut leaves = self.leaves.write().unwrap_or_else(|p| p.into_inner());
+        let mut leaves = crate::locks::write(&self.leaves);
         leaves.insert(key, Arc::clone(bits));
     }
 }

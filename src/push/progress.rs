@@ -52,7 +52,7 @@ pub struct Numbers {
 impl Progress {
     /// The counters of `target`, made on first use.
     pub fn target(&self, target: &str) -> Arc<TargetProgress> {
-        let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut targets = crate::locks::lock(&self.targets);
         Arc::clone(targets.entry(target.to_string()).or_insert_with(|| {
             Arc::new(TargetProgress {
                 started: Instant::now(),
@@ -67,7 +67,7 @@ impl Progress {
 
     /// Every target's numbers, by name.
     pub fn numbers(&self) -> Vec<Numbers> {
-        let targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        let targets = crate::locks::lock(&self.targets);
         targets.iter().map(|(name, t)| t.numbers(name)).collect()
     }
 }

@@ -98,13 +98,10 @@ impl<'a> Confirmer<'a> {
 
     async fn confirm(&self, confirmation: Confirmation, now: &str) -> Result<(), StoreError> {
         let (tell, told) = oneshot::channel();
-        self.queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((confirmation, tell));
+        crate::locks::lock(&self.queue).push((confirmation, tell));
         {
             let _turn = self.committing.lock().await;
-            let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+            let batch = std::mem::take(&mut *crate::locks::lock(&self.queue));
             if !batch.is_empty() {
                 let (list, tells): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
                 let outcome = self

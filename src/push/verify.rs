@@ -72,7 +72,7 @@ pub(crate) struct Evidence {
 impl Evidence {
     /// Records a sign of reset; the first one is kept as the reason.
     pub fn reset(&self, reason: String) {
-        let mut reset = self.reset.lock().unwrap_or_else(|p| p.into_inner());
+        let mut reset = crate::locks::lock(&self.reset);
         if reset.is_none() {
             tracing::warn!("{reason}; verifying the whole target in this run");
             *reset = Some(reason);
@@ -80,16 +80,16 @@ impl Evidence {
     }
 
     pub fn reset_reason(&self) -> Option<String> {
-        self.reset.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::locks::lock(&self.reset).clone()
     }
 
     fn unconfirmed(&self, workers: &RoaringBitmap) -> RoaringBitmap {
-        workers - &*self.confirmed.lock().unwrap_or_else(|p| p.into_inner())
+        workers - &*crate::locks::lock(&self.confirmed)
     }
 
     /// `workers`' user ids were shown by the target in this run.
     pub fn confirm(&self, workers: &RoaringBitmap) {
-        *self.confirmed.lock().unwrap_or_else(|p| p.into_inner()) |= workers;
+        *crate::locks::lock(&self.confirmed) |= workers;
     }
 }
 

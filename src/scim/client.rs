@@ -134,10 +134,7 @@ impl Stats {
     }
     /// The first request given up on, as its error says it.
     pub fn first_give_up(&self) -> Option<String> {
-        self.first_give_up
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        crate::locks::lock(&self.first_give_up).clone()
     }
 }
 
@@ -558,10 +555,7 @@ impl Client {
                 };
                 if unusable {
                     self.stats.gave_up.fetch_add(1, Ordering::Relaxed);
-                    self.stats
-                        .first_give_up
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
+                    crate::locks::lock(&self.stats.first_give_up)
                         .get_or_insert_with(|| error.to_string());
                 }
                 return Err(match error {

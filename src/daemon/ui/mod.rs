@@ -102,7 +102,7 @@ impl Console {
     fn may_start(&self, client: std::net::IpAddr) -> bool {
         let now = std::time::Instant::now();
         let minute = std::time::Duration::from_secs(60);
-        let mut starts = self.starts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut starts = crate::locks::lock(&self.starts);
         if starts.len() > 10_000 {
             starts.retain(|_, (since, _)| now.duration_since(*since) < minute);
         }
