@@ -571,11 +571,17 @@ async fn hostile_rules_and_connections_do_not_stop_the_daemon() {
         assert!(json(&body)["error"].is_string(), "{path}: {body}");
     }
 
-    // A thousand connections that never finish their headers.
+    // A thousand connections that never finish their headers, from 20 addresses (each
+    // within the 64 connections one address may hold).
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut idle = Vec::new();
-    for _ in 0..1_000 {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    for i in 0..1_000 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(format!("127.0.1.{}:0", 1 + i % 20).parse().unwrap())
+            .unwrap();
+        let mut s = socket
+            .connect(format!("127.0.0.1:{port}").parse().unwrap())
             .await
             .unwrap();
         s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")

@@ -122,6 +122,25 @@ pub fn error_page(status: StatusCode, title: &str, detail: &str) -> Response {
 }
 
 /// A store failure: logged here, shown without its details.
+/// A page that could not be made (the store failed, most likely): handlers return
+/// [`PageResult`] and use `?`; the answer is [`internal`]'s.
+#[derive(Debug)]
+pub struct PageError(String);
+
+impl<E: std::fmt::Display> From<E> for PageError {
+    fn from(e: E) -> PageError {
+        PageError(e.to_string())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        internal(self.0)
+    }
+}
+
+pub type PageResult = Result<Response, PageError>;
+
 pub fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!("console: {e}");
     error_page(

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use maud::{html, Markup};
 
-use super::html::{internal, page, seg, size_chart};
+use super::html::{page, seg, size_chart, PageResult};
 use super::{csrf_ok, redirect, CsrfForm, Person, Ui, WithStatus};
 use crate::engine::explain::Node;
 use crate::store::{HoldStatus, StoreError};
@@ -64,11 +64,9 @@ pub async fn overview(
     State(shared): State<Ui>,
     Extension(person): Extension<Person>,
     Query(q): Q,
-) -> Response {
-    match overview_body(&shared, &person, &q).await {
-        Ok(body) => page("Overview", &person, body).into_response(),
-        Err(e) => internal(e),
-    }
+) -> PageResult {
+    let body = overview_body(&shared, &person, &q).await?;
+    Ok(page("Overview", &person, body).into_response())
 }
 
 async fn overview_body(
@@ -243,11 +241,8 @@ pub async fn groups(
     State(shared): State<Ui>,
     Extension(person): Extension<Person>,
     Query(q): Q,
-) -> Response {
-    let sizes = match shared.store.group_sizes().await {
-        Ok(s) => s,
-        Err(e) => return internal(e),
-    };
+) -> PageResult {
+    let sizes = shared.store.group_sizes().await?;
     let rules = shared.rules();
     let needle = q.q.as_deref().unwrap_or("").trim().to_lowercase();
     let matching: Vec<&crate::rules::Group> = rules
@@ -263,14 +258,14 @@ pub async fn groups(
         })
         .collect();
     // Groups the audit knows that the rules have dropped, so their past stays reachable.
-    let removed: Vec<String> = match shared.store.audited_groups().await {
-        Ok(names) => names
-            .into_iter()
-            .filter(|n| rules.lookup(n).is_none())
-            .filter(|n| needle.is_empty() || n.to_lowercase().contains(&needle))
-            .collect(),
-        Err(e) => return internal(e),
-    };
+    let removed: Vec<String> = shared
+        .store
+        .audited_groups()
+        .await?
+        .into_iter()
+        .filter(|n| rules.lookup(n).is_none())
+        .filter(|n| needle.is_empty() || n.to_lowercase().contains(&needle))
+        .collect();
     let body = html! {
         form method="get" action="/groups" {
             input type="search" name="q" value=(needle) placeholder="name, owner or target" aria-label="Search groups";
@@ -299,7 +294,7 @@ pub async fn groups(
             }
         }
     };
-    page("Groups", &person, body).into_response()
+    Ok(page("Groups", &person, body).into_response())
 }
 
 pub async fn group(
@@ -307,15 +302,13 @@ pub async fn group(
     Extension(person): Extension<Person>,
     Path(name): Path<String>,
     Query(q): Q,
-) -> Response {
+) -> PageResult {
     let rules = shared.rules();
     let Some(id) = rules.lookup(&name) else {
         return removed_group(&shared, &person, &name).await;
     };
-    match group_body(&shared, &rules, id, page_of(&q)).await {
-        Ok(body) => page(&format!("Group {name}"), &person, body).into_response(),
-        Err(e) => internal(e),
-    }
+    let body = group_body(&shared, &rules, id, page_of(&q)).await?;
+    Ok(page(&format!("Group {name}"), &person, body).into_response())
 }
 
 async fn group_body(
@@ -501,13 +494,10 @@ fn label_of(evaluated: Option<&super::super::Evaluated>, key: &str) -> String {
 
 /// A group the rules in force no longer define: its audit stays readable (its history, and
 /// who was in it on a date); a name the audit never had is not a group.
-async fn removed_group(shared: &super::Shared, person: &Person, name: &str) -> Response {
-    let history = match shared.store.group_deltas(name, None).await {
-        Ok(h) => h,
-        Err(e) => return internal(e),
-    };
+async fn removed_group(shared: &super::Shared, person: &Person, name: &str) -> PageResult {
+    let history = shared.store.group_deltas(name, None).await?;
     if history.is_empty() {
-        return no_group(person, name);
+        return Ok(no_group(person, name));
     }
     let base = format!("/groups/{}", seg(name));
     let body = html! {
@@ -515,7 +505,7 @@ async fn removed_group(shared: &super::Shared, person: &Person, name: &str) -> R
         (on_date_form(&base))
         (history_table(&history))
     };
-    page(&format!("Group {name}"), person, body).into_response()
+    Ok(page(&format!("Group {name}"), person, body).into_response())
 }
 
 /// Asks for a group's members on a date.
@@ -556,44 +546,26 @@ pub async fn group_on(
     Extension(person): Extension<Person>,
     Path(name): Path<String>,
     Query(q): Q,
-) -> Response {
+) -> PageResult {
     let raw = q.date.as_deref().unwrap_or("").trim();
     let Ok(date) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") else {
-        return super::html::error_page(
+        return Ok(super::html::error_page(
             StatusCode::BAD_REQUEST,
             "Not a date",
             &format!("date: `{raw}` is not a date; give it as YYYY-MM-DD"),
-        );
+        ));
     };
     // A group the rules do not define must be one the audit has.
     let in_rules = shared.rules().lookup(&name).is_some();
-    if !in_rules {
-        match shared.store.audited_groups().await {
-            Ok(names) if names.contains(&name) => {}
-            Ok(_) => return no_group(&person, &name),
-            Err(e) => return internal(e),
-        }
+    if !in_rules && !shared.store.audited_groups().await?.contains(&name) {
+        return Ok(no_group(&person, &name));
     }
     // Keyed with the console's kept worker numbering, not read whole again.
-    let members = match shared.store.group_state_at(&name, date).await {
-        Ok(state) => match shared.worker_ids().await {
-            Ok(workers) => state.keyed(&workers),
-            Err(e) => return internal(e),
-        },
-        Err(e) => return internal(e),
-    };
-    let members = match members {
-        Ok(m) => m,
-        Err(e) => return internal(e),
-    };
-    let evaluated = match super::super::evaluated(&shared).await {
-        Ok(e) => e,
-        Err(e) => return internal(e),
-    };
-    let held = match shared.store.holds_on(&name, &date.to_string()).await {
-        Ok(h) => h,
-        Err(e) => return internal(e),
-    };
+    let state = shared.store.group_state_at(&name, date).await?;
+    let workers = shared.worker_ids().await?;
+    let members = state.keyed(&workers)?;
+    let evaluated = super::super::evaluated(&shared).await?;
+    let held = shared.store.holds_on(&name, &date.to_string()).await?;
     let page_no = page_of(&q);
     let base = format!("/groups/{}/on?date={date}", seg(&name));
     let body = html! {
@@ -625,7 +597,7 @@ pub async fn group_on(
             (pager(&base, page_no, MEMBERS_PER_PAGE, members.len()))
         }
     };
-    page(&format!("Group {name} on {date}"), &person, body).into_response()
+    Ok(page(&format!("Group {name} on {date}"), &person, body).into_response())
 }
 
 // --- Workers ---------------------------------------------------------------------------------
@@ -635,19 +607,18 @@ pub async fn find_worker(
     State(shared): State<Ui>,
     Extension(person): Extension<Person>,
     Query(q): Q,
-) -> Response {
+) -> PageResult {
     let wanted = q.q.as_deref().unwrap_or("").trim().to_string();
     if wanted.is_empty() {
-        return redirect("/");
+        return Ok(redirect("/"));
     }
-    match super::super::evaluated(&shared).await {
-        Ok(Some(e)) => match e.snapshot.find(&wanted) {
+    Ok(match super::super::evaluated(&shared).await? {
+        Some(e) => match e.snapshot.find(&wanted) {
             Some(w) => redirect(&format!("/workers/{}", seg(e.snapshot.key(w)))),
             None => no_worker(&person, &wanted),
         },
-        Ok(None) => no_snapshot(&person),
-        Err(e) => internal(e),
-    }
+        None => no_snapshot(&person),
+    })
 }
 
 fn no_group(person: &Person, name: &str) -> Response {
@@ -682,20 +653,19 @@ pub async fn worker(
     Extension(person): Extension<Person>,
     Path(key): Path<String>,
     Query(q): Q,
-) -> Response {
-    let e = match super::super::evaluated(&shared).await {
-        Ok(Some(e)) => e,
-        Ok(None) => return no_snapshot(&person),
-        Err(e) => return internal(e),
+) -> PageResult {
+    let e = match super::super::evaluated(&shared).await? {
+        Some(e) => e,
+        None => return Ok(no_snapshot(&person)),
     };
     let Some(w) = e.snapshot.find(&key) else {
-        return no_worker(&person, &key);
+        return Ok(no_worker(&person, &key));
     };
     let groups = e.evaluation.groups_of(w);
     let chosen = match q.group.as_deref().filter(|g| !g.is_empty()) {
         Some(name) => match e.rules.lookup(name) {
             Some(g) => Some(g),
-            None => return no_group(&person, name),
+            None => return Ok(no_group(&person, name)),
         },
         None => None,
     };
@@ -707,14 +677,12 @@ pub async fn worker(
     let worker_key = e.snapshot.key(w).to_string();
     // Who had access when: the worker's joins and leaves of the chosen group, as recorded.
     let history = match chosen {
-        Some(g) => match shared
-            .store
-            .worker_history(&e.rules.group(g).name, &worker_key)
-            .await
-        {
-            Ok(h) => h,
-            Err(e) => return internal(e),
-        },
+        Some(g) => {
+            shared
+                .store
+                .worker_history(&e.rules.group(g).name, &worker_key)
+                .await?
+        }
         None => Vec::new(),
     };
     let base = format!("/workers/{}", seg(&worker_key));
@@ -766,7 +734,7 @@ pub async fn worker(
             }
         }
     };
-    page(&e.snapshot.label(w), &person, body).into_response()
+    Ok(page(&e.snapshot.label(w), &person, body).into_response())
 }
 
 /// The explain tree as `rosterd explain` gives it, as nested lists.
@@ -818,11 +786,9 @@ fn node(n: &Node) -> Markup {
 
 // --- Runs ------------------------------------------------------------------------------------
 
-pub async fn runs(State(shared): State<Ui>, Extension(person): Extension<Person>) -> Response {
-    match shared.store.runs_told(100).await {
-        Ok(runs) => page("Runs", &person, runs_table(&runs)).into_response(),
-        Err(e) => internal(e),
-    }
+pub async fn runs(State(shared): State<Ui>, Extension(person): Extension<Person>) -> PageResult {
+    let runs = shared.store.runs_told(100).await?;
+    Ok(page("Runs", &person, runs_table(&runs)).into_response())
 }
 
 pub async fn run(
@@ -830,37 +796,29 @@ pub async fn run(
     Extension(person): Extension<Person>,
     Path(raw): Path<String>,
     Query(q): Q,
-) -> Response {
+) -> PageResult {
     let Ok(id) = raw.parse::<i64>() else {
-        return page("No such run", &person, html! { p { "Runs are numbered." } })
-            .with_status(StatusCode::NOT_FOUND);
+        return Ok(
+            page("No such run", &person, html! { p { "Runs are numbered." } })
+                .with_status(StatusCode::NOT_FOUND),
+        );
     };
-    let run = match shared.store.run(id).await {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return page(
-                "No such run",
-                &person,
-                html! { p { "There is no run " (id) "." } },
-            )
-            .with_status(StatusCode::NOT_FOUND)
-        }
-        Err(e) => return internal(e),
+    let Some(run) = shared.store.run(id).await? else {
+        return Ok(page(
+            "No such run",
+            &person,
+            html! { p { "There is no run " (id) "." } },
+        )
+        .with_status(StatusCode::NOT_FOUND));
     };
     // A first run changes millions of memberships at 100,000 x 2,000: the page counts
     // them per group, and lists one group's changes a page at a time.
-    let deltas = match shared.store.run_deltas(id).await {
-        Ok(d) => d,
-        Err(e) => return internal(e),
-    };
+    let deltas = shared.store.run_deltas(id).await?;
     let chosen = q.group.as_deref().filter(|g| !g.is_empty());
     let mut listed: Vec<(String, bool, String)> = Vec::new();
     let mut total = 0;
     if let Some(delta) = chosen.and_then(|g| deltas.iter().find(|d| d.group == g)) {
-        let workers = match shared.worker_ids().await {
-            Ok(w) => w,
-            Err(e) => return internal(e),
-        };
+        let workers = shared.worker_ids().await?;
         total = (delta.added.len() + delta.removed.len()) as usize;
         let first = (page_of(&q) - 1) * CHANGES_PER_PAGE;
         for (worker, added, reason) in delta.changes().skip(first).take(CHANGES_PER_PAGE) {
@@ -930,7 +888,7 @@ pub async fn run(
             }
         }
     };
-    page(&format!("Run {id}"), &person, body).into_response()
+    Ok(page(&format!("Run {id}"), &person, body).into_response())
 }
 
 // --- Holds -----------------------------------------------------------------------------------
@@ -939,11 +897,8 @@ pub async fn holds(
     State(shared): State<Ui>,
     Extension(person): Extension<Person>,
     Query(q): Q,
-) -> Response {
-    let all = match shared.store.push_holds(None).await {
-        Ok(h) => h,
-        Err(e) => return internal(e),
-    };
+) -> PageResult {
+    let all = shared.store.push_holds(None).await?;
     let waiting: Vec<_> = all
         .iter()
         .filter(|h| h.status == HoldStatus::Held)
@@ -999,7 +954,7 @@ pub async fn holds(
         h2 { "Earlier" }
         (holds_table(&past))
     };
-    page("Holds", &person, body).into_response()
+    Ok(page("Holds", &person, body).into_response())
 }
 
 fn holds_table(holds: &[&crate::store::PushHold]) -> Markup {
@@ -1036,26 +991,20 @@ pub async fn hold(
     Extension(person): Extension<Person>,
     Path(raw): Path<String>,
     Query(q): Q,
-) -> Response {
+) -> PageResult {
     let found = match raw.parse::<i64>() {
-        Ok(id) => match shared.store.push_hold(id).await {
-            Ok(hold) => hold,
-            Err(e) => return internal(e),
-        },
+        Ok(id) => shared.store.push_hold(id).await?,
         Err(_) => None,
     };
     let Some(found) = found else {
-        return super::html::error_page(
+        return Ok(super::html::error_page(
             StatusCode::NOT_FOUND,
             "No such hold",
             "there is no such push hold",
-        );
+        ));
     };
     let config = shared.config();
-    let detail = match crate::push::hold::detail(&shared.store, &config, found).await {
-        Ok(d) => d,
-        Err(e) => return internal(e),
-    };
+    let detail = crate::push::hold::detail(&shared.store, &config, found).await?;
     let h = &detail.hold;
     let page_no = page_of(&q);
     let base = format!("/holds/{}", h.id);
@@ -1105,7 +1054,7 @@ pub async fn hold(
             }
         }
     };
-    page(&format!("Hold {}", h.id), &person, body).into_response()
+    Ok(page(&format!("Hold {}", h.id), &person, body).into_response())
 }
 
 /// Approves a held push: a POST from an approver with the session's CSRF token, confirming
@@ -1116,31 +1065,28 @@ pub async fn approve(
     Extension(person): Extension<Person>,
     Path(raw): Path<String>,
     form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
-) -> Response {
+) -> PageResult {
     let confirmed = form.as_ref().ok().and_then(|f| f.0.confirm.clone());
     if let Some(refused) = refusal(&shared, &person, form, "release a held push") {
-        return refused;
+        return Ok(refused);
     }
     let Ok(id) = raw.parse::<i64>() else {
-        return super::html::error_page(
+        return Ok(super::html::error_page(
             StatusCode::NOT_FOUND,
             "No such hold",
             "holds are numbered",
-        );
+        ));
     };
     // The approver confirmed how many removals they release: the count on the hold now.
-    let to_remove = match shared.store.push_hold(id).await {
-        Ok(hold) => hold.map(|h| h.to_remove),
-        Err(e) => return internal(e),
-    };
+    let to_remove = shared.store.push_hold(id).await?.map(|h| h.to_remove);
     if let Some(n) = to_remove.filter(|n| confirmed.as_deref() != Some(n.to_string().as_str())) {
-        return super::html::error_page(
+        return Ok(super::html::error_page(
             StatusCode::BAD_REQUEST,
             "Not confirmed",
             &format!("approving hold {id} releases {n} removals: tick the box that names them on the hold's page"),
-        );
+        ));
     }
-    match shared.approve_hold(id, &person.approver_id()).await {
+    Ok(match shared.approve_hold(id, &person.approver_id()).await {
         Ok(_) => {
             shared.metrics.console_approved();
             if shared.leadership.leading() {
@@ -1155,8 +1101,8 @@ pub async fn approve(
         Err(StoreError::Conflict(m)) => {
             super::html::error_page(StatusCode::CONFLICT, "Already decided", &m)
         }
-        Err(e) => internal(e),
-    }
+        Err(e) => return Err(e.into()),
+    })
 }
 
 /// A state-changing form may go ahead when it carries the session's CSRF token and comes
@@ -1192,16 +1138,16 @@ pub async fn sync_now(
     State(shared): State<Ui>,
     Extension(person): Extension<Person>,
     form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
-) -> Response {
+) -> PageResult {
     if let Some(refused) = refusal(&shared, &person, form, "ask for a sync") {
-        return refused;
+        return Ok(refused);
     }
     if !shared.leadership.leading() {
-        return redirect("/?sync=standby");
+        return Ok(redirect("/?sync=standby"));
     }
     tracing::info!(by = %person.approver_id(), "console: sync requested");
     shared.request(super::super::Job::Sync);
-    redirect("/?sync=queued")
+    Ok(redirect("/?sync=queued"))
 }
 
 // --- Plan this rule ----------------------------------------------------------------------
@@ -1223,7 +1169,7 @@ pub async fn preview(
     State(shared): State<Ui>,
     Extension(person): Extension<Person>,
     Query(q): Query<PreviewQuery>,
-) -> Response {
+) -> PageResult {
     let rule = q.rule.unwrap_or_default();
     let rule = rule.trim();
     let outcome = if rule.is_empty() {
@@ -1238,17 +1184,13 @@ pub async fn preview(
             MAX_PREVIEW_RULE / 1024
         )))
     } else {
-        let e = match super::super::evaluated(&shared).await {
-            Ok(Some(e)) => e,
-            Ok(None) => return no_snapshot(&person),
-            Err(e) => return internal(e),
+        let e = match super::super::evaluated(&shared).await? {
+            Some(e) => e,
+            None => return Ok(no_snapshot(&person)),
         };
         let config = shared.config();
         let rule = rule.to_string();
-        match tokio::task::spawn_blocking(move || preview_rule(&config, &e, &rule)).await {
-            Ok(result) => Some(result),
-            Err(e) => return internal(e),
-        }
+        Some(tokio::task::spawn_blocking(move || preview_rule(&config, &e, &rule)).await?)
     };
     let body = html! {
         p.muted { "Paste a rule expression (as in a rule file's " code { "rule:" } "). It is evaluated on the snapshot in force under the rules in force, and never stored." }
@@ -1272,7 +1214,7 @@ pub async fn preview(
             },
         }
     };
-    page("Plan a rule", &person, body).into_response()
+    Ok(page("Plan a rule", &person, body).into_response())
 }
 
 struct Preview {
