@@ -10,24 +10,35 @@
 //! - [`directory`]: HR export (CSV or Workday RaaS JSON) → typed [`directory::Snapshot`], with a
 //!   load report that names the row and column of every bad value; plus the synthetic generator.
 //! - [`rules`]: rule files → AST with source spans → checked [`rules::RuleSet`]; compiler-style
-//!   diagnostics. Pure: no I/O beyond reading the rule files.
+//!   diagnostics. No I/O beyond reading the rule files.
+//! - [`revision`]: the rules folder's git commit (the one place rosterd runs `git`).
 //! - [`engine`]: snapshot + rule set + evaluation date → memberships (columnar, on two
 //!   threads; incrementally after small changes), and explanations of them. Pure: no async, no
-//!   clock, no database.
+//!   clock, no database (`tests/architecture.rs` pins that it imports no I/O layer).
+//! - [`halves`]: work split in two, one half on another thread (rosterd is sized for two
+//!   cores): the engine's groups of one rule level, and a run's whole-population steps.
 //! - [`fetch`]: the export's text from a file or an HTTPS URL (auth, timeout, retries).
 //! - [`http`]: what every HTTP client shares: bounded bodies, same-origin redirects, capped
 //!   `Retry-After`.
 //! - [`secret`]: secrets that print as `***`.
 //! - [`store`]: sqlx on SQLite or PostgreSQL: snapshots, runs, memberships and their audit;
-//!   push state (target groups and members, users, outbox, holds, health, drift).
-//! - [`cycle`]: one run: refresh the snapshot (failsafe), evaluate, record in one transaction.
+//!   push state (target groups and members, users, outbox, holds, health, drift). The states
+//!   it keeps as text are typed enums written once (`store::text`). It knows nothing of the
+//!   engine, the push or the daemon (pinned by `tests/architecture.rs`).
+//! - [`cycle`]: one run: refresh the snapshot (failsafe), evaluate, record in one transaction;
+//!   its pure half (what changed, by worker and by key) is `cycle::diff`.
 //! - [`scim`]: SCIM 2.0 wire types, the client (pacing, retries, auth), and an emulator of a
 //!   target with faults and quirks, for tests and the quickstart.
 //! - [`push`]: per target and group: find or create, diff against what the target confirmed,
-//!   failsafe, outbox, send, reconcile.
-//! - [`daemon`]: `rosterd run`: schedules, rules reloads, the admin API, graceful shutdown.
+//!   failsafe, outbox, send, read back and verify, reconcile; `push::status` is the one
+//!   model of each target's health that every surface reads, `push::summary` the one
+//!   account of a run.
+//! - [`daemon`]: `rosterd run`: schedules, rules reloads (what is in force is one value,
+//!   swapped whole), leadership with a lease on PostgreSQL (`daemon::leader`), the admin API,
+//!   the metrics, the web console (`daemon::ui`), graceful shutdown.
 //! - [`clock`]: the one place that reads the wall clock.
-//! - [`text`]: text as messages quote it (cut short).
+//! - [`text`]: text as messages quote it (cut short), and the macro for states kept as text.
+//! - [`locks`]: locks taken whatever happened to an earlier holder.
 //! - [`cli`]: the `rosterd` commands.
 
 pub mod backend;
@@ -44,6 +55,7 @@ pub mod http;
 pub mod locks;
 pub mod names;
 pub mod push;
+pub mod revision;
 pub mod rules;
 pub mod schedule;
 pub mod scim;

@@ -121,7 +121,7 @@ pub struct Revision {
 impl Revision {
     fn of(config: &Config, rules: &RuleSet) -> Revision {
         Revision {
-            commit: crate::rules::git_commit(&config.rules.dir),
+            commit: crate::revision::git_commit(&config.rules.dir),
             digest: rules.digest(&config.rules.dir),
             loaded_at: crate::clock::stamp(crate::clock::now_utc()),
             groups: rules.groups().len(),
@@ -309,7 +309,7 @@ impl Shared {
                 tracing::error!("the new rules or config were not loaded; the last good ones stay in force:\n{e}");
                 let was = self.in_force();
                 let refused = Refused {
-                    commit: crate::rules::git_commit(&was.config.rules.dir),
+                    commit: crate::revision::git_commit(&was.config.rules.dir),
                     at: crate::clock::stamp(crate::clock::now_utc()),
                     diagnostics: e,
                 };

@@ -1,0 +1,296 @@
+//! The pure half of a cycle: what changed between the stored memberships and a new
+//! evaluation, as the run records it (by worker number) and as `plan` shows it (by key).
+//! Nothing here reads or writes the store; [`super`] orchestrates.
+
+use crate::directory::{Snapshot, WorkerId};
+use crate::engine::{reason, Evaluation};
+use crate::rules::{GroupId, RuleSet};
+use crate::store::{Change, GroupDelta, MemberState, RunChanges, WorkerIds, CHECKPOINT_EVERY};
+use roaring::RoaringBitmap;
+
+/// The membership changes that take the stored state to what the rules say now, by worker
+/// key: groups in rule-set order, then removed groups; joins, then leaves, each by key.
+pub fn changes(
+    snapshot: &Snapshot,
+    rules: &RuleSet,
+    evaluation: &Evaluation,
+    stored: &MemberState,
+) -> Vec<Change> {
+    let order = KeyOrder::new(snapshot);
+    let numbering = Numbering::new(snapshot, &stored.workers);
+    let side = StoredSide {
+        state: stored,
+        numbering: &numbering,
+    };
+    let mut out = Vec::new();
+    for (g, group) in rules.groups().iter().enumerate() {
+        out.extend(
+            planned_changes(snapshot, &order, rules, evaluation, g, &side)
+                .into_iter()
+                .map(|c| c.owned(&group.name)),
+        );
+    }
+    for name in stored.groups.keys() {
+        if rules.lookup(name).is_none() {
+            out.extend(
+                removed_group_changes(&side, name)
+                    .into_iter()
+                    .map(|c| c.owned(name)),
+            );
+        }
+    }
+    out
+}
+
+/// The snapshot's workers in the store's numbering, both ways.
+pub struct Numbering {
+    /// By [`WorkerId`]: the stored id, when the worker has one.
+    ids: Vec<Option<u32>>,
+    /// By stored id: the worker in this snapshot, or `u32::MAX`.
+    workers: Vec<u32>,
+}
+
+impl Numbering {
+    /// The ids the store has; workers it never saw have none (a plan writes nothing).
+    pub fn new(snapshot: &Snapshot, stored: &WorkerIds) -> Self {
+        let ids = (0..snapshot.len())
+            .map(|w| stored.id(snapshot.key(w)))
+            .collect();
+        Self::of(ids, stored.len())
+    }
+
+    /// Numbers every worker the store never saw; [`WorkerIds::since`] then lists them.
+    pub fn assign(snapshot: &Snapshot, stored: &mut WorkerIds) -> Self {
+        let ids = (0..snapshot.len())
+            .map(|w| Some(stored.number(snapshot.key(w))))
+            .collect();
+        Self::of(ids, stored.len())
+    }
+
+    fn of(ids: Vec<Option<u32>>, stored: usize) -> Self {
+        let mut workers = vec![u32::MAX; stored];
+        for (w, id) in ids.iter().enumerate() {
+            if let Some(id) = id {
+                workers[*id as usize] = w as u32;
+            }
+        }
+        Numbering { ids, workers }
+    }
+
+    pub fn id(&self, w: WorkerId) -> Option<u32> {
+        self.ids[w]
+    }
+
+    /// The worker with stored id `id` in this snapshot, if it is in it.
+    pub fn worker(&self, id: u32) -> Option<WorkerId> {
+        match self.workers.get(id as usize) {
+            Some(&w) if w != u32::MAX => Some(w as WorkerId),
+            _ => None,
+        }
+    }
+}
+
+/// The stored state and the snapshot's workers in its numbering.
+pub struct StoredSide<'a> {
+    pub state: &'a MemberState,
+    pub numbering: &'a Numbering,
+}
+
+/// The workers in key order: `order[r]` is the worker at place `r`, `ranks[w]` the place of
+/// worker `w`. Sorting a group's changes by key is then sorting integers.
+pub struct KeyOrder {
+    order: Vec<WorkerId>,
+    ranks: Vec<u32>,
+}
+
+impl KeyOrder {
+    pub fn new(snapshot: &Snapshot) -> Self {
+        let mut order: Vec<WorkerId> = (0..snapshot.len()).collect();
+        order.sort_unstable_by(|&a, &b| snapshot.key(a).cmp(snapshot.key(b)));
+        let mut ranks = vec![0u32; order.len()];
+        for (r, &w) in order.iter().enumerate() {
+            ranks[w] = u32::try_from(r).unwrap_or(u32::MAX);
+        }
+        KeyOrder { order, ranks }
+    }
+}
+
+/// One membership change, borrowed from the snapshot and the stored state: what a plan lists,
+/// at the cost of a few words each (a plan may list millions).
+#[derive(Debug, Clone, Copy)]
+pub struct PlannedChange<'a> {
+    pub key: &'a str,
+    /// `None` for a worker no longer in the export.
+    pub worker: Option<WorkerId>,
+    pub added: bool,
+    pub reason: &'static str,
+}
+
+impl PlannedChange<'_> {
+    pub fn owned(&self, group: &str) -> Change {
+        Change {
+            group: group.to_string(),
+            worker: self.key.to_string(),
+            added: self.added,
+            reason: self.reason.to_string(),
+        }
+    }
+}
+
+/// One group's changes against its stored members: joins, then leaves, each by worker key.
+/// A plan works through the groups one at a time with this, so its memory is that of one
+/// group's changes, not of all of them.
+pub fn planned_changes<'a>(
+    snapshot: &'a Snapshot,
+    order: &KeyOrder,
+    rules: &RuleSet,
+    evaluation: &Evaluation,
+    g: GroupId,
+    stored: &StoredSide<'a>,
+) -> Vec<PlannedChange<'a>> {
+    let before = stored.state.group(&rules.group(g).name);
+    let numbering = stored.numbering;
+    let mut joins: Vec<u32> = evaluation
+        .members(g)
+        .ones()
+        .filter(|&w| match (before, numbering.id(w)) {
+            (Some(b), Some(id)) => !b.members.contains(id),
+            _ => true,
+        })
+        .map(|w| order.ranks[w])
+        .collect();
+    joins.sort_unstable();
+    let mut out: Vec<PlannedChange<'a>> = joins
+        .into_iter()
+        .map(|r| {
+            let w = order.order[r as usize];
+            PlannedChange {
+                key: snapshot.key(w),
+                worker: Some(w),
+                added: true,
+                reason: reason::joined(rules, evaluation, g, w),
+            }
+        })
+        .collect();
+    let Some(before) = before else {
+        return out;
+    };
+    let mut leaves: Vec<PlannedChange<'a>> = before
+        .members
+        .iter()
+        .filter_map(|id| {
+            let w = numbering.worker(id);
+            if w.is_some_and(|w| evaluation.is_member(g, w)) {
+                return None;
+            }
+            Some(PlannedChange {
+                key: stored.state.workers.key(id)?,
+                worker: w,
+                added: false,
+                reason: reason::left(snapshot, rules, evaluation, g, w),
+            })
+        })
+        .collect();
+    leaves.sort_unstable_by(|a, b| a.key.cmp(b.key));
+    out.extend(leaves);
+    out
+}
+
+/// The leaves of a stored group that the rules no longer define, by key.
+pub fn removed_group_changes<'a>(stored: &StoredSide<'a>, group: &str) -> Vec<PlannedChange<'a>> {
+    let Some(members) = stored.state.group(group) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PlannedChange<'a>> = members
+        .members
+        .iter()
+        .filter_map(|id| {
+            Some(PlannedChange {
+                key: stored.state.workers.key(id)?,
+                worker: stored.numbering.worker(id),
+                added: false,
+                reason: "group_removed",
+            })
+        })
+        .collect();
+    out.sort_unstable_by(|a, b| a.key.cmp(b.key));
+    out
+}
+
+/// What a run stores: each changed group's delta against `state`, by group name, with the
+/// workers it numbered and the checkpoints due. Every worker of the snapshot is numbered.
+pub fn run_changes(
+    snapshot: &Snapshot,
+    rules: &RuleSet,
+    evaluation: &Evaluation,
+    mut state: MemberState,
+) -> RunChanges {
+    let known = state.workers.len();
+    let numbering = Numbering::assign(snapshot, &mut state.workers);
+    let groups = rules.groups();
+    let mut deltas: Vec<GroupDelta> = crate::halves::map_halves(groups.len(), |range| {
+        range
+            .filter_map(|g| {
+                let name = &groups[g].name;
+                let wanted: RoaringBitmap = evaluation
+                    .members(g)
+                    .ones()
+                    .filter_map(|w| numbering.id(w))
+                    .collect();
+                let before = state.group(name).map(|s| &s.members);
+                let (added, removed) = match before {
+                    Some(before) => (&wanted - before, before - &wanted),
+                    None => (wanted.clone(), RoaringBitmap::new()),
+                };
+                if added.is_empty() && removed.is_empty() {
+                    return None;
+                }
+                let joins = added.iter().filter_map(|id| {
+                    let w = numbering.worker(id)?;
+                    Some((id, true, reason::joined(rules, evaluation, g, w)))
+                });
+                let leaves = removed.iter().map(|id| {
+                    let w = numbering.worker(id);
+                    (id, false, reason::left(snapshot, rules, evaluation, g, w))
+                });
+                let mut delta = GroupDelta::from_changes(name, joins.chain(leaves));
+                delta.member_count = wanted.len();
+                Some(delta)
+            })
+            .collect()
+    });
+    for (name, members) in &state.groups {
+        if rules.lookup(name).is_none() {
+            let leaves = members
+                .members
+                .iter()
+                .map(|id| (id, false, "group_removed"));
+            deltas.push(GroupDelta::from_changes(name, leaves));
+        }
+    }
+    deltas.sort_by(|a, b| a.group.cmp(&b.group));
+    let due: Vec<String> = deltas
+        .iter()
+        .filter(|d| state.group(&d.group).map_or(0, |s| s.since_checkpoint) + 1 >= CHECKPOINT_EVERY)
+        .map(|d| d.group.clone())
+        .collect();
+    let checkpoints = due
+        .into_iter()
+        .map(|name| {
+            let before = state.groups.remove(&name).unwrap_or_default();
+            (name, before)
+        })
+        .collect();
+    RunChanges {
+        base_run: state.last_run,
+        new_workers: state.workers.since(known),
+        deltas,
+        checkpoints,
+    }
+}
+
+pub(super) fn total_members(evaluation: &Evaluation, rules: &RuleSet) -> usize {
+    (0..rules.groups().len())
+        .map(|g| evaluation.members(g).count_ones(..))
+        .sum()
+}
