@@ -91,7 +91,7 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
     let started = crate::clock::stamp(inputs.now);
     let digests = Digests::of(inputs);
     let chosen = match choose_snapshot(inputs, store, &digests).await {
-        Ok(Choice::Evaluate(chosen)) => chosen,
+        Ok(Choice::Evaluate(chosen)) => *chosen,
         // Held, or nothing to evaluate: the run is recorded already.
         Ok(Choice::Done(done)) => {
             if let Outcome::Applied { .. } = done {
@@ -163,7 +163,7 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
 /// What [`choose_snapshot`] decided.
 enum Choice {
     /// Evaluate this snapshot.
-    Evaluate(Chosen),
+    Evaluate(Box<Chosen>),
     /// The run is over before any evaluation, and recorded: the failsafe holds the export, or
     /// nothing changed since the last run.
     Done(Outcome),
@@ -183,7 +183,11 @@ async fn choose_snapshot(
         Ok(text) => text,
         // It answered with what is not an export: the run fails, and says so.
         Err(e) if e.is_bad_answer() => return Err(e.into()),
-        Err(e) => return keep_last_good(store, schema, e).await.map(Choice::Evaluate),
+        Err(e) => {
+            return keep_last_good(store, schema, e)
+                .await
+                .map(|c| Choice::Evaluate(Box::new(c)))
+        }
     };
     let sum = directory::checksum(text.as_bytes());
     phase.done("read the export");
@@ -227,12 +231,12 @@ async fn choose_snapshot(
     let (snapshot, report) = parse(&text)?;
     phase.done("load the export");
     if let Some(usage) = usage {
-        return Ok(Choice::Evaluate(Chosen {
+        return Ok(Choice::Evaluate(Box::new(Chosen {
             snapshot,
             usage,
             warning: None,
             evaluation: None,
-        }));
+        })));
     }
     let phase = Phase::start();
     let evaluation = engine::evaluate(&snapshot, inputs.rules, inputs.as_of);
@@ -320,12 +324,12 @@ async fn choose_snapshot(
             reason,
         }));
     }
-    Ok(Choice::Evaluate(Chosen {
+    Ok(Choice::Evaluate(Box::new(Chosen {
         snapshot,
         usage: SnapshotUse::New(Box::new(new)),
         warning: None,
         evaluation: Some(evaluation),
-    }))
+    })))
 }
 
 /// Applies `retention` after a run that succeeded. A failure is logged, not the run's: the
