@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use super::{Job, Shared};
 
@@ -95,7 +94,7 @@ pub async fn serve(
             }
         };
         // The client's address, for what is limited per client (the console's sign-ins).
-        let app = app.layer(axum::Extension(ClientAddr(peer.ip())));
+        let app = app.layer(axum::Extension(super::ClientAddr(peer.ip())));
         let service = hyper_util::service::TowerToHyperService::new(app);
         let mut stop = stop.clone();
         tokio::spawn(async move {
@@ -140,10 +139,6 @@ fn connection_limit(most: u64) -> usize {
     );
     usize::try_from(limit).unwrap_or(16)
 }
-
-/// The address a request came from (the connection's peer).
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub std::net::IpAddr);
 
 /// Connections kept for `/healthz` and `/readyz` when every other one is taken.
 const PROBE_CONNECTIONS: usize = 16;
@@ -226,8 +221,8 @@ fn router(shared: Api) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(private);
-    if let Some(console) = &shared.console {
-        router = router.merge(super::ui::router(Arc::clone(&shared), Arc::clone(console)));
+    if let Some(console) = super::console_router(&shared) {
+        router = router.merge(console);
     }
     router
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
@@ -306,7 +301,7 @@ async fn authorize(State(shared): State<Api>, request: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if !same_secret(given, shared.token.expose()) {
+    if !crate::secret::same(given, shared.token.expose()) {
         let mut response = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -315,19 +310,6 @@ async fn authorize(State(shared): State<Api>, request: Request, next: Next) -> R
         return response;
     }
     next.run(request).await
-}
-
-/// Compares digests of both, so that neither the contents nor the length of the token
-/// shows in the time taken.
-pub(super) fn same_secret(given: &str, expected: &str) -> bool {
-    let (a, b) = (
-        Sha256::digest(given.as_bytes()),
-        Sha256::digest(expected.as_bytes()),
-    );
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
 }
 
 async fn healthz() -> Response {
@@ -481,15 +463,9 @@ async fn members(State(shared): State<Api>, Path(name): Path<String>) -> ApiResu
 async fn runs(State(shared): State<Api>) -> ApiResult {
     Ok(ok(json!({
         "runs": shared.store.runs_told(50).await?,
-        "running": running(&shared),
+        "running": super::running(&shared),
         "progress": progress(&shared),
     })))
-}
-
-pub(super) fn running(shared: &Shared) -> Option<&'static str> {
-    crate::locks::lock(&shared.running)
-        .as_ref()
-        .map(Job::as_str)
 }
 
 /// The guardrails in force, and which the memberships in force break.
@@ -614,7 +590,7 @@ async fn run_now(State(shared): State<Api>) -> Response {
     shared.request(Job::Sync);
     (
         StatusCode::ACCEPTED,
-        json_body(&json!({ "queued": "sync", "running": running(&shared) })),
+        json_body(&json!({ "queued": "sync", "running": super::running(&shared) })),
     )
         .into_response()
 }
@@ -630,7 +606,7 @@ async fn push_now(State(shared): State<Api>, Path(name): Path<String>) -> Respon
     shared.request(Job::Push(name.clone()));
     (
         StatusCode::ACCEPTED,
-        json_body(&json!({ "queued": "push", "group": name, "running": running(&shared) })),
+        json_body(&json!({ "queued": "push", "group": name, "running": super::running(&shared) })),
     )
         .into_response()
 }
@@ -771,17 +747,4 @@ async fn rules_state(State(shared): State<Api>) -> Response {
         "refused": shared.refused(),
         "sync_due_at": due.map(crate::clock::stamp),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_secret;
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(same_secret("abc", "abc"));
-        assert!(!same_secret("abd", "abc"));
-        assert!(!same_secret("ab", "abc"));
-        assert!(!same_secret("", "abc"));
-    }
 }

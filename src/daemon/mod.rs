@@ -41,6 +41,27 @@ pub enum DaemonError {
     },
 }
 
+/// The address a request came from (the connection's peer), for what is limited per
+/// client.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+/// The job running now, as the API and the console name it.
+fn running(shared: &Shared) -> Option<&'static str> {
+    crate::locks::lock(&shared.running)
+        .as_ref()
+        .map(Job::as_str)
+}
+
+/// The console's routes, when the config has a `ui:` section; the API merges them beside its
+/// own (built here so that the API and the console do not import each other).
+fn console_router(shared: &Arc<Shared>) -> Option<axum::Router<Arc<Shared>>> {
+    shared
+        .console
+        .as_ref()
+        .map(|console| ui::router(Arc::clone(shared), Arc::clone(console)))
+}
+
 /// What a job does.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Job {

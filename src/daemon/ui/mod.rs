@@ -409,10 +409,10 @@ struct LoginQuery {
 /// challenge.
 async fn login(
     State(UiState { shared, console }): State<UiState>,
-    client: Option<axum::Extension<super::api::ClientAddr>>,
+    client: Option<axum::Extension<super::ClientAddr>>,
     Query(q): Query<LoginQuery>,
 ) -> Response {
-    if let Some(axum::Extension(super::api::ClientAddr(ip))) = client {
+    if let Some(axum::Extension(super::ClientAddr(ip))) = client {
         if !console.may_start(ip) {
             shared.metrics.console_refused("sign_in_rate");
             return html::error_page(
@@ -589,7 +589,7 @@ struct CsrfForm {
 
 /// Whether a form's CSRF token is the session's (compared in constant time).
 fn csrf_ok(person: &Person, given: &str) -> bool {
-    super::api::same_secret(given, &person.session.csrf_token)
+    crate::secret::same(given, &person.session.csrf_token)
 }
 
 async fn logout(

@@ -100,7 +100,7 @@ async fn overview_body(
         .collect();
     let violations: Vec<crate::engine::guardrails::Violation> =
         shared.store.current_violations().await?;
-    let running = super::super::api::running(shared);
+    let running = super::super::running(shared);
     Ok(html! {
         @match q.sync.as_deref() {
             Some("queued") => p.flash { "A sync is queued; it shows under Last runs once it has run." },
