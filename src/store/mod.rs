@@ -22,7 +22,9 @@ use crate::secret::redact_url;
 mod carry;
 mod confirmed;
 mod console;
+mod holds;
 mod members;
+mod outbox;
 mod push;
 mod runs;
 mod snapshots;
@@ -30,9 +32,11 @@ mod text;
 
 pub use confirmed::{Confirmed, EncodedSet};
 pub use console::{ConsoleLogin, ConsoleSession};
+pub use holds::PushHold;
+pub use outbox::{OutboxEntry, OutboxPayload};
 pub use push::{
-    CachedUser, Confirmation, Drift, OutboxEntry, OutboxPayload, PushHold, TargetGroup,
-    TargetHealth, TargetLookup, TargetMember, TargetVerification, Unprovisioned, VerifyState,
+    CachedUser, Confirmation, Drift, TargetGroup, TargetHealth, TargetLookup, TargetMember,
+    TargetVerification, Unprovisioned, VerifyState,
 };
 
 pub use members::{GroupDelta, GroupState, MemberState, WorkerIds, CHECKPOINT_EVERY, RULE};
