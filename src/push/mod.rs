@@ -19,6 +19,7 @@ use crate::scim::{Client, ScimError};
 use crate::store::{PairAction, Store, StoreError, TargetGroup, WorkerIds};
 
 pub mod hold;
+mod outcome;
 mod pair;
 pub mod progress;
 mod resolve;

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use roaring::RoaringBitmap;
 
+use super::outcome::Halt;
 use super::resolve::Users;
-use super::send::{Created, Exec, Refusal};
+use super::send::Created;
 use super::{Held, PairReport, Stop, TargetRun};
 use crate::config::{OnUnpush, PushFailsafe};
 use crate::rules::{Failsafe, Group, Push};
@@ -77,46 +78,6 @@ pub(super) fn batches(
         start = end;
     }
     out
-}
-
-/// How a pair's push ended early.
-pub(super) enum PairStop {
-    /// The target lost the group: find or create it again.
-    GroupMissing,
-    /// This pair could not be pushed; the others go on.
-    Failed(String),
-    /// A request's outcome is unknown (its answer was lost).
-    Unknown,
-    /// So read the group back, with what was known before that request.
-    Reread(TargetGroup, Confirmed),
-    /// The target refused a request that added members; with the group and what it held
-    /// when the refusal came after the group was known.
-    Refused(Box<Refusal>, Option<(TargetGroup, Confirmed)>),
-    Stop(Stop),
-}
-
-impl From<Stop> for PairStop {
-    fn from(s: Stop) -> Self {
-        PairStop::Stop(s)
-    }
-}
-
-impl From<crate::store::StoreError> for PairStop {
-    fn from(e: crate::store::StoreError) -> Self {
-        PairStop::Stop(Stop::Store(e))
-    }
-}
-
-impl From<Exec> for PairStop {
-    fn from(e: Exec) -> Self {
-        match e {
-            Exec::GroupMissing => PairStop::GroupMissing,
-            Exec::Unknown => PairStop::Unknown,
-            Exec::Failed(message) | Exec::Pending(message) => PairStop::Failed(message),
-            Exec::Refused(refusal) => PairStop::Refused(refusal, None),
-            Exec::Stop(s) => PairStop::Stop(s),
-        }
-    }
 }
 
 /// What the target should hold and does hold, as members to add and to remove: set
@@ -192,30 +153,6 @@ fn settled(set: Confirmed, users: &Users) -> Confirmed {
         })
         .collect();
     Confirmed { workers, foreign }
-}
-
-/// Applies a confirmed request's member changes to what the pair holds.
-pub(super) fn apply(set: &mut Confirmed, added: &[TargetMember], removed: &[TargetMember]) {
-    for m in added {
-        match m.worker {
-            Some(id) => {
-                set.workers.insert(id);
-            }
-            None => {
-                set.foreign.insert(m.user_id.clone(), m.worker_key.clone());
-            }
-        }
-    }
-    for m in removed {
-        match m.worker {
-            Some(id) => {
-                set.workers.remove(id);
-            }
-            None => {
-                set.foreign.remove(&m.user_id);
-            }
-        }
-    }
 }
 
 /// What the store knows of a pair before it is pushed.
@@ -308,7 +245,7 @@ impl TargetRun<'_> {
                 }
                 // Perhaps for user ids the target no longer knows: look those workers up
                 // again (once) and, when their ids changed, plan again in this run.
-                Err(PairStop::Refused(refusal, at)) if rechecked.is_none() => {
+                Err(Halt::Refused(refusal, at)) if rechecked.is_none() => {
                     let Some(fresh) = self.recheck(users, &refusal.workers).await? else {
                         report.error = Some(self.refusal_stands(&group.name, &refusal).await?);
                         break;
@@ -325,11 +262,11 @@ impl TargetRun<'_> {
                         None => Start::Unknown,
                     };
                 }
-                Err(PairStop::Refused(refusal, _)) => {
+                Err(Halt::Refused(refusal, _)) => {
                     report.error = Some(self.refusal_stands(&group.name, &refusal).await?);
                     break;
                 }
-                Err(PairStop::GroupMissing) if lost < 3 => {
+                Err(Halt::GroupMissing) if lost < 3 => {
                     lost += 1;
                     tracing::warn!(target_name = self.name, group = %group.name, "the target lost the group; finding or creating it again");
                     if let Some(known) = stored.group.filter(|_| lost == 1) {
@@ -340,30 +277,30 @@ impl TargetRun<'_> {
                     }
                     start = Start::Unknown;
                 }
-                Err(PairStop::Reread(state, set)) if stalls <= self.config.retries => {
+                Err(Halt::Reread(state, set)) if stalls <= self.config.retries => {
                     // A request's outcome is unknown: read what the target holds, then
                     // send only what is still missing.
                     start = Start::ReadBack(state, set, Read::Settle);
                 }
-                Err(PairStop::GroupMissing) => {
+                Err(Halt::GroupMissing) => {
                     report.error = Some(format!(
                         "the target lost the group {lost} times in this push; check who deletes it there (the next push finds or creates it again)"
                     ));
                     break;
                 }
-                Err(PairStop::Unknown | PairStop::Reread(..)) => {
+                Err(Halt::Unknown | Halt::Reread(..)) => {
                     report.error = Some(format!(
                         "the answers to {} requests in a row were lost and reading the group back showed no progress (targets.{}.retries); check the target's health, the next push reads the group back and goes on",
                         stalls, self.name
                     ));
                     break;
                 }
-                Err(PairStop::Failed(message)) => {
+                Err(Halt::Failed(message) | Halt::Pending(message)) => {
                     tracing::warn!(target_name = self.name, group = %group.name, "the group's push failed: {message}");
                     report.error = Some(message);
                     break;
                 }
-                Err(PairStop::Stop(stop)) => return Err(stop),
+                Err(Halt::Stop(stop)) => return Err(stop),
             }
         }
         Ok(report)
@@ -412,7 +349,7 @@ impl TargetRun<'_> {
         start: Start,
         stalls: &mut u32,
         report: &mut PairReport,
-    ) -> Result<(), PairStop> {
+    ) -> Result<(), Halt> {
         let mut duplicates = BTreeSet::new();
         let (state, mut current) = match start {
             Start::ReadBack(mut state, stored, read) => {
@@ -482,7 +419,7 @@ impl TargetRun<'_> {
         let adding: RoaringBitmap = want - &current.workers;
         let (unknown, _) = self.confirm(&adding, users).await?;
         if !unknown.is_empty() {
-            return Err(PairStop::Failed(format!(
+            return Err(Halt::Failed(format!(
                 "{} members to add have cached user ids the target does not know; nothing was added, and the target is verified whole",
                 unknown.len()
             )));
@@ -554,9 +491,9 @@ impl TargetRun<'_> {
             .await
         {
             Ok(_) => Ok(()),
-            Err(PairStop::Unknown) => Err(PairStop::Reread(state, current)),
-            Err(PairStop::Refused(refusal, None)) => {
-                Err(PairStop::Refused(refusal, Some((state, current))))
+            Err(Halt::Unknown) => Err(Halt::Reread(state, current)),
+            Err(Halt::Refused(refusal, None)) => {
+                Err(Halt::Refused(refusal, Some((state, current))))
             }
             Err(e) => Err(e),
         }
@@ -570,7 +507,7 @@ impl TargetRun<'_> {
         entries: Vec<(OutboxAction, OutboxPayload)>,
         current: &mut Confirmed,
         report: &mut PairReport,
-    ) -> Result<Option<Created>, PairStop> {
+    ) -> Result<Option<Created>, Halt> {
         if self.options.dry_run {
             for (action, payload) in &entries {
                 let (added, removed) = payload.member_changes(*action);
@@ -619,24 +556,24 @@ impl TargetRun<'_> {
                     last = created;
                     in_a_row = 0;
                 }
-                Err(Exec::Unknown) if in_a_row < self.config.retries && i + 1 < ids.len() => {
+                Err(Halt::Unknown) if in_a_row < self.config.retries && i + 1 < ids.len() => {
                     lost += 1;
                     in_a_row += 1;
                 }
                 Err(e) => {
                     // The rest of the batch is planned again (in this run, when the pair
                     // goes on) from what the target holds; none of it stays pending.
-                    if !matches!(e, Exec::Stop(_) | Exec::Pending(_)) {
+                    if !matches!(e, Halt::Stop(_) | Halt::Pending(_)) {
                         self.store
                             .outbox_superseded(&ids[i + 1..], &self.now)
                             .await?;
                     }
-                    return Err(e.into());
+                    return Err(e);
                 }
             }
         }
         if lost > 0 {
-            return Err(PairStop::Unknown);
+            return Err(Halt::Unknown);
         }
         Ok(last)
     }
@@ -648,7 +585,7 @@ impl TargetRun<'_> {
         want: &RoaringBitmap,
         users: &Users,
         report: &mut PairReport,
-    ) -> Result<(TargetGroup, Confirmed), PairStop> {
+    ) -> Result<(TargetGroup, Confirmed), Halt> {
         let name = push.link.as_deref().unwrap_or(&push.display_name);
         // A group a broken guardrail holds is created empty: its members are changes the
         // failsafe holds until approved, like any other.
@@ -688,7 +625,7 @@ impl TargetRun<'_> {
             )
             .await?;
         let Some(created) = created else {
-            return Err(PairStop::Failed("the group was not created".into()));
+            return Err(Halt::Failed("the group was not created".into()));
         };
         report.action = Some(if created.state.linked {
             PairAction::Linked
@@ -709,7 +646,7 @@ impl TargetRun<'_> {
         payload: OutboxPayload,
         users: &Users,
         report: &mut PairReport,
-    ) -> Result<(TargetGroup, Confirmed), PairStop> {
+    ) -> Result<(TargetGroup, Confirmed), Halt> {
         let name = payload.display_name.clone().unwrap_or_default();
         let found = self
             .client
@@ -732,7 +669,7 @@ impl TargetRun<'_> {
             return Ok((state, held));
         }
         if payload.link {
-            return Err(PairStop::Failed(format!(
+            return Err(Halt::Failed(format!(
                 "no group named `{name}` in target `{}` to link to",
                 self.name
             )));
@@ -744,21 +681,21 @@ impl TargetRun<'_> {
                 .show(&self.request_for(OutboxAction::Create, &payload)),
         );
         let mut held = Confirmed::default();
-        apply(&mut held, &payload.members, &[]);
+        held.apply(&payload.members, &[]);
         Ok((state, held))
     }
 
     pub(super) async fn read_members(
         &self,
         scim_id: &str,
-    ) -> Result<Vec<crate::scim::wire::Member>, PairStop> {
+    ) -> Result<Vec<crate::scim::wire::Member>, Halt> {
         Ok(self.read_group(scim_id).await?.members.unwrap_or_default())
     }
 
-    async fn read_group(&self, scim_id: &str) -> Result<crate::scim::wire::Group, PairStop> {
+    async fn read_group(&self, scim_id: &str) -> Result<crate::scim::wire::Group, Halt> {
         match self.client.get_group(scim_id).await {
             Ok(Some(g)) => Ok(g),
-            Ok(None) => Err(PairStop::GroupMissing),
+            Ok(None) => Err(Halt::GroupMissing),
             Err(e) => Err(self.target_error(e)),
         }
     }
@@ -774,19 +711,19 @@ impl TargetRun<'_> {
         users: &Users,
         verify: bool,
         report: &mut PairReport,
-    ) -> Result<(Confirmed, BTreeSet<String>, Option<String>), PairStop> {
+    ) -> Result<(Confirmed, BTreeSet<String>, Option<String>), Halt> {
         if verify {
             self.verify_reads
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let found = match self.read_group(&state.scim_id).await {
-            Err(PairStop::GroupMissing) => {
+            Err(Halt::GroupMissing) => {
                 if !self.options.dry_run {
                     self.store
                         .record_group_missing(self.name, &state.group, &self.now)
                         .await?;
                 }
-                return Err(PairStop::GroupMissing);
+                return Err(Halt::GroupMissing);
             }
             other => other?,
         };
@@ -896,7 +833,7 @@ impl TargetRun<'_> {
         to_remove: usize,
         current: usize,
         report: &mut PairReport,
-    ) -> Result<bool, PairStop> {
+    ) -> Result<bool, Halt> {
         let open = if self.options.dry_run {
             None
         } else {
@@ -1004,30 +941,30 @@ impl TargetRun<'_> {
         }
         .await;
         match outcome {
-            Ok(()) | Err(PairStop::GroupMissing) => Ok(report),
-            Err(PairStop::Failed(message)) => {
+            Ok(()) | Err(Halt::GroupMissing) => Ok(report),
+            Err(Halt::Failed(message) | Halt::Pending(message)) => {
                 report.error = Some(message);
                 Ok(report)
             }
-            Err(PairStop::Unknown | PairStop::Reread(..)) => {
+            Err(Halt::Unknown | Halt::Reread(..)) => {
                 report.error =
                     Some("the answer to the delete was lost; the next push sends it again".into());
                 Ok(report)
             }
             // A delete adds no one; a refusal of it is recorded as any other.
-            Err(PairStop::Refused(refusal, _)) => {
+            Err(Halt::Refused(refusal, _)) => {
                 report.error = Some(self.refusal_stands(&state.group, &refusal).await?);
                 Ok(report)
             }
-            Err(PairStop::Stop(stop)) => Err(stop),
+            Err(Halt::Stop(stop)) => Err(stop),
         }
     }
 
-    pub(super) fn target_error(&self, e: crate::scim::ScimError) -> PairStop {
+    pub(super) fn target_error(&self, e: crate::scim::ScimError) -> Halt {
         if e.is_auth() {
-            PairStop::Stop(Stop::Target(e))
+            Halt::Stop(Stop::Target(e))
         } else {
-            PairStop::Failed(e.to_string())
+            Halt::Failed(e.to_string())
         }
     }
 }
@@ -1039,7 +976,7 @@ mod tests {
     use proptest::prelude::*;
     use roaring::RoaringBitmap;
 
-    use super::{apply, batches, confirmed_of, difference};
+    use super::{batches, confirmed_of, difference};
     use crate::push::resolve::Users;
     use crate::store::{Confirmed, OutboxAction, TargetMember, WorkerIds};
 
@@ -1079,7 +1016,7 @@ mod tests {
             expected_removes.extend(foreign.iter().cloned());
             prop_assert_eq!(ids(&adds), expected_adds);
             prop_assert_eq!(ids(&removes), expected_removes);
-            apply(&mut current, &adds, &removes);
+            current.apply(&adds, &removes);
             prop_assert_eq!(current, Confirmed { workers: want, foreign: BTreeMap::new() });
         }
     }

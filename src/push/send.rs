@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use serde_json::json;
 use tokio::sync::oneshot;
 
-use super::pair::{apply, PairStop};
+use super::outcome::{Halt, Refusal};
 use super::{PairReport, Stop, TargetRun};
 use crate::config::RemoveDialect;
 use crate::scim::wire::{self, Member, PatchOperation};
@@ -22,49 +22,6 @@ use crate::store::{
     Confirmation, Confirmed, OutboxAction, OutboxEntry, OutboxPayload, Store, StoreError,
     TargetGroup, TargetMember,
 };
-
-/// How sending an entry went wrong.
-pub(super) enum Exec {
-    /// 404: the target lost the group.
-    GroupMissing,
-    /// The request may or may not have been applied: its answer was lost.
-    Unknown,
-    /// The target refused the entry for good (recorded on the entry).
-    Failed(String),
-    /// Retries ran out; the entry stays pending for the next push.
-    Pending(String),
-    /// The target refused a request that added members, perhaps for a user id it no longer
-    /// knows: not recorded yet, the pair looks those workers up again first.
-    Refused(Box<Refusal>),
-    Stop(Stop),
-}
-
-/// A refused request that added members: the entry, its attempts, the answer, and the
-/// workers it added.
-pub(super) struct Refusal {
-    pub entry: i64,
-    pub sent: i64,
-    pub error: ScimError,
-    pub workers: Vec<u32>,
-}
-
-impl From<StoreError> for Exec {
-    fn from(e: StoreError) -> Self {
-        Exec::Stop(Stop::Store(e))
-    }
-}
-
-impl From<PairStop> for Exec {
-    fn from(e: PairStop) -> Self {
-        match e {
-            PairStop::GroupMissing => Exec::GroupMissing,
-            PairStop::Unknown | PairStop::Reread(..) => Exec::Unknown,
-            PairStop::Failed(message) => Exec::Failed(message),
-            PairStop::Refused(refusal, _) => Exec::Refused(refusal),
-            PairStop::Stop(stop) => Exec::Stop(stop),
-        }
-    }
-}
 
 /// A group a `create` entry made or found, with what it holds.
 pub(super) struct Created {
@@ -116,12 +73,10 @@ impl<'a> Confirmer<'a> {
         }
         match told.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(StoreError::Query(sqlx::Error::Protocol(format!(
-                "storing confirmations failed: {message}"
-            )))),
-            Err(_) => Err(StoreError::Query(sqlx::Error::Protocol(
-                "a confirmation was dropped before it was stored".into(),
-            ))),
+            Ok(Err(message)) => Err(StoreError::Confirm(message)),
+            Err(_) => Err(StoreError::Confirm(
+                "the commit carrying it was dropped before it finished".into(),
+            )),
         }
     }
 }
@@ -161,15 +116,19 @@ impl TargetRun<'_> {
                 {
                     Ok(_)
                     | Err(
-                        Exec::GroupMissing | Exec::Failed(_) | Exec::Unknown | Exec::Refused(_),
+                        Halt::GroupMissing
+                        | Halt::Failed(_)
+                        | Halt::Unknown
+                        | Halt::Reread(..)
+                        | Halt::Refused(..),
                     ) => {}
-                    Err(Exec::Pending(message)) => {
+                    Err(Halt::Pending(message)) => {
                         return Err(Stop::Target(ScimError::Setup {
                             target: self.name.to_string(),
                             message: format!("a pending delete could not be sent: {message}"),
                         }))
                     }
-                    Err(Exec::Stop(stop)) => return Err(stop),
+                    Err(Halt::Stop(stop)) => return Err(stop),
                 }
             } else {
                 unsure.insert(entry.group.clone());
@@ -249,7 +208,7 @@ impl TargetRun<'_> {
         current: &mut Confirmed,
         sent: i64,
         report: &mut PairReport,
-    ) -> Result<Option<Created>, Exec> {
+    ) -> Result<Option<Created>, Halt> {
         // A process that lost the leadership sends nothing more.
         self.store.check_fence()?;
         if entry.action == OutboxAction::Create {
@@ -269,7 +228,7 @@ impl TargetRun<'_> {
                 self.store
                     .record_group_missing(self.name, &entry.group, &self.now)
                     .await?;
-                return Err(Exec::GroupMissing);
+                return Err(Halt::GroupMissing);
             }
             // Removing a member who is already gone leaves the group as wanted.
             Err(e) if entry.action == OutboxAction::Remove && e.scim_type() == Some("noTarget") => {
@@ -282,7 +241,7 @@ impl TargetRun<'_> {
             Err(e) if e.outcome_unknown() => {
                 tracing::info!(target_name = self.name, group = %entry.group, entry = entry.id, "the answer was lost; reading the group back: {e}");
                 self.store.outbox_superseded(&[entry.id], &self.now).await?;
-                return Err(Exec::Unknown);
+                return Err(Halt::Unknown);
             }
             Err(e) => return Err(self.refused(entry, sent, e, true).await?),
         }
@@ -301,7 +260,7 @@ impl TargetRun<'_> {
         let set = if added.is_empty() && removed.is_empty() {
             None
         } else {
-            apply(current, added, removed);
+            current.apply(added, removed);
             Some(current.encode()?)
         };
         let confirmation = Confirmation {
@@ -326,7 +285,7 @@ impl TargetRun<'_> {
         current: &mut Confirmed,
         sent: i64,
         report: &mut PairReport,
-    ) -> Result<Option<Created>, Exec> {
+    ) -> Result<Option<Created>, Halt> {
         let mut sent = sent;
         for (action, members) in [
             (OutboxAction::Add, &entry.payload.members),
@@ -349,7 +308,7 @@ impl TargetRun<'_> {
 
     /// Creates the group, or adopts the one a crashed attempt (or a person) made with the
     /// same name: POST is not idempotent, so the name is looked up first.
-    async fn execute_create(&self, entry: &OutboxEntry) -> Result<Created, Exec> {
+    async fn execute_create(&self, entry: &OutboxEntry) -> Result<Created, Halt> {
         let name = entry.payload.display_name.clone().unwrap_or_default();
         let mut last_error = String::new();
         let mut sent = 0;
@@ -375,7 +334,7 @@ impl TargetRun<'_> {
                 self.store
                     .outbox_failed(entry.id, sent, Some(404), None, &message, &self.now)
                     .await?;
-                return Err(Exec::Failed(message));
+                return Err(Halt::Failed(message));
             } else {
                 let request = self.request_for(OutboxAction::Create, &entry.payload);
                 self.store.check_fence()?;
@@ -426,7 +385,7 @@ impl TargetRun<'_> {
             let mut held = Confirmed::default();
             for m in members {
                 match sent_ids.get(m.value.as_str()) {
-                    Some(&member) => apply(&mut held, std::slice::from_ref(member), &[]),
+                    Some(&member) => held.apply(std::slice::from_ref(member), &[]),
                     None => {
                         held.foreign.insert(m.value, None);
                     }
@@ -450,7 +409,7 @@ impl TargetRun<'_> {
                 made,
             });
         }
-        Err(Exec::Pending(format!(
+        Err(Halt::Pending(format!(
             "group `{name}` could not be created or found: {last_error}"
         )))
     }
@@ -465,27 +424,30 @@ impl TargetRun<'_> {
         sent: i64,
         e: ScimError,
         carried_members: bool,
-    ) -> Result<Exec, crate::store::StoreError> {
+    ) -> Result<Halt, crate::store::StoreError> {
         if e.is_auth() {
-            return Ok(Exec::Stop(Stop::Target(e)));
+            return Ok(Halt::Stop(Stop::Target(e)));
         }
         match e.status() {
             Some(status) if status != 429 && status < 500 => {
                 let (added, _) = entry.payload.member_changes(entry.action);
                 let workers: Vec<u32> = added.iter().filter_map(|m| m.worker).collect();
                 if carried_members && !workers.is_empty() {
-                    return Ok(Exec::Refused(Box::new(Refusal {
-                        entry: entry.id,
-                        sent,
-                        error: e,
-                        workers,
-                    })));
+                    return Ok(Halt::Refused(
+                        Box::new(Refusal {
+                            entry: entry.id,
+                            sent,
+                            error: e,
+                            workers,
+                        }),
+                        None,
+                    ));
                 }
                 self.fail(entry, sent, &e).await?;
                 tracing::warn!(target_name = self.name, group = %entry.group, entry = entry.id, "the target refused a change: {e}");
-                Ok(Exec::Failed(e.to_string()))
+                Ok(Halt::Failed(e.to_string()))
             }
-            _ => Ok(Exec::Pending(e.to_string())),
+            _ => Ok(Halt::Pending(e.to_string())),
         }
     }
 

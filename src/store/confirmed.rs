@@ -26,6 +26,31 @@ pub struct Confirmed {
 }
 
 impl Confirmed {
+    /// Applies a confirmed request's member changes: `added` join, `removed` leave (a
+    /// member with a worker number by it, any other by its user id).
+    pub fn apply(&mut self, added: &[super::TargetMember], removed: &[super::TargetMember]) {
+        for m in added {
+            match m.worker {
+                Some(id) => {
+                    self.workers.insert(id);
+                }
+                None => {
+                    self.foreign.insert(m.user_id.clone(), m.worker_key.clone());
+                }
+            }
+        }
+        for m in removed {
+            match m.worker {
+                Some(id) => {
+                    self.workers.remove(id);
+                }
+                None => {
+                    self.foreign.remove(&m.user_id);
+                }
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.workers.len() as usize + self.foreign.len()
     }

@@ -77,6 +77,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("{}", fenced_message(*mine, now))]
     Fenced { mine: i64, now: String },
+    /// Storing a target's confirmations failed in the commit that carried them (shared by
+    /// the requests that finished meanwhile): why, as that commit's error said.
+    #[error("storing the target's confirmations failed: {0}")]
+    Confirm(String),
 }
 
 fn fenced_message(mine: i64, now: &str) -> String {
