@@ -18,6 +18,7 @@ use crate::rules::RuleSet;
 use crate::scim::{Client, ScimError};
 use crate::store::{PairAction, Store, StoreError, TargetGroup, WorkerIds};
 
+mod found;
 pub mod hold;
 mod outcome;
 mod pair;
@@ -26,6 +27,7 @@ mod resolve;
 mod send;
 pub mod status;
 mod summary;
+mod unpush;
 mod verify;
 
 pub use progress::Progress;
