@@ -101,3 +101,135 @@ fn the_store_knows_nothing_of_the_engine_the_push_or_the_daemon() {
         );
     }
 }
+
+/// No file in `src/` passes 900 lines: a file that long holds several concerns.
+#[test]
+fn no_source_file_passes_900_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut dirs = vec![root];
+    let mut long = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+                if lines > 900 {
+                    long.push(format!("{} ({lines} lines)", path.display()));
+                }
+            }
+        }
+    }
+    assert!(long.is_empty(), "{long:?}");
+}
+
+/// Files that are siblings (modules of one parent) do not import each other in a loop: each
+/// concern depends on others one way, so any of them can be read (and changed) knowing only
+/// those below it. Imports of the parent (`super::X` for an item of the parent) are not
+/// counted: a parent holds what its children share.
+#[test]
+fn sibling_files_do_not_import_each_other_in_a_loop() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    // Each directory's module files, by module name.
+    let mut dirs = vec![root.clone()];
+    let mut families: Vec<(std::path::PathBuf, BTreeMap<String, std::path::PathBuf>)> = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        let mut members = BTreeMap::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_string_lossy().to_string();
+            if path.is_dir() {
+                dirs.push(path.clone());
+                if path.join("mod.rs").exists() {
+                    members.insert(name, path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && !["mod", "lib", "main"].contains(&name.as_str())
+            {
+                members.insert(name, path);
+            }
+        }
+        families.push((dir, members));
+    }
+    // The files of a module: its own file, or every file under its folder.
+    let files_of = |path: &Path| -> Vec<std::path::PathBuf> {
+        if path.is_file() {
+            return vec![path.to_path_buf()];
+        }
+        let mut out = Vec::new();
+        let mut stack = vec![path.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    };
+    for (dir, members) in &families {
+        // The module path of this family's parent, as `crate::a::b::`.
+        let rel = dir.strip_prefix(&root).unwrap();
+        let parent: String = rel
+            .components()
+            .map(|c| format!("{}::", c.as_os_str().to_string_lossy()))
+            .collect();
+        let mut edges: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for (name, path) in members {
+            for file in files_of(path) {
+                let text = std::fs::read_to_string(&file).unwrap();
+                for other in members.keys().filter(|o| *o != name) {
+                    // A child file of a folder module reaches its siblings through
+                    // `super::super::`; its own folder's files through `super::`.
+                    let direct = file.parent() == Some(dir.as_path());
+                    let up = if direct { "super::" } else { "super::super::" };
+                    let names = [
+                        format!("{up}{other}::"),
+                        format!("{up}{{{other}"),
+                        format!("crate::{parent}{other}::"),
+                    ];
+                    let uses = names.iter().any(|n| text.contains(n.as_str()))
+                        || text.contains(&format!("{up}{other};"))
+                        || (direct
+                            && (text.contains(&format!("use super::{{{other}"))
+                                || text.contains(&format!(", {other}::"))
+                                    && text.contains("use super::{")));
+                    if uses {
+                        edges
+                            .entry(name.as_str())
+                            .or_default()
+                            .insert(other.as_str());
+                    }
+                }
+            }
+        }
+        // A loop is a path back to where it started.
+        for start in edges.keys() {
+            let mut seen = BTreeSet::new();
+            let mut stack: Vec<Vec<&str>> = vec![vec![start]];
+            while let Some(path) = stack.pop() {
+                let last = *path.last().unwrap();
+                for next in edges.get(last).into_iter().flatten() {
+                    if next == start {
+                        panic!(
+                            "in {}: {} imports {}",
+                            dir.display(),
+                            path.join(" → "),
+                            next
+                        );
+                    }
+                    if seen.insert(*next) {
+                        let mut longer = path.clone();
+                        longer.push(next);
+                        stack.push(longer);
+                    }
+                }
+            }
+        }
+    }
+}
