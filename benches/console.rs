@@ -39,6 +39,21 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How many runs the daemon has recorded (of the 50 newest).
+async fn runs_recorded(http: &reqwest::Client, base: &str) -> usize {
+    let body = http
+        .get(format!("{base}/api/v1/runs"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("runs")
+        .text()
+        .await
+        .unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v["runs"].as_array().map_or(0, Vec::len)
+}
+
 fn main() {
     let args = common::Args::new();
     let (size, rules) = args.size_and_rules((500, 20));
@@ -279,6 +294,52 @@ ui:\n  issuer: https://idp.example.com\n  client_id: bench\n  client_secret_env:
                 "{what:<40} {first:>7.1}ms {median:>7.1}ms {slowest:>7.1}ms {bytes:>9}"
             );
         }
+
+        // The probes while a sync evaluates the whole population: 1% of the workers move
+        // division, so the export differs and every group is evaluated again.
+        let mut moved = workers.clone();
+        for w in moved.iter_mut().step_by(100) {
+            w.division = if w.division == "Engineering" {
+                "Sales".into()
+            } else {
+                "Engineering".into()
+            };
+        }
+        common::write_csv(&moved, &dir.join("workers.csv"));
+        let runs_before = runs_recorded(&http, &base).await;
+        let queued = http
+            .post(format!("{base}/api/v1/runs"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("a sync is queued");
+        assert_eq!(queued.status().as_u16(), 202);
+        let started = Instant::now();
+        let mut probes = Vec::new();
+        while runs_recorded(&http, &base).await == runs_before {
+            let asked = Instant::now();
+            let r = http
+                .get(format!("{base}/healthz"))
+                .send()
+                .await
+                .expect("/healthz answers");
+            assert_eq!(r.status().as_u16(), 200);
+            probes.push(asked.elapsed().as_secs_f64() * 1e3);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            assert!(
+                started.elapsed() < Duration::from_secs(1_800),
+                "the sync did not finish"
+            );
+        }
+        probes.sort_by(f64::total_cmp);
+        println!(
+            "/healthz during a sync that evaluates after 1% of workers moved ({:.1} s): {} probes, median {:.1} ms, 99th {:.1} ms, slowest {:.1} ms",
+            started.elapsed().as_secs_f64(),
+            probes.len(),
+            probes.get(probes.len() / 2).copied().unwrap_or(0.0),
+            probes.get(probes.len() * 99 / 100).copied().unwrap_or(0.0),
+            probes.last().copied().unwrap_or(0.0)
+        );
     });
     // The daemon's peak resident memory, the snapshot in force kept evaluated included.
     let status = std::fs::read_to_string(format!("/proc/{daemon_pid}/status")).unwrap_or_default();
