@@ -132,6 +132,11 @@ fn lease_clock(at: std::time::Instant) -> u64 {
     at.saturating_duration_since(base).as_millis() as u64 + 1
 }
 
+/// Takes the next leadership epoch for holder `$1` since `$2`, returning it.
+const NEXT_EPOCH: &str = "INSERT INTO leadership (id, epoch, holder, since) VALUES (1, 1, $1, $2) \
+     ON CONFLICT (id) DO UPDATE SET epoch = leadership.epoch + 1, holder = excluded.holder, \
+     since = excluded.since RETURNING epoch";
+
 /// The advisory lock that elects the leader: "rosterd" in ASCII, so that it is recognisable
 /// in `pg_locks` (as `classid` 0x726f73, `objid` 0x74657264).
 pub const LEADER_LOCK: i64 = 0x0072_6f73_7465_7264;
@@ -307,15 +312,11 @@ impl Store {
     /// fenced off from then on. The new epoch.
     pub async fn take_leadership(&self, holder: &str, now: &str) -> Result<i64, StoreError> {
         let _writing = self.writing().await;
-        let epoch: i64 = sqlx::query_scalar(
-            "INSERT INTO leadership (id, epoch, holder, since) VALUES (1, 1, $1, $2) \
-             ON CONFLICT (id) DO UPDATE SET epoch = leadership.epoch + 1, holder = excluded.holder, \
-             since = excluded.since RETURNING epoch",
-        )
-        .bind(holder)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
+        let epoch: i64 = sqlx::query_scalar(NEXT_EPOCH)
+            .bind(holder)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
         self.fence
             .held
             .store(epoch, std::sync::atomic::Ordering::SeqCst);
@@ -335,15 +336,11 @@ impl Store {
     ) -> Result<i64, StoreError> {
         use sqlx::Connection;
         let mut tx = conn.begin().await?;
-        let epoch: i64 = sqlx::query_scalar(
-            "INSERT INTO leadership (id, epoch, holder, since) VALUES (1, 1, $1, $2) \
-             ON CONFLICT (id) DO UPDATE SET epoch = leadership.epoch + 1, holder = excluded.holder, \
-             since = excluded.since RETURNING epoch",
-        )
-        .bind(holder)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        let epoch: i64 = sqlx::query_scalar(NEXT_EPOCH)
+            .bind(holder)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO leadership_lease (id, epoch, holder, lock_pid, renewed_at) \
              VALUES (1, $1, $2, pg_backend_pid(), extract(epoch FROM clock_timestamp())) \
