@@ -81,18 +81,15 @@ pub(super) async fn group_body(
     rules: &crate::rules::RuleSet,
     id: crate::rules::GroupId,
     page_no: usize,
-) -> Result<Markup, String> {
+) -> Result<Markup, PageError> {
     let g = rules.group(id);
     let (location, definition) = rules.definition(id);
     let store = &shared.store;
     let config = shared.config();
     let now = crate::clock::now_utc();
-    let workers = shared.worker_ids().await.map_err(|e| e.to_string())?;
-    let desired = store
-        .group_state(&g.name)
-        .await
-        .map_err(|e| e.to_string())?;
-    let members = desired.keyed(&workers).map_err(|e| e.to_string())?;
+    let workers = shared.worker_ids().await?;
+    let desired = store.group_state(&g.name).await?;
+    let members = desired.keyed(&workers)?;
     let evaluated = crate::daemon::evaluated(shared).await?;
     // Person entries by the worker they name, for each member's ticket and expiry.
     let mut entries: BTreeMap<&str, &crate::rules::PersonEntry> = BTreeMap::new();
@@ -104,10 +101,7 @@ pub(super) async fn group_body(
             }
         }
     }
-    let history = store
-        .group_deltas(&g.name, None)
-        .await
-        .map_err(|e| e.to_string())?;
+    let history = store.group_deltas(&g.name, None).await?;
     let points: Vec<(i64, u64)> = history
         .iter()
         .rev()
@@ -118,54 +112,11 @@ pub(super) async fn group_body(
     // What `rosterd status` and the API say of each push of this group: the one model.
     let model: BTreeMap<String, crate::push::status::GroupPush> =
         crate::push::status::of_group(&config, Some(rules), store, &g.name, now)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .into_iter()
             .map(|p| (p.target.clone(), p))
             .collect();
-    let mut targets = Vec::new();
-    let unprovisioned = store.unprovisioned().await.map_err(|e| e.to_string())?;
-    for push in &g.push {
-        let linked = store
-            .target_groups(&push.target)
-            .await
-            .map_err(|e| e.to_string())?
-            .remove(&g.name);
-        let confirmed = store
-            .target_set(&push.target, &g.name)
-            .await
-            .map_err(|e| e.to_string())?;
-        let without: Vec<&str> = unprovisioned
-            .iter()
-            .filter(|u| u.target == push.target && u.group == g.name)
-            .map(|u| u.worker_key.as_str())
-            .collect();
-        // Workers without an account are listed apart, as `rosterd status` lists them.
-        let without_ids: roaring::RoaringBitmap =
-            without.iter().filter_map(|k| workers.id(k)).collect();
-        let (joins, leaves) = confirmed.unsent(&desired.members, &without_ids);
-        let joins = joins.len();
-        let error = store
-            .last_failure(&push.target, &g.name)
-            .await
-            .map_err(|e| e.to_string())?;
-        // What its last read back found, as `rosterd status` says it.
-        let read = model
-            .get(&push.target)
-            .map_or(crate::push::status::Verification::NotInTarget, |p| {
-                p.status.verification.clone()
-            });
-        targets.push((
-            push,
-            linked,
-            confirmed.len(),
-            joins,
-            leaves,
-            without,
-            error,
-            read,
-        ));
-    }
+    let targets = push_rows(shared, g, &desired.members, &workers, &model).await?;
     // The pushes of this group a hold keeps back, one per target at most.
     let holds: Vec<&crate::store::PushHold> =
         model.values().filter_map(|p| p.hold.as_ref()).collect();
@@ -188,39 +139,7 @@ pub(super) async fn group_body(
                 a href=(format!("/holds/{}", h.id)) { "Who would leave and join" }
             }
         }
-        @if targets.is_empty() {
-            p.muted { "This group is not pushed." }
-        } @else {
-            table {
-                tr { th { "Target" } th { "Group in the target" } th.n { "Confirmed" } th.n { "To join" } th.n { "To leave" } th { "Without an account" } th { "Last push" } th { "Read back" } th { "Last error" } }
-                @for (push, linked, confirmed, joins, leaves, without, error, read) in &targets {
-                    tr {
-                        td { (push.target) @if !push.active { " " span.badge.muted { "unpushed" } } }
-                        td { @match linked {
-                            Some(t) => { code { (t.scim_id) } " " span.muted { (t.display_name) } },
-                            None => span.muted { "not created yet" },
-                        } }
-                        td.n { (thousands(*confirmed as u64)) }
-                        td.n { (thousands(*joins)) }
-                        td.n { (thousands(*leaves)) }
-                        td { @if without.is_empty() { span.muted { "none" } } @else {
-                            (without.len()) ": " (without.iter().take(5).copied().collect::<Vec<_>>().join(", "))
-                            @if without.len() > 5 { ", …" }
-                        } }
-                        td { (linked.as_ref().and_then(|t| t.pushed_at.clone()).unwrap_or_else(|| "-".into())) }
-                        td { @match read {
-                            crate::push::status::Verification::Current { outcome: crate::store::VerifyState::Drifted, .. } => span.bad { (read.text()) },
-                            crate::push::status::Verification::Current { .. } => span.ok { (read.text()) },
-                            _ => span.warn { (read.text()) },
-                        } }
-                        td { @match error {
-                            Some(f) => span.bad { (f.http_status.map(|s| s.to_string()).unwrap_or_default()) " " (f.detail.as_deref().unwrap_or("")) " (" (f.finished_at.as_deref().unwrap_or(&f.created_at)) ")" },
-                            None => span.muted { "none" },
-                        } }
-                    }
-                }
-            }
-        }
+        (push_table(&targets))
         h2 { "Members" }
         @if total == 0 {
             p.muted { "No members." }
@@ -247,6 +166,100 @@ pub(super) async fn group_body(
         (size_chart(&points))
         (history_table(&history))
     })
+}
+
+/// One push of a group, as its page shows it.
+pub(super) struct PushRow<'g> {
+    push: &'g crate::rules::Push,
+    linked: Option<crate::store::TargetGroup>,
+    confirmed: usize,
+    joins: u64,
+    leaves: u64,
+    without: Vec<String>,
+    error: Option<crate::store::OutboxEntry>,
+    read: crate::push::status::Verification,
+}
+
+/// Each push of group `g`: the group linked in the target, what the target confirmed, what
+/// is not sent yet, who has no account there, its last error and its last read back.
+pub(super) async fn push_rows<'g>(
+    shared: &crate::daemon::Shared,
+    g: &'g crate::rules::Group,
+    desired: &roaring::RoaringBitmap,
+    workers: &crate::store::WorkerIds,
+    model: &BTreeMap<String, crate::push::status::GroupPush>,
+) -> Result<Vec<PushRow<'g>>, PageError> {
+    let store = &shared.store;
+    let unprovisioned = store.unprovisioned().await?;
+    let mut rows = Vec::new();
+    for push in &g.push {
+        let linked = store.target_groups(&push.target).await?.remove(&g.name);
+        let confirmed = store.target_set(&push.target, &g.name).await?;
+        let without: Vec<String> = unprovisioned
+            .iter()
+            .filter(|u| u.target == push.target && u.group == g.name)
+            .map(|u| u.worker_key.clone())
+            .collect();
+        // Workers without an account are listed apart, as `rosterd status` lists them.
+        let without_ids: roaring::RoaringBitmap =
+            without.iter().filter_map(|k| workers.id(k)).collect();
+        let (joins, leaves) = confirmed.unsent(desired, &without_ids);
+        rows.push(PushRow {
+            push,
+            linked,
+            confirmed: confirmed.len(),
+            joins: joins.len(),
+            leaves,
+            without,
+            error: store.last_failure(&push.target, &g.name).await?,
+            // What its last read back found, as `rosterd status` says it.
+            read: model
+                .get(&push.target)
+                .map_or(crate::push::status::Verification::NotInTarget, |p| {
+                    p.status.verification.clone()
+                }),
+        });
+    }
+    Ok(rows)
+}
+
+/// The pushes of a group, a row each.
+pub(super) fn push_table(targets: &[PushRow<'_>]) -> Markup {
+    html! {
+    @if targets.is_empty() {
+        p.muted { "This group is not pushed." }
+    } @else {
+        table {
+            tr { th { "Target" } th { "Group in the target" } th.n { "Confirmed" } th.n { "To join" } th.n { "To leave" } th { "Without an account" } th { "Last push" } th { "Read back" } th { "Last error" } }
+            @for PushRow { push, linked, confirmed, joins, leaves, without, error, read } in targets {
+                tr {
+                    td { (push.target) @if !push.active { " " span.badge.muted { "unpushed" } } }
+                    td { @match linked {
+                        Some(t) => { code { (t.scim_id) } " " span.muted { (t.display_name) } },
+                        None => span.muted { "not created yet" },
+                    } }
+                    td.n { (thousands(*confirmed as u64)) }
+                    td.n { (thousands(*joins)) }
+                    td.n { (thousands(*leaves)) }
+                    td { @if without.is_empty() { span.muted { "none" } } @else {
+                        (without.len()) ": " (without.iter().take(5).map(String::as_str).collect::<Vec<_>>().join(", "))
+                        @if without.len() > 5 { ", …" }
+                    } }
+                    td { (linked.as_ref().and_then(|t| t.pushed_at.clone()).unwrap_or_else(|| "-".into())) }
+                    td { @match read {
+                        crate::push::status::Verification::Current { outcome: crate::store::VerifyState::Drifted, .. } => span.bad { (read.text()) },
+                        crate::push::status::Verification::Current { .. } => span.ok { (read.text()) },
+                        _ => span.warn { (read.text()) },
+                    } }
+                    td { @match error {
+                        Some(f) => span.bad { (f.http_status.map(|s| s.to_string()).unwrap_or_default()) " " (f.detail.as_deref().unwrap_or("")) " (" (f.finished_at.as_deref().unwrap_or(&f.created_at)) ")" },
+                        None => span.muted { "none" },
+                    } }
+                }
+            }
+        }
+    }
+    }
 }
 
 /// A worker's key, name and email as the snapshot in force has them; the key alone for a
