@@ -452,6 +452,45 @@ async fn push_target(
     report.retries = client.stats.retries();
     report.answered = client.stats.answered();
     let now = stamp(now_time);
+    record_outcome(
+        name,
+        target,
+        store,
+        options,
+        &client,
+        outcome,
+        &mut report,
+        &now,
+    )
+    .await?;
+    if report.verified > 0 {
+        tracing::info!(
+            target_name = name,
+            groups = report.verified,
+            reads = report.verify_reads,
+            whole = report.reset.is_some(),
+            "verified groups by reading them back"
+        );
+    }
+    Ok(report)
+}
+
+/// What a target's push ended with, recorded: its health (from what its requests showed)
+/// and, when it stopped, why in the report.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of one target's push, which push_target holds as locals"
+)]
+async fn record_outcome(
+    name: &str,
+    target: &TargetConfig,
+    store: &Store,
+    options: &Options,
+    client: &Client,
+    outcome: Result<Result<(), Stop>, tokio::time::error::Elapsed>,
+    report: &mut TargetReport,
+    now: &str,
+) -> Result<(), PushError> {
     match outcome {
         // Health is what requests to this target showed: a push that sent none (nothing to
         // do here) says nothing about it. A request given up on after its retries (429, 5xx,
@@ -465,26 +504,26 @@ async fn push_target(
                         n => format!("{message} (and {} more requests given up)", n - 1),
                     };
                     store
-                        .set_target_health(name, false, Some(&message), &now)
+                        .set_target_health(name, false, Some(&message), now)
                         .await?;
                 } else if report.answered > 0 {
-                    store.set_target_health(name, true, None, &now).await?;
+                    store.set_target_health(name, true, None, now).await?;
                 } else if let Some(message) = unanswered {
                     // Every request failed without an answer: it cannot be reached.
                     store
-                        .set_target_health(name, false, Some(&message), &now)
+                        .set_target_health(name, false, Some(&message), now)
                         .await?;
                 }
             }
         }
         Ok(Err(Stop::Store(e))) => return Err(e.into()),
-        // Refused credentials, or no answer at all: the target is unhealthy until a request
-        // succeeds again.
         // This process may send no more: that says nothing of the target.
         Ok(Err(Stop::Target(e @ crate::scim::ScimError::Stopped { .. }))) => {
             tracing::warn!(target_name = name, "the push stopped: {e}");
             report.error = Some(e.to_string());
         }
+        // Refused credentials, or no answer at all: the target is unhealthy until a request
+        // succeeds again.
         Ok(Err(Stop::Target(e))) => {
             let message = e.to_string();
             // The error names the target, the request and the answer.
@@ -494,7 +533,7 @@ async fn push_target(
             );
             if !options.dry_run {
                 store
-                    .set_target_health(name, false, Some(&message), &now)
+                    .set_target_health(name, false, Some(&message), now)
                     .await?;
             }
             report.error = Some(message);
@@ -508,16 +547,7 @@ async fn push_target(
             report.error = Some(message);
         }
     }
-    if report.verified > 0 {
-        tracing::info!(
-            target_name = name,
-            groups = report.verified,
-            reads = report.verify_reads,
-            whole = report.reset.is_some(),
-            "verified groups by reading them back"
-        );
-    }
-    Ok(report)
+    Ok(())
 }
 
 /// How many syncs the daemon's schedule makes within the target's `verify_every`: the runs
