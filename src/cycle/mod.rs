@@ -251,39 +251,7 @@ async fn choose_snapshot(
     );
     let rows = snapshot.to_rows();
     phase.done("serialize the snapshot");
-    let phase = Phase::start();
-    let before = match &current {
-        Some(c) => store.snapshot_workers(c.id).await?,
-        None => Vec::new(),
-    };
-    phase.done("read the current snapshot");
-    let phase = Phase::start();
-    let changes = directory::diff_rows(&before, &rows);
-    // Stored as its difference from the current snapshot, unless the chain of differences
-    // is long or the difference is most of the export.
-    let (worker_rows, base) = match &current {
-        Some(c) if c.depth + 1 < SNAPSHOT_CHAIN => {
-            // The workers who joined or changed, from the diff just made.
-            let touched: std::collections::HashSet<&str> = changes
-                .iter()
-                .filter(|c| c.change != ChangeKind::Left)
-                .map(|c| c.key.as_str())
-                .collect();
-            let changed: Vec<(String, String)> = rows
-                .iter()
-                .filter(|(key, _)| touched.contains(key.as_str()))
-                .cloned()
-                .collect();
-            if changed.len() * 2 <= rows.len() {
-                (changed, Some((c.id, c.depth + 1)))
-            } else {
-                (rows, None)
-            }
-        }
-        _ => (rows, None),
-    };
-    drop(before);
-    phase.done("compare with the current snapshot");
+    let (worker_rows, base, changes) = stored_form(store, current.as_ref(), rows).await?;
     let new = NewSnapshot {
         source,
         fetched_at: crate::clock::stamp(inputs.now),
@@ -295,16 +263,7 @@ async fn choose_snapshot(
         hold_reason: hold_reason.clone(),
         worker_rows,
         base,
-        changes: changes
-            .into_iter()
-            .map(|c| SnapshotChange {
-                worker_key: c.key,
-                change: c.change,
-                attribute: c.attribute,
-                old_value: c.old_value,
-                new_value: c.new_value,
-            })
-            .collect(),
+        changes,
     };
     if let Some(reason) = hold_reason {
         let (run_id, snapshot_id) = record_held(
@@ -331,6 +290,66 @@ async fn choose_snapshot(
         evaluation: Some(evaluation),
     })))
 }
+
+/// The rows a new snapshot is stored with, the snapshot it is a difference from (and the
+/// depth of that difference), and its changes from the current one: stored as its
+/// difference (the workers who joined or changed) unless the chain of differences is long or
+/// the difference is most of the export; then whole.
+async fn stored_form(
+    store: &Store,
+    current: Option<&crate::store::SnapshotInfo>,
+    rows: Vec<(String, String)>,
+) -> Result<StoredForm, CycleError> {
+    let phase = Phase::start();
+    let before = match current {
+        Some(c) => store.snapshot_workers(c.id).await?,
+        None => Vec::new(),
+    };
+    phase.done("read the current snapshot");
+    let phase = Phase::start();
+    let changes = directory::diff_rows(&before, &rows);
+    let (worker_rows, base) = match current {
+        Some(c) if c.depth + 1 < SNAPSHOT_CHAIN => {
+            // The workers who joined or changed, from the diff just made.
+            let touched: std::collections::HashSet<&str> = changes
+                .iter()
+                .filter(|c| c.change != ChangeKind::Left)
+                .map(|c| c.key.as_str())
+                .collect();
+            let changed: Vec<(String, String)> = rows
+                .iter()
+                .filter(|(key, _)| touched.contains(key.as_str()))
+                .cloned()
+                .collect();
+            if changed.len() * 2 <= rows.len() {
+                (changed, Some((c.id, c.depth + 1)))
+            } else {
+                (rows, None)
+            }
+        }
+        _ => (rows, None),
+    };
+    drop(before);
+    phase.done("compare with the current snapshot");
+    let changes = changes
+        .into_iter()
+        .map(|c| SnapshotChange {
+            worker_key: c.key,
+            change: c.change,
+            attribute: c.attribute,
+            old_value: c.old_value,
+            new_value: c.new_value,
+        })
+        .collect();
+    Ok((worker_rows, base, changes))
+}
+
+/// What [`stored_form`] gives: the rows, the base and depth, the changes.
+type StoredForm = (
+    Vec<(String, String)>,
+    Option<(i64, i64)>,
+    Vec<SnapshotChange>,
+);
 
 /// Applies `retention` after a run that succeeded. A failure is logged, not the run's: the
 /// run is stored, and the next one tries again.
