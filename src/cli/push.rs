@@ -371,128 +371,135 @@ pub fn status(global: &Global) -> Result<u8, CliError> {
     }
     let mut s = String::new();
     for (name, t) in value.as_object().into_iter().flatten() {
-        let Some(m) = model.get(name) else { continue };
-        let _ = writeln!(s, "{name}: {}", m.health.text());
-        if let Some(reason) = &m.seen.reset_reason {
-            let _ = writeln!(
-                s,
-                "  last sign that it lost state ({}): {reason}; the whole target was verified",
-                m.seen.reset_at.as_deref().unwrap_or("")
-            );
-        }
-        if t["connected"].as_bool() == Some(true) {
-            let _ = writeln!(s, "  user lookup: {}", lookup_text(&t["lookup"]));
-            let _ = writeln!(
-                s,
-                "  verified: every group at least every {}",
-                m.verify_every
-            );
-        }
-        for g in &m.groups {
-            let pushed = match &g.pushed_at {
-                Some(at) => format!(", last pushed {at}"),
-                None => String::new(),
-            };
-            let known = match &g.scim_id {
-                Some(id) => format!(
-                    " ({id}): {} as last known",
-                    crate::text::count_as(g.members.max(0) as u64, "entry", "entries")
-                ),
-                None => String::new(),
-            };
-            let _ = writeln!(
-                s,
-                "  {} → \"{}\"{known}; {}{pushed}",
-                g.group,
-                g.display_name,
-                g.verification.text(),
-            );
-        }
-        for (group, u) in t["unsent"].as_object().into_iter().flatten() {
-            let first: Vec<&str> = u["first"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|k| k.as_str())
-                .collect();
-            let _ = writeln!(
-                s,
-                "  {group}: {} and {} stored but not confirmed by the target{}",
-                crate::text::count(u["joins"].as_u64().unwrap_or(0), "join"),
-                crate::text::count(u["leaves"].as_u64().unwrap_or(0), "leave"),
-                if first.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (joining: {})", first.join(", "))
-                }
-            );
-        }
-        let _ = writeln!(s, "  outbox: {} pending, {} failed", m.pending, m.failed);
-        for e in t["failures"].as_array().into_iter().flatten() {
-            let _ = writeln!(
-                s,
-                "    failed {} {} for {}: HTTP {} {}: {}",
-                e["id"],
-                e["action"].as_str().unwrap_or(""),
-                e["group"].as_str().unwrap_or(""),
-                e["http_status"],
-                e["scim_type"].as_str().unwrap_or(""),
-                e["detail"].as_str().unwrap_or("")
-            );
-        }
-        for v in t["guardrails"].as_array().into_iter().flatten() {
-            let effect = if v["hold"].as_bool() == Some(true) {
-                "holds changes to"
-            } else {
-                "warns about"
-            };
-            let groups: Vec<&str> = v["groups"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|g| g.as_str())
-                .collect();
-            let _ = writeln!(
-                s,
-                "  guardrail `{}` is violated ({effect} {}): {}",
-                v["guardrail"].as_str().unwrap_or(""),
-                groups.join(", "),
-                v["message"].as_str().unwrap_or("")
-            );
-        }
-        for h in &m.holds {
-            let status = match (h.status, &h.approved_by) {
-                (HoldStatus::Approved, Some(by)) => format!(
-                    "approved by {by} at {}",
-                    h.approved_at.as_deref().unwrap_or("")
-                ),
-                (status, _) => status.to_string(),
-            };
-            let _ = writeln!(s, "  hold {} ({status}) on {}: {}", h.id, h.group, h.reason);
-        }
-        for (group, workers) in t["unprovisioned"].as_object().into_iter().flatten() {
-            let list: Vec<String> = workers
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|w| match w["match_value"].as_str() {
-                    Some(v) => format!("{} ({v})", w["worker_key"].as_str().unwrap_or("")),
-                    None => format!(
-                        "{} (no value to match)",
-                        w["worker_key"].as_str().unwrap_or("")
-                    ),
-                })
-                .collect();
-            let _ = writeln!(
-                s,
-                "  {group}: {} without an account: {}",
-                list.len(),
-                list.join(", ")
-            );
+        if let Some(m) = model.get(name) {
+            target_text(&mut s, name, m, t);
         }
     }
     print(&s)?;
     Ok(code)
+}
+
+/// One target's part of `rosterd status`: `m` is the status model, `t` its JSON with what
+/// only `status` adds (lookup, failures, unsent, unprovisioned, guardrails).
+fn target_text(s: &mut String, name: &str, m: &push::status::TargetStatus, t: &serde_json::Value) {
+    let _ = writeln!(s, "{name}: {}", m.health.text());
+    if let Some(reason) = &m.seen.reset_reason {
+        let _ = writeln!(
+            s,
+            "  last sign that it lost state ({}): {reason}; the whole target was verified",
+            m.seen.reset_at.as_deref().unwrap_or("")
+        );
+    }
+    if t["connected"].as_bool() == Some(true) {
+        let _ = writeln!(s, "  user lookup: {}", lookup_text(&t["lookup"]));
+        let _ = writeln!(
+            s,
+            "  verified: every group at least every {}",
+            m.verify_every
+        );
+    }
+    for g in &m.groups {
+        let pushed = match &g.pushed_at {
+            Some(at) => format!(", last pushed {at}"),
+            None => String::new(),
+        };
+        let known = match &g.scim_id {
+            Some(id) => format!(
+                " ({id}): {} as last known",
+                crate::text::count_as(g.members.max(0) as u64, "entry", "entries")
+            ),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "  {} → \"{}\"{known}; {}{pushed}",
+            g.group,
+            g.display_name,
+            g.verification.text(),
+        );
+    }
+    for (group, u) in t["unsent"].as_object().into_iter().flatten() {
+        let first: Vec<&str> = u["first"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str())
+            .collect();
+        let _ = writeln!(
+            s,
+            "  {group}: {} and {} stored but not confirmed by the target{}",
+            crate::text::count(u["joins"].as_u64().unwrap_or(0), "join"),
+            crate::text::count(u["leaves"].as_u64().unwrap_or(0), "leave"),
+            if first.is_empty() {
+                String::new()
+            } else {
+                format!(" (joining: {})", first.join(", "))
+            }
+        );
+    }
+    let _ = writeln!(s, "  outbox: {} pending, {} failed", m.pending, m.failed);
+    for e in t["failures"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "    failed {} {} for {}: HTTP {} {}: {}",
+            e["id"],
+            e["action"].as_str().unwrap_or(""),
+            e["group"].as_str().unwrap_or(""),
+            e["http_status"],
+            e["scim_type"].as_str().unwrap_or(""),
+            e["detail"].as_str().unwrap_or("")
+        );
+    }
+    for v in t["guardrails"].as_array().into_iter().flatten() {
+        let effect = if v["hold"].as_bool() == Some(true) {
+            "holds changes to"
+        } else {
+            "warns about"
+        };
+        let groups: Vec<&str> = v["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.as_str())
+            .collect();
+        let _ = writeln!(
+            s,
+            "  guardrail `{}` is violated ({effect} {}): {}",
+            v["guardrail"].as_str().unwrap_or(""),
+            groups.join(", "),
+            v["message"].as_str().unwrap_or("")
+        );
+    }
+    for h in &m.holds {
+        let status = match (h.status, &h.approved_by) {
+            (HoldStatus::Approved, Some(by)) => format!(
+                "approved by {by} at {}",
+                h.approved_at.as_deref().unwrap_or("")
+            ),
+            (status, _) => status.to_string(),
+        };
+        let _ = writeln!(s, "  hold {} ({status}) on {}: {}", h.id, h.group, h.reason);
+    }
+    for (group, workers) in t["unprovisioned"].as_object().into_iter().flatten() {
+        let list: Vec<String> = workers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|w| match w["match_value"].as_str() {
+                Some(v) => format!("{} ({v})", w["worker_key"].as_str().unwrap_or("")),
+                None => format!(
+                    "{} (no value to match)",
+                    w["worker_key"].as_str().unwrap_or("")
+                ),
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "  {group}: {} without an account: {}",
+            list.len(),
+            list.join(", ")
+        );
+    }
 }
 
 /// Whether any of `groups` is pushed to `target` (any, when the rules are not known).
