@@ -279,53 +279,7 @@ fn show(
             let _ = writeln!(s, "  error: {e}");
         }
         for p in &t.groups {
-            let quiet = p.added == 0
-                && p.removed == 0
-                && !p.renamed
-                && p.action.is_none()
-                && p.held.is_none()
-                && p.error.is_none()
-                && p.drift == 0
-                && p.requests.is_empty();
-            if quiet {
-                continue;
-            }
-            let _ = write!(s, "  {} → \"{}\"", p.group, p.display_name);
-            if let Some(a) = &p.action {
-                let _ = write!(s, " {a}");
-            }
-            if p.added + p.removed > 0 {
-                let _ = write!(s, " +{} -{}", p.added, p.removed);
-            }
-            if p.renamed {
-                s.push_str(" renamed");
-            }
-            if p.drift > 0 {
-                let _ = write!(
-                    s,
-                    " ({} found by reading it back)",
-                    crate::text::count(p.drift as u64, "difference")
-                );
-            }
-            s.push('\n');
-            if let Some(h) = &p.held {
-                let _ = writeln!(s, "    held: {}", h.reason);
-                if h.hold_id > 0 {
-                    let _ = writeln!(
-                        s,
-                        "    help: if this is right, run `rosterd approve push {}`",
-                        h.hold_id
-                    );
-                }
-            }
-            if let Some(e) = &p.error {
-                let _ = writeln!(s, "    error: {e}");
-            }
-            for r in &p.requests {
-                for line in r.lines() {
-                    let _ = writeln!(s, "    {line}");
-                }
-            }
+            pair_text(&mut s, p);
         }
         let unprovisioned: usize = t.groups.iter().map(|p| p.unprovisioned).sum();
         if unprovisioned > 0 {
@@ -337,6 +291,57 @@ fn show(
         }
     }
     print(&s)
+}
+
+/// One pair's lines in a push's report; nothing for a pair with nothing to say.
+fn pair_text(s: &mut String, p: &push::PairReport) {
+    let quiet = p.added == 0
+        && p.removed == 0
+        && !p.renamed
+        && p.action.is_none()
+        && p.held.is_none()
+        && p.error.is_none()
+        && p.drift == 0
+        && p.requests.is_empty();
+    if quiet {
+        return;
+    }
+    let _ = write!(s, "  {} → \"{}\"", p.group, p.display_name);
+    if let Some(a) = &p.action {
+        let _ = write!(s, " {a}");
+    }
+    if p.added + p.removed > 0 {
+        let _ = write!(s, " +{} -{}", p.added, p.removed);
+    }
+    if p.renamed {
+        s.push_str(" renamed");
+    }
+    if p.drift > 0 {
+        let _ = write!(
+            s,
+            " ({} found by reading it back)",
+            crate::text::count(p.drift as u64, "difference")
+        );
+    }
+    s.push('\n');
+    if let Some(h) = &p.held {
+        let _ = writeln!(s, "    held: {}", h.reason);
+        if h.hold_id > 0 {
+            let _ = writeln!(
+                s,
+                "    help: if this is right, run `rosterd approve push {}`",
+                h.hold_id
+            );
+        }
+    }
+    if let Some(e) = &p.error {
+        let _ = writeln!(s, "    error: {e}");
+    }
+    for r in &p.requests {
+        for line in r.lines() {
+            let _ = writeln!(s, "    {line}");
+        }
+    }
 }
 
 /// Exit status of `status` when a connected target is not healthy (unreachable, or groups
