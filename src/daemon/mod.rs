@@ -348,6 +348,38 @@ impl Shared {
     }
 }
 
+/// Records, counts and logs run `run` as cut short by the shutdown, as a finished run is: a
+/// search for how runs ended finds it in the store, the metrics and the log alike.
+async fn record_cut_short(shared: &Shared, run: i64, job: Option<&Job>, grace: Duration) {
+    let reason = format!(
+        "the daemon was stopped before the push finished (shutdown_timeout_seconds: {}); what is unsent stays in the outbox for the next run",
+        grace.as_secs_f64()
+    );
+    let outcome = RunOutcome::CutShort.as_str();
+    if let Some(job) = job {
+        shared
+            .metrics
+            .run_finished(job, outcome, grace.as_secs_f64(), &Default::default());
+    }
+    tracing::info!(
+        kind = job.map(Job::as_str),
+        run,
+        outcome,
+        reason = reason.as_str(),
+        "run finished"
+    );
+    let nothing_sent = serde_json::json!({});
+    let recorded =
+        shared
+            .store
+            .record_run_outcome(run, RunOutcome::CutShort, Some(&reason), &nothing_sent);
+    match tokio::time::timeout(Duration::from_secs(5), recorded).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(run, "the run's outcome could not be recorded: {e}"),
+        Err(_) => tracing::warn!(run, "the run's outcome could not be recorded within 5 s"),
+    }
+}
+
 /// With the console on, evaluates the snapshot in force now (after a start or a run) so that
 /// the first page to need it does not wait for it.
 fn warm_console(shared: &Arc<Shared>) {
@@ -482,6 +514,8 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
     // Boxed, so that a run cut short can be dropped (its connections returned, its
     // transaction rolled back) before the store closes: a pool waits for every connection.
     let mut work = Box::pin(work_loop(Arc::clone(&shared), stop_rx.clone()));
+    // The run a SIGTERM cut short, if one was: its id, its job, and the grace it had.
+    let mut cut_short: Option<(i64, Option<Job>, Duration)> = None;
     tokio::select! {
         () = &mut work => {}
         () = shutdown_signal() => {
@@ -495,40 +529,17 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
                 );
                 let run = *crate::locks::lock(&shared.in_flight);
                 let job = crate::locks::lock(&shared.running).clone();
-                if let Some(run) = run {
-                    let reason = format!(
-                        "the daemon was stopped before the push finished (shutdown_timeout_seconds: {}); what is unsent stays in the outbox for the next run",
-                        grace.as_secs_f64()
-                    );
-                    let outcome = RunOutcome::CutShort.as_str();
-                    if let Some(job) = &job {
-                        shared
-                            .metrics
-                            .run_finished(job, outcome, grace.as_secs_f64(), &Default::default());
-                    }
-                    // The same line a finished run logs, so that a search for how runs
-                    // ended finds this one too.
-                    tracing::info!(
-                        kind = job.as_ref().map(Job::as_str),
-                        run,
-                        outcome,
-                        reason = reason.as_str(),
-                        "run finished"
-                    );
-                    if let Err(e) = shared
-                        .store
-                        .record_run_outcome(run, RunOutcome::CutShort, Some(&reason), &serde_json::json!({}))
-                        .await
-                    {
-                        tracing::warn!(run, "the run's outcome could not be recorded: {e}");
-                    }
-                }
+                cut_short = run.map(|run| (run, job, grace));
             }
         }
     }
     let _ = stop_tx.send(true);
-    // The run is over or cut short; only then may a standby take over.
+    // The run is over or cut short; only then may a standby take over. Dropped before its
+    // outcome is recorded: it may hold the store's writer (a confirmation mid-commit).
     drop(work);
+    if let Some((run, job, grace)) = cut_short {
+        record_cut_short(&shared, run, job.as_ref(), grace).await;
+    }
     let _ = resign_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), leadership).await;
     watcher.abort();
