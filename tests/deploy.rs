@@ -140,6 +140,41 @@ fn every_manifest_parses_and_the_pods_run_as_non_root_with_probes() {
             .any(|p| p.starts_with("/api") || *p == "/metrics"),
         "{paths:?}"
     );
+    // Every route the console serves (read from its router) reaches it through the Ingress:
+    // a button whose form posts to a path the Ingress does not route would answer 404.
+    let router =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/daemon/ui/mod.rs"))
+            .unwrap();
+    let routes: Vec<&str> = router
+        .match_indices(".route(\"")
+        .map(|(at, m)| {
+            let rest = &router[at + m.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect();
+    assert!(routes.len() > 10, "{routes:?}");
+    let exact: Vec<(&str, bool)> = ingress["spec"]["rules"][0]["http"]["paths"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap(),
+                p["pathType"].as_str() == Some("Exact"),
+            )
+        })
+        .collect();
+    for route in &routes {
+        let routed = exact.iter().any(|(path, exact)| match exact {
+            true => route == path,
+            // Prefix matches whole path segments.
+            false => *route == *path || route.starts_with(&format!("{path}/")),
+        });
+        assert!(
+            routed,
+            "the console's {route} is not routed by the Ingress ({exact:?})"
+        );
+    }
     assert!(read("kubernetes/kustomization.yaml").contains("ingress.yaml"));
     assert!(read("kubernetes/secret.example.yaml").contains("ROSTERD_OIDC_CLIENT_SECRET"));
 
