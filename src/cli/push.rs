@@ -672,8 +672,7 @@ async fn status_value(
 pub fn holds(global: &Global, id: Option<i64>) -> Result<(), CliError> {
     let config = load_config(&global.config)?;
     let Some(id) = id else {
-        let holds = with_store(&config, async |store| Ok(store.push_holds(None).await?))?;
-        let open: Vec<_> = holds.iter().filter(|h| h.is_open()).collect();
+        let open = with_store(&config, async |store| Ok(store.open_push_holds().await?))?;
         if global.format == Format::Json {
             return print_json(
                 &serde_json::to_value(&open).map_err(|e| CliError::Output(e.into()))?,

@@ -152,12 +152,7 @@ pub async fn targets(
         .collect();
     let mut seen = store.target_verifications().await?;
     let outbox = store.outbox_counts().await?;
-    let holds: Vec<PushHold> = store
-        .push_holds(None)
-        .await?
-        .into_iter()
-        .filter(PushHold::is_open)
-        .collect();
+    let holds = store.open_push_holds().await?;
     let mut out = BTreeMap::new();
     for (name, target) in &config.targets {
         let known = store.target_groups(name).await?;
@@ -441,6 +436,24 @@ mod tests {
             assess(&t, Some(&down), &[status(current(VerifyState::Matched))]),
             Health::Unreachable { .. }
         ));
+    }
+
+    /// `state()` (the metrics' label) names each state as its JSON does.
+    #[test]
+    fn a_states_name_is_its_json_tag() {
+        for h in [
+            Health::NotConnected,
+            Health::NotPushedYet,
+            Health::Unreachable {
+                since: "s".into(),
+                reason: "r".into(),
+            },
+            Health::Unverified { groups: vec![] },
+            Health::Drifted { groups: vec![] },
+            Health::Healthy { since: "s".into() },
+        ] {
+            assert_eq!(serde_json::to_value(&h).unwrap()["state"], h.state());
+        }
     }
 
     #[test]

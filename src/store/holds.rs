@@ -68,6 +68,19 @@ impl Store {
         Ok(rows.iter().map(push_hold).collect::<Result<_, _>>()?)
     }
 
+    /// The holds still holding their push (held, or approved and not sent yet), oldest
+    /// first: what `status`, the metrics and the console's overview read on every request,
+    /// without every hold ever made.
+    pub async fn open_push_holds(&self) -> Result<Vec<PushHold>, StoreError> {
+        let sql = format!(
+            "SELECT {HOLD_COLUMNS} FROM push_holds WHERE status IN ('held', 'approved') ORDER BY id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(push_hold).collect::<Result<_, _>>()?)
+    }
+
     /// One hold by id.
     pub async fn push_hold(&self, id: i64) -> Result<Option<PushHold>, StoreError> {
         let sql = format!("SELECT {HOLD_COLUMNS} FROM push_holds WHERE id = $1");
