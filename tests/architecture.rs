@@ -233,3 +233,85 @@ fn sibling_files_do_not_import_each_other_in_a_loop() {
         }
     }
 }
+
+/// No function in `src/` passes 120 lines: one that long does several things, each of which
+/// can have a name. A function is measured from its `fn` line to the closing brace at its
+/// indentation (rustfmt's layout).
+#[test]
+fn no_function_passes_120_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut dirs = vec![root];
+    let mut long = Vec::new();
+    let mut measured = 0;
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (name, at, lines) in function_lengths(&text) {
+                    measured += 1;
+                    if lines > 120 {
+                        long.push(format!("{}:{at} {name} ({lines} lines)", path.display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        measured > 1000,
+        "only {measured} functions found: the scan is broken"
+    );
+    assert!(long.is_empty(), "{long:#?}");
+}
+
+/// Each function with a body in `text`: its name, the line its `fn` is on, and its length.
+fn function_lengths(text: &str) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let mut words = line.split_whitespace();
+        let name = loop {
+            match words.next() {
+                Some(w) if w == "pub" || w.starts_with("pub(") => {}
+                Some("const" | "async" | "unsafe" | "extern") => {}
+                Some("fn") => break words.next(),
+                _ => break None,
+            }
+        };
+        let Some(name) = name else { continue };
+        let name: String = name
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        // A declaration without a body (in a trait) ends with `;` before any `{`.
+        let body = lines[i..]
+            .iter()
+            .find(|l| l.trim_end().ends_with('{') || l.trim_end().ends_with(';'))
+            .is_some_and(|l| l.trim_end().ends_with('{'));
+        if !body {
+            continue;
+        }
+        // A one-line body (`fn f() -> u32 { 1 }`) closes on its own line.
+        if line.trim_end().ends_with('}') {
+            continue;
+        }
+        let close = format!("{indent}}}");
+        if let Some(end) = lines[i + 1..].iter().position(|l| *l == close) {
+            out.push((name, i + 1, end + 2));
+        }
+    }
+    out
+}
+
+#[test]
+fn function_lengths_are_measured_from_fn_to_its_brace() {
+    let text = "trait T {\n    fn declared(&self);\n}\n\npub(crate) async fn three() {\n    1;\n}\n\nfn one() -> u32 { 1 }\n";
+    assert_eq!(
+        function_lengths(text),
+        vec![("three".to_string(), 5, 3)],
+        "a declaration and a one-line function have no lines to count"
+    );
+}

@@ -584,6 +584,15 @@ pub(crate) enum Stop {
     Target(ScimError),
 }
 
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Store(e) => e.fmt(f),
+            Stop::Target(e) => e.fmt(f),
+        }
+    }
+}
+
 impl From<StoreError> for Stop {
     fn from(e: StoreError) -> Self {
         Stop::Store(e)
@@ -597,39 +606,7 @@ fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
 impl TargetRun<'_> {
     async fn push(&self, rules: &RuleSet, report: &mut TargetReport) -> Result<(), Stop> {
         let known = self.store.target_groups(self.name).await?;
-        let mut pairs = Vec::new();
-        let mut pushed_here = BTreeSet::new();
-        for group in rules.groups() {
-            if self
-                .options
-                .group
-                .as_ref()
-                .is_some_and(|g| *g != group.name)
-            {
-                continue;
-            }
-            for push in group.push.iter().filter(|p| p.target == self.name) {
-                pushed_here.insert(group.name.clone());
-                if push.active {
-                    pairs.push((group, push));
-                } else {
-                    report.groups.push(PairReport {
-                        group: group.name.clone(),
-                        display_name: push.display_name.clone(),
-                        scim_id: known.get(&group.name).map(|k| k.scim_id.clone()),
-                        action: Some(PairAction::Inactive),
-                        ..PairReport::default()
-                    });
-                }
-            }
-        }
-        let unpushed: Vec<&TargetGroup> = known
-            .values()
-            .filter(|k| {
-                !pushed_here.contains(&k.group)
-                    && self.options.group.as_ref().is_none_or(|g| *g == k.group)
-            })
-            .collect();
+        let (pairs, unpushed) = self.pairs(rules, &known, report);
         // Groups a stopped push left with requests whose outcome is unknown: read back
         // before they are planned.
         let mut unsure = BTreeSet::new();
@@ -668,17 +645,7 @@ impl TargetRun<'_> {
         if self.evidence.reset_reason().is_some() && !self.reconcile {
             return Ok(());
         }
-        let verify: BTreeSet<String> = if self.reconcile {
-            known.keys().cloned().collect()
-        } else if self.options.dry_run {
-            // A dry run shows the requests a sync would send; reading a slice back would
-            // only make planning cost what verifying does.
-            BTreeSet::new()
-        } else {
-            let pushed: BTreeSet<&str> = pairs.iter().map(|(g, _)| g.name.as_str()).collect();
-            let every = self.config.verify_every.span();
-            verify::slice(&known, &pushed, self.sync_runs, every, self.now_time)
-        };
+        let verify = self.to_verify(&known, &pairs);
         if self.options.dry_run {
             // A real push stored this move with the lookups (see `store::confirmed`).
             for (worker, key, old) in &users.moved {
@@ -733,6 +700,73 @@ impl TargetRun<'_> {
             );
         }
         Ok(())
+    }
+
+    /// The pairs this push makes (an inactive one is only reported), and the groups
+    /// rosterd pushed here that the rules no longer push here.
+    fn pairs<'r, 'k>(
+        &self,
+        rules: &'r RuleSet,
+        known: &'k BTreeMap<String, TargetGroup>,
+        report: &mut TargetReport,
+    ) -> (
+        Vec<(&'r crate::rules::Group, &'r crate::rules::Push)>,
+        Vec<&'k TargetGroup>,
+    ) {
+        let mut pairs = Vec::new();
+        let mut pushed_here = BTreeSet::new();
+        for group in rules.groups() {
+            if self
+                .options
+                .group
+                .as_ref()
+                .is_some_and(|g| *g != group.name)
+            {
+                continue;
+            }
+            for push in group.push.iter().filter(|p| p.target == self.name) {
+                pushed_here.insert(group.name.clone());
+                if push.active {
+                    pairs.push((group, push));
+                } else {
+                    report.groups.push(PairReport {
+                        group: group.name.clone(),
+                        display_name: push.display_name.clone(),
+                        scim_id: known.get(&group.name).map(|k| k.scim_id.clone()),
+                        action: Some(PairAction::Inactive),
+                        ..PairReport::default()
+                    });
+                }
+            }
+        }
+        let unpushed: Vec<&TargetGroup> = known
+            .values()
+            .filter(|k| {
+                !pushed_here.contains(&k.group)
+                    && self.options.group.as_ref().is_none_or(|g| *g == k.group)
+            })
+            .collect();
+        (pairs, unpushed)
+    }
+
+    /// The groups read back in this run: every one on a reconcile, none in a dry run, else
+    /// this run's slice of those due.
+    fn to_verify(
+        &self,
+        known: &BTreeMap<String, TargetGroup>,
+        pairs: &[(&crate::rules::Group, &crate::rules::Push)],
+    ) -> BTreeSet<String> {
+        if self.reconcile {
+            known.keys().cloned().collect()
+        } else if self.options.dry_run {
+            // A dry run shows the requests a sync would send; reading a slice back would
+            // only make planning cost what verifying does.
+            BTreeSet::new()
+        } else {
+            let pushed: BTreeSet<&str> = pairs.iter().map(|(g, _)| g.name.as_str()).collect();
+            let every = self.config.verify_every.span();
+            verify::slice(known, &pushed, self.sync_runs, every, self.now_time)
+        }
     }
 
     fn match_value(&self, id: u32) -> Option<&str> {

@@ -283,28 +283,35 @@ impl TargetRun<'_> {
                     // send only what is still missing.
                     start = Start::ReadBack(state, set, Read::Settle);
                 }
-                Err(Halt::GroupMissing) => {
-                    report.error = Some(format!(
-                        "the target lost the group {lost} times in this push; check who deletes it there (the next push finds or creates it again)"
-                    ));
-                    break;
-                }
-                Err(Halt::Unknown | Halt::Reread(..)) => {
-                    report.error = Some(format!(
-                        "the answers to {} requests in a row were lost and reading the group back showed no progress (targets.{}.retries); check the target's health, the next push reads the group back and goes on",
-                        stalls, self.name
-                    ));
-                    break;
-                }
-                Err(Halt::Failed(message) | Halt::Pending(message)) => {
-                    tracing::warn!(target_name = self.name, group = %group.name, "the group's push failed: {message}");
-                    report.error = Some(message);
-                    break;
-                }
                 Err(Halt::Stop(stop)) => return Err(stop),
+                Err(halt) => {
+                    report.error = Some(self.gave_up(&group.name, halt, lost, stalls));
+                    break;
+                }
             }
         }
         Ok(report)
+    }
+
+    /// Why a pair's push ends without finishing, for its report.
+    fn gave_up(&self, group: &str, halt: Halt, lost: u32, stalls: u32) -> String {
+        match halt {
+            Halt::GroupMissing => format!(
+                "the target lost the group {lost} times in this push; check who deletes it there (the next push finds or creates it again)"
+            ),
+            Halt::Unknown | Halt::Reread(..) => format!(
+                "the answers to {} requests in a row were lost and reading the group back showed no progress (targets.{}.retries); check the target's health, the next push reads the group back and goes on",
+                stalls, self.name
+            ),
+            Halt::Failed(message) | Halt::Pending(message) => {
+                tracing::warn!(target_name = self.name, group = %group, "the group's push failed: {message}");
+                message
+            }
+            // The caller records a refusal that stands; its answer is the reason.
+            Halt::Refused(refusal, _) => refusal.error.to_string(),
+            // The caller stops the whole target's push on it; its text is the reason.
+            Halt::Stop(stop) => stop.to_string(),
+        }
     }
 
     /// The group's wanted members who have an account in the target; those without one are
@@ -351,71 +358,16 @@ impl TargetRun<'_> {
         stalls: &mut u32,
         report: &mut PairReport,
     ) -> Result<(), Halt> {
-        let mut duplicates = BTreeSet::new();
-        let (state, mut current) = match start {
-            Start::ReadBack(mut state, stored, read) => {
-                let (current, twice, renamed) = self
-                    .read_back(&state, &stored, users, read == Read::Verify, report)
-                    .await?;
-                // The entries a verification read are the ids rosterd cached: a sample of
-                // them is confirmed to be users, or a target that re-created its users and
-                // kept the old ids in its groups would look as pushed.
-                if read == Read::Verify && !self.reconcile {
-                    let sample: RoaringBitmap = current
-                        .workers
-                        .iter()
-                        .take(super::verify::CONFIRM_BATCH)
-                        .collect();
-                    let (_, requests) = self.confirm(&sample, users).await?;
-                    self.verify_reads
-                        .fetch_add(requests, std::sync::atomic::Ordering::Relaxed);
-                    if self.evidence.reset_reason().is_some() {
-                        return Ok(());
-                    }
-                }
-                // Found under another name: the plan below names it back.
-                if let Some(name) = renamed {
-                    state.display_name = name;
-                }
-                // Whether the group moved since what was known: progress.
-                *stalls = if current == stored && twice.is_empty() {
-                    *stalls + 1
-                } else {
-                    0
-                };
-                duplicates = twice;
-                (state, current)
-            }
-            Start::Known(state, stored) => (state, settled(stored, users)),
-            Start::Unknown => {
-                let (state, found) = self
-                    .find_or_create(group, push, want, users, report)
-                    .await?;
-                (state, settled(found, users))
-            }
+        let Some((state, mut current, duplicates)) = self
+            .begin(group, push, want, users, start, stalls, report)
+            .await?
+        else {
+            return Ok(());
         };
         report.scim_id = Some(state.scim_id.clone());
         // A member held twice is removed (every entry of them goes) and, when wanted, added
         // back once: first the removals, then the plan as if they were not held.
-        let mut dedupe = Vec::new();
-        for user in &duplicates {
-            let worker = users.workers.get(user).copied();
-            match worker {
-                Some(id) => {
-                    current.workers.remove(id);
-                }
-                None => {
-                    current.foreign.remove(user);
-                }
-            }
-            dedupe.push(TargetMember {
-                user_id: user.clone(),
-                worker_key: worker
-                    .and_then(|id| self.desired.workers.key(id))
-                    .map(str::to_string),
-                worker,
-            });
-        }
+        let dedupe = self.dedupe(&duplicates, users, &mut current);
         // An add only of a user id the target has shown in this run.
         let adding: RoaringBitmap = want - &current.workers;
         let (unknown, _) = self.confirm(&adding, users).await?;
@@ -498,6 +450,95 @@ impl TargetRun<'_> {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The pair's group and what it holds, from where its push starts: read back (with
+    /// the members it holds twice), as stored, or found or created. `None` when reading it
+    /// back showed that the target lost state (the next pass verifies all of it).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one pair's inputs, each of them used"
+    )]
+    async fn begin(
+        &self,
+        group: &Group,
+        push: &Push,
+        want: &RoaringBitmap,
+        users: &Users,
+        start: Start,
+        stalls: &mut u32,
+        report: &mut PairReport,
+    ) -> Result<Option<(TargetGroup, Confirmed, BTreeSet<String>)>, Halt> {
+        Ok(Some(match start {
+            Start::ReadBack(mut state, stored, read) => {
+                let (current, twice, renamed) = self
+                    .read_back(&state, &stored, users, read == Read::Verify, report)
+                    .await?;
+                // The entries a verification read are the ids rosterd cached: a sample of
+                // them is confirmed to be users, or a target that re-created its users and
+                // kept the old ids in its groups would look as pushed.
+                if read == Read::Verify && !self.reconcile {
+                    let sample: RoaringBitmap = current
+                        .workers
+                        .iter()
+                        .take(super::verify::CONFIRM_BATCH)
+                        .collect();
+                    let (_, requests) = self.confirm(&sample, users).await?;
+                    self.verify_reads
+                        .fetch_add(requests, std::sync::atomic::Ordering::Relaxed);
+                    if self.evidence.reset_reason().is_some() {
+                        return Ok(None);
+                    }
+                }
+                // Found under another name: the plan below names it back.
+                if let Some(name) = renamed {
+                    state.display_name = name;
+                }
+                // Whether the group moved since what was known: progress.
+                *stalls = if current == stored && twice.is_empty() {
+                    *stalls + 1
+                } else {
+                    0
+                };
+                (state, current, twice)
+            }
+            Start::Known(state, stored) => (state, settled(stored, users), BTreeSet::new()),
+            Start::Unknown => {
+                let (state, found) = self
+                    .find_or_create(group, push, want, users, report)
+                    .await?;
+                (state, settled(found, users), BTreeSet::new())
+            }
+        }))
+    }
+
+    /// The entries of members held twice, taken out of `current`.
+    fn dedupe(
+        &self,
+        duplicates: &BTreeSet<String>,
+        users: &Users,
+        current: &mut Confirmed,
+    ) -> Vec<TargetMember> {
+        let mut dedupe = Vec::new();
+        for user in duplicates {
+            let worker = users.workers.get(user).copied();
+            match worker {
+                Some(id) => {
+                    current.workers.remove(id);
+                }
+                None => {
+                    current.foreign.remove(user);
+                }
+            }
+            dedupe.push(TargetMember {
+                user_id: user.clone(),
+                worker_key: worker
+                    .and_then(|id| self.desired.workers.key(id))
+                    .map(str::to_string),
+                worker,
+            });
+        }
+        dedupe
     }
 
     /// Sends (or, in a dry run, shows) entries in order; each confirmed one is applied to

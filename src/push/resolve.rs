@@ -311,81 +311,7 @@ impl TargetRun<'_> {
             let pages = first.total_results.div_ceil(page_size.max(1)) as usize;
             // Listing costs `pages` requests (one made); filters cost one per worker.
             if always_list || pages <= todo.len() || self.reconcile {
-                let mut index: HashMap<String, Vec<String>> = HashMap::new();
-                // Whether a page brought any user not seen before: a target that serves the
-                // same page again and again is read no further.
-                let mut ids_seen: HashSet<String> = HashSet::new();
-                let mut add = |users: &[serde_json::Value]| {
-                    let mut new = false;
-                    for user in users {
-                        let Some(id) = user
-                            .get("id")
-                            .and_then(|v| v.as_str())
-                            .filter(|id| crate::scim::wire::is_valid_id(id))
-                        else {
-                            continue;
-                        };
-                        new |= ids_seen.insert(id.to_string());
-                        for value in user_values(user, attribute) {
-                            index
-                                .entry(value.to_lowercase())
-                                .or_default()
-                                .push(id.to_string());
-                        }
-                    }
-                    new
-                };
-                add(&first.resources);
-                let mut seen = first.resources.len() as u64;
-                let mut start = 1 + seen;
-                // Read until the promised total, an empty page, a page of users already seen,
-                // or the configured most: a target whose `totalResults` lies is not read
-                // forever.
-                let most = self.config.max_listed_users;
-                let listing = std::time::Instant::now();
-                let deadline = std::time::Duration::from_secs(self.config.list_deadline_seconds);
-                let mut pages = 1;
-                let mut complete = true;
-                while seen < first.total_results {
-                    let stop = if seen >= most {
-                        Some("max_listed_users")
-                    } else if pages >= self.config.max_list_pages {
-                        Some("max_list_pages")
-                    } else if listing.elapsed() >= deadline {
-                        Some("list_deadline_seconds")
-                    } else {
-                        None
-                    };
-                    if let Some(limit) = stop {
-                        complete = false;
-                        tracing::warn!(
-                            target_name = self.name,
-                            total_results = first.total_results,
-                            read = seen,
-                            pages,
-                            "stopped listing users at {limit}; the workers are looked up one by one"
-                        );
-                        break;
-                    }
-                    pages += 1;
-                    let page = self.client.list_users(start, page_size).await?;
-                    if page.resources.is_empty() {
-                        break;
-                    }
-                    if !add(&page.resources) {
-                        complete = false;
-                        tracing::warn!(
-                            target_name = self.name,
-                            start,
-                            total_results = first.total_results,
-                            "the target served a page of users already listed; stopped listing, the workers are looked up one by one"
-                        );
-                        break;
-                    }
-                    seen += page.resources.len() as u64;
-                    start += page.resources.len() as u64;
-                }
-                if complete {
+                if let Some((index, ids_seen)) = self.index_users(first, attribute).await? {
                     let found = todo
                         .iter()
                         .map(|(key, value)| {
@@ -416,6 +342,92 @@ impl TargetRun<'_> {
         .buffer_unordered(self.config.concurrency);
         let results: Vec<_> = lookups.collect().await;
         Ok((results.into_iter().collect::<Result<_, _>>()?, None))
+    }
+
+    /// Every user the target lists, from its `first` page on: their ids by the lowercased
+    /// values of `attribute`, and every id seen. `None` when the listing stopped short (a
+    /// limit, or a page of users already listed): the workers are then looked up one by one.
+    async fn index_users(
+        &self,
+        first: crate::scim::wire::ListResponse<serde_json::Value>,
+        attribute: &str,
+    ) -> Result<Option<(HashMap<String, Vec<String>>, HashSet<String>)>, ScimError> {
+        let page_size = self.config.page_size;
+        let mut index: HashMap<String, Vec<String>> = HashMap::new();
+        // Whether a page brought any user not seen before: a target that serves the
+        // same page again and again is read no further.
+        let mut ids_seen: HashSet<String> = HashSet::new();
+        let mut add = |users: &[serde_json::Value]| {
+            let mut new = false;
+            for user in users {
+                let Some(id) = user
+                    .get("id")
+                    .and_then(|v| v.as_str())
+                    .filter(|id| crate::scim::wire::is_valid_id(id))
+                else {
+                    continue;
+                };
+                new |= ids_seen.insert(id.to_string());
+                for value in user_values(user, attribute) {
+                    index
+                        .entry(value.to_lowercase())
+                        .or_default()
+                        .push(id.to_string());
+                }
+            }
+            new
+        };
+        add(&first.resources);
+        let mut seen = first.resources.len() as u64;
+        let mut start = 1 + seen;
+        // Read until the promised total, an empty page, a page of users already seen,
+        // or the configured most: a target whose `totalResults` lies is not read
+        // forever.
+        let most = self.config.max_listed_users;
+        let listing = std::time::Instant::now();
+        let deadline = std::time::Duration::from_secs(self.config.list_deadline_seconds);
+        let mut pages = 1;
+        let mut complete = true;
+        while seen < first.total_results {
+            let stop = if seen >= most {
+                Some("max_listed_users")
+            } else if pages >= self.config.max_list_pages {
+                Some("max_list_pages")
+            } else if listing.elapsed() >= deadline {
+                Some("list_deadline_seconds")
+            } else {
+                None
+            };
+            if let Some(limit) = stop {
+                complete = false;
+                tracing::warn!(
+                    target_name = self.name,
+                    total_results = first.total_results,
+                    read = seen,
+                    pages,
+                    "stopped listing users at {limit}; the workers are looked up one by one"
+                );
+                break;
+            }
+            pages += 1;
+            let page = self.client.list_users(start, page_size).await?;
+            if page.resources.is_empty() {
+                break;
+            }
+            if !add(&page.resources) {
+                complete = false;
+                tracing::warn!(
+                    target_name = self.name,
+                    start,
+                    total_results = first.total_results,
+                    "the target served a page of users already listed; stopped listing, the workers are looked up one by one"
+                );
+                break;
+            }
+            seen += page.resources.len() as u64;
+            start += page.resources.len() as u64;
+        }
+        Ok(complete.then_some((index, ids_seen)))
     }
 }
 
