@@ -129,8 +129,8 @@ async fn sync(
         .expect("the store opens");
     let started = Instant::now();
     let inputs = rosterd::cycle::Inputs {
-        config,
-        rules,
+        config: std::sync::Arc::new(config.clone()),
+        rules: std::sync::Arc::new(rules.clone()),
         as_of: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).expect("a date"),
         now: rosterd::clock::now_utc(),
         kind: "sync",

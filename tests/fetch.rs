@@ -332,8 +332,8 @@ async fn a_source_that_is_down_keeps_the_last_good_snapshot_and_is_recorded() {
     .unwrap();
     let store = rosterd::store::Store::open(&db.url).await.unwrap();
     let inputs = |date| rosterd::cycle::Inputs {
-        config: &c,
-        rules: &rules,
+        config: std::sync::Arc::new(c.clone()),
+        rules: std::sync::Arc::new(rules.clone()),
         as_of: chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap(),
         now: rosterd::clock::now_utc(),
         kind: "evaluate",

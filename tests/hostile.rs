@@ -412,8 +412,8 @@ async fn an_export_that_is_not_utf8_fails_the_run_and_promotes_nothing() {
         let config = install.config();
         let rules = install.rules(&config);
         let inputs = rosterd::cycle::Inputs {
-            config: &config,
-            rules: &rules,
+            config: std::sync::Arc::new(config.clone()),
+            rules: std::sync::Arc::new(rules.clone()),
             as_of: common::as_of(),
             now: rosterd::clock::now_utc(),
             kind: "evaluate",

@@ -126,10 +126,10 @@ impl Workspace {
                 .map_err(|e| CliError::Invalid(e.to_string()))
         })?;
         Ok(Workspace {
-            config,
+            config: std::sync::Arc::unwrap_or_clone(config),
             snapshot,
             report,
-            rules,
+            rules: std::sync::Arc::unwrap_or_clone(rules),
             checksum,
         })
     }
@@ -143,7 +143,10 @@ impl Workspace {
             &rules::Context::from_config(&config, &schema),
         )
         .map_err(|e| CliError::Invalid(e.to_string()))?;
-        Ok(RulesOnly { config, rules })
+        Ok(RulesOnly {
+            config: config.into(),
+            rules: rules.into(),
+        })
     }
 
     pub fn evaluate(&self, as_of: NaiveDate) -> Evaluation {
@@ -174,15 +177,18 @@ impl Workspace {
 
 /// Config and checked rules.
 pub struct RulesOnly {
-    pub config: Config,
-    pub rules: RuleSet,
+    pub config: std::sync::Arc<Config>,
+    pub rules: std::sync::Arc<RuleSet>,
 }
 
 /// The config, and the rules when they load: for the commands over the stored state, which
 /// still answer (with less to say) while the rules on disk are broken.
 pub(crate) fn config_and_rules(global: &Global) -> Result<(Config, Option<RuleSet>), CliError> {
     match Workspace::load_rules_only(global) {
-        Ok(ws) => Ok((ws.config, Some(ws.rules))),
+        Ok(ws) => Ok((
+            std::sync::Arc::unwrap_or_clone(ws.config),
+            Some(std::sync::Arc::unwrap_or_clone(ws.rules)),
+        )),
         Err(_) => Ok((load_config(&global.config)?, None)),
     }
 }

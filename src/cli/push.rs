@@ -50,8 +50,8 @@ pub fn sync(global: &Global, args: &PushArgs) -> Result<u8, CliError> {
     let ws = Workspace::load_rules_only(global)?;
     check_names(&ws.config, &ws.rules, args)?;
     let inputs = cycle::Inputs {
-        config: &ws.config,
-        rules: &ws.rules,
+        config: std::sync::Arc::clone(&ws.config),
+        rules: std::sync::Arc::clone(&ws.rules),
         as_of: global.as_of(),
         now: crate::clock::now_utc(),
         kind: "sync",
@@ -77,11 +77,11 @@ async fn sync_with(
     let outcome = cycle::run(inputs, store).await.map_err(invalid)?;
     // A held snapshot changes nothing; the stored state is still pushed, which repairs
     // anything the targets lost.
-    let desired = Desired::from_store(store, inputs.config)
+    let desired = Desired::from_store(store, &inputs.config)
         .await
         .map_err(invalid)?;
     let report = watched(args, async |options| {
-        push::run(inputs.config, inputs.rules, &desired, store, options).await
+        push::run(&inputs.config, &inputs.rules, &desired, store, options).await
     })
     .await
     .map_err(invalid)?;

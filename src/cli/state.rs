@@ -15,8 +15,8 @@ pub const HELD: u8 = 3;
 pub fn evaluate(global: &Global) -> Result<u8, CliError> {
     let ws = Workspace::load_rules_only(global)?;
     let inputs = cycle::Inputs {
-        config: &ws.config,
-        rules: &ws.rules,
+        config: std::sync::Arc::clone(&ws.config),
+        rules: std::sync::Arc::clone(&ws.rules),
         as_of: global.as_of(),
         now: crate::clock::now_utc(),
         kind: "evaluate",

@@ -774,8 +774,8 @@ async fn run_job(shared: &Shared, job: Job) {
             Job::Push(_) => None,
             Job::Sync | Job::Reconcile => {
                 let inputs = crate::cycle::Inputs {
-                    config: &config,
-                    rules: &rules,
+                    config: Arc::clone(&config),
+                    rules: Arc::clone(&rules),
                     as_of: crate::clock::today_utc(),
                     now: crate::clock::now_utc(),
                     kind: job.as_str(),

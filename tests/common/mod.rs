@@ -231,8 +231,8 @@ impl Install {
         let config = self.config();
         let rules = self.rules(&config);
         let inputs = rosterd::cycle::Inputs {
-            config: &config,
-            rules: &rules,
+            config: std::sync::Arc::new(config.clone()),
+            rules: std::sync::Arc::new(rules.clone()),
             as_of: NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap(),
             now: rosterd::clock::now_utc(),
             kind: "evaluate",

@@ -218,8 +218,8 @@ impl World {
         let rules = self.rules(&config);
         let store = self.store().await;
         let inputs = rosterd::cycle::Inputs {
-            config: &config,
-            rules: &rules,
+            config: std::sync::Arc::new(config.clone()),
+            rules: std::sync::Arc::new(rules.clone()),
             as_of: super::as_of(),
             now: rosterd::clock::now_utc(),
             kind: "sync",

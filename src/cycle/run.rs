@@ -1,0 +1,512 @@
+//! The orchestration of one run: fetch and choose the snapshot (with the failsafe), evaluate,
+//! compare with the stored memberships, and record the run. The CPU work (loading the
+//! export, evaluating, comparing) and `git` run on tokio's blocking threads, so that the
+//! runtime's workers go on answering (the daemon's probes, API and console) meanwhile.
+
+use std::sync::Arc;
+
+use super::diff::total_members;
+use super::{failsafe, inputs_digest, run_changes, same_as_last_run};
+use super::{CycleError, Inputs, Outcome};
+use crate::directory::{self, ChangeKind, Schema, Snapshot};
+use crate::engine::{self, Evaluation};
+use crate::store::{
+    NewSnapshot, RunChanges, RunCommit, RunStatus, SnapshotChange, SnapshotStatus, SnapshotUse,
+    Store, StoreError, SNAPSHOT_CHAIN,
+};
+
+/// Runs `work` (CPU work or a process) on tokio's blocking threads, within the current span;
+/// a panic there is the caller's.
+async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let span = tracing::Span::current();
+    match tokio::task::spawn_blocking(move || span.in_scope(work)).await {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// The snapshot the cycle evaluates, and how the run refers to it.
+struct Chosen {
+    snapshot: Snapshot,
+    usage: SnapshotUse,
+    warning: Option<String>,
+    /// Already made for the failsafe, when the snapshot is new.
+    evaluation: Option<Evaluation>,
+}
+
+/// Refreshes, evaluates and records one run.
+pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleError> {
+    let started = crate::clock::stamp(inputs.now);
+    let digests = Digests::of(inputs).await;
+    let chosen = match choose_snapshot(inputs, store, &digests).await {
+        Ok(Choice::Evaluate(chosen)) => *chosen,
+        // Held, or nothing to evaluate: the run is recorded already.
+        Ok(Choice::Done(done)) => {
+            if let Outcome::Applied { .. } = done {
+                prune(inputs, store).await;
+            }
+            return Ok(done);
+        }
+        Err(e) => {
+            record_failure(inputs, store, &digests, &started, &e).await?;
+            return Err(e);
+        }
+    };
+    let phase = Phase::start();
+    let stored = store.member_state().await?;
+    phase.done("read the stored memberships");
+    let Chosen {
+        snapshot,
+        usage,
+        warning,
+        evaluation,
+    } = chosen;
+    let (rules, as_of) = (Arc::clone(&inputs.rules), inputs.as_of);
+    let (violations, changes, memberships) = off_runtime(move || {
+        let phase = Phase::start();
+        let evaluation = evaluation.unwrap_or_else(|| engine::evaluate(&snapshot, &rules, as_of));
+        phase.done("evaluate");
+        let phase = Phase::start();
+        let violations = engine::guardrails::check(&snapshot, &rules, &evaluation);
+        for v in &violations {
+            tracing::warn!(
+                guardrail = %v.guardrail,
+                hold = v.hold,
+                workers = v.count,
+                "guardrail violated: {}",
+                v.message
+            );
+        }
+        phase.done("check the guardrails");
+        let phase = Phase::start();
+        let changes = run_changes(&snapshot, &rules, &evaluation, stored);
+        phase.done("compare");
+        (violations, changes, total_members(&evaluation, &rules))
+    })
+    .await;
+    let commit = RunCommit {
+        kind: inputs.kind.to_string(),
+        started_at: started,
+        finished_at: crate::clock::stamp(crate::clock::now_utc()),
+        status: RunStatus::Succeeded,
+        as_of: inputs.as_of,
+        snapshot: usage,
+        rules_commit: digests.commit.clone(),
+        rules_digest: Some(digests.rules.clone()),
+        inputs_digest: digests.inputs.clone(),
+        group_count: inputs.rules.groups().len() as i64,
+        membership_count: memberships as i64,
+        changes,
+        message: warning.clone(),
+        violations: serde_json::to_string(&violations).ok(),
+    };
+    let phase = Phase::start();
+    let (run_id, snapshot_id) = store.commit_run(&commit).await?;
+    phase.done("store the run");
+    prune(inputs, store).await;
+    Ok(Outcome::Applied {
+        run_id,
+        snapshot_id,
+        added: commit.changes.added() as usize,
+        removed: commit.changes.removed() as usize,
+        memberships,
+        warning,
+        violations,
+    })
+}
+
+/// What [`choose_snapshot`] decided.
+enum Choice {
+    /// Evaluate this snapshot.
+    Evaluate(Box<Chosen>),
+    /// The run is over before any evaluation, and recorded: the failsafe holds the export, or
+    /// nothing changed since the last run.
+    Done(Outcome),
+}
+
+/// Which snapshot this run evaluates: the export fetched now, the last good one when the
+/// export cannot be had, or none (see [`Choice::Done`]).
+async fn choose_snapshot(
+    inputs: &Inputs<'_>,
+    store: &Store,
+    digests: &Digests,
+) -> Result<Choice, CycleError> {
+    let dir = &inputs.config.directory;
+    let schema = Arc::new(Schema::from_config(dir));
+    let phase = Phase::start();
+    let text = match crate::fetch::export(&dir.source).await {
+        Ok(text) => text,
+        // It answered with what is not an export: the run fails, and says so.
+        Err(e) if e.is_bad_answer() => return Err(e.into()),
+        Err(e) => {
+            return keep_last_good(store, schema, e)
+                .await
+                .map(|c| Choice::Evaluate(Box::new(c)))
+        }
+    };
+    let sum = directory::checksum(text.as_bytes());
+    phase.done("read the export");
+    let source = crate::fetch::source_name(&dir.source);
+    let known = store.snapshot_by_checksum(&sum).await?;
+    let usage = match &known {
+        Some(s) if s.status == SnapshotStatus::Held => {
+            let reason = format!(
+                "snapshot {} is held: {}\nhelp: if the export is right, run `rosterd approve snapshot {}`",
+                s.id,
+                s.hold_reason.as_deref().unwrap_or("held by the failsafe"),
+                s.id
+            );
+            let (run_id, _) =
+                record_held(inputs, store, digests, SnapshotUse::Existing(s.id), &reason).await?;
+            return Ok(Choice::Done(Outcome::Held {
+                run_id,
+                snapshot_id: s.id,
+                reason,
+            }));
+        }
+        Some(s) if s.status == SnapshotStatus::Current => {
+            if let Some(done) = unchanged(inputs, store, digests, s.id).await? {
+                return Ok(Choice::Done(done));
+            }
+            Some(SnapshotUse::Existing(s.id))
+        }
+        Some(s) if s.status == SnapshotStatus::Approved => Some(SnapshotUse::Promote(s.id)),
+        _ => None,
+    };
+    let (format, name, max_bad) = (
+        dir.source.format(),
+        source.clone(),
+        dir.max_bad_rows_percent,
+    );
+    let (snapshot, report) = off_runtime(move || {
+        let phase = Phase::start();
+        let loaded = directory::load_from_str(&text, format, &name, schema, max_bad);
+        phase.done("load the export");
+        loaded
+    })
+    .await?;
+    if let Some(usage) = usage {
+        return Ok(Choice::Evaluate(Box::new(Chosen {
+            snapshot,
+            usage,
+            warning: None,
+            evaluation: None,
+        })));
+    }
+    let current = store.current_snapshot().await?;
+    let (rules, as_of) = (Arc::clone(&inputs.rules), inputs.as_of);
+    let (snapshot, evaluation, rows) = off_runtime(move || {
+        let phase = Phase::start();
+        let evaluation = engine::evaluate(&snapshot, &rules, as_of);
+        phase.done("evaluate");
+        let phase = Phase::start();
+        let rows = snapshot.to_rows();
+        phase.done("serialize the snapshot");
+        (snapshot, evaluation, rows)
+    })
+    .await;
+    let eligible = evaluation.eligible().count_ones(..) as i64;
+    let hold_reason = failsafe(
+        eligible,
+        current.as_ref().map(|c| c.eligible),
+        dir.failsafe.max_shrink_percent,
+    );
+    let (worker_rows, base, changes) = stored_form(store, current.as_ref(), rows).await?;
+    let new = NewSnapshot {
+        source,
+        fetched_at: crate::clock::stamp(inputs.now),
+        checksum: sum,
+        rows: report.rows as i64,
+        workers: snapshot.len() as i64,
+        eligible,
+        issues: report.issues.len() as i64,
+        hold_reason: hold_reason.clone(),
+        worker_rows,
+        base,
+        changes,
+    };
+    if let Some(reason) = hold_reason {
+        let (run_id, snapshot_id) = record_held(
+            inputs,
+            store,
+            digests,
+            SnapshotUse::New(Box::new(new)),
+            &reason,
+        )
+        .await?;
+        let reason = format!(
+            "{reason}\nhelp: if the export is right, run `rosterd approve snapshot {snapshot_id}`"
+        );
+        return Ok(Choice::Done(Outcome::Held {
+            run_id,
+            snapshot_id,
+            reason,
+        }));
+    }
+    Ok(Choice::Evaluate(Box::new(Chosen {
+        snapshot,
+        usage: SnapshotUse::New(Box::new(new)),
+        warning: None,
+        evaluation: Some(evaluation),
+    })))
+}
+
+/// The rows a new snapshot is stored with, the snapshot it is a difference from (and the
+/// depth of that difference), and its changes from the current one: stored as its
+/// difference (the workers who joined or changed) unless the chain of differences is long or
+/// the difference is most of the export; then whole.
+async fn stored_form(
+    store: &Store,
+    current: Option<&crate::store::SnapshotInfo>,
+    rows: Vec<(String, String)>,
+) -> Result<StoredForm, CycleError> {
+    let phase = Phase::start();
+    let before = match current {
+        Some(c) => store.snapshot_workers(c.id).await?,
+        None => Vec::new(),
+    };
+    phase.done("read the current snapshot");
+    let chain = current
+        .filter(|c| c.depth + 1 < SNAPSHOT_CHAIN)
+        .map(|c| (c.id, c.depth + 1));
+    Ok(off_runtime(move || {
+        let phase = Phase::start();
+        let changes = directory::diff_rows(&before, &rows);
+        drop(before);
+        let (worker_rows, base) = match chain {
+            Some(base) => {
+                // The workers who joined or changed, from the diff just made.
+                let touched: std::collections::HashSet<&str> = changes
+                    .iter()
+                    .filter(|c| c.change != ChangeKind::Left)
+                    .map(|c| c.key.as_str())
+                    .collect();
+                let changed: Vec<(String, String)> = rows
+                    .iter()
+                    .filter(|(key, _)| touched.contains(key.as_str()))
+                    .cloned()
+                    .collect();
+                if changed.len() * 2 <= rows.len() {
+                    (changed, Some(base))
+                } else {
+                    (rows, None)
+                }
+            }
+            None => (rows, None),
+        };
+        phase.done("compare with the current snapshot");
+        let changes = changes
+            .into_iter()
+            .map(|c| SnapshotChange {
+                worker_key: c.key,
+                change: c.change,
+                attribute: c.attribute,
+                old_value: c.old_value,
+                new_value: c.new_value,
+            })
+            .collect();
+        (worker_rows, base, changes)
+    })
+    .await)
+}
+
+/// What [`stored_form`] gives: the rows, the base and depth, the changes.
+type StoredForm = (
+    Vec<(String, String)>,
+    Option<(i64, i64)>,
+    Vec<SnapshotChange>,
+);
+
+/// Applies `retention` after a run that succeeded. A failure is logged, not the run's: the
+/// run is stored, and the next one tries again.
+async fn prune(inputs: &Inputs<'_>, store: &Store) {
+    let retention = &inputs.config.retention;
+    let before = |days: u32| crate::clock::stamp(inputs.now - chrono::Duration::days(days.into()));
+    let now = crate::clock::stamp(inputs.now);
+    match store
+        .prune(
+            &before(retention.snapshot_days),
+            &before(retention.run_days),
+            &now,
+        )
+        .await
+    {
+        Ok(pruned) if pruned.snapshots + pruned.runs > 0 => tracing::info!(
+            snapshots = pruned.snapshots,
+            runs = pruned.runs,
+            "retention: removed the workers of old snapshots and old runs that changed nothing"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("retention: {e}"),
+    }
+}
+
+/// A part of a run, timed for `-v` (a run's cost should follow its change; this shows where
+/// it goes).
+struct Phase(std::time::Instant);
+
+impl Phase {
+    fn start() -> Self {
+        Phase(std::time::Instant::now())
+    }
+
+    fn done(self, what: &str) {
+        tracing::debug!(
+            phase = what,
+            ms = self.0.elapsed().as_secs_f64() * 1e3,
+            "run phase done"
+        );
+    }
+}
+
+/// What a run records of its inputs, made once per run: reading and hashing every rule file
+/// is not free, and the commit takes `git`.
+struct Digests {
+    /// [`crate::rules::RuleSet::digest`].
+    rules: String,
+    /// [`inputs_digest`].
+    inputs: Option<String>,
+    /// The rules folder's commit ([`crate::revision::git_commit`]).
+    commit: Option<String>,
+}
+
+impl Digests {
+    async fn of(inputs: &Inputs<'_>) -> Self {
+        let (config, rules, as_of) = (
+            Arc::clone(&inputs.config),
+            Arc::clone(&inputs.rules),
+            inputs.as_of,
+        );
+        off_runtime(move || {
+            let digest = rules.digest(&config.rules.dir);
+            Digests {
+                inputs: inputs_digest(&config, &digest, as_of),
+                rules: digest,
+                commit: crate::revision::git_commit(&config.rules.dir),
+            }
+        })
+        .await
+    }
+}
+
+/// When the last succeeded run evaluated this same snapshot with the same inputs, the run is
+/// recorded as such, and nothing is loaded, evaluated or compared: an unchanged export costs
+/// its read and its checksum.
+async fn unchanged(
+    inputs: &Inputs<'_>,
+    store: &Store,
+    digests: &Digests,
+    snapshot_id: i64,
+) -> Result<Option<Outcome>, StoreError> {
+    let Some(last) = same_as_last_run(store, snapshot_id, digests.inputs.as_deref()).await? else {
+        return Ok(None);
+    };
+    let message = format!(
+        "unchanged: the export, the rules, the config and the date are those of run {}; nothing was evaluated",
+        last.id
+    );
+    let mut commit = bare_run(
+        inputs,
+        digests,
+        RunStatus::Succeeded,
+        SnapshotUse::Existing(snapshot_id),
+        &message,
+    );
+    commit.membership_count = last.memberships;
+    commit.inputs_digest = digests.inputs.clone();
+    // The same inputs break the same guardrails as the run they repeat.
+    let violations = store.current_violations().await?;
+    let (run_id, _) = store.commit_run(&commit).await?;
+    Ok(Some(Outcome::Applied {
+        run_id,
+        snapshot_id: Some(snapshot_id),
+        added: 0,
+        removed: 0,
+        memberships: usize::try_from(last.memberships).unwrap_or(0),
+        warning: None,
+        violations,
+    }))
+}
+
+/// The export could not be read: evaluate the last good snapshot instead.
+async fn keep_last_good(
+    store: &Store,
+    schema: Arc<Schema>,
+    error: crate::fetch::FetchError,
+) -> Result<Chosen, CycleError> {
+    let Some(current) = store.current_snapshot().await? else {
+        return Err(error.into());
+    };
+    let rows = store.snapshot_workers(current.id).await?;
+    let snapshot = off_runtime(move || Snapshot::from_rows_json(schema, &rows))
+        .await
+        .map_err(|message| CycleError::Corrupt {
+            id: current.id,
+            message,
+        })?;
+    Ok(Chosen {
+        snapshot,
+        usage: SnapshotUse::Existing(current.id),
+        warning: Some(format!(
+            "{error}: evaluated the last good snapshot {}",
+            current.id
+        )),
+        evaluation: None,
+    })
+}
+
+async fn record_held(
+    inputs: &Inputs<'_>,
+    store: &Store,
+    digests: &Digests,
+    snapshot: SnapshotUse,
+    reason: &str,
+) -> Result<(i64, i64), StoreError> {
+    let commit = bare_run(inputs, digests, RunStatus::Held, snapshot, reason);
+    let (run_id, snapshot_id) = store.commit_run(&commit).await?;
+    // A held run always names the snapshot it holds.
+    Ok((run_id, snapshot_id.unwrap_or_default()))
+}
+
+async fn record_failure(
+    inputs: &Inputs<'_>,
+    store: &Store,
+    digests: &Digests,
+    started: &str,
+    e: &CycleError,
+) -> Result<(), StoreError> {
+    let mut commit = bare_run(
+        inputs,
+        digests,
+        RunStatus::Failed,
+        SnapshotUse::None,
+        &e.to_string(),
+    );
+    commit.started_at = started.to_string();
+    store.commit_run(&commit).await.map(|_| ())
+}
+
+fn bare_run(
+    inputs: &Inputs<'_>,
+    digests: &Digests,
+    status: RunStatus,
+    snapshot: SnapshotUse,
+    message: &str,
+) -> RunCommit {
+    RunCommit {
+        kind: inputs.kind.to_string(),
+        started_at: crate::clock::stamp(inputs.now),
+        finished_at: crate::clock::stamp(crate::clock::now_utc()),
+        status,
+        as_of: inputs.as_of,
+        snapshot,
+        rules_commit: digests.commit.clone(),
+        rules_digest: Some(digests.rules.clone()),
+        inputs_digest: None,
+        group_count: inputs.rules.groups().len() as i64,
+        membership_count: 0,
+        changes: RunChanges::default(),
+        message: Some(message.to_string()),
+        violations: None,
+    }
+}
