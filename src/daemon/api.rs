@@ -271,9 +271,12 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-impl From<String> for ApiError {
-    fn from(e: String) -> ApiError {
-        ApiError::Internal(e)
+impl From<super::DaemonError> for ApiError {
+    fn from(e: super::DaemonError) -> ApiError {
+        match e {
+            super::DaemonError::Store(e) => e.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 

@@ -28,17 +28,41 @@ pub use metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// The config file, or a setting the daemon checks when it starts (the API token, the
+    /// console's).
     #[error("{0}")]
     Config(String),
+    /// The rules do not load, or the console's roles name groups they lack.
     #[error("{0}")]
     Rules(String),
     #[error("database: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Cycle(#[from] crate::cycle::CycleError),
+    #[error(transparent)]
+    Push(#[from] push::PushError),
+    #[error("stored snapshot {id} cannot be read: {message}")]
+    Corrupt { id: i64, message: String },
+    /// Work handed to a blocking thread did not come back (it panicked).
+    #[error("work on a blocking thread failed: {0}")]
+    Blocking(#[from] tokio::task::JoinError),
     #[error("the admin API cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+}
+
+impl DaemonError {
+    /// A setting's error, told with the config file it is in.
+    fn in_file(self, path: &std::path::Path) -> DaemonError {
+        match self {
+            DaemonError::Config(message) => {
+                DaemonError::Config(format!("{}: {message}", path.display()))
+            }
+            other => other,
+        }
+    }
 }
 
 /// The address a request came from (the connection's peer), for what is limited per
@@ -169,13 +193,8 @@ pub(crate) struct Evaluated {
 
 /// The current snapshot under the rules in force as of today; kept until either changes.
 /// `None` before the first run stored a snapshot.
-async fn evaluated(shared: &Shared) -> Result<Option<Arc<Evaluated>>, String> {
-    let Some(current) = shared
-        .store
-        .current_snapshot()
-        .await
-        .map_err(|e| e.to_string())?
-    else {
+async fn evaluated(shared: &Shared) -> Result<Option<Arc<Evaluated>>, DaemonError> {
+    let Some(current) = shared.store.current_snapshot().await? else {
         return Ok(None);
     };
     let rules = shared.rules();
@@ -190,27 +209,27 @@ async fn evaluated(shared: &Shared) -> Result<Option<Arc<Evaluated>>, String> {
             return Ok(Some(Arc::clone(e)));
         }
     }
-    let rows = shared
-        .store
-        .snapshot_workers(current.id)
-        .await
-        .map_err(|e| e.to_string())?;
+    let rows = shared.store.snapshot_workers(current.id).await?;
     let schema = Arc::new(crate::directory::Schema::from_config(
         &shared.config().directory,
     ));
     let evaluated = tokio::task::spawn_blocking(move || {
-        let snapshot = crate::directory::Snapshot::from_rows_json(schema, &rows)
-            .map_err(|e| format!("stored snapshot {}: {e}", current.id))?;
+        let snapshot =
+            crate::directory::Snapshot::from_rows_json(schema, &rows).map_err(|message| {
+                DaemonError::Corrupt {
+                    id: current.id,
+                    message,
+                }
+            })?;
         let evaluation = crate::engine::evaluate(&snapshot, &rules, as_of);
-        Ok::<_, String>(Evaluated {
+        Ok::<_, DaemonError>(Evaluated {
             snapshot_id: current.id,
             rules,
             snapshot,
             evaluation,
         })
     })
-    .await
-    .map_err(|e| e.to_string())??;
+    .await??;
     let evaluated = Arc::new(evaluated);
     *crate::locks::lock(&shared.evaluated) = Some(Arc::clone(&evaluated));
     Ok(Some(evaluated))
@@ -285,12 +304,15 @@ impl Shared {
         let _one_at_a_time = crate::locks::lock(&self.reloading);
         let result = (|| {
             let config = if with_config {
-                Arc::new(Config::load(&self.config_path).map_err(|e| e.to_string())?)
+                Arc::new(
+                    Config::load(&self.config_path)
+                        .map_err(|e| DaemonError::Config(e.to_string()))?,
+                )
             } else {
                 self.config()
             };
             let rules = load_rules(&config)?;
-            Ok::<_, String>((config, rules))
+            Ok::<_, DaemonError>((config, rules))
         })();
         match result {
             Ok((config, rules)) => {
@@ -332,7 +354,7 @@ impl Shared {
                 let refused = Refused {
                     commit: crate::revision::git_commit(&was.config.rules.dir),
                     at: crate::clock::stamp(crate::clock::now_utc()),
-                    diagnostics: e,
+                    diagnostics: e.to_string(),
                 };
                 // Reloads are one at a time, so nothing else swapped it meanwhile.
                 *crate::locks::write(&self.in_force) = Arc::new(InForce {
@@ -407,17 +429,18 @@ async fn reload_off_the_runtime(shared: &Arc<Shared>, config: bool) -> bool {
     reloaded
 }
 
-fn load_rules(config: &Config) -> Result<RuleSet, String> {
+fn load_rules(config: &Config) -> Result<RuleSet, DaemonError> {
     let schema = crate::directory::Schema::from_config(&config.directory);
     let rules = crate::rules::load(
         &config.rules.dir,
         &crate::rules::Context::from_config(config, &schema),
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| DaemonError::Rules(e.to_string()))?;
     if let Some(ui) = &config.ui {
         ui.check_groups(&config.path, &config.rules.dir, |g| {
             rules.lookup(g).is_some()
-        })?;
+        })
+        .map_err(DaemonError::Rules)?;
     }
     Ok(rules)
 }
@@ -458,11 +481,10 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
         Ok(t) => crate::secret::Secret::new(api_token(t).map_err(&refuse)?),
         Err(_) => return Err(refuse("is not set")),
     };
-    let rules = load_rules(&config).map_err(DaemonError::Rules)?;
+    let rules = load_rules(&config)?;
     let console = match &config.ui {
         Some(ui) => Some(Arc::new(
-            ui::Console::new(ui, config.daemon.listen)
-                .map_err(|e| DaemonError::Config(format!("{}: {e}", config_path.display())))?,
+            ui::Console::new(ui, config.daemon.listen).map_err(|e| e.in_file(&config_path))?,
         )),
         None => None,
     };
@@ -780,9 +802,7 @@ async fn run_job(shared: &Shared, job: Job) {
                     now: crate::clock::now_utc(),
                     kind: job.as_str(),
                 };
-                let outcome = crate::cycle::run(&inputs, &store)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let outcome = crate::cycle::run(&inputs, &store).await?;
                 *crate::locks::lock(&shared.in_flight) = Some(outcome.run_id());
                 Some(outcome)
             }
@@ -796,13 +816,9 @@ async fn run_job(shared: &Shared, job: Job) {
             progress: Some(Arc::clone(&progress)),
             ..push::Options::default()
         };
-        let desired = Desired::from_store(&store, &config)
-            .await
-            .map_err(|e| e.to_string())?;
-        let report = push::run(&config, &rules, &desired, &store, &options)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>((outcome, report))
+        let desired = Desired::from_store(&store, &config).await?;
+        let report = push::run(&config, &rules, &desired, &store, &options).await?;
+        Ok::<_, DaemonError>((outcome, report))
     }
     .await;
     let seconds = started.elapsed().as_secs_f64();

@@ -20,6 +20,7 @@ use openidconnect::{
 };
 
 use crate::config::UiConfig;
+use crate::daemon::DaemonError;
 use crate::secret::Secret;
 use crate::store::{ConsoleLogin, ConsoleSession};
 
@@ -93,7 +94,7 @@ pub struct Identity {
 }
 
 impl Oidc {
-    pub fn new(ui: &UiConfig, secret: Secret) -> Result<Oidc, String> {
+    pub fn new(ui: &UiConfig, secret: Secret) -> Result<Oidc, DaemonError> {
         let http = reqwest::Client::builder()
             // Never follow redirects: the provider's endpoints answer directly, and a
             // redirect from one would send the client secret elsewhere.
@@ -101,17 +102,18 @@ impl Oidc {
             .timeout(Duration::from_secs(15))
             .user_agent(concat!("rosterd/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("ui: cannot build the HTTP client: {e}"))?;
+            .map_err(|e| DaemonError::Config(format!("ui: cannot build the HTTP client: {e}")))?;
         Ok(Oidc {
-            issuer: IssuerUrl::new(ui.issuer.clone()).map_err(|e| format!("ui.issuer: {e}"))?,
+            issuer: IssuerUrl::new(ui.issuer.clone())
+                .map_err(|e| DaemonError::Config(format!("ui.issuer: {e}")))?,
             client_id: ClientId::new(ui.client_id.clone()),
             secret,
             redirect: RedirectUrl::new(ui.redirect_url.clone())
-                .map_err(|e| format!("ui.redirect_url: {e}"))?,
+                .map_err(|e| DaemonError::Config(format!("ui.redirect_url: {e}")))?,
             signed_out: match ui.sign_out_at_provider {
                 true => Some(
                     PostLogoutRedirectUrl::new(ui.signed_out_url())
-                        .map_err(|e| format!("ui.redirect_url: {e}"))?,
+                        .map_err(|e| DaemonError::Config(format!("ui.redirect_url: {e}")))?,
                 ),
                 false => None,
             },

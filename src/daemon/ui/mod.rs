@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup};
 
-use super::Shared;
+use super::{DaemonError, Shared};
 use crate::config::{Role, UiConfig};
 
 pub mod auth;
@@ -59,12 +59,12 @@ const STARTS_PER_MINUTE: u32 = 30;
 
 impl Console {
     /// The console for `ui`, with the client secret from its environment variable.
-    pub fn new(ui: &UiConfig, listen: std::net::SocketAddr) -> Result<Console, String> {
+    pub fn new(ui: &UiConfig, listen: std::net::SocketAddr) -> Result<Console, DaemonError> {
         let secret = crate::secret::Secret::from_env(&ui.client_secret_env).ok_or_else(|| {
-            format!(
+            DaemonError::Config(format!(
                 "ui.client_secret_env: the environment variable `{}` is not set\nhelp: the console signs people in with the client secret the identity provider gave rosterd",
                 ui.client_secret_env
-            )
+            ))
         })?;
         Console::with_secret(ui, listen, secret)
     }
@@ -73,7 +73,7 @@ impl Console {
         ui: &UiConfig,
         listen: std::net::SocketAddr,
         secret: crate::secret::Secret,
-    ) -> Result<Console, String> {
+    ) -> Result<Console, DaemonError> {
         let oidc = auth::Oidc::new(ui, secret)?;
         // Forms post only here; the sign-out form's answer sends the browser on to the
         // provider's end-session endpoint, which a browser checks against `form-action` too.
@@ -85,13 +85,14 @@ impl Console {
             "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'{provider}; frame-ancestors 'none'; base-uri 'none'"
         );
         let origin = url::Url::parse(&ui.redirect_url)
-            .map_err(|e| format!("ui.redirect_url: {e}"))?
+            .map_err(|e| DaemonError::Config(format!("ui.redirect_url: {e}")))?
             .origin()
             .ascii_serialization();
         Ok(Console {
             oidc,
             secure: secure_cookies(listen, &ui.redirect_url),
-            csp: HeaderValue::from_str(&csp).map_err(|e| format!("ui.issuer: {e}"))?,
+            csp: HeaderValue::from_str(&csp)
+                .map_err(|e| DaemonError::Config(format!("ui.issuer: {e}")))?,
             origin,
             starts: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
@@ -361,7 +362,7 @@ async fn require_session(
 async fn roles(
     shared: &Shared,
     session: &crate::store::ConsoleSession,
-) -> Result<(bool, bool), String> {
+) -> Result<(bool, bool), DaemonError> {
     let config = shared.config();
     let Some(ui) = config.ui.as_ref() else {
         return Ok((false, false));
