@@ -19,7 +19,8 @@
 //!   cores): the engine's groups of one rule level, and a run's whole-population steps.
 //! - [`fetch`]: the export's text from a file or an HTTPS URL (auth, timeout, retries).
 //! - [`http`]: what every HTTP client shares: bounded bodies, same-origin redirects, capped
-//!   `Retry-After`.
+//!   `Retry-After`; and `http::client`, the requests to a target of any kind (pacing,
+//!   concurrency, auth, retries, counts; `TargetError`), under each kind's endpoints.
 //! - [`secret`]: secrets that print as `***`.
 //! - [`store`]: sqlx on SQLite or PostgreSQL: snapshots, runs, memberships and their audit;
 //!   push state (target groups and members, users, outbox, holds, health, drift). The states
@@ -27,8 +28,8 @@
 //!   engine, the push or the daemon (pinned by `tests/architecture.rs`).
 //! - [`cycle`]: one run: refresh the snapshot (failsafe), evaluate, record in one transaction;
 //!   its pure half (what changed, by worker and by key) is `cycle::diff`.
-//! - [`scim`]: SCIM 2.0 wire types, the client (pacing, retries, auth), and an emulator of a
-//!   target with faults and quirks, for tests and the quickstart.
+//! - [`scim`]: SCIM 2.0 wire types, the client (its endpoints over `http::client`), and an
+//!   emulator of a target with faults and quirks, for tests and the quickstart.
 //! - [`push`]: per target and group: find or create, diff against what the target confirmed,
 //!   failsafe, outbox, send, read back and verify, reconcile; `push::status` is the one
 //!   model of each target's health that every surface reads, `push::summary` the one

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::config::{Config, TargetConfig};
 use crate::rules::RuleSet;
-use crate::scim::{Client, ScimError};
+use crate::scim::{Client, TargetError};
 use crate::store::{PairAction, Store, StoreError, TargetGroup, WorkerIds};
 
 mod found;
@@ -518,7 +518,7 @@ async fn record_outcome(
         }
         Ok(Err(Stop::Store(e))) => return Err(e.into()),
         // This process may send no more: that says nothing of the target.
-        Ok(Err(Stop::Target(e @ crate::scim::ScimError::Stopped { .. }))) => {
+        Ok(Err(Stop::Target(e @ crate::scim::TargetError::Stopped { .. }))) => {
             tracing::warn!(target_name = name, "the push stopped: {e}");
             report.error = Some(e.to_string());
         }
@@ -581,7 +581,7 @@ async fn guarded_groups(store: &Store) -> Result<BTreeMap<String, String>, PushE
 pub(crate) enum Stop {
     Store(StoreError),
     /// The target refused our credentials or cannot be reached at all.
-    Target(ScimError),
+    Target(TargetError),
 }
 
 impl std::fmt::Display for Stop {

@@ -3,7 +3,7 @@
 //! held) reaches the pair whole, and what the pair decides reaches the outbox whole.
 
 use super::Stop;
-use crate::scim::ScimError;
+use crate::scim::TargetError;
 use crate::store::{Confirmed, StoreError, TargetGroup};
 
 pub(super) enum Halt {
@@ -31,7 +31,7 @@ pub(super) enum Halt {
 pub(super) struct Refusal {
     pub entry: i64,
     pub sent: i64,
-    pub error: ScimError,
+    pub error: TargetError,
     pub workers: Vec<u32>,
 }
 

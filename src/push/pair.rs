@@ -688,7 +688,7 @@ impl TargetRun<'_> {
         Ok(false)
     }
 
-    pub(super) fn target_error(&self, e: crate::scim::ScimError) -> Halt {
+    pub(super) fn target_error(&self, e: crate::scim::TargetError) -> Halt {
         if e.is_auth() {
             Halt::Stop(Stop::Target(e))
         } else {

@@ -9,7 +9,7 @@ use roaring::RoaringBitmap;
 use super::{Stop, TargetRun};
 use crate::config::UserLookup;
 use crate::scim::wire::user_values;
-use crate::scim::ScimError;
+use crate::scim::TargetError;
 use crate::store::{CachedUser, TargetLookup};
 
 /// Each worker's user id, and every user id when the users were listed whole.
@@ -245,7 +245,7 @@ impl TargetRun<'_> {
     /// only listing); one that says case-insensitive is believed only when the probe
     /// agrees, as some targets publish `caseExact: false` and filter case-sensitively.
     /// `None` when the target describes nothing and has no value to probe with.
-    async fn learn_case(&self) -> Result<Option<(bool, &'static str)>, ScimError> {
+    async fn learn_case(&self) -> Result<Option<(bool, &'static str)>, TargetError> {
         let attribute = &self.config.user_match.scim_attribute;
         let said = match self.client.user_schema().await? {
             Some(schema) => case_exact_in(&schema, attribute),
@@ -273,7 +273,7 @@ impl TargetRun<'_> {
 
     /// Whether a filter on a user's value in swapped case misses that user; `None` when no
     /// listed user has a value with letters.
-    async fn probe_case(&self) -> Result<Option<bool>, ScimError> {
+    async fn probe_case(&self) -> Result<Option<bool>, TargetError> {
         let attribute = &self.config.user_match.scim_attribute;
         let page = self.client.list_users(1, self.config.page_size).await?;
         for user in &page.resources {
@@ -295,7 +295,7 @@ impl TargetRun<'_> {
         Ok(None)
     }
 
-    async fn look_up(&self, todo: &[(&str, &str)], exact: bool) -> Result<Found, ScimError> {
+    async fn look_up(&self, todo: &[(&str, &str)], exact: bool) -> Result<Found, TargetError> {
         let attribute = &self.config.user_match.scim_attribute;
         let page_size = self.config.page_size;
         // Filters that compare case-sensitively would miss a user whose value differs from
@@ -337,7 +337,7 @@ impl TargetRun<'_> {
                 })
                 .filter_map(|u| u.get("id").and_then(|v| v.as_str()).map(str::to_string))
                 .collect();
-            Ok::<_, ScimError>((key.to_string(), unique(self.name, key, Some(&ids))))
+            Ok::<_, TargetError>((key.to_string(), unique(self.name, key, Some(&ids))))
         }))
         .buffer_unordered(self.config.concurrency);
         let results: Vec<_> = lookups.collect().await;
@@ -351,7 +351,7 @@ impl TargetRun<'_> {
         &self,
         first: crate::scim::wire::ListResponse<serde_json::Value>,
         attribute: &str,
-    ) -> Result<Option<(HashMap<String, Vec<String>>, HashSet<String>)>, ScimError> {
+    ) -> Result<Option<(HashMap<String, Vec<String>>, HashSet<String>)>, TargetError> {
         let page_size = self.config.page_size;
         let mut index: HashMap<String, Vec<String>> = HashMap::new();
         // Whether a page brought any user not seen before: a target that serves the

@@ -17,7 +17,7 @@ use super::outcome::{Halt, Refusal};
 use super::{PairReport, Stop, TargetRun};
 use crate::config::RemoveDialect;
 use crate::scim::wire::{self, Member, PatchOperation};
-use crate::scim::{Request, ScimError};
+use crate::scim::{Request, TargetError};
 use crate::store::{
     Confirmation, Confirmed, OutboxAction, OutboxEntry, OutboxPayload, Store, StoreError,
     TargetGroup, TargetMember,
@@ -123,7 +123,7 @@ impl TargetRun<'_> {
                         | Halt::Refused(..),
                     ) => {}
                     Err(Halt::Pending(message)) => {
-                        return Err(Stop::Target(ScimError::Setup {
+                        return Err(Stop::Target(TargetError::Setup {
                             target: self.name.to_string(),
                             message: format!("a pending delete could not be sent: {message}"),
                         }))
@@ -231,11 +231,10 @@ impl TargetRun<'_> {
                 return Err(Halt::GroupMissing);
             }
             // Removing a member who is already gone leaves the group as wanted.
-            Err(e) if entry.action == OutboxAction::Remove && e.scim_type() == Some("noTarget") => {
-            }
+            Err(e) if entry.action == OutboxAction::Remove && e.code() == Some("noTarget") => {}
             // A member to remove was gone already, and the whole PATCH failed with it: send
             // the additions and the removals apart, as when they do not share a request.
-            Err(e) if entry.action == OutboxAction::Update && e.scim_type() == Some("noTarget") => {
+            Err(e) if entry.action == OutboxAction::Update && e.code() == Some("noTarget") => {
                 return self.execute_apart(entry, current, sent, report).await;
             }
             Err(e) if e.outcome_unknown() => {
@@ -355,7 +354,7 @@ impl TargetRun<'_> {
                     // Made meanwhile (or by an attempt whose answer was lost): adopt it.
                     Err(e) if e.status() == Some(409) => continue,
                     // The answer was lost: the group may exist now; look again.
-                    Err(e @ ScimError::Transport { .. }) => {
+                    Err(e @ TargetError::Transport { .. }) => {
                         last_error = e.to_string();
                         let pause = self
                             .config
@@ -422,7 +421,7 @@ impl TargetRun<'_> {
         &self,
         entry: &OutboxEntry,
         sent: i64,
-        e: ScimError,
+        e: TargetError,
         carried_members: bool,
     ) -> Result<Halt, crate::store::StoreError> {
         if e.is_auth() {
@@ -465,7 +464,7 @@ impl TargetRun<'_> {
                 refusal.entry,
                 refusal.sent,
                 e.status(),
-                e.scim_type(),
+                e.code(),
                 e.detail().unwrap_or(&e.to_string()),
                 &self.now,
             )
@@ -489,14 +488,14 @@ impl TargetRun<'_> {
         &self,
         entry: &OutboxEntry,
         sent: i64,
-        e: &ScimError,
+        e: &TargetError,
     ) -> Result<(), crate::store::StoreError> {
         self.store
             .outbox_failed(
                 entry.id,
                 sent,
                 e.status(),
-                e.scim_type(),
+                e.code(),
                 e.detail().unwrap_or(&e.to_string()),
                 &self.now,
             )

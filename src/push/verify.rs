@@ -16,7 +16,7 @@ use roaring::RoaringBitmap;
 
 use super::resolve::Users;
 use super::{Stop, TargetRun};
-use crate::scim::ScimError;
+use crate::scim::TargetError;
 use crate::store::TargetGroup;
 
 /// Ids confirmed with one filter, at most.
@@ -133,7 +133,7 @@ impl TargetRun<'_> {
 
     /// The ids of `batch` the target has: by one `or` filter, or one by one when it
     /// refuses such filters.
-    async fn held_ids(&self, batch: &[(u32, &str)]) -> Result<(HashSet<String>, u64), ScimError> {
+    async fn held_ids(&self, batch: &[(u32, &str)]) -> Result<(HashSet<String>, u64), TargetError> {
         use std::sync::atomic::Ordering;
         let id_of =
             |u: &serde_json::Value| u.get("id").and_then(|v| v.as_str()).map(str::to_string);

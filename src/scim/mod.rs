@@ -5,4 +5,5 @@ pub mod client;
 pub mod emulator;
 pub mod wire;
 
-pub use client::{Client, Request, ScimError};
+pub use crate::http::client::{Request, TargetError};
+pub use client::Client;

@@ -2,6 +2,8 @@
 //! body read within a size limit, redirects followed only within the origin configured, and
 //! `Retry-After` read and capped.
 
+pub mod client;
+
 use std::time::Duration;
 
 use crate::secret::shown_url;

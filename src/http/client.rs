@@ -1,0 +1,610 @@
+//! Requests to a target, whatever its kind: paced (`requests_per_second`), limited in
+//! concurrency, authenticated, retried on 429, 5xx and lost connections with backoff or as
+//! `Retry-After` asks, and counted ([`Stats`]). An HTTP error keeps its status, the target's
+//! own error code and its detail. What differs by kind (the media type, how an error body
+//! reads) is its [`Dialect`]; the endpoints are the kinds' own clients (`crate::scim`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use reqwest::Method;
+use serde_json::Value;
+use tokio::sync::{Mutex, Semaphore};
+use tokio::time::Instant;
+
+use crate::config::{TargetAuth, TargetConfig};
+use crate::secret::{shown_url, Secret};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("target `{target}`: {method} {path}: HTTP {status}{}{}", code.as_ref().map(|t| format!(" ({t})")).unwrap_or_default(), detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Status {
+        target: String,
+        method: String,
+        path: String,
+        status: u16,
+        /// The target's own name for the error: SCIM's `scimType`, for one.
+        code: Option<String>,
+        detail: Option<String>,
+    },
+    #[error("target `{target}`: {method} {path}: {message} after {attempts} attempt(s)")]
+    Transport {
+        target: String,
+        method: String,
+        path: String,
+        message: String,
+        attempts: u32,
+        /// The request may have reached the target (it was not a failure to connect).
+        maybe_sent: bool,
+    },
+    #[error("target `{target}`: {method} {path}: the answer cannot be used: {message}")]
+    Decode {
+        target: String,
+        method: String,
+        path: String,
+        message: String,
+    },
+    #[error("target `{target}`: {message}")]
+    Setup { target: String, message: String },
+    /// The process may send nothing more (it no longer leads): nothing was sent.
+    #[error("target `{target}`: not sent: {message}")]
+    Stopped { target: String, message: String },
+}
+
+impl TargetError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            TargetError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The target refused our credentials: nothing more should be sent to it this run.
+    pub fn is_auth(&self) -> bool {
+        matches!(self.status(), Some(401 | 403))
+            || matches!(
+                self,
+                TargetError::Setup { .. } | TargetError::Stopped { .. }
+            )
+    }
+
+    /// The target's own name for the error (SCIM's `scimType`).
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            TargetError::Status { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// A write whose answer was lost after it may have reached the target: it may or may
+    /// not have been applied.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, TargetError::Transport { method, maybe_sent: true, .. } if method != "GET")
+    }
+
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            TargetError::Status { detail, .. } => detail.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// One request as it goes on the wire; `Display` prints it the way `--dry-run` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub method: Method,
+    /// Relative to the base URL, with its query string.
+    pub path: String,
+    pub body: Option<Value>,
+}
+
+impl Request {
+    pub fn is_write(&self) -> bool {
+        self.method != Method::GET
+    }
+}
+
+/// Requests sent (attempts, retries included), by kind.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
+    pub retries: AtomicU64,
+    /// Requests the target served: answered with a status other than 429 or 5xx (a 4xx is
+    /// its judgement of the request, so it works). What shows the target can be used.
+    pub answered: AtomicU64,
+    /// Requests given up after their retries on 429, 5xx or no answer, and the first
+    /// one's error: what shows it cannot be used, even if it answered something else.
+    pub gave_up: AtomicU64,
+    pub first_give_up: std::sync::Mutex<Option<String>>,
+}
+
+impl Stats {
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
+    }
+    pub fn gave_up(&self) -> u64 {
+        self.gave_up.load(Ordering::Relaxed)
+    }
+    /// The first request given up on, as its error says it.
+    pub fn first_give_up(&self) -> Option<String> {
+        crate::locks::lock(&self.first_give_up).clone()
+    }
+}
+
+enum Auth {
+    None,
+    Bearer(Secret),
+    OAuth2 {
+        token_url: String,
+        client_id: String,
+        secret: Secret,
+        scope: Option<String>,
+        /// The current access token and when to fetch a new one.
+        token: Mutex<Option<(Secret, Instant)>>,
+    },
+}
+
+pub struct Requester {
+    target: String,
+    base: String,
+    http: reqwest::Client,
+    auth: Auth,
+    gate: Semaphore,
+    /// When the next request may start.
+    next_slot: Mutex<Instant>,
+    interval: Duration,
+    retries: u32,
+    backoff_ms: u64,
+    max_retry_after: Duration,
+    deadline: Duration,
+    max_body: u64,
+    rng: std::sync::Mutex<rand_chacha::ChaCha8Rng>,
+    pub stats: Arc<Stats>,
+    /// Asked before every attempt; a reason stops the request unsent (see [`Requester::gated`]).
+    may_send: Option<MaySend>,
+    dialect: Dialect,
+}
+
+/// What differs between kinds of target on the wire.
+#[derive(Debug, Clone, Copy)]
+pub struct Dialect {
+    /// The media type of request bodies; answers are accepted in it and as plain JSON.
+    pub media_type: &'static str,
+    /// The target's error code and detail, from an error answer's JSON body.
+    pub error: fn(&Value) -> (Option<String>, Option<String>),
+    /// What the URL should be, for the error when none is configured.
+    pub url_help: &'static str,
+}
+
+/// Says why this process may send nothing more, or `None` when it may.
+pub type MaySend = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+impl Requester {
+    pub fn new(
+        target: &str,
+        config: &TargetConfig,
+        dialect: Dialect,
+    ) -> Result<Requester, TargetError> {
+        let setup = |message: String| TargetError::Setup {
+            target: target.to_string(),
+            message,
+        };
+        let base = config
+            .url
+            .as_deref()
+            .ok_or_else(|| {
+                setup(format!(
+                    "no `url` is configured\nhelp: set targets.{target}.url to {}",
+                    dialect.url_help
+                ))
+            })?
+            .trim_end_matches('/')
+            .to_string();
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.timeout_seconds))
+            // The process id tells a target's log which of several rosterd processes sent
+            // a request.
+            .user_agent(format!(
+                "rosterd/{} (pid {})",
+                env!("CARGO_PKG_VERSION"),
+                std::process::id()
+            ))
+            .redirect(crate::http::same_origin_redirects());
+        if let Some(tls) = &config.tls {
+            let pem = std::fs::read(&tls.ca_file).map_err(|e| {
+                setup(format!(
+                    "cannot read tls.ca_file `{}`: {e}",
+                    tls.ca_file.display()
+                ))
+            })?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| setup(format!("tls.ca_file `{}`: {e}", tls.ca_file.display())))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|e| setup(e.to_string()))?;
+        let secret = |var: &str| {
+            Secret::from_env(var).ok_or_else(|| {
+                setup(format!(
+                    "environment variable `{var}` is not set\nhelp: the config names the variable; set it in rosterd's environment"
+                ))
+            })
+        };
+        let auth = match &config.auth {
+            None => Auth::None,
+            Some(TargetAuth::Bearer { token_env }) => Auth::Bearer(secret(token_env)?),
+            Some(TargetAuth::Oauth2 {
+                token_url,
+                client_id,
+                client_secret_env,
+                scope,
+            }) => Auth::OAuth2 {
+                token_url: token_url.clone(),
+                client_id: client_id.clone(),
+                secret: secret(client_secret_env)?,
+                scope: scope.clone(),
+                token: Mutex::new(None),
+            },
+        };
+        Ok(Requester {
+            target: target.to_string(),
+            base,
+            http,
+            auth,
+            gate: Semaphore::new(config.concurrency),
+            next_slot: Mutex::new(Instant::now()),
+            interval: Duration::from_secs_f64(1.0 / config.requests_per_second),
+            retries: config.retries,
+            backoff_ms: config.retry_backoff_ms,
+            max_retry_after: Duration::from_secs(config.max_retry_after_seconds),
+            deadline: Duration::from_secs(config.request_deadline_seconds),
+            max_body: config.max_response_bytes,
+            rng: std::sync::Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(u64::from(
+                std::process::id(),
+            ))),
+            stats: Arc::new(Stats::default()),
+            may_send: None,
+            dialect,
+        })
+    }
+
+    /// The client asks `may_send` before every attempt of every request, reads included: a
+    /// process that lost the leadership (or whose lease ran out while it was stopped) sends
+    /// nothing more, not even the request it was about to retry.
+    pub fn gated(mut self, may_send: MaySend) -> Requester {
+        self.may_send = Some(may_send);
+        self
+    }
+
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The request's full URL, as shown to people (no credentials, no query string secrets:
+    /// SCIM filters are not secret, so the query stays).
+    pub fn url_of(&self, request: &Request) -> String {
+        format!("{}{}", shown_url(&self.base), request.path)
+    }
+
+    /// `METHOD URL` and the JSON body, as `--dry-run` prints it.
+    pub fn show(&self, request: &Request) -> String {
+        let mut out = format!("{} {}", request.method, self.url_of(request));
+        if let Some(body) = &request.body {
+            out.push('\n');
+            out.push_str(&serde_json::to_string_pretty(body).unwrap_or_default());
+        }
+        out
+    }
+
+    /// The target answered `request` with what rosterd cannot use, and `message` says why.
+    pub fn unusable(&self, request: &Request, message: String) -> TargetError {
+        TargetError::Decode {
+            target: self.target.clone(),
+            method: request.method.to_string(),
+            path: request.path.clone(),
+            message,
+        }
+    }
+
+    /// Sends `request`, retrying 429, 5xx, timeouts and dropped connections with backoff
+    /// (or as long as `Retry-After` asks). The answer's JSON body, if it has one.
+    pub async fn send(&self, request: &Request) -> Result<Option<Value>, TargetError> {
+        let _permit = self.gate.acquire().await.map_err(|_| TargetError::Setup {
+            target: self.target.clone(),
+            message: "the client is shutting down".into(),
+        })?;
+        let started = Instant::now();
+        let mut attempt = 0;
+        let mut refreshed = false;
+        loop {
+            attempt += 1;
+            self.pace().await;
+            if let Some(why) = self.may_send.as_ref().and_then(|may| may()) {
+                return Err(TargetError::Stopped {
+                    target: self.target.clone(),
+                    message: why,
+                });
+            }
+            if request.is_write() {
+                self.stats.writes.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.stats.reads.fetch_add(1, Ordering::Relaxed);
+            }
+            let (error, retry_after) = match self.attempt(request).await? {
+                Attempt::Done(body) => return Ok(body),
+                Attempt::Failed(error, retry_after) => (error, retry_after),
+            };
+            if error.status() == Some(401) && !refreshed && matches!(self.auth, Auth::OAuth2 { .. })
+            {
+                // The access token may have expired early: fetch a new one, once.
+                refreshed = true;
+                self.forget_token().await;
+                continue;
+            }
+            let retryable = match &error {
+                TargetError::Status { status, .. } => *status == 429 || *status >= 500,
+                // A POST whose answer was lost may have created its resource, and a PATCH
+                // applied its change (adding a member twice makes two entries on some
+                // targets): neither is sent again blindly. The caller looks first. Reads,
+                // deletes and requests that never connected are safe to repeat.
+                TargetError::Transport { maybe_sent, .. } => {
+                    request.method == Method::GET || request.method == Method::DELETE || !maybe_sent
+                }
+                _ => false,
+            };
+            if !retryable || attempt > self.retries {
+                let unusable = match &error {
+                    TargetError::Status { status, .. } => *status == 429 || *status >= 500,
+                    TargetError::Transport { .. } => true,
+                    _ => false,
+                };
+                if unusable {
+                    self.stats.gave_up.fetch_add(1, Ordering::Relaxed);
+                    crate::locks::lock(&self.stats.first_give_up)
+                        .get_or_insert_with(|| error.to_string());
+                }
+                return Err(match error {
+                    TargetError::Transport {
+                        target,
+                        method,
+                        path,
+                        message,
+                        maybe_sent,
+                        ..
+                    } => TargetError::Transport {
+                        target,
+                        method,
+                        path,
+                        message,
+                        attempts: attempt,
+                        maybe_sent,
+                    },
+                    other => other,
+                });
+            }
+            let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
+            if started.elapsed() + delay > self.deadline {
+                return Err(TargetError::Transport {
+                    target: self.target.clone(),
+                    method: request.method.to_string(),
+                    path: request.path.clone(),
+                    message: format!(
+                        "gave up: request_deadline_seconds ({} s) would pass before the next attempt; last: {error}",
+                        self.deadline.as_secs()
+                    ),
+                    attempts: attempt,
+                    maybe_sent: error.outcome_unknown(),
+                });
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(target_name = %self.target, method = %request.method, path = %request.path, attempt, delay_ms = delay.as_millis() as u64, "retrying: {error}");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(&self, request: &Request) -> Result<Attempt, TargetError> {
+        let url = format!("{}{}", self.base, request.path);
+        let mut builder = self.http.request(request.method.clone(), &url).header(
+            reqwest::header::ACCEPT,
+            format!("{}, application/json", self.dialect.media_type),
+        );
+        if let Some(token) = self.token().await? {
+            builder = builder.bearer_auth(token.expose());
+        }
+        if let Some(body) = &request.body {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, self.dialect.media_type)
+                .body(serde_json::to_vec(body).unwrap_or_default());
+        }
+        let transport = |e: reqwest::Error| TargetError::Transport {
+            target: self.target.clone(),
+            method: request.method.to_string(),
+            path: request.path.clone(),
+            message: describe(&e),
+            attempts: 1,
+            maybe_sent: !e.is_connect(),
+        };
+        let response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => return Ok(Attempt::Failed(transport(e), None)),
+        };
+        let status = response.status().as_u16();
+        if status != 429 && status < 500 {
+            self.stats.answered.fetch_add(1, Ordering::Relaxed);
+        }
+        let retry_after = crate::http::retry_after(response.headers(), self.max_retry_after);
+        let bytes = match crate::http::read_body(response, self.max_body).await {
+            Ok(b) => b,
+            Err(crate::http::BodyError::Network(e)) => {
+                return Ok(Attempt::Failed(transport(e), None))
+            }
+            Err(crate::http::BodyError::TooLarge) => {
+                return Err(self.unusable(
+                    request,
+                    format!(
+                        "larger than max_response_bytes ({} bytes); raise targets.{}.max_response_bytes if its answers are that large",
+                        self.max_body, self.target
+                    ),
+                ))
+            }
+        };
+        let body: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            serde_json::from_slice(&bytes).ok()
+        };
+        if (200..300).contains(&status) {
+            return Ok(Attempt::Done(body));
+        }
+        let (code, detail) = body
+            .as_ref()
+            .map_or((None, None), |b| (self.dialect.error)(b));
+        Ok(Attempt::Failed(
+            TargetError::Status {
+                target: self.target.clone(),
+                method: request.method.to_string(),
+                path: request.path.clone(),
+                status,
+                // What a target says is quoted, not copied: a few hundred characters.
+                code: code.map(|t| crate::text::shorten(&t, 100)),
+                detail: detail.map(|d| crate::text::shorten(&d, 500)),
+            },
+            retry_after.filter(|_| status == 429 || status == 503),
+        ))
+    }
+
+    async fn pace(&self) {
+        let start = {
+            let mut next = self.next_slot.lock().await;
+            let start = (*next).max(Instant::now());
+            *next = start + self.interval;
+            start
+        };
+        // A timer rounds up to the next millisecond tick: one for a slot that is already
+        // here cost every request a millisecond, most of a fast target's time.
+        if start > Instant::now() {
+            tokio::time::sleep_until(start).await;
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .backoff_ms
+            .saturating_mul(1u64 << (attempt - 1).min(16))
+            .min(60_000);
+        let jitter = match self.rng.lock() {
+            Ok(mut rng) => rng.random_range(0..=exp / 2 + 1),
+            Err(_) => 0,
+        };
+        Duration::from_millis(exp / 2 + jitter)
+    }
+
+    async fn token(&self) -> Result<Option<Secret>, TargetError> {
+        match &self.auth {
+            Auth::None => Ok(None),
+            Auth::Bearer(token) => Ok(Some(token.clone())),
+            Auth::OAuth2 {
+                token_url,
+                client_id,
+                secret,
+                scope,
+                token,
+            } => {
+                let mut cached = token.lock().await;
+                if let Some((value, until)) = cached.as_ref() {
+                    if Instant::now() < *until {
+                        return Ok(Some(value.clone()));
+                    }
+                }
+                let (value, lifetime) = self
+                    .fetch_token(token_url, client_id, secret, scope.as_deref())
+                    .await?;
+                // Renew a minute early (or at half-life for short tokens).
+                let renew = lifetime
+                    .saturating_sub(Duration::from_secs(60))
+                    .max(lifetime / 2);
+                *cached = Some((value.clone(), Instant::now() + renew));
+                Ok(Some(value))
+            }
+        }
+    }
+
+    async fn forget_token(&self) {
+        if let Auth::OAuth2 { token, .. } = &self.auth {
+            *token.lock().await = None;
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        token_url: &str,
+        client_id: &str,
+        secret: &Secret,
+        scope: Option<&str>,
+    ) -> Result<(Secret, Duration), TargetError> {
+        let fail = |message: String| TargetError::Setup {
+            target: self.target.clone(),
+            message: format!("OAuth2 token from {}: {message}", shown_url(token_url)),
+        };
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        let response = self
+            .http
+            .post(token_url)
+            .basic_auth(client_id, Some(secret.expose()))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| fail(describe(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(fail(format!("HTTP {}", status.as_u16())));
+        }
+        let bytes = response.bytes().await.map_err(|e| fail(describe(&e)))?;
+        let body: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| fail(format!("the answer is not JSON: {e}")))?;
+        let token = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| fail("the answer has no access_token".into()))?;
+        let lifetime = body
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(3600);
+        Ok((Secret::new(token), Duration::from_secs(lifetime)))
+    }
+}
+
+enum Attempt {
+    Done(Option<Value>),
+    Failed(TargetError, Option<Duration>),
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "cannot connect".into()
+    } else if e.is_body() || e.is_decode() {
+        "the connection broke during the answer".into()
+    } else {
+        // reqwest puts the URL in its messages; the caller already names the path.
+        crate::text::with_causes(e).replace(e.url().map(|u| u.as_str()).unwrap_or("\u{0}"), "")
+    }
+}
