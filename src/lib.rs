@@ -31,7 +31,9 @@
 //! - [`scim`]: SCIM 2.0 wire types, the client (its endpoints over `http::client`), and an
 //!   emulator of a target with faults and quirks, for tests and the quickstart.
 //! - [`push`]: per target and group: find or create, diff against what the target confirmed,
-//!   failsafe, outbox, send, read back and verify, reconcile; `push::status` is the one
+//!   failsafe, outbox, send, read back and verify, reconcile. It reaches a target only
+//!   through `push::target`, the interface every kind answers (users, groups, member
+//!   changes; pinned by `tests/architecture.rs`); `push::status` is the one
 //!   model of each target's health that every surface reads, `push::summary` the one
 //!   account of a run.
 //! - [`daemon`]: `rosterd run`: schedules, rules reloads (what is in force is one value,

@@ -315,3 +315,24 @@ fn function_lengths_are_measured_from_fn_to_its_brace() {
         "a declaration and a one-line function have no lines to count"
     );
 }
+
+/// The push reaches a target only through the target interface (`push/target.rs`): planning,
+/// the outbox, the failsafes, verification and status are the same for every kind, so no
+/// other file of the push knows a kind's wire (SCIM's, for one).
+#[test]
+fn the_push_knows_targets_only_through_the_target_interface() {
+    let kinds = ["scim"];
+    let mut seen_interface = false;
+    for (path, file) in module_paths("push") {
+        if file.ends_with("push/target.rs") {
+            seen_interface = true;
+            continue;
+        }
+        assert!(
+            !kinds.contains(&path.as_str()),
+            "{} imports crate::{path}",
+            file.display()
+        );
+    }
+    assert!(seen_interface, "no push/target.rs");
+}

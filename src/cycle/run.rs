@@ -226,22 +226,9 @@ async fn choose_snapshot(
         changes,
     };
     if let Some(reason) = hold_reason {
-        let (run_id, snapshot_id) = record_held(
-            inputs,
-            store,
-            digests,
-            SnapshotUse::New(Box::new(new)),
-            &reason,
-        )
-        .await?;
-        let reason = format!(
-            "{reason}\nhelp: if the export is right, run `rosterd approve snapshot {snapshot_id}`"
-        );
-        return Ok(Choice::Done(Outcome::Held {
-            run_id,
-            snapshot_id,
-            reason,
-        }));
+        return Ok(Choice::Done(
+            hold_new(inputs, store, digests, new, &reason).await?,
+        ));
     }
     Ok(Choice::Evaluate(Box::new(Chosen {
         snapshot,
@@ -452,6 +439,32 @@ async fn keep_last_good(
             current.id
         )),
         evaluation: None,
+    })
+}
+
+/// Records a run that the failsafe held on the new snapshot `new`, for `reason`.
+async fn hold_new(
+    inputs: &Inputs<'_>,
+    store: &Store,
+    digests: &Digests,
+    new: NewSnapshot,
+    reason: &str,
+) -> Result<Outcome, StoreError> {
+    let (run_id, snapshot_id) = record_held(
+        inputs,
+        store,
+        digests,
+        SnapshotUse::New(Box::new(new)),
+        reason,
+    )
+    .await?;
+    let reason = format!(
+        "{reason}\nhelp: if the export is right, run `rosterd approve snapshot {snapshot_id}`"
+    );
+    Ok(Outcome::Held {
+        run_id,
+        snapshot_id,
+        reason,
     })
 }
 

@@ -9,6 +9,7 @@ use roaring::RoaringBitmap;
 use super::outcome::Halt;
 use super::pair::confirmed_of;
 use super::resolve::Users;
+use super::target::FoundGroup;
 use super::{PairReport, TargetRun};
 use crate::rules::{Group, Push};
 use crate::store::{
@@ -30,7 +31,7 @@ impl TargetRun<'_> {
         let batch = if self.guarded.contains_key(&group.name) {
             0
         } else {
-            self.config.patch.max_members_per_request
+            self.target.members_on_create(self.config)
         };
         let first: Vec<TargetMember> = want
             .iter()
@@ -87,13 +88,13 @@ impl TargetRun<'_> {
     ) -> Result<(TargetGroup, Confirmed), Halt> {
         let name = payload.display_name.clone().unwrap_or_default();
         let found = self
-            .client
+            .target
             .find_groups(&name)
             .await
             .map_err(|e| self.target_error(e))?;
         let mut state = TargetGroup::new(&group.name, "(new)".into(), name.clone(), payload.link);
         if let Some(g) = found.first() {
-            state.scim_id = g.id.clone().unwrap_or_default();
+            state.scim_id = g.id.clone();
             let members = match &g.members {
                 Some(m) => m.clone(),
                 None => self.read_members(&state.scim_id).await?,
@@ -103,7 +104,7 @@ impl TargetRun<'_> {
             } else {
                 PairAction::Adopted
             });
-            let held = confirmed_of(members.iter().map(|m| m.value.as_str()), users, None);
+            let held = confirmed_of(members.iter().map(String::as_str), users, None);
             return Ok((state, held));
         }
         if payload.link {
@@ -114,24 +115,20 @@ impl TargetRun<'_> {
         }
         report.action = Some(PairAction::Created);
         report.added += payload.members.len();
-        report.requests.push(
-            self.client
-                .show(&self.request_for(OutboxAction::Create, &payload)),
-        );
+        report
+            .requests
+            .extend(self.show(OutboxAction::Create, &payload));
         let mut held = Confirmed::default();
         held.apply(&payload.members, &[]);
         Ok((state, held))
     }
 
-    pub(super) async fn read_members(
-        &self,
-        scim_id: &str,
-    ) -> Result<Vec<crate::scim::wire::Member>, Halt> {
+    pub(super) async fn read_members(&self, scim_id: &str) -> Result<Vec<String>, Halt> {
         Ok(self.read_group(scim_id).await?.members.unwrap_or_default())
     }
 
-    pub(super) async fn read_group(&self, scim_id: &str) -> Result<crate::scim::wire::Group, Halt> {
-        match self.client.get_group(scim_id).await {
+    pub(super) async fn read_group(&self, scim_id: &str) -> Result<FoundGroup, Halt> {
+        match self.target.read_group(scim_id).await {
             Ok(Some(g)) => Ok(g),
             Ok(None) => Err(Halt::GroupMissing),
             Err(e) => Err(self.target_error(e)),
@@ -166,20 +163,16 @@ impl TargetRun<'_> {
             other => other?,
         };
         report.verified |= verify;
-        let renamed = (verify && !state.linked && found.display_name != state.display_name)
-            .then(|| found.display_name.clone());
+        let renamed = (verify && !state.linked && found.name != state.display_name)
+            .then(|| found.name.clone());
         let members = found.members.unwrap_or_default();
-        let actual = confirmed_of(
-            members.iter().map(|m| m.value.as_str()),
-            users,
-            Some(stored),
-        );
+        let actual = confirmed_of(members.iter().map(String::as_str), users, Some(stored));
         // Entry by entry: a member held more than once is drift, whatever the set says.
         let mut seen = std::collections::HashSet::new();
         let duplicates: BTreeSet<String> = members
             .iter()
-            .filter(|m| !seen.insert(m.value.as_str()))
-            .map(|m| m.value.clone())
+            .filter(|m| !seen.insert(m.as_str()))
+            .cloned()
             .collect();
         let mut drift = Vec::new();
         if let Some(name) = &renamed {

@@ -14,8 +14,8 @@ use roaring::RoaringBitmap;
 use serde::Serialize;
 
 use crate::config::{Config, TargetConfig};
+use crate::http::client::TargetError;
 use crate::rules::RuleSet;
-use crate::scim::{Client, TargetError};
 use crate::store::{PairAction, Store, StoreError, TargetGroup, WorkerIds};
 
 mod found;
@@ -27,6 +27,7 @@ mod resolve;
 mod send;
 pub mod status;
 mod summary;
+mod target;
 mod unpush;
 mod verify;
 
@@ -295,7 +296,7 @@ impl TargetReport {
 pub(crate) struct TargetRun<'a> {
     pub name: &'a str,
     pub config: &'a TargetConfig,
-    pub client: &'a Client,
+    pub target: &'a target::Target,
     pub store: &'a Store,
     pub options: &'a Options,
     /// Read every pushed group back and look every wanted worker up (`--reconcile`, or a
@@ -387,7 +388,7 @@ async fn push_target(
     };
     let now_time = crate::clock::now_utc();
     let fence = store.clone();
-    let client = match Client::new(name, target) {
+    let client = match target::Target::new(name, target) {
         Ok(client) => client.gated(Arc::new(move || {
             fence.check_fence().err().map(|e| e.to_string())
         })),
@@ -409,7 +410,7 @@ async fn push_target(
         let run = TargetRun {
             name,
             config: target,
-            client: &client,
+            target: &client,
             store,
             options,
             reconcile,
@@ -447,10 +448,10 @@ async fn push_target(
         }
     };
     report.verified = report.groups.iter().filter(|g| g.verified).count();
-    report.reads = client.stats.reads();
-    report.writes = client.stats.writes();
-    report.retries = client.stats.retries();
-    report.answered = client.stats.answered();
+    report.reads = client.stats().reads();
+    report.writes = client.stats().writes();
+    report.retries = client.stats().retries();
+    report.answered = client.stats().answered();
     let now = stamp(now_time);
     record_outcome(
         name,
@@ -486,7 +487,7 @@ async fn record_outcome(
     target: &TargetConfig,
     store: &Store,
     options: &Options,
-    client: &Client,
+    client: &target::Target,
     outcome: Result<Result<(), Stop>, tokio::time::error::Elapsed>,
     report: &mut TargetReport,
     now: &str,
@@ -498,8 +499,8 @@ async fn record_outcome(
         Ok(Ok(())) => {
             let unanswered = report.groups.iter().find_map(|g| g.error.clone());
             if !options.dry_run {
-                if let Some(message) = client.stats.first_give_up() {
-                    let message = match client.stats.gave_up() {
+                if let Some(message) = client.stats().first_give_up() {
+                    let message = match client.stats().gave_up() {
                         1 => message,
                         n => format!("{message} (and {} more requests given up)", n - 1),
                     };
@@ -518,7 +519,7 @@ async fn record_outcome(
         }
         Ok(Err(Stop::Store(e))) => return Err(e.into()),
         // This process may send no more: that says nothing of the target.
-        Ok(Err(Stop::Target(e @ crate::scim::TargetError::Stopped { .. }))) => {
+        Ok(Err(Stop::Target(e @ crate::http::client::TargetError::Stopped { .. }))) => {
             tracing::warn!(target_name = name, "the push stopped: {e}");
             report.error = Some(e.to_string());
         }

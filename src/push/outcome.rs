@@ -3,7 +3,7 @@
 //! held) reaches the pair whole, and what the pair decides reaches the outbox whole.
 
 use super::Stop;
-use crate::scim::TargetError;
+use crate::http::client::TargetError;
 use crate::store::{Confirmed, StoreError, TargetGroup};
 
 pub(super) enum Halt {

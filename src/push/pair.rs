@@ -555,9 +555,7 @@ impl TargetRun<'_> {
                 let (added, removed) = payload.member_changes(*action);
                 report.added += added.len();
                 report.removed += removed.len();
-                report
-                    .requests
-                    .push(self.client.show(&self.request_for(*action, payload)));
+                report.requests.extend(self.show(*action, payload));
             }
             return Ok(None);
         }
@@ -688,7 +686,7 @@ impl TargetRun<'_> {
         Ok(false)
     }
 
-    pub(super) fn target_error(&self, e: crate::scim::TargetError) -> Halt {
+    pub(super) fn target_error(&self, e: crate::http::client::TargetError) -> Halt {
         if e.is_auth() {
             Halt::Stop(Stop::Target(e))
         } else {

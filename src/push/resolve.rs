@@ -6,10 +6,10 @@ use std::collections::{HashMap, HashSet};
 use futures_util::StreamExt;
 use roaring::RoaringBitmap;
 
+use super::target::{FoundUser, UserPage};
 use super::{Stop, TargetRun};
 use crate::config::UserLookup;
-use crate::scim::wire::user_values;
-use crate::scim::TargetError;
+use crate::http::client::TargetError;
 use crate::store::{CachedUser, TargetLookup};
 
 /// Each worker's user id, and every user id when the users were listed whole.
@@ -247,7 +247,7 @@ impl TargetRun<'_> {
     /// `None` when the target describes nothing and has no value to probe with.
     async fn learn_case(&self) -> Result<Option<(bool, &'static str)>, TargetError> {
         let attribute = &self.config.user_match.scim_attribute;
-        let said = match self.client.user_schema().await? {
+        let said = match self.target.user_schema().await? {
             Some(schema) => case_exact_in(&schema, attribute),
             None => None,
         };
@@ -275,20 +275,18 @@ impl TargetRun<'_> {
     /// listed user has a value with letters.
     async fn probe_case(&self) -> Result<Option<bool>, TargetError> {
         let attribute = &self.config.user_match.scim_attribute;
-        let page = self.client.list_users(1, self.config.page_size).await?;
-        for user in &page.resources {
-            let Some(id) = user.get("id").and_then(|v| v.as_str()) else {
-                continue;
-            };
-            for value in user_values(user, attribute) {
+        let page = self
+            .target
+            .list_users(1, self.config.page_size, attribute)
+            .await?;
+        for user in &page.users {
+            for value in &user.values {
                 let other = swap_case(value);
-                if other == value {
+                if other == *value {
                     continue;
                 }
-                let found = self.client.find_users(attribute, &other).await?;
-                let exact = !found
-                    .iter()
-                    .any(|u| u.get("id").and_then(|v| v.as_str()) == Some(id));
+                let found = self.target.find_users(attribute, &other).await?;
+                let exact = !found.iter().any(|u| u.id == user.id);
                 return Ok(Some(exact));
             }
         }
@@ -307,8 +305,8 @@ impl TargetRun<'_> {
             UserLookup::Auto => exact || todo.len() >= FILTER_ALWAYS_BELOW || self.reconcile,
         };
         if list {
-            let first = self.client.list_users(1, page_size).await?;
-            let pages = first.total_results.div_ceil(page_size.max(1)) as usize;
+            let first = self.target.list_users(1, page_size, attribute).await?;
+            let pages = first.total.div_ceil(page_size.max(1)) as usize;
             // Listing costs `pages` requests (one made); filters cost one per worker.
             if always_list || pages <= todo.len() || self.reconcile {
                 if let Some((index, ids_seen)) = self.index_users(first, attribute).await? {
@@ -327,15 +325,11 @@ impl TargetRun<'_> {
             }
         }
         let lookups = futures_util::stream::iter(todo.iter().map(|(key, value)| async move {
-            let users = self.client.find_users(attribute, value).await?;
+            let users = self.target.find_users(attribute, value).await?;
             let ids: Vec<String> = users
-                .iter()
-                .filter(|u| {
-                    user_values(u, attribute)
-                        .iter()
-                        .any(|v| v.eq_ignore_ascii_case(value))
-                })
-                .filter_map(|u| u.get("id").and_then(|v| v.as_str()).map(str::to_string))
+                .into_iter()
+                .filter(|u| u.values.iter().any(|v| v.eq_ignore_ascii_case(value)))
+                .map(|u| u.id)
                 .collect();
             Ok::<_, TargetError>((key.to_string(), unique(self.name, key, Some(&ids))))
         }))
@@ -349,7 +343,7 @@ impl TargetRun<'_> {
     /// limit, or a page of users already listed): the workers are then looked up one by one.
     async fn index_users(
         &self,
-        first: crate::scim::wire::ListResponse<serde_json::Value>,
+        first: UserPage,
         attribute: &str,
     ) -> Result<Option<(HashMap<String, Vec<String>>, HashSet<String>)>, TargetError> {
         let page_size = self.config.page_size;
@@ -357,28 +351,21 @@ impl TargetRun<'_> {
         // Whether a page brought any user not seen before: a target that serves the
         // same page again and again is read no further.
         let mut ids_seen: HashSet<String> = HashSet::new();
-        let mut add = |users: &[serde_json::Value]| {
+        let mut add = |users: &[FoundUser]| {
             let mut new = false;
             for user in users {
-                let Some(id) = user
-                    .get("id")
-                    .and_then(|v| v.as_str())
-                    .filter(|id| crate::scim::wire::is_valid_id(id))
-                else {
-                    continue;
-                };
-                new |= ids_seen.insert(id.to_string());
-                for value in user_values(user, attribute) {
+                new |= ids_seen.insert(user.id.clone());
+                for value in &user.values {
                     index
                         .entry(value.to_lowercase())
                         .or_default()
-                        .push(id.to_string());
+                        .push(user.id.clone());
                 }
             }
             new
         };
-        add(&first.resources);
-        let mut seen = first.resources.len() as u64;
+        add(&first.users);
+        let mut seen = first.listed;
         let mut start = 1 + seen;
         // Read until the promised total, an empty page, a page of users already seen,
         // or the configured most: a target whose `totalResults` lies is not read
@@ -388,7 +375,7 @@ impl TargetRun<'_> {
         let deadline = std::time::Duration::from_secs(self.config.list_deadline_seconds);
         let mut pages = 1;
         let mut complete = true;
-        while seen < first.total_results {
+        while seen < first.total {
             let stop = if seen >= most {
                 Some("max_listed_users")
             } else if pages >= self.config.max_list_pages {
@@ -402,7 +389,7 @@ impl TargetRun<'_> {
                 complete = false;
                 tracing::warn!(
                     target_name = self.name,
-                    total_results = first.total_results,
+                    total_results = first.total,
                     read = seen,
                     pages,
                     "stopped listing users at {limit}; the workers are looked up one by one"
@@ -410,22 +397,22 @@ impl TargetRun<'_> {
                 break;
             }
             pages += 1;
-            let page = self.client.list_users(start, page_size).await?;
-            if page.resources.is_empty() {
+            let page = self.target.list_users(start, page_size, attribute).await?;
+            if page.listed == 0 {
                 break;
             }
-            if !add(&page.resources) {
+            if !add(&page.users) {
                 complete = false;
                 tracing::warn!(
                     target_name = self.name,
                     start,
-                    total_results = first.total_results,
+                    total_results = first.total,
                     "the target served a page of users already listed; stopped listing, the workers are looked up one by one"
                 );
                 break;
             }
-            seen += page.resources.len() as u64;
-            start += page.resources.len() as u64;
+            seen += page.listed;
+            start += page.listed;
         }
         Ok(complete.then_some((index, ids_seen)))
     }

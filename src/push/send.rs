@@ -10,14 +10,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::outcome::{Halt, Refusal};
+use super::target::Change;
 use super::{PairReport, Stop, TargetRun};
-use crate::config::RemoveDialect;
-use crate::scim::wire::{self, Member, PatchOperation};
-use crate::scim::{Request, TargetError};
+use crate::http::client::TargetError;
 use crate::store::{
     Confirmation, Confirmed, OutboxAction, OutboxEntry, OutboxPayload, Store, StoreError,
     TargetGroup, TargetMember,
@@ -139,64 +137,10 @@ impl TargetRun<'_> {
         Ok((pending.len(), unsure))
     }
 
-    /// The request an entry stands for.
-    pub(super) fn request_for(&self, action: OutboxAction, payload: &OutboxPayload) -> Request {
-        let id = payload.scim_id.as_deref().unwrap_or("(new)");
-        let values = |members: &[TargetMember]| {
-            let list: Vec<Member> = members
-                .iter()
-                .map(|m| Member::id(m.user_id.clone()))
-                .collect();
-            serde_json::to_value(list).ok()
-        };
-        match action {
-            OutboxAction::Create => {
-                let ids: Vec<String> = payload.members.iter().map(|m| m.user_id.clone()).collect();
-                self.client
-                    .create_group_request(payload.display_name.as_deref().unwrap_or_default(), &ids)
-            }
-            OutboxAction::Add | OutboxAction::Remove | OutboxAction::Update => {
-                // All operations of one PATCH apply, or none (RFC 7644 section 3.5.2).
-                let (added, removed) = payload.member_changes(action);
-                let mut operations = Vec::new();
-                if !added.is_empty() {
-                    operations.push(PatchOperation {
-                        op: "add".into(),
-                        path: Some("members".into()),
-                        value: values(added),
-                    });
-                }
-                if !removed.is_empty() {
-                    match self.config.patch.remove {
-                        RemoveDialect::PathFilter => {
-                            operations.extend(removed.iter().map(|m| PatchOperation {
-                                op: "remove".into(),
-                                path: Some(format!(
-                                    "members[{}]",
-                                    wire::eq_filter("value", &m.user_id)
-                                )),
-                                value: None,
-                            }));
-                        }
-                        RemoveDialect::ValueList => operations.push(PatchOperation {
-                            op: "remove".into(),
-                            path: Some("members".into()),
-                            value: values(removed),
-                        }),
-                    }
-                }
-                self.client.patch_request(id, operations)
-            }
-            OutboxAction::Rename => self.client.patch_request(
-                id,
-                vec![PatchOperation {
-                    op: "replace".into(),
-                    path: Some("displayName".into()),
-                    value: Some(json!(payload.display_name)),
-                }],
-            ),
-            OutboxAction::Delete => self.client.delete_request(id),
-        }
+    /// The requests an entry takes, as `--dry-run` prints them.
+    pub(super) fn show(&self, action: OutboxAction, payload: &OutboxPayload) -> Vec<String> {
+        let ids = EntryIds::of(action, payload);
+        self.target.show(ids.change(action, payload))
     }
 
     /// Sends one entry and records the outcome: a confirmed change is applied to `current`
@@ -215,8 +159,12 @@ impl TargetRun<'_> {
             return self.execute_create(entry).await.map(Some);
         }
         let sent = sent + 1;
-        let request = self.request_for(entry.action, &entry.payload);
-        match self.client.send(&request).await {
+        let ids = EntryIds::of(entry.action, &entry.payload);
+        match self
+            .target
+            .change(ids.change(entry.action, &entry.payload))
+            .await
+        {
             Ok(_) => {}
             // Deleting a group that is gone already leaves it as wanted.
             Err(e) if e.status() == Some(404) && entry.action == OutboxAction::Delete => {}
@@ -234,7 +182,7 @@ impl TargetRun<'_> {
             Err(e) if entry.action == OutboxAction::Remove && e.code() == Some("noTarget") => {}
             // A member to remove was gone already, and the whole PATCH failed with it: send
             // the additions and the removals apart, as when they do not share a request.
-            Err(e) if entry.action == OutboxAction::Update && e.code() == Some("noTarget") => {
+            Err(e) if entry.action == OutboxAction::Update && self.target.member_was_gone(&e) => {
                 return self.execute_apart(entry, current, sent, report).await;
             }
             Err(e) if e.outcome_unknown() => {
@@ -312,14 +260,14 @@ impl TargetRun<'_> {
         let mut last_error = String::new();
         let mut sent = 0;
         for attempt in 0..=self.config.retries {
-            let found = match self.client.find_groups(&name).await {
+            let found = match self.target.find_groups(&name).await {
                 Ok(found) => found,
                 Err(e) => return Err(self.refused(entry, sent, e, false).await?),
             };
             // `told`: the target said what the group holds (it was read, or its creation
             // was answered with its members), rather than rosterd assuming what it sent.
             let (id, members, made, told) = if let Some(g) = found.first() {
-                let id = g.id.clone().unwrap_or_default();
+                let id = g.id.clone();
                 let members = match &g.members {
                     Some(m) => m.clone(),
                     None => self.read_members(&id).await?,
@@ -335,21 +283,14 @@ impl TargetRun<'_> {
                     .await?;
                 return Err(Halt::Failed(message));
             } else {
-                let request = self.request_for(OutboxAction::Create, &entry.payload);
+                let ids: Vec<String> = ids_of(&entry.payload.members);
                 self.store.check_fence()?;
                 sent += 1;
-                match self.client.create_group(&request).await {
+                match self.target.create_group(&name, &ids).await {
                     Ok(g) => {
                         let told = g.members.is_some();
-                        let members = g.members.clone().unwrap_or_else(|| {
-                            entry
-                                .payload
-                                .members
-                                .iter()
-                                .map(|m| Member::id(m.user_id.clone()))
-                                .collect()
-                        });
-                        (g.id.unwrap_or_default(), members, true, told)
+                        let members = g.members.unwrap_or(ids);
+                        (g.id, members, true, told)
                     }
                     // Made meanwhile (or by an attempt whose answer was lost): adopt it.
                     Err(e) if e.status() == Some(409) => continue,
@@ -382,11 +323,11 @@ impl TargetRun<'_> {
                 .map(|m| (m.user_id.as_str(), m))
                 .collect();
             let mut held = Confirmed::default();
-            for m in members {
-                match sent_ids.get(m.value.as_str()) {
+            for user in members {
+                match sent_ids.get(user.as_str()) {
                     Some(&member) => held.apply(std::slice::from_ref(member), &[]),
                     None => {
-                        held.foreign.insert(m.value, None);
+                        held.foreign.insert(user, None);
                     }
                 }
             }
@@ -501,4 +442,42 @@ impl TargetRun<'_> {
             )
             .await
     }
+}
+
+/// The user ids an entry adds and removes, for the [`Change`] it is.
+struct EntryIds {
+    add: Vec<String>,
+    remove: Vec<String>,
+}
+
+impl EntryIds {
+    fn of(action: OutboxAction, payload: &OutboxPayload) -> EntryIds {
+        let (added, removed) = payload.member_changes(action);
+        EntryIds {
+            add: ids_of(added),
+            remove: ids_of(removed),
+        }
+    }
+
+    fn change<'a>(&'a self, action: OutboxAction, payload: &'a OutboxPayload) -> Change<'a> {
+        let id = payload.scim_id.as_deref().unwrap_or("(new)");
+        let name = payload.display_name.as_deref().unwrap_or_default();
+        match action {
+            OutboxAction::Create => Change::Create {
+                name,
+                members: &self.add,
+            },
+            OutboxAction::Add | OutboxAction::Remove | OutboxAction::Update => Change::Members {
+                id,
+                add: &self.add,
+                remove: &self.remove,
+            },
+            OutboxAction::Rename => Change::Rename { id, name },
+            OutboxAction::Delete => Change::Delete { id },
+        }
+    }
+}
+
+fn ids_of(members: &[TargetMember]) -> Vec<String> {
+    members.iter().map(|m| m.user_id.clone()).collect()
 }

@@ -16,7 +16,7 @@ use roaring::RoaringBitmap;
 
 use super::resolve::Users;
 use super::{Stop, TargetRun};
-use crate::scim::TargetError;
+use crate::http::client::TargetError;
 use crate::store::TargetGroup;
 
 /// Ids confirmed with one filter, at most.
@@ -135,12 +135,10 @@ impl TargetRun<'_> {
     /// refuses such filters.
     async fn held_ids(&self, batch: &[(u32, &str)]) -> Result<(HashSet<String>, u64), TargetError> {
         use std::sync::atomic::Ordering;
-        let id_of =
-            |u: &serde_json::Value| u.get("id").and_then(|v| v.as_str()).map(str::to_string);
         if !self.evidence.one_by_one.load(Ordering::Relaxed) {
             let ids: Vec<&str> = batch.iter().map(|(_, id)| *id).collect();
-            match self.client.users_with_ids(&ids).await {
-                Ok(found) => return Ok((found.iter().filter_map(id_of).collect(), 1)),
+            match self.target.users_with_ids(&ids).await {
+                Ok(found) => return Ok((found.into_iter().collect(), 1)),
                 Err(e) if e.status() == Some(400) || e.status() == Some(501) => {
                     tracing::info!(
                         target_name = self.name,
@@ -153,8 +151,8 @@ impl TargetRun<'_> {
         }
         let mut held = HashSet::new();
         for (_, id) in batch {
-            if let Some(user) = self.client.get_user(id).await? {
-                held.extend(id_of(&user));
+            if self.target.is_user(id).await? {
+                held.insert(id.to_string());
             }
         }
         Ok((held, batch.len() as u64))

@@ -5,5 +5,5 @@ pub mod client;
 pub mod emulator;
 pub mod wire;
 
-pub use crate::http::client::{Request, TargetError};
+pub use crate::http::client::Request;
 pub use client::Client;
