@@ -13,8 +13,8 @@ use crate::names::AttrType;
 mod target;
 mod ui;
 pub use target::{
-    Every, OnUnpush, PushFailsafe, RemoveDialect, TargetAuth, TargetConfig, TargetPatch, TargetTls,
-    UserLookup, UserMatch,
+    Every, OnUnpush, PushFailsafe, RemoveDialect, TargetAuth, TargetConfig, TargetKind,
+    TargetPatch, TargetTls, UserLookup, UserMatch,
 };
 pub use ui::{Role, UiConfig};
 

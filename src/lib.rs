@@ -30,6 +30,8 @@
 //!   its pure half (what changed, by worker and by key) is `cycle::diff`.
 //! - [`scim`]: SCIM 2.0 wire types, the client (its endpoints over `http::client`), and an
 //!   emulator of a target with faults and quirks, for tests and the quickstart.
+//! - [`okta`]: Okta's management API (groups, members, users, group rules) for a target of
+//!   `kind: okta`, over `http::client`.
 //! - [`push`]: per target and group: find or create, diff against what the target confirmed,
 //!   failsafe, outbox, send, read back and verify, reconcile. It reaches a target only
 //!   through `push::target`, the interface every kind answers (users, groups, member
@@ -57,6 +59,7 @@ pub mod halves;
 pub mod http;
 pub mod locks;
 pub mod names;
+pub mod okta;
 pub mod push;
 pub mod revision;
 pub mod rules;

@@ -526,13 +526,13 @@ fn lookup_value(
     learned: Option<&crate::store::TargetLookup>,
 ) -> serde_json::Value {
     use crate::config::UserLookup;
-    let attribute = &target.user_match.scim_attribute;
+    let attribute = target.user_attribute();
     let (mode, by) = match target.user_match.lookup {
         UserLookup::Auto => ("auto", None),
         UserLookup::Filter => ("filter", Some("filter")),
         UserLookup::List => ("list", Some("list")),
     };
-    let learned = learned.filter(|l| &l.attribute == attribute && mode == "auto");
+    let learned = learned.filter(|l| l.attribute == attribute && mode == "auto");
     let by = by.or_else(|| learned.map(|l| if l.case_exact { "list" } else { "filter" }));
     serde_json::json!({
         "mode": mode,

@@ -1,4 +1,5 @@
-//! A push target: a downstream app's SCIM 2.0 endpoint and how to talk to it.
+//! A push target: a downstream app's API (SCIM 2.0, or an identity provider's own, by
+//! `kind`) and how to talk to it.
 
 use std::path::PathBuf;
 
@@ -9,19 +10,25 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
+    /// Which API the target speaks (`scim`, the default, or `okta`).
+    #[serde(default)]
+    pub kind: TargetKind,
     #[serde(default)]
     pub description: Option<String>,
-    /// The SCIM base URL; `/Users` and `/Groups` are appended.
+    /// The base URL: SCIM's (`/Users` and `/Groups` are appended), or the Okta org's
+    /// (`https://example.okta.com`; `/api/v1/...` is appended).
     #[serde(default)]
     pub url: Option<String>,
     /// `{ bearer: { token_env } }` or `{ oauth2: { token_url, client_id, client_secret_env,
-    /// scope } }`. Without it requests carry no credentials.
+    /// scope } }` (SCIM); `{ ssws: { token_env } }` (an Okta API token). Without it
+    /// requests carry no credentials.
     #[serde(default, with = "serde_yaml::with::singleton_map")]
     pub auth: Option<TargetAuth>,
     #[serde(default)]
     pub user_match: UserMatch,
-    #[serde(default)]
-    pub patch: TargetPatch,
+    /// How a SCIM target's groups are patched (SCIM only; see [`TargetConfig::patch`]).
+    #[serde(default, rename = "patch")]
+    pub scim_patch: Option<TargetPatch>,
     /// Requests started per second, at most (all kinds, retries included).
     #[serde(default = "default_requests_per_second")]
     pub requests_per_second: f64,
@@ -145,10 +152,34 @@ impl std::fmt::Display for Every {
     }
 }
 
+/// Which API a target speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// SCIM 2.0 (RFC 7643/7644): most SaaS apps.
+    #[default]
+    Scim,
+    /// The Okta management API: the identity provider's own groups (type OKTA_GROUP).
+    Okta,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Scim => "scim",
+            TargetKind::Okta => "okta",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum TargetAuth {
     Bearer {
+        token_env: String,
+    },
+    /// An Okta API token, sent as `Authorization: SSWS <token>`.
+    Ssws {
         token_env: String,
     },
     /// OAuth 2.0 client credentials (RFC 6749 section 4.4).
@@ -161,28 +192,23 @@ pub enum TargetAuth {
     },
 }
 
-/// How a worker is matched to a target user: the target user whose `scim_attribute` equals
-/// the worker's `worker_attribute`, ignoring case.
-#[derive(Debug, Clone, Deserialize)]
+/// How a worker is matched to a target user: the target user whose attribute (SCIM's
+/// `scim_attribute`, Okta's `attribute`) equals the worker's `worker_attribute`, ignoring
+/// case.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserMatch {
-    #[serde(default = "default_scim_attribute")]
-    pub scim_attribute: String,
+    /// A SCIM target's user attribute (default `userName`).
+    #[serde(default)]
+    pub scim_attribute: Option<String>,
+    /// Another kind's: for Okta `login` (the default) or `email`, of the user's profile.
+    #[serde(default)]
+    pub attribute: Option<String>,
     /// Default: the directory's `email` attribute.
     #[serde(default)]
     pub worker_attribute: Option<String>,
     #[serde(default)]
     pub lookup: UserLookup,
-}
-
-impl Default for UserMatch {
-    fn default() -> Self {
-        UserMatch {
-            scim_attribute: default_scim_attribute(),
-            worker_attribute: None,
-            lookup: UserLookup::default(),
-        }
-    }
 }
 
 /// How unresolved workers are looked up.
@@ -263,8 +289,77 @@ impl Default for PushFailsafe {
 }
 
 impl TargetConfig {
+    /// How a SCIM target's groups are patched: as configured, or the defaults.
+    pub fn patch(&self) -> TargetPatch {
+        self.scim_patch.clone().unwrap_or_default()
+    }
+
+    /// The target user attribute workers are matched on, as the kind names it.
+    pub fn user_attribute(&self) -> &str {
+        match self.kind {
+            TargetKind::Scim => self
+                .user_match
+                .scim_attribute
+                .as_deref()
+                .unwrap_or("userName"),
+            TargetKind::Okta => self.user_match.attribute.as_deref().unwrap_or("login"),
+        }
+    }
+
+    /// The settings that belong to another kind of target, or that this kind cannot use.
+    fn check_kind(&self) -> Result<(), String> {
+        let kind = self.kind.as_str();
+        let only_scim = |field: &str| {
+            format!("{field}: only a SCIM target has it; this target is `kind: {kind}`")
+        };
+        match self.kind {
+            TargetKind::Scim => {
+                if self.user_match.attribute.is_some() {
+                    return Err("user_match.attribute: a SCIM target names the user attribute it matches on with `scim_attribute`".into());
+                }
+                if let Some(TargetAuth::Ssws { .. }) = &self.auth {
+                    return Err(
+                        "auth.ssws: an Okta API token; a SCIM target takes `bearer` or `oauth2`"
+                            .into(),
+                    );
+                }
+            }
+            TargetKind::Okta => {
+                if self.scim_patch.is_some() {
+                    return Err(only_scim("patch"));
+                }
+                if self.user_match.scim_attribute.is_some() {
+                    return Err(format!(
+                        "{}\nhelp: an Okta target matches users on `user_match.attribute`: login or email",
+                        only_scim("user_match.scim_attribute")
+                    ));
+                }
+                if !["login", "email"].contains(&self.user_attribute()) {
+                    return Err(format!(
+                        "user_match.attribute: an Okta user is matched on `login` or `email`, not `{}`",
+                        self.user_attribute()
+                    ));
+                }
+                match &self.auth {
+                    Some(TargetAuth::Ssws { .. }) => {}
+                    Some(_) => return Err(
+                        "auth: an Okta target takes an API token: `{ ssws: { token_env: VAR } }`"
+                            .into(),
+                    ),
+                    None if self.url.is_some() => return Err(
+                        "auth: an Okta target needs an API token: `{ ssws: { token_env: VAR } }`"
+                            .into(),
+                    ),
+                    None => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `Err` starts with the field's name, for `targets.NAME.` to be put in front.
     pub(super) fn validate(&self) -> Result<(), String> {
+        self.check_kind()?;
         if let Some(url) = &self.url {
             super::check_http_url(url).map_err(|e| format!("url: {e}"))?;
         }
@@ -311,7 +406,7 @@ impl TargetConfig {
         )?;
         in_range(
             "patch.max_members_per_request",
-            self.patch.max_members_per_request,
+            self.patch().max_members_per_request,
             1..=10_000,
         )?;
         in_range("page_size", self.page_size, 1..=10_000)?;
@@ -378,9 +473,6 @@ fn default_verify_every() -> Every {
 }
 fn default_page_size() -> u64 {
     100
-}
-fn default_scim_attribute() -> String {
-    "userName".into()
 }
 fn default_max_members() -> usize {
     100

@@ -48,6 +48,10 @@ pub enum TargetError {
     },
     #[error("target `{target}`: {message}")]
     Setup { target: String, message: String },
+    /// rosterd will not touch what it was asked to (a group another party manages): nothing
+    /// was sent, and the message says whose it is.
+    #[error("target `{target}`: {message}")]
+    Refused { target: String, message: String },
     /// The process may send nothing more (it no longer leads): nothing was sent.
     #[error("target `{target}`: not sent: {message}")]
     Stopped { target: String, message: String },
@@ -147,6 +151,8 @@ impl Stats {
 enum Auth {
     None,
     Bearer(Secret),
+    /// An Okta API token: `Authorization: SSWS <token>`.
+    Ssws(Secret),
     OAuth2 {
         token_url: String,
         client_id: String,
@@ -176,6 +182,8 @@ pub struct Requester {
     /// Asked before every attempt; a reason stops the request unsent (see [`Requester::gated`]).
     may_send: Option<MaySend>,
     dialect: Dialect,
+    /// Rate-limit buckets, by name (see [`Dialect::rate_limits`]).
+    windows: std::sync::Mutex<std::collections::HashMap<&'static str, Window>>,
 }
 
 /// What differs between kinds of target on the wire.
@@ -187,6 +195,19 @@ pub struct Dialect {
     pub error: fn(&Value) -> (Option<String>, Option<String>),
     /// What the URL should be, for the error when none is configured.
     pub url_help: &'static str,
+    /// The rate-limit bucket a request counts against, for a kind that announces its
+    /// limits in `X-Rate-Limit-Limit`, `-Remaining` and `-Reset` (Okta): requests are then
+    /// held back when a bucket is spent until it resets, before the target answers 429.
+    pub rate_limits: Option<fn(&Method, &str) -> &'static str>,
+}
+
+/// What the target said is left of a rate-limit bucket, less the requests sent since.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    remaining: u64,
+    resets: Instant,
+    /// Requests sent and not answered yet: the target may not have counted them.
+    in_flight: u64,
 }
 
 /// Says why this process may send nothing more, or `None` when it may.
@@ -247,6 +268,7 @@ impl Requester {
         let auth = match &config.auth {
             None => Auth::None,
             Some(TargetAuth::Bearer { token_env }) => Auth::Bearer(secret(token_env)?),
+            Some(TargetAuth::Ssws { token_env }) => Auth::Ssws(secret(token_env)?),
             Some(TargetAuth::Oauth2 {
                 token_url,
                 client_id,
@@ -279,6 +301,7 @@ impl Requester {
             stats: Arc::new(Stats::default()),
             may_send: None,
             dialect,
+            windows: Default::default(),
         })
     }
 
@@ -323,6 +346,15 @@ impl Requester {
     /// Sends `request`, retrying 429, 5xx, timeouts and dropped connections with backoff
     /// (or as long as `Retry-After` asks). The answer's JSON body, if it has one.
     pub async fn send(&self, request: &Request) -> Result<Option<Value>, TargetError> {
+        Ok(self.send_page(request).await?.0)
+    }
+
+    /// As [`Requester::send`], with the path of the next page when the answer links one
+    /// (`Link: <URL>; rel="next"`, RFC 8288), which must be under the base URL.
+    pub async fn send_page(
+        &self,
+        request: &Request,
+    ) -> Result<(Option<Value>, Option<String>), TargetError> {
         let _permit = self.gate.acquire().await.map_err(|_| TargetError::Setup {
             target: self.target.clone(),
             message: "the client is shutting down".into(),
@@ -333,6 +365,7 @@ impl Requester {
         loop {
             attempt += 1;
             self.pace().await;
+            self.within_limits(request).await;
             if let Some(why) = self.may_send.as_ref().and_then(|may| may()) {
                 return Err(TargetError::Stopped {
                     target: self.target.clone(),
@@ -345,7 +378,7 @@ impl Requester {
                 self.stats.reads.fetch_add(1, Ordering::Relaxed);
             }
             let (error, retry_after) = match self.attempt(request).await? {
-                Attempt::Done(body) => return Ok(body),
+                Attempt::Done(body, next) => return Ok((body, next)),
                 Attempt::Failed(error, retry_after) => (error, retry_after),
             };
             if error.status() == Some(401) && !refreshed && matches!(self.auth, Auth::OAuth2 { .. })
@@ -422,7 +455,12 @@ impl Requester {
             reqwest::header::ACCEPT,
             format!("{}, application/json", self.dialect.media_type),
         );
-        if let Some(token) = self.token().await? {
+        if let Auth::Ssws(token) = &self.auth {
+            builder = builder.header(
+                reqwest::header::AUTHORIZATION,
+                format!("SSWS {}", token.expose()),
+            );
+        } else if let Some(token) = self.token().await? {
             builder = builder.bearer_auth(token.expose());
         }
         if let Some(body) = &request.body {
@@ -440,13 +478,25 @@ impl Requester {
         };
         let response = match builder.send().await {
             Ok(r) => r,
-            Err(e) => return Ok(Attempt::Failed(transport(e), None)),
+            Err(e) => {
+                // No answer: the request is no longer in flight all the same.
+                self.note_limits(request, &reqwest::header::HeaderMap::new());
+                return Ok(Attempt::Failed(transport(e), None));
+            }
         };
         let status = response.status().as_u16();
         if status != 429 && status < 500 {
             self.stats.answered.fetch_add(1, Ordering::Relaxed);
         }
-        let retry_after = crate::http::retry_after(response.headers(), self.max_retry_after);
+        let retry_after = crate::http::retry_after(response.headers(), self.max_retry_after)
+            .or_else(|| {
+                // A kind that announces its limits says when a spent bucket resets.
+                (status == 429)
+                    .then(|| self.reset_in(response.headers()))
+                    .flatten()
+            });
+        self.note_limits(request, response.headers());
+        let next = next_link(response.headers());
         let bytes = match crate::http::read_body(response, self.max_body).await {
             Ok(b) => b,
             Err(crate::http::BodyError::Network(e)) => {
@@ -468,7 +518,24 @@ impl Requester {
             serde_json::from_slice(&bytes).ok()
         };
         if (200..300).contains(&status) {
-            return Ok(Attempt::Done(body));
+            let next = match next {
+                None => None,
+                Some(url) => Some(
+                    url.strip_prefix(&self.base)
+                        .filter(|rest| rest.starts_with('/'))
+                        .map(str::to_string)
+                        .ok_or_else(|| {
+                            self.unusable(
+                                request,
+                                format!(
+                                    "its next page is linked outside the target's URL: {}",
+                                    shown_url(&url)
+                                ),
+                            )
+                        })?,
+                ),
+            };
+            return Ok(Attempt::Done(body, next));
         }
         let (code, detail) = body
             .as_ref()
@@ -485,6 +552,104 @@ impl Requester {
             },
             retry_after.filter(|_| status == 429 || status == 503),
         ))
+    }
+
+    /// Waits while the request's rate-limit bucket is spent (until it resets), and counts
+    /// the request against it.
+    async fn within_limits(&self, request: &Request) {
+        let Some(bucket) = self
+            .dialect
+            .rate_limits
+            .map(|b| b(&request.method, &request.path))
+        else {
+            return;
+        };
+        loop {
+            let wait = {
+                let mut windows = crate::locks::lock(&self.windows);
+                match windows.get_mut(bucket) {
+                    Some(w) if w.remaining == 0 && w.resets > Instant::now() => Some(w.resets),
+                    Some(w) => {
+                        w.remaining = w.remaining.saturating_sub(1);
+                        w.in_flight += 1;
+                        None
+                    }
+                    None => {
+                        // Nothing known yet: the first answers will say.
+                        windows.insert(
+                            bucket,
+                            Window {
+                                remaining: u64::MAX,
+                                resets: Instant::now(),
+                                in_flight: 1,
+                            },
+                        );
+                        None
+                    }
+                }
+            };
+            match wait {
+                Some(until) => {
+                    tracing::debug!(target_name = %self.target, bucket, "rate limit spent; waiting for it to reset");
+                    tokio::time::sleep_until(until).await;
+                    // The window is the target's to renew: the next answer says how much.
+                    if let Some(w) = crate::locks::lock(&self.windows).get_mut(bucket) {
+                        if w.resets <= Instant::now() {
+                            w.remaining = 1;
+                        }
+                    }
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// How long until the bucket an answer's `X-Rate-Limit-Reset` names resets (epoch
+    /// seconds, by the target's clock as near as the `Date` header tells), capped.
+    fn reset_in(&self, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+        let number =
+            |name: &str| -> Option<i64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+        let reset = number("x-rate-limit-reset")?;
+        let now = headers
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+            .map_or_else(|| crate::clock::now_utc().timestamp(), |d| d.timestamp());
+        let seconds = u64::try_from(reset - now).unwrap_or(0);
+        // The reset second itself is part of the window: wait into the next one.
+        Some(Duration::from_secs(seconds + 1).min(self.max_retry_after))
+    }
+
+    /// Keeps what an answer says of its request's rate-limit bucket: what is left, less the
+    /// requests still in flight (which the target may not have counted yet), and never more
+    /// than was known for the same window.
+    fn note_limits(&self, request: &Request, headers: &reqwest::header::HeaderMap) {
+        let Some(bucket) = self
+            .dialect
+            .rate_limits
+            .map(|b| b(&request.method, &request.path))
+        else {
+            return;
+        };
+        let said: Option<u64> = headers
+            .get("x-rate-limit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let resets_in = self.reset_in(headers);
+        let mut windows = crate::locks::lock(&self.windows);
+        let Some(w) = windows.get_mut(bucket) else {
+            return;
+        };
+        w.in_flight = w.in_flight.saturating_sub(1);
+        let (Some(said), Some(resets_in)) = (said, resets_in) else {
+            return;
+        };
+        let resets = Instant::now() + resets_in;
+        let left = said.saturating_sub(w.in_flight);
+        // The same window (its reset within a second of the one known): the lower count.
+        let same = w.resets.max(resets) - w.resets.min(resets) < Duration::from_secs(1);
+        w.remaining = if same { w.remaining.min(left) } else { left };
+        w.resets = resets;
     }
 
     async fn pace(&self) {
@@ -515,7 +680,7 @@ impl Requester {
 
     async fn token(&self) -> Result<Option<Secret>, TargetError> {
         match &self.auth {
-            Auth::None => Ok(None),
+            Auth::None | Auth::Ssws(_) => Ok(None),
             Auth::Bearer(token) => Ok(Some(token.clone())),
             Auth::OAuth2 {
                 token_url,
@@ -592,8 +757,30 @@ impl Requester {
 }
 
 enum Attempt {
-    Done(Option<Value>),
+    /// The body, and the next page's path.
+    Done(Option<Value>, Option<String>),
     Failed(TargetError, Option<Duration>),
+}
+
+/// The URL an answer's `Link` header gives for `rel="next"`.
+fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    headers
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|link| {
+            let (url, params) = link.trim().split_once(';')?;
+            let is_next = params
+                .split(';')
+                .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next");
+            is_next.then(|| {
+                url.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
+        })
 }
 
 fn describe(e: &reqwest::Error) -> String {

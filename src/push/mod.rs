@@ -784,7 +784,7 @@ impl TargetRun<'_> {
         sets: &BTreeMap<String, crate::store::Confirmed>,
         known: &BTreeMap<String, TargetGroup>,
     ) -> u64 {
-        let per = self.config.patch.max_members_per_request.max(1) as u64;
+        let per = self.target.members_per_request(self.config).max(1) as u64;
         let none = RoaringBitmap::new();
         pairs
             .iter()

@@ -418,7 +418,7 @@ impl TargetRun<'_> {
             entries.extend(batches(
                 &[],
                 &dedupe,
-                self.config.patch.max_members_per_request,
+                self.target.members_per_request(self.config),
                 &state.scim_id,
             ));
         }
@@ -436,7 +436,7 @@ impl TargetRun<'_> {
         entries.extend(batches(
             &adds,
             &removes,
-            self.config.patch.max_members_per_request,
+            self.target.members_per_request(self.config),
             &state.scim_id,
         ));
         match self

@@ -177,6 +177,7 @@ impl TargetRun<'_> {
         // A reconcile lists the users whatever the filters do.
         let exact = self.config.user_match.lookup == UserLookup::Auto
             && !self.reconcile
+            && !self.target.search_ignores_case()
             && self.filters_case_exact().await?;
         let found = self.look_up(&pairs, exact).await.map_err(Stop::Target)?;
         if let Some(all) = &found.1 {
@@ -208,10 +209,10 @@ impl TargetRun<'_> {
     /// learned now and stored. A target that cannot tell (no user to probe with) is taken
     /// to be case-sensitive, which only costs listing its users.
     async fn filters_case_exact(&self) -> Result<bool, Stop> {
-        let attribute = &self.config.user_match.scim_attribute;
+        let attribute = self.config.user_attribute();
         let known = self.store.target_lookups().await?.remove(self.name);
         if let Some(known) = known.filter(|k| {
-            &k.attribute == attribute
+            k.attribute == attribute
                 && self.checked_within(&k.checked_at, self.config.user_cache_seconds)
         }) {
             return Ok(known.case_exact);
@@ -221,7 +222,7 @@ impl TargetRun<'_> {
         };
         tracing::info!(
             target_name = self.name,
-            attribute = attribute.as_str(),
+            attribute,
             case_exact,
             source,
             "learned how the target's filters compare the match attribute"
@@ -229,7 +230,7 @@ impl TargetRun<'_> {
         if !self.options.dry_run {
             let lookup = TargetLookup {
                 target: self.name.to_string(),
-                attribute: attribute.clone(),
+                attribute: attribute.to_string(),
                 case_exact,
                 source: source.to_string(),
                 checked_at: self.now.clone(),
@@ -246,7 +247,7 @@ impl TargetRun<'_> {
     /// agrees, as some targets publish `caseExact: false` and filter case-sensitively.
     /// `None` when the target describes nothing and has no value to probe with.
     async fn learn_case(&self) -> Result<Option<(bool, &'static str)>, TargetError> {
-        let attribute = &self.config.user_match.scim_attribute;
+        let attribute = self.config.user_attribute();
         let said = match self.target.user_schema().await? {
             Some(schema) => case_exact_in(&schema, attribute),
             None => None,
@@ -259,7 +260,7 @@ impl TargetRun<'_> {
             (Some(false), Some(true)) => {
                 tracing::warn!(
                     target_name = self.name,
-                    attribute = attribute.as_str(),
+                    attribute,
                     "the target's /Schemas says its filters ignore case, but a probe found they do not; its users are listed"
                 );
                 Some((true, SCHEMAS_WRONG))
@@ -274,10 +275,10 @@ impl TargetRun<'_> {
     /// Whether a filter on a user's value in swapped case misses that user; `None` when no
     /// listed user has a value with letters.
     async fn probe_case(&self) -> Result<Option<bool>, TargetError> {
-        let attribute = &self.config.user_match.scim_attribute;
+        let attribute = self.config.user_attribute();
         let page = self
             .target
-            .list_users(1, self.config.page_size, attribute)
+            .list_users(None, self.config.page_size, attribute)
             .await?;
         for user in &page.users {
             for value in &user.values {
@@ -294,7 +295,7 @@ impl TargetRun<'_> {
     }
 
     async fn look_up(&self, todo: &[(&str, &str)], exact: bool) -> Result<Found, TargetError> {
-        let attribute = &self.config.user_match.scim_attribute;
+        let attribute = self.config.user_attribute();
         let page_size = self.config.page_size;
         // Filters that compare case-sensitively would miss a user whose value differs from
         // the worker's in case only: such a target's users are listed and matched here.
@@ -305,11 +306,28 @@ impl TargetRun<'_> {
             UserLookup::Auto => exact || todo.len() >= FILTER_ALWAYS_BELOW || self.reconcile,
         };
         if list {
-            let first = self.target.list_users(1, page_size, attribute).await?;
-            let pages = first.total.div_ceil(page_size.max(1)) as usize;
-            // Listing costs `pages` requests (one made); filters cost one per worker.
-            if always_list || pages <= todo.len() || self.reconcile {
-                if let Some((index, ids_seen)) = self.index_users(first, attribute).await? {
+            let first = self.target.list_users(None, page_size, attribute).await?;
+            // Listing costs `pages` requests (one made); filters cost one per worker. A
+            // target that does not say how many users it has is listed for at most as many
+            // pages as there are workers to look up, so that listing never costs more
+            // than twice the filters would.
+            let (cheaper, budget) = match first.total {
+                Some(total) => (
+                    total.div_ceil(page_size.max(1)) as usize <= todo.len(),
+                    self.config.max_list_pages,
+                ),
+                None => (
+                    true,
+                    self.config.max_list_pages.min(todo.len().max(1) as u64),
+                ),
+            };
+            if always_list || cheaper || self.reconcile {
+                let budget = if always_list || self.reconcile {
+                    self.config.max_list_pages
+                } else {
+                    budget
+                };
+                if let Some((index, ids_seen)) = self.index_users(first, attribute, budget).await? {
                     let found = todo
                         .iter()
                         .map(|(key, value)| {
@@ -345,6 +363,7 @@ impl TargetRun<'_> {
         &self,
         first: UserPage,
         attribute: &str,
+        max_pages: u64,
     ) -> Result<Option<(HashMap<String, Vec<String>>, HashSet<String>)>, TargetError> {
         let page_size = self.config.page_size;
         let mut index: HashMap<String, Vec<String>> = HashMap::new();
@@ -366,7 +385,7 @@ impl TargetRun<'_> {
         };
         add(&first.users);
         let mut seen = first.listed;
-        let mut start = 1 + seen;
+        let mut next = first.next;
         // Read until the promised total, an empty page, a page of users already seen,
         // or the configured most: a target whose `totalResults` lies is not read
         // forever.
@@ -375,11 +394,15 @@ impl TargetRun<'_> {
         let deadline = std::time::Duration::from_secs(self.config.list_deadline_seconds);
         let mut pages = 1;
         let mut complete = true;
-        while seen < first.total {
+        while let Some(from) = next.take() {
             let stop = if seen >= most {
                 Some("max_listed_users")
-            } else if pages >= self.config.max_list_pages {
-                Some("max_list_pages")
+            } else if pages >= max_pages {
+                Some(if max_pages < self.config.max_list_pages {
+                    "as many pages as workers to look up"
+                } else {
+                    "max_list_pages"
+                })
             } else if listing.elapsed() >= deadline {
                 Some("list_deadline_seconds")
             } else {
@@ -397,7 +420,10 @@ impl TargetRun<'_> {
                 break;
             }
             pages += 1;
-            let page = self.target.list_users(start, page_size, attribute).await?;
+            let page = self
+                .target
+                .list_users(Some(&from), page_size, attribute)
+                .await?;
             if page.listed == 0 {
                 break;
             }
@@ -405,14 +431,14 @@ impl TargetRun<'_> {
                 complete = false;
                 tracing::warn!(
                     target_name = self.name,
-                    start,
+                    from,
                     total_results = first.total,
                     "the target served a page of users already listed; stopped listing, the workers are looked up one by one"
                 );
                 break;
             }
             seen += page.listed;
-            start += page.listed;
+            next = page.next;
         }
         Ok(complete.then_some((index, ids_seen)))
     }

@@ -368,6 +368,12 @@ impl TargetRun<'_> {
         if e.is_auth() {
             return Ok(Halt::Stop(Stop::Target(e)));
         }
+        // Not rosterd's to change: recorded on the entry for good, and said.
+        if let TargetError::Refused { .. } = e {
+            self.fail(entry, sent, &e).await?;
+            tracing::warn!(target_name = self.name, group = %entry.group, entry = entry.id, "{e}");
+            return Ok(Halt::Failed(e.to_string()));
+        }
         match e.status() {
             Some(status) if status != 429 && status < 500 => {
                 let (added, _) = entry.payload.member_changes(entry.action);

@@ -14,8 +14,9 @@
 
 use serde_json::{json, Value};
 
-use crate::config::{RemoveDialect, TargetConfig};
+use crate::config::{RemoveDialect, TargetConfig, TargetKind};
 use crate::http::client::{MaySend, Stats, TargetError};
+use crate::okta;
 use crate::scim::wire::{self, Member, PatchOperation};
 use crate::scim::{Client, Request};
 
@@ -26,7 +27,11 @@ pub(crate) enum Target {
         /// How a removal is written in a PATCH (`patch.remove`).
         remove: RemoveDialect,
     },
+    Okta(okta::Client),
 }
+
+/// The description an Okta group rosterd makes carries.
+const MADE_BY: &str = "Managed by rosterd from the group rules; changes made here are undone";
 
 /// A group as the target holds it.
 #[derive(Debug, Clone)]
@@ -48,11 +53,13 @@ pub(crate) struct FoundUser {
 
 /// One page of a listing of users.
 pub(crate) struct UserPage {
-    /// How many users the target says it has in all.
-    pub total: u64,
+    /// How many users the target says it has in all, when it says.
+    pub total: Option<u64>,
     /// How many entries the page held, usable or not.
     pub listed: u64,
     pub users: Vec<FoundUser>,
+    /// Where the next page starts, when there is one: for [`Target::list_users`].
+    pub next: Option<String>,
 }
 
 /// A change to a group, as an outbox entry asks it.
@@ -78,9 +85,12 @@ pub(crate) enum Change<'a> {
 
 impl Target {
     pub fn new(name: &str, config: &TargetConfig) -> Result<Target, TargetError> {
-        Ok(Target::Scim {
-            client: Client::new(name, config)?,
-            remove: config.patch.remove,
+        Ok(match config.kind {
+            TargetKind::Scim => Target::Scim {
+                client: Client::new(name, config)?,
+                remove: config.patch().remove,
+            },
+            TargetKind::Okta => Target::Okta(okta::Client::new(name, config)?),
         })
     }
 
@@ -91,6 +101,7 @@ impl Target {
                 client: client.gated(may_send),
                 remove,
             },
+            Target::Okta(client) => Target::Okta(client.gated(may_send)),
         }
     }
 
@@ -98,6 +109,7 @@ impl Target {
     pub fn stats(&self) -> &Stats {
         match self {
             Target::Scim { client, .. } => &client.stats,
+            Target::Okta(client) => &client.stats,
         }
     }
 
@@ -112,6 +124,19 @@ impl Target {
                 .into_iter()
                 .map(found_group)
                 .collect()),
+            Target::Okta(client) => {
+                let mut out = Vec::new();
+                for group in client.find_groups(name).await? {
+                    client.check_ours(&group).await?;
+                    let members = client.member_ids(&group.id).await?;
+                    out.push(FoundGroup {
+                        id: group.id,
+                        name: group.profile.name,
+                        members: Some(members),
+                    });
+                }
+                Ok(out)
+            }
         }
     }
 
@@ -119,6 +144,17 @@ impl Target {
     pub async fn read_group(&self, id: &str) -> Result<Option<FoundGroup>, TargetError> {
         match self {
             Target::Scim { client, .. } => Ok(client.get_group(id).await?.map(found_group)),
+            Target::Okta(client) => {
+                let Some(group) = client.get_group(id).await? else {
+                    return Ok(None);
+                };
+                client.check_ours(&group).await?;
+                Ok(Some(FoundGroup {
+                    members: Some(client.member_ids(id).await?),
+                    id: group.id,
+                    name: group.profile.name,
+                }))
+            }
         }
     }
 
@@ -134,13 +170,32 @@ impl Target {
                 let request = client.create_group_request(name, members);
                 Ok(found_group(client.create_group(&request).await?))
             }
+            // Okta makes a group empty ([`Target::members_on_create`]).
+            Target::Okta(client) => {
+                let group = client.create_group(name, MADE_BY).await?;
+                Ok(FoundGroup {
+                    id: group.id,
+                    name: group.profile.name,
+                    members: Some(Vec::new()),
+                })
+            }
         }
     }
 
     /// How many members the request that creates a group may carry.
     pub fn members_on_create(&self, config: &TargetConfig) -> usize {
         match self {
-            Target::Scim { .. } => config.patch.max_members_per_request,
+            Target::Scim { .. } => config.patch().max_members_per_request,
+            Target::Okta(_) => 0,
+        }
+    }
+
+    /// How many member changes one request (and so one outbox entry) carries.
+    pub fn members_per_request(&self, config: &TargetConfig) -> usize {
+        match self {
+            Target::Scim { .. } => config.patch().max_members_per_request,
+            // `PUT` or `DELETE /api/v1/groups/{id}/users/{userId}`: one member each.
+            Target::Okta(_) => 1,
         }
     }
 
@@ -149,6 +204,15 @@ impl Target {
         match self {
             Target::Scim { client, remove } => {
                 client.send(&scim_request(client, *remove, change)).await?;
+                Ok(())
+            }
+            Target::Okta(client) => {
+                if let Change::Rename { id, name } = change {
+                    return client.rename(id, name).await;
+                }
+                for request in okta_requests(client, change) {
+                    client.send(&request).await?;
+                }
                 Ok(())
             }
         }
@@ -160,6 +224,10 @@ impl Target {
             Target::Scim { client, remove } => {
                 vec![client.show(&scim_request(client, *remove, change))]
             }
+            Target::Okta(client) => okta_requests(client, change)
+                .iter()
+                .map(|r| client.show(r))
+                .collect(),
         }
     }
 
@@ -168,6 +236,8 @@ impl Target {
     pub fn member_was_gone(&self, e: &TargetError) -> bool {
         match self {
             Target::Scim { .. } => e.code() == Some("noTarget"),
+            // Okta answers 204 to removing a member it does not have.
+            Target::Okta(_) => false,
         }
     }
 
@@ -186,27 +256,48 @@ impl Target {
                 .iter()
                 .filter_map(|u| found_user(u, attribute))
                 .collect()),
+            Target::Okta(client) => Ok(client
+                .find_users(attribute, value)
+                .await?
+                .iter()
+                .map(|u| okta_user(u, attribute))
+                .collect()),
         }
     }
 
-    /// One page of the users, `start` counting from 1.
+    /// One page of the users: the first, or the one a page named as its `next`.
     pub async fn list_users(
         &self,
-        start: u64,
+        from: Option<&str>,
         count: u64,
         attribute: &str,
     ) -> Result<UserPage, TargetError> {
         match self {
             Target::Scim { client, .. } => {
+                // SCIM pages by index, counting from 1 (RFC 7644 section 3.4.2.4).
+                let start: u64 = from.and_then(|f| f.parse().ok()).unwrap_or(1);
                 let page = client.list_users(start, count).await?;
+                let listed = page.resources.len() as u64;
+                let total = page.total_results;
                 Ok(UserPage {
-                    total: page.total_results,
-                    listed: page.resources.len() as u64,
+                    total: Some(total),
+                    listed,
                     users: page
                         .resources
                         .iter()
                         .filter_map(|u| found_user(u, attribute))
                         .collect(),
+                    next: (listed > 0 && start - 1 + listed < total)
+                        .then(|| (start + listed).to_string()),
+                })
+            }
+            Target::Okta(client) => {
+                let (users, next) = client.list_users(from, count).await?;
+                Ok(UserPage {
+                    total: None,
+                    listed: users.len() as u64,
+                    users: users.iter().map(|u| okta_user(u, attribute)).collect(),
+                    next,
                 })
             }
         }
@@ -221,6 +312,12 @@ impl Target {
                 .iter()
                 .filter_map(|u| u.get("id").and_then(Value::as_str).map(str::to_string))
                 .collect()),
+            Target::Okta(client) => Ok(client
+                .users_with_ids(ids)
+                .await?
+                .into_iter()
+                .map(|u| u.id)
+                .collect()),
         }
     }
 
@@ -231,6 +328,7 @@ impl Target {
                 .get_user(id)
                 .await?
                 .is_some_and(|u| u.get("id").and_then(Value::as_str) == Some(id))),
+            Target::Okta(client) => Ok(client.get_user(id).await?.is_some_and(|u| u.id == id)),
         }
     }
 
@@ -239,6 +337,16 @@ impl Target {
     pub async fn user_schema(&self) -> Result<Option<Value>, TargetError> {
         match self {
             Target::Scim { client, .. } => client.user_schema().await,
+            Target::Okta(_) => Ok(None),
+        }
+    }
+
+    /// Whether the kind's user search compares values without case (so nothing need be
+    /// learned about it): Okta's does.
+    pub fn search_ignores_case(&self) -> bool {
+        match self {
+            Target::Scim { .. } => false,
+            Target::Okta(_) => true,
         }
     }
 }
@@ -266,6 +374,36 @@ fn found_user(user: &Value, attribute: &str) -> Option<FoundUser> {
             .map(str::to_string)
             .collect(),
     })
+}
+
+/// An Okta user as the push sees it.
+fn okta_user(user: &okta::client::User, attribute: &str) -> FoundUser {
+    FoundUser {
+        id: user.id.clone(),
+        values: user
+            .value(attribute)
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// The Okta requests a change is: one per member added or removed.
+fn okta_requests(client: &okta::Client, change: Change<'_>) -> Vec<Request> {
+    match change {
+        Change::Create { name, .. } => vec![client.create_group_request(name, MADE_BY)],
+        Change::Members { id, add, remove } => add
+            .iter()
+            .map(|user| client.membership_request(id, user, true))
+            .chain(
+                remove
+                    .iter()
+                    .map(|user| client.membership_request(id, user, false)),
+            )
+            .collect(),
+        Change::Rename { id, name } => vec![client.rename_request(id, name, Some(MADE_BY))],
+        Change::Delete { id } => vec![client.delete_request(id)],
+    }
 }
 
 /// The SCIM request a change is.

@@ -8,12 +8,14 @@ use serde_json::Value;
 use super::wire::{self, ErrorResponse, Group, ListResponse, Member, PatchOperation, PatchRequest};
 use crate::config::TargetConfig;
 use crate::http::client::{Dialect, MaySend, Request, Requester, Stats, TargetError};
+use crate::http::encode;
 
 /// SCIM's media type (RFC 7644 section 3.1) and error body (section 3.12).
 const SCIM: Dialect = Dialect {
     media_type: "application/scim+json",
     error: scim_error,
     url_help: "the app's SCIM base URL",
+    rate_limits: None,
 };
 
 fn scim_error(body: &Value) -> (Option<String>, Option<String>) {
@@ -266,17 +268,4 @@ impl Client {
         }
         Ok(group)
     }
-}
-
-/// Percent-encodes a path segment or query value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

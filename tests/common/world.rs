@@ -53,6 +53,16 @@ pub enum Peer {
     Scim2 { base: String, token: String },
 }
 
+/// Which API the world's target speaks: the emulator serves both over the same tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Scim,
+    Okta,
+}
+
+/// The Okta API token of the Okta worlds (the emulator accepts only it).
+pub const OKTA_TOKEN: &str = "okta-test-api-token";
+
 pub struct World {
     pub dir: tempfile::TempDir,
     pub db: TestDb,
@@ -61,6 +71,7 @@ pub struct World {
     /// The tenant at the peer; scim2-server tests each get their own.
     pub tenant: String,
     pub http: reqwest::Client,
+    pub kind: Kind,
 }
 
 impl World {
@@ -90,6 +101,39 @@ impl World {
         let world = World::build(db, workers, Peer::Emulator(emulator), TARGET.to_string());
         world.write_config("", TARGET_OPTIONS);
         world
+    }
+
+    /// As [`World::with_emulator`], with the target speaking Okta's management API (`kind:
+    /// okta`, an `SSWS` API token) to the emulator's Okta view of the same tenant.
+    pub async fn with_okta(db: TestDb, size: usize, without_account: &[&str]) -> World {
+        std::env::set_var("ROSTERD_TEST_OKTA_TOKEN", OKTA_TOKEN);
+        let options = Options {
+            token: Some(OKTA_TOKEN.to_string()),
+            ..Options::default()
+        };
+        let mut world = World::with_emulator_options(db, size, without_account, options).await;
+        world.kind = Kind::Okta;
+        world.write_config("", TARGET_OPTIONS);
+        world
+    }
+
+    /// The fewest writes that make these member changes (adds plus removes, by group): a
+    /// SCIM PATCH carries 10 of them here; Okta takes one request each.
+    pub fn writes_for(&self, changes: &[usize]) -> u64 {
+        match self.kind {
+            Kind::Scim => changes.iter().map(|&n| (n as u64).div_ceil(10)).sum(),
+            Kind::Okta => changes.iter().map(|&n| n as u64).sum(),
+        }
+    }
+
+    /// The requests that read the first group of a push with its members: SCIM's one GET;
+    /// Okta's group, the group rules (once a push, to refuse a group a rule fills), then its
+    /// members' page.
+    pub fn first_group_read_requests(&self) -> u64 {
+        match self.kind {
+            Kind::Scim => 1,
+            Kind::Okta => 3,
+        }
     }
 
     /// `size` generated workers pushed to the scim2-server at `base` (one tenant per world),
@@ -131,6 +175,7 @@ impl World {
             workers,
             tenant,
             http: reqwest::Client::new(),
+            kind: Kind::Scim,
         };
         world.write_export();
         world
@@ -163,11 +208,13 @@ impl World {
         let start = sample.find("directory:").unwrap();
         let end = sample.find("rules:\n").unwrap();
         let directory = sample[start..end].replace("file: sample/workers.csv", "file: workers.csv");
-        let auth = match &self.peer {
-            Peer::Scim2 { .. } => "    auth: { bearer: { token_env: ROSTERD_TEST_SCIM2_TOKEN } }\n    patch: { remove: path_filter, max_members_per_request: 10 }\n",
-            Peer::Emulator(_) => "",
+        // scim2-server gets its own patch settings; an Okta target has none.
+        let (auth, own_patch) = match (&self.peer, self.kind) {
+            (Peer::Scim2 { .. }, _) => ("    auth: { bearer: { token_env: ROSTERD_TEST_SCIM2_TOKEN } }\n    patch: { remove: path_filter, max_members_per_request: 10 }\n", true),
+            (Peer::Emulator(_), Kind::Okta) => ("    kind: okta\n    auth: { ssws: { token_env: ROSTERD_TEST_OKTA_TOKEN } }\n", true),
+            (Peer::Emulator(_), Kind::Scim) => ("", false),
         };
-        let target = if auth.contains("patch:") {
+        let target = if own_patch {
             target
                 .lines()
                 .filter(|l| !l.trim_start().starts_with("patch:"))

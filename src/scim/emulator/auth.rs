@@ -10,7 +10,11 @@ pub(super) fn authorised(t: &Tenant, headers: &HeaderMap) -> bool {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        // Okta's API tokens come as `SSWS <token>`.
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("SSWS "))
+        })
         .is_some_and(|token| t.tokens.contains(token))
 }
 

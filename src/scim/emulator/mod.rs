@@ -24,6 +24,7 @@ use super::wire::{self, ErrorResponse, ListResponse, Member, PatchOperation, Pat
 mod auth;
 mod control;
 mod groups;
+mod okta;
 mod resource;
 mod routes;
 mod schema;
@@ -100,6 +101,11 @@ pub struct Quirks {
     /// Listings say there are this many results, however many there are (0: the truth):
     /// a target that promises a billion users.
     pub inflate_total_results: u64,
+    /// Okta's API (`/api/v1`) allows this many requests a minute in each rate-limit bucket,
+    /// and says so in `X-Rate-Limit-*` headers (0: no limit, no headers).
+    pub okta_rate_limit_per_minute: u64,
+    /// How long a rate-limit window lasts: Okta's minute, or less for a test.
+    pub okta_rate_limit_window_seconds: u64,
 }
 
 impl Default for Quirks {
@@ -120,6 +126,8 @@ impl Default for Quirks {
             no_discovery: false,
             schemas_lie_case_exact: false,
             inflate_total_results: 0,
+            okta_rate_limit_per_minute: 0,
+            okta_rate_limit_window_seconds: 60,
         }
     }
 }
@@ -164,6 +172,9 @@ struct EmuGroup {
     /// Entries beyond the first of a member, with [`Quirks::duplicate_on_add`].
     extra: BTreeMap<String, usize>,
     meta: Meta,
+    /// Okta's view: the group's type and description.
+    okta_type: String,
+    description: Option<String>,
 }
 
 impl EmuGroup {
@@ -174,6 +185,8 @@ impl EmuGroup {
             members,
             extra: BTreeMap::new(),
             meta,
+            okta_type: crate::okta::client::OKTA_GROUP.to_string(),
+            description: None,
         }
     }
 }
@@ -217,6 +230,10 @@ struct Tenant {
     /// The `User-Agent` of the latest writes (at most `ARRIVALS_KEPT`), in order: which
     /// process wrote when.
     write_agents: std::collections::VecDeque<String>,
+    /// Okta's group rules, as its API lists them.
+    group_rules: Vec<Value>,
+    /// Okta's rate-limit windows: when each bucket's minute began, and its requests since.
+    rate_windows: BTreeMap<&'static str, (i64, u64)>,
 }
 
 const ARRIVALS_KEPT: usize = 10_000;
@@ -459,6 +476,45 @@ impl Emulator {
     }
 
     /// Deletes a group as a person in the target's console would.
+    /// Makes the group named `display_name` one of Okta's other types (`APP_GROUP`,
+    /// `BUILT_IN`): what an app or Okta itself fills.
+    pub fn set_group_type(&self, tenant: &str, display_name: &str, okta_type: &str) -> bool {
+        self.with_tenant(tenant, |t| {
+            let Some(g) = t
+                .groups
+                .values_mut()
+                .find(|g| g.display_name == display_name)
+            else {
+                return false;
+            };
+            g.okta_type = okta_type.to_string();
+            true
+        })
+    }
+
+    /// Adds an active Okta group rule named `rule` that assigns people to the groups named
+    /// `groups`.
+    pub fn add_group_rule(&self, tenant: &str, rule: &str, groups: &[&str]) {
+        self.with_tenant(tenant, |t| {
+            let ids: Vec<&String> = t
+                .groups
+                .iter()
+                .filter(|(_, g)| groups.contains(&g.display_name.as_str()))
+                .map(|(id, _)| id)
+                .collect();
+            let id = format!("0pr{:05}", t.group_rules.len() + 1);
+            let json = json!({
+                "id": id,
+                "type": "group_rule",
+                "status": "ACTIVE",
+                "name": rule,
+                "conditions": {"expression": {"value": "user.department==\"Sales\"", "type": "urn:okta:expression:1.0"}},
+                "actions": {"assignUserToGroups": {"groupIds": ids}},
+            });
+            t.group_rules.push(json);
+        });
+    }
+
     pub fn delete_by_hand(&self, tenant: &str, group: &str) {
         self.with_tenant(tenant, |t| t.groups.retain(|_, g| g.display_name != group));
     }
@@ -502,6 +558,8 @@ fn tenant_mut<'a>(
             tokens: options.token.iter().cloned().collect(),
             arrivals: std::collections::VecDeque::new(),
             write_agents: std::collections::VecDeque::new(),
+            group_rules: Vec::new(),
+            rate_windows: BTreeMap::new(),
         };
         for user in &options.users {
             t.insert_user(user);

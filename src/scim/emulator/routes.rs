@@ -37,59 +37,38 @@ pub(super) async fn handle(
     }
     // A search is a POST that changes nothing.
     let is_write = method != Method::GET && rest.last() != Some(&".search");
-    let (faults, fault) = {
-        let mut tenants = lock(&shared.tenants);
-        let t = tenant_mut(&mut tenants, &shared, tenant);
-        if is_write {
-            t.counters.writes += 1;
-        } else {
-            t.counters.reads += 1;
-        }
-        if method == Method::GET && rest == ["Users"] && !query.contains_key("filter") {
-            t.counters.user_listings += 1;
-        }
-        if t.arrivals.len() == ARRIVALS_KEPT {
-            t.arrivals.pop_front();
-        }
-        t.arrivals.push_back(std::time::Instant::now());
-        if is_write {
-            if t.write_agents.len() == ARRIVALS_KEPT {
-                t.write_agents.pop_front();
-            }
-            let agent = headers
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            t.write_agents.push_back(agent);
-        }
-        let faults = t.faults.clone();
-        let applies =
-            faults.rate > 0.0 && !faults.kinds.is_empty() && (is_write || !faults.only_writes);
-        let fault = applies
-            .then(|| {
-                let mut rng = lock(&shared.rng);
-                (rng.random::<f64>() < faults.rate)
-                    .then(|| faults.kinds[rng.random_range(0..faults.kinds.len())])
-            })
-            .flatten();
-        if fault.is_some() {
-            t.counters.faults += 1;
-        }
-        (faults, fault)
-    };
+    let (faults, fault) = admit(&shared, tenant, &method, rest, &query, &headers, is_write);
     if faults.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
     }
+    let okta = rest.starts_with(&["api", "v1"]);
     match fault {
         Some(FaultKind::Status(code)) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let retry = matches!(code, 429 | 503).then_some(faults.retry_after_seconds);
             count_status(&shared, tenant, code);
+            if okta {
+                let answer = okta::okta_error(status, "E0000009", "injected fault");
+                return respond_okta(answer, None, None, retry);
+            }
             return respond(error(status, None, "injected fault"), retry);
         }
         Some(FaultKind::Drop) => return broken(),
         _ => {}
+    }
+    if okta {
+        return handle_okta(
+            &shared,
+            tenant,
+            &method,
+            &uri,
+            &rest[2..],
+            &query,
+            &headers,
+            &body,
+            fault,
+        )
+        .await;
     }
     let (answer, delay) = {
         let mut tenants = lock(&shared.tenants);
@@ -116,6 +95,140 @@ pub(super) async fn handle(
         return broken();
     }
     respond(answer, None)
+}
+
+/// A request to Okta's API (`rest` is the path after `/api/v1`), past the faults.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of one request, as handle has them"
+)]
+async fn handle_okta(
+    shared: &Shared,
+    tenant: &str,
+    method: &Method,
+    uri: &Uri,
+    rest: &[&str],
+    query: &BTreeMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+    fault: Option<FaultKind>,
+) -> Response {
+    let is_write = method != Method::GET;
+    let (answer, next, limits) = {
+        let mut tenants = lock(&shared.tenants);
+        let t = tenant_mut(&mut tenants, shared, tenant);
+        let (answer, next, limits) = if !authorised(t, headers) {
+            let answer = okta::okta_error(
+                StatusCode::UNAUTHORIZED,
+                "E0000011",
+                "Invalid token provided",
+            );
+            (answer, None, None)
+        } else {
+            match okta::take_limit(
+                t,
+                method,
+                uri.path().trim_start_matches(&format!("/{tenant}")),
+            ) {
+                Err((limits, answer)) => (answer, None, Some(limits)),
+                Ok(limits) => match okta::serve(t, method, rest, query, body) {
+                    Ok((answer, next)) => (answer, next, limits),
+                    Err(answer) => (answer, None, limits),
+                },
+            }
+        };
+        *t.counters.by_status.entry(answer.0.as_u16()).or_default() += 1;
+        if is_write && answer.0.is_success() {
+            t.counters.applied_writes += 1;
+        }
+        (answer, next, limits)
+    };
+    if fault == Some(FaultKind::DropAfterApply) {
+        return broken();
+    }
+    respond_okta(answer, next, limits, None)
+}
+
+/// An answer of Okta's API: JSON, with its `Link` to the next page and its rate-limit
+/// headers.
+pub(super) fn respond_okta(
+    (status, body): Answer,
+    next: Option<String>,
+    limits: Option<(u64, u64, i64)>,
+    retry_after: Option<u64>,
+) -> Response {
+    let mut builder = Response::builder().status(status);
+    if let Some(seconds) = retry_after {
+        builder = builder.header(header::RETRY_AFTER, seconds.to_string());
+    }
+    if let Some(next) = next {
+        builder = builder.header(header::LINK, format!("<{next}>; rel=\"next\""));
+    }
+    if let Some((limit, remaining, reset)) = limits {
+        builder = builder
+            .header("x-rate-limit-limit", limit.to_string())
+            .header("x-rate-limit-remaining", remaining.to_string())
+            .header("x-rate-limit-reset", reset.to_string());
+    }
+    let response = match body {
+        Some(body) => builder
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string())),
+        None => builder.body(Body::empty()),
+    };
+    response.unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+/// Counts a request on its tenant (its kind, its arrival, a write's agent) and picks the
+/// fault it meets, if any.
+fn admit(
+    shared: &Shared,
+    tenant: &str,
+    method: &Method,
+    rest: &[&str],
+    query: &BTreeMap<String, String>,
+    headers: &HeaderMap,
+    is_write: bool,
+) -> (Faults, Option<FaultKind>) {
+    let mut tenants = lock(&shared.tenants);
+    let t = tenant_mut(&mut tenants, shared, tenant);
+    if is_write {
+        t.counters.writes += 1;
+    } else {
+        t.counters.reads += 1;
+    }
+    if *method == Method::GET && rest == ["Users"] && !query.contains_key("filter") {
+        t.counters.user_listings += 1;
+    }
+    if t.arrivals.len() == ARRIVALS_KEPT {
+        t.arrivals.pop_front();
+    }
+    t.arrivals.push_back(std::time::Instant::now());
+    if is_write {
+        if t.write_agents.len() == ARRIVALS_KEPT {
+            t.write_agents.pop_front();
+        }
+        let agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        t.write_agents.push_back(agent);
+    }
+    let faults = t.faults.clone();
+    let applies =
+        faults.rate > 0.0 && !faults.kinds.is_empty() && (is_write || !faults.only_writes);
+    let fault = applies
+        .then(|| {
+            let mut rng = lock(&shared.rng);
+            (rng.random::<f64>() < faults.rate)
+                .then(|| faults.kinds[rng.random_range(0..faults.kinds.len())])
+        })
+        .flatten();
+    if fault.is_some() {
+        t.counters.faults += 1;
+    }
+    (faults, fault)
 }
 
 /// How long the tenant's quirks hold this answer back: a page of a listing with

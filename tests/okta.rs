@@ -1,0 +1,241 @@
+//! Push scenarios against a target of `kind: okta`: the emulator's view of Okta's management
+//! API (groups of type OKTA_GROUP, members added and removed one request each, `Link`
+//! paging, Okta's errors and rate-limit headers), each checked by reading the target. The
+//! scenarios shared with SCIM peers come from `common::scenarios`.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+mod common;
+
+use common::scenarios;
+use common::world::{World, TARGET, TARGET_OPTIONS};
+use common::TestDb;
+use rosterd::push::Options;
+use rosterd::scim::emulator::{FaultKind, Faults, Quirks};
+
+fn opts() -> Options {
+    Options::default()
+}
+
+fn reconcile() -> Options {
+    Options {
+        reconcile: true,
+        ..opts()
+    }
+}
+
+on_both_backends!(
+    a_sync_with_nothing_changed_sends_no_write,
+    changes_are_pushed_one_member_a_request,
+    a_mass_removal_is_held_until_approved,
+);
+
+async fn a_sync_with_nothing_changed_sends_no_write(db: TestDb) {
+    let world = World::with_okta(db, 200, &[]).await;
+    scenarios::nothing_changed_sends_no_write(&world).await;
+    // What rosterd made is what Okta shows: OKTA_GROUPs, each member once.
+    let counters = world.emulator().counters(TARGET);
+    assert_eq!(counters.faults, 0);
+    assert_eq!(counters.by_status.get(&429), None);
+    world.assert_one_entry_each().await;
+}
+
+async fn changes_are_pushed_one_member_a_request(db: TestDb) {
+    let mut world = World::with_okta(db, 200, &[]).await;
+    scenarios::changes_are_pushed_as_deltas(&mut world).await;
+}
+
+async fn a_mass_removal_is_held_until_approved(db: TestDb) {
+    let mut world = World::with_okta(db, 200, &[]).await;
+    scenarios::a_mass_removal_is_held_until_approved(&mut world).await;
+}
+
+#[tokio::test]
+async fn a_reconcile_repairs_drift() {
+    let world = World::with_okta(common::sqlite_db(), 200, &[]).await;
+    scenarios::a_reconcile_repairs_drift(&world).await;
+}
+
+#[tokio::test]
+async fn a_target_restarted_empty_is_rebuilt_in_one_plain_sync() {
+    let world = World::with_okta(common::sqlite_db(), 200, &[]).await;
+    scenarios::a_target_restarted_empty_is_rebuilt_in_one_plain_sync(&world).await;
+}
+
+#[tokio::test]
+async fn a_group_renamed_by_hand_is_named_back() {
+    let world = World::with_okta(common::sqlite_db(), 200, &[]).await;
+    scenarios::a_group_renamed_by_hand_is_named_back(&world).await;
+}
+
+/// Okta removes a deleted user from its groups and refuses ids that are no user's. After
+/// every user was created again under a new id, one plain sync finds the cached ids gone
+/// (the verified slice, then the sample it confirms), looks everyone up again and puts every
+/// member back.
+#[tokio::test]
+async fn recreated_users_are_put_back_in_one_plain_sync() {
+    let world = World::with_okta(common::sqlite_db(), 200, &[]).await;
+    world.sync(opts()).await;
+    world.assert_converged(&[]).await;
+    world.recreate_all_users().await;
+    let emptied = world.actual().await;
+    assert!(
+        emptied.values().all(|members| members.is_empty()),
+        "Okta took the deleted users out of their groups: {emptied:?}"
+    );
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert_eq!(report.held(), 0, "{report:?}");
+    assert!(report.targets[0].reset.is_some(), "{report:?}");
+    world.assert_converged(&[]).await;
+    let next = world.sync(opts()).await;
+    assert_eq!(next.targets[0].writes, 0, "{next:?}");
+}
+
+/// A fifth of the requests fail (429, 5xx, dropped before or after they applied): the sync
+/// still converges, with no group made twice and no member left out.
+#[tokio::test]
+async fn a_sync_converges_while_a_fifth_of_requests_fail() {
+    let mut world = World::with_okta(common::sqlite_db(), 200, &[]).await;
+    world.emulator().set_faults(
+        TARGET,
+        Faults {
+            rate: 0.2,
+            kinds: vec![
+                FaultKind::Status(429),
+                FaultKind::Status(500),
+                FaultKind::Status(503),
+                FaultKind::Drop,
+                FaultKind::DropAfterApply,
+            ],
+            retry_after_seconds: 0,
+            latency_ms: 0,
+            only_writes: false,
+        },
+    );
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    let counters = world.emulator().counters(TARGET);
+    assert!(counters.faults > 10, "faults were injected: {counters:?}");
+    world.edit_workers(|workers| {
+        for w in workers.iter_mut().filter(|w| w.division == "Sales").take(5) {
+            w.division = "Engineering".into();
+        }
+    });
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    world.assert_one_entry_each().await;
+}
+
+/// A group an app fills (APP_GROUP) and a group an Okta group rule fills are refused by
+/// name, and nothing is sent to them; the other groups are pushed.
+#[tokio::test]
+async fn groups_okta_or_an_app_manages_are_refused() {
+    let world = World::with_okta(common::sqlite_db(), 200, &[]).await;
+    world.sync(opts()).await;
+    let before = world.actual().await;
+    assert!(world
+        .emulator()
+        .set_group_type(TARGET, "sales", "APP_GROUP"));
+    world
+        .emulator()
+        .add_group_rule(TARGET, "Engineers by department", &["engineering"]);
+    let report = world.sync(reconcile()).await;
+    let error = |group: &str| {
+        report.targets[0]
+            .groups
+            .iter()
+            .find(|g| g.group == group)
+            .and_then(|g| g.error.clone())
+            .unwrap_or_default()
+    };
+    assert!(error("sales").contains("APP_GROUP"), "{report:?}");
+    assert!(
+        error("engineering").contains("group rule `Engineers by department`"),
+        "{report:?}"
+    );
+    assert!(error("everyone").is_empty(), "{report:?}");
+    // The refusals concern those groups, not the target: it stays usable.
+    assert!(report.targets[0].error.is_none(), "{report:?}");
+    assert_eq!(world.actual().await, before);
+}
+
+/// With Okta's rate limits on (a few requests a window), the client reads what is left
+/// from `X-Rate-Limit-Remaining` and waits for `X-Rate-Limit-Reset` before a bucket is
+/// spent: the target never has to answer 429.
+#[tokio::test]
+async fn rate_limits_are_kept_before_a_429() {
+    let world = World::with_okta(common::sqlite_db(), 60, &[]).await;
+    world.emulator().set_quirks(
+        TARGET,
+        Quirks {
+            okta_rate_limit_per_minute: 25,
+            okta_rate_limit_window_seconds: 2,
+            ..Quirks::default()
+        },
+    );
+    world.write_config(
+        "",
+        &format!("{TARGET_OPTIONS}    max_retry_after_seconds: 5\n"),
+    );
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    let counters = world.emulator().counters(TARGET);
+    let requests = counters.reads + counters.writes;
+    assert!(
+        requests > 50,
+        "enough requests to spend a bucket: {requests}"
+    );
+    assert_eq!(counters.by_status.get(&429), None, "{counters:?}");
+    assert_eq!(report.targets[0].retries, 0, "{report:?}");
+}
+
+/// `rosterd check` takes only the keys an Okta target has: a SCIM PATCH setting or a bearer
+/// token is an error that says what the kind takes.
+#[test]
+fn check_refuses_settings_of_another_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rosterd.yaml"),
+    )
+    .unwrap();
+    let directory = &sample[sample.find("directory:").unwrap()..sample.find("rules:\n").unwrap()];
+    let base = format!("{directory}rules:\n  dir: rules\n");
+    let cases = [
+        (
+            "    kind: okta\n    url: https://example.okta.com\n    auth: { ssws: { token_env: T } }\n    patch: { max_members_per_request: 5 }\n",
+            "targets.okta.patch: only a SCIM target has it",
+        ),
+        (
+            "    kind: okta\n    url: https://example.okta.com\n    auth: { bearer: { token_env: T } }\n",
+            "an Okta target takes an API token",
+        ),
+        (
+            "    kind: okta\n    url: https://example.okta.com\n    auth: { ssws: { token_env: T } }\n    user_match: { attribute: nickName }\n",
+            "matched on `login` or `email`, not `nickName`",
+        ),
+        (
+            "    url: https://scim.example.com\n    auth: { ssws: { token_env: T } }\n",
+            "a SCIM target takes `bearer` or `oauth2`",
+        ),
+    ];
+    for (target, message) in cases {
+        let path = dir.path().join("rosterd.yaml");
+        std::fs::write(&path, format!("{base}targets:\n  okta:\n{target}")).unwrap();
+        let err = rosterd::config::Config::load(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(message), "{err}\n(expected: {message})");
+    }
+    let ok = "    kind: okta\n    url: https://example.okta.com\n    auth: { ssws: { token_env: T } }\n    user_match: { attribute: email }\n";
+    std::fs::write(
+        dir.path().join("rosterd.yaml"),
+        format!("{base}targets:\n  okta:\n{ok}"),
+    )
+    .unwrap();
+    let config = rosterd::config::Config::load(&dir.path().join("rosterd.yaml")).unwrap();
+    assert_eq!(config.targets["okta"].user_attribute(), "email");
+}
