@@ -239,3 +239,66 @@ fn check_refuses_settings_of_another_kind() {
     let config = rosterd::config::Config::load(&dir.path().join("rosterd.yaml")).unwrap();
     assert_eq!(config.targets["okta"].user_attribute(), "email");
 }
+
+/// Okta's own Node.js SDK (`@okta/okta-sdk-nodejs`, pinned in scripts/okta-sdk) drives the
+/// emulator through every call rosterd makes: users by login and in pages, a group made,
+/// found, filled and read in pages, a member removed, a duplicate name and an unknown user
+/// refused with Okta's error codes, a rename, the group rules, a delete. `scripts/test`
+/// installs it and sets `ROSTERD_TEST_OKTA_SDK`; with CI=true a missing one fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_okta_sdk_agrees_with_the_emulator() {
+    let Some(script) = std::env::var("ROSTERD_TEST_OKTA_SDK")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but ROSTERD_TEST_OKTA_SDK is not set: run the suite with scripts/test"
+        );
+        eprintln!("no Okta SDK (run the suite with scripts/test): skipping its check");
+        return;
+    };
+    let world = World::with_okta(common::sqlite_db(), 20, &[]).await;
+    world.sync(opts()).await;
+    world
+        .emulator()
+        .add_group_rule(TARGET, "Everyone by status", &["everyone"]);
+    let logins: Vec<String> = world
+        .workers
+        .iter()
+        .take(3)
+        .map(|w| w.email.clone())
+        .collect();
+    let url = world.url();
+    // The emulator answers on this test's runtime meanwhile.
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(&script)
+            .arg(url)
+            .arg(common::world::OKTA_TOKEN)
+            .args(&logins)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for step in [
+        "users found by login",
+        "users listed in pages",
+        "group created",
+        "a second group of the same name refused",
+        "members added and read in pages",
+        "a member removed, twice without error",
+        "an unknown user refused",
+        "group renamed",
+        "group rules listed",
+        "group deleted",
+    ] {
+        assert!(stdout.contains(&format!("ok {step}")), "{step}: {stdout}");
+    }
+    // The SDK's group is gone, and rosterd's are as they were.
+    world.assert_converged(&[]).await;
+}
