@@ -1,6 +1,7 @@
 //! rosterd keeps an organisation's groups right everywhere: it reads the HR system's worker
 //! export, evaluates the group rules that CorpSec keeps in git, and pushes the resulting groups
-//! and members to downstream apps over SCIM 2.0, sending only the difference.
+//! and members to downstream apps (over SCIM 2.0, or into Okta's own groups), sending only
+//! the difference.
 //!
 //! The modules follow the data, each owning one step:
 //!
@@ -27,9 +28,11 @@
 //!   it keeps as text are typed enums written once (`store::text`). It knows nothing of the
 //!   engine, the push or the daemon (pinned by `tests/architecture.rs`).
 //! - [`cycle`]: one run: refresh the snapshot (failsafe), evaluate, record in one transaction;
-//!   its pure half (what changed, by worker and by key) is `cycle::diff`.
+//!   its pure half (what changed, by worker and by key) is `cycle::diff`, the orchestration
+//!   `cycle::run`, which hands loading, evaluating, comparing and `git` to blocking threads.
 //! - [`scim`]: SCIM 2.0 wire types, the client (its endpoints over `http::client`), and an
-//!   emulator of a target with faults and quirks, for tests and the quickstart.
+//!   emulator of a target with faults and quirks, for tests and the quickstart; it serves
+//!   the same tenants through Okta's management API too (`scim::emulator::okta`).
 //! - [`okta`]: Okta's management API (groups, members, users, group rules) for a target of
 //!   `kind: okta`, over `http::client`.
 //! - [`push`]: per target and group: find or create, diff against what the target confirmed,
