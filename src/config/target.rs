@@ -340,17 +340,12 @@ impl TargetConfig {
                         self.user_attribute()
                     ));
                 }
-                match &self.auth {
-                    Some(TargetAuth::Ssws { .. }) => {}
-                    Some(_) => return Err(
+                // Without `auth` requests carry no credentials (an emulator's tenant).
+                if let Some(TargetAuth::Bearer { .. } | TargetAuth::Oauth2 { .. }) = &self.auth {
+                    return Err(
                         "auth: an Okta target takes an API token: `{ ssws: { token_env: VAR } }`"
                             .into(),
-                    ),
-                    None if self.url.is_some() => return Err(
-                        "auth: an Okta target needs an API token: `{ ssws: { token_env: VAR } }`"
-                            .into(),
-                    ),
-                    None => {}
+                    );
                 }
             }
         }
