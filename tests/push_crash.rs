@@ -30,7 +30,17 @@ fn rosterd(world: &World, command: &str) -> Child {
 }
 
 async fn a_push_killed_at_any_point_ends_exactly_right(db: TestDb) {
-    let mut world = World::with_emulator(db, 300, &[]).await;
+    killed_at_any_point(World::with_emulator(db, 300, &[]).await).await;
+}
+
+/// The same against a target of `kind: okta`, where every member change is a request of its
+/// own.
+#[tokio::test]
+async fn an_okta_push_killed_at_any_point_ends_exactly_right() {
+    killed_at_any_point(World::with_okta(common::sqlite_db(), 300, &[]).await).await;
+}
+
+async fn killed_at_any_point(mut world: World) {
     // Two member changes per request and a little latency: a push is hundreds of requests
     // long, and the kills land in the middle of it. The failsafe would hold the swings.
     world.write_config(
