@@ -31,7 +31,12 @@ fn the_example_config_loads_and_sets_every_daemon_option() {
         "postgres://rosterd:secret@db.example.com/rosterd"
     );
     assert_eq!(config.daemon.time_zone, "Europe/Berlin");
-    assert_eq!(config.targets.len(), 2);
+    assert_eq!(config.targets.len(), 3);
+    assert_eq!(
+        config.targets["okta"].kind,
+        rosterd::config::TargetKind::Okta,
+        "the example shows a target of each kind"
+    );
     let ui = config.ui.as_ref().expect("the example shows the console");
     assert!(ui.issuer.starts_with("https://") && ui.redirect_url.ends_with("/auth/callback"));
     assert!(!ui.approvers.is_empty() && !ui.viewers.is_empty());

@@ -162,6 +162,36 @@ async fn groups_okta_or_an_app_manages_are_refused() {
     assert_eq!(world.actual().await, before);
 }
 
+/// A token that may not read the group rules cannot tell whether a rule fills a group: the
+/// groups are not touched, each says why, and the target is not taken for unreachable.
+#[tokio::test]
+async fn a_token_that_cannot_read_group_rules_touches_no_group() {
+    let world = World::with_okta(common::sqlite_db(), 60, &[]).await;
+    world.sync(opts()).await;
+    world.emulator().set_quirks(
+        TARGET,
+        Quirks {
+            okta_rules_forbidden: true,
+            ..Quirks::default()
+        },
+    );
+    let report = world.sync(reconcile()).await;
+    assert!(report.targets[0].error.is_none(), "{report:?}");
+    for pair in &report.targets[0].groups {
+        let error = pair.error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains("may not read the group rules"),
+            "{}: {error}",
+            pair.group
+        );
+    }
+    let store = world.store().await;
+    let health = store.target_health().await.unwrap();
+    store.close().await;
+    let app = health.iter().find(|h| h.target == TARGET).unwrap();
+    assert!(app.healthy, "{health:?}");
+}
+
 /// With Okta's rate limits on (a few requests a window), the client reads what is left
 /// from `X-Rate-Limit-Remaining` and waits for `X-Rate-Limit-Reset` before a bucket is
 /// spent: the target never has to answer 429.

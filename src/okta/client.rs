@@ -206,7 +206,18 @@ impl Client {
         }
         let mut rules = self.rules.lock().await;
         if rules.is_none() {
-            *rules = Some(self.group_rules().await?);
+            *rules = Some(match self.group_rules().await {
+                Ok(rules) => rules,
+                // Not allowed to read the rules: it cannot be told whether one fills the
+                // group, so the group is not touched (and the target's other work goes on).
+                Err(e) if e.status() == Some(403) => {
+                    return Err(self.refused(format!(
+                        "the API token may not read the group rules ({e}), so rosterd cannot tell whether a rule fills group `{}`; it is not touched\nhelp: give the token's admin a role that can read group rules (docs/targets/okta.md)",
+                        group.profile.name
+                    )))
+                }
+                Err(e) => return Err(e),
+            });
         }
         if let Some((rule, _)) = rules
             .iter()

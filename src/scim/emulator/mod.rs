@@ -106,6 +106,8 @@ pub struct Quirks {
     pub okta_rate_limit_per_minute: u64,
     /// How long a rate-limit window lasts: Okta's minute, or less for a test.
     pub okta_rate_limit_window_seconds: u64,
+    /// Okta refuses to list the group rules (403): a token whose admin role cannot read them.
+    pub okta_rules_forbidden: bool,
 }
 
 impl Default for Quirks {
@@ -128,6 +130,7 @@ impl Default for Quirks {
             inflate_total_results: 0,
             okta_rate_limit_per_minute: 0,
             okta_rate_limit_window_seconds: 60,
+            okta_rules_forbidden: false,
         }
     }
 }

@@ -121,6 +121,11 @@ pub(super) fn serve(
             let id = create_group(t, body)?;
             ok(t.okta_group(&id))
         }
+        ("GET", ["groups", "rules"]) if t.quirks.okta_rules_forbidden => Err(okta_error(
+            StatusCode::FORBIDDEN,
+            "E0000006",
+            "You do not have permission to perform the requested action",
+        )),
         ("GET", ["groups", "rules"]) => ok(Value::Array(t.group_rules.clone())),
         ("GET", ["groups", id]) => {
             t.groups
