@@ -1,4 +1,13 @@
-//! The push benchmark: `cargo bench --bench push [-- --size 100000 --rules 2000]`.
+//! The push benchmark: `cargo bench --bench push [-- --size 100000 --rules 2000] [--kind
+//! okta [--okta-window-seconds 1]]`.
+//!
+//! With `--kind okta` the target is the emulator's Okta API, with the rate limits Okta
+//! documents for a Workforce Identity org switched on, per window of `--okta-window-seconds`
+//! instead of a minute (so that the run takes seconds, not days): it prints the requests by
+//! rate-limit bucket, the time those limits impose on them at Okta's real minute, and the
+//! 429s the target had to answer (none, or it fails). The fewest Okta allows is one request
+//! per member change, one lookup and one creation per new group, and the users found by
+//! search or in pages of 200, whichever is fewer.
 //!
 //! It generates the organisation and the rule mix of the engine benchmark, pushes every group
 //! to the SCIM emulator (an account per worker, 100 members per request, pages of 100), then
@@ -33,19 +42,42 @@ const TENANT: &str = "bench";
 const PER_REQUEST: usize = 100;
 const PAGE: usize = 100;
 
+/// Which API the benchmark's target speaks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Scim,
+    /// Okta, its documented limits per window of this many seconds.
+    Okta(u64),
+}
+
+/// Okta's largest page of users.
+const OKTA_PAGE: usize = 200;
+
 fn main() {
     let args = common::Args::new();
     let (size, rules) = args.size_and_rules((1_000, 40));
+    let kind = match args.value("--kind", "scim".to_string()).as_str() {
+        "scim" => Kind::Scim,
+        "okta" => Kind::Okta(args.value("--okta-window-seconds", 1)),
+        other => panic!("--kind: scim or okta, not {other}"),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a runtime");
-    runtime.block_on(bench(size, rules));
+    runtime.block_on(bench(size, rules, kind));
 }
 
-async fn bench(size: usize, rule_count: usize) {
-    println!("rosterd push benchmark: {size} workers x {rule_count} groups into the emulator");
+async fn bench(size: usize, rule_count: usize, kind: Kind) {
+    match kind {
+        Kind::Scim => println!(
+            "rosterd push benchmark: {size} workers x {rule_count} groups into the emulator"
+        ),
+        Kind::Okta(window) => println!(
+            "rosterd push benchmark: {size} workers x {rule_count} groups into the emulator's Okta API, with Okta's documented limits (Workforce Identity) per {window} s window"
+        ),
+    }
     let dir = std::env::temp_dir().join(format!("rosterd-push-bench-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("rules")).expect("a temporary folder");
     let mut workers = generate::generate(size, 42);
@@ -62,16 +94,25 @@ async fn bench(size: usize, rule_count: usize) {
 
     let users: Vec<String> = workers.iter().map(|w| w.email.clone()).collect();
     let accounts = users.len();
+    let quirks = match kind {
+        Kind::Scim => emulator::Quirks::default(),
+        Kind::Okta(window) => emulator::Quirks {
+            okta_documented_limits: true,
+            okta_rate_limit_window_seconds: window,
+            ..emulator::Quirks::default()
+        },
+    };
     let emulator = Emulator::start(
         "127.0.0.1:0".parse().expect("an address"),
         emulator::Options {
             users,
+            quirks,
             ..Default::default()
         },
     )
     .await
     .expect("the emulator starts");
-    let config_path = write_config(&dir, &emulator.url(TENANT));
+    let config_path = write_config(&dir, &emulator.url(TENANT), kind);
     let config = Config::load(&config_path).expect("the config loads");
     let schema = rosterd::directory::Schema::from_config(&config.directory);
     let rules = rosterd::rules::load(
@@ -87,6 +128,7 @@ async fn bench(size: usize, rule_count: usize) {
         "initial sync",
         &Desired::default(),
         accounts,
+        kind,
     )
     .await;
     common::change_one_percent(&mut workers);
@@ -98,6 +140,7 @@ async fn bench(size: usize, rule_count: usize) {
         "sync after 1% of workers change",
         &before,
         accounts,
+        kind,
     )
     .await;
     // What verification costs a run on its own: `verify_every: 24h` over the default
@@ -109,6 +152,7 @@ async fn bench(size: usize, rule_count: usize) {
         "sync with nothing changed (verification only)",
         &after,
         accounts,
+        kind,
     )
     .await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -122,6 +166,7 @@ async fn sync(
     what: &str,
     before: &Desired,
     accounts: usize,
+    kind: Kind,
 ) -> Desired {
     emulator.reset_counters(TENANT);
     let store = Store::open(config.database.expose())
@@ -164,7 +209,7 @@ async fn sync(
     store.close().await;
     let counters = emulator.counters(TENANT);
     let names: Vec<&str> = rules.groups().iter().map(|g| g.name.as_str()).collect();
-    let (reads, writes, separate) = fewest(&names, before, &desired, accounts);
+    let (reads, writes, separate) = fewest(&names, before, &desired, accounts, kind);
     let changed: usize = report
         .targets
         .iter()
@@ -190,6 +235,9 @@ async fn sync(
         counters.reads.saturating_sub(verify_reads + reads as u64),
         counters.writes
     );
+    if kind != Kind::Scim {
+        okta_limits(&counters, pushed.as_secs_f64());
+    }
     for target in &report.targets {
         assert!(
             target.error.is_none(),
@@ -220,7 +268,13 @@ fn fewest(
     before: &Desired,
     after: &Desired,
     accounts: usize,
+    kind: Kind,
 ) -> (usize, usize, usize) {
+    // Okta: one request per member change, and a group is created empty.
+    let (per_request, page, created_with) = match kind {
+        Kind::Scim => (PER_REQUEST, PAGE, PER_REQUEST),
+        Kind::Okta(_) => (1, OKTA_PAGE, 0),
+    };
     // Both states number workers the same way: they come from the same store.
     let none = RoaringBitmap::new();
     let first = before.members.is_empty();
@@ -228,15 +282,21 @@ fn fewest(
     for name in names {
         let members = after.members.get(*name).unwrap_or(&none);
         if first {
-            // Found or created: one lookup, and the create carries the first batch.
+            // Found or created: one lookup, and the create carries the first batch (SCIM)
+            // or nobody (Okta).
             reads += 1;
-            writes += (members.len() as usize).div_ceil(PER_REQUEST).max(1);
+            let members = members.len() as usize;
+            writes += if created_with == 0 {
+                1 + members
+            } else {
+                members.div_ceil(created_with).max(1)
+            };
         } else {
             let old = before.members.get(*name).unwrap_or(&none);
             let adds = (members - old).len() as usize;
             let removes = (old - members).len() as usize;
-            writes += (adds + removes).div_ceil(PER_REQUEST);
-            separate += adds.div_ceil(PER_REQUEST) + removes.div_ceil(PER_REQUEST);
+            writes += (adds + removes).div_ceil(per_request);
+            separate += adds.div_ceil(per_request) + removes.div_ceil(per_request);
         }
     }
     let known: RoaringBitmap = before
@@ -250,17 +310,48 @@ fn fewest(
     let needed = (wanted - known).len() as usize;
     // A filter per user never resolved, or every account in pages if that is fewer: a page
     // cannot be asked for only the users wanted.
-    reads += needed.min(accounts.div_ceil(PAGE));
+    reads += needed.min(accounts.div_ceil(page));
     if first {
         separate = writes;
     }
     (reads, writes, separate)
 }
 
-fn write_config(dir: &Path, url: &str) -> PathBuf {
+/// The requests by Okta rate-limit bucket, the time Okta's documented per-minute limits
+/// impose on them (the buckets side by side, the org's 7,000 a minute over all), and the
+/// 429s answered, which must be none.
+fn okta_limits(counters: &emulator::Counters, seconds: f64) {
+    let mut minutes: f64 = 0.0;
+    for (bucket, count) in &counters.okta_buckets {
+        let limit = rosterd::okta::documented_per_minute(bucket);
+        let need = *count as f64 / limit as f64;
+        minutes = minutes.max(need);
+        println!("   {bucket:<18} {count:>9} requests ({limit}/min: {need:.1} min at Okta's rate)");
+    }
+    let total: u64 = counters.okta_buckets.values().sum();
+    minutes = minutes.max(total as f64 / 7_000.0);
+    let refused = counters.by_status.get(&429).copied().unwrap_or(0);
+    let at_okta = if minutes >= 60.0 {
+        format!("{:.1} hours", minutes / 60.0)
+    } else {
+        format!("{minutes:.1} minutes")
+    };
+    println!("   at Okta's documented limits at least {at_okta} ({seconds:.1} s here); 429 answered: {refused}");
+    assert_eq!(refused, 0, "the push kept within the limits");
+}
+
+fn write_config(dir: &Path, url: &str, kind: Kind) -> PathBuf {
     let directory = common::sample_directory();
+    let how = match kind {
+        Kind::Scim => format!(
+            "    requests_per_second: 1000000\n    concurrency: 4\n    patch: {{ max_members_per_request: {PER_REQUEST} }}\n    page_size: {PAGE}\n"
+        ),
+        Kind::Okta(_) => format!(
+            "    kind: okta\n    requests_per_second: 1000000\n    concurrency: 4\n    page_size: {OKTA_PAGE}\n    max_retry_after_seconds: 120\n"
+        ),
+    };
     let config = format!(
-        "database: sqlite://{}\n{directory}rules:\n  dir: rules\ntargets:\n  bench:\n    url: {url}\n    requests_per_second: 1000000\n    concurrency: 4\n    patch: {{ max_members_per_request: {PER_REQUEST} }}\n    page_size: {PAGE}\n    failsafe: {{ max_remove_percent: 100 }}\n",
+        "database: sqlite://{}\n{directory}rules:\n  dir: rules\ntargets:\n  bench:\n    url: {url}\n{how}    failsafe: {{ max_remove_percent: 100 }}\n",
         dir.join("rosterd.db").display()
     );
     let path = dir.join("rosterd.yaml");

@@ -104,6 +104,9 @@ pub struct Quirks {
     /// Okta's API (`/api/v1`) allows this many requests a minute in each rate-limit bucket,
     /// and says so in `X-Rate-Limit-*` headers (0: no limit, no headers).
     pub okta_rate_limit_per_minute: u64,
+    /// Okta's API allows what Okta documents for each bucket (a Workforce Identity org:
+    /// [`crate::okta::documented_per_minute`]) per window, when no single limit is set.
+    pub okta_documented_limits: bool,
     /// How long a rate-limit window lasts: Okta's minute, or less for a test.
     pub okta_rate_limit_window_seconds: u64,
     /// Okta refuses to list the group rules (403): a token whose admin role cannot read them.
@@ -129,6 +132,7 @@ impl Default for Quirks {
             schemas_lie_case_exact: false,
             inflate_total_results: 0,
             okta_rate_limit_per_minute: 0,
+            okta_documented_limits: false,
             okta_rate_limit_window_seconds: 60,
             okta_rules_forbidden: false,
         }
@@ -152,6 +156,8 @@ pub struct Counters {
     pub group_reads: BTreeMap<String, u64>,
     /// Pages of `GET /Users` without a filter: a listing of every user.
     pub user_listings: u64,
+    /// Requests to Okta's API, by its rate-limit bucket ([`crate::okta::bucket`]).
+    pub okta_buckets: BTreeMap<String, u64>,
 }
 
 /// Settings every new tenant starts with.

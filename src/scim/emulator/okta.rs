@@ -71,12 +71,14 @@ pub(super) fn take_limit(
     method: &Method,
     path: &str,
 ) -> Result<Option<Limits>, (Limits, Answer)> {
-    let limit = t.quirks.okta_rate_limit_per_minute;
-    if limit == 0 {
-        return Ok(None);
-    }
     let method = reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or_default();
     let bucket = crate::okta::bucket(&method, path);
+    *t.counters.okta_buckets.entry(bucket.to_string()).or_default() += 1;
+    let limit = match t.quirks.okta_rate_limit_per_minute {
+        0 if t.quirks.okta_documented_limits => crate::okta::documented_per_minute(bucket),
+        0 => return Ok(None),
+        limit => limit,
+    };
     let span = i64::try_from(t.quirks.okta_rate_limit_window_seconds.max(1)).unwrap_or(60);
     let now = crate::clock::now_utc().timestamp();
     let window = t.rate_windows.entry(bucket).or_insert((now, 0));
