@@ -510,6 +510,13 @@ impl Config {
             if let Some(tls) = &mut target.tls {
                 tls.ca_file = base.join(&tls.ca_file);
             }
+            if let Some(TargetAuth::PrivateKeyJwt {
+                key_file: Some(file),
+                ..
+            }) = &mut target.auth
+            {
+                *file = base.join(&*file);
+            }
         }
         if let Some(file) = config.database.0.strip_prefix("sqlite://") {
             let (file, query) = file

@@ -251,6 +251,10 @@ fn check_refuses_settings_of_another_kind() {
             "    url: https://scim.example.com\n    auth: { ssws: { token_env: T } }\n",
             "a SCIM target takes `bearer` or `oauth2`",
         ),
+        (
+            "    kind: okta\n    url: https://example.okta.com\n    auth: { private_key_jwt: { client_id: c, key_file: k.pem, key_env: K } }\n",
+            "name the private key with one of `key_file` or `key_env`",
+        ),
     ];
     for (target, message) in cases {
         let path = dir.path().join("rosterd.yaml");
@@ -435,4 +439,54 @@ async fn a_link_takes_over_a_group_and_only_made_groups_are_deleted() {
     let groups = world.emulator().groups(TARGET);
     assert!(groups.contains_key("Sales Team (HR)"), "{groups:?}");
     assert!(!groups.contains_key("engineering"), "{groups:?}");
+}
+
+/// An OAuth 2.0 service app instead of an API token: rosterd signs a client assertion with
+/// the app's private key, gets an access token with the scopes it needs, and pushes with it.
+/// A key the app does not have is refused at the token endpoint, and the error says so
+/// without the key.
+#[tokio::test]
+async fn a_service_app_signs_in_with_its_private_key() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let public = std::fs::read_to_string(fixtures.join("okta-service-app.pub.pem")).unwrap();
+    let options = rosterd::scim::emulator::Options {
+        okta_service_app: Some(("0oa-rosterd".into(), public)),
+        ..Default::default()
+    };
+    let world = World::with_okta_options(common::sqlite_db(), 60, &[], options).await;
+    let use_key = |key: &str| {
+        let path = world.path("rosterd.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let auth = format!(
+            "auth: {{ private_key_jwt: {{ client_id: 0oa-rosterd, key_file: {}, key_id: k1 }} }}",
+            fixtures.join(key).display()
+        );
+        let text = text
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("auth:") {
+                    format!("    {auth}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&path, text + "\n").unwrap();
+    };
+    use_key("okta-service-app.key");
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+
+    use_key("okta-other.key");
+    let report = world.sync(reconcile()).await;
+    let error = report.targets[0].error.clone().unwrap_or_default();
+    assert!(
+        error.contains("oauth2/v1/token") && error.contains("invalid_client"),
+        "{error}"
+    );
+    let key = std::fs::read_to_string(fixtures.join("okta-other.key")).unwrap();
+    let line = key.lines().nth(1).unwrap();
+    assert!(!error.contains(line), "the key is never shown");
 }

@@ -182,6 +182,23 @@ pub enum TargetAuth {
     Ssws {
         token_env: String,
     },
+    /// An OAuth 2.0 service app (Okta): access tokens from the org's token endpoint, asked
+    /// for with a client assertion (a JWT signed RS256 with the app's private key, RFC 7523).
+    PrivateKeyJwt {
+        client_id: String,
+        /// The private key (PEM, PKCS#1 or PKCS#8): from a file (relative to the config's
+        /// folder), or from an environment variable.
+        #[serde(default)]
+        key_file: Option<PathBuf>,
+        #[serde(default)]
+        key_env: Option<String>,
+        /// The key's id in the app's JWKS (`kid`), when it has several.
+        #[serde(default)]
+        key_id: Option<String>,
+        /// Default: `okta.groups.manage okta.users.read`.
+        #[serde(default)]
+        scopes: Option<String>,
+    },
     /// OAuth 2.0 client credentials (RFC 6749 section 4.4).
     Oauth2 {
         token_url: String,
@@ -341,11 +358,22 @@ impl TargetConfig {
                     ));
                 }
                 // Without `auth` requests carry no credentials (an emulator's tenant).
-                if let Some(TargetAuth::Bearer { .. } | TargetAuth::Oauth2 { .. }) = &self.auth {
-                    return Err(
-                        "auth: an Okta target takes an API token: `{ ssws: { token_env: VAR } }`"
-                            .into(),
-                    );
+                match &self.auth {
+                    Some(TargetAuth::Bearer { .. } | TargetAuth::Oauth2 { .. }) => {
+                        return Err(
+                            "auth: an Okta target takes an API token (`{ ssws: { token_env: VAR } }`) or a service app's key (`{ private_key_jwt: { client_id, key_file } }`)"
+                                .into(),
+                        );
+                    }
+                    Some(TargetAuth::PrivateKeyJwt {
+                        key_file, key_env, ..
+                    }) if key_file.is_some() == key_env.is_some() => {
+                        return Err(
+                            "auth.private_key_jwt: name the private key with one of `key_file` or `key_env`"
+                                .into(),
+                        );
+                    }
+                    _ => {}
                 }
             }
         }

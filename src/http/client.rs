@@ -156,10 +156,21 @@ enum Auth {
     OAuth2 {
         token_url: String,
         client_id: String,
-        secret: Secret,
+        credentials: Credentials,
         scope: Option<String>,
         /// The current access token and when to fetch a new one.
         token: Mutex<Option<(Secret, Instant)>>,
+    },
+}
+
+/// How an OAuth 2.0 client proves who it is at the token endpoint.
+enum Credentials {
+    /// Its secret, in HTTP Basic auth (RFC 6749 section 2.3.1).
+    Secret(Secret),
+    /// A JWT it signs with its private key (RFC 7523 section 2.2): Okta's service apps.
+    PrivateKey {
+        key: Box<jsonwebtoken::EncodingKey>,
+        key_id: Option<String>,
     },
 }
 
@@ -277,10 +288,49 @@ impl Requester {
             }) => Auth::OAuth2 {
                 token_url: token_url.clone(),
                 client_id: client_id.clone(),
-                secret: secret(client_secret_env)?,
+                credentials: Credentials::Secret(secret(client_secret_env)?),
                 scope: scope.clone(),
                 token: Mutex::new(None),
             },
+            Some(TargetAuth::PrivateKeyJwt {
+                client_id,
+                key_file,
+                key_env,
+                key_id,
+                scopes,
+            }) => {
+                let pem = match (key_file, key_env) {
+                    (Some(file), _) => Secret::new(std::fs::read_to_string(file).map_err(|e| {
+                        setup(format!(
+                            "cannot read auth.private_key_jwt.key_file `{}`: {e}",
+                            file.display()
+                        ))
+                    })?),
+                    (None, Some(var)) => secret(var)?,
+                    (None, None) => {
+                        return Err(setup("auth.private_key_jwt: no key_file or key_env".into()))
+                    }
+                };
+                // The key's own error could quote it: say only that it is not one.
+                let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.expose().as_bytes())
+                    .map_err(|_| {
+                        setup("auth.private_key_jwt: the key is not an RSA private key in PEM (PKCS#1 or PKCS#8)".into())
+                    })?;
+                Auth::OAuth2 {
+                    token_url: format!("{base}/oauth2/v1/token"),
+                    client_id: client_id.clone(),
+                    credentials: Credentials::PrivateKey {
+                        key: Box::new(key),
+                        key_id: key_id.clone(),
+                    },
+                    scope: Some(
+                        scopes
+                            .clone()
+                            .unwrap_or_else(|| "okta.groups.manage okta.users.read".into()),
+                    ),
+                    token: Mutex::new(None),
+                }
+            }
         };
         Ok(Requester {
             target: target.to_string(),
@@ -685,7 +735,7 @@ impl Requester {
             Auth::OAuth2 {
                 token_url,
                 client_id,
-                secret,
+                credentials,
                 scope,
                 token,
             } => {
@@ -696,7 +746,7 @@ impl Requester {
                     }
                 }
                 let (value, lifetime) = self
-                    .fetch_token(token_url, client_id, secret, scope.as_deref())
+                    .fetch_token(token_url, client_id, credentials, scope.as_deref())
                     .await?;
                 // Renew a minute early (or at half-life for short tokens).
                 let renew = lifetime
@@ -718,28 +768,49 @@ impl Requester {
         &self,
         token_url: &str,
         client_id: &str,
-        secret: &Secret,
+        credentials: &Credentials,
         scope: Option<&str>,
     ) -> Result<(Secret, Duration), TargetError> {
         let fail = |message: String| TargetError::Setup {
             target: self.target.clone(),
             message: format!("OAuth2 token from {}: {message}", shown_url(token_url)),
         };
-        let mut form = vec![("grant_type", "client_credentials")];
+        let mut form = vec![("grant_type", "client_credentials".to_string())];
         if let Some(scope) = scope {
-            form.push(("scope", scope));
+            form.push(("scope", scope.to_string()));
         }
-        let response = self
-            .http
-            .post(token_url)
-            .basic_auth(client_id, Some(secret.expose()))
+        let mut request = self.http.post(token_url);
+        match credentials {
+            Credentials::Secret(secret) => {
+                request = request.basic_auth(client_id, Some(secret.expose()));
+            }
+            Credentials::PrivateKey { key, key_id } => {
+                let jti: u128 = crate::locks::lock(&self.rng).random();
+                let assertion = client_assertion(client_id, token_url, key, key_id.as_deref(), jti)
+                    .map_err(|e| fail(format!("cannot sign the client assertion: {e}")))?;
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+                form.push(("client_assertion", assertion));
+            }
+        }
+        let response = request
             .form(&form)
             .send()
             .await
             .map_err(|e| fail(describe(&e)))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(fail(format!("HTTP {}", status.as_u16())));
+            // The server's OAuth error code says why (`invalid_client`, `invalid_scope`).
+            let body = response.bytes().await.unwrap_or_default();
+            let said = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|b| b["error"].as_str().map(|e| crate::text::shorten(e, 60)));
+            return Err(fail(match said {
+                Some(error) => format!("HTTP {} ({error})", status.as_u16()),
+                None => format!("HTTP {}", status.as_u16()),
+            }));
         }
         let bytes = response.bytes().await.map_err(|e| fail(describe(&e)))?;
         let body: Value = serde_json::from_slice(&bytes)
@@ -754,6 +825,29 @@ impl Requester {
             .unwrap_or(3600);
         Ok((Secret::new(token), Duration::from_secs(lifetime)))
     }
+}
+
+/// A client assertion (RFC 7523 section 2.2): a JWT from `client_id` to the token endpoint,
+/// for five minutes, signed RS256.
+fn client_assertion(
+    client_id: &str,
+    token_url: &str,
+    key: &jsonwebtoken::EncodingKey,
+    key_id: Option<&str>,
+    jti: u128,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let now = crate::clock::now_utc().timestamp();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = key_id.map(str::to_string);
+    let claims = serde_json::json!({
+        "iss": client_id,
+        "sub": client_id,
+        "aud": token_url,
+        "iat": now,
+        "exp": now + 300,
+        "jti": format!("{jti:032x}"),
+    });
+    jsonwebtoken::encode(&header, &claims, key)
 }
 
 enum Attempt {

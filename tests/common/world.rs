@@ -106,10 +106,20 @@ impl World {
     /// As [`World::with_emulator`], with the target speaking Okta's management API (`kind:
     /// okta`, an `SSWS` API token) to the emulator's Okta view of the same tenant.
     pub async fn with_okta(db: TestDb, size: usize, without_account: &[&str]) -> World {
+        World::with_okta_options(db, size, without_account, Options::default()).await
+    }
+
+    /// As [`World::with_okta`], with more of the emulator's settings from `options`.
+    pub async fn with_okta_options(
+        db: TestDb,
+        size: usize,
+        without_account: &[&str],
+        options: Options,
+    ) -> World {
         std::env::set_var("ROSTERD_TEST_OKTA_TOKEN", OKTA_TOKEN);
         let options = Options {
             token: Some(OKTA_TOKEN.to_string()),
-            ..Options::default()
+            ..options
         };
         let mut world = World::with_emulator_options(db, size, without_account, options).await;
         world.kind = Kind::Okta;

@@ -167,6 +167,9 @@ pub struct Options {
     pub token: Option<String>,
     /// `(client_id, client_secret)` accepted by `POST /{tenant}/oauth/token`.
     pub oauth_client: Option<(String, String)>,
+    /// `(client_id, public key PEM)` of an Okta service app: `POST
+    /// /{tenant}/oauth2/v1/token` issues access tokens for client assertions it signed.
+    pub okta_service_app: Option<(String, String)>,
     /// Users every tenant starts with, by userName.
     pub users: Vec<String>,
     pub quirks: Quirks,

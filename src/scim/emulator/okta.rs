@@ -73,7 +73,10 @@ pub(super) fn take_limit(
 ) -> Result<Option<Limits>, (Limits, Answer)> {
     let method = reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or_default();
     let bucket = crate::okta::bucket(&method, path);
-    *t.counters.okta_buckets.entry(bucket.to_string()).or_default() += 1;
+    *t.counters
+        .okta_buckets
+        .entry(bucket.to_string())
+        .or_default() += 1;
     let limit = match t.quirks.okta_rate_limit_per_minute {
         0 if t.quirks.okta_documented_limits => crate::okta::documented_per_minute(bucket),
         0 => return Ok(None),
@@ -98,6 +101,87 @@ pub(super) fn take_limit(
     }
     window.1 += 1;
     Ok(Some((limit, limit - window.1, reset)))
+}
+
+/// The scopes a service app's token must carry for what rosterd does.
+const SCOPES: [&str; 2] = ["okta.groups.manage", "okta.users.read"];
+
+/// `POST /{tenant}/oauth2/v1/token` for the service app of [`Options::okta_service_app`]:
+/// the client-credentials grant with a client assertion (RFC 7523) signed RS256 by the app's
+/// key, for this endpoint, from the app, not expired; the scopes rosterd needs.
+pub(super) fn issue_token(shared: &Shared, tenant: &str, body: &[u8]) -> Answer {
+    let oauth = |status: StatusCode, error: &str, description: &str| {
+        (
+            status,
+            Some(json!({"error": error, "error_description": description})),
+        )
+    };
+    let Some((client_id, public_key)) = &shared.options.okta_service_app else {
+        return oauth(StatusCode::UNAUTHORIZED, "invalid_client", "no service app");
+    };
+    let form: BTreeMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return oauth(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "client_credentials only",
+        );
+    }
+    if form.get("client_assertion_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    {
+        return oauth(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "a client assertion is required",
+        );
+    }
+    let mut tenants = lock(&shared.tenants);
+    let t = tenant_mut(&mut tenants, shared, tenant);
+    let audience = format!("{}/oauth2/v1/token", t.base);
+    let Ok(key) = jsonwebtoken::DecodingKey::from_rsa_pem(public_key.as_bytes()) else {
+        return oauth(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the app's key",
+        );
+    };
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[&audience]);
+    validation.set_issuer(&[client_id]);
+    validation.sub = Some(client_id.clone());
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    let assertion = form
+        .get("client_assertion")
+        .map(String::as_str)
+        .unwrap_or_default();
+    if let Err(e) = jsonwebtoken::decode::<Value>(assertion, &key, &validation) {
+        return oauth(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            &format!("The client_assertion is invalid: {e}"),
+        );
+    }
+    let scope = form.get("scope").cloned().unwrap_or_default();
+    let asked: Vec<&str> = scope.split_whitespace().collect();
+    if SCOPES.iter().any(|s| !asked.contains(s)) {
+        return oauth(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "The authorization server resource does not have any configured default scopes",
+        );
+    }
+    let token = format!("emu-okta-{tenant}-{}", t.tokens.len() + 1);
+    t.tokens.insert(token.clone());
+    (
+        StatusCode::OK,
+        Some(json!({
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "access_token": token,
+            "scope": scope,
+        })),
+    )
 }
 
 /// Serves `rest` (the path after `/api/v1`).

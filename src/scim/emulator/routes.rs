@@ -35,6 +35,9 @@ pub(super) async fn handle(
     if rest == ["oauth", "token"] && method == Method::POST {
         return respond(issue_token(&shared, tenant, &headers), None);
     }
+    if rest == ["oauth2", "v1", "token"] && method == Method::POST {
+        return respond_okta(okta::issue_token(&shared, tenant, &body), None, None, None);
+    }
     // A search is a POST that changes nothing.
     let is_write = method != Method::GET && rest.last() != Some(&".search");
     let (faults, fault) = admit(&shared, tenant, &method, rest, &query, &headers, is_write);
