@@ -60,6 +60,11 @@ pub struct Config {
     /// Where the config was read from; set by [`Config::load`].
     #[serde(skip)]
     pub path: PathBuf,
+    /// The variable `database_env` names, when it is not set: an error only for the
+    /// commands that open the database ([`Config::database_url`]), so that `check` runs
+    /// without it.
+    #[serde(skip)]
+    pub database_unset: Option<String>,
 }
 
 /// `rosterd run`: schedules (cron, in `time_zone`), the admin API, reloads and shutdown.
@@ -494,11 +499,7 @@ impl Config {
         if let Some(var) = &config.database_env {
             match std::env::var(var) {
                 Ok(url) if !url.is_empty() => config.database = DatabaseUrl(url),
-                _ => {
-                    return Err(invalid(format!(
-                        "database_env: the environment variable `{var}` is not set"
-                    )))
-                }
+                _ => config.database_unset = Some(var.clone()),
             }
         }
         let base = path.parent().unwrap_or(Path::new(""));
@@ -532,6 +533,20 @@ impl Config {
         }
         config.validate().map_err(invalid)?;
         Ok(config)
+    }
+
+    /// The database's URL, for a command that opens it: an error naming `database_env` when
+    /// the variable it names is not set.
+    pub fn database_url(&self) -> Result<&str, ConfigError> {
+        match &self.database_unset {
+            Some(var) => Err(ConfigError::Invalid {
+                path: self.path.clone(),
+                message: format!(
+                    "database_env: the environment variable `{var}` is not set\nhelp: it holds the database URL; set it in rosterd's environment"
+                ),
+            }),
+            None => Ok(self.database.expose()),
+        }
     }
 
     fn validate(&self) -> Result<(), String> {

@@ -101,6 +101,23 @@ pub enum LoadError {
     Directory(#[from] DirectoryError),
 }
 
+impl LoadError {
+    /// The export could not be had from its URL (its credential is not set here, or the
+    /// server did not answer with it): nothing is known of the data, which is not wrong. A
+    /// file that cannot be read, or an answer that is no export, is an error of the setup.
+    pub fn unobtainable(&self) -> bool {
+        matches!(
+            self,
+            LoadError::Fetch(
+                FetchError::MissingSecret { .. }
+                    | FetchError::Status { .. }
+                    | FetchError::Network { .. }
+                    | FetchError::Deadline { .. }
+            )
+        )
+    }
+}
+
 /// How messages name the source: the file, or the URL without credentials or query.
 pub fn source_name(source: &SourceConfig) -> String {
     match (&source.file, &source.url) {

@@ -235,3 +235,49 @@ fn the_readme_and_docs_link_to_files_that_exist() {
         );
     }
 }
+
+/// The deploy guide's step 3: `rosterd check` of the example config (its rules folder
+/// pointed at rules for its targets and roles) exits 0 with none of the secrets set, the
+/// database's and the HR export's included: `check` opens no database and sends nothing, and
+/// an export it cannot have is noted, not an error.
+#[test]
+fn check_of_the_example_config_needs_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(
+        dir.path().join("rules/groups.yaml"),
+        "groups:\n  - name: engineering\n    kind: managed\n    rule: division == \"Engineering\"\n    push: [slack, entra, okta]\n  - name: corpsec-approvers\n    kind: managed\n    rule: department == \"Security Engineering\"\n  - name: it-helpdesk\n    kind: managed\n    rule: department == \"IT\"\n",
+    )
+    .unwrap();
+    let config = read("rosterd.example.yaml").replace("dir: /git/rules/rules", "dir: rules");
+    std::fs::write(dir.path().join("rosterd.yaml"), config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .arg("check")
+        .current_dir(dir.path())
+        .env_remove("ROSTERD_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("note: the HR export was not read"),
+        "{stdout}"
+    );
+    // A command that opens the database says what is missing.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .arg("runs")
+        .current_dir(dir.path())
+        .env_remove("ROSTERD_DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("database_env: the environment variable `ROSTERD_DATABASE_URL` is not set"),
+        "{stderr}"
+    );
+}

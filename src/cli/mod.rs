@@ -218,7 +218,10 @@ pub(crate) fn with_store<T>(
 }
 
 pub(crate) async fn open_store(config: &Config) -> Result<crate::store::Store, CliError> {
-    crate::store::Store::open(config.database.expose())
+    let url = config
+        .database_url()
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    crate::store::Store::open(url)
         .await
         .map_err(|e| CliError::Invalid(e.to_string()))
 }

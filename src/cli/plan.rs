@@ -24,14 +24,18 @@ pub fn plan(global: &Global, group: Option<&str>) -> Result<(), CliError> {
     let as_of = global.as_of();
     let evaluation = ws.evaluate(as_of);
     let only = group.map(|name| ws.group(name)).transpose()?;
+    let url = ws
+        .config
+        .database_url()
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
     let (stored, base_run) = block_on(async {
-        if !store_exists(ws.config.database.expose()) {
+        if !store_exists(url) {
             // A plan reads; it does not create a database where there is none.
             return Ok((Stored::Members(MemberState::default()), None));
         }
         // Read only: a plan neither migrates nor writes, so a CI job can run it with a
         // role that may only read the database.
-        let store = crate::store::Store::connect(ws.config.database.expose())
+        let store = crate::store::Store::connect(url)
             .await
             .map_err(|e| CliError::Invalid(e.to_string()))?;
         if !store.has_schema().await? {

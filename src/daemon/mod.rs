@@ -488,7 +488,10 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
         )),
         None => None,
     };
-    let store = Store::open(config.database.expose()).await?;
+    let url = config
+        .database_url()
+        .map_err(|e| DaemonError::Config(e.to_string()))?;
+    let store = Store::open(url).await?;
     let listener = tokio::net::TcpListener::bind(config.daemon.listen)
         .await
         .map_err(|source| DaemonError::Listen {
