@@ -11,7 +11,7 @@ use common::scenarios;
 use common::world::{World, TARGET, TARGET_OPTIONS};
 use common::TestDb;
 use rosterd::push::Options;
-use rosterd::scim::emulator::{FaultKind, Faults, Quirks};
+use rosterd::scim::emulator::Quirks;
 
 fn opts() -> Options {
     Options::default()
@@ -97,22 +97,9 @@ async fn recreated_users_are_put_back_in_one_plain_sync() {
 #[tokio::test]
 async fn a_sync_converges_while_a_fifth_of_requests_fail() {
     let mut world = World::with_okta(common::sqlite_db(), 200, &[]).await;
-    world.emulator().set_faults(
-        TARGET,
-        Faults {
-            rate: 0.2,
-            kinds: vec![
-                FaultKind::Status(429),
-                FaultKind::Status(500),
-                FaultKind::Status(503),
-                FaultKind::Drop,
-                FaultKind::DropAfterApply,
-            ],
-            retry_after_seconds: 0,
-            latency_ms: 0,
-            only_writes: false,
-        },
-    );
+    world
+        .emulator()
+        .set_faults(TARGET, common::world::a_fifth_failing());
     let report = world.sync(opts()).await;
     assert_eq!(report.failed(), 0, "{report:?}");
     world.assert_converged(&[]).await;
@@ -366,16 +353,7 @@ async fn a_broken_guardrail_holds_the_group_until_approved() {
         before["sales"],
         "sales is held"
     );
-    let store = world.store().await;
-    let holds = store
-        .push_holds(Some(rosterd::store::HoldStatus::Held))
-        .await
-        .unwrap();
-    store
-        .approve_push_hold(holds[0].id, "2026-11-22T00:00:00Z", "cli:corpsec")
-        .await
-        .unwrap();
-    store.close().await;
+    world.approve_held().await;
     let report = world.sync(opts()).await;
     assert_eq!(report.held(), 0, "{report:?}");
     world.assert_converged(&[]).await;
@@ -424,16 +402,7 @@ async fn a_link_takes_over_a_group_and_only_made_groups_are_deleted() {
     // Deleting a group removes all its members: the failsafe holds it for approval.
     assert_eq!(report.held(), 1, "{report:?}");
     assert!(world.emulator().groups(TARGET).contains_key("engineering"));
-    let store = world.store().await;
-    let holds = store
-        .push_holds(Some(rosterd::store::HoldStatus::Held))
-        .await
-        .unwrap();
-    store
-        .approve_push_hold(holds[0].id, "2026-11-22T00:00:00Z", "cli:corpsec")
-        .await
-        .unwrap();
-    store.close().await;
+    world.approve_held().await;
     let report = world.sync(opts()).await;
     assert_eq!(report.failed(), 0, "{report:?}");
     let groups = world.emulator().groups(TARGET);

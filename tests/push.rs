@@ -83,22 +83,9 @@ async fn a_sync_converges_while_a_fifth_of_requests_fail() {
             ..Quirks::default()
         },
     );
-    world.emulator().set_faults(
-        TARGET,
-        Faults {
-            rate: 0.2,
-            kinds: vec![
-                FaultKind::Status(429),
-                FaultKind::Status(500),
-                FaultKind::Status(503),
-                FaultKind::Drop,
-                FaultKind::DropAfterApply,
-            ],
-            retry_after_seconds: 0,
-            latency_ms: 0,
-            only_writes: false,
-        },
-    );
+    world
+        .emulator()
+        .set_faults(TARGET, common::world::a_fifth_failing());
     let report = world.sync(opts()).await;
     assert_eq!(report.failed(), 0, "{report:?}");
     world.assert_converged(&[]).await;

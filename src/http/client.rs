@@ -269,69 +269,7 @@ impl Requester {
             }
         }
         let http = builder.build().map_err(|e| setup(e.to_string()))?;
-        let secret = |var: &str| {
-            Secret::from_env(var).ok_or_else(|| {
-                setup(format!(
-                    "environment variable `{var}` is not set\nhelp: the config names the variable; set it in rosterd's environment"
-                ))
-            })
-        };
-        let auth = match &config.auth {
-            None => Auth::None,
-            Some(TargetAuth::Bearer { token_env }) => Auth::Bearer(secret(token_env)?),
-            Some(TargetAuth::Ssws { token_env }) => Auth::Ssws(secret(token_env)?),
-            Some(TargetAuth::Oauth2 {
-                token_url,
-                client_id,
-                client_secret_env,
-                scope,
-            }) => Auth::OAuth2 {
-                token_url: token_url.clone(),
-                client_id: client_id.clone(),
-                credentials: Credentials::Secret(secret(client_secret_env)?),
-                scope: scope.clone(),
-                token: Mutex::new(None),
-            },
-            Some(TargetAuth::PrivateKeyJwt {
-                client_id,
-                key_file,
-                key_env,
-                key_id,
-                scopes,
-            }) => {
-                let pem = match (key_file, key_env) {
-                    (Some(file), _) => Secret::new(std::fs::read_to_string(file).map_err(|e| {
-                        setup(format!(
-                            "cannot read auth.private_key_jwt.key_file `{}`: {e}",
-                            file.display()
-                        ))
-                    })?),
-                    (None, Some(var)) => secret(var)?,
-                    (None, None) => {
-                        return Err(setup("auth.private_key_jwt: no key_file or key_env".into()))
-                    }
-                };
-                // The key's own error could quote it: say only that it is not one.
-                let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.expose().as_bytes())
-                    .map_err(|_| {
-                        setup("auth.private_key_jwt: the key is not an RSA private key in PEM (PKCS#1 or PKCS#8)".into())
-                    })?;
-                Auth::OAuth2 {
-                    token_url: format!("{base}/oauth2/v1/token"),
-                    client_id: client_id.clone(),
-                    credentials: Credentials::PrivateKey {
-                        key: Box::new(key),
-                        key_id: key_id.clone(),
-                    },
-                    scope: Some(
-                        scopes
-                            .clone()
-                            .unwrap_or_else(|| "okta.groups.manage okta.users.read".into()),
-                    ),
-                    token: Mutex::new(None),
-                }
-            }
-        };
+        let auth = auth_of(&config.auth, &base, &setup)?;
         Ok(Requester {
             target: target.to_string(),
             base,
@@ -604,14 +542,17 @@ impl Requester {
         ))
     }
 
+    /// The rate-limit bucket `request` counts against, for a kind that has them.
+    fn bucket_of(&self, request: &Request) -> Option<&'static str> {
+        self.dialect
+            .rate_limits
+            .map(|bucket| bucket(&request.method, &request.path))
+    }
+
     /// Waits while the request's rate-limit bucket is spent (until it resets), and counts
     /// the request against it.
     async fn within_limits(&self, request: &Request) {
-        let Some(bucket) = self
-            .dialect
-            .rate_limits
-            .map(|b| b(&request.method, &request.path))
-        else {
+        let Some(bucket) = self.bucket_of(request) else {
             return;
         };
         loop {
@@ -674,11 +615,7 @@ impl Requester {
     /// requests still in flight (which the target may not have counted yet), and never more
     /// than was known for the same window.
     fn note_limits(&self, request: &Request, headers: &reqwest::header::HeaderMap) {
-        let Some(bucket) = self
-            .dialect
-            .rate_limits
-            .map(|b| b(&request.method, &request.path))
-        else {
+        let Some(bucket) = self.bucket_of(request) else {
             return;
         };
         let said: Option<u64> = headers
@@ -854,6 +791,78 @@ enum Attempt {
     /// The body, and the next page's path.
     Done(Option<Value>, Option<String>),
     Failed(TargetError, Option<Duration>),
+}
+
+/// How requests to a target authenticate, from its `auth` (secrets read from the
+/// environment or a file now); `setup` words a failure.
+fn auth_of(
+    auth: &Option<TargetAuth>,
+    base: &str,
+    setup: &dyn Fn(String) -> TargetError,
+) -> Result<Auth, TargetError> {
+    let secret = |var: &str| {
+        Secret::from_env(var).ok_or_else(|| {
+            setup(format!(
+                "environment variable `{var}` is not set\nhelp: the config names the variable; set it in rosterd's environment"
+            ))
+        })
+    };
+    Ok(match auth {
+        None => Auth::None,
+        Some(TargetAuth::Bearer { token_env }) => Auth::Bearer(secret(token_env)?),
+        Some(TargetAuth::Ssws { token_env }) => Auth::Ssws(secret(token_env)?),
+        Some(TargetAuth::Oauth2 {
+            token_url,
+            client_id,
+            client_secret_env,
+            scope,
+        }) => Auth::OAuth2 {
+            token_url: token_url.clone(),
+            client_id: client_id.clone(),
+            credentials: Credentials::Secret(secret(client_secret_env)?),
+            scope: scope.clone(),
+            token: Mutex::new(None),
+        },
+        Some(TargetAuth::PrivateKeyJwt {
+            client_id,
+            key_file,
+            key_env,
+            key_id,
+            scopes,
+        }) => {
+            let pem = match (key_file, key_env) {
+                (Some(file), _) => Secret::new(std::fs::read_to_string(file).map_err(|e| {
+                    setup(format!(
+                        "cannot read auth.private_key_jwt.key_file `{}`: {e}",
+                        file.display()
+                    ))
+                })?),
+                (None, Some(var)) => secret(var)?,
+                (None, None) => {
+                    return Err(setup("auth.private_key_jwt: no key_file or key_env".into()))
+                }
+            };
+            // The key's own error could quote it: say only that it is not one.
+            let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.expose().as_bytes())
+                .map_err(|_| {
+                    setup("auth.private_key_jwt: the key is not an RSA private key in PEM (PKCS#1 or PKCS#8)".into())
+                })?;
+            Auth::OAuth2 {
+                token_url: format!("{base}/oauth2/v1/token"),
+                client_id: client_id.clone(),
+                credentials: Credentials::PrivateKey {
+                    key: Box::new(key),
+                    key_id: key_id.clone(),
+                },
+                scope: Some(
+                    scopes
+                        .clone()
+                        .unwrap_or_else(|| "okta.groups.manage okta.users.read".into()),
+                ),
+                token: Mutex::new(None),
+            }
+        }
+    })
 }
 
 /// The URL an answer's `Link` header gives for `rel="next"`.

@@ -60,6 +60,25 @@ pub enum Kind {
     Okta,
 }
 
+/// A fifth of all requests fail, each in one of the ways a target fails: 429, 500, 503, the
+/// connection dropped before the change applied, or after.
+pub fn a_fifth_failing() -> rosterd::scim::emulator::Faults {
+    use rosterd::scim::emulator::{FaultKind, Faults};
+    Faults {
+        rate: 0.2,
+        kinds: vec![
+            FaultKind::Status(429),
+            FaultKind::Status(500),
+            FaultKind::Status(503),
+            FaultKind::Drop,
+            FaultKind::DropAfterApply,
+        ],
+        retry_after_seconds: 0,
+        latency_ms: 0,
+        only_writes: false,
+    }
+}
+
 /// The Okta API token of the Okta worlds (the emulator accepts only it).
 pub const OKTA_TOKEN: &str = "okta-test-api-token";
 
@@ -263,6 +282,22 @@ impl World {
             &rosterd::rules::Context::from_config(config, &schema),
         )
         .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Approves every push hold that is held, as CorpSec would from the CLI.
+    pub async fn approve_held(&self) {
+        let store = self.store().await;
+        let held = store
+            .push_holds(Some(rosterd::store::HoldStatus::Held))
+            .await
+            .unwrap();
+        for hold in held {
+            store
+                .approve_push_hold(hold.id, "2026-11-22T00:00:00Z", "cli:corpsec")
+                .await
+                .unwrap();
+        }
+        store.close().await;
     }
 
     pub async fn store(&self) -> Store {

@@ -224,13 +224,7 @@ pub(super) fn serve(
             ok(t.okta_group(id))
         }
         ("DELETE", ["groups", id]) => {
-            let g = t
-                .groups
-                .get(*id)
-                .ok_or_else(|| not_found(id, "UserGroup"))?;
-            if g.okta_type != crate::okta::client::OKTA_GROUP {
-                return Err(unsupported());
-            }
+            changeable(t, id)?;
             t.groups.remove(*id);
             done()
         }
@@ -248,13 +242,7 @@ pub(super) fn serve(
             page_of_users(t, members, query, &format!("groups/{id}/users"))
         }
         ("PUT" | "DELETE", ["groups", id, "users", user]) => {
-            let g = t
-                .groups
-                .get(*id)
-                .ok_or_else(|| not_found(id, "UserGroup"))?;
-            if g.okta_type != crate::okta::client::OKTA_GROUP {
-                return Err(unsupported());
-            }
+            changeable(t, id)?;
             if !t.users.contains_key(*user) {
                 return Err(not_found(user, "User"));
             }
@@ -290,6 +278,16 @@ pub(super) fn serve(
     }
 }
 
+/// The group `id`, when it is there and of the type whose profile and members an API
+/// client may change.
+fn changeable<'t>(t: &'t Tenant, id: &str) -> Result<&'t EmuGroup, Answer> {
+    let g = t.groups.get(id).ok_or_else(|| not_found(id, "UserGroup"))?;
+    if g.okta_type != crate::okta::client::OKTA_GROUP {
+        return Err(unsupported());
+    }
+    Ok(g)
+}
+
 fn unsupported() -> Answer {
     okta_error(
         StatusCode::BAD_REQUEST,
@@ -301,13 +299,7 @@ fn unsupported() -> Answer {
 fn list_users(t: &Tenant, query: &BTreeMap<String, String>) -> OktaServed {
     let ids: Vec<String> = match query.get("search") {
         Some(search) => {
-            let expr = Search::parse(search).map_err(|e| {
-                okta_error(
-                    StatusCode::BAD_REQUEST,
-                    "E0000031",
-                    format!("Invalid search: {e}"),
-                )
-            })?;
+            let expr = Search::parse(search).map_err(invalid_search)?;
             t.users
                 .keys()
                 .filter(|id| expr.matches(&|attr| t.okta_user_value(id, attr)))
@@ -322,6 +314,14 @@ fn list_users(t: &Tenant, query: &BTreeMap<String, String>) -> OktaServed {
             .collect(),
     };
     page_of_users(t, ids, query, "users")
+}
+
+fn invalid_search(e: String) -> Answer {
+    okta_error(
+        StatusCode::BAD_REQUEST,
+        "E0000031",
+        format!("Invalid search: {e}"),
+    )
 }
 
 /// A page of `ids` (sorted) from after `after`, with the next page's link.
@@ -382,13 +382,7 @@ fn page<'a>(
 fn list_groups(t: &Tenant, query: &BTreeMap<String, String>) -> OktaServed {
     let search = query.get("search").or(query.get("filter"));
     let expr = match search {
-        Some(s) => Some(Search::parse(s).map_err(|e| {
-            okta_error(
-                StatusCode::BAD_REQUEST,
-                "E0000031",
-                format!("Invalid search: {e}"),
-            )
-        })?),
+        Some(s) => Some(Search::parse(s).map_err(invalid_search)?),
         None => None,
     };
     let prefix = query.get("q").map(|q| q.to_lowercase());
@@ -471,10 +465,7 @@ fn create_group(t: &mut Tenant, body: &[u8]) -> Result<String, Answer> {
 }
 
 fn update_group(t: &mut Tenant, id: &str, body: &[u8]) -> Result<(), Answer> {
-    let g = t.groups.get(id).ok_or_else(|| not_found(id, "UserGroup"))?;
-    if g.okta_type != crate::okta::client::OKTA_GROUP {
-        return Err(unsupported());
-    }
+    changeable(t, id)?;
     let (name, description) = profile(body)?;
     check_name(t, &name, Some(id))?;
     let meta = t.touch(None);
