@@ -8,15 +8,17 @@ use rosterd::config::SourceFormat;
 
 /// rosterd: group memberships from the HR export and rules kept in git.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = EXIT_CODES)]
 struct Args {
     /// The daemon config file.
     #[arg(long, global = true, default_value = rosterd::config::DEFAULT_PATH)]
     config: PathBuf,
-    /// Evaluate as of this date (YYYY-MM-DD) instead of today (UTC).
+    /// Evaluate as of this date (YYYY-MM-DD) instead of today (UTC): for the commands that
+    /// evaluate (check, test, plan, explain, evaluate, sync) and `history` (its default
+    /// date); the others take no date.
     #[arg(long, global = true, value_parser = parse_date)]
     as_of: Option<NaiveDate>,
-    /// Output format.
+    /// Output format: text, json (for a program to read), or junit (`rosterd test` only).
     #[arg(long, global = true, value_enum, default_value = "text")]
     format: Format,
     /// Log what the command does on stderr: -v warnings, -vv progress, -vvv details
@@ -27,27 +29,41 @@ struct Args {
     command: Command,
 }
 
+/// What every command's exit status means.
+const EXIT_CODES: &str = "Exit status:
+  0  done
+  1  it failed: an error, a check with errors, a rule test that failed
+  2  the command was called wrong: an unknown option, group, worker or file
+  3  held: the failsafe or a guardrail holds a snapshot or a push (evaluate, push, sync)
+  4  some pushes failed (push, sync)
+  5  a connected target is not healthy (status)";
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: sync on the config's schedule, reload rules when they change, serve
     /// the admin API; stops on SIGTERM or SIGINT.
+    #[command(after_help = EXIT_CODES)]
     Run {
         /// Log JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
     },
     /// Check the config, the HR export and every rule file; print all errors and warnings.
+    #[command(after_help = EXIT_CODES)]
     Check,
     /// Run the rule tests written beside the rules (exit 1: a test failed); `--format junit`
     /// for CI systems.
+    #[command(after_help = EXIT_CODES)]
     Test,
     /// Show what the rules make of the export: members per group, or one group's members.
+    #[command(after_help = EXIT_CODES)]
     Plan {
         /// List this group's members.
         #[arg(long)]
         group: Option<String>,
     },
     /// Explain why a worker is (or is not) in a group: every sub-expression's value.
+    #[command(after_help = EXIT_CODES)]
     Explain {
         /// The worker, by key or email.
         worker: String,
@@ -56,23 +72,31 @@ enum Command {
     },
     /// Refresh the HR snapshot, evaluate the rules and record the run (exit 3: held by the
     /// failsafe).
+    #[command(after_help = EXIT_CODES)]
     Evaluate,
     /// Push the stored memberships to the targets (exit 3: a push is held by the failsafe;
     /// 4: some pushes failed).
+    #[command(after_help = EXIT_CODES)]
     Push {
         #[command(flatten)]
         push: PushFlags,
     },
-    /// One full cycle: refresh the export, evaluate, record and push.
+    /// One full cycle: refresh the export, evaluate, record and push (exit 3: a snapshot or a
+    /// push is held; 4: some pushes failed).
+    #[command(after_help = EXIT_CODES)]
     Sync {
         #[command(flatten)]
         push: PushFlags,
     },
     /// Per target: its health, each group's last verification, pending and failed changes,
     /// holds, workers without an account (exit 5: a connected target is not healthy).
+    #[command(after_help = EXIT_CODES)]
     Status,
-    /// Serve a SCIM 2.0 emulator (for trying rosterd out and for tests).
+    /// Serve the target emulator (for trying rosterd out and for tests): each first path
+    /// segment is a tenant, spoken to over SCIM 2.0 or, under `/TENANT/api/v1`, Okta's API.
+    #[command(after_help = EXIT_CODES)]
     Emulator {
+        /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1:8990")]
         listen: std::net::SocketAddr,
         /// Start every tenant with a user for each worker in the config's export.
@@ -83,9 +107,15 @@ enum Command {
         token_env: Option<String>,
     },
     /// The stored members of a group.
-    Members { group: String },
+    #[command(after_help = EXIT_CODES)]
+    Members {
+        /// The group, by its name in the rules (or in the audit, once dropped).
+        group: String,
+    },
     /// Who was in a group on a date, reconstructed from the audit; or one worker's timeline.
+    #[command(after_help = EXIT_CODES)]
     History {
+        /// The group, by its name in the rules (or in the audit, once dropped).
         group: String,
         /// One worker's timeline in the group.
         #[arg(long)]
@@ -95,26 +125,38 @@ enum Command {
         at: Option<NaiveDate>,
     },
     /// Recent runs, newest first.
+    #[command(after_help = EXIT_CODES)]
     Runs {
+        /// How many runs to list.
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
     /// Pushes held by the failsafe or a guardrail; with an ID, who that push would remove and
     /// add, and why.
-    Holds { id: Option<i64> },
+    #[command(after_help = EXIT_CODES)]
+    Holds {
+        /// A hold's id, as `rosterd holds` lists it.
+        id: Option<i64>,
+    },
     /// Release what the failsafe holds.
+    #[command(after_help = EXIT_CODES)]
     Approve {
         #[command(subcommand)]
         what: Approve,
     },
     /// Apply the database migrations.
+    #[command(after_help = EXIT_CODES)]
     Migrate,
     /// Write a synthetic HR export (deterministic for a seed).
+    #[command(after_help = EXIT_CODES)]
     Generate {
+        /// How many workers.
         #[arg(long, default_value_t = 1000)]
         workers: usize,
+        /// The same seed makes the same export.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// CSV, or Workday RaaS JSON.
         #[arg(long = "export-format", value_enum, default_value = "csv")]
         export_format: ExportFormat,
         /// The file to write; default standard output.
@@ -126,9 +168,17 @@ enum Command {
 #[derive(Subcommand)]
 enum Approve {
     /// A snapshot the directory failsafe held.
-    Snapshot { id: i64 },
-    /// A push the removal failsafe held.
-    Push { id: i64 },
+    #[command(after_help = EXIT_CODES)]
+    Snapshot {
+        /// The snapshot's id, as the held run names it.
+        id: i64,
+    },
+    /// A push the removal failsafe or a guardrail held.
+    #[command(after_help = EXIT_CODES)]
+    Push {
+        /// The hold's id, as `rosterd holds` lists it.
+        id: i64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -160,7 +210,9 @@ impl PushFlags {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ExportFormat {
+    /// Comma-separated values with a header row.
     Csv,
+    /// A Workday RaaS report's JSON (`Report_Entry`).
     WorkdayJson,
 }
 

@@ -1027,3 +1027,91 @@ fn the_daemon_refuses_as_of() {
     );
     assert!(err.contains("rosterd plan --as-of 2027-01-01"), "{err}");
 }
+
+/// `rosterd help` walked: every subcommand's `--help` describes each of its arguments and
+/// options, and says what its exit status means.
+#[test]
+fn every_command_documents_its_arguments_and_exit_status() {
+    let help = |args: &[&str]| -> String {
+        let out = Command::cargo_bin("rosterd")
+            .unwrap()
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The commands, from the top level's list.
+    let top = help(&[]);
+    let commands: Vec<String> = top
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .split("Options:")
+        .next()
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("  ")?
+                .split_whitespace()
+                .next()
+                .map(str::to_string)
+        })
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() >= 15, "{commands:?}");
+    let mut pages = vec![(vec![], top.clone())];
+    for c in &commands {
+        pages.push((vec![c.clone()], help(&[c.as_str()])));
+    }
+    for sub in ["snapshot", "push"] {
+        pages.push((vec!["approve".into(), sub.into()], help(&["approve", sub])));
+    }
+    for (args, page) in &pages {
+        assert!(page.contains("Exit status:\n  0  done"), "{args:?}: {page}");
+        // Each entry of Arguments and Options: its name line, then a described line.
+        for section in ["Arguments:", "Options:"] {
+            let Some(body) = page.split(section).nth(1) else {
+                continue;
+            };
+            let lines: Vec<&str> = body
+                .lines()
+                .take_while(|l| l.is_empty() || l.starts_with(' '))
+                .collect();
+            for (i, line) in lines.iter().enumerate() {
+                let entry = line.trim_start();
+                let is_name = line.starts_with("  ") && !line.starts_with("          ");
+                if !is_name || entry.is_empty() {
+                    continue;
+                }
+                // clap puts `[default: ..]` and `[possible values: ..]` there when there is
+                // no description.
+                let described = lines.get(i + 1).is_some_and(|next| {
+                    next.starts_with("          ")
+                        && !next.trim().is_empty()
+                        && !next.trim().starts_with('[')
+                });
+                assert!(described, "{args:?}: `{entry}` has no description\n{page}");
+            }
+        }
+    }
+}
+
+/// A config file that is not there is a usage error (exit 2) with a hint, whether it is the
+/// default `rosterd.yaml` or one named with `--config`.
+#[test]
+fn a_missing_config_is_a_usage_error_either_way() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["check"][..], &["check", "--config", "nope.yaml"][..]] {
+        let out = Command::cargo_bin("rosterd")
+            .unwrap()
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("help: "), "{args:?}: {stderr}");
+    }
+}

@@ -244,15 +244,19 @@ impl From<crate::store::StoreError> for CliError {
 }
 
 pub fn load_config(path: &Path) -> Result<Config, CliError> {
-    Config::load(path).map_err(|e| match e {
-        crate::config::ConfigError::Read { .. }
-            if path == Path::new(crate::config::DEFAULT_PATH) =>
+    Config::load(path).map_err(|e| match &e {
+        // No such file: the command was called wrong (exit 2), whichever way it was named.
+        crate::config::ConfigError::Read { source, .. }
+            if source.kind() == std::io::ErrorKind::NotFound =>
         {
-            CliError::Usage(format!(
-                "{e}\nhelp: run rosterd where `rosterd.yaml` is, or pass `--config FILE`"
-            ))
+            let help = if path == Path::new(crate::config::DEFAULT_PATH) {
+                "run rosterd where `rosterd.yaml` is, or pass `--config FILE`"
+            } else {
+                "`--config` names the daemon's config file; check the path"
+            };
+            CliError::Usage(format!("{e}\nhelp: {help}"))
         }
-        e => CliError::Invalid(e.to_string()),
+        _ => CliError::Invalid(e.to_string()),
     })
 }
 
