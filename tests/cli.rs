@@ -1115,3 +1115,19 @@ fn a_missing_config_is_a_usage_error_either_way() {
         assert!(stderr.contains("help: "), "{args:?}: {stderr}");
     }
 }
+
+/// A new database has nothing to carry over from older layouts: migrating it says that it
+/// is migrated, and does not tell of carrying memberships (migrations 6 and 8).
+#[test]
+fn a_new_database_tells_of_no_carry_over() {
+    let dir = stateful_org();
+    let out = in_dir(&dir, "2026-11-22")
+        .args(["-vv", "migrate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is migrated"));
+    assert!(!stderr.contains("carrying memberships"), "{stderr}");
+    assert!(!stderr.contains("migration 8"), "{stderr}");
+}

@@ -967,6 +967,8 @@ async fn status_shows_a_target_that_cannot_be_reached_and_what_it_has_not_confir
     // Nothing here needs the emulator any more: blocking on the commands is fine.
     let (code, stdout, stderr) = run_cli(&world, &["sync"]);
     assert_eq!(code, 4, "the push failed: {stdout}\n{stderr}");
+    // Attempts are counted as sent; the line says none was served.
+    assert!(stdout.contains(", none of them served"), "{stdout}");
     let (_, json, _) = run_cli(&world, &["--format", "json", "runs", "--limit", "1"]);
     let runs: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(runs[0]["outcome"], "failed", "{runs}");
@@ -997,6 +999,11 @@ async fn status_shows_a_target_that_cannot_be_reached_and_what_it_has_not_confir
         text.contains("sales: 3 joins and 0 leaves stored but not confirmed by the target"),
         "{text}"
     );
+    // A reconcile is recorded as one, as the daemon's are.
+    run_cli(&world, &["sync", "--reconcile"]);
+    let (_, json, _) = run_cli(&world, &["--format", "json", "runs", "--limit", "1"]);
+    let runs: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(runs[0]["kind"], "reconcile", "{runs}");
 }
 
 /// A share of the writes applied, and their answers lost.

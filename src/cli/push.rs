@@ -54,7 +54,8 @@ pub fn sync(global: &Global, args: &PushArgs) -> Result<u8, CliError> {
         rules: std::sync::Arc::clone(&ws.rules),
         as_of: global.as_of(),
         now: crate::clock::now_utc(),
-        kind: "sync",
+        // `runs` tells a reconcile from a plain sync, as the daemon's runs do.
+        kind: if args.reconcile { "reconcile" } else { "sync" },
     };
     let (outcome, report) = with_store(&ws.config, async |store| {
         sync_with(&inputs, store, args).await
@@ -259,6 +260,10 @@ fn show(
                 crate::text::count(t.writes, "write"),
                 crate::text::count_as(t.retries, "retry", "retries")
             );
+            // Attempts are counted as sent; say when not one of them was served.
+            if t.answered == 0 && t.reads + t.writes > 0 {
+                s.push_str(", none of them served");
+            }
         }
         if t.replayed > 0 {
             let _ = write!(s, "; {} outbox entries replayed", t.replayed);

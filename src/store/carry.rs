@@ -60,10 +60,13 @@ impl Store {
             return Ok(());
         };
         let rows = super::confirmed::carry_target_members(&mut tx).await?;
-        tracing::info!(
-            rows,
-            "carried what the targets confirmed into one set per group (migration 8)"
-        );
+        // A new database has nothing to carry: say so only when something was.
+        if rows > 0 {
+            tracing::info!(
+                rows,
+                "carried what the targets confirmed into one set per group (migration 8)"
+            );
+        }
         sqlx::query("DROP TABLE target_members")
             .execute(&mut *tx)
             .await?;
@@ -78,12 +81,14 @@ impl Store {
         };
         let legacy = read_legacy(&mut tx).await?;
         let workers = legacy.state.workers.since(0);
-        tracing::info!(
-            workers = workers.len(),
-            groups = legacy.state.groups.len(),
-            audit_rows = legacy.deltas.len(),
-            "carrying memberships into the compact state (migration 6)"
-        );
+        if !workers.is_empty() || !legacy.deltas.is_empty() {
+            tracing::info!(
+                workers = workers.len(),
+                groups = legacy.state.groups.len(),
+                audit_rows = legacy.deltas.len(),
+                "carrying memberships into the compact state (migration 6)"
+            );
+        }
         members::insert_workers(&mut tx, self.backend, &workers).await?;
         let deltas: Vec<(i64, &GroupDelta)> = legacy.deltas.iter().map(|(r, d)| (*r, d)).collect();
         members::insert_deltas(&mut tx, self.backend, &deltas).await?;
