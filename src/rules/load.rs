@@ -605,7 +605,20 @@ impl Reader<'_> {
                     d
                 };
                 self.diags.push(d);
-                None
+                // The rest of the group is still checked, as the kind it most likely means
+                // (the one suggested, else the one its fields fit), so that one run reports
+                // every independent error; the error above keeps the rules from loading.
+                let guess = match super::diagnostic::did_you_mean(&text, KINDS.iter().copied()) {
+                    Some("hybrid") => GroupKind::Hybrid,
+                    Some("manual") => GroupKind::Manual,
+                    Some(_) => GroupKind::Managed,
+                    None if f.get("members").is_some() => GroupKind::Manual,
+                    None if f.get("include").is_some() || f.get("exclude").is_some() => {
+                        GroupKind::Hybrid
+                    }
+                    None => GroupKind::Managed,
+                };
+                Some(guess)
             }
         }
     }
