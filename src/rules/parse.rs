@@ -344,6 +344,15 @@ fn syntax_error(text: &str, origin: &Origin<'_>, e: pest::error::Error<Rule>) ->
         }
         pest::error::ErrorVariant::CustomError { message } => message.clone(),
     };
+    // A `"` where a value may start, with no closing one after it: the string never ends.
+    if text[pos..].starts_with('"') && !text[pos + 1..].contains('"') {
+        let line_end = text[pos..].find('\n').map_or(text.len(), |n| pos + n);
+        return Diagnostic::error(
+            origin.span(text, pos, line_end),
+            "syntax error: this string is not closed",
+        )
+        .with_help("end it with `\"`; a `\"` inside a string is written `\\\"`");
+    }
     let mut d = Diagnostic::error(
         span,
         format!("syntax error: expected {expected}, found {found}"),
