@@ -164,6 +164,7 @@ async fn a_token_that_cannot_read_group_rules_touches_no_group() {
     );
     let report = world.sync(reconcile()).await;
     assert!(report.targets[0].error.is_none(), "{report:?}");
+    assert_eq!(report.targets[0].groups.len(), 4, "{report:?}");
     for pair in &report.targets[0].groups {
         let error = pair.error.as_deref().unwrap_or_default();
         assert!(

@@ -307,7 +307,7 @@ impl Requester {
 
     /// The request's full URL, as shown to people (no credentials, no query string secrets:
     /// SCIM filters are not secret, so the query stays).
-    pub fn url_of(&self, request: &Request) -> String {
+    fn url_of(&self, request: &Request) -> String {
         format!("{}{}", shown_url(&self.base), request.path)
     }
 

@@ -78,7 +78,6 @@ type GroupRule = (String, Vec<String>);
 /// An Okta target's endpoints.
 pub struct Client {
     http: Requester,
-    pub stats: std::sync::Arc<Stats>,
     /// The active group rules, once read in this push.
     rules: Mutex<Option<Vec<GroupRule>>>,
 }
@@ -87,7 +86,6 @@ impl Client {
     pub fn new(target: &str, config: &TargetConfig) -> Result<Client, TargetError> {
         let http = Requester::new(target, config, OKTA)?;
         Ok(Client {
-            stats: std::sync::Arc::clone(&http.stats),
             http,
             rules: Mutex::new(None),
         })
@@ -97,6 +95,11 @@ impl Client {
     pub fn gated(mut self, may_send: MaySend) -> Client {
         self.http = self.http.gated(may_send);
         self
+    }
+
+    /// The requests sent so far, by kind.
+    pub fn stats(&self) -> &Stats {
+        &self.http.stats
     }
 
     pub fn show(&self, request: &Request) -> String {
@@ -123,9 +126,13 @@ impl Client {
             .collect())
     }
 
+    pub fn get_group_request(&self, id: &str) -> Request {
+        get(format!("/api/v1/groups/{}", encode(id)))
+    }
+
     /// The group `id`; `None` when Okta says 404.
     pub async fn get_group(&self, id: &str) -> Result<Option<Group>, TargetError> {
-        let request = get(format!("/api/v1/groups/{}", encode(id)));
+        let request = self.get_group_request(id);
         match self.http.send(&request).await {
             Ok(body) => self.decode(&request, body).map(Some),
             Err(e) if e.status() == Some(404) => Ok(None),
@@ -167,7 +174,7 @@ impl Client {
 
     /// Renames the group, keeping the rest of its profile (a PUT replaces all of it).
     pub async fn rename(&self, id: &str, name: &str) -> Result<(), TargetError> {
-        let request = get(format!("/api/v1/groups/{}", encode(id)));
+        let request = self.get_group_request(id);
         let body = self.http.send(&request).await?;
         let group: Group = self.decode(&request, body)?;
         self.check_ours(&group).await?;

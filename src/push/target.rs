@@ -108,8 +108,8 @@ impl Target {
     /// The requests sent so far, by kind.
     pub fn stats(&self) -> &Stats {
         match self {
-            Target::Scim { client, .. } => &client.stats,
-            Target::Okta(client) => &client.stats,
+            Target::Scim { client, .. } => client.stats(),
+            Target::Okta(client) => client.stats(),
         }
     }
 
@@ -401,7 +401,11 @@ fn okta_requests(client: &okta::Client, change: Change<'_>) -> Vec<Request> {
                     .map(|user| client.membership_request(id, user, false)),
             )
             .collect(),
-        Change::Rename { id, name } => vec![client.rename_request(id, name, Some(MADE_BY))],
+        // The group is read first, and its description is sent back as it was.
+        Change::Rename { id, name } => vec![
+            client.get_group_request(id),
+            client.rename_request(id, name, Some("(its description, as read)")),
+        ],
         Change::Delete { id } => vec![client.delete_request(id)],
     }
 }

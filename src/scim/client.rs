@@ -28,16 +28,12 @@ fn scim_error(body: &Value) -> (Option<String>, Option<String>) {
 /// A SCIM target's endpoints.
 pub struct Client {
     http: Requester,
-    pub stats: std::sync::Arc<Stats>,
 }
 
 impl Client {
     pub fn new(target: &str, config: &TargetConfig) -> Result<Client, TargetError> {
         let http = Requester::new(target, config, SCIM)?;
-        Ok(Client {
-            stats: std::sync::Arc::clone(&http.stats),
-            http,
-        })
+        Ok(Client { http })
     }
 
     /// See [`Requester::gated`].
@@ -46,8 +42,9 @@ impl Client {
         self
     }
 
-    pub fn target(&self) -> &str {
-        self.http.target()
+    /// The requests sent so far, by kind.
+    pub fn stats(&self) -> &Stats {
+        &self.http.stats
     }
 
     /// `METHOD URL` and the JSON body, as `--dry-run` prints it.
