@@ -13,8 +13,8 @@ use crate::names::AttrType;
 mod target;
 mod ui;
 pub use target::{
-    Every, OnUnpush, PushFailsafe, RemoveDialect, TargetAuth, TargetConfig, TargetKind,
-    TargetPatch, TargetTls, UserLookup, UserMatch,
+    is_address, Every, GoogleSettings, OnUnpush, PushFailsafe, RemoveDialect, TargetAuth,
+    TargetConfig, TargetKind, TargetPatch, TargetTls, UserLookup, UserMatch,
 };
 pub use ui::{Role, UiConfig};
 
@@ -511,10 +511,16 @@ impl Config {
             if let Some(tls) = &mut target.tls {
                 tls.ca_file = base.join(&tls.ca_file);
             }
-            if let Some(TargetAuth::PrivateKeyJwt {
-                key_file: Some(file),
-                ..
-            }) = &mut target.auth
+            if let Some(
+                TargetAuth::PrivateKeyJwt {
+                    key_file: Some(file),
+                    ..
+                }
+                | TargetAuth::ServiceAccount {
+                    key_file: Some(file),
+                    ..
+                },
+            ) = &mut target.auth
             {
                 *file = base.join(&*file);
             }

@@ -1,6 +1,6 @@
 //! rosterd keeps an organisation's groups right everywhere: it reads the HR system's worker
 //! export, evaluates the group rules that CorpSec keeps in git, and pushes the resulting groups
-//! and members to downstream apps (over SCIM 2.0, or into Okta's own groups), sending only
+//! and members to downstream apps (over SCIM 2.0, or into Okta's own groups and Google Groups), sending only
 //! the difference.
 //!
 //! The modules follow the data, each owning one step:
@@ -35,6 +35,8 @@
 //!   the same tenants through Okta's management API too (`scim::emulator::okta`).
 //! - [`okta`]: Okta's management API (groups, members, users, group rules) for a target of
 //!   `kind: okta`, over `http::client`.
+//! - [`google`]: Google Workspace's Directory API (groups with addresses, members in batch
+//!   requests, users) for a target of `kind: google_workspace`, over `http::client`.
 //! - [`push`]: per target and group: find or create, diff against what the target confirmed,
 //!   failsafe, outbox, send, read back and verify, reconcile. It reaches a target only
 //!   through `push::target`, the interface every kind answers (users, groups, member
@@ -58,6 +60,7 @@ pub mod daemon;
 pub mod directory;
 pub mod engine;
 pub mod fetch;
+pub mod google;
 pub mod halves;
 pub mod http;
 pub mod locks;

@@ -93,7 +93,8 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Status,
     /// Serve the target emulator (for trying rosterd out and for tests): each first path
-    /// segment is a tenant, spoken to over SCIM 2.0 or, under `/TENANT/api/v1`, Okta's API.
+    /// segment is a tenant, spoken to over SCIM 2.0, under `/TENANT/api/v1` Okta's API, or
+    /// under `/TENANT/admin/directory/v1` (and `/TENANT/batch`) Google's Directory API.
     #[command(after_help = EXIT_CODES)]
     Emulator {
         /// The address to listen on.

@@ -647,6 +647,7 @@ proptest! {
         let ctx = rules::Context {
             schema: snap.schema(),
             targets: vec![],
+            addressed: Vec::new(),
             eligibility: ELIGIBILITY[world.eligibility as usize].map(|e| (e, Path::new("generated-config.yaml"))),
         };
         let rules = match rules::check_sources(sources, &ctx) {
@@ -692,6 +693,7 @@ proptest! {
         let ctx = rules::Context {
             schema: before.schema(),
             targets: vec![],
+            addressed: Vec::new(),
             eligibility: ELIGIBILITY[world.eligibility as usize].map(|e| (e, Path::new("generated-config.yaml"))),
         };
         let rules = rules::check_sources(sources, &ctx).unwrap();

@@ -70,6 +70,7 @@ fn rule_set(yaml: &str, snap: &Snapshot, eligibility: Option<&str>) -> RuleSet {
     let ctx = rules::Context {
         schema: snap.schema(),
         targets: vec![],
+        addressed: Vec::new(),
         eligibility: eligibility.map(|e| (e, Path::new("config.yaml"))),
     };
     rules::check_sources(sources, &ctx).unwrap_or_else(|e| panic!("{e}"))

@@ -307,6 +307,7 @@ fn pair_text(s: &mut String, p: &push::PairReport) {
         && p.held.is_none()
         && p.error.is_none()
         && p.drift == 0
+        && p.kept.is_empty()
         && p.requests.is_empty();
     if quiet {
         return;
@@ -341,6 +342,20 @@ fn pair_text(s: &mut String, p: &push::PairReport) {
     }
     if let Some(e) = &p.error {
         let _ = writeln!(s, "    error: {e}");
+    }
+    if !p.kept.is_empty() {
+        let shown: Vec<&str> = p.kept.iter().take(5).map(String::as_str).collect();
+        let more = p.kept.len().saturating_sub(shown.len());
+        let _ = writeln!(
+            s,
+            "    kept, not managed by rosterd: {}{}",
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
     }
     for r in &p.requests {
         for line in r.lines() {
@@ -830,4 +845,29 @@ pub fn emulator(
             drop(emulator);
             Ok(())
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pair_says_which_members_it_keeps() {
+        let pair = push::PairReport {
+            group: "sales".into(),
+            display_name: "Sales".into(),
+            kept: (1..=7)
+                .map(|i| format!("m{i}@other.org (outside example.com)"))
+                .collect(),
+            ..Default::default()
+        };
+        let mut s = String::new();
+        pair_text(&mut s, &pair);
+        assert!(s.starts_with("  sales → \"Sales\"\n"), "{s}");
+        assert!(
+            s.contains("    kept, not managed by rosterd: m1@other.org (outside example.com), "),
+            "{s}"
+        );
+        assert!(s.trim_end().ends_with("and 2 more"), "{s}");
+    }
 }

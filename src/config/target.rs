@@ -26,6 +26,9 @@ pub struct TargetConfig {
     pub auth: Option<TargetAuth>,
     #[serde(default)]
     pub user_match: UserMatch,
+    /// A Google Workspace target's groups: their addresses, the account, the domains.
+    #[serde(default)]
+    pub google: Option<GoogleSettings>,
     /// How a SCIM target's groups are patched (SCIM only; see [`TargetConfig::patch`]).
     #[serde(default, rename = "patch")]
     pub scim_patch: Option<TargetPatch>,
@@ -161,6 +164,58 @@ pub enum TargetKind {
     Scim,
     /// The Okta management API: the identity provider's own groups (type OKTA_GROUP).
     Okta,
+    /// Google Workspace's Admin SDK Directory API: Google Groups, with email addresses.
+    GoogleWorkspace,
+}
+
+/// What a Google Workspace target needs besides the URL and the credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleSettings {
+    /// A group's address when its push names none (`email:` in the rules): `{name}` is the
+    /// group's name in the rules, as in `{name}@groups.example.com`.
+    #[serde(default)]
+    pub group_email: Option<String>,
+    /// The account whose users are listed: `my_customer` (the default) is the admin's own.
+    #[serde(default = "default_customer")]
+    pub customer: String,
+    /// The account's domains: a member whose address is in none of them (nor in one of
+    /// their subdomains) is external, and is kept (reported, never removed). Default: the
+    /// domain of the admin the service account acts for; with neither, no member is taken
+    /// for external.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Member changes sent in one batch request (Google allows up to 1,000 calls in one).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+impl Default for GoogleSettings {
+    fn default() -> Self {
+        GoogleSettings {
+            group_email: None,
+            customer: default_customer(),
+            domains: Vec::new(),
+            batch_size: default_batch_size(),
+        }
+    }
+}
+
+fn default_customer() -> String {
+    "my_customer".into()
+}
+
+fn default_batch_size() -> usize {
+    100
+}
+
+impl GoogleSettings {
+    /// The address of the group `name` by the template, when there is one.
+    pub fn email_of(&self, name: &str) -> Option<String> {
+        self.group_email
+            .as_ref()
+            .map(|t| t.replace("{name}", &name.to_lowercase()))
+    }
 }
 
 impl TargetKind {
@@ -168,6 +223,7 @@ impl TargetKind {
         match self {
             TargetKind::Scim => "scim",
             TargetKind::Okta => "okta",
+            TargetKind::GoogleWorkspace => "google_workspace",
         }
     }
 }
@@ -196,6 +252,19 @@ pub enum TargetAuth {
         #[serde(default)]
         key_id: Option<String>,
         /// Default: `okta.groups.manage okta.users.read`.
+        #[serde(default)]
+        scopes: Option<String>,
+    },
+    /// A Google service account with domain-wide delegation: its JSON key (from a file,
+    /// relative to the config's folder, or an environment variable) signs a JWT that is
+    /// exchanged for an access token acting as `subject`, an admin of the account.
+    ServiceAccount {
+        #[serde(default)]
+        key_file: Option<PathBuf>,
+        #[serde(default)]
+        key_env: Option<String>,
+        subject: String,
+        /// Default: the Directory API's group scope and its read-only user scope.
         #[serde(default)]
         scopes: Option<String>,
     },
@@ -320,62 +389,140 @@ impl TargetConfig {
                 .as_deref()
                 .unwrap_or("userName"),
             TargetKind::Okta => self.user_match.attribute.as_deref().unwrap_or("login"),
+            TargetKind::GoogleWorkspace => self
+                .user_match
+                .attribute
+                .as_deref()
+                .unwrap_or("primaryEmail"),
+        }
+    }
+
+    /// A Google Workspace target's settings, as configured or the defaults.
+    pub fn google(&self) -> GoogleSettings {
+        self.google.clone().unwrap_or_default()
+    }
+
+    /// The domains a Google Workspace target's account holds: as configured, or that of
+    /// the admin the service account acts for.
+    pub fn google_domains(&self) -> Vec<String> {
+        let google = self.google();
+        if !google.domains.is_empty() {
+            return google.domains.iter().map(|d| d.to_lowercase()).collect();
+        }
+        match &self.auth {
+            Some(TargetAuth::ServiceAccount { subject, .. }) => subject
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_lowercase())
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
         }
     }
 
     /// The settings that belong to another kind of target, or that this kind cannot use.
     fn check_kind(&self) -> Result<(), String> {
         let kind = self.kind.as_str();
-        let only_scim = |field: &str| {
-            format!("{field}: only a SCIM target has it; this target is `kind: {kind}`")
+        let only = |field: &str, owner: &str| {
+            format!("{field}: only {owner} target has it; this target is `kind: {kind}`")
         };
+        if self.kind != TargetKind::Scim && self.scim_patch.is_some() {
+            return Err(only("patch", "a SCIM"));
+        }
+        if self.kind != TargetKind::GoogleWorkspace && self.google.is_some() {
+            return Err(only(
+                "google",
+                "a Google Workspace (`kind: google_workspace`)",
+            ));
+        }
+        let auth_help = match self.kind {
+            TargetKind::Scim => "a SCIM target takes `bearer` or `oauth2`",
+            TargetKind::Okta => "an Okta target takes an API token (`{ ssws: { token_env: VAR } }`) or a service app's key (`{ private_key_jwt: { client_id, key_file } }`)",
+            TargetKind::GoogleWorkspace => "a Google Workspace target takes a service account's key (`{ service_account: { key_file, subject } }`)",
+        };
+        // Without `auth` requests carry no credentials (an emulator's tenant).
+        let fits = matches!(
+            (&self.auth, self.kind),
+            (None, _)
+                | (
+                    Some(TargetAuth::Bearer { .. } | TargetAuth::Oauth2 { .. }),
+                    TargetKind::Scim
+                )
+                | (
+                    Some(TargetAuth::Ssws { .. } | TargetAuth::PrivateKeyJwt { .. }),
+                    TargetKind::Okta
+                )
+                | (
+                    Some(TargetAuth::ServiceAccount { .. }),
+                    TargetKind::GoogleWorkspace
+                )
+        );
+        if !fits {
+            return Err(format!("auth: {auth_help}"));
+        }
+        match &self.auth {
+            Some(TargetAuth::PrivateKeyJwt {
+                key_file, key_env, ..
+            }) if key_file.is_some() == key_env.is_some() => {
+                return Err(
+                    "auth.private_key_jwt: name the private key with one of `key_file` or `key_env`"
+                        .into(),
+                );
+            }
+            Some(TargetAuth::ServiceAccount {
+                key_file,
+                key_env,
+                subject,
+                ..
+            }) => {
+                if key_file.is_some() == key_env.is_some() {
+                    return Err("auth.service_account: name the JSON key with one of `key_file` or `key_env`".into());
+                }
+                if !is_address(subject) {
+                    return Err(format!("auth.service_account.subject: `{subject}` is not an email address; it is the admin the service account acts for"));
+                }
+            }
+            _ => {}
+        }
+        let attribute = self.user_attribute();
         match self.kind {
             TargetKind::Scim => {
                 if self.user_match.attribute.is_some() {
                     return Err("user_match.attribute: a SCIM target names the user attribute it matches on with `scim_attribute`".into());
                 }
-                if let Some(TargetAuth::Ssws { .. }) = &self.auth {
-                    return Err(
-                        "auth.ssws: an Okta API token; a SCIM target takes `bearer` or `oauth2`"
-                            .into(),
-                    );
-                }
             }
-            TargetKind::Okta => {
-                if self.scim_patch.is_some() {
-                    return Err(only_scim("patch"));
-                }
+            TargetKind::Okta | TargetKind::GoogleWorkspace => {
+                let (allowed, help): (&[&str], _) = match self.kind {
+                    TargetKind::Okta => (&["login", "email"], "an Okta user is matched on `login` or `email`"),
+                    _ => (&["primaryEmail"], "a Google Workspace user is matched on `primaryEmail` (its aliases count too)"),
+                };
                 if self.user_match.scim_attribute.is_some() {
                     return Err(format!(
-                        "{}\nhelp: an Okta target matches users on `user_match.attribute`: login or email",
-                        only_scim("user_match.scim_attribute")
+                        "{}\nhelp: {help}, named with `user_match.attribute`",
+                        only("user_match.scim_attribute", "a SCIM")
                     ));
                 }
-                if !["login", "email"].contains(&self.user_attribute()) {
-                    return Err(format!(
-                        "user_match.attribute: an Okta user is matched on `login` or `email`, not `{}`",
-                        self.user_attribute()
-                    ));
-                }
-                // Without `auth` requests carry no credentials (an emulator's tenant).
-                match &self.auth {
-                    Some(TargetAuth::Bearer { .. } | TargetAuth::Oauth2 { .. }) => {
-                        return Err(
-                            "auth: an Okta target takes an API token (`{ ssws: { token_env: VAR } }`) or a service app's key (`{ private_key_jwt: { client_id, key_file } }`)"
-                                .into(),
-                        );
-                    }
-                    Some(TargetAuth::PrivateKeyJwt {
-                        key_file, key_env, ..
-                    }) if key_file.is_some() == key_env.is_some() => {
-                        return Err(
-                            "auth.private_key_jwt: name the private key with one of `key_file` or `key_env`"
-                                .into(),
-                        );
-                    }
-                    _ => {}
+                if !allowed.contains(&attribute) {
+                    return Err(format!("user_match.attribute: {help}, not `{attribute}`"));
                 }
             }
+        }
+        if let Some(google) = &self.google {
+            if let Some(template) = &google.group_email {
+                let sample = template.replace("{name}", "group");
+                if !template.contains("{name}") || !is_address(&sample) {
+                    return Err(format!("google.group_email: `{template}` is not an address template such as `{{name}}@groups.example.com`"));
+                }
+            }
+            if let Some(bad) = google
+                .domains
+                .iter()
+                .find(|d| d.is_empty() || d.contains(['@', ' ', '/']))
+            {
+                return Err(format!(
+                    "google.domains: `{bad}` is not a domain such as `example.com`"
+                ));
+            }
+            super::in_range("google.batch_size", google.batch_size, 1..=1_000)?;
         }
         Ok(())
     }
@@ -453,6 +600,19 @@ impl TargetConfig {
         }
         Ok(())
     }
+}
+
+/// Whether `text` reads as one email address: a local part, `@`, a dotted domain.
+pub fn is_address(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !text.chars().any(char::is_whitespace)
 }
 
 fn default_requests_per_second() -> f64 {

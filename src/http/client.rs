@@ -14,8 +14,9 @@ use serde_json::Value;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
 
-use crate::config::{TargetAuth, TargetConfig};
-use crate::secret::{shown_url, Secret};
+use super::auth::Auth;
+use crate::config::TargetConfig;
+use crate::secret::shown_url;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -28,6 +29,9 @@ pub enum TargetError {
         /// The target's own name for the error: SCIM's `scimType`, for one.
         code: Option<String>,
         detail: Option<String>,
+        /// The target asks for fewer requests (429, or Google's 403 `rateLimitExceeded`):
+        /// worth retrying later, and no judgement of the credentials.
+        throttled: bool,
     },
     #[error("target `{target}`: {method} {path}: {message} after {attempts} attempt(s)")]
     Transport {
@@ -67,11 +71,22 @@ impl TargetError {
 
     /// The target refused our credentials: nothing more should be sent to it this run.
     pub fn is_auth(&self) -> bool {
-        matches!(self.status(), Some(401 | 403))
+        (matches!(self.status(), Some(401 | 403)) && !self.throttled())
             || matches!(
                 self,
                 TargetError::Setup { .. } | TargetError::Stopped { .. }
             )
+    }
+
+    /// The target asks for fewer requests: 429, or what its kind answers instead.
+    pub fn throttled(&self) -> bool {
+        matches!(
+            self,
+            TargetError::Status {
+                throttled: true,
+                ..
+            }
+        )
     }
 
     /// The target's own name for the error (SCIM's `scimType`).
@@ -148,32 +163,6 @@ impl Stats {
     }
 }
 
-enum Auth {
-    None,
-    Bearer(Secret),
-    /// An Okta API token: `Authorization: SSWS <token>`.
-    Ssws(Secret),
-    OAuth2 {
-        token_url: String,
-        client_id: String,
-        credentials: Credentials,
-        scope: Option<String>,
-        /// The current access token and when to fetch a new one.
-        token: Mutex<Option<(Secret, Instant)>>,
-    },
-}
-
-/// How an OAuth 2.0 client proves who it is at the token endpoint.
-enum Credentials {
-    /// Its secret, in HTTP Basic auth (RFC 6749 section 2.3.1).
-    Secret(Secret),
-    /// A JWT it signs with its private key (RFC 7523 section 2.2): Okta's service apps.
-    PrivateKey {
-        key: Box<jsonwebtoken::EncodingKey>,
-        key_id: Option<String>,
-    },
-}
-
 pub struct Requester {
     target: String,
     base: String,
@@ -210,6 +199,22 @@ pub struct Dialect {
     /// limits in `X-Rate-Limit-Limit`, `-Remaining` and `-Reset` (Okta): requests are then
     /// held back when a bucket is spent until it resets, before the target answers 429.
     pub rate_limits: Option<fn(&Method, &str) -> &'static str>,
+    /// The error codes with which a 403 asks for fewer requests, as a 429 does (Google's
+    /// `rateLimitExceeded` and `userRateLimitExceeded`): retried with backoff.
+    pub throttle_codes: &'static [&'static str],
+}
+
+/// A request or answer body that is not JSON: a batch of requests in one
+/// (`multipart/mixed`), and its answer.
+#[derive(Debug, Clone)]
+pub struct Raw {
+    pub content_type: String,
+    pub body: Vec<u8>,
+    /// Whether it changes anything (its parts are writes), for the counts.
+    pub writes: bool,
+    /// Whether sending it twice does no harm, so that one whose answer was lost is sent
+    /// again (a batch of member changes, each of which the target takes twice as once).
+    pub idempotent: bool,
 }
 
 /// What the target said is left of a rate-limit bucket, less the requests sent since.
@@ -269,7 +274,7 @@ impl Requester {
             }
         }
         let http = builder.build().map_err(|e| setup(e.to_string()))?;
-        let auth = auth_of(&config.auth, &base, &setup)?;
+        let auth = Auth::of(&config.auth, &base).map_err(setup)?;
         Ok(Requester {
             target: target.to_string(),
             base,
@@ -303,6 +308,19 @@ impl Requester {
 
     pub fn target(&self) -> &str {
         &self.target
+    }
+
+    /// The path of the base URL (`/google` of `http://host/google`; empty for a host's
+    /// root), which a batch's parts, written from the host's root, start with.
+    pub fn base_path(&self) -> String {
+        reqwest::Url::parse(&self.base)
+            .map(|u| u.path().trim_end_matches('/').to_string())
+            .unwrap_or_default()
+    }
+
+    /// Further attempts a request gets after a failure that is worth retrying.
+    pub fn retries(&self) -> u32 {
+        self.retries
     }
 
     /// The request's full URL, as shown to people (no credentials, no query string secrets:
@@ -343,6 +361,56 @@ impl Requester {
         &self,
         request: &Request,
     ) -> Result<(Option<Value>, Option<String>), TargetError> {
+        let (body, next, _) = self.exchange(request, None).await?;
+        Ok((body, next))
+    }
+
+    /// Sends `request` (its path and method) with the body `raw`, retried as
+    /// [`Requester::send`] does: the answer's body, as it came, with its media type.
+    pub async fn send_raw(&self, request: &Request, raw: &Raw) -> Result<Raw, TargetError> {
+        let (_, _, answer) = self.exchange(request, Some(raw)).await?;
+        answer.ok_or_else(|| self.unusable(request, "no answer body".into()))
+    }
+
+    /// The error a target's answer (`status` and its JSON body) is, read in the kind's
+    /// dialect: for an answer within a batch.
+    pub fn error_of(&self, request: &Request, status: u16, body: Option<&Value>) -> TargetError {
+        let (code, detail) = body.map_or((None, None), |b| (self.dialect.error)(b));
+        let throttled = status == 429
+            || (status == 403
+                && code
+                    .as_deref()
+                    .is_some_and(|c| self.dialect.throttle_codes.contains(&c)));
+        TargetError::Status {
+            target: self.target.clone(),
+            method: request.method.to_string(),
+            path: request.path.clone(),
+            status,
+            // What a target says is quoted, not copied: a few hundred characters.
+            code: code.map(|t| crate::text::shorten(&t, 100)),
+            detail: detail.map(|d| crate::text::shorten(&d, 500)),
+            throttled,
+        }
+    }
+
+    /// The delay before retry `attempt` (from 1): exponential, with jitter.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .backoff_ms
+            .saturating_mul(1u64 << (attempt.max(1) - 1).min(16))
+            .min(60_000);
+        let jitter = match self.rng.lock() {
+            Ok(mut rng) => rng.random_range(0..=exp / 2 + 1),
+            Err(_) => 0,
+        };
+        Duration::from_millis(exp / 2 + jitter)
+    }
+
+    async fn exchange(
+        &self,
+        request: &Request,
+        raw: Option<&Raw>,
+    ) -> Result<(Option<Value>, Option<String>, Option<Raw>), TargetError> {
         let _permit = self.gate.acquire().await.map_err(|_| TargetError::Setup {
             target: self.target.clone(),
             message: "the client is shutting down".into(),
@@ -360,36 +428,38 @@ impl Requester {
                     message: why,
                 });
             }
-            if request.is_write() {
+            if raw.map_or(request.is_write(), |r| r.writes) {
                 self.stats.writes.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.stats.reads.fetch_add(1, Ordering::Relaxed);
             }
-            let (error, retry_after) = match self.attempt(request).await? {
-                Attempt::Done(body, next) => return Ok((body, next)),
+            let (error, retry_after) = match self.attempt(request, raw).await? {
+                Attempt::Done(body, next, answer) => return Ok((body, next, answer)),
                 Attempt::Failed(error, retry_after) => (error, retry_after),
             };
-            if error.status() == Some(401) && !refreshed && matches!(self.auth, Auth::OAuth2 { .. })
-            {
+            if error.status() == Some(401) && !refreshed && self.auth.renews() {
                 // The access token may have expired early: fetch a new one, once.
                 refreshed = true;
-                self.forget_token().await;
+                self.auth.forget().await;
                 continue;
             }
             let retryable = match &error {
-                TargetError::Status { status, .. } => *status == 429 || *status >= 500,
+                TargetError::Status { status, .. } => error.throttled() || *status >= 500,
                 // A POST whose answer was lost may have created its resource, and a PATCH
                 // applied its change (adding a member twice makes two entries on some
                 // targets): neither is sent again blindly. The caller looks first. Reads,
                 // deletes and requests that never connected are safe to repeat.
                 TargetError::Transport { maybe_sent, .. } => {
-                    request.method == Method::GET || request.method == Method::DELETE || !maybe_sent
+                    request.method == Method::GET
+                        || request.method == Method::DELETE
+                        || raw.is_some_and(|r| r.idempotent)
+                        || !maybe_sent
                 }
                 _ => false,
             };
             if !retryable || attempt > self.retries {
                 let unusable = match &error {
-                    TargetError::Status { status, .. } => *status == 429 || *status >= 500,
+                    TargetError::Status { status, .. } => error.throttled() || *status >= 500,
                     TargetError::Transport { .. } => true,
                     _ => false,
                 };
@@ -437,30 +507,48 @@ impl Requester {
         }
     }
 
-    async fn attempt(&self, request: &Request) -> Result<Attempt, TargetError> {
+    /// The request as it goes out: its URL, `Accept`, credentials and body.
+    async fn build(
+        &self,
+        request: &Request,
+        raw: Option<&Raw>,
+    ) -> Result<reqwest::RequestBuilder, TargetError> {
+        let setup = |message: String| TargetError::Setup {
+            target: self.target.clone(),
+            message,
+        };
         let url = format!("{}{}", self.base, request.path);
         let mut builder = self.http.request(request.method.clone(), &url).header(
             reqwest::header::ACCEPT,
             format!("{}, application/json", self.dialect.media_type),
         );
-        if let Auth::Ssws(token) = &self.auth {
-            builder = builder.header(
-                reqwest::header::AUTHORIZATION,
-                format!("SSWS {}", token.expose()),
-            );
-        } else if let Some(token) = self.token().await? {
-            builder = builder.bearer_auth(token.expose());
+        let jti: u128 = crate::locks::lock(&self.rng).random();
+        if let Some(value) = self.auth.header(&self.http, jti).await.map_err(setup)? {
+            let mut value = reqwest::header::HeaderValue::from_str(value.expose()).map_err(|_| {
+                setup("the credentials cannot be sent in a header (they hold a line break or a control character)".into())
+            })?;
+            value.set_sensitive(true);
+            builder = builder.header(reqwest::header::AUTHORIZATION, value);
         }
-        if let Some(body) = &request.body {
+        if let Some(raw) = raw {
+            builder = builder
+                .header(reqwest::header::CONTENT_TYPE, &raw.content_type)
+                .body(raw.body.clone());
+        } else if let Some(body) = &request.body {
             builder = builder
                 .header(reqwest::header::CONTENT_TYPE, self.dialect.media_type)
                 .body(serde_json::to_vec(body).unwrap_or_default());
         }
+        Ok(builder)
+    }
+
+    async fn attempt(&self, request: &Request, raw: Option<&Raw>) -> Result<Attempt, TargetError> {
+        let builder = self.build(request, raw).await?;
         let transport = |e: reqwest::Error| TargetError::Transport {
             target: self.target.clone(),
             method: request.method.to_string(),
             path: request.path.clone(),
-            message: describe(&e),
+            message: super::describe(&e),
             attempts: 1,
             maybe_sent: !e.is_connect(),
         };
@@ -473,9 +561,12 @@ impl Requester {
             }
         };
         let status = response.status().as_u16();
-        if status != 429 && status < 500 {
-            self.stats.answered.fetch_add(1, Ordering::Relaxed);
-        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         let retry_after = crate::http::retry_after(response.headers(), self.max_retry_after)
             .or_else(|| {
                 // A kind that announces its limits says when a spent bucket resets.
@@ -500,12 +591,23 @@ impl Requester {
                 ))
             }
         };
+        if raw.is_some() && (200..300).contains(&status) {
+            self.stats.answered.fetch_add(1, Ordering::Relaxed);
+            let answer = Raw {
+                content_type,
+                body: bytes,
+                writes: false,
+                idempotent: false,
+            };
+            return Ok(Attempt::Done(None, None, Some(answer)));
+        }
         let body: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
             None
         } else {
             serde_json::from_slice(&bytes).ok()
         };
         if (200..300).contains(&status) {
+            self.stats.answered.fetch_add(1, Ordering::Relaxed);
             let next = match next {
                 None => None,
                 Some(url) => Some(
@@ -523,21 +625,14 @@ impl Requester {
                         })?,
                 ),
             };
-            return Ok(Attempt::Done(body, next));
+            return Ok(Attempt::Done(body, next, None));
         }
-        let (code, detail) = body
-            .as_ref()
-            .map_or((None, None), |b| (self.dialect.error)(b));
+        let error = self.error_of(request, status, body.as_ref());
+        if !error.throttled() && status < 500 {
+            self.stats.answered.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(Attempt::Failed(
-            TargetError::Status {
-                target: self.target.clone(),
-                method: request.method.to_string(),
-                path: request.path.clone(),
-                status,
-                // What a target says is quoted, not copied: a few hundred characters.
-                code: code.map(|t| crate::text::shorten(&t, 100)),
-                detail: detail.map(|d| crate::text::shorten(&d, 500)),
-            },
+            error,
             retry_after.filter(|_| status == 429 || status == 503),
         ))
     }
@@ -652,217 +747,12 @@ impl Requester {
             tokio::time::sleep_until(start).await;
         }
     }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .backoff_ms
-            .saturating_mul(1u64 << (attempt - 1).min(16))
-            .min(60_000);
-        let jitter = match self.rng.lock() {
-            Ok(mut rng) => rng.random_range(0..=exp / 2 + 1),
-            Err(_) => 0,
-        };
-        Duration::from_millis(exp / 2 + jitter)
-    }
-
-    async fn token(&self) -> Result<Option<Secret>, TargetError> {
-        match &self.auth {
-            Auth::None | Auth::Ssws(_) => Ok(None),
-            Auth::Bearer(token) => Ok(Some(token.clone())),
-            Auth::OAuth2 {
-                token_url,
-                client_id,
-                credentials,
-                scope,
-                token,
-            } => {
-                let mut cached = token.lock().await;
-                if let Some((value, until)) = cached.as_ref() {
-                    if Instant::now() < *until {
-                        return Ok(Some(value.clone()));
-                    }
-                }
-                let (value, lifetime) = self
-                    .fetch_token(token_url, client_id, credentials, scope.as_deref())
-                    .await?;
-                // Renew a minute early (or at half-life for short tokens).
-                let renew = lifetime
-                    .saturating_sub(Duration::from_secs(60))
-                    .max(lifetime / 2);
-                *cached = Some((value.clone(), Instant::now() + renew));
-                Ok(Some(value))
-            }
-        }
-    }
-
-    async fn forget_token(&self) {
-        if let Auth::OAuth2 { token, .. } = &self.auth {
-            *token.lock().await = None;
-        }
-    }
-
-    async fn fetch_token(
-        &self,
-        token_url: &str,
-        client_id: &str,
-        credentials: &Credentials,
-        scope: Option<&str>,
-    ) -> Result<(Secret, Duration), TargetError> {
-        let fail = |message: String| TargetError::Setup {
-            target: self.target.clone(),
-            message: format!("OAuth2 token from {}: {message}", shown_url(token_url)),
-        };
-        let mut form = vec![("grant_type", "client_credentials".to_string())];
-        if let Some(scope) = scope {
-            form.push(("scope", scope.to_string()));
-        }
-        let mut request = self.http.post(token_url);
-        match credentials {
-            Credentials::Secret(secret) => {
-                request = request.basic_auth(client_id, Some(secret.expose()));
-            }
-            Credentials::PrivateKey { key, key_id } => {
-                let jti: u128 = crate::locks::lock(&self.rng).random();
-                let assertion = client_assertion(client_id, token_url, key, key_id.as_deref(), jti)
-                    .map_err(|e| fail(format!("cannot sign the client assertion: {e}")))?;
-                form.push((
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
-                ));
-                form.push(("client_assertion", assertion));
-            }
-        }
-        let response = request
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| fail(describe(&e)))?;
-        let status = response.status();
-        if !status.is_success() {
-            // The server's OAuth error code says why (`invalid_client`, `invalid_scope`).
-            let body = response.bytes().await.unwrap_or_default();
-            let said = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|b| b["error"].as_str().map(|e| crate::text::shorten(e, 60)));
-            return Err(fail(match said {
-                Some(error) => format!("HTTP {} ({error})", status.as_u16()),
-                None => format!("HTTP {}", status.as_u16()),
-            }));
-        }
-        let bytes = response.bytes().await.map_err(|e| fail(describe(&e)))?;
-        let body: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| fail(format!("the answer is not JSON: {e}")))?;
-        let token = body
-            .get("access_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| fail("the answer has no access_token".into()))?;
-        let lifetime = body
-            .get("expires_in")
-            .and_then(Value::as_u64)
-            .unwrap_or(3600);
-        Ok((Secret::new(token), Duration::from_secs(lifetime)))
-    }
-}
-
-/// A client assertion (RFC 7523 section 2.2): a JWT from `client_id` to the token endpoint,
-/// for five minutes, signed RS256.
-fn client_assertion(
-    client_id: &str,
-    token_url: &str,
-    key: &jsonwebtoken::EncodingKey,
-    key_id: Option<&str>,
-    jti: u128,
-) -> Result<String, jsonwebtoken::errors::Error> {
-    let now = crate::clock::now_utc().timestamp();
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = key_id.map(str::to_string);
-    let claims = serde_json::json!({
-        "iss": client_id,
-        "sub": client_id,
-        "aud": token_url,
-        "iat": now,
-        "exp": now + 300,
-        "jti": format!("{jti:032x}"),
-    });
-    jsonwebtoken::encode(&header, &claims, key)
 }
 
 enum Attempt {
-    /// The body, and the next page's path.
-    Done(Option<Value>, Option<String>),
+    /// The body, the next page's path, and a raw answer's body.
+    Done(Option<Value>, Option<String>, Option<Raw>),
     Failed(TargetError, Option<Duration>),
-}
-
-/// How requests to a target authenticate, from its `auth` (secrets read from the
-/// environment or a file now); `setup` words a failure.
-fn auth_of(
-    auth: &Option<TargetAuth>,
-    base: &str,
-    setup: &dyn Fn(String) -> TargetError,
-) -> Result<Auth, TargetError> {
-    let secret = |var: &str| {
-        Secret::from_env(var).ok_or_else(|| {
-            setup(format!(
-                "environment variable `{var}` is not set\nhelp: the config names the variable; set it in rosterd's environment"
-            ))
-        })
-    };
-    Ok(match auth {
-        None => Auth::None,
-        Some(TargetAuth::Bearer { token_env }) => Auth::Bearer(secret(token_env)?),
-        Some(TargetAuth::Ssws { token_env }) => Auth::Ssws(secret(token_env)?),
-        Some(TargetAuth::Oauth2 {
-            token_url,
-            client_id,
-            client_secret_env,
-            scope,
-        }) => Auth::OAuth2 {
-            token_url: token_url.clone(),
-            client_id: client_id.clone(),
-            credentials: Credentials::Secret(secret(client_secret_env)?),
-            scope: scope.clone(),
-            token: Mutex::new(None),
-        },
-        Some(TargetAuth::PrivateKeyJwt {
-            client_id,
-            key_file,
-            key_env,
-            key_id,
-            scopes,
-        }) => {
-            let pem = match (key_file, key_env) {
-                (Some(file), _) => Secret::new(std::fs::read_to_string(file).map_err(|e| {
-                    setup(format!(
-                        "cannot read auth.private_key_jwt.key_file `{}`: {e}",
-                        file.display()
-                    ))
-                })?),
-                (None, Some(var)) => secret(var)?,
-                (None, None) => {
-                    return Err(setup("auth.private_key_jwt: no key_file or key_env".into()))
-                }
-            };
-            // The key's own error could quote it: say only that it is not one.
-            let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.expose().as_bytes())
-                .map_err(|_| {
-                    setup("auth.private_key_jwt: the key is not an RSA private key in PEM (PKCS#1 or PKCS#8)".into())
-                })?;
-            Auth::OAuth2 {
-                token_url: format!("{base}/oauth2/v1/token"),
-                client_id: client_id.clone(),
-                credentials: Credentials::PrivateKey {
-                    key: Box::new(key),
-                    key_id: key_id.clone(),
-                },
-                scope: Some(
-                    scopes
-                        .clone()
-                        .unwrap_or_else(|| "okta.groups.manage okta.users.read".into()),
-                ),
-                token: Mutex::new(None),
-            }
-        }
-    })
 }
 
 /// The URL an answer's `Link` header gives for `rel="next"`.
@@ -884,17 +774,4 @@ fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
                     .to_string()
             })
         })
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "cannot connect".into()
-    } else if e.is_body() || e.is_decode() {
-        "the connection broke during the answer".into()
-    } else {
-        // reqwest puts the URL in its messages; the caller already names the path.
-        crate::text::with_causes(e).replace(e.url().map(|u| u.as_str()).unwrap_or("\u{0}"), "")
-    }
 }

@@ -2,7 +2,10 @@
 //! body read within a size limit, redirects followed only within the origin configured, and
 //! `Retry-After` read and capped.
 
+mod auth;
 pub mod client;
+
+pub use auth::{GOOGLE_SCOPES, GOOGLE_TOKEN_AUDIENCE};
 
 use std::time::Duration;
 
@@ -79,6 +82,20 @@ pub fn encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// What went wrong with a request, in a few words (no URL: the caller names the path).
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "cannot connect".into()
+    } else if e.is_body() || e.is_decode() {
+        "the connection broke during the answer".into()
+    } else {
+        // reqwest puts the URL in its messages; the caller already names the path.
+        crate::text::with_causes(e).replace(e.url().map(|u| u.as_str()).unwrap_or("\u{0}"), "")
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ const OKTA: Dialect = Dialect {
     error: okta_error,
     url_help: "the Okta org's URL, such as https://example.okta.com",
     rate_limits: Some(super::bucket),
+    throttle_codes: &[],
 };
 
 fn okta_error(body: &Value) -> (Option<String>, Option<String>) {

@@ -11,6 +11,7 @@ use super::pair::confirmed_of;
 use super::resolve::Users;
 use super::target::FoundGroup;
 use super::{PairReport, TargetRun};
+use crate::config::TargetKind;
 use crate::rules::{Group, Push};
 use crate::store::{
     Confirmed, Drift, DriftKind, OutboxAction, OutboxPayload, PairAction, TargetGroup, TargetMember,
@@ -48,6 +49,7 @@ impl TargetRun<'_> {
             display_name: Some(name.to_string()),
             scim_id: None,
             members: first,
+            email: self.email_of(group, push),
             link: push.link.is_some(),
             ..OutboxPayload::default()
         };
@@ -79,6 +81,19 @@ impl TargetRun<'_> {
         Ok((created.state, created.members))
     }
 
+    /// The group's address, in a target whose groups have one: the group linked to, the
+    /// push's `email`, or the target's `google.group_email` made from the group's name.
+    fn email_of(&self, group: &Group, push: &Push) -> Option<String> {
+        if self.config.kind != TargetKind::GoogleWorkspace {
+            return None;
+        }
+        push.link
+            .clone()
+            .or_else(|| push.email.clone())
+            .or_else(|| self.config.google().email_of(&group.name))
+            .map(|e| e.to_lowercase())
+    }
+
     pub(super) async fn dry_find_or_create(
         &self,
         group: &Group,
@@ -89,12 +104,13 @@ impl TargetRun<'_> {
         let name = payload.display_name.clone().unwrap_or_default();
         let found = self
             .target
-            .find_groups(&name)
+            .find_groups(&name, payload.email.as_deref())
             .await
             .map_err(|e| self.target_error(e))?;
         let mut state = TargetGroup::new(&group.name, "(new)".into(), name.clone(), payload.link);
         if let Some(g) = found.first() {
             state.scim_id = g.id.clone();
+            self.note_kept(&group.name, &g.kept, report);
             let members = match &g.members {
                 Some(m) => m.clone(),
                 None => self.read_members(&state.scim_id).await?,
@@ -121,6 +137,21 @@ impl TargetRun<'_> {
         let mut held = Confirmed::default();
         held.apply(&payload.members, &[]);
         Ok((state, held))
+    }
+
+    /// Reports the members the target keeps out of rosterd's hands.
+    fn note_kept(&self, group: &str, kept: &[String], report: &mut PairReport) {
+        if kept.is_empty() {
+            return;
+        }
+        tracing::info!(
+            target_name = self.name,
+            group,
+            kept = kept.len(),
+            "the target group has members rosterd does not manage (kept, never removed): {}",
+            kept.join(", ")
+        );
+        report.kept = kept.to_vec();
     }
 
     pub(super) async fn read_members(&self, scim_id: &str) -> Result<Vec<String>, Halt> {
@@ -163,6 +194,7 @@ impl TargetRun<'_> {
             other => other?,
         };
         report.verified |= verify;
+        self.note_kept(&state.group, &found.kept, report);
         let renamed = (verify && !state.linked && found.name != state.display_name)
             .then(|| found.name.clone());
         let members = found.members.unwrap_or_default();

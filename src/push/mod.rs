@@ -251,6 +251,10 @@ pub struct PairReport {
     pub members: usize,
     pub unprovisioned: usize,
     pub drift: usize,
+    /// Members the target keeps out of rosterd's hands (Google's nested groups and
+    /// addresses outside the account), described: never planned, never removed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held: Option<Held>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -260,7 +260,8 @@ impl TargetRun<'_> {
         let mut last_error = String::new();
         let mut sent = 0;
         for attempt in 0..=self.config.retries {
-            let found = match self.target.find_groups(&name).await {
+            let email = entry.payload.email.as_deref();
+            let found = match self.target.find_groups(&name, email).await {
                 Ok(found) => found,
                 Err(e) => return Err(self.refused(entry, sent, e, false).await?),
             };
@@ -286,7 +287,7 @@ impl TargetRun<'_> {
                 let ids: Vec<String> = ids_of(&entry.payload.members);
                 self.store.check_fence()?;
                 sent += 1;
-                match self.target.create_group(&name, &ids).await {
+                match self.target.create_group(&name, email, &ids).await {
                     Ok(g) => {
                         let told = g.members.is_some();
                         let members = g.members.unwrap_or(ids);
@@ -470,6 +471,7 @@ impl EntryIds {
         let name = payload.display_name.as_deref().unwrap_or_default();
         match action {
             OutboxAction::Create => Change::Create {
+                email: payload.email.as_deref(),
                 name,
                 members: &self.add,
             },

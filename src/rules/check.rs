@@ -49,7 +49,7 @@ pub(super) fn check(
     let mut groups = Vec::with_capacity(kept.len());
     for def in kept {
         let rule = def.rule.as_ref().and_then(|e| compiler.rule(e, "a rule"));
-        let push = check_pushes(&def, &ctx.targets, compiler.diags);
+        let push = check_pushes(&def, ctx, compiler.diags);
         groups.push(Group {
             name: def.name,
             kind: def.kind,
@@ -202,7 +202,12 @@ fn levels(groups: &[Group], order: &[GroupId]) -> Vec<Vec<GroupId>> {
     out
 }
 
-fn check_pushes(def: &GroupDef, targets: &[String], diags: &mut Diagnostics) -> Vec<super::Push> {
+fn check_pushes(
+    def: &GroupDef,
+    ctx: &super::Context<'_>,
+    diags: &mut Diagnostics,
+) -> Vec<super::Push> {
+    let targets = &ctx.targets;
     let mut out: Vec<super::Push> = Vec::new();
     for push in &def.push {
         if !targets.contains(&push.target) {
@@ -227,6 +232,19 @@ fn check_pushes(def: &GroupDef, targets: &[String], diags: &mut Diagnostics) -> 
             diags.push(
                 Diagnostic::error(push.span, format!("`{}` is pushed to twice", push.target))
                     .with_note(first.span, "first push"),
+            );
+            continue;
+        }
+        if push.email.is_some() && !ctx.addressed.contains(&push.target) {
+            diags.push(
+                Diagnostic::error(
+                    push.span,
+                    format!(
+                        "`email` is set, but target `{}`'s groups have no address",
+                        push.target
+                    ),
+                )
+                .with_help("only a Google Workspace target (`kind: google_workspace`) makes groups with an email address"),
             );
             continue;
         }

@@ -105,7 +105,7 @@ const GROUP_KEYS: &[&str] = &[
     "failsafe",
 ];
 const ENTRY_KEYS: &[&str] = &["id", "email", "reason", "ticket", "expires", "added_by"];
-const PUSH_KEYS: &[&str] = &["target", "display_name", "link", "active"];
+const PUSH_KEYS: &[&str] = &["target", "display_name", "link", "email", "active"];
 const FAILSAFE_KEYS: &[&str] = &["max_remove_percent", "max_remove_count"];
 const KINDS: &[&str] = &["managed", "hybrid", "manual"];
 
@@ -735,6 +735,7 @@ impl Reader<'_> {
                 target,
                 display_name: String::new(),
                 link: None,
+                email: None,
                 active: true,
                 span: node.span,
             });
@@ -753,6 +754,15 @@ impl Reader<'_> {
             link: f
                 .get("link")
                 .and_then(|n| self.string(n, "a group to link to")),
+            email: f.get("email").and_then(|n| {
+                let email = self.string(n, "an email address")?;
+                if crate::config::is_address(&email) {
+                    Some(email)
+                } else {
+                    self.error(n.span, format!("`{email}` is not an email address"));
+                    None
+                }
+            }),
             active: f
                 .get("active")
                 .and_then(|n| self.bool(n, "`active`"))

@@ -120,6 +120,9 @@ pub struct Push {
     pub display_name: String,
     /// Link to an existing target group with this displayName instead of creating one.
     pub link: Option<String>,
+    /// The group's email address, for a Google Workspace target (else its `group_email`
+    /// template makes one from the group's name).
+    pub email: Option<String>,
     /// An inactive push sends nothing and leaves the target group as it is.
     pub active: bool,
     #[serde(skip)]
@@ -316,6 +319,8 @@ pub struct Context<'a> {
     pub schema: &'a Schema,
     /// Names of the configured push targets.
     pub targets: Vec<String>,
+    /// Those whose groups have email addresses (Google Workspace): a push may name one.
+    pub addressed: Vec<String>,
     /// The eligibility expression, and the config file it came from.
     pub eligibility: Option<(&'a str, &'a Path)>,
 }
@@ -326,6 +331,12 @@ impl<'a> Context<'a> {
         Context {
             schema,
             targets: config.targets.keys().cloned().collect(),
+            addressed: config
+                .targets
+                .iter()
+                .filter(|(_, t)| t.kind == crate::config::TargetKind::GoogleWorkspace)
+                .map(|(name, _)| name.clone())
+                .collect(),
             eligibility: config
                 .directory
                 .eligibility

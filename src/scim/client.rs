@@ -16,6 +16,7 @@ const SCIM: Dialect = Dialect {
     error: scim_error,
     url_help: "the app's SCIM base URL",
     rate_limits: None,
+    throttle_codes: &[],
 };
 
 fn scim_error(body: &Value) -> (Option<String>, Option<String>) {

@@ -33,6 +33,10 @@ pub struct OutboxPayload {
     pub added: usize,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub removed: usize,
+    /// For `create`: the group's email address, for a kind whose groups have one (Google
+    /// Workspace), by which it is found and made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     /// For `create`: link to an existing group instead (never create one).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub link: bool,

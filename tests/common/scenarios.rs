@@ -33,6 +33,11 @@ pub async fn nothing_changed_sends_no_write(world: &World) {
             .map(|m| (m.len().max(1) as u64).div_ceil(10))
             .sum(),
         Kind::Okta => expected.values().map(|m| 1 + m.len() as u64).sum(),
+        // Google: each group one POST, then a batch per 10 members.
+        Kind::Google => expected
+            .values()
+            .map(|m| 1 + (m.len() as u64).div_ceil(10))
+            .sum(),
     };
     assert_eq!(
         report.targets[0].writes, minimum,

@@ -58,6 +58,7 @@ pub enum Peer {
 pub enum Kind {
     Scim,
     Okta,
+    Google,
 }
 
 /// A fifth of all requests fail, each in one of the ways a target fails: 429, 500, 503, the
@@ -81,6 +82,28 @@ pub fn a_fifth_failing() -> rosterd::scim::emulator::Faults {
 
 /// The Okta API token of the Okta worlds (the emulator accepts only it).
 pub const OKTA_TOKEN: &str = "okta-test-api-token";
+
+/// The Google worlds' service account, and the admin it acts for.
+pub const GOOGLE_ACCOUNT: &str = "rosterd@rosterd-test.iam.gserviceaccount.com";
+pub const GOOGLE_ADMIN: &str = "admin@example.com";
+
+/// A Google service account's JSON key, as the Google Cloud console downloads it, signed
+/// with the test fixtures' RSA key (`key`) and pointing at `token_uri`.
+pub fn google_key_json(key: &str, token_uri: &str) -> String {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let pem = std::fs::read_to_string(fixtures.join(key)).unwrap();
+    serde_json::json!({
+        "type": "service_account",
+        "project_id": "rosterd-test",
+        "private_key_id": "k1",
+        "private_key": pem,
+        "client_email": GOOGLE_ACCOUNT,
+        "client_id": "100000000000000000001",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": token_uri,
+    })
+    .to_string()
+}
 
 pub struct World {
     pub dir: tempfile::TempDir,
@@ -146,12 +169,54 @@ impl World {
         world
     }
 
+    /// As [`World::with_emulator`], with the target speaking Google's Directory API (`kind:
+    /// google_workspace`, a service account's key, groups at `{name}@groups.example.com`,
+    /// 10 member changes a batch) to the emulator's Google view of the same tenant.
+    pub async fn with_google(db: TestDb, size: usize, without_account: &[&str]) -> World {
+        World::with_google_options(db, size, without_account, Options::default()).await
+    }
+
+    /// As [`World::with_google`], with more of the emulator's settings from `options`.
+    pub async fn with_google_options(
+        db: TestDb,
+        size: usize,
+        without_account: &[&str],
+        options: Options,
+    ) -> World {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let public = std::fs::read_to_string(fixtures.join("okta-service-app.pub.pem")).unwrap();
+        let options = Options {
+            // A token no one is given: every request needs one the token endpoint issued.
+            token: Some("no-one-has-this-token".to_string()),
+            google_service_account: Some((GOOGLE_ACCOUNT.to_string(), public)),
+            ..options
+        };
+        let mut world = World::with_emulator_options(db, size, without_account, options).await;
+        world.kind = Kind::Google;
+        world.use_google_key("okta-service-app.key");
+        world
+    }
+
+    /// Writes the service account's key (signed with the fixture `key`) and the config
+    /// that uses it.
+    pub fn use_google_key(&self, key: &str) {
+        let token_uri = format!("{}/token", self.url());
+        std::fs::write(
+            self.path("google-key.json"),
+            google_key_json(key, &token_uri),
+        )
+        .unwrap();
+        self.write_config("", TARGET_OPTIONS);
+    }
+
     /// The fewest writes that make these member changes (adds plus removes, by group): a
     /// SCIM PATCH carries 10 of them here; Okta takes one request each.
     pub fn writes_for(&self, changes: &[usize]) -> u64 {
         match self.kind {
             Kind::Scim => changes.iter().map(|&n| (n as u64).div_ceil(10)).sum(),
             Kind::Okta => changes.iter().map(|&n| n as u64).sum(),
+            // One batch request per group's 10 changes.
+            Kind::Google => changes.iter().map(|&n| (n as u64).div_ceil(10)).sum(),
         }
     }
 
@@ -162,6 +227,8 @@ impl World {
         match self.kind {
             Kind::Scim => 1,
             Kind::Okta => 3,
+            // The group, then its members' page.
+            Kind::Google => 2,
         }
     }
 
@@ -242,6 +309,10 @@ impl World {
             (Peer::Scim2 { .. }, _) => ("    auth: { bearer: { token_env: ROSTERD_TEST_SCIM2_TOKEN } }\n    patch: { remove: path_filter, max_members_per_request: 10 }\n", true),
             (Peer::Emulator(_), Kind::Okta) => ("    kind: okta\n    auth: { ssws: { token_env: ROSTERD_TEST_OKTA_TOKEN } }\n", true),
             (Peer::Emulator(_), Kind::Scim) => ("", false),
+            (Peer::Emulator(_), Kind::Google) => (
+                "    kind: google_workspace\n    auth: { service_account: { key_file: google-key.json, subject: admin@example.com } }\n    google: { group_email: \"{name}@groups.example.com\", batch_size: 10 }\n",
+                true,
+            ),
         };
         let target = if own_patch {
             target

@@ -23,6 +23,7 @@ use super::wire::{self, ErrorResponse, ListResponse, Member, PatchOperation, Pat
 
 mod auth;
 mod control;
+mod google;
 mod groups;
 mod okta;
 mod resource;
@@ -111,6 +112,12 @@ pub struct Quirks {
     pub okta_rate_limit_window_seconds: u64,
     /// Okta refuses to list the group rules (403): a token whose admin role cannot read them.
     pub okta_rules_forbidden: bool,
+    /// Every Nth Directory API call (each call in a batch counts) is answered 403
+    /// `userRateLimitExceeded`, as Google answers calls beyond its quota (0: none).
+    pub google_throttle_every: u64,
+    /// The Google account's domain: an address in it (or a subdomain) that is no user's
+    /// cannot be added as a member (404); one outside it is added as an external member.
+    pub google_domain: String,
 }
 
 impl Default for Quirks {
@@ -135,6 +142,8 @@ impl Default for Quirks {
             okta_documented_limits: false,
             okta_rate_limit_window_seconds: 60,
             okta_rules_forbidden: false,
+            google_throttle_every: 0,
+            google_domain: "example.com".into(),
         }
     }
 }
@@ -158,6 +167,13 @@ pub struct Counters {
     pub user_listings: u64,
     /// Requests to Okta's API, by its rate-limit bucket ([`crate::okta::bucket`]).
     pub okta_buckets: BTreeMap<String, u64>,
+    /// Directory API calls (each call in a batch counts) and batch requests.
+    pub google_calls: u64,
+    pub google_batches: u64,
+    /// The latest Directory API calls (at most 10,000), as served: method, path (from the
+    /// API's root, `admin/directory/v1/...`), query and body; for checking them against
+    /// the API's published description.
+    pub google_log: Vec<Value>,
 }
 
 /// Settings every new tenant starts with.
@@ -170,6 +186,9 @@ pub struct Options {
     /// `(client_id, public key PEM)` of an Okta service app: `POST
     /// /{tenant}/oauth2/v1/token` issues access tokens for client assertions it signed.
     pub okta_service_app: Option<(String, String)>,
+    /// `(client_email, public key PEM)` of a Google service account with domain-wide
+    /// delegation: `POST /{tenant}/token` issues access tokens for JWTs it signed.
+    pub google_service_account: Option<(String, String)>,
     /// Users every tenant starts with, by userName.
     pub users: Vec<String>,
     pub quirks: Quirks,
@@ -187,6 +206,11 @@ struct EmuGroup {
     /// Okta's view: the group's type and description.
     okta_type: String,
     description: Option<String>,
+    /// Google's view: the group's address (a group without one is not a Google group),
+    /// and its members that are not the tenant's users, by address: nested groups
+    /// (`GROUP`) and external addresses (`USER`).
+    email: Option<String>,
+    google_others: BTreeMap<String, &'static str>,
 }
 
 impl EmuGroup {
@@ -199,6 +223,8 @@ impl EmuGroup {
             meta,
             okta_type: crate::okta::client::OKTA_GROUP.to_string(),
             description: None,
+            email: None,
+            google_others: BTreeMap::new(),
         }
     }
 }

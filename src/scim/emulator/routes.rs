@@ -38,6 +38,9 @@ pub(super) async fn handle(
     if rest == ["oauth2", "v1", "token"] && method == Method::POST {
         return respond_okta(okta::issue_token(&shared, tenant, &body), None, None, None);
     }
+    if rest == ["token"] && method == Method::POST {
+        return respond(google::issue_token(&shared, tenant, &body), None);
+    }
     // A search is a POST that changes nothing.
     let is_write = method != Method::GET && rest.last() != Some(&".search");
     let (faults, fault) = admit(&shared, tenant, &method, rest, &query, &headers, is_write);
@@ -45,6 +48,7 @@ pub(super) async fn handle(
         tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
     }
     let okta = rest.starts_with(&["api", "v1"]);
+    let google = google::is_directory(rest) || rest == ["batch"];
     match fault {
         Some(FaultKind::Status(code)) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -54,10 +58,21 @@ pub(super) async fn handle(
                 let answer = okta::okta_error(status, "E0000009", "injected fault");
                 return respond_okta(answer, None, None, retry);
             }
+            if google {
+                let answer = google::google_error(status, "backendError", "injected fault");
+                return respond(answer, retry);
+            }
             return respond(error(status, None, "injected fault"), retry);
         }
         Some(FaultKind::Drop) => return broken(),
         _ => {}
+    }
+    if google {
+        let response = google::handle(&shared, tenant, &method, rest, &query, &headers, &body);
+        if fault == Some(FaultKind::DropAfterApply) {
+            return broken();
+        }
+        return response;
     }
     if okta {
         return handle_okta(
