@@ -1,5 +1,10 @@
 //! The push benchmark: `cargo bench --bench push [-- --size 100000 --rules 2000] [--kind
-//! okta [--okta-window-seconds 1]]`.
+//! okta [--okta-window-seconds 1] | --kind google]`.
+//!
+//! With `--kind google` the target is the emulator's Directory API: groups created one
+//! request each, member changes in batch requests of 1,000 calls. It prints the calls (what
+//! Google's quota counts, each call in a batch included) beside the HTTP requests, and the
+//! time Google's default quota of 2,400 calls a minute imposes on them.
 //!
 //! With `--kind okta` the target is the emulator's Okta API, with the rate limits Okta
 //! documents for a Workforce Identity org switched on, per window of `--okta-window-seconds`
@@ -48,7 +53,14 @@ enum Kind {
     Scim,
     /// Okta, its documented limits per window of this many seconds.
     Okta(u64),
+    Google,
 }
+
+/// Google's largest page of users, and the calls a batch request may carry.
+const GOOGLE_PAGE: usize = 500;
+const GOOGLE_BATCH: usize = 1_000;
+/// The Directory API's default quota: calls a minute per user per Cloud project.
+const GOOGLE_PER_MINUTE: f64 = 2_400.0;
 
 /// Okta's largest page of users.
 const OKTA_PAGE: usize = 200;
@@ -59,7 +71,8 @@ fn main() {
     let kind = match args.value("--kind", "scim".to_string()).as_str() {
         "scim" => Kind::Scim,
         "okta" => Kind::Okta(args.value("--okta-window-seconds", 1)),
-        other => panic!("--kind: scim or okta, not {other}"),
+        "google" => Kind::Google,
+        other => panic!("--kind: scim, okta or google, not {other}"),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -76,6 +89,9 @@ async fn bench(size: usize, rule_count: usize, kind: Kind) {
         ),
         Kind::Okta(window) => println!(
             "rosterd push benchmark: {size} workers x {rule_count} groups into the emulator's Okta API, with Okta's documented limits (Workforce Identity) per {window} s window"
+        ),
+        Kind::Google => println!(
+            "rosterd push benchmark: {size} workers x {rule_count} groups into the emulator's Directory API (Google Workspace), {GOOGLE_BATCH} calls a batch"
         ),
     }
     let dir = std::env::temp_dir().join(format!("rosterd-push-bench-{}", std::process::id()));
@@ -95,7 +111,7 @@ async fn bench(size: usize, rule_count: usize, kind: Kind) {
     let users: Vec<String> = workers.iter().map(|w| w.email.clone()).collect();
     let accounts = users.len();
     let quirks = match kind {
-        Kind::Scim => emulator::Quirks::default(),
+        Kind::Scim | Kind::Google => emulator::Quirks::default(),
         Kind::Okta(window) => emulator::Quirks {
             okta_documented_limits: true,
             okta_rate_limit_window_seconds: window,
@@ -235,8 +251,27 @@ async fn sync(
         counters.reads.saturating_sub(verify_reads + reads as u64),
         counters.writes
     );
-    if kind != Kind::Scim {
-        okta_limits(&counters, pushed.as_secs_f64());
+    match kind {
+        Kind::Okta(_) => okta_limits(&counters, pushed.as_secs_f64()),
+        Kind::Google => {
+            let (reads, writes): (u64, u64) = report
+                .targets
+                .iter()
+                .fold((0, 0), |(r, w), t| (r + t.reads, w + t.writes));
+            let minutes = counters.google_calls as f64 / GOOGLE_PER_MINUTE;
+            let at_google = if minutes >= 60.0 {
+                format!("{:.1} hours", minutes / 60.0)
+            } else {
+                format!("{minutes:.1} minutes")
+            };
+            println!(
+                "   calls  {:>8} in {} batch requests (rosterd counted {reads} reads and {writes} writes, a batch as one); at Google's default 2,400 calls a minute at least {at_google} ({:.1} s here)",
+                counters.google_calls,
+                counters.google_batches,
+                pushed.as_secs_f64()
+            );
+        }
+        Kind::Scim => {}
     }
     for target in &report.targets {
         assert!(
@@ -274,6 +309,8 @@ fn fewest(
     let (per_request, page, created_with) = match kind {
         Kind::Scim => (PER_REQUEST, PAGE, PER_REQUEST),
         Kind::Okta(_) => (1, OKTA_PAGE, 0),
+        // A group is created empty, then filled in batches.
+        Kind::Google => (GOOGLE_BATCH, GOOGLE_PAGE, 0),
     };
     // Both states number workers the same way: they come from the same store.
     let none = RoaringBitmap::new();
@@ -286,7 +323,9 @@ fn fewest(
             // or nobody (Okta).
             reads += 1;
             let members = members.len() as usize;
-            writes += if created_with == 0 {
+            writes += if kind == Kind::Google {
+                1 + members.div_ceil(per_request)
+            } else if created_with == 0 {
                 1 + members
             } else {
                 members.div_ceil(created_with).max(1)
@@ -348,6 +387,9 @@ fn write_config(dir: &Path, url: &str, kind: Kind) -> PathBuf {
         ),
         Kind::Okta(_) => format!(
             "    kind: okta\n    requests_per_second: 1000000\n    concurrency: 4\n    page_size: {OKTA_PAGE}\n    max_retry_after_seconds: 120\n"
+        ),
+        Kind::Google => format!(
+            "    kind: google_workspace\n    google: {{ group_email: \"{{name}}@groups.example.com\", batch_size: {GOOGLE_BATCH} }}\n    requests_per_second: 1000000\n    concurrency: 4\n    page_size: {GOOGLE_PAGE}\n"
         ),
     };
     let config = format!(

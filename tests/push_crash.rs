@@ -40,6 +40,13 @@ async fn an_okta_push_killed_at_any_point_ends_exactly_right() {
     killed_at_any_point(World::with_okta(common::sqlite_db(), 300, &[]).await).await;
 }
 
+/// The same against a target of `kind: google_workspace`, where member changes go in batch
+/// requests whose calls apply one by one (a kill can land with half a batch applied).
+#[tokio::test]
+async fn a_google_push_killed_at_any_point_ends_exactly_right() {
+    killed_at_any_point(World::with_google(common::sqlite_db(), 300, &[]).await).await;
+}
+
 async fn killed_at_any_point(mut world: World) {
     // Two member changes per request and a little latency: a push is hundreds of requests
     // long, and the kills land in the middle of it. The failsafe would hold the swings.
@@ -48,6 +55,10 @@ async fn killed_at_any_point(mut world: World) {
         &(TARGET_OPTIONS.replace("max_members_per_request: 10", "max_members_per_request: 2")
             + "    failsafe: { max_remove_percent: 100 }\n"),
     );
+    // A Google target's batches carry two member changes too.
+    let path = world.path("rosterd.yaml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, config.replace("batch_size: 10", "batch_size: 2")).unwrap();
     let mut killed = 0;
     for (round, kill_at) in [1u64, 2, 3, 8, 21, 44].into_iter().enumerate() {
         // Every round has work: a batch of workers swings between Engineering and Sales.

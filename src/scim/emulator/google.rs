@@ -447,18 +447,21 @@ fn delete_member(t: &mut Tenant, id: &str, key: &str) -> Result<(), Answer> {
 
 impl Tenant {
     /// A user's id, from its id or its address (without case).
-    fn google_user(&self, key: &str) -> Option<String> {
+    fn google_user(&mut self, key: &str) -> Option<String> {
         if self.users.contains_key(key) {
             return Some(key.to_string());
         }
-        self.users
-            .iter()
-            .find(|(_, u)| {
-                u["userName"]
-                    .as_str()
-                    .is_some_and(|n| n.eq_ignore_ascii_case(key))
-            })
-            .map(|(id, _)| id.clone())
+        let version = (self.users.len(), self.next_id);
+        if self.user_index.as_ref().is_none_or(|(v, _)| *v != version) {
+            let index = self
+                .users
+                .iter()
+                .filter_map(|(id, u)| Some((u["userName"].as_str()?.to_lowercase(), id.clone())))
+                .collect();
+            self.user_index = Some((version, index));
+        }
+        let (_, index) = self.user_index.as_ref()?;
+        index.get(&key.to_lowercase()).cloned()
     }
 
     /// A Google group's id, from its id or its address (without case).

@@ -272,6 +272,9 @@ struct Tenant {
     group_rules: Vec<Value>,
     /// Okta's rate-limit windows: when each bucket's minute began, and its requests since.
     rate_windows: BTreeMap<&'static str, (i64, u64)>,
+    /// Google's view: user ids by lower-case userName, as of the users' count and the
+    /// latest id handed out (either changes when users come or go).
+    user_index: Option<((usize, u64), std::collections::HashMap<String, String>)>,
 }
 
 const ARRIVALS_KEPT: usize = 10_000;
@@ -598,6 +601,7 @@ fn tenant_mut<'a>(
             write_agents: std::collections::VecDeque::new(),
             group_rules: Vec::new(),
             rate_windows: BTreeMap::new(),
+            user_index: None,
         };
         for user in &options.users {
             t.insert_user(user);
@@ -668,6 +672,8 @@ impl Tenant {
 
     /// Stores a user's attributes under `id`, with its `meta` made or changed now.
     fn put_user(&mut self, id: &str, attrs: Map<String, Value>, created: Option<&str>) {
+        // A userName may change: Google's index of them is made again when next asked.
+        self.user_index = None;
         let meta = self.touch(created);
         let mut user = Map::new();
         user.insert("schemas".into(), json!([wire::USER_SCHEMA]));
