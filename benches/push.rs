@@ -1,10 +1,13 @@
 //! The push benchmark: `cargo bench --bench push [-- --size 100000 --rules 2000] [--kind
-//! okta [--okta-window-seconds 1] | --kind google]`.
+//! okta [--okta-window-seconds 1] | --kind google [--google-window-seconds 1]]`.
 //!
 //! With `--kind google` the target is the emulator's Directory API: groups created one
 //! request each, member changes in batch requests of 1,000 calls. It prints the calls (what
 //! Google's quota counts, each call in a batch included) beside the HTTP requests, and the
-//! time Google's default quota of 2,400 calls a minute imposes on them.
+//! time Google's default quota of 2,400 calls a minute imposes on them. With
+//! `--google-window-seconds N` that quota is switched on, per window of N seconds instead of
+//! a minute, rosterd paces its calls to its default 2,000 a (shortened) minute, and any
+//! 403 `userRateLimitExceeded` fails the run.
 //!
 //! With `--kind okta` the target is the emulator's Okta API, with the rate limits Okta
 //! documents for a Workforce Identity org switched on, per window of `--okta-window-seconds`
@@ -53,12 +56,23 @@ enum Kind {
     Scim,
     /// Okta, its documented limits per window of this many seconds.
     Okta(u64),
-    Google,
+    /// Google; with its default quota per window of this many seconds (0: none).
+    Google(u64),
 }
 
 /// Google's largest page of users, and the calls a batch request may carry.
 const GOOGLE_PAGE: usize = 500;
 const GOOGLE_BATCH: usize = 1_000;
+
+/// Calls a batch: Google's most, or under a quota, few enough that rosterd's pace keeps
+/// each quota window within the quota (its own pace, plus a batch).
+fn google_batch(window: u64) -> usize {
+    if window > 0 {
+        100
+    } else {
+        GOOGLE_BATCH
+    }
+}
 /// The Directory API's default quota: calls a minute per user per Cloud project.
 const GOOGLE_PER_MINUTE: f64 = 2_400.0;
 
@@ -71,7 +85,7 @@ fn main() {
     let kind = match args.value("--kind", "scim".to_string()).as_str() {
         "scim" => Kind::Scim,
         "okta" => Kind::Okta(args.value("--okta-window-seconds", 1)),
-        "google" => Kind::Google,
+        "google" => Kind::Google(args.value("--google-window-seconds", 0)),
         other => panic!("--kind: scim, okta or google, not {other}"),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -90,8 +104,12 @@ async fn bench(size: usize, rule_count: usize, kind: Kind) {
         Kind::Okta(window) => println!(
             "rosterd push benchmark: {size} workers x {rule_count} groups into the emulator's Okta API, with Okta's documented limits (Workforce Identity) per {window} s window"
         ),
-        Kind::Google => println!(
+        Kind::Google(0) => println!(
             "rosterd push benchmark: {size} workers x {rule_count} groups into the emulator's Directory API (Google Workspace), {GOOGLE_BATCH} calls a batch"
+        ),
+        Kind::Google(window) => println!(
+            "rosterd push benchmark: {size} workers x {rule_count} groups into the emulator's Directory API (Google Workspace), {} calls a batch, with Google's default quota (2,400 calls) per {window} s window",
+            google_batch(window)
         ),
     }
     let dir = std::env::temp_dir().join(format!("rosterd-push-bench-{}", std::process::id()));
@@ -111,7 +129,12 @@ async fn bench(size: usize, rule_count: usize, kind: Kind) {
     let users: Vec<String> = workers.iter().map(|w| w.email.clone()).collect();
     let accounts = users.len();
     let quirks = match kind {
-        Kind::Scim | Kind::Google => emulator::Quirks::default(),
+        Kind::Scim | Kind::Google(0) => emulator::Quirks::default(),
+        Kind::Google(window) => emulator::Quirks {
+            google_calls_per_window: GOOGLE_PER_MINUTE as u64,
+            google_quota_window_seconds: window,
+            ..emulator::Quirks::default()
+        },
         Kind::Okta(window) => emulator::Quirks {
             okta_documented_limits: true,
             okta_rate_limit_window_seconds: window,
@@ -253,7 +276,7 @@ async fn sync(
     );
     match kind {
         Kind::Okta(_) => okta_limits(&counters, pushed.as_secs_f64()),
-        Kind::Google => {
+        Kind::Google(window) => {
             let (reads, writes): (u64, u64) = report
                 .targets
                 .iter()
@@ -270,6 +293,11 @@ async fn sync(
                 counters.google_batches,
                 pushed.as_secs_f64()
             );
+            if window > 0 {
+                let refused = counters.by_status.get(&403).copied().unwrap_or(0);
+                println!("   quota answers (403) under the quota per {window} s: {refused}");
+                assert_eq!(refused, 0, "the push kept within the quota");
+            }
         }
         Kind::Scim => {}
     }
@@ -310,7 +338,7 @@ fn fewest(
         Kind::Scim => (PER_REQUEST, PAGE, PER_REQUEST),
         Kind::Okta(_) => (1, OKTA_PAGE, 0),
         // A group is created empty, then filled in batches.
-        Kind::Google => (GOOGLE_BATCH, GOOGLE_PAGE, 0),
+        Kind::Google(window) => (google_batch(window), GOOGLE_PAGE, 0),
     };
     // Both states number workers the same way: they come from the same store.
     let none = RoaringBitmap::new();
@@ -323,7 +351,7 @@ fn fewest(
             // or nobody (Okta).
             reads += 1;
             let members = members.len() as usize;
-            writes += if kind == Kind::Google {
+            writes += if matches!(kind, Kind::Google(_)) {
                 1 + members.div_ceil(per_request)
             } else if created_with == 0 {
                 1 + members
@@ -388,9 +416,19 @@ fn write_config(dir: &Path, url: &str, kind: Kind) -> PathBuf {
         Kind::Okta(_) => format!(
             "    kind: okta\n    requests_per_second: 1000000\n    concurrency: 4\n    page_size: {OKTA_PAGE}\n    max_retry_after_seconds: 120\n"
         ),
-        Kind::Google => format!(
-            "    kind: google_workspace\n    google: {{ group_email: \"{{name}}@groups.example.com\", batch_size: {GOOGLE_BATCH} }}\n    requests_per_second: 1000000\n    concurrency: 4\n    page_size: {GOOGLE_PAGE}\n"
-        ),
+        Kind::Google(window) => {
+            // rosterd's default pace (2,000 calls a minute), the minute shortened as the
+            // emulator's quota window is; no pace without a quota.
+            let per_minute = match window {
+                0 => 100_000_000,
+                w => 2_000 * 60 / w,
+            };
+            format!(
+                "    kind: google_workspace\n    google: {{ group_email: \"{{name}}@groups.example.com\", batch_size: {batch}, calls_per_minute: {per_minute} }}\n    requests_per_second: 1000000\n    concurrency: 4\n    page_size: {GOOGLE_PAGE}\n",
+                // Batches small enough that the pace keeps within each window.
+                batch = google_batch(window),
+            )
+        }
     };
     let config = format!(
         "database: sqlite://{}\n{directory}rules:\n  dir: rules\ntargets:\n  bench:\n    url: {url}\n{how}    failsafe: {{ max_remove_percent: 100 }}\n",

@@ -87,6 +87,45 @@ async fn a_group_renamed_by_hand_is_named_back() {
     assert_calls_are_described(&world);
 }
 
+/// A guardrail the memberships break holds the Google group it concerns until approved.
+#[tokio::test]
+async fn a_broken_guardrail_holds_the_group_until_approved() {
+    let mut world = World::with_google(common::sqlite_db(), 150, &[]).await;
+    scenarios::a_broken_guardrail_holds_the_group_until_approved(&mut world).await;
+}
+
+/// A link takes over a Google group made by hand, found by its address, and is never
+/// deleted; a group rosterd made is.
+#[tokio::test]
+async fn a_link_takes_over_a_group_and_only_made_groups_are_deleted() {
+    let world = World::with_google(common::sqlite_db(), 100, &[]).await;
+    scenarios::a_link_takes_over_a_group_and_only_made_groups_are_deleted(&world).await;
+}
+
+/// Google removes a deleted user from its groups; made again, the user has a new id but
+/// the same address, which rosterd knows them by, so the cached keys all still answer. The
+/// group verified this sync shows most of its members gone, a sign the target lost state:
+/// the whole target is verified in the same sync and every member put back.
+#[tokio::test]
+async fn recreated_users_are_put_back_in_one_plain_sync() {
+    let world = World::with_google(common::sqlite_db(), 200, &[]).await;
+    world.sync(opts()).await;
+    world.assert_converged(&[]).await;
+    world.recreate_all_users().await;
+    let emptied = world.actual().await;
+    assert!(
+        emptied.values().all(|members| members.is_empty()),
+        "Google took the deleted users out of their groups: {emptied:?}"
+    );
+    let report = world.sync(opts()).await;
+    assert_eq!((report.failed(), report.held()), (0, 0), "{report:?}");
+    let reset = report.targets[0].reset.clone().unwrap_or_default();
+    assert!(reset.contains("members rosterd pushed"), "{report:?}");
+    world.assert_converged(&[]).await;
+    let next = world.sync(opts()).await;
+    assert_eq!(next.targets[0].writes, 0, "{next:?}");
+}
+
 /// A nested group and an address outside the account, added in the Admin console, are
 /// kept by every sync, a reconcile included: reported, never removed.
 #[tokio::test]
@@ -161,6 +200,42 @@ async fn quota_answers_are_retried_with_backoff() {
     assert!(
         counters.by_status.get(&403).copied().unwrap_or(0) > 5,
         "{counters:?}"
+    );
+}
+
+/// Google does not say what is left of its quota: rosterd paces its calls (each call in a
+/// batch counted) to `calls_per_minute`, so a quota of 60 calls a second is never exceeded
+/// by a push of hundreds of calls at a pace of 50.
+#[tokio::test]
+async fn calls_are_paced_within_the_quota_before_google_refuses() {
+    let world = World::with_google(common::sqlite_db(), 60, &[]).await;
+    world.emulator().set_quirks(
+        TARGET,
+        Quirks {
+            google_calls_per_window: 60,
+            google_quota_window_seconds: 1,
+            ..Quirks::default()
+        },
+    );
+    let path = world.path("rosterd.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("calls_per_minute: 10000000", "calls_per_minute: 3000");
+    std::fs::write(&path, text).unwrap();
+    let started = std::time::Instant::now();
+    let report = world.sync(opts()).await;
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    let counters = world.emulator().counters(TARGET);
+    assert_eq!(counters.by_status.get(&403), None, "{counters:?}");
+    assert_eq!(report.targets[0].retries, 0, "{report:?}");
+    // Paced: at 50 calls a second, the calls took at least this long.
+    let calls = counters.google_calls as f64;
+    assert!(calls > 100.0, "{counters:?}");
+    assert!(
+        took >= (calls - 10.0) / 50.0,
+        "{calls} calls in {took:.2} s"
     );
 }
 

@@ -330,34 +330,7 @@ async fn the_okta_sdk_agrees_with_the_emulator() {
 #[tokio::test]
 async fn a_broken_guardrail_holds_the_group_until_approved() {
     let mut world = World::with_okta(common::sqlite_db(), 150, &[]).await;
-    world.sync(opts()).await;
-    let sales = world.expected(&[]).await["sales"].len();
-    std::fs::write(
-        world.path("rules/guardrails.yaml"),
-        format!("guardrails:\n  - name: sales-size\n    group: sales\n    max_members: {sales}\n"),
-    )
-    .unwrap();
-    world.edit_workers(|workers| {
-        for w in workers
-            .iter_mut()
-            .filter(|w| w.division == "Engineering" && w.status == "Active")
-            .take(2)
-        {
-            w.division = "Sales".into();
-        }
-    });
-    let before = world.actual().await;
-    let report = world.sync(opts()).await;
-    assert_eq!(report.held(), 1, "{report:?}");
-    assert_eq!(
-        world.actual().await["sales"],
-        before["sales"],
-        "sales is held"
-    );
-    world.approve_held().await;
-    let report = world.sync(opts()).await;
-    assert_eq!(report.held(), 0, "{report:?}");
-    world.assert_converged(&[]).await;
+    scenarios::a_broken_guardrail_holds_the_group_until_approved(&mut world).await;
 }
 
 /// A link takes over an Okta group made by hand (its members stay, one entry each) and is
@@ -365,50 +338,7 @@ async fn a_broken_guardrail_holds_the_group_until_approved() {
 #[tokio::test]
 async fn a_link_takes_over_a_group_and_only_made_groups_are_deleted() {
     let world = World::with_okta(common::sqlite_db(), 100, &[]).await;
-    world.write_config("", &format!("{TARGET_OPTIONS}    on_unpush: delete\n"));
-    let sales: Vec<String> = world
-        .workers
-        .iter()
-        .filter(|w| w.division == "Sales" && w.status == "Active")
-        .map(|w| w.email.to_lowercase())
-        .collect();
-    let some: Vec<&str> = sales.iter().take(2).map(String::as_str).collect();
-    world
-        .emulator()
-        .create_by_hand(TARGET, "Sales Team (HR)", &some);
-    let rules = common::world::RULES.replace(
-        "    rule: division == \"Sales\"\n    push: [app]",
-        "    rule: division == \"Sales\"\n    push: [{ target: app, display_name: sales, link: Sales Team (HR) }]",
-    );
-    std::fs::write(world.path("rules/groups.yaml"), &rules).unwrap();
-    let report = world.sync(opts()).await;
-    assert_eq!(report.failed(), 0, "{report:?}");
-    let groups = world.emulator().groups(TARGET);
-    let want: std::collections::BTreeSet<String> = sales.iter().cloned().collect();
-    assert_eq!(groups["Sales Team (HR)"], want);
-    assert!(!groups.contains_key("sales"));
-    // Both leave the rules: the linked one is unlinked, the one rosterd made deleted.
-    let rules = rules
-        .replace(
-            "push: [{ target: app, display_name: sales, link: Sales Team (HR) }]",
-            "push: []",
-        )
-        .replace(
-            "    rule: division == \"Engineering\"\n    push: [app]",
-            "    rule: division == \"Engineering\"\n    push: []",
-        );
-    std::fs::write(world.path("rules/groups.yaml"), rules).unwrap();
-    let report = world.sync(opts()).await;
-    assert_eq!(report.failed(), 0, "{report:?}");
-    // Deleting a group removes all its members: the failsafe holds it for approval.
-    assert_eq!(report.held(), 1, "{report:?}");
-    assert!(world.emulator().groups(TARGET).contains_key("engineering"));
-    world.approve_held().await;
-    let report = world.sync(opts()).await;
-    assert_eq!(report.failed(), 0, "{report:?}");
-    let groups = world.emulator().groups(TARGET);
-    assert!(groups.contains_key("Sales Team (HR)"), "{groups:?}");
-    assert!(!groups.contains_key("engineering"), "{groups:?}");
+    scenarios::a_link_takes_over_a_group_and_only_made_groups_are_deleted(&world).await;
 }
 
 /// An OAuth 2.0 service app instead of an API token: rosterd signs a client assertion with

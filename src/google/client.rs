@@ -78,6 +78,9 @@ pub struct Client {
     /// The account's domains, in lower case; empty: none is known.
     domains: Vec<String>,
     batch_size: usize,
+    /// When the next call may go, and the time each call takes of the quota.
+    next_call: tokio::sync::Mutex<tokio::time::Instant>,
+    call_interval: std::time::Duration,
 }
 
 impl Client {
@@ -88,6 +91,9 @@ impl Client {
             customer: google.customer,
             domains: config.google_domains(),
             batch_size: google.batch_size,
+            next_call: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+            call_interval: std::time::Duration::from_secs(60)
+                .div_f64(google.calls_per_minute.max(1) as f64),
         })
     }
 
@@ -99,6 +105,26 @@ impl Client {
 
     pub fn stats(&self) -> &Stats {
         &self.http.stats
+    }
+
+    /// Waits until `calls` more calls keep within `calls_per_minute`: a request goes when
+    /// its turn comes, and the next waits for the share of the minute this one's calls take.
+    async fn pace(&self, calls: usize) {
+        let start = {
+            let mut next = self.next_call.lock().await;
+            let start = (*next).max(tokio::time::Instant::now());
+            *next = start + self.call_interval.mul_f64(calls as f64);
+            start
+        };
+        if start > tokio::time::Instant::now() {
+            tokio::time::sleep_until(start).await;
+        }
+    }
+
+    /// Sends one call, paced.
+    async fn call(&self, request: &Request) -> Result<Option<Value>, TargetError> {
+        self.pace(1).await;
+        self.http.send(request).await
     }
 
     /// The target's name, for errors.
@@ -135,7 +161,7 @@ impl Client {
     /// The group whose address (or id) is `key`; `None` when Google says 404.
     pub async fn get_group(&self, key: &str) -> Result<Option<Group>, TargetError> {
         let request = self.get_group_request(key);
-        match self.http.send(&request).await {
+        match self.call(&request).await {
             Ok(body) => self.decode(&request, body).map(Some),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
@@ -155,7 +181,7 @@ impl Client {
                 path.push_str(&format!("&pageToken={}", encode(t)));
             }
             let request = get(path);
-            let body = self.http.send(&request).await?.unwrap_or(Value::Null);
+            let body = self.call(&request).await?.unwrap_or(Value::Null);
             let page: Vec<Member> = self.decode(&request, Some(listed(&body, "members")))?;
             for m in page {
                 self.sort_member(m, &mut out);
@@ -216,7 +242,7 @@ impl Client {
     }
 
     pub async fn create_group(&self, request: &Request) -> Result<Group, TargetError> {
-        let body = self.http.send(request).await?;
+        let body = self.call(request).await?;
         self.decode(request, body)
     }
 
@@ -238,7 +264,7 @@ impl Client {
     }
 
     pub async fn send(&self, request: &Request) -> Result<(), TargetError> {
-        self.http.send(request).await.map(|_| ())
+        self.call(request).await.map(|_| ())
     }
 
     /// The calls that add and remove members (by address).
@@ -349,6 +375,7 @@ impl Client {
             idempotent: true,
         };
         let request = batch_request();
+        self.pace(calls.len()).await;
         let answer = self.http.send_raw(&request, &raw).await?;
         batch::decode(&answer.body, &answer.content_type, calls.len()).map_err(|e| {
             self.http
@@ -362,7 +389,7 @@ impl Client {
     /// 404.
     pub async fn get_user(&self, key: &str) -> Result<Option<User>, TargetError> {
         let request = get(format!("{V1}/users/{}", encode(key)));
-        match self.http.send(&request).await {
+        match self.call(&request).await {
             Ok(body) => self.decode(&request, body).map(Some),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
@@ -385,7 +412,7 @@ impl Client {
             path.push_str(&format!("&pageToken={}", encode(t)));
         }
         let request = get(path);
-        let body = self.http.send(&request).await?.unwrap_or(Value::Null);
+        let body = self.call(&request).await?.unwrap_or(Value::Null);
         let users: Vec<User> = self.decode(&request, Some(listed(&body, "users")))?;
         let next = body["nextPageToken"]
             .as_str()

@@ -269,6 +269,19 @@ impl TargetRun<'_> {
                 drift.push(entry(DriftKind::Missing, u, k.clone()));
             }
         }
+        // Most of what was pushed is gone from a group read whole: the target lost state
+        // (its users deleted and made again, say) that the user ids cached need not show
+        // (a kind whose ids are addresses keeps them). The whole target is verified.
+        let had = stored.workers.len();
+        let lost = (&stored.workers - &actual.workers).len();
+        if verify && had >= 10 && lost * 2 > had {
+            self.evidence.reset(format!(
+                "target `{}`: group `{}` holds {} of the {had} members rosterd pushed",
+                self.name,
+                state.group,
+                had - lost
+            ));
+        }
         report.drift = drift.len();
         if !drift.is_empty() {
             tracing::info!(target_name = self.name, group = %state.group, drift = drift.len(), "the target group changed outside rosterd");

@@ -5,7 +5,7 @@
 use rosterd::push::Options;
 use rosterd::store::{DriftKind, HoldStatus, PairAction};
 
-use super::world::{Kind, World, TARGET};
+use super::world::{Kind, World, TARGET, TARGET_OPTIONS};
 
 fn reconcile() -> Options {
     Options {
@@ -378,4 +378,93 @@ pub async fn a_group_renamed_by_hand_is_named_back(world: &World) {
     store.close().await;
     let found = drift.iter().find(|d| d.kind == DriftKind::Renamed).unwrap();
     assert_eq!(found.detail.as_deref(), Some("Sales (old)"));
+}
+
+/// A guardrail the memberships break holds the group it concerns until approved, then the
+/// held changes go out.
+pub async fn a_broken_guardrail_holds_the_group_until_approved(world: &mut World) {
+    world.sync(opts()).await;
+    let sales = world.expected(&[]).await["sales"].len();
+    std::fs::write(
+        world.path("rules/guardrails.yaml"),
+        format!("guardrails:\n  - name: sales-size\n    group: sales\n    max_members: {sales}\n"),
+    )
+    .unwrap();
+    world.edit_workers(|workers| {
+        for w in workers
+            .iter_mut()
+            .filter(|w| w.division == "Engineering" && w.status == "Active")
+            .take(2)
+        {
+            w.division = "Sales".into();
+        }
+    });
+    let before = world.actual().await;
+    let report = world.sync(opts()).await;
+    assert_eq!(report.held(), 1, "{report:?}");
+    assert_eq!(
+        world.actual().await["sales"],
+        before["sales"],
+        "sales is held"
+    );
+    world.approve_held().await;
+    let report = world.sync(opts()).await;
+    assert_eq!(report.held(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+}
+
+/// A link takes over a group made by hand (its members stay, one entry each) and is never
+/// deleted, even with `on_unpush: delete`; a group rosterd made is.
+pub async fn a_link_takes_over_a_group_and_only_made_groups_are_deleted(world: &World) {
+    world.write_config("", &format!("{TARGET_OPTIONS}    on_unpush: delete\n"));
+    let sales: Vec<String> = world
+        .workers
+        .iter()
+        .filter(|w| w.division == "Sales" && w.status == "Active")
+        .map(|w| w.email.to_lowercase())
+        .collect();
+    let some: Vec<&str> = sales.iter().take(2).map(String::as_str).collect();
+    world
+        .emulator()
+        .create_by_hand(TARGET, "Sales Team (HR)", &some);
+    // A Google group is linked by its address; the others by name.
+    let link = if world.kind == Kind::Google {
+        assert!(world.emulator().set_group_email(
+            TARGET,
+            "Sales Team (HR)",
+            "sales-team@example.com"
+        ));
+        "sales-team@example.com"
+    } else {
+        "Sales Team (HR)"
+    };
+    let push = format!("push: [{{ target: app, display_name: sales, link: {link} }}]");
+    let rules = super::world::RULES.replace(
+        "    rule: division == \"Sales\"\n    push: [app]",
+        &format!("    rule: division == \"Sales\"\n    {push}"),
+    );
+    std::fs::write(world.path("rules/groups.yaml"), &rules).unwrap();
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    let groups = world.emulator().groups(TARGET);
+    let want: std::collections::BTreeSet<String> = sales.iter().cloned().collect();
+    assert_eq!(groups["Sales Team (HR)"], want);
+    assert!(!groups.contains_key("sales"));
+    // Both leave the rules: the linked one is unlinked, the one rosterd made deleted.
+    let rules = rules.replace(&push, "push: []").replace(
+        "    rule: division == \"Engineering\"\n    push: [app]",
+        "    rule: division == \"Engineering\"\n    push: []",
+    );
+    std::fs::write(world.path("rules/groups.yaml"), rules).unwrap();
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    // Deleting a group removes all its members: the failsafe holds it for approval.
+    assert_eq!(report.held(), 1, "{report:?}");
+    assert!(world.emulator().groups(TARGET).contains_key("engineering"));
+    world.approve_held().await;
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    let groups = world.emulator().groups(TARGET);
+    assert!(groups.contains_key("Sales Team (HR)"), "{groups:?}");
+    assert!(!groups.contains_key("engineering"), "{groups:?}");
 }

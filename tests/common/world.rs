@@ -310,7 +310,7 @@ impl World {
             (Peer::Emulator(_), Kind::Okta) => ("    kind: okta\n    auth: { ssws: { token_env: ROSTERD_TEST_OKTA_TOKEN } }\n", true),
             (Peer::Emulator(_), Kind::Scim) => ("", false),
             (Peer::Emulator(_), Kind::Google) => (
-                "    kind: google_workspace\n    auth: { service_account: { key_file: google-key.json, subject: admin@example.com } }\n    google: { group_email: \"{name}@groups.example.com\", batch_size: 10 }\n",
+                "    kind: google_workspace\n    auth: { service_account: { key_file: google-key.json, subject: admin@example.com } }\n    google: { group_email: \"{name}@groups.example.com\", batch_size: 10, calls_per_minute: 10000000 }\n",
                 true,
             ),
         };

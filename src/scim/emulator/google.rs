@@ -107,7 +107,7 @@ fn call(
         }));
     }
     let every = t.quirks.google_throttle_every;
-    let answer = if every > 0 && t.counters.google_calls.is_multiple_of(every) {
+    let answer = if (every > 0 && t.counters.google_calls.is_multiple_of(every)) || over_quota(t) {
         google_error(
             StatusCode::FORBIDDEN,
             "userRateLimitExceeded",
@@ -123,6 +123,22 @@ fn call(
         t.counters.applied_writes += 1;
     }
     answer
+}
+
+/// Counts a call against [`Quirks::google_calls_per_window`]: whether it is beyond.
+fn over_quota(t: &mut Tenant) -> bool {
+    let limit = t.quirks.google_calls_per_window;
+    if limit == 0 {
+        return false;
+    }
+    let span = i64::try_from(t.quirks.google_quota_window_seconds.max(1)).unwrap_or(60);
+    let now = crate::clock::now_utc().timestamp();
+    let window = t.rate_windows.entry("google").or_insert((now, 0));
+    if now >= window.0 + span {
+        *window = (now, 0);
+    }
+    window.1 += 1;
+    window.1 > limit
 }
 
 fn decode(segment: &str) -> String {
@@ -466,6 +482,9 @@ impl Tenant {
 
     /// A Google group's id, from its id or its address (without case).
     fn google_group(&self, key: &str) -> Option<String> {
+        if let Some(g) = self.groups.get(key) {
+            return g.email.is_some().then(|| key.to_string());
+        }
         self.groups
             .iter()
             .find(|(id, g)| {

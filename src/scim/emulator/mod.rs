@@ -115,6 +115,11 @@ pub struct Quirks {
     /// Every Nth Directory API call (each call in a batch counts) is answered 403
     /// `userRateLimitExceeded`, as Google answers calls beyond its quota (0: none).
     pub google_throttle_every: u64,
+    /// Google's quota: this many Directory API calls (each call in a batch counts) per
+    /// window of `google_quota_window_seconds`, and 403 `userRateLimitExceeded` beyond
+    /// (0: none). Google's default is 2,400 a minute per user per Cloud project.
+    pub google_calls_per_window: u64,
+    pub google_quota_window_seconds: u64,
     /// The Google account's domain: an address in it (or a subdomain) that is no user's
     /// cannot be added as a member (404); one outside it is added as an external member.
     pub google_domain: String,
@@ -143,6 +148,8 @@ impl Default for Quirks {
             okta_rate_limit_window_seconds: 60,
             okta_rules_forbidden: false,
             google_throttle_every: 0,
+            google_calls_per_window: 0,
+            google_quota_window_seconds: 60,
             google_domain: "example.com".into(),
         }
     }
