@@ -139,6 +139,21 @@ impl TargetRun<'_> {
         Ok((state, held))
     }
 
+    /// Most of what was pushed is gone from a group read whole: the target lost state (its
+    /// users deleted and made again, say) that the user ids cached need not show (a kind
+    /// whose ids are addresses keeps them). The whole target is verified in this run.
+    fn note_lost(&self, group: &str, stored: &Confirmed, actual: &Confirmed) {
+        let had = stored.workers.len();
+        let lost = (&stored.workers - &actual.workers).len();
+        if had >= 10 && lost * 2 > had {
+            self.evidence.reset(format!(
+                "target `{}`: group `{group}` holds {} of the {had} members rosterd pushed",
+                self.name,
+                had - lost
+            ));
+        }
+    }
+
     /// Reports the members the target keeps out of rosterd's hands.
     fn note_kept(&self, group: &str, kept: &[String], report: &mut PairReport) {
         if kept.is_empty() {
@@ -269,18 +284,8 @@ impl TargetRun<'_> {
                 drift.push(entry(DriftKind::Missing, u, k.clone()));
             }
         }
-        // Most of what was pushed is gone from a group read whole: the target lost state
-        // (its users deleted and made again, say) that the user ids cached need not show
-        // (a kind whose ids are addresses keeps them). The whole target is verified.
-        let had = stored.workers.len();
-        let lost = (&stored.workers - &actual.workers).len();
-        if verify && had >= 10 && lost * 2 > had {
-            self.evidence.reset(format!(
-                "target `{}`: group `{}` holds {} of the {had} members rosterd pushed",
-                self.name,
-                state.group,
-                had - lost
-            ));
+        if verify {
+            self.note_lost(&state.group, stored, &actual);
         }
         report.drift = drift.len();
         if !drift.is_empty() {
