@@ -13,14 +13,15 @@ struct Args {
     /// The daemon config file.
     #[arg(long, global = true, default_value = rosterd::config::DEFAULT_PATH)]
     config: PathBuf,
-    /// Evaluate as of this date (YYYY-MM-DD) instead of today (UTC): for the commands that
-    /// evaluate (check, test, plan, explain, evaluate, sync) and `history` (its default
-    /// date); the others take no date.
-    #[arg(long, global = true, value_parser = parse_date)]
+    /// Evaluate as of this date (YYYY-MM-DD), for the command that follows when it takes a
+    /// date (check, test, plan, explain, evaluate, sync, history); the same as the
+    /// command's own `--as-of`.
+    #[arg(long, value_parser = parse_date)]
     as_of: Option<NaiveDate>,
-    /// Output format: text, json (for a program to read), or junit (`rosterd test` only).
-    #[arg(long, global = true, value_enum, default_value = "text")]
-    format: Format,
+    /// Output format (text, json, or junit for `test`), for the command that follows when
+    /// it has that output; the same as the command's own `--format`.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
     /// Log what the command does on stderr: -v warnings, -vv progress, -vvv details
     /// (`RUST_LOG` overrides). Without it a command says what it found in its own output.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -38,6 +39,36 @@ const EXIT_CODES: &str = "Exit status:
   4  some pushes failed (push, sync)
   5  a connected target is not healthy (status)";
 
+/// `--as-of`, on the commands that evaluate.
+#[derive(clap::Args, Clone, Copy)]
+struct When {
+    /// Evaluate as of this date (YYYY-MM-DD) instead of today (UTC).
+    #[arg(long, value_parser = parse_date)]
+    as_of: Option<NaiveDate>,
+}
+
+/// `--format`, on the commands with an output for programs.
+#[derive(clap::Args, Clone, Copy)]
+struct Output {
+    /// Output format: text, or json for a program to read.
+    #[arg(long, value_enum)]
+    format: Option<TextOrJson>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TextOrJson {
+    Text,
+    Json,
+}
+
+/// `rosterd test`'s `--format`.
+#[derive(clap::Args, Clone, Copy)]
+struct TestOutput {
+    /// Output format: text, json for a program to read, or junit (JUnit XML) for CI systems.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: sync on the config's schedule, reload rules when they change, serve
@@ -47,20 +78,37 @@ enum Command {
         /// Log JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
+        /// Refused with what to use instead: the daemon evaluates each run as of its day.
+        #[arg(long, hide = true, value_parser = parse_date)]
+        as_of: Option<NaiveDate>,
     },
     /// Check the config, the HR export and every rule file; print all errors and warnings.
     #[command(after_help = EXIT_CODES)]
-    Check,
+    Check {
+        #[command(flatten)]
+        when: When,
+        #[command(flatten)]
+        out: Output,
+    },
     /// Run the rule tests written beside the rules (exit 1: a test failed); `--format junit`
     /// for CI systems.
     #[command(after_help = EXIT_CODES)]
-    Test,
+    Test {
+        #[command(flatten)]
+        when: When,
+        #[command(flatten)]
+        out: TestOutput,
+    },
     /// Show what the rules make of the export: members per group, or one group's members.
     #[command(after_help = EXIT_CODES)]
     Plan {
         /// List this group's members.
         #[arg(long)]
         group: Option<String>,
+        #[command(flatten)]
+        when: When,
+        #[command(flatten)]
+        out: Output,
     },
     /// Explain why a worker is (or is not) in a group: every sub-expression's value.
     #[command(after_help = EXIT_CODES)]
@@ -69,17 +117,28 @@ enum Command {
         worker: String,
         /// The group; without it, every group the worker is in.
         group: Option<String>,
+        #[command(flatten)]
+        when: When,
+        #[command(flatten)]
+        out: Output,
     },
     /// Refresh the HR snapshot, evaluate the rules and record the run (exit 3: held by the
     /// failsafe).
     #[command(after_help = EXIT_CODES)]
-    Evaluate,
+    Evaluate {
+        #[command(flatten)]
+        when: When,
+        #[command(flatten)]
+        out: Output,
+    },
     /// Push the stored memberships to the targets (exit 3: a push is held by the failsafe;
     /// 4: some pushes failed).
     #[command(after_help = EXIT_CODES)]
     Push {
         #[command(flatten)]
         push: PushFlags,
+        #[command(flatten)]
+        out: Output,
     },
     /// One full cycle: refresh the export, evaluate, record and push (exit 3: a snapshot or a
     /// push is held; 4: some pushes failed).
@@ -87,11 +146,18 @@ enum Command {
     Sync {
         #[command(flatten)]
         push: PushFlags,
+        #[command(flatten)]
+        when: When,
+        #[command(flatten)]
+        out: Output,
     },
     /// Per target: its health, each group's last verification, pending and failed changes,
     /// holds, workers without an account (exit 5: a connected target is not healthy).
     #[command(after_help = EXIT_CODES)]
-    Status,
+    Status {
+        #[command(flatten)]
+        out: Output,
+    },
     /// Serve the target emulator (for trying rosterd out and for tests): each first path
     /// segment is a tenant, spoken to over SCIM 2.0, under `/TENANT/api/v1` Okta's API, or
     /// under `/TENANT/admin/directory/v1` (and `/TENANT/batch`) Google's Directory API.
@@ -112,6 +178,8 @@ enum Command {
     Members {
         /// The group, by its name in the rules (or in the audit, once dropped).
         group: String,
+        #[command(flatten)]
+        out: Output,
     },
     /// Who was in a group on a date, reconstructed from the audit; or one worker's timeline.
     #[command(after_help = EXIT_CODES)]
@@ -124,6 +192,10 @@ enum Command {
         /// The date (default: --as-of, or today).
         #[arg(long, value_parser = parse_date)]
         at: Option<NaiveDate>,
+        #[command(flatten)]
+        when: When,
+        #[command(flatten)]
+        out: Output,
     },
     /// Recent runs, newest first.
     #[command(after_help = EXIT_CODES)]
@@ -131,6 +203,8 @@ enum Command {
         /// How many runs to list.
         #[arg(long, default_value_t = 20)]
         limit: i64,
+        #[command(flatten)]
+        out: Output,
     },
     /// Pushes held by the failsafe or a guardrail; with an ID, who that push would remove and
     /// add, and why.
@@ -138,6 +212,8 @@ enum Command {
     Holds {
         /// A hold's id, as `rosterd holds` lists it.
         id: Option<i64>,
+        #[command(flatten)]
+        out: Output,
     },
     /// Release what the failsafe holds.
     #[command(after_help = EXIT_CODES)]
@@ -217,6 +293,66 @@ enum ExportFormat {
     WorkdayJson,
 }
 
+impl Command {
+    /// The command's name, its `--as-of` (`None`: it takes no date) and its `--format`
+    /// (`None`: it has one output).
+    fn flags(
+        &self,
+    ) -> (
+        &'static str,
+        Option<Option<NaiveDate>>,
+        Option<Option<Format>>,
+    ) {
+        let out = |o: &Output| {
+            Some(o.format.map(|f| match f {
+                TextOrJson::Text => Format::Text,
+                TextOrJson::Json => Format::Json,
+            }))
+        };
+        match self {
+            // Taken only to be refused with what to use instead (`cli::run`).
+            Command::Run { as_of, .. } => ("run", Some(*as_of), None),
+            Command::Check { when, out: o } => ("check", Some(when.as_of), out(o)),
+            Command::Test { when, out: o } => ("test", Some(when.as_of), Some(o.format)),
+            Command::Plan { when, out: o, .. } => ("plan", Some(when.as_of), out(o)),
+            Command::Explain { when, out: o, .. } => ("explain", Some(when.as_of), out(o)),
+            Command::Evaluate { when, out: o } => ("evaluate", Some(when.as_of), out(o)),
+            Command::Push { out: o, .. } => ("push", None, out(o)),
+            Command::Sync { when, out: o, .. } => ("sync", Some(when.as_of), out(o)),
+            Command::Status { out: o } => ("status", None, out(o)),
+            Command::Emulator { .. } => ("emulator", None, None),
+            Command::Members { out: o, .. } => ("members", None, out(o)),
+            Command::History { when, out: o, .. } => ("history", Some(when.as_of), out(o)),
+            Command::Runs { out: o, .. } => ("runs", None, out(o)),
+            Command::Holds { out: o, .. } => ("holds", None, out(o)),
+            Command::Approve { .. } => ("approve", None, None),
+            Command::Migrate => ("migrate", None, None),
+            Command::Generate { .. } => ("generate", None, None),
+        }
+    }
+}
+
+/// The evaluation date and the output format a command runs with: its own options, else
+/// those given before it; an error for one it does not take.
+fn date_and_format(args: &Args) -> Result<(Option<NaiveDate>, Format), String> {
+    let (name, date, format) = args.command.flags();
+    if args.as_of.is_some() && date.is_none() {
+        return Err(format!(
+            "`--as-of` does not apply to `rosterd {name}`: it takes no date"
+        ));
+    }
+    if args.format.is_some() && format.is_none() {
+        return Err(format!(
+            "`--format` does not apply to `rosterd {name}`: it has one output"
+        ));
+    }
+    let format = format.flatten().or(args.format).unwrap_or(Format::Text);
+    if format == Format::Junit && name != "test" {
+        return Err("`--format junit` is for `rosterd test` only".into());
+    }
+    Ok((date.flatten().or(args.as_of), format))
+}
+
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|_| format!("`{s}` is not a date: expected YYYY-MM-DD"))
@@ -227,7 +363,7 @@ fn main() -> ExitCode {
     // The daemon tells what it does; a one-shot command's findings are in its output, and
     // its log lines only behind -v.
     let (level, json) = match &args.command {
-        Command::Run { json_logs } => ("info", *json_logs),
+        Command::Run { json_logs, .. } => ("info", *json_logs),
         _ => (
             match args.verbose {
                 0 => "off",
@@ -249,39 +385,44 @@ fn main() -> ExitCode {
     } else {
         logs.init();
     }
+    let (as_of, format) = match date_and_format(&args) {
+        Ok(flags) => flags,
+        Err(e) => {
+            eprintln!("error: {e}\n\nFor more information, try '--help'.");
+            return ExitCode::from(2);
+        }
+    };
     let global = Global {
         config: args.config,
-        as_of: args.as_of,
-        format: args.format,
+        as_of,
+        format,
     };
-    if global.format == Format::Junit && !matches!(args.command, Command::Test) {
-        eprintln!("error: `--format junit` is for `rosterd test` only");
-        return ExitCode::from(2);
-    }
     let result = match &args.command {
         Command::Run { .. } => cli::run(&global).map(|()| ExitCode::SUCCESS),
-        Command::Test => cli::test(&global).map(|ok| {
+        Command::Test { .. } => cli::test(&global).map(|ok| {
             if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             }
         }),
-        Command::Check => cli::check(&global).map(|ok| {
+        Command::Check { .. } => cli::check(&global).map(|ok| {
             if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             }
         }),
-        Command::Plan { group } => cli::plan(&global, group.as_deref()).map(|()| ExitCode::SUCCESS),
-        Command::Explain { worker, group } => {
+        Command::Plan { group, .. } => {
+            cli::plan(&global, group.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Explain { worker, group, .. } => {
             cli::explain(&global, worker, group.as_deref()).map(|()| ExitCode::SUCCESS)
         }
-        Command::Evaluate => cli::evaluate(&global).map(ExitCode::from),
-        Command::Push { push } => cli::push(&global, &push.args()).map(ExitCode::from),
-        Command::Sync { push } => cli::sync(&global, &push.args()).map(ExitCode::from),
-        Command::Status => cli::status(&global).map(ExitCode::from),
+        Command::Evaluate { .. } => cli::evaluate(&global).map(ExitCode::from),
+        Command::Push { push, .. } => cli::push(&global, &push.args()).map(ExitCode::from),
+        Command::Sync { push, .. } => cli::sync(&global, &push.args()).map(ExitCode::from),
+        Command::Status { .. } => cli::status(&global).map(ExitCode::from),
         Command::Emulator {
             listen,
             users_from_config,
@@ -291,12 +432,12 @@ fn main() -> ExitCode {
         Command::Approve {
             what: Approve::Push { id },
         } => cli::approve_push(&global, *id).map(|()| ExitCode::SUCCESS),
-        Command::Holds { id } => cli::holds(&global, *id).map(|()| ExitCode::SUCCESS),
-        Command::Members { group } => cli::members(&global, group).map(|()| ExitCode::SUCCESS),
-        Command::History { group, worker, at } => {
-            cli::history(&global, group, worker.as_deref(), *at).map(|()| ExitCode::SUCCESS)
-        }
-        Command::Runs { limit } => cli::runs(&global, *limit).map(|()| ExitCode::SUCCESS),
+        Command::Holds { id, .. } => cli::holds(&global, *id).map(|()| ExitCode::SUCCESS),
+        Command::Members { group, .. } => cli::members(&global, group).map(|()| ExitCode::SUCCESS),
+        Command::History {
+            group, worker, at, ..
+        } => cli::history(&global, group, worker.as_deref(), *at).map(|()| ExitCode::SUCCESS),
+        Command::Runs { limit, .. } => cli::runs(&global, *limit).map(|()| ExitCode::SUCCESS),
         Command::Approve {
             what: Approve::Snapshot { id },
         } => cli::approve_snapshot(&global, *id).map(|()| ExitCode::SUCCESS),

@@ -446,16 +446,21 @@ fn stateful_org() -> tempfile::TempDir {
     dir
 }
 
-fn in_dir(dir: &tempfile::TempDir, date: &str) -> Command {
+/// `rosterd` in `dir`; with `date`, as of that date (given before the command, as
+/// `rosterd --as-of DATE COMMAND`, which only commands that take a date accept).
+fn in_dir(dir: &tempfile::TempDir, date: Option<&str>) -> Command {
     let mut cmd = rosterd();
-    cmd.current_dir(dir.path()).args(["--as-of", date]);
+    cmd.current_dir(dir.path());
+    if let Some(date) = date {
+        cmd.args(["--as-of", date]);
+    }
     cmd
 }
 
 #[test]
 fn evaluate_records_runs_and_plan_diffs_against_them() {
     let dir = stateful_org();
-    let out = stdout(in_dir(&dir, "2026-11-22").arg("evaluate"));
+    let out = stdout(in_dir(&dir, Some("2026-11-22")).arg("evaluate"));
     assert_eq!(
         out,
         "run 1: 8 joined, 0 left; 8 memberships in 3 groups (snapshot 1)\n"
@@ -464,7 +469,7 @@ fn evaluate_records_runs_and_plan_diffs_against_them() {
         dir.path().join("rosterd.db").exists(),
         "the embedded default is a SQLite file beside the config"
     );
-    let plan = stdout(in_dir(&dir, "2026-11-22").arg("plan"));
+    let plan = stdout(in_dir(&dir, Some("2026-11-22")).arg("plan"));
     assert!(
         plan.contains("compared with the stored state after run 1 (as of 2026-11-22)"),
         "{plan}"
@@ -480,27 +485,27 @@ fn evaluate_records_runs_and_plan_diffs_against_them() {
         ),
         "{plan}"
     );
-    let out = stdout(in_dir(&dir, "2026-11-22").arg("evaluate"));
+    let out = stdout(in_dir(&dir, Some("2026-11-22")).arg("evaluate"));
     assert_eq!(
         out,
         "run 2: 0 joined, 0 left; 8 memberships in 3 groups (snapshot 1)\n"
     );
     // After the EA's include entry expires, the plan shows exactly that.
-    let plan = stdout(in_dir(&dir, "2027-02-01").arg("plan"));
+    let plan = stdout(in_dir(&dir, Some("2027-02-01")).arg("plan"));
     assert!(
         plan.contains(
             "~ security-slack (hybrid): 0 joins, 1 leave\n    - W003 (ea@example.com)  [expired]"
         ),
         "{plan}"
     );
-    let out = stdout(in_dir(&dir, "2027-02-01").arg("evaluate"));
+    let out = stdout(in_dir(&dir, Some("2027-02-01")).arg("evaluate"));
     assert!(out.starts_with("run 3: 0 joined, 1 left"), "{out}");
-    let members = stdout(in_dir(&dir, "2027-02-01").args(["members", "security-slack"]));
+    let members = stdout(in_dir(&dir, None).args(["members", "security-slack"]));
     assert_eq!(
         members,
         "security-slack: 2 members\n  W002  rule  since run 1\n  W004  rule  since run 1\n"
     );
-    let history = stdout(in_dir(&dir, "2027-02-01").args([
+    let history = stdout(in_dir(&dir, Some("2027-02-01")).args([
         "history",
         "security-slack",
         "--worker",
@@ -509,7 +514,7 @@ fn evaluate_records_runs_and_plan_diffs_against_them() {
         "2026-12-01",
     ]));
     assert_eq!(history, "W003 was a member of security-slack on 2026-12-01\n  2026-11-22  run 1  joined  [include]\n  2027-02-01  run 3  left  [expired]\n");
-    let runs = stdout(in_dir(&dir, "2027-02-01").args(["--format", "json", "runs"]));
+    let runs = stdout(in_dir(&dir, None).args(["--format", "json", "runs"]));
     let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
     assert_eq!(runs[0]["id"], 3);
     assert_eq!(runs[0]["removed"], 1);
@@ -521,11 +526,14 @@ fn evaluate_records_runs_and_plan_diffs_against_them() {
 #[test]
 fn a_held_snapshot_exits_3_until_approved() {
     let dir = stateful_org();
-    in_dir(&dir, "2026-11-22").arg("evaluate").assert().code(0);
+    in_dir(&dir, Some("2026-11-22"))
+        .arg("evaluate")
+        .assert()
+        .code(0);
     let text = std::fs::read_to_string(dir.path().join("workers.csv")).unwrap();
     let truncated: Vec<&str> = text.lines().take(3).collect();
     std::fs::write(dir.path().join("workers.csv"), truncated.join("\n") + "\n").unwrap();
-    let out = in_dir(&dir, "2026-11-22")
+    let out = in_dir(&dir, Some("2026-11-22"))
         .arg("evaluate")
         .assert()
         .code(3)
@@ -538,19 +546,19 @@ fn a_held_snapshot_exits_3_until_approved() {
         out.contains("help: if the export is right, run `rosterd approve snapshot 2`"),
         "{out}"
     );
-    in_dir(&dir, "2026-11-22")
+    in_dir(&dir, None)
         .args(["approve", "snapshot", "2"])
         .assert()
         .code(0);
-    in_dir(&dir, "2026-11-22")
+    in_dir(&dir, None)
         .args(["approve", "snapshot", "2"])
         .assert()
         .code(2);
-    in_dir(&dir, "2026-11-22")
+    in_dir(&dir, None)
         .args(["approve", "snapshot", "99"])
         .assert()
         .code(2);
-    let out = stdout(in_dir(&dir, "2026-11-22").arg("evaluate"));
+    let out = stdout(in_dir(&dir, Some("2026-11-22")).arg("evaluate"));
     assert!(out.starts_with("run 3: 0 joined, 6 left"), "{out}");
 }
 
@@ -1068,6 +1076,29 @@ fn every_command_documents_its_arguments_and_exit_status() {
     for sub in ["snapshot", "push"] {
         pages.push((vec!["approve".into(), sub.into()], help(&["approve", sub])));
     }
+    // Every option shown applies to the command: a date only where it evaluates, a format
+    // only where there is an output for programs.
+    let dated = [
+        "check", "test", "plan", "explain", "evaluate", "sync", "history",
+    ];
+    let formatted = [
+        "check", "test", "plan", "explain", "evaluate", "sync", "history", "push", "status",
+        "members", "runs", "holds",
+    ];
+    for (args, page) in pages.iter().filter(|(args, _)| !args.is_empty()) {
+        let command = args[0].as_str();
+        let only = args.len() == 1;
+        assert_eq!(
+            page.contains("--as-of"),
+            only && dated.contains(&command),
+            "{args:?}: {page}"
+        );
+        assert_eq!(
+            page.contains("--format"),
+            only && formatted.contains(&command),
+            "{args:?}: {page}"
+        );
+    }
     for (args, page) in &pages {
         assert!(page.contains("Exit status:\n  0  done"), "{args:?}: {page}");
         // Each entry of Arguments and Options: its name line, then a described line.
@@ -1085,17 +1116,64 @@ fn every_command_documents_its_arguments_and_exit_status() {
                 if !is_name || entry.is_empty() {
                     continue;
                 }
-                // clap puts `[default: ..]` and `[possible values: ..]` there when there is
-                // no description.
-                let described = lines.get(i + 1).is_some_and(|next| {
-                    next.starts_with("          ")
-                        && !next.trim().is_empty()
-                        && !next.trim().starts_with('[')
-                });
+                // clap puts the description on the name's line (after two spaces) or, when
+                // the page is wide, on the next; `[default: ..]` and `[possible values: ..]`
+                // stand there when there is none.
+                let same_line = entry
+                    .split_once("  ")
+                    .map(|(_, rest)| rest.trim())
+                    .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('['));
+                let described = same_line
+                    || lines.get(i + 1).is_some_and(|next| {
+                        next.starts_with("          ")
+                            && !next.trim().is_empty()
+                            && !next.trim().starts_with('[')
+                    });
                 assert!(described, "{args:?}: `{entry}` has no description\n{page}");
             }
         }
     }
+}
+
+/// `--as-of` and `--format` before a command that does not take them are refused (exit 2),
+/// not ignored; before one that does, they are its own.
+#[test]
+fn options_before_a_command_must_be_its_own() {
+    let dir = sample_copy();
+    let err = stderr_in(dir.path(), &["--as-of", "2026-11-22", "status"], 2);
+    assert!(
+        err.contains("`--as-of` does not apply to `rosterd status`"),
+        "{err}"
+    );
+    let err = stderr_in(dir.path(), &["--format", "json", "migrate"], 2);
+    assert!(
+        err.contains("`--format` does not apply to `rosterd migrate`"),
+        "{err}"
+    );
+    let err = stderr_in(dir.path(), &["--format", "junit", "plan"], 2);
+    assert!(
+        err.contains("`--format junit` is for `rosterd test` only"),
+        "{err}"
+    );
+    let before = stdout(rosterd().current_dir(dir.path()).args([
+        "--format",
+        "json",
+        "--as-of",
+        "2026-11-22",
+        "check",
+    ]));
+    let after = stdout(rosterd().current_dir(dir.path()).args([
+        "check",
+        "--format",
+        "json",
+        "--as-of",
+        "2026-11-22",
+    ]));
+    assert_eq!(before, after);
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&before).is_ok(),
+        "{before}"
+    );
 }
 
 /// A config file that is not there is a usage error (exit 2) with a hint, whether it is the
@@ -1121,7 +1199,7 @@ fn a_missing_config_is_a_usage_error_either_way() {
 #[test]
 fn a_new_database_tells_of_no_carry_over() {
     let dir = stateful_org();
-    let out = in_dir(&dir, "2026-11-22")
+    let out = in_dir(&dir, None)
         .args(["-vv", "migrate"])
         .output()
         .unwrap();

@@ -447,6 +447,102 @@ async fn click_to(browser: &Client, css: &str, url: &str) {
         .unwrap_or_else(|e| panic!("clicking {css} did not lead to {url}: {e}"));
 }
 
+/// A group page's member search and CSV export, in the signed-in browser: a member's
+/// address (in other case) finds them alone; the export holds every stored member once.
+async fn members_search_and_export(
+    stage: &Stage,
+    browser: &Client,
+    expected: &std::collections::BTreeSet<String>,
+) {
+    let key = expected.iter().nth(1).unwrap().clone();
+    let member = stage.world.workers.iter().find(|w| w.id == key).unwrap();
+    browser
+        .find(Locator::Css("form.search input[name=q]"))
+        .await
+        .unwrap()
+        .send_keys(&member.email.to_uppercase())
+        .await
+        .unwrap();
+    click(browser, "form.search button[type=submit]").await;
+    browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("form.search a[href='/groups/engineering']"))
+        .await
+        .unwrap();
+    assert_eq!(listed_workers(browser).await, [key.clone()].into());
+    let page = text(browser).await;
+    assert!(
+        page.contains(&format!("1 of {} members match", expected.len())),
+        "{page}"
+    );
+    screenshot(browser, "03-group-members-search").await;
+    let csv = exported(stage, browser).await;
+    assert_eq!(csv[0], "key,name,email,reason,since_run,ticket,expires");
+    let keys: std::collections::BTreeSet<String> = csv[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
+    assert_eq!(csv.len() - 1, expected.len(), "one row a member");
+    assert_eq!(
+        &keys, expected,
+        "the export is the whole group, not the search"
+    );
+    let row = csv
+        .iter()
+        .find(|l| l.starts_with(&format!("{key},")))
+        .unwrap();
+    assert!(row.contains(&member.email) && row.contains("rule"), "{row}");
+}
+
+/// The lines of the CSV file the page's export link offers (`a.export`, a download), as the
+/// signed-in browser gets it: with its session cookie (the console's CSP lets no script
+/// fetch, so the file is asked for beside the browser, as it would download it). Without
+/// the session the link leads to sign-in, not to the file.
+async fn exported(stage: &Stage, browser: &Client) -> Vec<String> {
+    let link = browser.find(Locator::Css("a.export")).await.unwrap();
+    assert!(link.attr("download").await.unwrap().is_some(), "a download");
+    let href = link.attr("href").await.unwrap().unwrap();
+    let cookie = browser.get_named_cookie("rosterd-session").await.unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = format!("{}{href}", stage.console);
+    let anonymous = http.get(&url).send().await.unwrap();
+    assert_eq!(
+        anonymous.status().as_u16(),
+        303,
+        "no file without a session"
+    );
+    let answer = http
+        .get(&url)
+        .header("cookie", format!("rosterd-session={}", cookie.value()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let headers = answer.headers().clone();
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"engineering-"),
+        "{headers:?}"
+    );
+    answer
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// The worker keys a page's table links to.
 async fn listed_workers(browser: &Client) -> std::collections::BTreeSet<String> {
     let mut shown = std::collections::BTreeSet::new();
@@ -647,6 +743,7 @@ async fn approver_journey(db: common::TestDb) {
     assert!(page.contains("Read back"), "{page}");
     assert!(page.contains(": as pushed"), "{page}");
     screenshot(&browser, "03-group-members").await;
+    members_search_and_export(&stage, &browser, &expected).await;
 
     // Who was a member on a date, from the audit: today, the stored members; before the
     // first run, nobody; a date that is not one is refused with what is wrong.
@@ -660,6 +757,14 @@ async fn approver_journey(db: common::TestDb) {
         .unwrap();
     assert_eq!(listed_workers(&browser).await, expected);
     screenshot(&browser, "03-group-members-on-a-date").await;
+    // The same list, exported as the page offers it.
+    let on_date = exported(&stage, &browser).await;
+    assert_eq!(on_date[0], "key,name,email,reason,since_run");
+    let keys: std::collections::BTreeSet<String> = on_date[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, expected, "the date's export lists its members");
     browser
         .goto(&format!(
             "{}/groups/engineering/on?date=2000-01-01",
@@ -731,6 +836,55 @@ async fn approver_journey(db: common::TestDb) {
         .get("/api/v1/runs/1?group=engineering&page=2", Some(TOKEN))
         .await;
     assert!(body.contains("\"changes\": []"), "{body}");
+
+    // The worker's page shows their HR record, as the export has it, their manager linked.
+    browser
+        .goto(&format!(
+            "{}/workers/{}",
+            stage.console, stage.hybrid_member
+        ))
+        .await
+        .unwrap();
+    let worker = stage
+        .world
+        .workers
+        .iter()
+        .find(|w| w.id == stage.hybrid_member)
+        .unwrap();
+    let record = browser
+        .find(Locator::Css("table.record"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (attribute, value) in [
+        ("division", worker.division.as_str()),
+        ("department", worker.department.as_str()),
+        ("title", worker.title.as_str()),
+        ("status", worker.status.as_str()),
+        ("location", worker.location.as_str()),
+        ("email", worker.email.as_str()),
+    ] {
+        assert!(
+            record
+                .lines()
+                .any(|l| l.starts_with(attribute) && l.ends_with(value)),
+            "the HR record shows {attribute} {value}:\n{record}"
+        );
+    }
+    if let Some(manager) = &worker.manager_id {
+        let link = browser
+            .find(Locator::Css("table.record a[href^='/workers/']"))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(link, format!("/workers/{manager}"), "{record}");
+    }
+    screenshot(&browser, "04-worker-record").await;
 
     // A worker's explain tree for the hybrid group's include entry, with its ticket.
     browser

@@ -131,61 +131,6 @@ fn every_manifest_parses_and_the_pods_run_as_non_root_with_probes() {
         "the pod is killed before the daemon's 30 s shutdown"
     );
 
-    // The console is exposed; the API and the metrics are not.
-    let ingress: serde_yaml::Value =
-        serde_yaml::from_str(&read("kubernetes/ingress.yaml")).unwrap();
-    let paths: Vec<&str> = ingress["spec"]["rules"][0]["http"]["paths"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|p| p["path"].as_str().unwrap())
-        .collect();
-    assert!(
-        paths.contains(&"/auth") && paths.contains(&"/holds"),
-        "{paths:?}"
-    );
-    assert!(
-        !paths
-            .iter()
-            .any(|p| p.starts_with("/api") || *p == "/metrics"),
-        "{paths:?}"
-    );
-    // Every route the console serves (read from its router) reaches it through the Ingress:
-    // a button whose form posts to a path the Ingress does not route would answer 404.
-    let router =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/daemon/ui/mod.rs"))
-            .unwrap();
-    let routes: Vec<&str> = router
-        .match_indices(".route(\"")
-        .map(|(at, m)| {
-            let rest = &router[at + m.len()..];
-            &rest[..rest.find('"').unwrap()]
-        })
-        .collect();
-    assert!(routes.len() > 10, "{routes:?}");
-    let exact: Vec<(&str, bool)> = ingress["spec"]["rules"][0]["http"]["paths"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["path"].as_str().unwrap(),
-                p["pathType"].as_str() == Some("Exact"),
-            )
-        })
-        .collect();
-    for route in &routes {
-        let routed = exact.iter().any(|(path, exact)| match exact {
-            true => route == path,
-            // Prefix matches whole path segments.
-            false => *route == *path || route.starts_with(&format!("{path}/")),
-        });
-        assert!(
-            routed,
-            "the console's {route} is not routed by the Ingress ({exact:?})"
-        );
-    }
-    assert!(read("kubernetes/kustomization.yaml").contains("ingress.yaml"));
     assert!(read("kubernetes/secret.example.yaml").contains("ROSTERD_OIDC_CLIENT_SECRET"));
 
     let gitlab: serde_yaml::Value =
@@ -284,5 +229,423 @@ fn check_of_the_example_config_needs_no_secret() {
     assert!(
         stderr.contains("database_env: the environment variable `ROSTERD_DATABASE_URL` is not set"),
         "{stderr}"
+    );
+}
+
+/// The manifests as `kubectl kustomize deploy/kubernetes` renders them when kubectl is
+/// installed; else the documents of the files the kustomization lists (what it renders,
+/// less the namespace and image it sets).
+fn rendered() -> Vec<serde_yaml::Value> {
+    let documents = |text: &str| -> Vec<serde_yaml::Value> {
+        serde_yaml::Deserializer::from_str(text)
+            .map(|doc| serde_yaml::Value::deserialize(doc).unwrap())
+            .filter(|v| !v.is_null())
+            .collect()
+    };
+    let dir = deploy("kubernetes");
+    if let Ok(out) = std::process::Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&dir)
+        .output()
+    {
+        assert!(
+            out.status.success(),
+            "kubectl kustomize: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("rendered with kubectl kustomize");
+        return documents(&String::from_utf8(out.stdout).unwrap());
+    }
+    let kustomization: serde_yaml::Value =
+        serde_yaml::from_str(&read("kubernetes/kustomization.yaml")).unwrap();
+    kustomization["resources"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|file| documents(&read(&format!("kubernetes/{}", file.as_str().unwrap()))))
+        .collect()
+}
+
+/// The paths a router in `file` serves (`.route("PATH", ...)`).
+fn routes_of(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+    text.match_indices(".route(\"")
+        .map(|(at, m)| {
+            let rest = &text[at + m.len()..];
+            rest[..rest.find('"').unwrap()].to_string()
+        })
+        .collect()
+}
+
+/// Every route the web console and the admin API serve reaches the daemon through an
+/// Ingress of the rendered manifests, at the Service port whose target is the container's
+/// port (a form posting to a path no Ingress routes would answer 404); `/metrics` and the
+/// probes are routed by none.
+#[test]
+fn every_console_and_api_route_is_routed_by_an_ingress() {
+    let docs = rendered();
+    let of_kind = |kind: &'static str| docs.iter().filter(move |d| d["kind"] == kind);
+    let service = of_kind("Service")
+        .find(|s| s["metadata"]["name"] == "rosterd")
+        .expect("the rosterd Service");
+    let deployment = of_kind("Deployment").next().expect("the Deployment");
+    let container_ports: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]
+        ["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    // Each Ingress path: its path, whether Exact, and the Service port it reaches.
+    let mut paths: Vec<(String, bool)> = Vec::new();
+    let ingresses: Vec<&serde_yaml::Value> = of_kind("Ingress").collect();
+    assert!(ingresses.len() >= 2, "the console's and the API's");
+    for ingress in &ingresses {
+        assert!(
+            ingress["spec"]["tls"]
+                .as_sequence()
+                .is_some_and(|t| !t.is_empty()),
+            "TLS: {ingress:?}"
+        );
+        for p in ingress["spec"]["rules"][0]["http"]["paths"]
+            .as_sequence()
+            .unwrap()
+        {
+            let backend = &p["backend"]["service"];
+            assert_eq!(backend["name"], "rosterd", "{p:?}");
+            let port = backend["port"]["name"].as_str().unwrap();
+            let target = service["spec"]["ports"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .find(|sp| sp["name"] == port)
+                .unwrap_or_else(|| panic!("the Service has no port `{port}`"))["targetPort"]
+                .as_str()
+                .unwrap();
+            assert!(
+                container_ports.contains(&target),
+                "{target} is not a container port"
+            );
+            paths.push((
+                p["path"].as_str().unwrap().to_string(),
+                p["pathType"] == "Exact",
+            ));
+        }
+    }
+    let routed = |route: &str| {
+        paths.iter().any(|(path, exact)| match exact {
+            true => route == path,
+            // Prefix matches whole path segments.
+            false => {
+                route == path || route.starts_with(&format!("{}/", path.trim_end_matches('/')))
+            }
+        })
+    };
+    let console = routes_of("src/daemon/ui/mod.rs");
+    let api = routes_of("src/daemon/api.rs");
+    assert!(console.len() > 10 && api.len() > 10, "{console:?} {api:?}");
+    for route in console.iter().chain(&api) {
+        let internal = ["/metrics", "/healthz", "/readyz"].contains(&route.as_str());
+        assert_eq!(
+            routed(route),
+            !internal,
+            "{route}: {} by an Ingress ({paths:?})",
+            if internal { "routed" } else { "not routed" }
+        );
+    }
+    assert!(api.iter().any(|r| r.starts_with("/api/v1/")));
+}
+
+/// A machine's paths (`/etc/rosterd`, `/var/lib/rosterd`) under a temporary folder, holding
+/// the sample organisation (config, export, rules) as an operator installs it: the config at
+/// `/etc/rosterd/rosterd.yaml`, SQLite state in `/var/lib/rosterd` as the deploy guide says,
+/// the daemon's API on a free port.
+struct Machine {
+    root: tempfile::TempDir,
+    port: u16,
+}
+
+impl Machine {
+    fn new() -> Machine {
+        let root = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let machine = Machine { root, port };
+        let etc = machine.path("/etc/rosterd");
+        std::fs::create_dir_all(etc.join("sample")).unwrap();
+        std::fs::create_dir_all(machine.path("/var/lib/rosterd")).unwrap();
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::fs::copy(
+            repo.join("sample/workers.csv"),
+            etc.join("sample/workers.csv"),
+        )
+        .unwrap();
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(repo.join("rules"))
+            .arg(etc.join("rules"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let config = std::fs::read_to_string(repo.join("rosterd.yaml"))
+            .unwrap()
+            .replace(
+                "database: sqlite://rosterd.db",
+                &format!(
+                    "database: sqlite://{}",
+                    machine.path("/var/lib/rosterd/rosterd.db").display()
+                ),
+            )
+            .replace(
+                "listen: 127.0.0.1:9464",
+                &format!("listen: 127.0.0.1:{}", machine.port),
+            );
+        std::fs::write(etc.join("rosterd.yaml"), config).unwrap();
+        machine
+    }
+
+    /// An absolute path of the machine, under the temporary folder.
+    fn path(&self, path: &str) -> PathBuf {
+        self.root.path().join(path.trim_start_matches('/'))
+    }
+
+    /// Every absolute path of the machine in `arg`, under the temporary folder.
+    fn map(&self, arg: &str) -> String {
+        ["/etc/rosterd", "/var/lib/rosterd"]
+            .iter()
+            .fold(arg.to_string(), |a, p| {
+                a.replace(p, &self.path(p).display().to_string())
+            })
+    }
+
+    /// `GET path` of the daemon's API: the status, if it answers.
+    fn status_of(&self, path: &str) -> Option<u16> {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: rosterd\r\n\r\n").ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        answer.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Runs the rosterd binary with `args` (the example's, its paths on this machine) in
+    /// `dir` with `env`, until `/readyz` answers 200; then SIGHUP leaves it serving, and
+    /// SIGTERM stops it with exit 0 within `stop_seconds`. Its log.
+    fn start_and_stop(
+        &self,
+        args: &[String],
+        dir: &Path,
+        env: &[(String, String)],
+        stop_seconds: u64,
+    ) -> String {
+        let log = self.path("/var/lib/rosterd/daemon.log");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rosterd"))
+            .args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(std::fs::File::create(self.path("/var/lib/rosterd/stdout.log")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+        let ready = |seconds: u64| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+            while std::time::Instant::now() < deadline {
+                if self.status_of("/readyz") == Some(200) {
+                    return true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            false
+        };
+        let pid = child.id().to_string();
+        let signal = |name: &str| {
+            let status = std::process::Command::new("kill")
+                .args([name, &pid])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        };
+        if !ready(30) {
+            let _ = child.kill();
+            panic!("the daemon did not become ready:\n{}", read_log());
+        }
+        signal("-HUP");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "SIGHUP stopped it:\n{}",
+            read_log()
+        );
+        assert!(ready(10), "not serving after SIGHUP:\n{}", read_log());
+        signal("-TERM");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(stop_seconds);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "{status}:\n{}", read_log());
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "not stopped {stop_seconds} s after SIGTERM:\n{}",
+                    read_log()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(
+            self.path("/var/lib/rosterd/rosterd.db").exists(),
+            "the state is where the guide says"
+        );
+        read_log()
+    }
+}
+
+/// The systemd unit as shipped: `systemd-analyze verify` accepts it (when installed; its
+/// binary path pointed at the one built), and its `ExecStart`, run in its
+/// `WorkingDirectory` with the variables of its `EnvironmentFile`, starts the daemon,
+/// which keeps serving after `ExecReload`'s SIGHUP and stops on its `KillSignal` within
+/// `TimeoutStopSec`.
+#[test]
+fn the_systemd_unit_starts_the_daemon() {
+    let unit = read("rosterd.service");
+    let value = |key: &str| -> String {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("the unit has no {key}"))
+            .to_string()
+    };
+    let exec: Vec<String> = value("ExecStart")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(exec[0], "/usr/local/bin/rosterd");
+    assert_eq!(value("ExecReload"), "/bin/kill -HUP $MAINPID");
+    assert_eq!(value("KillSignal"), "SIGTERM");
+    assert_eq!(value("StateDirectory"), "rosterd");
+    if std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("rosterd.service");
+        std::fs::write(
+            &copy,
+            unit.replace("/usr/local/bin/rosterd", env!("CARGO_BIN_EXE_rosterd")),
+        )
+        .unwrap();
+        let out = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "systemd-analyze verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!("no systemd-analyze: the unit's syntax is not verified");
+    }
+    let machine = Machine::new();
+    let env_file = machine.path(&value("EnvironmentFile"));
+    std::fs::write(&env_file, "ROSTERD_API_TOKEN=a-token-from-the-env-file\n").unwrap();
+    let env: Vec<(String, String)> = std::fs::read_to_string(&env_file)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let args: Vec<String> = exec[1..].iter().map(|a| machine.map(a)).collect();
+    let dir = machine.path(&value("WorkingDirectory"));
+    let stop: u64 = value("TimeoutStopSec").parse().unwrap();
+    let log = machine.start_and_stop(&args, &dir, &env, stop);
+    assert!(log.contains("reload"), "SIGHUP reloaded:\n{log}");
+}
+
+/// The image's command as the Dockerfile gives it (`ENTRYPOINT` and `CMD`), with the mounts
+/// and variables of its `docker run` example, starts the daemon as the image would run it
+/// (no image is built: the test machine has no container runtime).
+#[test]
+fn the_images_command_starts_the_daemon() {
+    let dockerfile = read("Dockerfile");
+    let json = |key: &str| -> Vec<String> {
+        let line = dockerfile
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no {key}"));
+        serde_json::from_str(line).unwrap()
+    };
+    let entrypoint = json("ENTRYPOINT");
+    assert_eq!(entrypoint.last().unwrap(), "/usr/local/bin/rosterd");
+    let cmd = json("CMD");
+    let workdir = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("WORKDIR /var"))
+        .map(|rest| format!("/var{rest}"))
+        .unwrap();
+    // The example's `docker run`: its -e variables and -v mounts.
+    let run = dockerfile
+        .lines()
+        .find(|l| l.contains("docker run"))
+        .unwrap();
+    let words: Vec<&str> = run.split_whitespace().collect();
+    let env: Vec<(String, String)> = words
+        .windows(2)
+        .filter(|w| w[0] == "-e")
+        .map(|w| {
+            let (k, _) = w[1].split_once('=').unwrap();
+            (k.to_string(), format!("value-of-{k}"))
+        })
+        .collect();
+    let mounts: Vec<&str> = words
+        .windows(2)
+        .filter(|w| w[0] == "-v")
+        .map(|w| w[1].split(':').nth(1).unwrap())
+        .collect();
+    assert!(
+        env.iter().any(|(k, _)| k == "ROSTERD_DATABASE_URL")
+            && env.iter().any(|(k, _)| k == "ROSTERD_API_TOKEN"),
+        "the example names the database and the API token: {run}"
+    );
+    assert!(
+        mounts.contains(&"/etc/rosterd/rosterd.yaml") && mounts.contains(&"/etc/rosterd/rules"),
+        "the example mounts the config and the rules: {run}"
+    );
+    let machine = Machine::new();
+    // The config reads its database from ROSTERD_DATABASE_URL, as the example sets it.
+    let config = machine.path("/etc/rosterd/rosterd.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let database = text
+        .lines()
+        .find(|l| l.starts_with("database:"))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &config,
+        text.replace(&database, "database_env: ROSTERD_DATABASE_URL"),
+    )
+    .unwrap();
+    let env: Vec<(String, String)> = env
+        .into_iter()
+        .map(|(k, v)| match k.as_str() {
+            "ROSTERD_DATABASE_URL" => (k, database.trim_start_matches("database: ").to_string()),
+            _ => (k, v),
+        })
+        .collect();
+    let args: Vec<String> = cmd.iter().map(|a| machine.map(a)).collect();
+    let log = machine.start_and_stop(&args, &machine.path(&workdir), &env, 40);
+    // `--json-logs`: one JSON object a line.
+    let first = log.lines().next().unwrap_or_default();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(first).is_ok(),
+        "{log}"
     );
 }

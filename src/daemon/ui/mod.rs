@@ -185,6 +185,8 @@ pub fn router(shared: Ui, console: Arc<Console>) -> Router<Ui> {
         .route("/groups", get(pages::groups))
         .route("/groups/{name}", get(pages::group))
         .route("/groups/{name}/on", get(pages::group_on))
+        .route("/groups/{name}/members.csv", get(pages::group_csv))
+        .route("/groups/{name}/on.csv", get(pages::group_on_csv))
         .route("/workers", get(pages::find_worker))
         .route("/workers/{key}", get(pages::worker))
         .route("/runs", get(pages::runs))

@@ -319,26 +319,37 @@ fn list_users(t: &Tenant, query: &BTreeMap<String, String>) -> Result<Answer, An
 fn list_members(t: &Tenant, id: &str, query: &BTreeMap<String, String>) -> Result<Answer, Answer> {
     let size = max_results(query, 200, 200)?;
     let g = &t.groups[id];
-    let mut members: Vec<(String, Value)> = g
+    // By address; each member's JSON is made for the page only (a group of 100,000 is read
+    // in 500 pages).
+    let mut members: Vec<(String, &str, &'static str)> = g
         .members
         .iter()
         .filter_map(|user| {
             let email = t.users.get(user)?["userName"].as_str()?.to_lowercase();
-            Some((email.clone(), member_json(user, &email, "USER")))
+            Some((email, user.as_str(), "USER"))
         })
         .collect();
     for (email, kind) in &g.google_others {
-        let id = t
-            .google_group(email)
-            .unwrap_or_else(|| format!("ext-{}", email.replace('@', "-at-")));
-        members.push((email.clone(), member_json(&id, email, kind)));
+        members.push((email.clone(), "", kind));
     }
-    members.sort_by(|a, b| a.0.cmp(&b.0));
+    members.sort_unstable();
     let (slice, next) = page(&members, query, size)?;
+    let listed: Vec<Value> = slice
+        .iter()
+        .map(|(email, user, kind)| {
+            let id = match *user {
+                "" => t
+                    .google_group(email)
+                    .unwrap_or_else(|| format!("ext-{}", email.replace('@', "-at-"))),
+                user => user.to_string(),
+            };
+            member_json(&id, email, kind)
+        })
+        .collect();
     let mut out = json!({
         "kind": "admin#directory#members",
         "etag": "\"emu\"",
-        "members": slice.iter().map(|(_, m)| m.clone()).collect::<Vec<_>>(),
+        "members": listed,
     });
     if let Some(next) = next {
         out["nextPageToken"] = json!(next);

@@ -72,7 +72,8 @@ pub async fn group(
     let Some(id) = rules.lookup(&name) else {
         return removed_group(&shared, &person, &name).await;
     };
-    let body = group_body(&shared, &rules, id, page_of(&q)).await?;
+    let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let body = group_body(&shared, &rules, id, page_of(&q), search).await?;
     Ok(page(&format!("Group {name}"), &person, body).into_response())
 }
 
@@ -81,6 +82,7 @@ pub(super) async fn group_body(
     rules: &crate::rules::RuleSet,
     id: crate::rules::GroupId,
     page_no: usize,
+    search: Option<&str>,
 ) -> Result<Markup, PageError> {
     let g = rules.group(id);
     let (location, definition) = rules.definition(id);
@@ -123,6 +125,22 @@ pub(super) async fn group_body(
     let total = members.len();
     let first = (page_no - 1) * MEMBERS_PER_PAGE;
     let base = format!("/groups/{}", seg(&g.name));
+    // The members whose key, name or email holds the search, without case.
+    let needle = search.map(str::to_lowercase);
+    let shown: Vec<(&String, &crate::store::Membership)> = members
+        .iter()
+        .filter(|(key, _)| {
+            needle.as_ref().is_none_or(|n| {
+                label_of(evaluated.as_deref(), key)
+                    .to_lowercase()
+                    .contains(n.as_str())
+            })
+        })
+        .collect();
+    let listed = match search {
+        Some(s) => format!("{base}?q={}", crate::http::encode(s)),
+        None => base.clone(),
+    };
     Ok(html! {
         p {
             (g.kind) " group, " strong { (thousands(total as u64)) } " members"
@@ -144,9 +162,18 @@ pub(super) async fn group_body(
         @if total == 0 {
             p.muted { "No members." }
         } @else {
+            form.search method="get" action=(base) {
+                input type="search" name="q" value=(search.unwrap_or("")) placeholder="Name, email or key" aria-label="Search the members";
+                " " button type="submit" { "Search" }
+                @if search.is_some() { " " a href=(base) { "All members" } }
+                " " a.export href=(format!("{base}/members.csv")) download { "Export CSV" }
+            }
+            @if let Some(s) = search {
+                p.muted { (thousands(shown.len() as u64)) " of " (thousands(total as u64)) " members match " code { (s) } "." }
+            }
             table {
                 tr { th { "Worker" } th { "Reason" } th { "Ticket" } th { "Expires" } th.n { "Since run" } }
-                @for (key, m) in members.iter().skip(first).take(MEMBERS_PER_PAGE) {
+                @for (key, m) in shown.iter().copied().skip(first).take(MEMBERS_PER_PAGE) {
                     @let entry = entries.get(key.as_str());
                     tr {
                         td { a href=(format!("/workers/{}?group={}", seg(key), seg(&g.name))) {
@@ -159,7 +186,7 @@ pub(super) async fn group_body(
                     }
                 }
             }
-            (pager(&base, page_no, MEMBERS_PER_PAGE, total))
+            (pager(&listed, page_no, MEMBERS_PER_PAGE, shown.len()))
         }
         h2 { "History" }
         (on_date_form(&base))
@@ -357,6 +384,9 @@ pub async fn group_on(
         p {
             @if in_rules { a href=(format!("/groups/{}", seg(&name))) { (name) } } @else { (name) " (no longer in the rules)" }
             " on " (date) ": " strong { (thousands(members.len() as u64)) } " members, as the last run evaluated on or before that day left it (reconstructed from the audit)."
+            @if !members.is_empty() {
+                " " a.export href=(format!("/groups/{}/on.csv?date={date}", seg(&name))) download { "Export CSV" }
+            }
         }
         @if members.is_empty() {
             p.muted { "Nobody: " (name) " had no members after the last run evaluated on or before " (date) "." }
@@ -380,4 +410,130 @@ pub async fn group_on(
         }
     };
     Ok(page(&format!("Group {name} on {date}"), &person, body).into_response())
+}
+
+/// `/groups/{name}/members.csv`: the group's members as the store holds them, one row each:
+/// key, name, email, reason, the run they joined in, and a person entry's ticket and expiry.
+pub async fn group_csv(State(shared): State<Ui>, Path(name): Path<String>) -> PageResult {
+    let rules = shared.rules();
+    let Some(id) = rules.lookup(&name) else {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    };
+    let g = rules.group(id);
+    let workers = shared.worker_ids().await?;
+    let members = shared.store.group_state(&g.name).await?.keyed(&workers)?;
+    let evaluated = crate::daemon::evaluated(&shared).await?;
+    let mut entries: BTreeMap<String, &crate::rules::PersonEntry> = BTreeMap::new();
+    if let Some(e) = &evaluated {
+        for entry in g.include.iter().chain(&g.members) {
+            if let Some(w) = crate::engine::resolve(&entry.who, &e.snapshot) {
+                entries.insert(e.snapshot.key(w).to_string(), entry);
+            }
+        }
+    }
+    let rows = members.iter().map(|(key, m)| {
+        let entry = entries.get(key);
+        vec![
+            m.reason.clone(),
+            m.since_run.to_string(),
+            entry.and_then(|e| e.ticket.clone()).unwrap_or_default(),
+            entry
+                .and_then(|e| e.expires)
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        ]
+    });
+    let keys: Vec<&str> = members.keys().map(String::as_str).collect();
+    csv_response(
+        &format!("{name}-members.csv"),
+        &["reason", "since_run", "ticket", "expires"],
+        evaluated.as_deref(),
+        &keys,
+        rows,
+    )
+}
+
+/// `/groups/{name}/on.csv?date=YYYY-MM-DD`: who was in the group on the date, as the
+/// page of that date lists them.
+pub async fn group_on_csv(
+    State(shared): State<Ui>,
+    Path(name): Path<String>,
+    Query(q): Q,
+) -> PageResult {
+    let raw = q.date.as_deref().unwrap_or("").trim();
+    let Ok(date) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") else {
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            format!("date: `{raw}` is not a date; give it as YYYY-MM-DD\n"),
+        )
+            .into_response());
+    };
+    if shared.rules().lookup(&name).is_none()
+        && !shared.store.audited_groups().await?.contains(&name)
+    {
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    }
+    let workers = shared.worker_ids().await?;
+    let members = shared
+        .store
+        .group_state_at(&name, date)
+        .await?
+        .keyed(&workers)?;
+    let evaluated = crate::daemon::evaluated(&shared).await?;
+    let keys: Vec<&str> = members.keys().map(String::as_str).collect();
+    let rows = members
+        .values()
+        .map(|m| vec![m.reason.clone(), m.since_run.to_string()]);
+    csv_response(
+        &format!("{name}-on-{date}.csv"),
+        &["reason", "since_run"],
+        evaluated.as_deref(),
+        &keys,
+        rows,
+    )
+}
+
+/// A CSV file of workers (`keys`, each with its name and email from the snapshot in force)
+/// and their `columns`, offered for download as `file`.
+fn csv_response(
+    file: &str,
+    columns: &[&str],
+    evaluated: Option<&crate::daemon::Evaluated>,
+    keys: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> PageResult {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header = ["key", "name", "email"].iter().chain(columns);
+    out.write_record(header)?;
+    for (key, row) in keys.iter().zip(rows) {
+        let worker = evaluated.and_then(|e| Some((e, e.snapshot.by_key(key)?)));
+        let name = worker
+            .and_then(|(e, w)| e.snapshot.name(w))
+            .unwrap_or_default();
+        let email = worker
+            .and_then(|(e, w)| e.snapshot.email(w).map(str::to_string))
+            .unwrap_or_default();
+        let mut record = vec![key.to_string(), name, email];
+        record.extend(row);
+        out.write_record(&record)?;
+    }
+    let body = out.into_inner()?;
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        file.replace(
+            |c: char| !c.is_ascii_alphanumeric() && !"-._".contains(c),
+            "_"
+        )
+    );
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_string(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
 }

@@ -1,4 +1,5 @@
-//! A worker's page: their groups with why, the explain tree, and their history.
+//! A worker's page: their HR record, their groups with why, the explain tree, and their
+//! history.
 
 use super::*;
 
@@ -88,6 +89,8 @@ pub async fn worker(
     let base = format!("/workers/{}", seg(&worker_key));
     let body = html! {
         p { "As of " (e.evaluation.as_of) ", snapshot " (e.snapshot_id) ": in " strong { (groups.len()) } " of " (thousands(e.rules.groups().len() as u64)) " groups." }
+        h2 { "HR record" }
+        (hr_record(&e.snapshot, w))
         h2 { "Groups" }
         @if explained.is_empty() {
             p.muted { "In no group." }
@@ -135,6 +138,43 @@ pub async fn worker(
         }
     };
     Ok(page(&e.snapshot.label(w), &person, body).into_response())
+}
+
+/// The worker's row of the snapshot in force, every attribute the config reads, as the HR
+/// export gave it; the manager links to their page.
+fn hr_record(snapshot: &crate::directory::Snapshot, w: crate::directory::WorkerId) -> Markup {
+    let schema = snapshot.schema();
+    let manager = schema.manager();
+    html! {
+        table.record {
+            @for (id, attr) in schema.attrs().iter().enumerate() {
+                tr {
+                    th { (attr.name) }
+                    td {
+                        @match (snapshot.get(id, w), Some(id) == manager) {
+                            (None, _) => span.muted { "(empty)" },
+                            (Some(_), true) => @match snapshot.manager(w) {
+                                Some(m) => a href=(format!("/workers/{}", seg(snapshot.key(m)))) { (snapshot.label(m)) },
+                                None => { (shown(snapshot.get(id, w))) " " span.muted { "(not in the export)" } },
+                            },
+                            (Some(_), false) => (shown(snapshot.get(id, w))),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A value as the export had it: text without quotes, a list comma-separated.
+pub(super) fn shown(value: Option<&crate::directory::Value>) -> String {
+    use crate::directory::Value;
+    match value {
+        None => String::new(),
+        Some(Value::Str(s)) => s.clone(),
+        Some(Value::List(items)) => items.join(", "),
+        Some(other) => other.to_string(),
+    }
 }
 
 /// The explain tree as `rosterd explain` gives it, as nested lists.
