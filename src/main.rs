@@ -10,9 +10,10 @@ use rosterd::config::SourceFormat;
 #[derive(Parser)]
 #[command(version, about, after_help = EXIT_CODES)]
 struct Args {
-    /// The daemon config file.
-    #[arg(long, global = true, default_value = rosterd::config::DEFAULT_PATH)]
-    config: PathBuf,
+    /// The daemon config file, for the command that follows (all but `generate`); the same
+    /// as the command's own `--config`.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Evaluate as of this date (YYYY-MM-DD), for the command that follows when it takes a
     /// date (check, test, plan, explain, evaluate, sync, history); the same as the
     /// command's own `--as-of`.
@@ -38,6 +39,14 @@ const EXIT_CODES: &str = "Exit status:
   3  held: the failsafe or a guardrail holds a snapshot or a push (evaluate, push, sync)
   4  some pushes failed (push, sync)
   5  a connected target is not healthy (status)";
+
+/// `--config`, on every command that reads the config (all but `generate`).
+#[derive(clap::Args, Clone)]
+struct Conf {
+    /// The daemon config file [default: rosterd.yaml].
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
 
 /// `--as-of`, on the commands that evaluate.
 #[derive(clap::Args, Clone, Copy)]
@@ -75,6 +84,8 @@ enum Command {
     /// the admin API; stops on SIGTERM or SIGINT.
     #[command(after_help = EXIT_CODES)]
     Run {
+        #[command(flatten)]
+        conf: Conf,
         /// Log JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
@@ -86,6 +97,8 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Check {
         #[command(flatten)]
+        conf: Conf,
+        #[command(flatten)]
         when: When,
         #[command(flatten)]
         out: Output,
@@ -95,6 +108,8 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Test {
         #[command(flatten)]
+        conf: Conf,
+        #[command(flatten)]
         when: When,
         #[command(flatten)]
         out: TestOutput,
@@ -102,6 +117,8 @@ enum Command {
     /// Show what the rules make of the export: members per group, or one group's members.
     #[command(after_help = EXIT_CODES)]
     Plan {
+        #[command(flatten)]
+        conf: Conf,
         /// List this group's members.
         #[arg(long)]
         group: Option<String>,
@@ -113,6 +130,8 @@ enum Command {
     /// Explain why a worker is (or is not) in a group: every sub-expression's value.
     #[command(after_help = EXIT_CODES)]
     Explain {
+        #[command(flatten)]
+        conf: Conf,
         /// The worker, by key or email.
         worker: String,
         /// The group; without it, every group the worker is in.
@@ -127,6 +146,8 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Evaluate {
         #[command(flatten)]
+        conf: Conf,
+        #[command(flatten)]
         when: When,
         #[command(flatten)]
         out: Output,
@@ -136,6 +157,8 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Push {
         #[command(flatten)]
+        conf: Conf,
+        #[command(flatten)]
         push: PushFlags,
         #[command(flatten)]
         out: Output,
@@ -144,6 +167,8 @@ enum Command {
     /// push is held; 4: some pushes failed).
     #[command(after_help = EXIT_CODES)]
     Sync {
+        #[command(flatten)]
+        conf: Conf,
         #[command(flatten)]
         push: PushFlags,
         #[command(flatten)]
@@ -156,6 +181,8 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Status {
         #[command(flatten)]
+        conf: Conf,
+        #[command(flatten)]
         out: Output,
     },
     /// Serve the target emulator (for trying rosterd out and for tests): each first path
@@ -163,6 +190,8 @@ enum Command {
     /// under `/TENANT/admin/directory/v1` (and `/TENANT/batch`) Google's Directory API.
     #[command(after_help = EXIT_CODES)]
     Emulator {
+        #[command(flatten)]
+        conf: Conf,
         /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1:8990")]
         listen: std::net::SocketAddr,
@@ -176,6 +205,8 @@ enum Command {
     /// The stored members of a group.
     #[command(after_help = EXIT_CODES)]
     Members {
+        #[command(flatten)]
+        conf: Conf,
         /// The group, by its name in the rules (or in the audit, once dropped).
         group: String,
         #[command(flatten)]
@@ -184,6 +215,8 @@ enum Command {
     /// Who was in a group on a date, reconstructed from the audit; or one worker's timeline.
     #[command(after_help = EXIT_CODES)]
     History {
+        #[command(flatten)]
+        conf: Conf,
         /// The group, by its name in the rules (or in the audit, once dropped).
         group: String,
         /// One worker's timeline in the group.
@@ -200,6 +233,8 @@ enum Command {
     /// Recent runs, newest first.
     #[command(after_help = EXIT_CODES)]
     Runs {
+        #[command(flatten)]
+        conf: Conf,
         /// How many runs to list.
         #[arg(long, default_value_t = 20)]
         limit: i64,
@@ -210,6 +245,8 @@ enum Command {
     /// add, and why.
     #[command(after_help = EXIT_CODES)]
     Holds {
+        #[command(flatten)]
+        conf: Conf,
         /// A hold's id, as `rosterd holds` lists it.
         id: Option<i64>,
         #[command(flatten)]
@@ -223,7 +260,10 @@ enum Command {
     },
     /// Apply the database migrations.
     #[command(after_help = EXIT_CODES)]
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        conf: Conf,
+    },
     /// Write a synthetic HR export (deterministic for a seed).
     #[command(after_help = EXIT_CODES)]
     Generate {
@@ -249,12 +289,16 @@ enum Approve {
     Snapshot {
         /// The snapshot's id, as the held run names it.
         id: i64,
+        #[command(flatten)]
+        conf: Conf,
     },
     /// A push the removal failsafe or a guardrail held.
     #[command(after_help = EXIT_CODES)]
     Push {
         /// The hold's id, as `rosterd holds` lists it.
         id: i64,
+        #[command(flatten)]
+        conf: Conf,
     },
 }
 
@@ -294,6 +338,31 @@ enum ExportFormat {
 }
 
 impl Command {
+    /// Its `--config`; `None` for the command that reads no config.
+    fn conf(&self) -> Option<&Conf> {
+        match self {
+            Command::Run { conf, .. }
+            | Command::Check { conf, .. }
+            | Command::Test { conf, .. }
+            | Command::Plan { conf, .. }
+            | Command::Explain { conf, .. }
+            | Command::Evaluate { conf, .. }
+            | Command::Push { conf, .. }
+            | Command::Sync { conf, .. }
+            | Command::Status { conf, .. }
+            | Command::Emulator { conf, .. }
+            | Command::Members { conf, .. }
+            | Command::History { conf, .. }
+            | Command::Runs { conf, .. }
+            | Command::Holds { conf, .. }
+            | Command::Migrate { conf }
+            | Command::Approve {
+                what: Approve::Snapshot { conf, .. } | Approve::Push { conf, .. },
+            } => Some(conf),
+            Command::Generate { .. } => None,
+        }
+    }
+
     /// The command's name, its `--as-of` (`None`: it takes no date) and its `--format`
     /// (`None`: it has one output).
     fn flags(
@@ -312,30 +381,40 @@ impl Command {
         match self {
             // Taken only to be refused with what to use instead (`cli::run`).
             Command::Run { as_of, .. } => ("run", Some(*as_of), None),
-            Command::Check { when, out: o } => ("check", Some(when.as_of), out(o)),
-            Command::Test { when, out: o } => ("test", Some(when.as_of), Some(o.format)),
+            Command::Check { when, out: o, .. } => ("check", Some(when.as_of), out(o)),
+            Command::Test { when, out: o, .. } => ("test", Some(when.as_of), Some(o.format)),
             Command::Plan { when, out: o, .. } => ("plan", Some(when.as_of), out(o)),
             Command::Explain { when, out: o, .. } => ("explain", Some(when.as_of), out(o)),
-            Command::Evaluate { when, out: o } => ("evaluate", Some(when.as_of), out(o)),
+            Command::Evaluate { when, out: o, .. } => ("evaluate", Some(when.as_of), out(o)),
             Command::Push { out: o, .. } => ("push", None, out(o)),
             Command::Sync { when, out: o, .. } => ("sync", Some(when.as_of), out(o)),
-            Command::Status { out: o } => ("status", None, out(o)),
+            Command::Status { out: o, .. } => ("status", None, out(o)),
             Command::Emulator { .. } => ("emulator", None, None),
             Command::Members { out: o, .. } => ("members", None, out(o)),
             Command::History { when, out: o, .. } => ("history", Some(when.as_of), out(o)),
             Command::Runs { out: o, .. } => ("runs", None, out(o)),
             Command::Holds { out: o, .. } => ("holds", None, out(o)),
             Command::Approve { .. } => ("approve", None, None),
-            Command::Migrate => ("migrate", None, None),
+            Command::Migrate { .. } => ("migrate", None, None),
             Command::Generate { .. } => ("generate", None, None),
         }
     }
 }
 
-/// The evaluation date and the output format a command runs with: its own options, else
-/// those given before it; an error for one it does not take.
-fn date_and_format(args: &Args) -> Result<(Option<NaiveDate>, Format), String> {
+/// The config file, the evaluation date and the output format a command runs with: its
+/// own options, else those given before it; an error for one it does not take.
+fn date_and_format(args: &Args) -> Result<(PathBuf, Option<NaiveDate>, Format), String> {
     let (name, date, format) = args.command.flags();
+    let conf = args.command.conf();
+    if args.config.is_some() && conf.is_none() {
+        return Err(format!(
+            "`--config` does not apply to `rosterd {name}`: it reads no config"
+        ));
+    }
+    let config = conf
+        .and_then(|c| c.config.clone())
+        .or_else(|| args.config.clone())
+        .unwrap_or_else(|| PathBuf::from(rosterd::config::DEFAULT_PATH));
     if args.as_of.is_some() && date.is_none() {
         return Err(format!(
             "`--as-of` does not apply to `rosterd {name}`: it takes no date"
@@ -350,7 +429,7 @@ fn date_and_format(args: &Args) -> Result<(Option<NaiveDate>, Format), String> {
     if format == Format::Junit && name != "test" {
         return Err("`--format junit` is for `rosterd test` only".into());
     }
-    Ok((date.flatten().or(args.as_of), format))
+    Ok((config, date.flatten().or(args.as_of), format))
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -385,7 +464,7 @@ fn main() -> ExitCode {
     } else {
         logs.init();
     }
-    let (as_of, format) = match date_and_format(&args) {
+    let (config, as_of, format) = match date_and_format(&args) {
         Ok(flags) => flags,
         Err(e) => {
             eprintln!("error: {e}\n\nFor more information, try '--help'.");
@@ -393,7 +472,7 @@ fn main() -> ExitCode {
         }
     };
     let global = Global {
-        config: args.config,
+        config,
         as_of,
         format,
     };
@@ -427,10 +506,11 @@ fn main() -> ExitCode {
             listen,
             users_from_config,
             token_env,
+            ..
         } => cli::emulator(&global, *listen, *users_from_config, token_env.as_deref())
             .map(|()| ExitCode::SUCCESS),
         Command::Approve {
-            what: Approve::Push { id },
+            what: Approve::Push { id, .. },
         } => cli::approve_push(&global, *id).map(|()| ExitCode::SUCCESS),
         Command::Holds { id, .. } => cli::holds(&global, *id).map(|()| ExitCode::SUCCESS),
         Command::Members { group, .. } => cli::members(&global, group).map(|()| ExitCode::SUCCESS),
@@ -439,9 +519,9 @@ fn main() -> ExitCode {
         } => cli::history(&global, group, worker.as_deref(), *at).map(|()| ExitCode::SUCCESS),
         Command::Runs { limit, .. } => cli::runs(&global, *limit).map(|()| ExitCode::SUCCESS),
         Command::Approve {
-            what: Approve::Snapshot { id },
+            what: Approve::Snapshot { id, .. },
         } => cli::approve_snapshot(&global, *id).map(|()| ExitCode::SUCCESS),
-        Command::Migrate => cli::migrate(&global).map(|()| ExitCode::SUCCESS),
+        Command::Migrate { .. } => cli::migrate(&global).map(|()| ExitCode::SUCCESS),
         Command::Generate {
             workers,
             seed,

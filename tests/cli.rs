@@ -1097,6 +1097,11 @@ fn every_command_documents_its_arguments_and_exit_status() {
             page.contains("--format"),
             only && formatted.contains(&command),
             "{args:?}: {page}"
+        ); // The config: read by every command but `generate` (and named on approve's own).
+        assert_eq!(
+            page.contains("--config"),
+            !["generate", "approve"].contains(&command) || args.len() == 2,
+            "{args:?}: {page}"
         );
     }
     for (args, page) in &pages {
@@ -1148,6 +1153,11 @@ fn options_before_a_command_must_be_its_own() {
     let err = stderr_in(dir.path(), &["--format", "json", "migrate"], 2);
     assert!(
         err.contains("`--format` does not apply to `rosterd migrate`"),
+        "{err}"
+    );
+    let err = stderr_in(dir.path(), &["--config", "rosterd.yaml", "generate"], 2);
+    assert!(
+        err.contains("`--config` does not apply to `rosterd generate`"),
         "{err}"
     );
     let err = stderr_in(dir.path(), &["--format", "junit", "plan"], 2);
