@@ -20,7 +20,7 @@ fn rosterd(install: &Install, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rosterd"))
         .arg("--config")
         .arg(install.path("rosterd.yaml"))
-        .args(["--as-of", "2026-11-22"])
+        .args(common::as_of_for(args, "2026-11-22"))
         .args(args)
         .env("NO_COLOR", "1")
         .output()

@@ -552,7 +552,7 @@ async fn the_cli_pushes_holds_and_approves_without_showing_the_token() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_rosterd"))
             .arg("--config")
             .arg(&config)
-            .args(["--as-of", "2026-11-22"])
+            .args(common::as_of_for(&args, "2026-11-22"))
             .args(args)
             .env("ROSTERD_TEST_CLI_TOKEN", token)
             .env("RUST_LOG", "debug")
@@ -927,7 +927,7 @@ fn run_cli(world: &World, args: &[&str]) -> (i32, String, String) {
         .arg("--config")
         .arg(world.path("rosterd.yaml"))
         .args(args)
-        .args(["--as-of", "2026-11-22"])
+        .args(common::as_of_for(args, "2026-11-22"))
         .output()
         .unwrap();
     (

@@ -16,6 +16,28 @@ pub mod world;
 
 pub const ORG_CONFIG: &str = "tests/fixtures/org/rosterd.yaml";
 
+/// `--as-of DATE` when the command in `args` evaluates and so takes a date (given to one
+/// that does not, it is refused); nothing otherwise.
+pub fn as_of_for<S: AsRef<str>>(args: &[S], date: &str) -> Vec<String> {
+    let mut words = args.iter().map(AsRef::as_ref);
+    let command = loop {
+        match words.next() {
+            Some("--format" | "--config") => {
+                words.next();
+            }
+            Some(w) if w.starts_with('-') => {}
+            other => break other,
+        }
+    };
+    let dated = [
+        "check", "test", "plan", "explain", "evaluate", "sync", "history",
+    ];
+    match command {
+        Some(c) if dated.contains(&c) => vec!["--as-of".into(), date.into()],
+        _ => Vec::new(),
+    }
+}
+
 /// `git ARGS` in `dir` (with an author, for commits): its output; a failure fails the test.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = std::process::Command::new("git")
