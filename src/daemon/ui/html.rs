@@ -158,6 +158,19 @@ pub fn forbidden_csrf() -> Response {
     )
 }
 
+/// A stored time (RFC 3339) as people read it, to the minute in UTC (`2026-12-06 16:24
+/// UTC`), the exact one in a tooltip and a `<time>` element; text that is no time as it is.
+pub fn when(stamp: &str) -> Markup {
+    match chrono::DateTime::parse_from_rfc3339(stamp) {
+        Ok(t) => maud::html! {
+            time datetime=(stamp) title=(stamp) {
+                (t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M UTC"))
+            }
+        },
+        Err(_) => maud::html! { (stamp) },
+    }
+}
+
 /// A URL path segment for `text`.
 pub fn seg(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes())
@@ -209,6 +222,19 @@ pub fn size_chart(points: &[(i64, u64)]) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_read_to_the_minute_with_the_exact_one_kept() {
+        let shown = when("2026-12-06T16:24:07.661Z").into_string();
+        assert_eq!(
+            shown,
+            "<time datetime=\"2026-12-06T16:24:07.661Z\" title=\"2026-12-06T16:24:07.661Z\">2026-12-06 16:24 UTC</time>"
+        );
+        assert!(when("2026-12-06T18:24:07+02:00")
+            .into_string()
+            .contains(">2026-12-06 16:24 UTC<"));
+        assert_eq!(when("-").into_string(), "-");
+    }
 
     #[test]
     fn path_segments_are_escaped() {

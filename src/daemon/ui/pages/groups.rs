@@ -272,14 +272,14 @@ pub(super) fn push_table(targets: &[PushRow<'_>]) -> Markup {
                         (without.len()) ": " (without.iter().take(5).map(String::as_str).collect::<Vec<_>>().join(", "))
                         @if without.len() > 5 { ", …" }
                     } }
-                    td { (linked.as_ref().and_then(|t| t.pushed_at.clone()).unwrap_or_else(|| "-".into())) }
+                    td { (when(&linked.as_ref().and_then(|t| t.pushed_at.clone()).unwrap_or_else(|| "-".into()))) }
                     td { @match read {
                         crate::push::status::Verification::Current { outcome: crate::store::VerifyState::Drifted, .. } => span.bad { (read.text()) },
                         crate::push::status::Verification::Current { .. } => span.ok { (read.text()) },
                         _ => span.warn { (read.text()) },
                     } }
                     td { @match error {
-                        Some(f) => span.bad { (f.http_status.map(|s| s.to_string()).unwrap_or_default()) " " (f.detail.as_deref().unwrap_or("")) " (" (f.finished_at.as_deref().unwrap_or(&f.created_at)) ")" },
+                        Some(f) => span.bad { (f.http_status.map(|s| s.to_string()).unwrap_or_default()) " " (f.detail.as_deref().unwrap_or("")) " (" (when(f.finished_at.as_deref().unwrap_or(&f.created_at))) ")" },
                         None => span.muted { "none" },
                     } }
                 }

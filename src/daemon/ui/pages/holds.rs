@@ -46,7 +46,7 @@ pub async fn holds(
                         td.n { (thousands(h.to_remove as u64)) }
                         td.n { (thousands(h.members_in_target as u64)) }
                         td { (h.reason) }
-                        td { (h.created_at) }
+                        td { (when(&h.created_at)) }
                         td {
                             @if person.approver {
                                 a href=(format!("/holds/{}", h.id)) { "Review and approve" }
@@ -82,7 +82,7 @@ pub(super) fn holds_table(holds: &[&crate::store::PushHold]) -> Markup {
                         td.n { (thousands(h.to_remove as u64)) }
                         td { (h.status) }
                         td { (h.approved_by.as_deref().unwrap_or("-")) }
-                        td { (h.approved_at.as_deref().unwrap_or(&h.created_at)) }
+                        td { (when(h.approved_at.as_deref().unwrap_or(&h.created_at))) }
                     }
                 }
             }

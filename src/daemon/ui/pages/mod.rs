@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use maud::{html, Markup};
 
-use super::html::{page, seg, size_chart, PageError, PageResult};
+use super::html::{page, seg, size_chart, when, PageError, PageResult};
 use super::{csrf_ok, redirect, CsrfForm, Person, Ui, WithStatus};
 use crate::engine::explain::Node;
 use crate::store::{HoldStatus, StoreError};

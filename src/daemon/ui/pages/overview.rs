@@ -55,7 +55,7 @@ pub(super) async fn overview_body(
                 (thousands(revision.groups as u64)) " groups"
                 @if let Some(c) = &revision.commit { ", commit " code { (c) } }
                 ", digest " code { (revision.digest.get(..12).unwrap_or(&revision.digest)) }
-                ", loaded " (revision.loaded_at)
+                ", loaded " (when(&revision.loaded_at))
             }
             @if let Some(r) = &refused {
                 p.bad { strong { "The newest rules were refused" } " at " (r.at)
@@ -85,8 +85,8 @@ pub(super) async fn overview_body(
                                     health => span.bad { (health.text()) },
                                 }
                             }
-                            td { (t.since.as_deref().unwrap_or("-")) }
-                            td { (t.last_push.as_deref().unwrap_or("-")) }
+                            td { (when(t.since.as_deref().unwrap_or("-"))) }
+                            td { (when(t.last_push.as_deref().unwrap_or("-"))) }
                             td.n { (t.pending) }
                             td.n { (t.failed) }
                         }
@@ -140,7 +140,7 @@ pub(super) fn runs_table(runs: &[crate::store::RunInfo]) -> Markup {
                         td.n { a href=(format!("/runs/{}", r.id)) { (r.id) } }
                         td { (r.kind) }
                         td { span class=(outcome_class(r.outcome)) { (r.outcome.as_str().replace('_', " ")) } }
-                        td { (r.started_at) }
+                        td { (when(&r.started_at)) }
                         td { (r.as_of) }
                         td.n { (thousands(r.added as u64)) }
                         td.n { (thousands(r.removed as u64)) }
