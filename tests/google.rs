@@ -11,23 +11,11 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::scenarios;
+use common::scenarios::{self, opts, reconcile};
 use common::world::{World, GOOGLE_ADMIN, TARGET};
 use common::TestDb;
-use rosterd::push::Options;
 use rosterd::scim::emulator::Quirks;
 use serde_json::Value;
-
-fn opts() -> Options {
-    Options::default()
-}
-
-fn reconcile() -> Options {
-    Options {
-        reconcile: true,
-        ..opts()
-    }
-}
 
 on_both_backends!(
     a_sync_with_nothing_changed_sends_no_write,

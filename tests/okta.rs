@@ -7,22 +7,10 @@
 
 mod common;
 
-use common::scenarios;
+use common::scenarios::{self, opts, reconcile};
 use common::world::{World, TARGET, TARGET_OPTIONS};
 use common::TestDb;
-use rosterd::push::Options;
 use rosterd::scim::emulator::Quirks;
-
-fn opts() -> Options {
-    Options::default()
-}
-
-fn reconcile() -> Options {
-    Options {
-        reconcile: true,
-        ..opts()
-    }
-}
 
 on_both_backends!(
     a_sync_with_nothing_changed_sends_no_write,

@@ -16,6 +16,7 @@ const GOOGLE: Dialect = Dialect {
     media_type: "application/json",
     error: super::error_of,
     url_help: "https://admin.googleapis.com (or the emulator's tenant URL)",
+    undecodable: "not what the Directory API answers",
     rate_limits: None,
     throttle_codes: super::THROTTLE_REASONS,
 };
@@ -78,6 +79,8 @@ pub struct Client {
     /// The account's domains, in lower case; empty: none is known.
     domains: Vec<String>,
     batch_size: usize,
+    /// The base URL's path, which a batch's parts (written from the host's root) start with.
+    root: String,
     /// When the next call may go, and the time each call takes of the quota.
     next_call: tokio::sync::Mutex<tokio::time::Instant>,
     call_interval: std::time::Duration,
@@ -86,8 +89,10 @@ pub struct Client {
 impl Client {
     pub fn new(target: &str, config: &TargetConfig) -> Result<Client, TargetError> {
         let google = config.google();
+        let http = Requester::new(target, config, GOOGLE)?;
         Ok(Client {
-            http: Requester::new(target, config, GOOGLE)?,
+            root: http.base_path(),
+            http,
             customer: google.customer,
             domains: config.google_domains(),
             batch_size: google.batch_size,
@@ -127,9 +132,12 @@ impl Client {
         self.http.send(request).await
     }
 
-    /// The target's name, for errors.
-    pub fn stats_target(&self) -> &str {
-        self.http.target()
+    /// rosterd will not do what it was asked, and `message` says why: nothing was sent.
+    pub fn refused(&self, message: String) -> TargetError {
+        TargetError::Refused {
+            target: self.http.target().to_string(),
+            message,
+        }
     }
 
     pub fn batch_size(&self) -> usize {
@@ -155,14 +163,14 @@ impl Client {
     // --- Groups ------------------------------------------------------------------------------
 
     pub fn get_group_request(&self, key: &str) -> Request {
-        get(format!("{V1}/groups/{}", encode(key)))
+        Request::get(format!("{V1}/groups/{}", encode(key)))
     }
 
     /// The group whose address (or id) is `key`; `None` when Google says 404.
     pub async fn get_group(&self, key: &str) -> Result<Option<Group>, TargetError> {
         let request = self.get_group_request(key);
         match self.call(&request).await {
-            Ok(body) => self.decode(&request, body).map(Some),
+            Ok(body) => self.http.decode(&request, body).map(Some),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
@@ -180,9 +188,9 @@ impl Client {
             if let Some(t) = &token {
                 path.push_str(&format!("&pageToken={}", encode(t)));
             }
-            let request = get(path);
+            let request = Request::get(path);
             let body = self.call(&request).await?.unwrap_or(Value::Null);
-            let page: Vec<Member> = self.decode(&request, Some(listed(&body, "members")))?;
+            let page: Vec<Member> = self.http.decode(&request, Some(listed(&body, "members")))?;
             for m in page {
                 self.sort_member(m, &mut out);
             }
@@ -243,7 +251,7 @@ impl Client {
 
     pub async fn create_group(&self, request: &Request) -> Result<Group, TargetError> {
         let body = self.call(request).await?;
-        self.decode(request, body)
+        self.http.decode(request, body)
     }
 
     /// Renames the group: its name only (its address stays).
@@ -357,7 +365,7 @@ impl Client {
         calls: &[Request],
         writes: bool,
     ) -> Result<Vec<batch::Answer>, TargetError> {
-        let root = self.http.base_path();
+        let root = &self.root;
         let parts: Vec<batch::Part> = calls
             .iter()
             .map(|c| batch::Part {
@@ -388,9 +396,9 @@ impl Client {
     /// The user whose address (primary or alias) or id is `key`; `None` when Google says
     /// 404.
     pub async fn get_user(&self, key: &str) -> Result<Option<User>, TargetError> {
-        let request = get(format!("{V1}/users/{}", encode(key)));
+        let request = Request::get(format!("{V1}/users/{}", encode(key)));
         match self.call(&request).await {
-            Ok(body) => self.decode(&request, body).map(Some),
+            Ok(body) => self.http.decode(&request, body).map(Some),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
@@ -411,9 +419,9 @@ impl Client {
         if let Some(t) = token {
             path.push_str(&format!("&pageToken={}", encode(t)));
         }
-        let request = get(path);
+        let request = Request::get(path);
         let body = self.call(&request).await?.unwrap_or(Value::Null);
-        let users: Vec<User> = self.decode(&request, Some(listed(&body, "users")))?;
+        let users: Vec<User> = self.http.decode(&request, Some(listed(&body, "users")))?;
         let next = body["nextPageToken"]
             .as_str()
             .filter(|t| !t.is_empty())
@@ -425,13 +433,13 @@ impl Client {
     pub async fn users_among(&self, keys: &[&str]) -> Result<Vec<String>, TargetError> {
         let calls: Vec<Request> = keys
             .iter()
-            .map(|k| get(format!("{V1}/users/{}", encode(k))))
+            .map(|k| Request::get(format!("{V1}/users/{}", encode(k))))
             .collect();
         let mut out = Vec::new();
         for (call, answer) in calls.iter().zip(self.batches(&calls, false).await?) {
             match answer.status {
                 200..=299 => {
-                    let user: User = self.decode(call, answer.body)?;
+                    let user: User = self.http.decode(call, answer.body)?;
                     out.push(user.key());
                 }
                 404 => {}
@@ -439,19 +447,6 @@ impl Client {
             }
         }
         Ok(out)
-    }
-
-    // --- Helpers -----------------------------------------------------------------------------
-
-    fn decode<T: serde::de::DeserializeOwned>(
-        &self,
-        request: &Request,
-        body: Option<Value>,
-    ) -> Result<T, TargetError> {
-        serde_json::from_value(body.unwrap_or(Value::Null)).map_err(|e| {
-            self.http
-                .unusable(request, format!("not what the Directory API answers: {e}"))
-        })
     }
 }
 
@@ -489,13 +484,5 @@ fn listed(body: &Value, field: &str) -> Value {
     match &body[field] {
         Value::Null => json!([]),
         list => list.clone(),
-    }
-}
-
-fn get(path: String) -> Request {
-    Request {
-        method: Method::GET,
-        path,
-        body: None,
     }
 }

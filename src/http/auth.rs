@@ -170,11 +170,12 @@ impl Auth {
     }
 
     /// The `Authorization` header's value, fetching an access token when none is current.
-    /// `jti` makes a signed assertion unique. A failure is its message.
+    /// `jti` makes a signed assertion unique (asked only when one is signed). A failure is
+    /// its message.
     pub(super) async fn header(
         &self,
         http: &reqwest::Client,
-        jti: u128,
+        jti: impl FnOnce() -> u128,
     ) -> Result<Option<Secret>, String> {
         match self {
             Auth::None => Ok(None),
@@ -187,7 +188,7 @@ impl Auth {
                         return Ok(Some(Secret::new(format!("Bearer {}", value.expose()))));
                     }
                 }
-                let (value, lifetime) = grant.fetch(http, jti).await?;
+                let (value, lifetime) = grant.fetch(http, jti()).await?;
                 // Renew a minute early (or at half-life for short tokens).
                 let renew = lifetime
                     .saturating_sub(Duration::from_secs(60))

@@ -121,6 +121,15 @@ pub struct Request {
 }
 
 impl Request {
+    /// `GET path`.
+    pub fn get(path: String) -> Request {
+        Request {
+            method: Method::GET,
+            path,
+            body: None,
+        }
+    }
+
     pub fn is_write(&self) -> bool {
         self.method != Method::GET
     }
@@ -195,6 +204,8 @@ pub struct Dialect {
     pub error: fn(&Value) -> (Option<String>, Option<String>),
     /// What the URL should be, for the error when none is configured.
     pub url_help: &'static str,
+    /// How an answer that does not decode is described (`not SCIM JSON`).
+    pub undecodable: &'static str,
     /// The rate-limit bucket a request counts against, for a kind that announces its
     /// limits in `X-Rate-Limit-Limit`, `-Remaining` and `-Reset` (Okta): requests are then
     /// held back when a bucket is spent until it resets, before the target answers 429.
@@ -347,6 +358,17 @@ impl Requester {
             path: request.path.clone(),
             message,
         }
+    }
+
+    /// An answer's JSON body as `T`; an answer that is not one is unusable, in the kind's
+    /// words.
+    pub fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        request: &Request,
+        body: Option<Value>,
+    ) -> Result<T, TargetError> {
+        serde_json::from_value(body.unwrap_or(Value::Null))
+            .map_err(|e| self.unusable(request, format!("{}: {e}", self.dialect.undecodable)))
     }
 
     /// Sends `request`, retrying 429, 5xx, timeouts and dropped connections with backoff
@@ -522,7 +544,7 @@ impl Requester {
             reqwest::header::ACCEPT,
             format!("{}, application/json", self.dialect.media_type),
         );
-        let jti: u128 = crate::locks::lock(&self.rng).random();
+        let jti = || crate::locks::lock(&self.rng).random();
         if let Some(value) = self.auth.header(&self.http, jti).await.map_err(setup)? {
             let mut value = reqwest::header::HeaderValue::from_str(value.expose()).map_err(|_| {
                 setup("the credentials cannot be sent in a header (they hold a line break or a control character)".into())

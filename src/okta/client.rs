@@ -17,6 +17,7 @@ const OKTA: Dialect = Dialect {
     media_type: "application/json",
     error: okta_error,
     url_help: "the Okta org's URL, such as https://example.okta.com",
+    undecodable: "not what Okta answers",
     rate_limits: Some(super::bucket),
     throttle_codes: &[],
 };
@@ -119,7 +120,7 @@ impl Client {
     /// The groups named exactly `name`, of any type.
     pub async fn find_groups(&self, name: &str) -> Result<Vec<Group>, TargetError> {
         let search = format!("profile.name eq {}", quoted(name));
-        let request = get(format!("/api/v1/groups?search={}", encode(&search)));
+        let request = Request::get(format!("/api/v1/groups?search={}", encode(&search)));
         let groups: Vec<Group> = self.all_pages(request).await?;
         Ok(groups
             .into_iter()
@@ -128,14 +129,14 @@ impl Client {
     }
 
     pub fn get_group_request(&self, id: &str) -> Request {
-        get(format!("/api/v1/groups/{}", encode(id)))
+        Request::get(format!("/api/v1/groups/{}", encode(id)))
     }
 
     /// The group `id`; `None` when Okta says 404.
     pub async fn get_group(&self, id: &str) -> Result<Option<Group>, TargetError> {
         let request = self.get_group_request(id);
         match self.http.send(&request).await {
-            Ok(body) => self.decode(&request, body).map(Some),
+            Ok(body) => self.http.decode(&request, body).map(Some),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
@@ -143,7 +144,7 @@ impl Client {
 
     /// The user ids of the group's members, every page of them.
     pub async fn member_ids(&self, id: &str) -> Result<Vec<String>, TargetError> {
-        let request = get(format!(
+        let request = Request::get(format!(
             "/api/v1/groups/{}/users?limit={MEMBER_PAGE}",
             encode(id)
         ));
@@ -162,7 +163,7 @@ impl Client {
     pub async fn create_group(&self, name: &str, description: &str) -> Result<Group, TargetError> {
         let request = self.create_group_request(name, description);
         let body = self.http.send(&request).await?;
-        self.decode(&request, body)
+        self.http.decode(&request, body)
     }
 
     pub fn rename_request(&self, id: &str, name: &str, description: Option<&str>) -> Request {
@@ -177,7 +178,7 @@ impl Client {
     pub async fn rename(&self, id: &str, name: &str) -> Result<(), TargetError> {
         let request = self.get_group_request(id);
         let body = self.http.send(&request).await?;
-        let group: Group = self.decode(&request, body)?;
+        let group: Group = self.http.decode(&request, body)?;
         self.check_ours(&group).await?;
         self.send(&self.rename_request(id, name, group.profile.description.as_deref()))
             .await
@@ -242,7 +243,7 @@ impl Client {
 
     /// The active group rules: each one's name and the groups it assigns people to.
     async fn group_rules(&self) -> Result<Vec<GroupRule>, TargetError> {
-        let request = get("/api/v1/groups/rules?limit=200".into());
+        let request = Request::get("/api/v1/groups/rules?limit=200".into());
         let rules: Vec<Value> = self.all_pages(request).await?;
         Ok(rules
             .iter()
@@ -266,9 +267,9 @@ impl Client {
     /// without case).
     pub async fn find_users(&self, attribute: &str, value: &str) -> Result<Vec<User>, TargetError> {
         let search = format!("profile.{attribute} eq {}", quoted(value));
-        let request = get(format!("/api/v1/users?search={}", encode(&search)));
+        let request = Request::get(format!("/api/v1/users?search={}", encode(&search)));
         let body = self.http.send(&request).await?;
-        self.decode(&request, body)
+        self.http.decode(&request, body)
     }
 
     /// One page of the users: from the start, or from the path a page linked next. The
@@ -278,10 +279,11 @@ impl Client {
         next: Option<&str>,
         limit: u64,
     ) -> Result<(Vec<User>, Option<String>), TargetError> {
-        let request =
-            get(next.map_or_else(|| format!("/api/v1/users?limit={limit}"), str::to_string));
+        let request = Request::get(
+            next.map_or_else(|| format!("/api/v1/users?limit={limit}"), str::to_string),
+        );
         let (body, next) = self.http.send_page(&request).await?;
-        Ok((self.decode(&request, body)?, next))
+        Ok((self.http.decode(&request, body)?, next))
     }
 
     /// The users among `ids`, asked in one search of `id eq` terms joined by `or`.
@@ -291,20 +293,20 @@ impl Client {
             .map(|id| format!("id eq {}", quoted(id)))
             .collect::<Vec<_>>()
             .join(" or ");
-        let request = get(format!(
+        let request = Request::get(format!(
             "/api/v1/users?search={}&limit={}",
             encode(&search),
             ids.len().max(1)
         ));
         let body = self.http.send(&request).await?;
-        self.decode(&request, body)
+        self.http.decode(&request, body)
     }
 
     /// The user `id`; `None` when Okta says 404.
     pub async fn get_user(&self, id: &str) -> Result<Option<User>, TargetError> {
-        let request = get(format!("/api/v1/users/{}", encode(id)));
+        let request = Request::get(format!("/api/v1/users/{}", encode(id)));
         match self.http.send(&request).await {
-            Ok(body) => self.decode(&request, body).map(Some),
+            Ok(body) => self.http.decode(&request, body).map(Some),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
@@ -321,36 +323,17 @@ impl Client {
         let mut request = first;
         for _ in 0..100_000 {
             let (body, next) = self.http.send_page(&request).await?;
-            let page: Vec<T> = self.decode(&request, body)?;
+            let page: Vec<T> = self.http.decode(&request, body)?;
             let empty = page.is_empty();
             out.extend(page);
             match next {
-                Some(path) if !empty && path != request.path => request = get(path),
+                Some(path) if !empty && path != request.path => request = Request::get(path),
                 _ => return Ok(out),
             }
         }
         Err(self
             .http
             .unusable(&request, "the listing links more than 100,000 pages".into()))
-    }
-
-    fn decode<T: serde::de::DeserializeOwned>(
-        &self,
-        request: &Request,
-        body: Option<Value>,
-    ) -> Result<T, TargetError> {
-        serde_json::from_value(body.unwrap_or(Value::Null)).map_err(|e| {
-            self.http
-                .unusable(request, format!("not what Okta answers: {e}"))
-        })
-    }
-}
-
-fn get(path: String) -> Request {
-    Request {
-        method: Method::GET,
-        path,
-        body: None,
     }
 }
 

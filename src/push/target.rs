@@ -154,10 +154,9 @@ impl Target {
             }
             Target::Google(client) => {
                 let Some(email) = email else {
-                    return Err(TargetError::Refused {
-                        target: client.stats_target().to_string(),
-                        message: format!("group `{name}` has no email address\nhelp: set `google.group_email` on the target (such as `{{name}}@groups.example.com`), or `email:` in the group's push"),
-                    });
+                    return Err(client.refused(format!(
+                        "group `{name}` has no email address\nhelp: set `google.group_email` on the target (such as `{{name}}@groups.example.com`), or `email:` in the group's push"
+                    )));
                 };
                 match client.get_group(email).await? {
                     None => Ok(Vec::new()),
@@ -295,26 +294,11 @@ impl Target {
                 .map(|r| client.show(r))
                 .collect(),
             Target::Google(client) => match change {
-                Change::Members { id, add, remove } => add
-                    .iter()
-                    .chain(remove)
-                    .collect::<Vec<_>>()
+                // In the batches `change` sends them in.
+                Change::Members { id, add, remove } => client
+                    .member_calls(id, add, remove)
                     .chunks(client.batch_size().max(1))
-                    .flat_map(|chunk| {
-                        let (adds, removes): (Vec<String>, Vec<String>) = (
-                            chunk
-                                .iter()
-                                .filter(|u| add.contains(u))
-                                .map(|u| u.to_string())
-                                .collect(),
-                            chunk
-                                .iter()
-                                .filter(|u| !add.contains(u))
-                                .map(|u| u.to_string())
-                                .collect(),
-                        );
-                        client.show_batch(&client.member_calls(id, &adds, &removes))
-                    })
+                    .flat_map(|calls| client.show_batch(calls))
                     .collect(),
                 Change::Create { name, email, .. } => vec![client
                     .show(&client.create_group_request(email.unwrap_or_default(), name, MADE_BY))],
@@ -361,13 +345,8 @@ impl Target {
             Target::Google(client) => Ok(client
                 .get_user(value)
                 .await?
-                .map(|u| FoundUser {
-                    id: u.key(),
-                    values: std::iter::once(u.primary_email.clone())
-                        .chain(u.aliases.iter().cloned())
-                        .collect(),
-                })
-                .into_iter()
+                .iter()
+                .map(google_user)
                 .collect()),
         }
     }
@@ -412,15 +391,7 @@ impl Target {
                 Ok(UserPage {
                     total: None,
                     listed: users.len() as u64,
-                    users: users
-                        .iter()
-                        .map(|u| FoundUser {
-                            id: u.key(),
-                            values: std::iter::once(u.primary_email.clone())
-                                .chain(u.aliases.iter().cloned())
-                                .collect(),
-                        })
-                        .collect(),
+                    users: users.iter().map(google_user).collect(),
                     next,
                 })
             }
@@ -485,6 +456,17 @@ fn found_group(g: wire::Group) -> FoundGroup {
             .members
             .map(|members| members.into_iter().map(|m| m.value).collect()),
         kept: Vec::new(),
+    }
+}
+
+/// A Google user as the push sees it: known by its primary address, matched by it and its
+/// aliases.
+fn google_user(user: &google::client::User) -> FoundUser {
+    FoundUser {
+        id: user.key(),
+        values: std::iter::once(user.primary_email.clone())
+            .chain(user.aliases.iter().cloned())
+            .collect(),
     }
 }
 

@@ -15,6 +15,7 @@ const SCIM: Dialect = Dialect {
     media_type: "application/scim+json",
     error: scim_error,
     url_help: "the app's SCIM base URL",
+    undecodable: "not SCIM JSON",
     rate_limits: None,
     throttle_codes: &[],
 };
@@ -81,7 +82,7 @@ impl Client {
             path: format!("/Groups?filter={}", encode(&filter)),
             body: None,
         };
-        let list: ListResponse<Group> = self.decode(&request, self.send(&request).await?)?;
+        let list: ListResponse<Group> = self.http.decode(&request, self.send(&request).await?)?;
         // Some targets compare loosely; only an exact name is the group.
         list.resources
             .into_iter()
@@ -131,7 +132,7 @@ impl Client {
             path: format!("/Users?filter={}", encode(&filter)),
             body: None,
         };
-        let list: ListResponse<Value> = self.decode(&request, self.send(&request).await?)?;
+        let list: ListResponse<Value> = self.http.decode(&request, self.send(&request).await?)?;
         Ok(list.resources)
     }
 
@@ -152,7 +153,7 @@ impl Client {
             ),
             body: None,
         };
-        let list: ListResponse<Value> = self.decode(&request, self.send(&request).await?)?;
+        let list: ListResponse<Value> = self.http.decode(&request, self.send(&request).await?)?;
         Ok(list.resources)
     }
 
@@ -218,22 +219,13 @@ impl Client {
             path: format!("/Users?startIndex={start}&count={count}"),
             body: None,
         };
-        self.decode(&request, self.send(&request).await?)
+        self.http.decode(&request, self.send(&request).await?)
     }
 
     // --- The request helper ------------------------------------------------------------------
 
-    fn decode<T: serde::de::DeserializeOwned>(
-        &self,
-        request: &Request,
-        body: Option<Value>,
-    ) -> Result<T, TargetError> {
-        serde_json::from_value(body.unwrap_or(Value::Null))
-            .map_err(|e| self.http.unusable(request, format!("not SCIM JSON: {e}")))
-    }
-
     fn decode_group(&self, request: &Request, body: Option<Value>) -> Result<Group, TargetError> {
-        let group: Group = self.decode(request, body)?;
+        let group: Group = self.http.decode(request, body)?;
         self.checked_group(request, group)
     }
 

@@ -7,14 +7,16 @@ use rosterd::store::{DriftKind, HoldStatus, PairAction};
 
 use super::world::{Kind, World, TARGET, TARGET_OPTIONS};
 
-fn reconcile() -> Options {
+/// A `sync --reconcile`'s push options.
+pub fn reconcile() -> Options {
     Options {
         reconcile: true,
         ..opts()
     }
 }
 
-fn opts() -> Options {
+/// A plain sync's push options.
+pub fn opts() -> Options {
     Options::default()
 }
 

@@ -626,16 +626,8 @@ impl Emulator {
     /// Gives the group named `display_name` an address, making it a Google group (as if
     /// made in the Admin console).
     pub fn set_group_email(&self, tenant: &str, display_name: &str, email: &str) -> bool {
-        self.with_tenant(tenant, |t| {
-            let Some(g) = t
-                .groups
-                .values_mut()
-                .find(|g| g.display_name == display_name)
-            else {
-                return false;
-            };
+        self.with_group(tenant, display_name, |g| {
             g.email = Some(email.to_lowercase());
-            true
         })
     }
 

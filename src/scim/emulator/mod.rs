@@ -527,16 +527,8 @@ impl Emulator {
     /// Makes the group named `display_name` one of Okta's other types (`APP_GROUP`,
     /// `BUILT_IN`): what an app or Okta itself fills.
     pub fn set_group_type(&self, tenant: &str, display_name: &str, okta_type: &str) -> bool {
-        self.with_tenant(tenant, |t| {
-            let Some(g) = t
-                .groups
-                .values_mut()
-                .find(|g| g.display_name == display_name)
-            else {
-                return false;
-            };
+        self.with_group(tenant, display_name, |g| {
             g.okta_type = okta_type.to_string();
-            true
         })
     }
 
@@ -565,6 +557,18 @@ impl Emulator {
 
     pub fn delete_by_hand(&self, tenant: &str, group: &str) {
         self.with_tenant(tenant, |t| t.groups.retain(|_, g| g.display_name != group));
+    }
+
+    /// Changes the group named `display_name`, as a person in the target's console would:
+    /// whether there is one.
+    fn with_group(&self, tenant: &str, display_name: &str, f: impl FnOnce(&mut EmuGroup)) -> bool {
+        self.with_tenant(tenant, |t| {
+            let group = t
+                .groups
+                .values_mut()
+                .find(|g| g.display_name == display_name);
+            group.map(f).is_some()
+        })
     }
 
     fn with_tenant<T>(&self, tenant: &str, f: impl FnOnce(&mut Tenant) -> T) -> T {

@@ -93,16 +93,7 @@ pub(super) async fn group_body(
     let desired = store.group_state(&g.name).await?;
     let members = desired.keyed(&workers)?;
     let evaluated = crate::daemon::evaluated(shared).await?;
-    // Person entries by the worker they name, for each member's ticket and expiry.
-    let mut entries: BTreeMap<&str, &crate::rules::PersonEntry> = BTreeMap::new();
-    if let Some(e) = &evaluated {
-        for entry in g.include.iter().chain(&g.members) {
-            let w = crate::engine::resolve(&entry.who, &e.snapshot);
-            if let Some(w) = w {
-                entries.insert(e.snapshot.key(w), entry);
-            }
-        }
-    }
+    let entries = entries_by_key(g, evaluated.as_deref());
     let history = store.group_deltas(&g.name, None).await?;
     let points: Vec<(i64, u64)> = history
         .iter()
@@ -193,6 +184,23 @@ pub(super) async fn group_body(
         (size_chart(&points))
         (history_table(&history))
     })
+}
+
+/// A group's person entries (include and member) by the key of the worker each names in
+/// the snapshot in force: a member's ticket and expiry.
+fn entries_by_key<'a>(
+    g: &'a crate::rules::Group,
+    evaluated: Option<&'a crate::daemon::Evaluated>,
+) -> BTreeMap<&'a str, &'a crate::rules::PersonEntry> {
+    let mut entries = BTreeMap::new();
+    if let Some(e) = evaluated {
+        for entry in g.include.iter().chain(&g.members) {
+            if let Some(w) = crate::engine::resolve(&entry.who, &e.snapshot) {
+                entries.insert(e.snapshot.key(w), entry);
+            }
+        }
+    }
+    entries
 }
 
 /// One push of a group, as its page shows it.
@@ -423,16 +431,9 @@ pub async fn group_csv(State(shared): State<Ui>, Path(name): Path<String>) -> Pa
     let workers = shared.worker_ids().await?;
     let members = shared.store.group_state(&g.name).await?.keyed(&workers)?;
     let evaluated = crate::daemon::evaluated(&shared).await?;
-    let mut entries: BTreeMap<String, &crate::rules::PersonEntry> = BTreeMap::new();
-    if let Some(e) = &evaluated {
-        for entry in g.include.iter().chain(&g.members) {
-            if let Some(w) = crate::engine::resolve(&entry.who, &e.snapshot) {
-                entries.insert(e.snapshot.key(w).to_string(), entry);
-            }
-        }
-    }
+    let entries = entries_by_key(g, evaluated.as_deref());
     let rows = members.iter().map(|(key, m)| {
-        let entry = entries.get(key);
+        let entry = entries.get(key.as_str());
         vec![
             m.reason.clone(),
             m.since_run.to_string(),
