@@ -10,12 +10,14 @@ use serde::Deserialize;
 
 use crate::names::AttrType;
 
+mod ldap;
 mod target;
 mod ui;
 pub use target::{
     is_address, Every, GoogleSettings, OnUnpush, PushFailsafe, RemoveDialect, TargetAuth,
     TargetConfig, TargetKind, TargetPatch, TargetTls, UserLookup, UserMatch,
 };
+pub use ldap::{GroupClass, LdapFlavor, LdapSettings};
 pub use ui::{Role, UiConfig};
 
 /// The config file that `rosterd` reads when `--config` is not given.
@@ -519,10 +521,22 @@ impl Config {
                 | TargetAuth::ServiceAccount {
                     key_file: Some(file),
                     ..
+                }
+                | TargetAuth::Simple {
+                    password_file: Some(file),
+                    ..
                 },
             ) = &mut target.auth
             {
                 *file = base.join(&*file);
+            }
+            if let Some(TargetAuth::ClientCertificate {
+                cert_file,
+                key_file,
+            }) = &mut target.auth
+            {
+                *cert_file = base.join(&*cert_file);
+                *key_file = base.join(&*key_file);
             }
         }
         if let Some(file) = config.database.0.strip_prefix("sqlite://") {

@@ -63,6 +63,7 @@ pub mod fetch;
 pub mod google;
 pub mod halves;
 pub mod http;
+pub mod ldap;
 pub mod locks;
 pub mod names;
 pub mod okta;

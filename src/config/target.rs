@@ -29,6 +29,9 @@ pub struct TargetConfig {
     /// A Google Workspace target's groups: their addresses, the account, the domains.
     #[serde(default)]
     pub google: Option<GoogleSettings>,
+    /// An LDAP or Active Directory target's groups and users: where they are, how named.
+    #[serde(default)]
+    pub ldap: Option<super::ldap::LdapSettings>,
     /// How a SCIM target's groups are patched (SCIM only; see [`TargetConfig::patch`]).
     #[serde(default, rename = "patch")]
     pub scim_patch: Option<TargetPatch>,
@@ -166,6 +169,9 @@ pub enum TargetKind {
     Okta,
     /// Google Workspace's Admin SDK Directory API: Google Groups, with email addresses.
     GoogleWorkspace,
+    /// An LDAP directory (OpenLDAP) or Active Directory: groups as directory entries, their
+    /// members as DNs.
+    Ldap,
 }
 
 /// What a Google Workspace target needs besides the URL and the credentials.
@@ -234,6 +240,7 @@ impl TargetKind {
             TargetKind::Scim => "scim",
             TargetKind::Okta => "okta",
             TargetKind::GoogleWorkspace => "google_workspace",
+            TargetKind::Ldap => "ldap",
         }
     }
 }
@@ -277,6 +284,21 @@ pub enum TargetAuth {
         /// Default: the Directory API's group scope and its read-only user scope.
         #[serde(default)]
         scopes: Option<String>,
+    },
+    /// An LDAP simple bind: the account's DN and its password, from an environment
+    /// variable or a file (relative to the config's folder).
+    Simple {
+        bind_dn: String,
+        #[serde(default)]
+        password_env: Option<String>,
+        #[serde(default)]
+        password_file: Option<PathBuf>,
+    },
+    /// An LDAP SASL EXTERNAL bind: the TLS client certificate (PEM files, relative to the
+    /// config's folder) is the account.
+    ClientCertificate {
+        cert_file: PathBuf,
+        key_file: PathBuf,
     },
     /// OAuth 2.0 client credentials (RFC 6749 section 4.4).
     Oauth2 {
@@ -404,6 +426,7 @@ impl TargetConfig {
                 .attribute
                 .as_deref()
                 .unwrap_or("primaryEmail"),
+            TargetKind::Ldap => self.user_match.attribute.as_deref().unwrap_or("mail"),
         }
     }
 
@@ -444,10 +467,17 @@ impl TargetConfig {
                 "a Google Workspace (`kind: google_workspace`)",
             ));
         }
+        if self.kind != TargetKind::Ldap && self.ldap.is_some() {
+            return Err(only("ldap", "an LDAP (`kind: ldap`)"));
+        }
+        if self.kind == TargetKind::Ldap && self.ldap.is_none() {
+            return Err("ldap: an LDAP target needs `ldap: { group_base, user_base }`, where its groups and users are".into());
+        }
         let auth_help = match self.kind {
             TargetKind::Scim => "a SCIM target takes `bearer` or `oauth2`",
             TargetKind::Okta => "an Okta target takes an API token (`{ ssws: { token_env: VAR } }`) or a service app's key (`{ private_key_jwt: { client_id, key_file } }`)",
             TargetKind::GoogleWorkspace => "a Google Workspace target takes a service account's key (`{ service_account: { key_file, subject } }`)",
+            TargetKind::Ldap => "an LDAP target takes a simple bind (`{ simple: { bind_dn, password_env } }`) or a TLS client certificate (`{ client_certificate: { cert_file, key_file } }`)",
         };
         // Without `auth` requests carry no credentials (an emulator's tenant).
         let fits = matches!(
@@ -465,6 +495,10 @@ impl TargetConfig {
                     Some(TargetAuth::ServiceAccount { .. }),
                     TargetKind::GoogleWorkspace
                 )
+                | (
+                    Some(TargetAuth::Simple { .. } | TargetAuth::ClientCertificate { .. }),
+                    TargetKind::Ldap
+                )
         );
         if !fits {
             return Err(format!("auth: {auth_help}"));
@@ -477,6 +511,13 @@ impl TargetConfig {
                     "auth.private_key_jwt: name the private key with one of `key_file` or `key_env`"
                         .into(),
                 );
+            }
+            Some(TargetAuth::Simple {
+                password_env,
+                password_file,
+                ..
+            }) if password_env.is_some() == password_file.is_some() => {
+                return Err("auth.simple: name the password with one of `password_env` or `password_file`".into());
             }
             Some(TargetAuth::ServiceAccount {
                 key_file,
@@ -500,6 +541,14 @@ impl TargetConfig {
                     return Err("user_match.attribute: a SCIM target names the user attribute it matches on with `scim_attribute`".into());
                 }
             }
+            TargetKind::Ldap => {
+                if self.user_match.scim_attribute.is_some() {
+                    return Err(only("user_match.scim_attribute", "a SCIM"));
+                }
+                if !super::ldap::is_attribute_name(attribute) {
+                    return Err(format!("user_match.attribute: `{attribute}` is not an LDAP attribute name such as `mail`, `uid`, `userPrincipalName` or `sAMAccountName`"));
+                }
+            }
             TargetKind::Okta | TargetKind::GoogleWorkspace => {
                 let (allowed, help): (&[&str], _) = match self.kind {
                     TargetKind::Okta => (&["login", "email"], "an Okta user is matched on `login` or `email`"),
@@ -515,6 +564,9 @@ impl TargetConfig {
                     return Err(format!("user_match.attribute: {help}, not `{attribute}`"));
                 }
             }
+        }
+        if let Some(ldap) = &self.ldap {
+            ldap.validate()?;
         }
         if let Some(google) = &self.google {
             if let Some(template) = &google.group_email {
@@ -546,7 +598,11 @@ impl TargetConfig {
     pub(super) fn validate(&self) -> Result<(), String> {
         self.check_kind()?;
         if let Some(url) = &self.url {
-            super::check_http_url(url).map_err(|e| format!("url: {e}"))?;
+            match self.kind {
+                TargetKind::Ldap => super::ldap::check_ldap_url(url, self.ldap.as_ref()),
+                _ => super::check_http_url(url),
+            }
+            .map_err(|e| format!("url: {e}"))?;
         }
         if let Some(TargetAuth::Oauth2 { token_url, .. }) = &self.auth {
             super::check_http_url(token_url).map_err(|e| format!("auth.oauth2.token_url: {e}"))?;

@@ -95,6 +95,11 @@ impl Auth {
         };
         Ok(match auth {
             None => Auth::None,
+            Some(TargetAuth::Simple { .. } | TargetAuth::ClientCertificate { .. }) => {
+                return Err(setup(
+                    "an LDAP bind is only for a target of `kind: ldap`".into(),
+                ))
+            }
             Some(TargetAuth::Bearer { token_env }) => Auth::Bearer(secret(token_env)?),
             Some(TargetAuth::Ssws { token_env }) => Auth::Ssws(secret(token_env)?),
             Some(TargetAuth::Oauth2 {

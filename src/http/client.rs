@@ -50,6 +50,21 @@ pub enum TargetError {
         path: String,
         message: String,
     },
+    /// A directory's answer to an LDAP operation other than success.
+    #[error("target `{target}`: LDAP {operation} `{dn}`: result {rc} ({name}){}", if message.is_empty() { String::new() } else { format!(": {message}") })]
+    Ldap {
+        target: String,
+        operation: String,
+        dn: String,
+        /// The result code and its name (RFC 4511 appendix A).
+        rc: u32,
+        name: String,
+        message: String,
+        /// What the push makes of it, in HTTP's words: 404 for an entry that is not there,
+        /// 409 for one that is, 401 and 403 for credentials and rights, 400 for a request
+        /// the directory refuses, 503 for one to try again.
+        class: u16,
+    },
     #[error("target `{target}`: {message}")]
     Setup { target: String, message: String },
     /// rosterd will not touch what it was asked to (a group another party manages): nothing
@@ -65,6 +80,7 @@ impl TargetError {
     pub fn status(&self) -> Option<u16> {
         match self {
             TargetError::Status { status, .. } => Some(*status),
+            TargetError::Ldap { class, .. } => Some(*class),
             _ => None,
         }
     }
@@ -93,6 +109,7 @@ impl TargetError {
     pub fn code(&self) -> Option<&str> {
         match self {
             TargetError::Status { code, .. } => code.as_deref(),
+            TargetError::Ldap { name, .. } => Some(name),
             _ => None,
         }
     }
@@ -100,12 +117,13 @@ impl TargetError {
     /// A write whose answer was lost after it may have reached the target: it may or may
     /// not have been applied.
     pub fn outcome_unknown(&self) -> bool {
-        matches!(self, TargetError::Transport { method, maybe_sent: true, .. } if method != "GET")
+        matches!(self, TargetError::Transport { method, maybe_sent: true, .. } if method != "GET" && method != "search")
     }
 
     pub fn detail(&self) -> Option<&str> {
         match self {
             TargetError::Status { detail, .. } => detail.as_deref(),
+            TargetError::Ldap { message, .. } if !message.is_empty() => Some(message),
             _ => None,
         }
     }

@@ -9,8 +9,8 @@
 //!   batch of members where the kind can);
 //! - changes: add and remove members (in the batches the kind allows), rename, delete.
 //!
-//! Every kind is an HTTP API over [`crate::http::client::Requester`], so they share pacing,
-//! retries, the counts and [`TargetError`].
+//! The HTTP kinds go through [`crate::http::client::Requester`]; LDAP through its own
+//! connection ([`crate::ldap::conn`]). All share the counts ([`Stats`]) and [`TargetError`].
 
 use serde_json::{json, Value};
 
@@ -18,7 +18,7 @@ use crate::config::{RemoveDialect, TargetConfig, TargetKind};
 use crate::http::client::{MaySend, Stats, TargetError};
 use crate::scim::wire::{self, Member, PatchOperation};
 use crate::scim::{Client, Request};
-use crate::{google, okta};
+use crate::{google, ldap, okta};
 
 /// A target of any kind.
 pub(crate) enum Target {
@@ -29,6 +29,7 @@ pub(crate) enum Target {
     },
     Okta(okta::Client),
     Google(google::Client),
+    Ldap(ldap::Client),
 }
 
 /// The description a group rosterd makes carries (where the kind has descriptions).
@@ -98,6 +99,7 @@ impl Target {
             },
             TargetKind::Okta => Target::Okta(okta::Client::new(name, config)?),
             TargetKind::GoogleWorkspace => Target::Google(google::Client::new(name, config)?),
+            TargetKind::Ldap => Target::Ldap(ldap::Client::new(name, config)?),
         })
     }
 
@@ -110,6 +112,7 @@ impl Target {
             },
             Target::Okta(client) => Target::Okta(client.gated(may_send)),
             Target::Google(client) => Target::Google(client.gated(may_send)),
+            Target::Ldap(client) => Target::Ldap(client.gated(may_send)),
         }
     }
 
@@ -119,6 +122,7 @@ impl Target {
             Target::Scim { client, .. } => client.stats(),
             Target::Okta(client) => client.stats(),
             Target::Google(client) => client.stats(),
+            Target::Ldap(client) => client.stats(),
         }
     }
 
@@ -163,6 +167,12 @@ impl Target {
                     Some(group) => Ok(vec![google_group(client, group).await?]),
                 }
             }
+            Target::Ldap(client) => Ok(client
+                .find_groups(name)
+                .await?
+                .into_iter()
+                .map(ldap_group)
+                .collect()),
         }
     }
 
@@ -186,6 +196,7 @@ impl Target {
                 None => Ok(None),
                 Some(group) => Ok(Some(google_group(client, group).await?)),
             },
+            Target::Ldap(client) => Ok(client.read_group(id).await?.map(ldap_group)),
         }
     }
 
@@ -224,6 +235,10 @@ impl Target {
                     kept: Vec::new(),
                 })
             }
+            // Made with its first batch of members, and read back.
+            Target::Ldap(client) => Ok(ldap_group(
+                client.create_group(name, MADE_BY, members).await?,
+            )),
         }
     }
 
@@ -232,6 +247,7 @@ impl Target {
         match self {
             Target::Scim { .. } => config.patch().max_members_per_request,
             Target::Okta(_) | Target::Google(_) => 0,
+            Target::Ldap(client) => client.batch_size(),
         }
     }
 
@@ -243,6 +259,8 @@ impl Target {
             Target::Okta(_) => 1,
             // One batch request of member inserts and deletes.
             Target::Google(client) => client.batch_size(),
+            // One modify of `member` values.
+            Target::Ldap(client) => client.batch_size(),
         }
     }
 
@@ -280,6 +298,15 @@ impl Target {
                         .await
                 }
             },
+            Target::Ldap(client) => match change {
+                Change::Members { id, add, remove } => client.change_members(id, add, remove).await,
+                Change::Rename { id, name } => client.rename(id, name).await,
+                Change::Delete { id } => client.delete_group(id).await,
+                Change::Create { name, members, .. } => client
+                    .create_group(name, MADE_BY, members)
+                    .await
+                    .map(|_| ()),
+            },
         }
     }
 
@@ -305,6 +332,21 @@ impl Target {
                 Change::Rename { id, name } => vec![client.show(&client.rename_request(id, name))],
                 Change::Delete { id } => vec![client.show(&client.delete_request(id))],
             },
+            Target::Ldap(client) => vec![match change {
+                Change::Members { id, add, remove } => client.show_members(id, add, remove),
+                Change::Create { name, members, .. } => format!(
+                    "LDAP add {} ({} with {} member(s))",
+                    client.dn_for(name),
+                    client.class_name(),
+                    members.len()
+                ),
+                Change::Rename { id, name } => format!(
+                    "LDAP modrdn {} to {}",
+                    client.shown_dn(id),
+                    ldap::dn::cn(name)
+                ),
+                Change::Delete { id } => format!("LDAP delete {}", client.shown_dn(id)),
+            }],
         }
     }
 
@@ -314,8 +356,9 @@ impl Target {
         match self {
             Target::Scim { .. } => e.code() == Some("noTarget"),
             // Okta answers 204 to removing a member it does not have; Google's 404 for a
-            // member gone is taken as done call by call.
-            Target::Okta(_) | Target::Google(_) => false,
+            // member gone is taken as done call by call; LDAP's modify reads the group and
+            // sends what is still wanted.
+            Target::Okta(_) | Target::Google(_) | Target::Ldap(_) => false,
         }
     }
 
@@ -347,6 +390,15 @@ impl Target {
                 .await?
                 .iter()
                 .map(google_user)
+                .collect()),
+            Target::Ldap(client) => Ok(client
+                .find_users(attribute, value)
+                .await?
+                .into_iter()
+                .map(|u| FoundUser {
+                    id: u.dn,
+                    values: u.values,
+                })
                 .collect()),
         }
     }
@@ -395,6 +447,23 @@ impl Target {
                     next,
                 })
             }
+            // The paged-results control's cookie holds only on the connection that asked:
+            // the whole listing, its pages on one connection, is one page here.
+            Target::Ldap(client) => {
+                let users = client.list_users(attribute).await?;
+                Ok(UserPage {
+                    total: Some(users.len() as u64),
+                    listed: users.len() as u64,
+                    users: users
+                        .into_iter()
+                        .map(|u| FoundUser {
+                            id: u.dn,
+                            values: u.values,
+                        })
+                        .collect(),
+                    next: None,
+                })
+            }
         }
     }
 
@@ -414,6 +483,7 @@ impl Target {
                 .map(|u| u.id)
                 .collect()),
             Target::Google(client) => client.users_among(ids).await,
+            Target::Ldap(client) => client.users_among(ids).await,
         }
     }
 
@@ -426,6 +496,7 @@ impl Target {
                 .is_some_and(|u| u.get("id").and_then(Value::as_str) == Some(id))),
             Target::Okta(client) => Ok(client.get_user(id).await?.is_some_and(|u| u.id == id)),
             Target::Google(client) => Ok(client.get_user(id).await?.is_some_and(|u| u.key() == id)),
+            Target::Ldap(client) => Ok(!client.users_among(&[id]).await?.is_empty()),
         }
     }
 
@@ -434,16 +505,17 @@ impl Target {
     pub async fn user_schema(&self) -> Result<Option<Value>, TargetError> {
         match self {
             Target::Scim { client, .. } => client.user_schema().await,
-            Target::Okta(_) | Target::Google(_) => Ok(None),
+            Target::Okta(_) | Target::Google(_) | Target::Ldap(_) => Ok(None),
         }
     }
 
     /// Whether the kind's user search compares values without case (so nothing need be
-    /// learned about it): Okta's and Google's do.
+    /// learned about it): Okta's and Google's do, and a directory's for the attributes
+    /// users are matched by (`mail`, `uid` and AD's names match without case).
     pub fn search_ignores_case(&self) -> bool {
         match self {
             Target::Scim { .. } => false,
-            Target::Okta(_) | Target::Google(_) => true,
+            Target::Okta(_) | Target::Google(_) | Target::Ldap(_) => true,
         }
     }
 }
@@ -482,6 +554,16 @@ async fn google_group(
         members: Some(members.users),
         kept: members.kept,
     })
+}
+
+/// A directory's group as the push sees it.
+fn ldap_group(group: ldap::ops::Group) -> FoundGroup {
+    FoundGroup {
+        id: group.id,
+        name: group.name,
+        members: Some(group.members),
+        kept: group.kept,
+    }
 }
 
 /// A SCIM user with a usable id.

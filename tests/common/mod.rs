@@ -12,6 +12,7 @@ use rosterd::rules::{self, RuleSet, RulesError, SourceMap};
 
 pub mod daemon;
 pub mod scenarios;
+pub mod slapd;
 pub mod world;
 
 pub const ORG_CONFIG: &str = "tests/fixtures/org/rosterd.yaml";

@@ -51,6 +51,8 @@ pub const TARGET_OPTIONS: &str = "    requests_per_second: 5000
 pub enum Peer {
     Emulator(Emulator),
     Scim2 { base: String, token: String },
+    /// A private OpenLDAP server (`kind: ldap`).
+    Slapd(super::slapd::Slapd),
 }
 
 /// Which API the world's target speaks: the emulator serves both over the same tenant.
@@ -59,6 +61,7 @@ pub enum Kind {
     Scim,
     Okta,
     Google,
+    Ldap,
 }
 
 /// A fifth of all requests fail, each in one of the ways a target fails: 429, 500, 503, the
@@ -197,6 +200,32 @@ impl World {
         world
     }
 
+    /// `size` generated workers pushed to a private slapd (`kind: ldap`, over ldaps with the
+    /// test CA, bound as rosterd's service account, 10 member values a modify), with a user
+    /// for every worker but those in `without_account`. `None` outside CI without slapd.
+    pub async fn with_slapd(db: TestDb, size: usize, without_account: &[&str]) -> Option<World> {
+        let binary = super::slapd::slapd_binary()?;
+        let workers = generate::generate(size, 3);
+        let emails: Vec<String> = workers
+            .iter()
+            .filter(|w| !without_account.contains(&w.email.as_str()))
+            .map(|w| w.email.clone())
+            .collect();
+        let server = super::slapd::Slapd::start(&binary, &emails).await;
+        std::env::set_var("ROSTERD_TEST_LDAP_PASSWORD", super::slapd::ROSTERD_PASSWORD);
+        let mut world = World::build(db, workers, Peer::Slapd(server), TARGET.to_string());
+        world.kind = Kind::Ldap;
+        world.write_config("", TARGET_OPTIONS);
+        Some(world)
+    }
+
+    pub fn slapd(&self) -> &super::slapd::Slapd {
+        match &self.peer {
+            Peer::Slapd(s) => s,
+            _ => panic!("this test needs slapd"),
+        }
+    }
+
     /// Writes the service account's key (signed with the fixture `key`) and the config
     /// that uses it.
     pub fn use_google_key(&self, key: &str) {
@@ -215,8 +244,8 @@ impl World {
         match self.kind {
             Kind::Scim => changes.iter().map(|&n| (n as u64).div_ceil(10)).sum(),
             Kind::Okta => changes.iter().map(|&n| n as u64).sum(),
-            // One batch request per group's 10 changes.
-            Kind::Google => changes.iter().map(|&n| (n as u64).div_ceil(10)).sum(),
+            // One batch request per group's 10 changes; one modify per 10 values.
+            Kind::Google | Kind::Ldap => changes.iter().map(|&n| (n as u64).div_ceil(10)).sum(),
         }
     }
 
@@ -229,6 +258,8 @@ impl World {
             Kind::Okta => 3,
             // The group, then its members' page.
             Kind::Google => 2,
+            // One base search reads the group with its members.
+            Kind::Ldap => 1,
         }
     }
 
@@ -286,13 +317,14 @@ impl World {
         match &self.peer {
             Peer::Emulator(e) => e.url(&self.tenant),
             Peer::Scim2 { base, .. } => format!("{base}/{}/v2", self.tenant),
+            Peer::Slapd(s) => s.url(),
         }
     }
 
     pub fn emulator(&self) -> &Emulator {
         match &self.peer {
             Peer::Emulator(e) => e,
-            Peer::Scim2 { .. } => panic!("this test needs the emulator"),
+            _ => panic!("this test needs the emulator"),
         }
     }
 
@@ -305,14 +337,25 @@ impl World {
         let end = sample.find("rules:\n").unwrap();
         let directory = sample[start..end].replace("file: sample/workers.csv", "file: workers.csv");
         // scim2-server gets its own patch settings; an Okta target has none.
-        let (auth, own_patch) = match (&self.peer, self.kind) {
-            (Peer::Scim2 { .. }, _) => ("    auth: { bearer: { token_env: ROSTERD_TEST_SCIM2_TOKEN } }\n    patch: { remove: path_filter, max_members_per_request: 10 }\n", true),
-            (Peer::Emulator(_), Kind::Okta) => ("    kind: okta\n    auth: { ssws: { token_env: ROSTERD_TEST_OKTA_TOKEN } }\n", true),
-            (Peer::Emulator(_), Kind::Scim) => ("", false),
+        let (auth, own_patch): (String, bool) = match (&self.peer, self.kind) {
+            (Peer::Scim2 { .. }, _) => ("    auth: { bearer: { token_env: ROSTERD_TEST_SCIM2_TOKEN } }\n    patch: { remove: path_filter, max_members_per_request: 10 }\n".into(), true),
+            (Peer::Emulator(_), Kind::Okta) => ("    kind: okta\n    auth: { ssws: { token_env: ROSTERD_TEST_OKTA_TOKEN } }\n".into(), true),
+            (Peer::Emulator(_), Kind::Scim) => (String::new(), false),
             (Peer::Emulator(_), Kind::Google) => (
-                "    kind: google_workspace\n    auth: { service_account: { key_file: google-key.json, subject: admin@example.com } }\n    google: { group_email: \"{name}@groups.example.com\", batch_size: 10, calls_per_minute: 10000000 }\n",
+                "    kind: google_workspace\n    auth: { service_account: { key_file: google-key.json, subject: admin@example.com } }\n    google: { group_email: \"{name}@groups.example.com\", batch_size: 10, calls_per_minute: 10000000 }\n".into(),
                 true,
             ),
+            (Peer::Slapd(s), _) => (
+                format!(
+                    "    kind: ldap\n    auth: {{ simple: {{ bind_dn: \"{}\", password_env: ROSTERD_TEST_LDAP_PASSWORD }} }}\n    tls: {{ ca_file: {} }}\n    ldap: {{ group_base: \"{}\", user_base: \"{}\", batch_size: 10 }}\n",
+                    super::slapd::ROSTERD,
+                    s.ca_file().display(),
+                    super::slapd::GROUPS,
+                    super::slapd::PEOPLE,
+                ),
+                true,
+            ),
+            (Peer::Emulator(_), Kind::Ldap) => unreachable!("an LDAP world has slapd"),
         };
         let target = if own_patch {
             target
@@ -452,6 +495,7 @@ impl World {
                     })
                     .collect()
             }
+            Peer::Slapd(s) => s.groups().await,
         }
     }
 
@@ -479,6 +523,10 @@ impl World {
                 .collect();
             let unique: BTreeSet<&String> = names.iter().collect();
             assert_eq!(unique.len(), names.len(), "duplicate groups: {names:?}");
+        } else if let Peer::Slapd(s) = &self.peer {
+            for name in expected.keys() {
+                assert_eq!(s.group_count(name).await, 1, "duplicates of `{name}`");
+            }
         } else {
             for name in expected.keys() {
                 assert_eq!(
@@ -520,6 +568,16 @@ impl World {
                     .collect();
                 (groups, unknown)
             }
+            Peer::Slapd(s) => {
+                let users = s.users().await;
+                let groups = s.groups_raw().await;
+                let unknown = groups
+                    .values()
+                    .flatten()
+                    .filter(|m| !users.contains_key(&m.to_lowercase()))
+                    .count();
+                (groups, unknown)
+            }
         }
     }
 
@@ -551,6 +609,7 @@ impl World {
                     self.add_account(u["userName"].as_str().unwrap()).await;
                 }
             }
+            Peer::Slapd(_) => panic!("a directory's users keep their DNs: not for slapd"),
         }
     }
 
@@ -567,6 +626,8 @@ impl World {
                 }
                 self.recreate_all_users().await;
             }
+            // A directory restored without its groups (its users are its own).
+            Peer::Slapd(s) => s.delete_groups().await,
         }
     }
 
@@ -584,6 +645,7 @@ impl World {
                 self.scim2_request(reqwest::Method::PATCH, &url, Some(body))
                     .await;
             }
+            Peer::Slapd(s) => s.rename(from, to).await,
         }
     }
 
@@ -606,6 +668,11 @@ impl World {
                 let url = format!("{}/Groups/{}", self.url(), g["id"].as_str().unwrap());
                 self.scim2_request(reqwest::Method::PUT, &url, Some(body))
                     .await;
+            }
+            // DNs; a directory holds a value once.
+            Peer::Slapd(s) => {
+                let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+                s.edit_members(group, &ids, &[]).await;
             }
         }
     }
@@ -663,6 +730,23 @@ impl World {
                 .await
                 .unwrap();
             }
+            Peer::Slapd(s) => s.add_user(email).await,
+        }
+    }
+
+    /// Makes a group by hand with these members (by address), as a person in the target's
+    /// console would.
+    pub async fn create_group_by_hand(&self, name: &str, emails: &[&str]) {
+        match &self.peer {
+            Peer::Emulator(e) => e.create_by_hand(&self.tenant, name, emails),
+            Peer::Slapd(s) => {
+                let dns: Vec<String> = emails
+                    .iter()
+                    .map(|e| super::slapd::Slapd::user_dn(e))
+                    .collect();
+                s.add_group(name, &dns).await;
+            }
+            Peer::Scim2 { .. } => panic!("not for scim2-server"),
         }
     }
 
@@ -690,6 +774,12 @@ impl World {
                 let url = format!("{}/Groups/{}", self.url(), g["id"].as_str().unwrap());
                 self.scim2_request(reqwest::Method::PATCH, &url, Some(body))
                     .await;
+            }
+            Peer::Slapd(s) => {
+                let dns = |emails: &[&str]| -> Vec<String> {
+                    emails.iter().map(|e| super::slapd::Slapd::user_dn(e)).collect()
+                };
+                s.edit_members(group, &dns(add), &dns(remove)).await;
             }
         }
     }

@@ -1,0 +1,266 @@
+//! Push scenarios against a target of `kind: ldap`: a private OpenLDAP server (Debian's
+//! slapd, started by each test over ldaps with its own CA, rosterd bound as a service
+//! account that may write groups and read users), each checked by reading the directory.
+//! The scenarios shared with the other kinds come from `common::scenarios`.
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+mod common;
+
+use common::scenarios::{self, opts, reconcile};
+use common::slapd::{Slapd, PEOPLE};
+use common::world::{World, TARGET};
+use common::TestDb;
+
+on_both_backends!(
+    a_sync_with_nothing_changed_sends_no_write,
+    changes_are_pushed_as_modifies,
+    a_mass_removal_is_held_until_approved,
+);
+
+async fn a_sync_with_nothing_changed_sends_no_write(db: TestDb) {
+    let Some(world) = World::with_slapd(db, 200, &[]).await else {
+        return;
+    };
+    scenarios::nothing_changed_sends_no_write(&world).await;
+    world.assert_one_entry_each().await;
+    // Groups are groupOfNames under the group base, named by cn, with rosterd's
+    // description.
+    let raw = world.slapd().groups_raw().await;
+    assert_eq!(
+        raw.keys().cloned().collect::<Vec<_>>(),
+        ["People Managers", "engineering", "everyone", "sales"]
+    );
+}
+
+async fn changes_are_pushed_as_modifies(db: TestDb) {
+    let Some(mut world) = World::with_slapd(db, 200, &[]).await else {
+        return;
+    };
+    scenarios::changes_are_pushed_as_deltas(&mut world).await;
+}
+
+async fn a_mass_removal_is_held_until_approved(db: TestDb) {
+    let Some(mut world) = World::with_slapd(db, 200, &[]).await else {
+        return;
+    };
+    scenarios::a_mass_removal_is_held_until_approved(&mut world).await;
+}
+
+#[tokio::test]
+async fn a_reconcile_repairs_drift() {
+    let Some(world) = World::with_slapd(common::sqlite_db(), 200, &[]).await else {
+        return;
+    };
+    scenarios::a_reconcile_repairs_drift(&world).await;
+}
+
+#[tokio::test]
+async fn a_link_takes_over_a_group_and_only_made_groups_are_deleted() {
+    let Some(world) = World::with_slapd(common::sqlite_db(), 200, &[]).await else {
+        return;
+    };
+    scenarios::a_link_takes_over_a_group_and_only_made_groups_are_deleted(&world).await;
+}
+
+#[tokio::test]
+async fn a_directory_restored_without_its_groups_is_rebuilt_in_one_plain_sync() {
+    let Some(world) = World::with_slapd(common::sqlite_db(), 200, &[]).await else {
+        return;
+    };
+    scenarios::a_target_restarted_empty_is_rebuilt_in_one_plain_sync(&world).await;
+}
+
+/// A group renamed by hand (`modrdn`) keeps its entryUUID: rosterd finds it by its id and
+/// names it back, with the drift recorded.
+#[tokio::test]
+async fn a_group_renamed_by_hand_is_named_back() {
+    let Some(world) = World::with_slapd(common::sqlite_db(), 200, &[]).await else {
+        return;
+    };
+    scenarios::a_group_renamed_by_hand_is_named_back(&world).await;
+}
+
+#[tokio::test]
+async fn a_broken_guardrail_holds_the_group_until_approved() {
+    let Some(mut world) = World::with_slapd(common::sqlite_db(), 200, &[]).await else {
+        return;
+    };
+    scenarios::a_broken_guardrail_holds_the_group_until_approved(&mut world).await;
+}
+
+/// Verify, don't assume: a directory takes any DN as a member, a user's that was deleted
+/// included. Members whose DN is no user are found by reading back and confirming the
+/// DNs, reported as `not_a_user`, and removed by a reconcile; a member value outside the
+/// user base (a nested group) is kept and reported, never removed.
+#[tokio::test]
+async fn members_that_are_no_user_are_found_and_nested_groups_kept() {
+    let Some(world) = World::with_slapd(common::sqlite_db(), 200, &[]).await else {
+        return;
+    };
+    world.sync(opts()).await;
+    let ghost = format!("uid=left-long-ago,{PEOPLE}");
+    let nested = format!("cn=contractors,{}", common::slapd::GROUPS);
+    world
+        .slapd()
+        .edit_members("everyone", &[ghost.clone(), nested.clone()], &[])
+        .await;
+    let report = world.sync(reconcile()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    let raw = world.slapd().groups_raw().await;
+    assert!(!raw["everyone"].contains(&ghost), "the ghost is removed");
+    assert!(raw["everyone"].contains(&nested), "the nested group is kept");
+    let everyone = report.targets[0]
+        .groups
+        .iter()
+        .find(|g| g.group == "everyone")
+        .unwrap();
+    assert_eq!(everyone.kept, [nested.clone()], "{everyone:?}");
+    let store = world.store().await;
+    let drift = store.drift(TARGET, "everyone").await.unwrap();
+    store.close().await;
+    assert!(
+        drift.iter().any(|d| d.kind.as_str() == "not_a_user"),
+        "{drift:?}"
+    );
+    // And the next sync has nothing to do, the nested group still kept.
+    let next = world.sync(reconcile()).await;
+    assert_eq!(next.targets[0].writes, 0, "{next:?}");
+    assert!(world.slapd().groups_raw().await["everyone"].contains(&nested));
+}
+
+/// A member added or removed by hand between rosterd's read and its modify fails the whole
+/// LDAP modify (a value that exists, or one that does not); rosterd reads the group and
+/// sends what is still wanted, so the push converges without an error.
+#[tokio::test]
+async fn a_modify_that_meets_values_changed_by_hand_is_sent_again_as_still_wanted() {
+    let Some(mut world) = World::with_slapd(common::sqlite_db(), 200, &[]).await else {
+        return;
+    };
+    world.sync(opts()).await;
+    let before = world.expected(&[]).await;
+    world.edit_workers(|workers| {
+        for w in workers
+            .iter_mut()
+            .filter(|w| w.division == "Engineering" && w.status == "Active")
+            .take(3)
+        {
+            w.division = "Sales".into();
+        }
+    });
+    let joiners: Vec<String> = world
+        .workers
+        .iter()
+        .filter(|w| w.division == "Sales" && w.status == "Active")
+        .map(|w| w.email.to_lowercase())
+        .filter(|e| !before["sales"].contains(e))
+        .collect();
+    assert_eq!(joiners.len(), 3);
+    // An administrator already added one of them to sales.
+    let one = Slapd::user_dn(&joiners[0]);
+    world.slapd().edit_members("sales", &[one], &[]).await;
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+}
+
+/// The wrong password stops the target with what to check, and never shows the password;
+/// a CA that did not sign the server's certificate refuses the connection.
+#[tokio::test]
+async fn a_wrong_password_or_an_unknown_ca_fails_with_what_to_do() {
+    let Some(world) = World::with_slapd(common::sqlite_db(), 20, &[]).await else {
+        return;
+    };
+    std::env::set_var("ROSTERD_TEST_LDAP_WRONG", "not-the-password");
+    let config = std::fs::read_to_string(world.path("rosterd.yaml")).unwrap();
+    std::fs::write(
+        world.path("rosterd.yaml"),
+        config.replace("ROSTERD_TEST_LDAP_PASSWORD", "ROSTERD_TEST_LDAP_WRONG"),
+    )
+    .unwrap();
+    let report = world.sync(opts()).await;
+    let error = report.targets[0].error.clone().unwrap_or_default();
+    assert!(error.contains("invalidCredentials"), "{error}");
+    assert!(error.contains("auth.simple.bind_dn"), "{error}");
+    assert!(!error.contains("not-the-password"), "{error}");
+    assert!(world.slapd().groups_raw().await.is_empty());
+    // Another CA: the certificate is refused before anything is sent.
+    let other_ca = world.path("other-ca.crt");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=someone else", "-keyout"])
+        .arg(world.path("other-ca.key"))
+        .arg("-out")
+        .arg(&other_ca)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(
+        world.path("rosterd.yaml"),
+        config.replace(
+            &world.slapd().ca_file().display().to_string(),
+            &other_ca.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let report = world.sync(opts()).await;
+    let error = report.targets[0].error.clone().unwrap_or_default();
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    assert!(world.slapd().groups_raw().await.is_empty());
+}
+
+/// `rosterd check` refuses plain LDAP to another host, a target without its bases, and
+/// settings of another kind, each naming the field.
+#[test]
+fn check_refuses_plain_ldap_and_missing_bases() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rosterd.yaml"),
+    )
+    .unwrap();
+    let directory = &sample[sample.find("directory:").unwrap()..sample.find("rules:\n").unwrap()];
+    let base = |target: &str| format!("{directory}rules:\n  dir: rules\ntargets:\n  dir:\n{target}");
+    let cases = [
+        (
+            "    kind: ldap\n    url: ldap://ldap.example.com\n    ldap: { group_base: \"ou=groups,dc=x\", user_base: \"ou=people,dc=x\" }\n",
+            "plain LDAP",
+        ),
+        (
+            "    kind: ldap\n    url: ldaps://ldap.example.com\n",
+            "ldap: an LDAP target needs",
+        ),
+        (
+            "    kind: ldap\n    url: ldaps://ldap.example.com\n    ldap: { group_base: groups, user_base: \"ou=people,dc=x\" }\n",
+            "ldap.group_base: `groups` is not a DN",
+        ),
+        (
+            "    kind: ldap\n    url: ldaps://ldap.example.com\n    ldap: { group_base: \"ou=groups,dc=x\", user_base: \"ou=people,dc=x\" }\n    auth: { bearer: { token_env: T } }\n",
+            "an LDAP target takes a simple bind",
+        ),
+        (
+            "    url: https://app.example.com/scim/v2\n    ldap: { group_base: \"ou=groups,dc=x\", user_base: \"ou=people,dc=x\" }\n",
+            "ldap: only an LDAP (`kind: ldap`) target has it",
+        ),
+    ];
+    for (target, want) in cases {
+        let path = dir.path().join("rosterd.yaml");
+        std::fs::write(&path, base(target)).unwrap();
+        let error = match rosterd::config::Config::load(&path) {
+            Ok(_) => panic!("accepted:\n{target}"),
+            Err(e) => format!("{e:?}"),
+        };
+        assert!(error.contains(want), "want `{want}` in:\n{error}");
+    }
+    // StartTLS to another host, and plain LDAP named explicitly, are taken.
+    for ok in [
+        "    kind: ldap\n    url: ldap://ldap.example.com\n    ldap: { group_base: \"ou=groups,dc=x\", user_base: \"ou=people,dc=x\", starttls: true }\n",
+        "    kind: ldap\n    url: ldap://ldap.example.com\n    ldap: { group_base: \"ou=groups,dc=x\", user_base: \"ou=people,dc=x\", plain: true }\n",
+    ] {
+        let path = dir.path().join("rosterd.yaml");
+        std::fs::write(&path, base(ok)).unwrap();
+        if let Err(e) = rosterd::config::Config::load(&path) {
+            panic!("refused:\n{ok}\n{e:?}");
+        }
+    }
+}
