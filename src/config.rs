@@ -13,11 +13,11 @@ use crate::names::AttrType;
 mod ldap;
 mod target;
 mod ui;
+pub use ldap::{GroupClass, LdapFlavor, LdapSettings};
 pub use target::{
     is_address, Every, GoogleSettings, OnUnpush, PushFailsafe, RemoveDialect, TargetAuth,
     TargetConfig, TargetKind, TargetPatch, TargetTls, UserLookup, UserMatch,
 };
-pub use ldap::{GroupClass, LdapFlavor, LdapSettings};
 pub use ui::{Role, UiConfig};
 
 /// The config file that `rosterd` reads when `--config` is not given.

@@ -8,7 +8,6 @@
 mod common;
 
 use common::scenarios::{self, opts, reconcile};
-use common::slapd::{Slapd, PEOPLE};
 use common::world::{World, TARGET};
 use common::TestDb;
 
@@ -26,7 +25,7 @@ async fn a_sync_with_nothing_changed_sends_no_write(db: TestDb) {
     world.assert_one_entry_each().await;
     // Groups are groupOfNames under the group base, named by cn, with rosterd's
     // description.
-    let raw = world.slapd().groups_raw().await;
+    let raw = world.directory().groups_raw().await;
     assert_eq!(
         raw.keys().cloned().collect::<Vec<_>>(),
         ["People Managers", "engineering", "everyone", "sales"]
@@ -99,24 +98,27 @@ async fn members_that_are_no_user_are_found_and_nested_groups_kept() {
         return;
     };
     world.sync(opts()).await;
-    let ghost = format!("uid=left-long-ago,{PEOPLE}");
-    let nested = format!("cn=contractors,{}", common::slapd::GROUPS);
+    let ghost = format!("uid=left-long-ago,{}", world.directory().people());
+    let nested = world.directory().group_dn("contractors");
     world
-        .slapd()
+        .directory()
         .edit_members("everyone", &[ghost.clone(), nested.clone()], &[])
         .await;
     let report = world.sync(reconcile()).await;
     assert_eq!(report.failed(), 0, "{report:?}");
     world.assert_converged(&[]).await;
-    let raw = world.slapd().groups_raw().await;
+    let raw = world.directory().groups_raw().await;
     assert!(!raw["everyone"].contains(&ghost), "the ghost is removed");
-    assert!(raw["everyone"].contains(&nested), "the nested group is kept");
+    assert!(
+        raw["everyone"].contains(&nested),
+        "the nested group is kept"
+    );
     let everyone = report.targets[0]
         .groups
         .iter()
         .find(|g| g.group == "everyone")
         .unwrap();
-    assert_eq!(everyone.kept, [nested.clone()], "{everyone:?}");
+    assert_eq!(everyone.kept, std::slice::from_ref(&nested), "{everyone:?}");
     let store = world.store().await;
     let drift = store.drift(TARGET, "everyone").await.unwrap();
     store.close().await;
@@ -127,7 +129,7 @@ async fn members_that_are_no_user_are_found_and_nested_groups_kept() {
     // And the next sync has nothing to do, the nested group still kept.
     let next = world.sync(reconcile()).await;
     assert_eq!(next.targets[0].writes, 0, "{next:?}");
-    assert!(world.slapd().groups_raw().await["everyone"].contains(&nested));
+    assert!(world.directory().groups_raw().await["everyone"].contains(&nested));
 }
 
 /// A member added or removed by hand between rosterd's read and its modify fails the whole
@@ -135,9 +137,21 @@ async fn members_that_are_no_user_are_found_and_nested_groups_kept() {
 /// sends what is still wanted, so the push converges without an error.
 #[tokio::test]
 async fn a_modify_that_meets_values_changed_by_hand_is_sent_again_as_still_wanted() {
-    let Some(mut world) = World::with_slapd(common::sqlite_db(), 200, &[]).await else {
-        return;
-    };
+    if let Some(world) = World::with_slapd(common::sqlite_db(), 200, &[]).await {
+        values_changed_by_hand(world).await;
+    }
+}
+
+/// The same against Active Directory, which answers 68 (entryAlreadyExists) for a member
+/// added twice.
+#[tokio::test]
+async fn active_directory_modify_that_meets_values_changed_by_hand_is_sent_again() {
+    if let Some(world) = World::with_samba(common::sqlite_db(), 200, &[]).await {
+        values_changed_by_hand(world).await;
+    }
+}
+
+async fn values_changed_by_hand(mut world: World) {
     world.sync(opts()).await;
     let before = world.expected(&[]).await;
     world.edit_workers(|workers| {
@@ -158,8 +172,32 @@ async fn a_modify_that_meets_values_changed_by_hand_is_sent_again_as_still_wante
         .collect();
     assert_eq!(joiners.len(), 3);
     // An administrator already added one of them to sales.
-    let one = Slapd::user_dn(&joiners[0]);
-    world.slapd().edit_members("sales", &[one], &[]).await;
+    let one = world.directory().user_dn(&joiners[0]);
+    world.directory().edit_members("sales", &[one], &[]).await;
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    // One that left sales is removed by hand too, before rosterd's removal: the same.
+    let sales = &before["sales"];
+    world.edit_workers(|workers| {
+        for w in workers
+            .iter_mut()
+            .filter(|w| w.division == "Sales" && sales.contains(&w.email.to_lowercase()))
+            .take(2)
+        {
+            w.division = "Engineering".into();
+        }
+    });
+    let leaving = world
+        .workers
+        .iter()
+        .find(|w| w.division == "Engineering" && sales.contains(&w.email.to_lowercase()))
+        .map(|w| world.directory().user_dn(&w.email))
+        .unwrap();
+    world
+        .directory()
+        .edit_members("sales", &[], &[leaving])
+        .await;
     let report = world.sync(opts()).await;
     assert_eq!(report.failed(), 0, "{report:?}");
     world.assert_converged(&[]).await;
@@ -184,11 +222,13 @@ async fn a_wrong_password_or_an_unknown_ca_fails_with_what_to_do() {
     assert!(error.contains("invalidCredentials"), "{error}");
     assert!(error.contains("auth.simple.bind_dn"), "{error}");
     assert!(!error.contains("not-the-password"), "{error}");
-    assert!(world.slapd().groups_raw().await.is_empty());
+    assert!(world.directory().groups_raw().await.is_empty());
     // Another CA: the certificate is refused before anything is sent.
     let other_ca = world.path("other-ca.crt");
     let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
         .args(["-subj", "/CN=someone else", "-keyout"])
         .arg(world.path("other-ca.key"))
         .arg("-out")
@@ -199,7 +239,7 @@ async fn a_wrong_password_or_an_unknown_ca_fails_with_what_to_do() {
     std::fs::write(
         world.path("rosterd.yaml"),
         config.replace(
-            &world.slapd().ca_file().display().to_string(),
+            &world.directory().ca_file().display().to_string(),
             &other_ca.display().to_string(),
         ),
     )
@@ -207,7 +247,7 @@ async fn a_wrong_password_or_an_unknown_ca_fails_with_what_to_do() {
     let report = world.sync(opts()).await;
     let error = report.targets[0].error.clone().unwrap_or_default();
     assert!(error.to_lowercase().contains("certificate"), "{error}");
-    assert!(world.slapd().groups_raw().await.is_empty());
+    assert!(world.directory().groups_raw().await.is_empty());
 }
 
 /// `rosterd check` refuses plain LDAP to another host, a target without its bases, and
@@ -220,7 +260,8 @@ fn check_refuses_plain_ldap_and_missing_bases() {
     )
     .unwrap();
     let directory = &sample[sample.find("directory:").unwrap()..sample.find("rules:\n").unwrap()];
-    let base = |target: &str| format!("{directory}rules:\n  dir: rules\ntargets:\n  dir:\n{target}");
+    let base =
+        |target: &str| format!("{directory}rules:\n  dir: rules\ntargets:\n  dir:\n{target}");
     let cases = [
         (
             "    kind: ldap\n    url: ldap://ldap.example.com\n    ldap: { group_base: \"ou=groups,dc=x\", user_base: \"ou=people,dc=x\" }\n",
@@ -263,4 +304,70 @@ fn check_refuses_plain_ldap_and_missing_bases() {
             panic!("refused:\n{ok}\n{e:?}");
         }
     }
+}
+
+// --- Active Directory, on Samba's domain controller ---------------------------------------
+
+/// The first sync against Active Directory makes `group` objects (found again by their
+/// objectGUID) with the fewest writes, members matched by `userPrincipalName`; every group
+/// over 50 members is read back in ranges of 50 (`member;range=0-49`, then on until `*`),
+/// so a reconcile straight after finds nothing to change: all values were read.
+#[tokio::test]
+async fn active_directory_groups_are_made_and_read_back_in_ranges() {
+    let Some(world) = World::with_samba(common::sqlite_db(), 200, &[]).await else {
+        return;
+    };
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    let expected = world.expected(&[]).await;
+    assert!(
+        expected["everyone"].len() > 150,
+        "groups span several ranges"
+    );
+    let minimum: u64 = expected
+        .values()
+        .map(|m| (m.len().max(1) as u64).div_ceil(10))
+        .sum();
+    assert_eq!(report.targets[0].writes, minimum, "{report:?}");
+    let again = world.sync(reconcile()).await;
+    let t = &again.targets[0];
+    assert_eq!((t.writes, again.failed()), (0, 0), "{t:?}");
+    assert!(t.groups.iter().all(|g| g.drift == 0), "{t:?}");
+    // Reading the four groups took a request per range: everyone's ~190 members are four.
+    assert!(t.reads >= 4 + 3, "{t:?}");
+}
+
+#[tokio::test]
+async fn active_directory_hr_changes_are_pushed_as_modifies() {
+    let Some(mut world) = World::with_samba(common::sqlite_db(), 200, &[]).await else {
+        return;
+    };
+    scenarios::changes_are_pushed_as_deltas(&mut world).await;
+}
+
+/// Drift in AD (a member added and one removed by hand) is repaired by a reconcile; a
+/// member added twice or removed when absent passes, by the permissive-modify control.
+#[tokio::test]
+async fn active_directory_drift_is_repaired_by_a_reconcile() {
+    let Some(world) = World::with_samba(common::sqlite_db(), 200, &[]).await else {
+        return;
+    };
+    scenarios::a_reconcile_repairs_drift(&world).await;
+}
+
+#[tokio::test]
+async fn active_directory_group_renamed_by_hand_is_named_back() {
+    let Some(world) = World::with_samba(common::sqlite_db(), 200, &[]).await else {
+        return;
+    };
+    scenarios::a_group_renamed_by_hand_is_named_back(&world).await;
+}
+
+#[tokio::test]
+async fn active_directory_mass_removal_is_held_until_approved() {
+    let Some(mut world) = World::with_samba(common::sqlite_db(), 200, &[]).await else {
+        return;
+    };
+    scenarios::a_mass_removal_is_held_until_approved(&mut world).await;
 }

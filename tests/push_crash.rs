@@ -9,7 +9,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::world::{World, TARGET, TARGET_OPTIONS};
+use common::world::{Kind, Peer, World, TARGET, TARGET_OPTIONS};
 use common::TestDb;
 use rosterd::scim::emulator::{FaultKind, Faults};
 
@@ -47,6 +47,23 @@ async fn a_google_push_killed_at_any_point_ends_exactly_right() {
     killed_at_any_point(World::with_google(common::sqlite_db(), 300, &[]).await).await;
 }
 
+/// The same against a private slapd (`kind: ldap`), where a modify of two member values
+/// applies whole or not at all, and the kills are counted in the server's own monitor.
+#[tokio::test]
+async fn an_ldap_push_killed_at_any_point_ends_exactly_right() {
+    if let Some(world) = World::with_slapd(common::sqlite_db(), 300, &[]).await {
+        killed_at_any_point(world).await;
+    }
+}
+
+/// The writes the target has served so far: the emulator's count, or the directory's.
+async fn writes(world: &World, admin: &mut Option<ldap3::Ldap>) -> u64 {
+    match &world.peer {
+        Peer::Ldap(s) => s.writes(admin.as_mut().unwrap()).await,
+        _ => world.emulator().counters(TARGET).writes,
+    }
+}
+
 async fn killed_at_any_point(mut world: World) {
     // Two member changes per request and a little latency: a push is hundreds of requests
     // long, and the kills land in the middle of it. The failsafe would hold the swings.
@@ -58,7 +75,17 @@ async fn killed_at_any_point(mut world: World) {
     // A Google target's batches carry two member changes too.
     let path = world.path("rosterd.yaml");
     let config = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, config.replace("batch_size: 10", "batch_size: 2")).unwrap();
+    // A directory's modifies carry two values, and are paced to last long enough.
+    let config = config.replace("batch_size: 10", "batch_size: 2");
+    let config = match world.kind {
+        Kind::Ldap => config.replace("requests_per_second: 5000", "requests_per_second: 300"),
+        _ => config,
+    };
+    std::fs::write(&path, config).unwrap();
+    let mut admin = match &world.peer {
+        Peer::Ldap(s) => Some(s.admin().await),
+        _ => None,
+    };
     let mut killed = 0;
     for (round, kill_at) in [1u64, 2, 3, 8, 21, 44].into_iter().enumerate() {
         // Every round has work: a batch of workers swings between Engineering and Sales.
@@ -86,8 +113,11 @@ async fn killed_at_any_point(mut world: World) {
                 ..Faults::default()
             }
         };
-        world.emulator().set_faults(TARGET, faults);
-        world.emulator().reset_counters(TARGET);
+        // A directory cannot be made to lose answers: its rounds are kills only.
+        if world.kind != Kind::Ldap {
+            world.emulator().set_faults(TARGET, faults);
+        }
+        let before = writes(&world, &mut admin).await;
         let mut child = rosterd(&world, "sync");
         let start = Instant::now();
         loop {
@@ -95,7 +125,7 @@ async fn killed_at_any_point(mut world: World) {
                 eprintln!("round {round}: sync finished ({status}) before {kill_at} writes");
                 break;
             }
-            if world.emulator().counters(TARGET).writes >= kill_at {
+            if writes(&world, &mut admin).await - before >= kill_at {
                 child.kill().unwrap();
                 child.wait().unwrap();
                 killed += 1;
@@ -105,7 +135,9 @@ async fn killed_at_any_point(mut world: World) {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
         // Start again: the outbox is replayed and the push finishes.
-        world.emulator().set_faults(TARGET, Faults::default());
+        if world.kind != Kind::Ldap {
+            world.emulator().set_faults(TARGET, Faults::default());
+        }
         let out = tokio::task::spawn_blocking({
             let child = rosterd(&world, "sync");
             move || child.wait_with_output().unwrap()

@@ -34,6 +34,10 @@ pub struct LdapSettings {
     /// Member values added or deleted in one modify request.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Active Directory: member values read a request (range retrieval,
+    /// `member;range=0-1499`). Default 1,500, AD's `MaxValRange`.
+    #[serde(default)]
+    pub range_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -105,6 +109,15 @@ impl LdapSettings {
         }
     }
 
+    /// Member values read a request, for Active Directory's range retrieval; `None` for a
+    /// directory that hands out every value at once.
+    pub fn range_size(&self) -> Option<usize> {
+        match self.flavor {
+            LdapFlavor::Openldap => None,
+            LdapFlavor::ActiveDirectory => Some(self.range_size.unwrap_or(1_500)),
+        }
+    }
+
     /// `Err` starts with the field's name, for `targets.NAME.` to be put in front.
     pub(super) fn validate(&self) -> Result<(), String> {
         for (field, dn) in [
@@ -131,9 +144,13 @@ impl LdapSettings {
         if self.flavor == LdapFlavor::ActiveDirectory
             && self.group_class.is_some_and(|c| c != GroupClass::Group)
         {
-            return Err(
-                "ldap.group_class: Active Directory's groups are of class `group`".into(),
-            );
+            return Err("ldap.group_class: Active Directory's groups are of class `group`".into());
+        }
+        if let Some(size) = self.range_size {
+            if self.flavor != LdapFlavor::ActiveDirectory {
+                return Err("ldap.range_size: only Active Directory (`flavor: active_directory`) reads members in ranges".into());
+            }
+            super::in_range("ldap.range_size", size, 1..=1_000_000)?;
         }
         super::in_range("ldap.batch_size", self.batch_size, 1..=5_000)
     }

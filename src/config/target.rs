@@ -452,27 +452,8 @@ impl TargetConfig {
         }
     }
 
-    /// The settings that belong to another kind of target, or that this kind cannot use.
-    fn check_kind(&self) -> Result<(), String> {
-        let kind = self.kind.as_str();
-        let only = |field: &str, owner: &str| {
-            format!("{field}: only {owner} target has it; this target is `kind: {kind}`")
-        };
-        if self.kind != TargetKind::Scim && self.scim_patch.is_some() {
-            return Err(only("patch", "a SCIM"));
-        }
-        if self.kind != TargetKind::GoogleWorkspace && self.google.is_some() {
-            return Err(only(
-                "google",
-                "a Google Workspace (`kind: google_workspace`)",
-            ));
-        }
-        if self.kind != TargetKind::Ldap && self.ldap.is_some() {
-            return Err(only("ldap", "an LDAP (`kind: ldap`)"));
-        }
-        if self.kind == TargetKind::Ldap && self.ldap.is_none() {
-            return Err("ldap: an LDAP target needs `ldap: { group_base, user_base }`, where its groups and users are".into());
-        }
+    /// The credentials, as this kind takes them.
+    fn check_auth(&self) -> Result<(), String> {
         let auth_help = match self.kind {
             TargetKind::Scim => "a SCIM target takes `bearer` or `oauth2`",
             TargetKind::Okta => "an Okta target takes an API token (`{ ssws: { token_env: VAR } }`) or a service app's key (`{ private_key_jwt: { client_id, key_file } }`)",
@@ -517,7 +498,10 @@ impl TargetConfig {
                 password_file,
                 ..
             }) if password_env.is_some() == password_file.is_some() => {
-                return Err("auth.simple: name the password with one of `password_env` or `password_file`".into());
+                return Err(
+                    "auth.simple: name the password with one of `password_env` or `password_file`"
+                        .into(),
+                );
             }
             Some(TargetAuth::ServiceAccount {
                 key_file,
@@ -534,6 +518,31 @@ impl TargetConfig {
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// The settings that belong to another kind of target, or that this kind cannot use.
+    fn check_kind(&self) -> Result<(), String> {
+        let kind = self.kind.as_str();
+        let only = |field: &str, owner: &str| {
+            format!("{field}: only {owner} target has it; this target is `kind: {kind}`")
+        };
+        if self.kind != TargetKind::Scim && self.scim_patch.is_some() {
+            return Err(only("patch", "a SCIM"));
+        }
+        if self.kind != TargetKind::GoogleWorkspace && self.google.is_some() {
+            return Err(only(
+                "google",
+                "a Google Workspace (`kind: google_workspace`)",
+            ));
+        }
+        if self.kind != TargetKind::Ldap && self.ldap.is_some() {
+            return Err(only("ldap", "an LDAP (`kind: ldap`)"));
+        }
+        if self.kind == TargetKind::Ldap && self.ldap.is_none() {
+            return Err("ldap: an LDAP target needs `ldap: { group_base, user_base }`, where its groups and users are".into());
+        }
+        self.check_auth()?;
         let attribute = self.user_attribute();
         match self.kind {
             TargetKind::Scim => {

@@ -48,7 +48,10 @@ pub struct Client {
 
 enum Bind {
     Anonymous,
-    Simple { dn: String, password: Secret },
+    Simple {
+        dn: String,
+        password: Secret,
+    },
     /// SASL EXTERNAL: the TLS client certificate is the account.
     External,
 }
@@ -86,12 +89,23 @@ impl Client {
                     ),
                     (None, None) => return Err(setup("auth.simple: no password_env or password_file".into())),
                 };
-                (Bind::Simple { dn: bind_dn.clone(), password }, None)
+                (
+                    Bind::Simple {
+                        dn: bind_dn.clone(),
+                        password,
+                    },
+                    None,
+                )
             }
-            Some(TargetAuth::ClientCertificate { cert_file, key_file }) => {
-                (Bind::External, Some((cert_file.clone(), key_file.clone())))
+            Some(TargetAuth::ClientCertificate {
+                cert_file,
+                key_file,
+            }) => (Bind::External, Some((cert_file.clone(), key_file.clone()))),
+            Some(_) => {
+                return Err(setup(
+                    "auth: an LDAP target binds with `simple` or `client_certificate`".into(),
+                ))
             }
-            Some(_) => return Err(setup("auth: an LDAP target binds with `simple` or `client_certificate`".into())),
         };
         let ca_file = config.tls.as_ref().map(|t| t.ca_file.as_path());
         let tls = tls_config(ca_file, client_cert.as_ref()).map_err(setup)?;
@@ -140,7 +154,12 @@ impl Client {
     }
 
     /// An LDAP result other than success, as the push sees it.
-    pub(super) fn result_error(&self, operation: &str, dn: &str, result: &LdapResult) -> TargetError {
+    pub(super) fn result_error(
+        &self,
+        operation: &str,
+        dn: &str,
+        result: &LdapResult,
+    ) -> TargetError {
         let mut message = result.text.trim().to_string();
         if result.rc == 10 {
             message = format!(
@@ -184,7 +203,11 @@ impl Client {
                 });
             }
             attempt += 1;
-            let counter = if write { &self.stats.writes } else { &self.stats.reads };
+            let counter = if write {
+                &self.stats.writes
+            } else {
+                &self.stats.reads
+            };
             let error = {
                 let _permit = self.gate.acquire().await;
                 self.pace().await;
@@ -207,7 +230,10 @@ impl Client {
                             }
                             error
                         }
-                        Ok(Err(e)) => self.lost(operation, target_dn, e.to_string(), attempt).await,
+                        Ok(Err(e)) => {
+                            self.lost(operation, target_dn, e.to_string(), attempt)
+                                .await
+                        }
                         Err(_) => {
                             let message = format!("no answer within {} s", self.timeout.as_secs());
                             self.lost(operation, target_dn, message, attempt).await
@@ -277,7 +303,10 @@ impl Client {
             Some((_, Ok(result))) if result.rc == 0 => {}
             Some((who, Ok(result))) => {
                 let mut error = self.result_error("bind", who, &result);
-                if let TargetError::Ldap { message, rc: 49, .. } = &mut error {
+                if let TargetError::Ldap {
+                    message, rc: 49, ..
+                } = &mut error
+                {
                     // The server's text can echo what was sent; say only what to check.
                     *message = "the directory refused the bind DN or its password\nhelp: check auth.simple.bind_dn and the password it names".into();
                 }
@@ -332,7 +361,10 @@ fn tls_config(
             .and_then(|certs| certs.collect::<Result<_, _>>())
             .map_err(|e| format!("tls.ca_file `{}`: {e}", file.display()))?;
         if certs.is_empty() {
-            return Err(format!("tls.ca_file `{}` holds no certificate", file.display()));
+            return Err(format!(
+                "tls.ca_file `{}` holds no certificate",
+                file.display()
+            ));
         }
         for cert in certs {
             roots
@@ -350,7 +382,12 @@ fn tls_config(
         Some((cert_file, key_file)) => {
             let chain: Vec<CertificateDer> = CertificateDer::pem_file_iter(cert_file)
                 .and_then(|certs| certs.collect::<Result<_, _>>())
-                .map_err(|e| format!("auth.client_certificate.cert_file `{}`: {e}", cert_file.display()))?;
+                .map_err(|e| {
+                    format!(
+                        "auth.client_certificate.cert_file `{}`: {e}",
+                        cert_file.display()
+                    )
+                })?;
             // The key's own parse error could quote it: say only which file.
             let key = PrivateKeyDer::from_pem_file(key_file).map_err(|_| {
                 format!(

@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::controls::RawControl;
 use ldap3::{Mod, Scope, SearchEntry};
 
 use super::dn;
@@ -32,6 +33,9 @@ pub struct User {
     pub dn: String,
     pub values: Vec<String>,
 }
+
+/// Active Directory's permissive-modify control (`LDAP_SERVER_PERMISSIVE_MODIFY_OID`).
+const PERMISSIVE_MODIFY: &str = "1.2.840.113556.1.4.1413";
 
 /// The placeholder a `groupOfNames` keeps so that it is never without a member: the empty
 /// DN, which names no entry.
@@ -108,8 +112,18 @@ impl Client {
         vec![
             "cn".into(),
             self.settings.id_attribute().into(),
-            self.member_attribute().into(),
+            self.member_request(0),
         ]
+    }
+
+    /// The member attribute as a read asks for it: whole, or (Active Directory) the range
+    /// of values from `from`.
+    fn member_request(&self, from: usize) -> String {
+        let attribute = self.member_attribute();
+        match self.settings.range_size() {
+            None => attribute.to_string(),
+            Some(size) => format!("{attribute};range={from}-{}", from + size - 1),
+        }
     }
 
     /// A group entry with every value of its member attribute (reading the ranges Active
@@ -133,8 +147,10 @@ impl Client {
             next = range_next(options);
         }
         while let Some(from) = next {
-            let ranged = format!("{attribute};range={from}-*");
-            let Some(more) = self.read(&entry.dn, vec![ranged]).await? else {
+            let Some(more) = self
+                .read(&entry.dn, vec![self.member_request(from)])
+                .await?
+            else {
                 break;
             };
             next = None;
@@ -175,7 +191,10 @@ impl Client {
         );
         let base = self.settings.group_base.clone();
         let mut out = Vec::new();
-        for entry in self.search(&base, Scope::Subtree, &filter, self.group_attrs()).await? {
+        for entry in self
+            .search(&base, Scope::Subtree, &filter, self.group_attrs())
+            .await?
+        {
             // `cn` matches without case; a group is the one named exactly so.
             let group = self.group_of(entry).await?;
             if group.name == name {
@@ -192,7 +211,12 @@ impl Client {
         }
         let base = self.settings.group_base.clone();
         let found = self
-            .search(&base, Scope::Subtree, &self.id_filter(id), vec!["1.1".into()])
+            .search(
+                &base,
+                Scope::Subtree,
+                &self.id_filter(id),
+                vec!["1.1".into()],
+            )
             .await?;
         let dn = found.into_iter().next().map(|e| e.dn);
         if let Some(dn) = &dn {
@@ -216,7 +240,12 @@ impl Client {
         }
         let base = self.settings.group_base.clone();
         match self
-            .search(&base, Scope::Subtree, &self.id_filter(id), self.group_attrs())
+            .search(
+                &base,
+                Scope::Subtree,
+                &self.id_filter(id),
+                self.group_attrs(),
+            )
             .await?
             .into_iter()
             .next()
@@ -293,8 +322,13 @@ impl Client {
         for _ in 0..3 {
             match self.modify_members(&dn, &add, &remove, placeholder).await {
                 Ok(()) => return Ok(()),
-                // 20: a value added is there; 16: a value deleted is not.
-                Err(TargetError::Ldap { rc: 20 | 16, .. }) => {
+                // 20: a value added is there; 16: a value deleted is not. Active Directory
+                // (Samba's too) says 68 for a member added twice and 53 for one deleted
+                // twice, the permissive-modify control or not.
+                Err(TargetError::Ldap {
+                    rc: 20 | 16 | 68 | 53,
+                    ..
+                }) => {
                     let Some(group) = self.read_group(id).await? else {
                         return Err(self.gone(&dn));
                     };
@@ -302,8 +336,18 @@ impl Client {
                     add.retain(|m| !held.contains(m));
                     remove.retain(|m| held.contains(m));
                 }
+                // 32 for a group that is there: a member's DN names no entry (Active
+                // Directory checks); the push looks those workers up again.
+                Err(e @ TargetError::Ldap { rc: 32, .. }) if !add.is_empty() => {
+                    if self.read_group(id).await?.is_none() {
+                        return Err(e);
+                    }
+                    return Err(self.member_unknown(&dn, &e));
+                }
                 // 65: the last member of a `groupOfNames` went with no placeholder left.
-                Err(TargetError::Ldap { rc: 65, .. }) if !placeholder && self.class.needs_a_member() => {
+                Err(TargetError::Ldap { rc: 65, .. })
+                    if !placeholder && self.class.needs_a_member() =>
+                {
                     placeholder = true;
                 }
                 Err(e) => return Err(e),
@@ -338,9 +382,21 @@ impl Client {
             return Ok(());
         }
         let dn = dn.to_string();
+        // Active Directory refuses a member added twice or removed when absent unless told
+        // to let it pass (the permissive-modify control); OpenLDAP has no such control.
+        let permissive = self.settings.flavor == LdapFlavor::ActiveDirectory;
         self.call("modify", &dn.clone(), true, move |mut ldap| {
             let (dn, mods) = (dn.clone(), mods.clone());
-            async move { Ok(((), ldap.modify(&dn, mods).await?)) }
+            async move {
+                if permissive {
+                    ldap.with_controls(RawControl {
+                        ctype: PERMISSIVE_MODIFY.into(),
+                        crit: false,
+                        val: None,
+                    });
+                }
+                Ok(((), ldap.modify(&dn, mods).await?))
+            }
         })
         .await
     }
@@ -349,6 +405,23 @@ impl Client {
     /// gone" when the directory has none.
     async fn known_dn(&self, id: &str) -> Result<String, TargetError> {
         self.dn_of(id).await?.ok_or_else(|| self.gone(id))
+    }
+
+    /// A modify refused for a member DN that names no entry: a refusal of the request (not
+    /// of the group), which the push answers by looking the workers up again.
+    fn member_unknown(&self, dn: &str, e: &TargetError) -> TargetError {
+        TargetError::Ldap {
+            target: self.target.clone(),
+            operation: "modify".into(),
+            dn: dn.to_string(),
+            rc: 32,
+            name: dn::result_name(32).into(),
+            message: format!(
+                "a member's DN names no entry ({})",
+                e.detail().unwrap_or("the directory said no more")
+            ),
+            class: 400,
+        }
     }
 
     fn gone(&self, what: &str) -> TargetError {
@@ -562,9 +635,7 @@ fn one(value: &str) -> HashSet<String> {
 /// Where the next range of values starts, from a range option (`range=0-1499`); `None`
 /// after the last (`range=1500-*`) or without one.
 fn range_next(options: &str) -> Option<usize> {
-    let range = options
-        .split(';')
-        .find_map(|o| o.strip_prefix("range="))?;
+    let range = options.split(';').find_map(|o| o.strip_prefix("range="))?;
     let (_, end) = range.split_once('-')?;
     end.parse::<usize>().ok().map(|end| end + 1)
 }

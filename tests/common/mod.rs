@@ -11,8 +11,8 @@ use rosterd::directory::{self, AttrType, Attribute, Schema, Snapshot};
 use rosterd::rules::{self, RuleSet, RulesError, SourceMap};
 
 pub mod daemon;
+pub mod ldap_server;
 pub mod scenarios;
-pub mod slapd;
 pub mod world;
 
 pub const ORG_CONFIG: &str = "tests/fixtures/org/rosterd.yaml";

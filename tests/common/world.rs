@@ -50,9 +50,12 @@ pub const TARGET_OPTIONS: &str = "    requests_per_second: 5000
 
 pub enum Peer {
     Emulator(Emulator),
-    Scim2 { base: String, token: String },
-    /// A private OpenLDAP server (`kind: ldap`).
-    Slapd(super::slapd::Slapd),
+    Scim2 {
+        base: String,
+        token: String,
+    },
+    /// A real directory server (`kind: ldap`): OpenLDAP's slapd, or Samba's AD DC.
+    Ldap(super::ldap_server::Server),
 }
 
 /// Which API the world's target speaks: the emulator serves both over the same tenant.
@@ -204,25 +207,48 @@ impl World {
     /// test CA, bound as rosterd's service account, 10 member values a modify), with a user
     /// for every worker but those in `without_account`. `None` outside CI without slapd.
     pub async fn with_slapd(db: TestDb, size: usize, without_account: &[&str]) -> Option<World> {
-        let binary = super::slapd::slapd_binary()?;
+        World::with_directory(
+            db,
+            size,
+            without_account,
+            super::ldap_server::Flavor::Openldap,
+        )
+        .await
+    }
+
+    /// As [`World::with_slapd`], against Samba's Active Directory domain controller (AD's
+    /// names, `group` objects, range retrieval in ranges of 50).
+    pub async fn with_samba(db: TestDb, size: usize, without_account: &[&str]) -> Option<World> {
+        World::with_directory(db, size, without_account, super::ldap_server::Flavor::Samba).await
+    }
+
+    async fn with_directory(
+        db: TestDb,
+        size: usize,
+        without_account: &[&str],
+        flavor: super::ldap_server::Flavor,
+    ) -> Option<World> {
         let workers = generate::generate(size, 3);
         let emails: Vec<String> = workers
             .iter()
             .filter(|w| !without_account.contains(&w.email.as_str()))
             .map(|w| w.email.clone())
             .collect();
-        let server = super::slapd::Slapd::start(&binary, &emails).await;
-        std::env::set_var("ROSTERD_TEST_LDAP_PASSWORD", super::slapd::ROSTERD_PASSWORD);
-        let mut world = World::build(db, workers, Peer::Slapd(server), TARGET.to_string());
+        let server = super::ldap_server::Server::start(flavor, &emails).await?;
+        std::env::set_var(
+            "ROSTERD_TEST_LDAP_PASSWORD",
+            super::ldap_server::ROSTERD_PASSWORD,
+        );
+        let mut world = World::build(db, workers, Peer::Ldap(server), TARGET.to_string());
         world.kind = Kind::Ldap;
         world.write_config("", TARGET_OPTIONS);
         Some(world)
     }
 
-    pub fn slapd(&self) -> &super::slapd::Slapd {
+    pub fn directory(&self) -> &super::ldap_server::Server {
         match &self.peer {
-            Peer::Slapd(s) => s,
-            _ => panic!("this test needs slapd"),
+            Peer::Ldap(s) => s,
+            _ => panic!("this test needs a directory server"),
         }
     }
 
@@ -317,7 +343,7 @@ impl World {
         match &self.peer {
             Peer::Emulator(e) => e.url(&self.tenant),
             Peer::Scim2 { base, .. } => format!("{base}/{}/v2", self.tenant),
-            Peer::Slapd(s) => s.url(),
+            Peer::Ldap(s) => s.url(),
         }
     }
 
@@ -345,17 +371,17 @@ impl World {
                 "    kind: google_workspace\n    auth: { service_account: { key_file: google-key.json, subject: admin@example.com } }\n    google: { group_email: \"{name}@groups.example.com\", batch_size: 10, calls_per_minute: 10000000 }\n".into(),
                 true,
             ),
-            (Peer::Slapd(s), _) => (
+            (Peer::Ldap(s), _) => (
                 format!(
-                    "    kind: ldap\n    auth: {{ simple: {{ bind_dn: \"{}\", password_env: ROSTERD_TEST_LDAP_PASSWORD }} }}\n    tls: {{ ca_file: {} }}\n    ldap: {{ group_base: \"{}\", user_base: \"{}\", batch_size: 10 }}\n",
-                    super::slapd::ROSTERD,
+                    "    kind: ldap\n    auth: {{ simple: {{ bind_dn: \"{}\", password_env: ROSTERD_TEST_LDAP_PASSWORD }} }}\n    tls: {{ ca_file: {} }}\n    user_match: {{ attribute: {} }}\n    ldap: {}\n",
+                    s.bind_dn(),
                     s.ca_file().display(),
-                    super::slapd::GROUPS,
-                    super::slapd::PEOPLE,
+                    s.user_attribute(),
+                    s.settings(),
                 ),
                 true,
             ),
-            (Peer::Emulator(_), Kind::Ldap) => unreachable!("an LDAP world has slapd"),
+            (Peer::Emulator(_), Kind::Ldap) => unreachable!("an LDAP world has a directory server"),
         };
         let target = if own_patch {
             target
@@ -495,7 +521,7 @@ impl World {
                     })
                     .collect()
             }
-            Peer::Slapd(s) => s.groups().await,
+            Peer::Ldap(s) => s.groups().await,
         }
     }
 
@@ -523,7 +549,7 @@ impl World {
                 .collect();
             let unique: BTreeSet<&String> = names.iter().collect();
             assert_eq!(unique.len(), names.len(), "duplicate groups: {names:?}");
-        } else if let Peer::Slapd(s) = &self.peer {
+        } else if let Peer::Ldap(s) = &self.peer {
             for name in expected.keys() {
                 assert_eq!(s.group_count(name).await, 1, "duplicates of `{name}`");
             }
@@ -568,7 +594,7 @@ impl World {
                     .collect();
                 (groups, unknown)
             }
-            Peer::Slapd(s) => {
+            Peer::Ldap(s) => {
                 let users = s.users().await;
                 let groups = s.groups_raw().await;
                 let unknown = groups
@@ -609,7 +635,7 @@ impl World {
                     self.add_account(u["userName"].as_str().unwrap()).await;
                 }
             }
-            Peer::Slapd(_) => panic!("a directory's users keep their DNs: not for slapd"),
+            Peer::Ldap(_) => panic!("a directory's users keep their DNs: not for a directory"),
         }
     }
 
@@ -627,7 +653,7 @@ impl World {
                 self.recreate_all_users().await;
             }
             // A directory restored without its groups (its users are its own).
-            Peer::Slapd(s) => s.delete_groups().await,
+            Peer::Ldap(s) => s.delete_groups().await,
         }
     }
 
@@ -645,7 +671,7 @@ impl World {
                 self.scim2_request(reqwest::Method::PATCH, &url, Some(body))
                     .await;
             }
-            Peer::Slapd(s) => s.rename(from, to).await,
+            Peer::Ldap(s) => s.rename(from, to).await,
         }
     }
 
@@ -670,7 +696,7 @@ impl World {
                     .await;
             }
             // DNs; a directory holds a value once.
-            Peer::Slapd(s) => {
+            Peer::Ldap(s) => {
                 let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
                 s.edit_members(group, &ids, &[]).await;
             }
@@ -730,7 +756,7 @@ impl World {
                 .await
                 .unwrap();
             }
-            Peer::Slapd(s) => s.add_user(email).await,
+            Peer::Ldap(s) => s.add_user(email).await,
         }
     }
 
@@ -739,11 +765,8 @@ impl World {
     pub async fn create_group_by_hand(&self, name: &str, emails: &[&str]) {
         match &self.peer {
             Peer::Emulator(e) => e.create_by_hand(&self.tenant, name, emails),
-            Peer::Slapd(s) => {
-                let dns: Vec<String> = emails
-                    .iter()
-                    .map(|e| super::slapd::Slapd::user_dn(e))
-                    .collect();
+            Peer::Ldap(s) => {
+                let dns: Vec<String> = emails.iter().map(|e| s.user_dn(e)).collect();
                 s.add_group(name, &dns).await;
             }
             Peer::Scim2 { .. } => panic!("not for scim2-server"),
@@ -775,9 +798,9 @@ impl World {
                 self.scim2_request(reqwest::Method::PATCH, &url, Some(body))
                     .await;
             }
-            Peer::Slapd(s) => {
+            Peer::Ldap(s) => {
                 let dns = |emails: &[&str]| -> Vec<String> {
-                    emails.iter().map(|e| super::slapd::Slapd::user_dn(e)).collect()
+                    emails.iter().map(|e| s.user_dn(e)).collect()
                 };
                 s.edit_members(group, &dns(add), &dns(remove)).await;
             }
