@@ -36,6 +36,9 @@ pub struct Client {
     next_slot: Mutex<Instant>,
     interval: Duration,
     timeout: Duration,
+    /// A listing of every user (one search, its pages on one connection) may take this
+    /// long: `list_deadline_seconds`.
+    pub(super) list_timeout: Duration,
     retries: u32,
     backoff_ms: u64,
     deadline: Duration,
@@ -44,6 +47,9 @@ pub struct Client {
     may_send: Option<MaySend>,
     /// Group ids (`entryUUID`, `objectGUID`) → their DNs, as last read or made.
     pub(super) dns: std::sync::Mutex<HashMap<String, String>>,
+    /// Set once every group under the group base has been listed into `dns`: a run that
+    /// changes groups it has not read learns all their DNs in one search, not one each.
+    pub(super) listed: tokio::sync::OnceCell<()>,
 }
 
 enum Bind {
@@ -123,6 +129,7 @@ impl Client {
             next_slot: Mutex::new(Instant::now()),
             interval: Duration::from_secs_f64(1.0 / config.requests_per_second),
             timeout: Duration::from_secs(config.timeout_seconds),
+            list_timeout: Duration::from_secs(config.list_deadline_seconds),
             retries: config.retries,
             backoff_ms: config.retry_backoff_ms,
             deadline: Duration::from_secs(config.request_deadline_seconds),
@@ -132,6 +139,7 @@ impl Client {
             stats: Arc::new(Stats::default()),
             may_send: None,
             dns: Default::default(),
+            listed: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -193,6 +201,23 @@ impl Client {
         F: Fn(Ldap) -> Fut,
         Fut: Future<Output = Result<(T, LdapResult), LdapError>>,
     {
+        self.call_within(self.timeout, operation, target_dn, write, op)
+            .await
+    }
+
+    /// [`Client::call`], each attempt given `timeout`.
+    pub(super) async fn call_within<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        operation: &str,
+        target_dn: &str,
+        write: bool,
+        op: F,
+    ) -> Result<T, TargetError>
+    where
+        F: Fn(Ldap) -> Fut,
+        Fut: Future<Output = Result<(T, LdapResult), LdapError>>,
+    {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
@@ -217,7 +242,7 @@ impl Client {
                 }
                 match self.connection().await {
                     Err(e) => e,
-                    Ok(ldap) => match tokio::time::timeout(self.timeout, op(ldap)).await {
+                    Ok(ldap) => match tokio::time::timeout(timeout, op(ldap)).await {
                         Ok(Ok((value, result))) if result.rc == 0 => {
                             self.stats.answered.fetch_add(1, Ordering::Relaxed);
                             return Ok(value);
@@ -235,7 +260,7 @@ impl Client {
                                 .await
                         }
                         Err(_) => {
-                            let message = format!("no answer within {} s", self.timeout.as_secs());
+                            let message = format!("no answer within {} s", timeout.as_secs());
                             self.lost(operation, target_dn, message, attempt).await
                         }
                     },

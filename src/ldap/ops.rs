@@ -204,10 +204,17 @@ impl Client {
         Ok(out)
     }
 
-    /// The DN of the group `id`: as last seen, or searched for by its id.
+    /// The DN of the group `id`: as last seen; else from a listing of every group under the
+    /// group base (once a run); else searched for by its id.
     pub async fn dn_of(&self, id: &str) -> Result<Option<String>, TargetError> {
         if let Some(dn) = crate::locks::lock(&self.dns).get(id).cloned() {
             return Ok(Some(dn));
+        }
+        if self.listed.get().is_none() {
+            self.listed.get_or_try_init(|| self.list_groups()).await?;
+            if let Some(dn) = crate::locks::lock(&self.dns).get(id).cloned() {
+                return Ok(Some(dn));
+            }
         }
         let base = self.settings.group_base.clone();
         let found = self
@@ -223,6 +230,45 @@ impl Client {
             crate::locks::lock(&self.dns).insert(id.to_string(), dn.clone());
         }
         Ok(dn)
+    }
+
+    /// A paged search of `entries` counted as the requests it took: the pages after the
+    /// first (which [`Client::call`] counted).
+    fn count_pages(&self, entries: usize) {
+        let pages = (entries as u64).div_ceil(self.page_size.max(1) as u64);
+        self.stats().reads.fetch_add(
+            pages.saturating_sub(1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Every group of the configured class under the group base, into `dns`: their ids and
+    /// DNs only, in pages.
+    async fn list_groups(&self) -> Result<(), TargetError> {
+        let base = self.settings.group_base.clone();
+        let filter = format!("(objectClass={})", self.class.object_class());
+        let attrs = vec![self.settings.id_attribute().to_string()];
+        let page_size = self.page_size;
+        let entries = self
+            .call_within(
+                self.list_timeout,
+                "search",
+                &base.clone(),
+                false,
+                move |mut ldap| {
+                    let (base, filter, attrs) = (base.clone(), filter.clone(), attrs.clone());
+                    async move { paged(&mut ldap, page_size, &base, &filter, attrs).await }
+                },
+            )
+            .await?;
+        self.count_pages(entries.len());
+        let mut dns = crate::locks::lock(&self.dns);
+        for entry in entries {
+            if let Some(id) = self.id_of(&entry) {
+                dns.entry(id).or_insert(entry.dn);
+            }
+        }
+        Ok(())
     }
 
     /// The group `id` with its members; `None` when the directory does not have it. One
@@ -520,31 +566,18 @@ impl Client {
         let page_size = self.page_size;
         let attrs = vec![attribute.to_string()];
         let entries = self
-            .call("search", &base.clone(), false, move |mut ldap| {
-                let (base, filter, attrs) = (base.clone(), filter.clone(), attrs.clone());
-                async move {
-                    let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
-                        Box::new(EntriesOnly::new()),
-                        Box::new(PagedResults::new(page_size)),
-                    ];
-                    let mut stream = ldap
-                        .streaming_search_with(adapters, &base, Scope::Subtree, &filter, attrs)
-                        .await?;
-                    let mut entries = Vec::new();
-                    while let Some(entry) = stream.next().await? {
-                        entries.push(SearchEntry::construct(entry));
-                    }
-                    let result = stream.finish().await;
-                    Ok((entries, result))
-                }
-            })
+            .call_within(
+                self.list_timeout,
+                "search",
+                &base.clone(),
+                false,
+                move |mut ldap| {
+                    let (base, filter, attrs) = (base.clone(), filter.clone(), attrs.clone());
+                    async move { paged(&mut ldap, page_size, &base, &filter, attrs).await }
+                },
+            )
             .await?;
-        // The pages after the first, for the counts.
-        let pages = (entries.len() as u64).div_ceil(self.page_size.max(1) as u64);
-        self.stats().reads.fetch_add(
-            pages.saturating_sub(1),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.count_pages(entries.len());
         Ok(entries
             .into_iter()
             .map(|e| self.user_of(e, attribute))
@@ -617,6 +650,30 @@ impl Client {
     pub fn batch_size(&self) -> usize {
         self.settings.batch_size
     }
+}
+
+/// Every entry a subtree search finds, in pages of `page_size` (the paged-results control,
+/// RFC 2696) on one connection.
+async fn paged(
+    ldap: &mut ldap3::Ldap,
+    page_size: i32,
+    base: &str,
+    filter: &str,
+    attrs: Vec<String>,
+) -> Result<(Vec<SearchEntry>, ldap3::LdapResult), ldap3::LdapError> {
+    let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+        Box::new(EntriesOnly::new()),
+        Box::new(PagedResults::new(page_size)),
+    ];
+    let mut stream = ldap
+        .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs)
+        .await?;
+    let mut entries = Vec::new();
+    while let Some(entry) = stream.next().await? {
+        entries.push(SearchEntry::construct(entry));
+    }
+    let result = stream.finish().await;
+    Ok((entries, result))
 }
 
 /// The first value of an attribute.

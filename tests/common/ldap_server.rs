@@ -211,10 +211,12 @@ suffix \"{suffix}\"
 rootdn \"{admin}\"
 rootpw {OPENLDAP_ADMIN_PASSWORD}
 directory {dir}/db
-maxsize 1073741824
+maxsize 34359738368
+dbnosync
 index objectClass,entryUUID eq
 index cn,uid,mail eq
 sortvals member
+multival member 200,50
 access to attrs=userPassword by self auth by anonymous auth by * none
 access to dn.subtree=\"{groups}\" by dn.exact=\"{rosterd}\" write by * none
 access to * by dn.exact=\"{rosterd}\" read by * none
@@ -292,6 +294,11 @@ database monitor
             ldap.add(dn, attrs).await.unwrap().success().unwrap();
         }
         server
+    }
+
+    /// slapd's folder (its config and database).
+    pub fn dir_path(&self) -> Option<&Path> {
+        self._dir.as_ref().map(|d| d.path())
     }
 
     pub fn url(&self) -> String {
