@@ -37,6 +37,9 @@
 //!   `kind: okta`, over `http::client`.
 //! - [`google`]: Google Workspace's Directory API (groups with addresses, members in batch
 //!   requests, users) for a target of `kind: google_workspace`, over `http::client`.
+//! - [`ldap`]: LDAP directories and Active Directory (groups as entries, members as DNs,
+//!   range retrieval, paged users) for a target of `kind: ldap`, over the `ldap3` crate with
+//!   its own connection, pacing and retries, counted as the HTTP kinds are.
 //! - [`push`]: per target and group: find or create, diff against what the target confirmed,
 //!   failsafe, outbox, send, read back and verify, reconcile. It reaches a target only
 //!   through `push::target`, the interface every kind answers (users, groups, member

@@ -322,7 +322,7 @@ fn function_lengths_are_measured_from_fn_to_its_brace() {
 /// other file of the push knows a kind's wire (SCIM's, for one).
 #[test]
 fn the_push_knows_targets_only_through_the_target_interface() {
-    let kinds = ["scim"];
+    let kinds = ["scim", "okta", "google", "ldap"];
     let mut seen_interface = false;
     for (path, file) in module_paths("push") {
         if file.ends_with("push/target.rs") {

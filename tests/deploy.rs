@@ -31,7 +31,7 @@ fn the_example_config_loads_and_sets_every_daemon_option() {
         "postgres://rosterd:secret@db.example.com/rosterd"
     );
     assert_eq!(config.daemon.time_zone, "Europe/Berlin");
-    assert_eq!(config.targets.len(), 4);
+    assert_eq!(config.targets.len(), 5);
     assert_eq!(
         config.targets["okta"].kind,
         rosterd::config::TargetKind::Okta,
@@ -40,6 +40,11 @@ fn the_example_config_loads_and_sets_every_daemon_option() {
     assert_eq!(
         config.targets["google"].kind,
         rosterd::config::TargetKind::GoogleWorkspace,
+        "the example shows a target of each kind"
+    );
+    assert_eq!(
+        config.targets["directory"].kind,
+        rosterd::config::TargetKind::Ldap,
         "the example shows a target of each kind"
     );
     let ui = config.ui.as_ref().expect("the example shows the console");

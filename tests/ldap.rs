@@ -250,6 +250,55 @@ async fn a_wrong_password_or_an_unknown_ca_fails_with_what_to_do() {
     assert!(world.directory().groups_raw().await.is_empty());
 }
 
+/// StartTLS on slapd's plain port, then a SASL EXTERNAL bind with a client certificate
+/// that slapd maps to rosterd's account (the only one that may write the groups): the push
+/// works the same over either.
+#[tokio::test]
+async fn starttls_and_a_client_certificate_bind_push_the_same() {
+    let Some(mut world) = World::with_slapd(common::sqlite_db(), 60, &[]).await else {
+        return;
+    };
+    let path = world.path("rosterd.yaml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let plain = format!("ldap://127.0.0.1:{}", world.directory().plain_port.unwrap());
+    let starttls = config
+        .replace(&world.directory().url(), &plain)
+        .replace("batch_size: 10 }", "batch_size: 10, starttls: true }");
+    std::fs::write(&path, &starttls).unwrap();
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    world.assert_converged(&[]).await;
+    let (cert, key) = world.directory().client_certificate();
+    let external: String = starttls
+        .lines()
+        .map(|l| {
+            if l.starts_with("    auth:") {
+                format!(
+                    "    auth: {{ client_certificate: {{ cert_file: {}, key_file: {} }} }}\n",
+                    cert.display(),
+                    key.display()
+                )
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&path, external).unwrap();
+    world.edit_workers(|workers| {
+        for w in workers
+            .iter_mut()
+            .filter(|w| w.division == "Engineering" && w.status == "Active")
+            .take(2)
+        {
+            w.division = "Sales".into();
+        }
+    });
+    let report = world.sync(opts()).await;
+    assert_eq!(report.failed(), 0, "{report:?}");
+    assert!(report.targets[0].writes > 0, "{report:?}");
+    world.assert_converged(&[]).await;
+}
+
 /// `rosterd check` refuses plain LDAP to another host, a target without its bases, and
 /// settings of another kind, each naming the field.
 #[test]

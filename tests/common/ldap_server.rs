@@ -109,6 +109,38 @@ fn certificates() -> &'static Path {
             "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
         )
         .unwrap();
+        // rosterd's client certificate, for a SASL EXTERNAL bind (slapd maps `cn=rosterd`
+        // to its service account).
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=rosterd",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+        ]);
+        std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "client.crt",
+        ]);
         run(&[
             "x509",
             "-req",
@@ -141,6 +173,8 @@ pub struct Server {
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
     pub port: u16,
+    /// slapd's plain `ldap://` port, for StartTLS.
+    pub plain_port: Option<u16>,
     /// Held while a test uses the one Samba.
     _exclusive: Option<tokio::sync::MutexGuard<'static, ()>>,
 }
@@ -172,6 +206,7 @@ impl Server {
                     child: None,
                     _dir: None,
                     port,
+                    plain_port: None,
                     _exclusive: Some(guard),
                 }
             }
@@ -205,6 +240,8 @@ pidfile {dir}/slapd.pid
 TLSCACertificateFile {tls}/ca.crt
 TLSCertificateFile {tls}/server.crt
 TLSCertificateKeyFile {tls}/server.key
+TLSVerifyClient try
+authz-regexp \"^cn=rosterd$\" \"{rosterd}\"
 sizelimit unlimited
 database mdb
 suffix \"{suffix}\"
@@ -226,11 +263,14 @@ database monitor
             tls = tls.display(),
         );
         std::fs::write(dir.path().join("slapd.conf"), config).unwrap();
-        let port = free_port();
+        let (port, plain_port) = free_ports();
         let child = Command::new(binary)
             .args(["-d", "0", "-f"])
             .arg(dir.path().join("slapd.conf"))
-            .args(["-h", &format!("ldaps://127.0.0.1:{port}/")])
+            .args([
+                "-h",
+                &format!("ldaps://127.0.0.1:{port}/ ldap://127.0.0.1:{plain_port}/"),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -240,6 +280,7 @@ database monitor
             child: Some(child),
             _dir: Some(dir),
             port,
+            plain_port: Some(plain_port),
             _exclusive: None,
         };
         let start = Instant::now();
@@ -307,6 +348,14 @@ database monitor
 
     pub fn ca_file(&self) -> PathBuf {
         certificates().join("ca.crt")
+    }
+
+    /// rosterd's client certificate and key (PEM), signed by the test CA.
+    pub fn client_certificate(&self) -> (PathBuf, PathBuf) {
+        (
+            certificates().join("client.crt"),
+            certificates().join("client.key"),
+        )
     }
 
     fn suffix(&self) -> &'static str {
@@ -740,10 +789,12 @@ fn samba(binary: &Path) -> u16 {
     })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Two free ports, told apart.
+fn free_ports() -> (u16, u16) {
+    let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    )
 }
