@@ -250,6 +250,47 @@ async fn a_wrong_password_or_an_unknown_ca_fails_with_what_to_do() {
     assert!(world.directory().groups_raw().await.is_empty());
 }
 
+/// A dry run shows each modify as it would be sent (the group's DN, the values added and
+/// deleted) and changes nothing in the directory.
+#[tokio::test]
+async fn a_dry_run_shows_the_modifies_and_changes_nothing() {
+    let Some(mut world) = World::with_slapd(common::sqlite_db(), 100, &[]).await else {
+        return;
+    };
+    world.sync(opts()).await;
+    world.edit_workers(|workers| {
+        let w = workers
+            .iter_mut()
+            .find(|w| w.division == "Engineering" && w.status == "Active")
+            .unwrap();
+        w.division = "Sales".into();
+    });
+    let before = world.directory().groups_raw().await;
+    let report = world
+        .sync(rosterd::push::Options {
+            dry_run: true,
+            ..opts()
+        })
+        .await;
+    let requests: Vec<&String> = report.targets[0]
+        .groups
+        .iter()
+        .flat_map(|g| &g.requests)
+        .collect();
+    let sales = world.directory().group_dn("sales").to_lowercase();
+    assert!(
+        requests.iter().any(|r| r.starts_with("LDAP modify ")
+            && r.to_lowercase().contains(&sales)
+            && r.contains("add member: uid=")),
+        "{requests:#?}"
+    );
+    assert!(
+        requests.iter().any(|r| r.contains("delete member: uid=")),
+        "{requests:#?}"
+    );
+    assert_eq!(world.directory().groups_raw().await, before);
+}
+
 /// StartTLS on slapd's plain port, then a SASL EXTERNAL bind with a client certificate
 /// that slapd maps to rosterd's account (the only one that may write the groups): the push
 /// works the same over either.

@@ -555,7 +555,9 @@ impl TargetRun<'_> {
                 let (added, removed) = payload.member_changes(*action);
                 report.added += added.len();
                 report.removed += removed.len();
-                report.requests.extend(self.show(*action, payload));
+                report
+                    .requests
+                    .extend(self.show_read(*action, payload).await);
             }
             return Ok(None);
         }

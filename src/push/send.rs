@@ -143,6 +143,24 @@ impl TargetRun<'_> {
         self.target.show(ids.change(action, payload))
     }
 
+    /// [`Self::show`], after the target learned what it shows the group by (a directory's
+    /// DN) where it can; a dry run's reads, and no harm when one fails.
+    pub(super) async fn show_read(
+        &self,
+        action: OutboxAction,
+        payload: &OutboxPayload,
+    ) -> Vec<String> {
+        let ids = EntryIds::of(action, payload);
+        let change = ids.change(action, payload);
+        if let Err(e) = self.target.learn(change).await {
+            tracing::debug!(
+                target_name = self.name,
+                "a dry run shows the group by its id: {e}"
+            );
+        }
+        self.target.show(change)
+    }
+
     /// Sends one entry and records the outcome: a confirmed change is applied to `current`
     /// (what the pair holds) and stored with it. `sent` requests were already sent for the
     /// entry. A `create` returns the group it made or adopted.

@@ -310,6 +310,18 @@ impl Target {
         }
     }
 
+    /// Learns what [`Target::show`] names the group of `change` by, where that takes a read
+    /// (a directory's DN, by the group's id); nothing for the other kinds.
+    pub async fn learn(&self, change: Change<'_>) -> Result<(), TargetError> {
+        match (self, change) {
+            (
+                Target::Ldap(client),
+                Change::Members { id, .. } | Change::Rename { id, .. } | Change::Delete { id },
+            ) => client.dn_of(id).await.map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
     /// The requests a change takes, as `--dry-run` prints them.
     pub fn show(&self, change: Change<'_>) -> Vec<String> {
         match self {
