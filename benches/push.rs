@@ -5,9 +5,9 @@
 //! request each, member changes in batch requests of 1,000 calls. It prints the calls (what
 //! Google's quota counts, each call in a batch included) beside the HTTP requests, and the
 //! time Google's default quota of 2,400 calls a minute imposes on them. With
-//! `--google-window-seconds N` that quota is switched on, per window of N seconds instead of
-//! a minute, rosterd paces its calls to its default 2,000 a (shortened) minute, and any
-//! 403 `userRateLimitExceeded` fails the run.
+//! `--google-window-seconds N` (or `--google-window-ms N`) that quota is switched on, per
+//! window of N seconds (milliseconds) instead of a minute, rosterd paces its calls to its
+//! default 2,000 a (shortened) minute, and any 403 `userRateLimitExceeded` fails the run.
 //!
 //! With `--kind okta` the target is the emulator's Okta API, with the rate limits Okta
 //! documents for a Workforce Identity org switched on, per window of `--okta-window-seconds`
@@ -56,7 +56,7 @@ enum Kind {
     Scim,
     /// Okta, its documented limits per window of this many seconds.
     Okta(u64),
-    /// Google; with its default quota per window of this many seconds (0: none).
+    /// Google; with its default quota per window of this many milliseconds (0: none).
     Google(u64),
 }
 
@@ -85,7 +85,10 @@ fn main() {
     let kind = match args.value("--kind", "scim".to_string()).as_str() {
         "scim" => Kind::Scim,
         "okta" => Kind::Okta(args.value("--okta-window-seconds", 1)),
-        "google" => Kind::Google(args.value("--google-window-seconds", 0)),
+        "google" => Kind::Google(match args.value("--google-window-ms", 0u64) {
+            0 => args.value("--google-window-seconds", 0u64) * 1_000,
+            ms => ms,
+        }),
         other => panic!("--kind: scim, okta or google, not {other}"),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -108,7 +111,7 @@ async fn bench(size: usize, rule_count: usize, kind: Kind) {
             "rosterd push benchmark: {size} workers x {rule_count} groups into the emulator's Directory API (Google Workspace), {GOOGLE_BATCH} calls a batch"
         ),
         Kind::Google(window) => println!(
-            "rosterd push benchmark: {size} workers x {rule_count} groups into the emulator's Directory API (Google Workspace), {} calls a batch, with Google's default quota (2,400 calls) per {window} s window",
+            "rosterd push benchmark: {size} workers x {rule_count} groups into the emulator's Directory API (Google Workspace), {} calls a batch, with Google's default quota (2,400 calls) per {window} ms window",
             google_batch(window)
         ),
     }
@@ -132,7 +135,7 @@ async fn bench(size: usize, rule_count: usize, kind: Kind) {
         Kind::Scim | Kind::Google(0) => emulator::Quirks::default(),
         Kind::Google(window) => emulator::Quirks {
             google_calls_per_window: GOOGLE_PER_MINUTE as u64,
-            google_quota_window_seconds: window,
+            google_quota_window_ms: window,
             ..emulator::Quirks::default()
         },
         Kind::Okta(window) => emulator::Quirks {
@@ -295,7 +298,7 @@ async fn sync(
             );
             if window > 0 {
                 let refused = counters.by_status.get(&403).copied().unwrap_or(0);
-                println!("   quota answers (403) under the quota per {window} s: {refused}");
+                println!("   quota answers (403) under the quota per {window} ms: {refused}");
                 assert_eq!(refused, 0, "the push kept within the quota");
             }
         }
@@ -421,7 +424,7 @@ fn write_config(dir: &Path, url: &str, kind: Kind) -> PathBuf {
             // emulator's quota window is; no pace without a quota.
             let per_minute = match window {
                 0 => 100_000_000,
-                w => 2_000 * 60 / w,
+                w => 2_000 * 60_000 / w,
             };
             format!(
                 "    kind: google_workspace\n    google: {{ group_email: \"{{name}}@groups.example.com\", batch_size: {batch}, calls_per_minute: {per_minute} }}\n    requests_per_second: 1000000\n    concurrency: 4\n    page_size: {GOOGLE_PAGE}\n",

@@ -131,8 +131,16 @@ fn over_quota(t: &mut Tenant) -> bool {
     if limit == 0 {
         return false;
     }
-    let span = i64::try_from(t.quirks.google_quota_window_seconds.max(1)).unwrap_or(60);
-    let now = crate::clock::now_utc().timestamp();
+    let span_ms = match t.quirks.google_quota_window_ms {
+        0 => t
+            .quirks
+            .google_quota_window_seconds
+            .max(1)
+            .saturating_mul(1_000),
+        ms => ms,
+    };
+    let span = i64::try_from(span_ms).unwrap_or(60_000);
+    let now = crate::clock::now_utc().timestamp_millis();
     let window = t.rate_windows.entry("google").or_insert((now, 0));
     if now >= window.0 + span {
         *window = (now, 0);

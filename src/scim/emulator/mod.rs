@@ -120,6 +120,9 @@ pub struct Quirks {
     /// (0: none). Google's default is 2,400 a minute per user per Cloud project.
     pub google_calls_per_window: u64,
     pub google_quota_window_seconds: u64,
+    /// The quota's window in milliseconds instead, when not 0: a benchmark's shortened
+    /// minute.
+    pub google_quota_window_ms: u64,
     /// The Google account's domain: an address in it (or a subdomain) that is no user's
     /// cannot be added as a member (404); one outside it is added as an external member.
     pub google_domain: String,
@@ -150,6 +153,7 @@ impl Default for Quirks {
             google_throttle_every: 0,
             google_calls_per_window: 0,
             google_quota_window_seconds: 60,
+            google_quota_window_ms: 0,
             google_domain: "example.com".into(),
         }
     }
