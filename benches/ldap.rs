@@ -34,7 +34,6 @@ use std::time::Instant;
 
 use roaring::RoaringBitmap;
 use rosterd::config::Config;
-use rosterd::directory::generate;
 use rosterd::push::{self, Desired};
 use rosterd::store::Store;
 
@@ -42,7 +41,8 @@ const PAGE: u64 = 1_000;
 
 fn main() {
     let args = common::Args::new();
-    let (size, rules) = args.size_and_rules((10_000, 200));
+    // `cargo test` runs it small, as a smoke test.
+    let (size, rules) = args.size_and_rules((1_000, 40));
     let batch: usize = args.value("--batch", 500);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -56,23 +56,14 @@ async fn bench(size: usize, rule_count: usize, batch: usize) {
         "rosterd LDAP push benchmark: {size} workers x {rule_count} groups into OpenLDAP (slapd), {batch} member values a modify"
     );
     let dir = std::env::temp_dir().join(format!("rosterd-ldap-bench-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("rules")).expect("a temporary folder");
-    let mut workers = generate::generate(size, 42);
-    common::write_csv(&workers, &dir.join("workers.csv"));
-    let mut rules_text = String::new();
-    for line in common::rule_mix(&workers, rule_count, 7).lines() {
-        rules_text.push_str(line);
-        rules_text.push('\n');
-        if line.starts_with("  - name:") {
-            rules_text.push_str("    push: [bench]\n");
-        }
-    }
-    std::fs::write(dir.join("rules/bench.yaml"), rules_text).expect("the rules are written");
+    let mut workers = common::pushed_organisation(&dir, size, rule_count);
     let emails: Vec<String> = workers.iter().map(|w| w.email.clone()).collect();
     let started = Instant::now();
-    let server = ldap_server::Server::start(ldap_server::Flavor::Openldap, &emails)
-        .await
-        .expect("slapd (install it with scripts/test, or set ROSTERD_TEST_SLAPD)");
+    // Without slapd (outside CI) there is nothing to measure.
+    let Some(server) = ldap_server::Server::start(ldap_server::Flavor::Openldap, &emails).await
+    else {
+        return;
+    };
     println!(
         "   slapd holds {} users ({:.1} s to load)",
         emails.len(),

@@ -41,7 +41,6 @@ use std::time::Instant;
 
 use roaring::RoaringBitmap;
 use rosterd::config::Config;
-use rosterd::directory::generate;
 use rosterd::push::{self, Desired};
 use rosterd::scim::emulator::{self, Emulator};
 use rosterd::store::Store;
@@ -116,18 +115,7 @@ async fn bench(size: usize, rule_count: usize, kind: Kind) {
         ),
     }
     let dir = std::env::temp_dir().join(format!("rosterd-push-bench-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("rules")).expect("a temporary folder");
-    let mut workers = generate::generate(size, 42);
-    common::write_csv(&workers, &dir.join("workers.csv"));
-    let mut rules_text = String::new();
-    for line in common::rule_mix(&workers, rule_count, 7).lines() {
-        rules_text.push_str(line);
-        rules_text.push('\n');
-        if line.starts_with("  - name:") {
-            rules_text.push_str("    push: [bench]\n");
-        }
-    }
-    std::fs::write(dir.join("rules/bench.yaml"), rules_text).expect("the rules are written");
+    let mut workers = common::pushed_organisation(&dir, size, rule_count);
 
     let users: Vec<String> = workers.iter().map(|w| w.email.clone()).collect();
     let accounts = users.len();

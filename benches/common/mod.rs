@@ -207,3 +207,22 @@ impl Args {
         self.args.iter().any(|a| a == "--bench")
     }
 }
+
+/// A push benchmark's organisation in `dir`: `size` generated workers (`workers.csv`) and
+/// the rule mix of `rule_count` groups, each pushed to the target `bench`
+/// (`rules/bench.yaml`). The workers, for the benchmark to change.
+pub fn pushed_organisation(dir: &Path, size: usize, rule_count: usize) -> Vec<Worker> {
+    std::fs::create_dir_all(dir.join("rules")).expect("a temporary folder");
+    let workers = generate::generate(size, 42);
+    write_csv(&workers, &dir.join("workers.csv"));
+    let mut rules_text = String::new();
+    for line in rule_mix(&workers, rule_count, 7).lines() {
+        rules_text.push_str(line);
+        rules_text.push('\n');
+        if line.starts_with("  - name:") {
+            rules_text.push_str("    push: [bench]\n");
+        }
+    }
+    std::fs::write(dir.join("rules/bench.yaml"), rules_text).expect("the rules are written");
+    workers
+}

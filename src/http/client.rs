@@ -435,15 +435,7 @@ impl Requester {
 
     /// The delay before retry `attempt` (from 1): exponential, with jitter.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .backoff_ms
-            .saturating_mul(1u64 << (attempt.max(1) - 1).min(16))
-            .min(60_000);
-        let jitter = match self.rng.lock() {
-            Ok(mut rng) => rng.random_range(0..=exp / 2 + 1),
-            Err(_) => 0,
-        };
-        Duration::from_millis(exp / 2 + jitter)
+        backoff(self.backoff_ms, attempt, &self.rng)
     }
 
     async fn exchange(
@@ -775,17 +767,39 @@ impl Requester {
     }
 
     async fn pace(&self) {
-        let start = {
-            let mut next = self.next_slot.lock().await;
-            let start = (*next).max(Instant::now());
-            *next = start + self.interval;
-            start
-        };
-        // A timer rounds up to the next millisecond tick: one for a slot that is already
-        // here cost every request a millisecond, most of a fast target's time.
-        if start > Instant::now() {
-            tokio::time::sleep_until(start).await;
-        }
+        pace(&self.next_slot, self.interval).await;
+    }
+}
+
+/// The wait before retry `attempt`: `backoff_ms` doubled each attempt (at most a minute),
+/// half of it fixed and half jitter. Every kind's retries wait so.
+pub(crate) fn backoff(
+    backoff_ms: u64,
+    attempt: u32,
+    rng: &std::sync::Mutex<rand_chacha::ChaCha8Rng>,
+) -> Duration {
+    let exp = backoff_ms
+        .saturating_mul(1u64 << (attempt.max(1) - 1).min(16))
+        .min(60_000);
+    let jitter = match rng.lock() {
+        Ok(mut rng) => rng.random_range(0..=exp / 2 + 1),
+        Err(_) => 0,
+    };
+    Duration::from_millis(exp / 2 + jitter)
+}
+
+/// Waits for the next request's slot: one every `interval` (`requests_per_second`).
+pub(crate) async fn pace(next_slot: &Mutex<Instant>, interval: Duration) {
+    let start = {
+        let mut next = next_slot.lock().await;
+        let start = (*next).max(Instant::now());
+        *next = start + interval;
+        start
+    };
+    // A timer rounds up to the next millisecond tick: one for a slot that is already here
+    // cost every request a millisecond, most of a fast target's time.
+    if start > Instant::now() {
+        tokio::time::sleep_until(start).await;
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::dn;
@@ -33,7 +33,7 @@ pub struct Client {
     /// The connection, bound; made again after one is lost.
     conn: Mutex<Option<Ldap>>,
     gate: Semaphore,
-    next_slot: Mutex<Instant>,
+    next_slot: Mutex<tokio::time::Instant>,
     interval: Duration,
     timeout: Duration,
     /// A listing of every user (one search, its pages on one connection) may take this
@@ -126,7 +126,7 @@ impl Client {
             tls: Arc::new(tls),
             conn: Mutex::new(None),
             gate: Semaphore::new(config.concurrency),
-            next_slot: Mutex::new(Instant::now()),
+            next_slot: Mutex::new(tokio::time::Instant::now()),
             interval: Duration::from_secs_f64(1.0 / config.requests_per_second),
             timeout: Duration::from_secs(config.timeout_seconds),
             list_timeout: Duration::from_secs(config.list_deadline_seconds),
@@ -344,27 +344,11 @@ impl Client {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .backoff_ms
-            .saturating_mul(1u64 << (attempt.max(1) - 1).min(16))
-            .min(60_000);
-        let jitter = match self.rng.lock() {
-            Ok(mut rng) => rng.random_range(0..=exp / 2 + 1),
-            Err(_) => 0,
-        };
-        Duration::from_millis(exp / 2 + jitter)
+        crate::http::client::backoff(self.backoff_ms, attempt, &self.rng)
     }
 
     async fn pace(&self) {
-        let start = {
-            let mut next = self.next_slot.lock().await;
-            let start = (*next).max(Instant::now());
-            *next = start + self.interval;
-            start
-        };
-        if start > Instant::now() {
-            tokio::time::sleep_until(start.into()).await;
-        }
+        crate::http::client::pace(&self.next_slot, self.interval).await;
     }
 }
 

@@ -232,22 +232,14 @@ impl Client {
         Ok(dn)
     }
 
-    /// A paged search of `entries` counted as the requests it took: the pages after the
-    /// first (which [`Client::call`] counted).
-    fn count_pages(&self, entries: usize) {
-        let pages = (entries as u64).div_ceil(self.page_size.max(1) as u64);
-        self.stats().reads.fetch_add(
-            pages.saturating_sub(1),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-    }
-
-    /// Every group of the configured class under the group base, into `dns`: their ids and
-    /// DNs only, in pages.
-    async fn list_groups(&self) -> Result<(), TargetError> {
-        let base = self.settings.group_base.clone();
-        let filter = format!("(objectClass={})", self.class.object_class());
-        let attrs = vec![self.settings.id_attribute().to_string()];
+    /// Every entry under `base` that `filter` takes, with `attrs`, in pages of `page_size`
+    /// on one connection, within `list_deadline_seconds`; counted as the requests it took.
+    async fn list(
+        &self,
+        base: String,
+        filter: String,
+        attrs: Vec<String>,
+    ) -> Result<Vec<SearchEntry>, TargetError> {
         let page_size = self.page_size;
         let entries = self
             .call_within(
@@ -261,7 +253,22 @@ impl Client {
                 },
             )
             .await?;
-        self.count_pages(entries.len());
+        // The pages after the first, which `call_within` counted.
+        let pages = (entries.len() as u64).div_ceil(page_size.max(1) as u64);
+        self.stats().reads.fetch_add(
+            pages.saturating_sub(1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(entries)
+    }
+
+    /// Every group of the configured class under the group base, into `dns`: their ids and
+    /// DNs only, in pages.
+    async fn list_groups(&self) -> Result<(), TargetError> {
+        let base = self.settings.group_base.clone();
+        let filter = format!("(objectClass={})", self.class.object_class());
+        let attrs = vec![self.settings.id_attribute().to_string()];
+        let entries = self.list(base, filter, attrs).await?;
         let mut dns = crate::locks::lock(&self.dns);
         for entry in entries {
             if let Some(id) = self.id_of(&entry) {
@@ -563,21 +570,7 @@ impl Client {
     pub async fn list_users(&self, attribute: &str) -> Result<Vec<User>, TargetError> {
         let base = self.settings.user_base.clone();
         let filter = self.settings.user_filter().to_string();
-        let page_size = self.page_size;
-        let attrs = vec![attribute.to_string()];
-        let entries = self
-            .call_within(
-                self.list_timeout,
-                "search",
-                &base.clone(),
-                false,
-                move |mut ldap| {
-                    let (base, filter, attrs) = (base.clone(), filter.clone(), attrs.clone());
-                    async move { paged(&mut ldap, page_size, &base, &filter, attrs).await }
-                },
-            )
-            .await?;
-        self.count_pages(entries.len());
+        let entries = self.list(base, filter, vec![attribute.to_string()]).await?;
         Ok(entries
             .into_iter()
             .map(|e| self.user_of(e, attribute))
