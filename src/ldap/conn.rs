@@ -153,14 +153,6 @@ impl Client {
         &self.stats
     }
 
-    /// An error for what rosterd will not do, nothing sent.
-    pub fn refused(&self, message: String) -> TargetError {
-        TargetError::Refused {
-            target: self.target.clone(),
-            message,
-        }
-    }
-
     /// An LDAP result other than success, as the push sees it.
     pub(super) fn result_error(
         &self,

@@ -4,7 +4,7 @@
 //! requests of `ldap.batch_size` values, renamed by `modrdn`; users searched by an
 //! attribute under the user base, listed with the paged-results control.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::controls::RawControl;
@@ -19,7 +19,6 @@ use crate::http::client::TargetError;
 #[derive(Debug, Clone)]
 pub struct Group {
     pub id: String,
-    pub dn: String,
     pub name: String,
     /// Its members under the user base, normalized.
     pub members: Vec<String>,
@@ -137,15 +136,7 @@ impl Client {
             message: format!("the group has no `{}`", self.settings.id_attribute()),
         })?;
         let mut values: Vec<String> = Vec::new();
-        let mut next: Option<usize> = None;
-        for (key, v) in &entry.attrs {
-            let (name, options) = key.split_once(';').unwrap_or((key, ""));
-            if !name.eq_ignore_ascii_case(attribute) {
-                continue;
-            }
-            values.extend(v.iter().cloned());
-            next = range_next(options);
-        }
+        let mut next = take_values(&entry, attribute, &mut values);
         while let Some(from) = next {
             let Some(more) = self
                 .read(&entry.dn, vec![self.member_request(from)])
@@ -153,14 +144,7 @@ impl Client {
             else {
                 break;
             };
-            next = None;
-            for (key, v) in &more.attrs {
-                let (name, options) = key.split_once(';').unwrap_or((key, ""));
-                if name.eq_ignore_ascii_case(attribute) {
-                    values.extend(v.iter().cloned());
-                    next = range_next(options);
-                }
-            }
+            next = take_values(&more, attribute, &mut values);
         }
         let name = first(&entry, "cn").unwrap_or_default();
         let (mut members, mut kept) = (Vec::new(), Vec::new());
@@ -175,7 +159,6 @@ impl Client {
         crate::locks::lock(&self.dns).insert(id.clone(), entry.dn.clone());
         Ok(Group {
             id,
-            dn: entry.dn,
             name,
             members,
             kept,
@@ -343,19 +326,10 @@ impl Client {
         })
         .await?;
         let dn = self.dn_for(name);
+        // Read back: the group as the directory holds it, and its id.
         match self.read(&dn, self.group_attrs()).await? {
             Some(entry) => self.group_of(entry).await,
-            None => Err(self.result_error(
-                "search",
-                &dn,
-                &ldap3::LdapResult {
-                    rc: 32,
-                    matched: String::new(),
-                    text: "the group just made is not there".into(),
-                    refs: Vec::new(),
-                    ctrls: Vec::new(),
-                },
-            )),
+            None => Err(self.gone(&dn)),
         }
     }
 
@@ -598,25 +572,22 @@ impl Client {
             .collect();
         let filter = format!("(&{}(|{any}))", self.settings.user_filter());
         let base = self.settings.user_base.clone();
-        let found: HashMap<String, ()> = self
+        let found: HashSet<String> = self
             .search(&base, Scope::Subtree, &filter, vec!["1.1".into()])
             .await?
             .into_iter()
-            .map(|e| (dn::normalize(&e.dn), ()))
+            .map(|e| dn::normalize(&e.dn))
             .collect();
         Ok(wanted
             .into_iter()
-            .filter(|d| found.contains_key(&dn::normalize(d)))
+            .filter(|d| found.contains(&dn::normalize(d)))
             .map(str::to_string)
             .collect())
     }
 
     /// The request a change is, as `--dry-run` shows it.
     pub fn show_members(&self, id: &str, add: &[String], remove: &[String]) -> String {
-        let dn = crate::locks::lock(&self.dns)
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| format!("(the group {} {id})", self.settings.id_attribute()));
+        let dn = self.shown_dn(id);
         let attribute = self.member_attribute();
         let mut parts = Vec::new();
         if !add.is_empty() {
@@ -667,6 +638,20 @@ async fn paged(
     }
     let result = stream.finish().await;
     Ok((entries, result))
+}
+
+/// The values of `attribute` the entry holds (whole, or a range of them) added to `values`;
+/// where the next range starts, when there is one.
+fn take_values(entry: &SearchEntry, attribute: &str, values: &mut Vec<String>) -> Option<usize> {
+    let mut next = None;
+    for (key, v) in &entry.attrs {
+        let (name, options) = key.split_once(';').unwrap_or((key, ""));
+        if name.eq_ignore_ascii_case(attribute) {
+            values.extend(v.iter().cloned());
+            next = range_next(options);
+        }
+    }
+    next
 }
 
 /// The first value of an attribute.

@@ -407,10 +407,7 @@ impl Target {
                 .find_users(attribute, value)
                 .await?
                 .into_iter()
-                .map(|u| FoundUser {
-                    id: u.dn,
-                    values: u.values,
-                })
+                .map(ldap_user)
                 .collect()),
         }
     }
@@ -466,13 +463,7 @@ impl Target {
                 Ok(UserPage {
                     total: Some(users.len() as u64),
                     listed: users.len() as u64,
-                    users: users
-                        .into_iter()
-                        .map(|u| FoundUser {
-                            id: u.dn,
-                            values: u.values,
-                        })
-                        .collect(),
+                    users: users.into_iter().map(ldap_user).collect(),
                     next: None,
                 })
             }
@@ -575,6 +566,14 @@ fn ldap_group(group: ldap::ops::Group) -> FoundGroup {
         name: group.name,
         members: Some(group.members),
         kept: group.kept,
+    }
+}
+
+/// A directory's user as the push sees it: known by its DN.
+fn ldap_user(user: ldap::ops::User) -> FoundUser {
+    FoundUser {
+        id: user.dn,
+        values: user.values,
     }
 }
 
