@@ -698,12 +698,223 @@ proptest! {
         };
         let rules = rules::check_sources(sources, &ctx).unwrap();
         let prev = engine::evaluate(&before, &rules, as_of());
-        let incremental = engine::evaluate_incremental(prev, &before, &after, &changed, &rules, as_of());
+        let alignment = after.align(&before).unwrap();
+        let incremental = engine::evaluate_incremental(prev, &before, &after, &alignment, &rules, as_of());
         let full = engine::evaluate(&after, &rules, as_of());
         for g in 0..rules.groups().len() {
             prop_assert_eq!(incremental.members(g), full.members(g), "group {} differs after changing {:?}\n{}", g, changed, text);
         }
         prop_assert_eq!(incremental.eligible(), full.eligible());
         prop_assert_eq!(incremental.is_manager(), full.is_manager());
+    }
+}
+
+/// One step of [`incremental_evaluation_follows_a_chain_of_hr_changes`]: what an HR export
+/// does between two runs.
+fn hr_change(
+    rows: &mut Vec<Vec<String>>,
+    gone: &mut Vec<Vec<String>>,
+    rng: &mut impl rand::Rng,
+) -> String {
+    let col = |name: &str| -> usize {
+        let header = [
+            "Employee_ID",
+            "Legal_First_Name",
+            "Legal_Last_Name",
+            "Work_Email",
+            "Manager_Employee_ID",
+            "Division",
+            "Department",
+            "Cost_Center",
+            "Country_ISO",
+            "Location",
+            "Business_Title",
+            "Management_Level",
+            "Job_Level",
+            "Worker_Type",
+            "Worker_Status",
+            "Hire_Date",
+            "Termination_Date",
+            "FTE",
+            "Tags",
+            "Remote_Worker",
+        ];
+        header.iter().position(|h| *h == name).unwrap()
+    };
+    let n = rows.len();
+    let w = rng.random_range(1..n);
+    let other = rows[rng.random_range(1..n)].clone();
+    let day = |d: i64| (as_of() + Duration::days(d)).to_string();
+    match rng.random_range(0..10) {
+        0 => {
+            rows[w][col("Department")] = other[col("Department")].clone();
+            format!("{} moves to {}", rows[w][0], rows[w][col("Department")])
+        }
+        1 => {
+            // A manager change, to a worker with reports or to anyone (even a leaf).
+            rows[w][col("Manager_Employee_ID")] = other[0].clone();
+            format!("{} now reports to {}", rows[w][0], other[0])
+        }
+        2 => {
+            rows[w][col("Worker_Status")] = "Terminated".into();
+            rows[w][col("Termination_Date")] = day(-3);
+            format!("{} is terminated", rows[w][0])
+        }
+        3 => {
+            let t = rows
+                .iter()
+                .position(|r| r[col("Worker_Status")] == "Terminated")
+                .unwrap_or(w);
+            rows[t][col("Worker_Status")] = "Active".into();
+            rows[t][col("Termination_Date")] = String::new();
+            rows[t][col("Hire_Date")] = day(-1);
+            format!("{} is rehired", rows[t][0])
+        }
+        4 => {
+            // A manager's row is the interesting one to lose: their reports' chain breaks.
+            let key = rows[w][col("Manager_Employee_ID")].clone();
+            let m = rows
+                .iter()
+                .position(|r| r[0] == key)
+                .filter(|&m| m > 0)
+                .unwrap_or(w);
+            let row = rows.remove(m);
+            let key = row[0].clone();
+            gone.push(row);
+            format!("{key}'s row is deleted")
+        }
+        5 if !gone.is_empty() => {
+            let row = gone.remove(0);
+            let key = row[0].clone();
+            let at = rng.random_range(1..=rows.len());
+            rows.insert(at, row);
+            format!("{key}'s row is back, at row {at}")
+        }
+        6 => {
+            let c = rng.random_range(1..20);
+            rows[w][c] = String::new();
+            format!("{}'s {} is blanked", rows[w][0], rows[0][c])
+        }
+        7 => {
+            // Dates that cross the evaluation date, both ways.
+            let d = rng.random_range(-1..=1);
+            if rng.random_bool(0.5) {
+                rows[w][col("Hire_Date")] = day(d);
+            } else {
+                rows[w][col("Termination_Date")] = day(d);
+            }
+            format!("{}'s dates move to {}", rows[w][0], day(d))
+        }
+        8 => {
+            rows[w][col("Work_Email")] = other[col("Work_Email")].to_uppercase();
+            format!("{} takes {}'s email", rows[w][0], other[0])
+        }
+        _ => {
+            let v = rng.random_range(1..n);
+            rows.swap(w, v);
+            format!("rows {w} and {v} swap places")
+        }
+    }
+}
+
+/// Incremental evaluation, each step from the one before it, along a chain of HR changes on
+/// the sample organisation and its rules (department, manager, termination, rehire, deleted
+/// and re-added rows, blanked cells, dates crossing the evaluation date, emails, rows moving):
+/// after every step it equals a full evaluation of the same export.
+#[test]
+fn incremental_evaluation_follows_a_chain_of_hr_changes() {
+    use rand::SeedableRng as _;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = rosterd::config::Config::load(&root.join("rosterd.yaml")).unwrap();
+    let schema = Arc::new(Schema::from_config(&config.directory));
+    let rules = rules::load(
+        &config.rules.dir,
+        &rules::Context::from_config(&config, &schema),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(root.join("sample/workers.csv")).unwrap();
+    let mut rows: Vec<Vec<String>> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    let load = |rows: &[Vec<String>]| {
+        let mut out = csv::Writer::from_writer(Vec::new());
+        for row in rows {
+            out.write_record(row).unwrap();
+        }
+        let text = String::from_utf8(out.into_inner().unwrap()).unwrap();
+        let format = rosterd::config::SourceFormat::Csv;
+        rosterd::directory::load_from_str(&text, format, "workers.csv", Arc::clone(&schema), 100.0)
+            .unwrap()
+            .0
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261206);
+    let mut gone = Vec::new();
+    let mut before = load(&rows);
+    let mut incremental = engine::evaluate(&before, &rules, as_of());
+    let mut history = Vec::new();
+    let mut differences = 0;
+    for step in 0..40 {
+        let changes = rand::Rng::random_range(&mut rng, 1..=4);
+        for _ in 0..changes {
+            let what = hr_change(&mut rows, &mut gone, &mut rng);
+            history.push(format!("step {step}: {what}"));
+        }
+        let after = load(&rows);
+        let alignment = after.align(&before).expect("the same attributes");
+        incremental =
+            engine::evaluate_incremental(incremental, &before, &after, &alignment, &rules, as_of());
+        let full = engine::evaluate(&after, &rules, as_of());
+        for g in 0..rules.groups().len() {
+            if incremental.members(g) != full.members(g) {
+                differences += 1;
+                let mut diff = incremental.members(g).clone();
+                diff.symmetric_difference_with(full.members(g));
+                let who: Vec<String> = diff
+                    .ones()
+                    .map(|w| format!("{} (in full: {})", after.key(w), full.is_member(g, w)))
+                    .collect();
+                eprintln!(
+                    "step {step}: group {} differs for {}\n{}",
+                    rules.group(g).name,
+                    who.join(", "),
+                    history.join("\n")
+                );
+            }
+        }
+        assert_eq!(
+            incremental.eligible(),
+            full.eligible(),
+            "{}",
+            history.join("\n")
+        );
+        assert_eq!(
+            incremental.is_manager(),
+            full.is_manager(),
+            "{}",
+            history.join("\n")
+        );
+        before = after;
+    }
+    assert_eq!(
+        differences, 0,
+        "incremental evaluation differs from a full one"
+    );
+    assert!(history.len() >= 20, "{} changes", history.len());
+    for kind in [
+        "row is",
+        "is terminated",
+        "is rehired",
+        "now reports",
+        "is blanked",
+        "dates move",
+        "moves to",
+    ] {
+        assert!(
+            history.iter().any(|h| h.contains(kind)),
+            "the chain never had a change `{kind}`: {history:#?}"
+        );
     }
 }

@@ -2,7 +2,6 @@
 //! per worker. A million workers' departments are a few dozen strings and four bytes each;
 //! the columnar evaluator tests a predicate once per distinct value.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -54,22 +53,24 @@ pub struct ColumnBuilder {
     dict: Vec<Value>,
     codes: Vec<u32>,
     /// Hash → the first code with it; `next` chains codes whose values share a hash.
-    first: HashMap<u64, u32>,
+    first: rustc_hash::FxHashMap<u64, u32>,
     next: Vec<u32>,
 }
 
 impl ColumnBuilder {
     pub fn push(&mut self, value: Option<Value>) {
-        let Some(value) = value else {
-            self.codes.push(MISSING);
-            return;
-        };
+        let code = value.map_or(MISSING, |v| self.intern(v));
+        self.codes.push(code);
+    }
+
+    /// The code of `value`, adding it to the dictionary when it is new. A value interned for
+    /// a row that is then rejected stays in the dictionary, belonging to no worker.
+    pub fn intern(&mut self, value: Value) -> u32 {
         let h = hash(&value);
         let mut code = self.first.get(&h).copied().unwrap_or(MISSING);
         while code != MISSING {
             if self.dict[code as usize] == value {
-                self.codes.push(code);
-                return;
+                return code;
             }
             code = self.next[code as usize];
         }
@@ -77,7 +78,18 @@ impl ColumnBuilder {
         let chain = self.first.insert(h, new).unwrap_or(MISSING);
         self.next.push(chain);
         self.dict.push(value);
-        self.codes.push(new);
+        new
+    }
+
+    /// The next worker's value, by a code [`ColumnBuilder::intern`] gave (or [`MISSING`]).
+    pub fn push_code(&mut self, code: u32) {
+        debug_assert!(code == MISSING || (code as usize) < self.dict.len());
+        self.codes.push(code);
+    }
+
+    /// The value of a code [`ColumnBuilder::intern`] gave.
+    pub fn value(&self, code: u32) -> Option<&Value> {
+        self.dict.get(code as usize)
     }
 
     pub fn finish(self) -> Column {
@@ -89,7 +101,7 @@ impl ColumnBuilder {
 }
 
 fn hash(value: &Value) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = rustc_hash::FxHasher::default();
     match value {
         Value::Str(s) => (0u8, s).hash(&mut h),
         // Equal numbers other than 0.0 and -0.0 have equal bits; those two may end up as two

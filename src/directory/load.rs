@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::{AttrType, Attribute, Schema, Snapshot, SnapshotBuilder, Value};
+use super::{AttrType, Attribute, Schema, Snapshot, SnapshotBuilder, Value, MISSING};
 use crate::config::{DirectoryConfig, SourceFormat};
 
 #[derive(Debug, thiserror::Error)]
@@ -294,8 +294,8 @@ struct RowSink {
     columns: Vec<String>,
     rows: SnapshotBuilder,
     places: Vec<Place>,
-    /// Key → the place of the row that has it.
-    seen: HashMap<String, Place>,
+    /// Key (by its code in the key column) → the place of the row that has it.
+    seen: rustc_hash::FxHashMap<u32, Place>,
     issues: Vec<LoadIssue>,
     read: usize,
 }
@@ -307,7 +307,7 @@ impl RowSink {
             columns: schema.attrs().iter().map(|a| a.column.clone()).collect(),
             rows: SnapshotBuilder::new(Arc::clone(schema)),
             places: Vec::new(),
-            seen: HashMap::new(),
+            seen: rustc_hash::FxHashMap::default(),
             issues: Vec::new(),
             read: 0,
         }
@@ -326,28 +326,55 @@ impl RowSink {
     /// with one is a bad value, on both backends alike. The key is checked on its own.
     fn without_nul(&mut self, place: Place, row: &mut [Option<Value>]) {
         for (i, value) in row.iter_mut().enumerate() {
-            let has_nul = match value {
-                Some(Value::Str(s)) => i != self.key && s.contains('\0'),
-                Some(Value::List(items)) => items.iter().any(|s| s.contains('\0')),
-                _ => false,
-            };
-            if has_nul {
+            if i != self.key && value.as_ref().is_some_and(holds_nul) {
                 *value = None;
                 let column = self.columns[i].clone();
-                let msg = "the value holds a NUL character: value treated as missing".to_string();
-                self.issue(IssueKind::BadValue, place, Some(&column), msg);
+                self.issue(
+                    IssueKind::BadValue,
+                    place,
+                    Some(&column),
+                    NUL_VALUE.to_string(),
+                );
             }
         }
     }
 
+    /// A row of values in schema order (the Workday JSON reader's).
     fn push(&mut self, place: Place, mut row: Vec<Option<Value>>, key_column: &str) {
         self.without_nul(place, &mut row);
-        let key = match &row[self.key] {
-            Some(Value::Str(k)) => k.clone(),
+        let codes: Vec<u32> = row
+            .into_iter()
+            .enumerate()
+            .map(|(attr, v)| v.map_or(MISSING, |v| self.rows.intern(attr, v)))
+            .collect();
+        if let Some(key) = self.accepted_key(place, &codes, key_column) {
+            self.rows.push_codes(&codes, 0);
+            self.rows.forget_hashes();
+            self.seen.insert(key, place);
+            self.places.push(place);
+        }
+    }
+
+    /// A row of codes from [`SnapshotBuilder::intern`], with the digest of its text (the
+    /// CSV reader's: no value is copied for a row whose values were seen before).
+    fn push_codes(&mut self, place: Place, codes: &[u32], hash: u128, key_column: &str) {
+        if let Some(key) = self.accepted_key(place, codes, key_column) {
+            self.rows.push_codes(codes, hash);
+            self.seen.insert(key, place);
+            self.places.push(place);
+        }
+    }
+
+    /// The row's key code, when the row is kept: an empty key, a key with a control character
+    /// and a key seen before reject the row, and say so.
+    fn accepted_key(&mut self, place: Place, codes: &[u32], key_column: &str) -> Option<u32> {
+        let code = codes[self.key];
+        let key = match self.rows.value(self.key, code) {
+            Some(Value::Str(k)) if code != MISSING => k,
             _ => {
                 let msg = "empty key: row rejected".to_string();
                 self.issue(IssueKind::EmptyKey, place, Some(key_column), msg);
-                return;
+                return None;
             }
         };
         if let Some(c) = key.chars().find(|c| c.is_control()) {
@@ -358,19 +385,17 @@ impl RowSink {
                 u32::from(c)
             );
             self.issue(IssueKind::BadKey, place, Some(key_column), msg);
-            return;
+            return None;
         }
-        if let Some(first) = self.seen.get(&key) {
+        if let Some(first) = self.seen.get(&code) {
             let msg = format!(
                 "duplicate key `{}`, first seen at {first}: row rejected",
-                excerpt(&key)
+                excerpt(key)
             );
             self.issue(IssueKind::DuplicateKey, place, Some(key_column), msg);
-            return;
+            return None;
         }
-        self.seen.insert(key, place);
-        self.rows.push(row);
-        self.places.push(place);
+        Some(code)
     }
 }
 
@@ -403,9 +428,15 @@ fn read_csv(
         .collect();
     let indices = column_indices(schema, &headers, source_name)?;
     let key_column = schema.attr(schema.key()).column.clone();
-    let mut record = csv::StringRecord::new();
+    let mut record = csv::ByteRecord::new();
+    let mut texts: Vec<TextCodes> = schema
+        .attrs()
+        .iter()
+        .map(|_| TextCodes::default())
+        .collect();
+    let mut codes = vec![MISSING; schema.attrs().len()];
     loop {
-        match reader.read_record(&mut record) {
+        match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
@@ -425,20 +456,79 @@ fn read_csv(
             sink.issue(IssueKind::MalformedRow, place, None, msg);
             continue;
         }
-        let row = schema
-            .attrs()
-            .iter()
-            .zip(&indices)
-            .map(|(attr, &i)| {
-                parse_text(attr, &record[i]).unwrap_or_else(|reason| {
+        let mut digest = siphasher::sip128::SipHasher13::new();
+        for (a, (attr, &i)) in schema.attrs().iter().zip(&indices).enumerate() {
+            let raw = &record[i];
+            std::hash::Hasher::write(&mut digest, raw);
+            // Never in UTF-8: fields cannot run into each other.
+            std::hash::Hasher::write_u8(&mut digest, 0xff);
+            codes[a] = match texts[a].code(a, attr, a == sink.key, raw, &mut sink.rows) {
+                Ok(code) => code,
+                Err(reason) => {
                     sink.issue(IssueKind::BadValue, place, Some(&attr.column), reason);
-                    None
-                })
-            })
-            .collect();
-        sink.push(place, row, &key_column);
+                    MISSING
+                }
+            };
+        }
+        let hash = siphasher::sip128::Hasher128::finish128(&digest).into();
+        sink.push_codes(place, &codes, hash, &key_column);
     }
     Ok(())
+}
+
+/// One column's field texts and what each became: a text is parsed and checked once, however
+/// many rows have it. A column whose texts are mostly distinct (keys, emails, names) stops
+/// keeping them, so that they are not held twice.
+#[derive(Default)]
+struct TextCodes {
+    seen: rustc_hash::FxHashMap<Box<str>, Result<u32, String>>,
+    rows: usize,
+    distinct_mostly: bool,
+}
+
+impl TextCodes {
+    /// The code of the field `raw` of attribute `attr` (number `a`), or why it is bad.
+    fn code(
+        &mut self,
+        a: usize,
+        attr: &Attribute,
+        is_key: bool,
+        raw: &[u8],
+        rows: &mut SnapshotBuilder,
+    ) -> Result<u32, String> {
+        // A field of a text is text: the CSV reader splits at ASCII bytes only.
+        let raw = std::str::from_utf8(raw)
+            .map_err(|_| "the value is not UTF-8: value treated as missing".to_string())?;
+        self.rows += 1;
+        if let Some(known) = self.seen.get(raw) {
+            return known.clone();
+        }
+        let result = parse_text(attr, raw).and_then(|value| match value {
+            None => Ok(MISSING),
+            // A NUL character cannot be stored (PostgreSQL's text cannot hold it) nor shown:
+            // a value with one is a bad value. The key is checked on its own.
+            Some(v) if !is_key && holds_nul(&v) => Err(NUL_VALUE.to_string()),
+            Some(v) => Ok(rows.intern(a, v)),
+        });
+        if !self.distinct_mostly {
+            self.seen.insert(raw.into(), result.clone());
+            if self.rows >= 1024 && self.seen.len() * 2 > self.rows {
+                self.distinct_mostly = true;
+                self.seen = rustc_hash::FxHashMap::default();
+            }
+        }
+        result
+    }
+}
+
+const NUL_VALUE: &str = "the value holds a NUL character: value treated as missing";
+
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::Str(s) => s.contains('\0'),
+        Value::List(items) => items.iter().any(|s| s.contains('\0')),
+        _ => false,
+    }
 }
 
 /// For each attribute, the index of its column in `headers`.

@@ -9,7 +9,6 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use chrono::NaiveDate;
-use fixedbitset::FixedBitSet;
 
 use crate::config::DirectoryConfig;
 
@@ -194,11 +193,25 @@ pub struct Snapshot {
     columns: Vec<Column>,
     len: usize,
     /// The lookups and the chart are built on first use: a selection seldom needs them.
-    by_key: OnceLock<HashMap<String, WorkerId>>,
+    by_key: OnceLock<rustc_hash::FxHashMap<String, WorkerId>>,
     /// Lower-cased email → worker; emails held by several workers are left out.
     by_email: OnceLock<HashMap<String, WorkerId>>,
     /// Each worker's manager, when the reference names a worker of this snapshot.
     managers: OnceLock<Vec<Option<WorkerId>>>,
+    /// A digest of each worker's row as the export had it (CSV loads only): two snapshots
+    /// that both have them find the workers that changed by comparing these.
+    row_hashes: Option<Arc<Vec<u128>>>,
+}
+
+/// How a snapshot's workers relate to an earlier snapshot's ([`Snapshot::align`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alignment {
+    /// By worker: its index in the earlier snapshot, `None` for a worker new to it.
+    pub old: Vec<Option<WorkerId>>,
+    /// The workers that are new or whose values differ, in order.
+    pub changed: Vec<WorkerId>,
+    /// Each worker is at its earlier index (the earlier snapshot may have more after them).
+    pub same_order: bool,
 }
 
 /// Builds a snapshot row by row, encoding each value into its column as it comes, so that a
@@ -206,6 +219,8 @@ pub struct Snapshot {
 pub struct SnapshotBuilder {
     schema: Arc<Schema>,
     columns: Vec<ColumnBuilder>,
+    /// Each row's digest, while every row pushed has one.
+    hashes: Option<Vec<u128>>,
 }
 
 impl SnapshotBuilder {
@@ -213,7 +228,11 @@ impl SnapshotBuilder {
         let columns = (0..schema.attrs.len())
             .map(|_| ColumnBuilder::default())
             .collect();
-        SnapshotBuilder { schema, columns }
+        SnapshotBuilder {
+            schema,
+            columns,
+            hashes: Some(Vec::new()),
+        }
     }
 
     /// A row of values in schema order. Rows must have distinct, present keys (the loader
@@ -222,6 +241,34 @@ impl SnapshotBuilder {
         debug_assert_eq!(row.len(), self.columns.len());
         for (column, value) in self.columns.iter_mut().zip(row) {
             column.push(value);
+        }
+        self.hashes = None;
+    }
+
+    /// Rows pushed from now on have no digest: the snapshot will have none.
+    pub fn forget_hashes(&mut self) {
+        self.hashes = None;
+    }
+
+    /// The code of `value` in attribute `attr`'s dictionary, for [`SnapshotBuilder::push_codes`].
+    pub fn intern(&mut self, attr: AttrId, value: Value) -> u32 {
+        self.columns[attr].intern(value)
+    }
+
+    /// The value of a code [`SnapshotBuilder::intern`] gave.
+    pub fn value(&self, attr: AttrId, code: u32) -> Option<&Value> {
+        self.columns[attr].value(code)
+    }
+
+    /// A row of codes in schema order ([`MISSING`] for a missing value), with the digest of
+    /// the row's text; the same conditions as [`SnapshotBuilder::push`].
+    pub fn push_codes(&mut self, codes: &[u32], hash: u128) {
+        debug_assert_eq!(codes.len(), self.columns.len());
+        for (column, &code) in self.columns.iter_mut().zip(codes) {
+            column.push_code(code);
+        }
+        if let Some(hashes) = &mut self.hashes {
+            hashes.push(hash);
         }
     }
 
@@ -232,7 +279,12 @@ impl SnapshotBuilder {
             .into_iter()
             .map(ColumnBuilder::finish)
             .collect();
-        Snapshot::from_columns(self.schema, columns)
+        let mut snapshot = Snapshot::from_columns(self.schema, columns);
+        snapshot.row_hashes = self
+            .hashes
+            .filter(|h| h.len() == snapshot.len)
+            .map(Arc::new);
+        snapshot
     }
 }
 
@@ -252,10 +304,11 @@ impl Snapshot {
             by_key: OnceLock::new(),
             by_email: OnceLock::new(),
             managers: OnceLock::new(),
+            row_hashes: None,
         }
     }
 
-    fn keys(&self) -> &HashMap<String, WorkerId> {
+    fn keys(&self) -> &rustc_hash::FxHashMap<String, WorkerId> {
         self.by_key.get_or_init(|| {
             (0..self.len)
                 .map(|w| (self.key(w).to_string(), w))
@@ -283,25 +336,47 @@ impl Snapshot {
     }
 
     /// The workers whose values differ from `prev`'s, when both have the same workers in the
-    /// same order (what incremental evaluation needs); `None` when they do not.
+    /// same order; `None` when they do not. [`Snapshot::align`] also relates other orders.
     pub fn changed_since(&self, prev: &Snapshot) -> Option<Vec<WorkerId>> {
-        let same = self.len == prev.len
-            && self.schema.attrs.len() == prev.schema.attrs.len()
+        self.align(prev)
+            .filter(|a| a.same_order && prev.len == self.len)
+            .map(|a| a.changed)
+    }
+
+    /// How this snapshot's workers relate to `prev`'s (what incremental evaluation needs):
+    /// each one's place in `prev`, and those that are new or whose values differ. Rows are
+    /// compared by their digests when both snapshots have them, else value by value. `None`
+    /// when the two have different attributes.
+    pub fn align(&self, prev: &Snapshot) -> Option<Alignment> {
+        let same_schema = self.schema.attrs.len() == prev.schema.attrs.len()
             && (self.schema.attrs.iter().zip(&prev.schema.attrs))
-                .all(|(a, b)| a.name == b.name && a.ty == b.ty)
-            && (0..self.len).all(|w| self.key(w) == prev.key(w));
-        if !same {
+                .all(|(a, b)| a.name == b.name && a.ty == b.ty && a.column == b.column);
+        if !same_schema {
             return None;
         }
-        let mut changed = FixedBitSet::with_capacity(self.len);
-        for (now, then) in self.columns.iter().zip(&prev.columns) {
-            for w in 0..self.len {
-                if now.get(w) != then.get(w) {
-                    changed.insert(w);
-                }
-            }
-        }
-        Some(changed.ones().collect())
+        let same_order = self.len <= prev.len && (0..self.len).all(|w| self.key(w) == prev.key(w));
+        let old: Vec<Option<WorkerId>> = if same_order {
+            (0..self.len).map(Some).collect()
+        } else {
+            (0..self.len).map(|w| prev.by_key(self.key(w))).collect()
+        };
+        let hashes = match (&self.row_hashes, &prev.row_hashes) {
+            (Some(now), Some(then)) => Some((now, then)),
+            _ => None,
+        };
+        let differs = |w: WorkerId, o: WorkerId| match hashes {
+            Some((now, then)) => now[w] != then[o],
+            None => (self.columns.iter().zip(&prev.columns))
+                .any(|(now, then)| now.get(w) != then.get(o)),
+        };
+        let changed = (0..self.len)
+            .filter(|&w| old[w].is_none_or(|o| differs(w, o)))
+            .collect();
+        Some(Alignment {
+            old,
+            changed,
+            same_order,
+        })
     }
 
     /// Builds a snapshot from rows of values in schema order; see [`SnapshotBuilder`].

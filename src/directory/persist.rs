@@ -226,6 +226,23 @@ mod tests {
         assert_eq!(load(&workers).changed_since(&before), None);
         workers.pop();
         assert_eq!(load(&workers).changed_since(&before), None);
+
+        // Rows that moved, left or joined: each worker's earlier place, and the new ones.
+        let moved = load(&workers).align(&before).unwrap();
+        assert!(!moved.same_order);
+        assert_eq!(moved.old[3], Some(4));
+        assert_eq!(moved.old[4], Some(3));
+        assert_eq!(moved.old.len(), 199);
+        assert_eq!(moved.changed, vec![7, 150], "moving a row is no change");
+        let mut joined = generate::generate(201, 5);
+        joined[200].id = "NEW-1".into();
+        workers.push(joined.pop().unwrap());
+        let grown = load(&workers).align(&before).unwrap();
+        assert_eq!(grown.old[199], None);
+        assert_eq!(grown.changed, vec![7, 150, 199]);
+        // Without row digests (a snapshot read back from the store), values are compared.
+        let stored = Snapshot::from_rows_json(schema.clone(), &before.to_rows()).unwrap();
+        assert_eq!(load(&workers).align(&stored).unwrap(), grown);
     }
 
     #[test]

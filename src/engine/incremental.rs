@@ -16,31 +16,31 @@ use chrono::NaiveDate;
 use fixedbitset::FixedBitSet;
 
 use super::{columnar, eval, full, managers_of, resolve, Evaluation};
-use crate::directory::{Snapshot, WorkerId};
+use crate::directory::{Alignment, Snapshot, WorkerId};
 use crate::rules::{GroupKind, PersonEntry, RuleSet};
 
-/// `prev` evaluated `prev_snapshot` with `rules` on `as_of`; `snapshot` has the same workers
-/// in the same order and differs from it only in the workers `changed`, as
-/// [`Snapshot::changed_since`] finds them (which is `None` otherwise: then evaluate fully).
-/// Another date or another number of workers or groups gets a full evaluation.
+/// `prev` evaluated `prev_snapshot` with `rules` on `as_of`; `alignment` relates `snapshot`'s
+/// workers to `prev_snapshot`'s ([`Snapshot::align`]): workers may have joined, left or
+/// moved within the export. Another date or another number of groups gets a full evaluation.
 pub fn evaluate_incremental(
     prev: Evaluation,
     prev_snapshot: &Snapshot,
     snapshot: &Snapshot,
-    changed: &[WorkerId],
+    alignment: &Alignment,
     rules: &RuleSet,
     as_of: NaiveDate,
 ) -> Evaluation {
     let n = snapshot.len();
-    let same_workers = prev.as_of == as_of
-        && prev_snapshot.len() == n
-        && prev.members.len() == rules.groups().len();
-    debug_assert!((0..n).all(|w| prev_snapshot.key(w) == snapshot.key(w)));
-    if !same_workers {
+    let comparable = prev.as_of == as_of
+        && prev.members.len() == rules.groups().len()
+        && prev.eligible.len() == prev_snapshot.len()
+        && alignment.old.len() == n;
+    if !comparable {
         return super::evaluate(snapshot, rules, as_of);
     }
-    let mut prev = prev;
-    let changed: Vec<WorkerId> = changed.iter().copied().filter(|&w| w < n).collect();
+    let map = Renumbering::new(alignment, prev_snapshot.len());
+    let mut prev = map.apply(prev, n);
+    let changed = &alignment.changed;
     // Eligibility of the changed workers.
     let none = FixedBitSet::with_capacity(n);
     if let Some(expr) = rules.eligibility() {
@@ -51,7 +51,7 @@ pub fn evaluate_incremental(
             members: &[],
             part: None,
         };
-        for &w in &changed {
+        for &w in changed {
             prev.eligible.set(w, eval::truth(expr, w, &ctx));
         }
     } else {
@@ -60,9 +60,9 @@ pub fn evaluate_incremental(
     let is_manager = managers_of(snapshot, &prev.eligible);
     let affected = affected(
         &prev,
-        prev_snapshot,
-        snapshot,
-        &changed,
+        (prev_snapshot, snapshot),
+        &map,
+        changed,
         &is_manager,
         rules,
         as_of,
@@ -74,11 +74,78 @@ pub fn evaluate_incremental(
     update(prev, snapshot, &affected, rules, as_of)
 }
 
-/// The workers whose memberships may differ, in order.
+/// The earlier snapshot's workers in the new one's numbering.
+struct Renumbering {
+    /// By earlier index: the new index, or `u32::MAX` for a worker who left. Empty when
+    /// every worker kept its index (the common case: nobody left or moved).
+    new: Vec<u32>,
+}
+
+impl Renumbering {
+    fn new(alignment: &Alignment, prev_len: usize) -> Renumbering {
+        if alignment.same_order && alignment.old.len() >= prev_len {
+            return Renumbering { new: Vec::new() };
+        }
+        let mut new = vec![u32::MAX; prev_len];
+        for (w, o) in alignment.old.iter().enumerate() {
+            if let Some(o) = o {
+                new[*o] = w as u32;
+            }
+        }
+        Renumbering { new }
+    }
+
+    fn is_identity(&self) -> bool {
+        self.new.is_empty()
+    }
+
+    fn of(&self, old: WorkerId) -> Option<WorkerId> {
+        if self.is_identity() {
+            return Some(old);
+        }
+        match self.new[old] {
+            u32::MAX => None,
+            w => Some(w as WorkerId),
+        }
+    }
+
+    /// A set of earlier workers as a set of `n` new ones.
+    fn bits(&self, old: &FixedBitSet, n: usize) -> FixedBitSet {
+        let mut out = FixedBitSet::with_capacity(n);
+        if self.is_identity() {
+            out.as_mut_slice()[..old.as_slice().len()].copy_from_slice(old.as_slice());
+            return out;
+        }
+        for o in old.ones() {
+            if let Some(w) = self.of(o) {
+                out.insert(w);
+            }
+        }
+        out
+    }
+
+    /// The evaluation in the new numbering; workers new to it are in no set.
+    fn apply(&self, prev: Evaluation, n: usize) -> Evaluation {
+        if self.is_identity() && prev.eligible.len() == n {
+            return prev;
+        }
+        Evaluation {
+            as_of: prev.as_of,
+            eligible: self.bits(&prev.eligible, n),
+            is_manager: self.bits(&prev.is_manager, n),
+            members: prev.members.iter().map(|m| self.bits(m, n)).collect(),
+            rule_sets: (prev.rule_sets.iter())
+                .map(|r| r.as_ref().map(|r| self.bits(r, n)))
+                .collect(),
+        }
+    }
+}
+
+/// The workers whose memberships may differ, in order, by new index.
 fn affected(
     prev: &Evaluation,
-    prev_snapshot: &Snapshot,
-    snapshot: &Snapshot,
+    (prev_snapshot, snapshot): (&Snapshot, &Snapshot),
+    map: &Renumbering,
     changed: &[WorkerId],
     is_manager: &FixedBitSet,
     rules: &RuleSet,
@@ -88,35 +155,44 @@ fn affected(
     let mut flipped = is_manager.clone();
     flipped.symmetric_difference_with(&prev.is_manager);
     out.extend(flipped.ones());
-    let moved: Vec<WorkerId> = changed
-        .iter()
-        .copied()
-        .filter(|&w| prev_snapshot.manager(w) != snapshot.manager(w))
-        .collect();
+    // Workers whose manager (as resolved in each export) is another one now. With the same
+    // workers in the same places only a changed row can change it; otherwise any row can
+    // (its manager left, or joined).
+    let moved_of = |w: WorkerId, o: WorkerId| match prev_snapshot.manager(o) {
+        None => snapshot.manager(w).is_some(),
+        // A manager who left is no manager now, but a change all the same.
+        Some(m) => map.of(m).is_none() || map.of(m) != snapshot.manager(w),
+    };
+    let moved: Vec<WorkerId> = if map.is_identity() && snapshot.len() == prev_snapshot.len() {
+        changed
+            .iter()
+            .copied()
+            .filter(|&w| moved_of(w, w))
+            .collect()
+    } else {
+        let old = old_positions(map, snapshot.len());
+        (0..snapshot.len())
+            .filter(|&w| old[w].is_none_or(|o| moved_of(w, o)))
+            .collect()
+    };
+    out.extend(moved.iter().copied());
     if !moved.is_empty() {
-        for s in [prev_snapshot, snapshot] {
-            let mut children = vec![Vec::new(); s.len()];
-            for (w, m) in s.managers().iter().enumerate() {
-                if let Some(m) = m {
-                    children[*m].push(w);
-                }
-            }
-            let mut stack = moved.clone();
-            while let Some(w) = stack.pop() {
-                for &c in &children[w] {
-                    if out.insert(c) {
-                        stack.push(c);
-                    }
-                }
-            }
-        }
+        // Everyone below a moved worker, in the new chart and (by earlier index) the old one.
+        let below_now = descendants(snapshot.managers(), moved.iter().copied());
+        out.extend(below_now);
+        let old = old_positions(map, snapshot.len());
+        let below_then = descendants(
+            prev_snapshot.managers(),
+            moved.iter().filter_map(|&w| old[w]),
+        );
+        out.extend(below_then.into_iter().filter_map(|o| map.of(o)));
     }
     // An entry names the same worker by key in both; by email, a changed email may move it.
     for group in rules.groups() {
         for entries in [&group.include, &group.exclude, &group.members] {
             for entry in entries.iter().filter(|e| e.active_on(as_of)) {
                 let (then, now) = (
-                    resolve(&entry.who, prev_snapshot),
+                    resolve(&entry.who, prev_snapshot).and_then(|o| map.of(o)),
                     resolve(&entry.who, snapshot),
                 );
                 if then != now {
@@ -127,6 +203,43 @@ fn affected(
         }
     }
     out.into_iter().collect()
+}
+
+/// By new index: the earlier index, from the renumbering (the identity when it is one).
+fn old_positions(map: &Renumbering, n: usize) -> Vec<Option<WorkerId>> {
+    if map.is_identity() {
+        return (0..n).map(Some).collect();
+    }
+    let mut old = vec![None; n];
+    for (o, &w) in map.new.iter().enumerate() {
+        if w != u32::MAX {
+            old[w as usize] = Some(o);
+        }
+    }
+    old
+}
+
+/// Every worker below `from` in the chart `managers`.
+fn descendants(
+    managers: &[Option<WorkerId>],
+    from: impl Iterator<Item = WorkerId>,
+) -> BTreeSet<WorkerId> {
+    let mut children = vec![Vec::new(); managers.len()];
+    for (w, m) in managers.iter().enumerate() {
+        if let Some(m) = m {
+            children[*m].push(w);
+        }
+    }
+    let mut out = BTreeSet::new();
+    let mut stack: Vec<WorkerId> = from.collect();
+    while let Some(w) = stack.pop() {
+        for &c in &children[w] {
+            if out.insert(c) {
+                stack.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// Evaluates the affected workers over a snapshot of just them, on two threads as a full
