@@ -124,6 +124,16 @@ pub struct DaemonConfig {
     /// as they are accepted, so that one client cannot take the others' connections.
     #[serde(default = "default_api_max_connections_per_client")]
     pub api_max_connections_per_client: u64,
+    /// A run evaluates only the workers the export changed (and those their change
+    /// reaches), from what the run before it kept; every this many runs it also evaluates
+    /// everyone and compares, and a difference fails the run loudly. 1 evaluates everyone
+    /// every run.
+    #[serde(default = "default_full_evaluation_every")]
+    pub full_evaluation_every: u32,
+}
+
+fn default_full_evaluation_every() -> u32 {
+    24
 }
 
 /// What is removed with age, after each run that succeeds. Never the audit: every
@@ -174,6 +184,7 @@ impl Default for DaemonConfig {
             api_header_timeout_seconds: default_api_header_timeout_seconds(),
             api_max_connections: default_api_max_connections(),
             api_max_connections_per_client: default_api_max_connections_per_client(),
+            full_evaluation_every: default_full_evaluation_every(),
         }
     }
 }
@@ -265,6 +276,11 @@ impl DaemonConfig {
             "daemon.api_max_connections_per_client",
             self.api_max_connections_per_client,
             1..=100_000,
+        )?;
+        in_range(
+            "daemon.full_evaluation_every",
+            u64::from(self.full_evaluation_every),
+            1..=10_000,
         )?;
         Ok(())
     }

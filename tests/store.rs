@@ -1185,3 +1185,151 @@ async fn a_superseded_leaders_run_writes_nothing() {
     a.close().await;
     b.close().await;
 }
+
+/// The sample organisation (config, export, rules) in a temporary folder, on SQLite.
+fn sample_install() -> (tempfile::TempDir, TestDb) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::sqlite_db();
+    let config: String = std::fs::read_to_string(root.join("rosterd.yaml"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("database:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(
+        dir.path().join("rosterd.yaml"),
+        format!("database: {}\n{config}", db.url),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("sample")).unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(root.join("rules"))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    (dir, db)
+}
+
+/// Every group's stored members, by key.
+async fn stored_members(store: &Store) -> BTreeMap<String, Vec<String>> {
+    let state = store.member_state().await.unwrap();
+    state
+        .groups
+        .iter()
+        .map(|(name, g)| {
+            let mut keys: Vec<String> = g
+                .members
+                .iter()
+                .map(|id| state.workers.key(id).unwrap().to_string())
+                .collect();
+            keys.sort();
+            (name.clone(), keys)
+        })
+        .collect()
+}
+
+/// A run that evaluates from what the run before it kept (as the daemon's do) stores exactly
+/// what a run of a fresh process stores, along a chain of HR changes: the same membership
+/// changes, members and snapshot differences. One in three is also checked in full.
+#[tokio::test]
+async fn a_run_from_what_the_last_one_kept_stores_what_a_cold_run_stores() {
+    use rand::SeedableRng as _;
+    let (warm_dir, warm_db) = sample_install();
+    let (cold_dir, cold_db) = sample_install();
+    let warm_store = Store::open(&warm_db.url).await.unwrap();
+    let cold_store = Store::open(&cold_db.url).await.unwrap();
+    let inputs_of = |dir: &std::path::Path| {
+        let config = rosterd::config::Config::load(&dir.join("rosterd.yaml")).unwrap();
+        let schema = rosterd::directory::Schema::from_config(&config.directory);
+        let rules = rosterd::rules::load(
+            &config.rules.dir,
+            &rosterd::rules::Context::from_config(&config, &schema),
+        )
+        .unwrap();
+        (std::sync::Arc::new(config), std::sync::Arc::new(rules))
+    };
+    let mut rows = common::hr::sample_rows();
+    let mut gone = Vec::new();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut warm = rosterd::cycle::Warm::new(3);
+    // The rules are loaded once, as the daemon holds them between runs.
+    let (warm_config, warm_rules) = inputs_of(warm_dir.path());
+    let mut history = Vec::new();
+    for step in 0..24 {
+        if step > 0 {
+            for _ in 0..rand::Rng::random_range(&mut rng, 1..=4) {
+                history.push(common::hr::change(&mut rows, &mut gone, &mut rng));
+            }
+        }
+        let text = common::hr::csv_text(&rows);
+        for dir in [&warm_dir, &cold_dir] {
+            std::fs::write(dir.path().join("sample/workers.csv"), &text).unwrap();
+        }
+        let (cold_config, cold_rules) = inputs_of(cold_dir.path());
+        let inputs = |config, rules| rosterd::cycle::Inputs {
+            config,
+            rules,
+            as_of: common::hr::as_of(),
+            now: rosterd::clock::now_utc(),
+            kind: "sync",
+        };
+        let kept = rosterd::cycle::run_warm(
+            &inputs(warm_config.clone(), warm_rules.clone()),
+            &warm_store,
+            &mut warm,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("step {step}: {e}\n{}", history.join("\n")));
+        let cold = rosterd::cycle::run(&inputs(cold_config, cold_rules), &cold_store)
+            .await
+            .unwrap();
+        let counts = |o: &Outcome| match o {
+            Outcome::Applied {
+                added,
+                removed,
+                memberships,
+                snapshot_id,
+                ..
+            } => (*added, *removed, *memberships, *snapshot_id),
+            Outcome::Held { .. } => panic!("step {step}: held\n{}", history.join("\n")),
+        };
+        let (k, c) = (counts(&kept), counts(&cold));
+        assert_eq!(k, c, "step {step}:\n{}", history.join("\n"));
+        assert_eq!(
+            stored_members(&warm_store).await,
+            stored_members(&cold_store).await,
+            "step {step}"
+        );
+        if let (Some(a), Some(b)) = (k.3, c.3) {
+            let changes = |s: Vec<rosterd::store::SnapshotChange>| -> Vec<String> {
+                s.iter()
+                    .map(|c| {
+                        format!(
+                            "{} {} {:?} {:?} {:?}",
+                            c.worker_key, c.change, c.attribute, c.old_value, c.new_value
+                        )
+                    })
+                    .collect()
+            };
+            assert_eq!(
+                changes(warm_store.snapshot_changes(a).await.unwrap()),
+                changes(cold_store.snapshot_changes(b).await.unwrap()),
+                "step {step}: the snapshot's changes"
+            );
+            assert_eq!(
+                warm_store.snapshot_workers(a).await.unwrap(),
+                cold_store.snapshot_workers(b).await.unwrap(),
+                "step {step}: the snapshot's workers"
+            );
+        }
+    }
+    assert!(history.len() >= 20);
+    assert_eq!(
+        warm.incremental_runs(),
+        23,
+        "every run after the first evaluated from the one before"
+    );
+}

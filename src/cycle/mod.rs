@@ -15,12 +15,14 @@ use crate::store::{Store, StoreError};
 
 mod diff;
 mod run;
+mod warm;
 
 pub use diff::{
     changes, planned_changes, removed_group_changes, run_changes, KeyOrder, Numbering,
     PlannedChange, StoredSide,
 };
-pub use run::run;
+pub use run::{run, run_warm};
+pub use warm::Warm;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CycleError {
@@ -32,6 +34,8 @@ pub enum CycleError {
     Store(#[from] StoreError),
     #[error("stored snapshot {id} cannot be read: {message}")]
     Corrupt { id: i64, message: String },
+    #[error("incremental evaluation differs from a full one ({}), {runs} runs after the last full one: this run stores nothing, and the next one evaluates in full\nhelp: this is a bug in rosterd; please report it with the two exports if you can", differences.join(", "))]
+    IncrementalDiffers { differences: Vec<String>, runs: u32 },
 }
 
 /// What a cycle did.

@@ -6,10 +6,11 @@
 use std::sync::Arc;
 
 use super::diff::total_members;
+use super::warm::{self, Kept, Made, Warm};
 use super::{failsafe, inputs_digest, run_changes, same_as_last_run};
 use super::{CycleError, Inputs, Outcome};
 use crate::directory::{self, ChangeKind, Schema, Snapshot};
-use crate::engine::{self, Evaluation};
+use crate::engine;
 use crate::store::{
     NewSnapshot, RunChanges, RunCommit, RunStatus, SnapshotChange, SnapshotStatus, SnapshotUse,
     Store, StoreError, SNAPSHOT_CHAIN,
@@ -31,17 +32,34 @@ struct Chosen {
     usage: SnapshotUse,
     warning: Option<String>,
     /// Already made for the failsafe, when the snapshot is new.
-    evaluation: Option<Evaluation>,
+    made: Option<Made>,
+    /// What the last run kept, when nothing was evaluated yet.
+    kept: Option<Kept>,
 }
 
-/// Refreshes, evaluates and records one run.
+/// Refreshes, evaluates and records one run, from nothing kept: a process that runs once.
 pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleError> {
+    run_warm(inputs, store, &mut Warm::default()).await
+}
+
+/// Refreshes, evaluates and records one run, from what the last run of this process kept
+/// (see [`Warm`]), and keeps what the next one needs.
+pub async fn run_warm(
+    inputs: &Inputs<'_>,
+    store: &Store,
+    warm: &mut Warm,
+) -> Result<Outcome, CycleError> {
     let started = crate::clock::stamp(inputs.now);
     let digests = Digests::of(inputs).await;
-    let chosen = match choose_snapshot(inputs, store, &digests).await {
+    let kept = warm.take();
+    let every = warm.full_evaluation_every;
+    let chosen = match choose_snapshot(inputs, store, &digests, kept, every).await {
         Ok(Choice::Evaluate(chosen)) => *chosen,
         // Held, or nothing to evaluate: the run is recorded already.
-        Ok(Choice::Done(done)) => {
+        Ok(Choice::Done(done, kept)) => {
+            if let Some(kept) = kept {
+                warm.keep(kept, false);
+            }
             if let Outcome::Applied { .. } = done {
                 prune(inputs, store).await;
             }
@@ -59,15 +77,20 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
         snapshot,
         usage,
         warning,
-        evaluation,
+        made,
+        kept,
     } = chosen;
     let (rules, as_of) = (Arc::clone(&inputs.rules), inputs.as_of);
-    let (violations, changes, memberships) = off_runtime(move || {
+    let compared = off_runtime(move || {
         let phase = Phase::start();
-        let evaluation = evaluation.unwrap_or_else(|| engine::evaluate(&snapshot, &rules, as_of));
+        let made = match made {
+            Some(made) => made,
+            None => warm::evaluate(kept, &snapshot, &rules, as_of, every)?,
+        };
         phase.done("evaluate");
+        let evaluation = &made.evaluation;
         let phase = Phase::start();
-        let violations = engine::guardrails::check(&snapshot, &rules, &evaluation);
+        let violations = engine::guardrails::check(&snapshot, &rules, evaluation);
         for v in &violations {
             tracing::warn!(
                 guardrail = %v.guardrail,
@@ -79,11 +102,23 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
         }
         phase.done("check the guardrails");
         let phase = Phase::start();
-        let changes = run_changes(&snapshot, &rules, &evaluation, stored);
+        let changes = run_changes(&snapshot, &rules, evaluation, stored);
         phase.done("compare");
-        (violations, changes, total_members(&evaluation, &rules))
+        let memberships = total_members(evaluation, &rules);
+        Ok::<_, CycleError>((violations, changes, memberships, made, snapshot))
     })
     .await;
+    let (violations, changes, memberships, made, snapshot) = match compared {
+        Ok(compared) => compared,
+        Err(e) => {
+            record_failure(inputs, store, &digests, &started, &e).await?;
+            return Err(e);
+        }
+    };
+    let existing = match &usage {
+        SnapshotUse::Existing(id) | SnapshotUse::Promote(id) => Some(*id),
+        SnapshotUse::New(_) | SnapshotUse::None => None,
+    };
     let commit = RunCommit {
         kind: inputs.kind.to_string(),
         started_at: started,
@@ -103,6 +138,17 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
     let phase = Phase::start();
     let (run_id, snapshot_id) = store.commit_run(&commit).await?;
     phase.done("store the run");
+    if let Some(id) = snapshot_id.or(existing) {
+        let incremental = made.earlier.is_some();
+        let kept = Kept {
+            snapshot_id: id,
+            rules: Arc::clone(&inputs.rules),
+            snapshot,
+            evaluation: made.evaluation,
+            since_full: made.since_full,
+        };
+        warm.keep(kept, incremental);
+    }
     prune(inputs, store).await;
     Ok(Outcome::Applied {
         run_id,
@@ -120,8 +166,8 @@ enum Choice {
     /// Evaluate this snapshot.
     Evaluate(Box<Chosen>),
     /// The run is over before any evaluation, and recorded: the failsafe holds the export, or
-    /// nothing changed since the last run.
-    Done(Outcome),
+    /// nothing changed since the last run (and what was kept still holds).
+    Done(Outcome, Option<Kept>),
 }
 
 /// Which snapshot this run evaluates: the export fetched now, the last good one when the
@@ -130,6 +176,8 @@ async fn choose_snapshot(
     inputs: &Inputs<'_>,
     store: &Store,
     digests: &Digests,
+    kept: Option<Kept>,
+    every: u32,
 ) -> Result<Choice, CycleError> {
     let dir = &inputs.config.directory;
     let schema = Arc::new(Schema::from_config(dir));
@@ -139,7 +187,7 @@ async fn choose_snapshot(
         // It answered with what is not an export: the run fails, and says so.
         Err(e) if e.is_bad_answer() => return Err(e.into()),
         Err(e) => {
-            return keep_last_good(store, schema, e)
+            return keep_last_good(store, schema, e, kept)
                 .await
                 .map(|c| Choice::Evaluate(Box::new(c)))
         }
@@ -158,15 +206,18 @@ async fn choose_snapshot(
             );
             let (run_id, _) =
                 record_held(inputs, store, digests, SnapshotUse::Existing(s.id), &reason).await?;
-            return Ok(Choice::Done(Outcome::Held {
-                run_id,
-                snapshot_id: s.id,
-                reason,
-            }));
+            return Ok(Choice::Done(
+                Outcome::Held {
+                    run_id,
+                    snapshot_id: s.id,
+                    reason,
+                },
+                kept,
+            ));
         }
         Some(s) if s.status == SnapshotStatus::Current => {
             if let Some(done) = unchanged(inputs, store, digests, s.id).await? {
-                return Ok(Choice::Done(done));
+                return Ok(Choice::Done(done, kept));
             }
             Some(SnapshotUse::Existing(s.id))
         }
@@ -190,22 +241,37 @@ async fn choose_snapshot(
             snapshot,
             usage,
             warning: None,
-            evaluation: None,
+            made: None,
+            kept,
         })));
     }
     let current = store.current_snapshot().await?;
     let (rules, as_of) = (Arc::clone(&inputs.rules), inputs.as_of);
-    let (snapshot, evaluation, rows) = off_runtime(move || {
+    let current_id = current.as_ref().map(|c| c.id);
+    let chain = chain_of(current.as_ref());
+    let (snapshot, made, rows) = off_runtime(move || {
         let phase = Phase::start();
-        let evaluation = engine::evaluate(&snapshot, &rules, as_of);
+        let made = warm::evaluate(kept, &snapshot, &rules, as_of, every)?;
         phase.done("evaluate");
         let phase = Phase::start();
-        let rows = snapshot.to_rows();
+        // From the kept snapshot when it is the one in force: only the rows that changed
+        // are written and compared.
+        let rows = match made.earlier.as_ref() {
+            Some(e) if Some(e.snapshot_id) == current_id => {
+                let (before, after) = warm::changed_rows(e, &snapshot);
+                let changes = directory::diff_rows(&before, &after);
+                let total = snapshot.len();
+                Rows::Form(form_of(changes, &after, total, chain, || {
+                    snapshot.to_rows()
+                }))
+            }
+            _ => Rows::All(snapshot.to_rows()),
+        };
         phase.done("serialize the snapshot");
-        (snapshot, evaluation, rows)
+        Ok::<_, CycleError>((snapshot, made, rows))
     })
-    .await;
-    let eligible = evaluation.eligible().count_ones(..) as i64;
+    .await?;
+    let eligible = made.evaluation.eligible().count_ones(..) as i64;
     let hold_reason = failsafe(
         eligible,
         current.as_ref().map(|c| c.eligible),
@@ -228,14 +294,25 @@ async fn choose_snapshot(
     if let Some(reason) = hold_reason {
         return Ok(Choice::Done(
             hold_new(inputs, store, digests, new, &reason).await?,
+            None,
         ));
     }
     Ok(Choice::Evaluate(Box::new(Chosen {
         snapshot,
         usage: SnapshotUse::New(Box::new(new)),
         warning: None,
-        evaluation: Some(evaluation),
+        made: Some(made),
+        kept: None,
     })))
+}
+
+/// A new snapshot's rows, to compare with the one in force.
+enum Rows {
+    /// Every worker's.
+    All(Vec<(String, String)>),
+    /// The stored form already made from the rows of the workers who changed, joined or
+    /// left ([`warm::changed_rows`]): the others are the same in both.
+    Form(StoredForm),
 }
 
 /// The rows a new snapshot is stored with, the snapshot it is a difference from (and the
@@ -245,56 +322,77 @@ async fn choose_snapshot(
 async fn stored_form(
     store: &Store,
     current: Option<&crate::store::SnapshotInfo>,
-    rows: Vec<(String, String)>,
+    rows: Rows,
 ) -> Result<StoredForm, CycleError> {
+    let chain = chain_of(current);
+    let rows = match rows {
+        Rows::Form(form) => return Ok(form),
+        Rows::All(rows) => rows,
+    };
     let phase = Phase::start();
     let before = match current {
         Some(c) => store.snapshot_workers(c.id).await?,
         None => Vec::new(),
     };
     phase.done("read the current snapshot");
-    let chain = current
-        .filter(|c| c.depth + 1 < SNAPSHOT_CHAIN)
-        .map(|c| (c.id, c.depth + 1));
     Ok(off_runtime(move || {
         let phase = Phase::start();
         let changes = directory::diff_rows(&before, &rows);
         drop(before);
-        let (worker_rows, base) = match chain {
-            Some(base) => {
-                // The workers who joined or changed, from the diff just made.
-                let touched: std::collections::HashSet<&str> = changes
-                    .iter()
-                    .filter(|c| c.change != ChangeKind::Left)
-                    .map(|c| c.key.as_str())
-                    .collect();
-                let changed: Vec<(String, String)> = rows
-                    .iter()
-                    .filter(|(key, _)| touched.contains(key.as_str()))
-                    .cloned()
-                    .collect();
-                if changed.len() * 2 <= rows.len() {
-                    (changed, Some(base))
-                } else {
-                    (rows, None)
-                }
-            }
-            None => (rows, None),
-        };
+        let total = rows.len();
+        let form = form_of(changes, &rows, total, chain, || rows.clone());
         phase.done("compare with the current snapshot");
-        let changes = changes
-            .into_iter()
-            .map(|c| SnapshotChange {
-                worker_key: c.key,
-                change: c.change,
-                attribute: c.attribute,
-                old_value: c.old_value,
-                new_value: c.new_value,
-            })
-            .collect();
-        (worker_rows, base, changes)
+        form
     })
     .await)
+}
+
+/// How deep a new snapshot's difference would be, and from which snapshot: `None` when it
+/// must be stored whole.
+fn chain_of(current: Option<&crate::store::SnapshotInfo>) -> Option<(i64, i64)> {
+    current
+        .filter(|c| c.depth + 1 < SNAPSHOT_CHAIN)
+        .map(|c| (c.id, c.depth + 1))
+}
+
+/// [`stored_form`] from the changes already found: the `rows` that changed or joined (a
+/// superset of them will do), stored as a difference from `chain` when they are at most half
+/// of the `total` workers, else the rows `whole` gives.
+fn form_of(
+    changes: Vec<directory::WorkerChange>,
+    rows: &[(String, String)],
+    total: usize,
+    chain: Option<(i64, i64)>,
+    whole: impl FnOnce() -> Vec<(String, String)>,
+) -> StoredForm {
+    // The workers who joined or changed, from the diff just made.
+    let touched: std::collections::HashSet<&str> = changes
+        .iter()
+        .filter(|c| c.change != ChangeKind::Left)
+        .map(|c| c.key.as_str())
+        .collect();
+    let (worker_rows, base) = match chain {
+        Some(base) if touched.len() * 2 <= total => {
+            let changed: Vec<(String, String)> = rows
+                .iter()
+                .filter(|(key, _)| touched.contains(key.as_str()))
+                .cloned()
+                .collect();
+            (changed, Some(base))
+        }
+        _ => (whole(), None),
+    };
+    let changes = changes
+        .into_iter()
+        .map(|c| SnapshotChange {
+            worker_key: c.key,
+            change: c.change,
+            attribute: c.attribute,
+            old_value: c.old_value,
+            new_value: c.new_value,
+        })
+        .collect();
+    (worker_rows, base, changes)
 }
 
 /// What [`stored_form`] gives: the rows, the base and depth, the changes.
@@ -420,10 +518,25 @@ async fn keep_last_good(
     store: &Store,
     schema: Arc<Schema>,
     error: crate::fetch::FetchError,
+    kept: Option<Kept>,
 ) -> Result<Chosen, CycleError> {
     let Some(current) = store.current_snapshot().await? else {
         return Err(error.into());
     };
+    let warning = Some(format!(
+        "{error}: evaluated the last good snapshot {}",
+        current.id
+    ));
+    // The snapshot in force is the one kept: nothing to read back.
+    if let Some(kept) = kept.filter(|k| k.snapshot_id == current.id) {
+        return Ok(Chosen {
+            snapshot: kept.snapshot.clone(),
+            usage: SnapshotUse::Existing(current.id),
+            warning,
+            made: None,
+            kept: Some(kept),
+        });
+    }
     let rows = store.snapshot_workers(current.id).await?;
     let snapshot = off_runtime(move || Snapshot::from_rows_json(schema, &rows))
         .await
@@ -434,11 +547,9 @@ async fn keep_last_good(
     Ok(Chosen {
         snapshot,
         usage: SnapshotUse::Existing(current.id),
-        warning: Some(format!(
-            "{error}: evaluated the last good snapshot {}",
-            current.id
-        )),
-        evaluation: None,
+        warning,
+        made: None,
+        kept: None,
     })
 }
 

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::config::Config;
 use crate::push::{self, Desired};
@@ -140,6 +140,8 @@ pub struct Shared {
     console: Option<Arc<ui::Console>>,
     /// The store's worker numbering as last read (it only grows), for the console's pages.
     worker_ids: tokio::sync::Mutex<Arc<crate::store::WorkerIds>>,
+    /// What the last run kept for the next (the snapshot in force and its evaluation).
+    warm: tokio::sync::Mutex<crate::cycle::Warm>,
 }
 
 /// What is in force, read as one.
@@ -236,6 +238,28 @@ async fn evaluated(shared: &Shared) -> Result<Option<Arc<Evaluated>>, DaemonErro
 }
 
 impl Shared {
+    /// The run's evaluation of the snapshot in force, for the console and explain: they
+    /// then need not read the snapshot back and evaluate it again.
+    fn keep_evaluated(&self, warm: &crate::cycle::Warm, rules: &Arc<RuleSet>, as_of: NaiveDate) {
+        let Some((snapshot_id, snapshot, evaluation)) = warm.evaluated(rules, as_of) else {
+            return;
+        };
+        let mut cached = crate::locks::lock(&self.evaluated);
+        if cached.as_ref().is_some_and(|e| {
+            e.snapshot_id == snapshot_id
+                && Arc::ptr_eq(&e.rules, rules)
+                && e.evaluation.as_of == as_of
+        }) {
+            return;
+        }
+        *cached = Some(Arc::new(Evaluated {
+            snapshot_id,
+            rules: Arc::clone(rules),
+            snapshot: snapshot.clone(),
+            evaluation: evaluation.clone(),
+        }));
+    }
+
     /// The store's worker numbering now: the one kept, plus the workers numbered since.
     async fn worker_ids(&self) -> Result<Arc<crate::store::WorkerIds>, crate::store::StoreError> {
         let mut kept = self.worker_ids.lock().await;
@@ -521,6 +545,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), DaemonError> {
         token,
         console,
         worker_ids: tokio::sync::Mutex::new(Arc::default()),
+        warm: tokio::sync::Mutex::new(crate::cycle::Warm::default()),
     });
     shared.metrics.rules_loaded(shared.rules().groups().len());
     warm_console(&shared);
@@ -805,7 +830,10 @@ async fn run_job(shared: &Shared, job: Job) {
                     now: crate::clock::now_utc(),
                     kind: job.as_str(),
                 };
-                let outcome = crate::cycle::run(&inputs, &store).await?;
+                let mut warm = shared.warm.lock().await;
+                warm.full_evaluation_every = config.daemon.full_evaluation_every;
+                let outcome = crate::cycle::run_warm(&inputs, &store, &mut warm).await?;
+                shared.keep_evaluated(&warm, &rules, inputs.as_of);
                 *crate::locks::lock(&shared.in_flight) = Some(outcome.run_id());
                 Some(outcome)
             }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::{AttrType, Schema, Snapshot, Value};
+use super::{AttrType, Schema, Snapshot, Value, WorkerId};
 
 crate::text::stored_text! {
     /// How a worker differs between a snapshot and the one before it.
@@ -33,34 +33,16 @@ impl Snapshot {
     /// Each worker's key and attributes as a JSON object (missing values left out), in the
     /// snapshot's order.
     pub fn to_rows(&self) -> Vec<(String, String)> {
-        // The text serde_json gives a map of the attributes (names in order, compact),
-        // written straight: no map is built per worker.
-        let attrs = self.schema().attrs();
-        let mut order: Vec<usize> = (0..attrs.len()).collect();
-        order.sort_by(|&a, &b| attrs[a].name.cmp(&attrs[b].name));
-        let names: Vec<String> = order
-            .iter()
-            .map(|&a| serde_json::Value::from(attrs[a].name.as_str()).to_string())
-            .collect();
+        let writer = RowWriter::new(self);
         crate::halves::map_halves(self.len(), |workers| {
-            workers
-                .map(|w| {
-                    let mut json = String::from("{");
-                    for (name, &a) in names.iter().zip(&order) {
-                        if let Some(v) = self.get(a, w) {
-                            if json.len() > 1 {
-                                json.push(',');
-                            }
-                            json.push_str(name);
-                            json.push(':');
-                            json.push_str(&v.to_json().to_string());
-                        }
-                    }
-                    json.push('}');
-                    (self.key(w).to_string(), json)
-                })
-                .collect()
+            workers.map(|w| writer.row(self, w)).collect()
         })
+    }
+
+    /// [`Snapshot::to_rows`] of just these workers, in this order.
+    pub fn rows_of(&self, workers: &[WorkerId]) -> Vec<(String, String)> {
+        let writer = RowWriter::new(self);
+        workers.iter().map(|&w| writer.row(self, w)).collect()
     }
 
     /// Rebuilds a snapshot from stored rows. Attributes the schema no longer has are ignored,
@@ -89,6 +71,44 @@ impl Snapshot {
             values.push(row);
         }
         Ok(Snapshot::from_rows(schema, values))
+    }
+}
+
+/// The text serde_json gives a map of the attributes (names in order, compact), written
+/// straight: no map is built per worker.
+struct RowWriter {
+    /// Attribute ids by name.
+    order: Vec<usize>,
+    /// Their names, as JSON strings.
+    names: Vec<String>,
+}
+
+impl RowWriter {
+    fn new(snapshot: &Snapshot) -> RowWriter {
+        let attrs = snapshot.schema().attrs();
+        let mut order: Vec<usize> = (0..attrs.len()).collect();
+        order.sort_by(|&a, &b| attrs[a].name.cmp(&attrs[b].name));
+        let names = order
+            .iter()
+            .map(|&a| serde_json::Value::from(attrs[a].name.as_str()).to_string())
+            .collect();
+        RowWriter { order, names }
+    }
+
+    fn row(&self, snapshot: &Snapshot, w: WorkerId) -> (String, String) {
+        let mut json = String::from("{");
+        for (name, &a) in self.names.iter().zip(&self.order) {
+            if let Some(v) = snapshot.get(a, w) {
+                if json.len() > 1 {
+                    json.push(',');
+                }
+                json.push_str(name);
+                json.push(':');
+                json.push_str(&v.to_json().to_string());
+            }
+        }
+        json.push('}');
+        (snapshot.key(w).to_string(), json)
     }
 }
 

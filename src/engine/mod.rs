@@ -59,6 +59,24 @@ impl Evaluation {
         context(snapshot, self.as_of, &self.is_manager, &self.members)
     }
 
+    /// Where this evaluation differs from `other` of the same rules: `eligibility`,
+    /// `is_manager`, and each group whose members or rule matches differ, by name.
+    pub fn differences(&self, other: &Evaluation, rules: &RuleSet) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.eligible != other.eligible {
+            out.push("eligibility".to_string());
+        }
+        if self.is_manager != other.is_manager {
+            out.push("is_manager".to_string());
+        }
+        for g in 0..self.members.len().min(other.members.len()) {
+            if self.members[g] != other.members[g] || self.rule_sets[g] != other.rule_sets[g] {
+                out.push(rules.group(g).name.clone());
+            }
+        }
+        out
+    }
+
     /// Groups the worker is a final member of, in rule-set order.
     pub fn groups_of(&self, worker: WorkerId) -> Vec<GroupId> {
         (0..self.members.len())

@@ -1,0 +1,178 @@
+//! What a run leaves for the next one in the same process. The daemon keeps it between runs,
+//! so that a run evaluates only the workers the export changed (and those their change
+//! reaches) and stores the snapshot's difference without reading the one in force back. A
+//! process that runs once (`rosterd evaluate`, `sync`) starts cold and evaluates everything.
+//!
+//! Kept state is checked, not trusted: every `full_evaluation_every` runs the evaluation is
+//! also made in full and the two compared. A difference fails the run loudly, stores nothing,
+//! and drops what was kept, so that the next run starts cold.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+
+use super::CycleError;
+use crate::directory::{Alignment, Snapshot, WorkerId};
+use crate::engine::{self, Evaluation};
+use crate::rules::RuleSet;
+
+/// Kept between the runs of one process ([`super::run_warm`]).
+#[derive(Default)]
+pub struct Warm {
+    /// Every this many evaluations made from a kept one, one is also made in full and
+    /// compared; 0 never (only for tests that measure the incremental path alone).
+    pub full_evaluation_every: u32,
+    kept: Option<Kept>,
+    /// Runs that evaluated from a kept evaluation.
+    incremental_runs: u64,
+}
+
+/// The snapshot in force after the last run of this process, and its evaluation.
+pub(super) struct Kept {
+    pub snapshot_id: i64,
+    pub rules: Arc<RuleSet>,
+    pub snapshot: Snapshot,
+    pub evaluation: Evaluation,
+    /// Evaluations made from kept ones since the last full one.
+    pub since_full: u32,
+}
+
+impl Warm {
+    pub fn new(full_evaluation_every: u32) -> Warm {
+        Warm {
+            full_evaluation_every,
+            ..Warm::default()
+        }
+    }
+
+    pub(super) fn take(&mut self) -> Option<Kept> {
+        self.kept.take()
+    }
+
+    /// Keeps what a run evaluated, which it did from the kept evaluation if `incremental`.
+    pub(super) fn keep(&mut self, kept: Kept, incremental: bool) {
+        self.kept = Some(kept);
+        self.incremental_runs += u64::from(incremental);
+    }
+
+    /// How many runs evaluated only what changed.
+    pub fn incremental_runs(&self) -> u64 {
+        self.incremental_runs
+    }
+
+    /// The snapshot in force as this process last evaluated it, under `rules` on `as_of`:
+    /// what the console shows, without reading the snapshot back and evaluating it again.
+    pub fn evaluated(
+        &self,
+        rules: &Arc<RuleSet>,
+        as_of: NaiveDate,
+    ) -> Option<(i64, &Snapshot, &Evaluation)> {
+        self.kept
+            .as_ref()
+            .filter(|k| Arc::ptr_eq(&k.rules, rules) && k.evaluation.as_of == as_of)
+            .map(|k| (k.snapshot_id, &k.snapshot, &k.evaluation))
+    }
+}
+
+/// An evaluation, and what it was made from.
+pub(super) struct Made {
+    pub evaluation: Evaluation,
+    pub since_full: u32,
+    /// The kept snapshot it was made from, and how the new one's workers relate to it.
+    pub earlier: Option<Earlier>,
+}
+
+pub(super) struct Earlier {
+    pub snapshot_id: i64,
+    pub snapshot: Snapshot,
+    pub alignment: Alignment,
+}
+
+/// Evaluates `snapshot`: from `kept` when that was made under the same rules on the same date
+/// and the export has the same attributes, else in full. Every `every` evaluations from kept
+/// ones, in full as well, and a difference is an error.
+pub(super) fn evaluate(
+    kept: Option<Kept>,
+    snapshot: &Snapshot,
+    rules: &Arc<RuleSet>,
+    as_of: NaiveDate,
+    every: u32,
+) -> Result<Made, CycleError> {
+    let usable = kept
+        .filter(|k| Arc::ptr_eq(&k.rules, rules) && k.evaluation.as_of == as_of)
+        .and_then(|k| snapshot.align(&k.snapshot).map(|a| (k, a)));
+    let Some((kept, alignment)) = usable else {
+        return Ok(Made {
+            evaluation: engine::evaluate(snapshot, rules, as_of),
+            since_full: 0,
+            earlier: None,
+        });
+    };
+    let evaluation = engine::evaluate_incremental(
+        kept.evaluation,
+        &kept.snapshot,
+        snapshot,
+        &alignment,
+        rules,
+        as_of,
+    );
+    tracing::debug!(
+        changed = alignment.changed.len(),
+        workers = snapshot.len(),
+        "evaluated incrementally from the snapshot kept since the last run"
+    );
+    let mut since_full = kept.since_full + 1;
+    if every > 0 && since_full >= every {
+        let full = engine::evaluate(snapshot, rules, as_of);
+        let differences = evaluation.differences(&full, rules);
+        if !differences.is_empty() {
+            tracing::error!(
+                differences = %differences.join(", "),
+                runs = since_full,
+                "incremental evaluation differs from a full one: the run fails and stores nothing"
+            );
+            return Err(CycleError::IncrementalDiffers {
+                differences,
+                runs: since_full,
+            });
+        }
+        tracing::info!(
+            runs = since_full,
+            "incremental evaluation checked against a full one: the same"
+        );
+        since_full = 0;
+    }
+    Ok(Made {
+        evaluation,
+        since_full,
+        earlier: Some(Earlier {
+            snapshot_id: kept.snapshot_id,
+            snapshot: kept.snapshot,
+            alignment,
+        }),
+    })
+}
+
+/// The rows to compare for a new snapshot's difference from the earlier one: the earlier rows
+/// of the workers who changed or left, and the new rows of those who changed or joined.
+/// Every other worker's row is the same in both (its digest or its values are).
+pub(super) fn changed_rows(
+    earlier: &Earlier,
+    snapshot: &Snapshot,
+) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let alignment = &earlier.alignment;
+    let mut stays = vec![false; earlier.snapshot.len()];
+    for o in alignment.old.iter().flatten() {
+        stays[*o] = true;
+    }
+    let mut before: Vec<WorkerId> = alignment
+        .changed
+        .iter()
+        .filter_map(|&w| alignment.old[w])
+        .collect();
+    before.extend((0..stays.len()).filter(|&o| !stays[o]));
+    (
+        earlier.snapshot.rows_of(&before),
+        snapshot.rows_of(&alignment.changed),
+    )
+}
