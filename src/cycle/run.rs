@@ -253,21 +253,7 @@ async fn choose_snapshot(
         let phase = Phase::start();
         let made = warm::evaluate(kept, &snapshot, &rules, as_of, every)?;
         phase.done("evaluate");
-        let phase = Phase::start();
-        // From the kept snapshot when it is the one in force: only the rows that changed
-        // are written and compared.
-        let rows = match made.earlier.as_ref() {
-            Some(e) if Some(e.snapshot_id) == current_id => {
-                let (before, after) = warm::changed_rows(e, &snapshot);
-                let changes = directory::diff_rows(&before, &after);
-                let total = snapshot.len();
-                Rows::Form(form_of(changes, &after, total, chain, || {
-                    snapshot.to_rows()
-                }))
-            }
-            _ => Rows::All(snapshot.to_rows()),
-        };
-        phase.done("serialize the snapshot");
+        let rows = rows_to_store(&snapshot, &made, current_id, chain);
         Ok::<_, CycleError>((snapshot, made, rows))
     })
     .await?;
@@ -304,6 +290,30 @@ async fn choose_snapshot(
         made: Some(made),
         kept: None,
     })))
+}
+
+/// A new snapshot's rows to compare with the one in force `current_id`: from the kept
+/// snapshot when it is that one, only the rows that changed.
+fn rows_to_store(
+    snapshot: &Snapshot,
+    made: &Made,
+    current_id: Option<i64>,
+    chain: Option<(i64, i64)>,
+) -> Rows {
+    let phase = Phase::start();
+    let rows = match made.earlier.as_ref() {
+        Some(e) if Some(e.snapshot_id) == current_id => {
+            let (before, after) = warm::changed_rows(e, snapshot);
+            let changes = directory::diff_rows(&before, &after);
+            let total = snapshot.len();
+            Rows::Form(form_of(changes, &after, total, chain, || {
+                snapshot.to_rows()
+            }))
+        }
+        _ => Rows::All(snapshot.to_rows()),
+    };
+    phase.done("serialize the snapshot");
+    rows
 }
 
 /// A new snapshot's rows, to compare with the one in force.
