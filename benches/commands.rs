@@ -115,6 +115,16 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
+    let as_of = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).expect("a date");
+    let baseline = |what: &str| {
+        let (seconds, peak) = baseline(&config, as_of);
+        println!(
+            "{:<48} {seconds:>9.2} s  peak {peak:>7.0} MiB",
+            format!("baseline: {what}")
+        );
+        seconds
+    };
+    let first_baseline = baseline("load + evaluate the export");
     rosterd(&["plan"], "plan (text), empty store");
     rosterd(
         &["--format", "json", "plan"],
@@ -124,8 +134,13 @@ fn main() {
     rosterd(&["evaluate"], "evaluate, identical export");
     common::change_one_percent(&mut workers);
     common::write_csv(&workers, &dir.join("workers.csv"));
+    let changed_baseline = baseline("load + evaluate the changed export");
     rosterd(&["evaluate"], "evaluate after 1% of workers change");
     rosterd(&["plan"], "plan, nothing changed");
+    println!(
+        "(the first evaluate and plan compare with {first_baseline:.2} s; the evaluate after the change with {changed_baseline:.2} s)"
+    );
+    daemon_runs(&config, &dir, &mut workers);
     if args.flag("--keep") {
         println!("kept: {}", dir.display());
         return;
@@ -134,6 +149,88 @@ fn main() {
     if backend == "postgres" {
         drop_postgres_database(&database);
     }
+}
+
+/// The baseline every command is measured against: the export loaded (typed, columnar) and
+/// every group evaluated, in this process, nothing stored. Wall time and peak memory (the
+/// process's high-water mark, reset first; the rules' included).
+fn baseline(config: &Path, as_of: chrono::NaiveDate) -> (f64, f64) {
+    let config = rosterd::config::Config::load(config).expect("the config");
+    let schema = rosterd::directory::Schema::from_config(&config.directory);
+    let rules = rosterd::rules::load(
+        &config.rules.dir,
+        &rosterd::rules::Context::from_config(&config, &schema),
+    )
+    .expect("the rules");
+    common::reset_peak();
+    let started = std::time::Instant::now();
+    let (snapshot, _) = rosterd::directory::load(&config.directory).expect("the export");
+    let evaluation = rosterd::engine::evaluate(&snapshot, &rules, as_of);
+    let seconds = started.elapsed().as_secs_f64();
+    let peak = common::status_mib("VmHWM:");
+    drop((evaluation, snapshot));
+    (seconds, peak)
+}
+
+/// The daemon's runs, in this process as `rosterd run` makes them (`cycle::run_warm`, on
+/// the benchmark's database): a run after 1% of workers change with nothing kept (the first
+/// run after a start), then one after another 1% change from what that run kept. Then the
+/// memory the kept state holds between runs.
+fn daemon_runs(config: &Path, dir: &Path, workers: &mut [rosterd::directory::generate::Worker]) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let config = std::sync::Arc::new(rosterd::config::Config::load(config).expect("the config"));
+    let schema = rosterd::directory::Schema::from_config(&config.directory);
+    let rules = std::sync::Arc::new(
+        rosterd::rules::load(
+            &config.rules.dir,
+            &rosterd::rules::Context::from_config(&config, &schema),
+        )
+        .expect("the rules"),
+    );
+    runtime.block_on(async {
+        let store = rosterd::store::Store::open(&config.database_url().expect("a database"))
+            .await
+            .expect("the store");
+        let before = common::status_mib("VmRSS:");
+        let mut warm = rosterd::cycle::Warm::new(config.daemon.full_evaluation_every);
+        for (seed, what) in [
+            (10, "daemon run after 1% change, nothing kept"),
+            (11, "daemon run after 1% change, from the last run"),
+        ] {
+            common::change_one_percent_seeded(workers, seed);
+            common::write_csv(workers, &dir.join("workers.csv"));
+            let inputs = rosterd::cycle::Inputs {
+                config: std::sync::Arc::clone(&config),
+                rules: std::sync::Arc::clone(&rules),
+                as_of: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).expect("a date"),
+                now: rosterd::clock::now_utc(),
+                kind: "sync",
+            };
+            let started = std::time::Instant::now();
+            rosterd::cycle::run_warm(&inputs, &store, &mut warm)
+                .await
+                .expect("the run");
+            let run = started.elapsed().as_secs_f64();
+            // What a daemon's run then reads for the push: the desired state.
+            let started = std::time::Instant::now();
+            rosterd::push::Desired::from_kept_or_store(&warm, &store, &config)
+                .await
+                .expect("the desired state");
+            let desired = started.elapsed().as_secs_f64();
+            println!("{what:<48} {run:>9.2} s  (+ {desired:.2} s reading the desired state for the push)");
+        }
+        println!(
+            "daemon: resident memory between runs            {:>9.0} MiB ({:.0} MiB before its first run; the benchmark's own data included)",
+            common::status_mib("VmRSS:"),
+            before
+        );
+        assert_eq!(warm.incremental_runs(), 1, "the second run evaluated from the first");
+        store.close().await;
+    });
 }
 
 struct Measured {

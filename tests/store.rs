@@ -1233,7 +1233,8 @@ async fn stored_members(store: &Store) -> BTreeMap<String, Vec<String>> {
 
 /// A run that evaluates from what the run before it kept (as the daemon's do) stores exactly
 /// what a run of a fresh process stores, along a chain of HR changes: the same membership
-/// changes, members and snapshot differences. One in three is also checked in full.
+/// changes, members and snapshot differences, and the state it keeps in memory is the one the
+/// store gives back (checkpoints included). One in three is also checked in full.
 #[tokio::test]
 async fn a_run_from_what_the_last_one_kept_stores_what_a_cold_run_stores() {
     use rand::SeedableRng as _;
@@ -1258,9 +1259,10 @@ async fn a_run_from_what_the_last_one_kept_stores_what_a_cold_run_stores() {
     // The rules are loaded once, as the daemon holds them between runs.
     let (warm_config, warm_rules) = inputs_of(warm_dir.path());
     let mut history = Vec::new();
-    for step in 0..24 {
+    let (mut checkpoints, mut checkpointed) = (BTreeMap::new(), false);
+    for step in 0..40 {
         if step > 0 {
-            for _ in 0..rand::Rng::random_range(&mut rng, 1..=4) {
+            for _ in 0..rand::Rng::random_range(&mut rng, 4..=12) {
                 history.push(common::hr::change(&mut rows, &mut gone, &mut rng));
             }
         }
@@ -1296,6 +1298,42 @@ async fn a_run_from_what_the_last_one_kept_stores_what_a_cold_run_stores() {
             } => (*added, *removed, *memberships, *snapshot_id),
             Outcome::Held { .. } => panic!("step {step}: held\n{}", history.join("\n")),
         };
+        // The state the warm run keeps is the one the store gives back.
+        let (state, _, _) = warm.kept_state().expect("a kept state");
+        let read = warm_store.member_state().await.unwrap();
+        assert_eq!(state.last_run, read.last_run, "step {step}");
+        assert_eq!(state.workers.len(), read.workers.len(), "step {step}");
+        assert!(
+            state.groups == read.groups,
+            "step {step}: the kept state differs from the stored one"
+        );
+        // What a push reads: the same from what was kept as from the store.
+        let kept_desired =
+            rosterd::push::Desired::from_kept_or_store(&warm, &warm_store, &warm_config)
+                .await
+                .unwrap();
+        let read_desired = rosterd::push::Desired::from_store(&warm_store, &warm_config)
+            .await
+            .unwrap();
+        assert!(
+            kept_desired.members == read_desired.members,
+            "step {step}: desired members"
+        );
+        let attributes = rosterd::push::match_attributes(&warm_config);
+        assert!(!attributes.is_empty());
+        for attribute in &attributes {
+            for id in 0..read.workers.len() as u32 {
+                assert_eq!(
+                    kept_desired.match_value(attribute, id),
+                    read_desired.match_value(attribute, id),
+                    "step {step}: {attribute} of worker {id}"
+                );
+            }
+        }
+        for (name, group) in &read.groups {
+            let before = checkpoints.insert(name.clone(), group.since_checkpoint);
+            checkpointed |= before.is_some_and(|b| b > group.since_checkpoint);
+        }
         let (k, c) = (counts(&kept), counts(&cold));
         assert_eq!(k, c, "step {step}:\n{}", history.join("\n"));
         assert_eq!(
@@ -1327,9 +1365,13 @@ async fn a_run_from_what_the_last_one_kept_stores_what_a_cold_run_stores() {
         }
     }
     assert!(history.len() >= 20);
+    assert!(
+        checkpointed,
+        "a group's changes were folded into a checkpoint on the way"
+    );
     assert_eq!(
         warm.incremental_runs(),
-        23,
+        39,
         "every run after the first evaluated from the one before"
     );
 }

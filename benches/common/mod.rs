@@ -50,8 +50,13 @@ pub fn write_csv(workers: &[Worker], path: &Path) {
 
 /// 1% of workers change: a new department, or they leave. Which ones, in order.
 pub fn change_one_percent(workers: &mut [Worker]) -> Vec<usize> {
+    change_one_percent_seeded(workers, 9)
+}
+
+/// [`change_one_percent`] with another choice of workers and values for each `seed`.
+pub fn change_one_percent_seeded(workers: &mut [Worker], seed: u64) -> Vec<usize> {
     let n = workers.len();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let departments: Vec<String> = distinct(workers, |w| w.department.clone());
     let mut changed = BTreeSet::new();
     for _ in 0..n / 100 {
@@ -225,4 +230,22 @@ pub fn pushed_organisation(dir: &Path, size: usize, rule_count: usize) -> Vec<Wo
     }
     std::fs::write(dir.join("rules/bench.yaml"), rules_text).expect("the rules are written");
     workers
+}
+
+/// This process's resident memory now, or its high-water mark (`VmRSS:`, `VmHWM:`), in MiB.
+pub fn status_mib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Resets this process's memory high-water mark (Linux), so that [`status_mib`]`("VmHWM:")`
+/// measures what follows.
+pub fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }

@@ -223,8 +223,19 @@ pub fn run_changes(
     snapshot: &Snapshot,
     rules: &RuleSet,
     evaluation: &Evaluation,
-    mut state: MemberState,
+    state: MemberState,
 ) -> RunChanges {
+    run_changes_keeping(snapshot, rules, evaluation, state).0
+}
+
+/// [`run_changes`], and the state with the groups due a checkpoint taken out (they are in
+/// the changes), for [`state_after`].
+pub fn run_changes_keeping(
+    snapshot: &Snapshot,
+    rules: &RuleSet,
+    evaluation: &Evaluation,
+    mut state: MemberState,
+) -> (RunChanges, MemberState) {
     let known = state.workers.len();
     let numbering = Numbering::assign(snapshot, &mut state.workers);
     let groups = rules.groups();
@@ -281,12 +292,34 @@ pub fn run_changes(
             (name, before)
         })
         .collect();
-    RunChanges {
+    let changes = RunChanges {
         base_run: state.last_run,
         new_workers: state.workers.since(known),
         deltas,
         checkpoints,
+    };
+    (changes, state)
+}
+
+/// The stored state once run `run_id` stored `changes`, from what [`run_changes_keeping`]
+/// left of the state before: the same as reading it back from the store.
+pub fn state_after(mut rest: MemberState, changes: &RunChanges, run_id: i64) -> MemberState {
+    for (name, before) in &changes.checkpoints {
+        rest.groups.insert(name.clone(), before.clone());
     }
+    for delta in &changes.deltas {
+        let group = rest.groups.entry(delta.group.clone()).or_default();
+        group.apply(run_id, delta);
+    }
+    for (name, _) in &changes.checkpoints {
+        if let Some(group) = rest.groups.get_mut(name) {
+            group.since_checkpoint = 0;
+        }
+    }
+    if !changes.deltas.is_empty() || !changes.checkpoints.is_empty() {
+        rest.last_run = run_id;
+    }
+    rest
 }
 
 pub(super) fn total_members(evaluation: &Evaluation, rules: &RuleSet) -> usize {

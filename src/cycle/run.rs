@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::diff::total_members;
 use super::warm::{self, Kept, Made, Warm};
-use super::{failsafe, inputs_digest, run_changes, same_as_last_run};
+use super::{failsafe, inputs_digest, run_changes_keeping, same_as_last_run, state_after};
 use super::{CycleError, Inputs, Outcome};
 use crate::directory::{self, ChangeKind, Schema, Snapshot};
 use crate::engine;
@@ -71,7 +71,11 @@ pub async fn run_warm(
         }
     };
     let phase = Phase::start();
-    let stored = store.member_state().await?;
+    // The state the last run of this process left, while no other run stored changes since.
+    let stored = match warm.take_state() {
+        Some(state) if state.last_run == store.newest_membership_run().await? => state,
+        _ => store.member_state().await?,
+    };
     phase.done("read the stored memberships");
     let Chosen {
         snapshot,
@@ -102,13 +106,13 @@ pub async fn run_warm(
         }
         phase.done("check the guardrails");
         let phase = Phase::start();
-        let changes = run_changes(&snapshot, &rules, evaluation, stored);
+        let (changes, rest) = run_changes_keeping(&snapshot, &rules, evaluation, stored);
         phase.done("compare");
         let memberships = total_members(evaluation, &rules);
-        Ok::<_, CycleError>((violations, changes, memberships, made, snapshot))
+        Ok::<_, CycleError>((violations, changes, memberships, made, (snapshot, rest)))
     })
     .await;
-    let (violations, changes, memberships, made, snapshot) = match compared {
+    let (violations, changes, memberships, made, (snapshot, rest)) = match compared {
         Ok(compared) => compared,
         Err(e) => {
             record_failure(inputs, store, &digests, &started, &e).await?;
@@ -148,6 +152,7 @@ pub async fn run_warm(
             since_full: made.since_full,
         };
         warm.keep(kept, incremental);
+        warm.keep_state(state_after(rest, &commit.changes, run_id));
     }
     prune(inputs, store).await;
     Ok(Outcome::Applied {

@@ -15,6 +15,7 @@ use super::CycleError;
 use crate::directory::{Alignment, Snapshot, WorkerId};
 use crate::engine::{self, Evaluation};
 use crate::rules::RuleSet;
+use crate::store::MemberState;
 
 /// Kept between the runs of one process ([`super::run_warm`]).
 #[derive(Default)]
@@ -23,6 +24,9 @@ pub struct Warm {
     /// compared; 0 never (only for tests that measure the incremental path alone).
     pub full_evaluation_every: u32,
     kept: Option<Kept>,
+    /// The stored memberships as the last run left them; used while the store's newest
+    /// membership run is still the one it names.
+    state: Option<MemberState>,
     /// Runs that evaluated from a kept evaluation.
     incremental_runs: u64,
 }
@@ -53,6 +57,21 @@ impl Warm {
     pub(super) fn keep(&mut self, kept: Kept, incremental: bool) {
         self.kept = Some(kept);
         self.incremental_runs += u64::from(incremental);
+    }
+
+    pub(super) fn take_state(&mut self) -> Option<MemberState> {
+        self.state.take()
+    }
+
+    pub(super) fn keep_state(&mut self, state: MemberState) {
+        self.state = Some(state);
+    }
+
+    /// The stored memberships as this process's last run left them, and the snapshot in
+    /// force it evaluated (what a push reads, without reading them back).
+    pub fn kept_state(&self) -> Option<(&MemberState, i64, &Snapshot)> {
+        let kept = self.kept.as_ref()?;
+        Some((self.state.as_ref()?, kept.snapshot_id, &kept.snapshot))
     }
 
     /// How many runs evaluated only what changed.

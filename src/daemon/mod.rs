@@ -847,7 +847,9 @@ async fn run_job(shared: &Shared, job: Job) {
             progress: Some(Arc::clone(&progress)),
             ..push::Options::default()
         };
-        let desired = Desired::from_store(&store, &config).await?;
+        let warm = shared.warm.lock().await;
+        let desired = Desired::from_kept_or_store(&warm, &store, &config).await?;
+        drop(warm);
         let report = push::run(&config, &rules, &desired, &store, &options).await?;
         Ok::<_, DaemonError>((outcome, report))
     }

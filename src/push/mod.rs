@@ -99,6 +99,53 @@ impl Desired {
         Ok(desired)
     }
 
+    /// [`Desired::from_store`], from what the daemon's last run kept ([`crate::cycle::Warm`])
+    /// when it is still what the store holds (no other run stored changes or a snapshot
+    /// since): then nothing is read back but two numbers.
+    pub async fn from_kept_or_store(
+        warm: &crate::cycle::Warm,
+        store: &Store,
+        config: &Config,
+    ) -> Result<Desired, PushError> {
+        let Some((state, snapshot_id, snapshot)) = warm.kept_state() else {
+            return Desired::from_store(store, config).await;
+        };
+        let current = store.current_snapshot().await?.map(|c| c.id);
+        if current != Some(snapshot_id) || store.newest_membership_run().await? != state.last_run {
+            return Desired::from_store(store, config).await;
+        }
+        let mut desired = Desired {
+            workers: state.workers.clone(),
+            members: (state.groups.iter())
+                .map(|(name, group)| (name.clone(), group.members.clone()))
+                .collect(),
+            values: HashMap::new(),
+        };
+        // As the stored rows give them: text that is not empty, and numbers.
+        for attribute in match_attributes(config) {
+            let Some(attr) = snapshot.schema().lookup(&attribute) else {
+                continue;
+            };
+            let values = desired.values.entry(attribute).or_default();
+            for w in 0..snapshot.len() {
+                let Some(id) = state.workers.id(snapshot.key(w)) else {
+                    continue;
+                };
+                match snapshot.get(attr, w).map(crate::directory::Value::to_json) {
+                    Some(serde_json::Value::String(s)) if !s.is_empty() => {
+                        values.insert(id, s);
+                    }
+                    Some(serde_json::Value::Number(n)) => {
+                        values.insert(id, n.to_string());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        desired.values.retain(|_, v| !v.is_empty());
+        Ok(desired)
+    }
+
     /// A desired state on `workers`, the numbering to extend with [`Desired::number`].
     pub fn new(workers: WorkerIds) -> Desired {
         Desired {

@@ -32,6 +32,11 @@ pub struct Change {
     pub reason: String,
 }
 
+/// The newest run whose membership changes (or a checkpoint) are stored.
+const NEWEST_MEMBERSHIP_RUN: &str =
+    "SELECT COALESCE(MAX(m), 0) FROM (SELECT MAX(run_id) AS m FROM group_changes \
+     UNION ALL SELECT MAX(run_id) AS m FROM group_checkpoints) n";
+
 /// Which snapshot a run used.
 #[derive(Debug, Clone)]
 pub enum SnapshotUse {
@@ -202,13 +207,10 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            let newest: i64 = sqlx::query(
-                "SELECT COALESCE(MAX(m), 0) FROM (SELECT MAX(run_id) AS m FROM group_changes \
-                 UNION ALL SELECT MAX(run_id) AS m FROM group_checkpoints) n",
-            )
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+            let newest: i64 = sqlx::query(NEWEST_MEMBERSHIP_RUN)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
             if newest != changes.base_run {
                 return Err(StoreError::Conflict(format!(
                     "run {newest} changed the memberships after this run read them (after run {}): \
@@ -258,6 +260,16 @@ impl Store {
         }
         tx.commit().await?;
         Ok((run_id, snapshot_id))
+    }
+
+    /// The newest run whose membership changes are stored ([`super::MemberState::last_run`]
+    /// of the state read now): a state kept in memory since is the stored one while this
+    /// has not moved.
+    pub async fn newest_membership_run(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query(NEWEST_MEMBERSHIP_RUN)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
     }
 
     /// The newest runs first.
