@@ -234,7 +234,80 @@ pub fn run_changes_keeping(
     snapshot: &Snapshot,
     rules: &RuleSet,
     evaluation: &Evaluation,
+    state: MemberState,
+) -> (RunChanges, MemberState) {
+    run_changes_of(snapshot, rules, evaluation, state, None)
+}
+
+/// The workers whose memberships may differ from the stored ones: those of the snapshot
+/// (by index) and those who left it (by key). Every other worker's are the stored ones.
+pub struct Among<'a> {
+    pub workers: &'a [WorkerId],
+    pub left: &'a [String],
+}
+
+/// [`run_changes_keeping`] when the stored state is known to hold the evaluation's
+/// memberships for every worker but `among`: only those are compared.
+pub fn run_changes_among(
+    snapshot: &Snapshot,
+    rules: &RuleSet,
+    evaluation: &Evaluation,
+    state: MemberState,
+    among: &Among<'_>,
+) -> (RunChanges, MemberState) {
+    run_changes_of(snapshot, rules, evaluation, state, Some(among))
+}
+
+/// One group's joins and leaves against its stored members `before`, by worker id: every
+/// member compared, or only the workers `among` names.
+fn group_sides(
+    evaluation: &Evaluation,
+    g: GroupId,
+    numbering: &Numbering,
+    before: Option<&RoaringBitmap>,
+    among: Option<(&Among<'_>, &WorkerIds)>,
+) -> (RoaringBitmap, RoaringBitmap) {
+    let Some((among, workers)) = among else {
+        let wanted: RoaringBitmap = evaluation
+            .members(g)
+            .ones()
+            .filter_map(|w| numbering.id(w))
+            .collect();
+        return match before {
+            Some(before) => (&wanted - before, before - &wanted),
+            None => (wanted, RoaringBitmap::new()),
+        };
+    };
+    let was = |id: u32| before.is_some_and(|b| b.contains(id));
+    let (mut added, mut removed) = (RoaringBitmap::new(), RoaringBitmap::new());
+    for &w in among.workers {
+        let Some(id) = numbering.id(w) else {
+            continue;
+        };
+        match (was(id), evaluation.is_member(g, w)) {
+            (false, true) => {
+                added.insert(id);
+            }
+            (true, false) => {
+                removed.insert(id);
+            }
+            _ => {}
+        }
+    }
+    for id in among.left.iter().filter_map(|key| workers.id(key)) {
+        if was(id) {
+            removed.insert(id);
+        }
+    }
+    (added, removed)
+}
+
+fn run_changes_of(
+    snapshot: &Snapshot,
+    rules: &RuleSet,
+    evaluation: &Evaluation,
     mut state: MemberState,
+    among: Option<&Among<'_>>,
 ) -> (RunChanges, MemberState) {
     let known = state.workers.len();
     let numbering = Numbering::assign(snapshot, &mut state.workers);
@@ -243,16 +316,9 @@ pub fn run_changes_keeping(
         range
             .filter_map(|g| {
                 let name = &groups[g].name;
-                let wanted: RoaringBitmap = evaluation
-                    .members(g)
-                    .ones()
-                    .filter_map(|w| numbering.id(w))
-                    .collect();
                 let before = state.group(name).map(|s| &s.members);
-                let (added, removed) = match before {
-                    Some(before) => (&wanted - before, before - &wanted),
-                    None => (wanted.clone(), RoaringBitmap::new()),
-                };
+                let among = among.map(|a| (a, &state.workers));
+                let (added, removed) = group_sides(evaluation, g, &numbering, before, among);
                 if added.is_empty() && removed.is_empty() {
                     return None;
                 }
@@ -265,7 +331,7 @@ pub fn run_changes_keeping(
                     (id, false, reason::left(snapshot, rules, evaluation, g, w))
                 });
                 let mut delta = GroupDelta::from_changes(name, joins.chain(leaves));
-                delta.member_count = wanted.len();
+                delta.member_count = evaluation.members(g).count_ones(..) as u64;
                 Some(delta)
             })
             .collect()

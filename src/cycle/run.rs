@@ -51,6 +51,7 @@ pub async fn run_warm(
 ) -> Result<Outcome, CycleError> {
     let started = crate::clock::stamp(inputs.now);
     let digests = Digests::of(inputs).await;
+    let check_due = warm.check_due();
     let kept = warm.take();
     let every = warm.full_evaluation_every;
     let chosen = match choose_snapshot(inputs, store, &digests, kept, every).await {
@@ -71,10 +72,13 @@ pub async fn run_warm(
         }
     };
     let phase = Phase::start();
-    // The state the last run of this process left, while no other run stored changes since.
-    let stored = match warm.take_state() {
-        Some(state) if state.last_run == store.newest_membership_run().await? => state,
-        _ => store.member_state().await?,
+    // The state the last run of this process left, while no other run stored changes since:
+    // it holds the kept evaluation's memberships.
+    let (stored, kept_state) = match warm.take_state() {
+        Some(state) if !check_due && state.last_run == store.newest_membership_run().await? => {
+            (state, true)
+        }
+        _ => (store.member_state().await?, false),
     };
     phase.done("read the stored memberships");
     let Chosen {
@@ -92,23 +96,8 @@ pub async fn run_warm(
             None => warm::evaluate(kept, &snapshot, &rules, as_of, every)?,
         };
         phase.done("evaluate");
-        let evaluation = &made.evaluation;
-        let phase = Phase::start();
-        let violations = engine::guardrails::check(&snapshot, &rules, evaluation);
-        for v in &violations {
-            tracing::warn!(
-                guardrail = %v.guardrail,
-                hold = v.hold,
-                workers = v.count,
-                "guardrail violated: {}",
-                v.message
-            );
-        }
-        phase.done("check the guardrails");
-        let phase = Phase::start();
-        let (changes, rest) = run_changes_keeping(&snapshot, &rules, evaluation, stored);
-        phase.done("compare");
-        let memberships = total_members(evaluation, &rules);
+        let (violations, changes, memberships, rest) =
+            compare(&snapshot, &rules, &made, stored, kept_state);
         Ok::<_, CycleError>((violations, changes, memberships, made, (snapshot, rest)))
     })
     .await;
@@ -164,6 +153,46 @@ pub async fn run_warm(
         warning,
         violations,
     })
+}
+
+/// The guardrails the evaluation breaks, and its changes from the `stored` state: only
+/// among the workers it may have changed when the state is the one kept with the evaluation
+/// it was made from.
+fn compare(
+    snapshot: &Snapshot,
+    rules: &crate::rules::RuleSet,
+    made: &Made,
+    stored: crate::store::MemberState,
+    kept_state: bool,
+) -> (
+    Vec<engine::guardrails::Violation>,
+    RunChanges,
+    usize,
+    crate::store::MemberState,
+) {
+    let evaluation = &made.evaluation;
+    let phase = Phase::start();
+    let violations = engine::guardrails::check(snapshot, rules, evaluation);
+    for v in &violations {
+        tracing::warn!(
+            guardrail = %v.guardrail,
+            hold = v.hold,
+            workers = v.count,
+            "guardrail violated: {}",
+            v.message
+        );
+    }
+    phase.done("check the guardrails");
+    let phase = Phase::start();
+    let (changes, rest) = match made.among.as_ref().filter(|_| kept_state) {
+        Some((workers, left)) => {
+            let among = super::diff::Among { workers, left };
+            super::diff::run_changes_among(snapshot, rules, evaluation, stored, &among)
+        }
+        None => run_changes_keeping(snapshot, rules, evaluation, stored),
+    };
+    phase.done("compare");
+    (violations, changes, total_members(evaluation, rules), rest)
 }
 
 /// What [`choose_snapshot`] decided.

@@ -59,6 +59,15 @@ impl Warm {
         self.incremental_runs += u64::from(incremental);
     }
 
+    /// The next evaluation from the kept one is also made in full: the run then reads the
+    /// stored state back as well.
+    pub(super) fn check_due(&self) -> bool {
+        let every = self.full_evaluation_every;
+        self.kept
+            .as_ref()
+            .is_some_and(|k| every > 0 && k.since_full + 1 >= every)
+    }
+
     pub(super) fn take_state(&mut self) -> Option<MemberState> {
         self.state.take()
     }
@@ -99,6 +108,9 @@ pub(super) struct Made {
     pub since_full: u32,
     /// The kept snapshot it was made from, and how the new one's workers relate to it.
     pub earlier: Option<Earlier>,
+    /// The workers whose memberships may differ from the kept evaluation's: by index, and
+    /// by key those who left. `None` after a full evaluation.
+    pub among: Option<(Vec<WorkerId>, Vec<String>)>,
 }
 
 pub(super) struct Earlier {
@@ -125,9 +137,10 @@ pub(super) fn evaluate(
             evaluation: engine::evaluate(snapshot, rules, as_of),
             since_full: 0,
             earlier: None,
+            among: None,
         });
     };
-    let evaluation = engine::evaluate_incremental(
+    let (evaluation, affected) = engine::evaluate_incremental_among(
         kept.evaluation,
         &kept.snapshot,
         snapshot,
@@ -135,6 +148,7 @@ pub(super) fn evaluate(
         rules,
         as_of,
     );
+    let mut among = affected.map(|workers| (workers, left(&alignment, &kept.snapshot)));
     tracing::debug!(
         changed = alignment.changed.len(),
         workers = snapshot.len(),
@@ -160,16 +174,31 @@ pub(super) fn evaluate(
             "incremental evaluation checked against a full one: the same"
         );
         since_full = 0;
+        // The run compares every member with the state read back from the store too.
+        among = None;
     }
     Ok(Made {
         evaluation,
         since_full,
+        among,
         earlier: Some(Earlier {
             snapshot_id: kept.snapshot_id,
             snapshot: kept.snapshot,
             alignment,
         }),
     })
+}
+
+/// The keys of the workers of `earlier` whom `alignment`'s snapshot no longer has.
+fn left(alignment: &Alignment, earlier: &Snapshot) -> Vec<String> {
+    let mut stays = vec![false; earlier.len()];
+    for o in alignment.old.iter().flatten() {
+        stays[*o] = true;
+    }
+    (0..earlier.len())
+        .filter(|&o| !stays[o])
+        .map(|o| earlier.key(o).to_string())
+        .collect()
 }
 
 /// The rows to compare for a new snapshot's difference from the earlier one: the earlier rows

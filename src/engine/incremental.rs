@@ -30,13 +30,26 @@ pub fn evaluate_incremental(
     rules: &RuleSet,
     as_of: NaiveDate,
 ) -> Evaluation {
+    evaluate_incremental_among(prev, prev_snapshot, snapshot, alignment, rules, as_of).0
+}
+
+/// [`evaluate_incremental`], and the workers whose memberships may differ from `prev`'s
+/// (every other one's are the same in both); `None` when it evaluated in full.
+pub fn evaluate_incremental_among(
+    prev: Evaluation,
+    prev_snapshot: &Snapshot,
+    snapshot: &Snapshot,
+    alignment: &Alignment,
+    rules: &RuleSet,
+    as_of: NaiveDate,
+) -> (Evaluation, Option<Vec<WorkerId>>) {
     let n = snapshot.len();
     let comparable = prev.as_of == as_of
         && prev.members.len() == rules.groups().len()
         && prev.eligible.len() == prev_snapshot.len()
         && alignment.old.len() == n;
     if !comparable {
-        return super::evaluate(snapshot, rules, as_of);
+        return (super::evaluate(snapshot, rules, as_of), None);
     }
     let map = Renumbering::new(alignment, prev_snapshot.len());
     let mut prev = map.apply(prev, n);
@@ -69,9 +82,10 @@ pub fn evaluate_incremental(
     );
     prev.is_manager = is_manager;
     if affected.is_empty() {
-        return prev;
+        return (prev, Some(affected));
     }
-    update(prev, snapshot, &affected, rules, as_of)
+    let evaluation = update(prev, snapshot, &affected, rules, as_of);
+    (evaluation, Some(affected))
 }
 
 /// The earlier snapshot's workers in the new one's numbering.
