@@ -192,7 +192,7 @@ fn daemon_runs(config: &Path, dir: &Path, workers: &mut [rosterd::directory::gen
         .expect("the rules"),
     );
     runtime.block_on(async {
-        let store = rosterd::store::Store::open(&config.database_url().expect("a database"))
+        let store = rosterd::store::Store::open(config.database_url().expect("a database"))
             .await
             .expect("the store");
         let before = common::status_mib("VmRSS:");

@@ -59,7 +59,7 @@ pub async fn run_warm(
         // Held, or nothing to evaluate: the run is recorded already.
         Ok(Choice::Done(done, kept)) => {
             if let Some(kept) = kept {
-                warm.keep(kept, false);
+                warm.keep(*kept, false);
             }
             if let Outcome::Applied { .. } = done {
                 prune(inputs, store).await;
@@ -201,7 +201,7 @@ enum Choice {
     Evaluate(Box<Chosen>),
     /// The run is over before any evaluation, and recorded: the failsafe holds the export, or
     /// nothing changed since the last run (and what was kept still holds).
-    Done(Outcome, Option<Kept>),
+    Done(Outcome, Option<Box<Kept>>),
 }
 
 /// Which snapshot this run evaluates: the export fetched now, the last good one when the
@@ -246,12 +246,12 @@ async fn choose_snapshot(
                     snapshot_id: s.id,
                     reason,
                 },
-                kept,
+                kept.map(Box::new),
             ));
         }
         Some(s) if s.status == SnapshotStatus::Current => {
             if let Some(done) = unchanged(inputs, store, digests, s.id).await? {
-                return Ok(Choice::Done(done, kept));
+                return Ok(Choice::Done(done, kept.map(Box::new)));
             }
             Some(SnapshotUse::Existing(s.id))
         }

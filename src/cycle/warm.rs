@@ -189,6 +189,9 @@ pub(super) fn evaluate(
     })
 }
 
+/// Workers as the store keeps them: key, attributes as JSON.
+type StoredRows = Vec<(String, String)>;
+
 /// The keys of the workers of `earlier` whom `alignment`'s snapshot no longer has.
 fn left(alignment: &Alignment, earlier: &Snapshot) -> Vec<String> {
     let mut stays = vec![false; earlier.len()];
@@ -204,10 +207,7 @@ fn left(alignment: &Alignment, earlier: &Snapshot) -> Vec<String> {
 /// The rows to compare for a new snapshot's difference from the earlier one: the earlier rows
 /// of the workers who changed or left, and the new rows of those who changed or joined.
 /// Every other worker's row is the same in both (its digest or its values are).
-pub(super) fn changed_rows(
-    earlier: &Earlier,
-    snapshot: &Snapshot,
-) -> (Vec<(String, String)>, Vec<(String, String)>) {
+pub(super) fn changed_rows(earlier: &Earlier, snapshot: &Snapshot) -> (StoredRows, StoredRows) {
     let alignment = &earlier.alignment;
     let mut stays = vec![false; earlier.snapshot.len()];
     for o in alignment.old.iter().flatten() {
