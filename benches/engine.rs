@@ -159,7 +159,7 @@ fn bench(config: &Config, n: usize, rule_count: usize, simple_groups: usize) {
             changed_workers.len()
         ),
         || before.clone(),
-        |prev| engine::evaluate_incremental(prev, &snapshot, &changed, &alignment, &rules, as_of),
+        |prev| engine::evaluate_incremental(prev, &snapshot, &changed, &alignment, &rules, as_of).0,
     );
     for g in 0..rules.groups().len() {
         assert_eq!(

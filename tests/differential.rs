@@ -699,7 +699,7 @@ proptest! {
         let rules = rules::check_sources(sources, &ctx).unwrap();
         let prev = engine::evaluate(&before, &rules, as_of());
         let alignment = after.align(&before).unwrap();
-        let incremental = engine::evaluate_incremental(prev, &before, &after, &alignment, &rules, as_of());
+        let incremental = engine::evaluate_incremental(prev, &before, &after, &alignment, &rules, as_of()).0;
         let full = engine::evaluate(&after, &rules, as_of());
         for g in 0..rules.groups().len() {
             prop_assert_eq!(incremental.members(g), full.members(g), "group {} differs after changing {:?}\n{}", g, changed, text);
@@ -747,7 +747,8 @@ fn incremental_evaluation_follows_a_chain_of_hr_changes() {
         let after = load(&rows);
         let alignment = after.align(&before).expect("the same attributes");
         incremental =
-            engine::evaluate_incremental(incremental, &before, &after, &alignment, &rules, as_of());
+            engine::evaluate_incremental(incremental, &before, &after, &alignment, &rules, as_of())
+                .0;
         let full = engine::evaluate(&after, &rules, as_of());
         for g in 0..rules.groups().len() {
             if incremental.members(g) != full.members(g) {

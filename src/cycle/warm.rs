@@ -140,7 +140,7 @@ pub(super) fn evaluate(
             among: None,
         });
     };
-    let (evaluation, affected) = engine::evaluate_incremental_among(
+    let (evaluation, affected) = engine::evaluate_incremental(
         kept.evaluation,
         &kept.snapshot,
         snapshot,
@@ -192,14 +192,20 @@ pub(super) fn evaluate(
 /// Workers as the store keeps them: key, attributes as JSON.
 type StoredRows = Vec<(String, String)>;
 
-/// The keys of the workers of `earlier` whom `alignment`'s snapshot no longer has.
-fn left(alignment: &Alignment, earlier: &Snapshot) -> Vec<String> {
-    let mut stays = vec![false; earlier.len()];
+/// The workers (by earlier index) of a snapshot of `earlier_len` whom `alignment`'s snapshot
+/// no longer has.
+fn left_of(alignment: &Alignment, earlier_len: usize) -> Vec<WorkerId> {
+    let mut stays = vec![false; earlier_len];
     for o in alignment.old.iter().flatten() {
         stays[*o] = true;
     }
-    (0..earlier.len())
-        .filter(|&o| !stays[o])
+    (0..earlier_len).filter(|&o| !stays[o]).collect()
+}
+
+/// The keys of the workers of `earlier` whom `alignment`'s snapshot no longer has.
+fn left(alignment: &Alignment, earlier: &Snapshot) -> Vec<String> {
+    left_of(alignment, earlier.len())
+        .into_iter()
         .map(|o| earlier.key(o).to_string())
         .collect()
 }
@@ -209,16 +215,12 @@ fn left(alignment: &Alignment, earlier: &Snapshot) -> Vec<String> {
 /// Every other worker's row is the same in both (its digest or its values are).
 pub(super) fn changed_rows(earlier: &Earlier, snapshot: &Snapshot) -> (StoredRows, StoredRows) {
     let alignment = &earlier.alignment;
-    let mut stays = vec![false; earlier.snapshot.len()];
-    for o in alignment.old.iter().flatten() {
-        stays[*o] = true;
-    }
     let mut before: Vec<WorkerId> = alignment
         .changed
         .iter()
         .filter_map(|&w| alignment.old[w])
         .collect();
-    before.extend((0..stays.len()).filter(|&o| !stays[o]));
+    before.extend(left_of(alignment, earlier.snapshot.len()));
     (
         earlier.snapshot.rows_of(&before),
         snapshot.rows_of(&alignment.changed),

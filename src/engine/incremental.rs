@@ -22,20 +22,9 @@ use crate::rules::{GroupKind, PersonEntry, RuleSet};
 /// `prev` evaluated `prev_snapshot` with `rules` on `as_of`; `alignment` relates `snapshot`'s
 /// workers to `prev_snapshot`'s ([`Snapshot::align`]): workers may have joined, left or
 /// moved within the export. Another date or another number of groups gets a full evaluation.
+/// Also returns the workers whose memberships may differ from `prev`'s (every other one's
+/// are the same in both); `None` when it evaluated in full.
 pub fn evaluate_incremental(
-    prev: Evaluation,
-    prev_snapshot: &Snapshot,
-    snapshot: &Snapshot,
-    alignment: &Alignment,
-    rules: &RuleSet,
-    as_of: NaiveDate,
-) -> Evaluation {
-    evaluate_incremental_among(prev, prev_snapshot, snapshot, alignment, rules, as_of).0
-}
-
-/// [`evaluate_incremental`], and the workers whose memberships may differ from `prev`'s
-/// (every other one's are the same in both); `None` when it evaluated in full.
-pub fn evaluate_incremental_among(
     prev: Evaluation,
     prev_snapshot: &Snapshot,
     snapshot: &Snapshot,

@@ -22,7 +22,7 @@ pub mod reason;
 pub mod rule_tests;
 
 pub use explain::{explain, Explanation};
-pub use incremental::{evaluate_incremental, evaluate_incremental_among};
+pub use incremental::evaluate_incremental;
 pub use lint::lint;
 
 /// The result of evaluating a rule set over a snapshot on one date.
