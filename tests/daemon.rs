@@ -30,10 +30,20 @@ fn outside(world: &World, division: &str) -> (String, String) {
 /// Moves a worker to `division` in the export and waits until the target's `group` has them.
 async fn move_and_see(world: &mut World, worker: (&str, &str), division: &str, group: &str) {
     let (key, email) = worker;
+    move_to(world, key, division);
+    see(world, key, email, group).await;
+}
+
+/// Moves a worker to `division` in the export.
+fn move_to(world: &mut World, key: &str, division: &str) {
     world.edit_workers(|ws| {
         let w = ws.iter_mut().find(|w| w.id == key).unwrap();
         w.division = division.into();
     });
+}
+
+/// Waits until the target's `group` has the worker.
+async fn see(world: &World, key: &str, email: &str, group: &str) {
     let what = format!("{key} reaching `{group}` in the target");
     eventually(30, &what, || async {
         world
@@ -412,7 +422,9 @@ async fn a_standby_takes_over_when_the_leader_dies() {
 /// A leader that hangs (SIGSTOP) keeps its lock session open, so the lock alone would keep
 /// the standby waiting for as long as it hangs. Its lease runs out instead: the standby ends
 /// the hung leader's lock session and leads within four polls, and syncs an HR change; the
-/// old process, woken (SIGCONT), sends nothing more to the target and steps down.
+/// old process, woken (SIGCONT), sends nothing more to the target and steps down. It hangs
+/// in the middle of a run's write, which holds its epoch's row (and so the standby's new
+/// epoch) until it ends: the server ends it after a lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_leader_is_replaced_and_sends_nothing_when_it_wakes() {
     let Some(db) = common::postgres_db().await else {
@@ -451,8 +463,31 @@ async fn a_hung_leader_is_replaced_and_sends_nothing_when_it_wakes() {
             .success();
         assert!(ok, "kill {name} {pid}");
     };
+    // It hangs in the middle of storing a run, holding its epoch's row: the run's commit
+    // waits on a lock the test holds; the test stops the process, then lets go.
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut held = admin.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(rosterd::store::RUN_COMMIT_LOCK)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let (mover, email) = outside(&world, "Sales");
+    move_to(&mut world, &mover, "Sales");
+    eventually(10, "the leader's run waiting to commit", || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock%'",
+        )
+        .fetch_one(&admin)
+        .await
+        .unwrap()
+            > 0
+    })
+    .await;
     signal("-STOP");
     let stopped = Instant::now();
+    held.rollback().await.unwrap();
     eventually(10, "the standby taking over", || standby.leading()).await;
     let took = stopped.elapsed();
     eprintln!("a hung leader was replaced in {took:?} (poll {poll} s, lease {lease_polls} polls)");
@@ -461,8 +496,7 @@ async fn a_hung_leader_is_replaced_and_sends_nothing_when_it_wakes() {
         took < Duration::from_secs_f64(poll * 4.0 + 0.5),
         "took {took:?}"
     );
-    let (mover, email) = outside(&world, "Sales");
-    move_and_see(&mut world, (&mover, &email), "Sales", "sales").await;
+    see(&world, &mover, &email, "sales").await;
     let hang = Duration::from_secs_f64(poll * f64::from(lease_polls) * 3.0);
     tokio::time::sleep(hang.saturating_sub(stopped.elapsed())).await;
 
@@ -500,7 +534,6 @@ async fn a_hung_leader_is_replaced_and_sends_nothing_when_it_wakes() {
 
     // A database that stalls (a table locked by another session): /readyz says so within
     // two seconds, not after the pool's fifteen.
-    let admin = sqlx::PgPool::connect(&url).await.unwrap();
     let mut tx = admin.begin().await.unwrap();
     sqlx::query("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
         .execute(&mut *tx)

@@ -122,6 +122,8 @@ async fn keep(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>)
                     tracing::error!(
                         "stepping down: the connection that holds the leadership failed: {e}"
                     );
+                } else if let StoreError::Conflict(why) = &e {
+                    tracing::warn!("{why}");
                 } else {
                     tracing::warn!("cannot reach the database to take the leadership: {e}");
                 }
@@ -276,7 +278,7 @@ async fn look(
     // session, which lets go of the lock.
     let started = Instant::now();
     let epoch = store
-        .take_leadership_on(&mut s.conn, holder, &now(), started + valid)
+        .take_leadership_on(&mut s.conn, holder, &now(), started + valid, lease)
         .await?;
     s.leading = Some((epoch, started + valid));
     Ok(Look::Took(epoch))

@@ -42,7 +42,7 @@ pub use push::{
 pub use members::{GroupDelta, GroupState, MemberState, WorkerIds, CHECKPOINT_EVERY, RULE};
 pub use runs::{
     bounded_message, Change, HistoryEntry, Membership, RunChanges, RunCommit, RunInfo, SnapshotUse,
-    MAX_RUN_MESSAGE_CHARS,
+    MAX_RUN_MESSAGE_CHARS, RUN_COMMIT_LOCK,
 };
 pub use snapshots::{NewSnapshot, Pruned, SnapshotChange, SnapshotInfo, SNAPSHOT_CHAIN};
 pub use text::{
@@ -116,12 +116,14 @@ const NO_EPOCH: i64 = -1;
 
 /// Fencing (PostgreSQL, several daemons): the leadership epoch a run writes under, the one
 /// this process holds now (shared by every clone; 0 when it does not lead), and until when
-/// its lease lets it send (milliseconds on [`lease_clock`]; 0 for no limit).
+/// its lease lets it send (milliseconds on [`lease_clock`]; 0 for no limit), and how long
+/// the lease is (milliseconds; 0 before this process first leads).
 #[derive(Debug, Clone, Default)]
 struct Fence {
     run: Option<i64>,
     held: Arc<std::sync::atomic::AtomicI64>,
     lease_until: Arc<std::sync::atomic::AtomicU64>,
+    lease: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Milliseconds since the first call, on the monotonic clock, which runs on while the
@@ -295,6 +297,18 @@ impl Store {
                 Backend::Sqlite => "SELECT epoch FROM leadership WHERE id = 1",
             };
             let now: Option<i64> = sqlx::query_scalar(sql).fetch_optional(&mut *tx).await?;
+            let lease = self.fence.lease.load(std::sync::atomic::Ordering::SeqCst);
+            if self.backend == Backend::Postgres && lease > 0 {
+                // The row stays locked until the commit, and a standby cannot take the
+                // leadership while it is. Should this process hang in the middle of the
+                // transaction (stopped, swapping), the server ends it once it has waited for
+                // the process longer than a lease, when a standby may take over anyway.
+                sqlx::query(AssertSqlSafe(format!(
+                    "SET LOCAL idle_in_transaction_session_timeout = {lease}"
+                )))
+                .execute(&mut *tx)
+                .await?;
+            }
             if now != Some(mine) {
                 return Err(StoreError::Fenced {
                     mine,
@@ -333,14 +347,34 @@ impl Store {
         holder: &str,
         now: &str,
         until: std::time::Instant,
+        lease: std::time::Duration,
     ) -> Result<i64, StoreError> {
         use sqlx::Connection;
         let mut tx = conn.begin().await?;
-        let epoch: i64 = sqlx::query_scalar(NEXT_EPOCH)
+        // A write of the leader this replaces holds the epoch's row until it commits; the
+        // server ends a hung one after a lease (see `begin_write`), so waiting longer than
+        // that means something else holds it: give up, and look again at the next poll.
+        let lease_ms = lease.as_millis().max(1);
+        sqlx::query(AssertSqlSafe(format!(
+            "SET LOCAL lock_timeout = {lease_ms}"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        let epoch: i64 = match sqlx::query_scalar(NEXT_EPOCH)
             .bind(holder)
             .bind(now)
             .fetch_one(&mut *tx)
-            .await?;
+            .await
+        {
+            Ok(epoch) => epoch,
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
+                return Err(StoreError::Conflict(format!(
+                    "the leadership's epoch is still locked by a write that has not ended after {:.1} s (the lease): not taking over yet",
+                    lease.as_secs_f64()
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
         sqlx::query(
             "INSERT INTO leadership_lease (id, epoch, holder, lock_pid, renewed_at) \
              VALUES (1, $1, $2, pg_backend_pid(), extract(epoch FROM clock_timestamp())) \
@@ -355,6 +389,9 @@ impl Store {
         self.fence
             .lease_until
             .store(lease_clock(until), std::sync::atomic::Ordering::SeqCst);
+        self.fence
+            .lease
+            .store(lease_ms as u64, std::sync::atomic::Ordering::SeqCst);
         self.fence
             .held
             .store(epoch, std::sync::atomic::Ordering::SeqCst);
@@ -436,6 +473,7 @@ impl Store {
                 run,
                 held: Arc::clone(&self.fence.held),
                 lease_until: Arc::clone(&self.fence.lease_until),
+                lease: Arc::clone(&self.fence.lease),
             },
             ..self.clone()
         }

@@ -456,8 +456,8 @@ impl Store {
     }
 }
 
-/// Serializes run commits on PostgreSQL.
-const RUN_COMMIT_LOCK: i64 = 0x726f_7374_6572_0001;
+/// Serializes run commits on PostgreSQL (an advisory lock, taken in the run's transaction).
+pub const RUN_COMMIT_LOCK: i64 = 0x726f_7374_6572_0001;
 
 /// The longest run message stored, in characters. A message quotes what went wrong, and
 /// what went wrong can be an export of hundreds of megabytes: the row stays small.
