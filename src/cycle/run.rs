@@ -12,8 +12,8 @@ use super::{CycleError, Inputs, Outcome};
 use crate::directory::{self, ChangeKind, Schema, Snapshot};
 use crate::engine;
 use crate::store::{
-    NewSnapshot, RunChanges, RunCommit, RunStatus, SnapshotChange, SnapshotStatus, SnapshotUse,
-    Store, StoreError, SNAPSHOT_CHAIN,
+    NewSnapshot, RowDigests, RunChanges, RunCommit, RunStatus, SnapshotChange, SnapshotStatus,
+    SnapshotUse, Store, StoreError, SNAPSHOT_CHAIN,
 };
 
 /// Runs `work` (CPU work or a process) on tokio's blocking threads, within the current span;
@@ -283,12 +283,23 @@ async fn choose_snapshot(
     let (rules, as_of) = (Arc::clone(&inputs.rules), inputs.as_of);
     let current_id = current.as_ref().map(|c| c.id);
     let chain = chain_of(current.as_ref());
-    let (snapshot, made, rows) = off_runtime(move || {
+    // What kept nothing of the snapshot in force compares the rows' digests with its.
+    let stored_digests = match current_id {
+        Some(id) if kept.as_ref().is_none_or(|k| k.snapshot_id != id) => {
+            store.snapshot_digests(id).await?
+        }
+        _ => None,
+    };
+    let (snapshot, made, rows, row_digests) = off_runtime(move || {
         let phase = Phase::start();
         let made = warm::evaluate(kept, &snapshot, &rules, as_of, every)?;
         phase.done("evaluate");
-        let rows = rows_to_store(&snapshot, &made, current_id, chain);
-        Ok::<_, CycleError>((snapshot, made, rows))
+        let rows = rows_to_store(&snapshot, &made, current_id, chain, stored_digests);
+        let row_digests = snapshot
+            .digest_form()
+            .zip(snapshot.row_digests())
+            .map(|(form, rows)| RowDigests::encode(form, rows));
+        Ok::<_, CycleError>((snapshot, made, rows, row_digests))
     })
     .await?;
     let eligible = made.evaluation.eligible().count_ones(..) as i64;
@@ -297,7 +308,8 @@ async fn choose_snapshot(
         current.as_ref().map(|c| c.eligible),
         dir.failsafe.max_shrink_percent,
     );
-    let (worker_rows, base, changes) = stored_form(store, current.as_ref(), rows).await?;
+    let (worker_rows, base, changes) =
+        stored_form(store, current.as_ref(), rows, &snapshot).await?;
     let new = NewSnapshot {
         source,
         fetched_at: crate::clock::stamp(inputs.now),
@@ -310,6 +322,7 @@ async fn choose_snapshot(
         worker_rows,
         base,
         changes,
+        digests: row_digests.filter(|_| hold_reason.is_none()),
     };
     if let Some(reason) = hold_reason {
         return Ok(Choice::Done(
@@ -326,13 +339,14 @@ async fn choose_snapshot(
     })))
 }
 
-/// A new snapshot's rows to compare with the one in force `current_id`: from the kept
-/// snapshot when it is that one, only the rows that changed.
+/// A new snapshot's rows to compare with the one in force `current_id`: only the rows that
+/// changed when the kept snapshot is that one, or when its stored row digests tell which.
 fn rows_to_store(
     snapshot: &Snapshot,
     made: &Made,
     current_id: Option<i64>,
     chain: Option<(i64, i64)>,
+    stored: Option<RowDigests>,
 ) -> Rows {
     let phase = Phase::start();
     let rows = match made.earlier.as_ref() {
@@ -344,10 +358,41 @@ fn rows_to_store(
                 snapshot.to_rows()
             }))
         }
-        _ => Rows::All(snapshot.to_rows()),
+        _ => match stored.and_then(|d| changed_by_digests(snapshot, &d, chain)) {
+            Some(rows) => rows,
+            None => Rows::All(snapshot.to_rows()),
+        },
     };
     phase.done("serialize the snapshot");
     rows
+}
+
+/// [`Rows::Among`], from the row digests stored with the snapshot in force: `None` when they
+/// cannot be compared (another form, or unreadable), or when the difference would not be
+/// stored as one (no chain to extend, or half the export or more changed).
+fn changed_by_digests(
+    snapshot: &Snapshot,
+    stored: &RowDigests,
+    chain: Option<(i64, i64)>,
+) -> Option<Rows> {
+    chain?;
+    let decoded = stored
+        .decode()
+        .inspect_err(|e| tracing::warn!("comparing every row instead: {e}"))
+        .ok()?;
+    let (changed, keys) = snapshot.changed_from_digests(&decoded, &stored.form)?;
+    if changed.len() * 2 > snapshot.len() {
+        return None;
+    }
+    tracing::debug!(
+        changed = changed.len(),
+        workers = snapshot.len(),
+        "found the rows that changed by their digests"
+    );
+    Some(Rows::Among {
+        after: snapshot.rows_of(&changed),
+        before: keys.into_iter().map(str::to_string).collect(),
+    })
 }
 
 /// A new snapshot's rows, to compare with the one in force.
@@ -357,6 +402,13 @@ enum Rows {
     /// The stored form already made from the rows of the workers who changed, joined or
     /// left ([`warm::changed_rows`]): the others are the same in both.
     Form(StoredForm),
+    /// The rows of the workers who changed or joined, and the keys of the workers whose
+    /// stored rows to compare them with (those who changed or left): every other worker's
+    /// row has the digest it had ([`changed_by_digests`]).
+    Among {
+        after: Vec<(String, String)>,
+        before: Vec<String>,
+    },
 }
 
 /// The rows a new snapshot is stored with, the snapshot it is a difference from (and the
@@ -367,16 +419,24 @@ async fn stored_form(
     store: &Store,
     current: Option<&crate::store::SnapshotInfo>,
     rows: Rows,
+    snapshot: &Snapshot,
 ) -> Result<StoredForm, CycleError> {
     let chain = chain_of(current);
-    let rows = match rows {
-        Rows::Form(form) => return Ok(form),
-        Rows::All(rows) => rows,
-    };
     let phase = Phase::start();
-    let before = match current {
-        Some(c) => store.snapshot_workers(c.id).await?,
-        None => Vec::new(),
+    let (before, rows) = match (rows, current) {
+        (Rows::Form(form), _) => return Ok(form),
+        (Rows::Among { after, before }, Some(c)) => {
+            let keys: std::collections::HashSet<&str> = before.iter().map(String::as_str).collect();
+            let before = store.snapshot_workers_among(c.id, Some(&keys)).await?;
+            phase.done("read the changed rows of the current snapshot");
+            let changes = directory::diff_rows(&before, &after);
+            return Ok(form_of(changes, &after, snapshot.len(), chain, || {
+                snapshot.to_rows()
+            }));
+        }
+        (Rows::Among { .. }, None) => (Vec::new(), snapshot.to_rows()),
+        (Rows::All(rows), Some(c)) => (store.snapshot_workers(c.id).await?, rows),
+        (Rows::All(rows), None) => (Vec::new(), rows),
     };
     phase.done("read the current snapshot");
     Ok(off_runtime(move || {

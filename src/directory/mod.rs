@@ -78,7 +78,7 @@ impl Value {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Attribute {
     pub name: String,
     pub ty: AttrType,
@@ -348,10 +348,8 @@ impl Snapshot {
     /// compared by their digests when both snapshots have them, else value by value. `None`
     /// when the two have different attributes.
     pub fn align(&self, prev: &Snapshot) -> Option<Alignment> {
-        let same_schema = self.schema.attrs.len() == prev.schema.attrs.len()
-            && (self.schema.attrs.iter().zip(&prev.schema.attrs))
-                .all(|(a, b)| a.name == b.name && a.ty == b.ty && a.column == b.column);
-        if !same_schema {
+        // A separator or a date format changed types the same text differently.
+        if self.schema.attrs != prev.schema.attrs {
             return None;
         }
         let same_order = self.len <= prev.len && (0..self.len).all(|w| self.key(w) == prev.key(w));
@@ -377,6 +375,58 @@ impl Snapshot {
             changed,
             same_order,
         })
+    }
+
+    /// How this snapshot's row digests were made, when it has them: digests of another form
+    /// are not compared with them ([`Snapshot::changed_from_digests`]). The same text is
+    /// typed the same way only by the same mapping and the same version of rosterd.
+    pub fn digest_form(&self) -> Option<String> {
+        self.row_hashes.as_ref()?;
+        Some(format!(
+            "csv; rosterd {}; key {}; {:?}",
+            env!("CARGO_PKG_VERSION"),
+            self.schema.key,
+            self.schema.attrs
+        ))
+    }
+
+    /// Each worker's key and row digest, when it has them.
+    pub fn row_digests(&self) -> Option<impl Iterator<Item = (&str, u128)> + '_> {
+        let hashes = self.row_hashes.as_ref()?;
+        Some((0..self.len).map(|w| (self.key(w), hashes[w])))
+    }
+
+    /// The workers whose rows differ from a stored snapshot's, given that snapshot's keys and
+    /// row digests (made in `form`): the new or changed workers, and the keys of the stored
+    /// rows to compare (those of the changed workers and of those who left). `None` when
+    /// this snapshot has no digests or they were made in another form.
+    pub fn changed_from_digests<'a>(
+        &self,
+        stored: &[(&'a str, u128)],
+        form: &str,
+    ) -> Option<(Vec<WorkerId>, Vec<&'a str>)> {
+        let hashes = self.row_hashes.as_ref()?;
+        if self.digest_form().as_deref() != Some(form) {
+            return None;
+        }
+        // Per stored key: its digest, and whether this snapshot has the same row.
+        let mut before: rustc_hash::FxHashMap<&str, (u128, bool)> = stored
+            .iter()
+            .map(|&(key, digest)| (key, (digest, false)))
+            .collect();
+        let mut changed = Vec::new();
+        for w in 0..self.len {
+            match before.get_mut(self.key(w)) {
+                Some((digest, same)) if *digest == hashes[w] => *same = true,
+                _ => changed.push(w),
+            }
+        }
+        let keys = stored
+            .iter()
+            .map(|&(key, _)| key)
+            .filter(|key| before.get(key).is_some_and(|&(_, same)| !same))
+            .collect();
+        Some((changed, keys))
     }
 
     /// Builds a snapshot from rows of values in schema order; see [`SnapshotBuilder`].

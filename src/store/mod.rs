@@ -44,7 +44,9 @@ pub use runs::{
     bounded_message, Change, HistoryEntry, Membership, RunChanges, RunCommit, RunInfo, SnapshotUse,
     MAX_RUN_MESSAGE_CHARS, RUN_COMMIT_LOCK,
 };
-pub use snapshots::{NewSnapshot, Pruned, SnapshotChange, SnapshotInfo, SNAPSHOT_CHAIN};
+pub use snapshots::{
+    NewSnapshot, Pruned, RowDigests, SnapshotChange, SnapshotInfo, SNAPSHOT_CHAIN,
+};
 pub use text::{
     ChangeKind, DriftKind, HoldStatus, OutboxAction, OutboxStatus, PairAction, RunOutcome,
     RunStatus, SnapshotStatus,

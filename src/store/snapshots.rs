@@ -50,6 +50,54 @@ pub struct NewSnapshot {
     /// The snapshot this one is stored as a difference from, and that difference's depth.
     pub base: Option<(i64, i64)>,
     pub changes: Vec<SnapshotChange>,
+    /// Its rows' digests (CSV exports), kept while it is the snapshot in force.
+    pub digests: Option<RowDigests>,
+}
+
+/// The digest of each worker's row as the export had it, and how they were made (`form`):
+/// a process that kept nothing from the run before finds the rows that changed by
+/// comparing these with a new export's ([`Store::snapshot_digests`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowDigests {
+    pub form: String,
+    /// Per worker: the key's length (4 bytes, little-endian), the key, the 16-byte digest.
+    pub bytes: Vec<u8>,
+}
+
+impl RowDigests {
+    pub fn encode<'a>(form: String, rows: impl Iterator<Item = (&'a str, u128)>) -> RowDigests {
+        let mut bytes = Vec::new();
+        for (key, digest) in rows {
+            bytes.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(key.as_bytes());
+            bytes.extend_from_slice(&digest.to_le_bytes());
+        }
+        RowDigests { form, bytes }
+    }
+
+    /// Each worker's key and digest, in the snapshot's order.
+    pub fn decode(&self) -> Result<Vec<(&str, u128)>, StoreError> {
+        let bad =
+            |what: &str| super::members::corrupt("the row digests of the snapshot in force", what);
+        let mut out = Vec::new();
+        let mut rest = self.bytes.as_slice();
+        while !rest.is_empty() {
+            let (len, tail) = rest
+                .split_first_chunk::<4>()
+                .ok_or_else(|| bad("a key's length is cut short"))?;
+            let len = u32::from_le_bytes(*len) as usize;
+            let (key, tail) = tail
+                .split_at_checked(len)
+                .ok_or_else(|| bad("a key is cut short"))?;
+            let key = std::str::from_utf8(key).map_err(|_| bad("a key is not UTF-8"))?;
+            let (digest, tail) = tail
+                .split_first_chunk::<16>()
+                .ok_or_else(|| bad("a digest is cut short"))?;
+            out.push((key, u128::from_le_bytes(*digest)));
+            rest = tail;
+        }
+        Ok(out)
+    }
 }
 
 /// One difference between a snapshot and the one before it.
@@ -138,6 +186,30 @@ impl Store {
     /// Worker key → attributes JSON, in key order: the last snapshot stored whole before it,
     /// with the differences since applied.
     pub async fn snapshot_workers(&self, id: i64) -> Result<Vec<(String, String)>, StoreError> {
+        self.snapshot_workers_among(id, None).await
+    }
+
+    /// Snapshot `id`'s row digests, when it has them ([`RowDigests`]).
+    pub async fn snapshot_digests(&self, id: i64) -> Result<Option<RowDigests>, StoreError> {
+        let row = sqlx::query("SELECT form, digests FROM snapshot_digests WHERE snapshot_id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(RowDigests {
+                form: row.try_get(0)?,
+                bytes: row.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// [`Store::snapshot_workers`], of only the workers `among` names when given.
+    pub async fn snapshot_workers_among(
+        &self,
+        id: i64,
+        among: Option<&std::collections::HashSet<&str>>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
         let mut chain = Vec::new();
         let mut at = id;
         loop {
@@ -183,7 +255,9 @@ impl Store {
                             "a stored row has no key",
                         )
                     })?;
-                    rows.insert(key.to_string(), json.to_string());
+                    if among.is_none_or(|keys| keys.contains(key)) {
+                        rows.insert(key.to_string(), json.to_string());
+                    }
                 }
             }
         }
@@ -284,6 +358,22 @@ pub(super) async fn insert(
     .fetch_one(&mut **tx)
     .await?;
     let id = row.try_get::<i64, _>("id")?;
+    if status == "current" {
+        // Only the snapshot in force is compared with.
+        sqlx::query("DELETE FROM snapshot_digests")
+            .execute(&mut **tx)
+            .await?;
+        if let Some(digests) = &new.digests {
+            sqlx::query(
+                "INSERT INTO snapshot_digests (snapshot_id, form, digests) VALUES ($1, $2, $3)",
+            )
+            .bind(id)
+            .bind(&digests.form)
+            .bind(&digests.bytes)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
     for (chunk, rows) in new.worker_rows.chunks(ROWS_PER_CHUNK).enumerate() {
         let mut text = String::with_capacity(rows.iter().map(|(k, j)| k.len() + j.len() + 2).sum());
         for (key, json) in rows {
