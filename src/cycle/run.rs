@@ -279,6 +279,41 @@ async fn choose_snapshot(
             kept,
         })));
     }
+    let fetched = Fetched {
+        snapshot,
+        report,
+        source,
+        sum,
+    };
+    choose_new(inputs, store, digests, kept, every, fetched).await
+}
+
+/// An export no snapshot has, loaded: its rows, what the load found, where it came from and
+/// its checksum.
+struct Fetched {
+    snapshot: Snapshot,
+    report: directory::LoadReport,
+    source: String,
+    sum: String,
+}
+
+/// [`choose_snapshot`] for an export no snapshot has: it is evaluated, and stored as the new
+/// snapshot in force unless the failsafe holds it.
+async fn choose_new(
+    inputs: &Inputs<'_>,
+    store: &Store,
+    digests: &Digests,
+    kept: Option<Kept>,
+    every: u32,
+    fetched: Fetched,
+) -> Result<Choice, CycleError> {
+    let Fetched {
+        snapshot,
+        report,
+        source,
+        sum,
+    } = fetched;
+    let dir = &inputs.config.directory;
     let current = store.current_snapshot().await?;
     let (rules, as_of) = (Arc::clone(&inputs.rules), inputs.as_of);
     let current_id = current.as_ref().map(|c| c.id);
