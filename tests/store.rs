@@ -1353,9 +1353,18 @@ async fn a_run_from_what_the_last_one_kept_stores_what_a_cold_run_stores() {
         );
         if let (Some(a), Some(b)) = (k.3, c.3) {
             let digests = cold_store.snapshot_digests(b).await.unwrap();
+            let digests = digests.expect("the digests of the snapshot in force");
+            let workers = cold_store.snapshot_workers(b).await.unwrap();
+            let mut keys: Vec<String> = digests
+                .decode()
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            keys.sort();
             assert!(
-                digests.is_some(),
-                "step {step}: the digests of the snapshot in force"
+                keys.iter().eq(workers.iter().map(|(k, _)| k)),
+                "step {step}: a digest for each worker of the snapshot in force"
             );
             let changes = |s: Vec<rosterd::store::SnapshotChange>| -> Vec<String> {
                 s.iter()

@@ -320,9 +320,11 @@ async fn choose_new(
     let chain = chain_of(current.as_ref());
     // What kept nothing of the snapshot in force compares the rows' digests with its.
     let stored_digests = match current_id {
-        Some(id) if kept.as_ref().is_none_or(|k| k.snapshot_id != id) => {
-            store.snapshot_digests(id).await?
-        }
+        Some(id) if kept.as_ref().is_none_or(|k| k.snapshot_id != id) => store
+            .snapshot_digests(id)
+            .await?
+            .map(|d| d.decode().map(|rows| (d.form, rows)))
+            .transpose()?,
         _ => None,
     };
     let (snapshot, made, rows, row_digests) = off_runtime(move || {
@@ -381,7 +383,7 @@ fn rows_to_store(
     made: &Made,
     current_id: Option<i64>,
     chain: Option<(i64, i64)>,
-    stored: Option<RowDigests>,
+    stored: Option<(String, Vec<(String, u64)>)>,
 ) -> Rows {
     let phase = Phase::start();
     let rows = match made.earlier.as_ref() {
@@ -402,20 +404,17 @@ fn rows_to_store(
     rows
 }
 
-/// [`Rows::Among`], from the row digests stored with the snapshot in force: `None` when they
-/// cannot be compared (another form, or unreadable), or when the difference would not be
-/// stored as one (no chain to extend, or half the export or more changed).
+/// [`Rows::Among`], from the row digests stored with the snapshot in force (its keys and
+/// digests, made in `form`): `None` when they cannot be compared (another form), or when the
+/// difference would not be stored as one (no chain to extend, or half the export or more
+/// changed).
 fn changed_by_digests(
     snapshot: &Snapshot,
-    stored: &RowDigests,
+    (form, stored): &(String, Vec<(String, u64)>),
     chain: Option<(i64, i64)>,
 ) -> Option<Rows> {
     chain?;
-    let decoded = stored
-        .decode()
-        .inspect_err(|e| tracing::warn!("comparing every row instead: {e}"))
-        .ok()?;
-    let (changed, keys) = snapshot.changed_from_digests(&decoded, &stored.form)?;
+    let (changed, keys) = snapshot.changed_from_digests(stored, form)?;
     if changed.len() * 2 > snapshot.len() {
         return None;
     }

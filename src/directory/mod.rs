@@ -402,7 +402,7 @@ impl Snapshot {
     /// this snapshot has no digests or they were made in another form.
     pub fn changed_from_digests<'a>(
         &self,
-        stored: &[(&'a str, u128)],
+        stored: &'a [(String, u64)],
         form: &str,
     ) -> Option<(Vec<WorkerId>, Vec<&'a str>)> {
         let hashes = self.row_hashes.as_ref()?;
@@ -410,20 +410,21 @@ impl Snapshot {
             return None;
         }
         // Per stored key: its digest, and whether this snapshot has the same row.
-        let mut before: rustc_hash::FxHashMap<&str, (u128, bool)> = stored
+        let mut before: rustc_hash::FxHashMap<&str, (u64, bool)> = stored
             .iter()
-            .map(|&(key, digest)| (key, (digest, false)))
+            .map(|(key, digest)| (key.as_str(), (*digest, false)))
             .collect();
         let mut changed = Vec::new();
         for w in 0..self.len {
             match before.get_mut(self.key(w)) {
-                Some((digest, same)) if *digest == hashes[w] => *same = true,
+                // The store keeps a digest's low 8 bytes.
+                Some((digest, same)) if *digest == hashes[w] as u64 => *same = true,
                 _ => changed.push(w),
             }
         }
         let keys = stored
             .iter()
-            .map(|&(key, _)| key)
+            .map(|(key, _)| key.as_str())
             .filter(|key| before.get(key).is_some_and(|&(_, same)| !same))
             .collect();
         Some((changed, keys))

@@ -268,7 +268,11 @@ mod tests {
 
         // From the digests stored with the earlier snapshot: the same workers, and the keys of
         // the stored rows to compare (the changed ones, and the one who left).
-        let digests: Vec<(&str, u128)> = before.row_digests().unwrap().collect();
+        let digests: Vec<(String, u64)> = before
+            .row_digests()
+            .unwrap()
+            .map(|(key, digest)| (key.to_string(), digest as u64))
+            .collect();
         let form = before.digest_form().unwrap();
         let (changed, keys) = load(&workers)
             .changed_from_digests(&digests, &form)
