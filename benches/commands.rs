@@ -15,7 +15,8 @@
 //! - `plan` with nothing changed.
 //!
 //! With `--backend postgres` the store is a fresh database on the server that
-//! `ROSTERD_TEST_POSTGRES_URL` names (as scripts/test starts it).
+//! `ROSTERD_TEST_POSTGRES_URL` names (as scripts/test starts it). With `RUST_LOG=rosterd=debug`
+//! the daemon's runs (made in this process) log each phase with its milliseconds.
 
 #![allow(
     clippy::expect_used,
@@ -177,6 +178,13 @@ fn baseline(config: &Path, as_of: chrono::NaiveDate) -> (f64, f64) {
 /// run after a start), then one after another 1% change from what that run kept. Then the
 /// memory the kept state holds between runs.
 fn daemon_runs(config: &Path, dir: &Path, workers: &mut [rosterd::directory::generate::Worker]) {
+    // `RUST_LOG=rosterd=debug` shows each phase of these runs with its milliseconds.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
