@@ -211,3 +211,54 @@ fn shared_emails_are_reported_and_match_nobody() {
     assert_eq!(report.count(IssueKind::DuplicateEmail), 1);
     assert_eq!(snap.by_email("same@x"), None);
 }
+
+/// An export of many thousand rows is read and typed in batches, its columns in two halves at
+/// once: rows, values and issues come out as if typed one by one, across batches.
+#[test]
+fn a_large_export_loads_as_if_row_by_row() {
+    use rosterd::directory::generate;
+    let workers = generate::generate(10_000, 3);
+    let mut csv = Vec::new();
+    generate::write_csv(&workers, &mut csv).unwrap();
+    let mut lines: Vec<String> = String::from_utf8(csv)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    // Line 9,001 (a later batch) gets a bad date; a copy of line 12 and a short row are added.
+    let hire = &workers[8999].hire_date.to_string();
+    assert!(lines[9000].contains(hire.as_str()));
+    lines[9000] = lines[9000].replacen(hire.as_str(), "2024-02-31", 1);
+    lines.push(lines[11].clone());
+    lines.push("only,three,fields".into());
+    let text = lines.join("\n") + "\n";
+    let schema = Arc::new(generate::schema());
+    let (snap, report) =
+        directory::load_from_str(&text, SourceFormat::Csv, "w.csv", schema, 5.0).unwrap();
+    let issues: Vec<String> = report.issues.iter().map(|i| i.to_string()).collect();
+    assert_eq!(
+        issues,
+        [
+            "line 9001: column `Hire_Date`: bad date `2024-02-31`: expected YYYY-MM-DD: value treated as missing".to_string(),
+            format!(
+                "line 10002: column `Employee_ID`: duplicate key `{}`, first seen at line 12: row rejected",
+                workers[10].id
+            ),
+            "line 10003: has 3 fields where the header has 20: row rejected".to_string(),
+        ]
+    );
+    assert_eq!(report.rows, 10_002);
+    assert_eq!(snap.len(), 10_000);
+    let attr = |name: &str| snap.schema().lookup(name).unwrap();
+    let (department, hired) = (attr("department"), attr("hire_date"));
+    for (w, worker) in workers.iter().enumerate() {
+        assert_eq!(snap.key(w), worker.id);
+        assert_eq!(
+            snap.get(department, w),
+            Some(&Value::Str(worker.department.clone()))
+        );
+        assert_eq!(snap.email(w), Some(worker.email.as_str()), "{w}");
+        let date = (w != 8999).then_some(Value::Date(worker.hire_date));
+        assert_eq!(snap.get(hired, w), date.as_ref(), "{w}");
+    }
+}

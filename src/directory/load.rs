@@ -9,10 +9,10 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::{AttrType, Attribute, Schema, Snapshot, SnapshotBuilder, Value, MISSING};
+use super::typing::{excerpt, holds_nul, parse_json, TextCodes, NUL_VALUE};
+use super::{ColumnBuilder, Schema, Snapshot, SnapshotBuilder, Value, MISSING};
 use crate::config::{DirectoryConfig, SourceFormat};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,20 +45,8 @@ pub enum DirectoryError {
     },
 }
 
-/// The longest value a field may hold, in bytes. Longer ones are bad values: no attribute
-/// a rule reads is that long, and quoting or copying it costs memory out of proportion.
-pub const MAX_FIELD_BYTES: usize = 64 << 10;
-
 /// The longest CSV header line, in bytes.
 const MAX_HEADER_BYTES: usize = 1 << 20;
-
-/// At most this many characters of a value are quoted in a message.
-const QUOTED_CHARS: usize = 60;
-
-/// The first characters of `text`, for a message; marked with `…` where cut.
-fn excerpt(text: &str) -> String {
-    crate::text::shorten(text, QUOTED_CHARS)
-}
 
 fn backticked(names: &[String]) -> String {
     const SHOWN: usize = 40;
@@ -428,107 +416,165 @@ fn read_csv(
         .collect();
     let indices = column_indices(schema, &headers, source_name)?;
     let key_column = schema.attr(schema.key()).column.clone();
-    let mut record = csv::ByteRecord::new();
     let mut texts: Vec<TextCodes> = schema
         .attrs()
         .iter()
         .map(|_| TextCodes::default())
         .collect();
-    let mut codes = vec![MISSING; schema.attrs().len()];
+    let mut batch = Vec::new();
     loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                return Err(malformed(format!("line {line}: {e}")));
+        let read = read_batch(&mut reader, &mut batch).map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            malformed(format!("line {line}: {e}"))
+        })?;
+        if read == 0 {
+            return Ok(());
+        }
+        let records = &batch[..read];
+        let whole: Vec<bool> = records.iter().map(|r| r.len() == headers.len()).collect();
+        let typed = type_batch(
+            schema,
+            &indices,
+            records,
+            &whole,
+            &mut texts,
+            &mut sink.rows,
+        );
+        for (r, record) in records.iter().enumerate() {
+            let place = Place::Line(record.position().map_or(0, |p| p.line()));
+            sink.read += 1;
+            if !whole[r] {
+                let msg = format!(
+                    "has {} fields where the header has {}: row rejected",
+                    record.len(),
+                    headers.len()
+                );
+                sink.issue(IssueKind::MalformedRow, place, None, msg);
+                continue;
             }
+            for (a, reason) in typed.bad_values(r) {
+                let column = &schema.attrs()[a].column;
+                sink.issue(IssueKind::BadValue, place, Some(column), reason.clone());
+            }
+            sink.push_codes(place, typed.codes(r), typed.hashes[r], &key_column);
         }
-        let line = record.position().map_or(0, |p| p.line());
-        let place = Place::Line(line);
-        sink.read += 1;
-        if record.len() != headers.len() {
-            let msg = format!(
-                "has {} fields where the header has {}: row rejected",
-                record.len(),
-                headers.len()
-            );
-            sink.issue(IssueKind::MalformedRow, place, None, msg);
-            continue;
+    }
+}
+
+/// Rows read and typed together.
+const BATCH_ROWS: usize = 4096;
+
+/// Reads up to [`BATCH_ROWS`] records into `batch` (reusing its records): how many.
+fn read_batch(
+    reader: &mut csv::Reader<&[u8]>,
+    batch: &mut Vec<csv::ByteRecord>,
+) -> Result<usize, csv::Error> {
+    let mut read = 0;
+    while read < BATCH_ROWS {
+        if batch.len() == read {
+            batch.push(csv::ByteRecord::new());
         }
-        let mut digest = siphasher::sip128::SipHasher13::new();
-        for (a, (attr, &i)) in schema.attrs().iter().zip(&indices).enumerate() {
-            let raw = &record[i];
-            std::hash::Hasher::write(&mut digest, raw);
-            // Never in UTF-8: fields cannot run into each other.
-            std::hash::Hasher::write_u8(&mut digest, 0xff);
-            codes[a] = match texts[a].code(a, attr, a == sink.key, raw, &mut sink.rows) {
-                Ok(code) => code,
-                Err(reason) => {
-                    sink.issue(IssueKind::BadValue, place, Some(&attr.column), reason);
-                    MISSING
+        if !reader.read_byte_record(&mut batch[read])? {
+            break;
+        }
+        read += 1;
+    }
+    Ok(read)
+}
+
+/// A batch's rows typed: each row's codes in schema order, the bad values by row and
+/// attribute, and each row's digest.
+struct Typed {
+    width: usize,
+    codes: Vec<u32>,
+    bad: Vec<(usize, usize, String)>,
+    hashes: Vec<u128>,
+}
+
+impl Typed {
+    fn codes(&self, row: usize) -> &[u32] {
+        &self.codes[row * self.width..(row + 1) * self.width]
+    }
+
+    /// Row `row`'s bad values, by attribute, with why.
+    fn bad_values(&self, row: usize) -> impl Iterator<Item = (usize, &String)> {
+        let from = self.bad.partition_point(|&(r, _, _)| r < row);
+        self.bad[from..]
+            .iter()
+            .take_while(move |&&(r, _, _)| r == row)
+            .map(|(_, a, reason)| (*a, reason))
+    }
+}
+
+/// Types a batch's `whole` records (those with every field), the first half of the
+/// attributes on a thread of its own and the rest, with the rows' digests, on this one: a
+/// column's dictionary and texts are only ever touched by one of them. The results are as
+/// if typed row by row.
+fn type_batch(
+    schema: &Schema,
+    indices: &[usize],
+    records: &[csv::ByteRecord],
+    whole: &[bool],
+    texts: &mut [TextCodes],
+    rows: &mut SnapshotBuilder,
+) -> Typed {
+    let attrs = schema.attrs();
+    let width = attrs.len();
+    let split = width / 2;
+    let key = schema.key();
+    let (texts_a, texts_b) = texts.split_at_mut(split);
+    let (columns_a, columns_b) = rows.columns_mut().split_at_mut(split);
+    let half = |from: usize, texts: &mut [TextCodes], columns: &mut [ColumnBuilder]| {
+        let n = texts.len();
+        let mut codes = vec![MISSING; records.len() * n];
+        let mut bad = Vec::new();
+        for (r, record) in records.iter().enumerate().filter(|&(r, _)| whole[r]) {
+            for (i, (text, column)) in texts.iter_mut().zip(columns.iter_mut()).enumerate() {
+                let a = from + i;
+                match text.code(&attrs[a], a == key, &record[indices[a]], column) {
+                    Ok(code) => codes[r * n + i] = code,
+                    Err(reason) => bad.push((r, a, reason)),
                 }
-            };
-        }
-        let hash = siphasher::sip128::Hasher128::finish128(&digest).into();
-        sink.push_codes(place, &codes, hash, &key_column);
-    }
-    Ok(())
-}
-
-/// One column's field texts and what each became: a text is parsed and checked once, however
-/// many rows have it. A column whose texts are mostly distinct (keys, emails, names) stops
-/// keeping them, so that they are not held twice.
-#[derive(Default)]
-struct TextCodes {
-    seen: rustc_hash::FxHashMap<Box<str>, Result<u32, String>>,
-    rows: usize,
-    distinct_mostly: bool,
-}
-
-impl TextCodes {
-    /// The code of the field `raw` of attribute `attr` (number `a`), or why it is bad.
-    fn code(
-        &mut self,
-        a: usize,
-        attr: &Attribute,
-        is_key: bool,
-        raw: &[u8],
-        rows: &mut SnapshotBuilder,
-    ) -> Result<u32, String> {
-        // A field of a text is text: the CSV reader splits at ASCII bytes only.
-        let raw = std::str::from_utf8(raw)
-            .map_err(|_| "the value is not UTF-8: value treated as missing".to_string())?;
-        self.rows += 1;
-        if let Some(known) = self.seen.get(raw) {
-            return known.clone();
-        }
-        let result = parse_text(attr, raw).and_then(|value| match value {
-            None => Ok(MISSING),
-            // A NUL character cannot be stored (PostgreSQL's text cannot hold it) nor shown:
-            // a value with one is a bad value. The key is checked on its own.
-            Some(v) if !is_key && holds_nul(&v) => Err(NUL_VALUE.to_string()),
-            Some(v) => Ok(rows.intern(a, v)),
-        });
-        if !self.distinct_mostly {
-            self.seen.insert(raw.into(), result.clone());
-            if self.rows >= 1024 && self.seen.len() * 2 > self.rows {
-                self.distinct_mostly = true;
-                self.seen = rustc_hash::FxHashMap::default();
             }
         }
-        result
+        (codes, bad)
+    };
+    let ((codes_a, mut bad), (codes_b, bad_b), hashes) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| half(0, texts_a, columns_a));
+        let second = half(split, texts_b, columns_b);
+        let hashes = (records.iter().zip(whole))
+            .map(|(record, &whole)| if whole { digest(record, indices) } else { 0 })
+            .collect();
+        let first = first
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (first, second, hashes)
+    });
+    let mut codes = Vec::with_capacity(records.len() * width);
+    for r in 0..records.len() {
+        codes.extend_from_slice(&codes_a[r * split..(r + 1) * split]);
+        codes.extend_from_slice(&codes_b[r * (width - split)..(r + 1) * (width - split)]);
+    }
+    // By row, then attribute: the order typing row by row gives.
+    bad.extend(bad_b);
+    bad.sort_by_key(|&(r, a, _)| (r, a));
+    Typed {
+        width,
+        codes,
+        bad,
+        hashes,
     }
 }
 
-const NUL_VALUE: &str = "the value holds a NUL character: value treated as missing";
-
-fn holds_nul(value: &Value) -> bool {
-    match value {
-        Value::Str(s) => s.contains('\0'),
-        Value::List(items) => items.iter().any(|s| s.contains('\0')),
-        _ => false,
+/// The digest of a row's mapped fields, in the attributes' order.
+fn digest(record: &csv::ByteRecord, indices: &[usize]) -> u128 {
+    let mut digest = siphasher::sip128::SipHasher13::new();
+    for &i in indices {
+        std::hash::Hasher::write(&mut digest, &record[i]);
+        // Never in UTF-8: fields cannot run into each other.
+        std::hash::Hasher::write_u8(&mut digest, 0xff);
     }
+    siphasher::sip128::Hasher128::finish128(&digest).into()
 }
 
 /// For each attribute, the index of its column in `headers`.
@@ -624,138 +670,6 @@ fn read_workday_json(
         sink.push(place, row, &key_column);
     }
     Ok(())
-}
-
-/// `Err` when `raw` is longer than [`MAX_FIELD_BYTES`].
-fn within_field_limit(raw: &str) -> Result<(), String> {
-    if raw.len() > MAX_FIELD_BYTES {
-        return Err(format!(
-            "the value is {} bytes, more than the limit of {MAX_FIELD_BYTES}: value treated as missing",
-            raw.len()
-        ));
-    }
-    Ok(())
-}
-
-/// Parses one text field; `Ok(None)` is an empty (missing) value, `Err` says why it is bad.
-pub fn parse_text(attr: &Attribute, raw: &str) -> Result<Option<Value>, String> {
-    within_field_limit(raw)?;
-    let text = raw.trim();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    let value = match attr.ty {
-        AttrType::String => Value::Str(text.to_string()),
-        AttrType::Number => Value::Num(parse_number(text)?),
-        AttrType::Bool => Value::Bool(parse_bool(text)?),
-        AttrType::Date => Value::Date(parse_date(text, attr.date_format.as_deref())?),
-        AttrType::List => {
-            let items: Vec<String> = text
-                .split(attr.separator.as_str())
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect();
-            if items.is_empty() {
-                return Ok(None);
-            }
-            Value::List(items)
-        }
-    };
-    Ok(Some(value))
-}
-
-fn parse_json(attr: &Attribute, v: &serde_json::Value) -> Result<Option<Value>, String> {
-    use serde_json::Value as J;
-    match (attr.ty, v) {
-        (_, J::Null) => Ok(None),
-        (_, J::String(s)) => parse_text(attr, s),
-        (AttrType::Number, J::Number(n)) => n
-            .as_f64()
-            .map(|n| Some(Value::Num(n)))
-            .ok_or_else(|| format!("bad number `{n}`: value treated as missing")),
-        (AttrType::String, J::Number(n)) => Ok(Some(Value::Str(n.to_string()))),
-        (AttrType::Bool, J::Bool(b)) => Ok(Some(Value::Bool(*b))),
-        (AttrType::String, J::Bool(b)) => Ok(Some(Value::Str(b.to_string()))),
-        (AttrType::List, J::Array(items)) => {
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                match item {
-                    J::String(s) => {
-                        within_field_limit(s)?;
-                        if !s.trim().is_empty() {
-                            out.push(s.trim().to_string());
-                        }
-                    }
-                    J::Null => {}
-                    J::Number(n) => out.push(n.to_string()),
-                    other => {
-                        return Err(format!(
-                        "expected a list of strings, found an element {}: value treated as missing",
-                        json_kind(other)
-                    ))
-                    }
-                }
-            }
-            Ok((!out.is_empty()).then_some(Value::List(out)))
-        }
-        (ty, other) => Err(format!(
-            "expected {ty}, found {}: value treated as missing",
-            json_kind(other)
-        )),
-    }
-}
-
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a bool",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "a list",
-        serde_json::Value::Object(_) => "an object",
-    }
-}
-
-fn parse_number(text: &str) -> Result<f64, String> {
-    text.parse::<f64>()
-        .ok()
-        .filter(|n| n.is_finite())
-        .ok_or_else(|| format!("bad number `{}`: value treated as missing", excerpt(text)))
-}
-
-fn parse_bool(text: &str) -> Result<bool, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "y" | "1" => Ok(true),
-        "false" | "no" | "n" | "0" => Ok(false),
-        _ => Err(format!(
-            "bad bool `{}`: expected true/false, yes/no, y/n or 1/0: value treated as missing",
-            excerpt(text)
-        )),
-    }
-}
-
-/// `YYYY-MM-DD`, optionally followed by a time or a UTC offset as Workday writes them
-/// (`2021-03-04-08:00`, `2021-03-04T09:00:00Z`); or the configured chrono format.
-fn parse_date(text: &str, format: Option<&str>) -> Result<NaiveDate, String> {
-    let parsed = match format {
-        Some(f) => NaiveDate::parse_from_str(text, f).ok(),
-        None => {
-            let head = text.get(..10).unwrap_or(text);
-            let rest = text.get(10..).unwrap_or("");
-            let rest_ok = rest.is_empty() || rest.starts_with(['T', ' ', 'Z', '+', '-']);
-            NaiveDate::parse_from_str(head, "%Y-%m-%d")
-                .ok()
-                .filter(|_| rest_ok && head.len() == 10)
-        }
-    };
-    parsed.ok_or_else(|| {
-        let expected = format.unwrap_or("YYYY-MM-DD");
-        format!(
-            "bad date `{}`: expected {expected}: value treated as missing",
-            excerpt(text)
-        )
-    })
 }
 
 fn check_emails(snapshot: &Snapshot, places: &[Place], issues: &mut Vec<LoadIssue>) {

@@ -16,13 +16,12 @@ mod column;
 pub mod generate;
 mod load;
 mod persist;
+mod typing;
 
 pub use column::{Column, ColumnBuilder, MISSING};
-pub use load::{
-    load, load_from_str, parse_text, DirectoryError, IssueKind, LoadIssue, LoadReport,
-    MAX_FIELD_BYTES,
-};
+pub use load::{load, load_from_str, DirectoryError, IssueKind, LoadIssue, LoadReport};
 pub use persist::{checksum, diff_rows, ChangeKind, WorkerChange};
+pub use typing::{parse_text, MAX_FIELD_BYTES};
 
 pub use crate::names::IS_MANAGER;
 
@@ -253,6 +252,11 @@ impl SnapshotBuilder {
     /// The code of `value` in attribute `attr`'s dictionary, for [`SnapshotBuilder::push_codes`].
     pub fn intern(&mut self, attr: AttrId, value: Value) -> u32 {
         self.columns[attr].intern(value)
+    }
+
+    /// The columns being built, in schema order, to intern values into.
+    pub(crate) fn columns_mut(&mut self) -> &mut [ColumnBuilder] {
+        &mut self.columns
     }
 
     /// The value of a code [`SnapshotBuilder::intern`] gave.
