@@ -318,7 +318,8 @@ async fn choose_new(
     let (rules, as_of) = (Arc::clone(&inputs.rules), inputs.as_of);
     let current_id = current.as_ref().map(|c| c.id);
     let chain = chain_of(current.as_ref());
-    // What kept nothing of the snapshot in force compares the rows' digests with its.
+    // A run that kept nothing of the snapshot in force finds the changed rows by the digests
+    // stored with it.
     let stored_digests = match current_id {
         Some(id) if kept.as_ref().is_none_or(|k| k.snapshot_id != id) => store
             .snapshot_digests(id)
