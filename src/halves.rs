@@ -11,16 +11,21 @@ pub fn map_halves<R: Send>(
     if n < 2 {
         return f(0..n);
     }
+    let (mut out, second) = join(|| f(0..mid), || f(mid..n));
+    out.extend(second);
+    out
+}
+
+/// `a` on this thread and `b` on another, at once; both results.
+pub fn join<A, B: Send>(a: impl FnOnce() -> A, b: impl FnOnce() -> B + Send) -> (A, B) {
     std::thread::scope(|scope| {
-        let second = scope.spawn(|| f(mid..n));
-        let mut out = f(0..mid);
+        let second = scope.spawn(b);
+        let first = a();
         // A panic in the other thread is a bug; carry it on here.
-        out.extend(
-            second
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-        );
-        out
+        let second = second
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (first, second)
     })
 }
 

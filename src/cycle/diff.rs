@@ -272,15 +272,16 @@ pub fn run_changes_among(
 }
 
 /// One group's joins and leaves against its stored members `before`, by worker id: every
-/// member compared, or only the workers `among` names.
+/// member compared, or only the snapshot's workers `among` names and the stored ids of those
+/// who left.
 fn group_sides(
     evaluation: &Evaluation,
     g: GroupId,
     numbering: &Numbering,
     before: Option<&RoaringBitmap>,
-    among: Option<(&Among<'_>, &WorkerIds)>,
+    among: Option<(&[WorkerId], &[u32])>,
 ) -> (RoaringBitmap, RoaringBitmap) {
-    let Some((among, workers)) = among else {
+    let Some((among, left)) = among else {
         let wanted = numbering.ids_of(evaluation.members(g).ones());
         return match before {
             Some(before) => (&wanted - before, before - &wanted),
@@ -289,7 +290,7 @@ fn group_sides(
     };
     let was = |id: u32| before.is_some_and(|b| b.contains(id));
     let (mut added, mut removed) = (RoaringBitmap::new(), RoaringBitmap::new());
-    for &w in among.workers {
+    for &w in among {
         let Some(id) = numbering.id(w) else {
             continue;
         };
@@ -303,7 +304,7 @@ fn group_sides(
             _ => {}
         }
     }
-    for id in among.left.iter().filter_map(|key| workers.id(key)) {
+    for &id in left {
         if was(id) {
             removed.insert(id);
         }
@@ -320,13 +321,19 @@ fn run_changes_of(
 ) -> (RunChanges, MemberState) {
     let known = state.workers.len();
     let numbering = Numbering::assign(snapshot, &mut state.workers);
+    let left: Vec<u32> = among.map_or_else(Vec::new, |a| {
+        a.left
+            .iter()
+            .filter_map(|key| state.workers.id(key))
+            .collect()
+    });
+    let among = among.map(|a| (a.workers, left.as_slice()));
     let groups = rules.groups();
     let mut deltas: Vec<GroupDelta> = crate::halves::map_halves(groups.len(), |range| {
         range
             .filter_map(|g| {
                 let name = &groups[g].name;
                 let before = state.group(name).map(|s| &s.members);
-                let among = among.map(|a| (a, &state.workers));
                 let (added, removed) = group_sides(evaluation, g, &numbering, before, among);
                 if added.is_empty() && removed.is_empty() {
                     return None;

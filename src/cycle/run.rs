@@ -319,20 +319,18 @@ async fn choose_new(
     let current_id = current.as_ref().map(|c| c.id);
     let chain = chain_of(current.as_ref());
     // A run that kept nothing of the snapshot in force finds the changed rows by the digests
-    // stored with it.
-    let stored_digests = match current_id {
-        Some(id) if kept.as_ref().is_none_or(|k| k.snapshot_id != id) => store
-            .snapshot_digests(id)
-            .await?
-            .map(|d| d.decode().map(|rows| (d.form, rows)))
-            .transpose()?,
+    // stored with it, when its difference can be stored as one.
+    let stored_digests = match chain {
+        Some((id, _)) if kept.as_ref().is_none_or(|k| k.snapshot_id != id) => {
+            store.snapshot_digests(id).await?.map(|d| (id, d))
+        }
         _ => None,
     };
     let (snapshot, made, rows, row_digests) = off_runtime(move || {
         let phase = Phase::start();
         let made = warm::evaluate(kept, &snapshot, &rules, as_of, every)?;
         phase.done("evaluate");
-        let rows = rows_to_store(&snapshot, &made, current_id, chain, stored_digests);
+        let rows = rows_to_store(&snapshot, &made, current_id, chain, stored_digests)?;
         let row_digests = snapshot
             .digest_form()
             .zip(snapshot.row_digests())
@@ -384,8 +382,8 @@ fn rows_to_store(
     made: &Made,
     current_id: Option<i64>,
     chain: Option<(i64, i64)>,
-    stored: Option<(String, Vec<(String, u64)>)>,
-) -> Rows {
+    stored: Option<(i64, RowDigests)>,
+) -> Result<Rows, StoreError> {
     let phase = Phase::start();
     let rows = match made.earlier.as_ref() {
         Some(e) if Some(e.snapshot_id) == current_id => {
@@ -396,38 +394,41 @@ fn rows_to_store(
                 snapshot.to_rows()
             }))
         }
-        _ => match stored.and_then(|d| changed_by_digests(snapshot, &d, chain)) {
-            Some(rows) => rows,
-            None => Rows::All(snapshot.to_rows()),
-        },
+        _ => match stored {
+            Some((id, digests)) => changed_by_digests(snapshot, id, &digests)?,
+            None => None,
+        }
+        .unwrap_or_else(|| Rows::All(snapshot.to_rows())),
     };
     phase.done("serialize the snapshot");
-    rows
+    Ok(rows)
 }
 
-/// [`Rows::Among`], from the row digests stored with the snapshot in force (its keys and
-/// digests, made in `form`): `None` when they cannot be compared (another form), or when the
-/// difference would not be stored as one (no chain to extend, or half the export or more
-/// changed).
+/// [`Rows::Among`], from the row digests stored with snapshot `id`, the one in force: `None`
+/// when they cannot be compared (made in another form), or when the difference would not
+/// be stored as one (half the export or more changed).
 fn changed_by_digests(
     snapshot: &Snapshot,
-    (form, stored): &(String, Vec<(String, u64)>),
-    chain: Option<(i64, i64)>,
-) -> Option<Rows> {
-    chain?;
-    let (changed, keys) = snapshot.changed_from_digests(stored, form)?;
+    id: i64,
+    digests: &RowDigests,
+) -> Result<Option<Rows>, StoreError> {
+    let stored = digests.decode()?;
+    let Some((changed, keys)) = snapshot.changed_from_digests(&stored, &digests.form) else {
+        return Ok(None);
+    };
     if changed.len() * 2 > snapshot.len() {
-        return None;
+        return Ok(None);
     }
     tracing::debug!(
         changed = changed.len(),
         workers = snapshot.len(),
         "found the rows that changed by their digests"
     );
-    Some(Rows::Among {
+    Ok(Some(Rows::Among {
+        of: id,
         after: snapshot.rows_of(&changed),
         before: keys.into_iter().map(str::to_string).collect(),
-    })
+    }))
 }
 
 /// A new snapshot's rows, to compare with the one in force.
@@ -438,9 +439,10 @@ enum Rows {
     /// left ([`warm::changed_rows`]): the others are the same in both.
     Form(StoredForm),
     /// The rows of the workers who changed or joined, and the keys of the workers whose
-    /// stored rows to compare them with (those who changed or left): every other worker's
-    /// row has the digest it had ([`changed_by_digests`]).
+    /// stored rows of snapshot `of` to compare them with (those who changed or left): every
+    /// other worker's row has the digest it had ([`changed_by_digests`]).
     Among {
+        of: i64,
         after: Vec<(String, String)>,
         before: Vec<String>,
     },
@@ -460,16 +462,15 @@ async fn stored_form(
     let phase = Phase::start();
     let (before, rows) = match (rows, current) {
         (Rows::Form(form), _) => return Ok(form),
-        (Rows::Among { after, before }, Some(c)) => {
+        (Rows::Among { of, after, before }, _) => {
             let keys: std::collections::HashSet<&str> = before.iter().map(String::as_str).collect();
-            let before = store.snapshot_workers_among(c.id, Some(&keys)).await?;
+            let before = store.snapshot_workers_among(of, Some(&keys)).await?;
             phase.done("read the changed rows of the current snapshot");
             let changes = directory::diff_rows(&before, &after);
             return Ok(form_of(changes, &after, snapshot.len(), chain, || {
                 snapshot.to_rows()
             }));
         }
-        (Rows::Among { .. }, None) => (Vec::new(), snapshot.to_rows()),
         (Rows::All(rows), Some(c)) => (store.snapshot_workers(c.id).await?, rows),
         (Rows::All(rows), None) => (Vec::new(), rows),
     };

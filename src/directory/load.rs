@@ -539,17 +539,16 @@ fn type_batch(
         }
         (codes, bad)
     };
-    let ((codes_a, mut bad), (codes_b, bad_b), hashes) = std::thread::scope(|scope| {
-        let first = scope.spawn(|| half(0, texts_a, columns_a));
-        let second = half(split, texts_b, columns_b);
-        let hashes = (records.iter().zip(whole))
-            .map(|(record, &whole)| if whole { digest(record, indices) } else { 0 })
-            .collect();
-        let first = first
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (first, second, hashes)
-    });
+    let (((codes_b, bad_b), hashes), (codes_a, mut bad)) = crate::halves::join(
+        || {
+            let second = half(split, texts_b, columns_b);
+            let hashes: Vec<u128> = (records.iter().zip(whole))
+                .map(|(record, &whole)| if whole { digest(record, indices) } else { 0 })
+                .collect();
+            (second, hashes)
+        },
+        || half(0, texts_a, columns_a),
+    );
     let mut codes = Vec::with_capacity(records.len() * width);
     for r in 0..records.len() {
         codes.extend_from_slice(&codes_a[r * split..(r + 1) * split]);

@@ -136,6 +136,10 @@ fn lease_clock(at: std::time::Instant) -> u64 {
     at.saturating_duration_since(base).as_millis() as u64 + 1
 }
 
+/// The epoch, share-locked to the commit, with the transaction's idle limit set to `$1` ms.
+const FENCE_AND_LEASE: &str = "SELECT epoch FROM leadership, \
+     set_config('idle_in_transaction_session_timeout', $1, true) WHERE id = 1 FOR SHARE OF leadership";
+
 /// Takes the next leadership epoch for holder `$1` since `$2`, returning it.
 const NEXT_EPOCH: &str = "INSERT INTO leadership (id, epoch, holder, since) VALUES (1, 1, $1, $2) \
      ON CONFLICT (id) DO UPDATE SET epoch = leadership.epoch + 1, holder = excluded.holder, \
@@ -294,23 +298,17 @@ impl Store {
         let writing = self.writing().await;
         let mut tx = self.pool.begin().await?;
         if let Some(mine) = self.fence.run {
-            let sql = match self.backend {
-                Backend::Postgres => "SELECT epoch FROM leadership WHERE id = 1 FOR SHARE",
-                Backend::Sqlite => "SELECT epoch FROM leadership WHERE id = 1",
-            };
-            let now: Option<i64> = sqlx::query_scalar(sql).fetch_optional(&mut *tx).await?;
+            // On PostgreSQL the row stays locked until the commit, and a standby cannot take
+            // the leadership while it is. Should this process hang in the middle of the
+            // transaction (stopped, swapping), the server ends it once it has waited for the
+            // process longer than a lease, when a standby may take over anyway (0: never).
             let lease = self.fence.lease.load(std::sync::atomic::Ordering::SeqCst);
-            if self.backend == Backend::Postgres && lease > 0 {
-                // The row stays locked until the commit, and a standby cannot take the
-                // leadership while it is. Should this process hang in the middle of the
-                // transaction (stopped, swapping), the server ends it once it has waited for
-                // the process longer than a lease, when a standby may take over anyway.
-                sqlx::query(AssertSqlSafe(format!(
-                    "SET LOCAL idle_in_transaction_session_timeout = {lease}"
-                )))
-                .execute(&mut *tx)
-                .await?;
+            let now: Option<i64> = match self.backend {
+                Backend::Postgres => sqlx::query_scalar(FENCE_AND_LEASE).bind(lease.to_string()),
+                Backend::Sqlite => sqlx::query_scalar("SELECT epoch FROM leadership WHERE id = 1"),
             }
+            .fetch_optional(&mut *tx)
+            .await?;
             if now != Some(mine) {
                 return Err(StoreError::Fenced {
                     mine,
