@@ -88,7 +88,44 @@ on_both_backends!(
     console_sign_ins_finish_once_and_sessions_end,
     a_push_hold_is_approved_once,
     unreadable_guardrail_violations_are_an_error,
+    the_worker_numbering_reads_back_whatever_its_keys_hold,
 );
+
+/// The numbering is read as one row of every key; a key holding the separator between them
+/// (a control character an export may still carry) is read row by row, to the same result.
+async fn the_worker_numbering_reads_back_whatever_its_keys_hold(db: TestDb) {
+    let install = Install::new(db, &[("security.yaml", SECURITY)]);
+    let store = install.store().await;
+    install.run(&store, "2026-01-10").await;
+    let before = store.worker_ids().await.unwrap();
+    assert!(before.len() > 5, "the run numbered its workers");
+    let keys: Vec<String> = (0..before.len() as u32)
+        .map(|id| before.key(id).unwrap().to_string())
+        .collect();
+    assert_eq!(before.id(&keys[3]), Some(3));
+    for (offset, key) in ["E9\u{1f}1", "E9\u{1f}"].iter().enumerate() {
+        sqlx::query("INSERT INTO workers (id, worker_key) VALUES ($1, $2)")
+            .bind((keys.len() + offset) as i64)
+            .bind(*key)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    let after = store.worker_ids().await.unwrap();
+    assert_eq!(after.len(), keys.len() + 2);
+    for (id, key) in keys.iter().enumerate() {
+        assert_eq!(after.id(key), Some(id as u32), "{key}");
+    }
+    assert_eq!(after.id("E9\u{1f}1"), Some(keys.len() as u32));
+    assert_eq!(after.key(keys.len() as u32 + 1), Some("E9\u{1f}"));
+    // A gap in the ids is a damaged store, whichever way it is read.
+    sqlx::query("DELETE FROM workers WHERE id = 2")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let error = store.worker_ids().await.unwrap_err().to_string();
+    assert!(error.contains("out of order"), "{error}");
+}
 
 /// Stored guardrail violations that cannot be read are an error, never "none": read as an
 /// empty list they would release the holds the broken guardrails put on pushes.

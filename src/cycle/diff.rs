@@ -338,15 +338,27 @@ fn run_changes_of(
                 if added.is_empty() && removed.is_empty() {
                     return None;
                 }
-                let joins = added.iter().filter_map(|id| {
-                    let w = numbering.worker(id)?;
-                    Some((id, true, reason::joined(rules, evaluation, g, w)))
-                });
                 let leaves = removed.iter().map(|id| {
                     let w = numbering.worker(id);
                     (id, false, reason::left(snapshot, rules, evaluation, g, w))
                 });
-                let mut delta = GroupDelta::from_changes(name, joins.chain(leaves));
+                let mut delta = match reason::joined_any(rules, g) {
+                    // Every join has one reason: the set is the delta's as it is (a first
+                    // run joins every member).
+                    Some(reason) => {
+                        let mut delta = GroupDelta::from_changes(name, leaves);
+                        delta.added = added;
+                        delta.added_reason = reason.to_string();
+                        delta
+                    }
+                    None => {
+                        let joins = added.iter().filter_map(|id| {
+                            let w = numbering.worker(id)?;
+                            Some((id, true, reason::joined(rules, evaluation, g, w)))
+                        });
+                        GroupDelta::from_changes(name, joins.chain(leaves))
+                    }
+                };
                 delta.member_count = evaluation.members(g).count_ones(..) as u64;
                 Some(delta)
             })

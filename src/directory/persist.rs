@@ -33,7 +33,7 @@ impl Snapshot {
     /// Each worker's key and attributes as a JSON object (missing values left out), in the
     /// snapshot's order.
     pub fn to_rows(&self) -> Vec<(String, String)> {
-        let writer = RowWriter::new(self);
+        let writer = RowWriter::new(self, self.len());
         crate::halves::map_halves(self.len(), |workers| {
             workers.map(|w| writer.row(self, w)).collect()
         })
@@ -41,7 +41,7 @@ impl Snapshot {
 
     /// [`Snapshot::to_rows`] of just these workers, in this order.
     pub fn rows_of(&self, workers: &[WorkerId]) -> Vec<(String, String)> {
-        let writer = RowWriter::new(self);
+        let writer = RowWriter::new(self, workers.len());
         workers.iter().map(|&w| writer.row(self, w)).collect()
     }
 
@@ -75,16 +75,22 @@ impl Snapshot {
 }
 
 /// The text serde_json gives a map of the attributes (names in order, compact), written
-/// straight: no map is built per worker.
+/// straight: no map is built per worker, and no value per attribute.
 struct RowWriter {
     /// Attribute ids by name.
     order: Vec<usize>,
     /// Their names, as JSON strings.
     names: Vec<String>,
+    /// In `order`'s order, for an attribute whose distinct values are few beside the rows to
+    /// write: each value's JSON text, by its code. A department is written once, not once per
+    /// worker.
+    texts: Vec<Option<Vec<String>>>,
 }
 
 impl RowWriter {
-    fn new(snapshot: &Snapshot) -> RowWriter {
+    /// A writer for `rows` rows of `snapshot`: dictionaries of at most a quarter as many
+    /// values are written out once.
+    fn new(snapshot: &Snapshot, rows: usize) -> RowWriter {
         let attrs = snapshot.schema().attrs();
         let mut order: Vec<usize> = (0..attrs.len()).collect();
         order.sort_by(|&a, &b| attrs[a].name.cmp(&attrs[b].name));
@@ -92,24 +98,105 @@ impl RowWriter {
             .iter()
             .map(|&a| serde_json::Value::from(attrs[a].name.as_str()).to_string())
             .collect();
-        RowWriter { order, names }
+        let texts = order
+            .iter()
+            .map(|&a| {
+                let dict = snapshot.column(a).dict();
+                (dict.len() * 4 <= rows).then(|| {
+                    dict.iter()
+                        .map(|v| {
+                            let mut text = String::new();
+                            push_json(&mut text, v);
+                            text
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        RowWriter {
+            order,
+            names,
+            texts,
+        }
     }
 
     fn row(&self, snapshot: &Snapshot, w: WorkerId) -> (String, String) {
-        let mut json = String::from("{");
-        for (name, &a) in self.names.iter().zip(&self.order) {
-            if let Some(v) = snapshot.get(a, w) {
-                if json.len() > 1 {
-                    json.push(',');
-                }
-                json.push_str(name);
-                json.push(':');
-                json.push_str(&v.to_json().to_string());
+        let mut json = String::with_capacity(512);
+        json.push('{');
+        for ((name, &a), texts) in self.names.iter().zip(&self.order).zip(&self.texts) {
+            let column = snapshot.column(a);
+            let code = column.codes()[w];
+            if code == super::column::MISSING {
+                continue;
+            }
+            if json.len() > 1 {
+                json.push(',');
+            }
+            json.push_str(name);
+            json.push(':');
+            match texts {
+                Some(texts) => json.push_str(&texts[code as usize]),
+                None => push_json(&mut json, &column.dict()[code as usize]),
             }
         }
         json.push('}');
         (snapshot.key(w).to_string(), json)
     }
+}
+
+/// Appends `value` as serde_json writes [`Value::to_json`] (a test holds them equal).
+fn push_json(out: &mut String, value: &Value) {
+    use std::fmt::Write;
+    match value {
+        Value::Str(s) => push_json_str(out, s),
+        Value::Num(n) => out.push_str(&serde_json::Value::from(*n).to_string()),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Date(d) => {
+            out.push('"');
+            let _ = write!(out, "{d}");
+            out.push('"');
+        }
+        Value::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_json_str(out, item);
+            }
+            out.push(']');
+        }
+    }
+}
+
+/// Appends `s` as a JSON string, escaped as serde_json escapes: `"`, `\\` and the control
+/// characters, those with a short form by it.
+fn push_json_str(out: &mut String, s: &str) {
+    use std::fmt::Write;
+    out.push('"');
+    let mut plain = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        plain = i + 1;
+        if short.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(short);
+        }
+    }
+    out.push_str(&s[plain..]);
+    out.push('"');
 }
 
 fn from_json(ty: AttrType, v: &serde_json::Value) -> Option<Value> {
@@ -191,6 +278,30 @@ pub fn checksum(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::directory::generate;
+
+    #[test]
+    fn values_are_written_as_serde_json_writes_them() {
+        let date = NaiveDate::from_ymd_opt(2026, 2, 3).unwrap();
+        let values = [
+            Value::Str("plain".into()),
+            Value::Str("quote \" back \\ slash / é ✓".into()),
+            Value::Str("\n\r\t\u{8}\u{c}\u{0}\u{1f}\u{7f} end".into()),
+            Value::Str(String::new()),
+            Value::Num(1.0),
+            Value::Num(-0.25),
+            Value::Num(1e21),
+            Value::Num(f64::NAN),
+            Value::Bool(false),
+            Value::Date(date),
+            Value::List(vec!["a\"b".into(), String::new(), "c".into()]),
+            Value::List(Vec::new()),
+        ];
+        for value in &values {
+            let mut text = String::new();
+            push_json(&mut text, value);
+            assert_eq!(text, value.to_json().to_string(), "{value:?}");
+        }
+    }
 
     #[test]
     fn rows_round_trip_through_json() {

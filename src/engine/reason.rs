@@ -12,13 +12,18 @@ pub fn joined(
     group: GroupId,
     worker: WorkerId,
 ) -> &'static str {
+    joined_any(rules, group).unwrap_or_else(|| match &evaluation.rule_sets[group] {
+        Some(set) if set.contains(worker) => "rule",
+        _ => "include",
+    })
+}
+
+/// [`joined`] when it is the same for every member of the group (all but hybrid groups).
+pub fn joined_any(rules: &RuleSet, group: GroupId) -> Option<&'static str> {
     match rules.group(group).kind {
-        GroupKind::Managed => "rule",
-        GroupKind::Manual => "member",
-        GroupKind::Hybrid => match &evaluation.rule_sets[group] {
-            Some(set) if set.contains(worker) => "rule",
-            _ => "include",
-        },
+        GroupKind::Managed => Some("rule"),
+        GroupKind::Manual => Some("member"),
+        GroupKind::Hybrid => None,
     }
 }
 

@@ -189,6 +189,7 @@ impl Store {
     /// the run's id and the id of the snapshot it used.
     pub async fn commit_run(&self, run: &RunCommit) -> Result<(i64, Option<i64>), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
+        let timer = std::time::Instant::now();
         let snapshot_id = match &run.snapshot {
             SnapshotUse::None => None,
             SnapshotUse::New(new) => Some(snapshots::insert(&mut tx, self.backend, new).await?),
@@ -244,9 +245,12 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let run_id = row.try_get::<i64, _>("id")?;
+        let snapshot_ms = timer.elapsed().as_secs_f64() * 1e3;
         members::insert_workers(&mut tx, self.backend, &changes.new_workers).await?;
+        let workers_ms = timer.elapsed().as_secs_f64() * 1e3;
         let deltas: Vec<(i64, &GroupDelta)> = changes.deltas.iter().map(|d| (run_id, d)).collect();
         members::insert_deltas(&mut tx, self.backend, &deltas).await?;
+        let deltas_ms = timer.elapsed().as_secs_f64() * 1e3;
         for (group, before) in &changes.checkpoints {
             let mut state = before.clone();
             // The deltas are by group name.
@@ -259,6 +263,13 @@ impl Store {
             members::write_checkpoint(&mut tx, group, run_id, &state).await?;
         }
         tx.commit().await?;
+        tracing::debug!(
+            snapshot_ms,
+            workers_ms,
+            deltas_ms,
+            committed_ms = timer.elapsed().as_secs_f64() * 1e3,
+            "stored the run (milliseconds since the write began)"
+        );
         Ok((run_id, snapshot_id))
     }
 
