@@ -562,6 +562,86 @@ fn a_held_snapshot_exits_3_until_approved() {
     assert!(out.starts_with("run 3: 0 joined, 6 left"), "{out}");
 }
 
+/// A text plan lists each group's first 50 changes, by key, and counts the rest: the same
+/// changes, in the same order, as the JSON plan lists in full (before a first run, and after
+/// an HR change that makes members leave).
+#[test]
+fn a_text_plan_shows_the_first_changes_of_the_json_plan() {
+    let dir = sample_copy();
+    let compare = |expect_leaves: bool| {
+        let text = run_in(dir.path(), &["--as-of", "2026-11-22", "plan"], 0);
+        let json = run_in(
+            dir.path(),
+            &["--as-of", "2026-11-22", "--format", "json", "plan"],
+            0,
+        );
+        let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let (mut cut, mut leaves) = (0, 0);
+        for group in plan["groups"].as_array().unwrap() {
+            let listed = |side: &str, mark: &str| -> Vec<String> {
+                group[side].as_array().map_or_else(Vec::new, |changes| {
+                    changes
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "    {mark} {}  [{}]",
+                                c["label"].as_str().unwrap(),
+                                c["reason"].as_str().unwrap()
+                            )
+                        })
+                        .collect()
+                })
+            };
+            let mut all = listed("joins", "+");
+            let joins = all.len();
+            all.extend(listed("leaves", "-"));
+            leaves += all.len() - joins;
+            if all.is_empty() {
+                continue;
+            }
+            let name = group["name"].as_str().unwrap();
+            let head = text
+                .lines()
+                .position(|l| {
+                    l.get(2..)
+                        .is_some_and(|l| l.starts_with(&format!("{name} (")))
+                })
+                .unwrap_or_else(|| panic!("{name} is not in the text plan:\n{text}"));
+            let shown: Vec<&str> = text
+                .lines()
+                .skip(head + 1)
+                .take_while(|l| l.starts_with("    "))
+                .collect();
+            let expected: Vec<&str> = all.iter().take(50).map(String::as_str).collect();
+            assert_eq!(&shown[..expected.len()], expected.as_slice(), "{name}");
+            if all.len() > 50 {
+                cut += 1;
+                assert_eq!(
+                    shown[50],
+                    format!(
+                        "    ... and {} more (`--format json` lists all)",
+                        all.len() - 50
+                    )
+                );
+            } else {
+                assert_eq!(shown.len(), all.len(), "{name}");
+            }
+        }
+        assert!(cut > 0, "a group of the sample has more than 50 changes");
+        assert_eq!(leaves > 0, expect_leaves, "{text}");
+    };
+    compare(false);
+    run_in(dir.path(), &["--as-of", "2026-11-22", "evaluate"], 0);
+    edit(&dir, "sample/workers.csv", |text| {
+        text.lines()
+            .enumerate()
+            .filter(|(i, _)| i % 7 != 3)
+            .map(|(_, line)| format!("{line}\n"))
+            .collect()
+    });
+    compare(true);
+}
+
 /// A copy of the repository's sample (config, export, rules and rule tests) to break.
 fn sample_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

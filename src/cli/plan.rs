@@ -200,24 +200,34 @@ struct Totals {
 impl Totals {
     fn add(&mut self, changes: &[PlannedChange<'_>]) {
         let joins = changes.iter().filter(|c| c.added).count();
+        self.add_counts(joins, changes.len() - joins);
+    }
+
+    fn add_counts(&mut self, joins: usize, leaves: usize) {
         self.joins += joins;
-        self.leaves += changes.len() - joins;
-        self.changed_groups += usize::from(!changes.is_empty());
+        self.leaves += leaves;
+        self.changed_groups += usize::from(joins + leaves > 0);
     }
 }
 
 impl Plan<'_> {
     fn changes_of(&self, g: usize) -> Vec<PlannedChange<'_>> {
+        self.first_changes_of(g, usize::MAX).2
+    }
+
+    /// The joins and leaves of group `g`, and the first `shown` of its changes.
+    fn first_changes_of(&self, g: usize, shown: usize) -> (usize, usize, Vec<PlannedChange<'_>>) {
         if let Stored::AsEvaluatedBy(_) = self.stored {
-            return Vec::new();
+            return (0, 0, Vec::new());
         }
-        cycle::planned_changes(
+        cycle::planned_changes_first(
             &self.ws.snapshot,
             &self.order,
             &self.ws.rules,
             self.evaluation,
             g,
             &self.side,
+            shown,
         )
     }
 
@@ -359,12 +369,15 @@ impl Plan<'_> {
         names.sort();
         let mut totals = Totals::default();
         for (name, g) in names {
-            let changes = match g {
-                Some(g) => self.changes_of(g),
-                None => self.removed_changes(name),
+            let (j, leaves, changes) = match g {
+                Some(g) => self.first_changes_of(g, SHOWN_PER_GROUP),
+                None => {
+                    let changes = self.removed_changes(name);
+                    (0, changes.len(), changes)
+                }
             };
-            totals.add(&changes);
-            if changes.is_empty() {
+            totals.add_counts(j, leaves);
+            if j + leaves == 0 {
                 continue;
             }
             let (mark, note) = match g {
@@ -374,12 +387,11 @@ impl Plan<'_> {
                 }
                 Some(g) => ("~", format!(" ({})", ws.rules.group(g).kind)),
             };
-            let j = changes.iter().filter(|c| c.added).count();
             writeln!(
                 out,
                 "{mark} {name}{note}: {}, {}",
                 crate::text::count(j as u64, "join"),
-                crate::text::count((changes.len() - j) as u64, "leave")
+                crate::text::count(leaves as u64, "leave")
             )?;
             let mut label = String::new();
             for c in changes.iter().take(SHOWN_PER_GROUP) {
@@ -391,11 +403,11 @@ impl Plan<'_> {
                     c.reason
                 )?;
             }
-            if changes.len() > SHOWN_PER_GROUP {
+            if j + leaves > SHOWN_PER_GROUP {
                 writeln!(
                     out,
                     "    ... and {} more (`--format json` lists all)",
-                    changes.len() - SHOWN_PER_GROUP
+                    j + leaves - SHOWN_PER_GROUP
                 )?;
             }
         }
