@@ -89,7 +89,54 @@ on_both_backends!(
     a_push_hold_is_approved_once,
     unreadable_guardrail_violations_are_an_error,
     the_worker_numbering_reads_back_whatever_its_keys_hold,
+    snapshot_rows_read_the_same_packed_or_as_text,
 );
+
+/// Snapshot rows are written as LZ4 blocks (migration 20); chunks written as text before
+/// read the same, and a damaged block is a damaged store, never fewer workers.
+async fn snapshot_rows_read_the_same_packed_or_as_text(db: TestDb) {
+    use sqlx::Row;
+    let install = Install::new(db, &[("security.yaml", SECURITY)]);
+    let store = install.store().await;
+    install.run(&store, "2026-01-10").await;
+    let id = store.snapshots(1).await.unwrap()[0].id;
+    let packed = store.snapshot_workers(id).await.unwrap();
+    assert!(packed.len() > 5, "{packed:?}");
+    let chunks =
+        sqlx::query("SELECT chunk, rows, packed FROM snapshot_rows WHERE snapshot_id = $1")
+            .bind(id)
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert!(!chunks.is_empty());
+    for chunk in &chunks {
+        let text: String = chunk.try_get(1).unwrap();
+        assert_eq!(text, "", "a packed chunk holds no text");
+        let bytes: Vec<u8> = chunk.try_get(2).unwrap();
+        let text =
+            String::from_utf8(lz4_flex::block::decompress_size_prepended(&bytes).unwrap()).unwrap();
+        assert!(text.lines().count() > 5, "{text}");
+        sqlx::query("UPDATE snapshot_rows SET rows = $1, packed = NULL WHERE snapshot_id = $2 AND chunk = $3")
+            .bind(text)
+            .bind(id)
+            .bind(chunk.try_get::<i64, _>(0).unwrap())
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.snapshot_workers(id).await.unwrap(), packed, "as text");
+    sqlx::query("UPDATE snapshot_rows SET packed = $1 WHERE snapshot_id = $2")
+        .bind(vec![200u8, 1, 0, 0, 7, 7])
+        .bind(id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let error = store.snapshot_workers(id).await.unwrap_err().to_string();
+    assert!(
+        error.contains("packed chunk") && error.contains("damaged"),
+        "{error}"
+    );
+}
 
 /// The numbering is read as one row of every key; a key holding the separator between them
 /// (a control character an export may still carry) is read row by row, to the same result.

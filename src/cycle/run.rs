@@ -12,8 +12,8 @@ use super::{CycleError, Inputs, Outcome};
 use crate::directory::{self, ChangeKind, Schema, Snapshot};
 use crate::engine;
 use crate::store::{
-    NewSnapshot, RowDigests, RunChanges, RunCommit, RunStatus, SnapshotChange, SnapshotStatus,
-    SnapshotUse, Store, StoreError, SNAPSHOT_CHAIN,
+    NewSnapshot, PackedRows, RowDigests, RunChanges, RunCommit, RunStatus, SnapshotChange,
+    SnapshotStatus, SnapshotUse, Store, StoreError, SNAPSHOT_CHAIN,
 };
 
 /// Runs `work` (CPU work or a process) on tokio's blocking threads, within the current span;
@@ -346,6 +346,7 @@ async fn choose_new(
     );
     let (worker_rows, base, changes) =
         stored_form(store, current.as_ref(), rows, &snapshot).await?;
+    let worker_rows = off_runtime(move || PackedRows::pack(&worker_rows)).await;
     let new = NewSnapshot {
         source,
         fetched_at: crate::clock::stamp(inputs.now),

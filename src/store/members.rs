@@ -658,10 +658,12 @@ pub(crate) async fn insert_deltas(
     let mut rows = Vec::new();
     let mut bytes = 0;
     for (run, delta) in deltas.iter().filter(|(_, d)| !d.is_empty()) {
-        let (added, removed) = (
-            hex(&encode_set(&delta.added)?),
-            hex(&encode_set(&delta.removed)?),
-        );
+        let (added, removed) = (encode_set(&delta.added)?, encode_set(&delta.removed)?);
+        if added.len() + removed.len() >= DELTA_BYTES_ALONE {
+            insert_large_delta(conn, *run, delta, added, removed).await?;
+            continue;
+        }
+        let (added, removed) = (hex(&added), hex(&removed));
         bytes += added.len() + removed.len();
         rows.push((
             run,
@@ -686,6 +688,39 @@ pub(crate) async fn insert_deltas(
 
 /// The hex of the sets one statement of [`insert_deltas`] carries, about.
 const DELTA_BYTES_PER_STATEMENT: usize = 16 << 20;
+
+/// Sets of at least this many bytes are bound as they are, a statement per delta: in the
+/// JSON of [`insert_delta_rows`] they would be written as hex and parsed back (a first run
+/// at a million workers writes 120 MB of sets).
+const DELTA_BYTES_ALONE: usize = 32 << 10;
+
+/// One `group_changes` row, its sets bound as bytes.
+async fn insert_large_delta(
+    conn: &mut AnyConnection,
+    run: i64,
+    delta: &GroupDelta,
+    added: Vec<u8>,
+    removed: Vec<u8>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO group_changes (run_id, group_name, added_count, removed_count, added, \
+         removed, added_reason, removed_reason, reasons, member_count) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(run)
+    .bind(&delta.group)
+    .bind(delta.added.len() as i64)
+    .bind(delta.removed.len() as i64)
+    .bind(added)
+    .bind(removed)
+    .bind(&delta.added_reason)
+    .bind(&delta.removed_reason)
+    .bind(serde_json::to_string(&delta.reasons).map_err(encode_error)?)
+    .bind(delta.member_count as i64)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
 
 /// `group_changes` rows as [`insert_deltas`] makes them.
 type DeltaRow<'a> = (

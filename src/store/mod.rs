@@ -45,7 +45,7 @@ pub use runs::{
     MAX_RUN_MESSAGE_CHARS, RUN_COMMIT_LOCK,
 };
 pub use snapshots::{
-    NewSnapshot, Pruned, RowDigests, SnapshotChange, SnapshotInfo, SNAPSHOT_CHAIN,
+    NewSnapshot, PackedRows, Pruned, RowDigests, SnapshotChange, SnapshotInfo, SNAPSHOT_CHAIN,
 };
 pub use text::{
     ChangeKind, DriftKind, HoldStatus, OutboxAction, OutboxStatus, PairAction, RunOutcome,
