@@ -220,7 +220,7 @@ impl Plan<'_> {
         if let Stored::AsEvaluatedBy(_) = self.stored {
             return (0, 0, Vec::new());
         }
-        cycle::planned_changes_first(
+        cycle::planned_changes(
             &self.ws.snapshot,
             &self.order,
             &self.ws.rules,

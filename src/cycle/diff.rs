@@ -25,7 +25,8 @@ pub fn changes(
     let mut out = Vec::new();
     for (g, group) in rules.groups().iter().enumerate() {
         out.extend(
-            planned_changes(snapshot, &order, rules, evaluation, g, &side)
+            planned_changes(snapshot, &order, rules, evaluation, g, &side, usize::MAX)
+                .2
                 .into_iter()
                 .map(|c| c.owned(&group.name)),
         );
@@ -150,24 +151,12 @@ impl PlannedChange<'_> {
     }
 }
 
-/// One group's changes against its stored members: joins, then leaves, each by worker key.
-/// A plan works through the groups one at a time with this, so its memory is that of one
-/// group's changes, not of all of them.
+/// One group's changes against its stored members: joins, then leaves, each by worker key,
+/// cut to the first `shown`; and how many joins and leaves there are in all. A plan works
+/// through the groups one at a time with this, so its memory is that of one group's
+/// changes, not of all of them; a text plan lists a few per group, and needs neither the
+/// order nor the reason of the rest (a first plan at a million workers has 180 million joins).
 pub fn planned_changes<'a>(
-    snapshot: &'a Snapshot,
-    order: &KeyOrder,
-    rules: &RuleSet,
-    evaluation: &Evaluation,
-    g: GroupId,
-    stored: &StoredSide<'a>,
-) -> Vec<PlannedChange<'a>> {
-    planned_changes_first(snapshot, order, rules, evaluation, g, stored, usize::MAX).2
-}
-
-/// [`planned_changes`] cut to the first `shown`, with how many joins and leaves there are in
-/// all: a text plan lists a few per group, and needs neither the order nor the reason of
-/// the rest (a first plan at a million workers has 180 million joins).
-pub fn planned_changes_first<'a>(
     snapshot: &'a Snapshot,
     order: &KeyOrder,
     rules: &RuleSet,

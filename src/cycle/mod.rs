@@ -18,8 +18,8 @@ mod run;
 mod warm;
 
 pub use diff::{
-    changes, planned_changes, planned_changes_first, removed_group_changes, run_changes,
-    run_changes_keeping, state_after, KeyOrder, Numbering, PlannedChange, StoredSide,
+    changes, planned_changes, removed_group_changes, run_changes, run_changes_keeping, state_after,
+    KeyOrder, Numbering, PlannedChange, StoredSide,
 };
 pub use run::{run, run_warm};
 pub use warm::Warm;
