@@ -344,9 +344,26 @@ async fn choose_new(
         current.as_ref().map(|c| c.eligible),
         dir.failsafe.max_shrink_percent,
     );
-    let (worker_rows, base, changes) =
-        stored_form(store, current.as_ref(), rows, &snapshot).await?;
-    let worker_rows = off_runtime(move || PackedRows::pack(&worker_rows)).await;
+    let (snapshot, worker_rows, base, changes) = match rows {
+        Rows::First => {
+            off_runtime(move || {
+                let phase = Phase::start();
+                let packed = PackedRows::pack_with(snapshot.len(), |workers| {
+                    snapshot.rows_of(&workers.collect::<Vec<_>>())
+                });
+                let changes = joined(&snapshot);
+                phase.done("serialize the first snapshot");
+                (snapshot, packed, None, changes)
+            })
+            .await
+        }
+        rows => {
+            let (worker_rows, base, changes) =
+                stored_form(store, current.as_ref(), rows, &snapshot).await?;
+            let worker_rows = off_runtime(move || PackedRows::pack(&worker_rows)).await;
+            (snapshot, worker_rows, base, changes)
+        }
+    };
     let new = NewSnapshot {
         source,
         fetched_at: crate::clock::stamp(inputs.now),
@@ -385,6 +402,9 @@ fn rows_to_store(
     chain: Option<(i64, i64)>,
     stored: Option<(i64, RowDigests)>,
 ) -> Result<Rows, StoreError> {
+    if current_id.is_none() {
+        return Ok(Rows::First);
+    }
     let phase = Phase::start();
     let rows = match made.earlier.as_ref() {
         Some(e) if Some(e.snapshot_id) == current_id => {
@@ -434,6 +454,10 @@ fn changed_by_digests(
 
 /// A new snapshot's rows, to compare with the one in force.
 enum Rows {
+    /// None: no snapshot is in force, so every worker joins, and the snapshot is stored
+    /// whole, packed from its columns a chunk at a time (a million workers' rows are never
+    /// all made at once).
+    First,
     /// Every worker's.
     All(Vec<(String, String)>),
     /// The stored form already made from the rows of the workers who changed, joined or
@@ -474,6 +498,8 @@ async fn stored_form(
         }
         (Rows::All(rows), Some(c)) => (store.snapshot_workers(c.id).await?, rows),
         (Rows::All(rows), None) => (Vec::new(), rows),
+        // Packed from the columns by the caller; here, the same as every row joining.
+        (Rows::First, _) => (Vec::new(), snapshot.to_rows()),
     };
     phase.done("read the current snapshot");
     Ok(off_runtime(move || {
@@ -481,7 +507,9 @@ async fn stored_form(
         let changes = directory::diff_rows(&before, &rows);
         drop(before);
         let total = rows.len();
-        let form = form_of(changes, &rows, total, chain, || rows.clone());
+        let (changed, base) = changed_or_whole(&changes, &rows, total, chain);
+        // Stored whole (a first snapshot, or a long chain): the rows themselves, not a copy.
+        let form = (changed.unwrap_or(rows), base, snapshot_changes(changes));
         phase.done("compare with the current snapshot");
         form
     })
@@ -506,24 +534,60 @@ fn form_of(
     chain: Option<(i64, i64)>,
     whole: impl FnOnce() -> Vec<(String, String)>,
 ) -> StoredForm {
+    let (changed, base) = changed_or_whole(&changes, rows, total, chain);
+    (
+        changed.unwrap_or_else(whole),
+        base,
+        snapshot_changes(changes),
+    )
+}
+
+/// The rows of the workers who joined or changed, and the base they are a difference from,
+/// when they are at most half of the `total` workers and `chain` allows a difference; `None`
+/// and no base when the snapshot is stored whole.
+fn changed_or_whole(
+    changes: &[directory::WorkerChange],
+    rows: &[(String, String)],
+    total: usize,
+    chain: Option<(i64, i64)>,
+) -> (Option<KeyedRows>, Option<(i64, i64)>) {
     // The workers who joined or changed, from the diff just made.
     let touched: std::collections::HashSet<&str> = changes
         .iter()
         .filter(|c| c.change != ChangeKind::Left)
         .map(|c| c.key.as_str())
         .collect();
-    let (worker_rows, base) = match chain {
+    match chain {
         Some(base) if touched.len() * 2 <= total => {
-            let changed: Vec<(String, String)> = rows
+            let changed = rows
                 .iter()
                 .filter(|(key, _)| touched.contains(key.as_str()))
                 .cloned()
                 .collect();
-            (changed, Some(base))
+            (Some(changed), Some(base))
         }
-        _ => (whole(), None),
-    };
-    let changes = changes
+        _ => (None, None),
+    }
+}
+
+/// A first snapshot's changes: every worker joined, by key (as [`directory::diff_rows`] from
+/// nothing gives them).
+fn joined(snapshot: &Snapshot) -> Vec<SnapshotChange> {
+    let mut keys: Vec<&str> = (0..snapshot.len()).map(|w| snapshot.key(w)).collect();
+    keys.sort_unstable();
+    keys.into_iter()
+        .map(|key| SnapshotChange {
+            worker_key: key.to_string(),
+            change: ChangeKind::Joined,
+            attribute: None,
+            old_value: None,
+            new_value: None,
+        })
+        .collect()
+}
+
+fn snapshot_changes(changes: Vec<directory::WorkerChange>) -> Vec<SnapshotChange> {
+    changes
         .into_iter()
         .map(|c| SnapshotChange {
             worker_key: c.key,
@@ -532,9 +596,11 @@ fn form_of(
             old_value: c.old_value,
             new_value: c.new_value,
         })
-        .collect();
-    (worker_rows, base, changes)
+        .collect()
 }
+
+/// Workers' rows as the store keeps them: key, attributes as JSON.
+type KeyedRows = Vec<(String, String)>;
 
 /// What [`stored_form`] gives: the rows, the base and depth, the changes.
 type StoredForm = (

@@ -138,7 +138,25 @@ impl RowDigests {
 
 #[cfg(test)]
 mod tests {
-    use super::RowDigests;
+    use super::{chunk_text, PackedRows, RowDigests, ROWS_PER_CHUNK};
+
+    /// Rows packed from a slice and made a chunk at a time pack the same, in chunks of
+    /// [`ROWS_PER_CHUNK`] (the last one short), and unpack to their lines.
+    #[test]
+    fn packed_rows_are_the_same_made_whole_or_a_chunk_at_a_time() {
+        let n = ROWS_PER_CHUNK * 2 + 7;
+        let row = |w: usize| (format!("E{w:07}"), format!("{{\"n\":{w},\"t\":\"a\\tb\"}}"));
+        let rows: Vec<(String, String)> = (0..n).map(row).collect();
+        let whole = PackedRows::pack(&rows);
+        let made = PackedRows::pack_with(n, |range| range.map(row).collect());
+        assert_eq!(whole, made);
+        assert_eq!((whole.len(), whole.chunks.len()), (n, 3));
+        let last = chunk_text(String::new(), whole.chunks.last().cloned(), 1).unwrap();
+        let lines: Vec<&str> = last.lines().collect();
+        assert_eq!(lines.len(), 7);
+        assert_eq!(lines[6], format!("{}\t{}", rows[n - 1].0, rows[n - 1].1));
+        assert!(PackedRows::pack(&[]).is_empty());
+    }
 
     #[test]
     fn row_digests_read_back_as_written() {
@@ -204,25 +222,31 @@ impl PackedRows {
     pub fn pack(rows: &[(String, String)]) -> PackedRows {
         let chunks: Vec<&[(String, String)]> = rows.chunks(ROWS_PER_CHUNK).collect();
         let chunks = crate::halves::map_halves(chunks.len(), |range| {
-            range
-                .map(|c| {
-                    let rows = chunks[c];
-                    let mut text =
-                        Vec::with_capacity(rows.iter().map(|(k, j)| k.len() + j.len() + 2).sum());
-                    for (key, json) in rows {
-                        text.extend_from_slice(key.as_bytes());
-                        text.push(b'\t');
-                        text.extend_from_slice(json.as_bytes());
-                        text.push(b'\n');
-                    }
-                    lz4_flex::block::compress_prepend_size(&text)
-                })
-                .collect()
+            range.map(|c| pack_chunk(chunks[c])).collect()
         });
         PackedRows {
             chunks,
             len: rows.len(),
         }
+    }
+
+    /// Packs the rows of `len` workers that `rows_of` makes, a chunk's range at a time (on
+    /// two threads): only two chunks' rows exist at once.
+    pub fn pack_with(
+        len: usize,
+        rows_of: impl Fn(std::ops::Range<usize>) -> Vec<(String, String)> + Sync,
+    ) -> PackedRows {
+        let count = len.div_ceil(ROWS_PER_CHUNK);
+        let chunks = crate::halves::map_halves(count, |range| {
+            range
+                .map(|c| {
+                    pack_chunk(&rows_of(
+                        c * ROWS_PER_CHUNK..len.min((c + 1) * ROWS_PER_CHUNK),
+                    ))
+                })
+                .collect()
+        });
+        PackedRows { chunks, len }
     }
 
     /// How many workers' rows.
@@ -233,6 +257,18 @@ impl PackedRows {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// One chunk's rows as `key TAB json NEWLINE` lines, packed.
+fn pack_chunk(rows: &[(String, String)]) -> Vec<u8> {
+    let mut text = Vec::with_capacity(rows.iter().map(|(k, j)| k.len() + j.len() + 2).sum());
+    for (key, json) in rows {
+        text.extend_from_slice(key.as_bytes());
+        text.push(b'\t');
+        text.extend_from_slice(json.as_bytes());
+        text.push(b'\n');
+    }
+    lz4_flex::block::compress_prepend_size(&text)
 }
 
 /// The text of a stored chunk: `rows`, or `packed` unpacked.
