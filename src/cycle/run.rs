@@ -345,7 +345,7 @@ async fn choose_new(
         dir.failsafe.max_shrink_percent,
     );
     let (snapshot, worker_rows, base, changes) = match rows {
-        Rows::First => {
+        None => {
             off_runtime(move || {
                 let phase = Phase::start();
                 let packed = PackedRows::pack_with(snapshot.len(), |workers| {
@@ -357,7 +357,7 @@ async fn choose_new(
             })
             .await
         }
-        rows => {
+        Some(rows) => {
             let (worker_rows, base, changes) =
                 stored_form(store, current.as_ref(), rows, &snapshot).await?;
             let worker_rows = off_runtime(move || PackedRows::pack(&worker_rows)).await;
@@ -395,15 +395,18 @@ async fn choose_new(
 
 /// A new snapshot's rows to compare with the one in force `current_id`: only the rows that
 /// changed when the kept snapshot is that one, or when its stored row digests tell which.
+/// `None` when no snapshot is in force: every worker joins, and the caller stores the
+/// snapshot whole, packed from its columns a chunk at a time (a million workers' rows are
+/// never all made at once).
 fn rows_to_store(
     snapshot: &Snapshot,
     made: &Made,
     current_id: Option<i64>,
     chain: Option<(i64, i64)>,
     stored: Option<(i64, RowDigests)>,
-) -> Result<Rows, StoreError> {
+) -> Result<Option<Rows>, StoreError> {
     if current_id.is_none() {
-        return Ok(Rows::First);
+        return Ok(None);
     }
     let phase = Phase::start();
     let rows = match made.earlier.as_ref() {
@@ -422,7 +425,7 @@ fn rows_to_store(
         .unwrap_or_else(|| Rows::All(snapshot.to_rows())),
     };
     phase.done("serialize the snapshot");
-    Ok(rows)
+    Ok(Some(rows))
 }
 
 /// [`Rows::Among`], from the row digests stored with snapshot `id`, the one in force: `None`
@@ -454,10 +457,6 @@ fn changed_by_digests(
 
 /// A new snapshot's rows, to compare with the one in force.
 enum Rows {
-    /// None: no snapshot is in force, so every worker joins, and the snapshot is stored
-    /// whole, packed from its columns a chunk at a time (a million workers' rows are never
-    /// all made at once).
-    First,
     /// Every worker's.
     All(Vec<(String, String)>),
     /// The stored form already made from the rows of the workers who changed, joined or
@@ -498,8 +497,6 @@ async fn stored_form(
         }
         (Rows::All(rows), Some(c)) => (store.snapshot_workers(c.id).await?, rows),
         (Rows::All(rows), None) => (Vec::new(), rows),
-        // Packed from the columns by the caller; here, the same as every row joining.
-        (Rows::First, _) => (Vec::new(), snapshot.to_rows()),
     };
     phase.done("read the current snapshot");
     Ok(off_runtime(move || {

@@ -686,6 +686,10 @@ pub(crate) async fn insert_deltas(
     insert_delta_rows(conn, backend, &rows).await
 }
 
+/// The `group_changes` columns a delta is inserted into, in the order both inserts bind.
+const DELTA_TABLE: &str = "group_changes (run_id, group_name, added_count, removed_count, \
+                           added, removed, added_reason, removed_reason, reasons, member_count)";
+
 /// The hex of the sets one statement of [`insert_deltas`] carries, about.
 const DELTA_BYTES_PER_STATEMENT: usize = 16 << 20;
 
@@ -702,23 +706,20 @@ async fn insert_large_delta(
     added: Vec<u8>,
     removed: Vec<u8>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO group_changes (run_id, group_name, added_count, removed_count, added, \
-         removed, added_reason, removed_reason, reasons, member_count) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(run)
-    .bind(&delta.group)
-    .bind(delta.added.len() as i64)
-    .bind(delta.removed.len() as i64)
-    .bind(added)
-    .bind(removed)
-    .bind(&delta.added_reason)
-    .bind(&delta.removed_reason)
-    .bind(serde_json::to_string(&delta.reasons).map_err(encode_error)?)
-    .bind(delta.member_count as i64)
-    .execute(&mut *conn)
-    .await?;
+    let sql = format!("INSERT INTO {DELTA_TABLE} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(run)
+        .bind(&delta.group)
+        .bind(delta.added.len() as i64)
+        .bind(delta.removed.len() as i64)
+        .bind(added)
+        .bind(removed)
+        .bind(&delta.added_reason)
+        .bind(&delta.removed_reason)
+        .bind(serde_json::to_string(&delta.reasons).map_err(encode_error)?)
+        .bind(delta.member_count as i64)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -744,8 +745,7 @@ async fn insert_delta_rows(
     super::insert_rows(
         conn,
         backend,
-        "group_changes (run_id, group_name, added_count, removed_count, added, removed, \
-         added_reason, removed_reason, reasons, member_count)",
+        DELTA_TABLE,
         &[
             Col::Int,
             Col::Text,
