@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use futures_util::TryStreamExt;
 use sqlx::{AnyConnection, Row};
 
-use super::members::{self, GroupDelta, GroupState, MemberState, WorkerIds};
+use super::members::{self, GroupDelta, GroupState, MemberState};
+use super::numbering::WorkerIds;
 use super::{has_table, Backend, Store, StoreError};
 
 /// Serializes carries between processes on PostgreSQL (SQLite has the migrate lock file).

@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 use roaring::RoaringBitmap;
 use sqlx::{AnyConnection, Row};
 
-use super::members::{corrupt, decode_set, encode_set, read_worker_ids};
+use super::error::corrupt;
+use super::members::{decode_set, encode_set};
+use super::numbering::read_worker_ids;
 use super::{Store, StoreError};
 
 /// The entries a target holds in one group, as far as rosterd knows.

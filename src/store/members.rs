@@ -21,6 +21,8 @@ use sqlx::any::AnyRow;
 use sqlx::AssertSqlSafe;
 use sqlx::{AnyConnection, Row};
 
+use super::error::corrupt;
+use super::numbering::{read_worker_ids, WorkerIds};
 use super::{Backend, Col, Store, StoreError};
 
 /// A group's changes since its checkpoint that make the next run write a new checkpoint: the
@@ -29,64 +31,6 @@ pub const CHECKPOINT_EVERY: usize = 32;
 
 /// The reason of a membership nobody named: the group's rule matched.
 pub const RULE: &str = "rule";
-
-/// The worker numbering: a worker's key and its id in every stored set.
-#[derive(Debug, Clone, Default)]
-pub struct WorkerIds {
-    /// By id; ids are dense from 0, so a key is one index away.
-    keys: Vec<String>,
-    ids: HashMap<String, u32>,
-}
-
-impl WorkerIds {
-    pub fn key(&self, id: u32) -> Option<&str> {
-        self.keys.get(id as usize).map(String::as_str)
-    }
-
-    pub fn id(&self, key: &str) -> Option<u32> {
-        self.ids.get(key).copied()
-    }
-
-    /// The key of an id read from a stored set: one the numbering lacks is a damaged store.
-    pub fn stored_key(&self, id: u32) -> Result<&str, StoreError> {
-        self.key(id).ok_or_else(|| {
-            corrupt(
-                "the worker numbering",
-                format!("worker id {id} is in a stored set but not numbered"),
-            )
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
-    /// The id of `key`, numbering it when it is new; new keys are what
-    /// [`WorkerIds::since`] returns, for the run to store.
-    pub fn number(&mut self, key: &str) -> u32 {
-        if let Some(&id) = self.ids.get(key) {
-            return id;
-        }
-        let id = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
-        self.keys.push(key.to_string());
-        self.ids.insert(key.to_string(), id);
-        id
-    }
-
-    /// The workers numbered from id `from` on, with their ids.
-    pub fn since(&self, from: usize) -> Vec<(u32, String)> {
-        self.keys
-            .iter()
-            .enumerate()
-            .skip(from)
-            .map(|(id, key)| (id as u32, key.clone()))
-            .collect()
-    }
-}
 
 /// One run's changes to one group: what the audit keeps, and what moves the state on.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -301,68 +245,6 @@ impl MemberState {
     }
 }
 
-/// Between the keys of [`read_worker_ids`]'s one row: a key holding it is read row by row.
-const KEY_SEPARATOR: &str = "\u{1f}";
-
-/// The worker numbering, read on `conn` (within a transaction, for the carry-over): as one
-/// row of every key in id order, which costs a fraction of a row per worker (100,000 rows
-/// through the driver take a quarter of a second). Ids are dense from 0, so a key's place is
-/// its id; when the count or the highest id says otherwise, or a key holds the separator, the
-/// numbering is read row by row, which names what is wrong.
-pub(super) async fn read_worker_ids(conn: &mut AnyConnection) -> Result<WorkerIds, StoreError> {
-    let row = sqlx::query(
-        "SELECT COUNT(*), MAX(id), string_agg(worker_key, $1 ORDER BY id) FROM workers",
-    )
-    .bind(KEY_SEPARATOR)
-    .fetch_one(&mut *conn)
-    .await?;
-    let count: i64 = row.try_get(0)?;
-    let highest: Option<i64> = row.try_get(1)?;
-    let keys: Option<String> = row.try_get(2)?;
-    let mut ids = WorkerIds::default();
-    let Some(keys) = keys else {
-        return if count == 0 {
-            Ok(ids)
-        } else {
-            read_worker_ids_by_row(conn).await
-        };
-    };
-    let split: Vec<&str> = keys.split(KEY_SEPARATOR).collect();
-    if split.len() as i64 != count || highest != Some(count - 1) {
-        return read_worker_ids_by_row(conn).await;
-    }
-    ids.keys.reserve(split.len());
-    ids.ids.reserve(split.len());
-    for key in split {
-        ids.number(key);
-    }
-    if ids.len() as i64 != count {
-        // Two ids with one key: the row-by-row read says which.
-        return read_worker_ids_by_row(conn).await;
-    }
-    Ok(ids)
-}
-
-/// [`read_worker_ids`], one row per worker.
-async fn read_worker_ids_by_row(conn: &mut AnyConnection) -> Result<WorkerIds, StoreError> {
-    let rows = sqlx::query("SELECT id, worker_key FROM workers ORDER BY id")
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut ids = WorkerIds::default();
-    for row in rows {
-        let id: i64 = row.try_get(0)?;
-        let key: String = row.try_get(1)?;
-        if id != ids.len() as i64 {
-            return Err(corrupt(
-                "the worker numbering",
-                format!("id {id} is out of order"),
-            ));
-        }
-        ids.number(&key);
-    }
-    Ok(ids)
-}
-
 pub(crate) fn encode_set(set: &RoaringBitmap) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::with_capacity(set.serialized_size());
     set.serialize_into(&mut out).map_err(encode_error)?;
@@ -386,17 +268,6 @@ fn hex(bytes: &[u8]) -> String {
 
 fn encode_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Query(sqlx::Error::Encode(Box::new(e)))
-}
-
-/// Stored state that cannot be read back: nothing rosterd wrote reads so.
-pub(super) fn corrupt(what: &str, message: impl std::fmt::Display) -> StoreError {
-    StoreError::Query(sqlx::Error::Decode(
-        format!(
-            "{what}: {message}\nhelp: the database is damaged; restore it from a backup \
-             (the rules and the HR export are enough to evaluate again, but not the audit)"
-        )
-        .into(),
-    ))
 }
 
 const DELTA_COLUMNS: &str = "c.run_id, c.group_name, c.added, c.removed, c.added_reason, \

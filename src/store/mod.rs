@@ -22,8 +22,10 @@ use crate::secret::redact_url;
 mod carry;
 mod confirmed;
 mod console;
+mod error;
 mod holds;
 mod members;
+mod numbering;
 mod outbox;
 mod push;
 mod runs;
@@ -39,7 +41,9 @@ pub use push::{
     TargetVerification, Unprovisioned, VerifyState,
 };
 
-pub use members::{GroupDelta, GroupState, MemberState, WorkerIds, CHECKPOINT_EVERY, RULE};
+pub use error::StoreError;
+pub use members::{GroupDelta, GroupState, MemberState, CHECKPOINT_EVERY, RULE};
+pub use numbering::WorkerIds;
 pub use runs::{
     bounded_message, Change, HistoryEntry, Membership, RunChanges, RunCommit, RunInfo, SnapshotUse,
     MAX_RUN_MESSAGE_CHARS, RUN_COMMIT_LOCK,
@@ -57,46 +61,6 @@ const SQLITE_CACHE_KIB: u32 = 256 * 1024;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error(
-        "unsupported database URL `{0}`\nhelp: use `sqlite://FILE` or `postgres://USER@HOST/DB`"
-    )]
-    Url(String),
-    #[error("cannot open database `{url}`: {source}")]
-    Open { url: String, source: sqlx::Error },
-    #[error("cannot migrate database `{url}`: {source}")]
-    Migrate {
-        url: String,
-        source: sqlx::migrate::MigrateError,
-    },
-    #[error("database error: {0}")]
-    Query(#[from] sqlx::Error),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{}", fenced_message(*mine, now))]
-    Fenced { mine: i64, now: String },
-    /// Storing a target's confirmations failed in the commit that carried them (shared by
-    /// the requests that finished meanwhile): why, as that commit's error said.
-    #[error("storing the target's confirmations failed: {0}")]
-    Confirm(String),
-}
-
-fn fenced_message(mine: i64, now: &str) -> String {
-    if mine == NO_EPOCH {
-        "this process does not lead (another one does, or none can reach the database): a run \
-         it started writes nothing"
-            .to_string()
-    } else {
-        format!(
-            "this process no longer leads: it ran as leadership epoch {mine}, and {now}; its \
-             writes are refused"
-        )
-    }
-}
 
 pub use crate::backend::Backend;
 

@@ -181,7 +181,7 @@ impl Store {
         // the broken guardrails put on pushes.
         json.map_or(Ok(Vec::new()), |json| {
             serde_json::from_str(&json)
-                .map_err(|e| super::members::corrupt("the guardrail violations of the last run", e))
+                .map_err(|e| super::error::corrupt("the guardrail violations of the last run", e))
         })
     }
 
@@ -321,7 +321,7 @@ impl Store {
             let pushed = pushed
                 .map(|p| serde_json::from_str(&p))
                 .transpose()
-                .map_err(|e| super::members::corrupt("what a run pushed", e))?;
+                .map_err(|e| super::error::corrupt("what a run pushed", e))?;
             told.insert(id, (outcome, reason, pushed));
         }
         for run in runs.iter_mut() {

@@ -100,7 +100,7 @@ impl RowDigests {
     /// Each worker's key and digest (its low 8 bytes), in the snapshot's order.
     pub fn decode(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let bad =
-            |what: &str| super::members::corrupt("the row digests of the snapshot in force", what);
+            |what: &str| super::error::corrupt("the row digests of the snapshot in force", what);
         let mut out: Vec<(String, u64)> = Vec::new();
         let mut rest = self.bytes.as_slice();
         while let Some((&shared, tail)) = rest.split_first() {
@@ -277,7 +277,7 @@ fn chunk_text(rows: String, packed: Option<Vec<u8>>, snapshot: i64) -> Result<St
         return Ok(rows);
     };
     let bad = |e: &dyn std::fmt::Display| {
-        super::members::corrupt(
+        super::error::corrupt(
             &format!("snapshot {snapshot}"),
             format!("a packed chunk of rows: {e}"),
         )
@@ -417,7 +417,7 @@ impl Store {
                 let text = chunk_text(chunk.try_get(0)?, chunk.try_get(1)?, info.id)?;
                 for line in text.lines() {
                     let (key, json) = line.split_once('\t').ok_or_else(|| {
-                        super::members::corrupt(
+                        super::error::corrupt(
                             &format!("snapshot {}", info.id),
                             "a stored row has no key",
                         )
