@@ -706,7 +706,95 @@ proptest! {
         }
         prop_assert_eq!(incremental.eligible(), full.eligible());
         prop_assert_eq!(incremental.is_manager(), full.is_manager());
+        let (misses, _) = reach_misses(&before, &after, &engine::evaluate(&before, &rules, as_of()), &full, &rules);
+        prop_assert!(misses.is_empty(), "reach left out {:?} after changing {:?}\n{}", misses, changed, text);
     }
+}
+
+/// An entry by email names nobody while two workers hold the email: when another worker
+/// takes the email an entry names, the worker it named leaves the group without a change
+/// to its own row, and joins again when the email is given back. A cold run must compare
+/// that worker ([`engine::reach`]).
+#[test]
+fn reach_follows_an_email_another_worker_takes_and_gives_back() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = rosterd::config::Config::load(&root.join("rosterd.yaml")).unwrap();
+    let schema = Arc::new(Schema::from_config(&config.directory));
+    let rules = rules::load(
+        &config.rules.dir,
+        &rules::Context::from_config(&config, &schema),
+    )
+    .unwrap();
+    let load = |rows: &[Vec<String>]| {
+        let text = common::hr::csv_text(rows);
+        let format = rosterd::config::SourceFormat::Csv;
+        rosterd::directory::load_from_str(&text, format, "workers.csv", Arc::clone(&schema), 100.0)
+            .unwrap()
+            .0
+    };
+    let mut rows = common::hr::sample_rows();
+    let email = rows[0].iter().position(|h| h == "Work_Email").unwrap();
+    let named = rows
+        .iter()
+        .position(|r| r[email] == "ben.hansen@example.com")
+        .unwrap();
+    let taker = rows.len() - 1;
+    let own = rows[taker][email].clone();
+    let group = rules.lookup("security-slack").unwrap();
+    let mut before = load(&rows);
+    for (step, new_email) in [
+        ("takes", "Ben.Hansen@example.com".to_string()),
+        ("gives back", own),
+    ] {
+        rows[taker][email] = new_email;
+        let after = load(&rows);
+        let (then, now) = (
+            engine::evaluate(&before, &rules, as_of()),
+            engine::evaluate(&after, &rules, as_of()),
+        );
+        let ben = after.by_key(&rows[named][0]).unwrap();
+        assert_ne!(
+            then.is_member(group, ben),
+            now.is_member(group, ben),
+            "{step}: the named worker's membership is the case under test"
+        );
+        let (misses, reached) = reach_misses(&before, &after, &then, &now, &rules);
+        assert_eq!(misses, Vec::<String>::new(), "{step}");
+        assert!(reached < 10, "{step}: {reached} workers reached");
+        before = after;
+    }
+}
+
+/// The workers of `after` whose memberships differ from `before`'s (or who are new to it)
+/// that [`engine::reach`] leaves out, knowing of `before` only the rows of the workers who
+/// changed or left; and how many it reached.
+fn reach_misses(
+    before: &Snapshot,
+    after: &Snapshot,
+    then: &engine::Evaluation,
+    now: &engine::Evaluation,
+    rules: &rules::RuleSet,
+) -> (Vec<String>, usize) {
+    let alignment = after.align(before).expect("the same attributes");
+    let mut earlier: Vec<usize> = (alignment.changed.iter())
+        .filter_map(|&w| alignment.old[w])
+        .collect();
+    earlier.extend((0..before.len()).filter(|&o| after.by_key(before.key(o)).is_none()));
+    let earlier = before.select(&earlier);
+    let reach = engine::reach(after, &alignment.changed, &earlier, rules, as_of());
+    let misses = (0..after.len())
+        .filter(|&w| {
+            let differs = match alignment.old[w] {
+                None => true,
+                Some(o) => {
+                    (0..rules.groups().len()).any(|g| then.is_member(g, o) != now.is_member(g, w))
+                }
+            };
+            differs && reach.binary_search(&w).is_err()
+        })
+        .map(|w| after.key(w).to_string())
+        .collect();
+    (misses, reach.len())
 }
 
 /// Incremental evaluation, each step from the one before it, along a chain of HR changes on
@@ -738,6 +826,8 @@ fn incremental_evaluation_follows_a_chain_of_hr_changes() {
     let mut incremental = engine::evaluate(&before, &rules, as_of());
     let mut history = Vec::new();
     let mut differences = 0;
+    // What a cold run compares (engine::reach): never a worker short, and not everyone.
+    let (mut reach_misses_seen, mut reached_fewer) = (Vec::new(), 0);
     for step in 0..40 {
         let changes = rand::Rng::random_range(&mut rng, 1..=4);
         for _ in 0..changes {
@@ -750,6 +840,10 @@ fn incremental_evaluation_follows_a_chain_of_hr_changes() {
             engine::evaluate_incremental(incremental, &before, &after, &alignment, &rules, as_of())
                 .0;
         let full = engine::evaluate(&after, &rules, as_of());
+        let then = engine::evaluate(&before, &rules, as_of());
+        let (misses, reached) = reach_misses(&before, &after, &then, &full, &rules);
+        reached_fewer += usize::from(reached < after.len() / 2);
+        reach_misses_seen.extend(misses.into_iter().map(|m| format!("step {step}: {m}")));
         for g in 0..rules.groups().len() {
             if incremental.members(g) != full.members(g) {
                 differences += 1;
@@ -784,6 +878,16 @@ fn incremental_evaluation_follows_a_chain_of_hr_changes() {
     assert_eq!(
         differences, 0,
         "incremental evaluation differs from a full one"
+    );
+    assert!(
+        reach_misses_seen.is_empty(),
+        "reach left out workers whose memberships changed: {reach_misses_seen:?}\n{}",
+        history.join("\n")
+    );
+    assert!(
+        reached_fewer >= 20,
+        "reach took half the workers or more in {} of 40 steps",
+        40 - reached_fewer
     );
     assert!(history.len() >= 20, "{} changes", history.len());
     for kind in [

@@ -18,12 +18,14 @@ pub mod explain;
 pub mod guardrails;
 mod incremental;
 pub mod lint;
+mod reach;
 pub mod reason;
 pub mod rule_tests;
 
 pub use explain::{explain, Explanation};
 pub use incremental::evaluate_incremental;
 pub use lint::lint;
+pub use reach::reach;
 
 /// The result of evaluating a rule set over a snapshot on one date.
 #[derive(Debug, Clone)]
