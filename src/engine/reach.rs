@@ -73,16 +73,14 @@ pub fn reach(
         let managers = snapshot.managers();
         let mut joined = FixedBitSet::with_capacity(n);
         joined.extend(moved_keys.iter().filter_map(|k| snapshot.by_key(k)));
-        for w in 0..n {
-            let names_moved = match managers[w] {
-                Some(m) => joined.contains(m),
+        moved.extend(managers.iter().enumerate().filter_map(|(w, m)| {
+            let names_moved = match m {
+                Some(m) => joined.contains(*m),
                 // A reference to nobody now may have named someone who left.
                 None => manager_key(snapshot, w).is_some_and(|k| moved_keys.contains(k.as_str())),
             };
-            if names_moved {
-                moved.push(w);
-            }
-        }
+            names_moved.then_some(w)
+        }));
     }
     // `is_manager` changes only for a manager, now or then, of a worker who changed, moved
     // or left.
