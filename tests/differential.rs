@@ -775,7 +775,9 @@ fn reach_misses(
     now: &engine::Evaluation,
     rules: &rules::RuleSet,
 ) -> (Vec<String>, usize) {
-    let alignment = after.align(before).expect("the same attributes");
+    let Some(alignment) = after.align(before) else {
+        return (vec!["the snapshots have other attributes".to_string()], 0);
+    };
     let mut earlier: Vec<usize> = (alignment.changed.iter())
         .filter_map(|&w| alignment.old[w])
         .collect();
