@@ -38,12 +38,19 @@ pub fn evaluate(global: &Global) -> Result<u8, CliError> {
                 memberships,
                 warning,
                 violations,
+                compared,
             } => {
                 let mut s = format!(
                     "run {run_id}: {added} joined, {removed} left; {memberships} memberships in {} groups (snapshot {})\n",
                     ws.rules.groups().len(),
                     snapshot_id.map_or_else(|| "-".into(), |s| s.to_string())
                 );
+                if let Some(n) = compared {
+                    let _ = writeln!(
+                        s,
+                        "compared the {n} workers the export's change could reach with the stored memberships"
+                    );
+                }
                 if let Some(w) = warning {
                     let _ = writeln!(s, "warning: {w}");
                 }

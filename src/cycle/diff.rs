@@ -68,6 +68,16 @@ impl Numbering {
         Self::of(ids, stored.len())
     }
 
+    /// [`Numbering::assign`] of `workers` alone (in order), for a run that compares only
+    /// them: every worker new to the store must be among them.
+    fn assign_among(snapshot: &Snapshot, stored: &mut WorkerIds, workers: &[WorkerId]) -> Self {
+        let mut ids = vec![None; snapshot.len()];
+        for &w in workers {
+            ids[w] = Some(stored.number(snapshot.key(w)));
+        }
+        Self::of(ids, stored.len())
+    }
+
     fn of(ids: Vec<Option<u32>>, stored: usize) -> Self {
         let mut workers = vec![u32::MAX; stored];
         for (w, id) in ids.iter().enumerate() {
@@ -281,45 +291,54 @@ pub fn run_changes_among(
     run_changes_of(snapshot, rules, evaluation, state, Some(among))
 }
 
+/// The workers [`Among`] names, by stored id: what each group compares.
+struct AmongIds {
+    /// The snapshot's workers, with their ids, in id order.
+    workers: Vec<(u32, WorkerId)>,
+    /// Their ids and those of the workers who left.
+    ids: RoaringBitmap,
+}
+
+impl AmongIds {
+    fn new(among: &Among<'_>, numbering: &Numbering, stored: &WorkerIds) -> AmongIds {
+        let mut workers: Vec<(u32, WorkerId)> = (among.workers.iter())
+            .filter_map(|&w| Some((numbering.id(w)?, w)))
+            .collect();
+        workers.sort_unstable();
+        let mut ids: RoaringBitmap = workers.iter().map(|&(id, _)| id).collect();
+        ids.extend(among.left.iter().filter_map(|key| stored.id(key)));
+        AmongIds { workers, ids }
+    }
+}
+
 /// One group's joins and leaves against its stored members `before`, by worker id: every
-/// member compared, or only the snapshot's workers `among` names and the stored ids of those
-/// who left.
+/// member compared, or only the workers `among` names (a set operation on their ids, not a
+/// lookup per worker).
 fn group_sides(
     evaluation: &Evaluation,
     g: GroupId,
     numbering: &Numbering,
     before: Option<&RoaringBitmap>,
-    among: Option<(&[WorkerId], &[u32])>,
+    among: Option<&AmongIds>,
 ) -> (RoaringBitmap, RoaringBitmap) {
-    let Some((among, left)) = among else {
+    let Some(among) = among else {
         let wanted = numbering.ids_of(evaluation.members(g).ones());
         return match before {
             Some(before) => (&wanted - before, before - &wanted),
             None => (wanted, RoaringBitmap::new()),
         };
     };
-    let was = |id: u32| before.is_some_and(|b| b.contains(id));
-    let (mut added, mut removed) = (RoaringBitmap::new(), RoaringBitmap::new());
-    for &w in among {
-        let Some(id) = numbering.id(w) else {
-            continue;
-        };
-        match (was(id), evaluation.is_member(g, w)) {
-            (false, true) => {
-                added.insert(id);
-            }
-            (true, false) => {
-                removed.insert(id);
-            }
-            _ => {}
-        }
+    let was = before.map_or_else(RoaringBitmap::new, |b| b & &among.ids);
+    let mut wanted = RoaringBitmap::new();
+    let members = evaluation.members(g);
+    let ids = (among.workers.iter())
+        .filter(|&&(_, w)| members.contains(w))
+        .map(|&(id, _)| id);
+    // In id order, so appended; were they not, what was appended stays and the rest is added.
+    if wanted.append(ids.clone()).is_err() {
+        wanted.extend(ids);
     }
-    for &id in left {
-        if was(id) {
-            removed.insert(id);
-        }
-    }
-    (added, removed)
+    (&wanted - &was, &was - &wanted)
 }
 
 fn run_changes_of(
@@ -330,21 +349,20 @@ fn run_changes_of(
     among: Option<&Among<'_>>,
 ) -> (RunChanges, MemberState) {
     let known = state.workers.len();
-    let numbering = Numbering::assign(snapshot, &mut state.workers);
-    let left: Vec<u32> = among.map_or_else(Vec::new, |a| {
-        a.left
-            .iter()
-            .filter_map(|key| state.workers.id(key))
-            .collect()
-    });
-    let among = among.map(|a| (a.workers, left.as_slice()));
+    let numbering = match among {
+        // Those who joined are among the workers compared.
+        Some(a) => Numbering::assign_among(snapshot, &mut state.workers, a.workers),
+        None => Numbering::assign(snapshot, &mut state.workers),
+    };
+    let among = among.map(|a| AmongIds::new(a, &numbering, &state.workers));
     let groups = rules.groups();
     let mut deltas: Vec<GroupDelta> = crate::halves::map_halves(groups.len(), |range| {
         range
             .filter_map(|g| {
                 let name = &groups[g].name;
                 let before = state.group(name).map(|s| &s.members);
-                let (added, removed) = group_sides(evaluation, g, &numbering, before, among);
+                let (added, removed) =
+                    group_sides(evaluation, g, &numbering, before, among.as_ref());
                 if added.is_empty() && removed.is_empty() {
                     return None;
                 }

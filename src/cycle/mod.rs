@@ -13,8 +13,10 @@ use crate::engine;
 use crate::rules::RuleSet;
 use crate::store::{Store, StoreError};
 
+mod cold;
 mod diff;
 mod run;
+mod stored;
 mod warm;
 
 pub use diff::{
@@ -36,6 +38,36 @@ pub enum CycleError {
     Corrupt { id: i64, message: String },
     #[error("incremental evaluation differs from a full one ({}), {runs} runs after the last full one: this run stores nothing, and the next one evaluates in full\nhelp: this is a bug in rosterd; please report it with the two exports if you can", differences.join(", "))]
     IncrementalDiffers { differences: Vec<String>, runs: u32 },
+    #[error("comparing only the workers the export's change can reach differs from comparing everyone ({}): this run stores nothing\nhelp: this is a bug in rosterd; please report it with the two exports if you can", differences.join(", "))]
+    ReachDiffers { differences: Vec<String> },
+}
+
+/// Runs `work` (CPU work or a process) on tokio's blocking threads, within the current span;
+/// a panic there is the caller's.
+pub(super) async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let span = tracing::Span::current();
+    match tokio::task::spawn_blocking(move || span.in_scope(work)).await {
+        Ok(value) => value,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// A part of a run, timed for `-v` (a run's cost should follow its change; this shows where
+/// it goes).
+pub(super) struct Phase(std::time::Instant);
+
+impl Phase {
+    pub(super) fn start() -> Self {
+        Phase(std::time::Instant::now())
+    }
+
+    pub(super) fn done(self, what: &str) {
+        tracing::debug!(
+            phase = what,
+            ms = self.0.elapsed().as_secs_f64() * 1e3,
+            "run phase done"
+        );
+    }
 }
 
 /// What a cycle did.
@@ -52,6 +84,9 @@ pub enum Outcome {
         warning: Option<String>,
         /// The guardrails the memberships break.
         violations: Vec<engine::guardrails::Violation>,
+        /// How many workers were compared with the stored memberships, when the run
+        /// compared only those its change could reach; `None` when it compared everyone.
+        compared: Option<usize>,
     },
     /// The failsafe held the new snapshot; nothing changed.
     Held {

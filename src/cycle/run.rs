@@ -5,26 +5,19 @@
 
 use std::sync::Arc;
 
+use super::cold::{self, Vouched};
 use super::diff::total_members;
+use super::stored::{chain_of, joined, rows_to_store, stored_form};
 use super::warm::{self, Kept, Made, Warm};
 use super::{failsafe, inputs_digest, run_changes_keeping, same_as_last_run, state_after};
+use super::{off_runtime, Phase};
 use super::{CycleError, Inputs, Outcome};
-use crate::directory::{self, ChangeKind, Schema, Snapshot};
+use crate::directory::{self, Schema, Snapshot};
 use crate::engine;
 use crate::store::{
-    NewSnapshot, PackedRows, RowDigests, RunChanges, RunCommit, RunStatus, SnapshotChange,
-    SnapshotStatus, SnapshotUse, Store, StoreError, SNAPSHOT_CHAIN,
+    NewSnapshot, PackedRows, RowDigests, RunChanges, RunCommit, RunStatus, SnapshotStatus,
+    SnapshotUse, Store, StoreError,
 };
-
-/// Runs `work` (CPU work or a process) on tokio's blocking threads, within the current span;
-/// a panic there is the caller's.
-async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    let span = tracing::Span::current();
-    match tokio::task::spawn_blocking(move || span.in_scope(work)).await {
-        Ok(value) => value,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
 
 /// The snapshot the cycle evaluates, and how the run refers to it.
 struct Chosen {
@@ -35,6 +28,9 @@ struct Chosen {
     made: Option<Made>,
     /// What the last run kept, when nothing was evaluated yet.
     kept: Option<Kept>,
+    /// For a run that starts cold, when the store vouches that its memberships are the
+    /// snapshot in force's evaluation: `made.among` is then the workers to compare.
+    vouched: Option<Vouched>,
 }
 
 /// Refreshes, evaluates and records one run, from nothing kept: a process that runs once.
@@ -87,7 +83,9 @@ pub async fn run_warm(
         warning,
         made,
         kept,
+        vouched,
     } = chosen;
+    let scope = Scope::of(vouched, &stored, kept_state);
     let (rules, as_of) = (Arc::clone(&inputs.rules), inputs.as_of);
     let compared = off_runtime(move || {
         let phase = Phase::start();
@@ -97,11 +95,16 @@ pub async fn run_warm(
         };
         phase.done("evaluate");
         let (violations, changes, memberships, rest) =
-            compare(&snapshot, &rules, &made, stored, kept_state);
-        Ok::<_, CycleError>((violations, changes, memberships, made, (snapshot, rest)))
+            compare(&snapshot, &rules, &made, stored, scope)?;
+        let compared = match (&made.among, scope) {
+            (Some((workers, _)), Scope::Among { .. }) => Some(workers.len()),
+            _ => None,
+        };
+        let counts = (memberships, compared);
+        Ok::<_, CycleError>((violations, changes, counts, made, (snapshot, rest)))
     })
     .await;
-    let (violations, changes, memberships, made, (snapshot, rest)) = match compared {
+    let (violations, changes, (memberships, compared), made, (snapshot, rest)) = match compared {
         Ok(compared) => compared,
         Err(e) => {
             record_failure(inputs, store, &digests, &started, &e).await?;
@@ -152,24 +155,52 @@ pub async fn run_warm(
         memberships,
         warning,
         violations,
+        compared,
     })
 }
 
+/// Which workers a run compares with the stored memberships.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    Everyone,
+    /// Those of `made.among` (when there is one), and everyone as well when `check`.
+    Among {
+        check: bool,
+    },
+}
+
+impl Scope {
+    /// Only the workers a change reaches are compared when the state read is the one the
+    /// evaluation they were found from was compared with: kept with it (`kept_state`), or
+    /// vouched for by the store.
+    fn of(vouched: Option<Vouched>, stored: &crate::store::MemberState, kept_state: bool) -> Scope {
+        match vouched.filter(|v| v.holds(stored)) {
+            Some(v) => Scope::Among { check: v.check },
+            None if kept_state => Scope::Among { check: false },
+            None => Scope::Everyone,
+        }
+    }
+}
+
+/// What [`compare`] gives: the guardrails broken, the changes, the memberships, and the
+/// stored state the changes leave.
+type Compared = (
+    Vec<engine::guardrails::Violation>,
+    RunChanges,
+    usize,
+    crate::store::MemberState,
+);
+
 /// The guardrails the evaluation breaks, and its changes from the `stored` state: only
-/// among the workers it may have changed when the state is the one kept with the evaluation
-/// it was made from.
+/// among the workers it may have changed when `scope` says the state is the one the
+/// evaluation they were found from was compared with.
 fn compare(
     snapshot: &Snapshot,
     rules: &crate::rules::RuleSet,
     made: &Made,
     stored: crate::store::MemberState,
-    kept_state: bool,
-) -> (
-    Vec<engine::guardrails::Violation>,
-    RunChanges,
-    usize,
-    crate::store::MemberState,
-) {
+    scope: Scope,
+) -> Result<Compared, CycleError> {
     let evaluation = &made.evaluation;
     let phase = Phase::start();
     let violations = engine::guardrails::check(snapshot, rules, evaluation);
@@ -184,15 +215,19 @@ fn compare(
     }
     phase.done("check the guardrails");
     let phase = Phase::start();
-    let (changes, rest) = match made.among.as_ref().filter(|_| kept_state) {
-        Some((workers, left)) => {
+    let (changes, rest) = match (made.among.as_ref(), scope) {
+        (Some((workers, left)), Scope::Among { check }) => {
             let among = super::diff::Among { workers, left };
-            super::diff::run_changes_among(snapshot, rules, evaluation, stored, &among)
+            if check {
+                cold::checked(snapshot, rules, evaluation, stored, &among)?
+            } else {
+                super::diff::run_changes_among(snapshot, rules, evaluation, stored, &among)
+            }
         }
-        None => run_changes_keeping(snapshot, rules, evaluation, stored),
+        _ => run_changes_keeping(snapshot, rules, evaluation, stored),
     };
     phase.done("compare");
-    (violations, changes, total_members(evaluation, rules), rest)
+    Ok((violations, changes, total_members(evaluation, rules), rest))
 }
 
 /// What [`choose_snapshot`] decided.
@@ -277,6 +312,7 @@ async fn choose_snapshot(
             warning: None,
             made: None,
             kept,
+            vouched: None,
         })));
     }
     let fetched = Fetched {
@@ -326,7 +362,16 @@ async fn choose_new(
         }
         _ => None,
     };
-    let (snapshot, made, rows, row_digests) = off_runtime(move || {
+    // Compared with the stored rows by their digests, a cold run may compare only the
+    // workers the change reaches, when the store vouches for its memberships.
+    let mut vouched = match &stored_digests {
+        Some(_) => {
+            let every = inputs.config.daemon.full_evaluation_every;
+            Vouched::by(store, current_id, digests.inputs.as_deref(), every).await?
+        }
+        None => None,
+    };
+    let (snapshot, mut made, rows, row_digests) = off_runtime(move || {
         let phase = Phase::start();
         let made = warm::evaluate(kept, &snapshot, &rules, as_of, every)?;
         phase.done("evaluate");
@@ -358,9 +403,24 @@ async fn choose_new(
             .await
         }
         Some(rows) => {
-            let (worker_rows, base, changes) =
+            let ((worker_rows, base, changes), earlier) =
                 stored_form(store, current.as_ref(), rows, &snapshot).await?;
-            let worker_rows = off_runtime(move || PackedRows::pack(&worker_rows)).await;
+            let (rules, earlier) = (
+                Arc::clone(&inputs.rules),
+                earlier.filter(|_| vouched.is_some()),
+            );
+            let (snapshot, worker_rows, among) = off_runtime(move || {
+                let among = earlier.map(|(of, changed, before)| {
+                    cold::among(&snapshot, &changed, (of, &before), &rules, as_of)
+                });
+                (snapshot, PackedRows::pack(&worker_rows), among)
+            })
+            .await;
+            if let Some(among) = among {
+                made.among = Some(among?);
+            } else {
+                vouched = None;
+            }
             (snapshot, worker_rows, base, changes)
         }
     };
@@ -390,221 +450,9 @@ async fn choose_new(
         warning: None,
         made: Some(made),
         kept: None,
+        vouched,
     })))
 }
-
-/// A new snapshot's rows to compare with the one in force `current_id`: only the rows that
-/// changed when the kept snapshot is that one, or when its stored row digests tell which.
-/// `None` when no snapshot is in force: every worker joins, and the caller stores the
-/// snapshot whole, packed from its columns a chunk at a time (a million workers' rows are
-/// never all made at once).
-fn rows_to_store(
-    snapshot: &Snapshot,
-    made: &Made,
-    current_id: Option<i64>,
-    chain: Option<(i64, i64)>,
-    stored: Option<(i64, RowDigests)>,
-) -> Result<Option<Rows>, StoreError> {
-    if current_id.is_none() {
-        return Ok(None);
-    }
-    let phase = Phase::start();
-    let rows = match made.earlier.as_ref() {
-        Some(e) if Some(e.snapshot_id) == current_id => {
-            let (before, after) = warm::changed_rows(e, snapshot);
-            let changes = directory::diff_rows(&before, &after);
-            let total = snapshot.len();
-            Rows::Form(form_of(changes, &after, total, chain, || {
-                snapshot.to_rows()
-            }))
-        }
-        _ => match stored {
-            Some((id, digests)) => changed_by_digests(snapshot, id, &digests)?,
-            None => None,
-        }
-        .unwrap_or_else(|| Rows::All(snapshot.to_rows())),
-    };
-    phase.done("serialize the snapshot");
-    Ok(Some(rows))
-}
-
-/// [`Rows::Among`], from the row digests stored with snapshot `id`, the one in force: `None`
-/// when they cannot be compared (made in another form), or when the difference would not
-/// be stored as one (half the export or more changed).
-fn changed_by_digests(
-    snapshot: &Snapshot,
-    id: i64,
-    digests: &RowDigests,
-) -> Result<Option<Rows>, StoreError> {
-    let stored = digests.decode()?;
-    let Some((changed, keys)) = snapshot.changed_from_digests(&stored, &digests.form) else {
-        return Ok(None);
-    };
-    if changed.len() * 2 > snapshot.len() {
-        return Ok(None);
-    }
-    tracing::debug!(
-        changed = changed.len(),
-        workers = snapshot.len(),
-        "found the rows that changed by their digests"
-    );
-    Ok(Some(Rows::Among {
-        of: id,
-        after: snapshot.rows_of(&changed),
-        before: keys.into_iter().map(str::to_string).collect(),
-    }))
-}
-
-/// A new snapshot's rows, to compare with the one in force.
-enum Rows {
-    /// Every worker's.
-    All(Vec<(String, String)>),
-    /// The stored form already made from the rows of the workers who changed, joined or
-    /// left ([`warm::changed_rows`]): the others are the same in both.
-    Form(StoredForm),
-    /// The rows of the workers who changed or joined, and the keys of the workers whose
-    /// stored rows of snapshot `of` to compare them with (those who changed or left): every
-    /// other worker's row has the digest it had ([`changed_by_digests`]).
-    Among {
-        of: i64,
-        after: Vec<(String, String)>,
-        before: Vec<String>,
-    },
-}
-
-/// The rows a new snapshot is stored with, the snapshot it is a difference from (and the
-/// depth of that difference), and its changes from the current one: stored as its
-/// difference (the workers who joined or changed) unless the chain of differences is long or
-/// the difference is most of the export; then whole.
-async fn stored_form(
-    store: &Store,
-    current: Option<&crate::store::SnapshotInfo>,
-    rows: Rows,
-    snapshot: &Snapshot,
-) -> Result<StoredForm, CycleError> {
-    let chain = chain_of(current);
-    let phase = Phase::start();
-    let (before, rows) = match (rows, current) {
-        (Rows::Form(form), _) => return Ok(form),
-        (Rows::Among { of, after, before }, _) => {
-            let keys: std::collections::HashSet<&str> = before.iter().map(String::as_str).collect();
-            let before = store.snapshot_workers_among(of, Some(&keys)).await?;
-            phase.done("read the changed rows of the current snapshot");
-            let changes = directory::diff_rows(&before, &after);
-            return Ok(form_of(changes, &after, snapshot.len(), chain, || {
-                snapshot.to_rows()
-            }));
-        }
-        (Rows::All(rows), Some(c)) => (store.snapshot_workers(c.id).await?, rows),
-        (Rows::All(rows), None) => (Vec::new(), rows),
-    };
-    phase.done("read the current snapshot");
-    Ok(off_runtime(move || {
-        let phase = Phase::start();
-        let changes = directory::diff_rows(&before, &rows);
-        drop(before);
-        let total = rows.len();
-        let (changed, base) = changed_or_whole(&changes, &rows, total, chain);
-        // Stored whole (a first snapshot, or a long chain): the rows themselves, not a copy.
-        let form = (changed.unwrap_or(rows), base, snapshot_changes(changes));
-        phase.done("compare with the current snapshot");
-        form
-    })
-    .await)
-}
-
-/// How deep a new snapshot's difference would be, and from which snapshot: `None` when it
-/// must be stored whole.
-fn chain_of(current: Option<&crate::store::SnapshotInfo>) -> Option<(i64, i64)> {
-    current
-        .filter(|c| c.depth + 1 < SNAPSHOT_CHAIN)
-        .map(|c| (c.id, c.depth + 1))
-}
-
-/// [`stored_form`] from the changes already found: the `rows` that changed or joined (a
-/// superset of them will do), stored as a difference from `chain` when they are at most half
-/// of the `total` workers, else the rows `whole` gives.
-fn form_of(
-    changes: Vec<directory::WorkerChange>,
-    rows: &[(String, String)],
-    total: usize,
-    chain: Option<(i64, i64)>,
-    whole: impl FnOnce() -> Vec<(String, String)>,
-) -> StoredForm {
-    let (changed, base) = changed_or_whole(&changes, rows, total, chain);
-    (
-        changed.unwrap_or_else(whole),
-        base,
-        snapshot_changes(changes),
-    )
-}
-
-/// The rows of the workers who joined or changed, and the base they are a difference from,
-/// when they are at most half of the `total` workers and `chain` allows a difference; `None`
-/// and no base when the snapshot is stored whole.
-fn changed_or_whole(
-    changes: &[directory::WorkerChange],
-    rows: &[(String, String)],
-    total: usize,
-    chain: Option<(i64, i64)>,
-) -> (Option<KeyedRows>, Option<(i64, i64)>) {
-    // The workers who joined or changed, from the diff just made.
-    let touched: std::collections::HashSet<&str> = changes
-        .iter()
-        .filter(|c| c.change != ChangeKind::Left)
-        .map(|c| c.key.as_str())
-        .collect();
-    match chain {
-        Some(base) if touched.len() * 2 <= total => {
-            let changed = rows
-                .iter()
-                .filter(|(key, _)| touched.contains(key.as_str()))
-                .cloned()
-                .collect();
-            (Some(changed), Some(base))
-        }
-        _ => (None, None),
-    }
-}
-
-/// A first snapshot's changes: every worker joined, by key (as [`directory::diff_rows`] from
-/// nothing gives them).
-fn joined(snapshot: &Snapshot) -> Vec<SnapshotChange> {
-    let mut keys: Vec<&str> = (0..snapshot.len()).map(|w| snapshot.key(w)).collect();
-    keys.sort_unstable();
-    keys.into_iter()
-        .map(|key| SnapshotChange {
-            worker_key: key.to_string(),
-            change: ChangeKind::Joined,
-            attribute: None,
-            old_value: None,
-            new_value: None,
-        })
-        .collect()
-}
-
-fn snapshot_changes(changes: Vec<directory::WorkerChange>) -> Vec<SnapshotChange> {
-    changes
-        .into_iter()
-        .map(|c| SnapshotChange {
-            worker_key: c.key,
-            change: c.change,
-            attribute: c.attribute,
-            old_value: c.old_value,
-            new_value: c.new_value,
-        })
-        .collect()
-}
-
-/// Workers' rows as the store keeps them: key, attributes as JSON.
-type KeyedRows = Vec<(String, String)>;
-
-/// What [`stored_form`] gives: the rows, the base and depth, the changes.
-type StoredForm = (
-    Vec<(String, String)>,
-    Option<(i64, i64)>,
-    Vec<SnapshotChange>,
-);
 
 /// Applies `retention` after a run that succeeded. A failure is logged, not the run's: the
 /// run is stored, and the next one tries again.
@@ -627,24 +475,6 @@ async fn prune(inputs: &Inputs<'_>, store: &Store) {
         ),
         Ok(_) => {}
         Err(e) => tracing::warn!("retention: {e}"),
-    }
-}
-
-/// A part of a run, timed for `-v` (a run's cost should follow its change; this shows where
-/// it goes).
-struct Phase(std::time::Instant);
-
-impl Phase {
-    fn start() -> Self {
-        Phase(std::time::Instant::now())
-    }
-
-    fn done(self, what: &str) {
-        tracing::debug!(
-            phase = what,
-            ms = self.0.elapsed().as_secs_f64() * 1e3,
-            "run phase done"
-        );
     }
 }
 
@@ -714,6 +544,7 @@ async fn unchanged(
         memberships: usize::try_from(last.memberships).unwrap_or(0),
         warning: None,
         violations,
+        compared: None,
     }))
 }
 
@@ -739,6 +570,7 @@ async fn keep_last_good(
             warning,
             made: None,
             kept: Some(kept),
+            vouched: None,
         });
     }
     let rows = store.snapshot_workers(current.id).await?;
@@ -754,6 +586,7 @@ async fn keep_last_good(
         warning,
         made: None,
         kept: None,
+        vouched: None,
     })
 }
 
