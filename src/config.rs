@@ -127,7 +127,8 @@ pub struct DaemonConfig {
     /// A run evaluates only the workers the export changed (and those their change
     /// reaches), from what the run before it kept; every this many runs it also evaluates
     /// everyone and compares, and a difference fails the run loudly. 1 evaluates everyone
-    /// every run.
+    /// every run. A run with nothing kept that compares only the workers its change reaches
+    /// also compares everyone every this many runs (by run id).
     #[serde(default = "default_full_evaluation_every")]
     pub full_evaluation_every: u32,
 }
