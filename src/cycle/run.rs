@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::cold::{self, Vouched};
 use super::diff::total_members;
-use super::stored::{chain_of, joined, rows_to_store, stored_form};
+use super::stored::{chain_of, rows_to_store, stored_form};
 use super::warm::{self, Kept, Made, Warm};
 use super::{failsafe, inputs_digest, run_changes_keeping, same_as_last_run, state_after};
 use super::{off_runtime, Phase};
@@ -396,7 +396,8 @@ async fn choose_new(
                 let packed = PackedRows::pack_with(snapshot.len(), |workers| {
                     snapshot.rows_of(&workers.collect::<Vec<_>>())
                 });
-                let changes = joined(&snapshot);
+                // Every worker joined: the snapshot's rows say so, without a row each.
+                let changes = Vec::new();
                 phase.done("serialize the first snapshot");
                 (snapshot, packed, None, changes)
             })

@@ -197,22 +197,6 @@ fn changed_or_whole(
     }
 }
 
-/// A first snapshot's changes: every worker joined, by key (as [`directory::diff_rows`] from
-/// nothing gives them).
-pub(super) fn joined(snapshot: &Snapshot) -> Vec<SnapshotChange> {
-    let mut keys: Vec<&str> = (0..snapshot.len()).map(|w| snapshot.key(w)).collect();
-    keys.sort_unstable();
-    keys.into_iter()
-        .map(|key| SnapshotChange {
-            worker_key: key.to_string(),
-            change: ChangeKind::Joined,
-            attribute: None,
-            old_value: None,
-            new_value: None,
-        })
-        .collect()
-}
-
 fn snapshot_changes(changes: Vec<directory::WorkerChange>) -> Vec<SnapshotChange> {
     changes
         .into_iter()

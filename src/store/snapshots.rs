@@ -431,7 +431,31 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
+    /// Snapshot `id`'s changes from the one in force before it, by worker key. A snapshot
+    /// made when none was in force stores no rows for them: every worker it has joined.
     pub async fn snapshot_changes(&self, id: i64) -> Result<Vec<SnapshotChange>, StoreError> {
+        let stored = self.stored_snapshot_changes(id).await?;
+        let first = match self.snapshot(id).await? {
+            Some(info) => info.previous_id.is_none(),
+            None => false,
+        };
+        if !stored.is_empty() || !first {
+            return Ok(stored);
+        }
+        let workers = self.snapshot_workers(id).await?;
+        Ok(workers
+            .into_iter()
+            .map(|(key, _)| SnapshotChange {
+                worker_key: key,
+                change: ChangeKind::Joined,
+                attribute: None,
+                old_value: None,
+                new_value: None,
+            })
+            .collect())
+    }
+
+    async fn stored_snapshot_changes(&self, id: i64) -> Result<Vec<SnapshotChange>, StoreError> {
         let rows = sqlx::query(
             "SELECT worker_key, change, attribute, old_value, new_value FROM snapshot_changes \
              WHERE snapshot_id = $1 ORDER BY worker_key, attribute",
