@@ -717,21 +717,8 @@ proptest! {
 /// that worker ([`engine::reach`]).
 #[test]
 fn reach_follows_an_email_another_worker_takes_and_gives_back() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config = rosterd::config::Config::load(&root.join("rosterd.yaml")).unwrap();
-    let schema = Arc::new(Schema::from_config(&config.directory));
-    let rules = rules::load(
-        &config.rules.dir,
-        &rules::Context::from_config(&config, &schema),
-    )
-    .unwrap();
-    let load = |rows: &[Vec<String>]| {
-        let text = common::hr::csv_text(rows);
-        let format = rosterd::config::SourceFormat::Csv;
-        rosterd::directory::load_from_str(&text, format, "workers.csv", Arc::clone(&schema), 100.0)
-            .unwrap()
-            .0
-    };
+    let (schema, rules) = common::hr::sample_rules();
+    let load = |rows: &[Vec<String>]| common::hr::load(&schema, rows);
     let mut rows = common::hr::sample_rows();
     let email = rows[0].iter().position(|h| h == "Work_Email").unwrap();
     let named = rows
@@ -806,22 +793,9 @@ fn reach_misses(
 #[test]
 fn incremental_evaluation_follows_a_chain_of_hr_changes() {
     use rand::SeedableRng as _;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config = rosterd::config::Config::load(&root.join("rosterd.yaml")).unwrap();
-    let schema = Arc::new(Schema::from_config(&config.directory));
-    let rules = rules::load(
-        &config.rules.dir,
-        &rules::Context::from_config(&config, &schema),
-    )
-    .unwrap();
+    let (schema, rules) = common::hr::sample_rules();
     let mut rows = common::hr::sample_rows();
-    let load = |rows: &[Vec<String>]| {
-        let text = common::hr::csv_text(rows);
-        let format = rosterd::config::SourceFormat::Csv;
-        rosterd::directory::load_from_str(&text, format, "workers.csv", Arc::clone(&schema), 100.0)
-            .unwrap()
-            .0
-    };
+    let load = |rows: &[Vec<String>]| common::hr::load(&schema, rows);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261206);
     let mut gone = Vec::new();
     let mut before = load(&rows);

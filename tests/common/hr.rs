@@ -8,6 +8,32 @@ pub fn as_of() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
 }
 
+/// The sample organisation's schema and rules, as the repository's `rosterd.yaml` names them.
+pub fn sample_rules() -> (
+    std::sync::Arc<rosterd::directory::Schema>,
+    rosterd::rules::RuleSet,
+) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = rosterd::config::Config::load(&root.join("rosterd.yaml")).unwrap();
+    let schema = std::sync::Arc::new(rosterd::directory::Schema::from_config(&config.directory));
+    let ctx = rosterd::rules::Context::from_config(&config, &schema);
+    let rules = rosterd::rules::load(&config.rules.dir, &ctx).unwrap();
+    (schema, rules)
+}
+
+/// `rows` (the header first) loaded as a CSV export.
+pub fn load(
+    schema: &std::sync::Arc<rosterd::directory::Schema>,
+    rows: &[Vec<String>],
+) -> rosterd::directory::Snapshot {
+    let text = csv_text(rows);
+    let format = rosterd::config::SourceFormat::Csv;
+    let schema = std::sync::Arc::clone(schema);
+    rosterd::directory::load_from_str(&text, format, "workers.csv", schema, 100.0)
+        .unwrap()
+        .0
+}
+
 /// The sample export's rows, the header first.
 pub fn sample_rows() -> Vec<Vec<String>> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/sample/workers.csv");
