@@ -14,16 +14,17 @@
 //! run id, whichever process makes them) the run also compares everyone, and a difference
 //! fails the run loudly and stores nothing.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
 
 use super::diff::{run_changes_among, run_changes_keeping, Among};
-use super::CycleError;
+use super::{CycleError, Phase};
 use crate::directory::{Snapshot, WorkerId};
 use crate::engine::{self, Evaluation};
 use crate::rules::RuleSet;
-use crate::store::{MemberState, RunChanges, Store, StoreError};
+use crate::store::{GroupDelta, MemberState, RunChanges, Store, StoreError};
 
 /// What a cold run knows of the snapshot in force: the run that vouches for the stored
 /// state, and whether this run checks the restriction against a full comparison.
@@ -68,7 +69,7 @@ pub(super) fn among(
     rules: &RuleSet,
     as_of: NaiveDate,
 ) -> Result<(Vec<WorkerId>, Vec<String>), CycleError> {
-    let started = std::time::Instant::now();
+    let phase = Phase::start();
     let schema = Arc::new(snapshot.schema().clone());
     let earlier = Snapshot::from_rows_json(schema, before)
         .map_err(|message| CycleError::Corrupt { id: of, message })?;
@@ -82,9 +83,9 @@ pub(super) fn among(
         changed = changed.len(),
         reached = workers.len(),
         workers = snapshot.len(),
-        ms = started.elapsed().as_secs_f64() * 1000.0,
         "a cold run compares only the workers the change can reach"
     );
+    phase.done("find the workers the change can reach");
     Ok((workers, left))
 }
 
@@ -98,27 +99,32 @@ pub(super) fn checked(
 ) -> Result<(RunChanges, MemberState), CycleError> {
     let (full, rest) = run_changes_keeping(snapshot, rules, evaluation, stored.clone());
     let (restricted, _) = run_changes_among(snapshot, rules, evaluation, stored, among);
-    let differences: std::collections::BTreeSet<String> = full
-        .deltas
-        .iter()
-        .filter(|d| !restricted.deltas.contains(d))
-        .chain((restricted.deltas.iter()).filter(|d| !full.deltas.contains(d)))
-        .map(|d| format!("group {}", d.group))
+    let (everyone, among_only) = (by_group(&full), by_group(&restricted));
+    let groups: BTreeSet<&str> = everyone.keys().chain(among_only.keys()).copied().collect();
+    let differences: Vec<String> = groups
+        .into_iter()
+        .filter(|g| everyone.get(g) != among_only.get(g))
+        .map(|g| format!("group {g}"))
         .collect();
     if !differences.is_empty() {
         tracing::error!(
             differences = ?differences,
             "comparing only the workers the change can reach differs from comparing everyone: the run fails and stores nothing"
         );
-        return Err(CycleError::ReachDiffers {
-            differences: differences.into_iter().collect(),
-        });
+        return Err(CycleError::ReachDiffers { differences });
     }
     tracing::info!(
         reached = among.workers.len(),
         "comparing only the workers the change can reach checked against comparing everyone: the same"
     );
     Ok((full, rest))
+}
+
+/// A run's deltas by group name.
+fn by_group(changes: &RunChanges) -> BTreeMap<&str, &GroupDelta> {
+    (changes.deltas.iter())
+        .map(|d| (d.group.as_str(), d))
+        .collect()
 }
 
 #[cfg(test)]

@@ -94,13 +94,7 @@ pub async fn run_warm(
             None => warm::evaluate(kept, &snapshot, &rules, as_of, every)?,
         };
         phase.done("evaluate");
-        let (violations, changes, memberships, rest) =
-            compare(&snapshot, &rules, &made, stored, scope)?;
-        let compared = match (&made.among, scope) {
-            (Some((workers, _)), Scope::Among { .. }) => Some(workers.len()),
-            _ => None,
-        };
-        let counts = (memberships, compared);
+        let (violations, changes, counts, rest) = compare(&snapshot, &rules, &made, stored, scope)?;
         Ok::<_, CycleError>((violations, changes, counts, made, (snapshot, rest)))
     })
     .await;
@@ -182,12 +176,12 @@ impl Scope {
     }
 }
 
-/// What [`compare`] gives: the guardrails broken, the changes, the memberships, and the
-/// stored state the changes leave.
+/// What [`compare`] gives: the guardrails broken, the changes, the memberships and the
+/// workers compared ([`Outcome::Applied`]'s), and the stored state the changes leave.
 type Compared = (
     Vec<engine::guardrails::Violation>,
     RunChanges,
-    usize,
+    (usize, Option<usize>),
     crate::store::MemberState,
 );
 
@@ -215,19 +209,24 @@ fn compare(
     }
     phase.done("check the guardrails");
     let phase = Phase::start();
-    let (changes, rest) = match (made.among.as_ref(), scope) {
+    let ((changes, rest), compared) = match (made.among.as_ref(), scope) {
         (Some((workers, left)), Scope::Among { check }) => {
             let among = super::diff::Among { workers, left };
-            if check {
+            let compared = if check {
                 cold::checked(snapshot, rules, evaluation, stored, &among)?
             } else {
                 super::diff::run_changes_among(snapshot, rules, evaluation, stored, &among)
-            }
+            };
+            (compared, Some(workers.len()))
         }
-        _ => run_changes_keeping(snapshot, rules, evaluation, stored),
+        _ => (
+            run_changes_keeping(snapshot, rules, evaluation, stored),
+            None,
+        ),
     };
     phase.done("compare");
-    Ok((violations, changes, total_members(evaluation, rules), rest))
+    let counts = (total_members(evaluation, rules), compared);
+    Ok((violations, changes, counts, rest))
 }
 
 /// What [`choose_snapshot`] decided.
@@ -364,7 +363,7 @@ async fn choose_new(
     };
     // Compared with the stored rows by their digests, a cold run may compare only the
     // workers the change reaches, when the store vouches for its memberships.
-    let mut vouched = match &stored_digests {
+    let vouched = match &stored_digests {
         Some(_) => {
             let every = inputs.config.daemon.full_evaluation_every;
             Vouched::by(store, current_id, digests.inputs.as_deref(), every).await?
@@ -389,19 +388,12 @@ async fn choose_new(
         current.as_ref().map(|c| c.eligible),
         dir.failsafe.max_shrink_percent,
     );
-    let (snapshot, worker_rows, base, changes) = match rows {
+    // `vouched` holds on only where the workers to compare were found.
+    let (snapshot, worker_rows, base, changes, vouched) = match rows {
         None => {
-            off_runtime(move || {
-                let phase = Phase::start();
-                let packed = PackedRows::pack_with(snapshot.len(), |workers| {
-                    snapshot.rows_of(&workers.collect::<Vec<_>>())
-                });
-                // Every worker joined: the snapshot's rows say so, without a row each.
-                let changes = Vec::new();
-                phase.done("serialize the first snapshot");
-                (snapshot, packed, None, changes)
-            })
-            .await
+            let (snapshot, packed) = pack_first(snapshot).await;
+            // Every worker joined: the snapshot's rows say so, without a row each.
+            (snapshot, packed, None, Vec::new(), None)
         }
         Some(rows) => {
             let ((worker_rows, base, changes), earlier) =
@@ -417,12 +409,14 @@ async fn choose_new(
                 (snapshot, PackedRows::pack(&worker_rows), among)
             })
             .await;
-            if let Some(among) = among {
-                made.among = Some(among?);
-            } else {
-                vouched = None;
-            }
-            (snapshot, worker_rows, base, changes)
+            let vouched = match among {
+                Some(among) => {
+                    made.among = Some(among?);
+                    vouched
+                }
+                None => None,
+            };
+            (snapshot, worker_rows, base, changes, vouched)
         }
     };
     let new = NewSnapshot {
@@ -453,6 +447,20 @@ async fn choose_new(
         kept: None,
         vouched,
     })))
+}
+
+/// A first snapshot's rows, packed from its columns a chunk at a time (a million workers'
+/// rows are never all made at once).
+async fn pack_first(snapshot: Snapshot) -> (Snapshot, PackedRows) {
+    off_runtime(move || {
+        let phase = Phase::start();
+        let packed = PackedRows::pack_with(snapshot.len(), |workers| {
+            snapshot.rows_of(&workers.collect::<Vec<_>>())
+        });
+        phase.done("serialize the first snapshot");
+        (snapshot, packed)
+    })
+    .await
 }
 
 /// Applies `retention` after a run that succeeded. A failure is logged, not the run's: the

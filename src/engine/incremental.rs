@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use fixedbitset::FixedBitSet;
 
-use super::{columnar, eval, full, managers_of, resolve, Evaluation};
+use super::{columnar, descendants, eval, full, managers_of, resolve, Evaluation};
 use crate::directory::{Alignment, Snapshot, WorkerId};
 use crate::rules::{GroupKind, PersonEntry, RuleSet};
 
@@ -181,14 +181,14 @@ fn affected(
     out.extend(moved.iter().copied());
     if !moved.is_empty() {
         // Everyone below a moved worker, in the new chart and (by earlier index) the old one.
-        let below_now = descendants(snapshot.managers(), moved.iter().copied());
-        out.extend(below_now);
+        let mut below = FixedBitSet::with_capacity(snapshot.len());
+        descendants(snapshot.managers(), &[], &moved, &mut below);
+        out.extend(below.ones());
         let old = old_positions(map, snapshot.len());
-        let below_then = descendants(
-            prev_snapshot.managers(),
-            moved.iter().filter_map(|&w| old[w]),
-        );
-        out.extend(below_then.into_iter().filter_map(|o| map.of(o)));
+        let then: Vec<WorkerId> = moved.iter().filter_map(|&w| old[w]).collect();
+        let mut below = FixedBitSet::with_capacity(prev_snapshot.len());
+        descendants(prev_snapshot.managers(), &[], &then, &mut below);
+        out.extend(below.ones().filter_map(|o| map.of(o)));
     }
     // An entry names the same worker by key in both; by email, a changed email may move it.
     for group in rules.groups() {
@@ -220,29 +220,6 @@ fn old_positions(map: &Renumbering, n: usize) -> Vec<Option<WorkerId>> {
         }
     }
     old
-}
-
-/// Every worker below `from` in the chart `managers`.
-fn descendants(
-    managers: &[Option<WorkerId>],
-    from: impl Iterator<Item = WorkerId>,
-) -> BTreeSet<WorkerId> {
-    let mut children = vec![Vec::new(); managers.len()];
-    for (w, m) in managers.iter().enumerate() {
-        if let Some(m) = m {
-            children[*m].push(w);
-        }
-    }
-    let mut out = BTreeSet::new();
-    let mut stack: Vec<WorkerId> = from.collect();
-    while let Some(w) = stack.pop() {
-        for &c in &children[w] {
-            if out.insert(c) {
-                stack.push(c);
-            }
-        }
-    }
-    out
 }
 
 /// Evaluates the affected workers over a snapshot of just them, on two threads as a full

@@ -219,6 +219,47 @@ fn managers_of(snapshot: &Snapshot, eligible: &FixedBitSet) -> FixedBitSet {
     out
 }
 
+/// Adds to `out` every worker below `from` in the chart `managers`, with `extra` edges
+/// (manager, worker) besides.
+pub(super) fn descendants(
+    managers: &[Option<WorkerId>],
+    extra: &[(WorkerId, WorkerId)],
+    from: &[WorkerId],
+    out: &mut FixedBitSet,
+) {
+    let n = managers.len();
+    // Children by manager, as one array: `starts[m]..starts[m + 1]` are m's.
+    let mut starts = vec![0usize; n + 1];
+    let edges = || {
+        (managers.iter().enumerate())
+            .filter_map(|(w, m)| m.map(|m| (m, w)))
+            .chain(extra.iter().copied())
+    };
+    for (m, _) in edges() {
+        starts[m + 1] += 1;
+    }
+    for m in 0..n {
+        starts[m + 1] += starts[m];
+    }
+    let mut children = vec![0; starts[n]];
+    let mut next = starts.clone();
+    for (m, w) in edges() {
+        children[next[m]] = w;
+        next[m] += 1;
+    }
+    let mut seen = FixedBitSet::with_capacity(n);
+    let mut stack: Vec<WorkerId> = from.to_vec();
+    seen.extend(from.iter().copied());
+    while let Some(m) = stack.pop() {
+        for &c in &children[starts[m]..starts[m + 1]] {
+            if !seen.put(c) {
+                out.insert(c);
+                stack.push(c);
+            }
+        }
+    }
+}
+
 /// The group's final members, and for a hybrid group its rule's matches.
 fn group_members<'r>(
     rules: &'r RuleSet,

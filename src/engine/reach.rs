@@ -33,12 +33,6 @@ pub fn reach(
     let n = snapshot.len();
     let mut out = FixedBitSet::with_capacity(n);
     out.extend(changed.iter().copied());
-    let manager_key = |s: &Snapshot, w: WorkerId| -> Option<String> {
-        match s.get(s.schema().manager()?, w) {
-            Some(Value::Str(k)) => Some(k.clone()),
-            _ => None,
-        }
-    };
     // The keys that name a worker in one snapshot and nobody in the other: a reference to
     // one of them resolves differently now.
     let earlier_keys: FxHashSet<&str> = (0..earlier.len()).map(|e| earlier.key(e)).collect();
@@ -62,10 +56,10 @@ pub fn reach(
             continue;
         };
         let (then, now) = (manager_key(earlier, e), manager_key(snapshot, w));
-        if then != now || now.as_deref().is_some_and(|k| moved_keys.contains(k)) {
+        if then != now || now.is_some_and(|k| moved_keys.contains(k)) {
             moved.push(w);
         }
-        if let Some(m) = then.as_deref().and_then(|k| snapshot.by_key(k)) {
+        if let Some(m) = then.and_then(|k| snapshot.by_key(k)) {
             earlier_edges.push((m, w));
         }
     }
@@ -77,7 +71,7 @@ pub fn reach(
             let names_moved = match m {
                 Some(m) => joined.contains(*m),
                 // A reference to nobody now may have named someone who left.
-                None => manager_key(snapshot, w).is_some_and(|k| moved_keys.contains(k.as_str())),
+                None => manager_key(snapshot, w).is_some_and(|k| moved_keys.contains(k)),
             };
             names_moved.then_some(w)
         }));
@@ -90,12 +84,12 @@ pub fn reach(
     }
     out.extend(earlier_edges.iter().map(|&(m, _)| m));
     for &e in &left {
-        out.extend(manager_key(earlier, e).and_then(|k| snapshot.by_key(&k)));
+        out.extend(manager_key(earlier, e).and_then(|k| snapshot.by_key(k)));
     }
     // Everyone below a moved worker, in the chart now or (for the edges that changed) then.
     if !moved.is_empty() {
         out.extend(moved.iter().copied());
-        below(managers, &earlier_edges, &moved, &mut out);
+        super::descendants(managers, &earlier_edges, &moved, &mut out);
     }
     entries(
         snapshot,
@@ -109,44 +103,11 @@ pub fn reach(
     out.ones().collect()
 }
 
-/// Adds to `out` every worker below `from` in the chart `managers`, with `extra` edges
-/// (manager, worker) besides.
-fn below(
-    managers: &[Option<WorkerId>],
-    extra: &[(WorkerId, WorkerId)],
-    from: &[WorkerId],
-    out: &mut FixedBitSet,
-) {
-    let n = managers.len();
-    // Children by manager, as one array: `starts[m]..starts[m + 1]` are m's.
-    let mut starts = vec![0usize; n + 1];
-    let edges = || {
-        (managers.iter().enumerate())
-            .filter_map(|(w, m)| m.map(|m| (m, w)))
-            .chain(extra.iter().copied())
-    };
-    for (m, _) in edges() {
-        starts[m + 1] += 1;
-    }
-    for m in 0..n {
-        starts[m + 1] += starts[m];
-    }
-    let mut children = vec![0; starts[n]];
-    let mut next = starts.clone();
-    for (m, w) in edges() {
-        children[next[m]] = w;
-        next[m] += 1;
-    }
-    let mut seen = FixedBitSet::with_capacity(n);
-    let mut stack: Vec<WorkerId> = from.to_vec();
-    seen.extend(from.iter().copied());
-    while let Some(m) = stack.pop() {
-        for &c in &children[starts[m]..starts[m + 1]] {
-            if !seen.put(c) {
-                out.insert(c);
-                stack.push(c);
-            }
-        }
+/// The key worker `w` names as its manager in `s`, whether or not `s` has that worker.
+fn manager_key(s: &Snapshot, w: WorkerId) -> Option<&str> {
+    match s.get(s.schema().manager()?, w) {
+        Some(Value::Str(k)) => Some(k),
+        _ => None,
     }
 }
 

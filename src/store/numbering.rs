@@ -46,9 +46,7 @@ impl WorkerIds {
     }
 
     pub fn id(&self, key: &str) -> Option<u32> {
-        self.index
-            .find(key_hash(key), |&id| self.key(id) == Some(key))
-            .copied()
+        self.id_hashed(key, key_hash(key))
     }
 
     /// The key of an id read from a stored set: one the numbering lacks is a damaged store.
@@ -135,16 +133,18 @@ pub(super) async fn read_worker_ids(conn: &mut AnyConnection) -> Result<WorkerId
             read_worker_ids_by_row(conn).await
         };
     };
-    let split: Vec<&str> = keys.split(KEY_SEPARATOR).collect();
-    if split.len() as i64 != count || highest != Some(count - 1) {
+    if highest != Some(count - 1) {
         return read_worker_ids_by_row(conn).await;
     }
-    ids.reserve(split.len(), keys.len());
-    for key in split {
+    ids.reserve(usize::try_from(count).unwrap_or(0), keys.len());
+    let mut pieces = 0;
+    for key in keys.split(KEY_SEPARATOR) {
         ids.number(key);
+        pieces += 1;
     }
-    if ids.len() as i64 != count {
-        // Two ids with one key: the row-by-row read says which.
+    if pieces != count || ids.len() as i64 != count {
+        // A key holding the separator, or two ids with one key: the row-by-row read reads
+        // the first right and says which for the second.
         return read_worker_ids_by_row(conn).await;
     }
     Ok(ids)

@@ -435,11 +435,14 @@ impl Store {
     /// made when none was in force stores no rows for them: every worker it has joined.
     pub async fn snapshot_changes(&self, id: i64) -> Result<Vec<SnapshotChange>, StoreError> {
         let stored = self.stored_snapshot_changes(id).await?;
-        let first = match self.snapshot(id).await? {
-            Some(info) => info.previous_id.is_none(),
-            None => false,
-        };
-        if !stored.is_empty() || !first {
+        if !stored.is_empty() {
+            return Ok(stored);
+        }
+        let first = self
+            .snapshot(id)
+            .await?
+            .is_some_and(|s| s.previous_id.is_none());
+        if !first {
             return Ok(stored);
         }
         let workers = self.snapshot_workers(id).await?;
