@@ -11,9 +11,11 @@ use serde::Deserialize;
 use crate::names::AttrType;
 
 mod ldap;
+mod requests;
 mod target;
 mod ui;
 pub use ldap::{GroupClass, LdapFlavor, LdapSettings};
+pub use requests::{RepositoryConfig, RequestsConfig};
 pub use target::{
     is_address, Every, GoogleSettings, OnUnpush, PushFailsafe, RemoveDialect, TargetAuth,
     TargetConfig, TargetKind, TargetPatch, TargetTls, UserLookup, UserMatch,
@@ -59,6 +61,10 @@ pub struct Config {
     /// The web console on the daemon's address; off without this section.
     #[serde(default)]
     pub ui: Option<UiConfig>,
+    /// Access requests and reviews, written as commits to the rules repository; off
+    /// without this section.
+    #[serde(default)]
+    pub requests: Option<RequestsConfig>,
     /// Where the config was read from; set by [`Config::load`].
     #[serde(skip)]
     pub path: PathBuf,
@@ -556,6 +562,9 @@ impl Config {
                 *key_file = base.join(&*key_file);
             }
         }
+        if let Some(requests) = &mut config.requests {
+            requests.resolve(base);
+        }
         if let Some(file) = config.database.0.strip_prefix("sqlite://") {
             let (file, query) = file
                 .split_once('?')
@@ -590,6 +599,9 @@ impl Config {
         self.daemon.validate()?;
         if let Some(ui) = &self.ui {
             ui.validate()?;
+        }
+        if let Some(requests) = &self.requests {
+            requests.validate()?;
         }
         in_range(
             "retention.snapshot_days",

@@ -12,7 +12,11 @@
 //!   load report that names the row and column of every bad value; plus the synthetic generator.
 //! - [`rules`]: rule files → AST with source spans → checked [`rules::RuleSet`]; compiler-style
 //!   diagnostics. No I/O beyond reading the rule files.
-//! - [`revision`]: the rules folder's git commit (the one place rosterd runs `git`).
+//! - [`revision`]: the rules folder's git commit.
+//! - [`access`]: access requests and reviews as commits to the rules repository: which
+//!   entries are due for review (`access::due`), a decision edited into the rule file, checked
+//!   and tested, committed and pushed (`access::land`, over `access::git`, rosterd's own clone;
+//!   with [`revision`] the only places rosterd runs `git`).
 //! - [`engine`]: snapshot + rule set + evaluation date → memberships (columnar, on two
 //!   threads; incrementally after small changes), and explanations of them. Pure: no async, no
 //!   clock, no database (`tests/architecture.rs` pins that it imports no I/O layer).
@@ -54,6 +58,7 @@
 //! - [`locks`]: locks taken whatever happened to an earlier holder.
 //! - [`cli`]: the `rosterd` commands.
 
+pub mod access;
 pub mod backend;
 pub mod cli;
 pub mod clock;

@@ -70,6 +70,14 @@ enum TextOrJson {
     Json,
 }
 
+/// `rosterd decisions`'s `--format`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AuditFormat {
+    Text,
+    Json,
+    Csv,
+}
+
 /// `rosterd test`'s `--format`.
 #[derive(clap::Args, Clone, Copy)]
 struct TestOutput {
@@ -258,6 +266,50 @@ enum Command {
         #[command(subcommand)]
         what: Approve,
     },
+    /// Entries of hybrid and manual groups due for an access review: never reviewed, last
+    /// reviewed `review_every` days ago, or expiring within 14 days.
+    #[command(after_help = EXIT_CODES)]
+    Reviews {
+        #[command(flatten)]
+        conf: Conf,
+        /// Also list what falls due within this many days.
+        #[arg(long, default_value_t = 0)]
+        within: u32,
+        /// Only the entries this person (by email) approves.
+        #[arg(long)]
+        approver: Option<String>,
+        #[command(flatten)]
+        when: When,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// The audit of access decisions (grants, denials, review keeps and removals), for one
+    /// group or all, over a period; `--format csv` for auditors.
+    #[command(after_help = EXIT_CODES)]
+    Decisions {
+        #[command(flatten)]
+        conf: Conf,
+        /// Only this group's decisions.
+        #[arg(long)]
+        group: Option<String>,
+        /// From this day (YYYY-MM-DD, UTC), included.
+        #[arg(long, value_parser = parse_date)]
+        from: Option<NaiveDate>,
+        /// To this day (YYYY-MM-DD, UTC), included.
+        #[arg(long, value_parser = parse_date)]
+        to: Option<NaiveDate>,
+        /// Output format: text, json, or csv (one row per decision).
+        #[arg(long, value_enum)]
+        format: Option<AuditFormat>,
+    },
+    /// An access review's decision, committed to the rules repository (on a branch for
+    /// review, or on the branch itself with `requests.direct_commit`) once the changed rules
+    /// pass `check` and `test`.
+    #[command(after_help = EXIT_CODES)]
+    Review {
+        #[command(subcommand)]
+        what: Review,
+    },
     /// Apply the database migrations.
     #[command(after_help = EXIT_CODES)]
     Migrate {
@@ -300,6 +352,46 @@ enum Approve {
         #[command(flatten)]
         conf: Conf,
     },
+}
+
+#[derive(Subcommand)]
+enum Review {
+    /// Keep the entry: set its `reviewed` date, and its `expires` with `--until`.
+    #[command(after_help = EXIT_CODES)]
+    Keep {
+        #[command(flatten)]
+        decision: ReviewDecision,
+        /// The entry's new last day (at most the group's `requests.max_days` away).
+        #[arg(long, value_parser = parse_date)]
+        until: Option<NaiveDate>,
+    },
+    /// Remove the entry.
+    #[command(after_help = EXIT_CODES)]
+    Remove {
+        #[command(flatten)]
+        decision: ReviewDecision,
+    },
+}
+
+/// What both review decisions take.
+#[derive(clap::Args)]
+struct ReviewDecision {
+    /// The group, by its name in the rules.
+    group: String,
+    /// The entry's worker, by key or email as the entry names them.
+    worker: String,
+    /// The reviewer's email, written into the commit's `Reviewed-by` trailer.
+    #[arg(long)]
+    by: String,
+    /// Why, written into the commit message.
+    #[arg(long, default_value = "")]
+    comment: String,
+    #[command(flatten)]
+    conf: Conf,
+    #[command(flatten)]
+    when: When,
+    #[command(flatten)]
+    out: Output,
 }
 
 #[derive(clap::Args)]
@@ -355,6 +447,18 @@ impl Command {
             | Command::History { conf, .. }
             | Command::Runs { conf, .. }
             | Command::Holds { conf, .. }
+            | Command::Decisions { conf, .. }
+            | Command::Reviews { conf, .. }
+            | Command::Review {
+                what:
+                    Review::Keep {
+                        decision: ReviewDecision { conf, .. },
+                        ..
+                    }
+                    | Review::Remove {
+                        decision: ReviewDecision { conf, .. },
+                    },
+            }
             | Command::Migrate { conf }
             | Command::Approve {
                 what: Approve::Snapshot { conf, .. } | Approve::Push { conf, .. },
@@ -394,6 +498,19 @@ impl Command {
             Command::History { when, out: o, .. } => ("history", Some(when.as_of), out(o)),
             Command::Runs { out: o, .. } => ("runs", None, out(o)),
             Command::Holds { out: o, .. } => ("holds", None, out(o)),
+            Command::Decisions { format, .. } => (
+                "decisions",
+                None,
+                Some(format.map(|f| match f {
+                    AuditFormat::Text => Format::Text,
+                    AuditFormat::Json => Format::Json,
+                    AuditFormat::Csv => Format::Csv,
+                })),
+            ),
+            Command::Reviews { when, out: o, .. } => ("reviews", Some(when.as_of), out(o)),
+            Command::Review {
+                what: Review::Keep { decision: d, .. } | Review::Remove { decision: d },
+            } => ("review", Some(d.when.as_of), out(&d.out)),
             Command::Approve { .. } => ("approve", None, None),
             Command::Migrate { .. } => ("migrate", None, None),
             Command::Generate { .. } => ("generate", None, None),
@@ -428,6 +545,9 @@ fn date_and_format(args: &Args) -> Result<(PathBuf, Option<NaiveDate>, Format), 
     let format = format.flatten().or(args.format).unwrap_or(Format::Text);
     if format == Format::Junit && name != "test" {
         return Err("`--format junit` is for `rosterd test` only".into());
+    }
+    if format == Format::Csv && name != "decisions" {
+        return Err("`--format csv` is for `rosterd decisions` only".into());
     }
     Ok((config, date.flatten().or(args.as_of), format))
 }
@@ -476,16 +596,24 @@ fn main() -> ExitCode {
         as_of,
         format,
     };
-    let result = match &args.command {
-        Command::Run { .. } => cli::run(&global).map(|()| ExitCode::SUCCESS),
-        Command::Test { .. } => cli::test(&global).map(|ok| {
+    dispatch(&args.command, &global).unwrap_or_else(|e: CliError| {
+        eprintln!("{}", e.render());
+        e.exit_code()
+    })
+}
+
+/// Runs the command: its exit status.
+fn dispatch(command: &Command, global: &Global) -> Result<ExitCode, CliError> {
+    match command {
+        Command::Run { .. } => cli::run(global).map(|()| ExitCode::SUCCESS),
+        Command::Test { .. } => cli::test(global).map(|ok| {
             if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             }
         }),
-        Command::Check { .. } => cli::check(&global).map(|ok| {
+        Command::Check { .. } => cli::check(global).map(|ok| {
             if ok {
                 ExitCode::SUCCESS
             } else {
@@ -493,35 +621,59 @@ fn main() -> ExitCode {
             }
         }),
         Command::Plan { group, .. } => {
-            cli::plan(&global, group.as_deref()).map(|()| ExitCode::SUCCESS)
+            cli::plan(global, group.as_deref()).map(|()| ExitCode::SUCCESS)
         }
         Command::Explain { worker, group, .. } => {
-            cli::explain(&global, worker, group.as_deref()).map(|()| ExitCode::SUCCESS)
+            cli::explain(global, worker, group.as_deref()).map(|()| ExitCode::SUCCESS)
         }
-        Command::Evaluate { .. } => cli::evaluate(&global).map(ExitCode::from),
-        Command::Push { push, .. } => cli::push(&global, &push.args()).map(ExitCode::from),
-        Command::Sync { push, .. } => cli::sync(&global, &push.args()).map(ExitCode::from),
-        Command::Status { .. } => cli::status(&global).map(ExitCode::from),
+        Command::Evaluate { .. } => cli::evaluate(global).map(ExitCode::from),
+        Command::Push { push, .. } => cli::push(global, &push.args()).map(ExitCode::from),
+        Command::Sync { push, .. } => cli::sync(global, &push.args()).map(ExitCode::from),
+        Command::Status { .. } => cli::status(global).map(ExitCode::from),
         Command::Emulator {
             listen,
             users_from_config,
             token_env,
             ..
-        } => cli::emulator(&global, *listen, *users_from_config, token_env.as_deref())
+        } => cli::emulator(global, *listen, *users_from_config, token_env.as_deref())
             .map(|()| ExitCode::SUCCESS),
         Command::Approve {
             what: Approve::Push { id, .. },
-        } => cli::approve_push(&global, *id).map(|()| ExitCode::SUCCESS),
-        Command::Holds { id, .. } => cli::holds(&global, *id).map(|()| ExitCode::SUCCESS),
-        Command::Members { group, .. } => cli::members(&global, group).map(|()| ExitCode::SUCCESS),
+        } => cli::approve_push(global, *id).map(|()| ExitCode::SUCCESS),
+        Command::Holds { id, .. } => cli::holds(global, *id).map(|()| ExitCode::SUCCESS),
+        Command::Members { group, .. } => cli::members(global, group).map(|()| ExitCode::SUCCESS),
         Command::History {
             group, worker, at, ..
-        } => cli::history(&global, group, worker.as_deref(), *at).map(|()| ExitCode::SUCCESS),
-        Command::Runs { limit, .. } => cli::runs(&global, *limit).map(|()| ExitCode::SUCCESS),
+        } => cli::history(global, group, worker.as_deref(), *at).map(|()| ExitCode::SUCCESS),
+        Command::Runs { limit, .. } => cli::runs(global, *limit).map(|()| ExitCode::SUCCESS),
         Command::Approve {
             what: Approve::Snapshot { id, .. },
-        } => cli::approve_snapshot(&global, *id).map(|()| ExitCode::SUCCESS),
-        Command::Migrate { .. } => cli::migrate(&global).map(|()| ExitCode::SUCCESS),
+        } => cli::approve_snapshot(global, *id).map(|()| ExitCode::SUCCESS),
+        Command::Decisions {
+            group, from, to, ..
+        } => cli::decisions(global, group.as_deref(), *from, *to).map(|()| ExitCode::SUCCESS),
+        Command::Reviews {
+            within, approver, ..
+        } => cli::reviews(global, *within, approver.as_deref()).map(|()| ExitCode::SUCCESS),
+        Command::Review { what } => {
+            let (keep, d, until) = match what {
+                Review::Keep { decision, until } => (true, decision, *until),
+                Review::Remove { decision } => (false, decision, None),
+            };
+            cli::review(
+                global,
+                &cli::ReviewArgs {
+                    keep,
+                    group: d.group.clone(),
+                    worker: d.worker.clone(),
+                    by: d.by.clone(),
+                    comment: d.comment.clone(),
+                    until,
+                },
+            )
+            .map(|()| ExitCode::SUCCESS)
+        }
+        Command::Migrate { .. } => cli::migrate(global).map(|()| ExitCode::SUCCESS),
         Command::Generate {
             workers,
             seed,
@@ -534,9 +686,5 @@ fn main() -> ExitCode {
             };
             cli::generate(*workers, *seed, format, output.as_deref()).map(|()| ExitCode::SUCCESS)
         }
-    };
-    result.unwrap_or_else(|e: CliError| {
-        eprintln!("{}", e.render());
-        e.exit_code()
-    })
+    }
 }

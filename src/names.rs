@@ -67,3 +67,20 @@ impl fmt::Display for AttrType {
         })
     }
 }
+
+/// A git branch name rosterd will use: `git check-ref-format`'s rules for the names rosterd
+/// writes and reads (letters, digits, `/`, `.`, `_`, `-`; no `..`, no leading `-` or `/`,
+/// no trailing `/` or `.lock`).
+pub fn is_branch_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        && !name.starts_with(['-', '/', '.'])
+        && !name.ends_with(['/', '.'])
+        && !name.ends_with(".lock")
+        && !name.contains("..")
+        && !name.contains("//")
+        && !name.contains("/.")
+}

@@ -1156,31 +1156,49 @@ fn every_command_documents_its_arguments_and_exit_status() {
     for sub in ["snapshot", "push"] {
         pages.push((vec!["approve".into(), sub.into()], help(&["approve", sub])));
     }
+    for sub in ["keep", "remove"] {
+        pages.push((vec!["review".into(), sub.into()], help(&["review", sub])));
+    }
     // Every option shown applies to the command: a date only where it evaluates, a format
     // only where there is an output for programs.
     let dated = [
-        "check", "test", "plan", "explain", "evaluate", "sync", "history",
+        "check", "test", "plan", "explain", "evaluate", "sync", "history", "reviews",
     ];
     let formatted = [
-        "check", "test", "plan", "explain", "evaluate", "sync", "history", "push", "status",
-        "members", "runs", "holds",
+        "check",
+        "test",
+        "plan",
+        "explain",
+        "evaluate",
+        "sync",
+        "history",
+        "push",
+        "status",
+        "members",
+        "runs",
+        "holds",
+        "reviews",
+        "decisions",
     ];
     for (args, page) in pages.iter().filter(|(args, _)| !args.is_empty()) {
         let command = args[0].as_str();
         let only = args.len() == 1;
+        // A review's decision is dated (the `reviewed` day) and prints what it committed.
+        let decision = command == "review" && !only;
         assert_eq!(
             page.contains("--as-of"),
-            only && dated.contains(&command),
+            (only && dated.contains(&command)) || decision,
             "{args:?}: {page}"
         );
         assert_eq!(
             page.contains("--format"),
-            only && formatted.contains(&command),
+            (only && formatted.contains(&command)) || decision,
             "{args:?}: {page}"
-        ); // The config: read by every command but `generate` (and named on approve's own).
+        ); // The config: read by every command but `generate` (and named on the own pages
+           // of approve's and review's subcommands).
         assert_eq!(
             page.contains("--config"),
-            !["generate", "approve"].contains(&command) || args.len() == 2,
+            !["generate", "approve", "review"].contains(&command) || args.len() == 2,
             "{args:?}: {page}"
         );
     }

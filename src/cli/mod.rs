@@ -14,6 +14,7 @@ use crate::directory::{self, LoadReport, Snapshot};
 use crate::engine::{self, Evaluation};
 use crate::rules::{self, RuleSet};
 
+mod access;
 mod check;
 mod explain;
 mod plan;
@@ -21,6 +22,7 @@ mod push;
 mod rule_tests;
 mod state;
 
+pub use access::{decisions, review, reviews, ReviewArgs};
 pub use check::check;
 
 /// `rosterd run`: the daemon, until SIGTERM or SIGINT.
@@ -54,6 +56,8 @@ pub enum Format {
     Json,
     /// JUnit XML, for CI systems: `rosterd test` only.
     Junit,
+    /// CSV with a header row, for auditors: `rosterd decisions` only.
+    Csv,
 }
 
 /// Options every command takes.

@@ -21,7 +21,7 @@ pub fn test(global: &Global) -> Result<bool, CliError> {
             "failed": failed,
         }))?,
         Format::Junit => print(&junit(&results, seconds))?,
-        Format::Text => print(&text(&results))?,
+        Format::Text | Format::Csv => print(&text(&results))?,
     }
     Ok(failed == 0)
 }

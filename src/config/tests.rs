@@ -271,3 +271,42 @@ fn signing_out_goes_through_the_provider_unless_told_not_to() {
     let off = load(&format!("{MINIMAL}{UI}  sign_out_at_provider: false\n")).unwrap();
     assert!(!off.ui.unwrap().sign_out_at_provider);
 }
+
+#[test]
+fn the_rules_repository_is_checked_and_its_paths_resolved() {
+    let with = |requests: &str| load(&format!("{MINIMAL}requests:\n{requests}"));
+    let c = with("  repository: { remote: 'git@gitlab.example.com:corpsec/rules.git', ssh_key_file: keys/deploy }\n").unwrap();
+    let r = c.requests.unwrap();
+    assert_eq!(r.workdir, Path::new("conf/.rosterd/rules-repository"));
+    assert_eq!(
+        r.repository.ssh_key_file.as_deref(),
+        Some(Path::new("conf/keys/deploy"))
+    );
+    assert_eq!(
+        (r.repository.branch.as_str(), r.repository.path.as_path()),
+        ("main", Path::new("."))
+    );
+    assert!(!r.direct_commit);
+    for (bad, says) in [
+        (
+            "{ remote: 'https://bot:ghp_x@github.com/acme/rules.git' }",
+            "holds a password",
+        ),
+        ("{ remote: x, branch: 'main..x' }", "is not a branch name"),
+        ("{ remote: x, branch: '-f' }", "is not a branch name"),
+        (
+            "{ remote: x, path: ../elsewhere }",
+            "must be a folder inside the repository",
+        ),
+        ("{ remote: '' }", "must not be empty"),
+    ] {
+        let e = with(&format!("  repository: {bad}\n")).unwrap_err();
+        assert!(e.contains(says), "{bad}: {e}");
+        assert!(!e.contains("ghp_x"), "{e}");
+    }
+    let e = with("  repository: { remote: x }\n  author_email: 'not an address'\n").unwrap_err();
+    assert!(
+        e.contains("requests.author_name and requests.author_email"),
+        "{e}"
+    );
+}

@@ -61,10 +61,12 @@ pub(super) fn check(
             members: def.members,
             push,
             failsafe: def.failsafe,
+            requests: def.requests,
             span: def.span,
             definition: def.definition,
         });
     }
+    approver_groups(&groups, &by_name, compiler.diags);
     compiler.in_eligibility = true;
     let eligibility = eligibility.and_then(|e| compiler.rule(&e, "the eligibility expression"));
     let order = evaluation_order(&groups, diags)?;
@@ -821,4 +823,27 @@ fn regex_error_text(e: &regex::Error) -> String {
     let text = e.to_string();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines.join("\n")
+}
+
+/// Every `group:` approver names a group of the rules: one that does not would leave its
+/// requests with nobody to decide them.
+fn approver_groups(groups: &[Group], by_name: &HashMap<String, GroupId>, diags: &mut Diagnostics) {
+    for group in groups {
+        let Some(requests) = &group.requests else {
+            continue;
+        };
+        for (approver, span) in requests.approvers.iter().zip(&requests.approver_spans) {
+            if let super::Approver::Group(name) = approver {
+                if !by_name.contains_key(name) {
+                    diags.push(
+                        Diagnostic::error(
+                            *span,
+                            format!("approver `group: {name}` of group `{}` is not a group of the rules", group.name),
+                        )
+                        .with_suggestion(name, by_name.keys().map(String::as_str)),
+                    );
+                }
+            }
+        }
+    }
 }

@@ -28,6 +28,7 @@ pub(super) struct GroupDef {
     pub members: Vec<PersonEntry>,
     pub push: Vec<Push>,
     pub failsafe: Failsafe,
+    pub requests: Option<super::Requests>,
 }
 
 /// A rule test as written (see `rules::rule_tests`).
@@ -103,8 +104,11 @@ const GROUP_KEYS: &[&str] = &[
     "members",
     "push",
     "failsafe",
+    "requests",
 ];
-const ENTRY_KEYS: &[&str] = &["id", "email", "reason", "ticket", "expires", "added_by"];
+const ENTRY_KEYS: &[&str] = &[
+    "id", "email", "reason", "ticket", "expires", "added_by", "reviewed",
+];
 const PUSH_KEYS: &[&str] = &["target", "display_name", "link", "email", "active"];
 const FAILSAFE_KEYS: &[&str] = &["max_remove_percent", "max_remove_count"];
 const KINDS: &[&str] = &["managed", "hybrid", "manual"];
@@ -216,24 +220,24 @@ fn find_path(node: &Node, path: &[&str]) -> Option<Node> {
 }
 
 /// Reads typed values out of nodes, reporting what does not fit.
-struct Reader<'d> {
-    diags: &'d mut Diagnostics,
+pub(super) struct Reader<'d> {
+    pub(super) diags: &'d mut Diagnostics,
 }
 
 /// The entries of a mapping, by key.
-struct Fields<'n> {
+pub(super) struct Fields<'n> {
     entries: Vec<(&'n str, &'n Node, &'n Node)>,
 }
 
 impl<'n> Fields<'n> {
-    fn get(&self, key: &str) -> Option<&'n Node> {
+    pub(super) fn get(&self, key: &str) -> Option<&'n Node> {
         self.entries
             .iter()
             .find(|(k, _, _)| *k == key)
             .map(|(_, _, v)| *v)
     }
 
-    fn key_span(&self, key: &str) -> Option<Span> {
+    pub(super) fn key_span(&self, key: &str) -> Option<Span> {
         self.entries
             .iter()
             .find(|(k, _, _)| *k == key)
@@ -242,12 +246,17 @@ impl<'n> Fields<'n> {
 }
 
 impl Reader<'_> {
-    fn error(&mut self, span: Span, message: impl Into<String>) {
+    pub(super) fn error(&mut self, span: Span, message: impl Into<String>) {
         self.diags.push(Diagnostic::error(span, message));
     }
 
     /// A mapping whose keys must be among `allowed`; unknown keys are reported.
-    fn fields<'n>(&mut self, node: &'n Node, allowed: &[&str], what: &str) -> Option<Fields<'n>> {
+    pub(super) fn fields<'n>(
+        &mut self,
+        node: &'n Node,
+        allowed: &[&str],
+        what: &str,
+    ) -> Option<Fields<'n>> {
         let NodeKind::Map(entries) = &node.kind else {
             if !node.is_null() || what != "a rule file" {
                 self.error(
@@ -280,7 +289,7 @@ impl Reader<'_> {
         Some(fields)
     }
 
-    fn seq<'n>(&mut self, node: &'n Node, what: &str) -> &'n [Node] {
+    pub(super) fn seq<'n>(&mut self, node: &'n Node, what: &str) -> &'n [Node] {
         match &node.kind {
             NodeKind::Seq(items) => items,
             _ if node.is_null() => &[],
@@ -294,7 +303,7 @@ impl Reader<'_> {
         }
     }
 
-    fn scalar<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n Scalar> {
+    pub(super) fn scalar<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n Scalar> {
         match &node.kind {
             NodeKind::Scalar(s) if !node.is_null() => Some(s),
             _ => {
@@ -307,11 +316,11 @@ impl Reader<'_> {
         }
     }
 
-    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+    pub(super) fn string(&mut self, node: &Node, what: &str) -> Option<String> {
         self.scalar(node, what).map(|s| s.value.clone())
     }
 
-    fn date(&mut self, node: &Node, what: &str) -> Option<NaiveDate> {
+    pub(super) fn date(&mut self, node: &Node, what: &str) -> Option<NaiveDate> {
         let s = self.scalar(node, what)?;
         let date = NaiveDate::parse_from_str(&s.value, "%Y-%m-%d").ok();
         if date.is_none() {
@@ -323,7 +332,7 @@ impl Reader<'_> {
         date
     }
 
-    fn bool(&mut self, node: &Node, what: &str) -> Option<bool> {
+    pub(super) fn bool(&mut self, node: &Node, what: &str) -> Option<bool> {
         let s = self.scalar(node, what)?;
         match (s.plain, s.value.as_str()) {
             (true, "true") => Some(true),
@@ -338,7 +347,7 @@ impl Reader<'_> {
         }
     }
 
-    fn number(&mut self, node: &Node, what: &str) -> Option<f64> {
+    pub(super) fn number(&mut self, node: &Node, what: &str) -> Option<f64> {
         let s = self.scalar(node, what)?;
         let n = s
             .value
@@ -352,7 +361,7 @@ impl Reader<'_> {
         n
     }
 
-    fn strings(&mut self, node: &Node, what: &str) -> Vec<String> {
+    pub(super) fn strings(&mut self, node: &Node, what: &str) -> Vec<String> {
         let items = self.seq(node, what);
         items
             .iter()
@@ -578,8 +587,12 @@ impl Reader<'_> {
                 .get("failsafe")
                 .map(|n| self.failsafe(n))
                 .unwrap_or_default(),
+            requests: None,
         };
         self.kind_fields(&f, &mut def);
+        if let Some(node) = f.get("requests") {
+            def.requests = self.requests(node, def.kind, f.key_span("requests"));
+        }
         Some(def)
     }
 
@@ -691,6 +704,7 @@ impl Reader<'_> {
                 ticket: None,
                 expires: None,
                 added_by: None,
+                reviewed: None,
                 span: node.span,
             });
         }
@@ -719,6 +733,7 @@ impl Reader<'_> {
             ticket: f.get("ticket").and_then(|n| self.string(n, "a ticket")),
             expires: f.get("expires").and_then(|n| self.date(n, "a date")),
             added_by: f.get("added_by").and_then(|n| self.string(n, "a name")),
+            reviewed: f.get("reviewed").and_then(|n| self.date(n, "a date")),
             span: node.span,
         })
     }

@@ -19,9 +19,11 @@ pub mod ast;
 mod check;
 mod compiled;
 pub mod diagnostic;
+pub mod edit;
 pub mod limits;
 mod load;
 pub mod parse;
+mod requests;
 pub mod rule_tests;
 pub mod source;
 pub mod yaml;
@@ -84,6 +86,9 @@ pub struct PersonEntry {
     /// The last day the entry counts.
     pub expires: Option<NaiveDate>,
     pub added_by: Option<String>,
+    /// The day the group's approvers last kept the entry (an access review or the request
+    /// that added it); `None` when it was never reviewed.
+    pub reviewed: Option<NaiveDate>,
     pub span: Span,
 }
 
@@ -107,6 +112,9 @@ impl PersonEntry {
         }
         if let Some(a) = &self.added_by {
             parts.push(format!("added by: {a}"));
+        }
+        if let Some(r) = &self.reviewed {
+            parts.push(format!("reviewed: {r}"));
         }
         parts.join(", ")
     }
@@ -148,10 +156,86 @@ pub struct Group {
     pub members: Vec<PersonEntry>,
     pub push: Vec<Push>,
     pub failsafe: Failsafe,
+    /// Whether and how people may ask to join (hybrid and manual groups only).
+    pub requests: Option<Requests>,
     /// The group's `name` value in its file.
     pub span: Span,
     /// The group's whole entry in its file.
     pub definition: Span,
+}
+
+/// A group's `requests:` block: people may ask to be added, and the approvers decide.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Requests {
+    /// Who decides; the group's `owners` when the block names nobody.
+    pub approvers: Vec<Approver>,
+    /// Where each approver is written.
+    #[serde(skip)]
+    pub approver_spans: Vec<Span>,
+    /// The longest a granted entry may last, in days.
+    pub max_days: u32,
+    /// Whether a request must say why.
+    pub justification_required: bool,
+    /// Days between access reviews of each entry.
+    pub review_every_days: u32,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// Days between access reviews of an entry, unless the group says otherwise.
+pub const REVIEW_EVERY_DAYS: u32 = 90;
+/// Days before an entry's `expires` that it is due for review.
+pub const REVIEW_BEFORE_EXPIRY_DAYS: u32 = 14;
+
+/// One way to be an approver, as the console's roles are written: a person's email, a
+/// rosterd group (its members, by email), or a group in the identity provider's claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approver {
+    Email(String),
+    Group(String),
+    Claim(String),
+}
+
+impl fmt::Display for Approver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Approver::Email(e) => f.write_str(e),
+            Approver::Group(g) => write!(f, "group: {g}"),
+            Approver::Claim(c) => write!(f, "claim: {c}"),
+        }
+    }
+}
+
+impl Group {
+    /// Who decides requests for and reviews of the group's entries: the `requests:` block's
+    /// approvers, else the owners (each an email).
+    pub fn approvers(&self) -> Vec<Approver> {
+        match &self.requests {
+            Some(r) if !r.approvers.is_empty() => r.approvers.clone(),
+            _ => self
+                .owners
+                .iter()
+                .map(|o| Approver::Email(o.clone()))
+                .collect(),
+        }
+    }
+
+    /// Days between access reviews of the group's entries.
+    pub fn review_every_days(&self) -> u32 {
+        self.requests
+            .as_ref()
+            .map_or(REVIEW_EVERY_DAYS, |r| r.review_every_days)
+    }
+
+    /// The entries people were granted by hand: `include` of a hybrid group, `members` of a
+    /// manual one (`exclude` takes access away and is not reviewed).
+    pub fn granted(&self) -> (&'static str, &[PersonEntry]) {
+        match self.kind {
+            GroupKind::Manual => ("members", &self.members),
+            _ => ("include", &self.include),
+        }
+    }
 }
 
 /// A checked set of groups, ready to evaluate. Only [`load`] makes one, so holding a

@@ -19,6 +19,7 @@ use sqlx::{AnyConnection, AnyPool, ConnectOptions, Row};
 
 use crate::secret::redact_url;
 
+mod access;
 mod carry;
 mod confirmed;
 mod console;
@@ -32,6 +33,7 @@ mod runs;
 mod snapshots;
 mod text;
 
+pub use access::DecisionRecord;
 pub use confirmed::{Confirmed, EncodedSet};
 pub use console::{ConsoleLogin, ConsoleSession};
 pub use holds::PushHold;
@@ -52,8 +54,8 @@ pub use snapshots::{
     NewSnapshot, PackedRows, Pruned, RowDigests, SnapshotChange, SnapshotInfo, SNAPSHOT_CHAIN,
 };
 pub use text::{
-    ChangeKind, DriftKind, HoldStatus, OutboxAction, OutboxStatus, PairAction, RunOutcome,
-    RunStatus, SnapshotStatus,
+    AccessDecision, ChangeKind, DriftKind, HoldStatus, OutboxAction, OutboxStatus, PairAction,
+    RunOutcome, RunStatus, SnapshotStatus,
 };
 
 /// SQLite's page cache per connection, in KiB (it grows only as it is used).

@@ -239,3 +239,17 @@ mod tests {
         assert_eq!(open, [&HoldStatus::Held, &HoldStatus::Approved]);
     }
 }
+
+stored_text! {
+    /// What was decided about a person's entry in a group.
+    pub enum AccessDecision ("access decision") {
+        /// A request was approved: the entry was added.
+        Grant = "grant",
+        /// A request was denied: nothing was written.
+        Deny = "deny",
+        /// A review kept the entry (and may have moved its end date).
+        Keep = "keep",
+        /// A review removed the entry.
+        Remove = "remove",
+    }
+}

@@ -32,7 +32,7 @@ pub fn as_of_for<S: AsRef<str>>(args: &[S], date: &str) -> Vec<String> {
         }
     };
     let dated = [
-        "check", "test", "plan", "explain", "evaluate", "sync", "history",
+        "check", "test", "plan", "explain", "evaluate", "sync", "history", "reviews", "review",
     ];
     match command {
         Some(c) if dated.contains(&c) => vec!["--as-of".into(), date.into()],
