@@ -11,10 +11,12 @@ use serde::Deserialize;
 use crate::names::AttrType;
 
 mod ldap;
+mod notify;
 mod requests;
 mod target;
 mod ui;
 pub use ldap::{GroupClass, LdapFlavor, LdapSettings};
+pub use notify::{EventKind, NotificationsConfig, WebhookConfig, WebhookFormat};
 pub use requests::{RepositoryConfig, RequestsConfig};
 pub use target::{
     is_address, Every, GoogleSettings, OnUnpush, PushFailsafe, RemoveDialect, TargetAuth,
@@ -65,6 +67,9 @@ pub struct Config {
     /// without this section.
     #[serde(default)]
     pub requests: Option<RequestsConfig>,
+    /// Webhooks told of access decisions, reviews due and held pushes; none without it.
+    #[serde(default)]
+    pub notifications: Option<NotificationsConfig>,
     /// Where the config was read from; set by [`Config::load`].
     #[serde(skip)]
     pub path: PathBuf,
@@ -602,6 +607,9 @@ impl Config {
         }
         if let Some(requests) = &self.requests {
             requests.validate()?;
+        }
+        if let Some(notifications) = &self.notifications {
+            notifications.validate()?;
         }
         in_range(
             "retention.snapshot_days",

@@ -374,14 +374,14 @@ fn begins_as(
 }
 
 /// Exponential backoff with up to 25% jitter, capped at five minutes.
-fn backoff(base_ms: u64, attempt: u32, rng: &mut impl Rng) -> Duration {
+pub(crate) fn backoff(base_ms: u64, attempt: u32, rng: &mut impl Rng) -> Duration {
     let exp = base_ms.saturating_mul(1u64 << (attempt - 1).min(20));
     let jitter = rng.random_range(0..=exp / 4 + 1);
     Duration::from_millis(exp.saturating_add(jitter).min(300_000))
 }
 
 /// A reqwest error in words, without the URL it carries (which may hold a query secret).
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -53,6 +53,8 @@
 //! - [`daemon`]: `rosterd run`: schedules, rules reloads (what is in force is one value,
 //!   swapped whole), leadership with a lease on PostgreSQL (`daemon::leader`), the admin API,
 //!   the metrics, the web console (`daemon::ui`), graceful shutdown.
+//! - [`notify`]: webhooks told of access decisions, reviews due and held pushes (signed JSON
+//!   or Slack messages, retried, never failing what they report on).
 //! - [`clock`]: the one place that reads the wall clock.
 //! - [`text`]: text as messages quote it (cut short), and the macro for states kept as text.
 //! - [`locks`]: locks taken whatever happened to an earlier holder.
@@ -74,6 +76,7 @@ pub mod http;
 pub mod ldap;
 pub mod locks;
 pub mod names;
+pub mod notify;
 pub mod okta;
 pub mod push;
 pub mod revision;

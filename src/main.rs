@@ -278,6 +278,10 @@ enum Command {
         /// Only the entries this person (by email) approves.
         #[arg(long)]
         approver: Option<String>,
+        /// Also tell the webhooks of `notifications` (event `reviews_due`) when any are due:
+        /// for a daily cron job.
+        #[arg(long)]
+        notify: bool,
         #[command(flatten)]
         when: When,
         #[command(flatten)]
@@ -653,8 +657,13 @@ fn dispatch(command: &Command, global: &Global) -> Result<ExitCode, CliError> {
             group, from, to, ..
         } => cli::decisions(global, group.as_deref(), *from, *to).map(|()| ExitCode::SUCCESS),
         Command::Reviews {
-            within, approver, ..
-        } => cli::reviews(global, *within, approver.as_deref()).map(|()| ExitCode::SUCCESS),
+            within,
+            approver,
+            notify,
+            ..
+        } => {
+            cli::reviews(global, *within, approver.as_deref(), *notify).map(|()| ExitCode::SUCCESS)
+        }
         Command::Review { what } => {
             let (keep, d, until) = match what {
                 Review::Keep { decision, until } => (true, decision, *until),

@@ -637,3 +637,119 @@ async fn decisions_are_kept_and_read_by_group_and_period_on_sqlite_and_postgresq
             .is_empty());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_told_once_signed_and_retried_after_a_500() {
+    use hmac::Mac as _;
+    let Some(remote) = Remote::start() else {
+        return;
+    };
+    let (url, got) = common::hooks::receiver().await;
+    let config = remote.config(&format!(
+        "notifications:\n  retry_backoff_ms: 10\n  webhooks:\n    - {{ name: audit, url: '{url}/audit', secret_env: ROSTERD_TEST_HOOK_KEY }}\n    - {{ name: corpsec-slack, url_env: ROSTERD_TEST_SLACK_URL, format: slack, events: [decision] }}\n"
+    ));
+    let run = |args: Vec<&'static str>| {
+        let config = config.clone();
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            rosterd(&config)
+                .args(args)
+                .env("ROSTERD_TEST_HOOK_KEY", "hook-key-not-for-bodies")
+                .env(
+                    "ROSTERD_TEST_SLACK_URL",
+                    format!("{url}/slack-T000-B000-xyz"),
+                )
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(vec![
+        "review",
+        "remove",
+        "figma-admins",
+        "sam.osei@example.com",
+        "--by",
+        "design-ops@example.com",
+        "--comment",
+        "Moved to sales",
+        "--as-of",
+        "2026-12-07",
+    ])
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(vec!["reviews", "--notify", "--as-of", "2026-12-07"])
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let got = got.lock().unwrap().clone();
+    // Three notifications (the decision to both hooks, reviews due to the one that takes
+    // every event), each refused once and then taken: six tries, three delivered.
+    assert_eq!(got.len(), 6, "{got:#?}");
+    let taken: Vec<_> = got.iter().filter(|r| r.4 == 200).collect();
+    assert_eq!(taken.len(), 3, "{got:#?}");
+    for r in &got {
+        assert!(
+            !r.3.contains("hook-key-not-for-bodies") && !r.3.contains("slack-T000"),
+            "{r:?}"
+        );
+    }
+    let json: Vec<_> = taken
+        .iter()
+        .filter(|r| !r.0.is_empty() && r.3.starts_with("{\"at\""))
+        .collect();
+    assert_eq!(json.len(), 2, "{taken:#?}");
+    for (event, delivery, signature, body, _) in json.iter().map(|r| (&r.0, &r.1, &r.2, &r.3, r.4))
+    {
+        // The retry carries the first try's delivery id.
+        assert_eq!(got.iter().filter(|r| &r.1 == delivery).count(), 2);
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(&v["event"], event.as_str());
+        assert_eq!(&v["delivery"], delivery.as_str());
+        let (t, mac) = signature.split_once(",v1=").unwrap();
+        let t = t.strip_prefix("t=").unwrap();
+        let mut expected =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(b"hook-key-not-for-bodies").unwrap();
+        expected.update(format!("{t}.{body}").as_bytes());
+        let hex: String = expected
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(mac, hex, "signature of {body}");
+        match event.as_str() {
+            "decision" => {
+                assert_eq!(v["data"]["decision"], "remove");
+                assert_eq!(v["data"]["group"], "figma-admins");
+                assert_eq!(v["data"]["comment"], "Moved to sales");
+            }
+            "reviews_due" => {
+                assert_eq!(v["data"]["as_of"], "2026-12-07");
+                assert!(v["data"]["due"].as_array().unwrap().len() >= 5, "{v}");
+            }
+            other => panic!("unexpected event {other}"),
+        }
+    }
+    let slack: Vec<_> = taken
+        .iter()
+        .filter(|r| r.3.starts_with("{\"text\""))
+        .collect();
+    assert_eq!(slack.len(), 1, "{taken:#?}");
+    assert!(slack[0].3.contains("design-ops@example.com decided *remove* of sam.osei@example.com in `figma-admins` (members)"), "{}", slack[0].3);
+    assert!(slack[0].2.is_empty(), "no key, no signature");
+}

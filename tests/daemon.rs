@@ -1196,3 +1196,46 @@ async fn one_client_with_thousands_of_idle_connections_cannot_starve_the_others(
     );
     assert!(daemon.terminate().success(), "{}", daemon.log());
 }
+
+/// A push held by a guardrail is told to the webhooks once, though every sync after holds it
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_push_is_told_to_the_webhooks_once() {
+    let world = World::with_emulator(common::sqlite_db(), 60, &[]).await;
+    std::fs::write(
+        world.path("rules/guardrails.yaml"),
+        "guardrails:\n  - name: sales-size\n    group: sales\n    max_members: 1\n",
+    )
+    .unwrap();
+    let (url, got) = common::hooks::receiver().await;
+    let port = free_port();
+    daemon_config(
+        &world,
+        port,
+        &format!("  sync: \"*/2 * * * * *\"\nnotifications:\n  retry_backoff_ms: 10\n  webhooks:\n    - {{ name: ops, url: '{url}/ops', events: [hold] }}\n"),
+    );
+    let mut daemon = Daemon::start(&world, port);
+    daemon.ready().await;
+    eventually(60, "three syncs", || async {
+        runs_of(&daemon, "sync").await >= 3
+    })
+    .await;
+    assert!(daemon.terminate().success(), "{}", daemon.log());
+    let got = got.lock().unwrap().clone();
+    let taken: Vec<_> = got.iter().filter(|r| r.4 == 200).collect();
+    assert_eq!(taken.len(), 1, "{got:#?}\n{}", daemon.log());
+    // Refused once by the receiver, then taken: the same delivery, tried twice.
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(got[0].1, got[1].1);
+    assert_eq!(taken[0].0, "hold");
+    let body: serde_json::Value = serde_json::from_str(&taken[0].3).unwrap();
+    assert_eq!(body["data"]["group"], "sales", "{body}");
+    assert_eq!(body["data"]["status"], "held", "{body}");
+    assert!(
+        body["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("sales-size"),
+        "{body}"
+    );
+}

@@ -7,12 +7,18 @@ use chrono::NaiveDate;
 
 use super::{print, print_json, CliError, Format, Global, Workspace};
 use crate::access::{self, Decision, Due};
+use crate::notify::{Event, Notifier};
 use crate::rules::Who;
 use crate::store::{AccessDecision, DecisionRecord};
 
 /// `rosterd reviews`: what is due on the evaluation date or within `within` days, for
 /// everyone or for one approver.
-pub fn reviews(global: &Global, within: u32, approver: Option<&str>) -> Result<(), CliError> {
+pub fn reviews(
+    global: &Global,
+    within: u32,
+    approver: Option<&str>,
+    tell: bool,
+) -> Result<(), CliError> {
     let as_of = global.as_of();
     let mut due = if let Some(email) = approver {
         // A `group:` approver is a member of a rosterd group: that takes the export.
@@ -34,6 +40,16 @@ pub fn reviews(global: &Global, within: u32, approver: Option<&str>) -> Result<(
         access::due(&ws.rules, as_of, within)
     };
     due.sort_by_key(|d| d.due_on);
+    if tell && !due.is_empty() {
+        let config = super::load_config(&global.config)?;
+        notify(
+            &config,
+            &Event::ReviewsDue {
+                as_of,
+                due: due.clone(),
+            },
+        )?;
+    }
     match global.format {
         Format::Json => print_json(&serde_json::json!({ "as_of": as_of, "due": due })),
         _ => print(&text(&due, as_of, within)),
@@ -94,6 +110,25 @@ fn text(due: &[Due], as_of: NaiveDate, within: u32) -> String {
         crate::text::count_as(due.len() as u64, "entry due", "entries due")
     );
     out
+}
+
+/// Tells the configured webhooks of `event`; a webhook that cannot be reached is reported
+/// on stderr and fails nothing.
+fn notify(config: &crate::config::Config, event: &Event) -> Result<(), CliError> {
+    let Some(notifications) = &config.notifications else {
+        return Ok(());
+    };
+    let notifier = Notifier::new(notifications).map_err(|e| CliError::Invalid(e.to_string()))?;
+    let deliveries = super::block_on(async { Ok(notifier.send(event).await) })?;
+    for d in deliveries.iter().filter(|d| !d.delivered) {
+        eprintln!(
+            "warning: webhook `{}` was not told after {}: {}",
+            d.webhook,
+            crate::text::count(u64::from(d.tries), "try"),
+            d.error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
 }
 
 /// What `rosterd review` was told.
@@ -159,7 +194,7 @@ pub fn review(global: &Global, args: &ReviewArgs) -> Result<(), CliError> {
         direct_commit: landed.direct,
         link: landed.link.clone(),
     };
-    super::block_on(async {
+    let id = super::block_on(async {
         store.record_decision(&record).await.map_err(|e| {
             CliError::Invalid(format!(
                 "the decision landed as commit {} on {}, but recording it in the audit failed: {e}",
@@ -167,6 +202,7 @@ pub fn review(global: &Global, args: &ReviewArgs) -> Result<(), CliError> {
             ))
         })
     })?;
+    notify(&config, &Event::Decision(DecisionRecord { id, ..record }))?;
     match global.format {
         Format::Json => print_json(
             &serde_json::to_value(&landed).map_err(|e| CliError::Invalid(e.to_string()))?,

@@ -310,3 +310,32 @@ fn the_rules_repository_is_checked_and_its_paths_resolved() {
         "{e}"
     );
 }
+
+#[test]
+fn a_webhook_has_one_address_over_https_and_known_events() {
+    let with = |hooks: &str| load(&format!("{MINIMAL}notifications:\n  webhooks:\n{hooks}"));
+    let c = with("    - { name: a, url: 'https://hooks.example.com/x', events: [decision, hold] }\n    - { name: b, url_env: SLACK_URL, format: slack }\n").unwrap();
+    let n = c.notifications.unwrap();
+    assert_eq!(n.webhooks[0].events, [EventKind::Decision, EventKind::Hold]);
+    assert_eq!(n.webhooks[1].format, WebhookFormat::Slack);
+    assert_eq!((n.retries, n.retry_backoff_ms), (3, 500));
+    for (bad, says) in [
+        ("{ name: a }", "give one of `url` or `url_env`"),
+        (
+            "{ name: a, url: 'https://x.example.com', url_env: X }",
+            "give one of `url` or `url_env`",
+        ),
+        (
+            "{ name: a, url: 'http://hooks.example.com/?key=s3cret' }",
+            "notifications.webhooks[0].url",
+        ),
+        (
+            "{ name: a, url_env: X, events: [everything] }",
+            "unknown variant `everything`",
+        ),
+    ] {
+        let e = with(&format!("    - {bad}\n")).unwrap_err();
+        assert!(e.contains(says), "{bad}: {e}");
+        assert!(!e.contains("s3cret"), "{e}");
+    }
+}

@@ -14,11 +14,12 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::config::Config;
-use crate::push::{self, Desired};
+use crate::push;
 use crate::rules::RuleSet;
 use crate::store::{RunOutcome, Store};
 
 mod api;
+mod job;
 mod leader;
 mod metrics;
 mod ui;
@@ -787,7 +788,7 @@ async fn work_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<b
             }
         };
         if let Some(job) = job {
-            run_job(&shared, job).await;
+            job::run_job(&shared, job).await;
             warm_console(&shared);
             continue;
         }
@@ -803,96 +804,4 @@ async fn work_loop(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<b
             _ = stop.changed() => return,
         }
     }
-}
-
-/// One job: refresh and evaluate into the store, then push; ends with one summary line.
-async fn run_job(shared: &Shared, job: Job) {
-    *crate::locks::lock(&shared.running) = Some(job.clone());
-    // Every write of this run is fenced with the leadership this process holds now.
-    let store = shared.store.fenced();
-    let progress = Arc::new(push::Progress::default());
-    *crate::locks::lock(&shared.progress) = Some(Arc::clone(&progress));
-    if !matches!(job, Job::Push(_)) {
-        // This run uses the rules in force: the sync a rules change asked for is done.
-        *crate::locks::lock(&shared.rules_sync_at) = None;
-    }
-    let started = std::time::Instant::now();
-    let config = shared.config();
-    let rules = shared.rules();
-    let result = async {
-        let outcome = match &job {
-            Job::Push(_) => None,
-            Job::Sync | Job::Reconcile => {
-                let inputs = crate::cycle::Inputs {
-                    config: Arc::clone(&config),
-                    rules: Arc::clone(&rules),
-                    as_of: crate::clock::today_utc(),
-                    now: crate::clock::now_utc(),
-                    kind: job.as_str(),
-                };
-                let mut warm = shared.warm.lock().await;
-                warm.full_evaluation_every = config.daemon.full_evaluation_every;
-                let outcome = crate::cycle::run_warm(&inputs, &store, &mut warm).await?;
-                shared.keep_evaluated(&warm, &rules, inputs.as_of);
-                *crate::locks::lock(&shared.in_flight) = Some(outcome.run_id());
-                Some(outcome)
-            }
-        };
-        let options = push::Options {
-            reconcile: job == Job::Reconcile,
-            group: match &job {
-                Job::Push(group) => Some(group.clone()),
-                _ => None,
-            },
-            progress: Some(Arc::clone(&progress)),
-            ..push::Options::default()
-        };
-        let warm = shared.warm.lock().await;
-        let desired = Desired::from_kept_or_store(&warm, &store, &config).await?;
-        drop(warm);
-        let report = push::run(&config, &rules, &desired, &store, &options).await?;
-        Ok::<_, DaemonError>((outcome, report))
-    }
-    .await;
-    let seconds = started.elapsed().as_secs_f64();
-    match result {
-        Ok((outcome, report)) => {
-            let summary = metrics::Summary::of(outcome.as_ref(), &report);
-            let (_, reason) = summary.run_outcome();
-            if let Some(run) = outcome.as_ref().map(crate::cycle::Outcome::run_id) {
-                if let Err(e) = summary.record(&store, run).await {
-                    tracing::warn!(run, "the run's outcome could not be recorded: {e}");
-                }
-            }
-            shared
-                .metrics
-                .run_finished(&job, summary.outcome(), seconds, &summary);
-            tracing::info!(
-                kind = job.as_str(),
-                run = outcome.as_ref().map(crate::cycle::Outcome::run_id),
-                outcome = summary.outcome(),
-                seconds,
-                membership_changes = summary.changes,
-                snapshot_held = summary.snapshot_held,
-                pushed_added = summary.added,
-                pushed_removed = summary.removed,
-                pushes_held = summary.pushes_held,
-                outbox_settled = summary.outbox_settled,
-                guardrails_violated = summary.guardrails_violated,
-                push_failures = summary.failures,
-                failed_targets = summary.failed_targets.join(","),
-                reason = reason.as_deref().unwrap_or(""),
-                "run finished"
-            );
-        }
-        Err(e) => {
-            shared
-                .metrics
-                .run_finished(&job, "failed", seconds, &metrics::Summary::default());
-            tracing::error!(kind = job.as_str(), seconds, "run failed: {e}");
-        }
-    }
-    *crate::locks::lock(&shared.running) = None;
-    *crate::locks::lock(&shared.in_flight) = None;
-    *crate::locks::lock(&shared.progress) = None;
 }

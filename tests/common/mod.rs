@@ -11,6 +11,7 @@ use rosterd::directory::{self, AttrType, Attribute, Schema, Snapshot};
 use rosterd::rules::{self, RuleSet, RulesError, SourceMap};
 
 pub mod daemon;
+pub mod hooks;
 pub mod hr;
 pub mod ldap_server;
 pub mod scenarios;
