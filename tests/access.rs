@@ -178,6 +178,20 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A review removes Sam Osei from figma-admins.
+const REMOVE_SAM: [&str; 10] = [
+    "review",
+    "remove",
+    "figma-admins",
+    "sam.osei@example.com",
+    "--by",
+    "design-ops@example.com",
+    "--comment",
+    "Moved to sales",
+    "--as-of",
+    "2026-12-07",
+];
+
 fn rosterd(config: &Path) -> Command {
     let mut cmd = Command::cargo_bin("rosterd").unwrap();
     cmd.env("NO_COLOR", "1").arg("--config").arg(config);
@@ -290,20 +304,8 @@ fn a_review_keep_and_a_remove_each_land_on_a_branch_that_check_and_test_accept()
 
     let removed = json(
         &rosterd(&config)
-            .args([
-                "review",
-                "remove",
-                "figma-admins",
-                "sam.osei@example.com",
-                "--by",
-                "design-ops@example.com",
-                "--comment",
-                "Moved to sales",
-                "--as-of",
-                "2026-12-07",
-                "--format",
-                "json",
-            ])
+            .args(REMOVE_SAM)
+            .args(["--format", "json"])
             .output()
             .unwrap(),
     );
@@ -663,20 +665,7 @@ async fn webhooks_are_told_once_signed_and_retried_after_a_500() {
                 .unwrap()
         })
     };
-    let out = run(vec![
-        "review",
-        "remove",
-        "figma-admins",
-        "sam.osei@example.com",
-        "--by",
-        "design-ops@example.com",
-        "--comment",
-        "Moved to sales",
-        "--as-of",
-        "2026-12-07",
-    ])
-    .await
-    .unwrap();
+    let out = run(REMOVE_SAM.to_vec()).await.unwrap();
     assert!(
         out.status.success(),
         "{}",
