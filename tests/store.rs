@@ -1502,3 +1502,69 @@ async fn a_run_from_what_the_last_one_kept_stores_what_a_cold_run_stores() {
         "{reached:?} of {workers}"
     );
 }
+
+/// A run that fails after the run that vouches for the stored state ends the vouching: the
+/// next cold run compares everyone (so that a check that found a difference is not failed
+/// again by every run after it), and the succeeded run after that vouches again.
+#[tokio::test]
+async fn a_failed_run_ends_what_the_last_succeeded_run_vouched_for() {
+    use rand::SeedableRng as _;
+    let (dir, db) = sample_install();
+    let store = Store::open(&db.url).await.unwrap();
+    let export = dir.path().join("sample/workers.csv");
+    let mut rows = common::hr::sample_rows();
+    let mut gone = Vec::new();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let config = std::sync::Arc::new(
+        rosterd::config::Config::load(&dir.path().join("rosterd.yaml")).unwrap(),
+    );
+    let schema = rosterd::directory::Schema::from_config(&config.directory);
+    let rules = std::sync::Arc::new(
+        rosterd::rules::load(
+            &config.rules.dir,
+            &rosterd::rules::Context::from_config(&config, &schema),
+        )
+        .unwrap(),
+    );
+    let inputs = || rosterd::cycle::Inputs {
+        config: config.clone(),
+        rules: rules.clone(),
+        as_of: common::hr::as_of(),
+        now: rosterd::clock::now_utc(),
+        kind: "sync",
+    };
+    let mut step = |rows: &mut Vec<Vec<String>>| {
+        for _ in 0..3 {
+            common::hr::change(rows, &mut gone, &mut rng);
+        }
+        std::fs::write(&export, common::hr::csv_text(rows)).unwrap();
+    };
+    let compared = |o: Outcome| match o {
+        Outcome::Applied { compared, .. } => compared,
+        Outcome::Held { .. } => panic!("held"),
+    };
+    std::fs::write(&export, common::hr::csv_text(&rows)).unwrap();
+    assert_eq!(
+        compared(rosterd::cycle::run(&inputs(), &store).await.unwrap()),
+        None
+    );
+    step(&mut rows);
+    let vouched = compared(rosterd::cycle::run(&inputs(), &store).await.unwrap());
+    assert!(vouched.is_some_and(|n| n < rows.len()), "{vouched:?}");
+    // An export that does not load: the run fails, and is recorded as failed.
+    std::fs::write(&export, "Employee_ID\n\"unterminated\n").unwrap();
+    rosterd::cycle::run(&inputs(), &store).await.unwrap_err();
+    assert_eq!(
+        store.runs(1).await.unwrap()[0].status,
+        rosterd::store::RunStatus::Failed
+    );
+    step(&mut rows);
+    assert_eq!(
+        compared(rosterd::cycle::run(&inputs(), &store).await.unwrap()),
+        None,
+        "the run after a failed one compares everyone"
+    );
+    step(&mut rows);
+    let again = compared(rosterd::cycle::run(&inputs(), &store).await.unwrap());
+    assert!(again.is_some(), "a succeeded run vouches again");
+}

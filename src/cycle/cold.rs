@@ -36,7 +36,10 @@ pub(super) struct Vouched {
 
 impl Vouched {
     /// The last succeeded run, when it evaluated the snapshot in force `current` with inputs
-    /// of digest `digest` ([`super::same_as_last_run`]). `every` is how often a run checks.
+    /// of digest `digest` ([`super::same_as_last_run`]) and no run failed after it (a run
+    /// whose check found a difference fails; the next compares everyone, and stores what a
+    /// full comparison finds, instead of failing the same check again and again). `every` is
+    /// how often a run checks.
     pub async fn by(
         store: &Store,
         current: Option<i64>,
@@ -46,8 +49,13 @@ impl Vouched {
         let Some(current) = current else {
             return Ok(None);
         };
-        let last = super::same_as_last_run(store, current, digest).await?;
-        Ok(last.map(|last| Vouched {
+        let Some(last) = super::same_as_last_run(store, current, digest).await? else {
+            return Ok(None);
+        };
+        if store.failed_since(last.id).await? {
+            return Ok(None);
+        }
+        Ok(Some(Vouched {
             run: last.id,
             check: every > 0 && (last.id + 1) % i64::from(every) == 0,
         }))

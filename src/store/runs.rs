@@ -368,6 +368,15 @@ impl Store {
         Ok(row.map(|r| run_info(&r)).transpose()?)
     }
 
+    /// Whether a run after run `id` failed.
+    pub async fn failed_since(&self, id: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM runs WHERE id > $1 AND status = 'failed'")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)? > 0)
+    }
+
     /// One run, with its recorded outcome.
     pub async fn run(&self, id: i64) -> Result<Option<RunInfo>, StoreError> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
