@@ -184,7 +184,7 @@ pub fn land(config: &Config, decision: &Decision, today: NaiveDate) -> Result<La
         let made = commit_on(config, &repo, &branch, decision, today)?;
         let title = requests.repository.gitlab && !requests.direct_commit;
         let subject = decision
-            .message("")
+            .message(&made.list)
             .lines()
             .next()
             .unwrap_or("")
@@ -361,17 +361,12 @@ fn verify(
 }
 
 fn same_worker(a: &Who, b: &Who) -> bool {
-    let value = |w: &Who| match w {
-        Who::Key(s) | Who::Email(s) | Who::KeyOrEmail(s) => s.to_ascii_lowercase(),
-    };
-    value(a) == value(b)
+    a.value().eq_ignore_ascii_case(b.value())
 }
 
 /// `rosterd/KIND-GROUP-WORKER-DATE-HASH`: readable, and new for every decision.
 fn branch_name(decision: &Decision, today: NaiveDate) -> String {
-    let who = match decision.who() {
-        Who::Key(s) | Who::Email(s) | Who::KeyOrEmail(s) => s,
-    };
+    let who = decision.who().value();
     let clean: String = format!("{}-{}-{who}", decision.kind(), decision.group())
         .to_ascii_lowercase()
         .chars()

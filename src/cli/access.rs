@@ -20,7 +20,7 @@ pub fn reviews(
     tell: bool,
 ) -> Result<(), CliError> {
     let as_of = global.as_of();
-    let mut due = if let Some(email) = approver {
+    let (config, due) = if let Some(email) = approver {
         // A `group:` approver is a member of a rosterd group: that takes the export.
         let ws = Workspace::load(global)?;
         let evaluation = ws.evaluate(as_of);
@@ -31,17 +31,17 @@ pub fn reviews(
             };
             evaluation.is_member(id, w)
         };
-        access::due(&ws.rules, as_of, within)
+        let due = access::due(&ws.rules, as_of, within)
             .into_iter()
             .filter(|d| access::is_approver(&d.approvers, email, &[], member_of))
-            .collect()
+            .collect();
+        (ws.config, due)
     } else {
         let ws = Workspace::load_rules_only(global)?;
-        access::due(&ws.rules, as_of, within)
+        let due = access::due(&ws.rules, as_of, within);
+        (std::sync::Arc::unwrap_or_clone(ws.config), due)
     };
-    due.sort_by_key(|d| d.due_on);
     if tell && !due.is_empty() {
-        let config = super::load_config(&global.config)?;
         notify(
             &config,
             &Event::ReviewsDue {

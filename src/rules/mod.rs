@@ -67,6 +67,15 @@ pub enum Who {
     KeyOrEmail(String),
 }
 
+impl Who {
+    /// The key or email as written, whichever it is.
+    pub fn value(&self) -> &str {
+        match self {
+            Who::Key(s) | Who::Email(s) | Who::KeyOrEmail(s) => s,
+        }
+    }
+}
+
 impl fmt::Display for Who {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
