@@ -87,6 +87,7 @@ on_both_backends!(
     forty_runs_read_back_through_checkpoints_and_snapshot_differences,
     console_sign_ins_finish_once_and_sessions_end,
     a_push_hold_is_approved_once,
+    an_access_request_is_decided_once_and_keeps_its_history,
     unreadable_guardrail_violations_are_an_error,
     the_worker_numbering_reads_back_whatever_its_keys_hold,
     snapshot_rows_read_the_same_packed_or_as_text,
@@ -244,6 +245,158 @@ async fn a_push_hold_is_approved_once(db: TestDb) {
             .contains(&format!("no push hold {}", id + 1)),
         "{missing}"
     );
+    store.close().await;
+}
+
+/// An access request: one pending request per worker and group; of two approvers at once
+/// one claims it; a released claim can be taken again; every change of state is kept, in
+/// order; a denied request cannot be approved after.
+async fn an_access_request_is_decided_once_and_keeps_its_history(db: TestDb) {
+    use rosterd::store::{NewRequest, RequestEvent, RequestFilter, RequestLanding, RequestState};
+    let store = Store::open(&db.url).await.unwrap();
+    let new = NewRequest {
+        group: "figma-admins".into(),
+        list: "members".into(),
+        worker: "W0042".into(),
+        worker_email: Some("pat.lee@example.com".into()),
+        worker_name: Some("Pat Lee".into()),
+        requested_by: "oidc:pat (pat.lee@example.com)".into(),
+        requester_subject: "pat".into(),
+        requester_email: Some("pat.lee@example.com".into()),
+        justification: "Runs the design system audit".into(),
+        until: "2027-01-31".into(),
+    };
+    let id = store.create_request(&new, "2026-12-07T10:00:00Z").await.unwrap();
+    let again = store
+        .create_request(&new, "2026-12-07T10:01:00Z")
+        .await
+        .unwrap_err();
+    assert!(
+        again.to_string().contains(&format!("request {id} already asks for W0042")),
+        "{again}"
+    );
+    let now = chrono::DateTime::parse_from_rfc3339("2026-12-07T11:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let (a, b) = tokio::join!(
+        store.claim_request(id, "alice", now),
+        store.claim_request(id, "bob", now),
+    );
+    let (won, lost) = match (a, b) {
+        (Ok(r), Err(e)) | (Err(e), Ok(r)) => (r, e),
+        other => panic!("one claim must win: {other:?}"),
+    };
+    let winner = won.deciding_by.clone().unwrap();
+    assert!(
+        lost.to_string()
+            .contains(&format!("{winner} is deciding request {id} now")),
+        "{lost}"
+    );
+    // The approval did not land: the request is pending again, and the other may decide.
+    store.release_request(id).await.unwrap();
+    store.claim_request(id, "bob", now).await.unwrap();
+    let landing = RequestLanding {
+        branch: "rosterd/figma-admins/w0042".into(),
+        commit: "0123abcd".into(),
+        direct_commit: false,
+        link: None,
+    };
+    let approved = RequestEvent {
+        at: "2026-12-07T11:00:01Z".into(),
+        state: RequestState::Approved,
+        by: "bob".into(),
+        note: "ok for the audit".into(),
+    };
+    store
+        .move_request(id, &[RequestState::Pending], &approved, Some(&landing))
+        .await
+        .unwrap();
+    let denied = RequestEvent {
+        state: RequestState::Denied,
+        by: "carol".into(),
+        ..approved.clone()
+    };
+    let late = store
+        .move_request(id, &[RequestState::Pending], &denied, None)
+        .await
+        .unwrap_err();
+    assert!(
+        late.to_string()
+            .contains(&format!("request {id} is approved, so it cannot become denied")),
+        "{late}"
+    );
+    for (at, state) in [
+        ("2026-12-07T12:00:00Z", RequestState::Merged),
+        ("2026-12-07T12:00:00Z", RequestState::InForce),
+    ] {
+        let e = RequestEvent {
+            at: at.into(),
+            state,
+            by: "rosterd".into(),
+            note: String::new(),
+        };
+        store
+            .move_request(id, &[RequestState::Approved, RequestState::Merged], &e, None)
+            .await
+            .unwrap();
+    }
+    let stored = store.access_request(id).await.unwrap().unwrap();
+    assert_eq!(stored.state, RequestState::InForce);
+    assert_eq!(stored.decided_by.as_deref(), Some("bob"), "a later move keeps the decider");
+    assert_eq!(stored.comment.as_deref(), Some("ok for the audit"));
+    assert_eq!(stored.branch.as_deref(), Some("rosterd/figma-admins/w0042"));
+    assert_eq!(stored.deciding_by, None);
+    let history: Vec<RequestState> = store
+        .request_events(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.state)
+        .collect();
+    assert_eq!(
+        history,
+        [
+            RequestState::Pending,
+            RequestState::Approved,
+            RequestState::Merged,
+            RequestState::InForce
+        ]
+    );
+    // While it grants, nobody asks for the same again; others are listed by filter.
+    assert!(store.create_request(&new, "2026-12-07T13:00:00Z").await.is_err());
+    let other = store
+        .create_request(
+            &NewRequest {
+                worker: "W0043".into(),
+                requester_subject: "sam".into(),
+                ..new.clone()
+            },
+            "2026-12-07T13:00:00Z",
+        )
+        .await
+        .unwrap();
+    let pending = store
+        .access_requests(
+            &RequestFilter {
+                states: &[RequestState::Pending],
+                ..RequestFilter::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), [other]);
+    let pats = store
+        .access_requests(
+            &RequestFilter {
+                requester_subject: Some("pat"),
+                ..RequestFilter::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pats.iter().map(|r| r.id).collect::<Vec<_>>(), [id]);
     store.close().await;
 }
 

@@ -29,11 +29,13 @@ mod members;
 mod numbering;
 mod outbox;
 mod push;
+mod requests;
 mod runs;
 mod snapshots;
 mod text;
 
 pub use access::DecisionRecord;
+pub use requests::{AccessRequest, NewRequest, RequestEvent, RequestFilter, RequestLanding};
 pub use confirmed::{Confirmed, EncodedSet};
 pub use console::{ConsoleLogin, ConsoleSession};
 pub use holds::PushHold;
@@ -55,7 +57,7 @@ pub use snapshots::{
 };
 pub use text::{
     AccessDecision, ChangeKind, DriftKind, HoldStatus, OutboxAction, OutboxStatus, PairAction,
-    RunOutcome, RunStatus, SnapshotStatus,
+    RequestState, RunOutcome, RunStatus, SnapshotStatus,
 };
 
 /// SQLite's page cache per connection, in KiB (it grows only as it is used).

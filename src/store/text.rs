@@ -241,6 +241,49 @@ mod tests {
 }
 
 stored_text! {
+    /// Where an access request made in the console stands.
+    pub enum RequestState ("request state") {
+        /// Asked for; waits for one of the group's approvers.
+        Pending = "pending",
+        /// Approved, and committed to a branch of the rules repository for review.
+        Approved = "approved",
+        /// Refused by an approver: nothing was written.
+        Denied = "denied",
+        /// Taken back by the person who asked, before anyone decided.
+        Withdrawn = "withdrawn",
+        /// Its entry is on the rules repository's main branch.
+        Merged = "merged",
+        /// The daemon's rules in force grant it.
+        InForce = "in_force",
+        /// Its last day has passed.
+        Expired = "expired",
+    }
+}
+
+impl RequestState {
+    /// Whether nobody has decided it yet.
+    pub fn is_open(self) -> bool {
+        self == RequestState::Pending
+    }
+
+    /// Whether it still grants, or will grant, the access it asked for.
+    pub fn is_granted(self) -> bool {
+        matches!(
+            self,
+            RequestState::Approved | RequestState::Merged | RequestState::InForce
+        )
+    }
+
+    /// For a person: `in force`, not `in_force`.
+    pub fn label(self) -> &'static str {
+        match self {
+            RequestState::InForce => "in force",
+            s => s.as_str(),
+        }
+    }
+}
+
+stored_text! {
     /// What was decided about a person's entry in a group.
     pub enum AccessDecision ("access decision") {
         /// A request was approved: the entry was added.
