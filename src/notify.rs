@@ -22,6 +22,8 @@ pub enum Event {
         due: Vec<crate::access::Due>,
     },
     Hold(crate::store::PushHold),
+    Request(Box<crate::store::AccessRequest>),
+    Guardrail(crate::engine::guardrails::Violation),
 }
 
 impl Event {
@@ -30,6 +32,8 @@ impl Event {
             Event::Decision(_) => EventKind::Decision,
             Event::ReviewsDue { .. } => EventKind::ReviewsDue,
             Event::Hold(_) => EventKind::Hold,
+            Event::Request(_) => EventKind::Request,
+            Event::Guardrail(_) => EventKind::Guardrail,
         }
     }
 
@@ -56,6 +60,19 @@ impl Event {
             Event::Hold(h) => format!(
                 "rosterd: the push of `{}` to {} is held ({}): {} to add, {} to remove. An approver must look at hold {}.",
                 h.group, h.target, h.reason, h.to_add, h.to_remove, h.id
+            ),
+            Event::Request(r) => format!(
+                "rosterd: {} asks for {} to be in `{}` until {}: {}. The group's approvers decide request {}.",
+                r.requested_by,
+                r.worker_name.as_deref().unwrap_or(&r.worker),
+                r.group,
+                r.until,
+                r.justification.trim(),
+                r.id
+            ),
+            Event::Guardrail(v) => format!(
+                "rosterd: guardrail `{}` is broken ({}): {}",
+                v.guardrail, v.location, v.message
             ),
         }
     }
@@ -210,6 +227,26 @@ impl Notifier {
             tokio::time::sleep(wait).await;
         }
     }
+}
+
+/// Tells the webhooks of `config` of `events` in the background, so that a slow receiver
+/// holds up nothing; what could not be delivered is logged.
+pub fn tell(config: &crate::config::Config, events: Vec<Event>) {
+    let Some(notifications) = &config.notifications else {
+        return;
+    };
+    if events.is_empty() {
+        return;
+    }
+    let notifier = match Notifier::new(notifications) {
+        Ok(n) => n,
+        Err(e) => return tracing::warn!("{e}"),
+    };
+    tokio::spawn(async move {
+        for event in events {
+            notifier.send(&event).await;
+        }
+    });
 }
 
 /// `t=UNIX_SECONDS,v1=HEX`: the HMAC-SHA256, keyed with the webhook's secret, of

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use chrono::NaiveDate;
-use common::git;
+use common::{git, git_daemon};
 use rosterd::access::{self, Decision, LandError};
 use rosterd::rules::edit::Grant;
 use rosterd::rules::Who;
@@ -26,26 +26,6 @@ impl Drop for Remote {
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
     }
-}
-
-/// git-daemon: where scripts/test found it, else in git's exec path. `None` (with a note)
-/// when there is none, except in CI, where the scenarios must run.
-fn git_daemon() -> Option<PathBuf> {
-    let found = std::env::var_os("ROSTERD_TEST_GIT_DAEMON")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let exec = git(Path::new("."), &["--exec-path"]);
-            Some(Path::new(&exec).join("git-daemon"))
-        })
-        .filter(|p| p.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but git-daemon cannot be found: run the suite with scripts/test"
-        );
-        eprintln!("no git-daemon: skipping this access-request scenario");
-    }
-    found
 }
 
 impl Remote {

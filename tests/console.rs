@@ -103,12 +103,27 @@ struct Stage {
     driver_port: u16,
     /// A second `rosterd run` on the same PostgreSQL database, on standby, and its console.
     standby: Option<(Daemon, String)>,
+    /// A worker who is neither approver nor viewer, and asks for access.
+    requester: rosterd::directory::generate::Worker,
+    /// With access requests on: the rules repository's remote (served by git-daemon), and
+    /// the webhook receiver.
+    requests: Option<Requests>,
 }
+
+struct Requests {
+    url: String,
+    _git_daemon: Helper,
+    hooks: common::hooks::Received,
+}
+
+const HOOK_KEY: &str = "console-hook-key-not-for-bodies";
 
 const RULES: &str = r#"
 groups:
   - name: corpsec-approvers
     kind: manual
+    requests:
+      approvers: [group: corpsec-approvers]
     members:
       - email: APPROVER
         reason: CorpSec approves held pushes
@@ -121,6 +136,10 @@ groups:
         reason: Works on the platform migration
         ticket: SEC-4242
         expires: 2099-12-31
+    requests:
+      approvers: [group: corpsec-approvers]
+      max_days: 30
+      justification: required
     push: [app]
 guardrails:
   - name: sales-is-small
@@ -136,7 +155,17 @@ impl Stage {
 
     /// With `standby`, a second daemon on the same (PostgreSQL) database stands by.
     async fn with(name: &str, db: common::TestDb, standby: bool) -> Option<Stage> {
+        Stage::build(name, db, standby, false).await
+    }
+
+    /// With `requests`, the rules folder is a clone of a repository that `git daemon` serves,
+    /// and access requests land there; webhooks go to a receiver.
+    async fn build(name: &str, db: common::TestDb, standby: bool, requests: bool) -> Option<Stage> {
         let parts = parts()?;
+        let git_daemon = match requests {
+            true => Some(common::git_daemon()?),
+            false => None,
+        };
         let world = World::with_emulator(db, 60, &[]).await;
         let active = |pred: &dyn Fn(&rosterd::directory::generate::Worker) -> bool| {
             world
@@ -148,9 +177,14 @@ impl Stage {
         };
         let approver = active(&|w| w.division == "Engineering");
         let included = active(&|w| w.division != "Engineering");
-        let rules = RULES
+        let requester = active(&|w| w.division != "Engineering" && w.id != included.id);
+        let mut rules = RULES
             .replace("APPROVER", &approver.email)
             .replace("INCLUDED", &included.id);
+        if requests {
+            // No push is held there: the commits are checked whole, guardrails too.
+            rules.truncate(rules.find("guardrails:").unwrap());
+        }
         std::fs::write(world.path("rules/console.yaml"), rules).unwrap();
 
         let port = free_port();
@@ -161,6 +195,7 @@ impl Stage {
         let users = serde_json::json!({
             "approver": { "email": approver.email, "name": "Ada Approver", "groups": [] },
             "viewer": { "email": "vic.viewer@example.com", "name": "Vic Viewer", "groups": ["it-support"] },
+            "requester": { "email": requester.email, "name": "Rae Quester", "groups": [] },
             // Claims the approver's address, which the provider has not verified.
             "stranger": { "email": approver.email, "email_verified": false, "name": "Sam Stranger", "groups": ["contractors"] },
             // In it-support, but in so many groups that the provider leaves them out of the
@@ -184,18 +219,41 @@ impl Stage {
             .args(["--client-secret", CLIENT_SECRET]);
         let provider = Helper::start(node, world.path("provider.log"), provider_port);
 
+        let requests = match git_daemon {
+            Some(bin) => Some(serve_rules(&world, bin).await),
+            None => None,
+        };
+        let extra = match &requests {
+            Some(r) => format!(
+                "requests:\n  repository:\n    remote: {}\n    path: .\n  workdir: {}\nnotifications:\n  retry_backoff_ms: 10\n  webhooks:\n    - {{ name: audit, url: '{}/audit', secret_env: ROSTERD_TEST_HOOK_KEY }}\n",
+                r.url,
+                world.path("work").display(),
+                r.hook_url
+            ),
+            None => String::new(),
+        };
         world.write_config(
             &format!(
-                "daemon:\n  sync: \"0 0 4 * * *\"\n  reconcile: \"0 0 3 * * *\"\n  listen: 127.0.0.1:{port}\n  shutdown_timeout_seconds: 2\n\
+                "{extra}daemon:\n  sync: \"0 0 4 * * *\"\n  reconcile: \"0 0 3 * * *\"\n  listen: 127.0.0.1:{port}\n  shutdown_timeout_seconds: 2\n\
 ui:\n  issuer: http://127.0.0.1:{provider_port}\n  client_id: rosterd-console\n  client_secret_env: ROSTERD_TEST_OIDC_SECRET\n  redirect_url: {console}/auth/callback\n  scopes: [openid, email, profile, groups]\n  viewers:\n    - claim: it-support\n  approvers:\n    - group: corpsec-approvers\n"
             ),
             TARGET_OPTIONS,
         );
+        if requests.is_some() {
+            // A merged request is synced a second after the daemon reloads the rules.
+            let config = std::fs::read_to_string(world.path("rosterd.yaml")).unwrap();
+            let config = config.replace(
+                "daemon:\n",
+                "daemon:\n  sync_after_rules_change_seconds: 1\n",
+            );
+            std::fs::write(world.path("rosterd.yaml"), config).unwrap();
+        }
         let mut command = Command::new(env!("CARGO_BIN_EXE_rosterd"));
         command
             .args(["run", "--config"])
             .arg(world.path("rosterd.yaml"))
-            .env("ROSTERD_TEST_OIDC_SECRET", CLIENT_SECRET);
+            .env("ROSTERD_TEST_OIDC_SECRET", CLIENT_SECRET)
+            .env("ROSTERD_TEST_HOOK_KEY", HOOK_KEY);
         let daemon = Daemon::spawn(&world, "rosterd", port, command);
         daemon.ready().await;
         // The leader syncs when it takes over; the guardrail holds sales.
@@ -203,6 +261,9 @@ ui:\n  issuer: http://127.0.0.1:{provider_port}\n  client_id: rosterd-console\n 
         loop {
             let (_, body) = daemon.get("/api/v1/holds", Some(TOKEN)).await;
             if body.contains("\"held\"") && body.contains("\"sales\"") {
+                break;
+            }
+            if requests.is_some() && runs_recorded(&daemon).await > 0 {
                 break;
             }
             assert!(
@@ -259,6 +320,12 @@ ui:\n  issuer: http://127.0.0.1:{provider_port}\n  client_id: rosterd-console\n 
             driver,
             driver_port,
             standby,
+            requester,
+            requests: requests.map(|r| Requests {
+                url: r.url,
+                _git_daemon: r.helper,
+                hooks: r.hooks,
+            }),
         })
     }
 
@@ -374,6 +441,55 @@ ui:\n  issuer: http://127.0.0.1:{provider_port}\n  client_id: rosterd-console\n 
             .find(|h| h["group"] == "sales")
             .cloned()
             .unwrap()
+    }
+}
+
+/// The world's rules folder made a clone of a bare repository that `git daemon` serves.
+struct Served {
+    url: String,
+    helper: Helper,
+    hook_url: String,
+    hooks: common::hooks::Received,
+}
+
+async fn serve_rules(world: &World, git_daemon: PathBuf) -> Served {
+    let rules = world.path("rules");
+    let remote = world.path("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    common::git(&rules, &["init", "--quiet", "-b", "main"]);
+    common::git(&rules, &["add", "."]);
+    common::git(&rules, &["commit", "--quiet", "-m", "The console's rules"]);
+    common::git(
+        &remote,
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            rules.to_str().unwrap(),
+            "rules.git",
+        ],
+    );
+    let port = free_port();
+    let mut command = Command::new(git_daemon);
+    command
+        .args([
+            "--reuseaddr",
+            "--export-all",
+            "--enable=receive-pack",
+            "--listen=127.0.0.1",
+            &format!("--port={port}"),
+            &format!("--base-path={}", remote.display()),
+        ])
+        .arg(&remote);
+    let helper = Helper::start(command, world.path("git-daemon.log"), port);
+    let url = format!("git://127.0.0.1:{port}/rules.git");
+    common::git(&rules, &["remote", "add", "origin", &url]);
+    let (hook_url, hooks) = common::hooks::receiver().await;
+    Served {
+        url,
+        helper,
+        hook_url,
+        hooks,
     }
 }
 
@@ -1792,4 +1908,372 @@ async fn an_approval_on_a_standby_is_sent_by_the_leader() {
         "signed in again"
     );
     browser.close().await.unwrap();
+}
+
+/// Asks for `group` for `days` with `why` (and for `worker` when given, as approvers may) on
+/// the console's form; the new request's id.
+async fn ask(
+    stage: &Stage,
+    browser: &Client,
+    group: &str,
+    worker: Option<&str>,
+    days: &str,
+    why: &str,
+) -> i64 {
+    browser
+        .goto(&format!("{}/requests/new", stage.console))
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("select[name=group]"))
+        .await
+        .unwrap()
+        .select_by_value(group)
+        .await
+        .unwrap();
+    if let Some(w) = worker {
+        let field = browser
+            .find(Locator::Css("input[name=worker]"))
+            .await
+            .unwrap();
+        field.send_keys(w).await.unwrap();
+    }
+    let field = browser
+        .find(Locator::Css("input[name=days]"))
+        .await
+        .unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(days).await.unwrap();
+    browser
+        .find(Locator::Css("input[name=justification]"))
+        .await
+        .unwrap()
+        .send_keys(why)
+        .await
+        .unwrap();
+    click(browser, "form[action='/requests'] button[type=submit]").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let at = browser.current_url().await.unwrap();
+        if let Some(id) = at
+            .path()
+            .strip_prefix("/requests/")
+            .and_then(|i| i.parse().ok())
+        {
+            return id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "asking for {group} did not lead to the request's page; at {at}:\n{}",
+            text(browser).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The remote's branches, by name.
+fn branches(stage: &Stage) -> std::collections::BTreeSet<String> {
+    let url = &stage.requests.as_ref().unwrap().url;
+    common::git(&stage.world.path("."), &["ls-remote", "--heads", url])
+        .lines()
+        .filter_map(|l| l.split_once("refs/heads/").map(|(_, b)| b.to_string()))
+        .collect()
+}
+
+/// `rosterd check` on the remote's `branch`, in a fresh clone beside the world's config.
+fn check_branch(stage: &Stage, branch: &str) {
+    let url = &stage.requests.as_ref().unwrap().url;
+    let dir = stage
+        .world
+        .path(&format!("check-{}", branch.replace('/', "-")));
+    std::fs::create_dir_all(&dir).unwrap();
+    common::git(
+        &dir,
+        &["clone", "--quiet", "--branch", branch, url, "rules"],
+    );
+    std::fs::copy(stage.world.path("rosterd.yaml"), dir.join("rosterd.yaml")).unwrap();
+    std::fs::copy(stage.world.path("workers.csv"), dir.join("workers.csv")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rosterd"))
+        .args(["check", "--config"])
+        .arg(dir.join("rosterd.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rosterd check on {branch}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Access requests in the browser, against a rules repository that `git daemon` serves: a
+/// worker who is no viewer asks for two groups; an approver cannot approve a request of
+/// their own, denies one (nothing is written), approves the other (a branch is pushed); the
+/// test merges it, the daemon reloads and syncs, the member reaches the SCIM target, and
+/// the request's page says so. Then the approver's review keeps one entry and removes
+/// another, each a branch that `rosterd check` accepts; the webhooks hear of each request
+/// and decision once, signed, after a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_asked_approved_merged_and_reaches_the_target() {
+    let Some(stage) = Stage::build("requests", common::sqlite_db(), false, true).await else {
+        return;
+    };
+    let rae = stage.requester.clone();
+    let before = branches(&stage);
+    assert_eq!(before.iter().collect::<Vec<_>>(), ["main"]);
+
+    // Rae is neither viewer nor approver, yet may ask; she sees no one else's memberships.
+    let asker = stage.browser("requester").await;
+    stage
+        .sign_in(
+            &asker,
+            "requester",
+            "/requests/new",
+            "r01-requester-signs-in",
+        )
+        .await;
+    let granted = ask(
+        &stage,
+        &asker,
+        "platform-access",
+        None,
+        "20",
+        "Migrates billing onto the platform",
+    )
+    .await;
+    let page = text(&asker).await;
+    assert!(
+        page.contains("pending") && page.contains("Migrates billing"),
+        "{page}"
+    );
+    assert!(
+        asker
+            .find(Locator::Css("form[action$='/approve']"))
+            .await
+            .is_err(),
+        "no approve form on one's own request:\n{page}"
+    );
+    screenshot(&asker, "r02-request-pending").await;
+    let denied = ask(
+        &stage,
+        &asker,
+        "corpsec-approvers",
+        None,
+        "10",
+        "Would like to approve",
+    )
+    .await;
+    let (cookie, csrf) = stage.session(&asker).await;
+    assert_eq!(
+        stage
+            .forged_post(
+                &format!("/requests/{granted}/approve"),
+                &cookie,
+                Some(&csrf)
+            )
+            .await,
+        403,
+        "a requester who is no approver cannot approve"
+    );
+    asker
+        .goto(&format!("{}/groups", stage.console))
+        .await
+        .unwrap();
+    assert!(text(&asker)
+        .await
+        .contains("neither a viewer nor an approver"));
+
+    // Ada approves the group's requests; one she asks for (for another worker) is her own.
+    let ada = stage.browser("approver-requests").await;
+    stage
+        .sign_in(&ada, "approver", "/requests", "r03-approver-signs-in")
+        .await;
+    let listed = text(&ada).await;
+    assert!(
+        listed.contains("Waiting for your decision") && listed.contains(&rae.id),
+        "{listed}"
+    );
+    let own = ask(
+        &stage,
+        &ada,
+        "corpsec-approvers",
+        Some(&stage.hybrid_member),
+        "5",
+        "Covers my leave",
+    )
+    .await;
+    let (cookie, csrf) = stage.session(&ada).await;
+    assert_eq!(
+        stage
+            .forged_post(&format!("/requests/{own}/approve"), &cookie, Some(&csrf))
+            .await,
+        403,
+        "an approver cannot approve a request of their own"
+    );
+    assert!(text(&ada)
+        .await
+        .contains("you cannot approve a request of your own"));
+    click(
+        &ada,
+        &format!("form[action='/requests/{own}/withdraw'] button"),
+    )
+    .await;
+    eventually(20, "the withdrawn request says so", || async {
+        text(&ada).await.contains("withdrawn")
+    })
+    .await;
+
+    // A denial writes nothing to the rules repository.
+    ada.goto(&format!("{}/requests/{denied}", stage.console))
+        .await
+        .unwrap();
+    ada.find(Locator::Css(&format!(
+        "form[action='/requests/{denied}/deny'] input[name=comment]"
+    )))
+    .await
+    .unwrap()
+    .send_keys("Approvers are CorpSec staff")
+    .await
+    .unwrap();
+    click(
+        &ada,
+        &format!("form[action='/requests/{denied}/deny'] button"),
+    )
+    .await;
+    eventually(20, "the denial", || async {
+        text(&ada).await.contains("denied")
+    })
+    .await;
+    assert_eq!(branches(&stage), before, "a denial pushes nothing");
+
+    // The approval lands as a branch.
+    ada.goto(&format!("{}/requests/{granted}", stage.console))
+        .await
+        .unwrap();
+    click(
+        &ada,
+        &format!("form[action='/requests/{granted}/approve'] button"),
+    )
+    .await;
+    eventually(60, "the approval", || async {
+        text(&ada).await.contains("approved")
+    })
+    .await;
+    screenshot(&ada, "r04-request-approved").await;
+    let pushed: Vec<String> = branches(&stage).difference(&before).cloned().collect();
+    assert_eq!(pushed.len(), 1, "one branch for the approval: {pushed:?}");
+    check_branch(&stage, &pushed[0]);
+
+    // The test merges it; the daemon's rules folder pulls; the daemon reloads and syncs.
+    let url = stage.requests.as_ref().unwrap().url.clone();
+    let merge = stage.world.path("merge");
+    common::git(&stage.world.path("."), &["clone", "--quiet", &url, "merge"]);
+    common::git(
+        &merge,
+        &[
+            "merge",
+            "--quiet",
+            "--no-edit",
+            &format!("origin/{}", pushed[0]),
+        ],
+    );
+    common::git(&merge, &["push", "--quiet", "origin", "main"]);
+    common::git(
+        &stage.world.path("rules"),
+        &["pull", "--quiet", "--ff-only", "origin", "main"],
+    );
+    let email = rae.email.to_lowercase();
+    eventually(90, "the requester reaching the SCIM target", || async {
+        stage
+            .world
+            .actual()
+            .await
+            .get("platform-access")
+            .is_some_and(|m| m.contains(&email))
+    })
+    .await;
+    eventually(60, "the request's page following the change", || async {
+        ada.goto(&format!("{}/requests/{granted}", stage.console))
+            .await
+            .unwrap();
+        let page = text(&ada).await;
+        page.contains("in force") && page.contains("In app") && !page.contains("not yet")
+    })
+    .await;
+    screenshot(&ada, "r05-request-in-force").await;
+
+    // Reviews: keep the older entry, remove the new one; each is a branch check accepts.
+    ada.goto(&format!("{}/reviews", stage.console))
+        .await
+        .unwrap();
+    let due = text(&ada).await;
+    assert!(
+        due.contains(&stage.hybrid_member) && due.contains(&rae.id),
+        "{due}"
+    );
+    screenshot(&ada, "r06-reviews-due").await;
+    for (who, decision) in [
+        (stage.hybrid_member.clone(), "keep"),
+        (rae.id.clone(), "remove"),
+    ] {
+        ada.goto(&format!("{}/reviews", stage.console))
+            .await
+            .unwrap();
+        let row = format!("//tr[td[contains(., '{who}')]]");
+        ada.find(Locator::XPath(&format!("{row}//input[@name='comment']")))
+            .await
+            .unwrap()
+            .send_keys("Reviewed in the quarterly round")
+            .await
+            .unwrap();
+        ada.find(Locator::XPath(&format!(
+            "{row}//button[@value='{decision}']"
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+        eventually(60, "the review's decision", || async {
+            text(&ada)
+                .await
+                .contains(&format!("{decision} {who} in platform-access: commit"))
+        })
+        .await;
+    }
+    let reviewed: Vec<String> = branches(&stage)
+        .into_iter()
+        .filter(|b| b != "main" && b != &pushed[0])
+        .collect();
+    assert_eq!(reviewed.len(), 2, "{reviewed:?}");
+    for b in &reviewed {
+        check_branch(&stage, b);
+    }
+
+    // The webhooks: three requests and four decisions, each once, signed, after a 500.
+    let got = stage
+        .requests
+        .as_ref()
+        .unwrap()
+        .hooks
+        .lock()
+        .unwrap()
+        .clone();
+    let taken: Vec<_> = got.iter().filter(|r| r.4 == 200).collect();
+    let count = |event: &str| taken.iter().filter(|r| r.0 == event).count();
+    assert_eq!((count("request"), count("decision")), (3, 4), "{got:#?}");
+    for r in &taken {
+        assert_eq!(
+            got.iter().filter(|o| o.1 == r.1).count(),
+            2,
+            "one 500, then taken: {r:?}"
+        );
+        let (t, _) = r.2.trim_start_matches("t=").split_once(",v1=").unwrap();
+        assert_eq!(
+            r.2,
+            rosterd::notify::signature(HOOK_KEY, t.parse().unwrap(), &r.3),
+            "the signature verifies"
+        );
+        assert!(!r.3.contains(HOOK_KEY) && !r.3.contains(CLIENT_SECRET));
+    }
 }

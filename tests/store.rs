@@ -266,13 +266,18 @@ async fn an_access_request_is_decided_once_and_keeps_its_history(db: TestDb) {
         justification: "Runs the design system audit".into(),
         until: "2027-01-31".into(),
     };
-    let id = store.create_request(&new, "2026-12-07T10:00:00Z").await.unwrap();
+    let id = store
+        .create_request(&new, "2026-12-07T10:00:00Z")
+        .await
+        .unwrap();
     let again = store
         .create_request(&new, "2026-12-07T10:01:00Z")
         .await
         .unwrap_err();
     assert!(
-        again.to_string().contains(&format!("request {id} already asks for W0042")),
+        again
+            .to_string()
+            .contains(&format!("request {id} already asks for W0042")),
         "{again}"
     );
     let now = chrono::DateTime::parse_from_rfc3339("2026-12-07T11:00:00Z")
@@ -321,8 +326,9 @@ async fn an_access_request_is_decided_once_and_keeps_its_history(db: TestDb) {
         .await
         .unwrap_err();
     assert!(
-        late.to_string()
-            .contains(&format!("request {id} is approved, so it cannot become denied")),
+        late.to_string().contains(&format!(
+            "request {id} is approved, so it cannot become denied"
+        )),
         "{late}"
     );
     for (at, state) in [
@@ -336,13 +342,22 @@ async fn an_access_request_is_decided_once_and_keeps_its_history(db: TestDb) {
             note: String::new(),
         };
         store
-            .move_request(id, &[RequestState::Approved, RequestState::Merged], &e, None)
+            .move_request(
+                id,
+                &[RequestState::Approved, RequestState::Merged],
+                &e,
+                None,
+            )
             .await
             .unwrap();
     }
     let stored = store.access_request(id).await.unwrap().unwrap();
     assert_eq!(stored.state, RequestState::InForce);
-    assert_eq!(stored.decided_by.as_deref(), Some("bob"), "a later move keeps the decider");
+    assert_eq!(
+        stored.decided_by.as_deref(),
+        Some("bob"),
+        "a later move keeps the decider"
+    );
     assert_eq!(stored.comment.as_deref(), Some("ok for the audit"));
     assert_eq!(stored.branch.as_deref(), Some("rosterd/figma-admins/w0042"));
     assert_eq!(stored.deciding_by, None);
@@ -363,7 +378,10 @@ async fn an_access_request_is_decided_once_and_keeps_its_history(db: TestDb) {
         ]
     );
     // While it grants, nobody asks for the same again; others are listed by filter.
-    assert!(store.create_request(&new, "2026-12-07T13:00:00Z").await.is_err());
+    assert!(store
+        .create_request(&new, "2026-12-07T13:00:00Z")
+        .await
+        .is_err());
     let other = store
         .create_request(
             &NewRequest {

@@ -32,6 +32,10 @@ impl GitError {
     }
 }
 
+/// One user of the clone at a time in this process: a console approval, a review from the
+/// console and the daemon following its requests each check out, fetch or commit there.
+pub static CLONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The clone and how to reach its remote.
 pub struct Repo {
     dir: PathBuf,
@@ -119,6 +123,34 @@ impl Repo {
         self.git(&["checkout", "--force", "-B", work, &base])?;
         self.git(&["clean", "-fdx", "--quiet"])?;
         self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// Whether the remote's main branch, fetched now, has `word` in the file at `path`
+    /// (inside the repository), as a whole word: how a request's ticket is found merged,
+    /// whether the merge was a merge commit, a squash or a rebase.
+    pub fn branch_has(&self, path: &Path, word: &str) -> Result<bool, GitError> {
+        if !self.dir.join(".git").exists() {
+            self.start(&format!("rosterd/follow-{}", self.branch))?;
+        } else {
+            let tracking = format!("+refs/heads/{0}:refs/remotes/origin/{0}", self.branch);
+            self.git(&["fetch", "--prune", "origin", &tracking])?;
+        }
+        let tree = format!("origin/{}", self.branch);
+        let path = path.display().to_string();
+        let found = self.run(
+            Some(&self.dir),
+            &[
+                "grep", "--quiet", "-w", "-F", "-e", word, &tree, "--", &path,
+            ],
+            &[],
+            None,
+        );
+        match found {
+            Ok(_) => Ok(true),
+            // git grep says "not found" by exiting 1 with nothing on stderr.
+            Err(GitError::Failed { stderr, .. }) if stderr.is_empty() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Commits `file` (inside the clone) with `message`; the new commit.

@@ -174,6 +174,7 @@ pub enum LandError {
 pub fn land(config: &Config, decision: &Decision, today: NaiveDate) -> Result<Landed, LandError> {
     let requests = config.requests.as_ref().ok_or(LandError::Off)?;
     let repo = Repo::new(requests)?;
+    let _clone = crate::locks::lock(&super::git::CLONE);
     let branch = if requests.direct_commit {
         repo.branch().to_string()
     } else {

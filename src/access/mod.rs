@@ -6,6 +6,7 @@
 pub mod due;
 pub mod git;
 pub mod land;
+pub mod request;
 
 pub use due::{due, is_approver, Due, Why};
 pub use land::{land, Decision, LandError, Landed};

@@ -41,12 +41,17 @@ pub struct WebhookConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
-    /// An access decision landed: a grant, a keep or a removal.
+    /// An access decision: a grant, a denial, a keep or a removal.
     Decision,
     /// Entries are due for an access review, or expire within 14 days.
     ReviewsDue,
     /// A push is held by the removal failsafe or a guardrail, waiting for an approver.
     Hold,
+    /// Someone asked for access to a group in the console.
+    Request,
+    /// A run newly broke a guardrail that only warns (one that holds pushes is told as a
+    /// `hold`).
+    Guardrail,
 }
 
 impl EventKind {
@@ -55,6 +60,8 @@ impl EventKind {
             EventKind::Decision => "decision",
             EventKind::ReviewsDue => "reviews_due",
             EventKind::Hold => "hold",
+            EventKind::Request => "request",
+            EventKind::Guardrail => "guardrail",
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::{metrics, DaemonError, Job, Shared};
+use crate::engine::guardrails::Violation;
 use crate::push::{self, Desired};
 use crate::store::{HoldStatus, Store};
 
@@ -22,6 +23,11 @@ pub(super) async fn run_job(shared: &Shared, job: Job) {
     let started_at = crate::clock::now_utc();
     let config = shared.config();
     let rules = shared.rules();
+    // The guardrails broken before this run, so that the webhooks hear of those it breaks anew.
+    let broken_before: Option<Vec<Violation>> = match &config.notifications {
+        Some(_) => shared.store.current_violations().await.ok(),
+        None => None,
+    };
     let result = async {
         let outcome = match &job {
             Job::Push(_) => None,
@@ -90,6 +96,11 @@ pub(super) async fn run_job(shared: &Shared, job: Job) {
             if summary.pushes_held > 0 {
                 tell_new_holds(&config, &shared.store, started_at).await;
             }
+            if let (Some(before), Some(crate::cycle::Outcome::Applied { violations, .. })) =
+                (&broken_before, &outcome)
+            {
+                tell_new_violations(&config, before, violations);
+            }
         }
         Err(e) => {
             shared
@@ -98,9 +109,28 @@ pub(super) async fn run_job(shared: &Shared, job: Job) {
             tracing::error!(kind = job.as_str(), seconds, "run failed: {e}");
         }
     }
+    super::follow::follow_requests(shared).await;
     *crate::locks::lock(&shared.running) = None;
     *crate::locks::lock(&shared.in_flight) = None;
     *crate::locks::lock(&shared.progress) = None;
+}
+
+/// Tells the webhooks of the guardrails that only warn and that this run broke while the
+/// run before did not (one that holds pushes is told as the hold it makes).
+fn tell_new_violations(config: &crate::config::Config, before: &[Violation], now: &[Violation]) {
+    let new: Vec<crate::notify::Event> = now
+        .iter()
+        .filter(|v| !v.hold && !before.iter().any(|b| b.guardrail == v.guardrail))
+        .cloned()
+        .map(crate::notify::Event::Guardrail)
+        .collect();
+    if !new.is_empty() {
+        tracing::info!(
+            guardrails = new.len(),
+            "telling the webhooks of guardrails this run broke"
+        );
+    }
+    crate::notify::tell(config, new);
 }
 
 /// Tells the webhooks of the holds this run made (`since`: when it started); in the
@@ -113,16 +143,12 @@ async fn tell_new_holds(
     use chrono::SubsecRound as _;
     // The push stamps a hold to the millisecond.
     let since = since.trunc_subsecs(3);
-    let Some(notifications) = &config.notifications else {
+    if config.notifications.is_none() {
         return;
-    };
+    }
     let holds = match store.push_holds(Some(HoldStatus::Held)).await {
         Ok(holds) => holds,
         Err(e) => return tracing::warn!("the new holds could not be read to notify: {e}"),
-    };
-    let notifier = match crate::notify::Notifier::new(notifications) {
-        Ok(n) => n,
-        Err(e) => return tracing::warn!("{e}"),
     };
     let new: Vec<_> = holds
         .into_iter()
@@ -135,9 +161,8 @@ async fn tell_new_holds(
         holds = new.len(),
         "telling the webhooks of this run's new holds"
     );
-    tokio::spawn(async move {
-        for hold in new {
-            notifier.send(&crate::notify::Event::Hold(hold)).await;
-        }
-    });
+    crate::notify::tell(
+        config,
+        new.into_iter().map(crate::notify::Event::Hold).collect(),
+    );
 }

@@ -19,6 +19,7 @@ use crate::rules::RuleSet;
 use crate::store::{RunOutcome, Store};
 
 mod api;
+mod follow;
 mod job;
 mod leader;
 mod metrics;

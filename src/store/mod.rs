@@ -35,7 +35,6 @@ mod snapshots;
 mod text;
 
 pub use access::DecisionRecord;
-pub use requests::{AccessRequest, NewRequest, RequestEvent, RequestFilter, RequestLanding};
 pub use confirmed::{Confirmed, EncodedSet};
 pub use console::{ConsoleLogin, ConsoleSession};
 pub use holds::PushHold;
@@ -44,6 +43,7 @@ pub use push::{
     CachedUser, Confirmation, Drift, TargetGroup, TargetHealth, TargetLookup, TargetMember,
     TargetVerification, Unprovisioned, VerifyState,
 };
+pub use requests::{AccessRequest, NewRequest, RequestEvent, RequestFilter, RequestLanding};
 
 pub use error::StoreError;
 pub use members::{GroupDelta, GroupState, MemberState, CHECKPOINT_EVERY, RULE};

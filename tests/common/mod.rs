@@ -2,7 +2,7 @@
 //! built from YAML text.
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -55,6 +55,26 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// git-daemon: where scripts/test found it, else in git's exec path. `None` (with a note)
+/// when there is none, except in CI, where the scenarios must run.
+pub fn git_daemon() -> Option<PathBuf> {
+    let found = std::env::var_os("ROSTERD_TEST_GIT_DAEMON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let exec = git(Path::new("."), &["--exec-path"]);
+            Some(Path::new(&exec).join("git-daemon"))
+        })
+        .filter(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but git-daemon cannot be found: run the suite with scripts/test"
+        );
+        eprintln!("no git-daemon: skipping this scenario");
+    }
+    found
 }
 
 /// The fixture organisation's rules, as text.

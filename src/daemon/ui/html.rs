@@ -52,16 +52,22 @@ pub fn page(title: &str, person: &Person, body: Markup) -> Markup {
                 header {
                     a.brand href="/" { "rosterd" }
                     nav {
-                        a href="/" { "Overview" }
-                        a href="/groups" { "Groups" }
-                        a href="/runs" { "Runs" }
-                        a href="/holds" { "Holds" }
-                        a href="/plan" { "Plan a rule" }
+                        @if person.viewer {
+                            a href="/" { "Overview" }
+                            a href="/groups" { "Groups" }
+                            a href="/runs" { "Runs" }
+                            a href="/holds" { "Holds" }
+                            a href="/plan" { "Plan a rule" }
+                        }
+                        a href="/requests" { "Requests" }
+                        a href="/reviews" { "Reviews" }
                     }
-                    form action="/workers" method="get" {
-                        input type="search" name="q" placeholder="worker key or email" aria-label="Find a worker";
-                        " "
-                        button.quiet type="submit" { "Find" }
+                    @if person.viewer {
+                        form action="/workers" method="get" {
+                            input type="search" name="q" placeholder="worker key or email" aria-label="Find a worker";
+                            " "
+                            button.quiet type="submit" { "Find" }
+                        }
                     }
                     span.who {
                         (person.label())

@@ -116,6 +116,11 @@ impl Console {
         *n <= STARTS_PER_MINUTE
     }
 
+    /// The console's origin (`https://rosterd.example.com`), which request tickets link to.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
     fn session_cookie(&self) -> &'static str {
         if self.secure {
             "__Host-rosterd-session"
@@ -157,6 +162,10 @@ pub struct Person {
     session: crate::store::ConsoleSession,
     viewer: bool,
     approver: bool,
+    /// The worker the snapshot in force has at the person's (verified) email, by key.
+    worker: Option<String>,
+    /// The rosterd groups that worker is in.
+    groups: Vec<String>,
 }
 
 impl Person {
@@ -166,6 +175,15 @@ impl Person {
             Some(e) => format!("oidc:{} ({e})", self.session.subject),
             None => format!("oidc:{}", self.session.subject),
         }
+    }
+
+    /// Whether the person decides for `group`: one of its approvers (`requests.approvers`,
+    /// else its owners) by email, identity-provider claim or rosterd group.
+    fn decides_for(&self, group: &crate::rules::Group) -> bool {
+        let email = self.session.email.as_deref().unwrap_or("");
+        crate::access::is_approver(&group.approvers(), email, &self.session.claim_groups, |g| {
+            self.groups.iter().any(|m| m == g)
+        })
     }
 
     fn label(&self) -> String {
@@ -195,6 +213,13 @@ pub fn router(shared: Ui, console: Arc<Console>) -> Router<Ui> {
         .route("/holds/{id}", get(pages::hold))
         .route("/plan", get(pages::preview))
         .route("/holds/{id}/approve", post(pages::approve))
+        .route("/requests", get(pages::requests).post(pages::ask))
+        .route("/requests/new", get(pages::new_request))
+        .route("/requests/{id}", get(pages::request))
+        .route("/requests/{id}/approve", post(pages::approve_request))
+        .route("/requests/{id}/deny", post(pages::deny_request))
+        .route("/requests/{id}/withdraw", post(pages::withdraw_request))
+        .route("/reviews", get(pages::reviews).post(pages::review))
         .route("/sync", post(pages::sync_now))
         .route("/auth/logout", post(logout))
         .layer(axum::middleware::from_fn_with_state(
@@ -329,7 +354,7 @@ async fn require_session(
             "this request needs a signed-in session",
         );
     };
-    let (viewer, approver) = match roles(&shared, &session).await {
+    let (viewer, approver, worker, groups) = match roles(&shared, &session).await {
         Ok(r) => r,
         Err(e) => return html::internal(e),
     };
@@ -338,8 +363,17 @@ async fn require_session(
         session,
         viewer: viewer || approver,
         approver,
+        worker,
+        groups,
     };
-    if !person.viewer && request.uri().path() != "/auth/logout" {
+    // Anyone signed in may ask for access and decide what they approve; the rest of the
+    // console (everyone's memberships) is for its viewers.
+    let path = request.uri().path();
+    let open_to_all = path == "/auth/logout"
+        || path == "/requests"
+        || path.starts_with("/requests/")
+        || path == "/reviews";
+    if !person.viewer && !open_to_all {
         return html::page(
             "No access",
             &person,
@@ -350,6 +384,7 @@ async fn require_session(
                 } @else {
                     p { "Ask CorpSec to add you to one of the groups the console's `ui.viewers` or `ui.approvers` name." }
                 }
+                p { "You may still " a href="/requests" { "ask for access to a group" } ", and decide the requests and reviews of the groups you approve." }
             },
         )
         .with_status(StatusCode::FORBIDDEN);
@@ -358,29 +393,32 @@ async fn require_session(
     next.run(request).await
 }
 
-/// Whether the person is a viewer and whether an approver, by the roles in the config in
-/// force: a claim group from their ID token, or a rosterd group they are in (found by their
-/// email in the snapshot in force).
+/// What the console knows of a signed-in person: whether a viewer and whether an approver,
+/// their worker (by key) and the rosterd groups they are in.
+type Roles = (bool, bool, Option<String>, Vec<String>);
+
+/// The person's roles, by the config in force: a claim group from their ID token, or a
+/// rosterd group they are in (found by their email in the snapshot in force, which also
+/// says which worker they are, for access requests).
 async fn roles(
     shared: &Shared,
     session: &crate::store::ConsoleSession,
-) -> Result<(bool, bool), DaemonError> {
+) -> Result<Roles, DaemonError> {
     let config = shared.config();
     let Some(ui) = config.ui.as_ref() else {
-        return Ok((false, false));
+        return Ok((false, false, None, Vec::new()));
     };
-    let needs_groups = ui.rosterd_groups().next().is_some();
     let mut in_groups: Vec<String> = Vec::new();
-    if needs_groups {
-        if let (Some(email), Some(e)) = (&session.email, super::evaluated(shared).await?) {
-            if let Some(w) = e.snapshot.by_email(email) {
-                in_groups = e
-                    .evaluation
-                    .groups_of(w)
-                    .into_iter()
-                    .map(|g| e.rules.group(g).name.clone())
-                    .collect();
-            }
+    let mut worker = None;
+    if let (Some(email), Some(e)) = (&session.email, super::evaluated(shared).await?) {
+        if let Some(w) = e.snapshot.by_email(email) {
+            worker = Some(e.snapshot.key(w).to_string());
+            in_groups = e
+                .evaluation
+                .groups_of(w)
+                .into_iter()
+                .map(|g| e.rules.group(g).name.clone())
+                .collect();
         }
     }
     let holds = |roles: &[Role]| {
@@ -389,7 +427,7 @@ async fn roles(
             Role::Group(g) => in_groups.iter().any(|m| m == g),
         })
     };
-    Ok((holds(&ui.viewers), holds(&ui.approvers)))
+    Ok((holds(&ui.viewers), holds(&ui.approvers), worker, in_groups))
 }
 
 fn redirect(to: &str) -> Response {

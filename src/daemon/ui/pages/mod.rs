@@ -58,16 +58,22 @@ pub(super) fn pager(base: &str, page: usize, per: usize, total: usize) -> Markup
     }
 }
 
+mod decide;
 mod groups;
 mod holds;
 mod overview;
 mod plan;
+mod requests;
+mod reviews;
 mod runs;
 mod workers;
 
+pub use decide::*;
 pub use groups::*;
 pub use holds::*;
 pub use overview::*;
 pub use plan::*;
+pub use requests::*;
+pub use reviews::*;
 pub use runs::*;
 pub use workers::*;

@@ -1,0 +1,138 @@
+//! Follows each granted access request to where its change stands, after every run: an
+//! approved request is `merged` once the rules repository's main branch carries its ticket,
+//! `in force` once the daemon's rules grant it, and `expired` after its last day (as is a
+//! pending one nobody decided in time). Each move is recorded with the request.
+
+use super::Shared;
+use crate::access::request as asking;
+use crate::store::{AccessRequest, RequestEvent, RequestFilter, RequestState};
+
+/// Requests followed per run, at most.
+const FOLLOWED: i64 = 10_000;
+
+pub(super) async fn follow_requests(shared: &Shared) {
+    if let Err(e) = follow(shared).await {
+        tracing::warn!("the access requests could not be followed: {e}");
+    }
+}
+
+async fn follow(shared: &Shared) -> Result<(), super::DaemonError> {
+    let open = shared
+        .store
+        .access_requests(
+            &RequestFilter {
+                states: &[
+                    RequestState::Pending,
+                    RequestState::Approved,
+                    RequestState::Merged,
+                    RequestState::InForce,
+                ],
+                ..RequestFilter::default()
+            },
+            FOLLOWED,
+        )
+        .await?;
+    if open.is_empty() {
+        return Ok(());
+    }
+    let rules = shared.rules();
+    let today = crate::clock::today_utc();
+    let origin = shared.console.as_ref().map(|c| c.origin().to_string());
+    let mut unmerged: Vec<(i64, String)> = Vec::new();
+    for r in &open {
+        let ticket = asking::ticket(origin.as_deref(), r.id);
+        let over = chrono::NaiveDate::parse_from_str(&r.until, "%Y-%m-%d").is_ok_and(|u| u < today);
+        if over {
+            let note = format!("its last day, {}, has passed", r.until);
+            move_to(shared, r, RequestState::Expired, &note).await?;
+        } else if matches!(r.state, RequestState::Approved | RequestState::Merged)
+            && asking::in_rules(&rules, &r.group, &ticket)
+        {
+            if r.state == RequestState::Approved {
+                move_to(
+                    shared,
+                    r,
+                    RequestState::Merged,
+                    "found in the rules in force",
+                )
+                .await?;
+            }
+            let revision = shared.revision();
+            let note = match &revision.commit {
+                Some(c) => format!("the daemon's rules at {c} grant it"),
+                None => "the daemon's rules grant it".to_string(),
+            };
+            move_to(shared, r, RequestState::InForce, &note).await?;
+        } else if r.state == RequestState::Approved && !r.direct_commit {
+            unmerged.push((r.id, ticket));
+        }
+    }
+    if unmerged.is_empty() {
+        return Ok(());
+    }
+    let config = shared.config();
+    let merged = tokio::task::spawn_blocking(move || merged(&config, &unmerged)).await??;
+    for id in merged {
+        if let Some(r) = open.iter().find(|r| r.id == id) {
+            let note = "its ticket is on the rules repository's main branch";
+            move_to(shared, r, RequestState::Merged, note).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Of `tickets` (request id, ticket), those the rules repository's main branch carries.
+fn merged(
+    config: &crate::config::Config,
+    tickets: &[(i64, String)],
+) -> Result<Vec<i64>, super::DaemonError> {
+    let Some(requests) = &config.requests else {
+        return Ok(Vec::new());
+    };
+    let _clone = crate::locks::lock(&crate::access::git::CLONE);
+    let repo = crate::access::git::Repo::new(requests)
+        .map_err(|e| super::DaemonError::Config(e.to_string()))?;
+    let mut out = Vec::new();
+    for (id, ticket) in tickets {
+        let found = repo
+            .branch_has(&requests.repository.path, ticket)
+            .map_err(|e| super::DaemonError::Config(e.to_string()))?;
+        if found {
+            out.push(*id);
+        }
+    }
+    Ok(out)
+}
+
+async fn move_to(
+    shared: &Shared,
+    r: &AccessRequest,
+    to: RequestState,
+    note: &str,
+) -> Result<(), super::DaemonError> {
+    let event = RequestEvent {
+        at: crate::clock::stamp(crate::clock::now_utc()),
+        state: to,
+        by: "rosterd".into(),
+        note: note.to_string(),
+    };
+    let from = [
+        RequestState::Pending,
+        RequestState::Approved,
+        RequestState::Merged,
+        RequestState::InForce,
+    ];
+    match shared.store.move_request(r.id, &from, &event, None).await {
+        Ok(()) => {
+            tracing::info!(
+                request = r.id,
+                state = to.as_str(),
+                "access request: {note}"
+            );
+            Ok(())
+        }
+        // Someone decided or moved it meanwhile: the next run looks again.
+        Err(crate::store::StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
