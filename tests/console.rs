@@ -18,6 +18,7 @@ use common::daemon::{eventually, free_port, Daemon, TOKEN};
 use common::world::{World, TARGET_OPTIONS};
 use fantoccini::{Client, Locator};
 use rosterd::scim::emulator::{FaultKind, Faults};
+use rosterd::store::{NewRequest, RequestState};
 
 const CLIENT_SECRET: &str = "console-test-client-secret-7c2d";
 
@@ -2178,6 +2179,35 @@ async fn a_request_is_asked_approved_merged_and_reaches_the_target() {
         ],
     );
     common::git(&merge, &["push", "--quiet", "origin", "main"]);
+    // Merged, not yet in the daemon's rules: the next run finds its ticket on main.
+    let store = stage.world.store().await;
+    let state = |id: i64| {
+        let store = store.clone();
+        async move { store.access_request(id).await.unwrap().unwrap().state }
+    };
+    assert_eq!(state(granted).await, RequestState::Approved);
+    assert_eq!(stage.daemon.post("/api/v1/runs").await.0, 202);
+    eventually(60, "the approved request found merged", || async {
+        state(granted).await == RequestState::Merged
+    })
+    .await;
+    // A request whose last day passed while nobody decided it expires at the next run.
+    let stale = NewRequest {
+        group: "platform-access".into(),
+        list: "include".into(),
+        worker: "E-NOBODY".into(),
+        worker_email: None,
+        worker_name: None,
+        requested_by: "oidc:someone".into(),
+        requester_subject: "someone".into(),
+        requester_email: None,
+        justification: "a day's work".into(),
+        until: (rosterd::clock::today_utc() - chrono::Days::new(1)).to_string(),
+    };
+    let stale = store
+        .create_request(&stale, "2026-01-01T00:00:00Z")
+        .await
+        .unwrap();
     common::git(
         &stage.world.path("rules"),
         &["pull", "--quiet", "--ff-only", "origin", "main"],
@@ -2201,6 +2231,24 @@ async fn a_request_is_asked_approved_merged_and_reaches_the_target() {
     })
     .await;
     screenshot(&ada, "r05-request-in-force").await;
+    assert_eq!(state(granted).await, RequestState::InForce);
+    assert_eq!(state(stale).await, RequestState::Expired);
+    let history: Vec<RequestState> = store
+        .request_events(granted)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.state)
+        .collect();
+    assert_eq!(
+        history,
+        [
+            RequestState::Pending,
+            RequestState::Approved,
+            RequestState::Merged,
+            RequestState::InForce
+        ]
+    );
 
     // Reviews: keep the older entry, remove the new one; each is a branch check accepts.
     ada.goto(&format!("{}/reviews", stage.console))

@@ -1204,7 +1204,7 @@ async fn a_held_push_is_told_to_the_webhooks_once() {
     let world = World::with_emulator(common::sqlite_db(), 60, &[]).await;
     std::fs::write(
         world.path("rules/guardrails.yaml"),
-        "guardrails:\n  - name: sales-size\n    group: sales\n    max_members: 1\n",
+        "guardrails:\n  - name: sales-size\n    group: sales\n    max_members: 1\n  - name: engineering-size\n    group: engineering\n    max_members: 1\n    on_violation: warn\n",
     )
     .unwrap();
     let (url, got) = common::hooks::receiver().await;
@@ -1212,7 +1212,7 @@ async fn a_held_push_is_told_to_the_webhooks_once() {
     daemon_config(
         &world,
         port,
-        &format!("  sync: \"*/2 * * * * *\"\nnotifications:\n  retry_backoff_ms: 10\n  webhooks:\n    - {{ name: ops, url: '{url}/ops', events: [hold] }}\n"),
+        &format!("  sync: \"*/2 * * * * *\"\nnotifications:\n  retry_backoff_ms: 10\n  webhooks:\n    - {{ name: ops, url: '{url}/ops', events: [hold, guardrail] }}\n"),
     );
     let mut daemon = Daemon::start(&world, port);
     daemon.ready().await;
@@ -1222,6 +1222,13 @@ async fn a_held_push_is_told_to_the_webhooks_once() {
     .await;
     assert!(daemon.terminate().success(), "{}", daemon.log());
     let got = got.lock().unwrap().clone();
+    // The guardrail that only warns is told once too, on the first run that broke it.
+    let (warned, got): (Vec<_>, Vec<_>) = got.into_iter().partition(|r| r.0 == "guardrail");
+    let warned: Vec<_> = warned.iter().filter(|r| r.4 == 200).collect();
+    assert_eq!(warned.len(), 1, "{warned:#?}");
+    let body: serde_json::Value = serde_json::from_str(&warned[0].3).unwrap();
+    assert_eq!(body["data"]["guardrail"], "engineering-size", "{body}");
+    assert_eq!(body["data"]["hold"], false, "{body}");
     let taken: Vec<_> = got.iter().filter(|r| r.4 == 200).collect();
     assert_eq!(taken.len(), 1, "{got:#?}\n{}", daemon.log());
     // Refused once by the receiver, then taken: the same delivery, tried twice.
