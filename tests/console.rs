@@ -2233,6 +2233,22 @@ async fn a_request_is_asked_approved_merged_and_reaches_the_target() {
     screenshot(&ada, "r05-request-in-force").await;
     assert_eq!(state(granted).await, RequestState::InForce);
     assert_eq!(state(stale).await, RequestState::Expired);
+    // The API reads the same request: its state and its history.
+    let (status, body) = stage
+        .daemon
+        .get(&format!("/api/v1/requests/{granted}"), Some(TOKEN))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(api["request"]["state"], "in_force", "{api}");
+    assert_eq!(api["history"].as_array().unwrap().len(), 4, "{api}");
+    let (_, body) = stage
+        .daemon
+        .get("/api/v1/requests?state=denied", Some(TOKEN))
+        .await;
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(api["requests"][0]["id"], denied, "{api}");
+    assert_eq!(api["requests"].as_array().unwrap().len(), 1, "{api}");
     let history: Vec<RequestState> = store
         .request_events(granted)
         .await

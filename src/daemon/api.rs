@@ -210,6 +210,8 @@ fn router(shared: Api) -> Router {
         .route("/api/v1/holds", get(holds))
         .route("/api/v1/holds/{id}", get(hold))
         .route("/api/v1/holds/{id}/approve", post(approve))
+        .route("/api/v1/requests", get(access_requests))
+        .route("/api/v1/requests/{id}", get(access_request))
         .route("/api/v1/rules", get(rules_state))
         .route("/api/v1/guardrails", get(guardrails))
         .route("/api/v1/targets", get(targets))
@@ -732,6 +734,44 @@ async fn hold(State(shared): State<Api>, Path(raw): Path<String>) -> ApiResult {
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no push hold {id}")))?;
     let detail = crate::push::hold::detail(&shared.store, &shared.config(), found).await?;
     Ok(ok(json!(detail)))
+}
+
+#[derive(serde::Deserialize)]
+struct RequestsQuery {
+    state: Option<String>,
+    group: Option<String>,
+}
+
+/// Access requests made in the console, newest first (500 at most), by state and group.
+async fn access_requests(State(shared): State<Api>, Query(q): Query<RequestsQuery>) -> ApiResult {
+    let state = match q.state.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => vec![crate::store::RequestState::parse(s).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("unknown request state `{s}`: pending, approved, denied, withdrawn, merged, in_force or expired"),
+            )
+        })?],
+        None => Vec::new(),
+    };
+    let filter = crate::store::RequestFilter {
+        states: &state,
+        group: q.group.as_deref().filter(|g| !g.is_empty()),
+        ..Default::default()
+    };
+    Ok(ok(
+        json!({ "requests": shared.store.access_requests(&filter, 500).await? }),
+    ))
+}
+
+/// One access request, with every change of its state.
+async fn access_request(State(shared): State<Api>, Path(raw): Path<String>) -> ApiResult {
+    let id = id(&raw)?;
+    let found =
+        shared.store.access_request(id).await?.ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no access request {id}"))
+        })?;
+    let history = shared.store.request_events(id).await?;
+    Ok(ok(json!({ "request": found, "history": history })))
 }
 
 async fn approve(State(shared): State<Api>, Path(raw): Path<String>) -> ApiResult {
