@@ -292,20 +292,8 @@ pub async fn deny_request(
         Err(refused) => return Ok(refused),
     };
     let by = person.approver_id();
-    let event = RequestEvent {
-        at: crate::clock::stamp(crate::clock::now_utc()),
-        state: RequestState::Denied,
-        by: by.clone(),
-        note: comment.clone(),
-    };
-    match shared
-        .store
-        .move_request(r.id, &[RequestState::Pending], &event, None)
-        .await
-    {
-        Ok(()) => {}
-        Err(StoreError::Conflict(why)) => return Ok(conflict(&why)),
-        Err(e) => return Err(e.into()),
+    if let Some(refused) = end(&shared, &r, RequestState::Denied, &by, &comment).await? {
+        return Ok(refused);
     }
     tracing::info!(request = r.id, by = %by, "console: access request denied");
     let mut d = record(&r, AccessDecision::Deny, &by, &comment);
@@ -325,19 +313,34 @@ pub async fn withdraw_request(
         Ok(ok) => ok,
         Err(refused) => return Ok(refused),
     };
+    let by = person.approver_id();
+    Ok(end(&shared, &r, RequestState::Withdrawn, &by, &comment)
+        .await?
+        .unwrap_or_else(|| redirect(&format!("/requests/{}", r.id))))
+}
+
+/// Ends pending request `r` as `to` (denied, withdrawn), by `by` with `note`; the answer
+/// that refuses it when someone decided it first.
+async fn end(
+    shared: &crate::daemon::Shared,
+    r: &AccessRequest,
+    to: RequestState,
+    by: &str,
+    note: &str,
+) -> Result<Option<Response>, PageError> {
     let event = RequestEvent {
         at: crate::clock::stamp(crate::clock::now_utc()),
-        state: RequestState::Withdrawn,
-        by: person.approver_id(),
-        note: comment,
+        state: to,
+        by: by.to_string(),
+        note: note.to_string(),
     };
     match shared
         .store
         .move_request(r.id, &[RequestState::Pending], &event, None)
         .await
     {
-        Ok(()) => Ok(redirect(&format!("/requests/{}", r.id))),
-        Err(StoreError::Conflict(why)) => Ok(conflict(&why)),
+        Ok(()) => Ok(None),
+        Err(StoreError::Conflict(why)) => Ok(Some(conflict(&why))),
         Err(e) => Err(e.into()),
     }
 }
