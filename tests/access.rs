@@ -550,6 +550,25 @@ fn a_token_reaches_git_only_through_its_environment_and_never_an_error() {
     assert!(!err.contains("s3cr3t-t0ken-value"), "{err}");
     // Basic auth of x-access-token:TOKEN, base64.
     assert!(!err.contains("eC1hY2Nlc3MtdG9rZW46czNjcjN0"), "{err}");
+
+    // The same from a file (a mounted secret): a missing file is named, the token never is.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("token_env: ROSTERD_TEST_GIT_TOKEN", "token_file: git-token");
+    std::fs::write(&config, text).unwrap();
+    let err = run(None);
+    assert!(
+        err.contains("requests.repository.token_file: cannot read") && err.contains("git-token"),
+        "{err}"
+    );
+    let file = Path::new(&config).parent().unwrap().join("git-token");
+    std::fs::write(&file, "s3cr3t-t0ken-value\n").unwrap();
+    let err = run(None);
+    assert!(err.contains("git clone"), "{err}");
+    assert!(
+        !err.contains("s3cr3t-t0ken-value") && !err.contains("eC1hY2Nlc3MtdG9rZW46czNjcjN0"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

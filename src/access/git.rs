@@ -17,6 +17,11 @@ pub enum GitError {
     Failed { args: String, stderr: String },
     #[error("requests.repository.token_env: the environment variable `{0}` is not set")]
     TokenUnset(String),
+    #[error("requests.repository.token_file: cannot read {path}: {source}")]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -50,9 +55,21 @@ pub struct Repo {
 impl Repo {
     pub fn new(config: &RequestsConfig) -> Result<Self, GitError> {
         let repo = &config.repository;
-        let header = match &repo.token_env {
-            Some(var) => {
-                let token = std::env::var(var).map_err(|_| GitError::TokenUnset(var.clone()))?;
+        let token = match (&repo.token_env, &repo.token_file) {
+            (Some(var), _) => {
+                Some(std::env::var(var).map_err(|_| GitError::TokenUnset(var.clone()))?)
+            }
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file).map_err(|source| GitError::TokenFile {
+                    path: file.clone(),
+                    source,
+                })?;
+                Some(text.trim().to_string())
+            }
+            (None, None) => None,
+        };
+        let header = match token {
+            Some(token) => {
                 let basic = base64::Engine::encode(
                     &base64::engine::general_purpose::STANDARD,
                     format!("{}:{token}", repo.token_user),

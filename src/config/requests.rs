@@ -41,6 +41,10 @@ pub struct RepositoryConfig {
     /// `token_user`); never written to a file, a log or git's config.
     #[serde(default)]
     pub token_env: Option<String>,
+    /// Or a file holding it (a mounted secret; relative to the config file's folder), read
+    /// at each use so that a rotated token is picked up.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
     #[serde(default = "default_token_user")]
     pub token_user: String,
     /// A deploy key for an SSH remote (relative to the config file's folder).
@@ -89,6 +93,7 @@ impl RequestsConfig {
         for file in [
             &mut self.repository.ssh_key_file,
             &mut self.repository.ssh_known_hosts_file,
+            &mut self.repository.token_file,
         ]
         .into_iter()
         .flatten()
@@ -106,6 +111,12 @@ impl RequestsConfig {
             if url.password().is_some() {
                 return Err("requests.repository.remote: holds a password; keep it out of the config\nhelp: put the token in an environment variable and name it in `requests.repository.token_env`".into());
             }
+        }
+        if repo.token_env.is_some() && repo.token_file.is_some() {
+            return Err(
+                "requests.repository: give the token by `token_env` or `token_file`, not both"
+                    .into(),
+            );
         }
         if !crate::names::is_branch_name(&repo.branch) {
             return Err(format!(
