@@ -1972,6 +1972,20 @@ async fn ask(
     }
 }
 
+/// The page's text once it can be read: a page still loading may have its body replaced
+/// between finding it and reading it.
+async fn shown(browser: &Client) -> String {
+    for _ in 0..50 {
+        if let Ok(body) = browser.find(Locator::Css("body")).await {
+            if let Ok(t) = body.text().await {
+                return t;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    text(browser).await
+}
+
 /// The remote's branches, by name.
 fn branches(stage: &Stage) -> std::collections::BTreeSet<String> {
     let url = &stage.requests.as_ref().unwrap().url;
@@ -2042,7 +2056,7 @@ async fn a_request_is_asked_approved_merged_and_reaches_the_target() {
         "Migrates billing onto the platform",
     )
     .await;
-    let page = text(&asker).await;
+    let page = shown(&asker).await;
     assert!(
         page.contains("pending") && page.contains("Migrates billing"),
         "{page}"
@@ -2080,7 +2094,7 @@ async fn a_request_is_asked_approved_merged_and_reaches_the_target() {
         .goto(&format!("{}/groups", stage.console))
         .await
         .unwrap();
-    assert!(text(&asker)
+    assert!(shown(&asker)
         .await
         .contains("neither a viewer nor an approver"));
 
@@ -2089,7 +2103,7 @@ async fn a_request_is_asked_approved_merged_and_reaches_the_target() {
     stage
         .sign_in(&ada, "approver", "/requests", "r03-approver-signs-in")
         .await;
-    let listed = text(&ada).await;
+    let listed = shown(&ada).await;
     assert!(
         listed.contains("Waiting for your decision") && listed.contains(&rae.id),
         "{listed}"
@@ -2111,7 +2125,7 @@ async fn a_request_is_asked_approved_merged_and_reaches_the_target() {
         403,
         "an approver cannot approve a request of their own"
     );
-    assert!(text(&ada)
+    assert!(shown(&ada)
         .await
         .contains("you cannot approve a request of your own"));
     click(
@@ -2120,7 +2134,7 @@ async fn a_request_is_asked_approved_merged_and_reaches_the_target() {
     )
     .await;
     eventually(20, "the withdrawn request says so", || async {
-        text(&ada).await.contains("withdrawn")
+        shown(&ada).await.contains("withdrawn")
     })
     .await;
 
@@ -2142,7 +2156,7 @@ async fn a_request_is_asked_approved_merged_and_reaches_the_target() {
     )
     .await;
     eventually(20, "the denial", || async {
-        text(&ada).await.contains("denied")
+        shown(&ada).await.contains("denied")
     })
     .await;
     assert_eq!(branches(&stage), before, "a denial pushes nothing");
@@ -2157,7 +2171,7 @@ async fn a_request_is_asked_approved_merged_and_reaches_the_target() {
     )
     .await;
     eventually(60, "the approval", || async {
-        text(&ada).await.contains("approved")
+        shown(&ada).await.contains("approved")
     })
     .await;
     screenshot(&ada, "r04-request-approved").await;
@@ -2226,7 +2240,7 @@ async fn a_request_is_asked_approved_merged_and_reaches_the_target() {
         ada.goto(&format!("{}/requests/{granted}", stage.console))
             .await
             .unwrap();
-        let page = text(&ada).await;
+        let page = shown(&ada).await;
         page.contains("in force") && page.contains("In app") && !page.contains("not yet")
     })
     .await;
@@ -2270,7 +2284,7 @@ async fn a_request_is_asked_approved_merged_and_reaches_the_target() {
     ada.goto(&format!("{}/reviews", stage.console))
         .await
         .unwrap();
-    let due = text(&ada).await;
+    let due = shown(&ada).await;
     assert!(
         due.contains(&stage.hybrid_member) && due.contains(&rae.id),
         "{due}"
@@ -2299,7 +2313,7 @@ async fn a_request_is_asked_approved_merged_and_reaches_the_target() {
         .await
         .unwrap();
         eventually(60, "the review's decision", || async {
-            text(&ada)
+            shown(&ada)
                 .await
                 .contains(&format!("{decision} {who} in platform-access: commit"))
         })

@@ -1207,12 +1207,21 @@ async fn a_held_push_is_told_to_the_webhooks_once() {
         "guardrails:\n  - name: sales-size\n    group: sales\n    max_members: 1\n  - name: engineering-size\n    group: engineering\n    max_members: 1\n    on_violation: warn\n",
     )
     .unwrap();
+    // A manual group whose entry was never reviewed: due today, told once a day.
+    std::fs::write(
+        world.path("rules/door.yaml"),
+        format!(
+            "groups:\n  - name: door-access\n    kind: manual\n    owners: [facilities@example.com]\n    members:\n      - id: {}\n        reason: Opens the office\n",
+            world.workers[0].id
+        ),
+    )
+    .unwrap();
     let (url, got) = common::hooks::receiver().await;
     let port = free_port();
     daemon_config(
         &world,
         port,
-        &format!("  sync: \"*/2 * * * * *\"\nnotifications:\n  retry_backoff_ms: 10\n  webhooks:\n    - {{ name: ops, url: '{url}/ops', events: [hold, guardrail] }}\n"),
+        &format!("  sync: \"*/2 * * * * *\"\nnotifications:\n  retry_backoff_ms: 10\n  webhooks:\n    - {{ name: ops, url: '{url}/ops', events: [hold, guardrail, reviews_due] }}\n  reviews_due_daily: true\n"),
     );
     let mut daemon = Daemon::start(&world, port);
     daemon.ready().await;
@@ -1223,6 +1232,15 @@ async fn a_held_push_is_told_to_the_webhooks_once() {
     assert!(daemon.terminate().success(), "{}", daemon.log());
     let got = got.lock().unwrap().clone();
     // The guardrail that only warns is told once too, on the first run that broke it.
+    let (due, got): (Vec<_>, Vec<_>) = got.into_iter().partition(|r| r.0 == "reviews_due");
+    let due: Vec<_> = due.iter().filter(|r| r.4 == 200).collect();
+    assert_eq!(due.len(), 1, "told once a day over three runs: {due:#?}");
+    let body: serde_json::Value = serde_json::from_str(&due[0].3).unwrap();
+    assert_eq!(body["data"]["due"][0]["group"], "door-access", "{body}");
+    assert_eq!(
+        body["data"]["due"][0]["why"]["kind"], "never_reviewed",
+        "{body}"
+    );
     let (warned, got): (Vec<_>, Vec<_>) = got.into_iter().partition(|r| r.0 == "guardrail");
     let warned: Vec<_> = warned.iter().filter(|r| r.4 == 200).collect();
     assert_eq!(warned.len(), 1, "{warned:#?}");

@@ -43,3 +43,11 @@ CREATE TABLE access_request_events (
     note TEXT NOT NULL
 );
 CREATE INDEX access_request_events_by_request ON access_request_events (request_id, id);
+-- Notices the daemon sends once a day (the reviews due), by the day they were sent: of
+-- several daemons and restarts, the first to claim the day sends it.
+CREATE TABLE daily_notices (
+    kind TEXT NOT NULL,
+    day TEXT NOT NULL,
+    sent_at TEXT NOT NULL,
+    PRIMARY KEY (kind, day)
+);

@@ -1,4 +1,5 @@
-//! `notifications:`: webhooks told of access decisions, entries due for review, held pushes.
+//! `notifications:`: webhooks told of access requests and decisions, entries due for review,
+//! held pushes and broken guardrails.
 
 use serde::Deserialize;
 
@@ -14,6 +15,11 @@ pub struct NotificationsConfig {
     pub retry_backoff_ms: u64,
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: f64,
+    /// The daemon tells `reviews_due` once a day (UTC), after the day's first run, when
+    /// entries are due or expire within 14 days; off by default (`rosterd reviews --notify`
+    /// from cron does the same).
+    #[serde(default)]
+    pub reviews_due_daily: bool,
 }
 
 /// One receiver.

@@ -96,6 +96,9 @@ pub(super) async fn run_job(shared: &Shared, job: Job) {
             if summary.pushes_held > 0 {
                 tell_new_holds(&config, &shared.store, started_at).await;
             }
+            if outcome.is_some() {
+                tell_reviews_due(&config, &rules, &shared.store).await;
+            }
             if let (Some(before), Some(crate::cycle::Outcome::Applied { violations, .. })) =
                 (&broken_before, &outcome)
             {
@@ -113,6 +116,45 @@ pub(super) async fn run_job(shared: &Shared, job: Job) {
     *crate::locks::lock(&shared.running) = None;
     *crate::locks::lock(&shared.in_flight) = None;
     *crate::locks::lock(&shared.progress) = None;
+}
+
+/// With `notifications.reviews_due_daily`, tells the webhooks once a day of the entries due
+/// for an access review (or expiring within 14 days), after the day's first run.
+async fn tell_reviews_due(
+    config: &crate::config::Config,
+    rules: &crate::rules::RuleSet,
+    store: &Store,
+) {
+    if !config
+        .notifications
+        .as_ref()
+        .is_some_and(|n| n.reviews_due_daily)
+    {
+        return;
+    }
+    let as_of = crate::clock::today_utc();
+    let due = crate::access::due(rules, as_of, 0);
+    if due.is_empty() {
+        return;
+    }
+    let now = crate::clock::stamp(crate::clock::now_utc());
+    match store
+        .claim_daily_notice("reviews_due", &as_of.to_string(), &now)
+        .await
+    {
+        Ok(true) => {
+            tracing::info!(
+                entries = due.len(),
+                "telling the webhooks of the reviews due today"
+            );
+            crate::notify::tell(
+                config,
+                vec![crate::notify::Event::ReviewsDue { as_of, due }],
+            );
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!("the reviews due could not be told: {e}"),
+    }
 }
 
 /// Tells the webhooks of the guardrails that only warn and that this run broke while the

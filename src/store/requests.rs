@@ -358,4 +358,26 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+
+    /// Claims the notice `kind` for `day` (`YYYY-MM-DD`): true for the first to claim it, so
+    /// a daily notice is sent once whatever the daemons and restarts.
+    pub async fn claim_daily_notice(
+        &self,
+        kind: &str,
+        day: &str,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let _writing = self.writing().await;
+        let claimed = sqlx::query(
+            "INSERT INTO daily_notices (kind, day, sent_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (kind, day) DO NOTHING",
+        )
+        .bind(kind)
+        .bind(day)
+        .bind(now)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
 }
