@@ -153,7 +153,7 @@ fn console(out: &mut String, s: &State) {
         out,
         "rosterd_console_refused_total",
         "counter",
-        "Web console requests refused: csrf (missing or wrong token), origin (posted from another site), role (not an approver), session (none), sign_in_rate (an address starting more than 30 sign-ins a minute, or 10,000 in progress).",
+        "Web console requests refused: csrf (missing or wrong token), origin (posted from another site), role (not an approver, or not one of the group's), own_request (deciding a request or review entry of one's own), session (none), sign_in_rate (an address starting more than 30 sign-ins a minute, or 10,000 in progress).",
         s.refused
             .iter()
             .map(|(w, n)| (format!("{{why=\"{w}\"}}"), n.to_string())),
