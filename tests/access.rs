@@ -741,3 +741,34 @@ async fn webhooks_are_told_once_signed_and_retried_after_a_500() {
     assert!(slack[0].3.contains("design-ops@example.com decided *remove* of sam.osei@example.com in `figma-admins` (members)"), "{}", slack[0].3);
     assert!(slack[0].2.is_empty(), "no key, no signature");
 }
+
+/// The daemon finds approved requests merged by their tickets on the main branch, all in one
+/// fetch and one `git grep`, each as a whole value: `…/requests/1` is not `…/requests/12`.
+#[test]
+fn tickets_on_the_main_branch_are_found_each_as_a_whole_value() {
+    let dir = tempfile::tempdir().unwrap();
+    git(dir.path(), &["init", "--quiet", "-b", "main", "seed"]);
+    let seed = dir.path().join("seed");
+    std::fs::create_dir_all(seed.join("rules")).unwrap();
+    std::fs::write(
+        seed.join("rules/g.yaml"),
+        "groups:\n  - name: g\n    kind: manual\n    members:\n      - id: W1\n        ticket: https://rosterd.example.com/requests/12\n",
+    )
+    .unwrap();
+    git(&seed, &["add", "."]);
+    git(&seed, &["commit", "--quiet", "-m", "seed"]);
+    let config: rosterd::config::RequestsConfig = serde_yaml::from_str(&format!(
+        "{{repository: {{remote: '{}', path: rules}}, workdir: '{}'}}",
+        seed.display(),
+        dir.path().join("work").display()
+    ))
+    .unwrap();
+    let repo = access::git::Repo::new(&config).unwrap();
+    let ticket = |n: u32| format!("https://rosterd.example.com/requests/{n}");
+    let found = repo
+        .branch_has(Path::new("rules"), &[ticket(1), ticket(12), ticket(3)])
+        .unwrap();
+    assert_eq!(found.into_iter().collect::<Vec<_>>(), [ticket(12)]);
+    let none = repo.branch_has(Path::new("rules"), &[ticket(3)]).unwrap();
+    assert!(none.is_empty());
+}

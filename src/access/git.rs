@@ -142,10 +142,18 @@ impl Repo {
         self.git(&["rev-parse", "HEAD"])
     }
 
-    /// Whether the remote's main branch, fetched now, has `word` in the file at `path`
-    /// (inside the repository), as a whole word: how a request's ticket is found merged,
-    /// whether the merge was a merge commit, a squash or a rebase.
-    pub fn branch_has(&self, path: &Path, word: &str) -> Result<bool, GitError> {
+    /// Which of `words` the remote's main branch, fetched now, has in the files at `path`
+    /// (inside the repository), each as a whole word: how requests' tickets are found
+    /// merged, whether the merge was a merge commit, a squash or a rebase. One fetch and
+    /// one `git grep` for them all.
+    pub fn branch_has(
+        &self,
+        path: &Path,
+        words: &[String],
+    ) -> Result<std::collections::BTreeSet<String>, GitError> {
+        if words.is_empty() {
+            return Ok(Default::default());
+        }
         if !self.dir.join(".git").exists() {
             self.start(&format!("rosterd/follow-{}", self.branch))?;
         } else {
@@ -154,18 +162,19 @@ impl Repo {
         }
         let tree = format!("origin/{}", self.branch);
         let path = path.display().to_string();
-        let found = self.run(
-            Some(&self.dir),
-            &[
-                "grep", "--quiet", "-w", "-F", "-e", word, &tree, "--", &path,
-            ],
-            &[],
-            None,
-        );
-        match found {
-            Ok(_) => Ok(true),
+        let mut args = vec!["grep", "--only-matching", "-h", "-w", "-F"];
+        for w in words {
+            args.extend(["-e", w.as_str()]);
+        }
+        args.extend([tree.as_str(), "--", path.as_str()]);
+        match self.run(Some(&self.dir), &args, &[], None) {
+            Ok(out) => Ok(out
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| words.contains(l))
+                .collect()),
             // git grep says "not found" by exiting 1 with nothing on stderr.
-            Err(GitError::Failed { stderr, .. }) if stderr.is_empty() => Ok(false),
+            Err(GitError::Failed { stderr, .. }) if stderr.is_empty() => Ok(Default::default()),
             Err(e) => Err(e),
         }
     }

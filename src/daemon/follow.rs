@@ -92,16 +92,15 @@ fn merged(
     let _clone = crate::locks::lock(&crate::access::git::CLONE);
     let repo = crate::access::git::Repo::new(requests)
         .map_err(|e| super::DaemonError::Config(e.to_string()))?;
-    let mut out = Vec::new();
-    for (id, ticket) in tickets {
-        let found = repo
-            .branch_has(&requests.repository.path, ticket)
-            .map_err(|e| super::DaemonError::Config(e.to_string()))?;
-        if found {
-            out.push(*id);
-        }
-    }
-    Ok(out)
+    let words: Vec<String> = tickets.iter().map(|(_, t)| t.clone()).collect();
+    let found = repo
+        .branch_has(&requests.repository.path, &words)
+        .map_err(|e| super::DaemonError::Config(e.to_string()))?;
+    Ok(tickets
+        .iter()
+        .filter(|(_, t)| found.contains(t))
+        .map(|(id, _)| *id)
+        .collect())
 }
 
 async fn move_to(
