@@ -113,6 +113,15 @@ impl Repo {
     /// The clone, made when missing, at the remote branch's newest commit on a local
     /// branch `work`, with nothing else in the working tree; that commit.
     pub fn start(&self, work: &str) -> Result<String, GitError> {
+        let base = self.fetched()?;
+        self.git(&["checkout", "--force", "-B", work, &base])?;
+        self.git(&["clean", "-fdx", "--quiet"])?;
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// The clone, made when missing, with the remote branch fetched now; its name there
+    /// (`origin/BRANCH`).
+    fn fetched(&self) -> Result<String, GitError> {
         if !self.dir.join(".git").exists() {
             if let Some(parent) = self.dir.parent() {
                 std::fs::create_dir_all(parent).map_err(|source| GitError::Write {
@@ -136,10 +145,7 @@ impl Repo {
         }
         let tracking = format!("+refs/heads/{0}:refs/remotes/origin/{0}", self.branch);
         self.git(&["fetch", "--prune", "origin", &tracking])?;
-        let base = format!("origin/{}", self.branch);
-        self.git(&["checkout", "--force", "-B", work, &base])?;
-        self.git(&["clean", "-fdx", "--quiet"])?;
-        self.git(&["rev-parse", "HEAD"])
+        Ok(format!("origin/{}", self.branch))
     }
 
     /// Which of `words` the remote's main branch, fetched now, has in the files at `path`
@@ -154,13 +160,7 @@ impl Repo {
         if words.is_empty() {
             return Ok(Default::default());
         }
-        if !self.dir.join(".git").exists() {
-            self.start(&format!("rosterd/follow-{}", self.branch))?;
-        } else {
-            let tracking = format!("+refs/heads/{0}:refs/remotes/origin/{0}", self.branch);
-            self.git(&["fetch", "--prune", "origin", &tracking])?;
-        }
-        let tree = format!("origin/{}", self.branch);
+        let tree = self.fetched()?;
         let path = path.display().to_string();
         let mut args = vec!["grep", "--only-matching", "-h", "-w", "-F"];
         for w in words {

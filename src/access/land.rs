@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::directory::Schema;
 use crate::rules::edit::{self, EditError, Grant};
 use crate::rules::{self, GroupKind, RuleSet, Who};
+use crate::store::{AccessDecision, DecisionRecord};
 
 /// What was decided, by whom.
 #[derive(Debug, Clone)]
@@ -48,6 +49,73 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// A review's decision about the entry naming `who` (a key or an email, as written):
+    /// keep it (until `until`, when given) or remove it.
+    pub fn review(
+        keep: bool,
+        group: String,
+        who: String,
+        until: Option<NaiveDate>,
+        by: String,
+        comment: String,
+    ) -> Decision {
+        let who = Who::KeyOrEmail(who);
+        match keep {
+            true => Decision::Keep {
+                group,
+                who,
+                until,
+                by,
+                comment,
+            },
+            false => Decision::Remove {
+                group,
+                who,
+                by,
+                comment,
+            },
+        }
+    }
+
+    /// What the audit records of the decision, landed as `landed` (its `id` is the store's
+    /// to give). A grant's record has no comment: the approver's is the caller's.
+    pub fn record(&self, landed: &Landed) -> DecisionRecord {
+        let (decision, by, comment, request) = match self {
+            Decision::Grant {
+                approved_by,
+                request,
+                ..
+            } => (
+                AccessDecision::Grant,
+                approved_by,
+                "",
+                Some(request.clone()),
+            ),
+            Decision::Keep { by, comment, .. } => {
+                (AccessDecision::Keep, by, comment.as_str(), None)
+            }
+            Decision::Remove { by, comment, .. } => {
+                (AccessDecision::Remove, by, comment.as_str(), None)
+            }
+        };
+        DecisionRecord {
+            id: 0,
+            decided_at: crate::clock::stamp(crate::clock::now_utc()),
+            decision,
+            group: self.group().to_string(),
+            list: landed.list.clone(),
+            worker: self.who().value().to_string(),
+            decided_by: by.clone(),
+            comment: comment.to_string(),
+            until: landed.expires.map(|d| d.to_string()),
+            request,
+            branch: Some(landed.branch.clone()),
+            commit: Some(landed.commit.clone()),
+            direct_commit: landed.direct,
+            link: landed.link.clone(),
+        }
+    }
+
     pub fn group(&self) -> &str {
         match self {
             Decision::Grant { group, .. }

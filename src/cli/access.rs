@@ -8,8 +8,7 @@ use chrono::NaiveDate;
 use super::{print, print_json, CliError, Format, Global, Workspace};
 use crate::access::{self, Decision, Due};
 use crate::notify::{Event, Notifier};
-use crate::rules::Who;
-use crate::store::{AccessDecision, DecisionRecord};
+use crate::store::DecisionRecord;
 
 /// `rosterd reviews`: what is due on the evaluation date or within `within` days, for
 /// everyone or for one approver.
@@ -153,47 +152,19 @@ pub fn review(global: &Global, args: &ReviewArgs) -> Result<(), CliError> {
     let config = super::load_config(&global.config)?;
     // The audit is opened first: a decision that could not be recorded is not made.
     let store = super::block_on(super::open_store(&config))?;
-    let who = Who::KeyOrEmail(args.worker.clone());
-    let decision = if args.keep {
-        Decision::Keep {
-            group: args.group.clone(),
-            who,
-            until: args.until,
-            by: args.by.clone(),
-            comment: args.comment.clone(),
-        }
-    } else {
-        Decision::Remove {
-            group: args.group.clone(),
-            who,
-            by: args.by.clone(),
-            comment: args.comment.clone(),
-        }
-    };
+    let decision = Decision::review(
+        args.keep,
+        args.group.clone(),
+        args.worker.clone(),
+        args.until,
+        args.by.clone(),
+        args.comment.clone(),
+    );
     let landed = access::land(&config, &decision, global.as_of()).map_err(|e| match e {
         access::LandError::Off => CliError::Usage(e.to_string()),
         e => CliError::Invalid(e.to_string()),
     })?;
-    let record = DecisionRecord {
-        id: 0,
-        decided_at: crate::clock::stamp(crate::clock::now_utc()),
-        decision: if args.keep {
-            AccessDecision::Keep
-        } else {
-            AccessDecision::Remove
-        },
-        group: args.group.clone(),
-        list: landed.list.clone(),
-        worker: args.worker.clone(),
-        decided_by: args.by.clone(),
-        comment: args.comment.clone(),
-        until: landed.expires.map(|d| d.to_string()),
-        request: None,
-        branch: Some(landed.branch.clone()),
-        commit: Some(landed.commit.clone()),
-        direct_commit: landed.direct,
-        link: landed.link.clone(),
-    };
+    let record = decision.record(&landed);
     let id = super::block_on(async {
         store.record_decision(&record).await.map_err(|e| {
             CliError::Invalid(format!(

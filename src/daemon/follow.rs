@@ -21,12 +21,7 @@ async fn follow(shared: &Shared) -> Result<(), super::DaemonError> {
         .store
         .access_requests(
             &RequestFilter {
-                states: &[
-                    RequestState::Pending,
-                    RequestState::Approved,
-                    RequestState::Merged,
-                    RequestState::InForce,
-                ],
+                states: RequestState::LIVE,
                 ..RequestFilter::default()
             },
             FOLLOWED,
@@ -115,13 +110,11 @@ async fn move_to(
         by: "rosterd".into(),
         note: note.to_string(),
     };
-    let from = [
-        RequestState::Pending,
-        RequestState::Approved,
-        RequestState::Merged,
-        RequestState::InForce,
-    ];
-    match shared.store.move_request(r.id, &from, &event, None).await {
+    match shared
+        .store
+        .move_request(r.id, RequestState::LIVE, &event, None)
+        .await
+    {
         Ok(()) => {
             tracing::info!(
                 request = r.id,

@@ -25,7 +25,12 @@ pub(super) async fn run_job(shared: &Shared, job: Job) {
     let rules = shared.rules();
     // The guardrails broken before this run, so that the webhooks hear of those it breaks anew.
     let broken_before: Option<Vec<Violation>> = match &config.notifications {
-        Some(_) => shared.store.current_violations().await.ok(),
+        Some(_) => shared
+            .store
+            .current_violations()
+            .await
+            .inspect_err(|e| tracing::warn!("the guardrails broken before this run could not be read, so the webhooks hear of none it breaks: {e}"))
+            .ok(),
         None => None,
     };
     let result = async {

@@ -127,6 +127,15 @@ pub struct RequestFilter<'a> {
     pub group: Option<&'a str>,
 }
 
+/// `states` as the comma-separated list the queries match a row's state against.
+fn states(states: &[RequestState]) -> String {
+    states
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 async fn append_event(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     id: i64,
@@ -153,10 +162,11 @@ impl Store {
         let (_writing, mut tx) = self.begin_write().await?;
         let open: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM access_requests WHERE group_name = $1 AND worker = $2 \
-             AND state IN ('pending', 'approved', 'merged', 'in_force') ORDER BY id LIMIT 1",
+             AND (',' || $3 || ',') LIKE ('%,' || state || ',%') ORDER BY id LIMIT 1",
         )
         .bind(new.group.as_str())
         .bind(new.worker.as_str())
+        .bind(states(RequestState::LIVE))
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(id) = open {
@@ -210,14 +220,13 @@ impl Store {
         filter: &RequestFilter<'_>,
         limit: i64,
     ) -> Result<Vec<AccessRequest>, StoreError> {
-        let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
         let sql = format!(
             "SELECT {COLUMNS} FROM access_requests WHERE ($1 = '' OR (',' || $1 || ',') LIKE ('%,' || state || ',%')) \
              AND ($2 = '' OR requester_subject = $2) AND ($3 = '' OR worker = $3) \
              AND ($4 = '' OR group_name = $4) ORDER BY id DESC LIMIT $5"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(states.join(","))
+            .bind(states(filter.states))
             .bind(filter.requester_subject.unwrap_or(""))
             .bind(filter.worker.unwrap_or(""))
             .bind(filter.group.unwrap_or(""))
@@ -313,9 +322,7 @@ impl Store {
         landing: Option<&RequestLanding>,
     ) -> Result<(), StoreError> {
         let (_writing, mut tx) = self.begin_write().await?;
-        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
-        let decision = matches!(event.state, RequestState::Approved | RequestState::Denied)
-            || (event.state == RequestState::Merged && landing.is_some());
+        let decision = matches!(event.state, RequestState::Approved | RequestState::Denied);
         let moved = sqlx::query(
             "UPDATE access_requests SET state = $1, updated_at = $2, deciding_by = NULL, \
              deciding_since = NULL, \
@@ -337,7 +344,7 @@ impl Store {
         .bind(i64::from(landing.is_some_and(|l| l.direct_commit)))
         .bind(landing.and_then(|l| l.link.as_deref()))
         .bind(id)
-        .bind(from.join(","))
+        .bind(states(from))
         .execute(&mut *tx)
         .await?
         .rows_affected()

@@ -266,13 +266,14 @@ impl RequestState {
         self == RequestState::Pending
     }
 
-    /// Whether it still grants, or will grant, the access it asked for.
-    pub fn is_granted(self) -> bool {
-        matches!(
-            self,
-            RequestState::Approved | RequestState::Merged | RequestState::InForce
-        )
-    }
+    /// The states of a request that is still under way: undecided, or granting (or about
+    /// to grant) what it asked. The daemon follows these; a worker has one per group at most.
+    pub const LIVE: &'static [RequestState] = &[
+        RequestState::Pending,
+        RequestState::Approved,
+        RequestState::Merged,
+        RequestState::InForce,
+    ];
 
     /// For a person: `in force`, not `in_force`.
     pub fn label(self) -> &'static str {

@@ -408,9 +408,17 @@ async fn roles(
     let Some(ui) = config.ui.as_ref() else {
         return Ok((false, false, None, Vec::new()));
     };
+    // Who the person is in the export matters to a `group:` role, and to access requests;
+    // without either, no page pays for finding them.
+    let needs_worker = ui.rosterd_groups().next().is_some()
+        || shared.rules().groups().iter().any(|g| g.requests.is_some());
     let mut in_groups: Vec<String> = Vec::new();
     let mut worker = None;
-    if let (Some(email), Some(e)) = (&session.email, super::evaluated(shared).await?) {
+    let evaluated = match (needs_worker, &session.email) {
+        (true, Some(_)) => super::evaluated(shared).await?,
+        _ => None,
+    };
+    if let (Some(email), Some(e)) = (&session.email, evaluated) {
         if let Some(w) = e.snapshot.by_email(email) {
             worker = Some(e.snapshot.key(w).to_string());
             in_groups = e

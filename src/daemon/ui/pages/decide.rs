@@ -31,9 +31,10 @@ pub(super) fn decides(person: &Person, rules: &crate::rules::RuleSet, name: &str
         .is_some_and(|id| person.decides_for(rules.group(id)))
 }
 
-/// Where an approved request's change has reached.
+/// Where an approved request's change has reached: the steps the daemon recorded in its
+/// history, and what each target confirmed.
 pub(super) struct Reach {
-    /// The rules in force grant it.
+    merged: bool,
     in_force: bool,
     /// Each target the group is pushed to, and whether it confirmed the worker as a member.
     targets: Vec<(String, bool)>,
@@ -43,21 +44,23 @@ pub(super) async fn reach(
     shared: &crate::daemon::Shared,
     rules: &crate::rules::RuleSet,
     r: &AccessRequest,
+    history: &[RequestEvent],
 ) -> Result<Reach, PageError> {
-    let ticket = asking::ticket(origin(shared), r.id);
-    let in_force = asking::in_rules(rules, &r.group, &ticket);
+    let reached = |state: RequestState| history.iter().any(|e| e.state == state);
     let mut targets = Vec::new();
     if let Some(id) = rules.lookup(&r.group) {
-        let ids = shared.store.worker_ids().await?;
+        let worker = shared.store.worker_id(&r.worker).await?;
         for push in &rules.group(id).push {
             let confirmed = shared.store.target_set(&push.target, &r.group).await?;
-            let there = ids
-                .id(&r.worker)
-                .is_some_and(|w| confirmed.workers.contains(w));
+            let there = worker.is_some_and(|w| confirmed.workers.contains(w));
             targets.push((push.target.clone(), there));
         }
     }
-    Ok(Reach { in_force, targets })
+    Ok(Reach {
+        merged: reached(RequestState::Merged),
+        in_force: reached(RequestState::InForce),
+        targets,
+    })
 }
 
 /// The console's address, which an approved request's ticket links to.
@@ -78,8 +81,8 @@ pub(super) fn reach_table(r: &AccessRequest, reach: &Reach) -> Markup {
                     @if r.direct_commit { " (the rules' own branch)" } @else { " (a branch for review: merge it to put it in force)" }
                     @if let Some(link) = &r.link { " " a href=(link) { "the change" } }
                 } }
-                tr { td { "Merged" } td { (yes(matches!(r.state, RequestState::Merged | RequestState::InForce | RequestState::Expired) || reach.in_force)) } }
-                tr { td { "In force" } td { (yes(reach.in_force)) " " span.muted { "the daemon's rules grant it" } } }
+                tr { td { "Merged" } td { (yes(reach.merged)) } }
+                tr { td { "In force" } td { (yes(reach.in_force)) " " span.muted { "the daemon's rules granted it" } } }
                 @for (target, there) in &reach.targets {
                     tr { td { "In " (target) } td { (yes(*there)) " " span.muted { "the target confirmed the member" } } }
                 }
@@ -153,19 +156,24 @@ fn conflict(why: &str) -> Response {
     crate::daemon::ui::html::error_page(StatusCode::CONFLICT, "Already decided", why)
 }
 
-/// The audit's record of a decision on `r`.
-fn record(r: &AccessRequest, decision: AccessDecision, by: &str, comment: &str) -> DecisionRecord {
+/// The audit's record of a denial of `r`: nothing landed.
+fn denial(
+    shared: &crate::daemon::Shared,
+    r: &AccessRequest,
+    by: &str,
+    comment: &str,
+) -> DecisionRecord {
     DecisionRecord {
         id: 0,
         decided_at: crate::clock::stamp(crate::clock::now_utc()),
-        decision,
+        decision: AccessDecision::Deny,
         group: r.group.clone(),
         list: r.list.clone(),
         worker: r.worker.clone(),
         decided_by: by.to_string(),
         comment: comment.to_string(),
-        until: Some(r.until.clone()).filter(|_| decision == AccessDecision::Grant),
-        request: Some(r.id.to_string()),
+        until: None,
+        request: Some(asking::ticket(origin(shared), r.id)),
         branch: None,
         commit: None,
         direct_commit: false,
@@ -207,8 +215,9 @@ pub async fn approve_request(
     let decision = asking::grant(&r, &by, &ticket);
     let config = shared.config();
     let today = crate::clock::today_utc();
+    let landing = decision.clone();
     let landed =
-        tokio::task::spawn_blocking(move || crate::access::land(&config, &decision, today)).await?;
+        tokio::task::spawn_blocking(move || crate::access::land(&config, &landing, today)).await?;
     let landed = match landed {
         Ok(l) => l,
         Err(e) => {
@@ -269,14 +278,14 @@ pub async fn approve_request(
             .await?;
     }
     tracing::info!(request = r.id, by = %by, commit = %landed.commit, branch = %landed.branch, "console: access request approved");
-    let mut d = record(&r, AccessDecision::Grant, &by, &comment);
-    d.until = landed.expires.map(|e| e.to_string()).or(d.until);
-    d.request = Some(ticket);
-    d.branch = Some(landed.branch);
-    d.commit = Some(landed.commit);
-    d.direct_commit = landed.direct;
-    d.link = landed.link;
-    audit(&shared, d).await?;
+    audit(
+        &shared,
+        DecisionRecord {
+            comment,
+            ..decision.record(&landed)
+        },
+    )
+    .await?;
     Ok(redirect(&format!("/requests/{}", r.id)))
 }
 
@@ -296,9 +305,7 @@ pub async fn deny_request(
         return Ok(refused);
     }
     tracing::info!(request = r.id, by = %by, "console: access request denied");
-    let mut d = record(&r, AccessDecision::Deny, &by, &comment);
-    d.request = Some(asking::ticket(origin(&shared), r.id));
-    audit(&shared, d).await?;
+    audit(&shared, denial(&shared, &r, &by, &comment)).await?;
     Ok(redirect(&format!("/requests/{}", r.id)))
 }
 

@@ -92,7 +92,7 @@ pub async fn requests(
     let body = html! {
         p { a href="/requests/new" { "Ask for access to a group" } }
         h2 { "Waiting for your decision" }
-        (table(&to_decide.to_vec()))
+        (table(&to_decide))
         h2 { "Yours" }
         (table(&mine.iter().collect::<Vec<_>>()))
         @if person.viewer {
@@ -304,7 +304,7 @@ pub async fn request(
         ));
     };
     let events = shared.store.request_events(r.id).await?;
-    let reach = super::decide::reach(&shared, &rules, &r).await?;
+    let reach = super::decide::reach(&shared, &rules, &r, &events).await?;
     let deciding = r.state.is_open() && !is_own(&person, &r) && decides(&person, &rules, &r.group);
     let body = html! {
         p {

@@ -4,8 +4,7 @@
 
 use super::*;
 use crate::access::{self, Decision};
-use crate::rules::Who;
-use crate::store::{AccessDecision, DecisionRecord};
+use crate::store::DecisionRecord;
 
 /// Days ahead the page looks for what falls due.
 const AHEAD_DAYS: u32 = 14;
@@ -141,34 +140,25 @@ pub async fn review(
         },
     };
     let by = person.approver_id();
-    let who = Who::KeyOrEmail(form.who.clone());
     let comment = form.comment.trim().to_string();
-    let (decision, kind) = match form.decision.as_str() {
-        "keep" => (
-            Decision::Keep {
-                group: form.group.clone(),
-                who,
-                until,
-                by: by.clone(),
-                comment: comment.clone(),
-            },
-            AccessDecision::Keep,
-        ),
-        "remove" => (
-            Decision::Remove {
-                group: form.group.clone(),
-                who,
-                by: by.clone(),
-                comment: comment.clone(),
-            },
-            AccessDecision::Remove,
-        ),
+    let keep = match form.decision.as_str() {
+        "keep" => true,
+        "remove" => false,
         _ => return Ok(refused(StatusCode::BAD_REQUEST, "decide keep or remove")),
     };
+    let decision = Decision::review(
+        keep,
+        form.group.clone(),
+        form.who.clone(),
+        until,
+        by.clone(),
+        comment,
+    );
     let config = shared.config();
     let today = crate::clock::today_utc();
+    let landing = decision.clone();
     let landed =
-        tokio::task::spawn_blocking(move || access::land(&config, &decision, today)).await?;
+        tokio::task::spawn_blocking(move || access::land(&config, &landing, today)).await?;
     let landed = match landed {
         Ok(l) => l,
         Err(e) => {
@@ -178,23 +168,8 @@ pub async fn review(
             ))
         }
     };
-    tracing::info!(group = %form.group, who = %form.who, decision = kind.as_str(), by = %by, commit = %landed.commit, "console: access review decided");
-    let d = DecisionRecord {
-        id: 0,
-        decided_at: crate::clock::stamp(crate::clock::now_utc()),
-        decision: kind,
-        group: form.group.clone(),
-        list: landed.list.clone(),
-        worker: form.who.clone(),
-        decided_by: by,
-        comment,
-        until: landed.expires.map(|e| e.to_string()),
-        request: None,
-        branch: Some(landed.branch.clone()),
-        commit: Some(landed.commit.clone()),
-        direct_commit: landed.direct,
-        link: landed.link.clone(),
-    };
+    let d = decision.record(&landed);
+    tracing::info!(group = %form.group, who = %form.who, decision = d.decision.as_str(), by = %by, commit = %landed.commit, "console: access review decided");
     let id = shared.store.record_decision(&d).await?;
     crate::notify::tell(
         &shared.config(),
@@ -202,7 +177,7 @@ pub async fn review(
     );
     let done = format!(
         "{} {} in {}: commit {} on {}{}",
-        kind.as_str(),
+        decision.kind(),
         form.who,
         form.group,
         &landed.commit[..landed.commit.len().min(12)],
