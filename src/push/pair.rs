@@ -571,16 +571,11 @@ impl TargetRun<'_> {
         if let Some(progress) = &self.progress {
             progress.planned(entries.len() as u64);
         }
-        let mut last = None;
-        // Answers lost so far, and in a row: the entries after a lost answer change other
-        // members, so they are sent on and the group is read back once at the end, not
-        // after each (which made a reconcile of a slow target's large group quadratic).
-        // Only `retries` losses in a row stop the sending early: a target that answers
-        // nothing at all is not sent to for long.
-        let (mut lost, mut in_a_row) = (0, 0);
-        for (i, (action, payload)) in entries.into_iter().enumerate() {
-            let entry = OutboxEntry {
-                id: ids[i],
+        let entries: Vec<OutboxEntry> = entries
+            .into_iter()
+            .zip(&ids)
+            .map(|((action, payload), &id)| OutboxEntry {
+                id,
                 target: self.name.to_string(),
                 group: group.to_string(),
                 action,
@@ -592,29 +587,63 @@ impl TargetRun<'_> {
                 detail: None,
                 created_at: self.now.clone(),
                 finished_at: None,
+            })
+            .collect();
+        let width = if self.target.independent_requests() {
+            self.config.concurrency.max(1)
+        } else {
+            1
+        };
+        let mut last = None;
+        // Answers lost so far, and in a row: the entries after a lost answer change other
+        // members, so they are sent on and the group is read back once at the end, not
+        // after each (which made a reconcile of a slow target's large group quadratic).
+        // Only `retries` losses in a row stop the sending early: a target that answers
+        // nothing at all is not sent to for long.
+        let mut losses = super::send::Losses::default();
+        let mut i = 0;
+        while i < entries.len() {
+            // Member changes that are requests of their own go out together.
+            let together = entries[i..]
+                .iter()
+                .take(width)
+                .take_while(|e| matches!(e.action, OutboxAction::Add | OutboxAction::Remove))
+                .count();
+            let outcomes = if together > 1 {
+                self.send_together(&entries[i..i + together], current, report)
+                    .await?
+            } else {
+                vec![self.execute(&entries[i], current, 0, report).await]
             };
-            match self.execute(&entry, current, 0, report).await {
-                Ok(created) => {
-                    last = created;
-                    in_a_row = 0;
-                }
-                Err(Halt::Unknown) if in_a_row < self.config.retries && i + 1 < ids.len() => {
-                    lost += 1;
-                    in_a_row += 1;
-                }
-                Err(e) => {
-                    // The rest of the batch is planned again (in this run, when the pair
-                    // goes on) from what the target holds; none of it stays pending.
-                    if !matches!(e, Halt::Stop(_) | Halt::Pending(_)) {
-                        self.store
-                            .outbox_superseded(&ids[i + 1..], &self.now)
-                            .await?;
+            for (k, outcome) in outcomes.into_iter().enumerate() {
+                let at = i + k;
+                match outcome {
+                    Ok(created) => {
+                        last = created.or(last);
+                        losses.in_a_row = 0;
                     }
-                    return Err(e);
+                    Err(Halt::Unknown)
+                        if losses.in_a_row < self.config.retries && at + 1 < ids.len() =>
+                    {
+                        losses.lost += 1;
+                        losses.in_a_row += 1;
+                    }
+                    Err(e) => {
+                        // The rest of the batch is planned again (in this run, when the pair
+                        // goes on) from what the target holds; none of it stays pending
+                        // (what was sent with it and confirmed stays done).
+                        if !matches!(e, Halt::Stop(_) | Halt::Pending(_)) {
+                            self.store
+                                .outbox_superseded(&ids[at + 1..], &self.now)
+                                .await?;
+                        }
+                        return Err(e);
+                    }
                 }
             }
+            i += together.max(1);
         }
-        if lost > 0 {
+        if losses.lost > 0 {
             return Err(Halt::Unknown);
         }
         Ok(last)

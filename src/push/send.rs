@@ -29,8 +29,8 @@ pub(super) struct Created {
     pub made: bool,
 }
 
-/// A confirmation waiting for a commit, and where to tell how it went.
-type Queued = (Confirmation, oneshot::Sender<Result<(), String>>);
+/// Confirmations waiting for a commit, and where to tell how it went.
+type Queued = (Vec<Confirmation>, oneshot::Sender<Result<(), String>>);
 
 /// Commits confirmations: whoever confirms while no commit is running commits every
 /// confirmation queued by then, its own and those of the requests that finished meanwhile;
@@ -51,14 +51,19 @@ impl<'a> Confirmer<'a> {
         }
     }
 
-    async fn confirm(&self, confirmation: Confirmation, now: &str) -> Result<(), StoreError> {
+    /// Stores `confirmations` (in their order) in a commit, with whatever else is queued.
+    async fn confirm(&self, confirmations: Vec<Confirmation>, now: &str) -> Result<(), StoreError> {
+        if confirmations.is_empty() {
+            return Ok(());
+        }
         let (tell, told) = oneshot::channel();
-        crate::locks::lock(&self.queue).push((confirmation, tell));
+        crate::locks::lock(&self.queue).push((confirmations, tell));
         {
             let _turn = self.committing.lock().await;
             let batch = std::mem::take(&mut *crate::locks::lock(&self.queue));
             if !batch.is_empty() {
-                let (list, tells): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                let (lists, tells): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                let list: Vec<Confirmation> = lists.into_iter().flatten().collect();
                 let outcome = self
                     .store
                     .confirm(&list, now)
@@ -176,14 +181,65 @@ impl TargetRun<'_> {
         if entry.action == OutboxAction::Create {
             return self.execute_create(entry).await.map(Some);
         }
-        let sent = sent + 1;
+        let answer = self.send(entry).await;
+        if let Err(e) = &answer {
+            // A member to remove was gone already, and the whole PATCH failed with it: send
+            // the additions and the removals apart, as when they do not share a request.
+            if entry.action == OutboxAction::Update
+                && e.status() != Some(404)
+                && self.target.member_was_gone(e)
+            {
+                return self.execute_apart(entry, current, sent + 1, report).await;
+            }
+        }
+        if let Some(mut confirmation) = self
+            .answered(entry, answer, current, sent + 1, report)
+            .await?
+        {
+            confirmation.set = self.members_changed(entry, current)?;
+            self.confirmer
+                .confirm(vec![confirmation], &self.now)
+                .await?;
+        }
+        Ok(None)
+    }
+
+    /// Sends the request of an entry other than a `create`.
+    pub(super) async fn send(&self, entry: &OutboxEntry) -> Result<(), TargetError> {
         let ids = EntryIds::of(entry.action, &entry.payload);
-        match self
-            .target
+        self.target
             .change(ids.change(entry.action, &entry.payload))
             .await
-        {
-            Ok(_) => {}
+    }
+
+    /// What the pair holds after `entry`, to store with its confirmation; `None` when the
+    /// entry changed no member (a rename).
+    pub(super) fn members_changed(
+        &self,
+        entry: &OutboxEntry,
+        current: &Confirmed,
+    ) -> Result<Option<crate::store::EncodedSet>, StoreError> {
+        let (added, removed) = entry.payload.member_changes(entry.action);
+        if added.is_empty() && removed.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(current.encode()?))
+    }
+
+    /// Sorts the answer to an entry's `sent`th request. A confirmed change is applied to
+    /// `current` and counted in `report`; the confirmation to store is returned, without the
+    /// set it leaves (the caller encodes that once for the confirmations it commits
+    /// together). `None`: nothing to confirm (a group deleted).
+    pub(super) async fn answered(
+        &self,
+        entry: &OutboxEntry,
+        answer: Result<(), TargetError>,
+        current: &mut Confirmed,
+        sent: i64,
+        report: &mut PairReport,
+    ) -> Result<Option<Confirmation>, Halt> {
+        match answer {
+            Ok(()) => {}
             // Deleting a group that is gone already leaves it as wanted.
             Err(e) if e.status() == Some(404) && entry.action == OutboxAction::Delete => {}
             // Not a failure: the pair finds or creates the group again and plans afresh, and
@@ -198,11 +254,6 @@ impl TargetRun<'_> {
             }
             // Removing a member who is already gone leaves the group as wanted.
             Err(e) if entry.action == OutboxAction::Remove && e.code() == Some("noTarget") => {}
-            // A member to remove was gone already, and the whole PATCH failed with it: send
-            // the additions and the removals apart, as when they do not share a request.
-            Err(e) if entry.action == OutboxAction::Update && self.target.member_was_gone(&e) => {
-                return self.execute_apart(entry, current, sent, report).await;
-            }
             Err(e) if e.outcome_unknown() => {
                 tracing::info!(target_name = self.name, group = %entry.group, entry = entry.id, "the answer was lost; reading the group back: {e}");
                 self.store.outbox_superseded(&[entry.id], &self.now).await?;
@@ -216,30 +267,90 @@ impl TargetRun<'_> {
                 .await?;
             return Ok(None);
         }
+        Ok(Some(self.applied(entry, sent, current, report)))
+    }
+
+    /// Applies a change the target confirmed to `current` and `report`: its confirmation,
+    /// without the set.
+    pub(super) fn applied(
+        &self,
+        entry: &OutboxEntry,
+        sent: i64,
+        current: &mut Confirmed,
+        report: &mut PairReport,
+    ) -> Confirmation {
         let (added, removed) = entry.payload.member_changes(entry.action);
         report.added += added.len();
         report.removed += removed.len();
         if let Some(progress) = &self.progress {
             progress.sent((added.len() + removed.len()) as u64);
         }
-        let set = if added.is_empty() && removed.is_empty() {
-            None
-        } else {
-            current.apply(added, removed);
-            Some(current.encode()?)
-        };
-        let confirmation = Confirmation {
+        current.apply(added, removed);
+        Confirmation {
             target: self.name.to_string(),
             group: entry.group.clone(),
             entry: entry.id,
             attempts: sent,
-            set,
+            set: None,
             display_name: (entry.action == OutboxAction::Rename)
                 .then(|| entry.payload.display_name.clone())
                 .flatten(),
-        };
-        self.confirmer.confirm(confirmation, &self.now).await?;
-        Ok(None)
+        }
+    }
+
+    /// Commits confirmations sent together; the last carries the set they leave.
+    pub(super) async fn confirm_all(
+        &self,
+        mut confirmations: Vec<Confirmation>,
+        current: &Confirmed,
+    ) -> Result<(), Halt> {
+        if let Some(last) = confirmations.last_mut() {
+            last.set = Some(current.encode()?);
+        }
+        self.confirmer.confirm(confirmations, &self.now).await?;
+        Ok(())
+    }
+
+    /// Sends member changes that are requests of their own all at once (the client keeps
+    /// within `concurrency`), sorts their answers in order and commits what the target
+    /// confirmed in one go. Each entry's outcome, in order; after the first that stops the
+    /// group, the others' confirmed changes are still kept.
+    pub(super) async fn send_together(
+        &self,
+        entries: &[OutboxEntry],
+        current: &mut Confirmed,
+        report: &mut PairReport,
+    ) -> Result<Vec<Result<Option<Created>, Halt>>, Halt> {
+        // A process that lost the leadership sends nothing more.
+        self.store.check_fence()?;
+        let answers =
+            futures_util::future::join_all(entries.iter().map(|entry| self.send(entry))).await;
+        let mut confirmations = Vec::new();
+        let mut outcomes = Vec::new();
+        let mut stopped = false;
+        for (entry, answer) in entries.iter().zip(answers) {
+            if stopped {
+                // Planned again with the rest; a change the target made is kept.
+                if answer.is_ok() {
+                    confirmations.push(self.applied(entry, 1, current, report));
+                }
+                outcomes.push(Ok(None));
+                continue;
+            }
+            let outcome = match self.answered(entry, answer, current, 1, report).await {
+                Ok(confirmation) => {
+                    confirmations.extend(confirmation);
+                    Ok(None)
+                }
+                Err(e) => {
+                    stopped = !matches!(e, Halt::Unknown);
+                    Err(e)
+                }
+            };
+            outcomes.push(outcome);
+        }
+        self.confirm_all(confirmations, current).await?;
+        Ok(outcomes)
     }
 
     /// Sends an `update` entry's additions and removals as two requests. `attempts` counts
@@ -506,4 +617,11 @@ impl EntryIds {
 
 fn ids_of(members: &[TargetMember]) -> Vec<String> {
     members.iter().map(|m| m.user_id.clone()).collect()
+}
+
+/// Answers lost in a group's sending: in all, and in a row.
+#[derive(Default)]
+pub(super) struct Losses {
+    pub lost: usize,
+    pub in_a_row: u32,
 }

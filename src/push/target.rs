@@ -264,6 +264,14 @@ impl Target {
         }
     }
 
+    /// Whether each member change is a request of its own that the target applies on its
+    /// own (Okta's `PUT` and `DELETE` of one membership), so that a group's changes may be in
+    /// flight together, as many as `concurrency` allows, and confirmed in one commit. A
+    /// SCIM PATCH, a Google batch and an LDAP modify are sent one after another.
+    pub fn independent_requests(&self) -> bool {
+        matches!(self, Target::Okta(_))
+    }
+
     /// Makes a change other than a creation ([`Target::create_group`]).
     pub async fn change(&self, change: Change<'_>) -> Result<(), TargetError> {
         match self {

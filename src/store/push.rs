@@ -238,7 +238,7 @@ impl Store {
         .await?;
         write_set(&mut tx, target, &group.group, &members.encode()?).await?;
         if let Some((id, attempts)) = done {
-            finish(&mut tx, id, attempts, now).await?;
+            finish(&mut tx, &[id], attempts, now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -263,7 +263,7 @@ impl Store {
             .await?;
         }
         if let Some((id, attempts)) = done {
-            finish(&mut tx, id, attempts, now).await?;
+            finish(&mut tx, &[id], attempts, now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -276,10 +276,21 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
-        let (_writing, mut tx) = self.begin_write().await?;
+        // One write per pair (its last set and name in the batch) and one per count of
+        // requests: a batch of requests sent together costs a few statements, not a few each.
+        let mut pairs: BTreeMap<(&str, &str), PairConfirmed> = BTreeMap::new();
+        let mut done: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
         for c in batch {
-            let (target, group) = (c.target.as_str(), c.group.as_str());
-            if let Some(set) = &c.set {
+            let pair = pairs
+                .entry((c.target.as_str(), c.group.as_str()))
+                .or_default();
+            pair.0 = c.set.as_ref().or(pair.0);
+            pair.1 = c.display_name.as_deref().or(pair.1);
+            done.entry(c.attempts).or_default().push(c.entry);
+        }
+        let (_writing, mut tx) = self.begin_write().await?;
+        for ((target, group), (set, display_name)) in pairs {
+            if let Some(set) = set {
                 write_set(&mut tx, target, group, set).await?;
             }
             sqlx::query(
@@ -287,12 +298,16 @@ impl Store {
                  WHERE target = $3 AND group_name = $4",
             )
             .bind(now)
-            .bind(c.display_name.as_deref())
+            .bind(display_name)
             .bind(target)
             .bind(group)
             .execute(&mut *tx)
             .await?;
-            finish(&mut tx, c.entry, c.attempts, now).await?;
+        }
+        for (attempts, ids) in done {
+            for ids in ids.chunks(500) {
+                finish(&mut tx, ids, attempts, now).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -714,20 +729,26 @@ impl Store {
     }
 }
 
+/// A pair's last set and display name in a batch of confirmations.
+type PairConfirmed<'a> = (Option<&'a EncodedSet>, Option<&'a str>);
+
+/// Marks outbox entries done, each after `attempts` requests.
 async fn finish(
     tx: &mut Transaction<'_, Any>,
-    id: i64,
+    ids: &[i64],
     attempts: i64,
     now: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE outbox SET status = 'done', finished_at = $1, attempts = attempts + $3 WHERE id = $2",
-    )
-    .bind(now)
-    .bind(id)
-    .bind(attempts)
-    .execute(&mut **tx)
-    .await?;
+    let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
+    let sql = format!(
+        "UPDATE outbox SET status = 'done', finished_at = $1, attempts = attempts + $2 WHERE id IN ({})",
+        list.join(", ")
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(attempts);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.execute(&mut **tx).await?;
     Ok(())
 }
 

@@ -78,7 +78,10 @@ pub(super) fn take_limit(
         .entry(bucket.to_string())
         .or_default() += 1;
     let limit = match t.quirks.okta_rate_limit_per_minute {
-        0 if t.quirks.okta_documented_limits => crate::okta::documented_per_minute(bucket),
+        0 if t.quirks.okta_documented_limits => {
+            crate::okta::documented_per_minute(bucket)
+                * t.quirks.okta_documented_limits_times.max(1)
+        }
         0 => return Ok(None),
         limit => limit,
     };
