@@ -2327,6 +2327,27 @@ async fn a_request_is_asked_approved_merged_and_reaches_the_target() {
     for b in &reviewed {
         check_branch(&stage, b);
     }
+    // The removal merged and pulled, the request that granted the entry has ended.
+    let removal = reviewed.iter().find(|b| b.contains("/remove-")).unwrap();
+    common::git(&merge, &["fetch", "--quiet", "origin"]);
+    common::git(
+        &merge,
+        &[
+            "merge",
+            "--quiet",
+            "--no-edit",
+            &format!("origin/{removal}"),
+        ],
+    );
+    common::git(&merge, &["push", "--quiet", "origin", "main"]);
+    common::git(
+        &stage.world.path("rules"),
+        &["pull", "--quiet", "--ff-only", "origin", "main"],
+    );
+    eventually(90, "the request ended by the review's removal", || async {
+        state(granted).await == RequestState::Ended
+    })
+    .await;
 
     // The webhooks: three requests and four decisions, each once, signed, after a 500.
     let got = stage

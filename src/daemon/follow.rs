@@ -1,7 +1,8 @@
 //! Follows each granted access request to where its change stands, after every run: an
 //! approved request is `merged` once the rules repository's main branch carries its ticket,
-//! `in force` once the daemon's rules grant it, and `expired` after its last day (as is a
-//! pending one nobody decided in time). Each move is recorded with the request.
+//! `in force` once the daemon's rules grant it, `expired` after its last day (as is a
+//! pending one nobody decided in time), and `ended` when its entry leaves the rules in force
+//! before then (a review removed it). Each move is recorded with the request.
 
 use super::Shared;
 use crate::access::request as asking;
@@ -40,6 +41,14 @@ async fn follow(shared: &Shared) -> Result<(), super::DaemonError> {
         if over {
             let note = format!("its last day, {}, has passed", r.until);
             move_to(shared, r, RequestState::Expired, &note).await?;
+        } else if r.state == RequestState::InForce {
+            if !asking::in_rules(&rules, &r.group, &ticket) {
+                let note = format!(
+                    "its entry is no longer in the daemon's rules{}: a review removed it, or someone did",
+                    at_commit(shared)
+                );
+                move_to(shared, r, RequestState::Ended, &note).await?;
+            }
         } else if matches!(r.state, RequestState::Approved | RequestState::Merged)
             && asking::in_rules(&rules, &r.group, &ticket)
         {
@@ -52,11 +61,7 @@ async fn follow(shared: &Shared) -> Result<(), super::DaemonError> {
                 )
                 .await?;
             }
-            let revision = shared.revision();
-            let note = match &revision.commit {
-                Some(c) => format!("the daemon's rules at {c} grant it"),
-                None => "the daemon's rules grant it".to_string(),
-            };
+            let note = format!("the daemon's rules{} grant it", at_commit(shared));
             move_to(shared, r, RequestState::InForce, &note).await?;
         } else if r.state == RequestState::Approved && !r.direct_commit {
             unmerged.push((r.id, ticket));
@@ -74,6 +79,16 @@ async fn follow(shared: &Shared) -> Result<(), super::DaemonError> {
         }
     }
     Ok(())
+}
+
+/// ` at COMMIT`, the rules in force's commit, when they have one.
+fn at_commit(shared: &Shared) -> String {
+    shared
+        .revision()
+        .commit
+        .as_ref()
+        .map(|c| format!(" at {c}"))
+        .unwrap_or_default()
 }
 
 /// Of `tickets` (request id, ticket), those the rules repository's main branch carries.

@@ -257,6 +257,9 @@ stored_text! {
         InForce = "in_force",
         /// Its last day has passed.
         Expired = "expired",
+        /// It was in force, and its entry left the rules in force before its last day (a
+        /// review removed it, or someone did by hand).
+        Ended = "ended",
     }
 }
 

@@ -31,8 +31,8 @@ pub(super) fn decides(person: &Person, rules: &crate::rules::RuleSet, name: &str
         .is_some_and(|id| person.decides_for(rules.group(id)))
 }
 
-/// Where an approved request's change has reached: the steps the daemon recorded in its
-/// history, and what each target confirmed.
+/// Where an approved request's change has reached: the steps the daemon recorded (merged in
+/// its history, in force as its state now), and what each target confirmed.
 pub(super) struct Reach {
     merged: bool,
     in_force: bool,
@@ -58,7 +58,8 @@ pub(super) async fn reach(
     }
     Ok(Reach {
         merged: reached(RequestState::Merged),
-        in_force: reached(RequestState::InForce),
+        // In force now, as recorded: not after it expired or a review ended it.
+        in_force: r.state == RequestState::InForce,
         targets,
     })
 }
