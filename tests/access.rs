@@ -28,6 +28,26 @@ impl Drop for Remote {
     }
 }
 
+/// Whether the daemon serving `url` answers within 30 seconds (a loaded machine is slow to
+/// start one); `false` at once if it exited.
+fn answers(url: &str, daemon: &mut std::process::Child) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let probe = std::process::Command::new("git")
+            .args(["ls-remote", url])
+            .output()
+            .unwrap();
+        if probe.status.success() {
+            return true;
+        }
+        if daemon.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
 impl Remote {
     /// `None` when there is no git-daemon to serve it (see [`git_daemon`]).
     fn start() -> Option<Remote> {
@@ -44,40 +64,37 @@ impl Remote {
         git(&seed, &["add", "."]);
         git(&seed, &["commit", "--quiet", "-m", "The sample's rules"]);
         git(&seed, &["push", "--quiet", bare.to_str().unwrap(), "main"]);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        // git-daemon itself, not `git daemon`: killing the `git` wrapper would leave the
-        // daemon running and holding the test's output open.
-        let daemon = std::process::Command::new(daemon_bin)
-            .args([
-                "--reuseaddr",
-                "--export-all",
-                "--enable=receive-pack",
-                "--listen=127.0.0.1",
-                &format!("--port={port}"),
-                &format!("--base-path={}", dir.path().display()),
-            ])
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let url = format!("git://127.0.0.1:{port}/rules.git");
-        let remote = Remote { dir, url, daemon };
-        for _ in 0..100 {
-            let probe = std::process::Command::new("git")
-                .args(["ls-remote", &remote.url])
-                .output()
+        // A port another process takes first makes the daemon exit: another port, then.
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            // git-daemon itself, not `git daemon`: killing the `git` wrapper would leave the
+            // daemon running and holding the test's output open.
+            let mut daemon = std::process::Command::new(&daemon_bin)
+                .args([
+                    "--reuseaddr",
+                    "--export-all",
+                    "--enable=receive-pack",
+                    "--listen=127.0.0.1",
+                    &format!("--port={port}"),
+                    &format!("--base-path={}", dir.path().display()),
+                ])
+                .arg(dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
                 .unwrap();
-            if probe.status.success() {
-                return Some(remote);
+            let url = format!("git://127.0.0.1:{port}/rules.git");
+            if answers(&url, &mut daemon) {
+                return Some(Remote { dir, url, daemon });
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            let _ = daemon.kill();
+            let _ = daemon.wait();
         }
-        panic!("git daemon did not answer on port {port}");
+        panic!("git daemon did not answer on three ports");
     }
 
     /// A config for the sample, with `requests` on this remote (and `extra` keys under it).
