@@ -181,6 +181,28 @@ impl TargetRun<'_> {
         }
     }
 
+    /// Reads the group back; a verification's read counts the requests it took: its pages
+    /// (Okta, Google) and retries, at least the one read (a directory's search is no HTTP
+    /// request). A group the target lost is recorded as missing.
+    async fn read_counted(&self, state: &TargetGroup, verify: bool) -> Result<FoundGroup, Halt> {
+        let (found, requests) = crate::http::client::counted(self.read_group(&state.scim_id)).await;
+        if verify {
+            self.verify_reads
+                .fetch_add(requests.max(1), std::sync::atomic::Ordering::Relaxed);
+        }
+        match found {
+            Err(Halt::GroupMissing) => {
+                if !self.options.dry_run {
+                    self.store
+                        .record_group_missing(self.name, &state.group, &self.now)
+                        .await?;
+                }
+                Err(Halt::GroupMissing)
+            }
+            other => other,
+        }
+    }
+
     /// Reads the group back: what it holds becomes the known state. On a verification, the
     /// differences from what rosterd knew are recorded as drift, the group's name among
     /// them (the name it was found under, to name it back); after a request whose outcome
@@ -193,21 +215,7 @@ impl TargetRun<'_> {
         verify: bool,
         report: &mut PairReport,
     ) -> Result<(Confirmed, BTreeSet<String>, Option<String>), Halt> {
-        if verify {
-            self.verify_reads
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        let found = match self.read_group(&state.scim_id).await {
-            Err(Halt::GroupMissing) => {
-                if !self.options.dry_run {
-                    self.store
-                        .record_group_missing(self.name, &state.group, &self.now)
-                        .await?;
-                }
-                return Err(Halt::GroupMissing);
-            }
-            other => other?,
-        };
+        let found = self.read_counted(state, verify).await?;
         report.verified |= verify;
         self.note_kept(&state.group, &found.kept, report);
         let renamed = (verify && !state.linked && found.name != state.display_name)
