@@ -71,18 +71,7 @@ impl Remote {
                 .local_addr()
                 .unwrap()
                 .port();
-            // git-daemon itself, not `git daemon`: killing the `git` wrapper would leave the
-            // daemon running and holding the test's output open.
-            let mut daemon = std::process::Command::new(&daemon_bin)
-                .args([
-                    "--reuseaddr",
-                    "--export-all",
-                    "--enable=receive-pack",
-                    "--listen=127.0.0.1",
-                    &format!("--port={port}"),
-                    &format!("--base-path={}", dir.path().display()),
-                ])
-                .arg(dir.path())
+            let mut daemon = common::git_daemon_command(&daemon_bin, dir.path(), port)
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()

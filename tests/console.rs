@@ -471,17 +471,7 @@ async fn serve_rules(world: &World, git_daemon: PathBuf) -> Served {
         ],
     );
     let port = free_port();
-    let mut command = Command::new(git_daemon);
-    command
-        .args([
-            "--reuseaddr",
-            "--export-all",
-            "--enable=receive-pack",
-            "--listen=127.0.0.1",
-            &format!("--port={port}"),
-            &format!("--base-path={}", remote.display()),
-        ])
-        .arg(&remote);
+    let command = common::git_daemon_command(&git_daemon, &remote, port);
     let helper = Helper::start(command, world.path("git-daemon.log"), port);
     let url = format!("git://127.0.0.1:{port}/rules.git");
     common::git(&rules, &["remote", "add", "origin", &url]);

@@ -600,7 +600,7 @@ impl TargetRun<'_> {
         // after each (which made a reconcile of a slow target's large group quadratic).
         // Only `retries` losses in a row stop the sending early: a target that answers
         // nothing at all is not sent to for long.
-        let mut losses = super::send::Losses::default();
+        let (mut lost, mut in_a_row) = (0usize, 0u32);
         let mut i = 0;
         while i < entries.len() {
             // Member changes that are requests of their own go out together.
@@ -619,14 +619,12 @@ impl TargetRun<'_> {
                 let at = i + k;
                 match outcome {
                     Ok(created) => {
-                        last = created.or(last);
-                        losses.in_a_row = 0;
+                        last = created;
+                        in_a_row = 0;
                     }
-                    Err(Halt::Unknown)
-                        if losses.in_a_row < self.config.retries && at + 1 < ids.len() =>
-                    {
-                        losses.lost += 1;
-                        losses.in_a_row += 1;
+                    Err(Halt::Unknown) if in_a_row < self.config.retries && at + 1 < ids.len() => {
+                        lost += 1;
+                        in_a_row += 1;
                     }
                     Err(e) => {
                         // The rest of the batch is planned again (in this run, when the pair
@@ -643,7 +641,7 @@ impl TargetRun<'_> {
             }
             i += together.max(1);
         }
-        if losses.lost > 0 {
+        if lost > 0 {
             return Err(Halt::Unknown);
         }
         Ok(last)

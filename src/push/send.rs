@@ -618,10 +618,3 @@ impl EntryIds {
 fn ids_of(members: &[TargetMember]) -> Vec<String> {
     members.iter().map(|m| m.user_id.clone()).collect()
 }
-
-/// Answers lost in a group's sending: in all, and in a row.
-#[derive(Default)]
-pub(super) struct Losses {
-    pub lost: usize,
-    pub in_a_row: u32,
-}

@@ -77,6 +77,25 @@ pub fn git_daemon() -> Option<PathBuf> {
     found
 }
 
+/// git-daemon `bin` serving the repositories under `base` on 127.0.0.1:`port`, pushes
+/// allowed; its output is the caller's to direct. git-daemon itself, not `git daemon`:
+/// killing the `git` wrapper would leave the daemon running and holding the test's output
+/// open.
+pub fn git_daemon_command(bin: &Path, base: &Path, port: u16) -> std::process::Command {
+    let mut command = std::process::Command::new(bin);
+    command
+        .args([
+            "--reuseaddr",
+            "--export-all",
+            "--enable=receive-pack",
+            "--listen=127.0.0.1",
+            &format!("--port={port}"),
+            &format!("--base-path={}", base.display()),
+        ])
+        .arg(base);
+    command
+}
+
 /// The fixture organisation's rules, as text.
 pub fn org_rules() -> String {
     std::fs::read_to_string("tests/fixtures/org/rules/groups.yaml").unwrap()
