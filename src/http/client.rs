@@ -460,7 +460,7 @@ impl Requester {
                     message: why,
                 });
             }
-            let _ = SENT.try_with(|sent| sent.set(sent.get() + 1));
+            note_sent(1);
             if raw.map_or(request.is_write(), |r| r.writes) {
                 self.stats.writes.fetch_add(1, Ordering::Relaxed);
             } else {
@@ -773,18 +773,25 @@ impl Requester {
 }
 
 tokio::task_local! {
-    /// Requests sent (each attempt) while a [`counted`] future runs.
+    /// Requests sent (each attempt, each page) while a [`counted`] future runs.
     static SENT: std::cell::Cell<u64>;
 }
 
-/// Runs `work`, counting the requests (each attempt) it sends through target clients: what
-/// one read took in pages and retries, however many other reads run beside it.
+/// Runs `work`, counting the requests (each attempt, each page) it sends through target
+/// clients, HTTP and LDAP alike ([`note_sent`]): what one read took in pages and retries,
+/// however many other reads run beside it.
 pub(crate) async fn counted<F: std::future::Future>(work: F) -> (F::Output, u64) {
     SENT.scope(std::cell::Cell::new(0), async move {
         let output = work.await;
         (output, SENT.with(std::cell::Cell::get))
     })
     .await
+}
+
+/// Counts `n` requests (attempts, pages) sent for the [`counted`] future this runs in, if
+/// any: each target client, HTTP or LDAP, counts what it sends.
+pub(crate) fn note_sent(n: u64) {
+    let _ = SENT.try_with(|sent| sent.set(sent.get() + n));
 }
 
 /// The wait before retry `attempt`: `backoff_ms` doubled each attempt (at most a minute),

@@ -229,6 +229,7 @@ impl Client {
                 let _permit = self.gate.acquire().await;
                 self.pace().await;
                 counter.fetch_add(1, Ordering::Relaxed);
+                crate::http::client::note_sent(1);
                 if attempt > 1 {
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                 }

@@ -242,6 +242,7 @@ impl Client {
             pages.saturating_sub(1),
             std::sync::atomic::Ordering::Relaxed,
         );
+        crate::http::client::note_sent(pages.saturating_sub(1));
         Ok(entries)
     }
 

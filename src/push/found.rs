@@ -188,7 +188,7 @@ impl TargetRun<'_> {
         let (found, requests) = crate::http::client::counted(self.read_group(&state.scim_id)).await;
         if verify {
             self.verify_reads
-                .fetch_add(requests.max(1), std::sync::atomic::Ordering::Relaxed);
+                .fetch_add(requests, std::sync::atomic::Ordering::Relaxed);
         }
         match found {
             Err(Halt::GroupMissing) => {
