@@ -148,9 +148,21 @@ pub struct GroupState {
 impl GroupState {
     pub fn apply(&mut self, run_id: i64, delta: &GroupDelta) {
         if !delta.removed.is_empty() {
-            self.members -= &delta.removed;
-            for (_, layer) in &mut self.layers {
-                *layer -= &delta.removed;
+            if delta.removed.len() < self.members.len() / 64 {
+                // A few leave a large group: each found and taken out, not every set's
+                // members walked (which was most of reading the stored state).
+                for id in &delta.removed {
+                    if self.members.remove(id) {
+                        for (_, layer) in &mut self.layers {
+                            layer.remove(id);
+                        }
+                    }
+                }
+            } else {
+                self.members -= &delta.removed;
+                for (_, layer) in &mut self.layers {
+                    *layer -= &delta.removed;
+                }
             }
             self.layers.retain(|(_, layer)| !layer.is_empty());
             self.reasons.retain(|id, _| !delta.removed.contains(*id));
@@ -797,5 +809,34 @@ mod tests {
         let bytes = state.encode_layers().unwrap();
         assert_eq!(GroupState::decode_layers(&bytes).unwrap(), state.layers);
         assert!(GroupState::decode_layers(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    /// A few leaving a large group (taken out one by one) leave the state that taking the
+    /// set out of every layer leaves.
+    #[test]
+    fn a_few_leaving_a_large_group_leave_what_the_set_difference_leaves() {
+        let mut state = GroupState::default();
+        let joins = |ids: std::ops::Range<u32>| ids.map(|id| (id, true, "rule"));
+        state.apply(1, &GroupDelta::from_changes("g", joins(0..1000)));
+        state.apply(2, &GroupDelta::from_changes("g", joins(1000..3000)));
+        state.apply(3, &GroupDelta::from_changes("g", [(3000, true, "rule")]));
+        // 5 and 2,500 are members, 9,999 is not; run 3's layer empties.
+        let leaves = [(5, false, "x"), (2500, false, "x"), (3000, false, "x")];
+        let mut leaving = GroupDelta::from_changes("g", leaves);
+        leaving.removed.insert(9999);
+        assert!(leaving.removed.len() < state.members.len() / 64);
+        let mut expected = state.clone();
+        expected.members -= &leaving.removed;
+        for (_, layer) in &mut expected.layers {
+            *layer -= &leaving.removed;
+        }
+        expected.layers.retain(|(_, layer)| !layer.is_empty());
+        state.apply(4, &leaving);
+        assert_eq!(state.members, expected.members);
+        assert_eq!(state.layers, expected.layers);
+        assert_eq!(state.layers.len(), 2);
+        assert_eq!(state.members.len(), 2998);
+        assert_eq!(state.since(2500), None);
+        assert_eq!(state.since(2501), Some(2));
     }
 }
