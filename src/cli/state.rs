@@ -22,7 +22,7 @@ pub fn evaluate(global: &Global) -> Result<u8, CliError> {
         kind: "evaluate",
     };
     let outcome = with_store(&ws.config, async |store| {
-        cycle::run(&inputs, store)
+        cycle::run_once(&inputs, store)
             .await
             .map_err(|e| CliError::Invalid(e.to_string()))
     })?;

@@ -23,7 +23,7 @@ pub use diff::{
     changes, planned_changes, removed_group_changes, run_changes, run_changes_keeping, state_after,
     KeyOrder, Numbering, PlannedChange, StoredSide,
 };
-pub use run::{run, run_warm};
+pub use run::{run, run_once, run_warm};
 pub use warm::Warm;
 
 #[derive(Debug, thiserror::Error)]

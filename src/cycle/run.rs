@@ -38,6 +38,16 @@ pub async fn run(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleErr
     run_warm(inputs, store, &mut Warm::default()).await
 }
 
+/// [`run`] in a process that exits after it (`rosterd evaluate`): what the run would keep
+/// for a next one is left to the exit to free. Dropping a million workers' snapshot,
+/// evaluation and stored memberships, value by value, took 0.4 s of a 7 s run.
+pub async fn run_once(inputs: &Inputs<'_>, store: &Store) -> Result<Outcome, CycleError> {
+    let mut warm = Warm::default();
+    let outcome = run_warm(inputs, store, &mut warm).await;
+    std::mem::forget(warm);
+    outcome
+}
+
 /// Refreshes, evaluates and records one run, from what the last run of this process kept
 /// (see [`Warm`]), and keeps what the next one needs.
 pub async fn run_warm(

@@ -422,8 +422,14 @@ impl Store {
                 let text = chunk_bytes(chunk.try_get(0)?, chunk.try_get(1)?, info.id)?;
                 // As bytes: only the rows kept are checked as text (a run after a 1% change
                 // keeps 1% of them, and checking every row was a tenth of reading them).
-                for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                    let tab = (line.iter().position(|&b| b == b'\t'))
+                let mut from = 0;
+                for end in memchr::memchr_iter(b'\n', &text).chain([text.len()]) {
+                    let line = &text[from..end];
+                    from = end + 1;
+                    if line.is_empty() && end == text.len() {
+                        continue;
+                    }
+                    let tab = memchr::memchr(b'\t', line)
                         .ok_or_else(|| corrupt("a stored row has no key"))?;
                     let (key, json) = (&line[..tab], &line[tab + 1..]);
                     let key = std::str::from_utf8(key)
