@@ -137,8 +137,6 @@ fn by_group(changes: &RunChanges) -> BTreeMap<&str, &GroupDelta> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::{checked, Among, CycleError};
     use crate::store::MemberState;
 
@@ -146,12 +144,7 @@ mod tests {
     /// check: the run fails, naming the groups, instead of storing less than the rules say.
     #[test]
     fn the_check_fails_a_restriction_that_leaves_out_a_change() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let config = crate::config::Config::load(&root.join("rosterd.yaml")).unwrap();
-        let schema = crate::directory::Schema::from_config(&config.directory);
-        let ctx = crate::rules::Context::from_config(&config, &schema);
-        let rules = crate::rules::load(&config.rules.dir, &ctx).unwrap();
-        let (snapshot, _) = crate::directory::load(&config.directory).unwrap();
+        let (rules, snapshot) = crate::cycle::sample();
         let as_of = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
         let evaluation = crate::engine::evaluate(&snapshot, &rules, as_of);
         // Nothing stored: every member joins, but only the first ten workers are compared.

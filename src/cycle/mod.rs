@@ -170,6 +170,19 @@ pub fn failsafe(eligible: i64, current: Option<i64>, max_shrink_percent: f64) ->
     })
 }
 
+/// The bundled sample (`rosterd.yaml`): its config, its rules and its export, for the
+/// cycle's unit tests.
+#[cfg(test)]
+pub(crate) fn sample() -> (crate::rules::RuleSet, crate::directory::Snapshot) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = crate::config::Config::load(&root.join("rosterd.yaml")).unwrap();
+    let schema = crate::directory::Schema::from_config(&config.directory);
+    let ctx = crate::rules::Context::from_config(&config, &schema);
+    let rules = crate::rules::load(&config.rules.dir, &ctx).unwrap();
+    let (snapshot, _) = crate::directory::load(&config.directory).unwrap();
+    (rules, snapshot)
+}
+
 #[cfg(test)]
 mod tests {
     use super::failsafe;

@@ -181,9 +181,9 @@ impl TargetRun<'_> {
         }
     }
 
-    /// Reads the group back; a verification's read counts the requests it took: its pages
-    /// (Okta, Google) and retries, at least the one read (a directory's search is no HTTP
-    /// request). A group the target lost is recorded as missing.
+    /// Reads the group back; a verification's read counts the requests it took, as the
+    /// target's client counted them: its pages (Okta, Google, a directory's paged search)
+    /// and retries. A group the target lost is recorded as missing.
     async fn read_counted(&self, state: &TargetGroup, verify: bool) -> Result<FoundGroup, Halt> {
         let (found, requests) = crate::http::client::counted(self.read_group(&state.scim_id)).await;
         if verify {

@@ -522,8 +522,7 @@ pub(crate) async fn insert_workers(
 ) -> Result<(), StoreError> {
     if backend == Backend::Sqlite {
         for chunk in workers.chunks(WORKER_ROWS) {
-            let values = vec!["(?, ?)"; chunk.len()].join(", ");
-            let sql = format!("INSERT INTO workers (id, worker_key) VALUES {values}");
+            let sql = super::sqlite_insert_values("workers (id, worker_key)", 2, chunk.len());
             let mut query = sqlx::query(AssertSqlSafe(sql));
             for (id, key) in chunk {
                 query = query.bind(i64::from(*id)).bind(key.as_str());
@@ -543,9 +542,9 @@ pub(crate) async fn insert_workers(
     .await
 }
 
-/// Workers a statement of [`insert_workers`] binds on SQLite (two parameters each, within
-/// SQLite's 32,766).
+/// Workers a statement of [`insert_workers`] binds on SQLite, two values each.
 const WORKER_ROWS: usize = 4096;
+const _: () = assert!(WORKER_ROWS * 2 <= super::SQLITE_PARAMETERS);
 
 /// Stores changes, each with its run, in a few statements: one statement per group cost a
 /// round trip each, and on PostgreSQL a large parameter's round trip can wait on a delayed
@@ -612,40 +611,52 @@ async fn insert_deltas_bound(
 ) -> Result<(), StoreError> {
     let mut rows = Vec::new();
     let mut bytes = 0;
-    let nonempty: Vec<&(i64, &GroupDelta)> = deltas.iter().filter(|(_, d)| !d.is_empty()).collect();
-    for (i, (run, delta)) in nonempty.iter().enumerate() {
+    for (run, delta) in deltas.iter().filter(|(_, d)| !d.is_empty()) {
         let (added, removed) = (encode_set(&delta.added)?, encode_set(&delta.removed)?);
         bytes += added.len() + removed.len();
         let reasons = serde_json::to_string(&delta.reasons).map_err(encode_error)?;
         rows.push((*run, *delta, added, removed, reasons));
-        let last = i + 1 == nonempty.len();
-        if rows.len() == DELTA_ROWS || bytes >= DELTA_BYTES_PER_STATEMENT || last {
-            let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
-            let sql = format!("INSERT INTO {DELTA_TABLE} VALUES {values}");
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for (run, delta, added, removed, reasons) in rows.drain(..) {
-                query = query
-                    .bind(run)
-                    .bind(delta.group.as_str())
-                    .bind(delta.added.len() as i64)
-                    .bind(delta.removed.len() as i64)
-                    .bind(added)
-                    .bind(removed)
-                    .bind(delta.added_reason.as_str())
-                    .bind(delta.removed_reason.as_str())
-                    .bind(reasons)
-                    .bind(delta.member_count as i64);
-            }
-            query.execute(&mut *conn).await?;
+        if rows.len() == DELTA_ROWS || bytes >= DELTA_BYTES_PER_STATEMENT {
+            insert_bound_deltas(conn, &mut rows).await?;
             bytes = 0;
         }
     }
+    insert_bound_deltas(conn, &mut rows).await
+}
+
+/// A change with its sets and reasons encoded, as [`insert_deltas_bound`] binds it.
+type BoundDelta<'a> = (i64, &'a GroupDelta, Vec<u8>, Vec<u8>, String);
+
+/// Inserts `rows` in one statement, leaving `rows` empty.
+async fn insert_bound_deltas(
+    conn: &mut AnyConnection,
+    rows: &mut Vec<BoundDelta<'_>>,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = super::sqlite_insert_values(DELTA_TABLE, 10, rows.len());
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for (run, delta, added, removed, reasons) in rows.drain(..) {
+        query = query
+            .bind(run)
+            .bind(delta.group.as_str())
+            .bind(delta.added.len() as i64)
+            .bind(delta.removed.len() as i64)
+            .bind(added)
+            .bind(removed)
+            .bind(delta.added_reason.as_str())
+            .bind(delta.removed_reason.as_str())
+            .bind(reasons)
+            .bind(delta.member_count as i64);
+    }
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 
-/// Changes a statement of [`insert_deltas_bound`] binds (ten parameters each, within
-/// SQLite's 32,766).
+/// Changes a statement of [`insert_deltas_bound`] binds, ten values each.
 const DELTA_ROWS: usize = 1024;
+const _: () = assert!(DELTA_ROWS * 10 <= super::SQLITE_PARAMETERS);
 
 /// One `group_changes` row, its sets bound as bytes.
 async fn insert_large_delta(

@@ -661,6 +661,20 @@ pub(crate) enum Col<'a> {
 /// Rows per statement of [`insert_rows`] and [`delete_rows`].
 const JSON_ROWS: usize = 10_000;
 
+/// The most parameters SQLite takes in one statement.
+pub(crate) const SQLITE_PARAMETERS: usize = 32_766;
+
+/// `INSERT INTO {into} VALUES (?, ..), ..`: `rows` rows of `width` values each, bound in
+/// order. On SQLite, where a statement is a call and a `?` is taken by its place (the
+/// numbered parameters [`insert_rows`] once used were looked up by name), the tables a first
+/// run fills (workers, group changes) cost less bound so than as JSON that `json_each`
+/// parses. At most [`SQLITE_PARAMETERS`] values.
+pub(crate) fn sqlite_insert_values(into: &str, width: usize, rows: usize) -> String {
+    debug_assert!(width * rows <= SQLITE_PARAMETERS);
+    let row = format!("({})", vec!["?"; width].join(", "));
+    format!("INSERT INTO {into} VALUES {}", vec![row; rows].join(", "))
+}
+
 /// Inserts `rows` into `into` (`table (a, b, c)`), then `tail` (an `ON CONFLICT` clause, or
 /// nothing). Each row serializes to a JSON array of its fields (a tuple does), one per
 /// [`Col::Text`] column in order.
