@@ -237,6 +237,10 @@ fn daemon_runs(config: &Path, dir: &Path, workers: &mut [rosterd::directory::gen
             before
         );
         assert_eq!(warm.incremental_runs(), 1, "the second run evaluated from the first");
+        assert!(
+            warm.reused_rows() > 0,
+            "the second run's load took the unchanged rows from the first's"
+        );
         store.close().await;
     });
 }

@@ -8,7 +8,9 @@ mod common;
 use std::sync::Arc;
 
 use rosterd::config::SourceFormat;
-use rosterd::directory::{self, AttrType, DirectoryError, IssueKind, Schema, Value};
+use rosterd::directory::{
+    self, AttrType, DirectoryError, IssueKind, LoadMemo, Schema, Snapshot, Value,
+};
 
 fn schema() -> Arc<Schema> {
     use AttrType::*;
@@ -261,4 +263,171 @@ fn a_large_export_loads_as_if_row_by_row() {
         let date = (w != 8999).then_some(Value::Date(worker.hire_date));
         assert_eq!(snap.get(hired, w), date.as_ref(), "{w}");
     }
+}
+
+/// Rows as CSV text, rows of any length (a longer one is a malformed row).
+fn rows_text(rows: &[Vec<String>]) -> String {
+    let mut out = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::new());
+    for row in rows {
+        out.write_record(row).unwrap();
+    }
+    String::from_utf8(out.into_inner().unwrap()).unwrap()
+}
+
+/// A change that makes a row bad, or mends one, said in words.
+fn spoil(rows: &mut Vec<Vec<String>>, rng: &mut impl rand::Rng) -> String {
+    let w = rng.random_range(1..rows.len());
+    let key = rows[w][0].clone();
+    match rng.random_range(0..6) {
+        0 => {
+            rows[w][12] = "five".into();
+            format!("{key}'s job level is bad")
+        }
+        1 => {
+            rows[w][15] = "2026-02-30".into();
+            format!("{key}'s hire date is bad")
+        }
+        2 => {
+            let copy = rows[rng.random_range(1..rows.len())].clone();
+            rows.insert(w, copy);
+            format!("a copy of a row is at row {w}")
+        }
+        3 => {
+            // One field too many: rejected (a short row would be too, but the other
+            // changes index every field).
+            let mut long = rows[w].clone();
+            long.push("extra".into());
+            rows.insert(w, long);
+            format!("a long row is at row {w}")
+        }
+        4 => {
+            rows[w][0] = format!("  {}  ", key.trim());
+            format!("{key}'s key is padded")
+        }
+        _ => {
+            rows[w][6] = "R&D\0".into();
+            format!("{key}'s department holds a NUL")
+        }
+    }
+}
+
+/// A load that goes on from the snapshot of the last one (as the daemon's runs do: only the
+/// rows that changed are typed) gives what a load from nothing gives, along a chain of HR
+/// changes and bad rows: the same workers, values, row digests and issues (a bad value of a
+/// row that did not change is reported again); and the earlier snapshot keeps its values.
+#[test]
+fn a_load_from_the_last_one_is_a_load_from_nothing() {
+    use rand::SeedableRng as _;
+    let (schema, _) = common::hr::sample_rules();
+    let load = |text: &str, earlier: Option<(&mut Snapshot, LoadMemo)>| {
+        let schema = Arc::clone(&schema);
+        directory::load_from(
+            text,
+            SourceFormat::Csv,
+            "workers.csv",
+            schema,
+            100.0,
+            earlier,
+        )
+        .unwrap()
+    };
+    let mut rows = common::hr::sample_rows();
+    let (mut gone, mut history) = (Vec::new(), Vec::new());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261207);
+    let mut text = rows_text(&rows);
+    let mut last = load(&text, None);
+    let (mut reused, mut reported_again) = (0, 0);
+    for step in 0..40 {
+        for _ in 0..rand::Rng::random_range(&mut rng, 1..=4) {
+            let what = if rand::Rng::random_bool(&mut rng, 0.3) {
+                spoil(&mut rows, &mut rng)
+            } else {
+                common::hr::change(&mut rows, &mut gone, &mut rng)
+            };
+            history.push(format!("step {step}: {what}"));
+        }
+        let earlier_text = std::mem::replace(&mut text, rows_text(&rows));
+        let earlier = load(&earlier_text, None).snapshot;
+        let fresh = load(&text, None);
+        let again = load(&text, Some((&mut last.snapshot, last.memo)));
+        let said = history.join("\n");
+        assert_eq!(
+            again.snapshot.differences(&fresh.snapshot),
+            [""; 0],
+            "{said}"
+        );
+        assert_eq!(again.report.issues, fresh.report.issues, "{said}");
+        assert_eq!(again.report.rows, fresh.report.rows, "{said}");
+        assert_eq!(last.snapshot.differences(&earlier), [""; 0], "{said}");
+        reused += again.memo.reused();
+        if again.memo.reused() > 0 && fresh.report.count(IssueKind::BadValue) > 0 {
+            reported_again += 1;
+        }
+        last = again;
+    }
+    assert!(
+        reused > 40 * 100,
+        "{reused} rows taken from the earlier snapshot"
+    );
+    assert!(reported_again >= 10, "{reported_again} steps");
+    for kind in [
+        "is bad",
+        "a copy",
+        "a long row",
+        "is padded",
+        "a NUL",
+        "moves to",
+    ] {
+        assert!(
+            history.iter().any(|h| h.contains(kind)),
+            "the chain never had `{kind}`"
+        );
+    }
+}
+
+/// A load from an earlier snapshot that fails (too many bad rows) leaves that snapshot as it
+/// was; a snapshot's differences from another name the worker and the attribute.
+#[test]
+fn a_failed_load_from_the_last_one_leaves_it_as_it_was() {
+    use rosterd::directory::generate;
+    let workers = generate::generate(10_000, 5);
+    let mut csv = Vec::new();
+    generate::write_csv(&workers, &mut csv).unwrap();
+    let text = String::from_utf8(csv).unwrap();
+    let schema = Arc::new(generate::schema());
+    let load = |text: &str, max_bad, earlier: Option<(&mut Snapshot, LoadMemo)>| {
+        let schema = Arc::clone(&schema);
+        directory::load_from(text, SourceFormat::Csv, "w.csv", schema, max_bad, earlier)
+    };
+    let mut last = load(&text, 5.0, None).unwrap();
+    let copy = load(&text, 5.0, None).unwrap().snapshot;
+    // Line 5,001 (a later batch) is bad, and the bad rows may be none.
+    let mut lines: Vec<&str> = text.lines().collect();
+    let bad = lines[5000].replacen(&workers[4999].department, "Moved", 1);
+    let bad = bad.replacen(&workers[4999].hire_date.to_string(), "2025-13-01", 1);
+    lines[5000] = &bad;
+    let changed = lines.join("\n") + "\n";
+    let err = load(&changed, 0.0, Some((&mut last.snapshot, last.memo))).unwrap_err();
+    assert!(
+        matches!(err, DirectoryError::TooManyBadRows { .. }),
+        "{err}"
+    );
+    assert_eq!(last.snapshot.differences(&copy), [""; 0]);
+    let moved = load(&changed, 5.0, None).unwrap().snapshot;
+    assert_eq!(
+        moved.differences(&copy),
+        [
+            format!("worker 4999 (`{}`): `department`", workers[4999].id),
+            format!("worker 4999 (`{}`): `hire_date`", workers[4999].id),
+            "the rows' digests".to_string(),
+        ]
+    );
+    // From the same earlier snapshot, what a load from nothing gives: 9,999 rows not typed.
+    let mut last = load(&text, 5.0, None).unwrap();
+    let again = load(&changed, 5.0, Some((&mut last.snapshot, last.memo))).unwrap();
+    assert_eq!(again.memo.reused(), 9_999);
+    assert_eq!(again.snapshot.differences(&moved), [""; 0]);
+    assert_eq!(last.snapshot.differences(&copy), [""; 0]);
 }

@@ -38,6 +38,8 @@ pub enum CycleError {
     Corrupt { id: i64, message: String },
     #[error("incremental evaluation differs from a full one ({}), {runs} runs after the last full one: this run stores nothing, and the next one evaluates in full\nhelp: this is a bug in rosterd; please report it with the two exports if you can", differences.join(", "))]
     IncrementalDiffers { differences: Vec<String>, runs: u32 },
+    #[error("loading the export from the snapshot kept since the last run differs from loading it from nothing ({}): this run stores nothing, and the next one loads from nothing\nhelp: this is a bug in rosterd; please report it with the two exports if you can", differences.join(", "))]
+    LoadDiffers { differences: Vec<String> },
     #[error("comparing only the workers the export's change can reach differs from comparing everyone ({}): this run stores nothing\nhelp: this is a bug in rosterd; please report it with the two exports if you can", differences.join(", "))]
     ReachDiffers { differences: Vec<String> },
 }

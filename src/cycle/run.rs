@@ -22,6 +22,8 @@ use crate::store::{
 /// The snapshot the cycle evaluates, and how the run refers to it.
 struct Chosen {
     snapshot: Snapshot,
+    /// What the snapshot's load left, when it was loaded from the export.
+    memo: Option<directory::LoadMemo>,
     usage: SnapshotUse,
     warning: Option<String>,
     /// Already made for the failsafe, when the snapshot is new.
@@ -89,6 +91,7 @@ pub async fn run_warm(
     phase.done("read the stored memberships");
     let Chosen {
         snapshot,
+        memo,
         usage,
         warning,
         made,
@@ -144,6 +147,7 @@ pub async fn run_warm(
             snapshot_id: id,
             rules: Arc::clone(&inputs.rules),
             snapshot,
+            memo,
             evaluation: made.evaluation,
             since_full: made.since_full,
         };
@@ -302,21 +306,30 @@ async fn choose_snapshot(
         Some(s) if s.status == SnapshotStatus::Approved => Some(SnapshotUse::Promote(s.id)),
         _ => None,
     };
-    let (format, name, max_bad) = (
-        dir.source.format(),
-        source.clone(),
-        dir.max_bad_rows_percent,
-    );
-    let (snapshot, report) = off_runtime(move || {
+    let export = warm::Export {
+        text,
+        format: dir.source.format(),
+        name: source.clone(),
+        schema,
+        max_bad_rows_percent: dir.max_bad_rows_percent,
+    };
+    let (loaded, kept) = off_runtime(move || {
         let phase = Phase::start();
-        let loaded = directory::load_from_str(&text, format, &name, schema, max_bad);
+        let loaded = warm::load(kept, &export, every);
         phase.done("load the export");
         loaded
     })
-    .await?;
+    .await;
+    let directory::Loaded {
+        snapshot,
+        report,
+        memo,
+        ..
+    } = loaded?;
     if let Some(usage) = usage {
         return Ok(Choice::Evaluate(Box::new(Chosen {
             snapshot,
+            memo: Some(memo),
             usage,
             warning: None,
             made: None,
@@ -326,6 +339,7 @@ async fn choose_snapshot(
     }
     let fetched = Fetched {
         snapshot,
+        memo,
         report,
         source,
         sum,
@@ -337,6 +351,7 @@ async fn choose_snapshot(
 /// its checksum.
 struct Fetched {
     snapshot: Snapshot,
+    memo: directory::LoadMemo,
     report: directory::LoadReport,
     source: String,
     sum: String,
@@ -354,6 +369,7 @@ async fn choose_new(
 ) -> Result<Choice, CycleError> {
     let Fetched {
         snapshot,
+        memo,
         report,
         source,
         sum,
@@ -451,6 +467,7 @@ async fn choose_new(
     }
     Ok(Choice::Evaluate(Box::new(Chosen {
         snapshot,
+        memo: Some(memo),
         usage: SnapshotUse::New(Box::new(new)),
         warning: None,
         made: Some(made),
@@ -585,6 +602,7 @@ async fn keep_last_good(
     if let Some(kept) = kept.filter(|k| k.snapshot_id == current.id) {
         return Ok(Chosen {
             snapshot: kept.snapshot.clone(),
+            memo: None,
             usage: SnapshotUse::Existing(current.id),
             warning,
             made: None,
@@ -601,6 +619,7 @@ async fn keep_last_good(
         })?;
     Ok(Chosen {
         snapshot,
+        memo: None,
         usage: SnapshotUse::Existing(current.id),
         warning,
         made: None,

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use super::CycleError;
-use crate::directory::{Alignment, Snapshot, WorkerId};
+use crate::config::SourceFormat;
+use crate::directory::{self, Alignment, LoadMemo, Loaded, Schema, Snapshot, WorkerId};
 use crate::engine::{self, Evaluation};
 use crate::rules::RuleSet;
 use crate::store::MemberState;
@@ -29,6 +30,8 @@ pub struct Warm {
     state: Option<MemberState>,
     /// Runs that evaluated from a kept evaluation.
     incremental_runs: u64,
+    /// Rows that loads took from a kept snapshot without typing them.
+    reused_rows: u64,
 }
 
 /// The snapshot in force after the last run of this process, and its evaluation.
@@ -36,6 +39,9 @@ pub(super) struct Kept {
     pub snapshot_id: i64,
     pub rules: Arc<RuleSet>,
     pub snapshot: Snapshot,
+    /// What the snapshot's load left for the next load to go on from it, when it was
+    /// loaded from a CSV export.
+    pub memo: Option<LoadMemo>,
     pub evaluation: Evaluation,
     /// Evaluations made from kept ones since the last full one.
     pub since_full: u32,
@@ -55,8 +61,11 @@ impl Warm {
 
     /// Keeps what a run evaluated, which it did from the kept evaluation if `incremental`.
     pub(super) fn keep(&mut self, kept: Kept, incremental: bool) {
-        self.kept = Some(kept);
         self.incremental_runs += u64::from(incremental);
+        if incremental {
+            self.reused_rows += kept.memo.as_ref().map_or(0, |m| m.reused() as u64);
+        }
+        self.kept = Some(kept);
     }
 
     /// The next evaluation from the kept one is also made in full: the run then reads the
@@ -88,6 +97,12 @@ impl Warm {
         self.incremental_runs
     }
 
+    /// How many rows the loads of the runs that evaluated only what changed took from the
+    /// snapshot kept since the run before, without typing them.
+    pub fn reused_rows(&self) -> u64 {
+        self.reused_rows
+    }
+
     /// The snapshot in force as this process last evaluated it, under `rules` on `as_of`:
     /// what the console shows, without reading the snapshot back and evaluating it again.
     pub fn evaluated(
@@ -100,6 +115,77 @@ impl Warm {
             .filter(|k| Arc::ptr_eq(&k.rules, rules) && k.evaluation.as_of == as_of)
             .map(|k| (k.snapshot_id, &k.snapshot, &k.evaluation))
     }
+}
+
+/// An export read, to load.
+pub(super) struct Export {
+    pub text: String,
+    pub format: SourceFormat,
+    pub name: String,
+    pub schema: Arc<Schema>,
+    pub max_bad_rows_percent: f64,
+}
+
+impl Export {
+    fn load(&self, earlier: Option<(&mut Snapshot, LoadMemo)>) -> Result<Loaded, CycleError> {
+        let schema = Arc::clone(&self.schema);
+        let (text, format, name) = (&self.text, self.format, &self.name);
+        Ok(directory::load_from(
+            text,
+            format,
+            name,
+            schema,
+            self.max_bad_rows_percent,
+            earlier,
+        )?)
+    }
+}
+
+/// Loads `export`, from the kept snapshot when there is one: only the rows that changed
+/// since are typed. When the next evaluation from a kept one is also made in full (every
+/// `every`), the export is also loaded from nothing, the two compared (a difference is an
+/// error), and the run goes on from the latter. `kept` is given back, its snapshot's values
+/// unchanged.
+pub(super) fn load(
+    mut kept: Option<Kept>,
+    export: &Export,
+    every: u32,
+) -> (Result<Loaded, CycleError>, Option<Kept>) {
+    let check = kept
+        .as_ref()
+        .is_some_and(|k| every > 0 && k.since_full + 1 >= every);
+    let earlier = (kept.as_mut()).and_then(|k| Some((&mut k.snapshot, k.memo.take()?)));
+    let loaded = match export.load(earlier) {
+        Ok(loaded) if check && loaded.memo.reused() > 0 => checked_load(loaded, export),
+        other => other,
+    };
+    if let Ok(loaded) = &loaded {
+        tracing::debug!(
+            reused = loaded.memo.reused(),
+            workers = loaded.snapshot.len(),
+            "loaded the export; rows unchanged since the kept snapshot were not typed again"
+        );
+    }
+    (loaded, kept)
+}
+
+/// `loaded`, made from a kept snapshot, checked against a load of `export` from nothing:
+/// the latter when they are the same.
+fn checked_load(loaded: Loaded, export: &Export) -> Result<Loaded, CycleError> {
+    let full = export.load(None)?;
+    let mut differences = loaded.snapshot.differences(&full.snapshot);
+    if loaded.report.issues != full.report.issues || loaded.report.rows != full.report.rows {
+        differences.push("the issues the load found".to_string());
+    }
+    if !differences.is_empty() {
+        tracing::error!(
+            differences = %differences.join(", "),
+            "loading from the kept snapshot differs from loading from nothing: the run fails and stores nothing"
+        );
+        return Err(CycleError::LoadDiffers { differences });
+    }
+    tracing::info!("loading from the kept snapshot checked against loading from nothing: the same");
+    Ok(full)
 }
 
 /// An evaluation, and what it was made from.

@@ -52,12 +52,42 @@ impl Column {
 pub struct ColumnBuilder {
     dict: Vec<Value>,
     codes: Vec<u32>,
+    index: DictIndex,
+}
+
+/// Where a dictionary's values are, by hash: kept with a snapshot in a process that loads
+/// the next export from it, so that its dictionaries grow without being hashed again.
+#[derive(Debug, Default, Clone)]
+pub struct DictIndex {
     /// Hash → the first code with it; `next` chains codes whose values share a hash.
     first: rustc_hash::FxHashMap<u64, u32>,
     next: Vec<u32>,
 }
 
+impl DictIndex {
+    /// How many values it indexes.
+    pub fn len(&self) -> usize {
+        self.next.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.next.is_empty()
+    }
+}
+
 impl ColumnBuilder {
+    /// Goes on building a column whose dictionary is `dict`, indexed by `index` (both from
+    /// [`ColumnBuilder::finish_indexed`]): codes of the earlier column stay valid in the new
+    /// one, whose dictionary only grows.
+    pub fn resume(dict: Vec<Value>, index: DictIndex) -> ColumnBuilder {
+        debug_assert_eq!(dict.len(), index.len());
+        ColumnBuilder {
+            dict,
+            codes: Vec::new(),
+            index,
+        }
+    }
+
     pub fn push(&mut self, value: Option<Value>) {
         let code = value.map_or(MISSING, |v| self.intern(v));
         self.codes.push(code);
@@ -67,16 +97,17 @@ impl ColumnBuilder {
     /// a row that is then rejected stays in the dictionary, belonging to no worker.
     pub fn intern(&mut self, value: Value) -> u32 {
         let h = hash(&value);
-        let mut code = self.first.get(&h).copied().unwrap_or(MISSING);
+        let index = &mut self.index;
+        let mut code = index.first.get(&h).copied().unwrap_or(MISSING);
         while code != MISSING {
             if self.dict[code as usize] == value {
                 return code;
             }
-            code = self.next[code as usize];
+            code = index.next[code as usize];
         }
         let new = self.dict.len() as u32;
-        let chain = self.first.insert(h, new).unwrap_or(MISSING);
-        self.next.push(chain);
+        let chain = index.first.insert(h, new).unwrap_or(MISSING);
+        index.next.push(chain);
         self.dict.push(value);
         new
     }
@@ -93,10 +124,39 @@ impl ColumnBuilder {
     }
 
     pub fn finish(self) -> Column {
-        Column {
+        self.finish_indexed().0
+    }
+
+    /// The column, and its dictionary's index for [`ColumnBuilder::resume`].
+    pub fn finish_indexed(self) -> (Column, DictIndex) {
+        let column = Column {
             dict: Arc::new(self.dict),
             codes: self.codes,
-        }
+        };
+        (column, self.index)
+    }
+}
+
+impl Column {
+    /// The dictionary, to go on building from ([`ColumnBuilder::resume`]); the column is left
+    /// without one until [`Column::share_dict`] gives it back. Copied when a selection
+    /// shares it.
+    pub(super) fn lend_dict(&mut self) -> Vec<Value> {
+        let dict = std::mem::take(&mut self.dict);
+        Arc::try_unwrap(dict).unwrap_or_else(|shared| {
+            tracing::debug!(
+                values = shared.len(),
+                "a shared dictionary is copied to grow"
+            );
+            shared.as_ref().clone()
+        })
+    }
+
+    /// Takes `other`'s dictionary, which holds this column's values at the same codes (it
+    /// grew from this one's).
+    pub(super) fn share_dict(&mut self, other: &Column) {
+        debug_assert!(other.dict.len() >= self.dict.len());
+        self.dict = Arc::clone(&other.dict);
     }
 }
 

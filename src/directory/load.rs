@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::reuse::{LoadMemo, Loaded, Reuse};
 use super::typing::{excerpt, holds_nul, parse_json, TextCodes, NUL_VALUE};
-use super::{ColumnBuilder, Schema, Snapshot, SnapshotBuilder, Value, MISSING};
+use super::{ColumnBuilder, Schema, Snapshot, SnapshotBuilder, Value, WorkerId, MISSING};
 use crate::config::{DirectoryConfig, SourceFormat};
 
 #[derive(Debug, thiserror::Error)]
@@ -227,20 +228,60 @@ pub fn load_from_str(
     schema: Arc<Schema>,
     max_bad_rows_percent: f64,
 ) -> Result<(Snapshot, LoadReport), DirectoryError> {
+    load_from(
+        text,
+        format,
+        source_name,
+        schema,
+        max_bad_rows_percent,
+        None,
+    )
+    .map(|loaded| (loaded.snapshot, loaded.report))
+}
+
+/// [`load_from_str`], from `earlier` when there is one: the snapshot this process loaded
+/// last (of the same schema, from a CSV export) and what its load left. A row whose digest
+/// is its worker's earlier row's, and which had no bad value, then takes that row's values
+/// without being typed. The snapshot and the report are those [`load_from_str`] gives;
+/// `earlier` keeps its values, in the dictionaries the new snapshot grew from its own.
+pub fn load_from(
+    text: &str,
+    format: SourceFormat,
+    source_name: &str,
+    schema: Arc<Schema>,
+    max_bad_rows_percent: f64,
+    earlier: Option<(&mut Snapshot, LoadMemo)>,
+) -> Result<Loaded, DirectoryError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut earlier = earlier
+        .filter(|(snapshot, memo)| format == SourceFormat::Csv && memo.resumes(snapshot, &schema));
     let mut rows = RowSink::new(&schema);
-    match format {
-        SourceFormat::Csv => read_csv(text, source_name, &schema, &mut rows)?,
-        SourceFormat::WorkdayJson => read_workday_json(text, source_name, &schema, &mut rows)?,
-    }
+    let reading = match &mut earlier {
+        Some((snapshot, memo)) => {
+            rows.rows = SnapshotBuilder::resume(snapshot, std::mem::take(&mut memo.indices));
+            let reuse = Reuse::new(snapshot, &memo.flawed);
+            read_csv(text, source_name, &schema, &mut rows, reuse.as_ref())
+        }
+        None => match format {
+            SourceFormat::Csv => read_csv(text, source_name, &schema, &mut rows, None),
+            SourceFormat::WorkdayJson => read_workday_json(text, source_name, &schema, &mut rows),
+        },
+    };
     let RowSink {
         rows: builder,
         places,
         mut issues,
         read,
+        flawed,
+        reused,
         ..
     } = rows;
-    let snapshot = builder.finish();
+    let (snapshot, indices) = builder.finish_indexed();
+    // Given back before anything can fail.
+    if let Some((earlier, _)) = earlier {
+        earlier.share_dictionaries(&snapshot);
+    }
+    reading?;
     check_emails(&snapshot, &places, &mut issues);
     check_managers(&snapshot, &places, &mut issues);
     let report = LoadReport {
@@ -263,7 +304,15 @@ pub fn load_from_str(
             report: Box::new(report),
         });
     }
-    Ok((snapshot, report))
+    Ok(Loaded {
+        snapshot,
+        report,
+        memo: LoadMemo {
+            indices,
+            flawed,
+            reused,
+        },
+    })
 }
 
 impl std::hash::Hash for Place {
@@ -286,6 +335,12 @@ struct RowSink {
     seen: rustc_hash::FxHashMap<u32, Place>,
     issues: Vec<LoadIssue>,
     read: usize,
+    /// By worker: its row had a bad value ([`LoadMemo`]'s).
+    flawed: Vec<bool>,
+    /// Rows that took an earlier snapshot's values.
+    reused: usize,
+    /// A row's codes, taken from an earlier snapshot.
+    codes: Vec<u32>,
 }
 
 impl RowSink {
@@ -298,6 +353,9 @@ impl RowSink {
             seen: rustc_hash::FxHashMap::default(),
             issues: Vec::new(),
             read: 0,
+            flawed: Vec::new(),
+            reused: 0,
+            codes: Vec::new(),
         }
     }
 
@@ -338,9 +396,37 @@ impl RowSink {
         if let Some(key) = self.accepted_key(place, &codes, key_column) {
             self.rows.push_codes(&codes, 0);
             self.rows.forget_hashes();
-            self.seen.insert(key, place);
-            self.places.push(place);
+            self.accepted(key, place);
         }
+    }
+
+    /// A row is kept: its bad values, if any, were the last issues reported.
+    fn accepted(&mut self, key: u32, place: Place) {
+        self.seen.insert(key, place);
+        self.places.push(place);
+        let flawed = self
+            .issues
+            .last()
+            .is_some_and(|i| i.place == Some(place) && i.kind == IssueKind::BadValue);
+        self.flawed.push(flawed);
+    }
+
+    /// A row whose digest is worker `earlier`'s row's in `snapshot`: its codes are that
+    /// row's (the builder grows that snapshot's dictionaries).
+    fn push_earlier(
+        &mut self,
+        place: Place,
+        (snapshot, earlier): (&Snapshot, WorkerId),
+        hash: u128,
+        key_column: &str,
+    ) {
+        let mut codes = std::mem::take(&mut self.codes);
+        codes.clear();
+        let width = snapshot.schema().attrs().len();
+        codes.extend((0..width).map(|a| snapshot.column(a).codes()[earlier]));
+        self.reused += 1;
+        self.push_codes(place, &codes, hash, key_column);
+        self.codes = codes;
     }
 
     /// A row of codes from [`SnapshotBuilder::intern`], with the digest of its text (the
@@ -348,8 +434,7 @@ impl RowSink {
     fn push_codes(&mut self, place: Place, codes: &[u32], hash: u128, key_column: &str) {
         if let Some(key) = self.accepted_key(place, codes, key_column) {
             self.rows.push_codes(codes, hash);
-            self.seen.insert(key, place);
-            self.places.push(place);
+            self.accepted(key, place);
         }
     }
 
@@ -392,6 +477,7 @@ fn read_csv(
     source_name: &str,
     schema: &Schema,
     sink: &mut RowSink,
+    reuse: Option<&Reuse<'_>>,
 ) -> Result<(), DirectoryError> {
     let malformed = |message: String| DirectoryError::Malformed {
         source_name: source_name.to_string(),
@@ -432,11 +518,27 @@ fn read_csv(
         }
         let records = &batch[..read];
         let whole: Vec<bool> = records.iter().map(|r| r.len() == headers.len()).collect();
+        // The rows an earlier snapshot has, by their digests: the others are typed.
+        let (hashes, earlier) = match reuse {
+            Some(reuse) => {
+                let found = crate::halves::map_halves(records.len(), |range| {
+                    let records = &records[range.clone()];
+                    let hashes = digests(records, &whole[range], &indices);
+                    let earlier = reuse.rows(records, &hashes, indices[schema.key()]);
+                    hashes.into_iter().zip(earlier).collect()
+                });
+                let (hashes, earlier) = found.into_iter().unzip();
+                (Some(hashes), earlier)
+            }
+            None => (None, vec![None; records.len()]),
+        };
+        let to_type: Vec<bool> = (whole.iter().zip(&earlier))
+            .map(|(&whole, earlier)| whole && earlier.is_none())
+            .collect();
         let typed = type_batch(
             schema,
-            &indices,
-            records,
-            &whole,
+            (&indices, records, &to_type),
+            hashes,
             &mut texts,
             &mut sink.rows,
         );
@@ -450,6 +552,11 @@ fn read_csv(
                     headers.len()
                 );
                 sink.issue(IssueKind::MalformedRow, place, None, msg);
+                continue;
+            }
+            if let (Some(reuse), Some(o)) = (reuse, earlier[r]) {
+                let row = (reuse.snapshot(), o);
+                sink.push_earlier(place, row, typed.hashes[r], &key_column);
                 continue;
             }
             for (a, reason) in typed.bad_values(r) {
@@ -506,15 +613,14 @@ impl Typed {
     }
 }
 
-/// Types a batch's `whole` records (those with every field), the first half of the
-/// attributes on a thread of its own and the rest, with the rows' digests, on this one: a
-/// column's dictionary and texts are only ever touched by one of them. The results are as
-/// if typed row by row.
+/// Types a batch's `whole` records (those with every field, and not taken from an earlier
+/// snapshot), the first half of the attributes on a thread of its own and the rest, with
+/// the rows' digests unless they are `hashes` already, on this one: a column's dictionary
+/// and texts are only ever touched by one of them. The results are as if typed row by row.
 fn type_batch(
     schema: &Schema,
-    indices: &[usize],
-    records: &[csv::ByteRecord],
-    whole: &[bool],
+    (indices, records, whole): (&[usize], &[csv::ByteRecord], &[bool]),
+    hashes: Option<Vec<u128>>,
     texts: &mut [TextCodes],
     rows: &mut SnapshotBuilder,
 ) -> Typed {
@@ -542,9 +648,7 @@ fn type_batch(
     let (((codes_b, bad_b), hashes), (codes_a, mut bad)) = crate::halves::join(
         || {
             let second = half(split, texts_b, columns_b);
-            let hashes: Vec<u128> = (records.iter().zip(whole))
-                .map(|(record, &whole)| if whole { digest(record, indices) } else { 0 })
-                .collect();
+            let hashes = hashes.unwrap_or_else(|| digests(records, whole, indices));
             (second, hashes)
         },
         || half(0, texts_a, columns_a),
@@ -563,6 +667,13 @@ fn type_batch(
         bad,
         hashes,
     }
+}
+
+/// The digests of the `whole` records (0 for the others).
+fn digests(records: &[csv::ByteRecord], whole: &[bool], indices: &[usize]) -> Vec<u128> {
+    (records.iter().zip(whole))
+        .map(|(record, &whole)| if whole { digest(record, indices) } else { 0 })
+        .collect()
 }
 
 /// The digest of a row's mapped fields, in the attributes' order.

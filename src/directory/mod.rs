@@ -16,11 +16,13 @@ mod column;
 pub mod generate;
 mod load;
 mod persist;
+mod reuse;
 mod typing;
 
-pub use column::{Column, ColumnBuilder, MISSING};
-pub use load::{load, load_from_str, DirectoryError, IssueKind, LoadIssue, LoadReport};
+pub use column::{Column, ColumnBuilder, DictIndex, MISSING};
+pub use load::{load, load_from, load_from_str, DirectoryError, IssueKind, LoadIssue, LoadReport};
 pub use persist::{checksum, diff_rows, ChangeKind, WorkerChange};
+pub use reuse::{LoadMemo, Loaded};
 pub use typing::{parse_text, MAX_FIELD_BYTES};
 
 pub use crate::names::IS_MANAGER;
@@ -234,6 +236,22 @@ impl SnapshotBuilder {
         }
     }
 
+    /// Goes on building from `earlier`'s dictionaries, indexed by `indices` (its load's):
+    /// its codes are valid in the new snapshot, whose dictionaries only grow. `earlier` is
+    /// left without dictionaries until [`Snapshot::share_dictionaries`] gives them back.
+    pub(super) fn resume(earlier: &mut Snapshot, indices: Vec<DictIndex>) -> Self {
+        // The keys are found while the dictionaries are lent.
+        earlier.keys();
+        let columns = (earlier.columns.iter_mut().zip(indices))
+            .map(|(column, index)| ColumnBuilder::resume(column.lend_dict(), index))
+            .collect();
+        SnapshotBuilder {
+            schema: Arc::clone(&earlier.schema),
+            columns,
+            hashes: Some(Vec::new()),
+        }
+    }
+
     /// A row of values in schema order. Rows must have distinct, present keys (the loader
     /// rejects the others).
     pub fn push(&mut self, row: Vec<Option<Value>>) {
@@ -278,17 +296,22 @@ impl SnapshotBuilder {
 
     /// Manager references to unknown keys and to the worker itself are dropped.
     pub fn finish(self) -> Snapshot {
-        let columns = self
+        self.finish_indexed().0
+    }
+
+    /// The snapshot, and its dictionaries' indices for [`SnapshotBuilder::resume`].
+    pub(super) fn finish_indexed(self) -> (Snapshot, Vec<DictIndex>) {
+        let (columns, indices) = self
             .columns
             .into_iter()
-            .map(ColumnBuilder::finish)
-            .collect();
+            .map(ColumnBuilder::finish_indexed)
+            .unzip();
         let mut snapshot = Snapshot::from_columns(self.schema, columns);
         snapshot.row_hashes = self
             .hashes
             .filter(|h| h.len() == snapshot.len)
             .map(Arc::new);
-        snapshot
+        (snapshot, indices)
     }
 }
 
@@ -310,6 +333,19 @@ impl Snapshot {
             managers: OnceLock::new(),
             row_hashes: None,
         }
+    }
+
+    /// Takes `later`'s dictionaries, which [`SnapshotBuilder::resume`] grew from this
+    /// snapshot's: this snapshot's values stay what they were.
+    pub(super) fn share_dictionaries(&mut self, later: &Snapshot) {
+        for (column, grown) in self.columns.iter_mut().zip(&later.columns) {
+            column.share_dict(grown);
+        }
+    }
+
+    /// Each worker's row digest, when the snapshot has them.
+    pub(super) fn hashes(&self) -> Option<&[u128]> {
+        self.row_hashes.as_deref().map(Vec::as_slice)
     }
 
     fn keys(&self) -> &rustc_hash::FxHashMap<String, WorkerId> {
