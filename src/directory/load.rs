@@ -4,7 +4,8 @@
 //! missing. Rows without a usable key are rejected and reported. Only a file that cannot be read
 //! at all, lacks mapped columns, or has more bad rows than the configured share fails the load.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -521,10 +522,11 @@ fn read_csv(
         // The rows an earlier snapshot has, by their digests: the others are typed.
         let (hashes, earlier) = match reuse {
             Some(reuse) => {
+                let built = &sink.rows;
                 let found = crate::halves::map_halves(records.len(), |range| {
                     let records = &records[range.clone()];
                     let hashes = digests(records, &whole[range], &indices);
-                    let earlier = reuse.rows(records, &hashes, indices[schema.key()]);
+                    let earlier = reuse.rows((records, &hashes), indices[schema.key()], built);
                     hashes.into_iter().zip(earlier).collect()
                 });
                 let (hashes, earlier) = found.into_iter().unzip();
@@ -784,12 +786,20 @@ fn read_workday_json(
 
 fn check_emails(snapshot: &Snapshot, places: &[Place], issues: &mut Vec<LoadIssue>) {
     let column = &snapshot.schema().attr(snapshot.schema().email()).column;
-    let mut first: HashMap<String, usize> = HashMap::new();
+    let mut first: rustc_hash::FxHashMap<Cow<'_, str>, usize> = Default::default();
+    first.reserve(snapshot.len());
     for w in 0..snapshot.len() {
         let Some(email) = snapshot.email(w) else {
             continue;
         };
-        let lower = email.to_lowercase();
+        // Most emails are lower case already: they are not copied.
+        let lower = match email
+            .bytes()
+            .any(|b| !b.is_ascii() || b.is_ascii_uppercase())
+        {
+            true => Cow::Owned(email.to_lowercase()),
+            false => Cow::Borrowed(email),
+        };
         match first.get(&lower) {
             None => {
                 first.insert(lower, w);
@@ -813,11 +823,12 @@ fn check_managers(snapshot: &Snapshot, places: &[Place], issues: &mut Vec<LoadIs
         return;
     };
     let column = snapshot.schema().attr(manager_attr).column.clone();
+    let references = snapshot.manager_references();
     for (w, &place) in places.iter().enumerate() {
         let Some(Value::Str(reference)) = snapshot.get(manager_attr, w) else {
             continue;
         };
-        let (kind, message) = match snapshot.by_key(reference) {
+        let (kind, message) = match references[w] {
             None => (
                 IssueKind::UnknownManager,
                 format!(

@@ -535,15 +535,32 @@ impl Snapshot {
 
     /// Manager references to unknown keys and to the worker itself count as none.
     pub fn managers(&self) -> &[Option<WorkerId>] {
-        self.managers.get_or_init(|| match self.schema.manager {
-            Some(m) => (0..self.len)
-                .map(|w| match self.get(m, w) {
-                    Some(Value::Str(k)) => self.by_key(k).filter(|&mgr| mgr != w),
+        self.managers.get_or_init(|| {
+            let references = self.manager_references();
+            (references.iter().enumerate())
+                .map(|(w, &r)| r.filter(|&m| m != w))
+                .collect()
+        })
+    }
+
+    /// By worker: the worker its manager reference names, when it names one of this
+    /// snapshot (the worker itself included). Each distinct reference is looked up once:
+    /// a million workers have a few ten thousand managers.
+    pub(crate) fn manager_references(&self) -> Vec<Option<WorkerId>> {
+        let Some(m) = self.schema.manager else {
+            return vec![None; self.len];
+        };
+        let column = &self.columns[m];
+        let mut found: Vec<Option<Option<WorkerId>>> = vec![None; column.dict().len()];
+        (column.codes().iter())
+            .map(|&code| {
+                let at = found.get_mut(code as usize)?;
+                *at.get_or_insert_with(|| match &column.dict()[code as usize] {
+                    Value::Str(k) => self.by_key(k),
                     _ => None,
                 })
-                .collect(),
-            None => vec![None; self.len],
-        })
+            })
+            .collect()
     }
 
     /// The worker's name from the `name` attributes, when the config names them.

@@ -7,7 +7,7 @@
 //! it against a load from nothing every `daemon.full_evaluation_every` runs, and then goes
 //! on from that one, whose dictionaries have no such entries.
 
-use super::{DictIndex, LoadReport, Schema, Snapshot, WorkerId};
+use super::{DictIndex, LoadReport, Schema, Snapshot, SnapshotBuilder, Value, WorkerId};
 
 /// What a load leaves for [`super::load_from`] to go on from its snapshot.
 #[derive(Debug, Default)]
@@ -72,16 +72,26 @@ impl<'a> Reuse<'a> {
     /// By record: the earlier worker whose row it is, when its key (the field at `key`) is
     /// that worker's, its digest (`hashes`, 0 for a record not to read) is that row's, and
     /// that row had no bad value.
+    /// `rows` holds the dictionaries the earlier snapshot lent.
     pub(super) fn rows(
         &self,
-        records: &[csv::ByteRecord],
-        hashes: &[u128],
+        (records, hashes): (&[csv::ByteRecord], &[u128]),
         key: usize,
+        rows: &SnapshotBuilder,
     ) -> Vec<Option<WorkerId>> {
+        let key_attr = self.snapshot.schema().key();
+        let keys = self.snapshot.column(key_attr).codes();
+        let has_key = |o: WorkerId, key: &str| matches!(rows.value(key_attr, keys[o]), Some(Value::Str(k)) if k == key);
+        // Exports keep their order: the worker after the last one found is tried first,
+        // which spares most lookups by key (each one a cache miss at a million workers).
+        let mut next = None;
         (records.iter().zip(hashes))
             .map(|(record, &hash)| {
-                let key = std::str::from_utf8(record.get(key)?).ok()?;
-                let o = self.snapshot.by_key(key.trim())?;
+                let key = std::str::from_utf8(record.get(key)?).ok()?.trim();
+                let o = next
+                    .filter(|&o| o < keys.len() && has_key(o, key))
+                    .or_else(|| self.snapshot.by_key(key))?;
+                next = Some(o + 1);
                 (hash != 0 && self.hashes[o] == hash && !self.flawed[o]).then_some(o)
             })
             .collect()
