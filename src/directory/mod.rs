@@ -194,7 +194,8 @@ pub struct Snapshot {
     columns: Vec<Column>,
     len: usize,
     /// The lookups and the chart are built on first use: a selection seldom needs them.
-    by_key: OnceLock<rustc_hash::FxHashMap<String, WorkerId>>,
+    /// Workers by their keys' hashes: the keys themselves are the key column's, not copied.
+    by_key: OnceLock<hashbrown::HashTable<u32>>,
     /// Lower-cased email → worker; emails held by several workers are left out.
     by_email: OnceLock<HashMap<String, WorkerId>>,
     /// Each worker's manager, when the reference names a worker of this snapshot.
@@ -202,6 +203,12 @@ pub struct Snapshot {
     /// A digest of each worker's row as the export had it (CSV loads only): two snapshots
     /// that both have them find the workers that changed by comparing these.
     row_hashes: Option<Arc<Vec<u128>>>,
+}
+
+/// The hash a snapshot finds a worker's key by.
+fn key_hash(key: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(key)
 }
 
 /// How a snapshot's workers relate to an earlier snapshot's ([`Snapshot::align`]).
@@ -348,12 +355,28 @@ impl Snapshot {
         self.row_hashes.as_deref().map(Vec::as_slice)
     }
 
-    fn keys(&self) -> &rustc_hash::FxHashMap<String, WorkerId> {
+    fn keys(&self) -> &hashbrown::HashTable<u32> {
         self.by_key.get_or_init(|| {
-            (0..self.len)
-                .map(|w| (self.key(w).to_string(), w))
-                .collect()
+            let mut table = hashbrown::HashTable::with_capacity(self.len);
+            for w in 0..self.len {
+                let hash_of = |&o: &u32| key_hash(self.key(o as usize));
+                table.insert_unique(key_hash(self.key(w)), w as u32, hash_of);
+            }
+            table
         })
+    }
+
+    /// [`Snapshot::by_key`], reading each worker's key with `key_of` (while the snapshot's
+    /// dictionaries are lent, from the load they are lent to).
+    pub(super) fn by_key_with<'a>(
+        &self,
+        key: &str,
+        key_of: impl Fn(WorkerId) -> &'a str,
+    ) -> Option<WorkerId> {
+        let found = self
+            .keys()
+            .find(key_hash(key), |&w| key_of(w as usize) == key);
+        found.map(|&w| w as usize)
     }
 
     fn emails(&self) -> &HashMap<String, WorkerId> {
@@ -514,7 +537,7 @@ impl Snapshot {
     }
 
     pub fn by_key(&self, key: &str) -> Option<WorkerId> {
-        self.keys().get(key).copied()
+        self.by_key_with(key, |w| self.key(w))
     }
 
     /// Case-insensitive; `None` also when several workers share the email.

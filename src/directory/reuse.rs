@@ -81,7 +81,10 @@ impl<'a> Reuse<'a> {
     ) -> Vec<Option<WorkerId>> {
         let key_attr = self.snapshot.schema().key();
         let keys = self.snapshot.column(key_attr).codes();
-        let has_key = |o: WorkerId, key: &str| matches!(rows.value(key_attr, keys[o]), Some(Value::Str(k)) if k == key);
+        let key_of = |o: WorkerId| match rows.value(key_attr, keys[o]) {
+            Some(Value::Str(k)) => k.as_str(),
+            _ => "",
+        };
         // Exports keep their order: the worker after the last one found is tried first,
         // which spares most lookups by key (each one a cache miss at a million workers).
         let mut next = None;
@@ -89,8 +92,8 @@ impl<'a> Reuse<'a> {
             .map(|(record, &hash)| {
                 let key = std::str::from_utf8(record.get(key)?).ok()?.trim();
                 let o = next
-                    .filter(|&o| o < keys.len() && has_key(o, key))
-                    .or_else(|| self.snapshot.by_key(key))?;
+                    .filter(|&o| o < keys.len() && key_of(o) == key)
+                    .or_else(|| self.snapshot.by_key_with(key, key_of))?;
                 next = Some(o + 1);
                 (hash != 0 && self.hashes[o] == hash && !self.flawed[o]).then_some(o)
             })
