@@ -66,12 +66,8 @@ pub struct DictIndex {
 
 impl DictIndex {
     /// How many values it indexes.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.next.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.next.is_empty()
     }
 }
 

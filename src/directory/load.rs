@@ -261,7 +261,7 @@ pub fn load_from(
         Some((snapshot, memo)) => {
             rows.rows = SnapshotBuilder::resume(snapshot, std::mem::take(&mut memo.indices));
             let reuse = Reuse::new(snapshot, &memo.flawed);
-            read_csv(text, source_name, &schema, &mut rows, reuse.as_ref())
+            read_csv(text, source_name, &schema, &mut rows, Some(&reuse))
         }
         None => match format {
             SourceFormat::Csv => read_csv(text, source_name, &schema, &mut rows, None),

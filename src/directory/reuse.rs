@@ -57,12 +57,14 @@ pub(super) struct Reuse<'a> {
 }
 
 impl<'a> Reuse<'a> {
-    pub(super) fn new(snapshot: &'a Snapshot, flawed: &'a [bool]) -> Option<Self> {
-        Some(Reuse {
-            hashes: snapshot.hashes()?,
+    /// `snapshot` has its rows' digests ([`LoadMemo::resumes`] checked it); without them no
+    /// row would be taken.
+    pub(super) fn new(snapshot: &'a Snapshot, flawed: &'a [bool]) -> Self {
+        Reuse {
+            hashes: snapshot.hashes().unwrap_or_default(),
             snapshot,
             flawed,
-        })
+        }
     }
 
     pub(super) fn snapshot(&self) -> &'a Snapshot {
@@ -95,7 +97,7 @@ impl<'a> Reuse<'a> {
                     .filter(|&o| o < keys.len() && key_of(o) == key)
                     .or_else(|| self.snapshot.by_key_with(key, key_of))?;
                 next = Some(o + 1);
-                (hash != 0 && self.hashes[o] == hash && !self.flawed[o]).then_some(o)
+                (hash != 0 && self.hashes.get(o) == Some(&hash) && !self.flawed[o]).then_some(o)
             })
             .collect()
     }
