@@ -1682,6 +1682,64 @@ async fn a_run_from_what_the_last_one_kept_stores_what_a_cold_run_stores() {
     );
 }
 
+/// A run that finds the export unchanged keeps what the run before it kept: the stored
+/// memberships (which a run that kept none reads while the export loads) and the
+/// evaluation, so that the run after it goes on from them.
+#[tokio::test]
+async fn an_unchanged_run_keeps_what_the_last_one_kept() {
+    use rand::SeedableRng as _;
+    let (dir, db) = sample_install();
+    let store = Store::open(&db.url).await.unwrap();
+    let export = dir.path().join("sample/workers.csv");
+    let config = std::sync::Arc::new(
+        rosterd::config::Config::load(&dir.path().join("rosterd.yaml")).unwrap(),
+    );
+    let schema = rosterd::directory::Schema::from_config(&config.directory);
+    let rules = std::sync::Arc::new(
+        rosterd::rules::load(
+            &config.rules.dir,
+            &rosterd::rules::Context::from_config(&config, &schema),
+        )
+        .unwrap(),
+    );
+    let inputs = rosterd::cycle::Inputs {
+        config,
+        rules,
+        as_of: common::hr::as_of(),
+        now: rosterd::clock::now_utc(),
+        kind: "sync",
+    };
+    let mut rows = common::hr::sample_rows();
+    let mut warm = rosterd::cycle::Warm::new(0);
+    std::fs::write(&export, common::hr::csv_text(&rows)).unwrap();
+    for _ in 0..2 {
+        let outcome = rosterd::cycle::run_warm(&inputs, &store, &mut warm)
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
+        let (state, _, _) = warm.kept_state().expect("a kept state");
+        let stored = store.member_state().await.unwrap();
+        assert_eq!(state.last_run, stored.last_run);
+        assert!(state.groups == stored.groups);
+    }
+    assert_eq!(warm.incremental_runs(), 0);
+    // A few workers changed: evaluated from what was kept, compared with the kept state.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    for _ in 0..5 {
+        common::hr::change(&mut rows, &mut Vec::new(), &mut rng);
+    }
+    std::fs::write(&export, common::hr::csv_text(&rows)).unwrap();
+    let after = rosterd::cycle::run_warm(&inputs, &store, &mut warm)
+        .await
+        .unwrap();
+    assert!(matches!(after, Outcome::Applied { .. }), "{after:?}");
+    assert_eq!(warm.incremental_runs(), 1);
+    let (state, _, _) = warm.kept_state().expect("a kept state");
+    let stored = store.member_state().await.unwrap();
+    assert_eq!(state.last_run, stored.last_run);
+    assert!(state.groups == stored.groups);
+}
+
 /// A run that fails after the run that vouches for the stored state ends the vouching: the
 /// next cold run compares everyone (so that a check that found a difference is not failed
 /// again by every run after it), and the succeeded run after that vouches again.
