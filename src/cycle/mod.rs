@@ -54,6 +54,46 @@ pub(super) async fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Se
     }
 }
 
+/// A read of the store started ahead of the work that needs its result, on the runtime,
+/// while that work runs on a blocking thread: a cold run's stored memberships while the
+/// export loads, the stored rows its change is compared with while it evaluates. Dropped
+/// unused (the run held, or failed), the read is stopped.
+pub(super) struct Ahead<T>(tokio::task::JoinHandle<Result<T, StoreError>>);
+
+impl<T: Send + 'static> Ahead<T> {
+    pub(super) fn start(
+        what: &'static str,
+        read: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Ahead<T> {
+        use tracing::Instrument;
+        let read = async move {
+            let phase = Phase::start();
+            let result = read.await;
+            phase.done(what);
+            result
+        };
+        Ahead(tokio::spawn(read.instrument(tracing::Span::current())))
+    }
+
+    /// What the read gave. Only dropping it stops the read, so a stopped one (the runtime
+    /// shutting down under the run) is an error, never a wait.
+    pub(super) async fn result(mut self) -> Result<T, StoreError> {
+        match (&mut self.0).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(StoreError::Conflict(format!(
+                "a read of the store was stopped before the run needed it: {e}"
+            ))),
+        }
+    }
+}
+
+impl<T> Drop for Ahead<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A part of a run, timed for `-v` (a run's cost should follow its change; this shows where
 /// it goes).
 pub(super) struct Phase(std::time::Instant);

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use super::cold::{self, Vouched};
 use super::diff::total_members;
-use super::stored::{chain_of, rows_to_store, stored_form};
+use super::stored::{chain_of, changed_ahead, rows_to_store, stored_form};
 use super::warm::{self, Kept, Made, Warm};
 use super::{failsafe, inputs_digest, run_changes_keeping, same_as_last_run, state_after};
-use super::{off_runtime, Phase};
+use super::{off_runtime, Ahead, Phase};
 use super::{CycleError, Inputs, Outcome};
 use crate::directory::{self, Schema, Snapshot};
 use crate::engine;
@@ -34,43 +34,10 @@ struct Chosen {
     /// snapshot in force's evaluation: `made.among` is then the workers to compare.
     vouched: Option<Vouched>,
     /// The stored memberships, being read since the export's load began, when the run
-    /// kept none it can use.
-    stored: Option<Prefetch>,
-}
-
-/// The stored memberships, read on the runtime while the export loads on a blocking thread:
-/// a run that kept none (a process that runs once, a daemon's first or checked run) needs
-/// them only after its evaluation, and reading them took a fifth of a one-shot `evaluate`
-/// after a 1% change. Dropped unused (the run held, or failed), the read is stopped.
-struct Prefetch(tokio::task::JoinHandle<Result<MemberState, StoreError>>);
-
-impl Prefetch {
-    fn start(store: &Store) -> Prefetch {
-        use tracing::Instrument;
-        let store = store.clone();
-        let read = async move {
-            let phase = Phase::start();
-            let state = store.member_state().await;
-            phase.done("read the stored memberships (while the export loads)");
-            state
-        };
-        Prefetch(tokio::spawn(read.instrument(tracing::Span::current())))
-    }
-
-    /// The state read; read again if the read was stopped (the runtime shutting down).
-    async fn state(mut self, store: &Store) -> Result<MemberState, StoreError> {
-        match (&mut self.0).await {
-            Ok(state) => state,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => store.member_state().await,
-        }
-    }
-}
-
-impl Drop for Prefetch {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    /// kept none it can use: a run that kept none (a process that runs once, a daemon's
+    /// first or checked run) needs them only after its evaluation, and reading them after
+    /// it took a fifth of a one-shot `evaluate` after a 1% change.
+    stored: Option<Ahead<MemberState>>,
 }
 
 /// Refreshes, evaluates and records one run, from nothing kept: a process that runs once.
@@ -137,7 +104,7 @@ pub async fn run_warm(
     let from_kept = kept_state.is_some();
     let stored = match (kept_state, stored) {
         (Some(state), _) => state,
-        (None, Some(read)) => read.state(store).await?,
+        (None, Some(read)) => read.result().await?,
         (None, None) => store.member_state().await?,
     };
     let scope = Scope::of(vouched, &stored, from_kept);
@@ -353,7 +320,13 @@ async fn choose_snapshot(
         schema,
         max_bad_rows_percent: dir.max_bad_rows_percent,
     };
-    let stored = prefetch.then(|| Prefetch::start(store));
+    let stored = prefetch.then(|| {
+        let store = store.clone();
+        Ahead::start(
+            "read the stored memberships (while the export loads)",
+            async move { store.member_state().await },
+        )
+    });
     let (loaded, kept) = off_runtime(move || {
         let phase = Phase::start();
         let loaded = warm::load(kept, &export, every);
@@ -405,7 +378,7 @@ async fn choose_new(
     inputs: &Inputs<'_>,
     store: &Store,
     digests: &Digests,
-    (kept, stored): (Option<Kept>, Option<Prefetch>),
+    (kept, stored): (Option<Kept>, Option<Ahead<MemberState>>),
     every: u32,
     fetched: Fetched,
 ) -> Result<Choice, CycleError> {
@@ -438,11 +411,12 @@ async fn choose_new(
         }
         None => None,
     };
+    let (snapshot, early, ahead) = changed_ahead(store, snapshot, stored_digests).await?;
     let (snapshot, mut made, rows, row_digests) = off_runtime(move || {
         let phase = Phase::start();
         let made = warm::evaluate(kept, &snapshot, &rules, as_of, every)?;
         phase.done("evaluate");
-        let rows = rows_to_store(&snapshot, &made, current_id, chain, stored_digests)?;
+        let rows = early.or_else(|| rows_to_store(&snapshot, &made, current_id, chain));
         let row_digests = snapshot
             .digest_form()
             .zip(snapshot.row_digests())
@@ -465,7 +439,7 @@ async fn choose_new(
         }
         Some(rows) => {
             let ((worker_rows, base, changes), earlier) =
-                stored_form(store, current.as_ref(), rows, &snapshot).await?;
+                stored_form(store, current.as_ref(), (rows, ahead), &snapshot).await?;
             let (rules, earlier) = (
                 Arc::clone(&inputs.rules),
                 earlier.filter(|_| vouched.is_some()),
@@ -571,7 +545,7 @@ struct Digests {
 /// The stored memberships as the last run of this process left them, while no other run
 /// stored changes since and no check is due: they hold the kept evaluation's memberships. (A
 /// run storing changes meanwhile fails this one's commit, as ever.) Without them, the run
-/// reads the stored state while the export loads ([`Prefetch`]).
+/// reads the stored state while the export loads ([`Chosen::stored`]).
 async fn usable_state(warm: &mut Warm, store: &Store) -> Result<Option<MemberState>, StoreError> {
     let check_due = warm.check_due();
     Ok(match warm.take_state() {

@@ -3,7 +3,7 @@
 //! difference from the one in force, or whole); and its changes from it, worker by worker.
 
 use super::warm::{self, Made};
-use super::{off_runtime, CycleError, Phase};
+use super::{off_runtime, Ahead, CycleError, Phase};
 use crate::directory::{self, ChangeKind, Snapshot, WorkerId};
 use crate::store::{RowDigests, SnapshotChange, Store, StoreError, SNAPSHOT_CHAIN};
 
@@ -17,11 +17,8 @@ pub(super) fn rows_to_store(
     made: &Made,
     current_id: Option<i64>,
     chain: Option<(i64, i64)>,
-    stored: Option<(i64, RowDigests)>,
-) -> Result<Option<Rows>, StoreError> {
-    if current_id.is_none() {
-        return Ok(None);
-    }
+) -> Option<Rows> {
+    current_id?;
     let phase = Phase::start();
     let rows = match made.earlier.as_ref() {
         Some(e) if Some(e.snapshot_id) == current_id => {
@@ -32,14 +29,48 @@ pub(super) fn rows_to_store(
                 snapshot.to_rows()
             }))
         }
-        _ => match stored {
-            Some((id, digests)) => changed_by_digests(snapshot, id, &digests)?,
-            None => None,
-        }
-        .unwrap_or_else(|| Rows::All(snapshot.to_rows())),
+        _ => Rows::All(snapshot.to_rows()),
     };
     phase.done("serialize the snapshot");
-    Ok(Some(rows))
+    Some(rows)
+}
+
+/// For a run that kept nothing of the snapshot in force but has the row digests stored with
+/// it (`stored`): the rows to compare, found before the run evaluates, and the read of the
+/// stored rows they are compared with, started to run while it evaluates. At a million
+/// workers that read took longer than the evaluation.
+pub(super) async fn changed_ahead(
+    store: &Store,
+    snapshot: Snapshot,
+    stored: Option<(i64, RowDigests)>,
+) -> Result<(Snapshot, Option<Rows>, Option<Ahead<KeyedRows>>), StoreError> {
+    let Some((id, digests)) = stored else {
+        return Ok((snapshot, None, None));
+    };
+    let (snapshot, rows) = off_runtime(move || {
+        let phase = Phase::start();
+        let rows = changed_by_digests(&snapshot, id, &digests)
+            .map(|rows| rows.unwrap_or_else(|| Rows::All(snapshot.to_rows())));
+        phase.done("serialize the snapshot");
+        (snapshot, rows)
+    })
+    .await;
+    let rows = rows?;
+    let ahead = match &rows {
+        Rows::Among { of, before, .. } => {
+            let (store, of, keys) = (store.clone(), *of, before.clone());
+            Some(Ahead::start(
+                "read the changed rows of the current snapshot (while the run evaluates)",
+                async move {
+                    let keys: std::collections::HashSet<&str> =
+                        keys.iter().map(String::as_str).collect();
+                    store.snapshot_workers_among(of, Some(&keys)).await
+                },
+            ))
+        }
+        _ => None,
+    };
+    Ok((snapshot, Some(rows), ahead))
 }
 
 /// [`Rows::Among`], from the row digests stored with snapshot `id`, the one in force: `None`
@@ -50,8 +81,8 @@ fn changed_by_digests(
     id: i64,
     digests: &RowDigests,
 ) -> Result<Option<Rows>, StoreError> {
-    let stored = digests.decode()?;
-    let Some((changed, keys)) = snapshot.changed_from_digests(&stored, &digests.form) else {
+    let found = snapshot.changed_from_digests(&digests.form, |visit| digests.each(visit))?;
+    let Some((changed, keys)) = found else {
         return Ok(None);
     };
     if changed.len() * 2 > snapshot.len() {
@@ -66,7 +97,7 @@ fn changed_by_digests(
         of: id,
         after: snapshot.rows_of(&changed),
         changed,
-        before: keys.into_iter().map(str::to_string).collect(),
+        before: keys,
     }))
 }
 
@@ -97,7 +128,7 @@ pub(super) enum Rows {
 pub(super) async fn stored_form(
     store: &Store,
     current: Option<&crate::store::SnapshotInfo>,
-    rows: Rows,
+    (rows, ahead): (Rows, Option<Ahead<KeyedRows>>),
     snapshot: &Snapshot,
 ) -> Result<(StoredForm, Option<EarlierRows>), CycleError> {
     let chain = chain_of(current);
@@ -113,9 +144,15 @@ pub(super) async fn stored_form(
             },
             _,
         ) => {
-            let keys: std::collections::HashSet<&str> = before.iter().map(String::as_str).collect();
-            let before = store.snapshot_workers_among(of, Some(&keys)).await?;
-            phase.done("read the changed rows of the current snapshot");
+            let before = match ahead {
+                Some(read) => read.result().await?,
+                None => {
+                    let keys: std::collections::HashSet<&str> =
+                        before.iter().map(String::as_str).collect();
+                    store.snapshot_workers_among(of, Some(&keys)).await?
+                }
+            };
+            phase.done("have the changed rows of the current snapshot");
             let changes = directory::diff_rows(&before, &after);
             let form = form_of(changes, &after, snapshot.len(), chain, || {
                 snapshot.to_rows()

@@ -322,6 +322,10 @@ impl SnapshotBuilder {
     }
 }
 
+/// What [`Snapshot::changed_from_digests`] finds: the workers who joined or changed, and
+/// the keys of the stored rows to compare (those who changed or left).
+pub type ChangedRows = (Vec<WorkerId>, Vec<String>);
+
 impl Snapshot {
     /// The snapshot of these workers only, in this order (a part of the organisation, for
     /// incremental evaluation). Manager references to workers left out are dropped.
@@ -460,37 +464,31 @@ impl Snapshot {
     }
 
     /// The workers whose rows differ from a stored snapshot's, given that snapshot's keys and
-    /// row digests (made in `form`): the new or changed workers, and the keys of the stored
-    /// rows to compare (those of the changed workers and of those who left). `None` when
-    /// this snapshot has no digests or they were made in another form.
-    pub fn changed_from_digests<'a>(
+    /// row digests (made in `form`; `stored` gives each to the visitor it is handed): the new
+    /// or changed workers, and the keys of the stored rows to compare (those of the changed
+    /// workers and of those who left). `None` when this snapshot has no digests or they were
+    /// made in another form.
+    pub fn changed_from_digests<E>(
         &self,
-        stored: &'a [(String, u64)],
         form: &str,
-    ) -> Option<(Vec<WorkerId>, Vec<&'a str>)> {
-        let hashes = self.row_hashes.as_ref()?;
+        stored: impl FnOnce(&mut dyn FnMut(&str, u64)) -> Result<(), E>,
+    ) -> Result<Option<ChangedRows>, E> {
+        let Some(hashes) = self.row_hashes.as_ref() else {
+            return Ok(None);
+        };
         if self.digest_form().as_deref() != Some(form) {
-            return None;
+            return Ok(None);
         }
-        // Per stored key: its digest, and whether this snapshot has the same row.
-        let mut before: rustc_hash::FxHashMap<&str, (u64, bool)> = stored
-            .iter()
-            .map(|(key, digest)| (key.as_str(), (*digest, false)))
-            .collect();
-        let mut changed = Vec::new();
-        for w in 0..self.len {
-            match before.get_mut(self.key(w)) {
-                // The store keeps a digest's low 8 bytes.
-                Some((digest, same)) if *digest == hashes[w] as u64 => *same = true,
-                _ => changed.push(w),
-            }
-        }
-        let keys = stored
-            .iter()
-            .map(|(key, _)| key.as_str())
-            .filter(|key| before.get(key).is_some_and(|&(_, same)| !same))
-            .collect();
-        Some((changed, keys))
+        // By worker: the store has its row, with the same digest.
+        let mut same = vec![false; self.len];
+        let mut keys = Vec::new();
+        stored(&mut |key, digest| match self.by_key(key) {
+            // The store keeps a digest's low 8 bytes.
+            Some(w) if hashes[w] as u64 == digest => same[w] = true,
+            _ => keys.push(key.to_string()),
+        })?;
+        let changed = (0..self.len).filter(|&w| !same[w]).collect();
+        Ok(Some((changed, keys)))
     }
 
     /// Builds a snapshot from rows of values in schema order; see [`SnapshotBuilder`].
