@@ -1442,6 +1442,23 @@ async fn a_superseded_leaders_run_writes_nothing() {
 }
 
 /// The sample organisation (config, export, rules) in a temporary folder, on SQLite.
+/// The config of an install in `dir` and its rules, loaded as a process does.
+fn config_and_rules(
+    dir: &std::path::Path,
+) -> (
+    std::sync::Arc<rosterd::config::Config>,
+    std::sync::Arc<rosterd::rules::RuleSet>,
+) {
+    let config = rosterd::config::Config::load(&dir.join("rosterd.yaml")).unwrap();
+    let schema = rosterd::directory::Schema::from_config(&config.directory);
+    let rules = rosterd::rules::load(
+        &config.rules.dir,
+        &rosterd::rules::Context::from_config(&config, &schema),
+    )
+    .unwrap();
+    (std::sync::Arc::new(config), std::sync::Arc::new(rules))
+}
+
 fn sample_install() -> (tempfile::TempDir, TestDb) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
@@ -1497,16 +1514,7 @@ async fn a_run_from_what_the_last_one_kept_stores_what_a_cold_run_stores() {
     let (cold_dir, cold_db) = sample_install();
     let warm_store = Store::open(&warm_db.url).await.unwrap();
     let cold_store = Store::open(&cold_db.url).await.unwrap();
-    let inputs_of = |dir: &std::path::Path| {
-        let config = rosterd::config::Config::load(&dir.join("rosterd.yaml")).unwrap();
-        let schema = rosterd::directory::Schema::from_config(&config.directory);
-        let rules = rosterd::rules::load(
-            &config.rules.dir,
-            &rosterd::rules::Context::from_config(&config, &schema),
-        )
-        .unwrap();
-        (std::sync::Arc::new(config), std::sync::Arc::new(rules))
-    };
+    let inputs_of = config_and_rules;
     let mut rows = common::hr::sample_rows();
     let mut gone = Vec::new();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
@@ -1691,17 +1699,7 @@ async fn an_unchanged_run_keeps_what_the_last_one_kept() {
     let (dir, db) = sample_install();
     let store = Store::open(&db.url).await.unwrap();
     let export = dir.path().join("sample/workers.csv");
-    let config = std::sync::Arc::new(
-        rosterd::config::Config::load(&dir.path().join("rosterd.yaml")).unwrap(),
-    );
-    let schema = rosterd::directory::Schema::from_config(&config.directory);
-    let rules = std::sync::Arc::new(
-        rosterd::rules::load(
-            &config.rules.dir,
-            &rosterd::rules::Context::from_config(&config, &schema),
-        )
-        .unwrap(),
-    );
+    let (config, rules) = config_and_rules(dir.path());
     let inputs = rosterd::cycle::Inputs {
         config,
         rules,
@@ -1752,17 +1750,7 @@ async fn a_failed_run_ends_what_the_last_succeeded_run_vouched_for() {
     let mut rows = common::hr::sample_rows();
     let mut gone = Vec::new();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-    let config = std::sync::Arc::new(
-        rosterd::config::Config::load(&dir.path().join("rosterd.yaml")).unwrap(),
-    );
-    let schema = rosterd::directory::Schema::from_config(&config.directory);
-    let rules = std::sync::Arc::new(
-        rosterd::rules::load(
-            &config.rules.dir,
-            &rosterd::rules::Context::from_config(&config, &schema),
-        )
-        .unwrap(),
-    );
+    let (config, rules) = config_and_rules(dir.path());
     let inputs = || rosterd::cycle::Inputs {
         config: config.clone(),
         rules: rules.clone(),
