@@ -411,7 +411,7 @@ async fn choose_new(
         }
         None => None,
     };
-    let (snapshot, early, ahead) = changed_ahead(store, snapshot, stored_digests).await?;
+    let (snapshot, early) = changed_ahead(store, snapshot, stored_digests).await?;
     let (snapshot, mut made, rows, row_digests) = off_runtime(move || {
         let phase = Phase::start();
         let made = warm::evaluate(kept, &snapshot, &rules, as_of, every)?;
@@ -439,7 +439,7 @@ async fn choose_new(
         }
         Some(rows) => {
             let ((worker_rows, base, changes), earlier) =
-                stored_form(store, current.as_ref(), (rows, ahead), &snapshot).await?;
+                stored_form(store, current.as_ref(), rows, &snapshot).await?;
             let (rules, earlier) = (
                 Arc::clone(&inputs.rules),
                 earlier.filter(|_| vouched.is_some()),

@@ -36,51 +36,58 @@ pub(super) fn rows_to_store(
 }
 
 /// For a run that kept nothing of the snapshot in force but has the row digests stored with
-/// it (`stored`): the rows to compare, found before the run evaluates, and the read of the
-/// stored rows they are compared with, started to run while it evaluates. At a million
-/// workers that read took longer than the evaluation.
+/// it (`stored`): the rows to compare, found before the run evaluates, with the read of the
+/// stored rows they are compared with started to run while it evaluates ([`Rows::Among`]).
+/// At a million workers that read took longer than the evaluation.
 pub(super) async fn changed_ahead(
     store: &Store,
     snapshot: Snapshot,
     stored: Option<(i64, RowDigests)>,
-) -> Result<(Snapshot, Option<Rows>, Option<Ahead<KeyedRows>>), StoreError> {
+) -> Result<(Snapshot, Option<Rows>), StoreError> {
     let Some((id, digests)) = stored else {
-        return Ok((snapshot, None, None));
+        return Ok((snapshot, None));
     };
-    let (snapshot, rows) = off_runtime(move || {
+    let (snapshot, found) = off_runtime(move || {
         let phase = Phase::start();
-        let rows = changed_by_digests(&snapshot, id, &digests)
-            .map(|rows| rows.unwrap_or_else(|| Rows::All(snapshot.to_rows())));
+        let found = changed_by_digests(&snapshot, &digests).map(|found| match found {
+            Some((changed, keys)) => Ok((snapshot.rows_of(&changed), changed, keys)),
+            None => Err(Rows::All(snapshot.to_rows())),
+        });
         phase.done("serialize the snapshot");
-        (snapshot, rows)
+        (snapshot, found)
     })
     .await;
-    let rows = rows?;
-    let ahead = match &rows {
-        Rows::Among { of, before, .. } => {
-            let (store, of, keys) = (store.clone(), *of, before.clone());
-            Some(Ahead::start(
+    let rows = match found? {
+        Ok((after, changed, keys)) => {
+            let store = store.clone();
+            let before = Ahead::start(
                 "read the changed rows of the current snapshot (while the run evaluates)",
                 async move {
                     let keys: std::collections::HashSet<&str> =
                         keys.iter().map(String::as_str).collect();
-                    store.snapshot_workers_among(of, Some(&keys)).await
+                    store.snapshot_workers_among(id, Some(&keys)).await
                 },
-            ))
+            );
+            Rows::Among {
+                of: id,
+                after,
+                changed,
+                before,
+            }
         }
-        _ => None,
+        Err(all) => all,
     };
-    Ok((snapshot, Some(rows), ahead))
+    Ok((snapshot, Some(rows)))
 }
 
-/// [`Rows::Among`], from the row digests stored with snapshot `id`, the one in force: `None`
-/// when they cannot be compared (made in another form), or when the difference would not
-/// be stored as one (half the export or more changed).
+/// The workers who changed or joined, and the keys of the stored rows to compare them with,
+/// from the row digests stored with the snapshot in force: `None` when they cannot be
+/// compared (made in another form), or when the difference would not be stored as one (half
+/// the export or more changed).
 fn changed_by_digests(
     snapshot: &Snapshot,
-    id: i64,
     digests: &RowDigests,
-) -> Result<Option<Rows>, StoreError> {
+) -> Result<Option<directory::ChangedRows>, StoreError> {
     let found = snapshot.changed_from_digests(&digests.form, |visit| digests.each(visit))?;
     let Some((changed, keys)) = found else {
         return Ok(None);
@@ -93,12 +100,7 @@ fn changed_by_digests(
         workers = snapshot.len(),
         "found the rows that changed by their digests"
     );
-    Ok(Some(Rows::Among {
-        of: id,
-        after: snapshot.rows_of(&changed),
-        changed,
-        before: keys,
-    }))
+    Ok(Some((changed, keys)))
 }
 
 /// A new snapshot's rows, to compare with the one in force.
@@ -108,14 +110,14 @@ pub(super) enum Rows {
     /// The stored form already made from the rows of the workers who changed, joined or
     /// left ([`warm::changed_rows`]): the others are the same in both.
     Form(StoredForm),
-    /// The rows of the workers who changed or joined, and the keys of the workers whose
-    /// stored rows of snapshot `of` to compare them with (those who changed or left): every
-    /// other worker's row has the digest it had ([`changed_by_digests`]).
+    /// The rows of the workers who changed or joined, and the stored rows of snapshot `of`
+    /// to compare them with (of those who changed or left), being read meanwhile: every
+    /// other worker's row has the digest it had ([`changed_ahead`]).
     Among {
         of: i64,
         after: Vec<(String, String)>,
         changed: Vec<WorkerId>,
-        before: Vec<String>,
+        before: Ahead<KeyedRows>,
     },
 }
 
@@ -128,7 +130,7 @@ pub(super) enum Rows {
 pub(super) async fn stored_form(
     store: &Store,
     current: Option<&crate::store::SnapshotInfo>,
-    (rows, ahead): (Rows, Option<Ahead<KeyedRows>>),
+    rows: Rows,
     snapshot: &Snapshot,
 ) -> Result<(StoredForm, Option<EarlierRows>), CycleError> {
     let chain = chain_of(current);
@@ -144,14 +146,7 @@ pub(super) async fn stored_form(
             },
             _,
         ) => {
-            let before = match ahead {
-                Some(read) => read.result().await?,
-                None => {
-                    let keys: std::collections::HashSet<&str> =
-                        before.iter().map(String::as_str).collect();
-                    store.snapshot_workers_among(of, Some(&keys)).await?
-                }
-            };
+            let before = before.result().await?;
             phase.done("have the changed rows of the current snapshot");
             let changes = directory::diff_rows(&before, &after);
             let form = form_of(changes, &after, snapshot.len(), chain, || {
